@@ -1,0 +1,123 @@
+/**
+ * The storage interface. A backend stores opaque, already-encrypted files under a handle (type + name)
+ * and never sees keys or plaintext. Every implementation passes `test/conformance/backend.suite.ts`.
+ */
+
+/** The kinds of files in a repository; each lives in its own folder (see docs/design.md §Layout). */
+export type FileType = 'config' | 'key' | 'data' | 'index' | 'snapshot' | 'lock';
+
+export const fileTypes: readonly FileType[] = ['config', 'key', 'data', 'index', 'snapshot', 'lock'];
+
+/** Names one stored file. `name` is 64 lowercase hex characters, except for the config, whose name is "config". */
+export interface Handle {
+  readonly type: FileType;
+  readonly name: string;
+}
+
+export interface FileInfo {
+  readonly name: string;
+  readonly size: number;
+}
+
+export interface ByteRange {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Counters of the requests a backend made (S3 bills per request). */
+export interface RequestCounts {
+  get: number;
+  put: number;
+  head: number;
+  list: number;
+  delete: number;
+}
+
+export interface Backend {
+  /** The repository location as the user wrote it, for messages (never holds credentials). */
+  readonly location: string;
+  /** How many requests may usefully run at once. */
+  readonly connections: number;
+
+  /**
+   * Creates the repository location (folders, or checks that the bucket exists).
+   * Throws RepoNotFoundError when the bucket or parent folder is missing.
+   */
+  create(): Promise<void>;
+
+  /**
+   * Stores `data` under `handle`, atomically: a reader sees either no file or the whole file, never part
+   * of one. Files are written once; saving a name that exists replaces it with bytes that, for every type
+   * but config, are identical (names are content hashes). Resolves only when the file is durable.
+   */
+  save(handle: Handle, data: Uint8Array): Promise<void>;
+
+  /**
+   * Returns the file's bytes, or `range.length` bytes from `range.offset`. Throws NotFoundError when the
+   * file does not exist, and BackendError when the range reaches past the end of the file.
+   * A zero-length range returns an empty array.
+   */
+  load(handle: Handle, range?: ByteRange): Promise<Uint8Array>;
+
+  /** Returns name and size. Throws NotFoundError when the file does not exist. */
+  stat(handle: Handle): Promise<FileInfo>;
+
+  /** Yields every file of `type`, each once, in no particular order. A missing folder yields nothing. */
+  list(type: FileType): AsyncIterable<FileInfo>;
+
+  /** Removes the file. Removing a file that does not exist is not an error. */
+  remove(handle: Handle): Promise<void>;
+
+  /** Requests made so far, by kind. */
+  requestCounts(): RequestCounts;
+
+  /** Releases connections and timers. */
+  close(): Promise<void>;
+}
+
+export function newRequestCounts(): RequestCounts {
+  return { get: 0, put: 0, head: 0, list: 0, delete: 0 };
+}
+
+/** The path of a file relative to the repository root: `config`, `keys/<name>`, `data/<name[0:2]>/<name>`, … */
+export function filePath(handle: Handle): string {
+  switch (handle.type) {
+    case 'config':
+      return 'config';
+    case 'key':
+      return `keys/${handle.name}`;
+    case 'data':
+      return `data/${handle.name.slice(0, 2)}/${handle.name}`;
+    case 'index':
+      return `index/${handle.name}`;
+    case 'snapshot':
+      return `snapshots/${handle.name}`;
+    case 'lock':
+      return `locks/${handle.name}`;
+  }
+}
+
+/** The folder that holds files of `type` (`""` for the config, which sits at the root). */
+export function typeFolder(type: FileType): string {
+  switch (type) {
+    case 'config':
+      return '';
+    case 'key':
+      return 'keys';
+    case 'data':
+      return 'data';
+    case 'index':
+      return 'index';
+    case 'snapshot':
+      return 'snapshots';
+    case 'lock':
+      return 'locks';
+  }
+}
+
+const hexName = /^[0-9a-f]{64}$/;
+
+/** True when `name` is a valid stored-file name for `type`. */
+export function isValidName(type: FileType, name: string): boolean {
+  return type === 'config' ? name === 'config' : hexName.test(name);
+}

@@ -1,0 +1,164 @@
+/**
+ * Errors a user can meet. Each has a stable `code`, a one-line `message` naming the object, a `hint`
+ * saying what to do, and the process exit status the cli uses. Core code throws these and never prints;
+ * `src/cli/exit.ts` alone turns them into output.
+ */
+
+/** Process exit statuses, decided here and nowhere else. */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  partialBackup: 3,
+  repoNotFound: 10,
+  repoLocked: 11,
+  wrongPassword: 12,
+  interrupted: 130,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+export interface AppErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  /** Machine-readable details for `--json` output (object type and id, path, …). */
+  data?: Record<string, unknown>;
+}
+
+/** Base of every error Coffer reports to a user. */
+export class AppError extends Error {
+  readonly code: string;
+  readonly exitCode: ExitCode;
+  readonly hint: string | undefined;
+  readonly data: Record<string, unknown> | undefined;
+
+  constructor(code: string, exitCode: ExitCode, message: string, options: AppErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = exitCode;
+    this.hint = options.hint;
+    this.data = options.data;
+  }
+}
+
+/** Bad flags or arguments. */
+export class UsageError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('USAGE', ExitCode.usage, message, { hint: 'see `coffer --help`', ...options });
+  }
+}
+
+/** The snapshot was saved but some source files could not be read. */
+export class PartialBackupError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('PARTIAL_BACKUP', ExitCode.partialBackup, message, options);
+  }
+}
+
+/** No repository at the given location (or no bucket). */
+export class RepoNotFoundError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('REPO_NOT_FOUND', ExitCode.repoNotFound, message, {
+      hint: 'check the repository location, or create one with `coffer init`',
+      ...options,
+    });
+  }
+}
+
+/** `init` found an existing repository. */
+export class RepoExistsError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('REPO_EXISTS', ExitCode.failure, message, {
+      hint: 'choose an empty location; nothing was changed',
+      ...options,
+    });
+  }
+}
+
+/** Another process holds a conflicting lock. */
+export class RepoLockedError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('REPO_LOCKED', ExitCode.repoLocked, message, {
+      hint: 'wait for the other process, retry with `--retry-lock 5m`, or if none is running, `coffer unlock`',
+      ...options,
+    });
+  }
+}
+
+/** No key file opens with the given password. */
+export class WrongPasswordError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('WRONG_PASSWORD', ExitCode.wrongPassword, message, {
+      hint: 'check the password, password file or COFFER_PASSWORD; `coffer key list` shows the keys',
+      ...options,
+    });
+  }
+}
+
+/** Stored bytes fail authentication or do not match their name or id. */
+export class IntegrityError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('INTEGRITY', ExitCode.failure, message, {
+      hint: 'the repository is damaged or was tampered with; run `coffer check --read-data`',
+      ...options,
+    });
+  }
+}
+
+/** A storage operation failed (network, permissions, missing bucket, …). */
+export class BackendError extends AppError {
+  readonly retryable: boolean;
+  constructor(message: string, options: AppErrorOptions & { retryable?: boolean; code?: string } = {}) {
+    super(options.code ?? 'BACKEND', ExitCode.failure, message, {
+      hint: 'check the repository URL, network and credentials',
+      ...options,
+    });
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** A file the caller asked for does not exist in the backend; never retried. */
+export class NotFoundError extends BackendError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super(message, { code: 'NOT_FOUND', hint: 'the repository may be damaged; run `coffer check`', ...options });
+  }
+}
+
+/** Repository config names an unknown version or algorithm, or a setting is invalid. */
+export class ConfigError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('CONFIG', ExitCode.failure, message, {
+      hint: 'this repository may need a newer coffer',
+      ...options,
+    });
+  }
+}
+
+/** A source file could not be read (backup) or a target could not be written (restore). */
+export class FileError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('FILE', ExitCode.failure, message, options);
+  }
+}
+
+/** The operation was interrupted (SIGINT or an aborted signal). */
+export class CancelledError extends AppError {
+  constructor(message = 'interrupted', options: AppErrorOptions = {}) {
+    super('CANCELLED', ExitCode.interrupted, message, { hint: 'run the command again to continue', ...options });
+  }
+}
+
+/** An invariant broke: a bug in coffer. */
+export class BugError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('BUG', ExitCode.failure, message, {
+      hint: 'this is a bug in coffer; please report it with the output of --verbose',
+      ...options,
+    });
+  }
+}
+
+/** Throws CancelledError when the signal has fired. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new CancelledError();
+}
