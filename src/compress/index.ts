@@ -1,0 +1,2 @@
+/** Layer 2: compression. Imports node:zlib only. */
+export * from './zstd.ts';

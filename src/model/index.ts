@@ -1,0 +1,3 @@
+/** Layer 1: plain types shared by every layer. Imports nothing from src/ but errors. */
+export * from './id.ts';
+export * from './validate.ts';

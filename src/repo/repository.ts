@@ -1,0 +1,202 @@
+/**
+ * An open repository: its backend, config and keys. The only place that knows how structured files are
+ * encrypted and named (docs/design.md).
+ */
+import type { Backend, FileType, Handle } from '../backend/backend.ts';
+import { deriveKeySet, makeCrypto, newMasterSecret, type Crypto, type KdfParams, kdfParamsForNewKey, AeadKey, defaultAeadAlgorithm } from '../crypto/index.ts';
+import {
+  AppError,
+  IntegrityError,
+  NotFoundError,
+  RepoExistsError,
+  RepoNotFoundError,
+  UsageError,
+  WrongPasswordError,
+} from '../errors/index.ts';
+import { shortId, storageName, type Id } from '../model/index.ts';
+import { newConfig, parseConfig, type ChunkerConfig, type RepoConfig } from './config.ts';
+import { openStructured, sealStructured } from './files.ts';
+import { makeKeyFile, parseKeyFile, readKeyInfo, unwrapMaster, type KeyFile, type KeyInfo } from './key-file.ts';
+
+const configHandle: Handle = { type: 'config', name: 'config' };
+
+export interface InitOptions {
+  readonly chunker: ChunkerConfig;
+  readonly packSize?: number;
+  readonly kdf?: KdfParams;
+}
+
+export interface KeyListing {
+  readonly name: Id;
+  readonly current: boolean;
+  readonly info: KeyInfo;
+  readonly kdf: KdfParams;
+}
+
+/** The kind label authenticated with each structured file type, so one cannot pass for another. */
+const structuredKinds: Partial<Record<FileType, string>> = {
+  config: 'config',
+  index: 'index',
+  snapshot: 'snapshot',
+  lock: 'lock',
+};
+
+export class Repository {
+  readonly backend: Backend;
+  readonly config: RepoConfig;
+  readonly crypto: Crypto;
+  /** The key file this session opened the repository with. */
+  readonly keyName: Id;
+  readonly #master: Uint8Array;
+
+  private constructor(backend: Backend, config: RepoConfig, master: Uint8Array, crypto: Crypto, keyName: Id) {
+    this.backend = backend;
+    this.config = config;
+    this.crypto = crypto;
+    this.keyName = keyName;
+    this.#master = master;
+  }
+
+  /** Creates a new repository. Refuses, changing nothing, when a repository already exists there. */
+  static async init(backend: Backend, password: Uint8Array, options: InitOptions): Promise<Repository> {
+    if (await exists(backend, configHandle)) {
+      throw new RepoExistsError(`${backend.location}: a repository already exists here`);
+    }
+    const config = newConfig(options.chunker, { packSize: options.packSize });
+    await backend.create();
+    const master = newMasterSecret();
+    const crypto = makeCrypto(deriveKeySet(master), config.aead);
+    const keyBytes = await makeKeyFile(password, master, options.kdf ?? kdfParamsForNewKey(), crypto.metadata);
+    const keyName = storageName(keyBytes);
+    // The key goes first: a repository exists once its config does, and a config without a key is useless.
+    await backend.save({ type: 'key', name: keyName }, keyBytes);
+    await backend.save(configHandle, sealStructured(crypto.metadata, 'config', config));
+    return new Repository(backend, config, master, crypto, keyName);
+  }
+
+  /** Opens a repository with a password. Throws RepoNotFoundError, WrongPasswordError or IntegrityError. */
+  static async open(backend: Backend, password: Uint8Array): Promise<Repository> {
+    let sealedConfig: Uint8Array;
+    try {
+      sealedConfig = await backend.load(configHandle);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        throw new RepoNotFoundError(`${backend.location}: no repository here (config file not found)`);
+      }
+      throw err;
+    }
+    let damaged: AppError | undefined;
+    const names: Id[] = [];
+    for await (const file of backend.list('key')) names.push(file.name);
+    names.sort();
+    for (const name of names) {
+      const what = `keys/${shortId(name)}`;
+      let file: KeyFile;
+      try {
+        file = parseKeyFile(await backend.load({ type: 'key', name }), what);
+      } catch (err) {
+        if (err instanceof IntegrityError) {
+          damaged ??= err;
+          continue;
+        }
+        throw err;
+      }
+      const master = await unwrapMaster(file, password);
+      if (master === undefined) continue;
+      const keys = deriveKeySet(master);
+      // The config names the AEAD, but every envelope carries its algorithm id, so any AeadKey opens it.
+      const config = parseConfig(openStructured(new AeadKey(keys.metadata, defaultAeadAlgorithm), 'config', sealedConfig, 'config'));
+      return new Repository(backend, config, master, makeCrypto(keys, config.aead), name);
+    }
+    if (damaged) throw damaged;
+    if (names.length === 0) {
+      throw new IntegrityError(`${backend.location}: the repository has no key files`, {
+        hint: 'the keys/ folder is empty or unreadable; restore it from a copy of the repository',
+      });
+    }
+    throw new WrongPasswordError(`${backend.location}: wrong password (no key opens with it)`);
+  }
+
+  /** Encrypts and stores a structured file; returns its name (the SHA-256 of the stored bytes). */
+  async saveStructured(type: FileType, value: unknown): Promise<Id> {
+    const bytes = sealStructured(this.crypto.metadata, kindOf(type), value);
+    const name = storageName(bytes);
+    await this.backend.save({ type, name }, bytes);
+    return name;
+  }
+
+  /** Loads, verifies and decrypts a structured file. */
+  async loadStructured(type: FileType, name: Id): Promise<unknown> {
+    const bytes = await this.backend.load({ type, name });
+    return openStructured(this.crypto.metadata, kindOf(type), bytes, describe(type, name));
+  }
+
+  async listKeys(): Promise<KeyListing[]> {
+    const out: KeyListing[] = [];
+    for await (const { name } of this.backend.list('key')) {
+      const what = `keys/${shortId(name)}`;
+      const file = parseKeyFile(await this.backend.load({ type: 'key', name }), what);
+      out.push({ name, current: name === this.keyName, info: readKeyInfo(file, this.crypto.metadata, what), kdf: file.kdf });
+    }
+    return out.sort((a, b) => a.info.created.localeCompare(b.info.created) || a.name.localeCompare(b.name));
+  }
+
+  /** Adds a key file for another password; returns its name. */
+  async addKey(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey()): Promise<Id> {
+    const bytes = await makeKeyFile(password, this.#master, kdf, this.crypto.metadata);
+    const name = storageName(bytes);
+    await this.backend.save({ type: 'key', name }, bytes);
+    return name;
+  }
+
+  /** Removes a key file by name or unique prefix. Refuses the key in use and the last key. */
+  async removeKey(prefix: string): Promise<Id> {
+    const keys: Id[] = [];
+    for await (const { name } of this.backend.list('key')) keys.push(name);
+    const name = resolvePrefix(keys, prefix, 'key');
+    if (name === this.keyName) {
+      throw new UsageError(`key ${shortId(name)} is the key in use and cannot be removed`, {
+        hint: 'open the repository with another password to remove this key, or use `coffer key passwd`',
+      });
+    }
+    if (keys.length <= 1) throw new UsageError('cannot remove the last key', { hint: 'add another key first' });
+    await this.backend.remove({ type: 'key', name });
+    return name;
+  }
+
+  /** Replaces the key in use by one for a new password; returns the new key's name. */
+  async changePassword(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey()): Promise<Id> {
+    const name = await this.addKey(password, kdf);
+    await this.backend.remove({ type: 'key', name: this.keyName });
+    return name;
+  }
+}
+
+function kindOf(type: FileType): string {
+  const kind = structuredKinds[type];
+  if (kind === undefined) throw new UsageError(`${type} files are not structured files`);
+  return kind;
+}
+
+export function describe(type: FileType, name: Id): string {
+  return type === 'config' ? 'config' : `${type} ${shortId(name)}`;
+}
+
+async function exists(backend: Backend, handle: Handle): Promise<boolean> {
+  try {
+    await backend.stat(handle);
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
+}
+
+/** Resolves a unique id prefix among `names`; `latest`-style words are the caller's business. */
+export function resolvePrefix(names: Iterable<Id>, prefix: string, what: string): Id {
+  if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw new UsageError(`"${prefix}" is not a ${what} id`);
+  const matches = [...names].filter((n) => n.startsWith(prefix));
+  if (matches.length === 0) throw new UsageError(`no ${what} with id ${prefix}`, { hint: `list them with \`coffer ${what === 'key' ? 'key list' : `${what}s`}\`` });
+  if (matches.length > 1) throw new UsageError(`${what} id prefix ${prefix} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
+  return matches[0];
+}
