@@ -1,3 +1,6 @@
 /** Layer 1: plain types shared by every layer. Imports nothing from src/ but errors. */
 export * from './id.ts';
 export * from './validate.ts';
+export * from './node.ts';
+export * from './snapshot.ts';
+export * from './parallel.ts';

@@ -13,7 +13,14 @@ import {
   UsageError,
   WrongPasswordError,
 } from '../errors/index.ts';
-import { shortId, storageName, type Id } from '../model/index.ts';
+import { fromHex, mapLimit, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { BlobIndex } from './blob-index.ts';
+import { openBlob } from './blob.ts';
+import { encodeIndex, loadIndexInto, type PackRecord } from './index-file.ts';
+import { Packer } from './packer.ts';
+import type { BlobType } from './pack.ts';
+import { decodeSnapshot, encodeSnapshot } from './snapshot-file.ts';
+import { decodeTree } from './tree.ts';
 import { newConfig, parseConfig, type ChunkerConfig, type RepoConfig } from './config.ts';
 import { openStructured, sealStructured } from './files.ts';
 import { makeKeyFile, parseKeyFile, readKeyInfo, unwrapMaster, type KeyFile, type KeyInfo } from './key-file.ts';
@@ -48,6 +55,10 @@ export class Repository {
   /** The key file this session opened the repository with. */
   readonly keyName: Id;
   readonly #master: Uint8Array;
+  #index: BlobIndex | undefined;
+  /** Index files loaded, with the packs each lists and the files each supersedes. */
+  readonly indexFiles = new Map<Id, { packs: Id[]; supersedes: Id[] }>();
+  readonly #trees = new Map<string, TreeNode[]>();
 
   private constructor(backend: Backend, config: RepoConfig, master: Uint8Array, crypto: Crypto, keyName: Id) {
     this.backend = backend;
@@ -129,6 +140,83 @@ export class Repository {
   async loadStructured(type: FileType, name: Id): Promise<unknown> {
     const bytes = await this.backend.load({ type, name });
     return openStructured(this.crypto.metadata, kindOf(type), bytes, describe(type, name));
+  }
+
+  /** Loads every index file into the in-memory index (call after listing snapshots: see design §Ordering). */
+  async loadIndex(): Promise<BlobIndex> {
+    const index = new BlobIndex();
+    const names: Id[] = [];
+    for await (const { name } of this.backend.list('index')) names.push(name);
+    this.indexFiles.clear();
+    await mapLimit(names, this.backend.connections, async (name) => {
+      const content = await this.loadStructured('index', name);
+      this.indexFiles.set(name, loadIndexInto(index, content, describe('index', name)));
+    });
+    this.#index = index;
+    return index;
+  }
+
+  /** The loaded index; loads it on first use. */
+  async index(): Promise<BlobIndex> {
+    return this.#index ?? this.loadIndex();
+  }
+
+  /** Writes an index file listing `packs`; returns its name. */
+  async saveIndex(packs: PackRecord[], supersedes: Id[] = []): Promise<Id> {
+    return this.saveStructured('index', encodeIndex({ packs, supersedes }));
+  }
+
+  /** A packer for blobs of `type` whose saved packs are added to the in-memory index. */
+  newPacker(type: BlobType, onPackSaved: (pack: PackRecord) => void): Packer {
+    return new Packer(type, this.backend, this.crypto.metadata, {
+      targetSize: this.config.packSize,
+      uploads: Math.max(2, Math.min(4, this.backend.connections)),
+      onPackSaved: (pack) => {
+        const index = this.#index;
+        if (index) {
+          const number = index.addPack(pack);
+          for (const e of pack.entries) index.add(number, pack.type, e.id, e.offset, e.length, e.rawLength);
+        }
+        onPackSaved(pack);
+      },
+    });
+  }
+
+  /** Loads, decrypts and verifies one blob. */
+  async loadBlob(type: BlobType, id: Uint8Array): Promise<Uint8Array> {
+    const index = await this.index();
+    const where = index.lookup(id, type);
+    const what = `${type} blob ${toHex(id).slice(0, 8)}`;
+    if (!where) throw new IntegrityError(`${what}: not in the index`, { hint: 'run `coffer check`; `coffer repair index` may find it' });
+    const sealed = await this.backend.load({ type: 'data', name: where.pack }, { offset: where.offset, length: where.length });
+    return openBlob(this.crypto, type, id, sealed, where.rawLength, `${what} in pack ${shortId(where.pack)}`);
+  }
+
+  /** Loads a tree; recently used trees are kept in memory. */
+  async loadTree(id: Uint8Array | Id): Promise<TreeNode[]> {
+    const hex = typeof id === 'string' ? id : toHex(id);
+    const cached = this.#trees.get(hex);
+    if (cached) return cached;
+    const nodes = decodeTree(await this.loadBlob('tree', fromHex(hex)), `tree ${shortId(hex)}`);
+    if (this.#trees.size >= 4096) this.#trees.delete(this.#trees.keys().next().value!);
+    this.#trees.set(hex, nodes);
+    return nodes;
+  }
+
+  async saveSnapshot(snapshot: Snapshot): Promise<Id> {
+    return this.saveStructured('snapshot', encodeSnapshot(snapshot));
+  }
+
+  async loadSnapshot(name: Id): Promise<StoredSnapshot> {
+    return { id: name, ...decodeSnapshot(await this.loadStructured('snapshot', name), describe('snapshot', name)) };
+  }
+
+  /** Every snapshot, oldest first. */
+  async listSnapshots(): Promise<StoredSnapshot[]> {
+    const names: Id[] = [];
+    for await (const { name } of this.backend.list('snapshot')) names.push(name);
+    const snapshots = await mapLimit(names, this.backend.connections, (name) => this.loadSnapshot(name));
+    return snapshots.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
   }
 
   async listKeys(): Promise<KeyListing[]> {
