@@ -1,0 +1,320 @@
+/**
+ * A backend on a local folder (or a mounted network drive). Layout as in {@link filePath}; every write
+ * goes to `<root>/tmp/` first, is fsynced and renamed into place, so a crash never leaves a partial file
+ * under a final name.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { BackendError, BugError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
+import {
+  type Backend,
+  type ByteRange,
+  type FileInfo,
+  type FileType,
+  type Handle,
+  type RequestCounts,
+  filePath,
+  isValidName,
+  newRequestCounts,
+  typeFolder,
+} from './backend.ts';
+
+/** Options of {@link LocalBackend}. */
+export interface LocalBackendOptions {
+  /** The location as the user wrote it, for messages; default the root path. */
+  location?: string;
+  /** Reported by `connections`; default 4 (disks gain little from more parallel writes). */
+  connections?: number;
+}
+
+const folders = ['keys', 'data', 'index', 'snapshots', 'locks', 'tmp'];
+const hexByte = /^[0-9a-f]{2}$/;
+const readOnly = 0o444;
+// Errors a later attempt may not meet (busy file, descriptor exhaustion, a flaky network mount).
+const transientCodes = new Set(['EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'EINTR', 'ETIMEDOUT', 'ESTALE']);
+
+/** A {@link Backend} that stores files under a folder `root`. */
+export class LocalBackend implements Backend {
+  readonly location: string;
+  readonly connections: number;
+  readonly root: string;
+  readonly #counts: RequestCounts = newRequestCounts();
+
+  constructor(root: string, options: LocalBackendOptions = {}) {
+    this.root = path.resolve(root);
+    this.location = options.location ?? this.root;
+    this.connections = options.connections ?? 4;
+  }
+
+  /** Makes the root (its parent must exist) and its folders, including `data/00` … `data/ff`. */
+  async create(): Promise<void> {
+    try {
+      await fs.mkdir(this.root);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') {
+        throw new RepoNotFoundError(`${this.location}: parent folder ${path.dirname(this.root)} does not exist`, {
+          hint: 'create the parent folder first, or check the repository location',
+          cause: err,
+        });
+      }
+      if (errnoCode(err) !== 'EEXIST') throw this.#error(err, '');
+    }
+    try {
+      for (const folder of folders) await fs.mkdir(path.join(this.root, folder), { recursive: true });
+      const subfolders = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+      await Promise.all(subfolders.map((sub) => fs.mkdir(path.join(this.root, 'data', sub), { recursive: true })));
+      await syncDir(path.join(this.root, 'data'));
+      await syncDir(this.root);
+    } catch (err) {
+      throw this.#error(err, '');
+    }
+  }
+
+  async save(handle: Handle, data: Uint8Array): Promise<void> {
+    checkHandle(this.location, handle);
+    this.#counts.put++;
+    const rel = filePath(handle);
+    const final = path.join(this.root, rel);
+    const tmp = path.join(this.root, 'tmp', `${handle.name}-${randomBytes(6).toString('hex')}.tmp`);
+    let renamed = false;
+    try {
+      await this.#writeTemp(tmp, data);
+      await this.#renameIntoPlace(tmp, final);
+      renamed = true;
+      await syncDir(path.dirname(final));
+    } catch (err) {
+      if (!renamed) await fs.rm(tmp, { force: true }).catch(() => {});
+      throw this.#error(err, rel);
+    }
+  }
+
+  async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
+    checkHandle(this.location, handle);
+    this.#counts.get++;
+    const rel = filePath(handle);
+    const file = path.join(this.root, rel);
+    if (range === undefined) {
+      try {
+        return new Uint8Array(await fs.readFile(file));
+      } catch (err) {
+        throw this.#error(err, rel);
+      }
+    }
+    checkRange(this.location, handle, range);
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(file, 'r');
+    } catch (err) {
+      throw this.#error(err, rel);
+    }
+    try {
+      const buf = new Uint8Array(range.length);
+      let filled = 0;
+      while (filled < range.length) {
+        const { bytesRead } = await fh.read(buf, filled, range.length - filled, range.offset + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      // A zero-length range reads nothing, so only the size tells whether its offset is past the end.
+      if (filled < range.length || (range.length === 0 && range.offset > (await fh.stat()).size)) {
+        throw pastEnd(this.location, handle, range, (await fh.stat()).size);
+      }
+      return buf;
+    } catch (err) {
+      throw this.#error(err, rel);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async stat(handle: Handle): Promise<FileInfo> {
+    checkHandle(this.location, handle);
+    this.#counts.head++;
+    const rel = filePath(handle);
+    try {
+      const st = await fs.stat(path.join(this.root, rel));
+      return { name: handle.name, size: st.size };
+    } catch (err) {
+      throw this.#error(err, rel);
+    }
+  }
+
+  /** Yields the valid names in the type's folder (for data, in every `data/xx` folder); other entries are skipped. */
+  async *list(type: FileType): AsyncIterable<FileInfo> {
+    this.#counts.list++;
+    if (type === 'config') {
+      const st = await this.#statOrUndefined('config');
+      if (st?.isFile()) yield { name: 'config', size: st.size };
+      return;
+    }
+    const folder = typeFolder(type);
+    if (type !== 'data') {
+      yield* this.#listFolder(type, folder);
+      return;
+    }
+    for (const sub of await this.#readdir(folder)) {
+      if (hexByte.test(sub)) yield* this.#listFolder(type, `${folder}/${sub}`, sub);
+    }
+  }
+
+  async remove(handle: Handle): Promise<void> {
+    checkHandle(this.location, handle);
+    this.#counts.delete++;
+    const rel = filePath(handle);
+    const file = path.join(this.root, rel);
+    try {
+      await fs.unlink(file);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT') return;
+      if (code !== 'EPERM' && code !== 'EACCES') throw this.#error(err, rel);
+      // Windows refuses to unlink read-only files; make it writable and try once more.
+      try {
+        await fs.chmod(file, 0o644);
+        await fs.unlink(file);
+      } catch (err2) {
+        if (errnoCode(err2) !== 'ENOENT') throw this.#error(err2, rel);
+      }
+    }
+  }
+
+  requestCounts(): RequestCounts {
+    return { ...this.#counts };
+  }
+
+  async close(): Promise<void> {}
+
+  async #writeTemp(tmp: string, data: Uint8Array): Promise<void> {
+    let fh: fs.FileHandle;
+    try {
+      fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      // The tmp folder is missing (an older or hand-made repository); recreate it unless the root is gone.
+      await this.#mkdirUnderRoot(path.dirname(tmp));
+      fh = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
+    }
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+      await fh.chmod(readOnly);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async #renameIntoPlace(tmp: string, final: string): Promise<void> {
+    try {
+      await fs.rename(tmp, final);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT') throw err;
+      await this.#mkdirUnderRoot(path.dirname(final));
+      await fs.rename(tmp, final);
+      await syncDir(path.dirname(path.dirname(final)));
+    }
+  }
+
+  /** Makes `dir` and missing parents up to, but not including, the root: a missing root means no repository. */
+  async #mkdirUnderRoot(dir: string): Promise<void> {
+    try {
+      await fs.stat(this.root);
+    } catch (err) {
+      throw this.#error(err, '');
+    }
+    await fs.mkdir(dir, { recursive: true });
+  }
+
+  async *#listFolder(type: FileType, folder: string, sub?: string): AsyncIterable<FileInfo> {
+    for (const name of await this.#readdir(folder)) {
+      if (!isValidName(type, name) || (sub !== undefined && !name.startsWith(sub))) continue;
+      const st = await this.#statOrUndefined(`${folder}/${name}`);
+      if (st?.isFile()) yield { name, size: st.size };
+    }
+  }
+
+  async #readdir(rel: string): Promise<string[]> {
+    try {
+      return await fs.readdir(path.join(this.root, rel));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw this.#error(err, rel);
+    }
+  }
+
+  // A file removed between readdir and stat is simply no longer listed.
+  async #statOrUndefined(rel: string): Promise<Stats | undefined> {
+    try {
+      return await fs.stat(path.join(this.root, rel));
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw this.#error(err, rel);
+    }
+  }
+
+  /** Turns a file-system error about `rel` (relative to the root; `''` for the root) into an AppError. */
+  #error(err: unknown, rel: string): Error {
+    if (err instanceof BackendError || err instanceof BugError) return err;
+    const what = rel === '' ? this.location : `${this.location}: ${rel}`;
+    const code = errnoCode(err);
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    if (code === 'ENOENT') {
+      if (rel === '') {
+        return new RepoNotFoundError(`${what}: no such folder`, { cause: err });
+      }
+      return new NotFoundError(`${what}: not found`, { cause: err });
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      return new BackendError(`${what}: permission denied`, {
+        hint: 'check the permissions of the repository folder',
+        cause: err,
+      });
+    }
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new BackendError(`${what}: no space left on the device`, {
+        hint: 'free some space, or run `coffer prune`',
+        cause: err,
+      });
+    }
+    return new BackendError(`${what}: ${reason}`, { retryable: code !== undefined && transientCodes.has(code), cause: err });
+  }
+}
+
+function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/** Makes a rename or create in `dir` durable. Some platforms and file systems cannot fsync a folder. */
+async function syncDir(dir: string): Promise<void> {
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(dir, 'r');
+    await fh.sync();
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EACCES') throw err;
+  } finally {
+    await fh?.close();
+  }
+}
+
+function checkHandle(location: string, handle: Handle): void {
+  if (!isValidName(handle.type, handle.name)) {
+    throw new BugError(`${location}: invalid ${handle.type} file name ${JSON.stringify(handle.name)}`);
+  }
+}
+
+function checkRange(location: string, handle: Handle, range: ByteRange): void {
+  if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
+    throw new BugError(`${location}: ${filePath(handle)}: invalid range ${range.offset}+${range.length}`);
+  }
+}
+
+function pastEnd(location: string, handle: Handle, range: ByteRange, size: number): BackendError {
+  return new BackendError(
+    `${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file (${size} bytes)`,
+    { hint: 'the repository index may not match the stored files; run `coffer check`' },
+  );
+}

@@ -1,0 +1,145 @@
+/**
+ * Turns a repository location as a user writes it into a backend, wrapped as verify(retry(inner)).
+ *
+ * Accepted forms:
+ * - `local:/path` or a plain path (relative paths are resolved against the working folder; a relative
+ *   path whose first segment looks like `word:` needs a `./` in front);
+ * - `s3:bucket/prefix` — Amazon S3, virtual-hosted requests, region from AWS_REGION / AWS_DEFAULT_REGION;
+ * - `s3:http://host:port/bucket/prefix` or `s3:https://…` — any S3-compatible server, path-style requests.
+ */
+import * as path from 'node:path';
+import { UsageError } from '../errors/index.ts';
+import type { Backend } from './backend.ts';
+import { LocalBackend } from './local.ts';
+import { RetryBackend, type RetryOptions } from './retry.ts';
+import type { S3BackendOptions } from './s3.ts';
+import { VerifyingBackend } from './verify.ts';
+
+/** A parsed repository location. */
+export type Location =
+  | { readonly kind: 'local'; readonly path: string }
+  | {
+      readonly kind: 's3';
+      readonly bucket: string;
+      /** Without leading or trailing slashes; `''` for the bucket root. */
+      readonly prefix: string;
+      /** `http(s)://host:port` of an S3-compatible server; absent for AWS. */
+      readonly endpoint?: string;
+    };
+
+/** Options of {@link openBackend}. */
+export interface OpenBackendOptions {
+  /** Resolves relative local paths; default `process.cwd()`. */
+  cwd?: string;
+  /** Requests in flight at most (S3); the backend's default otherwise. */
+  connections?: number;
+  /** Retry tuning; `signal` here, or the top-level one, stops waiting between attempts. */
+  retry?: RetryOptions;
+  signal?: AbortSignal;
+  /** S3 settings that do not belong in a location: credentials (default the SDK's chain), region, timeouts. */
+  s3?: Pick<S3BackendOptions, 'credentials' | 'region' | 'connectTimeoutMs' | 'idleTimeoutMs'>;
+}
+
+const formsHint =
+  'write the repository as local:/path, a plain path, s3:bucket/prefix (Amazon S3) or s3:https://host:port/bucket/prefix (S3-compatible server)';
+const schemePattern = /^([A-Za-z][A-Za-z0-9+.-]+):(.*)$/s;
+// Amazon's rules for bucket names; S3-compatible servers get the looser check below.
+const awsBucketPattern = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const bucketPattern = /^[A-Za-z0-9._-]+$/;
+
+/** Parses a repository location; throws UsageError for forms it does not accept. */
+export function parseLocation(location: string, cwd: string = process.cwd()): Location {
+  const text = location.trim();
+  if (text === '') throw new UsageError('no repository location given', { hint: formsHint });
+  const match = schemePattern.exec(text);
+  // A one-letter "scheme" is a Windows drive (C:\backups): a plain path.
+  if (match === null) return { kind: 'local', path: path.resolve(cwd, text) };
+  const scheme = match[1].toLowerCase();
+  const rest = match[2];
+  if (scheme === 'local') {
+    if (rest === '') throw new UsageError(`${text}: no path after "local:"`, { hint: formsHint });
+    return { kind: 'local', path: path.resolve(cwd, rest) };
+  }
+  if (scheme === 's3') return parseS3(text, rest);
+  throw new UsageError(`${redact(text)}: unknown repository type "${match[1]}:"`, { hint: formsHint });
+}
+
+/**
+ * Opens the backend for `location`, wrapped as verify(retry(inner)): loads are checked against their
+ * names, and transient failures retried. Does not touch the storage; `create()` or the first request does.
+ */
+export async function openBackend(location: string, options: OpenBackendOptions = {}): Promise<Backend> {
+  const parsed = parseLocation(location, options.cwd);
+  const written = location.trim();
+  let inner: Backend;
+  if (parsed.kind === 'local') {
+    inner = new LocalBackend(parsed.path, { location: written, connections: options.connections });
+  } else {
+    // Loaded on demand: the AWS SDK adds tens of milliseconds to every start-up that does not need it.
+    const { S3Backend } = await import('./s3.ts');
+    inner = new S3Backend({
+      ...options.s3,
+      location: written,
+      bucket: parsed.bucket,
+      prefix: parsed.prefix,
+      endpoint: parsed.endpoint,
+      connections: options.connections,
+    });
+  }
+  const retry = new RetryBackend(inner, { signal: options.signal, ...options.retry });
+  return new VerifyingBackend(retry);
+}
+
+function parseS3(text: string, rest: string): Location {
+  if (rest === '') throw new UsageError(`${text}: no bucket after "s3:"`, { hint: formsHint });
+  if (/^https?:\/\//i.test(rest)) return parseS3Url(text, rest);
+  if (rest.startsWith('/')) {
+    throw new UsageError(`${redact(text)}: write s3:bucket/prefix, without slashes before the bucket`, { hint: formsHint });
+  }
+  const [bucket, ...parts] = rest.split('/');
+  if (!awsBucketPattern.test(bucket)) {
+    throw new UsageError(`${text}: "${bucket}" is not a valid S3 bucket name`, {
+      hint: 'bucket names have 3 to 63 lowercase letters, digits, dots and hyphens; ' + formsHint,
+    });
+  }
+  return { kind: 's3', bucket, prefix: cleanPrefix(parts.join('/')) };
+}
+
+function parseS3Url(text: string, rest: string): Location {
+  let url: URL;
+  try {
+    url = new URL(rest);
+  } catch {
+    throw new UsageError(`${redact(text)}: not a valid URL`, { hint: formsHint });
+  }
+  if (url.username !== '' || url.password !== '') {
+    // The message must not repeat the secret the user just typed.
+    throw new UsageError(`${redact(text)}: the location must not contain credentials`, {
+      hint: 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) instead',
+    });
+  }
+  if (url.search !== '' || url.hash !== '') {
+    throw new UsageError(`${text}: unexpected "?" or "#" in the location`, { hint: formsHint });
+  }
+  const [bucket, ...parts] = url.pathname.replace(/^\/+/, '').split('/');
+  if (bucket === '') throw new UsageError(`${text}: no bucket in the URL`, { hint: formsHint });
+  const decoded = decodeURIComponent(bucket);
+  if (!bucketPattern.test(decoded)) {
+    throw new UsageError(`${text}: "${decoded}" is not a valid bucket name`, { hint: formsHint });
+  }
+  return {
+    kind: 's3',
+    bucket: decoded,
+    prefix: cleanPrefix(parts.map((p) => decodeURIComponent(p)).join('/')),
+    endpoint: `${url.protocol}//${url.host}`,
+  };
+}
+
+function cleanPrefix(prefix: string): string {
+  return prefix.replace(/\/{2,}/g, '/').replace(/^\/+|\/+$/g, '');
+}
+
+/** Hides `user:password@` in a URL-like location before it goes into a message. */
+function redact(text: string): string {
+  return text.replace(/\/\/[^/@]*@/, '//***@');
+}

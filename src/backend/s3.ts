@@ -1,0 +1,376 @@
+/**
+ * A backend on Amazon S3 or any S3-compatible server (MinIO, Ceph, Garage, …). This is the only file in
+ * the project that imports the AWS SDK. The SDK's own retries are off (`maxAttempts: 1`): the retry
+ * decorator is the single retry layer, and the request counts are exact.
+ */
+import { createHash } from 'node:crypto';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { AppError, BackendError, BugError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
+import {
+  type Backend,
+  type ByteRange,
+  type FileInfo,
+  type FileType,
+  type Handle,
+  type RequestCounts,
+  filePath,
+  isValidName,
+  newRequestCounts,
+  typeFolder,
+} from './backend.ts';
+
+/** Options of {@link S3Backend}. */
+export interface S3BackendOptions {
+  /** The location as the user wrote it, for messages (e.g. `s3:http://127.0.0.1:9000/bucket/prefix`). */
+  location: string;
+  bucket: string;
+  /** Key prefix without leading or trailing slashes; `''` for the bucket root. */
+  prefix?: string;
+  /** `http(s)://host:port` of an S3-compatible server (path-style requests); omitted for AWS (virtual-hosted). */
+  endpoint?: string;
+  /** Default AWS_REGION, then AWS_DEFAULT_REGION, then us-east-1. */
+  region?: string;
+  /** Default the SDK's chain: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE, … */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Requests in flight at most; default 5. */
+  connections?: number;
+  /** Time to establish a TCP connection; default 5 s. */
+  connectTimeoutMs?: number;
+  /** Time a socket may stay silent mid-request; default 30 s. */
+  idleTimeoutMs?: number;
+}
+
+type RequestKind = keyof RequestCounts;
+
+const networkCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ENETDOWN',
+  'EHOSTDOWN',
+]);
+const throttleCodes = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'TooManyRequests', 'RequestTimeout']);
+const accessCodes = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'CredentialsProviderError',
+]);
+const credentialsHint =
+  'check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that they may use the bucket';
+
+/** A {@link Backend} that stores each file as one object `<prefix>/<filePath(handle)>` in a bucket. */
+export class S3Backend implements Backend {
+  readonly location: string;
+  readonly connections: number;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly #client: S3Client;
+  readonly #slots: Semaphore;
+  readonly #counts: RequestCounts = newRequestCounts();
+
+  constructor(options: S3BackendOptions) {
+    this.location = options.location;
+    this.bucket = options.bucket;
+    this.prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    this.connections = options.connections ?? 5;
+    this.#slots = new Semaphore(this.connections);
+    const config: S3ClientConfig = {
+      region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+      maxAttempts: 1,
+      // S3-compatible servers often reject the newer default checksums (CRC32 trailers, checksum headers).
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: {
+        connectionTimeout: options.connectTimeoutMs ?? 5_000,
+        socketTimeout: options.idleTimeoutMs ?? 30_000,
+        // One socket per slot, kept alive between requests.
+        httpAgent: { keepAlive: true, maxSockets: this.connections },
+        httpsAgent: { keepAlive: true, maxSockets: this.connections },
+      },
+    };
+    if (options.endpoint !== undefined) {
+      config.endpoint = options.endpoint;
+      config.forcePathStyle = true;
+    }
+    if (options.credentials !== undefined) config.credentials = options.credentials;
+    this.#client = new S3Client(config);
+  }
+
+  /** Checks that the bucket exists and is reachable; S3 has no folders to make. */
+  async create(): Promise<void> {
+    try {
+      await this.#send('head', () => this.#client.send(new HeadBucketCommand({ Bucket: this.bucket })));
+    } catch (err) {
+      // HeadBucket has no body, so a missing bucket is a bare 404.
+      if (statusOf(err) === 404 || nameOf(err) === 'NoSuchBucket') throw this.#noBucket(err);
+      throw this.#error(err, this.location);
+    }
+  }
+
+  async save(handle: Handle, data: Uint8Array): Promise<void> {
+    checkHandle(this.location, handle);
+    const what = this.#what(handle);
+    try {
+      await this.#send('put', () =>
+        this.#client.send(
+          new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.#key(handle),
+          Body: data,
+          ContentLength: data.length,
+          // Lets the server reject bytes damaged on the way; cheap next to the upload itself.
+          ContentMD5: createHash('md5').update(data).digest('base64'),
+            ContentType: 'application/octet-stream',
+          }),
+        ),
+      );
+    } catch (err) {
+      throw this.#error(err, what);
+    }
+  }
+
+  async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
+    checkHandle(this.location, handle);
+    const what = this.#what(handle);
+    if (range !== undefined) {
+      checkRange(this.location, handle, range);
+      // HTTP cannot ask for zero bytes; a HEAD still checks that the file exists and the offset is inside it.
+      if (range.length === 0) {
+        const { size } = await this.stat(handle);
+        if (range.offset > size) throw pastEnd(this.location, handle, range, size);
+        return new Uint8Array(0);
+      }
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#send('get', async () => {
+        const out = await this.#client.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: this.#key(handle),
+            Range: range === undefined ? undefined : `bytes=${range.offset}-${range.offset + range.length - 1}`,
+          }),
+        );
+        // Read the body inside the slot: its socket stays busy until then.
+        return out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray();
+      });
+    } catch (err) {
+      if (range !== undefined && (statusOf(err) === 416 || nameOf(err) === 'InvalidRange')) {
+        throw pastEnd(this.location, handle, range, undefined, err);
+      }
+      throw this.#error(err, what);
+    }
+    // S3 answers a range that starts inside the file but ends past it with the bytes it has.
+    if (range !== undefined && bytes.length !== range.length) {
+      throw pastEnd(this.location, handle, range, range.offset + bytes.length);
+    }
+    return bytes;
+  }
+
+  async stat(handle: Handle): Promise<FileInfo> {
+    checkHandle(this.location, handle);
+    try {
+      const out = await this.#send('head', () =>
+        this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) })),
+      );
+      return { name: handle.name, size: out.ContentLength ?? 0 };
+    } catch (err) {
+      throw this.#error(err, this.#what(handle));
+    }
+  }
+
+  /** Yields the objects under the type's folder whose key is exactly where that name belongs; others are skipped. */
+  async *list(type: FileType): AsyncIterable<FileInfo> {
+    const folder = typeFolder(type);
+    const base = this.prefix === '' ? '' : `${this.prefix}/`;
+    const listPrefix = type === 'config' ? `${base}config` : `${base}${folder}/`;
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.#send('list', () =>
+          this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, ContinuationToken: token })),
+        );
+      } catch (err) {
+        throw this.#error(err, type === 'config' ? `${this.location}: config` : `${this.location}: ${folder}/`);
+      }
+      for (const object of page.Contents ?? []) {
+        const key = object.Key;
+        if (key === undefined) continue;
+        const name = key.slice(key.lastIndexOf('/') + 1);
+        if (!isValidName(type, name) || key !== this.#key({ type, name })) continue;
+        yield { name, size: object.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  /** Removes with a single DeleteObject: S3 answers 204 whether or not the key existed. */
+  async remove(handle: Handle): Promise<void> {
+    checkHandle(this.location, handle);
+    try {
+      await this.#send('delete', () =>
+        this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) })),
+      );
+    } catch (err) {
+      if (err instanceof NotFoundError || nameOf(err) === 'NoSuchKey') return;
+      throw this.#error(err, this.#what(handle));
+    }
+  }
+
+  requestCounts(): RequestCounts {
+    return { ...this.#counts };
+  }
+
+  async close(): Promise<void> {
+    this.#client.destroy();
+  }
+
+  #key(handle: Handle): string {
+    const rel = filePath(handle);
+    return this.prefix === '' ? rel : `${this.prefix}/${rel}`;
+  }
+
+  #what(handle: Handle): string {
+    return `${this.location}: ${filePath(handle)}`;
+  }
+
+  /** Runs one request in a connection slot, counted by kind (counted even when it fails: S3 bills it). */
+  #send<T>(kind: RequestKind, request: () => Promise<T>): Promise<T> {
+    return this.#slots.run(() => {
+      this.#counts[kind]++;
+      return request();
+    });
+  }
+
+  #noBucket(err: unknown): RepoNotFoundError {
+    return new RepoNotFoundError(`${this.location}: bucket "${this.bucket}" does not exist`, {
+      hint: `create the bucket "${this.bucket}" first (e.g. in the provider's console or with \`aws s3 mb\`), or check the location`,
+      cause: err,
+    });
+  }
+
+  /** Maps an SDK or network error about `what` to an AppError; never copies credentials into the message. */
+  #error(err: unknown, what: string): AppError {
+    if (err instanceof AppError) return err;
+    const name = nameOf(err);
+    const status = statusOf(err);
+    const code = errnoCode(err);
+    const detail = name !== undefined && name !== 'Error' && name !== 'UnknownError' ? name : `HTTP ${status}`;
+    if (name === 'NoSuchBucket') return this.#noBucket(err);
+    if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
+      return new NotFoundError(`${what}: not found`, { cause: err });
+    }
+    if ((name !== undefined && accessCodes.has(name)) || status === 401 || status === 403) {
+      return new BackendError(`${what}: access denied (${name === 'CredentialsProviderError' ? 'no credentials' : detail})`, {
+        hint: credentialsHint,
+        cause: err,
+      });
+    }
+    if ((name !== undefined && throttleCodes.has(name)) || status === 429 || (status !== undefined && status >= 500)) {
+      return new BackendError(`${what}: server busy or failing (${detail})`, { retryable: true, cause: err });
+    }
+    const message = firstLine(err);
+    if (
+      (code !== undefined && networkCodes.has(code)) ||
+      name === 'TimeoutError' ||
+      name === 'AbortError' ||
+      /socket hang up|timed out/i.test(message)
+    ) {
+      return new BackendError(`${what}: cannot reach the server (${code ?? name ?? 'network error'})`, {
+        retryable: true,
+        hint: 'check the network and the endpoint in the repository location',
+        cause: err,
+      });
+    }
+    if (code === 'ENOTFOUND') {
+      return new BackendError(`${what}: unknown host`, {
+        hint: 'check the host name in the repository location',
+        cause: err,
+      });
+    }
+    return new BackendError(`${what}: ${status !== undefined ? `${detail}: ` : ''}${message}`, { cause: err });
+  }
+}
+
+function nameOf(err: unknown): string | undefined {
+  const e = err as { name?: unknown; Code?: unknown } | null;
+  if (typeof e?.Code === 'string') return e.Code;
+  return typeof e?.name === 'string' ? e.name : undefined;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const status = (err as { $metadata?: { httpStatusCode?: unknown } } | null)?.$metadata?.httpStatusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return message.split('\n')[0].trim() || 'unknown error';
+}
+
+/** Bounds the requests in flight. */
+class Semaphore {
+  #free: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(size: number) {
+    this.#free = Math.max(1, size);
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      // Hand the slot straight to the next waiter, so a newcomer cannot overtake it.
+      const next = this.#waiting.shift();
+      if (next !== undefined) next();
+      else this.#free++;
+    }
+  }
+}
+
+function checkHandle(location: string, handle: Handle): void {
+  if (!isValidName(handle.type, handle.name)) {
+    throw new BugError(`${location}: invalid ${handle.type} file name ${JSON.stringify(handle.name)}`);
+  }
+}
+
+function checkRange(location: string, handle: Handle, range: ByteRange): void {
+  if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
+    throw new BugError(`${location}: ${filePath(handle)}: invalid range ${range.offset}+${range.length}`);
+  }
+}
+
+function pastEnd(location: string, handle: Handle, range: ByteRange, size: number | undefined, cause?: unknown): BackendError {
+  const sizeText = size === undefined ? '' : ` (${size} bytes)`;
+  return new BackendError(
+    `${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file${sizeText}`,
+    { hint: 'the repository index may not match the stored files; run `coffer check`', cause },
+  );
+}
