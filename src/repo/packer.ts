@@ -13,6 +13,8 @@ export interface PackerOptions {
   readonly uploads: number;
   /** Called once a pack is durable in the backend, before its blobs may be referenced by an index. */
   readonly onPackSaved: (pack: PackRecord) => void;
+  /** Build packs but do not store them (dry runs). */
+  readonly discard?: boolean;
 }
 
 export class Packer {
@@ -66,7 +68,8 @@ export class Packer {
     this.#pending = [];
     this.#pendingBytes = 0;
     const pack = buildPack(blobs, this.#metadata);
-    const upload = this.#backend.save({ type: 'data', name: pack.name }, pack.bytes).then(
+    const saving = this.#options.discard ? Promise.resolve() : this.#backend.save({ type: 'data', name: pack.name }, pack.bytes);
+    const upload = saving.then(
       () => {
         this.packsSaved++;
         this.bytesSaved += pack.bytes.length;

@@ -167,8 +167,9 @@ export class Repository {
   }
 
   /** A packer for blobs of `type` whose saved packs are added to the in-memory index. */
-  newPacker(type: BlobType, onPackSaved: (pack: PackRecord) => void): Packer {
+  newPacker(type: BlobType, onPackSaved: (pack: PackRecord) => void, options: { discard?: boolean } = {}): Packer {
     return new Packer(type, this.backend, this.crypto.metadata, {
+      discard: options.discard,
       targetSize: this.config.packSize,
       uploads: Math.max(2, Math.min(4, this.backend.connections)),
       onPackSaved: (pack) => {

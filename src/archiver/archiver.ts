@@ -1,0 +1,610 @@
+/**
+ * The archiver: walks source folders, chunks and stores new content, writes trees bottom-up, then the
+ * index and the snapshot (docs/design.md §Backup). Packs are saved before the index that lists them, and
+ * the index before the snapshot, so a backup killed at any moment leaves a valid repository; indexes are
+ * flushed every few minutes so a rerun reuses what was uploaded.
+ */
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { hostname as osHostname, userInfo } from 'node:os';
+import type { BigIntStats } from 'node:fs';
+import { Chunker } from '../chunker/index.ts';
+import { AppError, CancelledError, FileError, throwIfAborted } from '../errors/index.ts';
+import {
+  compareNames,
+  toHex,
+  type Id,
+  type NodeType,
+  type Snapshot,
+  type SnapshotSummary,
+  type StoredSnapshot,
+  type Timestamp,
+  type TreeNode,
+} from '../model/index.ts';
+import type { BackupReporter, BackupStats } from '../progress/index.ts';
+import {
+  encodeTree,
+  sealBlob,
+  type BlobIndex,
+  type BlobType,
+  type Packer,
+  type PackRecord,
+  type Repository,
+} from '../repo/index.ts';
+import { isExcluded, type ExcludeRule } from './exclude.ts';
+import { groupName, userName } from './owners.ts';
+import { readXattrs } from './xattrs.ts';
+
+export interface BackupOptions {
+  /** Absolute source paths. */
+  readonly paths: readonly string[];
+  readonly tags?: readonly string[];
+  readonly hostname?: string;
+  readonly time?: Date;
+  /** The parent snapshot for change detection; undefined reads every file. */
+  readonly parent?: StoredSnapshot;
+  readonly excludes?: readonly ExcludeRule[];
+  /** Pattern strings recorded in the snapshot. */
+  readonly excludePatterns?: readonly string[];
+  readonly excludeIfPresent?: readonly string[];
+  readonly excludeLargerThan?: number;
+  readonly oneFileSystem?: boolean;
+  readonly dryRun?: boolean;
+  /** Count files ahead of the backup so progress can show totals and an ETA. */
+  readonly scan?: boolean;
+  /** Read content from this stream instead of files: one file named `stdinFilename`. */
+  readonly stdin?: { readonly stream: AsyncIterable<Uint8Array>; readonly filename: string };
+  readonly programVersion: string;
+  readonly signal?: AbortSignal;
+  readonly reporter?: BackupReporter;
+  /** Index flush interval in ms (default 5 minutes) and blob count (default 50 000). */
+  readonly indexFlushMs?: number;
+  readonly indexFlushBlobs?: number;
+}
+
+export interface BackupResult {
+  /** Undefined for a dry run. */
+  readonly snapshotId?: Id;
+  readonly snapshot: Snapshot;
+  readonly stats: BackupStats;
+}
+
+const readSize = 4 * 1024 * 1024;
+/** Chunks being compressed and sealed at once: keeps the thread pool busy with bounded memory. */
+const chunksInFlight = 8;
+/** Files read at once: hides per-file latency for small files. */
+const filesInFlight = 4;
+
+interface SourcePath {
+  readonly bytes: Buffer;
+  readonly text: string;
+}
+
+function join(dir: SourcePath, name: Buffer): SourcePath {
+  const bytes = dir.bytes.length === 1 && dir.bytes[0] === 0x2f ? Buffer.concat([dir.bytes, name]) : Buffer.concat([dir.bytes, Buffer.from('/'), name]);
+  return { bytes, text: bytes.toString('utf8') };
+}
+
+function sourcePath(text: string): SourcePath {
+  return { bytes: Buffer.from(text), text };
+}
+
+/** A small counting semaphore. */
+class Limit {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async acquire(): Promise<void> {
+    if (this.#free > 0) {
+      this.#free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#free++;
+  }
+}
+
+function timestamp(ns: bigint): Timestamp {
+  const sec = ns / 1_000_000_000n;
+  let nsec = ns % 1_000_000_000n;
+  let s = sec;
+  if (nsec < 0n) {
+    nsec += 1_000_000_000n;
+    s -= 1n;
+  }
+  return { sec: Number(s), nsec: Number(nsec) };
+}
+
+function nodeTypeOf(st: BigIntStats): NodeType | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  return undefined;
+}
+
+function sameTime(a: Timestamp, b: Timestamp): boolean {
+  return a.sec === b.sec && a.nsec === b.nsec;
+}
+
+function sourceError(path: string, err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const reason = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? 'vanished during backup' : (err as Error).message;
+  return new FileError(`${path}: ${reason}`, { hint: 'the file was skipped; the snapshot holds everything else', cause: err });
+}
+
+export class Archiver {
+  readonly #repo: Repository;
+  readonly #options: BackupOptions;
+  #index!: BlobIndex;
+  #data!: Packer;
+  #trees!: Packer;
+  readonly #sealing = new Set<string>();
+  readonly #chunkers: Chunker[] = [];
+  readonly #chunkLimit = new Limit(chunksInFlight);
+  readonly #fileLimit = new Limit(filesInFlight);
+  #pendingPacks: PackRecord[] = [];
+  #pendingBlobs = 0;
+  #lastFlush = Date.now();
+  #flushing: Promise<void> = Promise.resolve();
+  #dataBlobs = 0;
+  #treeBlobs = 0;
+  #dirsNew = 0;
+  #dirsChanged = 0;
+  #dirsUnmodified = 0;
+  readonly stats: BackupStats = {
+    filesDone: 0, dirsDone: 0, bytesDone: 0, filesTotal: 0, bytesTotal: 0, scanDone: false, filesNew: 0,
+    filesChanged: 0, filesUnmodified: 0, errors: 0, dataAdded: 0, dataAddedPacked: 0, currentFiles: [],
+  };
+
+  constructor(repo: Repository, options: BackupOptions) {
+    this.#repo = repo;
+    this.#options = options;
+  }
+
+  async run(): Promise<BackupResult> {
+    const start = new Date();
+    const repo = this.#repo;
+    this.#index = await repo.index();
+    const saved = (pack: PackRecord) => this.#packSaved(pack);
+    const discard = this.#options.dryRun === true;
+    this.#data = repo.newPacker('data', saved, { discard });
+    this.#trees = repo.newPacker('tree', saved, { discard });
+    const scanning = this.#options.scan && !this.#options.stdin ? this.#scan() : Promise.resolve();
+    const ticker = setInterval(() => this.#report(), 250);
+    try {
+      const rootNodes = this.#options.stdin ? [await this.#saveStdin(this.#options.stdin)] : await this.#saveRoots();
+      const rootId = await this.#saveTree(rootNodes);
+      await this.#data.flush();
+      await this.#trees.flush();
+      await this.#flushIndex(true);
+      await scanning;
+      const snapshot = this.#snapshot(rootId, start);
+      const snapshotId = this.#options.dryRun ? undefined : await repo.saveSnapshot(snapshot);
+      this.stats.scanDone = true;
+      this.#report();
+      return { snapshotId, snapshot, stats: this.stats };
+    } finally {
+      clearInterval(ticker);
+    }
+  }
+
+  #report(): void {
+    this.#options.reporter?.progress?.(this.stats);
+  }
+
+  #snapshot(rootId: Uint8Array, start: Date): Snapshot {
+    const o = this.#options;
+    let username = '';
+    let uid = 0;
+    let gid = 0;
+    try {
+      const u = userInfo();
+      username = u.username;
+      uid = u.uid;
+      gid = u.gid;
+    } catch {
+      // no passwd entry: keep defaults
+    }
+    const summary: SnapshotSummary = {
+      backupStart: start.toISOString(),
+      backupEnd: new Date().toISOString(),
+      filesNew: this.stats.filesNew,
+      filesChanged: this.stats.filesChanged,
+      filesUnmodified: this.stats.filesUnmodified,
+      dirsNew: this.#dirsNew,
+      dirsChanged: this.#dirsChanged,
+      dirsUnmodified: this.#dirsUnmodified,
+      dataBlobs: this.#dataBlobs,
+      treeBlobs: this.#treeBlobs,
+      dataAdded: this.stats.dataAdded,
+      dataAddedPacked: this.stats.dataAddedPacked,
+      totalFilesProcessed: this.stats.filesDone,
+      totalBytesProcessed: this.stats.bytesDone,
+      errors: this.stats.errors,
+    };
+    return {
+      time: (o.time ?? start).toISOString(),
+      tree: toHex(rootId),
+      paths: o.stdin ? [`/${o.stdin.filename}`] : [...o.paths],
+      hostname: o.hostname ?? osHostname(),
+      username,
+      uid,
+      gid,
+      tags: [...(o.tags ?? [])],
+      excludes: [...(o.excludePatterns ?? [])],
+      ...(o.parent ? { parent: o.parent.id } : {}),
+      programVersion: o.programVersion,
+      summary,
+    };
+  }
+
+  // ---- index flushing ----
+
+  #packSaved(pack: PackRecord): void {
+    this.#pendingPacks.push(pack);
+    this.#pendingBlobs += pack.entries.length;
+    const due =
+      this.#pendingBlobs >= (this.#options.indexFlushBlobs ?? 50_000) ||
+      Date.now() - this.#lastFlush >= (this.#options.indexFlushMs ?? 5 * 60_000);
+    if (due) void this.#flushIndex(false).catch(() => undefined);
+  }
+
+  /** Writes an index file for the packs saved since the last one; serialized so files never overlap. */
+  #flushIndex(final: boolean): Promise<void> {
+    this.#flushing = this.#flushing.then(async () => {
+      if (this.#pendingPacks.length === 0 || this.#options.dryRun) return;
+      const packs = this.#pendingPacks;
+      this.#pendingPacks = [];
+      this.#pendingBlobs = 0;
+      this.#lastFlush = Date.now();
+      await this.#repo.saveIndex(packs);
+    });
+    // A failed periodic flush is retried by the final one; only the final one may fail the backup.
+    return final ? this.#flushing : this.#flushing.catch(() => undefined);
+  }
+
+  // ---- blobs ----
+
+  async #storeBlob(type: BlobType, plain: Uint8Array): Promise<Uint8Array> {
+    const crypto = this.#repo.crypto;
+    const id = crypto.blobId(plain);
+    const hex = toHex(id);
+    const packer = type === 'data' ? this.#data : this.#trees;
+    if (this.#index.has(id, type) || packer.holds(hex) || this.#sealing.has(hex)) return id;
+    this.#sealing.add(hex);
+    try {
+      const sealed = await sealBlob(crypto, type, id, plain);
+      await packer.add(sealed, hex);
+      if (type === 'data') this.#dataBlobs++;
+      else this.#treeBlobs++;
+      this.stats.dataAdded += plain.length;
+      this.stats.dataAddedPacked += sealed.sealed.length;
+    } finally {
+      this.#sealing.delete(hex);
+    }
+    return id;
+  }
+
+  async #saveTree(nodes: TreeNode[]): Promise<Uint8Array> {
+    return this.#storeBlob('tree', encodeTree(nodes));
+  }
+
+  // ---- source walking ----
+
+  async #saveRoots(): Promise<TreeNode[]> {
+    // Sources become a tree from the filesystem root down, as restic does: /home/a/docs → home/a/docs.
+    const paths = [...this.#options.paths].sort();
+    const kept = paths.filter((p, i) => !paths.slice(0, i).some((q) => q === p || p.startsWith(q === '/' ? q : `${q}/`)));
+    interface Level { children: Map<string, Level>; source?: string }
+    const root: Level = { children: new Map() };
+    for (const p of kept) {
+      let level = root;
+      for (const part of p.split('/').filter(Boolean)) {
+        let next = level.children.get(part);
+        if (!next) {
+          next = { children: new Map() };
+          level.children.set(part, next);
+        }
+        level = next;
+      }
+      level.source = p;
+    }
+    const parentRoot = this.#options.parent ? await this.#loadParentTree(this.#options.parent.tree) : undefined;
+    const build = async (level: Level, dirPath: string, parentNodes: Map<string, TreeNode> | undefined): Promise<TreeNode[]> => {
+      const nodes: TreeNode[] = [];
+      for (const [name, child] of level.children) {
+        const path = dirPath === '/' ? `/${name}` : `${dirPath}/${name}`;
+        const parentNode = parentNodes?.get(name);
+        if (child.source !== undefined) {
+          const node = await this.#saveEntry(sourcePath(path), parentNode);
+          if (node) nodes.push(node);
+          continue;
+        }
+        // An intermediate folder above a source: its own metadata, only the chosen children.
+        let st: BigIntStats;
+        try {
+          st = await lstat(path, { bigint: true });
+        } catch (err) {
+          this.#sourceError(path, err);
+          continue;
+        }
+        const subParent = parentNode?.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
+        const children = await build(child, path, subParent);
+        const subtree = await this.#saveTree(children);
+        nodes.push(this.#node(Buffer.from(name), 'dir', st, { subtree }));
+      }
+      return nodes;
+    };
+    return build(root, '/', parentRoot);
+  }
+
+  async #loadParentTree(id: Id): Promise<Map<string, TreeNode> | undefined> {
+    try {
+      const nodes = await this.#repo.loadTree(id);
+      return new Map(nodes.map((n) => [Buffer.from(n.name).toString('latin1'), n]));
+    } catch {
+      // A damaged parent only costs speed: everything below it is read again.
+      return undefined;
+    }
+  }
+
+  #sourceError(path: string, err: unknown): void {
+    if (err instanceof CancelledError) throw err;
+    this.stats.errors++;
+    this.#options.reporter?.sourceError?.(path, sourceError(path, err));
+  }
+
+  #node(name: Buffer, type: NodeType, st: BigIntStats, extra: Partial<TreeNode> = {}): TreeNode {
+    const uid = Number(st.uid);
+    const gid = Number(st.gid);
+    return {
+      name,
+      type,
+      mode: Number(st.mode),
+      uid,
+      gid,
+      user: userName(uid),
+      group: groupName(gid),
+      mtime: timestamp(st.mtimeNs),
+      atime: timestamp(st.atimeNs),
+      ctime: timestamp(st.ctimeNs),
+      size: type === 'file' ? Number(st.size) : 0,
+      inode: Number(st.ino),
+      device: Number(st.dev),
+      links: Number(st.nlink),
+      ...(type === 'chardev' || type === 'blockdev' ? { rdev: Number(st.rdev) } : {}),
+      ...extra,
+    };
+  }
+
+  /** Saves one filesystem entry; returns its node, or undefined when it is excluded or unreadable. */
+  async #saveEntry(path: SourcePath, parentNode: TreeNode | undefined, rootDevice?: number): Promise<TreeNode | undefined> {
+    throwIfAborted(this.#options.signal);
+    const o = this.#options;
+    if (o.excludes && isExcluded(o.excludes, path.text)) return undefined;
+    let st: BigIntStats;
+    try {
+      st = await lstat(path.bytes, { bigint: true });
+    } catch (err) {
+      this.#sourceError(path.text, err);
+      return undefined;
+    }
+    const type = nodeTypeOf(st);
+    if (type === undefined) return undefined;
+    const name = Buffer.from(path.bytes.subarray(path.bytes.lastIndexOf(0x2f) + 1));
+    if (type === 'file' && o.excludeLargerThan !== undefined && Number(st.size) > o.excludeLargerThan) return undefined;
+    const xattrs = readXattrs(path.bytes);
+    const extra: Partial<TreeNode> = xattrs.length > 0 ? { xattrs } : {};
+    switch (type) {
+      case 'dir':
+        return this.#saveDir(path, name, st, parentNode, rootDevice ?? Number(st.dev), extra);
+      case 'file':
+        return this.#saveFile(path, name, st, parentNode, extra);
+      case 'symlink': {
+        try {
+          const target = await readlink(path.bytes, { encoding: 'buffer' });
+          return this.#node(name, type, st, { linkTarget: target, ...extra });
+        } catch (err) {
+          this.#sourceError(path.text, err);
+          return undefined;
+        }
+      }
+      default:
+        return this.#node(name, type, st, extra);
+    }
+  }
+
+  async #saveDir(path: SourcePath, name: Buffer, st: BigIntStats, parentNode: TreeNode | undefined, rootDevice: number, extra: Partial<TreeNode>): Promise<TreeNode | undefined> {
+    const o = this.#options;
+    let entries: Array<{ name: Buffer; isDirectory(): boolean }>;
+    try {
+      entries = await readdir(path.bytes, { encoding: 'buffer', withFileTypes: true });
+    } catch (err) {
+      this.#sourceError(path.text, err);
+      return undefined;
+    }
+    if (o.excludeIfPresent?.length && entries.some((e) => o.excludeIfPresent!.includes(e.name.toString('utf8')))) return undefined;
+    entries.sort((a, b) => compareNames(a.name, b.name));
+    const parentChildren = parentNode?.type === 'dir' && parentNode.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
+    const children: TreeNode[] = [];
+    const pending: Array<Promise<void>> = [];
+    const errors: unknown[] = [];
+    for (const entry of entries) {
+      const childName = entry.name;
+      const child = join(path, childName);
+      const previous = parentChildren?.get(childName.toString('latin1'));
+      const task = async () => {
+        if (o.oneFileSystem) {
+          // Mount points stay in the tree as empty folders, their contents are skipped.
+          const cst = await lstat(child.bytes, { bigint: true }).catch(() => undefined);
+          if (cst && cst.isDirectory() && Number(cst.dev) !== rootDevice) {
+            children.push(this.#node(Buffer.from(childName), 'dir', cst, { subtree: await this.#saveTree([]) }));
+            return;
+          }
+        }
+        const node = await this.#saveEntry(child, previous, rootDevice);
+        if (node) children.push(node);
+      };
+      // Folders go one at a time, depth first, holding no file slot (so nesting cannot deadlock); files overlap.
+      if (entry.isDirectory()) {
+        await Promise.all(pending.splice(0));
+        await task();
+      } else {
+        await this.#fileLimit.acquire();
+        pending.push(task().catch((err) => void errors.push(err)).finally(() => this.#fileLimit.release()));
+      }
+    }
+    await Promise.all(pending);
+    if (errors.length > 0) throw errors[0];
+    const subtree = await this.#saveTree(children);
+    this.stats.dirsDone++;
+    if (!parentNode) this.#dirsNew++;
+    else if (parentNode.subtree && Buffer.from(parentNode.subtree).equals(subtree)) this.#dirsUnmodified++;
+    else this.#dirsChanged++;
+    return this.#node(name, 'dir', st, { subtree, ...extra });
+  }
+
+  #unchanged(st: BigIntStats, previous: TreeNode | undefined): previous is TreeNode & { content: readonly Uint8Array[] } {
+    if (!previous || previous.type !== 'file' || previous.content === undefined) return false;
+    if (previous.size !== Number(st.size) || previous.inode !== Number(st.ino)) return false;
+    if (!sameTime(previous.mtime, timestamp(st.mtimeNs)) || !sameTime(previous.ctime, timestamp(st.ctimeNs))) return false;
+    // Reuse only what the repository still has (a prune may have removed it since).
+    return previous.content.every((id) => this.#index.has(id, 'data'));
+  }
+
+  async #saveFile(path: SourcePath, name: Buffer, st: BigIntStats, previous: TreeNode | undefined, extra: Partial<TreeNode>): Promise<TreeNode | undefined> {
+    const size = Number(st.size);
+    if (this.#unchanged(st, previous)) {
+      this.stats.filesUnmodified++;
+      this.stats.filesDone++;
+      this.stats.bytesDone += size;
+      this.#options.reporter?.fileDone?.(path.text, 'unmodified', size);
+      return this.#node(name, 'file', st, { content: previous.content, ...extra });
+    }
+    this.stats.currentFiles.push(path.text);
+    try {
+      const handle = await open(path.bytes, 'r');
+      let content: Uint8Array[];
+      let read: number;
+      try {
+        ({ content, read } = await this.#saveContent(chunksOf(handle)));
+      } finally {
+        await handle.close();
+      }
+      const status = previous ? 'changed' : 'new';
+      if (previous) this.stats.filesChanged++;
+      else this.stats.filesNew++;
+      this.stats.filesDone++;
+      this.#options.reporter?.fileDone?.(path.text, status, read);
+      // The node records what was read, so size and content agree even for a file that changed meanwhile.
+      const node = this.#node(name, 'file', st, { content, ...extra });
+      return read === node.size ? node : { ...node, size: read };
+    } catch (err) {
+      this.#sourceError(path.text, err);
+      return undefined;
+    } finally {
+      this.stats.currentFiles.splice(this.stats.currentFiles.indexOf(path.text), 1);
+    }
+  }
+
+  /** Chunks a byte stream and stores its chunks; returns their ids in order. */
+  async #saveContent(stream: AsyncIterable<Uint8Array>): Promise<{ content: Uint8Array[]; read: number }> {
+    const chunker = this.#chunkers.pop() ?? new Chunker(this.#repo.crypto.keys.chunker, this.#repo.config.chunker);
+    const ids: Array<Promise<Uint8Array>> = [];
+    let read = 0;
+    const store = async (chunk: Uint8Array) => {
+      await this.#chunkLimit.acquire();
+      const id = this.#storeBlob('data', chunk).finally(() => this.#chunkLimit.release());
+      id.catch(() => undefined); // awaited below; avoids an unhandled rejection in between
+      ids.push(id);
+    };
+    try {
+      for await (const buf of stream) {
+        throwIfAborted(this.#options.signal);
+        read += buf.length;
+        this.stats.bytesDone += buf.length;
+        for (const chunk of chunker.push(buf)) await store(chunk);
+      }
+      const last = chunker.finish();
+      if (last) await store(last);
+      return { content: await Promise.all(ids), read };
+    } finally {
+      chunker.finish();
+      this.#chunkers.push(chunker);
+    }
+  }
+
+  async #saveStdin(stdin: { stream: AsyncIterable<Uint8Array>; filename: string }): Promise<TreeNode> {
+    const { content, read } = await this.#saveContent(stdin.stream);
+    this.stats.filesNew++;
+    this.stats.filesDone++;
+    const now = timestamp(BigInt(Date.now()) * 1_000_000n);
+    let uid = 0;
+    let gid = 0;
+    try {
+      ({ uid, gid } = userInfo());
+    } catch {
+      // keep 0
+    }
+    return {
+      name: Buffer.from(stdin.filename), type: 'file', mode: 0o100644, uid, gid, user: userName(uid), group: groupName(gid),
+      mtime: now, atime: now, ctime: now, size: read, inode: 0, device: 0, links: 1, content,
+    };
+  }
+
+  /** Counts files and bytes ahead of the backup, for progress totals. */
+  async #scan(): Promise<void> {
+    const o = this.#options;
+    const walk = async (path: string): Promise<void> => {
+      if (o.signal?.aborted) return;
+      if (o.excludes && isExcluded(o.excludes, path)) return;
+      const st = await lstat(path).catch(() => undefined);
+      if (!st) return;
+      if (st.isDirectory()) {
+        const names = await readdir(path).catch(() => [] as string[]);
+        for (const n of names) await walk(path === '/' ? `/${n}` : `${path}/${n}`);
+      } else {
+        this.stats.filesTotal++;
+        if (st.isFile()) this.stats.bytesTotal += st.size;
+      }
+    };
+    for (const p of o.paths) await walk(p);
+    this.stats.scanDone = true;
+  }
+}
+
+async function* chunksOf(handle: import('node:fs/promises').FileHandle): AsyncIterable<Uint8Array> {
+  for (;;) {
+    // A fresh buffer each read: the chunker keeps views into it only until it copies a chunk out.
+    const buf = Buffer.allocUnsafe(readSize);
+    const { bytesRead } = await handle.read(buf, 0, readSize, null);
+    if (bytesRead === 0) return;
+    yield buf.subarray(0, bytesRead);
+  }
+}
+
+/** Finds the parent snapshot restic would: the newest with the same host and the same paths. */
+export function chooseParent(snapshots: readonly StoredSnapshot[], hostname: string, paths: readonly string[]): StoredSnapshot | undefined {
+  const key = [...paths].sort().join('\0');
+  let best: StoredSnapshot | undefined;
+  for (const s of snapshots) {
+    if (s.hostname !== hostname || [...s.paths].sort().join('\0') !== key) continue;
+    if (!best || s.time > best.time) best = s;
+  }
+  return best;
+}
+
+export async function backup(repo: Repository, options: BackupOptions): Promise<BackupResult> {
+  return new Archiver(repo, options).run();
+}
+

@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import { defaultChunkerParams, chunkerAlgorithm, validateChunkerParams } from '../../chunker/index.ts';
+import { Repository } from '../../repo/index.ts';
+import { shortId } from '../../model/index.ts';
+import type { CliContext } from '../context.ts';
+import { parseSize } from '../parse.ts';
+
+export function registerInit(program: Command, ctx: CliContext): void {
+  program
+    .command('init')
+    .description('create a new encrypted repository')
+    .option('--pack-size <size>', 'target pack file size (default 16M)')
+    .option('--chunk-min <size>', 'smallest chunk (default 512K)')
+    .option('--chunk-avg <size>', 'average chunk, a power of two (default 1M)')
+    .option('--chunk-max <size>', 'largest chunk (default 8M)')
+    .action(async (opts: { packSize?: string; chunkMin?: string; chunkAvg?: string; chunkMax?: string }) => {
+      const chunker = validateChunkerParams({
+        minSize: opts.chunkMin ? parseSize(opts.chunkMin, '--chunk-min') : defaultChunkerParams.minSize,
+        avgSize: opts.chunkAvg ? parseSize(opts.chunkAvg, '--chunk-avg') : defaultChunkerParams.avgSize,
+        maxSize: opts.chunkMax ? parseSize(opts.chunkMax, '--chunk-max') : defaultChunkerParams.maxSize,
+      });
+      const packSize = opts.packSize ? parseSize(opts.packSize, '--pack-size', 'M') : undefined;
+      const backend = await ctx.backend();
+      const password = await ctx.password('new');
+      const repo = await Repository.init(backend, password, {
+        chunker: { algorithm: chunkerAlgorithm, ...chunker },
+        packSize,
+      });
+      if (ctx.json) {
+        ctx.printJson({ message_type: 'initialized', id: repo.config.id, repository: backend.location });
+      } else {
+        ctx.say(`created coffer repository ${shortId(repo.config.id)} at ${backend.location}`);
+        ctx.say('');
+        ctx.say('Please note that knowledge of your password is required to access the repository.');
+        ctx.say('Losing your password means that your data is irrecoverably lost.');
+      }
+    });
+}

@@ -1,0 +1,60 @@
+import type { Command } from 'commander';
+import { shortId } from '../../model/index.ts';
+import type { CliContext } from '../context.ts';
+import { readNewPassword } from '../password.ts';
+import { table } from '../table.ts';
+
+export function registerKey(program: Command, ctx: CliContext): void {
+  const key = program.command('key').description('manage the passwords (keys) that open the repository');
+
+  key
+    .command('list')
+    .description('list the keys')
+    .action(async () => {
+      const repo = await ctx.openRepository();
+      const keys = await repo.listKeys();
+      if (ctx.json) {
+        ctx.printJson(keys.map((k) => ({ current: k.current, id: k.name, userName: k.info.username, hostName: k.info.hostname, created: k.info.created, kdf: k.kdf })));
+        return;
+      }
+      ctx.out(
+        table(
+          [' ', 'ID', 'User', 'Host', 'Created', 'KDF'],
+          keys.map((k) => [k.current ? '*' : ' ', shortId(k.name), k.info.username, k.info.hostname, k.info.created.replace('T', ' ').slice(0, 19), `${k.kdf.algorithm} ${k.kdf.memory / 1024} MiB t=${k.kdf.iterations}`]),
+        ),
+      );
+    });
+
+  key
+    .command('add')
+    .description('add a key for another password')
+    .option('--new-password-file <file>', 'read the new password from a file')
+    .action(async (opts: { newPasswordFile?: string }) => {
+      const repo = await ctx.openRepository();
+      const name = await repo.addKey(await readNewPassword(opts.newPasswordFile, ctx.io.env));
+      if (ctx.json) ctx.printJson({ message_type: 'key_added', id: name });
+      else ctx.say(`saved new key ${shortId(name)}`);
+    });
+
+  key
+    .command('remove')
+    .description('remove a key (not the one in use, not the last one)')
+    .argument('<id>', 'key id or unique prefix')
+    .action(async (id: string) => {
+      const repo = await ctx.openRepository();
+      const name = await repo.removeKey(id);
+      if (ctx.json) ctx.printJson({ message_type: 'key_removed', id: name });
+      else ctx.say(`removed key ${shortId(name)}`);
+    });
+
+  key
+    .command('passwd')
+    .description('change the password of the key in use')
+    .option('--new-password-file <file>', 'read the new password from a file')
+    .action(async (opts: { newPasswordFile?: string }) => {
+      const repo = await ctx.openRepository();
+      const name = await repo.changePassword(await readNewPassword(opts.newPasswordFile, ctx.io.env));
+      if (ctx.json) ctx.printJson({ message_type: 'password_changed', id: name });
+      else ctx.say(`saved new password as key ${shortId(name)}, removed key ${shortId(repo.keyName)}`);
+    });
+}

@@ -1,0 +1,114 @@
+/**
+ * What every command gets: the global options, output helpers that honour --json and --quiet, and the
+ * way to open the repository. Commands stay thin: parse, call core, print.
+ */
+import { openBackend, type Backend } from '../backend/index.ts';
+import { UsageError } from '../errors/index.ts';
+import { Repository } from '../repo/index.ts';
+import { readPassword } from './password.ts';
+
+export interface GlobalOptions {
+  repo?: string;
+  passwordFile?: string;
+  passwordCommand?: string;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+  cacheDir?: string;
+  cache?: boolean;
+  retryLock?: string;
+}
+
+export interface Io {
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export class CliContext {
+  readonly io: Io;
+  options: GlobalOptions = {};
+  readonly #cleanups: Array<() => Promise<void>> = [];
+  readonly #abort = new AbortController();
+
+  constructor(io: Io) {
+    this.io = io;
+  }
+
+  get json(): boolean {
+    return this.options.json === true;
+  }
+
+  get quiet(): boolean {
+    return this.options.quiet === true;
+  }
+
+  /** A line for the user on stdout, unless --quiet or --json. */
+  say(line = ''): void {
+    if (!this.quiet && !this.json) this.io.stdout.write(`${line}\n`);
+  }
+
+  /** A result line on stdout that --quiet does not suppress (the listing the user asked for). */
+  out(line = ''): void {
+    this.io.stdout.write(`${line}\n`);
+  }
+
+  /** One JSON document on stdout. */
+  printJson(value: unknown): void {
+    this.io.stdout.write(`${JSON.stringify(value)}\n`);
+  }
+
+  /** A warning on stderr (shown with --quiet too: only errors and warnings remain). */
+  warn(line: string): void {
+    this.io.stderr.write(`${line}\n`);
+  }
+
+  /** Details shown only with --verbose. */
+  verbose(line: string): void {
+    if (this.options.verbose && !this.json) this.io.stderr.write(`${line}\n`);
+  }
+
+  repoLocation(): string {
+    const location = this.options.repo ?? this.io.env.COFFER_REPOSITORY;
+    if (!location) {
+      throw new UsageError('no repository given', { hint: 'pass -r/--repo LOCATION or set COFFER_REPOSITORY' });
+    }
+    return location;
+  }
+
+  async backend(): Promise<Backend> {
+    const backend = await openBackend(this.repoLocation());
+    this.onClose(() => backend.close());
+    return backend;
+  }
+
+  async password(purpose: 'open' | 'new', stdinBusy = false): Promise<Uint8Array> {
+    return readPassword({ ...this.options, stdinBusy }, this.io.env, purpose);
+  }
+
+  /** Opens the repository with the user's password. */
+  async openRepository(options: { stdinBusy?: boolean } = {}): Promise<Repository> {
+    const backend = await this.backend();
+    const password = await this.password('open', options.stdinBusy);
+    return Repository.open(backend, password);
+  }
+
+  /** Fires on SIGINT/SIGTERM; long operations take it and stop cleanly. */
+  get signal(): AbortSignal {
+    return this.#abort.signal;
+  }
+
+  abort(): void {
+    this.#abort.abort();
+  }
+
+  onClose(cleanup: () => Promise<void>): void {
+    this.#cleanups.push(cleanup);
+  }
+
+  async close(): Promise<void> {
+    for (const cleanup of this.#cleanups.splice(0).reverse()) {
+      await cleanup().catch(() => undefined);
+    }
+  }
+}

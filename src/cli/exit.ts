@@ -1,0 +1,40 @@
+/** Turns any error into the one-line message, hint and exit status a user sees. The only place that does. */
+import { AppError, BugError, ExitCode } from '../errors/index.ts';
+
+export interface ErrorReport {
+  readonly exitCode: number;
+  readonly lines: string[];
+  readonly json: { message_type: 'error'; code: string; message: string; hint?: string; data?: unknown };
+}
+
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new BugError(`unexpected error: ${message}`, { cause: err });
+}
+
+export function reportError(err: unknown, verbose: boolean): ErrorReport {
+  const e = toAppError(err);
+  const lines = [`error: ${e.message}`];
+  if (e.hint) lines.push(`hint: ${e.hint}`);
+  if (verbose || e instanceof BugError) {
+    const cause = e instanceof BugError && e.cause instanceof Error ? e.cause : e;
+    if (cause.stack) lines.push(cause.stack);
+  }
+  return {
+    exitCode: e.exitCode,
+    lines,
+    json: { message_type: 'error', code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(e.data ? { data: e.data } : {}) },
+  };
+}
+
+/** The exit statuses, for `--help`. */
+export const exitStatusHelp = `Exit status:
+  ${ExitCode.ok}    success
+  ${ExitCode.failure}    failure (integrity problem, storage error, …)
+  ${ExitCode.usage}    usage error (bad flag or argument)
+  ${ExitCode.partialBackup}    backup saved, but some source files could not be read
+  ${ExitCode.repoNotFound}   repository does not exist
+  ${ExitCode.repoLocked}   repository is locked by another process
+  ${ExitCode.wrongPassword}   wrong password
+  ${ExitCode.interrupted}  interrupted`;

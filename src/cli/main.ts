@@ -1,0 +1,69 @@
+/**
+ * The coffer command line: builds the commander program, runs one command, and turns its outcome into an
+ * exit status. The only layer that reads argv and env, prints, or decides exit codes.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { CancelledError, ExitCode, UsageError } from '../errors/index.ts';
+import { CliContext, type Io } from './context.ts';
+import { exitStatusHelp, reportError } from './exit.ts';
+import { commands } from './commands/index.ts';
+
+export const version = '0.1.0';
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('coffer')
+    .description('Encrypted, deduplicating backups to S3 or a local folder')
+    .version(version, '-V, --version')
+    .addOption(new Option('-r, --repo <location>', 'repository: a folder, local:/path, s3:https://host/bucket/prefix or s3:bucket/prefix').env('COFFER_REPOSITORY'))
+    .addOption(new Option('--password-file <file>', 'read the password from the first line of a file').env('COFFER_PASSWORD_FILE'))
+    .addOption(new Option('--password-command <command>', 'run a shell command and use the first line it prints as password').env('COFFER_PASSWORD_COMMAND'))
+    .option('--json', 'print machine-readable JSON')
+    .option('-q, --quiet', 'print only errors')
+    .option('-v, --verbose', 'print more details')
+    .addOption(new Option('--cache-dir <dir>', 'local metadata cache folder (default: $XDG_CACHE_HOME/coffer)').env('COFFER_CACHE_DIR'))
+    .option('--no-cache', 'do not use a local metadata cache')
+    .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
+    .addHelpText('after', `\n${exitStatusHelp}`)
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => ctx.io.stdout.write(text),
+      // commander's own error text is replaced by ours (see toUsageError)
+      writeErr: (text) => {
+        if (!text.startsWith('error:')) ctx.io.stderr.write(text);
+      },
+    });
+  program.hook('preAction', (_program, action) => {
+    ctx.options = action.optsWithGlobals();
+  });
+  for (const register of commands) register(program, ctx);
+  for (const command of program.commands) command.exitOverride().addHelpText('after', `\n${exitStatusHelp}`);
+  return program;
+}
+
+/** Runs coffer with `args` (argv without node and script); returns the exit status. */
+export async function main(args: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const ctx = new CliContext(io);
+  const program = buildProgram(ctx);
+  const interrupted = () => ctx.abort();
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+  try {
+    await program.parseAsync(args, { from: 'user' });
+    return ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.exitCode === 0) return ExitCode.ok;
+      err = new UsageError(err.message.replace(/^error: /, ''));
+    }
+    if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
+    const report = reportError(err, ctx.options.verbose === true);
+    if (ctx.json) io.stderr.write(`${JSON.stringify(report.json)}\n`);
+    else io.stderr.write(`${report.lines.join('\n')}\n`);
+    return report.exitCode;
+  } finally {
+    process.off('SIGINT', interrupted);
+    process.off('SIGTERM', interrupted);
+    await ctx.close();
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Progress reporting interfaces. Core operations call these; the cli (plain lines, JSON) and the ui (Ink)
+ * implement them. Every method is optional, so a caller passes only what it shows.
+ */
+import type { AppError } from '../errors/index.ts';
+
+export interface BackupStats {
+  filesDone: number;
+  dirsDone: number;
+  bytesDone: number;
+  /** Totals found by the scanner so far; final once `scanDone`. */
+  filesTotal: number;
+  bytesTotal: number;
+  scanDone: boolean;
+  filesNew: number;
+  filesChanged: number;
+  filesUnmodified: number;
+  errors: number;
+  /** Bytes of new blobs before and after compression and encryption. */
+  dataAdded: number;
+  dataAddedPacked: number;
+  currentFiles: string[];
+}
+
+export interface BackupReporter {
+  /** Called often with the running totals; implementations throttle their output. */
+  progress?(stats: Readonly<BackupStats>): void;
+  /** A source file or folder could not be read and was skipped. */
+  sourceError?(path: string, error: AppError): void;
+  fileDone?(path: string, status: 'new' | 'changed' | 'unmodified', size: number): void;
+}
+
+export interface RestoreStats {
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  filesSkipped: number;
+  errors: number;
+}
+
+export interface RestoreReporter {
+  progress?(stats: Readonly<RestoreStats>): void;
+  targetError?(path: string, error: AppError): void;
+  fileDone?(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted'): void;
+}
+
+export interface CheckReporter {
+  /** A phase starts: `total` units (packs, snapshots, …) to go. */
+  phase?(name: string, total: number): void;
+  advance?(done: number): void;
+}
