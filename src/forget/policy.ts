@@ -1,0 +1,455 @@
+import { AppError, ExitCode, UsageError } from '../errors/errors.ts';
+import { type Duration, formatDuration, isZeroDuration, subtractDuration } from './duration.ts';
+import {
+  compareStrings,
+  DEFAULT_GROUP_BY,
+  formatGroupKey,
+  type GroupBy,
+  type GroupKey,
+  groupSnapshots,
+  type PolicySnapshot,
+} from './group.ts';
+
+/** A `--keep-*` count meaning "no limit" (`--keep-daily unlimited`). */
+export const UNLIMITED = -1;
+
+/**
+ * What `coffer forget` keeps, field for field restic's `ExpirePolicy`. Counts are N ≥ 0 or
+ * {@link UNLIMITED}; an absent count or duration, 0, or a zero duration means the rule is not set.
+ */
+export interface Policy {
+  /** `--keep-last`: the N newest snapshots. */
+  readonly last?: number;
+  /** `--keep-hourly`: the newest snapshot of each of the N newest hours that have one. */
+  readonly hourly?: number;
+  readonly daily?: number;
+  /** Weeks are ISO weeks (Monday to Sunday; the week of Dec 31 may belong to the next ISO year). */
+  readonly weekly?: number;
+  readonly monthly?: number;
+  readonly yearly?: number;
+  /** `--keep-within`: every snapshot newer than (latest − duration). */
+  readonly within?: Duration;
+  /** `--keep-within-hourly` etc.: the newest snapshot of each hour/day/… newer than (latest − duration). */
+  readonly withinHourly?: Duration;
+  readonly withinDaily?: Duration;
+  readonly withinWeekly?: Duration;
+  readonly withinMonthly?: Duration;
+  readonly withinYearly?: Duration;
+  /**
+   * `--keep-tag`, one list per flag: a snapshot is kept if for ANY list it has ALL tags of that list.
+   * A list holding `''` matches untagged snapshots (restic's `--keep-tag ''`).
+   */
+  readonly keepTags?: readonly (readonly string[])[];
+}
+
+/** Why one snapshot is kept: restic's reason strings, e.g. `daily snapshot`, `oldest daily snapshot`, `within 2d`. */
+export interface KeepReason<T> {
+  readonly snapshot: T;
+  readonly matches: string[];
+}
+
+/** The decision for one group (or one list of snapshots). Every list is newest first. */
+export interface PolicyResult<T> {
+  readonly keep: T[];
+  readonly remove: T[];
+  /** One entry per kept snapshot, in the order of `keep`. */
+  readonly reasons: KeepReason<T>[];
+}
+
+/** The decision for one `--group-by` group. */
+export interface GroupResult<T> extends PolicyResult<T> {
+  readonly key: GroupKey;
+}
+
+/** Options for {@link applyPolicy} and {@link applyPolicyToList}. */
+export interface ApplyOptions {
+  /** How to group; default restic's `host,paths`. */
+  readonly groupBy?: GroupBy;
+  /**
+   * The current time. Snapshots at or after it are "in the future" and are not used as the
+   * reference for the `within` rules (restic's rule). Default: the clock at call time; pass it for
+   * reproducible results.
+   */
+  readonly now?: Date;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flag parsing and policy checks
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Parses a `--keep-*` count like restic: `unlimited` → {@link UNLIMITED}, otherwise a base-10 integer
+ * (optional sign, as Go's `ParseInt`) that must not be negative.
+ *
+ * @throws UsageError on anything else.
+ */
+export function parseKeepCount(s: string): number {
+  if (s === 'unlimited') return UNLIMITED;
+  const m = /^([+-]?)([0-9]+)$/.exec(s);
+  if (m === null) {
+    throw new UsageError(`invalid count ${JSON.stringify(s)}: expected a number or 'unlimited'`);
+  }
+  const n = Number(m[2]);
+  if (!Number.isSafeInteger(n)) throw new UsageError(`invalid count ${JSON.stringify(s)}: value out of range`);
+  if (m[1] === '-' && n !== 0) {
+    throw new UsageError(`invalid count ${JSON.stringify(s)}: negative values not allowed, use 'unlimited' instead`);
+  }
+  return n;
+}
+
+/** Parses one `--keep-tag a,b` value into one tag list: split on commas, whitespace around each tag trimmed. */
+export function parseTagList(s: string): string[] {
+  return s.split(',').map((t) => t.trim());
+}
+
+const COUNT_FIELDS = ['last', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'] as const;
+const DURATION_FIELDS = ['within', 'withinHourly', 'withinDaily', 'withinWeekly', 'withinMonthly', 'withinYearly'] as const;
+
+/**
+ * Checks field values the flag parsers cannot have produced.
+ *
+ * @throws UsageError for a count that is not an integer ≥ -1 or a duration part that is not a
+ *   non-negative integer.
+ */
+export function validatePolicy(p: Policy): void {
+  for (const f of COUNT_FIELDS) {
+    const n = p[f];
+    if (n !== undefined && (!Number.isSafeInteger(n) || n < UNLIMITED)) {
+      throw new UsageError(`invalid --keep-${f} ${n}: negative values other than -1 are not allowed for --keep-*`);
+    }
+  }
+  for (const f of DURATION_FIELDS) {
+    const d = p[f];
+    if (d === undefined) continue;
+    for (const part of [d.years, d.months, d.days, d.hours]) {
+      if (!Number.isSafeInteger(part) || part < 0) {
+        throw new UsageError('durations containing negative values are not allowed for --keep-within*');
+      }
+    }
+  }
+}
+
+/**
+ * True when no rule is set (restic's `ExpirePolicy.Empty`): every count 0, every duration zero and
+ * no `--keep-tag`. Applying such a policy would remove everything, so the cli must refuse it as
+ * restic does ("no policy was specified, no snapshots will be removed").
+ */
+export function isEmptyPolicy(p: Policy): boolean {
+  if (p.keepTags !== undefined && p.keepTags.length > 0) return false;
+  for (const f of COUNT_FIELDS) if ((p[f] ?? 0) !== 0) return false;
+  for (const f of DURATION_FIELDS) if (!isZeroDuration(p[f])) return false;
+  return true;
+}
+
+/** restic's error text for an empty policy. */
+export const EMPTY_POLICY_MESSAGE = 'no policy was specified, no snapshots will be removed';
+
+function formatTagList(l: readonly string[]): string {
+  return `[${l.join(', ')}]`;
+}
+
+/**
+ * The policy in words, as restic prints after "Applying Policy: ", e.g.
+ * `keep 7 daily, 5 weekly snapshots, daily snapshots within 7d and all snapshots within 2d of the newest`.
+ */
+export function describePolicy(p: Policy): string {
+  const keeps: string[] = [];
+  const names: Record<(typeof COUNT_FIELDS)[number], string> = {
+    last: 'latest',
+    hourly: 'hourly',
+    daily: 'daily',
+    weekly: 'weekly',
+    monthly: 'monthly',
+    yearly: 'yearly',
+  };
+  for (const f of COUNT_FIELDS) {
+    const n = p[f] ?? 0;
+    if (n > 0) keeps.push(`${n} ${names[f]}`);
+    else if (n === UNLIMITED) keeps.push(`all ${names[f]}`);
+  }
+  const keepw: string[] = [];
+  for (const [d, name] of [
+    [p.withinHourly, 'hourly'],
+    [p.withinDaily, 'daily'],
+    [p.withinWeekly, 'weekly'],
+    [p.withinMonthly, 'monthly'],
+    [p.withinYearly, 'yearly'],
+  ] as const) {
+    if (!isZeroDuration(d)) keepw.push(`${name} snapshots within ${formatDuration(d!)}`);
+  }
+  let s = '';
+  if (keeps.length > 0) s = `${keeps.join(', ')} snapshots`;
+  if (keepw.length > 0) s += (s !== '' ? ', ' : '') + keepw.join(', ');
+  if (p.keepTags !== undefined && p.keepTags.length > 0) {
+    s += `${s !== '' ? ' and ' : ''}all snapshots with tags [${p.keepTags.map(formatTagList).join(' ')}]`;
+  }
+  if (!isZeroDuration(p.within)) {
+    s += `${s !== '' ? ' and ' : ''}all snapshots within ${formatDuration(p.within!)} of the newest`;
+  }
+  return s === '' ? 'remove' : `keep ${s}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Buckets
+// ---------------------------------------------------------------------------------------------
+
+/** Maps a snapshot (its local time, its position newest-first) to its bucket number for one rule. */
+type Bucketer = (t: Date, nr: number) => number;
+
+const always: Bucketer = (_t, nr) => nr;
+const hourBucket: Bucketer = (t) =>
+  t.getFullYear() * 1_000_000 + (t.getMonth() + 1) * 10_000 + t.getDate() * 100 + t.getHours();
+const dayBucket: Bucketer = (t) => t.getFullYear() * 10_000 + (t.getMonth() + 1) * 100 + t.getDate();
+const weekBucket: Bucketer = (t) => {
+  const { year, week } = isoWeek(t);
+  return year * 100 + week;
+};
+const monthBucket: Bucketer = (t) => t.getFullYear() * 100 + (t.getMonth() + 1);
+const yearBucket: Bucketer = (t) => t.getFullYear();
+
+/** ISO 8601 year and week of `t`'s local date (Go's `Time.ISOWeek`). */
+export function isoWeek(t: Date): { year: number; week: number } {
+  // Work on the local calendar date as a UTC date, free of DST.
+  const d = new Date(0);
+  d.setUTCFullYear(t.getFullYear(), t.getMonth(), t.getDate());
+  const weekday = (d.getUTCDay() + 6) % 7; // Monday = 0
+  // The ISO year of a week is the year of its Thursday.
+  d.setUTCDate(d.getUTCDate() - weekday + 3);
+  const year = d.getUTCFullYear();
+  const jan1 = new Date(0);
+  jan1.setUTCFullYear(year, 0, 1);
+  const week = Math.floor((d.getTime() - jan1.getTime()) / 86_400_000 / 7) + 1;
+  return { year, week };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Applying a policy
+// ---------------------------------------------------------------------------------------------
+
+/** Newest first; equal times by id, so the result does not depend on input order. */
+function compareNewestFirst(a: PolicySnapshot, b: PolicySnapshot): number {
+  const d = b.time.getTime() - a.time.getTime();
+  return d !== 0 ? d : compareStrings(a.id, b.id);
+}
+
+/** restic's `HasTags`: has every tag of `l`; a `''` in `l` matches a snapshot without tags. */
+function hasTags(sn: PolicySnapshot, l: readonly string[]): boolean {
+  for (const tag of l) {
+    if (tag === '' && sn.tags.length === 0) return true;
+    if (!sn.tags.includes(tag)) return false;
+  }
+  return true;
+}
+
+/**
+ * The time the `within` rules count back from: the newest snapshot time strictly before `now`
+ * (restic's `findLatestTimestamp`). `undefined` when every snapshot is in the future; restic then
+ * counts back from Go's zero time (year 1, UTC), i.e. every snapshot is within.
+ */
+function latestTimestamp(list: readonly PolicySnapshot[], now: number): Date | undefined {
+  let latest: Date | undefined;
+  for (const sn of list) {
+    const t = sn.time.getTime();
+    if (t < now && (latest === undefined || t > latest.getTime())) latest = sn.time;
+  }
+  return latest;
+}
+
+const GO_ZERO_TIME = (() => {
+  const d = new Date(0);
+  d.setUTCFullYear(1, 0, 1);
+  d.setUTCHours(0, 0, 0, 0);
+  return d;
+})();
+
+/**
+ * Applies `policy` to one list of snapshots (no grouping), exactly as restic's `ApplyPolicy`:
+ *
+ * - Snapshots are walked newest first (equal times: by id).
+ * - `keepTags`: kept if it has all tags of any list (`has tags [a, b]`).
+ * - `within`: kept if newer than the reference time (`within 2d`), see {@link subtractDuration}.
+ * - Each count rule keeps a snapshot whose bucket (hour, day, ISO week, month, year in local time;
+ *   `last`: every snapshot its own bucket) differs from the bucket of the last snapshot this rule
+ *   kept, while its count lasts (`daily snapshot`). Since restic 0.16.0 a rule whose count is not
+ *   used up when the walk reaches the oldest snapshot also keeps that one, even in an already kept
+ *   bucket (`oldest daily snapshot`); with `unlimited` that is always so.
+ * - Each `within*` bucket rule does the same without a count, for snapshots newer than its own
+ *   reference time (`daily within 7d`, `oldest daily within 7d`).
+ *
+ * A snapshot is kept if any rule keeps it; its reasons list every rule that did, in restic's order
+ * (tags, within, last…yearly, within-hourly…within-yearly).
+ *
+ * @throws UsageError when the policy holds values no flag could have produced.
+ */
+export function applyPolicyToList<T extends PolicySnapshot>(
+  snapshots: readonly T[],
+  policy: Policy,
+  options: Pick<ApplyOptions, 'now'> = {},
+): PolicyResult<T> {
+  validatePolicy(policy);
+  const list = [...snapshots].sort(compareNewestFirst);
+  const keep: T[] = [];
+  const remove: T[] = [];
+  const reasons: KeepReason<T>[] = [];
+  if (list.length === 0) return { keep, remove, reasons };
+
+  const counted = [
+    { count: policy.last ?? 0, bucket: always, reason: 'last snapshot' },
+    { count: policy.hourly ?? 0, bucket: hourBucket, reason: 'hourly snapshot' },
+    { count: policy.daily ?? 0, bucket: dayBucket, reason: 'daily snapshot' },
+    { count: policy.weekly ?? 0, bucket: weekBucket, reason: 'weekly snapshot' },
+    { count: policy.monthly ?? 0, bucket: monthBucket, reason: 'monthly snapshot' },
+    { count: policy.yearly ?? 0, bucket: yearBucket, reason: 'yearly snapshot' },
+  ].map((r) => ({ ...r, last: undefined as number | undefined }));
+
+  const now = (options.now ?? new Date()).getTime();
+  const latest = latestTimestamp(list, now);
+  const thresholdFor = (d: Duration): number =>
+    latest === undefined ? subtractDuration(GO_ZERO_TIME, d, true) : subtractDuration(latest, d);
+
+  const within = isZeroDuration(policy.within) ? undefined : policy.within!;
+  const withinThreshold = within === undefined ? 0 : thresholdFor(within);
+
+  const bucketedWithin = (
+    [
+      [policy.withinHourly, hourBucket, 'hourly within'],
+      [policy.withinDaily, dayBucket, 'daily within'],
+      [policy.withinWeekly, weekBucket, 'weekly within'],
+      [policy.withinMonthly, monthBucket, 'monthly within'],
+      [policy.withinYearly, yearBucket, 'yearly within'],
+    ] as const
+  )
+    .filter(([d]) => !isZeroDuration(d))
+    .map(([d, bucket, reason]) => ({
+      threshold: thresholdFor(d!),
+      bucket,
+      reason: `${reason} ${formatDuration(d!)}`,
+      last: undefined as number | undefined,
+    }));
+
+  const oldest = list.length - 1;
+  list.forEach((sn, nr) => {
+    const matches: string[] = [];
+    const t = sn.time.getTime();
+
+    // Tags are not counted.
+    for (const l of policy.keepTags ?? []) {
+      if (hasTags(sn, l)) matches.push(`has tags ${formatTagList(l)}`);
+    }
+
+    if (within !== undefined && t > withinThreshold) matches.push(`within ${formatDuration(within)}`);
+
+    for (const rule of counted) {
+      if (rule.count === 0) continue;
+      const val = rule.bucket(sn.time, nr);
+      // The oldest snapshot is kept too while counts are left: it maximises the history kept.
+      if (val !== rule.last || nr === oldest) {
+        matches.push(val === rule.last ? `oldest ${rule.reason}` : rule.reason);
+        rule.last = val;
+        if (rule.count > 0) rule.count--;
+      }
+    }
+
+    for (const rule of bucketedWithin) {
+      if (!(t > rule.threshold)) continue;
+      const val = rule.bucket(sn.time, nr);
+      if (val !== rule.last || nr === oldest) {
+        matches.push(val === rule.last ? `oldest ${rule.reason}` : rule.reason);
+        rule.last = val;
+      }
+    }
+
+    if (matches.length > 0) {
+      keep.push(sn);
+      reasons.push({ snapshot: sn, matches });
+    } else {
+      remove.push(sn);
+    }
+  });
+  return { keep, remove, reasons };
+}
+
+/**
+ * Groups `snapshots` by `options.groupBy` (default `host,paths`) and applies `policy` to each group
+ * (see {@link applyPolicyToList}). Groups are ordered by key. The caller must refuse an empty
+ * policy first ({@link isEmptyPolicy}): applied, it removes everything, as restic's `ApplyPolicy` would.
+ *
+ * @throws UsageError when the policy holds values no flag could have produced.
+ */
+export function applyPolicy<T extends PolicySnapshot>(
+  snapshots: readonly T[],
+  policy: Policy,
+  options: ApplyOptions = {},
+): GroupResult<T>[] {
+  validatePolicy(policy);
+  const now = options.now ?? new Date();
+  return groupSnapshots(snapshots, options.groupBy ?? DEFAULT_GROUP_BY).map((g) => ({
+    key: g.key,
+    ...applyPolicyToList(g.snapshots, policy, { now }),
+  }));
+}
+
+/**
+ * restic refuses to run when a non-empty policy would remove every snapshot of a group (this
+ * protects against `--keep-tag` with a mistyped tag). Returns the first such group, if any.
+ */
+export function findEmptiedGroup<T>(groups: readonly GroupResult<T>[], policy: Policy): GroupResult<T> | undefined {
+  if (isEmptyPolicy(policy)) return undefined;
+  return groups.find((g) => g.keep.length === 0);
+}
+
+/**
+ * Throws restic's error if a non-empty policy would remove every snapshot of a group (see
+ * {@link findEmptiedGroup}); the cli calls this before removing anything.
+ *
+ * @throws AppError `FORGET_REFUSED` (exit status 1), message as restic's.
+ */
+export function assertNoGroupEmptied<T>(groups: readonly GroupResult<T>[], policy: Policy): void {
+  const g = findEmptiedGroup(groups, policy);
+  if (g === undefined) return;
+  throw new AppError(
+    'FORGET_REFUSED',
+    ExitCode.failure,
+    `refusing to delete last snapshot of snapshot group ${JSON.stringify(formatGroupKey(g.key))}`,
+    {
+      hint: 'check the --keep-* options (a mistyped --keep-tag matches nothing); nothing was removed',
+      data: { group: g.key },
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+// ---------------------------------------------------------------------------------------------
+
+/** One group of `coffer forget --json`, field for field restic's `ForgetGroup`. */
+export interface ForgetGroupJson<S> {
+  tags: string[] | null;
+  host: string;
+  paths: string[] | null;
+  keep: S[] | null;
+  remove: S[] | null;
+  reasons: { snapshot: S; matches: string[] }[] | null;
+}
+
+/**
+ * Builds restic's `forget --json` structure (an array of groups) from the results; `serialize` turns a
+ * snapshot into its JSON form (restic's snapshot object with `id` and `short_id`). Empty lists and
+ * fields not grouped by are `null` and the host `""`, as Go's encoder writes them.
+ */
+export function forgetJson<T, S>(groups: readonly GroupResult<T>[], serialize: (sn: T) => S): ForgetGroupJson<S>[] {
+  const orNull = <X>(l: X[]): X[] | null => (l.length === 0 ? null : l);
+  return groups.map((g) => ({
+    tags: g.key.tags === undefined ? null : [...g.key.tags],
+    host: g.key.hostname ?? '',
+    paths: g.key.paths === undefined ? null : [...g.key.paths],
+    keep: orNull(g.keep.map(serialize)),
+    remove: orNull(g.remove.map(serialize)),
+    reasons: orNull(g.reasons.map((r) => ({ snapshot: serialize(r.snapshot), matches: [...r.matches] }))),
+  }));
+}
+
+/** The reasons of a result by snapshot id, for table output. */
+export function reasonsById<T extends PolicySnapshot>(result: PolicyResult<T>): Map<string, string[]> {
+  return new Map(result.reasons.map((r) => [r.snapshot.id, r.matches]));
+}
