@@ -13,3 +13,4 @@ export * from './packer.ts';
 export * from './repository.ts';
 export * from './snapshot-file.ts';
 export * from './tree.ts';
+export * from './select.ts';

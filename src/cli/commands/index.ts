@@ -2,7 +2,23 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.ts';
 import { registerInit } from './init.ts';
+import { registerBackup } from './backup.ts';
+import { registerSnapshots } from './snapshots.ts';
+import { registerLs } from './ls.ts';
+import { registerDiff } from './diff.ts';
+import { registerFind } from './find.ts';
+import { registerDump } from './dump.ts';
+import { registerRestore } from './restore.ts';
+import { registerForget } from './forget.ts';
+import { registerPrune } from './prune.ts';
+import { registerCheck } from './check.ts';
+import { registerRepair } from './repair.ts';
 import { registerKey } from './key.ts';
+import { registerUnlock } from './unlock.ts';
+import { registerStats } from './stats.ts';
 import { registerCat } from './cat.ts';
 
-export const commands: Array<(program: Command, ctx: CliContext) => void> = [registerInit, registerKey, registerCat];
+export const commands: Array<(program: Command, ctx: CliContext) => void> = [
+  registerInit, registerBackup, registerSnapshots, registerLs, registerDiff, registerFind, registerDump, registerRestore,
+  registerForget, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat,
+];

@@ -1,0 +1,107 @@
+/**
+ * Choosing snapshots and finding paths in them: `latest`, unique id prefixes, `--host/--tag/--path`
+ * filters (restic's meaning), and `SNAPSHOT:PATH` subfolders.
+ */
+import { UsageError, IntegrityError } from '../errors/index.ts';
+import { fromHex, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import type { Repository } from './repository.ts';
+
+export interface SnapshotFilter {
+  readonly hosts?: readonly string[];
+  /** Each entry is one `--tag a,b` list: a snapshot matches when it has all tags of any list. */
+  readonly tags?: readonly (readonly string[])[];
+  readonly paths?: readonly string[];
+}
+
+export function matchesFilter(s: StoredSnapshot, f: SnapshotFilter): boolean {
+  if (f.hosts?.length && !f.hosts.includes(s.hostname)) return false;
+  if (f.tags?.length && !f.tags.some((list) => list.every((t) => s.tags.includes(t)))) return false;
+  if (f.paths?.length && !f.paths.every((p) => s.paths.includes(p))) return false;
+  return true;
+}
+
+/** Parses repeated `--tag a,b` flags into tag lists. */
+export function parseTagLists(flags: readonly string[] | undefined): string[][] {
+  return (flags ?? []).map((f) => f.split(',').map((t) => t.trim()).filter(Boolean)).filter((l) => l.length > 0);
+}
+
+/** Finds one snapshot by `latest` or id prefix among those matching the filter. */
+export function selectSnapshot(snapshots: readonly StoredSnapshot[], spec: string, filter: SnapshotFilter = {}): StoredSnapshot {
+  const candidates = snapshots.filter((s) => matchesFilter(s, filter));
+  if (spec === 'latest') {
+    const latest = candidates.reduce<StoredSnapshot | undefined>((best, s) => (!best || s.time > best.time || (s.time === best.time && s.id > best.id) ? s : best), undefined);
+    if (!latest) throw new UsageError('no snapshot matches', { hint: 'list them with `coffer snapshots`; check --host, --tag and --path' });
+    return latest;
+  }
+  if (!/^[0-9a-f]{1,64}$/.test(spec)) throw new UsageError(`"${spec}" is not a snapshot id`, { hint: 'give an id, a unique prefix of one, or `latest`' });
+  const matches = candidates.filter((s) => s.id.startsWith(spec));
+  if (matches.length === 0) throw new UsageError(`no snapshot with id ${spec}`, { hint: 'list them with `coffer snapshots`' });
+  if (matches.length > 1) throw new UsageError(`snapshot id prefix ${spec} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
+  return matches[0];
+}
+
+/** Splits `SNAPSHOT:PATH` (restic's subfolder syntax). */
+export function splitSnapshotPath(arg: string): { spec: string; path: string | undefined } {
+  const at = arg.indexOf(':');
+  return at === -1 ? { spec: arg, path: undefined } : { spec: arg.slice(0, at), path: arg.slice(at + 1) };
+}
+
+/** The path components of a snapshot path (`/home/a` → ["home", "a"]). */
+export function pathParts(path: string): string[] {
+  return path.split('/').filter((p) => p !== '' && p !== '.');
+}
+
+/**
+ * Finds the node at `path` below the tree `root`. Returns the root folder itself (as a synthetic dir node)
+ * for `/`. Throws UsageError when the path does not exist in the snapshot.
+ */
+export async function findNode(repo: Repository, root: Id, path: string, snapshotId: Id): Promise<TreeNode> {
+  let node: TreeNode = rootNode(root);
+  for (const part of pathParts(path)) {
+    if (node.type !== 'dir' || !node.subtree) throw new UsageError(`${path}: not found in snapshot ${shortId(snapshotId)}`);
+    const children = await repo.loadTree(node.subtree);
+    const next = children.find((c) => nodeName(c) === part);
+    if (!next) throw new UsageError(`${path}: not found in snapshot ${shortId(snapshotId)}`, { hint: `see \`coffer ls ${shortId(snapshotId)}\`` });
+    node = next;
+  }
+  return node;
+}
+
+/** A synthetic folder node standing for a snapshot's root tree. */
+export function rootNode(tree: Id): TreeNode {
+  const zero = { sec: 0, nsec: 0 };
+  return {
+    name: new Uint8Array(0), type: 'dir', mode: 0o40755, uid: 0, gid: 0, user: '', group: '', mtime: zero, atime: zero, ctime: zero,
+    size: 0, inode: 0, device: 0, links: 1, subtree: fromHex(tree),
+  };
+}
+
+export interface WalkEntry {
+  /** Slash-separated path from the snapshot root, starting with `/`. */
+  readonly path: string;
+  /** Raw name bytes of each component, for exact restores of non-UTF-8 names. */
+  readonly parts: readonly Uint8Array[];
+  readonly node: TreeNode;
+}
+
+/**
+ * Visits every node below `tree` depth first, parents before children, in name order. `visit` returning
+ * false skips a folder's contents.
+ */
+export async function walkTree(
+  repo: Repository,
+  tree: Id | Uint8Array,
+  visit: (entry: WalkEntry) => boolean | void | Promise<boolean | void>,
+  prefix: { path: string; parts: readonly Uint8Array[] } = { path: '', parts: [] },
+): Promise<void> {
+  const nodes = await repo.loadTree(typeof tree === 'string' ? tree : toHex(tree));
+  for (const node of nodes) {
+    const path = `${prefix.path}/${nodeName(node)}`;
+    const parts = [...prefix.parts, node.name];
+    const descend = await visit({ path, parts, node });
+    if (node.type === 'dir' && descend !== false) {
+      if (!node.subtree) throw new IntegrityError(`${path}: folder without a subtree`);
+      await walkTree(repo, node.subtree, visit, { path, parts });
+    }
+  }
+}
