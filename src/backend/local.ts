@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { BackendError, BugError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
+import { AppError, BackendError, NotFoundError, RepoNotFoundError, BugError } from '../errors/index.ts';
 import {
   type Backend,
   type ByteRange,
@@ -255,7 +255,7 @@ export class LocalBackend implements Backend {
 
   /** Turns a file-system error about `rel` (relative to the root; `''` for the root) into an AppError. */
   #error(err: unknown, rel: string): Error {
-    if (err instanceof BackendError || err instanceof BugError) return err;
+    if (err instanceof AppError) return err;
     const what = rel === '' ? this.location : `${this.location}: ${rel}`;
     const code = errnoCode(err);
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);

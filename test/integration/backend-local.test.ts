@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LocalBackend } from '../../src/backend/local.ts';
+import { openBackend } from '../../src/backend/open.ts';
+import { BackendError, NotFoundError, RepoNotFoundError } from '../../src/errors/index.ts';
+import { bytesFor, collect, describeBackend, handleFor } from '../conformance/backend.suite.ts';
+
+let base: string;
+let counter = 0;
+before(async () => {
+  base = await mkdtemp(path.join(tmpdir(), 'coffer-local-'));
+});
+after(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+const freshRoot = (): string => path.join(base, `repo-${++counter}`);
+
+describeBackend('local', async () => new LocalBackend(freshRoot()));
+describeBackend('local via openBackend (verify + retry)', async () => openBackend(`local:${freshRoot()}`));
+
+/** Runs `fn` with FileHandle's `method` replaced; the fake gets the original as its first argument. */
+async function withFileHandlePatch<T>(
+  method: 'writeFile' | 'sync',
+  fake: (original: (...args: unknown[]) => Promise<unknown>, ...args: unknown[]) => Promise<unknown>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const probe = await open(path.join(base, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  await probe.close();
+  const original = proto[method];
+  proto[method] = function (this: unknown, ...args: unknown[]) {
+    return fake((...a: unknown[]) => original.apply(this, a), ...args);
+  };
+  try {
+    return await fn();
+  } finally {
+    proto[method] = original;
+  }
+}
+
+describe('local backend', () => {
+  it('makes saved files read-only, and can still remove them', { skip: process.platform === 'win32' }, async () => {
+    const backend = new LocalBackend(freshRoot());
+    await backend.create();
+    const data = bytesFor('read-only');
+    const handle = handleFor('data', data);
+    await backend.save(handle, data);
+    const file = path.join(backend.root, 'data', handle.name.slice(0, 2), handle.name);
+    assert.equal((await stat(file)).mode & 0o777, 0o444);
+    await backend.remove(handle);
+    await assert.rejects(stat(file), { code: 'ENOENT' });
+  });
+
+  it('creates the repository folders, and leaves no temporary files after saves', async () => {
+    const backend = new LocalBackend(freshRoot());
+    await backend.create();
+    for (const folder of ['keys', 'data', 'index', 'snapshots', 'locks', 'tmp', 'data/00', 'data/ff']) {
+      assert.ok((await stat(path.join(backend.root, folder))).isDirectory(), folder);
+    }
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => bytesFor(`tmp ${i}`)).map((d) => backend.save(handleFor('index', d), d)),
+    );
+    assert.deepEqual(await readdir(path.join(backend.root, 'tmp')), []);
+  });
+
+  it('a save that fails while writing leaves neither a final file nor a temporary one', async () => {
+    const backend = new LocalBackend(freshRoot());
+    await backend.create();
+    const data = bytesFor('half written', 4096);
+    const handle = handleFor('data', data);
+    const noSpace = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    await withFileHandlePatch(
+      'writeFile',
+      async function (this: unknown, original, bytes) {
+        // Write half, then fail as a full disk would.
+        await original((bytes as Uint8Array).subarray(0, 2048));
+        throw noSpace;
+      },
+      () =>
+        assert.rejects(backend.save(handle, data), (err: unknown) => {
+          assert.ok(err instanceof BackendError && !(err instanceof NotFoundError));
+          assert.match(err.message, /no space left/);
+          assert.ok(err.message.includes(`data/${handle.name.slice(0, 2)}/${handle.name}`), err.message);
+          return true;
+        }),
+    );
+    await assert.rejects(backend.stat(handle), NotFoundError);
+    assert.deepEqual(await collect(backend.list('data')), []);
+    assert.deepEqual(await readdir(path.join(backend.root, 'tmp')), []);
+    // The same save succeeds once the disk has room again.
+    await backend.save(handle, data);
+    assert.deepEqual(await backend.load(handle), data);
+  });
+
+  it('a save whose fsync fails is reported and leaves no final file', async () => {
+    const backend = new LocalBackend(freshRoot());
+    await backend.create();
+    const data = bytesFor('not durable');
+    const handle = handleFor('snapshot', data);
+    const eio = Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+    await withFileHandlePatch(
+      'sync',
+      async () => {
+        throw eio;
+      },
+      () => assert.rejects(backend.save(handle, data), BackendError),
+    );
+    await assert.rejects(backend.load(handle), NotFoundError);
+    assert.deepEqual(await readdir(path.join(backend.root, 'tmp')), []);
+  });
+
+  it('create() fails with RepoNotFoundError when the parent folder is missing', async () => {
+    const root = path.join(base, 'no-such-parent', 'repo');
+    const backend = new LocalBackend(root, { location: `local:${root}` });
+    await assert.rejects(backend.create(), (err: unknown) => {
+      assert.ok(err instanceof RepoNotFoundError);
+      assert.ok(err.message.startsWith(`local:${root}: `), err.message);
+      return true;
+    });
+  });
+
+  it('a location that was never created lists nothing, and saving there is RepoNotFoundError', async () => {
+    const backend = new LocalBackend(freshRoot());
+    assert.deepEqual(await collect(backend.list('snapshot')), []);
+    assert.deepEqual(await collect(backend.list('data')), []);
+    const data = bytesFor('nowhere');
+    await assert.rejects(backend.save(handleFor('key', data), data), RepoNotFoundError);
+  });
+
+  it('recreates a missing data subfolder on save', async () => {
+    const backend = new LocalBackend(freshRoot());
+    await backend.create();
+    const data = bytesFor('subfolder');
+    const handle = handleFor('data', data);
+    await rm(path.join(backend.root, 'data', handle.name.slice(0, 2)), { recursive: true });
+    await backend.save(handle, data);
+    assert.deepEqual(await backend.load(handle), data);
+  });
+
+  it('skips foreign files when listing', async () => {
+    const backend = new LocalBackend(freshRoot());
+    await backend.create();
+    const data = bytesFor('listed');
+    await backend.save(handleFor('index', data), data);
+    await (await open(path.join(backend.root, 'index', 'README.txt'), 'w')).close();
+    await (await open(path.join(backend.root, 'data', '00', 'not-a-name'), 'w')).close();
+    assert.deepEqual((await collect(backend.list('index'))).map((f) => f.name), [handleFor('index', data).name]);
+    assert.deepEqual(await collect(backend.list('data')), []);
+  });
+});

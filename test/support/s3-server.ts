@@ -1,0 +1,103 @@
+/**
+ * An in-process S3-compatible server for tests: the `s3rver` package on 127.0.0.1, a random port and a
+ * fresh temporary folder. It accepts the access key `S3RVER` with secret `S3RVER` (see {@link s3Credentials}).
+ *
+ * s3rver quirks under Node 24 and the AWS SDK v3:
+ * - It builds ListObjectsV2 continuation tokens with DES, which OpenSSL 3 no longer offers, so any
+ *   truncated listing (more than 1000 keys, or MaxKeys below the count) answers 500. We install an
+ *   identity stand-in for the `des` cipher only (see {@link allowS3rverContinuationTokens}).
+ * - It checks the access key id of V4-signed requests but not the signature: a wrong secret passes.
+ * - It ignores Content-MD5: damaged uploads are not rejected as S3 would.
+ * - It answers a range that starts inside the object but ends past it with the available bytes and
+ *   `Content-Range: bytes a-end/size` (as S3 does), and a range that starts past the end with 416.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+/** Credentials s3rver accepts. */
+export const s3Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
+
+/** A running test server. */
+export interface S3TestServer {
+  /** `http://127.0.0.1:<port>`. */
+  readonly endpoint: string;
+  /** The repository location for `prefix` in `bucket`: `s3:http://127.0.0.1:<port>/<bucket>/<prefix>`. */
+  url(bucket: string, prefix?: string): string;
+  /** Stops the server and removes its folder. */
+  stop(): Promise<void>;
+}
+
+interface S3rverInstance {
+  run(): Promise<{ address: string; port: number }>;
+  close(): Promise<void>;
+}
+type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
+
+const requireCjs = createRequire(import.meta.url);
+
+/** Starts s3rver on 127.0.0.1 (port 0) in a new temporary folder, with `buckets` created; it logs nothing. */
+export async function startS3Server(options: { buckets?: string[] } = {}): Promise<S3TestServer> {
+  allowS3rverContinuationTokens();
+  const S3rver = requireCjs('s3rver') as S3rverConstructor;
+  const directory = await mkdtemp(path.join(tmpdir(), 'coffer-s3rver-'));
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory,
+    vhostBuckets: false,
+    configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
+  });
+  let address: { port: number };
+  try {
+    address = await server.run();
+  } catch (err) {
+    await rm(directory, { recursive: true, force: true });
+    throw err;
+  }
+  const endpoint = `http://127.0.0.1:${address.port}`;
+  let stopped = false;
+  return {
+    endpoint,
+    url: (bucket, prefix = '') => `s3:${endpoint}/${bucket}${prefix === '' ? '' : `/${prefix}`}`,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+let patched = false;
+
+/**
+ * Replaces the `des` cipher, which Node 24's OpenSSL 3 refuses, with an identity transform, so that
+ * s3rver can make and read its continuation tokens (they become `iv ‖ plaintext key`). Only `des` is
+ * affected, and only in the test process; every other algorithm goes to the real implementation.
+ */
+export function allowS3rverContinuationTokens(): void {
+  if (patched) return;
+  patched = true;
+  const crypto = requireCjs('node:crypto') as typeof import('node:crypto');
+  try {
+    crypto.createCipheriv('des', Buffer.alloc(8), Buffer.alloc(8));
+    return; // DES still works here (legacy provider loaded): nothing to do.
+  } catch {
+    // fall through
+  }
+  const identity = () => ({
+    update: (data: string | Uint8Array, encoding?: BufferEncoding) =>
+      typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : Buffer.from(data),
+    final: () => Buffer.alloc(0),
+  });
+  const realCipher = crypto.createCipheriv;
+  const realDecipher = crypto.createDecipheriv;
+  const mutable = crypto as unknown as Record<string, unknown>;
+  mutable.createCipheriv = (algorithm: string, ...rest: unknown[]) =>
+    algorithm === 'des' ? identity() : (realCipher as (...args: unknown[]) => unknown)(algorithm, ...rest);
+  mutable.createDecipheriv = (algorithm: string, ...rest: unknown[]) =>
+    algorithm === 'des' ? identity() : (realDecipher as (...args: unknown[]) => unknown)(algorithm, ...rest);
+}
