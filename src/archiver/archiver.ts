@@ -59,6 +59,8 @@ export interface BackupOptions {
   /** Index flush interval in ms (default 5 minutes) and blob count (default 50 000). */
   readonly indexFlushMs?: number;
   readonly indexFlushBlobs?: number;
+  /** Called before each index or snapshot is written; throws to stop (e.g. the lock expired). */
+  readonly beforeCommit?: () => Promise<void>;
 }
 
 export interface BackupResult {
@@ -189,6 +191,7 @@ export class Archiver {
       await this.#flushIndex(true);
       await scanning;
       const snapshot = this.#snapshot(rootId, start);
+      if (!this.#options.dryRun) await this.#options.beforeCommit?.();
       const snapshotId = this.#options.dryRun ? undefined : await repo.saveSnapshot(snapshot);
       this.stats.scanDone = true;
       this.#report();
@@ -263,11 +266,17 @@ export class Archiver {
   #flushIndex(final: boolean): Promise<void> {
     this.#flushing = this.#flushing.then(async () => {
       if (this.#pendingPacks.length === 0 || this.#options.dryRun) return;
+      await this.#options.beforeCommit?.();
       const packs = this.#pendingPacks;
       this.#pendingPacks = [];
       this.#pendingBlobs = 0;
       this.#lastFlush = Date.now();
-      await this.#repo.saveIndex(packs);
+      try {
+        await this.#repo.saveIndex(packs);
+      } catch (err) {
+        this.#pendingPacks.unshift(...packs);
+        throw err;
+      }
     });
     // A failed periodic flush is retried by the final one; only the final one may fail the backup.
     return final ? this.#flushing : this.#flushing.catch(() => undefined);

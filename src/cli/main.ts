@@ -8,7 +8,7 @@ import { CliContext, type Io } from './context.ts';
 import { exitStatusHelp, reportError } from './exit.ts';
 import { commands } from './commands/index.ts';
 
-export const version = '0.1.0';
+import { version } from './version.ts';
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('coffer')

@@ -14,3 +14,4 @@ export * from './repository.ts';
 export * from './snapshot-file.ts';
 export * from './tree.ts';
 export * from './select.ts';
+export * from './lock.ts';

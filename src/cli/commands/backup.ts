@@ -1,6 +1,231 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
+import { backup, chooseParent, compileExcludes } from '../../archiver/index.ts';
+import { PartialBackupError, UsageError } from '../../errors/index.ts';
+import { shortId } from '../../model/index.ts';
+import type { BackupStats } from '../../progress/index.ts';
+import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
+import { version } from '../version.ts';
+import { parseSize } from '../parse.ts';
+import { elapsed, progressSink } from '../output/progress.ts';
+import { formatBytes } from '../table.ts';
+import { withLock } from '../locking.ts';
 
-export function registerBackup(program: Command, _ctx: CliContext): void {
-  program.command('backup').description('(not built yet)');
+interface BackupFlags {
+  tag?: string[];
+  host?: string;
+  time?: string;
+  parent?: string;
+  force?: boolean;
+  exclude?: string[];
+  iexclude?: string[];
+  excludeFile?: string[];
+  iexcludeFile?: string[];
+  excludeIfPresent?: string[];
+  excludeLargerThan?: string;
+  oneFileSystem?: boolean;
+  filesFrom?: string[];
+  filesFromVerbatim?: string[];
+  filesFromRaw?: string[];
+  dryRun?: boolean;
+  stdin?: boolean;
+  stdinFilename?: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** Parses `--time`: restic's "2006-01-02 15:04:05" in local time, or any ISO 8601 date. */
+export function parseTime(text: string): Date {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?$/.exec(text.trim());
+  const date = m ? new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] ?? 0)) : new Date(text);
+  if (Number.isNaN(date.getTime())) throw new UsageError(`--time: "${text}" is not a date`, { hint: 'write it as "2026-01-02 15:04:05"' });
+  return date;
+}
+
+function readLines(file: string, flag: string, separator: RegExp | string): string[] {
+  let text: string;
+  try {
+    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return text.split(separator);
+}
+
+function sourcePaths(args: string[], flags: BackupFlags): string[] {
+  const paths = [...args];
+  for (const f of flags.filesFrom ?? []) paths.push(...readLines(f, '--files-from', /\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
+  for (const f of flags.filesFromVerbatim ?? []) paths.push(...readLines(f, '--files-from-verbatim', '\n').filter((l) => l !== ''));
+  for (const f of flags.filesFromRaw ?? []) paths.push(...readLines(f, '--files-from-raw', '\0').filter((l) => l !== ''));
+  return [...new Set(paths.map((p) => resolve(p)))];
+}
+
+function excludeRules(flags: BackupFlags) {
+  const patterns = [...(flags.exclude ?? [])];
+  const ipatterns = [...(flags.iexclude ?? [])];
+  for (const f of flags.excludeFile ?? []) patterns.push(...readLines(f, '--exclude-file', /\r?\n/));
+  for (const f of flags.iexcludeFile ?? []) ipatterns.push(...readLines(f, '--iexclude-file', /\r?\n/));
+  return {
+    rules: [...compileExcludes(patterns), ...compileExcludes(ipatterns, true)],
+    patterns: [...patterns, ...ipatterns].map((p) => p.trim()).filter((p) => p && !p.startsWith('#')),
+  };
+}
+
+function rate(bytes: number, ms: number): string {
+  return ms > 0 ? `${formatBytes((bytes * 1000) / ms)}/s` : '';
+}
+
+function statusJson(stats: BackupStats, startedMs: number) {
+  const elapsedMs = Date.now() - startedMs;
+  const fraction = stats.scanDone && stats.bytesTotal > 0 ? Math.min(1, stats.bytesDone / stats.bytesTotal) : 0;
+  return {
+    message_type: 'status',
+    seconds_elapsed: Math.floor(elapsedMs / 1000),
+    ...(fraction > 0 && fraction < 1 ? { seconds_remaining: Math.round((elapsedMs / 1000 / fraction) * (1 - fraction)) } : {}),
+    percent_done: fraction,
+    total_files: stats.filesTotal,
+    files_done: stats.filesDone,
+    total_bytes: stats.bytesTotal,
+    bytes_done: stats.bytesDone,
+    error_count: stats.errors,
+    current_files: stats.currentFiles.slice(0, 4),
+  };
+}
+
+export function registerBackup(program: Command, ctx: CliContext): void {
+  program
+    .command('backup')
+    .description('create a snapshot of files and folders')
+    .argument('[paths...]', 'files and folders to back up')
+    .option('--tag <tags>', 'add tags to the snapshot (comma-separated, repeatable)', collect)
+    .option('--host <name>', 'hostname recorded in the snapshot (default: this machine)')
+    .option('--time <time>', 'snapshot time instead of now, e.g. "2026-01-02 15:04:05"')
+    .option('--parent <snapshot>', 'compare against this snapshot instead of the latest one of this host and paths')
+    .option('-f, --force', 'read every file, ignoring the parent snapshot')
+    .option('-e, --exclude <pattern>', 'exclude a pattern (repeatable)', collect)
+    .option('--iexclude <pattern>', 'like --exclude, ignoring case', collect)
+    .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect)
+    .option('--iexclude-file <file>', 'like --exclude-file, ignoring case', collect)
+    .option('--exclude-if-present <name>', 'skip folders that contain a file with this name (repeatable)', collect)
+    .option('--exclude-larger-than <size>', 'skip files larger than this, e.g. 1G')
+    .option('-x, --one-file-system', 'do not cross filesystem boundaries')
+    .option('--files-from <file>', 'read paths to back up from a file, one per line (repeatable)', collect)
+    .option('--files-from-verbatim <file>', 'like --files-from, no comment or blank-line handling', collect)
+    .option('--files-from-raw <file>', 'read NUL-separated paths from a file', collect)
+    .option('-n, --dry-run', 'do everything but write to the repository')
+    .option('--stdin', 'back up what comes on standard input as one file')
+    .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
+    .action(async (args: string[], flags: BackupFlags) => {
+      const paths = flags.stdin ? [] : sourcePaths(args, flags);
+      if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
+      if (flags.stdin && (flags.stdinFilename ?? '').includes('/')) throw new UsageError('--stdin-filename must be a plain file name');
+      if (!flags.stdin && paths.length === 0) throw new UsageError('nothing to back up', { hint: 'give paths, or --files-from FILE, or --stdin' });
+      const time = flags.time ? parseTime(flags.time) : undefined;
+      const excludeLargerThan = flags.excludeLargerThan ? parseSize(flags.excludeLargerThan, '--exclude-larger-than') : undefined;
+      const { rules, patterns } = excludeRules(flags);
+      const host = flags.host ?? hostname();
+      const tags = (flags.tag ?? []).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+
+      const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true });
+      await withLock(ctx, repo, 'shared', async (lock) => {
+        // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
+        const snapshots = await repo.listSnapshots();
+        let parent = undefined;
+        if (flags.parent) parent = selectSnapshot(snapshots, flags.parent);
+        else if (!flags.force && !flags.stdin) parent = chooseParent(snapshots, host, paths);
+        await repo.loadIndex();
+        if (parent) ctx.verbose(`using parent snapshot ${shortId(parent.id)}`);
+
+        const started = Date.now();
+        const sink = await progressSink(ctx, flags.dryRun ? 'backup (dry run)' : 'backup');
+        let result;
+        try {
+          result = await backup(repo, {
+            paths,
+            tags,
+            hostname: host,
+            time,
+            parent,
+            excludes: rules,
+            excludePatterns: patterns,
+            excludeIfPresent: flags.excludeIfPresent,
+            excludeLargerThan,
+            oneFileSystem: flags.oneFileSystem,
+            dryRun: flags.dryRun,
+            scan: !ctx.quiet,
+            stdin: flags.stdin ? { stream: process.stdin, filename: flags.stdinFilename ?? 'stdin' } : undefined,
+            programVersion: `coffer ${version}`,
+            signal: ctx.signal,
+            beforeCommit: () => lock.assertFresh(),
+            reporter: {
+              progress: (stats) => {
+                const ms = Date.now() - started;
+                const fraction = stats.scanDone && stats.bytesTotal > 0 ? Math.min(1, stats.bytesDone / stats.bytesTotal) : undefined;
+                const eta = fraction && fraction > 0.01 && fraction < 1 ? elapsed((ms / fraction) * (1 - fraction)) : undefined;
+                sink.update(
+                  {
+                    fraction,
+                    counts: `${stats.filesDone}${stats.scanDone ? ` / ${stats.filesTotal}` : ''} files ${formatBytes(stats.bytesDone)}${stats.scanDone ? ` / ${formatBytes(stats.bytesTotal)}` : ''}`,
+                    throughput: rate(stats.bytesDone, ms),
+                    eta,
+                    errors: stats.errors,
+                    current: stats.currentFiles,
+                  },
+                  () => statusJson(stats, started),
+                );
+              },
+              sourceError: (path, error) => {
+                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'archival', item: path });
+                else ctx.warn(`error: ${error.message}`);
+              },
+              fileDone: (path, status) => ctx.verbose(`${status.padEnd(10)} ${path}`),
+            },
+          });
+        } finally {
+          await sink.stop();
+        }
+        const s = result.snapshot.summary!;
+        const durationMs = Date.now() - started;
+        if (ctx.json) {
+          ctx.printJson({
+            message_type: 'summary',
+            dry_run: flags.dryRun === true,
+            files_new: s.filesNew,
+            files_changed: s.filesChanged,
+            files_unmodified: s.filesUnmodified,
+            dirs_new: s.dirsNew,
+            dirs_changed: s.dirsChanged,
+            dirs_unmodified: s.dirsUnmodified,
+            data_blobs: s.dataBlobs,
+            tree_blobs: s.treeBlobs,
+            data_added: s.dataAdded,
+            data_added_packed: s.dataAddedPacked,
+            total_files_processed: s.totalFilesProcessed,
+            total_bytes_processed: s.totalBytesProcessed,
+            total_duration: durationMs / 1000,
+            backup_start: s.backupStart,
+            backup_end: s.backupEnd,
+            error_count: s.errors,
+            ...(result.snapshotId ? { snapshot_id: result.snapshotId } : {}),
+          });
+        } else {
+          const col = (n: number) => String(n).padStart(6);
+          ctx.say(`Files:     ${col(s.filesNew)} new, ${col(s.filesChanged)} changed, ${col(s.filesUnmodified)} unmodified`);
+          ctx.say(`Dirs:      ${col(s.dirsNew)} new, ${col(s.dirsChanged)} changed, ${col(s.dirsUnmodified)} unmodified`);
+          ctx.say(`Added to the repository: ${formatBytes(s.dataAdded)} (${formatBytes(s.dataAddedPacked)} stored)`);
+          ctx.say('');
+          ctx.say(`processed ${s.totalFilesProcessed} files, ${formatBytes(s.totalBytesProcessed)} in ${elapsed(durationMs)}`);
+          if (result.snapshotId) ctx.say(`snapshot ${shortId(result.snapshotId)} saved`);
+          else ctx.say('dry run: nothing was written');
+        }
+        if (s.errors > 0) {
+          throw new PartialBackupError(`${s.errors} source ${s.errors === 1 ? 'file was' : 'files were'} unreadable; snapshot ${result.snapshotId ? shortId(result.snapshotId) : ''} saved without ${s.errors === 1 ? 'it' : 'them'}`.replace('  ', ' '), {
+            hint: 'see the errors above; fix permissions or exclude those paths',
+          });
+        }
+      });
+    });
 }

@@ -1,0 +1,64 @@
+/**
+ * Progress output shared by long commands: a live Ink view on a terminal, a plain line every few seconds
+ * when stdout is not a terminal, JSON status lines with --json, nothing with --quiet.
+ */
+import type { CliContext } from '../context.ts';
+
+export interface ProgressLine {
+  /** Fraction done in [0, 1], when known. */
+  readonly fraction?: number;
+  /** e.g. "1234 files 1.2 GiB" */
+  readonly counts: string;
+  readonly throughput?: string;
+  readonly eta?: string;
+  readonly errors: number;
+  readonly current?: readonly string[];
+}
+
+export interface ProgressSink {
+  update(line: ProgressLine, json: () => unknown): void;
+  /** Stops live output; pending lines are flushed. */
+  stop(): Promise<void>;
+}
+
+export function elapsed(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return h > 0 ? `${h}:${pad(m)}:${pad(s % 60)}` : `${m}:${pad(s % 60)}`;
+}
+
+/** Chooses the sink for this invocation. */
+export async function progressSink(ctx: CliContext, title: string): Promise<ProgressSink> {
+  if (ctx.quiet) return { update() {}, async stop() {} };
+  if (ctx.json) {
+    let last = 0;
+    return {
+      update(_line, json) {
+        const now = Date.now();
+        if (now - last < 1000) return;
+        last = now;
+        ctx.printJson(json());
+      },
+      async stop() {},
+    };
+  }
+  if (ctx.io.stdout.isTTY && ctx.io.env.TERM !== 'dumb') {
+    const { startProgressView } = await import('../../ui/progress-view.ts');
+    return startProgressView(title, ctx.io.stdout as NodeJS.WriteStream);
+  }
+  const interval = Number(ctx.io.env.COFFER_PROGRESS_INTERVAL ?? 10) * 1000;
+  const started = Date.now();
+  let last = started;
+  return {
+    update(line) {
+      const now = Date.now();
+      if (interval <= 0 || now - last < interval) return;
+      last = now;
+      const percent = line.fraction === undefined ? '' : ` ${(line.fraction * 100).toFixed(1)}%`;
+      ctx.out(`[${elapsed(now - started)}]${percent} ${line.counts}${line.throughput ? `, ${line.throughput}` : ''}${line.eta ? `, ETA ${line.eta}` : ''}${line.errors ? `, ${line.errors} errors` : ''}`);
+    },
+    async stop() {},
+  };
+}

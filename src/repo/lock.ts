@@ -1,0 +1,243 @@
+/**
+ * Repository locks (docs/design.md §Locks). Backup, restore and check take shared locks; prune and repair
+ * take an exclusive one. A lock is a structured file in `locks/`, refreshed every few minutes by writing a
+ * new file and removing the old one.
+ *
+ * Stale locks: a lock is stale when its holder is on this host and its process is gone, or when its time
+ * is more than `staleAfterMs` behind this machine's clock. Because live locks are refreshed every
+ * `refreshMs`, clocks may disagree by up to `staleAfterMs - refreshMs` (12 minutes) without a live lock
+ * being taken for stale. A holder that could not refresh for `expireAfterMs` (measured on its own
+ * monotonic clock, immune to clock jumps and suspended laptops) stops before writing anything that
+ * references new data, so a prune that removed its lock as stale cannot lose data.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname as osHostname, userInfo } from 'node:os';
+import { AppError, CancelledError, IntegrityError, RepoLockedError } from '../errors/index.ts';
+import { asBoolean, asInteger, asObject, asString, shortId, type Id } from '../model/index.ts';
+import type { Repository } from './repository.ts';
+
+export type LockKind = 'shared' | 'exclusive';
+
+export const lockTimings = {
+  refreshMs: 3 * 60_000,
+  staleAfterMs: 15 * 60_000,
+  expireAfterMs: 10 * 60_000,
+  /** After writing a lock, wait this long and look again for a competitor that wrote at the same time. */
+  settleMs: 200,
+};
+
+export interface LockInfo {
+  readonly time: string;
+  readonly exclusive: boolean;
+  readonly hostname: string;
+  readonly username: string;
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+  /** Random per holder, so a holder recognizes its refreshed files. */
+  readonly holder: string;
+}
+
+export interface StoredLock extends LockInfo {
+  readonly id: Id;
+}
+
+/** Is process `pid` alive on this host? */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function isStale(lock: LockInfo, now: number = Date.now(), host: string = osHostname()): boolean {
+  if (lock.hostname === host && !processAlive(lock.pid)) return true;
+  const time = Date.parse(lock.time);
+  return Number.isNaN(time) || now - time > lockTimings.staleAfterMs;
+}
+
+function decodeLock(id: Id, value: unknown): StoredLock {
+  const what = `lock ${shortId(id)}`;
+  const o = asObject(value, what);
+  return {
+    id,
+    time: asString(o.time, `${what}: time`),
+    exclusive: asBoolean(o.exclusive, `${what}: exclusive`),
+    hostname: asString(o.hostname, `${what}: hostname`),
+    username: asString(o.username, `${what}: username`),
+    pid: asInteger(o.pid, `${what}: pid`),
+    uid: asInteger(o.uid, `${what}: uid`),
+    gid: asInteger(o.gid, `${what}: gid`),
+    holder: asString(o.holder, `${what}: holder`),
+  };
+}
+
+/** Every lock file that can be read; unreadable ones are reported as undefined entries' ids. */
+export async function listLocks(repo: Repository): Promise<{ locks: StoredLock[]; unreadable: Id[] }> {
+  const locks: StoredLock[] = [];
+  const unreadable: Id[] = [];
+  const names: Id[] = [];
+  for await (const { name } of repo.backend.list('lock')) names.push(name);
+  for (const name of names) {
+    try {
+      locks.push(decodeLock(name, await repo.loadStructured('lock', name)));
+    } catch (err) {
+      // A lock removed between list and load is simply gone.
+      if ((err as AppError).code === 'NOT_FOUND') continue;
+      if (err instanceof IntegrityError) unreadable.push(name);
+      else throw err;
+    }
+  }
+  return { locks, unreadable };
+}
+
+function describeLock(lock: StoredLock, now: number): string {
+  const age = Math.max(0, Math.round((now - Date.parse(lock.time)) / 1000));
+  return `${lock.exclusive ? 'exclusive' : 'shared'} lock ${shortId(lock.id)} held by ${lock.username}@${lock.hostname} (pid ${lock.pid}), refreshed ${age}s ago`;
+}
+
+export interface LockOptions {
+  /** How long to keep retrying while the repository is locked (0: fail at once). */
+  readonly retryMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** A held lock. Call `refresh()` periodically (the cli does) and `release()` when done. */
+export class RepoLock {
+  readonly kind: LockKind;
+  readonly #repo: Repository;
+  readonly #info: Omit<LockInfo, 'time'>;
+  #id: Id;
+  #lastRefresh: number;
+  #timer: NodeJS.Timeout | undefined;
+  #refreshError: unknown;
+
+  private constructor(repo: Repository, kind: LockKind, info: Omit<LockInfo, 'time'>, id: Id) {
+    this.#repo = repo;
+    this.kind = kind;
+    this.#info = info;
+    this.#id = id;
+    this.#lastRefresh = performance.now();
+  }
+
+  get id(): Id {
+    return this.#id;
+  }
+
+  static async acquire(repo: Repository, kind: LockKind, options: LockOptions = {}): Promise<RepoLock> {
+    let user = { username: '', uid: 0, gid: 0 };
+    try {
+      user = userInfo();
+    } catch {
+      // no passwd entry
+    }
+    const info = {
+      exclusive: kind === 'exclusive',
+      hostname: osHostname(),
+      username: user.username,
+      pid: process.pid,
+      uid: user.uid,
+      gid: user.gid,
+      holder: randomBytes(16).toString('hex'),
+    };
+    const deadline = Date.now() + (options.retryMs ?? 0);
+    let delay = 1000;
+    for (;;) {
+      const conflict = await findConflict(repo, kind, info.holder);
+      if (!conflict) {
+        const id = await repo.saveStructured('lock', { time: new Date().toISOString(), ...info });
+        await sleep(lockTimings.settleMs, options.signal);
+        const late = await findConflict(repo, kind, info.holder);
+        if (!late) return new RepoLock(repo, kind, info, id);
+        // Someone locked at the same moment: both back off; the retry loop sorts it out.
+        await repo.backend.remove({ type: 'lock', name: id });
+        if (Date.now() >= deadline) throw lockedError(late);
+      } else if (Date.now() >= deadline) {
+        throw lockedError(conflict);
+      }
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())) + Math.random() * 200, options.signal);
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+
+  /** Starts refreshing in the background every `refreshMs`. */
+  startRefreshing(): void {
+    this.#timer = setInterval(() => {
+      this.refresh().catch((err) => {
+        this.#refreshError = err;
+      });
+    }, lockTimings.refreshMs);
+    this.#timer.unref();
+  }
+
+  /** Writes a fresh lock file and removes the previous one. */
+  async refresh(): Promise<void> {
+    const old = this.#id;
+    this.#id = await this.#repo.saveStructured('lock', { time: new Date().toISOString(), ...this.#info });
+    this.#lastRefresh = performance.now();
+    await this.#repo.backend.remove({ type: 'lock', name: old });
+  }
+
+  /**
+   * Throws unless the lock is certainly still respected: refreshed recently (monotonic clock) and its file
+   * still present. Called before writing an index or snapshot that references new packs.
+   */
+  async assertFresh(): Promise<void> {
+    const age = performance.now() - this.#lastRefresh;
+    if (age > lockTimings.expireAfterMs) {
+      throw new RepoLockedError(`lock ${shortId(this.#id)} could not be refreshed for ${Math.round(age / 60_000)} minutes and may have been removed`, {
+        hint: 'nothing was committed; run the command again (data already uploaded is reused)',
+        cause: this.#refreshError,
+      });
+    }
+    try {
+      await this.#repo.backend.stat({ type: 'lock', name: this.#id });
+    } catch (err) {
+      throw new RepoLockedError(`lock ${shortId(this.#id)} was removed by another process`, {
+        hint: 'nothing was committed; run the command again (data already uploaded is reused)',
+        cause: err,
+      });
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#repo.backend.remove({ type: 'lock', name: this.#id });
+  }
+}
+
+async function findConflict(repo: Repository, kind: LockKind, holder: string): Promise<StoredLock | undefined> {
+  const { locks } = await listLocks(repo);
+  const now = Date.now();
+  return locks.find((l) => l.holder !== holder && (kind === 'exclusive' || l.exclusive) && !isStale(l, now));
+}
+
+function lockedError(lock: StoredLock): RepoLockedError {
+  return new RepoLockedError(`repository is locked: ${describeLock(lock, Date.now())}`, { data: { lock: lock.id } });
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError());
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new CancelledError());
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Removes stale locks (or all with `all`); returns the ids removed. */
+export async function removeLocks(repo: Repository, all: boolean): Promise<Id[]> {
+  const { locks, unreadable } = await listLocks(repo);
+  const now = Date.now();
+  const doomed = [...locks.filter((l) => all || isStale(l, now)).map((l) => l.id), ...unreadable];
+  for (const id of doomed) await repo.backend.remove({ type: 'lock', name: id });
+  return doomed;
+}

@@ -1,0 +1,60 @@
+/**
+ * The live progress view for long commands on a terminal (Ink). Written with createElement rather than
+ * JSX so Node runs it without a build step.
+ */
+import { createElement as h, useEffect, useState } from 'react';
+import { Box, Text, render } from 'ink';
+import type { ProgressLine, ProgressSink } from '../cli/output/progress.ts';
+
+interface Store {
+  line: ProgressLine | undefined;
+  listeners: Set<() => void>;
+}
+
+function bar(fraction: number, width: number): string {
+  const full = Math.round(Math.max(0, Math.min(1, fraction)) * width);
+  return `${'█'.repeat(full)}${'░'.repeat(width - full)}`;
+}
+
+function ProgressView({ title, store, started }: { title: string; store: Store; started: number }) {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    const listener = () => setTick((t) => t + 1);
+    store.listeners.add(listener);
+    return () => void store.listeners.delete(listener);
+  }, [store]);
+  const line = store.line;
+  const seconds = Math.floor((Date.now() - started) / 1000);
+  const clock = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+  if (!line) return h(Text, { dimColor: true }, `${title}: starting…`);
+  return h(
+    Box,
+    { flexDirection: 'column' },
+    h(
+      Text,
+      null,
+      h(Text, { bold: true }, `${title} `),
+      line.fraction !== undefined ? `${bar(line.fraction, 24)} ${(line.fraction * 100).toFixed(1).padStart(5)}%  ` : '',
+      `[${clock}] ${line.counts}`,
+      line.throughput ? `  ${line.throughput}` : '',
+      line.eta ? `  ETA ${line.eta}` : '',
+      line.errors ? h(Text, { color: 'red' }, `  ${line.errors} errors`) : '',
+    ),
+    ...(line.current ?? []).slice(0, 3).map((path) => h(Text, { key: path, dimColor: true, wrap: 'truncate-middle' }, `  ${path}`)),
+  );
+}
+
+export function startProgressView(title: string, stdout: NodeJS.WriteStream): ProgressSink {
+  const store: Store = { line: undefined, listeners: new Set() };
+  const app = render(h(ProgressView, { title, store, started: Date.now() }), { stdout, patchConsole: false, exitOnCtrlC: false });
+  return {
+    update(line) {
+      store.line = line;
+      for (const l of store.listeners) l();
+    },
+    async stop() {
+      app.unmount();
+      await app.waitUntilExit().catch(() => undefined);
+    },
+  };
+}
