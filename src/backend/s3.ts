@@ -43,6 +43,8 @@ export interface S3BackendOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Requests in flight at most; default 5. */
   connections?: number;
+  /** Keys per ListObjectsV2 page; default (and S3's maximum) 1000. Smaller pages help tests. */
+  maxKeys?: number;
   /** Time to establish a TCP connection; default 5 s. */
   connectTimeoutMs?: number;
   /** Time a socket may stay silent mid-request; default 30 s. */
@@ -85,6 +87,7 @@ export class S3Backend implements Backend {
   readonly #client: S3Client;
   readonly #slots: Semaphore;
   readonly #counts: RequestCounts = newRequestCounts();
+  readonly #maxKeys: number | undefined;
 
   constructor(options: S3BackendOptions) {
     this.location = options.location;
@@ -92,6 +95,7 @@ export class S3Backend implements Backend {
     this.prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
     this.connections = options.connections ?? 5;
     this.#slots = new Semaphore(this.connections);
+    this.#maxKeys = options.maxKeys;
     const config: S3ClientConfig = {
       region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       maxAttempts: 1,
@@ -207,7 +211,14 @@ export class S3Backend implements Backend {
       let page;
       try {
         page = await this.#send('list', () =>
-          this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: listPrefix, ContinuationToken: token })),
+          this.#client.send(
+            new ListObjectsV2Command({
+              Bucket: this.bucket,
+              Prefix: listPrefix,
+              ContinuationToken: token,
+              MaxKeys: this.#maxKeys,
+            }),
+          ),
         );
       } catch (err) {
         throw this.#error(err, type === 'config' ? `${this.location}: config` : `${this.location}: ${folder}/`);

@@ -8,10 +8,13 @@
  *   identity stand-in for the `des` cipher only (see {@link allowS3rverContinuationTokens}).
  * - It checks the access key id of V4-signed requests but not the signature: a wrong secret passes.
  * - It ignores Content-MD5: damaged uploads are not rejected as S3 would.
+ * - HEAD on a bucket lists the bucket's objects, so HeadBucket slows down as a bucket fills up: tests
+ *   that make many objects use a bucket of their own ({@link S3TestServer.createBucket}).
  * - It answers a range that starts inside the object but ends past it with the available bytes and
  *   `Content-Range: bytes a-end/size` (as S3 does), and a range that starts past the end with 416.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -25,6 +28,8 @@ export interface S3TestServer {
   readonly endpoint: string;
   /** The repository location for `prefix` in `bucket`: `s3:http://127.0.0.1:<port>/<bucket>/<prefix>`. */
   url(bucket: string, prefix?: string): string;
+  /** Creates a bucket (directly in s3rver's store: the backend never creates buckets). */
+  createBucket(name: string): Promise<void>;
   /** Stops the server and removes its folder. */
   stop(): Promise<void>;
 }
@@ -32,6 +37,7 @@ export interface S3TestServer {
 interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;
   close(): Promise<void>;
+  store: { putBucket(name: string): Promise<unknown> };
 }
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 
@@ -41,7 +47,7 @@ const requireCjs = createRequire(import.meta.url);
 export async function startS3Server(options: { buckets?: string[] } = {}): Promise<S3TestServer> {
   allowS3rverContinuationTokens();
   const S3rver = requireCjs('s3rver') as S3rverConstructor;
-  const directory = await mkdtemp(path.join(tmpdir(), 'coffer-s3rver-'));
+  const directory = await mkdtemp(path.join(await scratchRoot(), 'coffer-s3rver-'));
   const server = new S3rver({
     address: '127.0.0.1',
     port: 0,
@@ -62,6 +68,9 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
   return {
     endpoint,
     url: (bucket, prefix = '') => `s3:${endpoint}/${bucket}${prefix === '' ? '' : `/${prefix}`}`,
+    async createBucket(name) {
+      await server.store.putBucket(name);
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -69,6 +78,19 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
       await rm(directory, { recursive: true, force: true });
     },
   };
+}
+
+/** s3rver does several small synchronous file operations per request: a RAM disk, when there is one, halves its time. */
+async function scratchRoot(): Promise<string> {
+  if (process.platform === 'linux') {
+    try {
+      await access('/dev/shm', constants.W_OK);
+      return '/dev/shm';
+    } catch {
+      // no RAM disk: use the usual temporary folder
+    }
+  }
+  return tmpdir();
 }
 
 let patched = false;

@@ -1,0 +1,268 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { openBackend } from '../../src/backend/open.ts';
+import { S3Backend } from '../../src/backend/s3.ts';
+import { BackendError, NotFoundError, RepoNotFoundError } from '../../src/errors/index.ts';
+import { bytesFor, collect, describeBackend, handleFor } from '../conformance/backend.suite.ts';
+import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+
+const bucket = 'coffer-test';
+let server: S3TestServer;
+let counter = 0;
+
+before(async () => {
+  server = await startS3Server({ buckets: [bucket] });
+});
+after(async () => {
+  await server.stop();
+});
+
+/** A backend on a fresh prefix of the test bucket. */
+function s3Backend(prefix = `repo-${++counter}`, options: Partial<ConstructorParameters<typeof S3Backend>[0]> = {}): S3Backend {
+  return new S3Backend({
+    location: server.url(bucket, prefix),
+    endpoint: server.endpoint,
+    bucket,
+    prefix,
+    credentials: s3Credentials,
+    ...options,
+  });
+}
+
+/** A port on 127.0.0.1 that nothing listens on. */
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** A stand-in S3 endpoint that answers every request with `handler`. */
+async function fakeS3(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ endpoint: string; server: Server }> {
+  const fake = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => handler(req, res));
+  });
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  return { endpoint: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, server: fake };
+}
+
+function s3ErrorXml(code: string, message: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+}
+
+// Each test gets a bucket of its own: s3rver's HeadBucket slows down as a bucket fills up.
+describeBackend('s3 (s3rver)', async () => {
+  const name = `conformance-${++counter}`;
+  await server.createBucket(name);
+  return new S3Backend({ location: server.url(name, 'repo'), endpoint: server.endpoint, bucket: name, prefix: 'repo', credentials: s3Credentials });
+});
+
+describe('s3 backend', () => {
+  it('create() on a missing bucket is RepoNotFoundError naming the location, with a hint to create the bucket', async () => {
+    const location = `s3:${server.endpoint}/no-such-bucket/repo`;
+    const backend = new S3Backend({ location, endpoint: server.endpoint, bucket: 'no-such-bucket', prefix: 'repo', credentials: s3Credentials });
+    try {
+      await assert.rejects(backend.create(), (err: unknown) => {
+        assert.ok(err instanceof RepoNotFoundError, String(err));
+        assert.ok(err.message.startsWith(`${location}: `), err.message);
+        assert.match(err.message, /bucket "no-such-bucket" does not exist/);
+        assert.match(err.hint ?? '', /create the bucket/);
+        return true;
+      });
+      const data = bytesFor('x');
+      await assert.rejects(backend.load(handleFor('data', data)), RepoNotFoundError);
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('an unreachable endpoint fails fast with a retryable BackendError naming the location', async () => {
+    const port = await closedPort();
+    const location = `s3:http://127.0.0.1:${port}/${bucket}/repo`;
+    const started = Date.now();
+    const backend = await openBackend(location, {
+      s3: { credentials: s3Credentials },
+      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+    });
+    try {
+      await assert.rejects(backend.create(), (err: unknown) => {
+        assert.ok(err instanceof BackendError && !(err instanceof NotFoundError), String(err));
+        assert.equal(err.retryable, true);
+        assert.ok(err.message.startsWith(`${location}: `), err.message);
+        assert.match(err.message, /ECONNREFUSED/);
+        return true;
+      });
+      assert.equal(backend.requestCounts().head, 3, 'tried three times');
+      assert.ok(Date.now() - started < 5_000, 'within seconds');
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('a server that stops answering times out with a retryable BackendError', async () => {
+    const silent = await fakeS3(() => {}); // never responds
+    const backend = new S3Backend({
+      location: `s3:${silent.endpoint}/${bucket}`,
+      endpoint: silent.endpoint,
+      bucket,
+      credentials: s3Credentials,
+      idleTimeoutMs: 200,
+    });
+    try {
+      const data = bytesFor('slow');
+      await assert.rejects(backend.stat(handleFor('data', data)), (err: unknown) => {
+        assert.ok(err instanceof BackendError && err.retryable, String(err));
+        assert.ok(err.message.startsWith(`s3:${silent.endpoint}/${bucket}: data/`), err.message);
+        return true;
+      });
+    } finally {
+      await backend.close();
+      silent.server.closeAllConnections();
+      silent.server.close();
+    }
+  });
+
+  it('maps throttling and 5xx to retryable errors, and access denied to a non-retryable one with a credentials hint', async () => {
+    const answers: [number, string, boolean][] = [
+      [503, 'SlowDown', true],
+      [500, 'InternalError', true],
+      [429, 'TooManyRequests', true],
+      [403, 'AccessDenied', false],
+    ];
+    for (const [status, code, retryable] of answers) {
+      const fake = await fakeS3((_req, res) => {
+        res.writeHead(status, { 'content-type': 'application/xml' }).end(s3ErrorXml(code, 'from the fake server'));
+      });
+      const backend = new S3Backend({ location: `s3:${fake.endpoint}/b/p`, endpoint: fake.endpoint, bucket: 'b', prefix: 'p', credentials: s3Credentials });
+      try {
+        const data = bytesFor(code);
+        await assert.rejects(backend.load(handleFor('index', data)), (err: unknown) => {
+          assert.ok(err instanceof BackendError && !(err instanceof NotFoundError), `${code}: ${String(err)}`);
+          assert.equal(err.retryable, retryable, code);
+          assert.ok(err.message.startsWith(`s3:${fake.endpoint}/b/p: index/`), err.message);
+          assert.ok(!err.message.includes('\n'), 'one line');
+          if (!retryable) assert.match(err.hint ?? '', /credentials/);
+          return true;
+        });
+      } finally {
+        await backend.close();
+        fake.server.close();
+      }
+    }
+  });
+
+  it('an unknown access key is a non-retryable BackendError with a credentials hint', async () => {
+    // s3rver checks the access key id but not V4 signatures, so a wrong secret cannot be tested here.
+    const backend = s3Backend(undefined, { credentials: { accessKeyId: 'WRONG', secretAccessKey: 'S3RVER' } });
+    try {
+      const data = bytesFor('denied');
+      await assert.rejects(backend.save(handleFor('data', data), data), (err: unknown) => {
+        assert.ok(err instanceof BackendError && !err.retryable, String(err));
+        assert.match(err.message, /access denied \(InvalidAccessKeyId\)/);
+        assert.ok(err.message.startsWith(backend.location), err.message);
+        assert.ok(!err.message.includes('S3RVER'), 'no secret in the message');
+        assert.match(err.hint ?? '', /AWS_ACCESS_KEY_ID/);
+        return true;
+      });
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('counts one request per operation', async () => {
+    const backend = s3Backend();
+    try {
+      await backend.create();
+      const data = bytesFor('counted', 100);
+      const handle = handleFor('data', data);
+      await backend.save(handle, data);
+      await backend.load(handle);
+      await backend.load(handle, { offset: 10, length: 20 });
+      await backend.stat(handle);
+      await collect(backend.list('data'));
+      await backend.remove(handle);
+      assert.deepEqual(backend.requestCounts(), { get: 2, put: 1, head: 2, list: 1, delete: 1 });
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('pages through listings with continuation tokens, one request per page', async () => {
+    const backend = s3Backend(undefined, { maxKeys: 2 });
+    try {
+      const files = Array.from({ length: 5 }, (_, i) => bytesFor(`page ${i}`));
+      await Promise.all(files.map((f) => backend.save(handleFor('index', f), f)));
+      const listed = await collect(backend.list('index'));
+      assert.deepEqual(new Set(listed.map((f) => f.name)), new Set(files.map((f) => handleFor('index', f).name)));
+      assert.equal(listed.length, 5);
+      assert.equal(backend.requestCounts().list, 3, 'pages of 2, 2 and 1 keys');
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('keeps repositories under different prefixes (and the bucket root) apart', async () => {
+    const a = s3Backend('shared/a');
+    const b = s3Backend('shared/b');
+    const root = s3Backend('');
+    try {
+      const data = bytesFor('only in a');
+      await a.save(handleFor('snapshot', data), data);
+      assert.equal((await collect(a.list('snapshot'))).length, 1);
+      assert.deepEqual(await collect(b.list('snapshot')), []);
+      assert.deepEqual(await collect(root.list('snapshot')), []);
+      await assert.rejects(b.load(handleFor('snapshot', data)), NotFoundError);
+      const atRoot = bytesFor('at the root');
+      await root.save(handleFor('snapshot', atRoot), atRoot);
+      assert.deepEqual(await root.load(handleFor('snapshot', atRoot)), atRoot);
+      assert.equal((await collect(a.list('snapshot'))).length, 1);
+    } finally {
+      await Promise.all([a.close(), b.close(), root.close()]);
+    }
+  });
+
+  it('keeps at most `connections` requests in flight', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    const fake = await fakeS3((_req, res) => {
+      peak = Math.max(peak, ++inFlight);
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(200).end();
+      }, 15);
+    });
+    const backend = new S3Backend({ location: `s3:${fake.endpoint}/b`, endpoint: fake.endpoint, bucket: 'b', credentials: s3Credentials, connections: 3 });
+    try {
+      const files = Array.from({ length: 12 }, (_, i) => bytesFor(`slot ${i}`));
+      await Promise.all(files.map((f) => backend.save(handleFor('data', f), f)));
+      assert.equal(peak, 3);
+      assert.equal(backend.requestCounts().put, 12);
+    } finally {
+      await backend.close();
+      fake.server.close();
+    }
+  });
+
+  it('openBackend takes credentials from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)', async () => {
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = s3Credentials.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = s3Credentials.secretAccessKey;
+    const backend = await openBackend(server.url(bucket, 'from-env'));
+    try {
+      await backend.create();
+      const data = bytesFor('env');
+      await backend.save(handleFor('key', data), data);
+      assert.deepEqual(await backend.load(handleFor('key', data)), data);
+    } finally {
+      await backend.close();
+      for (const [name, value] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+});
