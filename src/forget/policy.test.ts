@@ -228,6 +228,12 @@ describe('within rules', () => {
     assert.deepEqual(reasonsById(r).get('a43'), ['daily within 7d']);
   });
 
+  test('--keep-within-hourly 1d: newest per hour, newer than 2025-03-09 07:00', () => {
+    const r = run({ withinHourly: D('1d') });
+    assert.deepEqual(ids(r.keep), ['a47', 'a46']);
+    assert.deepEqual(reasonsById(r).get('a46'), ['hourly within 1d']);
+  });
+
   test('--keep-within-weekly 1m --keep-within-monthly 1y', () => {
     const r = run({ withinWeekly: D('1m'), withinMonthly: D('1y') });
     // weekly since 2025-02-10 07:00: a47 a46 a38 a36; monthly since 2024-03-10 07:00: a47 a37 a34 a30 a25
