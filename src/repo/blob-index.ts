@@ -89,6 +89,11 @@ export class BlobIndex {
     this.#insert(n);
   }
 
+  /** The blob's entry number in [0, size), or -1: lets callers keep per-blob marks in a typed array. */
+  position(id: Uint8Array, type: BlobType): number {
+    return this.#find(id, type === 'data' ? 0 : 1);
+  }
+
   has(id: Uint8Array, type: BlobType): boolean {
     return this.#find(id, type === 'data' ? 0 : 1) !== -1;
   }
