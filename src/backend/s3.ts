@@ -73,7 +73,6 @@ const accessCodes = new Set([
   'ExpiredToken',
   'InvalidToken',
   'TokenRefreshRequired',
-  'CredentialsProviderError',
 ]);
 const credentialsHint =
   'check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that they may use the bucket';
@@ -136,12 +135,12 @@ export class S3Backend implements Backend {
       await this.#send('put', () =>
         this.#client.send(
           new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: this.#key(handle),
-          Body: data,
-          ContentLength: data.length,
-          // Lets the server reject bytes damaged on the way; cheap next to the upload itself.
-          ContentMD5: createHash('md5').update(data).digest('base64'),
+            Bucket: this.bucket,
+            Key: this.#key(handle),
+            Body: data,
+            ContentLength: data.length,
+            // Lets the server reject bytes damaged on the way; cheap next to the upload itself.
+            ContentMD5: createHash('md5').update(data).digest('base64'),
             ContentType: 'application/octet-stream',
           }),
         ),
@@ -242,7 +241,8 @@ export class S3Backend implements Backend {
         this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) })),
       );
     } catch (err) {
-      if (err instanceof NotFoundError || nameOf(err) === 'NoSuchKey') return;
+      // S3 itself answers 204 for a missing key; some compatible servers answer 404.
+      if (nameOf(err) === 'NoSuchKey' || (statusOf(err) === 404 && nameOf(err) !== 'NoSuchBucket')) return;
       throw this.#error(err, this.#what(handle));
     }
   }
@@ -290,8 +290,11 @@ export class S3Backend implements Backend {
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new NotFoundError(`${what}: not found`, { cause: err });
     }
+    if (name === 'CredentialsProviderError') {
+      return new BackendError(`${what}: no S3 credentials found`, { hint: credentialsHint, cause: err });
+    }
     if ((name !== undefined && accessCodes.has(name)) || status === 401 || status === 403) {
-      return new BackendError(`${what}: access denied (${name === 'CredentialsProviderError' ? 'no credentials' : detail})`, {
+      return new BackendError(`${what}: access denied (${detail})`, {
         hint: credentialsHint,
         cause: err,
       });

@@ -38,6 +38,7 @@ interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;
   close(): Promise<void>;
   store: { putBucket(name: string): Promise<unknown> };
+  httpServer?: { closeAllConnections(): void };
 }
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 
@@ -74,7 +75,10 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
     async stop() {
       if (stopped) return;
       stopped = true;
-      await server.close();
+      const closing = server.close();
+      // A client left open would otherwise hold the server until its keep-alive timeout.
+      server.httpServer?.closeAllConnections();
+      await closing;
       await rm(directory, { recursive: true, force: true });
     },
   };
