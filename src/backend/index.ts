@@ -12,3 +12,4 @@ export * from './retry.ts';
 export * from './verify.ts';
 export * from './fault.ts';
 export * from './open.ts';
+export * from './cache.ts';

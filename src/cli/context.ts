@@ -5,6 +5,7 @@
 import { openBackend, type Backend } from '../backend/index.ts';
 import { UsageError } from '../errors/index.ts';
 import { Repository } from '../repo/index.ts';
+import { attachCache, withCache } from './cache.ts';
 import { readPassword } from './password.ts';
 
 export interface GlobalOptions {
@@ -88,9 +89,18 @@ export class CliContext {
 
   /** Opens the repository with the user's password. */
   async openRepository(options: { stdinBusy?: boolean } = {}): Promise<Repository> {
-    const backend = await this.backend();
+    // The cache folder is named by the config id, known once the repository is open: the repository gets
+    // the caching backend from the start, inactive until attached (src/cli/cache.ts).
+    const backend = withCache(await this.backend(), this.options, this.io.env, (err) => this.verbose(`warning: ${err.message}`));
     const password = await this.password('open', options.stdinBusy);
-    return Repository.open(backend, password);
+    const repo = await Repository.open(backend, password);
+    try {
+      const dir = await attachCache(backend, repo.config.id, this.options, this.io.env);
+      if (dir !== undefined) this.verbose(`using cache ${dir}`);
+    } catch (err) {
+      this.warn(`warning: not using a local cache: ${(err as Error).message}`);
+    }
+    return repo;
   }
 
   /** Fires on SIGINT/SIGTERM; long operations take it and stop cleanly. */

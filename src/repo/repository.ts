@@ -3,6 +3,7 @@
  * encrypted and named (docs/design.md).
  */
 import type { Backend, FileType, Handle } from '../backend/backend.ts';
+import { isCacheAware } from '../backend/cache.ts';
 import { deriveKeySet, makeCrypto, newMasterSecret, type Crypto, type KdfParams, kdfParamsForNewKey, AeadKey, defaultAeadAlgorithm } from '../crypto/index.ts';
 import {
   AppError,
@@ -153,6 +154,8 @@ export class Repository {
       this.indexFiles.set(name, loadIndexInto(index, content, describe('index', name)));
     });
     this.#index = index;
+    // A caching backend keeps tree packs whole (docs/design.md §Local cache); only the index knows which they are.
+    if (isCacheAware(this.backend)) this.backend.setCacheable((pack) => this.#index?.pack(pack)?.type === 'tree');
     return index;
   }
 

@@ -1,0 +1,309 @@
+/**
+ * A decorator that keeps a local copy of the repository's metadata (docs/design.md §Local cache): index
+ * files, snapshot files and tree packs, so listing and browsing a remote repository does not download
+ * them again. Cached files are named and laid out like stored files, and checked against their names
+ * (SHA-256) when read: a damaged cache file is discarded and fetched again.
+ *
+ * The cache is inactive until {@link CachingBackend.attach} names its folder: the folder is named by the
+ * repository's config id, known only once the repository is open, while the repository holds its backend
+ * from the start. Failures of the cache itself (a full disk, a read-only home) never fail a request: the
+ * request goes to the inner backend instead, and `onError` is told.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { BackendError } from '../errors/index.ts';
+import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, filePath, isValidName, typeFolder } from './backend.ts';
+import { matchesName } from './verify.ts';
+
+/** A backend that can be told which data packs are worth caching whole (the repository's tree packs). */
+export interface CacheAware {
+  setCacheable(isCacheable: (packId: string) => boolean): void;
+}
+
+/** True when `backend` has a {@link CacheAware.setCacheable} method (duck-typed: decorators need not know). */
+export function isCacheAware(backend: unknown): backend is CacheAware {
+  return typeof (backend as Partial<CacheAware> | null)?.setCacheable === 'function';
+}
+
+/** The standard cache directory tag (https://bford.info/cachedir/); backup tools skip folders holding it. */
+export const cacheDirTagName = 'CACHEDIR.TAG';
+export const cacheDirTag =
+  'Signature: 8a477f597d28d172789f06886806bc55\n' +
+  '# This file is a cache directory tag created by coffer.\n' +
+  '# For information about cache directory tags, see https://bford.info/cachedir/\n';
+
+/** Folder mode of every cache folder: the cache reveals how much a user stores, so only they may look. */
+export const cacheFolderMode = 0o700;
+const cacheFileMode = 0o600;
+
+/** Creates the cache root (mode 0700) and its CACHEDIR.TAG, if missing. */
+export async function prepareCacheRoot(root: string): Promise<void> {
+  await mkdir(root, { recursive: true, mode: cacheFolderMode });
+  const tag = path.join(root, cacheDirTagName);
+  try {
+    await writeFile(tag, cacheDirTag, { flag: 'wx', mode: 0o644 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/** Options of {@link CachingBackend}. */
+export interface CachingBackendOptions {
+  /** Told about failures of the cache itself (never about the inner backend's errors); must not throw. */
+  onError?: (error: Error) => void;
+}
+
+/** The file types whose full loads are cached (data only for packs marked cacheable). */
+const metadataTypes: ReadonlySet<FileType> = new Set<FileType>(['index', 'snapshot']);
+const tempMarker = '.tmp-';
+/** Temporary files older than this are leftovers of a crash, removed when the folder is cleaned. */
+const staleTempMs = 60 * 60 * 1000;
+
+/**
+ * A {@link Backend} that serves full loads of index and snapshot files, and ranged loads of cacheable
+ * data packs, from a local folder once it is attached. `config`, `key` and `lock` files are never cached.
+ * `save` of index and snapshot files writes them to the cache too; `remove` deletes the cached copy; a
+ * complete `list` of a cached type deletes cached files the listing no longer has (so a prune elsewhere
+ * does not leave the cache growing).
+ */
+export class CachingBackend implements Backend, CacheAware {
+  readonly location: string;
+  readonly connections: number;
+  readonly #inner: Backend;
+  readonly #onError: (error: Error) => void;
+  #dir: string | undefined;
+  #isCacheable: (packId: string) => boolean = () => false;
+  /** Packs whose cached copy was checked against its name in this process. */
+  readonly #verifiedPacks = new Set<string>();
+  /** Packs being fetched or checked, so concurrent ranged loads of one pack fetch it once. */
+  readonly #pendingPacks = new Map<string, Promise<boolean>>();
+
+  constructor(inner: Backend, dir?: string, options: CachingBackendOptions = {}) {
+    this.#inner = inner;
+    this.location = inner.location;
+    this.connections = inner.connections;
+    this.#dir = dir;
+    this.#onError = options.onError ?? (() => undefined);
+  }
+
+  /** The repository's cache folder, or undefined while the cache is inactive. */
+  get dir(): string | undefined {
+    return this.#dir;
+  }
+
+  /** Activates the cache in `dir` (the repository's own folder, e.g. `~/.cache/coffer/<config id>`), created with mode 0700. */
+  async attach(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true, mode: cacheFolderMode });
+    this.#dir = dir;
+    this.#verifiedPacks.clear();
+  }
+
+  setCacheable(isCacheable: (packId: string) => boolean): void {
+    this.#isCacheable = isCacheable;
+  }
+
+  create(): Promise<void> {
+    return this.#inner.create();
+  }
+
+  async save(handle: Handle, data: Uint8Array): Promise<void> {
+    await this.#inner.save(handle, data);
+    if (this.#dir !== undefined && metadataTypes.has(handle.type)) await this.#write(handle, data);
+  }
+
+  async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
+    if (this.#dir === undefined) return this.#inner.load(handle, range);
+    if (metadataTypes.has(handle.type) && range === undefined) return this.#loadWhole(handle);
+    if (handle.type === 'data' && this.#isCacheable(handle.name)) return this.#loadFromPack(handle, range);
+    return this.#inner.load(handle, range);
+  }
+
+  stat(handle: Handle): Promise<FileInfo> {
+    return this.#inner.stat(handle);
+  }
+
+  async *list(type: FileType): AsyncIterable<FileInfo> {
+    const dir = this.#dir;
+    if (dir === undefined || !(metadataTypes.has(type) || type === 'data')) {
+      yield* this.#inner.list(type);
+      return;
+    }
+    const names = new Set<string>();
+    for await (const info of this.#inner.list(type)) {
+      names.add(info.name);
+      yield info;
+    }
+    // Reached only when the caller read the whole listing: a partial one must not remove anything.
+    await this.#removeStale(dir, type, names);
+  }
+
+  async remove(handle: Handle): Promise<void> {
+    await this.#inner.remove(handle);
+    if (this.#dir === undefined || !(metadataTypes.has(handle.type) || handle.type === 'data')) return;
+    this.#verifiedPacks.delete(handle.name);
+    await this.#discard(handle);
+  }
+
+  requestCounts(): RequestCounts {
+    return this.#inner.requestCounts();
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+
+  /** The cached copy's path: the stored file's path below the cache folder. */
+  #path(handle: Handle): string {
+    return path.join(this.#dir!, filePath(handle));
+  }
+
+  async #loadWhole(handle: Handle): Promise<Uint8Array> {
+    const cached = await this.#readChecked(handle);
+    if (cached !== undefined) return cached;
+    const data = await this.#inner.load(handle);
+    await this.#write(handle, data);
+    return data;
+  }
+
+  /** The cached copy when it exists and matches its name; a damaged copy is removed. */
+  async #readChecked(handle: Handle): Promise<Uint8Array | undefined> {
+    let data: Uint8Array;
+    try {
+      data = await readFile(this.#path(handle));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#report(err, `cannot read ${this.#path(handle)}`);
+      return undefined;
+    }
+    if (matchesName(handle.name, data)) return data;
+    this.#report(new Error('content does not match its name'), `damaged cache file ${this.#path(handle)} discarded`);
+    await this.#discard(handle);
+    return undefined;
+  }
+
+  async #loadFromPack(handle: Handle, range: ByteRange | undefined): Promise<Uint8Array> {
+    if (!(await this.#ensurePack(handle))) return this.#inner.load(handle, range);
+    const file = this.#path(handle);
+    try {
+      if (range === undefined) {
+        const data = await readFile(file);
+        // Checked once per process; a full load is rare enough to check each time.
+        if (matchesName(handle.name, data)) return data;
+        this.#verifiedPacks.delete(handle.name);
+        await this.#discard(handle);
+        return this.#inner.load(handle);
+      }
+      return await readRange(file, range, `${this.location}: ${filePath(handle)}`);
+    } catch (err) {
+      if (err instanceof BackendError) throw err;
+      // Removed meanwhile (another process cleaned the cache) or unreadable: ask the store.
+      this.#verifiedPacks.delete(handle.name);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#report(err, `cannot read ${file}`);
+      return this.#inner.load(handle, range);
+    }
+  }
+
+  /** Makes sure a checked copy of the pack is in the cache; false when the cache cannot hold it. */
+  #ensurePack(handle: Handle): Promise<boolean> {
+    if (this.#verifiedPacks.has(handle.name)) return Promise.resolve(true);
+    let pending = this.#pendingPacks.get(handle.name);
+    if (pending === undefined) {
+      pending = (async () => {
+        try {
+          if ((await this.#readChecked(handle)) === undefined) {
+            const data = await this.#inner.load(handle);
+            if (!(await this.#write(handle, data))) return false;
+          }
+          this.#verifiedPacks.add(handle.name);
+          return true;
+        } finally {
+          this.#pendingPacks.delete(handle.name);
+        }
+      })();
+      this.#pendingPacks.set(handle.name, pending);
+    }
+    return pending;
+  }
+
+  /** Writes a cached copy atomically (temporary file, then rename); false when that failed. */
+  async #write(handle: Handle, data: Uint8Array): Promise<boolean> {
+    const file = this.#path(handle);
+    const temp = `${file}${tempMarker}${randomBytes(6).toString('hex')}`;
+    try {
+      await mkdir(path.dirname(file), { recursive: true, mode: cacheFolderMode });
+      await writeFile(temp, data, { mode: cacheFileMode });
+      await rename(temp, file);
+      return true;
+    } catch (err) {
+      this.#report(err, `cannot write ${file}`);
+      await rm(temp, { force: true }).catch(() => undefined);
+      return false;
+    }
+  }
+
+  async #discard(handle: Handle): Promise<void> {
+    try {
+      await unlink(this.#path(handle));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#report(err, `cannot remove ${this.#path(handle)}`);
+    }
+  }
+
+  /** Removes cached files of `type` that are not in `keep`, and leftover temporary files. */
+  async #removeStale(dir: string, type: FileType, keep: ReadonlySet<string>): Promise<void> {
+    const top = path.join(dir, typeFolder(type));
+    const folders = type === 'data' ? (await entries(top)).filter((n) => /^[0-9a-f]{2}$/.test(n)).map((n) => path.join(top, n)) : [top];
+    for (const folder of folders) {
+      for (const name of await entries(folder)) {
+        const file = path.join(folder, name);
+        try {
+          if (isValidName(type, name)) {
+            if (keep.has(name)) continue;
+            this.#verifiedPacks.delete(name);
+          } else if (!name.includes(tempMarker) || Date.now() - (await stat(file)).mtimeMs < staleTempMs) {
+            continue;
+          }
+          await unlink(file);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#report(err, `cannot remove ${file}`);
+        }
+      }
+    }
+  }
+
+  #report(err: unknown, what: string): void {
+    const detail = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    this.#onError(new Error(`cache: ${what}: ${detail}`, { cause: err }));
+  }
+}
+
+/** The names in a folder; none when it does not exist. */
+async function entries(folder: string): Promise<string[]> {
+  try {
+    return await readdir(folder);
+  } catch {
+    return [];
+  }
+}
+
+/** Reads `range` of a file; BackendError when the file is shorter, as a backend would answer. */
+async function readRange(file: string, range: ByteRange, what: string): Promise<Uint8Array> {
+  const handle = await open(file, 'r');
+  try {
+    const out = new Uint8Array(range.length);
+    let done = 0;
+    while (done < range.length) {
+      const { bytesRead } = await handle.read(out, done, range.length - done, range.offset + done);
+      if (bytesRead === 0) {
+        const { size } = await handle.stat();
+        throw new BackendError(`${what}: range ${range.offset}+${range.length} reaches past the end of the file (${size} bytes)`, {
+          hint: 'the repository index may not match the stored files; run `coffer check`',
+        });
+      }
+      done += bytesRead;
+    }
+    return out;
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Where the local metadata cache lives (docs/design.md §Local cache), and wiring it around a backend:
+ * `--cache-dir DIR` / COFFER_CACHE_DIR, else `$XDG_CACHE_HOME/coffer`, else `~/.cache/coffer`; `--no-cache`
+ * turns it off. Each repository gets the folder `<root>/<config id>`.
+ */
+import { homedir } from 'node:os';
+import * as path from 'node:path';
+import { CachingBackend, prepareCacheRoot, type Backend } from '../backend/index.ts';
+
+export interface CacheSettings {
+  cacheDir?: string;
+  /** false with --no-cache. */
+  cache?: boolean;
+}
+
+/** The cache root, or undefined when the cache is off (or there is no home folder to put it in). */
+export function cacheRoot(settings: CacheSettings, env: NodeJS.ProcessEnv): string | undefined {
+  if (settings.cache === false) return undefined;
+  const explicit = settings.cacheDir ?? env.COFFER_CACHE_DIR;
+  if (explicit) return path.resolve(explicit);
+  if (env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME)) return path.join(env.XDG_CACHE_HOME, 'coffer');
+  let home = env.HOME;
+  if (!home) {
+    try {
+      home = homedir();
+    } catch {
+      return undefined;
+    }
+  }
+  return home ? path.join(home, '.cache', 'coffer') : undefined;
+}
+
+/** Wraps `backend` in an inactive cache when the cache is on; {@link attachCache} activates it. */
+export function withCache(backend: Backend, settings: CacheSettings, env: NodeJS.ProcessEnv, onError: (error: Error) => void): Backend {
+  if (cacheRoot(settings, env) === undefined) return backend;
+  return new CachingBackend(backend, undefined, { onError });
+}
+
+/**
+ * Activates the cache of `backend` (if it is a CachingBackend) in `<root>/<config id>`, creating the root
+ * with its CACHEDIR.TAG. Returns the folder, or undefined when the cache is off; throws when it cannot be
+ * made (the caller goes on without it).
+ */
+export async function attachCache(backend: Backend, configId: string, settings: CacheSettings, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const root = cacheRoot(settings, env);
+  if (!(backend instanceof CachingBackend) || root === undefined) return undefined;
+  if (!/^[0-9a-f]{64}$/.test(configId)) return undefined;
+  await prepareCacheRoot(root);
+  const dir = path.join(root, configId);
+  await backend.attach(dir);
+  return dir;
+}
