@@ -49,4 +49,6 @@ export interface CheckReporter {
   /** A phase starts: `total` units (packs, snapshots, …) to go. */
   phase?(name: string, total: number): void;
   advance?(done: number): void;
+  /** Bytes downloaded and verified so far, of `total` (the read-data phase). */
+  bytes?(done: number, total: number): void;
 }

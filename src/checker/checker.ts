@@ -1,0 +1,688 @@
+/**
+ * `check`: verifies that a repository is complete and intact, and reports every problem it finds as a
+ * typed {@link CheckIssue}, never stopping at the first.
+ *
+ * Order (docs/design.md §Read and write ordering): snapshots are loaded before the index, and packs are
+ * listed after it, so a backup running alongside (both hold shared locks) cannot make check report its new
+ * snapshot's blobs as missing; at worst its new packs show as unreferenced (a warning).
+ *
+ * 1. snapshots: every snapshot file loads and decrypts;
+ * 2. index: every index file loads; the merged index is built from the readable ones;
+ * 3. packs: every indexed pack is stored with the indexed size; stored packs no index lists; duplicates;
+ * 4. index consistency: no entry reaches past the blobs of its pack;
+ * 5. trees: every tree reachable from a snapshot loads (each distinct tree once) and every blob it
+ *    references is indexed in a stored pack; findings name the snapshots and a path;
+ * 6. `readData`: download packs (a subset if asked), check them against their names, parse their headers,
+ *    compare header and index, and decrypt and verify every blob.
+ */
+import { webcrypto } from 'node:crypto';
+import type { Backend } from '../backend/index.ts';
+import { envelopeOverhead } from '../crypto/index.ts';
+import { AppError, CancelledError, UsageError } from '../errors/index.ts';
+import { fromHex, isSafeName, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import type { CheckReporter } from '../progress/index.ts';
+import {
+  BlobIndex,
+  decodeIndex,
+  decodeTree,
+  describe,
+  headerEntrySize,
+  openBlob,
+  parsePackHeader,
+  type BlobType,
+  type PackEntry,
+  type Repository,
+} from '../repo/index.ts';
+import { issue, type CheckIssue } from './issues.ts';
+
+/** Which packs `--read-data-subset` reads. */
+export type ReadDataSubset =
+  /** Packs whose id falls in bucket `n` (1-based) of `m`: `m` runs with n = 1…m read every pack once. */
+  | { readonly kind: 'bucket'; readonly n: number; readonly m: number }
+  /** A random `percent` share of the packs. */
+  | { readonly kind: 'percent'; readonly percent: number }
+  /** Random packs holding at most `bytes` in all. */
+  | { readonly kind: 'size'; readonly bytes: number };
+
+export interface CheckOptions {
+  /** Download and verify every pack (or the `readDataSubset`). */
+  readonly readData?: boolean;
+  /** Read only these packs; implies `readData`. */
+  readonly readDataSubset?: ReadDataSubset;
+  /** Called with each issue as soon as it is known. */
+  readonly onIssue?: (issue: CheckIssue) => void;
+  readonly reporter?: CheckReporter;
+  readonly signal?: AbortSignal;
+  /** Random source for the `percent` and `size` subsets (tests make it deterministic). */
+  readonly random?: () => number;
+  /** Packs downloaded at once; default the backend's `connections`. */
+  readonly connections?: number;
+}
+
+export interface CheckResult {
+  readonly issues: readonly CheckIssue[];
+  readonly errors: number;
+  readonly warnings: number;
+  readonly snapshotsChecked: number;
+  readonly treesChecked: number;
+  readonly indexFiles: number;
+  readonly packsListed: number;
+  /** Packs downloaded and verified (read-data). */
+  readonly packsChecked: number;
+  /** Blobs decrypted and verified against their ids (read-data). */
+  readonly blobsChecked: number;
+  readonly bytesRead: number;
+}
+
+/** What the index says about one pack: every entry of every index file that lists it. */
+interface IndexedPackInfo {
+  readonly type: BlobType;
+  readonly size: number;
+  /** The first index file that lists it. */
+  readonly index: Id;
+  /** Entries, 44 bytes each as in index files (id ‖ offset ‖ length ‖ raw length), type as the pack's. */
+  blobs: Uint8Array[];
+}
+
+const entrySize = 44;
+
+/** Parses `n/m`, `x%` or a size such as `500M` (binary units). */
+export function parseReadDataSubset(text: string): ReadDataSubset {
+  const t = text.trim();
+  const bucket = /^(\d+)\/(\d+)$/.exec(t);
+  if (bucket) {
+    const n = Number(bucket[1]);
+    const m = Number(bucket[2]);
+    if (m < 1 || n < 1 || n > m || m > 0xffffffff) {
+      throw new UsageError(`--read-data-subset: "${text}": need 1 ≤ n ≤ m`, { hint: 'e.g. --read-data-subset 2/7 reads the second seventh of the packs' });
+    }
+    return { kind: 'bucket', n, m };
+  }
+  const percent = /^(\d+(?:\.\d+)?)%$/.exec(t);
+  if (percent) {
+    const p = Number(percent[1]);
+    if (!(p > 0 && p <= 100)) throw new UsageError(`--read-data-subset: "${text}": the percentage must be in (0, 100]`);
+    return { kind: 'percent', percent: p };
+  }
+  const size = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.exec(t);
+  if (size) {
+    const unit = (size[2] ?? '').toLowerCase()[0] ?? '';
+    const factor = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[unit] ?? 1;
+    const bytes = Math.round(Number(size[1]) * factor);
+    if (bytes <= 0) throw new UsageError(`--read-data-subset: "${text}": the size must be positive`);
+    return { kind: 'size', bytes };
+  }
+  throw new UsageError(`--read-data-subset: "${text}" is not n/m, a percentage or a size`, {
+    hint: 'e.g. --read-data-subset 1/5, --read-data-subset 10% or --read-data-subset 500M',
+  });
+}
+
+/** The bucket (1…m) of a pack id: its first four bytes as a number, scaled to m equal ranges. */
+export function bucketOf(id: Id, m: number): number {
+  const v = Number.parseInt(id.slice(0, 8), 16);
+  return Math.floor((v * m) / 0x1_0000_0000) + 1;
+}
+
+/** Chooses the packs a read-data subset covers, in id order. */
+export function selectPacks<P extends { readonly id: Id; readonly size: number }>(packs: readonly P[], subset: ReadDataSubset | undefined, random: () => number = Math.random): P[] {
+  const sorted = [...packs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  if (subset === undefined) return sorted;
+  if (subset.kind === 'bucket') return sorted.filter((p) => bucketOf(p.id, subset.m) === subset.n);
+  const shuffled = [...sorted];
+  for (let i = shuffled.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
+  }
+  let chosen: P[];
+  if (subset.kind === 'percent') {
+    const count = sorted.length === 0 ? 0 : Math.min(sorted.length, Math.max(1, Math.round((sorted.length * subset.percent) / 100)));
+    chosen = shuffled.slice(0, count);
+  } else {
+    chosen = [];
+    let total = 0;
+    for (const p of shuffled) {
+      if (total + p.size > subset.bytes) continue;
+      chosen.push(p);
+      total += p.size;
+    }
+  }
+  return chosen.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Checks the repository; see the module comment for what it verifies. */
+export async function check(repo: Repository, options: CheckOptions = {}): Promise<CheckResult> {
+  return new Checker(repo, options).run();
+}
+
+/** A missing or damaged object found while walking trees, reported once the walk is complete. */
+interface TreeProblem {
+  readonly kind: 'missing-tree' | 'corrupt-tree' | 'missing-blob';
+  readonly id: Uint8Array;
+  readonly type: BlobType;
+  readonly reason: string;
+  readonly pack?: Id;
+  readonly path: string;
+  /** Trees that reference (missing blob) or are (missing/corrupt tree) the object. */
+  readonly trees: Set<number>;
+}
+
+class Checker {
+  readonly #repo: Repository;
+  readonly #backend: Backend;
+  readonly #options: CheckOptions;
+  readonly #issues: CheckIssue[] = [];
+  #errors = 0;
+  #warnings = 0;
+
+  readonly #index = new BlobIndex();
+  readonly #indexed = new Map<Id, IndexedPackInfo>();
+  /** Extra packs (besides the first) that hold a blob: key = type code ‖ hex id. */
+  readonly #copies = new Map<string, Id[]>();
+  #stored = new Map<Id, number>();
+  #snapshots: StoredSnapshot[] = [];
+  #indexFileCount = 0;
+  #treesChecked = 0;
+  #packsChecked = 0;
+  #blobsChecked = 0;
+  #bytesRead = 0;
+
+  constructor(repo: Repository, options: CheckOptions) {
+    this.#repo = repo;
+    this.#backend = repo.backend;
+    this.#options = options;
+  }
+
+  async run(): Promise<CheckResult> {
+    await this.#loadSnapshots();
+    await this.#loadIndexFiles();
+    await this.#checkPacks();
+    this.#checkIndexConsistency();
+    await this.#checkTrees();
+    if (this.#options.readData || this.#options.readDataSubset) await this.#readData();
+    return {
+      issues: this.#issues,
+      errors: this.#errors,
+      warnings: this.#warnings,
+      snapshotsChecked: this.#snapshots.length,
+      treesChecked: this.#treesChecked,
+      indexFiles: this.#indexFileCount,
+      packsListed: this.#stored.size,
+      packsChecked: this.#packsChecked,
+      blobsChecked: this.#blobsChecked,
+      bytesRead: this.#bytesRead,
+    };
+  }
+
+  #report(found: CheckIssue): void {
+    this.#issues.push(found);
+    if (found.severity === 'error') this.#errors++;
+    else this.#warnings++;
+    this.#options.onIssue?.(found);
+  }
+
+  #throwIfAborted(): void {
+    if (this.#options.signal?.aborted) throw new CancelledError();
+  }
+
+  // ---- 1. snapshots ----
+
+  async #loadSnapshots(): Promise<void> {
+    const names: Id[] = [];
+    for await (const { name } of this.#backend.list('snapshot')) names.push(name);
+    names.sort();
+    this.#options.reporter?.phase?.('load snapshots', names.length);
+    let done = 0;
+    const loaded = await mapLimit(names, this.#backend.connections, async (name) => {
+      this.#throwIfAborted();
+      try {
+        return await this.#repo.loadSnapshot(name);
+      } catch (err) {
+        if (err instanceof CancelledError) throw err;
+        this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reasonOf(err, describe('snapshot', name))}`, { snapshot: name }));
+        return undefined;
+      } finally {
+        this.#options.reporter?.advance?.(++done);
+      }
+    });
+    this.#snapshots = loaded.filter((s): s is StoredSnapshot => s !== undefined).sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  }
+
+  // ---- 2. index files ----
+
+  async #loadIndexFiles(): Promise<void> {
+    const names: Id[] = [];
+    for await (const { name } of this.#backend.list('index')) names.push(name);
+    names.sort();
+    this.#indexFileCount = names.length;
+    this.#options.reporter?.phase?.('load index files', names.length);
+    let done = 0;
+    // Loaded in parallel, merged in name order so the result does not depend on timing.
+    const contents = await mapLimit(names, this.#backend.connections, async (name) => {
+      this.#throwIfAborted();
+      const what = describe('index', name);
+      try {
+        return decodeIndex(await this.#repo.loadStructured('index', name), what);
+      } catch (err) {
+        if (err instanceof CancelledError) throw err;
+        this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
+        return undefined;
+      } finally {
+        this.#options.reporter?.advance?.(++done);
+      }
+    });
+    contents.forEach((content, i) => {
+      if (!content) return;
+      for (const pack of content.packs) {
+        const number = this.#index.addPack(pack);
+        for (const e of pack.entries) this.#index.add(number, pack.type, e.id, e.offset, e.length, e.rawLength);
+        const blobs = packEntries(pack.entries);
+        const known = this.#indexed.get(pack.id);
+        if (known === undefined) this.#indexed.set(pack.id, { type: pack.type, size: pack.size, index: names[i], blobs: [blobs] });
+        else known.blobs.push(blobs);
+      }
+    });
+    for (const d of this.#index.duplicates) {
+      const key = blobKey(d.type, fromHex(d.id));
+      const copies = this.#copies.get(key);
+      if (copies === undefined) this.#copies.set(key, [d.pack]);
+      else if (!copies.includes(d.pack)) copies.push(d.pack);
+    }
+  }
+
+  // ---- 3. packs ----
+
+  async #checkPacks(): Promise<void> {
+    this.#options.reporter?.phase?.('list packs', 0);
+    const stored = new Map<Id, number>();
+    for await (const { name, size } of this.#backend.list('data')) stored.set(name, size);
+    this.#stored = stored;
+    const indexed = [...this.#indexed.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    for (const [id, info] of indexed) {
+      const size = stored.get(id);
+      const count = distinctEntries(info.blobs).length;
+      if (size === undefined) {
+        this.#report(
+          issue('missing-pack', `pack ${shortId(id)}: listed in index ${shortId(info.index)} but missing from the repository (${count} ${info.type} ${plural(count, 'blob')})`, {
+            pack: id,
+            index: info.index,
+          }),
+        );
+      } else if (size !== info.size) {
+        this.#report(
+          issue('pack-size-mismatch', `pack ${shortId(id)}: stored size is ${size} bytes, index ${shortId(info.index)} says ${info.size}`, { pack: id, index: info.index }),
+        );
+      }
+    }
+    const unreferenced = [...stored.entries()].filter(([id]) => !this.#indexed.has(id)).sort(([a], [b]) => (a < b ? -1 : 1));
+    for (const [id, size] of unreferenced) {
+      this.#report(issue('unreferenced-pack', `pack ${shortId(id)}: not referenced in any index (${size} bytes); \`coffer prune\` removes it, \`coffer repair index\` indexes it`, { pack: id }));
+    }
+    const duplicates = [...this.#copies.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    for (const [key, extra] of duplicates) {
+      const type: BlobType = key[0] === '0' ? 'data' : 'tree';
+      const id = fromHex(key.slice(1));
+      const first = this.#index.lookup(id, type)!.pack;
+      const packs = [first, ...extra.filter((p) => p !== first)];
+      this.#report(
+        issue('duplicate-blob', `${type} blob ${shortId(toHex(id))}: stored in ${packs.length} packs (${packs.map(shortId).join(', ')}); \`coffer prune\` removes the extra copies`, {
+          blob: toHex(id),
+          blobType: type,
+          pack: packs[1],
+        }),
+      );
+    }
+  }
+
+  // ---- 4. index consistency ----
+
+  #checkIndexConsistency(): void {
+    const indexed = [...this.#indexed.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    for (const [id, info] of indexed) {
+      const entries = distinctEntries(info.blobs);
+      // The header lists every blob of the pack (41 bytes each), sealed, followed by its u32 length.
+      const blobsEnd = info.size - 4 - envelopeOverhead - 1 - headerEntrySize * entries.length;
+      for (const e of entries) {
+        if (e.offset + e.length > blobsEnd) {
+          this.#report(
+            issue(
+              'blob-past-pack-end',
+              `pack ${shortId(id)}: ${info.type} blob ${shortId(toHex(e.id))} is indexed at bytes ${e.offset}–${e.offset + e.length}, past the end of the pack's blobs (byte ${Math.max(0, blobsEnd)} of ${info.size})`,
+              { pack: id, blob: toHex(e.id), blobType: info.type, index: info.index },
+            ),
+          );
+        }
+      }
+    }
+  }
+
+  // ---- blob availability ----
+
+  /** Where a blob can be read: undefined when it is not indexed; `missing` names a pack the store lacks. */
+  #locate(id: Uint8Array, type: BlobType): { ok: true } | { ok: false; pack?: Id } {
+    const where = this.#index.lookup(id, type);
+    if (where === undefined) return { ok: false };
+    if (this.#stored.has(where.pack)) return { ok: true };
+    for (const pack of this.#copies.get(blobKey(type, id)) ?? []) if (this.#stored.has(pack)) return { ok: true };
+    return { ok: false, pack: where.pack };
+  }
+
+  // ---- 5. trees ----
+
+  async #checkTrees(): Promise<void> {
+    const numbers = new Map<string, number>();
+    const ids: Uint8Array[] = [];
+    /** Edges child → parent, as two parallel lists of tree numbers. */
+    const edgeChild: number[] = [];
+    const edgeParent: number[] = [];
+    const roots = new Map<number, Id[]>();
+    const problems = new Map<string, TreeProblem>();
+    const queue: Array<{ n: number; path: string }> = [];
+
+    const numberOf = (id: Uint8Array): { n: number; fresh: boolean } => {
+      const key = Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1');
+      const known = numbers.get(key);
+      if (known !== undefined) return { n: known, fresh: false };
+      const n = ids.length;
+      ids.push(Uint8Array.from(id));
+      numbers.set(key, n);
+      return { n, fresh: true };
+    };
+    const problem = (kind: TreeProblem['kind'], type: BlobType, id: Uint8Array, tree: number, path: string, reason: string, pack?: Id) => {
+      const key = `${kind}:${blobKey(type, id)}`;
+      const known = problems.get(key);
+      if (known) known.trees.add(tree);
+      else problems.set(key, { kind, id: Uint8Array.from(id), type, reason, pack, path, trees: new Set([tree]) });
+    };
+
+    for (const s of this.#snapshots) {
+      const { n, fresh } = numberOf(fromHex(s.tree));
+      const list = roots.get(n);
+      if (list) list.push(s.id);
+      else roots.set(n, [s.id]);
+      if (fresh) queue.push({ n, path: '/' });
+    }
+    this.#options.reporter?.phase?.('check trees', 0);
+
+    const visit = async ({ n, path }: { n: number; path: string }): Promise<void> => {
+      this.#throwIfAborted();
+      const id = ids[n];
+      const at = this.#locate(id, 'tree');
+      if (!at.ok) {
+        problem('missing-tree', 'tree', id, n, path, at.pack ? `its pack ${shortId(at.pack)} is missing` : 'not in any index', at.pack);
+        return;
+      }
+      let nodes: TreeNode[];
+      try {
+        nodes = await this.#loadTree(id);
+      } catch (err) {
+        if (err instanceof CancelledError) throw err;
+        problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, `tree ${shortId(toHex(id))}`)}`);
+        return;
+      } finally {
+        this.#options.reporter?.advance?.(++this.#treesChecked);
+      }
+      for (const [i, node] of nodes.entries()) {
+        if (!isSafeName(node.name)) {
+          problem('corrupt-tree', 'tree', id, n, path, `node ${i} has an unsafe name ${JSON.stringify(nodeName(node))}`);
+          continue;
+        }
+        const child = path === '/' ? `/${nodeName(node)}` : `${path}/${nodeName(node)}`;
+        if (node.type === 'dir' && node.subtree) {
+          const sub = numberOf(node.subtree);
+          edgeChild.push(sub.n);
+          edgeParent.push(n);
+          if (sub.fresh) queue.push({ n: sub.n, path: child });
+        } else if (node.type === 'file') {
+          for (const blob of node.content ?? []) {
+            const where = this.#locate(blob, 'data');
+            if (!where.ok) problem('missing-blob', 'data', blob, n, child, where.pack ? `its pack ${shortId(where.pack)} is missing` : 'not in any index', where.pack);
+          }
+        }
+      }
+    };
+    await drain(queue, Math.max(2, this.#backend.connections * 2), visit);
+
+    if (problems.size === 0) return;
+    // Which snapshots reach each damaged tree: follow parent edges up to the roots.
+    const parents = new Map<number, number[]>();
+    for (let i = 0; i < edgeChild.length; i++) {
+      const list = parents.get(edgeChild[i]);
+      if (list) list.push(edgeParent[i]);
+      else parents.set(edgeChild[i], [edgeParent[i]]);
+    }
+    const memo = new Map<number, Set<Id>>();
+    const snapshotsOf = (tree: number): Set<Id> => {
+      const cached = memo.get(tree);
+      if (cached) return cached;
+      const found = new Set<Id>();
+      const seen = new Set<number>([tree]);
+      const stack = [tree];
+      while (stack.length > 0) {
+        const t = stack.pop()!;
+        for (const s of roots.get(t) ?? []) found.add(s);
+        for (const p of parents.get(t) ?? []) if (!seen.has(p)) (seen.add(p), stack.push(p));
+      }
+      memo.set(tree, found);
+      return found;
+    };
+    const order = new Map(this.#snapshots.map((s, i) => [s.id, i]));
+    const sorted = [...problems.values()].sort((a, b) => a.path.localeCompare(b.path) || kindOrder(a.kind) - kindOrder(b.kind) || Buffer.compare(a.id, b.id));
+    for (const p of sorted) {
+      const users = new Set<Id>();
+      for (const t of p.trees) for (const s of snapshotsOf(t)) users.add(s);
+      const snapshots = [...users].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+      const hex = toHex(p.id);
+      const where = `${p.kind === 'missing-blob' ? 'used by file' : 'at'} ${p.path} in ${snapshotList(snapshots)}`;
+      this.#report(
+        issue(p.kind, `${p.type} blob ${shortId(hex)}: ${p.reason}; ${where}`.replace(/^tree blob/, 'tree'), {
+          blob: hex,
+          blobType: p.type,
+          ...(p.pack ? { pack: p.pack } : {}),
+          ...(snapshots.length > 0 ? { snapshot: snapshots[0] } : {}),
+          snapshots,
+          path: p.path,
+        }),
+      );
+    }
+  }
+
+  async #loadTree(id: Uint8Array): Promise<TreeNode[]> {
+    const what = `tree ${shortId(toHex(id))}`;
+    let where = this.#index.lookup(id, 'tree')!;
+    if (!this.#stored.has(where.pack)) {
+      // The first copy's pack is gone; #locate found another one.
+      const pack = this.#copies.get(blobKey('tree', id))!.find((p) => this.#stored.has(p))!;
+      const entry = distinctEntries(this.#indexed.get(pack)!.blobs).find((e) => Buffer.compare(e.id, id) === 0)!;
+      where = { ...entry, type: 'tree', pack };
+    }
+    const sealed = await this.#backend.load({ type: 'data', name: where.pack }, { offset: where.offset, length: where.length });
+    return decodeTree(openBlob(this.#repo.crypto, 'tree', id, sealed, where.rawLength, `${what} in pack ${shortId(where.pack)}`), what);
+  }
+
+  // ---- 6. read data ----
+
+  async #readData(): Promise<void> {
+    const candidates = [...this.#indexed.keys()].filter((id) => this.#stored.has(id)).map((id) => ({ id, size: this.#stored.get(id)! }));
+    const packs = selectPacks(candidates, this.#options.readDataSubset, this.#options.random);
+    const totalBytes = packs.reduce((sum, p) => sum + p.size, 0);
+    const reporter = this.#options.reporter;
+    reporter?.phase?.('read data', packs.length);
+    reporter?.bytes?.(0, totalBytes);
+    let done = 0;
+    await mapLimit(packs, Math.max(1, this.#options.connections ?? this.#backend.connections), async (pack) => {
+      this.#throwIfAborted();
+      let bytes: Uint8Array | undefined;
+      try {
+        // A ranged load of the whole file: the name check happens here (once, off the main thread), and a
+        // pack that fails it is still examined blob by blob to say what exactly is damaged.
+        bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+      } catch (err) {
+        if (err instanceof CancelledError) throw err;
+        this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
+      }
+      if (bytes) {
+        this.#bytesRead += bytes.length;
+        await this.#verifyPack(pack.id, bytes);
+        this.#packsChecked++;
+      }
+      reporter?.advance?.(++done);
+      reporter?.bytes?.(this.#bytesRead, totalBytes);
+    });
+  }
+
+  async #verifyPack(id: Id, bytes: Uint8Array): Promise<void> {
+    const short = shortId(id);
+    const digest = webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+    const info = this.#indexed.get(id)!;
+    const indexEntries = distinctEntries(info.blobs);
+    const problems: string[] = [];
+    const found: CheckIssue[] = [];
+
+    let header: PackEntry[] | undefined;
+    try {
+      const parsed = parsePackHeader(bytes, bytes.length, this.#repo.crypto.metadata, `pack ${short}`);
+      if (Array.isArray(parsed)) header = parsed;
+      else problems.push('header cannot be read: the pack is shorter than its header length says');
+    } catch (err) {
+      problems.push(`header cannot be read: ${reasonOf(err, `pack ${short}`)}`);
+    }
+
+    let toVerify: PackEntry[];
+    if (header) {
+      const byKey = new Map<string, { type: BlobType; id: Uint8Array; offset: number; length: number; rawLength: number }>();
+      for (const e of indexEntries) byKey.set(blobKey(info.type, e.id), { type: info.type, ...e });
+      for (const h of header) {
+        const key = blobKey(h.type, h.id);
+        const hex = toHex(h.id);
+        const listed = byKey.get(key);
+        if (listed === undefined) {
+          found.push(issue('index-header-mismatch', `pack ${short}: header lists ${h.type} blob ${shortId(hex)} at bytes ${h.offset}–${h.offset + h.length}, the index does not`, { pack: id, blob: hex, blobType: h.type }));
+        } else {
+          byKey.delete(key);
+          if (listed.offset !== h.offset || listed.length !== h.length || listed.rawLength !== h.rawLength) {
+            found.push(
+              issue(
+                'index-header-mismatch',
+                `pack ${short}: ${h.type} blob ${shortId(hex)} is at bytes ${h.offset}–${h.offset + h.length} (raw ${h.rawLength}) by the header, ${listed.offset}–${listed.offset + listed.length} (raw ${listed.rawLength}) by the index`,
+                { pack: id, blob: hex, blobType: h.type },
+              ),
+            );
+          }
+        }
+      }
+      for (const e of byKey.values()) {
+        const hex = toHex(e.id);
+        found.push(issue('index-header-mismatch', `pack ${short}: index lists ${e.type} blob ${shortId(hex)} at bytes ${e.offset}–${e.offset + e.length}, the header does not`, { pack: id, blob: hex, blobType: e.type }));
+      }
+      toVerify = header;
+    } else {
+      // Without a header, check the blobs where the index says they are.
+      toVerify = indexEntries.map((e) => ({ ...e, type: info.type }));
+    }
+
+    for (const e of toVerify) {
+      const hex = toHex(e.id);
+      const what = `${e.type} blob ${shortId(hex)} in pack ${short}`;
+      if (e.offset + e.length > bytes.length) {
+        found.push(issue('corrupt-blob', `${what}: missing (bytes ${e.offset}–${e.offset + e.length}, the pack has ${bytes.length})`, { pack: id, blob: hex, blobType: e.type }));
+        continue;
+      }
+      try {
+        openBlob(this.#repo.crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, what);
+      } catch (err) {
+        found.push(issue('corrupt-blob', `${what}: ${reasonOf(err, what)}`, { pack: id, blob: hex, blobType: e.type }));
+      }
+      this.#blobsChecked++;
+    }
+
+    const hash = Buffer.from(await digest).toString('hex');
+    if (hash !== id) problems.unshift(`content does not match its name (its SHA-256 is ${shortId(hash)}…)`);
+    if (problems.length > 0) this.#report(issue('corrupt-pack', `pack ${short}: ${problems.join('; ')}`, { pack: id }));
+    for (const f of found) this.#report(f);
+  }
+}
+
+// ---- helpers ----
+
+/** The message of an error, without a leading `what: ` the caller already names. */
+function reasonOf(err: unknown, what?: string): string {
+  const message = err instanceof AppError || err instanceof Error ? err.message : String(err);
+  if (what && message.startsWith(`${what}: `)) return message.slice(what.length + 2);
+  return message;
+}
+
+function blobKey(type: BlobType, id: Uint8Array): string {
+  return `${type === 'data' ? 0 : 1}${toHex(id)}`;
+}
+
+function plural(n: number, word: string): string {
+  return n === 1 ? word : `${word}s`;
+}
+
+function kindOrder(kind: TreeProblem['kind']): number {
+  return kind === 'missing-tree' ? 0 : kind === 'corrupt-tree' ? 1 : 2;
+}
+
+function snapshotList(ids: readonly Id[]): string {
+  if (ids.length === 0) return 'no snapshot';
+  const shown = ids.slice(0, 5).map(shortId).join(', ');
+  return `${ids.length === 1 ? 'snapshot' : 'snapshots'} ${shown}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''}`;
+}
+
+/** Entries as index files store them: 44 bytes each. */
+function packEntries(entries: readonly PackEntry[]): Uint8Array {
+  const out = new Uint8Array(entries.length * entrySize);
+  const view = new DataView(out.buffer);
+  entries.forEach((e, i) => {
+    out.set(e.id, i * entrySize);
+    view.setUint32(i * entrySize + 32, e.offset, true);
+    view.setUint32(i * entrySize + 36, e.length, true);
+    view.setUint32(i * entrySize + 40, e.rawLength, true);
+  });
+  return out;
+}
+
+/** The distinct entries of every listing of one pack. */
+function distinctEntries(lists: readonly Uint8Array[]): Array<{ id: Uint8Array; offset: number; length: number; rawLength: number }> {
+  const out: Array<{ id: Uint8Array; offset: number; length: number; rawLength: number }> = [];
+  const seen = lists.length > 1 ? new Set<string>() : undefined;
+  for (const list of lists) {
+    const view = new DataView(list.buffer, list.byteOffset, list.length);
+    for (let at = 0; at < list.length; at += entrySize) {
+      if (seen) {
+        const key = Buffer.from(list.buffer, list.byteOffset + at, entrySize).toString('latin1');
+        if (seen.has(key)) continue;
+        seen.add(key);
+      }
+      out.push({ id: list.subarray(at, at + 32), offset: view.getUint32(at + 32, true), length: view.getUint32(at + 36, true), rawLength: view.getUint32(at + 40, true) });
+    }
+  }
+  return out;
+}
+
+/** Runs `fn` over a queue that `fn` may extend, with at most `limit` calls in flight. */
+function drain<T>(queue: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let active = 0;
+    let failed = false;
+    const pump = (): void => {
+      if (failed) return;
+      if (queue.length === 0 && active === 0) return resolve();
+      while (active < limit && queue.length > 0) {
+        const item = queue.pop()!;
+        active++;
+        fn(item).then(
+          () => {
+            active--;
+            pump();
+          },
+          (err: unknown) => {
+            failed = true;
+            reject(err);
+          },
+        );
+      }
+    };
+    pump();
+  });
+}

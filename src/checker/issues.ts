@@ -1,0 +1,68 @@
+/**
+ * What `check` finds: one typed issue per problem, each naming the object (pack, blob, tree, snapshot,
+ * index file) and saying what is wrong. Errors mean data is or may be lost; warnings (unreferenced packs,
+ * duplicate blobs) cost space only, as in restic.
+ */
+import type { Id } from '../model/index.ts';
+import type { BlobType } from '../repo/index.ts';
+
+export type CheckIssueKind =
+  /** An index file cannot be loaded, decrypted or decoded. */
+  | 'corrupt-index'
+  /** An index lists a pack the store does not have. */
+  | 'missing-pack'
+  /** A pack's stored size differs from the size the index records. */
+  | 'pack-size-mismatch'
+  /** A stored pack no index lists (warning: `prune` removes it, `repair index` indexes it). */
+  | 'unreferenced-pack'
+  /** The same blob is indexed in more than one pack (warning: `prune` removes the extra copies). */
+  | 'duplicate-blob'
+  /** A snapshot file cannot be loaded, decrypted or decoded. */
+  | 'corrupt-snapshot'
+  /** A tree a snapshot uses is not in the index, or its pack is missing. */
+  | 'missing-tree'
+  /** A tree a snapshot uses cannot be loaded, decrypted or decoded. */
+  | 'corrupt-tree'
+  /** A data blob a file uses is not in the index, or its pack is missing. */
+  | 'missing-blob'
+  /** An index entry reaches past the end of the blobs of its pack. */
+  | 'blob-past-pack-end'
+  /** A pack's content does not match its name, or its header cannot be read, or it cannot be downloaded. */
+  | 'corrupt-pack'
+  /** A blob in a pack does not decrypt or does not match its id. */
+  | 'corrupt-blob'
+  /** A pack's header and the index disagree about a blob. */
+  | 'index-header-mismatch';
+
+export type CheckSeverity = 'error' | 'warning';
+
+export const warningKinds: ReadonlySet<CheckIssueKind> = new Set<CheckIssueKind>(['unreferenced-pack', 'duplicate-blob']);
+
+export function severityOf(kind: CheckIssueKind): CheckSeverity {
+  return warningKinds.has(kind) ? 'warning' : 'error';
+}
+
+export interface CheckIssue {
+  readonly kind: CheckIssueKind;
+  readonly severity: CheckSeverity;
+  /** One line naming the object first, e.g. `pack 3f2a9c1d: listed in index 0c1d2e3f but missing from the repository`. */
+  readonly message: string;
+  /** The pack concerned (full id). */
+  readonly pack?: Id;
+  /** The blob or tree concerned (full id). */
+  readonly blob?: Id;
+  readonly blobType?: BlobType;
+  /** The snapshot concerned; for missing blobs and trees the first of `snapshots`. */
+  readonly snapshot?: Id;
+  /** Every snapshot that uses the missing or damaged object. */
+  readonly snapshots?: readonly Id[];
+  /** The index file concerned. */
+  readonly index?: Id;
+  /** A path (from the snapshot root) where the object is used. */
+  readonly path?: string;
+}
+
+/** Builds an issue with the severity its kind implies. */
+export function issue(kind: CheckIssueKind, message: string, details: Omit<CheckIssue, 'kind' | 'severity' | 'message'> = {}): CheckIssue {
+  return { kind, severity: severityOf(kind), message, ...details };
+}
