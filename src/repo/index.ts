@@ -15,3 +15,4 @@ export * from './snapshot-file.ts';
 export * from './tree.ts';
 export * from './select.ts';
 export * from './lock.ts';
+export * from './repair.ts';

@@ -1,0 +1,448 @@
+/**
+ * Repairs (restic's `repair index` and `repair snapshots`). Both run under an exclusive lock (the caller
+ * takes it) and write before they delete, so an interruption at any moment leaves a valid repository.
+ *
+ * - {@link repairIndex} rebuilds the index from the pack headers: every readable pack is indexed, packs
+ *   whose header cannot be read are left out (their blobs become unreachable) and reported.
+ * - {@link repairSnapshots} rewrites snapshots whose trees reference blobs the repository no longer has:
+ *   a file with missing data becomes an empty file, a missing or unreadable folder an empty folder. The
+ *   new snapshot keeps every field of the original and gets the tags `repaired` and `original:<id>`.
+ */
+import { CancelledError } from '../errors/index.ts';
+import { fromHex, mapLimit, nodeName, shortId, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import type { CheckReporter } from '../progress/index.ts';
+import { openBlob, sealBlob } from './blob.ts';
+import type { BlobIndex } from './blob-index.ts';
+import { decodeIndex, type PackRecord } from './index-file.ts';
+import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from './pack.ts';
+import { describe, type Repository } from './repository.ts';
+import { decodeTree, encodeTree } from './tree.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// repair index
+
+export interface RepairIndexOptions {
+  /** Download whole packs, check them against their names and verify every blob; bad blobs are left out. */
+  readonly readAllPacks?: boolean;
+  /** Compute everything, write and delete nothing. */
+  readonly dryRun?: boolean;
+  /** Most blobs per new index file (default 50 000). */
+  readonly blobsPerIndex?: number;
+  readonly reporter?: CheckReporter;
+  /** Called with each problem as it is found. */
+  readonly onProblem?: (problem: RepairProblem) => void;
+  readonly signal?: AbortSignal;
+  /** Called before index files are written; throws to stop (e.g. the lock expired). */
+  readonly beforeCommit?: () => Promise<void>;
+}
+
+export interface RepairProblem {
+  /** `unreadable-pack`: the pack is left out of the index. `bad-blob`: the blob is left out. */
+  readonly kind: 'unreadable-pack' | 'bad-blob';
+  readonly pack: Id;
+  readonly blob?: Id;
+  readonly blobType?: BlobType;
+  readonly message: string;
+}
+
+export interface RepairIndexResult {
+  readonly packsListed: number;
+  readonly packsIndexed: number;
+  readonly blobsIndexed: number;
+  /** Indexed packs the old index did not list. */
+  readonly packsAdded: number;
+  /** Packs the old index listed that the new one does not (missing from the store, or unreadable). */
+  readonly packsRemoved: number;
+  readonly problems: readonly RepairProblem[];
+  /** Packs holding no blob at all (not indexed; `prune` removes them). */
+  readonly emptyPacks: readonly Id[];
+  readonly oldIndexFiles: readonly Id[];
+  /** Empty in a dry run. */
+  readonly indexFilesWritten: readonly Id[];
+  readonly indexFilesRemoved: readonly Id[];
+}
+
+export const defaultBlobsPerIndex = 50_000;
+
+/** Rebuilds the index from the packs in the store; see the module comment. */
+export async function repairIndex(repo: Repository, options: RepairIndexOptions = {}): Promise<RepairIndexResult> {
+  const backend = repo.backend;
+  const reporter = options.reporter;
+  const problems: RepairProblem[] = [];
+  const problem = (p: RepairProblem) => {
+    problems.push(p);
+    options.onProblem?.(p);
+  };
+  const throwIfAborted = () => {
+    if (options.signal?.aborted) throw new CancelledError();
+  };
+
+  // The old index, as far as it is readable: only to say what changed.
+  const oldIndexFiles: Id[] = [];
+  for await (const { name } of backend.list('index')) oldIndexFiles.push(name);
+  oldIndexFiles.sort();
+  const previouslyIndexed = new Set<Id>();
+  await mapLimit(oldIndexFiles, backend.connections, async (name) => {
+    try {
+      for (const p of decodeIndex(await repo.loadStructured('index', name), describe('index', name)).packs) previouslyIndexed.add(p.id);
+    } catch {
+      // unreadable: it is replaced all the same
+    }
+  });
+
+  const packs: Array<{ id: Id; size: number }> = [];
+  for await (const { name, size } of backend.list('data')) packs.push({ id: name, size });
+  packs.sort((a, b) => (a.id < b.id ? -1 : 1));
+  reporter?.phase?.(options.readAllPacks ? 'read packs' : 'read pack headers', packs.length);
+  const totalBytes = options.readAllPacks ? packs.reduce((n, p) => n + p.size, 0) : 0;
+  let bytesDone = 0;
+  let done = 0;
+
+  const records = await mapLimit(packs, backend.connections, async (pack): Promise<PackRecord | undefined> => {
+    throwIfAborted();
+    const what = `pack ${shortId(pack.id)}`;
+    let entries: PackEntry[];
+    try {
+      if (options.readAllPacks) {
+        const bytes = await backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+        bytesDone += bytes.length;
+        reporter?.bytes?.(bytesDone, totalBytes);
+        entries = headerOf(bytes, pack.size, repo, what);
+        entries = entries.filter((e) => {
+          try {
+            openBlob(repo.crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in ${what}`);
+            return true;
+          } catch (err) {
+            problem({ kind: 'bad-blob', pack: pack.id, blob: toHex(e.id), blobType: e.type, message: `${e.type} blob ${shortId(toHex(e.id))} in ${what}: ${messageOf(err)}; left out of the index` });
+            return false;
+          }
+        });
+      } else {
+        entries = await readHeader(repo, pack.id, pack.size, what);
+      }
+    } catch (err) {
+      if (err instanceof CancelledError) throw err;
+      problem({ kind: 'unreadable-pack', pack: pack.id, message: `${what}: ${messageOf(err, what)}; left out of the index, its blobs become unreachable` });
+      return undefined;
+    } finally {
+      reporter?.advance?.(++done);
+    }
+    if (entries.length === 0) return { id: pack.id, type: 'data', size: pack.size, entries };
+    // Data and tree blobs never share a pack (docs/design.md §Packs); a pack that mixes them keeps its majority.
+    const trees = entries.filter((e) => e.type === 'tree').length;
+    const type: BlobType = trees * 2 > entries.length ? 'tree' : 'data';
+    const kept = entries.filter((e) => {
+      if (e.type === type) return true;
+      problem({ kind: 'bad-blob', pack: pack.id, blob: toHex(e.id), blobType: e.type, message: `${e.type} blob ${shortId(toHex(e.id))} in ${what}: a ${e.type} blob in a pack of ${type} blobs; left out of the index` });
+      return false;
+    });
+    return { id: pack.id, type, size: pack.size, entries: kept };
+  });
+
+  const indexed = records.filter((r): r is PackRecord => r !== undefined && r.entries.length > 0);
+  const emptyPacks = records.filter((r): r is PackRecord => r !== undefined && r.entries.length === 0).map((r) => r.id);
+  const limit = Math.max(1, options.blobsPerIndex ?? defaultBlobsPerIndex);
+  const groups: PackRecord[][] = [];
+  let current: PackRecord[] = [];
+  let count = 0;
+  for (const record of indexed) {
+    if (current.length > 0 && count + record.entries.length > limit) {
+      groups.push(current);
+      current = [];
+      count = 0;
+    }
+    current.push(record);
+    count += record.entries.length;
+  }
+  if (current.length > 0) groups.push(current);
+
+  const written: Id[] = [];
+  const removed: Id[] = [];
+  if (!options.dryRun) {
+    throwIfAborted();
+    await options.beforeCommit?.();
+    // Every new file supersedes every old one; all are written before any old one is deleted.
+    for (const group of groups) written.push(await repo.saveIndex(group, oldIndexFiles));
+    const keep = new Set(written);
+    for (const name of oldIndexFiles) {
+      if (keep.has(name)) continue;
+      await backend.remove({ type: 'index', name });
+      removed.push(name);
+    }
+    await repo.loadIndex();
+  }
+  const nowIndexed = new Set(indexed.map((r) => r.id));
+  return {
+    packsListed: packs.length,
+    packsIndexed: indexed.length,
+    blobsIndexed: indexed.reduce((n, r) => n + r.entries.length, 0),
+    packsAdded: [...nowIndexed].filter((p) => !previouslyIndexed.has(p)).length,
+    packsRemoved: [...previouslyIndexed].filter((p) => !nowIndexed.has(p)).length,
+    problems,
+    emptyPacks,
+    oldIndexFiles,
+    indexFilesWritten: written,
+    indexFilesRemoved: removed,
+  };
+}
+
+/** Reads a pack's header from its tail: one request usually, two when the header is large. */
+export async function readHeader(repo: Repository, pack: Id, size: number, what = `pack ${shortId(pack)}`): Promise<PackEntry[]> {
+  let length = headerReadLength(size);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const tail = await repo.backend.load({ type: 'data', name: pack }, { offset: size - length, length });
+    const parsed = parsePackHeader(tail, size, repo.crypto.metadata, what);
+    if (Array.isArray(parsed)) return parsed;
+    length = parsed.need;
+  }
+  throw new Error(`${what}: header length keeps changing`);
+}
+
+function headerOf(bytes: Uint8Array, size: number, repo: Repository, what: string): PackEntry[] {
+  const parsed = parsePackHeader(bytes, size, repo.crypto.metadata, what);
+  if (!Array.isArray(parsed)) throw new Error(`${what}: shorter than its header length says`);
+  return parsed;
+}
+
+function messageOf(err: unknown, what?: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return what && message.startsWith(`${what}: `) ? message.slice(what.length + 2) : message;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// repair snapshots
+
+export interface RepairSnapshotsOptions {
+  /** The snapshots to repair (default: every snapshot). */
+  readonly snapshots?: readonly StoredSnapshot[];
+  /** Remove each original snapshot once its repaired version is saved. */
+  readonly forget?: boolean;
+  /** Compute everything, write and delete nothing. */
+  readonly dryRun?: boolean;
+  readonly signal?: AbortSignal;
+  /** Called before the index and each snapshot are written; throws to stop (e.g. the lock expired). */
+  readonly beforeCommit?: () => Promise<void>;
+  /** Called once per damaged snapshot, as soon as it is analysed. */
+  readonly onSnapshot?: (snapshot: StoredSnapshot, damage: readonly SnapshotDamage[]) => void;
+}
+
+export interface SnapshotDamage {
+  /** `file`: data blobs missing, now an empty file. `missing-tree`/`corrupt-tree`: now an empty folder. */
+  readonly kind: 'file' | 'missing-tree' | 'corrupt-tree';
+  /** Path from the snapshot root, starting with `/`. */
+  readonly path: string;
+  readonly message: string;
+}
+
+export interface RepairedSnapshot {
+  readonly original: Id;
+  /** The new snapshot's id; undefined in a dry run. */
+  readonly repaired?: Id;
+  readonly damage: readonly SnapshotDamage[];
+  /** True when the original was removed (`forget`). */
+  readonly forgotten: boolean;
+}
+
+export interface RepairSnapshotsResult {
+  readonly repaired: readonly RepairedSnapshot[];
+  /** Snapshots that needed no repair. */
+  readonly intact: readonly Id[];
+  /** Tree blobs written (0 in a dry run). */
+  readonly treesWritten: number;
+}
+
+export const repairedTag = 'repaired';
+export const originalTagPrefix = 'original:';
+
+/** Relative damage of one tree (paths relative to that tree), memoized across snapshots. */
+interface TreeRepair {
+  readonly id: Uint8Array;
+  readonly changed: boolean;
+  readonly damage: ReadonlyArray<{ kind: SnapshotDamage['kind']; path: string; message: string }>;
+}
+
+class UnreadableTree extends Error {
+  readonly kind: 'missing-tree' | 'corrupt-tree';
+  constructor(kind: 'missing-tree' | 'corrupt-tree', message: string) {
+    super(message);
+    this.kind = kind;
+  }
+}
+
+/** Rewrites damaged snapshots; see the module comment. Call after listing the snapshots (design §Ordering). */
+export async function repairSnapshots(repo: Repository, options: RepairSnapshotsOptions = {}): Promise<RepairSnapshotsResult> {
+  const snapshots = options.snapshots ?? (await repo.listSnapshots());
+  const index = await repo.loadIndex();
+  const stored = new Set<Id>();
+  for await (const { name } of repo.backend.list('data')) stored.add(name);
+  const copies = extraCopies(index);
+
+  const available = (id: Uint8Array, type: BlobType): boolean => {
+    const where = index.lookup(id, type);
+    if (where === undefined) return false;
+    if (stored.has(where.pack)) return true;
+    return (copies.get(`${type}${toHex(id)}`) ?? []).some((p) => stored.has(p));
+  };
+
+  const records: PackRecord[] = [];
+  const packer = options.dryRun ? undefined : repo.newPacker('tree', (p) => records.push(p));
+  const pendingTrees = new Set<string>();
+  let treesWritten = 0;
+  const storeTree = async (nodes: TreeNode[]): Promise<Uint8Array> => {
+    const plain = encodeTree(nodes);
+    const id = repo.crypto.blobId(plain);
+    const hex = toHex(id);
+    if (available(id, 'tree') || pendingTrees.has(hex)) return id;
+    pendingTrees.add(hex);
+    if (packer) {
+      await packer.add(await sealBlob(repo.crypto, 'tree', id, plain), hex);
+      treesWritten++;
+    }
+    return id;
+  };
+
+  const loadTree = async (id: Uint8Array): Promise<TreeNode[]> => {
+    const what = `tree ${shortId(toHex(id))}`;
+    const where = index.lookup(id, 'tree');
+    if (where === undefined) throw new UnreadableTree('missing-tree', `${what} is not in the index`);
+    let location = where;
+    if (!stored.has(where.pack)) {
+      const other = await findCopy(repo, id, 'tree', stored);
+      if (other === undefined) throw new UnreadableTree('missing-tree', `${what}: its pack ${shortId(where.pack)} is missing`);
+      location = { ...where, ...other };
+    }
+    try {
+      const sealed = await repo.backend.load({ type: 'data', name: location.pack }, { offset: location.offset, length: location.length });
+      return decodeTree(openBlob(repo.crypto, 'tree', id, sealed, location.rawLength, what), what);
+    } catch (err) {
+      throw new UnreadableTree('corrupt-tree', `${what} cannot be read: ${messageOf(err, what)}`);
+    }
+  };
+
+  const memo = new Map<string, Promise<TreeRepair>>();
+  const repairTree = (id: Uint8Array): Promise<TreeRepair> => {
+    const hex = toHex(id);
+    let result = memo.get(hex);
+    if (result === undefined) {
+      result = repairTreeOnce(id);
+      memo.set(hex, result);
+    }
+    return result;
+  };
+  const emptyTree = async () => storeTree([]);
+  const repairTreeOnce = async (id: Uint8Array): Promise<TreeRepair> => {
+    if (options.signal?.aborted) throw new CancelledError();
+    const nodes = await loadTree(id);
+    const damage: Array<TreeRepair['damage'][number]> = [];
+    let changed = false;
+    const out: TreeNode[] = [];
+    for (const node of nodes) {
+      const name = nodeName(node);
+      if (node.type === 'file' && node.content !== undefined) {
+        const missing = node.content.filter((b) => !available(b, 'data')).length;
+        if (missing > 0) {
+          changed = true;
+          damage.push({ kind: 'file', path: name, message: `${missing} of ${node.content.length} data blobs missing; now an empty file` });
+          out.push({ ...node, content: [], size: 0 });
+          continue;
+        }
+      } else if (node.type === 'dir' && node.subtree !== undefined) {
+        let sub: TreeRepair | undefined;
+        let problem: UnreadableTree | undefined;
+        if (!available(node.subtree, 'tree')) problem = new UnreadableTree('missing-tree', `tree ${shortId(toHex(node.subtree))} is missing`);
+        else {
+          try {
+            sub = await repairTree(node.subtree);
+          } catch (err) {
+            if (!(err instanceof UnreadableTree)) throw err;
+            problem = err;
+          }
+        }
+        if (problem) {
+          changed = true;
+          damage.push({ kind: problem.kind, path: name, message: `${problem.message}; now an empty folder` });
+          out.push({ ...node, subtree: await emptyTree() });
+          continue;
+        }
+        if (sub!.changed) {
+          changed = true;
+          for (const d of sub!.damage) damage.push({ ...d, path: `${name}/${d.path}` });
+          out.push({ ...node, subtree: sub!.id });
+          continue;
+        }
+      }
+      out.push(node);
+    }
+    return { id: changed ? await storeTree(out) : id, changed, damage };
+  };
+
+  const plans: Array<{ original: StoredSnapshot; snapshot: Snapshot; damage: SnapshotDamage[] }> = [];
+  const intact: Id[] = [];
+  for (const s of snapshots) {
+    const root = fromHex(s.tree);
+    let result: TreeRepair;
+    try {
+      if (!available(root, 'tree')) throw new UnreadableTree('missing-tree', `tree ${shortId(s.tree)} is missing`);
+      result = await repairTree(root);
+    } catch (err) {
+      if (!(err instanceof UnreadableTree)) throw err;
+      result = { id: await emptyTree(), changed: true, damage: [{ kind: err.kind, path: '', message: `root ${err.message}; the snapshot is now empty` }] };
+    }
+    if (!result.changed) {
+      intact.push(s.id);
+      continue;
+    }
+    const damage = result.damage.map((d) => ({ ...d, path: `/${d.path}` }));
+    options.onSnapshot?.(s, damage);
+    const tags = [...s.tags];
+    if (!tags.includes(repairedTag)) tags.push(repairedTag);
+    if (!tags.some((t) => t.startsWith(originalTagPrefix))) tags.push(`${originalTagPrefix}${shortId(s.id)}`);
+    const { id: _id, ...fields } = s;
+    plans.push({ original: s, snapshot: { ...fields, tree: toHex(result.id), tags }, damage });
+  }
+
+  const repaired: RepairedSnapshot[] = [];
+  if (options.dryRun || !packer) {
+    for (const p of plans) repaired.push({ original: p.original.id, damage: p.damage, forgotten: false });
+    return { repaired, intact, treesWritten: 0 };
+  }
+  // Order: tree packs, the index listing them, then snapshots, then (forget) removal of the originals.
+  await packer.flush();
+  if (records.length > 0) {
+    await options.beforeCommit?.();
+    await repo.saveIndex(records);
+  }
+  for (const p of plans) {
+    await options.beforeCommit?.();
+    const id = await repo.saveSnapshot(p.snapshot);
+    if (options.forget) await repo.backend.remove({ type: 'snapshot', name: p.original.id });
+    repaired.push({ original: p.original.id, repaired: id, damage: p.damage, forgotten: options.forget === true });
+  }
+  return { repaired, intact, treesWritten };
+}
+
+/** Packs holding further copies of a blob: key `type ‖ hex id`. */
+function extraCopies(index: BlobIndex): Map<string, Id[]> {
+  const out = new Map<string, Id[]>();
+  for (const d of index.duplicates) {
+    const key = `${d.type}${d.id}`;
+    const list = out.get(key);
+    if (list) list.push(d.pack);
+    else out.set(key, [d.pack]);
+  }
+  return out;
+}
+
+/** Finds a stored copy of a blob whose first indexed copy is in a missing pack, from the index files. */
+async function findCopy(repo: Repository, id: Uint8Array, type: BlobType, stored: ReadonlySet<Id>): Promise<{ pack: Id; offset: number; length: number; rawLength: number } | undefined> {
+  for (const [name, file] of repo.indexFiles) {
+    if (!file.packs.some((p) => stored.has(p))) continue;
+    const content = decodeIndex(await repo.loadStructured('index', name), describe('index', name));
+    for (const pack of content.packs) {
+      if (pack.type !== type || !stored.has(pack.id)) continue;
+      const e = pack.entries.find((entry) => Buffer.compare(entry.id, id) === 0);
+      if (e) return { pack: pack.id, offset: e.offset, length: e.length, rawLength: e.rawLength };
+    }
+  }
+  return undefined;
+}
