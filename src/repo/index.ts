@@ -16,3 +16,6 @@ export * from './tree.ts';
 export * from './select.ts';
 export * from './lock.ts';
 export * from './repair.ts';
+export * from './diff.ts';
+export * from './stats.ts';
+export * from './tar.ts';

@@ -1,6 +1,85 @@
 import type { Command } from 'commander';
+import { compileExcludes } from '../../archiver/index.ts';
+import { BugError, UsageError } from '../../errors/index.ts';
+import { shortId, type TreeNode } from '../../model/index.ts';
+import { walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
+import { withLock } from '../locking.ts';
+import { findNodeJson } from '../output/json.ts';
+import { displayPath, formatLong } from './ls.ts';
+import { addFilterOptions, collect, localTime, selectSnapshots, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
-export function registerFind(program: Command, _ctx: CliContext): void {
-  program.command('find').description('(not built yet)');
+interface Matcher {
+  /** Tests a node by its name and its slash path from the snapshot root. */
+  test(name: string, path: string): boolean;
+}
+
+/**
+ * Compiles find patterns with the exclude glob syntax (`*`, `**`, `?`, `[...]`). A pattern without a slash
+ * matches a node's name; with one, the end of its path (a leading slash anchors it at the snapshot root).
+ */
+export function compileFindPatterns(patterns: readonly string[], ignoreCase: boolean): Matcher {
+  const rules = compileExcludes(patterns, ignoreCase).map((rule) => {
+    if (!rule.pattern.replace(/\/+$/, '').includes('/')) return { byName: true, regex: rule.regex };
+    // Exclude rules also match everything below a match (`(?:/.*)?$`); find wants the node itself only.
+    const source = rule.regex.source.replace(/\(\?:\\?\/\.\*\)\?\$$/, '$');
+    if (source === rule.regex.source) throw new BugError(`find: unexpected exclude rule ${rule.regex.source}`);
+    return { byName: false, regex: new RegExp(source, rule.regex.flags) };
+  });
+  if (rules.length === 0) throw new UsageError('find: no pattern given', { hint: 'e.g. `coffer find "*.txt"`' });
+  return { test: (name, path) => rules.some((r) => r.regex.test(r.byName ? name : path)) };
+}
+
+interface FindFlags extends FilterFlags {
+  snapshot?: string[];
+  ignoreCase?: boolean;
+  long?: boolean;
+  humanReadable?: boolean;
+  reverse?: boolean;
+}
+
+interface Match {
+  readonly node: TreeNode;
+  readonly path: string;
+  readonly parts: readonly Uint8Array[];
+}
+
+export function registerFind(program: Command, ctx: CliContext): void {
+  addFilterOptions(
+    program
+      .command('find')
+      .description('find files and folders by name in snapshots')
+      .argument('<pattern...>', 'glob on the name, or on the path when it contains a slash'),
+  )
+    .option('-s, --snapshot <id>', 'search only this snapshot (repeatable; default: all)', collect)
+    .option('-i, --ignore-case', 'ignore case in patterns')
+    .option('-l, --long', 'long listing: mode, owner, group, size, time')
+    .option('--human-readable', 'sizes like 1.5 MiB in --long')
+    .option('-N, --reverse', 'oldest snapshot first (default: newest first)')
+    .action(async (patterns: string[], flags: FindFlags) => {
+      const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);
+      const repo = await ctx.openRepository();
+      await withLock(ctx, repo, 'shared', async () => {
+        const snapshots = selectSnapshots(await repo.listSnapshots(), flags.snapshot ?? [], snapshotFilter(flags));
+        if (!flags.reverse) snapshots.reverse();
+        const results: unknown[] = [];
+        let printed = 0;
+        for (const snapshot of snapshots) {
+          const matches: Match[] = [];
+          await walkTree(repo, snapshot.tree, ({ path, parts, node }) => {
+            ctx.signal.throwIfAborted();
+            if (matcher.test(Buffer.from(node.name).toString('utf8'), path)) matches.push({ node, path, parts });
+          });
+          if (matches.length === 0) continue;
+          if (ctx.json) {
+            results.push({ matches: matches.map((m) => findNodeJson(m.node, m.path)), hits: matches.length, snapshot: snapshot.id });
+            continue;
+          }
+          if (printed++ > 0) ctx.say('');
+          ctx.say(`Found matching entries in snapshot ${shortId(snapshot.id)} from ${localTime(snapshot.time)}`);
+          for (const m of matches) ctx.out(flags.long ? formatLong(m.node, displayPath(m.parts), flags.humanReadable) : displayPath(m.parts));
+        }
+        if (ctx.json) ctx.printJson(results);
+      });
+    });
 }

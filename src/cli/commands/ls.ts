@@ -1,6 +1,130 @@
 import type { Command } from 'commander';
+import { UsageError } from '../../errors/index.ts';
+import { shortId, type StoredSnapshot, type TreeNode } from '../../model/index.ts';
+import { findNode, selectSnapshot, walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
+import { withLock } from '../locking.ts';
+import { lsNodeJson, snapshotJson } from '../output/json.ts';
+import { formatBytes } from '../table.ts';
+import { addFilterOptions, localTime, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
-export function registerLs(program: Command, _ctx: CliContext): void {
-  program.command('ls').description('(not built yet)');
+/**
+ * A name for terminal output: UTF-8 shown as is; bytes that are not valid UTF-8 and control characters
+ * shown as `\xNN`, so every name prints on one line and different names print differently.
+ */
+export function displayName(bytes: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    let valid = length > 0 && i + length <= bytes.length;
+    for (let k = 1; valid && k < length; k++) valid = (bytes[i + k] & 0xc0) === 0x80;
+    if (valid && length > 1) {
+      const char = Buffer.from(bytes.subarray(i, i + length)).toString('utf8');
+      // Overlong forms and surrogates decode to U+FFFD: treat them as invalid bytes.
+      valid = !char.includes('\ufffd');
+      if (valid) out += char;
+    } else if (valid) {
+      out += b < 0x20 || b === 0x7f ? `\\x${b.toString(16).padStart(2, '0')}` : String.fromCharCode(b);
+    }
+    if (!valid) {
+      out += `\\x${b.toString(16).padStart(2, '0')}`;
+      i += 1;
+    } else i += length;
+  }
+  return out;
+}
+
+/** A snapshot path for terminal output, from raw components. */
+export function displayPath(parts: readonly Uint8Array[]): string {
+  return `/${parts.map(displayName).join('/')}`;
+}
+
+/** `ls -l` style mode: type letter, then permissions with setuid, setgid and sticky shown as s/S, t/T. */
+export function modeString(node: Pick<TreeNode, 'type' | 'mode'>): string {
+  const type = { file: '-', dir: 'd', symlink: 'l', fifo: 'p', socket: 's', chardev: 'c', blockdev: 'b' }[node.type];
+  const m = node.mode;
+  const bit = (mask: number, c: string) => (m & mask ? c : '-');
+  const special = (exec: number, flag: number, set: string) => (m & flag ? (m & exec ? set : set.toUpperCase()) : bit(exec, 'x'));
+  return (
+    type +
+    bit(0o400, 'r') + bit(0o200, 'w') + special(0o100, 0o4000, 's') +
+    bit(0o040, 'r') + bit(0o020, 'w') + special(0o010, 0o2000, 's') +
+    bit(0o004, 'r') + bit(0o002, 'w') + special(0o001, 0o1000, 't')
+  );
+}
+
+/** One `--long` line: mode, owner, group, size, modification time, path (and a symlink's target). */
+export function formatLong(node: TreeNode, path: string, humanReadable = false): string {
+  const size = humanReadable ? formatBytes(node.size) : String(node.size);
+  const target = node.type === 'symlink' && node.linkTarget ? ` -> ${displayName(node.linkTarget)}` : '';
+  return `${modeString(node)} ${(node.user || String(node.uid)).padEnd(8)} ${(node.group || String(node.gid)).padEnd(8)} ${size.padStart(humanReadable ? 10 : 12)} ${localTime(node.mtime.sec * 1000)} ${path}${target}`;
+}
+
+/** restic's one-line description of a snapshot. */
+export function describeSnapshot(s: StoredSnapshot): string {
+  return `snapshot ${shortId(s.id)} of [${s.paths.join(' ')}] at ${localTime(s.time)} by ${s.username}@${s.hostname}`;
+}
+
+/** `/a/b` is `base` or below it. */
+function within(path: string, base: string): boolean {
+  return base === '/' || path === base || path.startsWith(`${base}/`);
+}
+
+function normalize(path: string): string {
+  if (!path.startsWith('/')) {
+    throw new UsageError(`${path}: paths in a snapshot are absolute`, { hint: `write it from the snapshot root, e.g. /${path}` });
+  }
+  const clean = `/${path.split('/').filter((p) => p !== '' && p !== '.').join('/')}`;
+  return clean;
+}
+
+interface LsFlags extends FilterFlags {
+  long?: boolean;
+  recursive?: boolean;
+  humanReadable?: boolean;
+}
+
+export function registerLs(program: Command, ctx: CliContext): void {
+  addFilterOptions(
+    program
+      .command('ls')
+      .description('list files in a snapshot')
+      .argument('<snapshot>', 'snapshot id, unique prefix or `latest`')
+      .argument('[dir...]', 'list only these folders (absolute paths in the snapshot)'),
+  )
+    .option('-l, --long', 'long listing: mode, owner, group, size, time')
+    .option('--recursive', 'with folders given, list everything below them, not only their entries')
+    .option('--human-readable', 'sizes like 1.5 MiB in --long')
+    .action(async (spec: string, dirArgs: string[], flags: LsFlags) => {
+      const dirs = dirArgs.map(normalize);
+      const repo = await ctx.openRepository();
+      await withLock(ctx, repo, 'shared', async () => {
+        const snapshot = selectSnapshot(await repo.listSnapshots(), spec, snapshotFilter(flags));
+        for (const dir of dirs) await findNode(repo, snapshot.tree, dir, snapshot.id);
+
+        if (ctx.json) ctx.printJson({ ...snapshotJson(snapshot), message_type: 'snapshot', struct_type: 'snapshot' });
+        else ctx.say(`${describeSnapshot(snapshot)}${dirs.length > 0 ? ` filtered by [${dirs.join(' ')}]` : ''}:`);
+
+        const print = (node: TreeNode, path: string, parts: readonly Uint8Array[]) => {
+          if (ctx.json) ctx.printJson(lsNodeJson(node, path));
+          else if (flags.long) ctx.out(formatLong(node, displayPath(parts), flags.humanReadable));
+          else ctx.out(displayPath(parts));
+        };
+        await walkTree(repo, snapshot.tree, ({ path, parts, node }) => {
+          ctx.signal.throwIfAborted();
+          if (dirs.length === 0) {
+            print(node, path, parts);
+            return true;
+          }
+          const parent = path.slice(0, path.lastIndexOf('/')) || '/';
+          // A given folder itself (restic lists it too), its entries, or with --recursive all below it.
+          const listed = dirs.some((d) => path === d || (flags.recursive ? within(path, d) : parent === d));
+          if (listed) print(node, path, parts);
+          // Go down towards the given folders, and below them only with --recursive.
+          return dirs.some((d) => within(d, path) || (flags.recursive && within(path, d)));
+        });
+      });
+    });
 }

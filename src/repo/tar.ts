@@ -1,0 +1,342 @@
+/**
+ * Tar archives of snapshot folders, for `dump` (restic's `--archive tar`): POSIX ustar headers, with PAX
+ * extended headers whenever a value does not fit ustar (long or non-ASCII names and link targets, sizes of
+ * 8 GiB and more, big ids, long owner names, nanosecond or negative mtimes). Streams blob by blob, so
+ * memory stays bounded by the largest blob, whatever the size of the files.
+ */
+import { IntegrityError } from '../errors/index.ts';
+import { isSafeName, toHex, type Timestamp, type TreeNode } from '../model/index.ts';
+import type { Repository } from './repository.ts';
+
+const block = 512;
+const slash = 0x2f;
+
+/** Tar entry types (ustar typeflag). */
+export const tarType = {
+  file: '0',
+  hardlink: '1',
+  symlink: '2',
+  chardev: '3',
+  blockdev: '4',
+  dir: '5',
+  fifo: '6',
+  paxHeader: 'x',
+} as const;
+export type TarType = (typeof tarType)[keyof typeof tarType];
+
+/** One archive member as written in its header. */
+export interface TarEntry {
+  /** Path in the archive, raw bytes, no leading slash; folders end with `/`. */
+  readonly name: Uint8Array;
+  readonly type: TarType;
+  /** Permission bits including setuid, setgid and sticky (st_mode & 0o7777). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly user: string;
+  readonly group: string;
+  readonly size: number;
+  readonly mtime: Timestamp;
+  /** Symlink target or, for hardlinks, the archive path of the first link. */
+  readonly linkName?: Uint8Array;
+  readonly devMajor?: number;
+  readonly devMinor?: number;
+}
+
+/** Octal field of `width` bytes (digits, then NUL), or undefined when `value` does not fit. */
+function octal(value: number, width: number): string | undefined {
+  if (!Number.isSafeInteger(value) || value < 0) return undefined;
+  const digits = value.toString(8);
+  return digits.length > width - 1 ? undefined : digits.padStart(width - 1, '0');
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b >= 0x80) return false;
+  return true;
+}
+
+function isUtf8(bytes: Uint8Array): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Splits a name into ustar `prefix` (≤ 155 bytes) and `name` (≤ 100 bytes) at a slash, if possible. */
+function splitUstarName(name: Uint8Array): { prefix: Uint8Array; name: Uint8Array } | undefined {
+  if (name.length <= 100) return { prefix: new Uint8Array(0), name };
+  // The split slash is dropped; a trailing slash (folders) must stay in the name part.
+  const end = name[name.length - 1] === slash ? name.length - 1 : name.length;
+  for (let i = Math.min(155, end - 1); i > 0; i--) {
+    if (name[i] === slash && name.length - i - 1 <= 100 && i < end) return { prefix: name.subarray(0, i), name: name.subarray(i + 1) };
+  }
+  return undefined;
+}
+
+/** One PAX record, `"<len> <key>=<value>\n"`, where len counts the whole record including itself. */
+function paxRecord(key: string, value: Uint8Array | string): Uint8Array {
+  const v = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  const rest = Buffer.byteLength(` ${key}=`) + v.length + 1;
+  let length = rest + 1;
+  while (String(length).length + rest !== length) length = String(length).length + rest;
+  return Buffer.concat([Buffer.from(`${length} ${key}=`), v, Buffer.from('\n')]);
+}
+
+function timeText(t: Timestamp): string {
+  if (t.nsec === 0) return String(t.sec);
+  // Negative times keep a non-negative fraction in our model; PAX wants the value as a signed decimal.
+  if (t.sec < 0) {
+    const whole = t.sec + 1;
+    const frac = String(1_000_000_000 - t.nsec).padStart(9, '0').replace(/0+$/, '');
+    return `${whole === 0 ? '-0' : whole}.${frac}`;
+  }
+  return `${t.sec}.${String(t.nsec).padStart(9, '0').replace(/0+$/, '')}`;
+}
+
+/** The 512-byte ustar header block of `entry`, with `fields` overriding what went into PAX records. */
+function ustarBlock(fields: {
+  name: Uint8Array; prefix: Uint8Array; mode: number; uid: string; gid: string; size: string; mtime: string; type: string;
+  linkName: Uint8Array; user: Uint8Array; group: Uint8Array; devMajor: string; devMinor: string;
+}): Uint8Array {
+  const h = Buffer.alloc(block);
+  const put = (value: Uint8Array | string, at: number, width: number) => {
+    const bytes = typeof value === 'string' ? Buffer.from(value, 'latin1') : value;
+    h.set(bytes.subarray(0, width), at);
+  };
+  put(fields.name, 0, 100);
+  put(octal(fields.mode, 8)!, 100, 8);
+  put(fields.uid, 108, 8);
+  put(fields.gid, 116, 8);
+  put(fields.size, 124, 12);
+  put(fields.mtime, 136, 12);
+  put('        ', 148, 8);
+  put(fields.type, 156, 1);
+  put(fields.linkName, 157, 100);
+  put('ustar\u000000', 257, 8);
+  put(fields.user, 265, 32);
+  put(fields.group, 297, 32);
+  put(fields.devMajor, 329, 8);
+  put(fields.devMinor, 337, 8);
+  put(fields.prefix, 345, 155);
+  let sum = 0;
+  for (const b of h) sum += b;
+  put(`${sum.toString(8).padStart(6, '0')}\u0000 `, 148, 8);
+  return h;
+}
+
+/** Bytes of padding after `size` bytes of member data. */
+export function tarPadding(size: number): number {
+  return (block - (size % block)) % block;
+}
+
+/**
+ * The header blocks of one member: a PAX extended header first when some value does not fit ustar,
+ * then the ustar header (holding what fits, so old readers still get something sensible).
+ */
+export function tarHeader(entry: TarEntry): Uint8Array {
+  const records: Uint8Array[] = [];
+  let binary = false;
+
+  let name = entry.name;
+  let prefix: Uint8Array = new Uint8Array(0);
+  const split = isAscii(entry.name) ? splitUstarName(entry.name) : undefined;
+  if (split) ({ name, prefix } = split);
+  else {
+    records.push(paxRecord('path', entry.name));
+    binary ||= !isUtf8(entry.name);
+    name = entry.name.subarray(Math.max(0, entry.name.length - 100));
+  }
+
+  const linkName = entry.linkName ?? new Uint8Array(0);
+  if (linkName.length > 100 || !isAscii(linkName)) {
+    records.push(paxRecord('linkpath', linkName));
+    binary ||= !isUtf8(linkName);
+  }
+
+  const numeric = (key: string, value: number, width: number): string => {
+    const text = octal(value, width);
+    if (text !== undefined) return text;
+    records.push(paxRecord(key, String(value)));
+    return '0'.padStart(width - 1, '0');
+  };
+  const uid = numeric('uid', entry.uid, 8);
+  const gid = numeric('gid', entry.gid, 8);
+  const size = numeric('size', entry.size, 12);
+
+  let mtime = octal(entry.mtime.sec, 12);
+  if (mtime === undefined || entry.mtime.nsec !== 0) {
+    records.push(paxRecord('mtime', timeText(entry.mtime)));
+    mtime ??= '0'.padStart(11, '0');
+  }
+
+  const owner = (key: string, value: string): Uint8Array => {
+    const bytes = Buffer.from(value, 'utf8');
+    if (bytes.length <= 32 && isAscii(bytes)) return bytes;
+    records.push(paxRecord(key, bytes));
+    return new Uint8Array(0);
+  };
+  const user = owner('uname', entry.user);
+  const group = owner('gname', entry.group);
+
+  const device = entry.type === tarType.chardev || entry.type === tarType.blockdev;
+  const devMajor = device ? (octal(entry.devMajor ?? 0, 8) ?? '0000000') : '';
+  const devMinor = device ? (octal(entry.devMinor ?? 0, 8) ?? '0000000') : '';
+
+  const main = ustarBlock({ name, prefix, mode: entry.mode & 0o7777, uid, gid, size, mtime, type: entry.type, linkName, user, group, devMajor, devMinor });
+  if (records.length === 0) return main;
+
+  // Raw (non-UTF-8) names are kept byte for byte; hdrcharset tells readers not to convert them.
+  if (binary) records.unshift(paxRecord('hdrcharset', 'BINARY'));
+  const data = Buffer.concat(records);
+  const base = Buffer.from(entry.name.subarray(entry.name.lastIndexOf(slash, entry.name.length - 2) + 1)).toString('latin1').replace(/[^\x20-\x7e]/g, '_');
+  const paxName = Buffer.from(`PaxHeaders/${base}`.slice(0, 100), 'latin1');
+  const pax = ustarBlock({
+    name: paxName, prefix: new Uint8Array(0), mode: 0o644, uid: '0000000', gid: '0000000', size: octal(data.length, 12)!,
+    mtime: octal(Math.max(0, entry.mtime.sec), 12) ?? '0'.padStart(11, '0'), type: tarType.paxHeader, linkName: new Uint8Array(0),
+    user: new Uint8Array(0), group: new Uint8Array(0), devMajor: '', devMinor: '',
+  });
+  return Buffer.concat([pax, data, Buffer.alloc(tarPadding(data.length)), main]);
+}
+
+/** The two zero blocks that end an archive. */
+export function tarTrailer(): Uint8Array {
+  return new Uint8Array(2 * block);
+}
+
+/** Linux's encoding of a device number (glibc `major()`/`minor()`). */
+export function deviceNumbers(rdev: number): { major: number; minor: number } {
+  const dev = BigInt(rdev);
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  return { major: Number(major), minor: Number(minor) };
+}
+
+/**
+ * The content of a file node, blob by blob. Throws IntegrityError when the blobs do not add up to the
+ * size the node records (a tar member must be exactly as long as its header says).
+ */
+export async function* fileContent(repo: Repository, node: TreeNode, what: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+  let total = 0;
+  for (const id of node.content ?? []) {
+    signal?.throwIfAborted();
+    const data = await repo.loadBlob('data', id);
+    total += data.length;
+    if (total > node.size) break;
+    yield data;
+  }
+  if (total !== node.size) {
+    throw new IntegrityError(`${what}: content is ${total} bytes, the tree records ${node.size}`, {
+      hint: 'the tree or the index is damaged; run `coffer check --read-data`',
+    });
+  }
+}
+
+export interface TarOptions {
+  readonly signal?: AbortSignal;
+  /** Called for members that tar cannot hold (sockets). */
+  readonly onSkip?: (path: string, node: TreeNode) => void;
+}
+
+/** Collects small pieces into larger chunks so the consumer is not called once per 512-byte header. */
+class Batcher {
+  readonly #parts: Uint8Array[] = [];
+  #size = 0;
+  add(part: Uint8Array): void {
+    if (part.length > 0) {
+      this.#parts.push(part);
+      this.#size += part.length;
+    }
+  }
+  get full(): boolean {
+    return this.#size >= 256 * 1024;
+  }
+  take(): Uint8Array | undefined {
+    if (this.#size === 0) return undefined;
+    const out = this.#parts.length === 1 ? this.#parts[0] : Buffer.concat(this.#parts, this.#size);
+    this.#parts.length = 0;
+    this.#size = 0;
+    return out;
+  }
+}
+
+function joinPath(parts: readonly Uint8Array[]): Uint8Array {
+  const out: number[] = [];
+  parts.forEach((p, i) => {
+    if (i > 0) out.push(slash);
+    for (const b of p) out.push(b);
+  });
+  return Uint8Array.from(out);
+}
+
+/**
+ * A tar archive of `node` (a folder or any other node) found at `parts` (raw path components from the
+ * snapshot root). Members are named by their full path in the snapshot without the leading slash, as
+ * restic names them; the folder itself comes first, unless it is the snapshot root. Files that are hard
+ * links of a file already in the archive become hardlink members.
+ */
+export async function* tarArchive(repo: Repository, node: TreeNode, parts: readonly Uint8Array[], options: TarOptions = {}): AsyncGenerator<Uint8Array> {
+  const out = new Batcher();
+  const links = new Map<string, Uint8Array>();
+
+  async function* member(n: TreeNode, path: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
+    options.signal?.throwIfAborted();
+    const text = `/${path.map((p) => Buffer.from(p).toString('utf8')).join('/')}`;
+    for (const p of path) {
+      if (!isSafeName(p)) throw new IntegrityError(`${text}: unsafe name in tree`, { hint: 'the snapshot holds a name with "/" or ".."; run `coffer check`' });
+    }
+    const name = joinPath(path);
+    const common = { mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: n.mtime, size: 0 };
+    switch (n.type) {
+      case 'dir': {
+        if (path.length > 0) out.add(tarHeader({ ...common, name: Buffer.concat([name, Buffer.from('/')]), type: tarType.dir }));
+        if (!n.subtree) throw new IntegrityError(`${text}: folder without a subtree`);
+        for (const child of await repo.loadTree(toHex(n.subtree))) {
+          yield* member(child, [...path, child.name]);
+        }
+        return;
+      }
+      case 'file': {
+        const key = n.links > 1 && n.inode !== 0 ? `${n.device}:${n.inode}` : undefined;
+        const first = key === undefined ? undefined : links.get(key);
+        if (first) {
+          out.add(tarHeader({ ...common, name, type: tarType.hardlink, linkName: first }));
+          break;
+        }
+        if (key !== undefined) links.set(key, name);
+        out.add(tarHeader({ ...common, name, type: tarType.file, size: n.size }));
+        for await (const data of fileContent(repo, n, text, options.signal)) {
+          const pending = out.take();
+          if (pending) yield pending;
+          yield data;
+        }
+        out.add(new Uint8Array(tarPadding(n.size)));
+        break;
+      }
+      case 'symlink':
+        out.add(tarHeader({ ...common, name, type: tarType.symlink, linkName: n.linkTarget ?? new Uint8Array(0) }));
+        break;
+      case 'fifo':
+        out.add(tarHeader({ ...common, name, type: tarType.fifo }));
+        break;
+      case 'chardev':
+      case 'blockdev': {
+        const { major, minor } = deviceNumbers(n.rdev ?? 0);
+        out.add(tarHeader({ ...common, name, type: n.type === 'chardev' ? tarType.chardev : tarType.blockdev, devMajor: major, devMinor: minor }));
+        break;
+      }
+      case 'socket':
+        // tar has no socket type; GNU tar skips them too.
+        options.onSkip?.(text, n);
+        break;
+    }
+    if (out.full) yield out.take()!;
+  }
+
+  yield* member(node, parts);
+  out.add(tarTrailer());
+  const rest = out.take();
+  if (rest) yield rest;
+}
+
