@@ -55,15 +55,6 @@ function isAscii(bytes: Uint8Array): boolean {
   return true;
 }
 
-function isUtf8(bytes: Uint8Array): boolean {
-  try {
-    new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Splits a name into ustar `prefix` (≤ 155 bytes) and `name` (≤ 100 bytes) at a slash, if possible. */
 function splitUstarName(name: Uint8Array): { prefix: Uint8Array; name: Uint8Array } | undefined {
   if (name.length <= 100) return { prefix: new Uint8Array(0), name };
@@ -137,7 +128,6 @@ export function tarPadding(size: number): number {
  */
 export function tarHeader(entry: TarEntry): Uint8Array {
   const records: Uint8Array[] = [];
-  let binary = false;
 
   let name = entry.name;
   let prefix: Uint8Array = new Uint8Array(0);
@@ -145,14 +135,12 @@ export function tarHeader(entry: TarEntry): Uint8Array {
   if (split) ({ name, prefix } = split);
   else {
     records.push(paxRecord('path', entry.name));
-    binary ||= !isUtf8(entry.name);
     name = entry.name.subarray(Math.max(0, entry.name.length - 100));
   }
 
   const linkName = entry.linkName ?? new Uint8Array(0);
   if (linkName.length > 100 || !isAscii(linkName)) {
     records.push(paxRecord('linkpath', linkName));
-    binary ||= !isUtf8(linkName);
   }
 
   const numeric = (key: string, value: number, width: number): string => {
@@ -187,8 +175,8 @@ export function tarHeader(entry: TarEntry): Uint8Array {
   const main = ustarBlock({ name, prefix, mode: entry.mode & 0o7777, uid, gid, size, mtime, type: entry.type, linkName, user, group, devMajor, devMinor });
   if (records.length === 0) return main;
 
-  // Raw (non-UTF-8) names are kept byte for byte; hdrcharset tells readers not to convert them.
-  if (binary) records.unshift(paxRecord('hdrcharset', 'BINARY'));
+  // Names that are not UTF-8 go into `path` byte for byte. No `hdrcharset=BINARY`: GNU tar extracts raw
+  // bytes as they are but warns about that keyword.
   const data = Buffer.concat(records);
   const base = Buffer.from(entry.name.subarray(entry.name.lastIndexOf(slash, entry.name.length - 2) + 1)).toString('latin1').replace(/[^\x20-\x7e]/g, '_');
   const paxName = Buffer.from(`PaxHeaders/${base}`.slice(0, 100), 'latin1');
@@ -208,8 +196,8 @@ export function tarTrailer(): Uint8Array {
 /** Linux's encoding of a device number (glibc `major()`/`minor()`). */
 export function deviceNumbers(rdev: number): { major: number; minor: number } {
   const dev = BigInt(rdev);
-  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn);
-  const minor = (dev & 0xffn) | ((dev >> 12n) & ~0xffn);
+  const major = ((dev >> 8n) & 0xfffn) | ((dev >> 32n) & 0xfffff000n);
+  const minor = (dev & 0xffn) | ((dev >> 12n) & 0xffffff00n);
   return { major: Number(major), minor: Number(minor) };
 }
 

@@ -1,0 +1,197 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { backup } from '../archiver/index.ts';
+import { createTestRepo } from '../../test/support/test-repo.ts';
+import type { Repository } from './repository.ts';
+import { findNode, pathParts } from './select.ts';
+import { fileContent, tarArchive, tarHeader, tarType, deviceNumbers } from './tar.ts';
+import type { StoredSnapshot } from '../model/index.ts';
+
+let base: string;
+let source: string;
+let repo: Repository;
+let snapshot: StoredSnapshot;
+
+const longDir = 'd'.repeat(120);
+const longName = `${'n'.repeat(150)}.txt`;
+const rawName = Buffer.from([0x72, 0x61, 0x77, 0xff, 0xfe, 0x2e, 0x62, 0x69, 0x6e]); // "raw\xff\xfe.bin"
+const bigContent = randomBytes(150_000); // several chunks with the test repo's small chunker
+
+before(async () => {
+  base = await mkdtemp(path.join(tmpdir(), 'coffer-tar-'));
+  source = path.join(base, 'src');
+  await mkdir(path.join(source, 'sub', longDir), { recursive: true });
+  await writeFile(path.join(source, 'hello.txt'), 'hello world\n');
+  await writeFile(path.join(source, 'empty'), '');
+  await writeFile(path.join(source, 'big.bin'), bigContent);
+  await writeFile(path.join(source, 'exact512'), Buffer.alloc(512, 0x61));
+  await writeFile(path.join(source, 'run.sh'), '#!/bin/sh\necho hi\n');
+  await chmod(path.join(source, 'run.sh'), 0o755);
+  await writeFile(path.join(source, 'secret'), 'psst');
+  await chmod(path.join(source, 'secret'), 0o600);
+  await writeFile(path.join(source, 'héllo wörld ☃.txt'), 'unicode name');
+  await writeFile(Buffer.concat([Buffer.from(`${source}/`), rawName]), 'not utf-8 name');
+  await writeFile(path.join(source, 'sub', longDir, longName), 'deep and long');
+  await symlink('hello.txt', path.join(source, 'link'));
+  await symlink(`../${'t'.repeat(140)}`, path.join(source, 'sub', 'long-link'));
+  await writeFile(path.join(source, 'hard1'), 'linked content');
+  await link(path.join(source, 'hard1'), path.join(source, 'hard2'));
+  await chmod(path.join(source, 'sub'), 0o750);
+  await utimes(path.join(source, 'hello.txt'), 1_600_000_000.5, 1_600_000_000.25);
+  await utimes(path.join(source, 'sub', longDir), 1_500_000_000, 1_500_000_000);
+  await utimes(path.join(source, 'sub'), 1_400_000_000, 1_400_000_000);
+  repo = await createTestRepo();
+  const result = await backup(repo, { paths: [source], programVersion: 'test' });
+  snapshot = { id: result.snapshotId!, ...result.snapshot };
+});
+
+after(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of chunks) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+function octalField(block: Uint8Array, at: number, width: number): number {
+  return parseInt(Buffer.from(block.subarray(at, at + width)).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
+}
+
+function checksumOk(block: Uint8Array): boolean {
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : block[i];
+  return sum === octalField(block, 148, 8);
+}
+
+test('a plain ustar header: fields, magic and checksum', () => {
+  const h = tarHeader({ name: Buffer.from('a/b.txt'), type: tarType.file, mode: 0o100644, uid: 1000, gid: 100, user: 'ann', group: 'users', size: 12, mtime: { sec: 1_700_000_000, nsec: 0 } });
+  assert.equal(h.length, 512);
+  assert.equal(Buffer.from(h.subarray(0, 7)).toString(), 'a/b.txt');
+  assert.equal(octalField(h, 100, 8), 0o644);
+  assert.equal(octalField(h, 108, 8), 1000);
+  assert.equal(octalField(h, 124, 12), 12);
+  assert.equal(octalField(h, 136, 12), 1_700_000_000);
+  assert.equal(String.fromCharCode(h[156]), '0');
+  assert.equal(Buffer.from(h.subarray(257, 265)).toString('latin1'), 'ustar\u000000');
+  assert.equal(Buffer.from(h.subarray(265, 268)).toString(), 'ann');
+  assert.ok(checksumOk(h));
+});
+
+test('values that do not fit ustar go into one PAX header before the entry', () => {
+  const name = Buffer.from(`${'x'.repeat(300)}/é`);
+  const h = tarHeader({
+    name, type: tarType.file, mode: 0o644, uid: 3_000_000, gid: 5, user: 'u'.repeat(40), group: 'g', size: 9 * 1024 ** 3, mtime: { sec: 1_700_000_000, nsec: 120_000_000 },
+  });
+  assert.equal(String.fromCharCode(h[156]), 'x');
+  assert.ok(checksumOk(h.subarray(0, 512)));
+  const size = octalField(h, 124, 12);
+  const records = Buffer.from(h.subarray(512, 512 + size)).toString('utf8');
+  assert.match(records, new RegExp(`path=${'x'.repeat(300)}/é\n`));
+  assert.match(records, /\d+ uid=3000000\n/);
+  assert.match(records, /\d+ size=9663676416\n/);
+  assert.match(records, /\d+ mtime=1700000000\.12\n/);
+  assert.match(records, new RegExp(`uname=${'u'.repeat(40)}\n`));
+  assert.doesNotMatch(records, /gid=|gname=|hdrcharset/);
+  // every record's length prefix counts the whole record
+  let at = 0;
+  const bytes = h.subarray(512, 512 + size);
+  while (at < bytes.length) {
+    const space = bytes.indexOf(0x20, at);
+    const length = Number(Buffer.from(bytes.subarray(at, space)).toString());
+    assert.equal(bytes[at + length - 1], 0x0a);
+    at += length;
+  }
+  const main = h.subarray(h.length - 512);
+  assert.ok(checksumOk(main));
+  assert.equal(String.fromCharCode(main[156]), '0');
+});
+
+test('a name of 101–255 ASCII bytes is split into ustar prefix and name, without PAX', () => {
+  const name = `${'p'.repeat(120)}/${'n'.repeat(90)}`;
+  const h = tarHeader({ name: Buffer.from(name), type: tarType.file, mode: 0o644, uid: 0, gid: 0, user: '', group: '', size: 0, mtime: { sec: 0, nsec: 0 } });
+  assert.equal(h.length, 512);
+  assert.equal(Buffer.from(h.subarray(0, 90)).toString(), 'n'.repeat(90));
+  assert.equal(Buffer.from(h.subarray(345, 465)).toString(), 'p'.repeat(120));
+});
+
+test('device numbers decode as glibc does', () => {
+  // glibc's makedev()
+  const makedev = (major: number, minor: number) =>
+    Number((BigInt(minor) & 0xffn) | ((BigInt(major) & 0xfffn) << 8n) | ((BigInt(minor) & ~0xffn) << 12n) | ((BigInt(major) & ~0xfffn) << 32n));
+  assert.deepEqual(deviceNumbers(0x0103), { major: 1, minor: 3 });
+  for (const [major, minor] of [[8, 1], [259, 70_000], [5000, 1_000_000]]) assert.deepEqual(deviceNumbers(makedev(major, minor)), { major, minor });
+});
+
+test('fileContent streams a file blob by blob', async () => {
+  const node = await findNode(repo, snapshot.tree, `${source}/big.bin`, snapshot.id);
+  assert.ok((node.content?.length ?? 0) > 1, 'the test file should span several blobs');
+  assert.ok((await collect(fileContent(repo, node, 'big.bin'))).equals(bigContent));
+});
+
+test('fileContent refuses content that does not add up to the recorded size', async () => {
+  const node = await findNode(repo, snapshot.tree, `${source}/hello.txt`, snapshot.id);
+  await assert.rejects(collect(fileContent(repo, { ...node, size: 5 }, 'hello.txt')), /content is 12 bytes, the tree records 5/);
+});
+
+/** Every entry below `dir`: raw relative name → what GNU tar must reproduce. */
+async function describeTree(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const visit = async (at: Buffer, rel: string) => {
+    for (const name of (await readdir(at, { encoding: 'buffer' })).sort(Buffer.compare)) {
+      const full = Buffer.concat([at, Buffer.from('/'), name]);
+      const key = `${rel}/${name.toString('latin1')}`;
+      const st = await lstat(full, { bigint: true });
+      const mode = (Number(st.mode) & 0o7777).toString(8);
+      if (st.isSymbolicLink()) out.set(key, `symlink ${(await readlink(full, { encoding: 'buffer' })).toString('latin1')} mtime=${st.mtimeNs}`);
+      else if (st.isDirectory()) {
+        out.set(key, `dir ${mode} mtime=${st.mtimeNs}`);
+        await visit(full, key);
+      } else {
+        const hash = (await readFile(full)).toString('base64').slice(0, 40);
+        out.set(key, `file ${mode} size=${st.size} links=${st.nlink} mtime=${st.mtimeNs} ${hash}`);
+      }
+    }
+  };
+  await visit(Buffer.from(dir), '');
+  return out;
+}
+
+test('GNU tar extracts the archive of a folder exactly: contents, modes, mtimes, symlinks, hard links, odd names', async () => {
+  const parts = pathParts(source).map((p) => Buffer.from(p));
+  const node = await findNode(repo, snapshot.tree, source, snapshot.id);
+  const archive = await collect(tarArchive(repo, node, parts));
+  assert.equal(archive.length % 512, 0);
+  const target = path.join(base, 'extracted');
+  await mkdir(target);
+  execFileSync('tar', ['-x', '-f', '-', '-C', target], { input: archive, env: { ...process.env, LC_ALL: 'C' } });
+  // Members carry their full snapshot path, as restic's do.
+  const extracted = path.join(target, source.slice(1));
+  const expected = await describeTree(source);
+  const actual = await describeTree(extracted);
+  assert.deepEqual([...actual.keys()], [...expected.keys()]);
+  for (const [key, value] of expected) {
+    // symlink mtimes are not restored by tar (no lutimes on extraction of the link itself is guaranteed)
+    const strip = (v: string) => (v.startsWith('symlink') ? v.replace(/ mtime=\d+/, '') : v);
+    assert.equal(strip(actual.get(key)!), strip(value), key);
+  }
+  const hard1 = await lstat(path.join(extracted, 'hard1'));
+  const hard2 = await lstat(path.join(extracted, 'hard2'));
+  assert.equal(hard1.ino, hard2.ino, 'hard links stay hard links');
+  // GNU tar lists the same names
+  const listing = execFileSync('tar', ['-t', '--quoting-style=literal', '-f', '-'], { input: archive, env: { ...process.env, LC_ALL: 'C' } });
+  assert.ok(listing.includes(Buffer.concat([Buffer.from(`${source.slice(1)}/`), rawName, Buffer.from('\n')])), 'raw name kept byte for byte');
+});
+
+test('the archive of the snapshot root holds every path from the top', async () => {
+  const archive = await collect(tarArchive(repo, (await findNode(repo, snapshot.tree, '/', snapshot.id)), []));
+  const listing = execFileSync('tar', ['-t', '-f', '-'], { input: archive }).toString('latin1').split('\n');
+  assert.equal(listing[0], `${source.slice(1).split('/')[0]}/`);
+  assert.ok(listing.includes(`${source.slice(1)}/hello.txt`));
+});

@@ -1,0 +1,105 @@
+/**
+ * Runs the real `coffer` binary in a child process, as a user would, for end-to-end tests. Each run gets a
+ * clean environment: no COFFER_* variables from the caller's shell, cheap key derivation, the test
+ * password, and UTC as the time zone so printed times are predictable.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { testPassword } from './test-repo.ts';
+
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const cofferBin = path.join(projectRoot, 'bin', 'coffer.js');
+
+export interface RunOptions {
+  /** Extra environment; a value of undefined removes the variable. */
+  readonly env?: Record<string, string | undefined>;
+  /** Sets COFFER_REPOSITORY. */
+  readonly repo?: string;
+  /** Written to stdin, which is then closed (it is closed at once without input). */
+  readonly input?: string | Uint8Array;
+  readonly cwd?: string;
+  /** Kills the process after this many ms (default 60 s). */
+  readonly timeoutMs?: number;
+}
+
+export interface RunResult {
+  /** Exit status; a process killed by a signal reports 128 + the signal number's usual value. */
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** stdout as bytes, for binary output (`dump`, `cat blob`). */
+  readonly stdoutBytes: Buffer;
+}
+
+/** The environment a test run starts from. */
+export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('COFFER_')) env[key] = value;
+  Object.assign(env, { COFFER_INSECURE_TEST_KDF: '1', COFFER_PASSWORD: testPassword.toString('utf8'), TZ: 'UTC' });
+  for (const [key, value] of Object.entries(extra)) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  return env;
+}
+
+/** Runs `coffer args…` and collects its exit status and output. */
+export function runCoffer(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const env = testEnv({ ...(options.repo !== undefined ? { COFFER_REPOSITORY: options.repo } : {}), ...options.env });
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cofferBin, ...args], { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stdoutBytes = Buffer.concat(out);
+      const signals: Record<string, number> = { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
+      resolve({
+        code: code ?? 128 + (signal ? (signals[signal] ?? 0) : 0),
+        stdout: stdoutBytes.toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        stdoutBytes,
+      });
+    });
+    // A child that exits before reading its input closes the pipe; that is not the test's failure.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+const made: string[] = [];
+
+/** A new empty temporary folder, removed by {@link removeTempDirs}. */
+export async function makeTempDir(prefix = 'coffer-test-'): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+}
+
+/**
+ * A path for a new repository: a folder that does not exist yet, inside a new temporary folder, ready for
+ * `coffer init` or `Repository.init` on a LocalBackend. Removed by {@link removeTempDirs}.
+ */
+export async function makeRepoDir(): Promise<string> {
+  return path.join(await makeTempDir('coffer-repo-'), 'repo');
+}
+
+/** Removes every folder made by {@link makeTempDir} and {@link makeRepoDir}; call it from `after`. */
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(made.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+}
+
+/** Parses output with one JSON document per line. */
+export function jsonLines(text: string): unknown[] {
+  return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as unknown);
+}
