@@ -1,0 +1,1082 @@
+/**
+ * The restorer: writes a snapshot (or one folder of it) into a target folder.
+ *
+ * It plans, then executes, in phases:
+ *  1. plan: walk the trees (loaded in parallel), refuse unsafe or duplicate names before anything is
+ *     written, apply --include/--exclude;
+ *  2. folders, parents first (created 0700 so their contents can be written; real metadata comes last);
+ *  3. every other entry: decide what to do with what the target holds already (--overwrite), create
+ *     symlinks, fifos and devices, and create regular files at their final size (holes everywhere);
+ *  4. file contents, grouped by pack: each needed pack range is loaded once (nearby blobs coalesced),
+ *     each blob decrypted and verified once and written to every file offset that needs it; all-zero
+ *     chunks of new files are not written at all, so sparse files stay sparse;
+ *  5. hardlinks, 6. --delete, 7. folder metadata deepest first, 8. --verify.
+ *
+ * Nothing is written outside the target: names are checked (see safe-path.ts), files are created with
+ * O_EXCL|O_NOFOLLOW, and every folder on the way is checked with lstat before anything goes into it.
+ *
+ * Timestamps are set through Node's utimes/lutimes with a double of seconds: within 0.12 µs of the stored
+ * nanoseconds for dates before 2038 (see `timeArg`).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
+import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, stat, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
+import { promisify } from 'node:util';
+import { CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
+import { mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
+import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
+import {
+  checkName,
+  checkUnique,
+  childPath,
+  createExclusive,
+  display,
+  isInside,
+  joinPath,
+  lstatOrUndefined,
+  openFolder,
+  openForReading,
+  openForWriting,
+  sameTime,
+  targetError,
+  timeArg,
+} from './safe-path.ts';
+
+const run = promisify(execFile);
+
+/** What to do with a file that exists in the target already (restic's `--overwrite`). */
+export type OverwriteMode = 'always' | 'if-changed' | 'never';
+
+/** A compiled path pattern, as `compileExcludes` in the archiver makes them (matched against snapshot paths). */
+export interface PathPattern {
+  readonly pattern: string;
+  readonly regex: RegExp;
+}
+
+/** Name → id lookups on this machine, for restoring ownership by name (restic's behaviour). */
+export interface OwnerLookup {
+  userId(name: string): number | undefined;
+  groupId(name: string): number | undefined;
+}
+
+export interface RestoreOptions {
+  /** The folder to restore into; created when missing. */
+  readonly target: string;
+  /** A path inside the snapshot (`SNAPSHOT:PATH`): a folder's contents go directly into the target. */
+  readonly path?: string;
+  /** Restore only entries matching one of these (and the folders above them). */
+  readonly include?: readonly PathPattern[];
+  /** Skip entries matching any of these (and everything below them). */
+  readonly exclude?: readonly PathPattern[];
+  /** Default `always`, as restic. */
+  readonly overwrite?: OverwriteMode;
+  /** Remove entries in the target that the snapshot does not have (within the include/exclude selection). */
+  readonly delete?: boolean;
+  /** Decide and report everything, write nothing. */
+  readonly dryRun?: boolean;
+  /** Read every restored file back and compare it with the snapshot. */
+  readonly verify?: boolean;
+  /** Restore owners; default: when running as root. */
+  readonly restoreOwnership?: boolean;
+  /** Ids for owner names; without it, owners are restored by their numeric ids. */
+  readonly owners?: OwnerLookup;
+  readonly signal?: AbortSignal;
+  readonly reporter?: RestoreReporter;
+  /** Chunk writes planned at once (bounds the memory of the write plan); default 65 536. */
+  readonly batchChunks?: number;
+}
+
+export interface RestoreSummary {
+  readonly snapshot: Id;
+  readonly target: string;
+  readonly dryRun: boolean;
+  /** Non-folder entries selected (files, symlinks, fifos, devices, sockets). */
+  filesTotal: number;
+  /** Entries written (new or replaced, including hardlinks and files partly rewritten). */
+  filesRestored: number;
+  /** Of those, files only partly rewritten by `--overwrite if-changed`. */
+  filesUpdated: number;
+  /** Entries left as they were (identical, or `--overwrite never`, or sockets). */
+  filesSkipped: number;
+  dirsTotal: number;
+  dirsCreated: number;
+  /** Bytes of regular files selected (each hardlinked file once). */
+  bytesTotal: number;
+  bytesRestored: number;
+  bytesSkipped: number;
+  /** Entries removed by `--delete`. */
+  deleted: number;
+  /** Entries that could not be restored (each reported through `targetError`). */
+  errors: number;
+  filesVerified: number;
+  /** Files whose content differed from the snapshot on `--verify`. */
+  verifyErrors: number;
+  /** Things not restored by design (sockets, devices without root, xattrs). */
+  readonly notes: string[];
+  durationMs: number;
+}
+
+type EntryState = 'pending' | 'ready' | 'failed' | 'skipped';
+
+interface Entry {
+  readonly parent: number;
+  /** Path inside the snapshot, for patterns and messages. */
+  readonly path: string;
+  /** Path relative to the target, raw bytes. */
+  readonly rel: Buffer;
+  readonly node: TreeNode;
+  selected: boolean;
+  state: EntryState;
+  /** A folder we created: nothing below it can exist yet, so no lstat is needed. */
+  fresh: boolean;
+  /** A file (re)created, so with a new inode: its hardlinks must be made again. */
+  newInode?: boolean;
+}
+
+interface Layout {
+  readonly offsets: number[];
+  readonly lengths: number[];
+  readonly locations: BlobLocation[];
+}
+
+interface FileJob {
+  readonly entry: Entry;
+  readonly abs: Buffer;
+  readonly shown: string;
+  /** Created by us (all zeros): zero chunks need no write. */
+  readonly fresh: boolean;
+  readonly action: 'restored' | 'updated';
+  /** Chunk indexes to write; undefined = all. */
+  readonly chunks?: readonly number[];
+  /** Bytes this job writes (for counts). */
+  readonly bytes: number;
+  pending: number;
+  failed: boolean;
+  finished: boolean;
+}
+
+interface Target {
+  readonly job: FileJob;
+  readonly offset: number;
+  readonly length: number;
+}
+
+interface Need {
+  readonly id: Uint8Array;
+  readonly location: BlobLocation;
+  readonly targets: Target[];
+}
+
+/** A ranged pack load serving several blobs. */
+export interface PackRange<T> {
+  readonly offset: number;
+  readonly length: number;
+  readonly items: T[];
+}
+
+/** Blobs of one pack closer than this are loaded in one request (the gap costs less than a round trip). */
+const coalesceGap = 1024 * 1024;
+/** The largest coalesced range: bounds memory to about connections × this. */
+const maxRange = 16 * 1024 * 1024;
+
+/**
+ * Groups blobs of one pack (sorted here by offset) into ranged loads: neighbours less than `gap` apart
+ * share a load, up to `limit` bytes per load (a single larger blob gets a load of its own).
+ */
+export function coalesceRanges<T extends { readonly offset: number; readonly length: number }>(items: readonly T[], gap = coalesceGap, limit = maxRange): PackRange<T>[] {
+  const sorted = items.slice().sort((a, b) => a.offset - b.offset);
+  const out: Array<{ offset: number; length: number; items: T[] }> = [];
+  let current: { offset: number; length: number; items: T[] } | undefined;
+  for (const item of sorted) {
+    const end = item.offset + item.length;
+    if (current && item.offset - (current.offset + current.length) < gap && end - current.offset <= limit) {
+      current.length = Math.max(current.length, end - current.offset);
+      current.items.push(item);
+    } else {
+      current = { offset: item.offset, length: item.length, items: [item] };
+      out.push(current);
+    }
+  }
+  return out;
+}
+
+/** A small counting semaphore. */
+class Limit {
+  #free: number;
+  readonly #waiting: Array<() => void> = [];
+  constructor(n: number) {
+    this.#free = n;
+  }
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#free > 0) this.#free--;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    try {
+      return await fn();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#free++;
+    }
+  }
+}
+
+function isZero(buf: Uint8Array): boolean {
+  // Compare in 64 KiB steps against one shared zero page: memcmp speed, no big allocation.
+  for (let at = 0; at < buf.length; at += zeroPage.length) {
+    const part = buf.subarray(at, Math.min(buf.length, at + zeroPage.length));
+    if (Buffer.compare(part, zeroPage.subarray(0, part.length)) !== 0) return false;
+  }
+  return true;
+}
+const zeroPage = Buffer.alloc(64 * 1024);
+
+function typeMatches(st: BigIntStats, node: TreeNode): boolean {
+  switch (node.type) {
+    case 'file': return st.isFile();
+    case 'dir': return st.isDirectory();
+    case 'symlink': return st.isSymbolicLink();
+    case 'fifo': return st.isFIFO();
+    case 'socket': return st.isSocket();
+    case 'chardev': return st.isCharacterDevice() && Number(st.rdev) === (node.rdev ?? 0);
+    case 'blockdev': return st.isBlockDevice() && Number(st.rdev) === (node.rdev ?? 0);
+  }
+}
+
+/** Major and minor numbers of a Linux dev_t. */
+function majorMinor(rdev: number): [string, string] {
+  const d = BigInt(rdev);
+  const major = ((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn);
+  const minor = (d & 0xffn) | ((d >> 12n) & ~0xffn);
+  return [major.toString(), minor.toString()];
+}
+
+/** Restores `snapshot` (or `options.path` inside it) into `options.target`. */
+export async function restore(repo: Repository, snapshot: StoredSnapshot, options: RestoreOptions): Promise<RestoreSummary> {
+  return new Restorer(repo, snapshot, options).run();
+}
+
+class Restorer {
+  readonly #repo: Repository;
+  readonly #snapshot: StoredSnapshot;
+  readonly #o: RestoreOptions;
+  readonly #overwrite: OverwriteMode;
+  readonly #dry: boolean;
+  readonly #owners: boolean;
+  readonly #entries: Entry[] = [];
+  readonly #target: string;
+  readonly #base: Buffer;
+  #index!: BlobIndex;
+  #targetFresh = false;
+  readonly #jobs: FileJob[] = [];
+  /** Hardlink groups: key → entries, the first is written, the others linked to it. */
+  readonly #links = new Map<string, Entry[]>();
+  /** Files left in place by if-changed: still to verify and to fix metadata of. */
+  readonly #kept = new Set<Entry>();
+  /** Chunk writes in flight: a blob shared by thousands of files must not open thousands of descriptors. */
+  readonly #writes = new Limit(32);
+  readonly #zeroIds = new Map<number, string>();
+  readonly #notes = new Map<string, number>();
+  readonly stats: RestoreStats = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, filesSkipped: 0, errors: 0 };
+  readonly #summary: RestoreSummary;
+
+  constructor(repo: Repository, snapshot: StoredSnapshot, options: RestoreOptions) {
+    this.#repo = repo;
+    this.#snapshot = snapshot;
+    this.#o = options;
+    this.#overwrite = options.overwrite ?? 'always';
+    this.#dry = options.dryRun === true;
+    this.#owners = options.restoreOwnership ?? process.getuid?.() === 0;
+    this.#target = resolvePath(options.target);
+    this.#base = Buffer.from(this.#target);
+    this.#summary = {
+      snapshot: snapshot.id, target: this.#target, dryRun: this.#dry, filesTotal: 0, filesRestored: 0, filesUpdated: 0, filesSkipped: 0,
+      dirsTotal: 0, dirsCreated: 0, bytesTotal: 0, bytesRestored: 0, bytesSkipped: 0, deleted: 0, errors: 0, filesVerified: 0,
+      verifyErrors: 0, notes: [], durationMs: 0,
+    };
+  }
+
+  async run(): Promise<RestoreSummary> {
+    const started = Date.now();
+    const ticker = setInterval(() => this.#report(), 250);
+    ticker.unref();
+    try {
+      this.#index = await this.#repo.index();
+      await this.#plan();
+      await this.#prepareTarget();
+      await this.#makeFolders();
+      await this.#prepareEntries();
+      await this.#writeContents();
+      await this.#linkHardlinks();
+      await this.#fixKept();
+      if (this.#o.delete) await this.#deleteExtras();
+      await this.#folderMetadata();
+      if (this.#o.verify && !this.#dry) await this.#verify();
+    } finally {
+      clearInterval(ticker);
+    }
+    const s = this.#summary;
+    s.errors = this.stats.errors;
+    s.filesSkipped = this.stats.filesSkipped;
+    for (const [note, n] of this.#notes) s.notes.push(note.replace('%d', String(n)));
+    s.durationMs = Date.now() - started;
+    this.#report();
+    return s;
+  }
+
+  #report(): void {
+    this.#o.reporter?.progress?.(this.stats);
+  }
+
+  #note(text: string): void {
+    this.#notes.set(text, (this.#notes.get(text) ?? 0) + 1);
+  }
+
+  #fail(entry: Entry | undefined, path: string, err: unknown, doing?: string): void {
+    if (err instanceof CancelledError) throw err;
+    if (entry) entry.state = 'failed';
+    this.stats.errors++;
+    this.#o.reporter?.targetError?.(path, targetError(path, err, doing));
+  }
+
+  #done(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted'): void {
+    this.#o.reporter?.fileDone?.(path, action);
+  }
+
+  #abs(entry: Entry): Buffer {
+    // Belt and braces: every name was checked while planning; a path that is not inside is a bug.
+    if (!isInside(entry.rel)) throw new IntegrityError(`${entry.path}: refusing to write outside ${this.#target}`);
+    return joinPath(this.#base, entry.rel);
+  }
+
+  #shown(entry: Entry): string {
+    return display(joinPath(this.#base, entry.rel));
+  }
+
+  // ---- 1. plan ----
+
+  #selected(path: string): boolean {
+    const { include, exclude } = this.#o;
+    if (exclude?.some((r) => r.regex.test(path))) return false;
+    return !include?.length || include.some((r) => r.regex.test(path));
+  }
+
+  async #plan(): Promise<void> {
+    const snap = shortId(this.#snapshot.id);
+    const start = this.#o.path === undefined ? undefined : await findNode(this.#repo, this.#snapshot.tree, this.#o.path, this.#snapshot.id);
+    const prefix = this.#o.path === undefined ? '' : pathParts(this.#o.path).map((p) => `/${p}`).join('');
+    const limit = new Limit(Math.max(2, this.#repo.backend.connections));
+    const includes = (this.#o.include?.length ?? 0) > 0;
+    let failed = false;
+
+    const walk = async (tree: Uint8Array | string, path: string, rel: Buffer, parent: number, forced: boolean): Promise<void> => {
+      if (failed) return;
+      throwIfAborted(this.#o.signal);
+      const nodes = await limit.run(() => this.#repo.loadTree(typeof tree === 'string' ? tree : toHex(tree)));
+      // Every name of a folder is checked before any entry of it is planned.
+      for (const node of nodes) checkName(node.name, path, snap);
+      checkUnique(nodes, path, snap);
+      const children: Array<Promise<void>> = [];
+      for (const node of nodes) {
+        const childPathText = `${path}/${nodeName(node)}`;
+        if (this.#o.exclude?.some((r) => r.regex.test(childPathText))) continue;
+        const included = forced || !includes || this.#o.include!.some((r) => r.regex.test(childPathText));
+        const index = this.#entries.push({ parent, path: childPathText, rel: childPath(rel, node.name), node, selected: included, state: 'pending', fresh: false }) - 1;
+        if (node.type === 'dir') {
+          if (!node.subtree) throw new IntegrityError(`snapshot ${snap}: ${childPathText}: folder without a subtree`);
+          // Below an included folder everything is included: no more pattern tests.
+          children.push(walk(node.subtree, childPathText, childPath(rel, node.name), index, includes && included));
+        }
+      }
+      // Wait for every branch (nothing may keep running after a failure), then report the first error.
+      const results = await Promise.allSettled(children.map((c) => c.catch((err: unknown) => {
+        failed = true;
+        throw err;
+      })));
+      const rejected = results.find((r) => r.status === 'rejected');
+      if (rejected) throw rejected.reason;
+    };
+
+    if (!start) await walk(this.#snapshot.tree, '', Buffer.alloc(0), -1, false);
+    else if (start.type === 'dir') {
+      if (!start.subtree) throw new IntegrityError(`snapshot ${snap}: ${prefix}: folder without a subtree`);
+      await walk(start.subtree, prefix, Buffer.alloc(0), -1, false);
+    } else {
+      checkName(start.name, prefix, snap);
+      this.#entries.push({ parent: -1, path: prefix, rel: Buffer.from(start.name), node: start, selected: this.#selected(prefix), state: 'pending', fresh: false });
+    }
+
+    // Folders above a selected entry are restored too (parents always precede their children).
+    for (let i = this.#entries.length - 1; i >= 0; i--) {
+      const e = this.#entries[i];
+      if (e.selected && e.parent >= 0) this.#entries[e.parent].selected = true;
+    }
+    for (const e of this.#entries) {
+      if (!e.selected) continue;
+      if (e.node.type === 'dir') this.#summary.dirsTotal++;
+      else {
+        this.#summary.filesTotal++;
+        if (e.node.type === 'file' && !this.#isSecondaryLink(e)) this.#summary.bytesTotal += e.node.size;
+      }
+    }
+    this.stats.filesTotal = this.#summary.filesTotal;
+    this.stats.bytesTotal = this.#summary.bytesTotal;
+  }
+
+  /** Registers hardlinked files; true for every member of a group but the first. */
+  #isSecondaryLink(e: Entry): boolean {
+    if (e.node.type !== 'file' || e.node.links <= 1) return false;
+    const key = `${e.node.device}:${e.node.inode}`;
+    const group = this.#links.get(key);
+    if (!group) {
+      this.#links.set(key, [e]);
+      return false;
+    }
+    if (!group.includes(e)) group.push(e);
+    return group[0] !== e;
+  }
+
+  #linkGroup(e: Entry): Entry[] | undefined {
+    if (e.node.type !== 'file' || e.node.links <= 1) return undefined;
+    return this.#links.get(`${e.node.device}:${e.node.inode}`);
+  }
+
+  // ---- 2. folders ----
+
+  async #prepareTarget(): Promise<void> {
+    const st = await lstatOrUndefined(this.#base).catch((err: unknown) => {
+      throw targetError(this.#target, err, 'cannot read the target');
+    });
+    if (st && !st.isDirectory()) {
+      // A symlink to a folder is fine as the target itself: the user chose it.
+      const followed = await stat(this.#base).catch(() => undefined);
+      if (!followed?.isDirectory()) {
+        throw new FileError(`${this.#target}: the target exists and is not a folder`, { hint: 'choose a folder (it is created when missing)' });
+      }
+    }
+    this.#targetFresh = st === undefined;
+    if (!st && !this.#dry) {
+      try {
+        await mkdir(this.#base, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        throw targetError(this.#target, err, 'cannot create the target');
+      }
+    }
+  }
+
+  #parentFresh(e: Entry): boolean {
+    return e.parent === -1 ? this.#targetFresh : this.#entries[e.parent].fresh;
+  }
+
+  /** False when the folder holding `e` could not be restored (that failure was reported already). */
+  #parentReady(e: Entry): boolean {
+    return e.parent === -1 || this.#entries[e.parent].state === 'ready';
+  }
+
+  /** Removes whatever is at `abs` (a folder with its contents); never follows symlinks. */
+  async #remove(abs: Buffer, st: BigIntStats): Promise<void> {
+    if (this.#dry) return;
+    if (st.isDirectory()) await rm(abs, { recursive: true, force: true });
+    else await unlink(abs);
+  }
+
+  async #makeFolders(): Promise<void> {
+    for (const e of this.#entries) {
+      if (!e.selected || e.node.type !== 'dir') continue;
+      throwIfAborted(this.#o.signal);
+      if (!this.#parentReady(e)) {
+        e.state = 'failed';
+        continue;
+      }
+      const abs = this.#abs(e);
+      try {
+        const st = this.#parentFresh(e) ? undefined : await lstatOrUndefined(abs);
+        if (st?.isDirectory()) {
+          e.state = 'ready';
+          continue;
+        }
+        if (st) {
+          if (this.#overwrite === 'never') {
+            throw new FileError(`${this.#shown(e)}: cannot restore a folder here: something else is in the way`, {
+              hint: 'left as it is because of --overwrite never; remove it or use --overwrite always',
+            });
+          }
+          await this.#remove(abs, st);
+        }
+        if (!this.#dry) await mkdir(abs, { mode: 0o700 });
+        e.fresh = true;
+        e.state = 'ready';
+        this.#summary.dirsCreated++;
+        this.#done(e.path, 'restored');
+      } catch (err) {
+        this.#fail(e, this.#shown(e), err);
+      }
+    }
+  }
+
+  // ---- 3. other entries ----
+
+  async #prepareEntries(): Promise<void> {
+    const todo = this.#entries.filter((e) => e.selected && e.node.type !== 'dir');
+    // Secondary hardlinks wait for their file (phase 5); register groups in plan order first.
+    const secondaries = new Set(todo.filter((e) => this.#isSecondaryLink(e)));
+    await mapLimit(todo, 16, async (e) => {
+      throwIfAborted(this.#o.signal);
+      if (!this.#parentReady(e)) {
+        e.state = 'failed';
+        return;
+      }
+      if (secondaries.has(e)) return;
+      try {
+        if (e.node.type === 'file') await this.#prepareFile(e);
+        else await this.#restoreSpecial(e);
+      } catch (err) {
+        this.#fail(e, this.#shown(e), err);
+      }
+    });
+  }
+
+  #skip(e: Entry, bytes: number): void {
+    e.state = 'skipped';
+    this.stats.filesSkipped++;
+    this.stats.filesDone++;
+    this.stats.bytesDone += bytes;
+    this.#summary.bytesSkipped += bytes;
+    this.#done(e.path, 'skipped');
+  }
+
+  /** Blob offsets and lengths of a file's content; an IntegrityError when the index lacks a blob. */
+  #layout(e: Entry): Layout {
+    const content = e.node.content ?? [];
+    const offsets: number[] = [];
+    const lengths: number[] = [];
+    const locations: BlobLocation[] = [];
+    let at = 0;
+    for (const id of content) {
+      const where = this.#index.lookup(id, 'data');
+      if (!where) {
+        throw new IntegrityError(`${e.path}: data blob ${toHex(id).slice(0, 8)} is not in the index`, {
+          hint: 'run `coffer check`; `coffer repair index` may find it, `coffer repair snapshots` removes the damage',
+        });
+      }
+      offsets.push(at);
+      lengths.push(where.rawLength);
+      locations.push(where);
+      at += where.rawLength;
+    }
+    if (at !== e.node.size) throw new IntegrityError(`${e.path}: the content adds up to ${at} bytes, the snapshot says ${e.node.size}`);
+    return { offsets, lengths, locations };
+  }
+
+  async #prepareFile(e: Entry): Promise<void> {
+    const abs = this.#abs(e);
+    const node = e.node;
+    const layout = this.#layout(e);
+    const st = this.#parentFresh(e) ? undefined : await lstatOrUndefined(abs);
+    let chunks: number[] | undefined;
+    if (st) {
+      if (this.#overwrite === 'never') {
+        this.#skip(e, node.size);
+        return;
+      }
+      if (this.#overwrite === 'if-changed' && st.isFile() && Number(st.size) === node.size && Number(st.nlink) <= (this.#linkGroup(e)?.length ?? 1)) {
+        // Content decides, chunk by chunk: an interrupted restore resumes without rewriting good data.
+        const differ = await this.#differingChunks(abs, e, layout);
+        if (differ.length === 0) {
+          this.#kept.add(e);
+          this.#skip(e, node.size);
+          return;
+        }
+        chunks = differ;
+      } else {
+        await this.#remove(abs, st);
+      }
+    }
+    if (!chunks && !this.#dry) {
+      const handle = await createExclusive(abs);
+      try {
+        // The final size at once: unwritten ranges are holes, and all-zero chunks are never written.
+        await handle.truncate(node.size);
+      } finally {
+        await handle.close();
+      }
+    }
+    const bytes = chunks ? chunks.reduce((sum, i) => sum + layout.lengths[i], 0) : node.size;
+    e.newInode = !chunks;
+    const job: FileJob = {
+      entry: e, abs, shown: this.#shown(e), fresh: !chunks, action: chunks ? 'updated' : 'restored', chunks, bytes,
+      pending: 0, failed: false, finished: false,
+    };
+    if (chunks) {
+      this.#summary.bytesSkipped += node.size - bytes;
+      this.stats.bytesDone += node.size - bytes;
+    }
+    this.#jobs.push(job);
+  }
+
+  /** Indexes of the chunks whose bytes in the existing file at `abs` differ from the snapshot. */
+  async #differingChunks(abs: Buffer, e: Entry, layout: Layout): Promise<number[]> {
+    const differ: number[] = [];
+    const handle = await openForReading(abs);
+    try {
+      const max = Math.max(0, ...layout.lengths);
+      const buf = Buffer.allocUnsafe(Math.min(max, 64 * 1024 * 1024));
+      const content = e.node.content ?? [];
+      for (let i = 0; i < content.length; i++) {
+        throwIfAborted(this.#o.signal);
+        const data = await readFully(handle, buf, layout.lengths[i], layout.offsets[i]);
+        if (!data || !Buffer.from(this.#repo.crypto.blobId(data)).equals(content[i])) differ.push(i);
+      }
+    } finally {
+      await handle.close();
+    }
+    return differ;
+  }
+
+  async #restoreSpecial(e: Entry): Promise<void> {
+    const node = e.node;
+    const abs = this.#abs(e);
+    if (node.type === 'socket') {
+      // A socket is made by a listening process, it holds no data: nothing to restore.
+      this.#note('%d sockets skipped (a socket is recreated by the program that listens on it)');
+      this.#skip(e, 0);
+      return;
+    }
+    if ((node.type === 'chardev' || node.type === 'blockdev') && !this.#owners) {
+      this.#note('%d device nodes skipped (only root can create them)');
+      this.#skip(e, 0);
+      return;
+    }
+    const st = this.#parentFresh(e) ? undefined : await lstatOrUndefined(abs);
+    if (st) {
+      const same = typeMatches(st, node) && (node.type !== 'symlink' || (await readlink(abs, { encoding: 'buffer' })).equals(node.linkTarget ?? Buffer.alloc(0)));
+      if (this.#overwrite === 'never' || (this.#overwrite === 'if-changed' && same)) {
+        if (this.#overwrite === 'if-changed' && !this.#dry) await this.#setMetadata(e, abs, undefined);
+        this.#skip(e, 0);
+        return;
+      }
+      await this.#remove(abs, st);
+    }
+    if (!this.#dry) {
+      if (node.type === 'symlink') await symlink(Buffer.from(node.linkTarget ?? new Uint8Array(0)), abs);
+      else if (node.type === 'fifo') await this.#makeNode(abs, ['p']);
+      else await this.#makeNode(abs, [node.type === 'chardev' ? 'c' : 'b', ...majorMinor(node.rdev ?? 0)]);
+      await this.#setMetadata(e, abs, undefined);
+    }
+    this.#restored(e, 0, 'restored');
+  }
+
+  /**
+   * Node has no mknod: the command makes the node under a temporary ASCII name in the target (its path
+   * is a string; a restored name may not be valid UTF-8), then a rename gives it its name.
+   */
+  async #makeNode(abs: Buffer, args: string[]): Promise<void> {
+    const temp = `${this.#target}/.coffer-restore-${process.pid}-${randomBytes(6).toString('hex')}`;
+    await run('mknod', ['-m', '600', temp, ...args]).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
+      const text = String(err.stderr ?? '').trim();
+      throw /not permitted/.test(text) ? Object.assign(new Error(text), { code: 'EPERM' }) : new Error(`mknod: ${text || err.message}`);
+    });
+    try {
+      await rename(temp, abs);
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  #restored(e: Entry, bytes: number, action: 'restored' | 'updated'): void {
+    e.state = 'ready';
+    this.stats.filesDone++;
+    this.#summary.filesRestored++;
+    if (action === 'updated') this.#summary.filesUpdated++;
+    this.#summary.bytesRestored += bytes;
+    this.#done(e.path, action);
+  }
+
+  // ---- metadata ----
+
+  #ownerOf(node: TreeNode): { uid: number; gid: number } {
+    const uid = node.user === '' ? undefined : this.#o.owners?.userId(node.user);
+    const gid = node.group === '' ? undefined : this.#o.owners?.groupId(node.group);
+    return { uid: uid ?? node.uid, gid: gid ?? node.gid };
+  }
+
+  /**
+   * Owner (as root), mode and times, in that order (chown clears setuid). Operations whose result is in
+   * place already are left out, so an untouched file keeps its ctime. Files and folders go through a
+   * descriptor; other entries by path after an lstat check, never following a symlink.
+   */
+  async #setMetadata(e: Entry, abs: Buffer, handle: FileHandle | undefined): Promise<void> {
+    const node = e.node;
+    if (node.xattrs?.length) this.#note('%d entries have extended attributes that were not restored (no xattr support yet)');
+    let chowned = false;
+    if (handle) {
+      const st = await handle.stat({ bigint: true });
+      if (this.#owners) {
+        const { uid, gid } = this.#ownerOf(node);
+        if (Number(st.uid) !== uid || Number(st.gid) !== gid) {
+          await handle.chown(uid, gid);
+          chowned = true;
+        }
+      }
+      // A chown clears setuid/setgid (for root too, since Linux 2.2.13): set the mode after one.
+      if (chowned || (Number(st.mode) & 0o7777) !== (node.mode & 0o7777)) await handle.chmod(node.mode & 0o7777);
+      if (!sameTime(st.mtimeNs, node.mtime) || !sameTime(st.atimeNs, node.atime)) await handle.utimes(timeArg(node.atime), timeArg(node.mtime));
+      return;
+    }
+    const st = await lstatOrUndefined(abs);
+    if (!st || !typeMatches(st, node)) throw new FileError(`${display(abs)}: changed while being restored`, { hint: 'run the restore again' });
+    if (this.#owners) {
+      const { uid, gid } = this.#ownerOf(node);
+      if (Number(st.uid) !== uid || Number(st.gid) !== gid) {
+        await lchown(abs, uid, gid);
+        chowned = true;
+      }
+    }
+    // Linux has no lchmod: a symlink's mode is always 0777. Other nodes were just checked not to be links.
+    if (node.type !== 'symlink' && (chowned || (Number(st.mode) & 0o7777) !== (node.mode & 0o7777))) await chmod(abs, node.mode & 0o7777);
+    if (!sameTime(st.mtimeNs, node.mtime) || !sameTime(st.atimeNs, node.atime)) await lutimes(abs, timeArg(node.atime), timeArg(node.mtime));
+  }
+
+  async #fileMetadata(e: Entry, abs: Buffer): Promise<void> {
+    const handle = await openForReading(abs);
+    try {
+      await this.#setMetadata(e, abs, handle);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  // ---- 4. contents ----
+
+  #zeroId(length: number): string {
+    let id = this.#zeroIds.get(length);
+    if (id === undefined) {
+      id = toHex(this.#repo.crypto.blobId(Buffer.alloc(length)));
+      this.#zeroIds.set(length, id);
+    }
+    return id;
+  }
+
+  async #writeContents(): Promise<void> {
+    const perBatch = this.#o.batchChunks ?? 65_536;
+    let batch: FileJob[] = [];
+    let chunks = 0;
+    for (const job of this.#jobs) {
+      const n = job.chunks?.length ?? job.entry.node.content?.length ?? 0;
+      if (batch.length > 0 && chunks + n > perBatch) {
+        await this.#writeBatch(batch);
+        batch = [];
+        chunks = 0;
+      }
+      batch.push(job);
+      chunks += n;
+    }
+    if (batch.length > 0) await this.#writeBatch(batch);
+    this.#jobs.length = 0;
+  }
+
+  async #writeBatch(jobs: FileJob[]): Promise<void> {
+    throwIfAborted(this.#o.signal);
+    const needs = new Map<string, Need>();
+    const zeroWrites: Target[] = [];
+    const lengthCounts = new Map<number, number>();
+    const layouts = new Map<FileJob, Layout>();
+    for (const job of jobs) {
+      let layout: Layout;
+      try {
+        layout = this.#layout(job.entry);
+      } catch (err) {
+        this.#jobFailed(job, err);
+        continue;
+      }
+      layouts.set(job, layout);
+      for (const length of layout.lengths) lengthCounts.set(length, (lengthCounts.get(length) ?? 0) + 1);
+    }
+    for (const [job, layout] of layouts) {
+      const content = job.entry.node.content ?? [];
+      const indexes = job.chunks ?? content.map((_, i) => i);
+      for (const i of indexes) {
+        const id = content[i];
+        const hex = toHex(id);
+        const length = layout.lengths[i];
+        job.pending++;
+        // Chunks repeated in the batch are tested against the id of zeros of their length: sparse
+        // regions then cost neither a load nor a write.
+        if ((lengthCounts.get(length) ?? 0) > 1 && hex === this.#zeroId(length)) {
+          zeroWrites.push({ job, offset: layout.offsets[i], length });
+          continue;
+        }
+        let need = needs.get(hex);
+        if (!need) {
+          need = { id, location: layout.locations[i], targets: [] };
+          needs.set(hex, need);
+        }
+        need.targets.push({ job, offset: layout.offsets[i], length });
+      }
+    }
+    for (const job of layouts.keys()) if (job.pending === 0) await this.#finishFile(job);
+
+    const byPack = new Map<Id, Array<Need & { offset: number; length: number }>>();
+    for (const need of needs.values()) {
+      let list = byPack.get(need.location.pack);
+      if (!list) byPack.set(need.location.pack, (list = []));
+      list.push(Object.assign(need, { offset: need.location.offset, length: need.location.length }));
+    }
+    const ranges: Array<PackRange<Need> & { pack: Id }> = [];
+    for (const [pack, list] of byPack) for (const r of coalesceRanges(list)) ranges.push({ ...r, pack });
+    needs.clear();
+
+    for (const t of zeroWrites) await this.#write(t, undefined);
+    await mapLimit(ranges, Math.max(2, this.#repo.backend.connections), (r) => this.#loadRange(r));
+  }
+
+  async #loadRange(range: PackRange<Need> & { pack: Id }): Promise<void> {
+    throwIfAborted(this.#o.signal);
+    const live = range.items.filter((n) => n.targets.some((t) => !t.job.failed));
+    if (live.length === 0) return;
+    let data: Uint8Array | undefined;
+    if (!this.#dry) {
+      try {
+        data = await this.#repo.backend.load({ type: 'data', name: range.pack }, { offset: range.offset, length: range.length });
+      } catch (err) {
+        for (const need of live) for (const t of need.targets) this.#jobFailed(t.job, err);
+        return;
+      }
+    }
+    for (const need of live) {
+      throwIfAborted(this.#o.signal);
+      let plain: Uint8Array | undefined;
+      if (data) {
+        const at = need.location.offset - range.offset;
+        try {
+          plain = openBlob(this.#repo.crypto, 'data', need.id, data.subarray(at, at + need.location.length), need.location.rawLength, `data blob ${toHex(need.id).slice(0, 8)} in pack ${shortId(range.pack)}`);
+        } catch (err) {
+          for (const t of need.targets) this.#jobFailed(t.job, err);
+          continue;
+        }
+      }
+      const zero = plain !== undefined && isZero(plain);
+      await Promise.all(need.targets.map((t) => this.#write(t, zero ? undefined : plain)));
+    }
+  }
+
+  /** Writes one chunk (`data` undefined: zeros) at its offset, then finishes the file after its last one. */
+  async #write(t: Target, data: Uint8Array | undefined): Promise<void> {
+    const job = t.job;
+    if (job.failed) return;
+    if (!this.#dry && !(data === undefined && job.fresh)) {
+      try {
+        await this.#writes.run(async () => {
+          // One descriptor per write: nothing stays open between the packs a file's chunks come from.
+          const handle = await openForWriting(job.abs);
+          try {
+            await writeFully(handle, data ?? Buffer.alloc(t.length), t.offset);
+          } finally {
+            await handle.close();
+          }
+        });
+      } catch (err) {
+        this.#jobFailed(job, err);
+        return;
+      }
+    }
+    this.stats.bytesDone += t.length;
+    if (--job.pending === 0) await this.#finishFile(job);
+  }
+
+  #jobFailed(job: FileJob, err: unknown): void {
+    if (job.failed) return;
+    job.failed = true;
+    this.#fail(job.entry, job.shown, err);
+  }
+
+  async #finishFile(job: FileJob): Promise<void> {
+    if (job.finished || job.failed) return;
+    job.finished = true;
+    try {
+      if (!this.#dry) await this.#fileMetadata(job.entry, job.abs);
+    } catch (err) {
+      this.#fail(job.entry, job.shown, err, 'cannot set metadata');
+      return;
+    }
+    this.#restored(job.entry, job.bytes, job.action);
+  }
+
+  // ---- 5. hardlinks, kept files ----
+
+  async #linkHardlinks(): Promise<void> {
+    for (const group of this.#links.values()) {
+      const [first, ...others] = group;
+      for (const e of others) {
+        throwIfAborted(this.#o.signal);
+        if (!this.#parentReady(e)) continue;
+        const shown = this.#shown(e);
+        if (first.state === 'failed') {
+          this.#fail(e, shown, new FileError(`${shown}: not linked: its hardlinked file ${this.#shown(first)} failed`));
+          continue;
+        }
+        try {
+          const abs = this.#abs(e);
+          const st = this.#parentFresh(e) ? undefined : await lstatOrUndefined(abs);
+          if (st) {
+            // A file kept or patched by if-changed keeps its inode; one written anew needs new links.
+            const firstSt = first.newInode ? undefined : await lstatOrUndefined(this.#abs(first));
+            if (this.#overwrite === 'never' || (this.#overwrite === 'if-changed' && firstSt && st.ino === firstSt.ino && st.dev === firstSt.dev)) {
+              this.#skip(e, 0);
+              continue;
+            }
+            await this.#remove(abs, st);
+          }
+          if (!this.#dry) await link(this.#abs(first), abs);
+          this.#restored(e, 0, 'restored');
+        } catch (err) {
+          this.#fail(e, shown, err);
+        }
+      }
+    }
+  }
+
+  /** Files left in place by if-changed get the snapshot's metadata (only what differs is changed). */
+  async #fixKept(): Promise<void> {
+    if (this.#dry || this.#overwrite !== 'if-changed') return;
+    await mapLimit([...this.#kept], 8, async (e) => {
+      try {
+        await this.#fileMetadata(e, this.#abs(e));
+      } catch (err) {
+        this.#fail(e, this.#shown(e), err, 'cannot set metadata');
+      }
+    });
+  }
+
+  // ---- 6. delete ----
+
+  async #deleteExtras(): Promise<void> {
+    const known = new Set<string>();
+    for (const e of this.#entries) if (e.selected) known.add(e.rel.toString('latin1'));
+    const prefix = this.#o.path === undefined ? '' : pathParts(this.#o.path).map((p) => `/${p}`).join('');
+    const visit = async (rel: Buffer): Promise<void> => {
+      throwIfAborted(this.#o.signal);
+      const abs = joinPath(this.#base, rel);
+      let names: Buffer[];
+      try {
+        names = (await readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return;
+        this.#fail(undefined, display(abs), err, 'cannot list');
+        return;
+      }
+      for (const name of names) {
+        const childRel = childPath(rel, name);
+        if (!isInside(childRel)) continue;
+        const childAbs = joinPath(this.#base, childRel);
+        if (known.has(childRel.toString('latin1'))) {
+          const st = await lstatOrUndefined(childAbs).catch(() => undefined);
+          // Only real folders are entered: a symlink in the target is never followed.
+          if (st?.isDirectory()) await visit(childRel);
+          continue;
+        }
+        const snapshotPath = `${prefix}/${childRel.toString('utf8')}`;
+        if (!this.#selected(snapshotPath)) continue;
+        try {
+          const st = await lstatOrUndefined(childAbs);
+          if (!st) continue;
+          await this.#remove(childAbs, st);
+          this.#summary.deleted++;
+          this.#done(snapshotPath, 'deleted');
+        } catch (err) {
+          this.#fail(undefined, display(childAbs), err, 'cannot delete');
+        }
+      }
+    };
+    await visit(Buffer.alloc(0));
+  }
+
+  // ---- 7. folder metadata ----
+
+  async #folderMetadata(): Promise<void> {
+    if (this.#dry) return;
+    // Deepest first, after everything inside was written, linked or deleted (each changes a folder's mtime).
+    for (let i = this.#entries.length - 1; i >= 0; i--) {
+      const e = this.#entries[i];
+      if (!e.selected || e.node.type !== 'dir' || e.state !== 'ready') continue;
+      const abs = this.#abs(e);
+      try {
+        const handle = await openFolder(abs);
+        try {
+          await this.#setMetadata(e, abs, handle);
+        } finally {
+          await handle.close();
+        }
+      } catch (err) {
+        this.#fail(e, this.#shown(e), err, 'cannot set metadata');
+      }
+    }
+  }
+
+  // ---- 8. verify ----
+
+  async #verify(): Promise<void> {
+    const files = this.#entries.filter((e) => e.selected && e.node.type === 'file' && (e.state === 'ready' || this.#kept.has(e)));
+    await mapLimit(files, 4, async (e) => {
+      throwIfAborted(this.#o.signal);
+      const shown = this.#shown(e);
+      try {
+        const problem = await this.#verifyFile(e);
+        this.#summary.filesVerified++;
+        if (problem) {
+          this.#summary.verifyErrors++;
+          this.#fail(undefined, shown, new FileError(`${shown}: ${problem}`, { hint: 'the target may have been changed meanwhile, or the disk is failing; restore this file again' }));
+        }
+      } catch (err) {
+        this.#fail(undefined, shown, err, 'cannot verify');
+      }
+    });
+  }
+
+  async #verifyFile(e: Entry): Promise<string | undefined> {
+    const abs = this.#abs(e);
+    const layout = this.#layout(e);
+    const handle = await openForReading(abs);
+    try {
+      const st = await handle.stat();
+      if (!st.isFile()) return 'verify: not a regular file';
+      if (st.size !== e.node.size) return `verify: size ${st.size} differs from the snapshot (${e.node.size})`;
+      const content = e.node.content ?? [];
+      const buf = Buffer.allocUnsafe(Math.min(Math.max(0, ...layout.lengths), 64 * 1024 * 1024));
+      for (let i = 0; i < content.length; i++) {
+        const data = await readFully(handle, buf, layout.lengths[i], layout.offsets[i]);
+        if (!data || !Buffer.from(this.#repo.crypto.blobId(data)).equals(content[i])) {
+          return `verify: content differs from the snapshot at bytes ${layout.offsets[i]}–${layout.offsets[i] + layout.lengths[i]}`;
+        }
+      }
+      return undefined;
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** Reads `length` bytes at `position`; undefined when the file ends first. */
+async function readFully(handle: FileHandle, buf: Buffer, length: number, position: number): Promise<Uint8Array | undefined> {
+  const target = length <= buf.length ? buf : Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(target, done, length - done, position + done);
+    if (bytesRead === 0) return undefined;
+    done += bytesRead;
+  }
+  return target.subarray(0, length);
+}
+
+async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+

@@ -1,0 +1,158 @@
+/**
+ * Keeping a restore inside its target: checking names from trees, building target paths from raw name
+ * bytes, and filesystem operations that never follow a symlink they did not mean to. Trees come from the
+ * repository and are hostile until checked (docs/design.md §Threat model).
+ */
+import { constants, type BigIntStats } from 'node:fs';
+import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { AppError, FileError, IntegrityError } from '../errors/index.ts';
+import { isSafeName, type Timestamp, type TreeNode } from '../model/index.ts';
+
+const slash = 0x2f;
+
+/**
+ * Throws an IntegrityError unless `name` is one safe path component (see `isSafeName`). `where` is the
+ * snapshot path of the folder holding the entry, for the message.
+ */
+export function checkName(name: Uint8Array, where: string, snapshot: string): void {
+  if (isSafeName(name)) return;
+  const shown = JSON.stringify(Buffer.from(name).toString('utf8'));
+  throw new IntegrityError(`snapshot ${snapshot}: ${where || '/'} holds an entry with the unsafe name ${shown}`, {
+    hint: 'the snapshot was tampered with or is damaged; nothing was restored; run `coffer check`',
+    data: { snapshot, path: where },
+  });
+}
+
+/** Throws an IntegrityError when a folder lists the same name twice (two entries would fight over one path). */
+export function checkUnique(nodes: readonly TreeNode[], where: string, snapshot: string): void {
+  const seen = new Set<string>();
+  for (const node of nodes) {
+    const key = Buffer.from(node.name).toString('latin1');
+    if (seen.has(key)) {
+      throw new IntegrityError(`snapshot ${snapshot}: ${where || '/'} lists ${JSON.stringify(Buffer.from(node.name).toString('utf8'))} twice`, {
+        hint: 'the snapshot was tampered with or is damaged; nothing was restored; run `coffer check`',
+        data: { snapshot, path: where },
+      });
+    }
+    seen.add(key);
+  }
+}
+
+/** `base/rel` as bytes; `rel` is a slash-joined sequence of checked names (empty for the base itself). */
+export function joinPath(base: Buffer, rel: Buffer): Buffer {
+  if (rel.length === 0) return base;
+  if (base.length > 0 && base[base.length - 1] === slash) return Buffer.concat([base, rel]);
+  return Buffer.concat([base, Buffer.from('/'), rel]);
+}
+
+/** Appends one checked name to a relative path. */
+export function childPath(rel: Buffer, name: Uint8Array): Buffer {
+  return rel.length === 0 ? Buffer.from(name) : Buffer.concat([rel, Buffer.from('/'), name]);
+}
+
+/**
+ * Defence in depth: true when `rel` is a relative path of safe components, so `joinPath(target, rel)` is
+ * lexically inside the target. Every path the restorer writes passes this check first.
+ */
+export function isInside(rel: Buffer): boolean {
+  if (rel.length === 0 || rel[0] === slash) return false;
+  let start = 0;
+  for (let i = 0; i <= rel.length; i++) {
+    if (i === rel.length || rel[i] === slash) {
+      if (!isSafeName(rel.subarray(start, i))) return false;
+      start = i + 1;
+    }
+  }
+  return true;
+}
+
+/** A path for messages: the bytes as UTF-8 (invalid sequences show as U+FFFD). */
+export function display(path: Buffer): string {
+  return path.toString('utf8');
+}
+
+/** lstat that answers undefined for a missing path (and for a path whose parent is not a folder). */
+export async function lstatOrUndefined(path: Buffer): Promise<BigIntStats | undefined> {
+  try {
+    return await lstat(path, { bigint: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+const noAtime = constants.O_NOATIME ?? 0;
+let noAtimeAllowed = noAtime !== 0;
+
+/**
+ * Opens a regular file for reading without following a symlink and, where allowed, without touching its
+ * access time (so checking or verifying a restored file leaves its restored atime alone).
+ */
+export async function openForReading(path: Buffer): Promise<FileHandle> {
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
+  if (noAtimeAllowed) {
+    try {
+      return await open(path, flags | noAtime);
+    } catch (err) {
+      // O_NOATIME is refused for files this user does not own: fall back for good.
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+      noAtimeAllowed = false;
+    }
+  }
+  return open(path, flags);
+}
+
+/** Creates a new file; fails when anything (a file, a symlink, a dangling symlink) is at `path`. */
+export function createExclusive(path: Buffer): Promise<FileHandle> {
+  return open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+}
+
+/** Opens an existing file for writing in place; refuses a symlink. */
+export function openForWriting(path: Buffer): Promise<FileHandle> {
+  return open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+}
+
+/** Opens a folder (never through a symlink) to set its metadata through the descriptor. */
+export function openFolder(path: Buffer): Promise<FileHandle> {
+  return open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+}
+
+/**
+ * A timestamp as the argument `fs.utimes` and friends take. Node hands libuv a double of seconds, and
+ * libuv splits it into a timespec with nanoseconds, so precision is that of a double: within 0.12 µs of
+ * the stored time for dates before 2038, 0.24 µs before 2106 (Node has no nanosecond API). Numbers below
+ * zero mean "now" to Node, strings do not, so the value goes as a decimal string: pre-1970 times survive.
+ */
+export function timeArg(t: Timestamp): string {
+  return String(t.sec + t.nsec / 1e9);
+}
+
+/** Nanoseconds since the epoch. */
+export function timeNs(t: Timestamp): bigint {
+  return BigInt(t.sec) * 1_000_000_000n + BigInt(t.nsec);
+}
+
+/** True when a filesystem time equals a snapshot time as closely as `timeArg` can set it. */
+export function sameTime(ns: bigint, t: Timestamp): boolean {
+  const d = ns - timeNs(t);
+  return d < 1000n && d > -1000n;
+}
+
+/** Turns a filesystem error into a FileError naming the target path, with a hint. */
+export function targetError(path: string, err: unknown, doing = 'cannot write'): AppError {
+  if (err instanceof AppError) return err;
+  const e = err as NodeJS.ErrnoException;
+  const reason =
+    e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied'
+    : e.code === 'ENOSPC' ? 'no space left on the device'
+    : e.code === 'EROFS' ? 'read-only filesystem'
+    : e.code === 'ELOOP' ? 'a symlink is in the way'
+    : e.code === 'ENAMETOOLONG' ? 'name too long for this filesystem'
+    : e.code ?? e.message;
+  const hint =
+    e.code === 'EACCES' || e.code === 'EPERM' ? 'check the permissions of the target folder, or restore as its owner'
+    : e.code === 'ENOSPC' ? 'free some space or restore fewer files with --include'
+    : 'the other files were restored; fix the cause and run the restore again with --overwrite if-changed';
+  return new FileError(`${path}: ${doing}: ${reason}`, { hint, cause: err });
+}

@@ -1,0 +1,492 @@
+/**
+ * The restorer against real backups: a tree with every kind of entry is backed up into an in-memory
+ * repository and restored into temporary folders; contents and metadata are compared exactly (times to
+ * the precision Node can set, see `timeArg`).
+ */
+import assert from 'node:assert/strict';
+import { appendFile, lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { backup, compileExcludes } from '../../src/archiver/index.ts';
+import { decode, encode } from '../../src/codec/index.ts';
+import { AppError, IntegrityError } from '../../src/errors/index.ts';
+import { toHex, type StoredSnapshot, type TreeNode } from '../../src/model/index.ts';
+import { encodeTree, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { restore, type RestoreOptions, type RestoreSummary } from '../../src/restorer/index.ts';
+import { createTestRepo, reopen } from '../support/test-repo.ts';
+import { assertSameTree, buildSourceTree, captureTree, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
+
+const isRoot = process.getuid?.() === 0;
+/** Node sets times through a double of seconds: within 0.12 µs until 2038. */
+const timeTolerance = 1000;
+
+let base: string;
+let src: string;
+let built: BuiltTree;
+let source: TreeState;
+let repo: Repository;
+let snapshot: StoredSnapshot;
+let counter = 0;
+
+const freshDir = (): string => join(base, `target-${++counter}`);
+
+function recorder() {
+  const actions = new Map<string, string>();
+  const errors: Array<{ path: string; error: AppError }> = [];
+  return {
+    actions,
+    errors,
+    reporter: {
+      fileDone: (path: string, action: string) => void actions.set(path, action),
+      targetError: (path: string, error: AppError) => void errors.push({ path, error }),
+    },
+  };
+}
+
+async function run(options: Partial<RestoreOptions> & { target: string }, snap: StoredSnapshot = snapshot): Promise<RestoreSummary> {
+  // A fresh repository object each time, as a new process would have.
+  return restore(await reopen(repo), snap, options);
+}
+
+before(async () => {
+  base = await mkdtemp(join(tmpdir(), 'coffer-restore-'));
+  src = join(base, 'src');
+  built = await buildSourceTree(src);
+  source = await captureTree(src);
+  repo = await createTestRepo();
+  const result = await backup(repo, { paths: [src], programVersion: 'test' });
+  assert.equal(result.stats.errors, 0);
+  [snapshot] = await repo.listSnapshots();
+});
+
+after(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+describe('restore', () => {
+  it('restores every kind of entry with its metadata', async () => {
+    const target = freshDir();
+    const { reporter, errors } = recorder();
+    const summary = await run({ target, reporter });
+    assert.deepEqual(errors, []);
+    assert.equal(summary.errors, 0);
+    assert.equal(summary.filesRestored, summary.filesTotal);
+    assert.equal(summary.bytesRestored, summary.bytesTotal);
+    assert.deepEqual(summary.notes, []);
+    // Access times as the snapshot recorded them (before anything reads the tree: readlink and readdir update atimes; folders are left out).
+    const r = await reopen(repo);
+    let checked = 0;
+    await walkTree(r, snapshot.tree, async ({ parts, node }) => {
+      // One inode has one atime: hardlinked names recorded different ones as the backup read them.
+      if (node.type === 'dir' || node.links > 1) return;
+      const st = await lstat(Buffer.concat([Buffer.from(target), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)])]), { bigint: true });
+      const want = BigInt(node.atime.sec) * 1_000_000_000n + BigInt(node.atime.nsec);
+      const diff = st.atimeNs > want ? st.atimeNs - want : want - st.atimeNs;
+      assert.ok(diff < BigInt(timeTolerance), `atime of ${parts.map((p) => Buffer.from(p).toString()).join('/')}: ${st.atimeNs} vs ${want}`);
+      checked++;
+    });
+    assert.ok(checked >= 30);
+    const restored = await captureTree(join(target, src));
+    assertSameTree(source, restored, { root: true, timeToleranceNs: timeTolerance, owners: true });
+    // The folders above the source path come from the snapshot too.
+    assert.ok((await stat(join(target, base))).isDirectory());
+    if (built.fifo) assert.equal(restored.entries.get('fifo')?.type, 'fifo');
+    if (built.devices) assert.equal(restored.entries.get('chardev')?.type, 'chardev');
+    assert.equal(restored.entries.get('sparse.img')?.size, built.sparseSize);
+
+  });
+
+  it('writes sparse files sparsely', async () => {
+    const target = freshDir();
+    await run({ target, include: compileExcludes([`${src}/sparse.img`]) });
+    const st = await stat(join(target, src, 'sparse.img'));
+    assert.equal(st.size, built.sparseSize);
+    assert.ok(st.blocks * 512 < st.size / 2, `sparse file uses ${st.blocks * 512} bytes for ${st.size}`);
+    const bytes = await readFile(join(target, src, 'sparse.img'));
+    assert.deepEqual(bytes, await readFile(join(src, 'sparse.img')));
+  });
+
+  it('loads each pack range once, however many files share a blob', async () => {
+    const dir = join(base, 'dedup');
+    await mkdir(dir);
+    const content = Buffer.alloc(200 * 1024, 'coffer restores each blob once ');
+    for (let i = 0; i < 40; i++) await writeFile(join(dir, `copy-${i}`), content);
+    const local = await createTestRepo();
+    await backup(local, { paths: [dir], programVersion: 'test' });
+    const fresh = await reopen(local);
+    const [snap] = await fresh.listSnapshots();
+    const index = await fresh.loadIndex();
+    await fresh.loadTree(snap.tree);
+    const gets = fresh.backend.requestCounts().get;
+    const target = freshDir();
+    const summary = await restore(fresh, snap, { target });
+    assert.equal(summary.filesRestored, 40);
+    // Trees of the path (a few) plus at most one load per pack.
+    const loads = fresh.backend.requestCounts().get - gets;
+    assert.ok(loads <= index.packCount + 6, `${loads} loads for ${index.packCount} packs`);
+    for (let i = 0; i < 40; i += 13) assert.deepEqual(await readFile(join(target, dir, `copy-${i}`)), content);
+  });
+
+  describe('--include and --exclude', () => {
+    it('--include restores matching entries and the folders above them', async () => {
+      const target = freshDir();
+      const summary = await run({ target, include: compileExcludes([`${src}/nested`, '*.txt']) });
+      assert.equal(summary.errors, 0);
+      const restored = await captureTree(join(target, src));
+      assert.ok(restored.entries.has('nested/a/file'));
+      assert.ok(restored.entries.has('nested/a/b/empty'));
+      assert.ok(restored.entries.has('small.txt'));
+      assert.ok(restored.entries.has(built.paths.deepLeaf));
+      assert.ok(restored.entries.has('dir with spaces/file with  spaces .txt'));
+      assert.ok(!restored.entries.has('large.bin'));
+      assert.ok(!restored.entries.has('empty-dir'));
+      assert.ok(!restored.entries.has('hard-a'));
+      // Only the folders leading to included entries.
+      assert.ok(!restored.entries.has('sticky-dir'));
+      assertSameTree(source, restored, {
+        root: true,
+        timeToleranceNs: timeTolerance,
+        ignore: (rel) => !restored.entries.has(Buffer.from(rel).toString('latin1')) || rel === 'nested/a/hard-c' || rel === '',
+      });
+    });
+
+    it('--iinclude ignores case; --exclude skips matching entries and everything below them', async () => {
+      const target = freshDir();
+      await run({ target, include: compileExcludes(['SMALL.TXT'], true) });
+      assert.deepEqual(await readdir(join(target, src)), ['small.txt']);
+
+      const target2 = freshDir();
+      const summary = await run({ target: target2, exclude: compileExcludes(['deep', '*.bin', `${src}/nested/a`]) });
+      assert.equal(summary.errors, 0);
+      const restored = await captureTree(join(target2, src));
+      assert.ok(!restored.entries.has('deep'));
+      assert.ok(!restored.entries.has('large.bin'));
+      assert.ok(!restored.entries.has('nested/a'));
+      assert.ok(restored.entries.has('nested'));
+      assert.ok(restored.entries.has('small.txt'));
+      assert.ok(restored.entries.has('sparse.img'));
+    });
+  });
+
+  describe('SNAPSHOT:PATH', () => {
+    it('restores a folder of the snapshot: its contents go directly into the target', async () => {
+      const target = freshDir();
+      const summary = await run({ target, path: `${src}/nested` });
+      assert.equal(summary.errors, 0);
+      const expected = await captureTree(join(src, 'nested'));
+      const restored = await captureTree(target);
+      // hard-c has its two other names outside the restored folder.
+      assertSameTree(expected, restored, { timeToleranceNs: timeTolerance, ignore: (rel) => rel === 'a/hard-c' });
+      assert.equal(await readFile(join(target, 'a/hard-c'), 'utf8'), 'one file, three names\n');
+      assert.ok(!(await readdir(target)).includes(src.split('/')[1]));
+    });
+
+    it('restores a single file into the target', async () => {
+      const target = freshDir();
+      await run({ target, path: `${src}/small.txt` });
+      assert.deepEqual(await readdir(target), ['small.txt']);
+      assert.equal(await readFile(join(target, 'small.txt'), 'utf8'), 'hello, coffer\n');
+    });
+
+    it('names a missing path with a usage error', async () => {
+      await assert.rejects(run({ target: freshDir(), path: `${src}/no-such` }), (err: AppError) => err.code === 'USAGE' && /no-such/.test(err.message));
+    });
+  });
+
+  describe('--overwrite', () => {
+    it('if-changed rewrites only what differs, chunk by chunk, and leaves the rest untouched', async () => {
+      const target = freshDir();
+      await run({ target });
+      const root = join(target, src);
+      await appendFile(join(root, 'small.txt'), 'changed');
+      // Corrupt a few bytes in the middle of the multi-chunk file, keeping its size.
+      const handle = await open(join(root, 'large.bin'), 'r+');
+      await handle.write(Buffer.from('garbage!'), 0, 8, 150 * 1024);
+      await handle.close();
+      const untouched = await captureTree(root);
+
+      const { reporter, actions, errors } = recorder();
+      const summary = await run({ target, overwrite: 'if-changed', reporter });
+      assert.deepEqual(errors, []);
+      assert.equal(actions.get(`${src}/small.txt`), 'restored');
+      assert.equal(actions.get(`${src}/large.bin`), 'updated');
+      assert.equal(summary.filesUpdated, 1);
+      // Only the damaged chunk(s) of large.bin were written, plus small.txt.
+      const largeSize = source.entries.get('large.bin')!.size;
+      assert.ok(summary.bytesRestored < largeSize / 2, `${summary.bytesRestored} bytes restored`);
+      assert.equal(summary.filesRestored, 2);
+      assert.equal(summary.filesSkipped, summary.filesTotal - 2);
+      assert.equal(actions.get(`${src}/${built.paths.deepLeaf}`), 'skipped');
+      assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: timeTolerance });
+      // Untouched files keep their inode and their ctime: not even their metadata was rewritten.
+      for (const rel of ['sparse.img', 'hard-b', 'setuid', 'old', built.paths.deepLeaf, 'nested/a/file', ...(built.fifo ? ['fifo'] : [])]) {
+        const st = await lstat(join(root, rel), { bigint: true });
+        assert.equal(st.ino, untouched.entries.get(rel)!.ino, rel);
+        assert.equal(st.ctimeNs, untouched.entries.get(rel)!.ctimeNs, rel);
+      }
+      // A symlink is kept too (reading its target may update its atime, which is then set back).
+      assert.equal((await lstat(join(root, 'link-relative'), { bigint: true })).ino, untouched.entries.get('link-relative')!.ino);
+      assert.equal((await lstat(join(root, 'large.bin'), { bigint: true })).ino, untouched.entries.get('large.bin')!.ino);
+    });
+
+    it('if-changed resumes an interrupted restore: a file at full size with a hole gets its missing chunks', async () => {
+      const target = freshDir();
+      await run({ target, include: compileExcludes([`${src}/large.bin`]) });
+      const file = join(target, src, 'large.bin');
+      // What an interrupted restore leaves: the full size, the second half not written yet.
+      const handle = await open(file, 'r+');
+      const size = (await handle.stat()).size;
+      await handle.truncate(size / 2);
+      await handle.truncate(size);
+      await handle.close();
+      const summary = await run({ target, overwrite: 'if-changed', include: compileExcludes([`${src}/large.bin`]) });
+      assert.equal(summary.filesUpdated, 1);
+      assert.ok(summary.bytesRestored > 0 && summary.bytesRestored < size);
+      assert.deepEqual(await readFile(file), await readFile(join(src, 'large.bin')));
+    });
+
+    it('never leaves existing entries alone and restores missing ones', async () => {
+      const target = freshDir();
+      await run({ target });
+      const root = join(target, src);
+      await writeFile(join(root, 'small.txt'), 'mine');
+      await rm(join(root, 'empty'));
+      const { reporter, actions } = recorder();
+      const summary = await run({ target, overwrite: 'never', reporter });
+      assert.equal(summary.errors, 0);
+      assert.equal(await readFile(join(root, 'small.txt'), 'utf8'), 'mine');
+      assert.equal(actions.get(`${src}/small.txt`), 'skipped');
+      assert.equal(actions.get(`${src}/empty`), 'restored');
+      assert.ok((await stat(join(root, 'empty'))).isFile());
+      assert.equal(summary.filesRestored, 1);
+    });
+
+    it('always replaces existing files (a new inode: a hardlink out of the target is never written through)', async () => {
+      const target = freshDir();
+      await run({ target, include: compileExcludes([`${src}/small.txt`]) });
+      const root = join(target, src);
+      // Someone hardlinked a file outside the target into it.
+      const outside = join(base, `outside-${counter}`);
+      await writeFile(outside, 'outside, must stay');
+      await rm(join(root, 'small.txt'));
+      const { link } = await import('node:fs/promises');
+      await link(outside, join(root, 'small.txt'));
+      await run({ target, include: compileExcludes([`${src}/small.txt`]) });
+      assert.equal(await readFile(outside, 'utf8'), 'outside, must stay');
+      assert.equal(await readFile(join(root, 'small.txt'), 'utf8'), 'hello, coffer\n');
+    });
+
+    it('replaces a symlink in the target where the snapshot has a folder, without following it', async () => {
+      const target = freshDir();
+      const outside = join(base, `victim-${counter}`);
+      await mkdir(outside);
+      await mkdir(join(target, src), { recursive: true });
+      await symlink(outside, join(target, src, 'nested'));
+      const summary = await run({ target, include: compileExcludes([`${src}/nested`]) });
+      assert.equal(summary.errors, 0);
+      assert.deepEqual(await readdir(outside), []);
+      assert.ok((await lstat(join(target, src, 'nested'))).isDirectory());
+      assert.ok((await stat(join(target, src, 'nested/a/file'))).isFile());
+    });
+
+    it('reports an entry it cannot restore and goes on with the others', async () => {
+      const target = freshDir();
+      await mkdir(join(target, src), { recursive: true });
+      await writeFile(join(target, src, 'nested'), 'a file where the snapshot has a folder');
+      const { reporter, errors } = recorder();
+      const summary = await run({ target, overwrite: 'never', reporter });
+      assert.equal(errors.length, 1);
+      assert.match(errors[0].error.message, /nested: cannot restore a folder here/);
+      assert.ok(errors[0].error.hint);
+      assert.equal(summary.errors, 1);
+      assert.equal(await readFile(join(target, src, 'small.txt'), 'utf8'), 'hello, coffer\n');
+      assert.equal(await readFile(join(target, src, 'nested'), 'utf8'), 'a file where the snapshot has a folder');
+    });
+  });
+
+  describe('--delete', () => {
+    it('removes what the snapshot does not have, only inside the target, never through a symlink', async () => {
+      const target = freshDir();
+      await run({ target });
+      const root = join(target, src);
+      const outside = join(base, `keep-${counter}`);
+      await mkdir(outside);
+      await writeFile(join(outside, 'precious'), 'keep me');
+      await writeFile(join(target, 'extra-top'), 'x');
+      await mkdir(join(root, 'nested/extra-dir/deeper'), { recursive: true });
+      await writeFile(join(root, 'nested/extra-dir/deeper/file'), 'x');
+      await writeFile(join(root, 'extra.log'), 'x');
+      await symlink(outside, join(root, 'evil-link'));
+      const { reporter, actions } = recorder();
+      const summary = await run({ target, delete: true, exclude: compileExcludes(['*.log']), reporter });
+      assert.equal(summary.errors, 0);
+      assert.equal(summary.deleted, 3);
+      assert.equal(actions.get('/extra-top'), 'deleted');
+      assert.equal(actions.get(`${src}/evil-link`), 'deleted');
+      await assert.rejects(lstat(join(target, 'extra-top')));
+      await assert.rejects(lstat(join(root, 'nested/extra-dir')));
+      await assert.rejects(lstat(join(root, 'evil-link')));
+      // Excluded from the restore, so not deleted either.
+      assert.ok((await stat(join(root, 'extra.log'))).isFile());
+      assert.equal(await readFile(join(outside, 'precious'), 'utf8'), 'keep me');
+      assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: timeTolerance, ignore: (rel) => rel === 'extra.log' });
+    });
+  });
+
+  describe('--dry-run', () => {
+    it('reports what it would do and writes nothing', async () => {
+      const target = freshDir();
+      const { reporter, actions } = recorder();
+      const summary = await run({ target, dryRun: true, reporter });
+      assert.equal(summary.filesRestored, summary.filesTotal);
+      assert.equal(actions.get(`${src}/small.txt`), 'restored');
+      await assert.rejects(lstat(target));
+
+      await run({ target });
+      await writeFile(join(target, src, 'small.txt'), 'changed');
+      await writeFile(join(target, 'extra'), 'x');
+      const dry = await run({ target, dryRun: true, overwrite: 'if-changed', delete: true });
+      assert.equal(dry.filesRestored, 1);
+      assert.equal(dry.deleted, 1);
+      assert.equal(await readFile(join(target, src, 'small.txt'), 'utf8'), 'changed');
+      assert.ok((await stat(join(target, 'extra'))).isFile());
+    });
+  });
+
+  describe('--verify', () => {
+    it('passes on a good restore, reading every file', async () => {
+      const target = freshDir();
+      const summary = await run({ target, verify: true });
+      assert.equal(summary.verifyErrors, 0);
+      const files = [...source.entries.values()].filter((e) => e.type === 'file').length;
+      assert.equal(summary.filesVerified, files);
+    });
+
+    it('detects a file changed after it was written', async () => {
+      const target = freshDir();
+      const { reporter, errors } = recorder();
+      const summary = await run({
+        target,
+        verify: true,
+        reporter: {
+          ...reporter,
+          fileDone: (path, action) => {
+            // Damage large.bin behind the restorer's back, keeping its size.
+            if (path === `${src}/large.bin` && action === 'restored') {
+              const bytes = Buffer.from('XXXX');
+              void writeFileAt(join(target, src, 'large.bin'), bytes, 1000);
+            }
+          },
+        },
+      });
+      assert.equal(summary.verifyErrors, 1);
+      assert.equal(errors.length, 1);
+      assert.match(errors[0].error.message, /large\.bin: verify: content differs from the snapshot/);
+    });
+  });
+
+  describe('ownership', () => {
+    it('restores owners by name when the name exists here', { skip: !isRoot && 'needs root' }, async () => {
+      const target = freshDir();
+      const names = { userId: (n: string) => (n === 'root' ? 4242 : undefined), groupId: (n: string) => (n === 'root' ? 4343 : undefined) };
+      await run({ target, owners: names, include: compileExcludes([`${src}/small.txt`, `${src}/owned`]) });
+      const small = await lstat(join(target, src, 'small.txt'));
+      assert.equal(small.uid, source.entries.get('small.txt')!.uid === 0 ? 4242 : source.entries.get('small.txt')!.uid);
+      const owned = await lstat(join(target, src, 'owned'));
+      assert.deepEqual([owned.uid, owned.gid], [1234, 5678]);
+    });
+  });
+
+  describe('hostile trees', () => {
+    for (const [label, name] of [
+      ['..', Buffer.from('..')],
+      ['a/b', Buffer.from('a/b')],
+      ['an absolute name', Buffer.from('/etc')],
+      ['an empty name', Buffer.alloc(0)],
+      ['.', Buffer.from('.')],
+      ['a NUL byte', Buffer.from('a\0b')],
+    ] as const) {
+      it(`refuses a tree with ${label} and writes nothing`, async () => {
+        const local = await createTestRepo();
+        const inner = await saveTree(local, [file(Buffer.from('fine')), file(name)]);
+        const snap = await saveSnapshot(local, await saveTree(local, [dir(Buffer.from('x'), inner)]));
+        const target = freshDir();
+        const before = await readdir(base);
+        await assert.rejects(restore(await reopen(local), snap, { target }), (err: unknown) => {
+          assert.ok(err instanceof IntegrityError);
+          assert.match(err.message, /\/x holds an entry with the unsafe name/);
+          assert.match(err.message, new RegExp(`snapshot ${snap.id.slice(0, 8)}`));
+          return true;
+        });
+        assert.deepEqual(await readdir(base), before, 'nothing appeared next to the target');
+        await assert.rejects(lstat(target));
+      });
+    }
+
+    it('refuses a folder listing a name twice (a symlink and a folder of the same name)', async () => {
+      const local = await createTestRepo();
+      const victim = join(base, `victim-dup-${counter}`);
+      await mkdir(victim);
+      const inner = await saveTree(local, [file(Buffer.from('x'))]);
+      const link: TreeNode = { ...file(Buffer.from('a')), type: 'symlink', mode: 0o120777, linkTarget: Buffer.from(victim), content: undefined };
+      const duplicate = await saveRawTree(local, [link, dir(Buffer.from('a'), inner)]);
+      const snap = await saveSnapshot(local, duplicate);
+      await assert.rejects(restore(await reopen(local), snap, { target: freshDir() }), (err: unknown) => err instanceof IntegrityError && /twice/.test(err.message));
+      assert.deepEqual(await readdir(victim), []);
+    });
+  });
+});
+
+async function writeFileAt(path: string, bytes: Buffer, position: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.write(bytes, 0, bytes.length, position);
+  } finally {
+    await handle.close();
+  }
+}
+
+// ---- hand-made trees ----
+
+/** An empty file node. */
+function file(name: Buffer): TreeNode {
+  const t = { sec: 1_700_000_000, nsec: 0 };
+  return {
+    name, type: 'file', mode: 0o100644, uid: 0, gid: 0, user: '', group: '', mtime: t, atime: t, ctime: t,
+    size: 0, inode: 0, device: 0, links: 1, content: [],
+  };
+}
+
+function dir(name: Buffer, subtree: Uint8Array): TreeNode {
+  return { ...file(name), type: 'dir', mode: 0o40755, subtree, content: undefined };
+}
+
+async function saveTreeBytes(local: Repository, bytes: Uint8Array): Promise<Uint8Array> {
+  const packs: PackRecord[] = [];
+  const packer = local.newPacker('tree', (p) => packs.push(p));
+  const id = local.crypto.blobId(bytes);
+  await packer.add(await sealBlob(local.crypto, 'tree', id, bytes), toHex(id));
+  await packer.flush();
+  await local.saveIndex(packs);
+  return id;
+}
+
+function saveTree(local: Repository, nodes: TreeNode[]): Promise<Uint8Array> {
+  return saveTreeBytes(local, encodeTree(nodes));
+}
+
+/** A tree encoded without encodeTree's checks (it refuses duplicate names). */
+function saveRawTree(local: Repository, nodes: TreeNode[]): Promise<Uint8Array> {
+  const encoded = nodes.map((n) => decode(encodeTree([n]), 'node') as { nodes: unknown[] });
+  return saveTreeBytes(local, encode({ version: 1, nodes: encoded.map((e) => e.nodes[0]) }));
+}
+
+async function saveSnapshot(local: Repository, tree: Uint8Array): Promise<StoredSnapshot> {
+  const snap = {
+    time: new Date().toISOString(), tree: toHex(tree), paths: ['/x'], hostname: 'h', username: 'u', uid: 0, gid: 0,
+    tags: [], excludes: [], programVersion: 'test',
+  };
+  const id = await local.saveSnapshot(snap);
+  return { id, ...snap };
+}
