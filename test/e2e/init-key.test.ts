@@ -1,0 +1,272 @@
+/**
+ * `init` and `key` through the real binary, on a local folder and on s3rver: creating, refusing to
+ * overwrite, the password sources, adding, changing and removing keys, and the real default KDF.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readdir, stat, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
+import { makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+
+let cacheHome: string;
+
+before(async () => {
+  cacheHome = await makeTempDir('coffer-e2e-cache-');
+});
+
+after(removeTempDirs);
+
+/** Runs coffer with the password `password` (COFFER_PASSWORD; null for none) and a private cache folder. */
+function coffer(args: string[], password: string | null = 'first pw', options: RunOptions = {}): Promise<RunResult> {
+  return runCoffer(args, { ...options, env: { COFFER_PASSWORD: password ?? undefined, XDG_CACHE_HOME: cacheHome, ...options.env } });
+}
+
+function assertOk(r: RunResult): void {
+  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+}
+
+/** Asserts a clean failure: the exit status, `error:`/`hint:` lines, no stack trace. */
+function assertFails(r: RunResult, code: number, message?: RegExp): void {
+  assert.equal(r.code, code, `expected exit ${code}, got ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.match(lines[0], /^error: /, r.stderr);
+  assert.ok(lines.length <= 2, `at most an error and a hint line:\n${r.stderr}`);
+  if (lines[1] !== undefined) assert.match(lines[1], /^hint: /);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  if (message) assert.match(lines[0], message);
+}
+
+/** Every stored file with the SHA-256 of its bytes, for before/after comparisons. */
+async function storeListing(backend: Backend): Promise<string[]> {
+  const out: string[] = [];
+  for (const type of fileTypes) {
+    for await (const { name, size } of backend.list(type)) {
+      const digest = createHash('sha256').update(await backend.load({ type, name })).digest('hex');
+      out.push(`${type}/${name} ${size} ${digest}`);
+    }
+  }
+  return out.sort();
+}
+
+interface KeyJson {
+  current: boolean;
+  id: string;
+  kdf: { algorithm: string; memory: number; iterations: number; parallelism: number };
+}
+
+async function keyList(repo: string, password: string): Promise<KeyJson[]> {
+  const r = await coffer(['-r', repo, '--json', 'key', 'list'], password);
+  assertOk(r);
+  return JSON.parse(r.stdout) as KeyJson[];
+}
+
+describe('init', () => {
+  it('creates a repository in a new local folder, and then refuses to init it again, changing nothing', async () => {
+    const repo = await makeRepoDir();
+    const r = await coffer(['-r', repo, 'init']);
+    assertOk(r);
+    assert.match(r.stdout, /^created coffer repository [0-9a-f]{8} at /);
+    assert.deepEqual((await readdir(path.join(repo, 'keys'))).length, 1);
+    assert.equal((await stat(path.join(repo, 'config'))).mode & 0o777, 0o444);
+
+    const backend = await openBackend(repo);
+    const before = await storeListing(backend);
+    const again = await coffer(['-r', repo, 'init'], 'another pw');
+    assertFails(again, 1, /already exists/);
+    assert.match(again.stderr, /hint: .*nothing was changed/);
+    assert.deepEqual(await storeListing(backend), before);
+    // The first password still opens it; the second never became a key.
+    assertOk(await coffer(['-r', repo, 'cat', 'config']));
+    assertFails(await coffer(['-r', repo, 'cat', 'config'], 'another pw'), 12);
+  });
+
+  it('prints JSON with --json', async () => {
+    const repo = await makeRepoDir();
+    const r = await coffer(['-r', repo, '--json', 'init']);
+    assertOk(r);
+    const out = JSON.parse(r.stdout) as { message_type: string; id: string; repository: string };
+    assert.equal(out.message_type, 'initialized');
+    assert.match(out.id, /^[0-9a-f]{64}$/);
+    assert.equal(out.repository, repo);
+  });
+
+  it('takes the repository from COFFER_REPOSITORY', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['init'], 'first pw', { repo }));
+    assertOk(await coffer(['cat', 'config'], 'first pw', { repo }));
+  });
+
+  it('refuses an empty password (exit 2) and creates nothing', async () => {
+    const repo = await makeRepoDir();
+    assertFails(await coffer(['-r', repo, 'init'], ''), 2, /empty password/);
+    const file = path.join(await makeTempDir(), 'empty');
+    await writeFile(file, '\n');
+    assertFails(await coffer(['-r', repo, '--password-file', file, 'init'], null), 2, /empty password/);
+    await assert.rejects(stat(repo), { code: 'ENOENT' });
+  });
+
+  it('reads the password from --password-file, --password-command, COFFER_PASSWORD_FILE or standard input', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    const file = path.join(dir, 'pw');
+    await writeFile(file, 'file pw\nsecond line ignored\n');
+    assertOk(await coffer(['-r', repo, '--password-file', file, 'init'], null));
+    assertOk(await coffer(['-r', repo, '--password-command', 'echo "file pw"', 'cat', 'config'], null));
+    assertOk(await coffer(['-r', repo, 'cat', 'config'], 'file pw'));
+    assertOk(await coffer(['-r', repo, 'cat', 'config'], null, { env: { COFFER_PASSWORD_FILE: file } }));
+    assertOk(await coffer(['-r', repo, 'cat', 'config'], null, { input: 'file pw\n' }));
+    // The file wins over COFFER_PASSWORD, as in restic.
+    assertOk(await coffer(['-r', repo, '--password-file', file, 'cat', 'config'], 'wrong'));
+    assertFails(await coffer(['-r', repo, '--password-command', 'echo wrong', 'cat', 'config'], null), 12);
+    assertFails(await coffer(['-r', repo, '--password-command', 'exit 3', 'cat', 'config'], null), 2, /password command failed/);
+    assertFails(await coffer(['-r', repo, '--password-file', path.join(dir, 'missing'), 'cat', 'config'], null), 2, /cannot read password file/);
+  });
+
+  it('--password-command works for init too', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['-r', repo, '--password-command', 'echo pw', 'init'], null));
+    assertOk(await coffer(['-r', repo, 'cat', 'config'], 'pw'));
+  });
+
+  it('cat config prints the config and no key material', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['-r', repo, 'init']));
+    const r = await coffer(['-r', repo, 'cat', 'config']);
+    assertOk(r);
+    const config = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(config).sort(), ['aead', 'blobId', 'chunker', 'compression', 'created', 'id', 'packSize', 'version']);
+    assert.equal(config.version, 1);
+    assert.match(config.id as string, /^[0-9a-f]{64}$/);
+    assert.doesNotMatch(r.stdout, /master|secret|salt|"key/i);
+    // No 32-byte value in any form other than the (public) id: no other 64-hex or 43/44-char base64 strings.
+    const hex = r.stdout.match(/[0-9a-f]{64}/g) ?? [];
+    assert.deepEqual(hex, [config.id]);
+    assert.doesNotMatch(r.stdout, /"[A-Za-z0-9+/_-]{43}=?"/);
+  });
+
+  describe('on s3rver', () => {
+    let server: S3TestServer;
+    const s3env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
+
+    before(async () => {
+      server = await startS3Server({ buckets: ['e2e'] });
+    });
+
+    after(async () => {
+      await server.stop();
+    });
+
+    it('creates a repository under a prefix, opens it, and refuses to init it again, changing nothing', async () => {
+      const url = server.url('e2e', 'team/repo');
+      const r = await coffer(['-r', url, 'init'], 'first pw', { env: s3env });
+      assertOk(r);
+      assert.match(r.stdout, new RegExp(`at ${url.replace(/[.:/]/g, '\\$&')}`));
+      const backend = await openBackend(url, { s3: { credentials: s3Credentials } });
+      try {
+        const before = await storeListing(backend);
+        assert.equal(before.filter((f) => f.startsWith('config/')).length, 1);
+        assert.equal(before.filter((f) => f.startsWith('key/')).length, 1);
+        assertOk(await coffer(['-r', url, 'cat', 'config'], 'first pw', { env: s3env }));
+        assertFails(await coffer(['-r', url, 'init'], 'other', { env: s3env }), 1, /already exists/);
+        assert.deepEqual(await storeListing(backend), before);
+      } finally {
+        await backend.close();
+      }
+    });
+  });
+});
+
+describe('key', () => {
+  it('add, list, passwd and remove, with the refusals restic has', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    assertOk(await coffer(['-r', repo, 'init'], 'pw one'));
+    const [first] = await keyList(repo, 'pw one');
+
+    // key add: the second password opens the repository; key list shows both, the one in use marked.
+    await writeFile(path.join(dir, 'two'), 'pw two\n');
+    const added = await coffer(['-r', repo, 'key', 'add', '--new-password-file', path.join(dir, 'two')], 'pw one');
+    assertOk(added);
+    assert.match(added.stdout, /^saved new key [0-9a-f]{8}/);
+    const withTwo = await keyList(repo, 'pw two');
+    assert.equal(withTwo.length, 2);
+    const second = withTwo.find((k) => k.id !== first.id)!;
+    assert.deepEqual(withTwo.filter((k) => k.current).map((k) => k.id), [second.id]);
+    assert.deepEqual((await keyList(repo, 'pw one')).filter((k) => k.current).map((k) => k.id), [first.id]);
+    const table = await coffer(['-r', repo, 'key', 'list'], 'pw two');
+    assertOk(table);
+    const marked = table.stdout.split('\n').filter((l) => l.startsWith('*'));
+    assert.equal(marked.length, 1);
+    assert.ok(marked[0].includes(second.id.slice(0, 8)));
+    assert.match(marked[0], /argon2id 64 KiB t=1/);
+
+    // key remove of the key in use: refused, nothing removed.
+    assertFails(await coffer(['-r', repo, 'key', 'remove', second.id.slice(0, 8)], 'pw two'), 2, /in use/);
+    assert.equal((await readdir(path.join(repo, 'keys'))).length, 2);
+    assertFails(await coffer(['-r', repo, 'key', 'remove', 'zz'], 'pw two'), 2, /not a key id/);
+    const unused = [...'0123456789abcdef'].find((c) => !withTwo.some((k) => k.id.startsWith(c)))!;
+    assertFails(await coffer(['-r', repo, 'key', 'remove', unused], 'pw two'), 2, /no key with id/);
+
+    // key passwd: the new password replaces the one in use, which stops working.
+    await writeFile(path.join(dir, 'three'), 'pw three\n');
+    const changed = await coffer(['-r', repo, 'key', 'passwd', '--new-password-file', path.join(dir, 'three')], 'pw two');
+    assertOk(changed);
+    assertFails(await coffer(['-r', repo, 'key', 'list'], 'pw two'), 12, /wrong password/);
+    const afterPasswd = await keyList(repo, 'pw three');
+    assert.equal(afterPasswd.length, 2);
+    assert.ok(!afterPasswd.some((k) => k.id === second.id));
+
+    // key remove of the other key: works, and its password stops working.
+    const removed = await coffer(['-r', repo, 'key', 'remove', first.id.slice(0, 10)], 'pw three');
+    assertOk(removed);
+    assert.match(removed.stdout, new RegExp(`removed key ${first.id.slice(0, 8)}`));
+    assertFails(await coffer(['-r', repo, 'cat', 'config'], 'pw one'), 12, /wrong password/);
+    const last = await keyList(repo, 'pw three');
+    assert.equal(last.length, 1);
+
+    // The last key cannot be removed (it is also the key in use: the only way to open the repository).
+    assertFails(await coffer(['-r', repo, 'key', 'remove', last[0].id], 'pw three'), 2);
+    assert.equal((await readdir(path.join(repo, 'keys'))).length, 1);
+    assertOk(await coffer(['-r', repo, 'cat', 'config'], 'pw three'));
+  });
+
+  it('key add and passwd refuse an empty or missing new password', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    assertOk(await coffer(['-r', repo, 'init']));
+    await writeFile(path.join(dir, 'empty'), '');
+    assertFails(await coffer(['-r', repo, 'key', 'add', '--new-password-file', path.join(dir, 'empty')]), 2, /empty password/);
+    assertFails(await coffer(['-r', repo, 'key', 'passwd']), 2, /no new password/);
+    assert.equal((await readdir(path.join(repo, 'keys'))).length, 1);
+  });
+
+  it('key --json output', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    assertOk(await coffer(['-r', repo, 'init']));
+    await writeFile(path.join(dir, 'two'), 'pw two');
+    const r = await coffer(['-r', repo, '--json', 'key', 'add', '--new-password-file', path.join(dir, 'two')]);
+    assertOk(r);
+    const out = JSON.parse(r.stdout) as { message_type: string; id: string };
+    assert.equal(out.message_type, 'key_added');
+    assert.ok((await keyList(repo, 'pw two')).some((k) => k.id === out.id && k.current));
+  });
+
+  it('works with the real default KDF (argon2id 64 MiB, t=3)', async () => {
+    const repo = await makeRepoDir();
+    const env = { COFFER_INSECURE_TEST_KDF: undefined };
+    const started = Date.now();
+    assertOk(await coffer(['-r', repo, 'init'], 'real pw', { env }));
+    const r = await coffer(['-r', repo, 'key', 'list'], 'real pw', { env });
+    assertOk(r);
+    assert.match(r.stdout, /^\*.*argon2id 64 MiB t=3$/m);
+    const [key] = await keyList(repo, 'real pw');
+    assert.deepEqual(key.kdf, { algorithm: 'argon2id', memory: 65536, iterations: 3, parallelism: 1 });
+    assertFails(await coffer(['-r', repo, 'cat', 'config'], 'wrong', { env }), 12);
+    // Four derivations of 64 MiB each; a few seconds at most on the slowest CI machine.
+    assert.ok(Date.now() - started < 30_000);
+  });
+});
