@@ -241,7 +241,8 @@ class Checker {
         this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reasonOf(err, describe('snapshot', name))}`, { snapshot: name }));
         return undefined;
       } finally {
-        this.#options.reporter?.advance?.(++done);
+        done++;
+        this.#options.reporter?.advance?.(done);
       }
     });
     this.#snapshots = loaded.filter((s): s is StoredSnapshot => s !== undefined).sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
@@ -267,7 +268,8 @@ class Checker {
         this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
         return undefined;
       } finally {
-        this.#options.reporter?.advance?.(++done);
+        done++;
+        this.#options.reporter?.advance?.(done);
       }
     });
     contents.forEach((content, i) => {
@@ -419,7 +421,8 @@ class Checker {
         problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, `tree ${shortId(toHex(id))}`)}`);
         return;
       } finally {
-        this.#options.reporter?.advance?.(++this.#treesChecked);
+        this.#treesChecked++;
+        this.#options.reporter?.advance?.(this.#treesChecked);
       }
       for (const [i, node] of nodes.entries()) {
         if (!isSafeName(node.name)) {
@@ -525,7 +528,8 @@ class Checker {
         await this.#verifyPack(pack.id, bytes);
         this.#packsChecked++;
       }
-      reporter?.advance?.(++done);
+      done++;
+      reporter?.advance?.(done);
       reporter?.bytes?.(this.#bytesRead, totalBytes);
     });
   }

@@ -125,7 +125,8 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
       problem({ kind: 'unreadable-pack', pack: pack.id, message: `${what}: ${messageOf(err, what)}; left out of the index, its blobs become unreachable` });
       return undefined;
     } finally {
-      reporter?.advance?.(++done);
+      done++;
+      reporter?.advance?.(done);
     }
     if (entries.length === 0) return { id: pack.id, type: 'data', size: pack.size, entries };
     // Data and tree blobs never share a pack (docs/design.md §Packs); a pack that mixes them keeps its majority.

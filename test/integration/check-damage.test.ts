@@ -1,0 +1,480 @@
+/**
+ * `check` against repositories damaged in code: each case builds a fresh repository, damages one thing,
+ * and expects exactly the findings that damage implies.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { backup } from '../../src/archiver/index.ts';
+import { MemoryBackend, VerifyingBackend, type Backend } from '../../src/backend/index.ts';
+import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
+import { storageName, toHex, type Id } from '../../src/model/index.ts';
+import { buildPack, decodeIndex, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { createTestRepo, reopen } from '../support/test-repo.ts';
+
+interface Fixture {
+  repo: Repository;
+  backend: Backend;
+  snapshots: Id[];
+  /** Data blob id (hex) → a path of a file that uses it. */
+  blobPaths: Map<string, string>;
+  /** Data blob id (hex) → the snapshots that use it, oldest first. */
+  blobSnapshots: Map<string, Id[]>;
+  source: string;
+}
+
+async function fixture(options: { verify?: boolean } = {}): Promise<Fixture> {
+  const source = await mkdtemp(path.join(tmpdir(), 'coffer-check-'));
+  await mkdir(path.join(source, 'docs'));
+  await mkdir(path.join(source, 'sub', 'deep'), { recursive: true });
+  await writeFile(path.join(source, 'big.bin'), randomBytes(2500 * 1024));
+  await writeFile(path.join(source, 'mid.bin'), randomBytes(1200 * 1024));
+  await writeFile(path.join(source, 'docs', 'a.txt'), 'hello\n'.repeat(100));
+  await writeFile(path.join(source, 'docs', 'b.txt'), 'world\n');
+  await writeFile(path.join(source, 'sub', 'deep', 'c.bin'), randomBytes(300 * 1024));
+  await settleAtimes(source);
+  const inner = new MemoryBackend();
+  const backend = options.verify ? new VerifyingBackend(inner) : inner;
+  const repo = await createTestRepo(backend, { packSize: 1024 * 1024 });
+  const first = await backup(repo, { paths: [source], programVersion: 'test' });
+  await writeFile(path.join(source, 'docs', 'b.txt'), 'changed\n');
+  const second = await backup(repo, { paths: [source], programVersion: 'test', parent: { ...first.snapshot, id: first.snapshotId! } });
+  assert.equal(first.snapshot.summary!.errors + second.snapshot.summary!.errors, 0, 'the fixture backups read every file');
+  const fresh = await reopen(repo);
+  const blobPaths = new Map<string, string>();
+  const blobSnapshots = new Map<string, Id[]>();
+  for (const s of await fresh.listSnapshots()) {
+    await walkTree(fresh, s.tree, ({ path: p, node }) => {
+      for (const b of node.content ?? []) {
+        const hex = toHex(b);
+        if (!blobPaths.has(hex)) blobPaths.set(hex, p);
+        const users = blobSnapshots.get(hex) ?? [];
+        if (!users.includes(s.id)) users.push(s.id);
+        blobSnapshots.set(hex, users);
+      }
+    });
+  }
+  return { repo: fresh, backend, snapshots: [first.snapshotId!, second.snapshotId!], blobPaths, blobSnapshots, source };
+}
+
+/** Reads every file and folder once, so that their access times stay put and unchanged folders deduplicate. */
+async function settleAtimes(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) await settleAtimes(p);
+    else await readFile(p);
+  }
+}
+
+async function cleanup(f: Fixture): Promise<void> {
+  await rm(f.source, { recursive: true, force: true });
+}
+
+async function run(f: Fixture, options: CheckOptions = {}): Promise<CheckResult> {
+  return check(await reopen(f.repo), options);
+}
+
+function kinds(issues: readonly CheckIssue[]): string[] {
+  return [...new Set(issues.map((i) => i.kind))].sort();
+}
+
+function count(issues: readonly CheckIssue[], kind: string): number {
+  return issues.filter((i) => i.kind === kind).length;
+}
+
+async function indexRecords(repo: Repository): Promise<{ names: Id[]; packs: PackRecord[] }> {
+  const names: Id[] = [];
+  for await (const { name } of repo.backend.list('index')) names.push(name);
+  const packs: PackRecord[] = [];
+  for (const name of names) packs.push(...decodeIndex(await repo.loadStructured('index', name), name).packs);
+  return { names, packs };
+}
+
+/** Replaces every index file by one holding `transform(packs)`. */
+async function rewriteIndex(repo: Repository, transform: (packs: PackRecord[]) => PackRecord[]): Promise<void> {
+  const { names, packs } = await indexRecords(repo);
+  await repo.saveIndex(transform(packs), names);
+  for (const name of names) await repo.backend.remove({ type: 'index', name });
+}
+
+async function packsOf(repo: Repository, type: 'data' | 'tree'): Promise<PackRecord[]> {
+  return (await indexRecords(repo)).packs.filter((p) => p.type === type).sort((a, b) => b.entries.length - a.entries.length);
+}
+
+async function damage(backend: Backend, pack: Id, change: (bytes: Uint8Array) => Uint8Array, newName?: (bytes: Uint8Array) => Id): Promise<Id> {
+  const bytes = change(await backend.load({ type: 'data', name: pack }, { offset: 0, length: (await backend.stat({ type: 'data', name: pack })).size }));
+  const name = newName ? newName(bytes) : pack;
+  if (name !== pack) await backend.remove({ type: 'data', name: pack });
+  await backend.save({ type: 'data', name }, bytes);
+  return name;
+}
+
+test('a sound repository has no findings, with or without --read-data', async () => {
+  const f = await fixture({ verify: true });
+  try {
+    const plain = await run(f);
+    assert.deepEqual(plain.issues, []);
+    assert.equal(plain.snapshotsChecked, 2);
+    assert.ok(plain.treesChecked >= 5);
+    const full = await run(f, { readData: true });
+    assert.deepEqual(full.issues, []);
+    const { packs } = await indexRecords(f.repo);
+    assert.equal(full.packsChecked, packs.length);
+    assert.equal(full.blobsChecked, packs.reduce((n, p) => n + p.entries.length, 0));
+    assert.equal(full.bytesRead, packs.reduce((n, p) => n + p.size, 0));
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a deleted data pack: missing-pack, and a missing-blob naming file and snapshots for each of its blobs', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    await f.backend.remove({ type: 'data', name: pack.id });
+    const result = await run(f, { readData: true });
+    assert.deepEqual(kinds(result.issues), ['missing-blob', 'missing-pack']);
+    assert.equal(count(result.issues, 'missing-pack'), 1);
+    const missing = result.issues.find((i) => i.kind === 'missing-pack')!;
+    assert.equal(missing.pack, pack.id);
+    assert.match(missing.message, new RegExp(`^pack ${pack.id.slice(0, 8)}: .*missing`));
+    const blobs = result.issues.filter((i) => i.kind === 'missing-blob');
+    assert.deepEqual(blobs.map((i) => i.blob).sort(), pack.entries.map((e) => toHex(e.id)).sort());
+    for (const b of blobs) {
+      assert.equal(b.pack, pack.id);
+      assert.equal(b.path, f.blobPaths.get(b.blob!));
+      const users = f.blobSnapshots.get(b.blob!)!;
+      assert.deepEqual(b.snapshots, users);
+      assert.equal(b.snapshot, users[0]);
+      const named = `${users.length === 1 ? 'snapshot' : 'snapshots'} ${users.map((u) => u.slice(0, 8)).join(', ')}`;
+      assert.equal(b.message, `data blob ${b.blob!.slice(0, 8)}: its pack ${pack.id.slice(0, 8)} is missing; used by file ${b.path} in ${named}`);
+    }
+    assert.equal(result.errors, result.issues.length);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a flipped byte inside a blob: no finding without --read-data; with it the pack fails its name and the blob its check', async () => {
+  const f = await fixture({ verify: true });
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    const victim = pack.entries[0];
+    await damage(f.backend, pack.id, (b) => {
+      b[victim.offset + 40] ^= 0x01;
+      return b;
+    });
+    assert.deepEqual((await run(f)).issues, []);
+    const result = await run(f, { readData: true });
+    assert.deepEqual(result.issues.map((i) => i.kind), ['corrupt-pack', 'corrupt-blob']);
+    const [packIssue, blobIssue] = result.issues;
+    assert.equal(packIssue.pack, pack.id);
+    assert.match(packIssue.message, new RegExp(`^pack ${pack.id.slice(0, 8)}: content does not match its name`));
+    assert.equal(blobIssue.blob, toHex(victim.id));
+    assert.equal(blobIssue.pack, pack.id);
+    assert.match(blobIssue.message, new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${pack.id.slice(0, 8)}: authentication failed`));
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a damaged pack stored under its new hash: the indexed pack is missing, the new one unreferenced', async () => {
+  const f = await fixture({ verify: true });
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    const renamed = await damage(
+      f.backend,
+      pack.id,
+      (b) => {
+        b[pack.entries[0].offset + 40] ^= 0x01;
+        return b;
+      },
+      storageName,
+    );
+    const result = await run(f, { readData: true });
+    assert.deepEqual(kinds(result.issues), ['missing-blob', 'missing-pack', 'unreferenced-pack']);
+    assert.equal(result.issues.find((i) => i.kind === 'missing-pack')!.pack, pack.id);
+    const unref = result.issues.find((i) => i.kind === 'unreferenced-pack')!;
+    assert.equal(unref.pack, renamed);
+    assert.equal(unref.severity, 'warning');
+    assert.match(unref.message, new RegExp(`^pack ${renamed.slice(0, 8)}: not referenced in any index`));
+    assert.equal(count(result.issues, 'missing-blob'), pack.entries.length);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a truncated pack: pack-size-mismatch; --read-data adds the unreadable header and the lost blobs', async () => {
+  const f = await fixture({ verify: true });
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    const cut = 100;
+    await damage(f.backend, pack.id, (b) => b.slice(0, b.length - cut));
+    const plain = await run(f);
+    assert.deepEqual(plain.issues.map((i) => i.kind), ['pack-size-mismatch']);
+    assert.match(plain.issues[0].message, new RegExp(`^pack ${pack.id.slice(0, 8)}: stored size is ${pack.size - cut} bytes, index [0-9a-f]{8} says ${pack.size}`));
+    const full = await run(f, { readData: true });
+    assert.deepEqual(kinds(full.issues), ['corrupt-pack', 'pack-size-mismatch']);
+    const corrupt = full.issues.find((i) => i.kind === 'corrupt-pack')!;
+    assert.match(corrupt.message, /content does not match its name \(its SHA-256 is [0-9a-f]{8}…\); header cannot be read: header length \d+ is impossible/);
+    // Only the header and its length were cut: every blob is still readable where the index says.
+    assert.equal(full.blobsChecked, (await indexRecords(f.repo)).packs.reduce((n, p) => n + p.entries.length, 0));
+
+    // Cut into the blobs: those past the new end are reported one by one.
+    const g = await fixture();
+    try {
+      const [p] = await packsOf(g.repo, 'data');
+      const last = [...p.entries].sort((a, b) => b.offset - a.offset)[0];
+      await damage(g.backend, p.id, (b) => b.slice(0, last.offset + 10));
+      const r = await run(g, { readData: true });
+      assert.deepEqual(kinds(r.issues), ['corrupt-blob', 'corrupt-pack', 'pack-size-mismatch']);
+      const lost = r.issues.filter((i) => i.kind === 'corrupt-blob');
+      assert.deepEqual(lost.map((i) => i.blob), [toHex(last.id)]);
+      assert.match(lost[0].message, /missing \(bytes \d+–\d+, the pack has \d+\)/);
+    } finally {
+      await cleanup(g);
+    }
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a pack left out of the index: unreferenced-pack (a warning) and missing blobs (errors)', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    await rewriteIndex(f.repo, (packs) => packs.filter((p) => p.id !== pack.id));
+    const result = await run(f);
+    assert.deepEqual(kinds(result.issues), ['missing-blob', 'unreferenced-pack']);
+    assert.equal(result.warnings, 1);
+    assert.equal(result.errors, pack.entries.length);
+    for (const i of result.issues.filter((x) => x.kind === 'missing-blob')) assert.match(i.message, /: not in any index; used by file /);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('an index entry past the end of its pack: blob-past-pack-end; --read-data adds the header disagreement', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    const victim = pack.entries[0];
+    await rewriteIndex(f.repo, (packs) =>
+      packs.map((p) => (p.id !== pack.id ? p : { ...p, entries: p.entries.map((e) => (Buffer.compare(e.id, victim.id) === 0 ? { ...e, offset: pack.size - 50 } : e)) })),
+    );
+    const plain = await run(f);
+    assert.deepEqual(plain.issues.map((i) => i.kind), ['blob-past-pack-end']);
+    assert.equal(plain.issues[0].pack, pack.id);
+    assert.equal(plain.issues[0].blob, toHex(victim.id));
+    assert.match(plain.issues[0].message, new RegExp(`^pack ${pack.id.slice(0, 8)}: data blob ${toHex(victim.id).slice(0, 8)} is indexed at bytes`));
+    const full = await run(f, { readData: true });
+    assert.deepEqual(full.issues.map((i) => i.kind), ['blob-past-pack-end', 'index-header-mismatch']);
+    assert.match(full.issues[1].message, /by the header, .* by the index/);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('an index entry the header does not have, and a header entry the index lacks', async () => {
+  const f = await fixture();
+  try {
+    const [a, b] = await packsOf(f.repo, 'data');
+    const moved = b.entries[0];
+    // Claim that a blob of pack b lives (also) in pack a, at a's first blob's place, and drop a's first entry.
+    await rewriteIndex(f.repo, (packs) =>
+      packs.map((p) => (p.id !== a.id ? p : { ...p, entries: [{ ...moved, offset: a.entries[0].offset, length: a.entries[0].length }, ...p.entries.slice(1)] })),
+    );
+    const result = await run(f, { readData: true });
+    // The structure is consistent (same count, same places), the header check finds both sides.
+    const mismatches = result.issues.filter((i) => i.kind === 'index-header-mismatch');
+    assert.equal(mismatches.length, 2);
+    assert.ok(mismatches.some((i) => i.blob === toHex(a.entries[0].id) && /header lists .* the index does not/.test(i.message)));
+    assert.ok(mismatches.some((i) => i.blob === toHex(moved.id) && /index lists .* the header does not/.test(i.message)));
+    assert.deepEqual(kinds(result.issues), ['duplicate-blob', 'index-header-mismatch', 'missing-blob']);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a deleted tree pack: missing-pack and the missing root tree of each snapshot', async () => {
+  const f = await fixture();
+  try {
+    const treePacks = await packsOf(f.repo, 'tree');
+    for (const p of treePacks) await f.backend.remove({ type: 'data', name: p.id });
+    const result = await run(f);
+    assert.deepEqual(kinds(result.issues), ['missing-pack', 'missing-tree']);
+    assert.equal(count(result.issues, 'missing-pack'), treePacks.length);
+    const trees = result.issues.filter((i) => i.kind === 'missing-tree');
+    // Two snapshots, two different roots (docs/b.txt changed).
+    assert.equal(trees.length, 2);
+    for (const t of trees) {
+      assert.equal(t.path, '/');
+      assert.equal(t.snapshots!.length, 1);
+      assert.match(t.message, new RegExp(`^tree ${t.blob!.slice(0, 8)}: its pack [0-9a-f]{8} is missing; at / in snapshot ${t.snapshot!.slice(0, 8)}`));
+    }
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a subtree missing from the index: missing-tree naming its path and every snapshot using it', async () => {
+  const f = await fixture();
+  try {
+    const repo = await reopen(f.repo);
+    const snapshot = await repo.loadSnapshot(f.snapshots[0]);
+    let deep: Uint8Array | undefined;
+    let deepPath = '';
+    await walkTree(repo, snapshot.tree, ({ path: p, node }) => {
+      if (p.endsWith('/sub/deep')) {
+        deep = node.subtree;
+        deepPath = p;
+      }
+    });
+    assert.ok(deep);
+    await rewriteIndex(f.repo, (packs) => packs.map((p) => ({ ...p, entries: p.entries.filter((e) => Buffer.compare(e.id, deep!) !== 0) })));
+    const result = await run(f);
+    // The tree's bytes stay in its pack: the header check of --read-data would see them; here, only the walk.
+    assert.deepEqual(result.issues.map((i) => i.kind), ['missing-tree']);
+    const [t] = result.issues;
+    assert.equal(t.blob, toHex(deep));
+    assert.equal(t.path, deepPath);
+    assert.deepEqual(t.snapshots, f.snapshots);
+    assert.match(t.message, /not in any index; at .*\/sub\/deep in snapshots /);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('the same blob in two packs, both indexed: duplicate-blob, a warning', async () => {
+  const f = await fixture();
+  try {
+    const repo = await reopen(f.repo);
+    const [pack] = await packsOf(repo, 'data');
+    const e = pack.entries[0];
+    const sealed = await repo.backend.load({ type: 'data', name: pack.id }, { offset: e.offset, length: e.length });
+    const built = buildPack([{ type: 'data', id: e.id, sealed, rawLength: e.rawLength }], repo.crypto.metadata);
+    await repo.backend.save({ type: 'data', name: built.name }, built.bytes);
+    await repo.saveIndex([{ id: built.name, type: 'data', size: built.bytes.length, entries: built.entries }]);
+    const result = await run(f, { readData: true });
+    assert.deepEqual(result.issues.map((i) => i.kind), ['duplicate-blob']);
+    assert.equal(result.errors, 0);
+    assert.equal(result.issues[0].severity, 'warning');
+    assert.equal(result.issues[0].blob, toHex(e.id));
+    assert.match(result.issues[0].message, new RegExp(`^data blob ${toHex(e.id).slice(0, 8)}: stored in 2 packs \\((${pack.id.slice(0, 8)}|${built.name.slice(0, 8)}), `));
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('an extra valid pack no index lists: unreferenced-pack only', async () => {
+  const f = await fixture();
+  try {
+    const repo = await reopen(f.repo);
+    const plain = randomBytes(5000);
+    const id = repo.crypto.blobId(plain);
+    const built = buildPack([await sealBlob(repo.crypto, 'data', id, plain)], repo.crypto.metadata);
+    await repo.backend.save({ type: 'data', name: built.name }, built.bytes);
+    const result = await run(f, { readData: true });
+    assert.deepEqual(result.issues.map((i) => [i.kind, i.pack]), [['unreferenced-pack', built.name]]);
+    assert.equal(result.errors, 0);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a corrupted snapshot file: corrupt-snapshot naming it; the other snapshot is still checked', async () => {
+  const f = await fixture();
+  try {
+    const name = f.snapshots[1];
+    const bytes = await f.backend.load({ type: 'snapshot', name });
+    bytes[bytes.length - 3] ^= 0x10;
+    await f.backend.save({ type: 'snapshot', name }, bytes);
+    const result = await run(f);
+    assert.deepEqual(result.issues.map((i) => i.kind), ['corrupt-snapshot']);
+    assert.equal(result.issues[0].snapshot, name);
+    assert.match(result.issues[0].message, new RegExp(`^snapshot ${name.slice(0, 8)}: authentication failed`));
+    assert.equal(result.snapshotsChecked, 1);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a corrupted index file: corrupt-index, and what it listed becomes unreferenced', async () => {
+  const f = await fixture({ verify: true });
+  try {
+    const { names, packs } = await indexRecords(f.repo);
+    const bytes = await f.backend.load({ type: 'index', name: names[0] });
+    bytes[30] ^= 1;
+    await f.backend.save({ type: 'index', name: names[0] }, bytes);
+    const listed = decodeIndex(await f.repo.loadStructured('index', names[1] ?? names[0]).catch(() => ({ version: 1, supersedes: [], packs: [] })), 'x').packs;
+    const result = await run(f);
+    assert.equal(count(result.issues, 'corrupt-index'), 1);
+    const bad = result.issues.find((i) => i.kind === 'corrupt-index')!;
+    assert.equal(bad.index, names[0]);
+    assert.match(bad.message, new RegExp(`^index ${names[0].slice(0, 8)}: .*content does not match its name`));
+    assert.ok(count(result.issues, 'unreferenced-pack') > 0);
+    assert.ok(count(result.issues, 'unreferenced-pack') <= packs.length - (names.length > 1 ? listed.length : 0));
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('--read-data-subset n/3 for n = 1, 2, 3 reads every pack exactly once', async () => {
+  const f = await fixture();
+  try {
+    const { packs } = await indexRecords(f.repo);
+    const seen: number[] = [];
+    let total = 0;
+    for (const n of [1, 2, 3]) {
+      const subset = parseReadDataSubset(`${n}/3`);
+      const chosen = selectPacks(packs.map((p) => ({ id: p.id, size: p.size })), subset);
+      for (const p of chosen) seen.push(packs.findIndex((q) => q.id === p.id));
+      const result = await run(f, { readDataSubset: subset });
+      assert.deepEqual(result.issues, []);
+      assert.equal(result.packsChecked, chosen.length);
+      total += result.packsChecked;
+    }
+    assert.equal(total, packs.length);
+    assert.deepEqual(seen.sort((a, b) => a - b), packs.map((_, i) => i));
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('read-data subsets: buckets partition any ids; percent and size pick random packs within bounds', () => {
+  fc.assert(
+    fc.property(fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { maxLength: 50 }), fc.integer({ min: 1, max: 20 }), (raw, m) => {
+      const packs = raw.map((b) => ({ id: toHex(b), size: 1 }));
+      const covered = Array.from({ length: m }, (_, i) => selectPacks(packs, { kind: 'bucket', n: i + 1, m }).length).reduce((a, b) => a + b, 0);
+      return covered === packs.length && packs.every((p) => bucketOf(p.id, m) >= 1 && bucketOf(p.id, m) <= m);
+    }),
+  );
+  const packs = Array.from({ length: 10 }, (_, i) => ({ id: i.toString(16).padStart(64, '0'), size: 100 * (i + 1) }));
+  assert.equal(selectPacks(packs, parseReadDataSubset('30%')).length, 3);
+  assert.equal(selectPacks(packs, parseReadDataSubset('0.1%')).length, 1);
+  const bySize = selectPacks(packs, { kind: 'size', bytes: 1000 });
+  assert.ok(bySize.length > 0 && bySize.reduce((n, p) => n + p.size, 0) <= 1000);
+  assert.deepEqual(parseReadDataSubset('500M'), { kind: 'size', bytes: 500 * 1024 * 1024 });
+  assert.deepEqual(parseReadDataSubset('2/7'), { kind: 'bucket', n: 2, m: 7 });
+  assert.throws(() => parseReadDataSubset('0/3'), /need 1 ≤ n ≤ m/);
+  assert.throws(() => parseReadDataSubset('4/3'));
+  assert.throws(() => parseReadDataSubset('150%'));
+  assert.throws(() => parseReadDataSubset('lots'));
+});
+
+test('issues reach the callback as they are found, in the order of the result', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    await f.backend.remove({ type: 'data', name: pack.id });
+    const seen: CheckIssue[] = [];
+    const result = await run(f, { onIssue: (i) => seen.push(i) });
+    assert.deepEqual(seen, result.issues);
+  } finally {
+    await cleanup(f);
+  }
+});
