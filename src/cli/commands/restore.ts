@@ -1,6 +1,157 @@
 import type { Command } from 'commander';
+import { compileExcludes, groupId, userId } from '../../archiver/index.ts';
+import { FileError, UsageError } from '../../errors/index.ts';
+import { shortId } from '../../model/index.ts';
+import type { RestoreStats } from '../../progress/index.ts';
+import { selectSnapshot, splitSnapshotPath } from '../../repo/index.ts';
+import { restore, type OverwriteMode } from '../../restorer/index.ts';
 import type { CliContext } from '../context.ts';
+import { withLock } from '../locking.ts';
+import { progressSink } from '../output/progress.ts';
+import { formatBytes } from '../table.ts';
+import { addFilterOptions, collect, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
-export function registerRestore(program: Command, _ctx: CliContext): void {
-  program.command('restore').description('(not built yet)');
+interface RestoreFlags extends FilterFlags {
+  target?: string;
+  include?: string[];
+  iinclude?: string[];
+  exclude?: string[];
+  iexclude?: string[];
+  overwrite: string;
+  delete?: boolean;
+  dryRun?: boolean;
+  verify?: boolean;
+}
+
+const overwriteModes: readonly OverwriteMode[] = ['always', 'if-changed', 'never'];
+
+function statusJson(stats: RestoreStats, startedMs: number) {
+  return {
+    message_type: 'status',
+    seconds_elapsed: Math.floor((Date.now() - startedMs) / 1000),
+    percent_done: stats.bytesTotal > 0 ? Math.min(1, stats.bytesDone / stats.bytesTotal) : 0,
+    total_files: stats.filesTotal,
+    files_restored: stats.filesDone - stats.filesSkipped,
+    files_skipped: stats.filesSkipped,
+    total_bytes: stats.bytesTotal,
+    bytes_restored: stats.bytesDone,
+    error_count: stats.errors,
+  };
+}
+
+export function registerRestore(program: Command, ctx: CliContext): void {
+  addFilterOptions(
+    program
+      .command('restore')
+      .description('restore a snapshot, or a folder of one (SNAPSHOT:PATH), into a target folder')
+      .argument('<snapshot>', 'snapshot id, unique prefix or `latest`, optionally with `:PATH` inside it'),
+  )
+    .option('-t, --target <dir>', 'folder to restore into (created when missing)')
+    .option('-i, --include <pattern>', 'restore only paths matching this pattern (repeatable)', collect)
+    .option('--iinclude <pattern>', 'like --include, ignoring case', collect)
+    .option('-e, --exclude <pattern>', 'do not restore paths matching this pattern (repeatable)', collect)
+    .option('--iexclude <pattern>', 'like --exclude, ignoring case', collect)
+    .option('--overwrite <mode>', 'existing files: always, if-changed (compare content) or never', 'always')
+    .option('--delete', 'delete files in the target that are not in the snapshot')
+    .option('-n, --dry-run', 'show what would be done, write nothing')
+    .option('--verify', 'read the restored files back and compare them with the snapshot')
+    .action(async (arg: string, flags: RestoreFlags) => {
+      if (!flags.target) throw new UsageError('restore needs a target folder', { hint: 'pass --target DIR' });
+      const overwrite = flags.overwrite as OverwriteMode;
+      if (!overwriteModes.includes(overwrite)) {
+        throw new UsageError(`--overwrite: "${flags.overwrite}" is not a mode`, { hint: 'use always, if-changed or never' });
+      }
+      const include = [...compileExcludes(flags.include ?? []), ...compileExcludes(flags.iinclude ?? [], true)];
+      const exclude = [...compileExcludes(flags.exclude ?? []), ...compileExcludes(flags.iexclude ?? [], true)];
+      if (include.length > 0 && exclude.length > 0) {
+        throw new UsageError('--include and --exclude cannot be combined', { hint: 'restrict the restore with one of them (as restic)' });
+      }
+      const { spec, path } = splitSnapshotPath(arg);
+
+      const repo = await ctx.openRepository();
+      await withLock(ctx, repo, 'shared', async () => {
+        // Snapshots are listed before the index is loaded (design §Read and write ordering).
+        const snapshot = selectSnapshot(await repo.listSnapshots(), spec, snapshotFilter(flags));
+        await repo.loadIndex();
+        ctx.verbose(`restoring snapshot ${shortId(snapshot.id)} of [${snapshot.paths.join(', ')}] at ${snapshot.time} to ${flags.target}`);
+        const started = Date.now();
+        const sink = await progressSink(ctx, flags.dryRun ? 'restore (dry run)' : 'restore');
+        let summary;
+        try {
+          summary = await restore(repo, snapshot, {
+            target: flags.target!,
+            path,
+            include,
+            exclude,
+            overwrite,
+            delete: flags.delete === true,
+            dryRun: flags.dryRun === true,
+            verify: flags.verify === true,
+            owners: { userId, groupId },
+            signal: ctx.signal,
+            reporter: {
+              progress: (stats) => {
+                const ms = Date.now() - started;
+                const fraction = stats.bytesTotal > 0 ? Math.min(1, stats.bytesDone / stats.bytesTotal) : undefined;
+                sink.update(
+                  {
+                    fraction,
+                    counts: `${stats.filesDone} / ${stats.filesTotal} files ${formatBytes(stats.bytesDone)} / ${formatBytes(stats.bytesTotal)}`,
+                    throughput: ms > 0 ? `${formatBytes((stats.bytesDone * 1000) / ms)}/s` : undefined,
+                    errors: stats.errors,
+                  },
+                  () => statusJson(stats, started),
+                );
+              },
+              targetError: (p, error) => {
+                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'restore', item: p });
+                else ctx.warn(`error: ${error.message}`);
+              },
+              fileDone: (p, action) => {
+                if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p });
+                else ctx.verbose(`${action.padEnd(9)} ${p}`);
+              },
+            },
+          });
+        } finally {
+          await sink.stop();
+        }
+        const s = summary;
+        const seconds = (Date.now() - started) / 1000;
+        if (ctx.json) {
+          ctx.printJson({
+            message_type: 'summary',
+            seconds_elapsed: Math.round(seconds),
+            total_files: s.filesTotal,
+            files_restored: s.filesRestored,
+            files_skipped: s.filesSkipped,
+            files_deleted: s.deleted,
+            total_bytes: s.bytesTotal,
+            bytes_restored: s.bytesRestored,
+            bytes_skipped: s.bytesSkipped,
+            ...(flags.verify ? { files_verified: s.filesVerified, verify_errors: s.verifyErrors } : {}),
+            error_count: s.errors,
+            dry_run: s.dryRun,
+          });
+        } else {
+          for (const note of s.notes) ctx.say(`note: ${note}`);
+          const what = s.dryRun ? 'would restore' : 'restored';
+          ctx.say(`${what} ${s.filesRestored} files, ${s.dirsCreated} folders, ${formatBytes(s.bytesRestored)} in ${seconds.toFixed(1)}s` +
+            (s.filesSkipped ? `; ${s.filesSkipped} files skipped (${formatBytes(s.bytesSkipped)})` : '') +
+            (flags.delete ? `; ${s.dryRun ? 'would delete' : 'deleted'} ${s.deleted}` : ''));
+          if (flags.verify) ctx.say(`verified ${s.filesVerified} files, ${s.verifyErrors} differ`);
+          if (s.dryRun) ctx.say('dry run: nothing was written');
+        }
+        if (s.verifyErrors > 0) {
+          throw new FileError(`verify: ${s.verifyErrors} restored ${s.verifyErrors === 1 ? 'file differs' : 'files differ'} from snapshot ${shortId(snapshot.id)}`, {
+            hint: 'see the errors above; restore those files again, and check the target disk',
+          });
+        }
+        if (s.errors > 0) {
+          throw new FileError(`restore finished with ${s.errors} ${s.errors === 1 ? 'error' : 'errors'}: not everything was restored`, {
+            hint: 'see the errors above; fix the cause and run the restore again with --overwrite if-changed',
+          });
+        }
+      });
+    });
 }
