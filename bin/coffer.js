@@ -17,5 +17,8 @@ if (!process.features.typescript) {
   });
   process.exit(child.status ?? 1);
 }
+// Caches compiled (and type-stripped) modules between runs: cuts start-up time several-fold.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -4,12 +4,13 @@
  * the index before the snapshot, so a backup killed at any moment leaves a valid repository; indexes are
  * flushed every few minutes so a rerun reuses what was uploaded.
  */
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
 import { hostname as osHostname, userInfo } from 'node:os';
-import type { BigIntStats } from 'node:fs';
+import { constants, type BigIntStats } from 'node:fs';
 import { Chunker } from '../chunker/index.ts';
 import { AppError, CancelledError, FileError, throwIfAborted } from '../errors/index.ts';
 import {
+  BufferPool,
   compareNames,
   toHex,
   type Id,
@@ -31,6 +32,7 @@ import {
   type Repository,
 } from '../repo/index.ts';
 import { isExcluded, type ExcludeRule } from './exclude.ts';
+import { SealPool } from './seal-pool.ts';
 import { groupName, userName } from './owners.ts';
 import { readXattrs } from './xattrs.ts';
 
@@ -56,8 +58,12 @@ export interface BackupOptions {
   readonly programVersion: string;
   readonly signal?: AbortSignal;
   readonly reporter?: BackupReporter;
-  /** Index flush interval in ms (default 5 minutes) and blob count (default 50 000). */
+  /**
+   * An index file is written once this many ms (default 60 s), packs (default 64) or blobs (default
+   * 50 000) have accumulated since the last one, so a killed backup loses little upload work.
+   */
   readonly indexFlushMs?: number;
+  readonly indexFlushPacks?: number;
   readonly indexFlushBlobs?: number;
   /** Called before each index or snapshot is written; throws to stop (e.g. the lock expired). */
   readonly beforeCommit?: () => Promise<void>;
@@ -150,9 +156,11 @@ export class Archiver {
   #index!: BlobIndex;
   #data!: Packer;
   #trees!: Packer;
+  #pool!: SealPool;
   readonly #sealing = new Set<string>();
   readonly #chunkers: Chunker[] = [];
   readonly #chunkLimit = new Limit(chunksInFlight);
+  readonly #buffers = new BufferPool(chunksInFlight + filesInFlight);
   readonly #fileLimit = new Limit(filesInFlight);
   #pendingPacks: PackRecord[] = [];
   #pendingBlobs = 0;
@@ -183,6 +191,7 @@ export class Archiver {
     this.#trees = repo.newPacker('tree', saved, { discard });
     const scanning = this.#options.scan && !this.#options.stdin ? this.#scan() : Promise.resolve();
     const ticker = setInterval(() => this.#report(), 250);
+    this.#pool = new SealPool(repo.crypto);
     try {
       const rootNodes = this.#options.stdin ? [await this.#saveStdin(this.#options.stdin)] : await this.#saveRoots();
       const rootId = await this.#saveTree(rootNodes);
@@ -198,6 +207,7 @@ export class Archiver {
       return { snapshotId, snapshot, stats: this.stats };
     } finally {
       clearInterval(ticker);
+      await this.#pool.close();
     }
   }
 
@@ -258,7 +268,8 @@ export class Archiver {
     this.#pendingBlobs += pack.entries.length;
     const due =
       this.#pendingBlobs >= (this.#options.indexFlushBlobs ?? 50_000) ||
-      Date.now() - this.#lastFlush >= (this.#options.indexFlushMs ?? 5 * 60_000);
+      this.#pendingPacks.length >= (this.#options.indexFlushPacks ?? 64) ||
+      Date.now() - this.#lastFlush >= (this.#options.indexFlushMs ?? 60_000);
     if (due) void this.#flushIndex(false).catch(() => undefined);
   }
 
@@ -284,28 +295,58 @@ export class Archiver {
 
   // ---- blobs ----
 
-  async #storeBlob(type: BlobType, plain: Uint8Array): Promise<Uint8Array> {
+  /** True when the blob is stored, queued in a packer, or being sealed right now. */
+  #known(type: BlobType, id: Uint8Array, hex: string): boolean {
+    const packer = type === 'data' ? this.#data : this.#trees;
+    return this.#index.has(id, type) || packer.holds(hex) || this.#sealing.has(hex);
+  }
+
+  #added(type: BlobType, rawLength: number, sealedLength: number): void {
+    if (type === 'data') this.#dataBlobs++;
+    else this.#treeBlobs++;
+    this.stats.dataAdded += rawLength;
+    this.stats.dataAddedPacked += sealedLength;
+  }
+
+  /**
+   * Stores one chunk of file content. `chunk` may be a view into a buffer the caller reuses: it is hashed
+   * and, when new, copied before this returns; the returned promise settles once the blob is packed.
+   */
+  #storeChunk(chunk: Uint8Array): { id: Uint8Array; done: Promise<void> } {
+    const id = this.#repo.crypto.blobId(chunk);
+    const hex = toHex(id);
+    if (this.#known('data', id, hex)) return { id, done: Promise.resolve() };
+    this.#sealing.add(hex);
+    const rawLength = chunk.length;
+    const buffer = this.#buffers.acquire(rawLength + 64);
+    buffer.set(chunk);
+    const done = (async () => {
+      try {
+        const sealed = await this.#pool.seal('data', id, buffer, rawLength);
+        await this.#data.add({ type: 'data', id, sealed: sealed.buffer.subarray(0, sealed.length), rawLength }, hex);
+        this.#buffers.release(sealed.buffer);
+        this.#added('data', rawLength, sealed.length);
+      } finally {
+        this.#sealing.delete(hex);
+      }
+    })();
+    return { id, done };
+  }
+
+  /** Stores a tree blob, sealed on this thread (trees are small). */
+  async #storeTree(plain: Uint8Array): Promise<Uint8Array> {
     const crypto = this.#repo.crypto;
     const id = crypto.blobId(plain);
     const hex = toHex(id);
-    const packer = type === 'data' ? this.#data : this.#trees;
-    if (this.#index.has(id, type) || packer.holds(hex) || this.#sealing.has(hex)) return id;
-    this.#sealing.add(hex);
-    try {
-      const sealed = await sealBlob(crypto, type, id, plain);
-      await packer.add(sealed, hex);
-      if (type === 'data') this.#dataBlobs++;
-      else this.#treeBlobs++;
-      this.stats.dataAdded += plain.length;
-      this.stats.dataAddedPacked += sealed.sealed.length;
-    } finally {
-      this.#sealing.delete(hex);
-    }
+    if (this.#known('tree', id, hex)) return id;
+    const sealed = sealBlob(crypto, 'tree', id, plain);
+    await this.#trees.add(sealed, hex);
+    this.#added('tree', plain.length, sealed.sealed.length);
     return id;
   }
 
   async #saveTree(nodes: TreeNode[]): Promise<Uint8Array> {
-    return this.#storeBlob('tree', encodeTree(nodes));
+    return this.#storeTree(encodeTree(nodes));
   }
 
   // ---- source walking ----
@@ -502,11 +543,11 @@ export class Archiver {
     }
     this.stats.currentFiles.push(path.text);
     try {
-      const handle = await open(path.bytes, 'r');
+      const handle = await openForReading(path.bytes);
       let content: Uint8Array[];
       let read: number;
       try {
-        ({ content, read } = await this.#saveContent(chunksOf(handle)));
+        ({ content, read } = await this.#saveChunks(this.#fileChunks(handle, size)));
       } finally {
         await handle.close();
       }
@@ -526,27 +567,80 @@ export class Archiver {
     }
   }
 
-  /** Chunks a byte stream and stores its chunks; returns their ids in order. */
-  async #saveContent(stream: AsyncIterable<Uint8Array>): Promise<{ content: Uint8Array[]; read: number }> {
-    const chunker = this.#chunkers.pop() ?? new Chunker(this.#repo.crypto.keys.chunker, this.#repo.config.chunker);
-    const ids: Array<Promise<Uint8Array>> = [];
+  /** Stores chunks as they come; returns their ids in order once all are packed. */
+  async #saveChunks(chunks: AsyncIterable<Uint8Array>): Promise<{ content: Uint8Array[]; read: number }> {
+    const ids: Uint8Array[] = [];
+    const pending: Array<Promise<void>> = [];
+    let failure: unknown;
     let read = 0;
-    const store = async (chunk: Uint8Array) => {
-      await this.#chunkLimit.acquire();
-      const id = this.#storeBlob('data', chunk).finally(() => this.#chunkLimit.release());
-      id.catch(() => undefined); // awaited below; avoids an unhandled rejection in between
-      ids.push(id);
-    };
     try {
-      for await (const buf of stream) {
+      for await (const chunk of chunks) {
         throwIfAborted(this.#options.signal);
-        read += buf.length;
-        this.stats.bytesDone += buf.length;
-        for (const chunk of chunker.push(buf)) await store(chunk);
+        if (failure !== undefined) throw failure;
+        read += chunk.length;
+        this.stats.bytesDone += chunk.length;
+        await this.#chunkLimit.acquire();
+        const { id, done } = this.#storeChunk(chunk);
+        ids.push(id);
+        const tracked = done.catch((err) => void (failure ??= err)).finally(() => this.#chunkLimit.release());
+        pending.push(tracked);
       }
+    } finally {
+      await Promise.all(pending);
+    }
+    if (failure !== undefined) throw failure;
+    return { content: ids, read };
+  }
+
+  /**
+   * Reads a file through a reused window and yields its chunks as views into the window, each valid until
+   * the next is requested. The chunker sees at least maxSize bytes (or the end of the file) at every cut.
+   */
+  async *#fileChunks(handle: FileHandle, size: number): AsyncIterable<Uint8Array> {
+    const max = this.#repo.config.chunker.maxSize;
+    const chunker = this.#chunkers.pop() ?? new Chunker(this.#repo.crypto.keys.chunker, this.#repo.config.chunker);
+    let window = this.#buffers.acquire(Math.min(size + 1, max + readSize));
+    let start = 0;
+    let end = 0;
+    let eof = false;
+    try {
+      for (;;) {
+        while (!eof && end - start < max) {
+          if (end === window.length) {
+            if (start > 0) {
+              window.copyWithin(0, start, end);
+              end -= start;
+              start = 0;
+            } else {
+              // The file grew beyond what its size promised: widen the window.
+              const wider = this.#buffers.acquire(window.length * 2);
+              wider.set(window.subarray(0, end));
+              this.#buffers.release(window);
+              window = wider;
+            }
+          }
+          const { bytesRead } = await handle.read(window, end, window.length - end, null);
+          if (bytesRead === 0) eof = true;
+          else end += bytesRead;
+        }
+        if (start === end) return;
+        const cut = chunker.findCut(window, start, end);
+        yield window.subarray(start, cut);
+        start = cut;
+      }
+    } finally {
+      this.#buffers.release(window);
+      this.#chunkers.push(chunker);
+    }
+  }
+
+  /** Chunks a stream of unknown length (stdin) with the streaming chunker. */
+  async *#streamChunks(stream: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+    const chunker = this.#chunkers.pop() ?? new Chunker(this.#repo.crypto.keys.chunker, this.#repo.config.chunker);
+    try {
+      for await (const buf of stream) yield* chunker.push(buf);
       const last = chunker.finish();
-      if (last) await store(last);
-      return { content: await Promise.all(ids), read };
+      if (last) yield last;
     } finally {
       chunker.finish();
       this.#chunkers.push(chunker);
@@ -554,7 +648,7 @@ export class Archiver {
   }
 
   async #saveStdin(stdin: { stream: AsyncIterable<Uint8Array>; filename: string }): Promise<TreeNode> {
-    const { content, read } = await this.#saveContent(stdin.stream);
+    const { content, read } = await this.#saveChunks(this.#streamChunks(stdin.stream));
     this.stats.filesNew++;
     this.stats.filesDone++;
     const now = timestamp(BigInt(Date.now()) * 1_000_000n);
@@ -592,14 +686,19 @@ export class Archiver {
   }
 }
 
-async function* chunksOf(handle: import('node:fs/promises').FileHandle): AsyncIterable<Uint8Array> {
-  for (;;) {
-    // A fresh buffer each read: the chunker keeps views into it only until it copies a chunk out.
-    const buf = Buffer.allocUnsafe(readSize);
-    const { bytesRead } = await handle.read(buf, 0, readSize, null);
-    if (bytesRead === 0) return;
-    yield buf.subarray(0, bytesRead);
+/**
+ * Opens a source file without touching its access time where the kernel allows it (we own the file or
+ * run as root), so backups neither disturb atimes nor make the next backup see changed metadata.
+ */
+async function openForReading(path: Buffer): Promise<FileHandle> {
+  if (constants.O_NOATIME !== undefined) {
+    try {
+      return await open(path, constants.O_RDONLY | constants.O_NOATIME);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    }
   }
+  return open(path, 'r');
 }
 
 /** Finds the parent snapshot restic would: the newest with the same host and the same paths. */

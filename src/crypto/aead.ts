@@ -53,11 +53,16 @@ export class AeadKey {
     this.algorithm = algorithm;
   }
 
-  /** Encrypts `plaintext`; `context` (the object's type and id) is authenticated but not stored. */
-  seal(plaintext: Uint8Array, context: Uint8Array): Uint8Array {
+  /**
+   * Encrypts `plaintext`, preceded by the byte `prefix` when given (saves a copy when callers prepend an
+   * encoding byte); `context` (the object's type and id) is authenticated but not stored.
+   */
+  seal(plaintext: Uint8Array, context: Uint8Array, prefix?: number): Uint8Array {
     if (this.#counter >= maxSealsPerSession) this.#newSession();
     const counter = this.#counter++;
-    const out = Buffer.allocUnsafe(headerLength + plaintext.length + tagLength);
+    const plainLength = plaintext.length + (prefix === undefined ? 0 : 1);
+    // A fresh, exactly sized ArrayBuffer (not the shared pool) so the result can be transferred to another thread.
+    const out = Buffer.from(new ArrayBuffer(headerLength + plainLength + tagLength));
     out[0] = envelopeVersion;
     out[1] = aeadAlgorithms[this.algorithm].id;
     this.#session.copy(out, 2);
@@ -65,8 +70,9 @@ export class AeadKey {
     const cipher = createCipheriv(cipherName(this.algorithm), this.#sessionKey, nonceOf(out), {
       authTagLength: tagLength,
     });
-    cipher.setAAD(aadOf(out, context), { plaintextLength: plaintext.length });
+    cipher.setAAD(aadOf(out, context), { plaintextLength: plainLength });
     let at = headerLength;
+    if (prefix !== undefined) at += cipher.update(Buffer.of(prefix)).copy(out, at);
     at += cipher.update(plaintext).copy(out, at);
     at += cipher.final().copy(out, at);
     cipher.getAuthTag().copy(out, at);

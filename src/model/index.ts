@@ -4,3 +4,4 @@ export * from './validate.ts';
 export * from './node.ts';
 export * from './snapshot.ts';
 export * from './parallel.ts';
+export * from './buffer-pool.ts';

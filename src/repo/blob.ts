@@ -3,7 +3,7 @@
  * encoding 0 is raw and 1 is zstd; the body is sealed with the content key, the blob's type and id
  * authenticated alongside, so a blob cannot be passed off as another.
  */
-import { compress, compressSync, decompressSync } from '../compress/index.ts';
+import { compressSync, decompressSync } from '../compress/index.ts';
 import { contextOf, type Crypto } from '../crypto/index.ts';
 import { IntegrityError } from '../errors/index.ts';
 import type { BlobType, SealedBlob } from './pack.ts';
@@ -24,15 +24,19 @@ function worthCompressing(plain: Uint8Array): boolean {
   return compressSync(sample, 1).length < sample.length * 0.95;
 }
 
-/** Compresses when it helps (off the main thread) and seals. `id` is the blob's keyed id. */
-export async function sealBlob(crypto: Crypto, type: BlobType, id: Uint8Array, plain: Uint8Array): Promise<SealedBlob> {
-  let body: Uint8Array | undefined;
+/** The blob body before sealing: the encoding byte and the payload, compressed when that helps. */
+export function encodeBlobBody(plain: Uint8Array): { encoding: number; payload: Uint8Array } {
   if (worthCompressing(plain)) {
-    const compressed = await compress(plain);
-    if (compressed.length + 1 < plain.length) body = withEncoding(encodingZstd, compressed);
+    const compressed = compressSync(plain);
+    if (compressed.length + 1 < plain.length) return { encoding: encodingZstd, payload: compressed };
   }
-  body ??= withEncoding(encodingRaw, plain);
-  return { type, id, sealed: crypto.content.seal(body, contextOf(type, id)), rawLength: plain.length };
+  return { encoding: encodingRaw, payload: plain };
+}
+
+/** Compresses when it helps and seals, on this thread. `id` is the blob's keyed id. */
+export function sealBlob(crypto: Crypto, type: BlobType, id: Uint8Array, plain: Uint8Array): SealedBlob {
+  const { encoding, payload } = encodeBlobBody(plain);
+  return { type, id, sealed: crypto.content.seal(payload, contextOf(type, id), encoding), rawLength: plain.length };
 }
 
 /** Opens a sealed blob and checks that its plaintext hashes to `id`. */
@@ -50,11 +54,4 @@ export function openBlob(crypto: Crypto, type: BlobType, id: Uint8Array, sealed:
   if (plain.length !== rawLength) throw new IntegrityError(`${what}: length ${plain.length} differs from the index (${rawLength})`);
   if (!Buffer.from(crypto.blobId(plain)).equals(id)) throw new IntegrityError(`${what}: content does not match its id`);
   return plain;
-}
-
-function withEncoding(encoding: number, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(payload.length + 1);
-  out[0] = encoding;
-  out.set(payload, 1);
-  return out;
 }

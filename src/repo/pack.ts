@@ -42,36 +42,51 @@ export interface BuiltPack {
   readonly entries: PackEntry[];
 }
 
-/** Assembles a pack from sealed blobs, in random order. */
-export function buildPack(blobs: SealedBlob[], metadata: AeadKey): BuiltPack {
-  const order = blobs.slice();
-  for (let i = order.length - 1; i > 0; i--) {
+/** A random permutation of 0..n-1 (blob order inside a pack hides chunk order from the store). */
+export function shuffledOrder(n: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
     const j = randomInt(i + 1);
     [order[i], order[j]] = [order[j], order[i]];
   }
-  const header = new Uint8Array(1 + order.length * headerEntrySize);
+  return order;
+}
+
+/** Seals the header listing `entries` (in pack order) and appends it with its length at `out[at..]`; returns the end. */
+export function writePackHeader(entries: readonly PackEntry[], metadata: AeadKey, out: Uint8Array, at: number): number {
+  const header = new Uint8Array(1 + entries.length * headerEntrySize);
   const view = new DataView(header.buffer);
   header[0] = headerVersion;
+  entries.forEach((e, i) => {
+    const h = 1 + i * headerEntrySize;
+    header[h] = blobTypeCode[e.type];
+    header.set(e.id, h + 1);
+    view.setUint32(h + 33, e.length, true);
+    view.setUint32(h + 37, e.rawLength, true);
+  });
+  const sealed = metadata.seal(header, contextOf('pack-header'));
+  out.set(sealed, at);
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(at + sealed.length, sealed.length, true);
+  return at + sealed.length + 4;
+}
+
+/** Bytes a pack header adds for `count` blobs. */
+export function packHeaderSize(count: number): number {
+  return 1 + count * headerEntrySize + envelopeOverhead + 4;
+}
+
+/** Assembles a pack from sealed blobs, in random order. */
+export function buildPack(blobs: SealedBlob[], metadata: AeadKey): BuiltPack {
+  const order = shuffledOrder(blobs.length).map((i) => blobs[i]);
   const entries: PackEntry[] = [];
   let offset = 0;
-  order.forEach((blob, i) => {
-    const at = 1 + i * headerEntrySize;
-    header[at] = blobTypeCode[blob.type];
-    header.set(blob.id, at + 1);
-    view.setUint32(at + 33, blob.sealed.length, true);
-    view.setUint32(at + 37, blob.rawLength, true);
+  for (const blob of order) {
     entries.push({ type: blob.type, id: blob.id, offset, length: blob.sealed.length, rawLength: blob.rawLength });
     offset += blob.sealed.length;
-  });
-  const sealedHeader = metadata.seal(header, contextOf('pack-header'));
-  const bytes = new Uint8Array(offset + sealedHeader.length + 4);
-  let at = 0;
-  for (const blob of order) {
-    bytes.set(blob.sealed, at);
-    at += blob.sealed.length;
   }
-  bytes.set(sealedHeader, at);
-  new DataView(bytes.buffer).setUint32(at + sealedHeader.length, sealedHeader.length, true);
+  const bytes = new Uint8Array(offset + packHeaderSize(order.length));
+  order.forEach((blob, i) => bytes.set(blob.sealed, entries[i].offset));
+  writePackHeader(entries, metadata, bytes, offset);
   return { name: storageName(bytes), bytes, entries };
 }
 

@@ -1,10 +1,13 @@
 /**
  * Collects sealed blobs into packs of about the target size, uploads them with bounded concurrency, and
- * reports each saved pack. Data and tree blobs go to separate packers, hence separate packs.
+ * reports each saved pack. Data and tree blobs go to separate packers, hence separate packs. Blobs are
+ * copied into a reused staging buffer as they arrive (so callers may reuse theirs at once) and into a
+ * reused output buffer, in random order, when a pack is cut.
  */
 import type { Backend } from '../backend/backend.ts';
 import type { AeadKey } from '../crypto/index.ts';
-import { buildPack, type BlobType, type SealedBlob } from './pack.ts';
+import { BufferPool, storageName } from '../model/index.ts';
+import { packHeaderSize, shuffledOrder, writePackHeader, type BlobType, type PackEntry, type SealedBlob } from './pack.ts';
 import type { PackRecord } from './index-file.ts';
 
 export interface PackerOptions {
@@ -22,7 +25,10 @@ export class Packer {
   readonly #backend: Backend;
   readonly #metadata: AeadKey;
   readonly #options: PackerOptions;
-  #pending: SealedBlob[] = [];
+  readonly #buffers = new BufferPool(4);
+  #staging: Uint8Array;
+  /** Staged blobs; `offset` is their place in the staging buffer. */
+  #pending: PackEntry[] = [];
   #pendingBytes = 0;
   readonly #inFlight = new Set<Promise<void>>();
   #failure: unknown;
@@ -36,6 +42,7 @@ export class Packer {
     this.#backend = backend;
     this.#metadata = metadata;
     this.#options = options;
+    this.#staging = new Uint8Array(0);
   }
 
   /** True when a blob with this id (hex) was added and its pack is not saved yet. */
@@ -43,12 +50,20 @@ export class Packer {
     return this.#unsaved.has(idHex);
   }
 
-  /** Adds a blob; waits when too many packs are in flight (backpressure). */
+  /** Adds a blob (its bytes are copied before this returns); waits when too many packs are in flight. */
   async add(blob: SealedBlob, idHex: string): Promise<void> {
     this.#throwIfFailed();
-    this.#pending.push(blob);
+    const length = blob.sealed.length;
+    if (this.#pendingBytes + length > this.#staging.length) {
+      const grown = this.#buffers.acquire(Math.max(this.#pendingBytes + length, this.#options.targetSize + (1 << 20)));
+      grown.set(this.#staging.subarray(0, this.#pendingBytes));
+      if (this.#staging.length > 0) this.#buffers.release(this.#staging);
+      this.#staging = grown;
+    }
+    this.#staging.set(blob.sealed, this.#pendingBytes);
+    this.#pending.push({ type: blob.type, id: Uint8Array.from(blob.id), offset: this.#pendingBytes, length, rawLength: blob.rawLength });
     this.#unsaved.add(idHex);
-    this.#pendingBytes += blob.sealed.length;
+    this.#pendingBytes += length;
     if (this.#pendingBytes >= this.#options.targetSize) await this.#cut();
   }
 
@@ -64,23 +79,38 @@ export class Packer {
       await Promise.race(this.#inFlight);
       this.#throwIfFailed();
     }
-    const blobs = this.#pending;
+    const staged = this.#pending;
+    const size = this.#pendingBytes + packHeaderSize(staged.length);
+    const out = this.#buffers.acquire(size);
+    const entries: PackEntry[] = [];
+    let offset = 0;
+    for (const i of shuffledOrder(staged.length)) {
+      const e = staged[i];
+      out.set(this.#staging.subarray(e.offset, e.offset + e.length), offset);
+      entries.push({ ...e, offset });
+      offset += e.length;
+    }
+    writePackHeader(entries, this.#metadata, out, offset);
     this.#pending = [];
     this.#pendingBytes = 0;
-    const pack = buildPack(blobs, this.#metadata);
-    const saving = this.#options.discard ? Promise.resolve() : this.#backend.save({ type: 'data', name: pack.name }, pack.bytes);
+    const bytes = out.subarray(0, size);
+    const name = storageName(bytes);
+    const saving = this.#options.discard ? Promise.resolve() : this.#backend.save({ type: 'data', name }, bytes);
     const upload = saving.then(
       () => {
         this.packsSaved++;
-        this.bytesSaved += pack.bytes.length;
-        this.#options.onPackSaved({ id: pack.name, type: this.type, size: pack.bytes.length, entries: pack.entries });
-        for (const e of pack.entries) this.#unsaved.delete(Buffer.from(e.id).toString('hex'));
+        this.bytesSaved += size;
+        this.#options.onPackSaved({ id: name, type: this.type, size, entries });
+        for (const e of entries) this.#unsaved.delete(Buffer.from(e.id).toString('hex'));
       },
       (err: unknown) => {
         this.#failure ??= err;
       },
     );
-    const tracked = upload.finally(() => this.#inFlight.delete(tracked));
+    const tracked = upload.finally(() => {
+      this.#inFlight.delete(tracked);
+      this.#buffers.release(out);
+    });
     this.#inFlight.add(tracked);
   }
 

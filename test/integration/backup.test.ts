@@ -1,0 +1,190 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createCipheriv, createHash } from 'node:crypto';
+import { mkdtemp, mkdir, rm, writeFile, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { backup, compileExcludes } from '../../src/archiver/index.ts';
+import { nodeName, toHex, type TreeNode } from '../../src/model/index.ts';
+import { walkTree, type Repository } from '../../src/repo/index.ts';
+import { createTestRepo, reopen } from '../support/test-repo.ts';
+
+/** Deterministic pseudo-random bytes (AES-CTR keystream). */
+function randomData(seed: string, length: number): Buffer {
+  const key = createHash('sha256').update(seed).digest();
+  return createCipheriv('aes-256-ctr', key, Buffer.alloc(16)).update(Buffer.alloc(length));
+}
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'coffer-backup-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Every file of a snapshot, by path, with its content read back through the repository. */
+async function filesOf(repo: Repository, tree: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  await walkTree(repo, tree, async ({ path, node }) => {
+    if (node.type !== 'file') return;
+    const parts = await Promise.all((node.content ?? []).map((id) => repo.loadBlob('data', id)));
+    files.set(path, Buffer.concat(parts));
+  });
+  return files;
+}
+
+test('identical files are stored once', async (t) => {
+  const dir = await tempDir(t);
+  const data = randomData('dup', 2 * 1024 * 1024);
+  await writeFile(join(dir, 'a.bin'), data);
+  await writeFile(join(dir, 'b.bin'), data);
+  const repo = await createTestRepo();
+
+  const { snapshot } = await backup(repo, { paths: [dir], programVersion: 'test' });
+
+  const s = snapshot.summary!;
+  assert.equal(s.filesNew, 2);
+  // Random data does not compress: what was added is one copy plus the trees.
+  assert.ok(s.dataAdded < data.length * 1.05, `added ${s.dataAdded} for a ${data.length}-byte file stored twice`);
+  const files = await filesOf(repo, snapshot.tree);
+  assert.deepEqual(files.get(`${dir}/a.bin`), data);
+  assert.deepEqual(files.get(`${dir}/b.bin`), data);
+});
+
+test('a shifted copy shares all but the first chunks', async (t) => {
+  const dir = await tempDir(t);
+  const data = randomData('shift', 4 * 1024 * 1024);
+  await writeFile(join(dir, 'a.bin'), data);
+  const repo = await createTestRepo();
+  await backup(repo, { paths: [dir], programVersion: 'test' });
+
+  await writeFile(join(dir, 'b.bin'), Buffer.concat([Buffer.from('a few inserted bytes'), data]));
+  const { snapshot } = await backup(repo, { paths: [dir], programVersion: 'test' });
+
+  // With 16 KiB average chunks, re-synchronizing after the insertion costs a chunk or two (≤ 64 KiB each).
+  const added = snapshot.summary!.dataAdded;
+  assert.ok(added < 200 * 1024, `the shifted copy added ${added} bytes`);
+  const files = await filesOf(repo, snapshot.tree);
+  assert.equal(files.get(`${dir}/b.bin`)!.length, data.length + 20);
+});
+
+test('an unchanged tree is not read again and yields the same tree', async (t) => {
+  const dir = await tempDir(t);
+  for (let i = 0; i < 20; i++) await writeFile(join(dir, `f${i}.txt`), `file ${i}\n`.repeat(100 + i));
+  await mkdir(join(dir, 'sub'));
+  await writeFile(join(dir, 'sub', 'x.bin'), randomData('x', 300_000));
+  const repo = await createTestRepo();
+  const first = await backup(repo, { paths: [dir], programVersion: 'test' });
+  // Later runs as a new process would do them: with the previous snapshot as parent.
+  const again = await reopen(repo);
+  const second = await backup(again, { paths: [dir], programVersion: 'test', parent: { ...first.snapshot, id: first.snapshotId! } });
+  const third = await backup(again, { paths: [dir], programVersion: 'test', parent: { ...second.snapshot, id: second.snapshotId! } });
+
+  for (const run of [second, third]) {
+    assert.equal(run.snapshot.summary!.filesUnmodified, 21);
+    assert.equal(run.snapshot.summary!.filesNew + run.snapshot.summary!.filesChanged, 0);
+    assert.equal(run.snapshot.summary!.dataBlobs, 0);
+  }
+  // Backups open files without touching their atime; folders' atimes settle after the first listing
+  // (relatime), so from then on an unchanged folder yields the same tree.
+  const inner = async (r: Repository, tree: string) => {
+    let id = '';
+    await walkTree(r, tree, ({ path, node }) => {
+      if (path === dir && node.subtree) id = toHex(node.subtree);
+    });
+    return id;
+  };
+  assert.equal(await inner(again, third.snapshot.tree), await inner(again, second.snapshot.tree));
+  assert.equal(third.snapshot.summary!.treeBlobs, 0);
+});
+
+test('a changed file is read again even when its size stays the same', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'f.txt');
+  await writeFile(path, 'version one\n');
+  await utimes(path, 1_000_000, 1_000_000);
+  const repo = await createTestRepo();
+  const first = await backup(repo, { paths: [dir], programVersion: 'test' });
+
+  await writeFile(path, 'version two\n');
+  const second = await backup(repo, { paths: [dir], programVersion: 'test', parent: { ...first.snapshot, id: first.snapshotId! } });
+
+  assert.equal(second.snapshot.summary!.filesChanged, 1);
+  const files = await filesOf(repo, second.snapshot.tree);
+  assert.equal(files.get(path)!.toString(), 'version two\n');
+});
+
+test('excludes, exclude-if-present and exclude-larger-than leave the right files out', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'keep'));
+  await mkdir(join(dir, 'cache'));
+  await mkdir(join(dir, 'tagged'));
+  await writeFile(join(dir, 'keep', 'a.txt'), 'a');
+  await writeFile(join(dir, 'keep', 'b.tmp'), 'b');
+  await writeFile(join(dir, 'cache', 'c.txt'), 'c');
+  await writeFile(join(dir, 'tagged', '.nobackup'), '');
+  await writeFile(join(dir, 'tagged', 'd.txt'), 'd');
+  await writeFile(join(dir, 'big.bin'), randomData('big', 70_000));
+  const repo = await createTestRepo();
+
+  const { snapshot } = await backup(repo, {
+    paths: [dir],
+    programVersion: 'test',
+    excludes: compileExcludes(['*.tmp', `${dir}/cache`]),
+    excludePatterns: ['*.tmp'],
+    excludeIfPresent: ['.nobackup'],
+    excludeLargerThan: 65_536,
+  });
+
+  const names: string[] = [];
+  await walkTree(repo, snapshot.tree, ({ path }) => void names.push(path.slice(dir.length)));
+  assert.deepEqual(names.filter((n) => n.startsWith('/')).sort(), ['/keep', '/keep/a.txt']);
+  assert.deepEqual(snapshot.excludes, ['*.tmp']);
+});
+
+test('content from a stream is stored as one file named as asked', async () => {
+  const repo = await createTestRepo();
+  const data = randomData('stdin', 500_000);
+  async function* stream() {
+    for (let at = 0; at < data.length; at += 7000) yield data.subarray(at, at + 7000);
+  }
+
+  const { snapshot } = await backup(repo, { paths: [], stdin: { stream: stream(), filename: 'dump.sql' }, programVersion: 'test' });
+
+  assert.deepEqual(snapshot.paths, ['/dump.sql']);
+  const files = await filesOf(repo, snapshot.tree);
+  assert.deepEqual([...files.keys()], ['/dump.sql']);
+  assert.deepEqual(files.get('/dump.sql'), data);
+});
+
+test('a dry run stores nothing', async (t) => {
+  const dir = await tempDir(t);
+  await writeFile(join(dir, 'a.bin'), randomData('dry', 200_000));
+  const repo = await createTestRepo();
+  const before = repo.backend.requestCounts().put;
+
+  const result = await backup(repo, { paths: [dir], programVersion: 'test', dryRun: true });
+
+  assert.equal(result.snapshotId, undefined);
+  assert.ok(result.snapshot.summary!.dataAdded >= 200_000);
+  assert.equal(repo.backend.requestCounts().put, before);
+});
+
+test('snapshot paths come from the filesystem root, with intermediate folders', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'a', 'b'), { recursive: true });
+  await writeFile(join(dir, 'a', 'b', 'f'), 'x');
+  await writeFile(join(dir, 'a', 'other'), 'y');
+  const repo = await createTestRepo();
+
+  const { snapshot } = await backup(repo, { paths: [join(dir, 'a', 'b')], programVersion: 'test' });
+
+  const paths: string[] = [];
+  const nodes: TreeNode[] = [];
+  await walkTree(repo, snapshot.tree, ({ path, node }) => {
+    paths.push(path);
+    nodes.push(node);
+  });
+  assert.ok(paths.includes(`${dir}/a/b/f`));
+  assert.ok(!paths.includes(`${dir}/a/other`), 'siblings of a source path are not backed up');
+  assert.equal(nodeName(nodes[0]), dir.split('/')[1]);
+});
