@@ -1,14 +1,20 @@
 /**
  * Prune: find the blobs no snapshot uses and reclaim their space (docs/design.md §Read and write ordering).
- * `planPrune` decides, `executePrune` acts, in an order that leaves a valid repository if it is killed at
- * any point: new packs → new index superseding the old → delete old index files → delete old packs.
- * The caller holds an exclusive lock.
+ * `planPrune` decides without changing anything; `executePrune` acts, in an order that leaves a valid and
+ * complete repository if it is killed at any point: new packs → new index superseding every old index file
+ * → delete the old index files → delete the packs no index lists any more.
+ *
+ * Safety rules: the caller holds an exclusive lock (and passes `beforeChange` to check it is still held);
+ * anything unexpected while planning (an unreadable snapshot or tree, a used blob missing from the index,
+ * a pack holding used blobs that is missing or has another size than the index says) aborts before
+ * anything is deleted; repacked blobs are verified before the pack they came from is deleted.
  */
-import { IntegrityError, NotFoundError, throwIfAborted } from '../errors/index.ts';
-import { fromHex, mapLimit, shortId, toHex, type Id, type StoredSnapshot } from '../model/index.ts';
+import { IntegrityError, throwIfAborted } from '../errors/index.ts';
+import { fromHex, mapLimit, shortId, storageName, toHex, type Id, type StoredSnapshot } from '../model/index.ts';
 import {
   decodeIndex,
   describe,
+  openBlob,
   type BlobIndex,
   type BlobType,
   type PackEntry,
@@ -18,37 +24,94 @@ import {
 
 export type UnusedLimit = { readonly kind: 'percent'; readonly value: number } | { readonly kind: 'bytes'; readonly value: number } | { readonly kind: 'unlimited' };
 
+export type PrunePhase = 'mark' | 'delete unreferenced packs' | 'repack' | 'write index' | 'delete index files' | 'delete packs';
+
 export interface PruneOptions {
-  /** How much unused space may remain (default 5 %, as restic). */
+  /** How much unused space may remain after pruning (default 5 % of the used size, as restic). */
   readonly maxUnused?: UnusedLimit;
-  /** Upper bound on the bytes of packs repacked in this run. */
+  /** Upper bound on the bytes of packs repacked in this run (fully unused packs are deleted regardless). */
   readonly maxRepackSize?: number;
-  /** Repack packs smaller than this share of the target pack size when there are at least 10 of them. */
+  /** Also repack full packs below 80 % of the target pack size (by default: below 4 %), when there are at least 10. */
   readonly repackSmall?: boolean;
   readonly signal?: AbortSignal;
-  readonly onProgress?: (phase: string, done: number, total: number) => void;
+  readonly onProgress?: (phase: PrunePhase, done: number, total: number) => void;
+  /**
+   * Called before each step that changes the repository; throws to stop. The cli passes the lock's
+   * `assertFresh`, so a prune whose exclusive lock may have been taken for stale deletes nothing more.
+   */
+  readonly beforeChange?: () => Promise<void>;
 }
 
+/**
+ * What the plan found and will do. Byte counts of blobs are their sealed lengths (as stored in packs,
+ * pack headers not included); `packBytes` counts whole pack files.
+ */
 export interface PruneStats {
-  readonly blobs: { used: number; unused: number; duplicate: number; remove: number; repack: number; repackRemove: number };
-  readonly bytes: { used: number; unused: number; duplicate: number; remove: number; repack: number; repackRemove: number; remainingUnused: number };
-  readonly packs: { total: number; keep: number; remove: number; repack: number; unreferenced: number; missingUnused: number };
-  /** Size of the repository's packs before and (planned) after. */
-  readonly sizeBefore: number;
-  readonly sizeAfter: number;
+  readonly blobs: {
+    /** Blobs a snapshot uses (one copy each). */
+    used: number;
+    /** Further copies of used blobs. */
+    duplicate: number;
+    /** Blobs no snapshot uses. */
+    unused: number;
+    /** Blobs in packs that are deleted whole. */
+    remove: number;
+    /** Blobs in packs that are repacked (used and unused). */
+    repack: number;
+    /** Blobs of repacked packs that are not copied. */
+    repackRemove: number;
+  };
+  readonly bytes: {
+    used: number;
+    duplicate: number;
+    unused: number;
+    /** Size of pack files no index lists. */
+    unreferenced: number;
+    remove: number;
+    repack: number;
+    repackRemove: number;
+    /** Unused and duplicate bytes that remain after the prune. */
+    unusedAfter: number;
+  };
+  readonly packs: {
+    /** Pack files in the store. */
+    total: number;
+    /** Indexed packs whose every blob is used. */
+    used: number;
+    partlyUsed: number;
+    unused: number;
+    /** Pack files no index lists (left by interrupted runs). */
+    unreferenced: number;
+    keep: number;
+    repack: number;
+    remove: number;
+    /** Indexed packs missing from the store that hold nothing used: dropped from the index. */
+    missingUnused: number;
+  };
+  readonly packBytes: {
+    /** All pack files in the store. */
+    before: number;
+    /** Pack files deleted: unused, repacked and unreferenced ones. */
+    delete: number;
+    /** Blob bytes copied into new packs (their headers come on top). */
+    copy: number;
+  };
 }
 
-interface PackPlan {
+/** One indexed pack, with the copies of used blobs chosen in it. */
+export interface PackPlan {
   readonly record: PackRecord;
-  /** Entries of this pack that are the chosen, used copy of their blob. */
+  /** Entries of this pack that are the chosen copy of a used blob. */
   readonly used: PackEntry[];
   usedBytes: number;
   unusedBytes: number;
+  /** For packs to repack: the used entries to copy (those without a copy in a pack that stays). */
+  copy: PackEntry[];
 }
 
 export interface PrunePlan {
   readonly stats: PruneStats;
-  /** Packs in the store that no index lists (left by interrupted runs). */
+  /** Packs in the store that no index lists. */
   readonly unreferenced: Array<{ id: Id; size: number }>;
   readonly remove: PackPlan[];
   readonly repack: PackPlan[];
@@ -57,9 +120,11 @@ export interface PrunePlan {
   readonly indexFiles: Id[];
   /** Indexed packs that are gone from the store but hold nothing used: dropped from the index. */
   readonly missingUnused: Id[];
+  /** Snapshots whose data the plan keeps. */
+  readonly snapshots: number;
 }
 
-function maxUnusedBytes(limit: UnusedLimit, used: number): number {
+export function maxUnusedBytes(limit: UnusedLimit, used: number): number {
   switch (limit.kind) {
     case 'unlimited':
       return Number.POSITIVE_INFINITY;
@@ -72,25 +137,49 @@ function maxUnusedBytes(limit: UnusedLimit, used: number): number {
 }
 
 /** Marks every blob reachable from the snapshots in a per-blob array. Any unreadable tree aborts: never delete in doubt. */
-async function markUsed(repo: Repository, index: BlobIndex, snapshots: readonly StoredSnapshot[], options: PruneOptions): Promise<Uint8Array> {
+async function markUsed(repo: Repository, index: BlobIndex, stored: ReadonlyMap<Id, number>, snapshots: readonly StoredSnapshot[], options: PruneOptions): Promise<Uint8Array> {
   const used = new Uint8Array(index.size);
   const pending: Uint8Array[] = snapshots.map((s) => fromHex(s.tree));
   let done = 0;
   while (pending.length > 0) {
     throwIfAborted(options.signal);
-    const batch = pending.splice(0, 32).filter((id) => {
+    const batch = pending.splice(0, 64).filter((id) => {
       const at = index.position(id, 'tree');
-      if (at === -1) throw new IntegrityError(`tree ${shortId(toHex(id))} is used by a snapshot but missing from the index`, { hint: 'nothing was deleted; run `coffer check`, then `coffer repair index` or `coffer repair snapshots`' });
+      if (at === -1) {
+        throw new IntegrityError(`tree ${shortId(toHex(id))} is used by a snapshot but missing from the index`, {
+          hint: 'nothing was deleted; run `coffer check`, then `coffer repair index` or `coffer repair snapshots`',
+        });
+      }
       if (used[at]) return false;
       used[at] = 1;
       return true;
     });
-    const trees = await mapLimit(batch, repo.backend.connections, (id) => repo.loadTree(id));
+    const trees = await mapLimit(batch, Math.max(2, repo.backend.connections), async (id) => {
+      const pack = index.lookup(id, 'tree')!.pack;
+      if (!stored.has(pack)) {
+        throw new IntegrityError(`pack ${shortId(pack)} is listed in the index and holds used data (tree ${shortId(toHex(id))}), but is missing from the store`, {
+          hint: 'nothing was deleted; run `coffer check`, then `coffer repair index` and `coffer repair snapshots`',
+          data: { pack },
+        });
+      }
+      try {
+        return await repo.loadTree(id);
+      } catch (err) {
+        throw new IntegrityError(`tree ${shortId(toHex(id))} used by a snapshot cannot be read: ${(err as Error).message}`, {
+          hint: 'nothing was deleted; run `coffer check --read-data`',
+          cause: err,
+        });
+      }
+    });
     for (const nodes of trees) {
       for (const node of nodes) {
         for (const blob of node.content ?? []) {
           const at = index.position(blob, 'data');
-          if (at === -1) throw new IntegrityError(`data blob ${shortId(toHex(blob))} is used by a snapshot but missing from the index`, { hint: 'nothing was deleted; run `coffer check`, then `coffer repair snapshots`' });
+          if (at === -1) {
+            throw new IntegrityError(`data blob ${shortId(toHex(blob))} is used by a snapshot but missing from the index`, {
+              hint: 'nothing was deleted; run `coffer check`, then `coffer repair index` or `coffer repair snapshots`',
+            });
+          }
           used[at] = 1;
         }
         if (node.subtree) pending.push(node.subtree);
@@ -102,45 +191,128 @@ async function markUsed(repo: Repository, index: BlobIndex, snapshots: readonly 
   return used;
 }
 
+/** Orders packs for the choice among copies of a duplicated blob: packs needed anyway first, then the fullest. */
+interface CopyRank {
+  readonly needed: boolean;
+  readonly share: number;
+  readonly id: Id;
+}
+
+function betterCopy(a: CopyRank, b: CopyRank): boolean {
+  if (a.needed !== b.needed) return a.needed;
+  if (a.share !== b.share) return a.share > b.share;
+  return a.id < b.id;
+}
+
+/**
+ * Decides what to delete and what to repack. Reads the repository only. Throws IntegrityError, changing
+ * nothing, when a snapshot's data cannot be accounted for.
+ */
 export async function planPrune(repo: Repository, options: PruneOptions = {}): Promise<PrunePlan> {
   // Snapshots before the index (design §Read and write ordering).
   const snapshots = await repo.listSnapshots();
   const index = await repo.loadIndex();
-  const used = await markUsed(repo, index, snapshots, options);
-
-  // Every index file's packs, duplicates included: the chosen copy of a blob is the one the index resolves to.
-  const records = new Map<Id, PackRecord>();
-  const indexFiles = [...repo.indexFiles.keys()];
-  for (const name of indexFiles) {
-    const content = decodeIndex(await repo.loadStructured('index', name), describe('index', name));
-    for (const pack of content.packs) if (!records.has(pack.id)) records.set(pack.id, pack);
-  }
   const stored = new Map<Id, number>();
   for await (const f of repo.backend.list('data')) stored.set(f.name, f.size);
+  const used = await markUsed(repo, index, stored, snapshots, options);
+
+  // Every index file's packs, duplicates included (the in-memory index keeps one copy per blob).
+  const indexFiles = [...repo.indexFiles.keys()].sort();
+  const contents = await mapLimit(indexFiles, Math.max(2, repo.backend.connections), async (name) =>
+    decodeIndex(await repo.loadStructured('index', name), describe('index', name)),
+  );
+  const records = new Map<Id, PackRecord>();
+  for (const content of contents) for (const pack of content.packs) if (!records.has(pack.id)) records.set(pack.id, pack);
+
+  const positionOf = (e: PackEntry): number => {
+    const at = index.position(e.id, e.type);
+    // Cannot happen: the in-memory index was built from these very files.
+    if (at === -1) throw new IntegrityError(`${e.type} blob ${shortId(toHex(e.id))} is in an index file but not in the loaded index`, { hint: 'nothing was deleted; run prune again' });
+    return at;
+  };
+
+  // Packs that hold a copy of a used blob must be present with the size the index gives, or we stop.
+  const missingUnused: Id[] = [];
+  const present: PackRecord[] = [];
+  for (const record of [...records.values()].sort((a, b) => (a.id < b.id ? -1 : 1))) {
+    const size = stored.get(record.id);
+    const holdsUsed = record.entries.some((e) => used[positionOf(e)] === 1);
+    if (size === undefined) {
+      if (holdsUsed) {
+        throw new IntegrityError(`pack ${shortId(record.id)} is listed in the index and holds used data, but is missing from the store`, {
+          hint: 'nothing was deleted; run `coffer check`, then `coffer repair index` and `coffer repair snapshots`',
+          data: { pack: record.id },
+        });
+      }
+      missingUnused.push(record.id);
+      continue;
+    }
+    if (size !== record.size && holdsUsed) {
+      throw new IntegrityError(`pack ${shortId(record.id)} has ${size} bytes in the store but ${record.size} in the index`, {
+        hint: 'nothing was deleted; run `coffer check --read-data` and `coffer repair index`',
+        data: { pack: record.id },
+      });
+    }
+    present.push(record);
+  }
+
+  // Copies of each used blob among present packs; a used blob without one stops everything.
+  const copies = new Uint8Array(index.size);
+  for (const record of present) {
+    for (const e of record.entries) {
+      const at = positionOf(e);
+      if (used[at] && copies[at] < 255) copies[at]++;
+    }
+  }
+  for (let at = 0; at < used.length; at++) {
+    if (used[at] && copies[at] === 0) {
+      // Unreachable after the checks above (every used blob is in some index file), kept as a last guard.
+      throw new IntegrityError('a blob used by a snapshot has no stored copy', { hint: 'nothing was deleted; run `coffer check`' });
+    }
+  }
+
+  // Choose one copy of each duplicated used blob: in a pack needed anyway for other blobs, else in the pack
+  // with the largest share of used blobs (a pack written by an interrupted prune holds only those).
+  const ranks = present.map((record): CopyRank => {
+    let needed = false;
+    let usedEntries = 0;
+    for (const e of record.entries) {
+      const at = positionOf(e);
+      if (!used[at]) continue;
+      usedEntries++;
+      if (copies[at] === 1) needed = true;
+    }
+    return { needed, share: record.entries.length === 0 ? 0 : usedEntries / record.entries.length, id: record.id };
+  });
+  const choice = new Map<number, { pack: number; offset: number }>();
+  present.forEach((record, n) => {
+    for (const e of record.entries) {
+      const at = positionOf(e);
+      if (!used[at] || copies[at] < 2) continue;
+      const current = choice.get(at);
+      if (current === undefined || betterCopy(ranks[n], ranks[current.pack])) choice.set(at, { pack: n, offset: e.offset });
+    }
+  });
 
   const stats = {
-    blobs: { used: 0, unused: 0, duplicate: 0, remove: 0, repack: 0, repackRemove: 0 },
-    bytes: { used: 0, unused: 0, duplicate: 0, remove: 0, repack: 0, repackRemove: 0, remainingUnused: 0 },
-    packs: { total: stored.size, keep: 0, remove: 0, repack: 0, unreferenced: 0, missingUnused: 0 },
-    sizeBefore: [...stored.values()].reduce((a, b) => a + b, 0),
-    sizeAfter: 0,
+    blobs: { used: 0, duplicate: 0, unused: 0, remove: 0, repack: 0, repackRemove: 0 },
+    bytes: { used: 0, duplicate: 0, unused: 0, unreferenced: 0, remove: 0, repack: 0, repackRemove: 0, unusedAfter: 0 },
+    packs: { total: stored.size, used: 0, partlyUsed: 0, unused: 0, unreferenced: 0, keep: 0, repack: 0, remove: 0, missingUnused: missingUnused.length },
+    packBytes: { before: [...stored.values()].reduce((a, b) => a + b, 0), delete: 0, copy: 0 },
   };
-  const plans: PackPlan[] = [];
-  const missingUnused: Id[] = [];
-  for (const record of records.values()) {
-    const plan: PackPlan = { record, used: [], usedBytes: 0, unusedBytes: 0 };
+  const plans: PackPlan[] = present.map((record, n) => {
+    const plan: PackPlan = { record, used: [], usedBytes: 0, unusedBytes: 0, copy: [] };
     for (const e of record.entries) {
-      const at = index.position(e.id, e.type);
-      const where = at === -1 ? undefined : index.lookup(e.id, e.type);
-      const chosen = where !== undefined && where.pack === record.id && where.offset === e.offset;
-      if (chosen && used[at]) {
+      const at = positionOf(e);
+      const chosen = used[at] === 1 && (copies[at] === 1 || (choice.get(at)?.pack === n && choice.get(at)?.offset === e.offset));
+      if (chosen) {
         plan.used.push(e);
         plan.usedBytes += e.length;
         stats.blobs.used++;
         stats.bytes.used += e.length;
       } else {
         plan.unusedBytes += e.length;
-        if (!chosen && at !== -1 && used[at]) {
+        if (used[at]) {
           stats.blobs.duplicate++;
           stats.bytes.duplicate += e.length;
         } else {
@@ -149,74 +321,97 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
         }
       }
     }
-    const size = stored.get(record.id);
-    if (size === undefined) {
-      if (plan.used.length > 0) {
-        throw new IntegrityError(`pack ${shortId(record.id)} is listed in the index and holds used data, but is missing from the store`, {
-          hint: 'nothing was deleted; run `coffer check` and `coffer repair snapshots`',
-        });
-      }
-      missingUnused.push(record.id);
-      continue;
-    }
-    if (size !== record.size && plan.used.length > 0) {
-      throw new IntegrityError(`pack ${shortId(record.id)} has ${size} bytes in the store but ${record.size} in the index`, {
-        hint: 'nothing was deleted; run `coffer check --read-data` and `coffer repair index`',
-      });
-    }
-    plans.push(plan);
+    return plan;
+  });
+  // Every used blob has exactly one chosen copy.
+  const usedCount = used.reduce((a, b) => a + b, 0);
+  if (stats.blobs.used !== usedCount) {
+    throw new IntegrityError(`internal error: ${stats.blobs.used} blob copies chosen for ${usedCount} used blobs`, { hint: 'nothing was deleted; please report this' });
   }
+
   const unreferenced = [...stored].filter(([id]) => !records.has(id)).map(([id, size]) => ({ id, size }));
+  stats.packs.unreferenced = unreferenced.length;
+  stats.bytes.unreferenced = unreferenced.reduce((a, p) => a + p.size, 0);
 
-  const remove = plans.filter((p) => p.used.length === 0);
-  const partly = plans.filter((p) => p.used.length > 0 && p.unusedBytes > 0);
-  const full = plans.filter((p) => p.used.length > 0 && p.unusedBytes === 0);
-  const repack: PackPlan[] = [];
-  const keep: PackPlan[] = [...full];
-
-  // Small full packs are merged only when there are enough of them to matter (restic's threshold of 10).
-  const smallLimit = 0.8 * repo.config.packSize;
-  const small = options.repackSmall ? full.filter((p) => p.record.size < smallLimit) : [];
-  if (small.length >= 10) {
-    for (const p of small) keep.splice(keep.indexOf(p), 1);
-    repack.push(...small);
+  const remove: PackPlan[] = [];
+  const keep: PackPlan[] = [];
+  const candidates: PackPlan[] = [];
+  const small: PackPlan[] = [];
+  // Packs below this size are "small": repacked when partly used, merged when there are 10 or more (restic's rule).
+  const smallLimit = options.repackSmall ? 0.8 * repo.config.packSize : repo.config.packSize / 25;
+  for (const p of plans) {
+    if (p.used.length === 0) {
+      stats.packs.unused++;
+      remove.push(p);
+    } else if (p.unusedBytes === 0) {
+      stats.packs.used++;
+      if (p.record.size < smallLimit) small.push(p);
+      else keep.push(p);
+    } else {
+      stats.packs.partlyUsed++;
+      candidates.push(p);
+    }
   }
+  if (small.length >= 10) candidates.push(...small);
+  else keep.push(...small);
 
-  let remainingUnused = partly.reduce((a, p) => a + p.unusedBytes, 0);
+  // Tree packs first (small, and needed by every reader), then small packs, then the emptiest.
+  const score = (p: PackPlan) => p.unusedBytes / Math.max(1, p.usedBytes + p.unusedBytes);
+  candidates.sort((a, b) => {
+    if (a.record.type !== b.record.type) return a.record.type === 'tree' ? -1 : 1;
+    const smallA = a.record.size < smallLimit;
+    const smallB = b.record.size < smallLimit;
+    if (smallA !== smallB) return smallA ? -1 : 1;
+    return score(b) - score(a) || (a.record.id < b.record.id ? -1 : 1);
+  });
+  let remainingUnused = [...keep, ...candidates].reduce((a, p) => a + p.unusedBytes, 0);
   const allowed = maxUnusedBytes(options.maxUnused ?? { kind: 'percent', value: 5 }, stats.bytes.used);
   const maxRepack = options.maxRepackSize ?? Number.POSITIVE_INFINITY;
-  let repackBytes = repack.reduce((a, p) => a + p.record.size, 0);
-  // Tree packs first (they are small and cached), then the emptiest packs.
-  partly.sort((a, b) => (a.record.type === b.record.type ? b.unusedBytes / b.record.size - a.unusedBytes / a.record.size : a.record.type === 'tree' ? -1 : 1));
-  for (const p of partly) {
-    const wanted = p.record.type === 'tree' || remainingUnused > allowed;
-    if (wanted && repackBytes + p.record.size <= maxRepack) {
+  let repackBytes = 0;
+  const repack: PackPlan[] = [];
+  for (const p of candidates) {
+    const size = p.record.size;
+    if (repackBytes + size > maxRepack) keep.push(p);
+    else if (p.record.type === 'tree' || size < smallLimit || remainingUnused > allowed) {
       repack.push(p);
-      repackBytes += p.record.size;
+      repackBytes += size;
       remainingUnused -= p.unusedBytes;
     } else keep.push(p);
   }
 
-  for (const p of remove) {
-    stats.blobs.remove += p.record.entries.length;
-    stats.bytes.remove += p.record.size;
+  // A used blob whose chosen copy is in a repacked pack but that has another copy in a kept pack is not copied.
+  const keptCopies = new Set<number>();
+  if (repack.length > 0 && choice.size > 0) {
+    for (const p of keep) {
+      for (const e of p.record.entries) {
+        const at = positionOf(e);
+        if (used[at] && copies[at] >= 2) keptCopies.add(at);
+      }
+    }
   }
   for (const p of repack) {
-    stats.blobs.repack += p.used.length;
-    stats.blobs.repackRemove += p.record.entries.length - p.used.length;
-    stats.bytes.repack += p.usedBytes;
-    stats.bytes.repackRemove += p.unusedBytes;
+    p.copy = keptCopies.size === 0 ? [...p.used] : p.used.filter((e) => !keptCopies.has(positionOf(e)));
   }
-  stats.bytes.remainingUnused = keep.reduce((a, p) => a + p.unusedBytes, 0);
+
+  for (const p of remove) {
+    stats.blobs.remove += p.record.entries.length;
+    stats.bytes.remove += p.usedBytes + p.unusedBytes;
+    stats.packBytes.delete += p.record.size;
+  }
+  for (const p of repack) {
+    stats.blobs.repack += p.record.entries.length;
+    stats.bytes.repack += p.usedBytes + p.unusedBytes;
+    stats.blobs.repackRemove += p.record.entries.length - p.copy.length;
+    stats.bytes.repackRemove += p.unusedBytes + p.usedBytes - p.copy.reduce((a, e) => a + e.length, 0);
+    stats.packBytes.delete += p.record.size;
+    stats.packBytes.copy += p.copy.reduce((a, e) => a + e.length, 0);
+  }
+  stats.packBytes.delete += stats.bytes.unreferenced;
+  stats.bytes.unusedAfter = stats.bytes.duplicate + stats.bytes.unused - stats.bytes.remove - stats.bytes.repackRemove;
   stats.packs.keep = keep.length;
   stats.packs.remove = remove.length;
   stats.packs.repack = repack.length;
-  stats.packs.unreferenced = unreferenced.length;
-  stats.packs.missingUnused = missingUnused.length;
-  stats.sizeAfter =
-    keep.reduce((a, p) => a + p.record.size, 0) +
-    repack.reduce((a, p) => a + p.usedBytes, 0);
-  return { stats, unreferenced, remove, repack, keep, indexFiles, missingUnused };
+  return { stats, unreferenced, remove, repack, keep, indexFiles, missingUnused, snapshots: snapshots.length };
 }
 
 /** True when executing the plan would change nothing. */
@@ -228,33 +423,70 @@ const blobsPerIndexFile = 50_000;
 
 export interface PruneResult {
   readonly packsWritten: number;
+  /** Bytes of the new pack files. */
+  readonly bytesWritten: number;
   readonly packsDeleted: number;
+  /** Bytes of the deleted pack files. */
+  readonly bytesDeleted: number;
   readonly indexFilesWritten: number;
   readonly indexFilesDeleted: number;
 }
 
 /**
- * Carries out a plan. Steps, each safe to interrupt: (1) remove unreferenced packs; (2) copy the used blobs
- * of repacked packs into new packs (sealed bytes are copied as they are: blobs are sealed independently of
- * their pack); (3) write the new index, superseding every old index file; (4) delete the old index files;
+ * Runs `fn` over `items` with at most `limit` calls in flight. After the first failure no new call starts;
+ * it waits for the calls in flight, then throws that failure (so nothing keeps running after a failed prune).
+ */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async () => {
+    while (failure === undefined && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw failure.error;
+}
+
+/**
+ * Carries out a plan from {@link planPrune}, made under the same exclusive lock. Steps, each safe to
+ * interrupt: (1) delete unreferenced packs; (2) copy the chosen blobs of repacked packs into new packs,
+ * each blob verified first (sealed bytes are copied as they are: blobs are sealed independently of their
+ * pack); (3) write the new index, superseding every old index file; (4) delete the old index files;
  * (5) delete the packs nothing references any more.
  */
 export async function executePrune(repo: Repository, plan: PrunePlan, options: PruneOptions = {}): Promise<PruneResult> {
+  const none = { packsWritten: 0, bytesWritten: 0, packsDeleted: 0, bytesDeleted: 0, indexFilesWritten: 0, indexFilesDeleted: 0 };
+  if (planIsEmpty(plan)) return none;
   const backend = repo.backend;
-  const remove = async (type: 'data' | 'index', name: Id) => {
-    try {
-      await backend.remove({ type, name });
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-    }
-  };
-  let step = 0;
-  for (const p of plan.unreferenced) {
+  const parallel = Math.max(2, backend.connections);
+  const checkpoint = async () => {
     throwIfAborted(options.signal);
-    await remove('data', p.id);
-    options.onProgress?.('remove unreferenced packs', ++step, plan.unreferenced.length);
-  }
+    await options.beforeChange?.();
+  };
 
+  // (1) Packs no index lists: nothing can reference their blobs.
+  let step = 0;
+  let packsDeleted = 0;
+  let bytesDeleted = 0;
+  if (plan.unreferenced.length > 0) {
+    await checkpoint();
+    await forEachLimit(plan.unreferenced, parallel, async (p) => {
+      await backend.remove({ type: 'data', name: p.id });
+      packsDeleted++;
+      bytesDeleted += p.size;
+      options.onProgress?.('delete unreferenced packs', ++step, plan.unreferenced.length);
+    });
+  }
+  const rewriteIndex = plan.remove.length > 0 || plan.repack.length > 0 || plan.missingUnused.length > 0;
+  if (!rewriteIndex) return { ...none, packsDeleted, bytesDeleted };
+
+  // (2) Copy the blobs of repacked packs.
   const newPacks: PackRecord[] = [];
   const packers = new Map<BlobType, ReturnType<Repository['newPacker']>>();
   const packerFor = (type: BlobType) => {
@@ -268,54 +500,70 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
   step = 0;
   for (const p of plan.repack) {
     throwIfAborted(options.signal);
-    const bytes = await backend.load({ type: 'data', name: p.record.id });
-    for (const e of p.used) {
-      const sealed = bytes.slice(e.offset, e.offset + e.length);
-      await packerFor(e.type).add({ type: e.type, id: e.id, sealed, rawLength: e.rawLength }, toHex(e.id));
+    if (p.copy.length > 0) {
+      const bytes = await backend.load({ type: 'data', name: p.record.id });
+      if (bytes.length !== p.record.size || storageName(bytes) !== p.record.id) {
+        throw new IntegrityError(`pack ${shortId(p.record.id)} does not match its name or indexed size`, {
+          hint: 'the old index files and packs were kept; run `coffer check --read-data`',
+          data: { pack: p.record.id },
+        });
+      }
+      for (const e of p.copy) {
+        const sealed = bytes.slice(e.offset, e.offset + e.length);
+        // Verify before the only other copy goes away.
+        openBlob(repo.crypto, e.type, e.id, sealed, e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in pack ${shortId(p.record.id)}`);
+        await packerFor(e.type).add({ type: e.type, id: e.id, sealed, rawLength: e.rawLength }, toHex(e.id));
+      }
     }
     options.onProgress?.('repack', ++step, plan.repack.length);
   }
   for (const packer of packers.values()) await packer.flush();
+  const bytesWritten = newPacks.reduce((a, p) => a + p.size, 0);
 
-  // The new index lists every pack that stays, complete (unused blobs of kept packs included), plus the new ones.
+  // (3) The new index lists every pack that stays, complete (unused blobs of kept packs included), plus the
+  // new ones, and supersedes every old index file. Until (4) both the old and the new index are present:
+  // readers then see duplicates, never a missing blob.
+  await checkpoint();
   const records = [...plan.keep.map((p) => p.record), ...newPacks];
   let indexFilesWritten = 0;
   let batch: PackRecord[] = [];
   let batchBlobs = 0;
   const writeBatch = async () => {
-    if (batch.length === 0) return;
     await repo.saveIndex(batch, plan.indexFiles);
     indexFilesWritten++;
+    options.onProgress?.('write index', indexFilesWritten, indexFilesWritten);
     batch = [];
     batchBlobs = 0;
   };
-  throwIfAborted(options.signal);
   for (const r of records) {
     batch.push(r);
     batchBlobs += r.entries.length;
     if (batchBlobs >= blobsPerIndexFile) await writeBatch();
   }
-  await writeBatch();
-  if (indexFilesWritten === 0 && plan.indexFiles.length > 0) {
-    // Nothing stays: an empty index still supersedes the old ones, so no file is left to point at deleted packs.
-    await repo.saveIndex([], plan.indexFiles);
-    indexFilesWritten++;
-  }
+  // Nothing may stay (every snapshot forgotten): an empty index still supersedes the old ones.
+  if (batch.length > 0 || indexFilesWritten === 0) await writeBatch();
 
+  // (4) Old index files. (5) Packs no index lists any more.
+  await checkpoint();
   step = 0;
-  for (const name of plan.indexFiles) {
-    await remove('index', name);
-    options.onProgress?.('delete old index files', ++step, plan.indexFiles.length);
-  }
-  const doomed = [...plan.remove, ...plan.repack].map((p) => p.record.id);
+  await forEachLimit(plan.indexFiles, parallel, async (name) => {
+    await backend.remove({ type: 'index', name });
+    options.onProgress?.('delete index files', ++step, plan.indexFiles.length);
+  });
+  await checkpoint();
+  const doomed = [...plan.remove, ...plan.repack].map((p) => p.record);
   step = 0;
-  await mapLimit(doomed, backend.connections, async (id) => {
-    await remove('data', id);
+  await forEachLimit(doomed, parallel, async (record) => {
+    await backend.remove({ type: 'data', name: record.id });
+    packsDeleted++;
+    bytesDeleted += record.size;
     options.onProgress?.('delete packs', ++step, doomed.length);
   });
   return {
     packsWritten: newPacks.length,
-    packsDeleted: doomed.length + plan.unreferenced.length,
+    bytesWritten,
+    packsDeleted,
+    bytesDeleted,
     indexFilesWritten,
     indexFilesDeleted: plan.indexFiles.length,
   };
