@@ -1,0 +1,143 @@
+/**
+ * `restore` through the real binary: a tree with every kind of entry is backed up with `coffer backup`
+ * and restored with `coffer restore`, on a local folder and on s3rver; plus subfolder restores, the
+ * summary output, and clean failures.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+import { assertSameTree, buildSourceTree, captureTree, type TreeState } from '../support/tree-builder.ts';
+
+/** Times are set through a double of seconds (see the restorer): within 0.12 µs. */
+const timeTolerance = 1000;
+
+let cacheHome: string;
+let src: string;
+let source: TreeState;
+
+function coffer(args: string[], repo: string, options: RunOptions = {}): Promise<RunResult> {
+  return runCoffer(args, { ...options, repo, env: { XDG_CACHE_HOME: cacheHome, ...options.env } });
+}
+
+function assertOk(r: RunResult): void {
+  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+}
+
+/** Inits a repository at `repo` and backs up the source tree; returns the snapshot id. */
+async function prepare(repo: string, env: Record<string, string> = {}): Promise<string> {
+  assertOk(await coffer(['init'], repo, { env }));
+  const r = await coffer(['backup', '--json', src], repo, { env });
+  assertOk(r);
+  const summary = jsonLines(r.stdout).find((m) => (m as { message_type: string }).message_type === 'summary') as { snapshot_id: string };
+  assert.match(summary.snapshot_id, /^[0-9a-f]{64}$/);
+  return summary.snapshot_id;
+}
+
+before(async () => {
+  cacheHome = await makeTempDir('coffer-e2e-cache-');
+  src = path.join(await makeTempDir('coffer-e2e-restore-'), 'src');
+  await buildSourceTree(src);
+  source = await captureTree(src);
+});
+
+after(removeTempDirs);
+
+describe('restore (local repository)', () => {
+  let repo: string;
+  let snapshotId: string;
+
+  before(async () => {
+    repo = await makeRepoDir();
+    snapshotId = await prepare(repo);
+  });
+
+  it('restores latest into the target: contents and metadata as backed up', async () => {
+    const target = await makeTempDir();
+    const r = await coffer(['restore', 'latest', '--target', target], repo);
+    assertOk(r);
+    assert.match(r.stdout, /^restored \d+ files, \d+ folders, [\d.]+ \w*B in [\d.]+s$/m);
+    assert.equal(r.stderr, '');
+    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+  });
+
+  it('restores SNAPSHOT:PATH by id prefix, the folder contents directly into the target, with a JSON summary', async () => {
+    const target = await makeTempDir();
+    const r = await coffer(['--json', 'restore', `${snapshotId.slice(0, 8)}:${src}/nested`, '--target', target, '--verify'], repo);
+    assertOk(r);
+    const summary = jsonLines(r.stdout).at(-1) as Record<string, unknown>;
+    assert.equal(summary.message_type, 'summary');
+    assert.equal(summary.error_count, 0);
+    assert.equal(summary.files_restored, summary.total_files);
+    assert.equal(summary.files_skipped, 0);
+    assert.equal(summary.verify_errors, 0);
+    for (const key of ['total_bytes', 'bytes_restored', 'bytes_skipped']) assert.equal(typeof summary[key], 'number', key);
+    assert.deepEqual((await readdir(target)).sort(), ['a', 'link-non-utf8']);
+    assert.equal(await readFile(path.join(target, 'a/file'), 'utf8'), 'nested\n');
+  });
+
+  it('restores again with --overwrite if-changed, skipping every unchanged file', async () => {
+    const target = await makeTempDir();
+    assertOk(await coffer(['restore', 'latest', '--target', target, '--include', `${src}/dir with spaces`], repo));
+    await writeFile(path.join(target, src, 'dir with spaces', 'file with  spaces .txt'), 'changed!');
+    const r = await coffer(['--json', 'restore', 'latest', '--target', target, '--overwrite', 'if-changed'], repo);
+    assertOk(r);
+    const summary = jsonLines(r.stdout).at(-1) as Record<string, number>;
+    assert.equal(summary.files_skipped, 0);
+    const again = await coffer(['--json', 'restore', 'latest', '--target', target, '--overwrite', 'if-changed'], repo);
+    assertOk(again);
+    const second = jsonLines(again.stdout).at(-1) as Record<string, number>;
+    assert.equal(second.files_restored, 0);
+    assert.equal(second.files_skipped, second.total_files);
+    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+  });
+
+  it('fails cleanly on a bad snapshot id (exit 2, one error line and a hint)', async () => {
+    const target = await makeTempDir();
+    for (const spec of ['0123abcd', 'not-an-id']) {
+      const r = await coffer(['restore', spec, '--target', target], repo);
+      assert.equal(r.code, 2, r.stderr);
+      const lines = r.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 2, r.stderr);
+      assert.match(lines[0], /^error: /);
+      assert.match(lines[1], /^hint: /);
+    }
+    const noTarget = await coffer(['restore', 'latest'], repo);
+    assert.equal(noTarget.code, 2);
+    assert.match(noTarget.stderr, /^error: restore needs a target folder\nhint: pass --target DIR\n$/);
+  });
+
+  it('reports entries it cannot restore on stderr, restores the rest, and exits 1', async () => {
+    const target = await makeTempDir();
+    await mkdir(path.join(target, src), { recursive: true });
+    await writeFile(path.join(target, src, 'nested'), 'in the way');
+    const r = await coffer(['restore', 'latest', '--target', target, '--overwrite', 'never'], repo);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: .*nested: cannot restore a folder here/m);
+    assert.match(r.stderr, /^error: restore finished with 1 error/m);
+    assert.equal(await readFile(path.join(target, src, 'small.txt'), 'utf8'), 'hello, coffer\n');
+  });
+});
+
+describe('restore (s3rver)', () => {
+  let server: S3TestServer;
+  const env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
+
+  before(async () => {
+    server = await startS3Server({ buckets: ['restore'] });
+  });
+
+  after(async () => {
+    await server.stop();
+  });
+
+  it('restores a snapshot from S3', async () => {
+    const repo = server.url('restore', 'repo');
+    await prepare(repo, env);
+    const target = await makeTempDir();
+    assertOk(await coffer(['restore', 'latest', '--target', target, '--verify'], repo, { env }));
+    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+  });
+});
