@@ -109,11 +109,12 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
         reporter?.bytes?.(bytesDone, totalBytes);
         entries = headerOf(bytes, pack.size, repo, what);
         entries = entries.filter((e) => {
+          const blob = `${e.type} blob ${shortId(toHex(e.id))} in ${what}`;
           try {
-            openBlob(repo.crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in ${what}`);
+            openBlob(repo.crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, blob);
             return true;
           } catch (err) {
-            problem({ kind: 'bad-blob', pack: pack.id, blob: toHex(e.id), blobType: e.type, message: `${e.type} blob ${shortId(toHex(e.id))} in ${what}: ${messageOf(err)}; left out of the index` });
+            problem({ kind: 'bad-blob', pack: pack.id, blob: toHex(e.id), blobType: e.type, message: `${blob}: ${messageOf(err, blob)}; left out of the index` });
             return false;
           }
         });

@@ -1,6 +1,175 @@
+/**
+ * `coffer check [--read-data | --read-data-subset n/m|x%|SIZE] [--with-cache]`: restic's check. Prints each
+ * finding as a line as soon as it is known (`error: pack 3f2a9c1d: …`, `warning: …`), then
+ * `no errors were found` or `N errors found`; exits 1 when any error (not a warning) was found.
+ */
 import type { Command } from 'commander';
+import { check, parseReadDataSubset, type CheckIssue, type ReadDataSubset } from '../../checker/index.ts';
+import { IntegrityError } from '../../errors/index.ts';
 import type { CliContext } from '../context.ts';
+import { withLock } from '../locking.ts';
+import { elapsed, progressSink, type ProgressSink } from '../output/progress.ts';
+import { formatBytes } from '../table.ts';
 
-export function registerCheck(program: Command, _ctx: CliContext): void {
-  program.command('check').description('(not built yet)');
+interface CheckFlags {
+  readData?: boolean;
+  readDataSubset?: string;
+  withCache?: boolean;
+}
+
+interface Progress {
+  phase: string;
+  total: number;
+  done: number;
+  bytesDone: number;
+  bytesTotal: number;
+  errors: number;
+  started: number;
+  phaseStarted: number;
+}
+
+const phaseTitles: Record<string, string> = {
+  'load snapshots': 'load snapshots',
+  'load index files': 'load indexes',
+  'list packs': 'check all packs',
+  'check trees': 'check snapshots, trees and blobs',
+  'read data': 'read data',
+};
+
+export function issueJson(i: CheckIssue): Record<string, unknown> {
+  return {
+    message_type: i.severity,
+    kind: i.kind,
+    message: i.message,
+    ...(i.pack ? { pack: i.pack } : {}),
+    ...(i.blob ? { blob: i.blob, blob_type: i.blobType } : {}),
+    ...(i.snapshot ? { snapshot: i.snapshot } : {}),
+    ...(i.snapshots && i.snapshots.length > 1 ? { snapshots: i.snapshots } : {}),
+    ...(i.index ? { index: i.index } : {}),
+    ...(i.path ? { path: i.path } : {}),
+  };
+}
+
+function describeSubset(subset: ReadDataSubset | undefined): string {
+  if (!subset) return 'read all data';
+  if (subset.kind === 'bucket') return `read group #${subset.n} of ${subset.m} data packs`;
+  if (subset.kind === 'percent') return `read ${subset.percent}% of data packs`;
+  return `read ${formatBytes(subset.bytes)} of data packs`;
+}
+
+export function registerCheck(program: Command, ctx: CliContext): void {
+  program
+    .command('check')
+    .description('check the repository for errors; with --read-data, download and verify all data too')
+    .option('--read-data', 'download every pack and verify every blob')
+    .option('--read-data-subset <subset>', 'verify a subset of the packs: n/m (group n of m), x% (random share) or a size like 500M')
+    .option('--with-cache', 'use the local cache (default: read everything from the repository)')
+    .action(async (flags: CheckFlags) => {
+      const subset = flags.readDataSubset !== undefined ? parseReadDataSubset(flags.readDataSubset) : undefined;
+      const readData = flags.readData === true || subset !== undefined;
+      // Like restic: check what the repository holds, not a local copy of it.
+      if (!flags.withCache) ctx.options = { ...ctx.options, cache: false };
+      const repo = await ctx.openRepository();
+      await withLock(ctx, repo, 'shared', async () => {
+        const live = !ctx.json && !ctx.quiet && ctx.io.stdout.isTTY === true && ctx.io.env.TERM !== 'dumb';
+        const state: Progress = { phase: '', total: 0, done: 0, bytesDone: 0, bytesTotal: 0, errors: 0, started: Date.now(), phaseStarted: Date.now() };
+        let sink: ProgressSink = await progressSink(ctx, 'check');
+        // A live view owns the terminal: it is stopped for each line printed and started again after.
+        let printing: Promise<void> = Promise.resolve();
+        const print = (line: string) => {
+          if (!live) return ctx.out(line);
+          printing = printing.then(async () => {
+            await sink.stop();
+            ctx.out(line);
+            sink = await progressSink(ctx, 'check');
+          });
+        };
+        const update = () => {
+          const reading = state.phase === 'read data';
+          const ms = Date.now() - state.phaseStarted;
+          const fraction = reading && state.bytesTotal > 0 ? state.bytesDone / state.bytesTotal : state.total > 0 ? state.done / state.total : undefined;
+          const eta = reading && fraction !== undefined && fraction > 0.01 && fraction < 1 ? elapsed((ms / fraction) * (1 - fraction)) : undefined;
+          sink.update(
+            {
+              fraction,
+              counts: reading
+                ? `${state.done} / ${state.total} packs ${formatBytes(state.bytesDone)} / ${formatBytes(state.bytesTotal)}`
+                : `${phaseTitles[state.phase] ?? state.phase}: ${state.done}${state.total > 0 ? ` / ${state.total}` : ''}`,
+              throughput: reading && ms > 0 ? `${formatBytes((state.bytesDone * 1000) / ms)}/s` : undefined,
+              eta,
+              errors: state.errors,
+            },
+            () => ({
+              message_type: 'status',
+              phase: state.phase,
+              seconds_elapsed: Math.floor((Date.now() - state.started) / 1000),
+              ...(fraction !== undefined ? { percent_done: fraction } : {}),
+              done: state.done,
+              total: state.total,
+              ...(reading ? { bytes_done: state.bytesDone, total_bytes: state.bytesTotal } : {}),
+              error_count: state.errors,
+            }),
+          );
+        };
+        let result;
+        try {
+          result = await check(repo, {
+            readData,
+            readDataSubset: subset,
+            signal: ctx.signal,
+            onIssue: (found) => {
+              if (found.severity === 'error') state.errors++;
+              if (ctx.json) ctx.printJson(issueJson(found));
+              else print(`${found.severity}: ${found.message}`);
+            },
+            reporter: {
+              phase: (name, total) => {
+                Object.assign(state, { phase: name, total, done: 0, phaseStarted: Date.now() });
+                if (!live && phaseTitles[name] && name !== 'load snapshots') ctx.say(name === 'read data' ? describeSubset(subset) : phaseTitles[name]);
+                update();
+              },
+              advance: (done) => {
+                state.done = done;
+                update();
+              },
+              bytes: (done, total) => {
+                state.bytesDone = done;
+                state.bytesTotal = total;
+                update();
+              },
+            },
+          });
+        } finally {
+          await printing;
+          await sink.stop();
+        }
+        const durationMs = Date.now() - state.started;
+        if (ctx.json) {
+          ctx.printJson({
+            message_type: 'summary',
+            num_errors: result.errors,
+            num_warnings: result.warnings,
+            snapshots_checked: result.snapshotsChecked,
+            trees_checked: result.treesChecked,
+            packs_checked: result.packsChecked,
+            blobs_checked: result.blobsChecked,
+            bytes_read: result.bytesRead,
+            total_duration: durationMs / 1000,
+          });
+        } else {
+          const n = (count: number, word: string) => `${count} ${count === 1 ? word : `${word}s`}`;
+          const read = readData ? `; verified ${n(result.packsChecked, 'pack')} and ${n(result.blobsChecked, 'blob')} (${formatBytes(result.bytesRead)} read)` : '';
+          ctx.say(`checked ${n(result.snapshotsChecked, 'snapshot')}, ${n(result.treesChecked, 'tree')}, ${n(result.packsListed, 'pack')}${read} in ${elapsed(durationMs)}`);
+          if (result.warnings > 0) ctx.say(`${result.warnings} ${result.warnings === 1 ? 'warning' : 'warnings'} (not errors: \`coffer prune\` tidies unreferenced packs and duplicate blobs)`);
+          if (result.errors === 0) ctx.say('no errors were found');
+          else ctx.out(`${result.errors} ${result.errors === 1 ? 'error' : 'errors'} found`);
+        }
+        if (result.errors > 0) {
+          throw new IntegrityError(`the repository has ${result.errors} ${result.errors === 1 ? 'error' : 'errors'}`, {
+            hint: 'see the findings above; `coffer repair index` rebuilds the index from the packs, `coffer repair snapshots` saves what can be saved',
+            data: { num_errors: result.errors },
+          });
+        }
+      });
+    });
 }

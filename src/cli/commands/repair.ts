@@ -1,6 +1,163 @@
+/**
+ * `coffer repair index` (restic's `repair index`, formerly `rebuild-index`) and `coffer repair snapshots`.
+ * Both take an exclusive lock; the work is in src/repo/repair.ts.
+ */
 import type { Command } from 'commander';
+import { shortId } from '../../model/index.ts';
+import { matchesFilter, parseTagLists, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
+import { withLock } from '../locking.ts';
+import { elapsed, progressSink } from '../output/progress.ts';
+import { formatBytes } from '../table.ts';
 
-export function registerRepair(program: Command, _ctx: CliContext): void {
-  program.command('repair').description('(not built yet)');
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+interface IndexFlags {
+  readAllPacks?: boolean;
+  dryRun?: boolean;
+}
+
+interface SnapshotFlags {
+  forget?: boolean;
+  dryRun?: boolean;
+  host?: string[];
+  tag?: string[];
+  path?: string[];
+}
+
+const plural = (n: number, word: string) => `${n} ${n === 1 ? word : `${word}s`}`;
+
+export function registerRepair(program: Command, ctx: CliContext): void {
+  const repair = program.command('repair').description('repair a damaged repository (index, snapshots)');
+
+  repair
+    .command('index')
+    .description('rebuild the index from the pack headers (restic: repair index / rebuild-index)')
+    .option('--read-all-packs', 'download whole packs and verify every blob; damaged blobs are left out of the index')
+    .option('-n, --dry-run', 'only say what would be done')
+    .action(async (flags: IndexFlags) => {
+      ctx.options = { ...ctx.options, cache: false };
+      const repo = await ctx.openRepository();
+      await withLock(ctx, repo, 'exclusive', async (lock) => {
+        const started = Date.now();
+        const sink = await progressSink(ctx, flags.readAllPacks ? 'repair index: read packs' : 'repair index: read pack headers');
+        let total = 0;
+        let bytes = { done: 0, total: 0 };
+        const problems: RepairProblem[] = [];
+        let result;
+        try {
+          result = await repairIndex(repo, {
+            readAllPacks: flags.readAllPacks,
+            dryRun: flags.dryRun,
+            signal: ctx.signal,
+            beforeCommit: () => lock.assertFresh(),
+            onProblem: (p) => problems.push(p),
+            reporter: {
+              phase: (_name, n) => {
+                total = n;
+              },
+              bytes: (done, all) => {
+                bytes = { done, total: all };
+              },
+              advance: (done) => {
+                const ms = Date.now() - started;
+                sink.update(
+                  {
+                    fraction: total > 0 ? done / total : undefined,
+                    counts: `${done} / ${total} packs${bytes.total > 0 ? ` ${formatBytes(bytes.done)} / ${formatBytes(bytes.total)}` : ''}`,
+                    throughput: bytes.total > 0 && ms > 0 ? `${formatBytes((bytes.done * 1000) / ms)}/s` : undefined,
+                    errors: problems.length,
+                  },
+                  () => ({ message_type: 'status', packs_done: done, total_packs: total, bytes_done: bytes.done, total_bytes: bytes.total }),
+                );
+              },
+            },
+          });
+        } finally {
+          await sink.stop();
+        }
+        for (const p of problems) {
+          if (ctx.json) ctx.printJson({ message_type: 'warning', kind: p.kind, message: p.message, pack: p.pack, ...(p.blob ? { blob: p.blob, blob_type: p.blobType } : {}) });
+          else ctx.warn(`warning: ${p.message}`);
+        }
+        if (ctx.json) {
+          ctx.printJson({
+            message_type: 'summary',
+            dry_run: flags.dryRun === true,
+            packs_listed: result.packsListed,
+            packs_indexed: result.packsIndexed,
+            blobs_indexed: result.blobsIndexed,
+            packs_added: result.packsAdded,
+            packs_removed: result.packsRemoved,
+            unreadable_packs: result.problems.filter((p) => p.kind === 'unreadable-pack').map((p) => p.pack),
+            dropped_blobs: result.problems.filter((p) => p.kind === 'bad-blob').map((p) => p.blob),
+            empty_packs: result.emptyPacks,
+            index_files_written: result.indexFilesWritten,
+            index_files_removed: result.indexFilesRemoved,
+            total_duration: (Date.now() - started) / 1000,
+          });
+          return;
+        }
+        const unreadable = result.problems.filter((p) => p.kind === 'unreadable-pack').length;
+        const dropped = result.problems.filter((p) => p.kind === 'bad-blob').length;
+        ctx.say(`read ${plural(result.packsListed, 'pack')}: ${plural(result.packsIndexed, 'pack')} with ${plural(result.blobsIndexed, 'blob')} indexed`);
+        if (result.packsAdded > 0) ctx.say(`${plural(result.packsAdded, 'pack')} the old index did not list ${result.packsAdded === 1 ? 'is' : 'are'} now indexed`);
+        if (result.packsRemoved > 0) ctx.say(`${plural(result.packsRemoved, 'pack')} the old index listed ${result.packsRemoved === 1 ? 'is' : 'are'} missing or unreadable and no longer indexed`);
+        if (unreadable > 0) ctx.say(`${plural(unreadable, 'unreadable pack')} left out: the blobs only ${unreadable === 1 ? 'it holds are' : 'they hold are'} lost`);
+        if (dropped > 0) ctx.say(`${plural(dropped, 'damaged blob')} left out of the index`);
+        if (result.emptyPacks.length > 0) ctx.say(`${plural(result.emptyPacks.length, 'empty pack')} not indexed (\`coffer prune\` removes them)`);
+        if (flags.dryRun) ctx.say(`dry run: would write the new index and remove ${plural(result.oldIndexFiles.length, 'old index file')}`);
+        else ctx.say(`wrote ${plural(result.indexFilesWritten.length, 'index file')}, removed ${plural(result.indexFilesRemoved.length, 'old index file')} in ${elapsed(Date.now() - started)}`);
+        if (result.packsRemoved > 0 || unreadable > 0 || dropped > 0) {
+          ctx.say('run `coffer check`; if it reports missing blobs, `coffer repair snapshots --forget` saves what can be saved');
+        }
+      });
+    });
+
+  repair
+    .command('snapshots')
+    .description('rewrite snapshots whose data is gone: damaged files become empty, missing folders empty folders')
+    .argument('[snapshots...]', 'snapshot ids to repair (default: all)')
+    .option('--forget', 'remove the original snapshots once their repaired versions are saved')
+    .option('-n, --dry-run', 'only say what would be done')
+    .option('--host <host>', 'only snapshots of this host (repeatable)', collect)
+    .option('--tag <tags>', 'only snapshots with all these tags (comma-separated, repeatable)', collect)
+    .option('--path <path>', 'only snapshots with this path (repeatable)', collect)
+    .action(async (ids: string[], flags: SnapshotFlags) => {
+      const repo = await ctx.openRepository();
+      await withLock(ctx, repo, 'exclusive', async (lock) => {
+        // Snapshots before the index (design §Ordering); repairSnapshots loads the index.
+        const all = await repo.listSnapshots();
+        const filter = { hosts: flags.host, tags: parseTagLists(flags.tag), paths: flags.path };
+        const chosen = ids.length > 0 ? [...new Map(ids.map((id) => selectSnapshot(all, id, filter)).map((s) => [s.id, s])).values()] : all.filter((s) => matchesFilter(s, filter));
+        const result = await repairSnapshots(repo, {
+          snapshots: chosen,
+          forget: flags.forget,
+          dryRun: flags.dryRun,
+          signal: ctx.signal,
+          beforeCommit: () => lock.assertFresh(),
+          onSnapshot: (s, damage) => {
+            if (ctx.json) return;
+            ctx.say(`snapshot ${shortId(s.id)} of ${s.time} (${s.hostname}):`);
+            for (const d of damage) ctx.say(`  ${d.path}: ${d.message}`);
+          },
+        });
+        if (ctx.json) {
+          for (const r of result.repaired) {
+            ctx.printJson({ message_type: 'repaired', snapshot: r.original, ...(r.repaired ? { repaired: r.repaired } : {}), forgotten: r.forgotten, damage: r.damage });
+          }
+          ctx.printJson({ message_type: 'summary', dry_run: flags.dryRun === true, snapshots_repaired: result.repaired.length, snapshots_intact: result.intact.length, trees_written: result.treesWritten });
+          return;
+        }
+        for (const r of result.repaired) {
+          if (r.repaired) ctx.say(`snapshot ${shortId(r.original)} → repaired snapshot ${shortId(r.repaired)} saved${r.forgotten ? `, original removed` : ''}`);
+        }
+        if (result.repaired.length === 0) ctx.say(`no snapshot needs repair (${plural(result.intact.length, 'snapshot')} checked)`);
+        else if (flags.dryRun) ctx.say(`dry run: would repair ${plural(result.repaired.length, 'snapshot')}; ${result.intact.length} intact`);
+        else {
+          ctx.say(`repaired ${plural(result.repaired.length, 'snapshot')} (tagged "repaired"); ${result.intact.length} intact`);
+          if (!flags.forget) ctx.say('the damaged originals remain; remove them with `coffer forget` or run again with --forget');
+        }
+      });
+    });
 }
