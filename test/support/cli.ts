@@ -1,9 +1,11 @@
 /**
  * Runs the real `coffer` binary in a child process, as a user would, for end-to-end tests. Each run gets a
  * clean environment: no COFFER_* variables from the caller's shell, cheap key derivation, the test
- * password, and UTC as the time zone so printed times are predictable.
+ * password, UTC as the time zone so printed times are predictable, and a metadata cache in a temporary
+ * folder (removed when the test process exits) rather than the user's ~/.cache.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -34,11 +36,28 @@ export interface RunResult {
   readonly stdoutBytes: Buffer;
 }
 
+let cacheDir: string | undefined;
+
+/** One cache folder for every run of this test process. */
+function testCacheDir(): string {
+  if (!cacheDir) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'coffer-test-cache-'));
+    cacheDir = dir;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return cacheDir;
+}
+
 /** The environment a test run starts from. */
 export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('COFFER_')) env[key] = value;
-  Object.assign(env, { COFFER_INSECURE_TEST_KDF: '1', COFFER_PASSWORD: testPassword.toString('utf8'), TZ: 'UTC' });
+  Object.assign(env, {
+    COFFER_INSECURE_TEST_KDF: '1',
+    COFFER_PASSWORD: testPassword.toString('utf8'),
+    COFFER_CACHE_DIR: testCacheDir(),
+    TZ: 'UTC',
+  });
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) delete env[key];
     else env[key] = value;
