@@ -1,0 +1,252 @@
+/**
+ * What a user sees when things go wrong, through the real binary: one `error:` line naming the object, a
+ * `hint:` line, the documented exit status, never a stack trace; with --json, one JSON object on stderr.
+ * Covers wrong passwords, missing repositories and buckets, unreachable servers, usage errors and
+ * tampered files (config, key, snapshot, index).
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { chmod, cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+
+const password = 'correct horse';
+const s3env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
+let cacheHome: string;
+
+/** Runs coffer with the right password and a private cache folder, unless `options.env` says otherwise. */
+function coffer(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return runCoffer(args, { ...options, env: { COFFER_PASSWORD: password, COFFER_CACHE_DIR: cacheHome, ...options.env } });
+}
+
+function assertOk(r: RunResult): void {
+  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+}
+
+/** A clean failure: the exit status, an `error:` line matching `message`, a `hint:` line, nothing else. */
+function assertFails(r: RunResult, code: number, message: RegExp): void {
+  assert.equal(r.code, code, `expected exit ${code}, got ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 2, `an error and a hint line, nothing more:\n${r.stderr}`);
+  assert.match(lines[0], /^error: \S/);
+  assert.match(lines[0], message);
+  assert.match(lines[1], /^hint: \S/);
+  assert.doesNotMatch(r.stderr, /\n\s+at |Error:|node:internal/, 'no stack trace');
+}
+
+/** Inverts one byte in the middle of a stored file (stored files are read-only: 0444). */
+async function flipByte(file: string): Promise<void> {
+  await chmod(file, 0o644);
+  const bytes = await readFile(file);
+  bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+  await writeFile(file, bytes);
+  await chmod(file, 0o444);
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+before(async () => {
+  cacheHome = await makeTempDir('coffer-e2e-cache-');
+});
+
+after(removeTempDirs);
+
+describe('errors', () => {
+  let pristine: string;
+  let snapshotId: string;
+
+  before(async () => {
+    pristine = await makeRepoDir();
+    const source = await makeTempDir('coffer-source-');
+    await mkdir(path.join(source, 'docs'));
+    await writeFile(path.join(source, 'docs', 'a.txt'), 'hello\n');
+    assertOk(await coffer(['-r', pristine, 'init']));
+    const r = await coffer(['-r', pristine, '--json', 'backup', source]);
+    assertOk(r);
+    snapshotId = (r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { snapshot_id?: string }).find((m) => m.snapshot_id))!.snapshot_id!;
+  });
+
+  /**
+   * A copy of the repository made in `before`, to damage, and an environment with an empty cache: a copy
+   * has the same config id, so a shared cache would serve the sound copies of what the test damages.
+   */
+  async function copyRepo(): Promise<{ repo: string; env: Record<string, string> }> {
+    const repo = await makeRepoDir();
+    await cp(pristine, repo, { recursive: true });
+    return { repo, env: { COFFER_CACHE_DIR: await makeTempDir('coffer-cache-') } };
+  }
+
+  describe('passwords and repositories', () => {
+    it('wrong password: exit 12, one error line and a hint', async () => {
+      const r = await coffer(['-r', pristine, 'snapshots'], { env: { COFFER_PASSWORD: 'wrong' } });
+      assertFails(r, 12, new RegExp(`^error: ${escape(pristine)}: wrong password`));
+      assert.match(r.stderr, /hint: .*COFFER_PASSWORD/);
+      assert.equal(r.stdout, '');
+    });
+
+    it('--json errors: one JSON object with code, message and hint on stderr', async () => {
+      const r = await coffer(['-r', pristine, '--json', 'snapshots'], { env: { COFFER_PASSWORD: 'wrong' } });
+      assert.equal(r.code, 12);
+      assert.equal(r.stdout, '');
+      const lines = r.stderr.trimEnd().split('\n');
+      assert.equal(lines.length, 1, r.stderr);
+      const error = JSON.parse(lines[0]) as Record<string, unknown>;
+      assert.equal(error.message_type, 'error');
+      assert.equal(error.code, 'WRONG_PASSWORD');
+      assert.match(error.message as string, /wrong password/);
+      assert.equal(typeof error.hint, 'string');
+
+      const usage = await coffer(['--json', 'snapshots']);
+      assert.equal(usage.code, 2);
+      const u = JSON.parse(usage.stderr) as Record<string, unknown>;
+      assert.equal(u.code, 'USAGE');
+      assert.match(u.hint as string, /COFFER_REPOSITORY/);
+    });
+
+    it('empty folder: exit 10', async () => {
+      const empty = await makeTempDir();
+      assertFails(await coffer(['-r', empty, 'snapshots']), 10, new RegExp(`${escape(empty)}: no repository here`));
+    });
+
+    it('nonexistent path: exit 10', async () => {
+      const missing = path.join(await makeTempDir(), 'no', 'such', 'repo');
+      assertFails(await coffer(['-r', missing, 'snapshots']), 10, new RegExp(escape(missing)));
+      assertFails(await coffer(['-r', missing, 'key', 'list']), 10, new RegExp(escape(missing)));
+    });
+
+    it('no repository given: exit 2 with a hint about -r and COFFER_REPOSITORY', async () => {
+      const r = await coffer(['snapshots']);
+      assertFails(r, 2, /no repository given/);
+      assert.match(r.stderr, /hint: .*-r.*COFFER_REPOSITORY/);
+    });
+
+    it('bad flag, unknown command or missing argument: exit 2', async () => {
+      assertFails(await coffer(['-r', pristine, '--no-such-flag', 'snapshots']), 2, /unknown option '--no-such-flag'/);
+      assertFails(await coffer(['-r', pristine, 'snapshots', '--bogus']), 2, /unknown option '--bogus'/);
+      assertFails(await coffer(['-r', pristine, 'frobnicate']), 2, /unknown command 'frobnicate'/);
+      assertFails(await coffer(['-r', pristine, 'key', 'remove']), 2, /missing required argument/);
+      assertFails(await coffer(['-r', pristine, 'init', '--pack-size', 'huge']), 2, /pack-size/);
+    });
+  });
+
+  describe('tampering', () => {
+    it('a damaged config: integrity error naming the config, exit 1', async () => {
+      const { repo, env } = await copyRepo();
+      await flipByte(path.join(repo, 'config'));
+      assertFails(await coffer(['-r', repo, 'snapshots'], { env }), 1, /config: authentication failed/);
+      assertFails(await coffer(['-r', repo, 'cat', 'config'], { env }), 1, /config: authentication failed/);
+    });
+
+    it('a damaged key file, when it is the only key: integrity error naming the key file, exit 1', async () => {
+      const { repo, env } = await copyRepo();
+      const [key] = await readdir(path.join(repo, 'keys'));
+      await flipByte(path.join(repo, 'keys', key));
+      const r = await coffer(['-r', repo, 'snapshots'], { env });
+      assertFails(r, 1, new RegExp(`keys/${key}: content does not match its name`));
+      // Not taken for a wrong password: the password may well be right.
+      assert.doesNotMatch(r.stderr, /wrong password/);
+    });
+
+    it('a damaged snapshot file: snapshots and cat snapshot name it, exit 1', async () => {
+      const { repo, env } = await copyRepo();
+      await flipByte(path.join(repo, 'snapshots', snapshotId));
+      const named = new RegExp(`${escape(repo)}: snapshots/${snapshotId}: content does not match its name`);
+      assertFails(await coffer(['-r', repo, 'snapshots'], { env }), 1, named);
+      assertFails(await coffer(['-r', repo, 'cat', 'snapshot', snapshotId.slice(0, 8)], { env }), 1, named);
+      assertFails(await coffer(['-r', repo, '--no-cache', 'snapshots'], { env }), 1, named);
+    });
+
+    it('a planted snapshot file named by its own hash fails authentication, naming snapshot <short id>', async () => {
+      const { repo, env } = await copyRepo();
+      const forged = await readFile(path.join(repo, 'snapshots', snapshotId));
+      forged[forged.length - 20] ^= 0x01;
+      const name = createHash('sha256').update(forged).digest('hex');
+      await writeFile(path.join(repo, 'snapshots', name), forged);
+      assertFails(await coffer(['-r', repo, 'snapshots'], { env }), 1, new RegExp(`snapshot ${name.slice(0, 8)}: authentication failed`));
+    });
+
+    it('a damaged index file: commands that load the index name it, exit 1', async () => {
+      const { repo, env } = await copyRepo();
+      const [index] = await readdir(path.join(repo, 'index'));
+      await flipByte(path.join(repo, 'index', index));
+      const named = new RegExp(`${escape(repo)}: index/${index}: content does not match its name`);
+      assertFails(await coffer(['-r', repo, 'ls', 'latest'], { env }), 1, named);
+      assertFails(await coffer(['-r', repo, 'cat', 'index', index.slice(0, 8)], { env }), 1, named);
+      // Listing snapshots needs no index.
+      assertOk(await coffer(['-r', repo, 'snapshots'], { env }));
+    });
+
+    it('damaged cache files are refetched; a sound cached copy keeps serving; config and keys are never cached', async () => {
+      const { repo, env } = await copyRepo();
+      const first = await coffer(['-r', repo, 'ls', 'latest'], { env });
+      assertOk(first);
+      // Damage every cached file: the output stays the same.
+      const cached = (await readdir(env.COFFER_CACHE_DIR, { recursive: true, withFileTypes: true })).filter(
+        (e) => e.isFile() && /^[0-9a-f]{64}$/.test(e.name),
+      );
+      assert.ok(cached.length >= 3, `${cached.length} cached files`);
+      for (const e of cached) await flipByte(path.join(e.parentPath, e.name));
+      const again = await coffer(['-r', repo, 'ls', 'latest'], { env });
+      assertOk(again);
+      assert.equal(again.stdout, first.stdout);
+      // The cache holds checked copies: damage to the stored snapshot is noticed only without it (as `check` should).
+      await flipByte(path.join(repo, 'snapshots', snapshotId));
+      assertOk(await coffer(['-r', repo, 'snapshots'], { env }));
+      assertFails(await coffer(['-r', repo, '--no-cache', 'snapshots'], { env }), 1, /content does not match its name/);
+      await flipByte(path.join(repo, 'config'));
+      assertFails(await coffer(['-r', repo, 'ls', 'latest'], { env }), 1, /config: authentication failed/);
+    });
+  });
+
+  describe('on s3rver', () => {
+    let server: S3TestServer;
+
+    before(async () => {
+      server = await startS3Server({ buckets: ['errors'] });
+      assertOk(await coffer(['-r', server.url('errors', 'repo'), 'init'], { env: s3env }));
+    });
+
+    after(async () => {
+      await server.stop();
+    });
+
+    it('wrong password: exit 12', async () => {
+      const url = server.url('errors', 'repo');
+      assertFails(await coffer(['-r', url, 'snapshots'], { env: { ...s3env, COFFER_PASSWORD: 'wrong' } }), 12, new RegExp(`${escape(url)}: wrong password`));
+    });
+
+    it('empty prefix: exit 10', async () => {
+      const url = server.url('errors', 'nothing-here');
+      assertFails(await coffer(['-r', url, 'snapshots'], { env: s3env }), 10, new RegExp(`${escape(url)}: no repository here`));
+    });
+
+    it('missing bucket: exit 10 naming the URL and the bucket', async () => {
+      const url = server.url('no-such-bucket', 'repo');
+      const r = await coffer(['-r', url, 'snapshots'], { env: s3env });
+      assertFails(r, 10, new RegExp(`${escape(url)}: bucket "no-such-bucket" does not exist`));
+      assertFails(await coffer(['-r', url, 'init'], { env: s3env }), 10, new RegExp(escape(url)));
+    });
+
+    it('unreachable endpoint: exit 1 naming the URL, within seconds', async () => {
+      const url = `s3:http://127.0.0.1:${await closedPort()}/bucket/repo`;
+      const started = Date.now();
+      const r = await coffer(['-r', url, 'snapshots'], { env: s3env });
+      const seconds = (Date.now() - started) / 1000;
+      assertFails(r, 1, new RegExp(`${escape(url)}: config: cannot reach the server \\(ECONNREFUSED\\)`));
+      // Six tries with full-jitter backoff (200 ms doubling): at most 6.2 s of waiting.
+      assert.ok(seconds < 20, `took ${seconds} s`);
+    });
+  });
+});
