@@ -33,6 +33,8 @@ export interface PruneOptions {
   readonly maxRepackSize?: number;
   /** Also repack full packs below 80 % of the target pack size (by default: below 4 %), when there are at least 10. */
   readonly repackSmall?: boolean;
+  /** Snapshots to treat as already removed (`forget --prune --dry-run` plans as if they were gone). */
+  readonly ignoreSnapshots?: ReadonlySet<Id>;
   readonly signal?: AbortSignal;
   readonly onProgress?: (phase: PrunePhase, done: number, total: number) => void;
   /**
@@ -210,7 +212,7 @@ function betterCopy(a: CopyRank, b: CopyRank): boolean {
  */
 export async function planPrune(repo: Repository, options: PruneOptions = {}): Promise<PrunePlan> {
   // Snapshots before the index (design §Read and write ordering).
-  const snapshots = await repo.listSnapshots();
+  const snapshots = (await repo.listSnapshots()).filter((s) => !options.ignoreSnapshots?.has(s.id));
   const index = await repo.loadIndex();
   const stored = new Map<Id, number>();
   for await (const f of repo.backend.list('data')) stored.set(f.name, f.size);

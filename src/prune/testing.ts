@@ -1,12 +1,10 @@
 /**
  * Test support for the prune, forget and concurrency tests (not used by coffer itself): reading snapshots
- * back, an independent consistency check of index and packs, store listings, backend copies, and running
- * the coffer binary. Kept here until `src/checker`, `src/restorer` and `test/support/cli.ts` cover it.
+ * back, a consistency check of index and packs independent of prune's and the checker's code, store
+ * listings and backend copies.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fileTypes, type Backend } from '../backend/index.ts';
 import { fromHex, nodeName, shortId, storageName, toHex, type Id } from '../model/index.ts';
 import { decodeIndex, describe, openBlob, walkTree, type PackRecord, type Repository } from '../repo/index.ts';
@@ -155,30 +153,4 @@ export async function checkConsistency(repo: Repository, options: { readData?: b
     duplicates: index.duplicates.length,
     unreferencedPacks: [...stored.keys()].filter((id) => !records.has(id)).length,
   };
-}
-
-export interface CofferRun {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-const binary = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/coffer.js');
-
-/** Runs the coffer binary with `args`; resolves with its exit status and output (never rejects on a non-zero status). */
-export function runCoffer(args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: string } = {}): Promise<CofferRun> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [binary, ...args], {
-      cwd: options.cwd,
-      env: { ...process.env, COFFER_PROGRESS_INTERVAL: '0', ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolvePromise({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
 }

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
+import { check } from '../../src/checker/index.ts';
 import { FaultBackend, LocalBackend, MemoryBackend, type Backend } from '../../src/backend/index.ts';
 import { envelopeOverhead } from '../../src/crypto/index.ts';
 import { IntegrityError } from '../../src/errors/index.ts';
@@ -65,6 +66,8 @@ async function assertComplete(backend: Backend, expected: Map<Id, Map<string, Bu
   const repo = await Repository.open(backend, testPassword);
   const report = await checkConsistency(repo, { readData: true });
   assert.deepEqual(report.problems, []);
+  const checked = await check(await Repository.open(backend, testPassword), { readData: true });
+  assert.deepEqual(checked.issues.filter((i) => i.severity === 'error').map((i) => i.message), []);
   const ids = (await repo.listSnapshots()).map((s) => s.id).sort();
   assert.deepEqual(ids, [...expected.keys()].sort());
   for (const [id, files] of expected) {
