@@ -93,7 +93,14 @@ export function registerDump(program: Command, ctx: CliContext): void {
           throw new UsageError(`${path}: is a ${node.type} in snapshot ${shortId(snapshot.id)}`, { hint: 'dump writes files, or folders as tar archives' });
         }
         if (flags.target) await writeFile(flags.target, chunks);
-        else await writeAll(ctx.io.stdout, chunks);
+        else {
+          try {
+            await writeAll(ctx.io.stdout, chunks);
+          } catch (err) {
+            // The reader went away (`coffer dump … | head`): nothing left to do, and nothing went wrong here.
+            if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+          }
+        }
       });
     });
 }
