@@ -34,7 +34,7 @@ import {
 import { isExcluded, type ExcludeRule } from './exclude.ts';
 import { SealPool } from './seal-pool.ts';
 import { groupName, userName } from './owners.ts';
-import { readXattrs } from './xattrs.ts';
+import { readXattrs } from '../xattr/index.ts';
 
 export interface BackupOptions {
   /** Absolute source paths. */
@@ -453,7 +453,7 @@ export class Archiver {
     if (type === undefined) return undefined;
     const name = Buffer.from(path.bytes.subarray(path.bytes.lastIndexOf(0x2f) + 1));
     if (type === 'file' && o.excludeLargerThan !== undefined && Number(st.size) > o.excludeLargerThan) return undefined;
-    const xattrs = readXattrs(path.bytes);
+    const xattrs = type === 'symlink' ? [] : readXattrs(path.bytes);
     const extra: Partial<TreeNode> = xattrs.length > 0 ? { xattrs } : {};
     switch (type) {
       case 'dir':

@@ -8,6 +8,7 @@ import { backup, compileExcludes } from '../../src/archiver/index.ts';
 import { nodeName, toHex, type TreeNode } from '../../src/model/index.ts';
 import { walkTree, type Repository } from '../../src/repo/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
+import { writeXattrs } from '../../src/xattr/index.ts';
 
 /** Deterministic pseudo-random bytes (AES-CTR keystream). */
 function randomData(seed: string, length: number): Buffer {
@@ -187,4 +188,24 @@ test('snapshot paths come from the filesystem root, with intermediate folders', 
   assert.ok(paths.includes(`${dir}/a/b/f`));
   assert.ok(!paths.includes(`${dir}/a/other`), 'siblings of a source path are not backed up');
   assert.equal(nodeName(nodes[0]), dir.split('/')[1]);
+});
+
+test('extended attributes are recorded, sorted by name', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'tagged.txt');
+  await writeFile(path, 'x');
+  const unsupported = writeXattrs(Buffer.from(path), [
+    { name: 'user.b', value: Buffer.from([0, 255]) },
+    { name: 'user.a', value: Buffer.from('first') },
+  ]);
+  if (unsupported.length > 0) return t.skip('this filesystem has no user extended attributes');
+  const repo = await createTestRepo();
+
+  const { snapshot } = await backup(repo, { paths: [dir], programVersion: 'test' });
+
+  let xattrs: unknown;
+  await walkTree(repo, snapshot.tree, ({ path: p, node }) => {
+    if (p === path) xattrs = node.xattrs?.map((x) => [x.name, Buffer.from(x.value).toString('hex')]);
+  });
+  assert.deepEqual(xattrs, [['user.a', Buffer.from('first').toString('hex')], ['user.b', '00ff']]);
 });
