@@ -11,6 +11,13 @@
  *   the strict mask while L ≤ avgSize and the loose mask after (see `cutMasks`: the top log2(avg) ± 2 bits,
  *   i.e. normalization level 2); cut anyway when L = maxSize. The end of the stream ends the last chunk.
  *
+ * Any change to this definition changes cut points, and so breaks deduplication against existing
+ * repositories: it needs a new algorithm id. fixtures/vectors/chunker-fastcdc-v1.json pins it.
+ *
+ * Keying makes cut points unpredictable to whoever lacks the secret. Chunk sizes are still visible to the
+ * store, and an attacker who can get chosen data backed up and watch the sizes learns about the table
+ * (published attacks on keyed CDC do exactly this), so this hides content from a passive store only.
+ *
  * Speed: bytes below offset minSize − 32 of a chunk are never hashed, since they cannot influence h at
  * any offset where a cut may be taken; this gives the same cut points as hashing from the chunk start.
  */
