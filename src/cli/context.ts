@@ -32,8 +32,26 @@ export class CliContext {
   readonly #cleanups: Array<() => Promise<void>> = [];
   readonly #abort = new AbortController();
 
+  /** Set when stdout's reader went away (`coffer ls | head`): output stops, the command winds down. */
+  #stdoutClosed = false;
+
   constructor(io: Io) {
     this.io = io;
+    const stdout = io.stdout as NodeJS.WritableStream & { on?: NodeJS.WritableStream['on'] };
+    stdout.on?.('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      this.#stdoutClosed = true;
+      this.#abort.abort();
+    });
+  }
+
+  /** True once the reader of stdout has gone away. */
+  get stdoutClosed(): boolean {
+    return this.#stdoutClosed;
+  }
+
+  #write(text: string): void {
+    if (!this.#stdoutClosed) this.io.stdout.write(text);
   }
 
   get json(): boolean {
@@ -46,17 +64,17 @@ export class CliContext {
 
   /** A line for the user on stdout, unless --quiet or --json. */
   say(line = ''): void {
-    if (!this.quiet && !this.json) this.io.stdout.write(`${line}\n`);
+    if (!this.quiet && !this.json) this.#write(`${line}\n`);
   }
 
   /** A result line on stdout that --quiet does not suppress (the listing the user asked for). */
   out(line = ''): void {
-    this.io.stdout.write(`${line}\n`);
+    this.#write(`${line}\n`);
   }
 
   /** One JSON document on stdout. */
   printJson(value: unknown): void {
-    this.io.stdout.write(`${JSON.stringify(value)}\n`);
+    this.#write(`${JSON.stringify(value)}\n`);
   }
 
   /** A warning on stderr (shown with --quiet too: only errors and warnings remain). */

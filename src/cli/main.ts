@@ -56,6 +56,8 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
       if (err.exitCode === 0) return ExitCode.ok;
       err = new UsageError(err.message.replace(/^error: /, ''));
     }
+    // A reader that stopped reading (`| head`) is not an error: it got what it wanted.
+    if (ctx.stdoutClosed) return ExitCode.ok;
     if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
     const report = reportError(err, ctx.options.verbose === true);
     if (ctx.json) io.stderr.write(`${JSON.stringify(report.json)}\n`);

@@ -52,3 +52,22 @@ export interface CheckReporter {
   /** Bytes downloaded and verified so far, of `total` (the read-data phase). */
   bytes?(done: number, total: number): void;
 }
+
+/** One progress display line, as the cli and ui render it. */
+export interface ProgressLine {
+  /** Fraction done in [0, 1], when known. */
+  readonly fraction?: number;
+  /** e.g. "1234 files 1.2 GiB" */
+  readonly counts: string;
+  readonly throughput?: string;
+  readonly eta?: string;
+  readonly errors: number;
+  readonly current?: readonly string[];
+}
+
+/** Where progress lines go: a live view, plain lines, JSON lines or nowhere. */
+export interface ProgressSink {
+  update(line: ProgressLine, json: () => unknown): void;
+  /** Stops live output; pending lines are flushed. */
+  stop(): Promise<void>;
+}

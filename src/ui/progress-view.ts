@@ -4,7 +4,7 @@
  */
 import { createElement as h, useEffect, useState } from 'react';
 import { Box, Text, render } from 'ink';
-import type { ProgressLine, ProgressSink } from '../cli/output/progress.ts';
+import type { ProgressLine, ProgressSink } from '../progress/index.ts';
 
 interface Store {
   line: ProgressLine | undefined;

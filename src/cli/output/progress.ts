@@ -2,24 +2,10 @@
  * Progress output shared by long commands: a live Ink view on a terminal, a plain line every few seconds
  * when stdout is not a terminal, JSON status lines with --json, nothing with --quiet.
  */
+import type { ProgressLine, ProgressSink } from '../../progress/index.ts';
 import type { CliContext } from '../context.ts';
 
-export interface ProgressLine {
-  /** Fraction done in [0, 1], when known. */
-  readonly fraction?: number;
-  /** e.g. "1234 files 1.2 GiB" */
-  readonly counts: string;
-  readonly throughput?: string;
-  readonly eta?: string;
-  readonly errors: number;
-  readonly current?: readonly string[];
-}
-
-export interface ProgressSink {
-  update(line: ProgressLine, json: () => unknown): void;
-  /** Stops live output; pending lines are flushed. */
-  stop(): Promise<void>;
-}
+export type { ProgressLine, ProgressSink };
 
 export function elapsed(ms: number): string {
   const s = Math.floor(ms / 1000);
