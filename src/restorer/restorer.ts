@@ -28,6 +28,7 @@ import { CancelledError, FileError, IntegrityError, throwIfAborted } from '../er
 import { mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
+import { readXattrs, writeXattrs } from '../xattr/index.ts';
 import {
   checkName,
   checkUnique,
@@ -330,8 +331,9 @@ class Restorer {
     this.#o.reporter?.progress?.(this.stats);
   }
 
-  #note(text: string): void {
-    this.#notes.set(text, (this.#notes.get(text) ?? 0) + 1);
+  /** Counts `n` of something not restored by design; `%d` in `text` becomes the total. */
+  #note(text: string, n = 1): void {
+    this.#notes.set(text, (this.#notes.get(text) ?? 0) + n);
   }
 
   #fail(entry: Entry | undefined, path: string, err: unknown, doing?: string): void {
@@ -710,7 +712,7 @@ class Restorer {
    */
   async #setMetadata(e: Entry, abs: Buffer, handle: FileHandle | undefined): Promise<void> {
     const node = e.node;
-    if (node.xattrs?.length) this.#note('%d entries have extended attributes that were not restored (no xattr support yet)');
+    if (handle) this.#setXattrs(abs, node);
     let chowned = false;
     if (handle) {
       const st = await handle.stat({ bigint: true });
@@ -738,6 +740,21 @@ class Restorer {
     // Linux has no lchmod: a symlink's mode is always 0777. Other nodes were just checked not to be links.
     if (node.type !== 'symlink' && (chowned || (Number(st.mode) & 0o7777) !== (node.mode & 0o7777))) await chmod(abs, node.mode & 0o7777);
     if (!sameTime(st.mtimeNs, node.mtime) || !sameTime(st.atimeNs, node.atime)) await lutimes(abs, timeArg(node.atime), timeArg(node.mtime));
+  }
+
+  /**
+   * Extended attributes of files and folders (the backup records none for other entries), before the
+   * times. Only missing or different ones are written; attributes the target lacks support or permission
+   * for are counted in a note, not an error (restic warns likewise). The xattr module works by path: the
+   * caller holds a descriptor of the checked file, so the path names that file.
+   */
+  #setXattrs(abs: Buffer, node: TreeNode): void {
+    if (!node.xattrs?.length) return;
+    const current = readXattrs(abs);
+    const missing = node.xattrs.filter((x) => !current.some((c) => c.name === x.name && Buffer.from(c.value).equals(x.value)));
+    if (missing.length === 0) return;
+    const failed = writeXattrs(abs, missing);
+    if (failed.length > 0) this.#note('%d extended attributes not restored (not permitted, or not supported by the target filesystem)', failed.length);
   }
 
   async #fileMetadata(e: Entry, abs: Buffer): Promise<void> {

@@ -94,6 +94,7 @@ describe('restore', () => {
     if (built.fifo) assert.equal(restored.entries.get('fifo')?.type, 'fifo');
     if (built.devices) assert.equal(restored.entries.get('chardev')?.type, 'chardev');
     assert.equal(restored.entries.get('sparse.img')?.size, built.sparseSize);
+    if (built.xattrs) assert.match(restored.entries.get('with-xattrs')!.xattrs, /user.coffer.binary=000102ff/);
 
   });
 

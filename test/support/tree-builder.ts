@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { constants, type BigIntStats } from 'node:fs';
+import { readXattrs, writeXattrs } from '../../src/xattr/index.ts';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, symlink, utimes, writeFile } from 'node:fs/promises';
 
 /** What `buildSourceTree` could create here (fifos need mkfifo; devices and owners need root). */
@@ -19,6 +20,8 @@ export interface BuiltTree {
   readonly fifo: boolean;
   readonly devices: boolean;
   readonly owners: boolean;
+  /** Extended attributes were set (the filesystem supports `user.*`). */
+  readonly xattrs: boolean;
   /** Relative paths (UTF-8 where possible) of some entries tests refer to. */
   readonly paths: {
     readonly small: string;
@@ -72,7 +75,7 @@ function touchExact(path: string, sec: number, nsec: number, which: 'both' | 'mt
  * nested and empty folders; names with spaces, a newline, invalid UTF-8, 255 bytes; 30 levels of
  * nesting; relative, absolute and dangling symlinks and one to a folder; a hardlink group of three
  * across folders; a fifo; setuid, setgid, sticky and read-only modes; old, pre-1970 and nanosecond
- * mtimes; as root, foreign owners on a file and a symlink and (optionally) char and block devices.
+ * mtimes; extended attributes on a file and a folder; as root, foreign owners on a file and a symlink and (optionally) char and block devices.
  * Folder times are set last, deepest first.
  */
 export async function buildSourceTree(root: string, options: BuildOptions = {}): Promise<BuiltTree> {
@@ -160,6 +163,14 @@ export async function buildSourceTree(root: string, options: BuildOptions = {}):
   touchExact(`${root}/nanoseconds`, 1_600_000_000, 123_456_789);
   touchExact(`${root}/link-relative`, 1_500_000_000, 987_654_321);
 
+  // Extended attributes on a file (one with binary bytes) and a folder, where the filesystem has them.
+  await writeFile(p(root, 'with-xattrs'), 'attributes\n');
+  const xattrs =
+    writeXattrs(p(root, 'with-xattrs'), [
+      { name: 'user.coffer.text', value: Buffer.from('hello') },
+      { name: 'user.coffer.binary', value: Buffer.from([0, 1, 2, 0xff]) },
+    ]).length === 0 && writeXattrs(p(root, 'nested'), [{ name: 'user.coffer.dir', value: Buffer.from('folder') }]).length === 0;
+
   let owners = false;
   if (isRoot) {
     await writeFile(p(root, 'owned'), 'owned by someone else\n');
@@ -191,6 +202,7 @@ export async function buildSourceTree(root: string, options: BuildOptions = {}):
     fifo,
     devices,
     owners,
+    xattrs,
     paths: { small: 'small.txt', large: 'large.bin', sparse: 'sparse.img', deepLeaf, nonUtf8 },
     sparseSize,
   };
@@ -219,6 +231,8 @@ export interface EntryState {
   readonly linkTarget?: Buffer;
   /** SHA-256 of the content (files). */
   hash?: string;
+  /** Extended attributes as sorted `name=hex` lines (files and folders). */
+  readonly xattrs: string;
 }
 
 export interface TreeState {
@@ -282,6 +296,7 @@ export async function captureTree(root: string): Promise<TreeState> {
       atimeNs: st.atimeNs,
       ctimeNs: st.ctimeNs,
       rdev: Number(st.rdev),
+      xattrs: type === 'file' || type === 'dir' ? readXattrs(abs).map((x) => `${x.name}=${Buffer.from(x.value).toString('hex')}`).sort().join('\n') : '',
       ...(type === 'symlink' ? { linkTarget: await readlink(abs, { encoding: 'buffer' }) } : {}),
     });
     if (type === 'dir') {
@@ -305,6 +320,8 @@ export interface CompareOptions {
   readonly owners?: boolean;
   /** Compare the metadata of the roots themselves (default false). */
   readonly root?: boolean;
+  /** Compare extended attributes (default true). */
+  readonly xattrs?: boolean;
   /** Compare folder mtimes (default true). */
   readonly dirTimes?: boolean;
   /** Leave out entries for which this returns true (relative path as UTF-8). */
@@ -363,6 +380,7 @@ export function diffTrees(expected: TreeState, actual: TreeState, options: Compa
       if (e.nlink !== a.nlink) diffs.push(`${name}: ${a.nlink} links, expected ${e.nlink}`);
     }
     if (e.type === 'symlink' && !e.linkTarget!.equals(a.linkTarget!)) diffs.push(`${name}: link target ${JSON.stringify(a.linkTarget!.toString())}, expected ${JSON.stringify(e.linkTarget!.toString())}`);
+    if ((options.xattrs ?? true) && e.xattrs !== a.xattrs) diffs.push(`${name}: xattrs ${JSON.stringify(a.xattrs)}, expected ${JSON.stringify(e.xattrs)}`);
     if ((e.type === 'chardev' || e.type === 'blockdev') && e.rdev !== a.rdev) diffs.push(`${name}: device ${a.rdev}, expected ${e.rdev}`);
   }
   const eGroups = linkGroups(expected, keys);
