@@ -105,15 +105,19 @@ export class CliContext {
     return readPassword({ ...this.options, stdinBusy }, this.io.env, purpose);
   }
 
-  /** Opens the repository with the user's password. */
-  async openRepository(options: { stdinBusy?: boolean } = {}): Promise<Repository> {
+  /**
+   * Opens the repository with the user's password. `cache: false` opens it without the local metadata
+   * cache whatever the flags say: for commands that must read what is stored (check), not a cached copy.
+   */
+  async openRepository(options: { stdinBusy?: boolean; cache?: boolean } = {}): Promise<Repository> {
     // The cache folder is named by the config id, known once the repository is open: the repository gets
     // the caching backend from the start, inactive until attached (src/cli/cache.ts).
-    const backend = withCache(await this.backend(), this.options, this.io.env, (err) => this.verbose(`warning: ${err.message}`));
+    const settings = options.cache === false ? { cache: false } : this.options;
+    const backend = withCache(await this.backend(), settings, this.io.env, (err) => this.verbose(`warning: ${err.message}`));
     const password = await this.password('open', options.stdinBusy);
     const repo = await Repository.open(backend, password);
     try {
-      const dir = await attachCache(backend, repo.config.id, this.options, this.io.env);
+      const dir = await attachCache(backend, repo.config.id, settings, this.io.env);
       if (dir !== undefined) this.verbose(`using cache ${dir}`);
     } catch (err) {
       this.warn(`warning: not using a local cache: ${(err as Error).message}`);
