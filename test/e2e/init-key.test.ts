@@ -21,7 +21,7 @@ after(removeTempDirs);
 
 /** Runs coffer with the password `password` (COFFER_PASSWORD; null for none) and a private cache folder. */
 function coffer(args: string[], password: string | null = 'first pw', options: RunOptions = {}): Promise<RunResult> {
-  return runCoffer(args, { ...options, env: { COFFER_PASSWORD: password ?? undefined, XDG_CACHE_HOME: cacheHome, ...options.env } });
+  return runCoffer(args, { ...options, env: { COFFER_PASSWORD: password ?? undefined, COFFER_CACHE_DIR: cacheHome, ...options.env } });
 }
 
 function assertOk(r: RunResult): void {
