@@ -15,7 +15,7 @@
  * 6. `readData`: download packs (a subset if asked), check them against their names, parse their headers,
  *    compare header and index, and decrypt and verify every blob.
  */
-import { webcrypto } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { Backend } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
 import { AppError, CancelledError, UsageError } from '../errors/index.ts';
@@ -28,12 +28,12 @@ import {
   describe,
   headerEntrySize,
   openBlob,
-  parsePackHeader,
   type BlobType,
-  type PackEntry,
   type Repository,
 } from '../repo/index.ts';
 import { issue, type CheckIssue } from './issues.ts';
+import { compactEntries, verifyPackBytes, type PackVerification } from './verify.ts';
+import { VerifyPool } from './verify-pool.ts';
 
 /** Which packs `--read-data-subset` reads. */
 export type ReadDataSubset =
@@ -57,6 +57,8 @@ export interface CheckOptions {
   readonly random?: () => number;
   /** Packs downloaded at once; default the backend's `connections`. */
   readonly connections?: number;
+  /** Worker threads verifying packs (default: one per core); 0 verifies on the calling thread. */
+  readonly workers?: number;
 }
 
 export interface CheckResult {
@@ -277,7 +279,7 @@ class Checker {
       for (const pack of content.packs) {
         const number = this.#index.addPack(pack);
         for (const e of pack.entries) this.#index.add(number, pack.type, e.id, e.offset, e.length, e.rawLength);
-        const blobs = packEntries(pack.entries);
+        const blobs = compactEntries(pack.entries);
         const known = this.#indexed.get(pack.id);
         if (known === undefined) this.#indexed.set(pack.id, { type: pack.type, size: pack.size, index: names[i], blobs: [blobs] });
         else known.blobs.push(blobs);
@@ -511,98 +513,97 @@ class Checker {
     const reporter = this.#options.reporter;
     reporter?.phase?.('read data', packs.length);
     reporter?.bytes?.(0, totalBytes);
-    let done = 0;
-    await mapLimit(packs, Math.max(1, this.#options.connections ?? this.#backend.connections), async (pack) => {
-      this.#throwIfAborted();
-      let bytes: Uint8Array | undefined;
+    const connections = Math.max(1, this.#options.connections ?? this.#backend.connections);
+    const workers = Math.min(this.#options.workers ?? availableParallelism(), packs.length);
+    let pool: VerifyPool | undefined;
+    if (workers > 0) {
       try {
-        // A ranged load of the whole file: the name check happens here (once, off the main thread), and a
-        // pack that fails it is still examined blob by blob to say what exactly is damaged.
-        bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
-      } catch (err) {
-        if (err instanceof CancelledError) throw err;
-        this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
+        pool = new VerifyPool(this.#repo.crypto, workers);
+      } catch {
+        pool = undefined;
       }
-      if (bytes) {
-        this.#bytesRead += bytes.length;
-        await this.#verifyPack(pack.id, bytes);
-        this.#packsChecked++;
-      }
-      done++;
-      reporter?.advance?.(done);
-      reporter?.bytes?.(this.#bytesRead, totalBytes);
-    });
+    }
+    let done = 0;
+    try {
+      // Downloads run ahead of verification by a few packs: with workers, every core verifies meanwhile.
+      await mapLimit(packs, Math.max(connections, workers + 1), async (pack) => {
+        this.#throwIfAborted();
+        let bytes: Uint8Array | undefined;
+        try {
+          // A ranged load of the whole file: the name check happens once, with the blobs, and a pack that
+          // fails it is still examined blob by blob to say what exactly is damaged.
+          bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+        } catch (err) {
+          if (err instanceof CancelledError) throw err;
+          this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
+        }
+        if (bytes) {
+          this.#bytesRead += bytes.length;
+          await this.#verifyPack(pack.id, bytes, pool);
+          this.#packsChecked++;
+        }
+        done++;
+        reporter?.advance?.(done);
+        reporter?.bytes?.(this.#bytesRead, totalBytes);
+      });
+    } finally {
+      await pool?.close();
+    }
   }
 
-  async #verifyPack(id: Id, bytes: Uint8Array): Promise<void> {
+  async #verifyPack(id: Id, bytes: Uint8Array, pool: VerifyPool | undefined): Promise<void> {
     const short = shortId(id);
-    const digest = webcrypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
     const info = this.#indexed.get(id)!;
     const indexEntries = distinctEntries(info.blobs);
-    const problems: string[] = [];
-    const found: CheckIssue[] = [];
-
-    let header: PackEntry[] | undefined;
-    try {
-      const parsed = parsePackHeader(bytes, bytes.length, this.#repo.crypto.metadata, `pack ${short}`);
-      if (Array.isArray(parsed)) header = parsed;
-      else problems.push('header cannot be read: the pack is shorter than its header length says');
-    } catch (err) {
-      problems.push(`header cannot be read: ${reasonOf(err, `pack ${short}`)}`);
+    const compact = compactEntries(indexEntries);
+    let result: PackVerification | undefined;
+    if (pool?.usable) {
+      try {
+        result = await pool.verify(id, bytes, compact, info.type);
+      } catch {
+        // The worker died (the bytes went with it): download again and verify here.
+        bytes = await this.#backend.load({ type: 'data', name: id }, { offset: 0, length: this.#stored.get(id)! });
+      }
     }
+    result ??= verifyPackBytes(this.#repo.crypto, id, bytes, compact, info.type);
 
-    let toVerify: PackEntry[];
-    if (header) {
+    const problems: string[] = [];
+    if (result.hash !== id) problems.push(`content does not match its name (its SHA-256 is ${shortId(result.hash)}…)`);
+    if (result.headerError !== undefined) problems.push(`header cannot be read: ${result.headerError}`);
+    if (problems.length > 0) this.#report(issue('corrupt-pack', `pack ${short}: ${problems.join('; ')}`, { pack: id }));
+
+    if (result.header) {
       const byKey = new Map<string, { type: BlobType; id: Uint8Array; offset: number; length: number; rawLength: number }>();
       for (const e of indexEntries) byKey.set(blobKey(info.type, e.id), { type: info.type, ...e });
-      for (const h of header) {
+      for (const h of result.header) {
         const key = blobKey(h.type, h.id);
         const hex = toHex(h.id);
         const listed = byKey.get(key);
         if (listed === undefined) {
-          found.push(issue('index-header-mismatch', `pack ${short}: header lists ${h.type} blob ${shortId(hex)} at bytes ${h.offset}–${h.offset + h.length}, the index does not`, { pack: id, blob: hex, blobType: h.type }));
-        } else {
-          byKey.delete(key);
-          if (listed.offset !== h.offset || listed.length !== h.length || listed.rawLength !== h.rawLength) {
-            found.push(
-              issue(
-                'index-header-mismatch',
-                `pack ${short}: ${h.type} blob ${shortId(hex)} is at bytes ${h.offset}–${h.offset + h.length} (raw ${h.rawLength}) by the header, ${listed.offset}–${listed.offset + listed.length} (raw ${listed.rawLength}) by the index`,
-                { pack: id, blob: hex, blobType: h.type },
-              ),
-            );
-          }
+          this.#report(issue('index-header-mismatch', `pack ${short}: header lists ${h.type} blob ${shortId(hex)} at bytes ${h.offset}–${h.offset + h.length}, the index does not`, { pack: id, blob: hex, blobType: h.type }));
+          continue;
+        }
+        byKey.delete(key);
+        if (listed.offset !== h.offset || listed.length !== h.length || listed.rawLength !== h.rawLength) {
+          this.#report(
+            issue(
+              'index-header-mismatch',
+              `pack ${short}: ${h.type} blob ${shortId(hex)} is at bytes ${h.offset}–${h.offset + h.length} (raw ${h.rawLength}) by the header, ${listed.offset}–${listed.offset + listed.length} (raw ${listed.rawLength}) by the index`,
+              { pack: id, blob: hex, blobType: h.type },
+            ),
+          );
         }
       }
       for (const e of byKey.values()) {
         const hex = toHex(e.id);
-        found.push(issue('index-header-mismatch', `pack ${short}: index lists ${e.type} blob ${shortId(hex)} at bytes ${e.offset}–${e.offset + e.length}, the header does not`, { pack: id, blob: hex, blobType: e.type }));
+        this.#report(issue('index-header-mismatch', `pack ${short}: index lists ${e.type} blob ${shortId(hex)} at bytes ${e.offset}–${e.offset + e.length}, the header does not`, { pack: id, blob: hex, blobType: e.type }));
       }
-      toVerify = header;
-    } else {
-      // Without a header, check the blobs where the index says they are.
-      toVerify = indexEntries.map((e) => ({ ...e, type: info.type }));
     }
-
-    for (const e of toVerify) {
-      const hex = toHex(e.id);
-      const what = `${e.type} blob ${shortId(hex)} in pack ${short}`;
-      if (e.offset + e.length > bytes.length) {
-        found.push(issue('corrupt-blob', `${what}: missing (bytes ${e.offset}–${e.offset + e.length}, the pack has ${bytes.length})`, { pack: id, blob: hex, blobType: e.type }));
-        continue;
-      }
-      try {
-        openBlob(this.#repo.crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, what);
-      } catch (err) {
-        found.push(issue('corrupt-blob', `${what}: ${reasonOf(err, what)}`, { pack: id, blob: hex, blobType: e.type }));
-      }
-      this.#blobsChecked++;
+    for (const f of result.failures) {
+      const hex = toHex(f.id);
+      this.#report(issue('corrupt-blob', `${f.type} blob ${shortId(hex)} in pack ${short}: ${f.message}`, { pack: id, blob: hex, blobType: f.type }));
     }
-
-    const hash = Buffer.from(await digest).toString('hex');
-    if (hash !== id) problems.unshift(`content does not match its name (its SHA-256 is ${shortId(hash)}…)`);
-    if (problems.length > 0) this.#report(issue('corrupt-pack', `pack ${short}: ${problems.join('; ')}`, { pack: id }));
-    for (const f of found) this.#report(f);
+    this.#blobsChecked += result.blobsChecked;
   }
 }
 
@@ -631,19 +632,6 @@ function snapshotList(ids: readonly Id[]): string {
   if (ids.length === 0) return 'no snapshot';
   const shown = ids.slice(0, 5).map(shortId).join(', ');
   return `${ids.length === 1 ? 'snapshot' : 'snapshots'} ${shown}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''}`;
-}
-
-/** Entries as index files store them: 44 bytes each. */
-function packEntries(entries: readonly PackEntry[]): Uint8Array {
-  const out = new Uint8Array(entries.length * entrySize);
-  const view = new DataView(out.buffer);
-  entries.forEach((e, i) => {
-    out.set(e.id, i * entrySize);
-    view.setUint32(i * entrySize + 32, e.offset, true);
-    view.setUint32(i * entrySize + 36, e.length, true);
-    view.setUint32(i * entrySize + 40, e.rawLength, true);
-  });
-  return out;
 }
 
 /** The distinct entries of every listing of one pack. */

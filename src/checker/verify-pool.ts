@@ -1,0 +1,74 @@
+/**
+ * Worker threads for `check --read-data`, one per core by default: each downloaded pack goes to the least
+ * busy worker, which hashes, decrypts and verifies it (verify.ts), so decryption is not bound to one core.
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Crypto } from '../crypto/index.ts';
+import type { Id } from '../model/index.ts';
+import type { BlobType } from '../repo/index.ts';
+import type { PackVerification } from './verify.ts';
+import type { VerifyRequest, VerifyResponse } from './verify-worker.ts';
+
+interface Pending {
+  resolve: (result: PackVerification) => void;
+  reject: (err: Error) => void;
+}
+
+export class VerifyPool {
+  readonly #workers: Array<{ worker: Worker; busy: number; failed: boolean }> = [];
+  readonly #pending = new Map<number, Pending & { slot: { busy: number } }>();
+  #seq = 0;
+
+  constructor(crypto: Crypto, size = availableParallelism()) {
+    for (let i = 0; i < Math.max(1, size); i++) {
+      const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), {
+        workerData: { keys: crypto.keys, algorithm: crypto.content.algorithm },
+      });
+      const slot = { worker, busy: 0, failed: false };
+      worker.on('message', (response: VerifyResponse) => {
+        const pending = this.#pending.get(response.seq);
+        this.#pending.delete(response.seq);
+        if (!pending) return;
+        slot.busy--;
+        if (response.result) pending.resolve(response.result);
+        else pending.reject(new Error(`verify worker: ${response.error ?? 'no result'}`));
+      });
+      worker.on('error', (err) => {
+        slot.failed = true;
+        for (const [seq, p] of this.#pending) {
+          if (p.slot !== slot) continue;
+          this.#pending.delete(seq);
+          p.reject(err);
+        }
+      });
+      this.#workers.push(slot);
+    }
+  }
+
+  /** True while at least one worker runs. */
+  get usable(): boolean {
+    return this.#workers.some((w) => !w.failed);
+  }
+
+  /**
+   * Verifies a pack on a worker. `bytes` is transferred when it owns its whole buffer (copied otherwise):
+   * the caller must not use it afterwards.
+   */
+  verify(pack: Id, bytes: Uint8Array, index: Uint8Array, indexType: BlobType): Promise<PackVerification> {
+    const live = this.#workers.filter((w) => !w.failed);
+    if (live.length === 0) return Promise.reject(new Error('no verify worker is running'));
+    const slot = live.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : Uint8Array.from(bytes);
+    const seq = this.#seq++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(seq, { resolve, reject, slot });
+      slot.busy++;
+      slot.worker.postMessage({ seq, pack, bytes: owned, index, indexType } satisfies VerifyRequest, [owned.buffer as ArrayBuffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.worker.terminate()));
+  }
+}
