@@ -27,7 +27,7 @@ const siblings = new Set(['archiver', 'restorer', 'checker', 'prune', 'forget'])
 /** Where each third-party package may be imported (a folder ends with /). */
 const packageHomes: Record<string, string[]> = {
   '@aws-sdk/client-s3': ['backend/s3.ts'],
-  'hash-wasm': ['crypto/kdf.ts'],
+  'hash-wasm': ['crypto/kdf-worker.ts'],
   msgpackr: ['codec/msgpack.ts'],
   commander: ['cli/'],
   ink: ['ui/'],

@@ -76,7 +76,7 @@ export interface BackupResult {
   readonly stats: BackupStats;
 }
 
-const readSize = 4 * 1024 * 1024;
+const readSize = 2 * 1024 * 1024;
 /** Chunks being compressed and sealed at once: keeps the thread pool busy with bounded memory. */
 const chunksInFlight = 8;
 /** Files read at once: hides per-file latency for small files. */
@@ -160,7 +160,7 @@ export class Archiver {
   readonly #sealing = new Set<string>();
   readonly #chunkers: Chunker[] = [];
   readonly #chunkLimit = new Limit(chunksInFlight);
-  readonly #buffers = new BufferPool(chunksInFlight + filesInFlight);
+  readonly #buffers = new BufferPool(16 * 1024 * 1024);
   readonly #fileLimit = new Limit(filesInFlight);
   #pendingPacks: PackRecord[] = [];
   #pendingBlobs = 0;

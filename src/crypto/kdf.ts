@@ -1,9 +1,10 @@
 /**
- * Password-based key derivation: argon2id from hash-wasm (the only importer of hash-wasm). Parameters are
- * stored in each key file, so they can be raised later without breaking old keys.
+ * Password-based key derivation: argon2id from hash-wasm, run in a worker (kdf-worker.ts, the only importer
+ * of hash-wasm). Parameters are stored in each key file, so they can be raised later without breaking old
+ * keys.
  */
-import { argon2id } from 'hash-wasm';
-import { ConfigError } from '../errors/index.ts';
+import { Worker } from 'node:worker_threads';
+import { BugError, ConfigError } from '../errors/index.ts';
 
 export interface KdfParams {
   readonly algorithm: 'argon2id';
@@ -30,15 +31,18 @@ export function kdfParamsForNewKey(env: NodeJS.ProcessEnv = process.env): KdfPar
 /** Derives a 32-byte key-encryption key from the password. */
 export async function deriveKey(password: Uint8Array, salt: Uint8Array, params: KdfParams): Promise<Uint8Array> {
   validateKdfParams(params);
-  return argon2id({
-    password,
-    salt,
-    memorySize: params.memory,
-    iterations: params.iterations,
-    parallelism: params.parallelism,
-    hashLength: 32,
-    outputType: 'binary',
+  const worker = new Worker(new URL('./kdf-worker.ts', import.meta.url), {
+    workerData: { password, salt, memory: params.memory, iterations: params.iterations, parallelism: params.parallelism },
   });
+  try {
+    return await new Promise<Uint8Array>((resolve, reject) => {
+      worker.once('message', (key: Uint8Array) => resolve(new Uint8Array(key)));
+      worker.once('error', (err) => reject(new BugError(`key derivation failed: ${err.message}`, { cause: err })));
+      worker.once('exit', (code) => reject(new BugError(`key derivation stopped (exit ${code})`)));
+    });
+  } finally {
+    await worker.terminate();
+  }
 }
 
 export function validateKdfParams(params: KdfParams): void {

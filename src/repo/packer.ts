@@ -25,7 +25,7 @@ export class Packer {
   readonly #backend: Backend;
   readonly #metadata: AeadKey;
   readonly #options: PackerOptions;
-  readonly #buffers = new BufferPool(4);
+  readonly #buffers = new BufferPool(40 * 1024 * 1024);
   #staging: Uint8Array;
   /** Staged blobs; `offset` is their place in the staging buffer. */
   #pending: PackEntry[] = [];
@@ -55,7 +55,8 @@ export class Packer {
     this.#throwIfFailed();
     const length = blob.sealed.length;
     if (this.#pendingBytes + length > this.#staging.length) {
-      const grown = this.#buffers.acquire(Math.max(this.#pendingBytes + length, this.#options.targetSize + (1 << 20)));
+      // Grow by doubling from 1 MiB: tree packers mostly hold little, data packers reach the target soon.
+      const grown = this.#buffers.acquire(Math.max(this.#pendingBytes + length, Math.min(2 * this.#staging.length, this.#options.targetSize + (1 << 20)), 1 << 20));
       grown.set(this.#staging.subarray(0, this.#pendingBytes));
       if (this.#staging.length > 0) this.#buffers.release(this.#staging);
       this.#staging = grown;

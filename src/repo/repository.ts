@@ -174,7 +174,8 @@ export class Repository {
     return new Packer(type, this.backend, this.crypto.metadata, {
       discard: options.discard,
       targetSize: this.config.packSize,
-      uploads: Math.max(2, Math.min(4, this.backend.connections)),
+      // Two uploads in flight keep a disk or a fast link busy; each costs a pack of memory.
+      uploads: 2,
       onPackSaved: (pack) => {
         const index = this.#index;
         if (index) {
