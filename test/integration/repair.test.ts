@@ -1,0 +1,286 @@
+/**
+ * `repair index` and `repair snapshots` on damaged repositories: afterwards `check` finds no error and
+ * every intact file reads back byte for byte.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { backup } from '../../src/archiver/index.ts';
+import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
+import { check } from '../../src/checker/index.ts';
+import { toHex, type Id } from '../../src/model/index.ts';
+import { decodeIndex, repairIndex, repairSnapshots, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { createTestRepo, reopen } from '../support/test-repo.ts';
+
+interface Fixture {
+  repo: Repository;
+  backend: Backend;
+  source: string;
+  snapshots: Id[];
+}
+
+async function settleAtimes(dir: string): Promise<void> {
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) await settleAtimes(p);
+    else await readFile(p);
+  }
+}
+
+async function fixture(): Promise<Fixture> {
+  const source = await mkdtemp(path.join(tmpdir(), 'coffer-repair-'));
+  await mkdir(path.join(source, 'docs'));
+  await mkdir(path.join(source, 'sub', 'deep'), { recursive: true });
+  await writeFile(path.join(source, 'big.bin'), randomBytes(2500 * 1024));
+  await writeFile(path.join(source, 'mid.bin'), randomBytes(1200 * 1024));
+  await writeFile(path.join(source, 'docs', 'a.txt'), 'hello\n'.repeat(100));
+  await writeFile(path.join(source, 'docs', 'b.txt'), 'world\n');
+  await writeFile(path.join(source, 'sub', 'deep', 'c.bin'), randomBytes(300 * 1024));
+  await settleAtimes(source);
+  const backend = new VerifyingBackend(new MemoryBackend());
+  const repo = await createTestRepo(backend, { packSize: 1024 * 1024 });
+  const first = await backup(repo, { paths: [source], programVersion: 'test' });
+  await writeFile(path.join(source, 'docs', 'b.txt'), 'changed\n');
+  const second = await backup(repo, { paths: [source], programVersion: 'test', parent: { ...first.snapshot, id: first.snapshotId! } });
+  assert.equal(first.snapshot.summary!.errors + second.snapshot.summary!.errors, 0);
+  return { repo: await reopen(repo), backend, source, snapshots: [first.snapshotId!, second.snapshotId!] };
+}
+
+async function cleanup(f: Fixture): Promise<void> {
+  await rm(f.source, { recursive: true, force: true });
+}
+
+async function names(backend: Backend, type: FileType): Promise<Id[]> {
+  const out: Id[] = [];
+  for await (const { name } of backend.list(type)) out.push(name);
+  return out.sort();
+}
+
+async function dataPacks(repo: Repository): Promise<PackRecord[]> {
+  const packs: PackRecord[] = [];
+  for (const name of await names(repo.backend, 'index')) packs.push(...decodeIndex(await repo.loadStructured('index', name), name).packs);
+  return packs.filter((p) => p.type === 'data').sort((a, b) => b.entries.length - a.entries.length);
+}
+
+/** Reads every file of every snapshot back through the index: path → content. */
+async function readBack(repo: Repository, snapshot: Id): Promise<Map<string, Buffer>> {
+  const fresh = await reopen(repo);
+  const s = await fresh.loadSnapshot(snapshot);
+  const files = new Map<string, Buffer>();
+  await walkTree(fresh, s.tree, async ({ path: p, node }) => {
+    if (node.type !== 'file') return;
+    const parts: Uint8Array[] = [];
+    for (const id of node.content ?? []) parts.push(await fresh.loadBlob('data', id));
+    files.set(p, Buffer.concat(parts));
+  });
+  return files;
+}
+
+async function errorsOf(repo: Repository, readData = false) {
+  const result = await check(await reopen(repo), { readData });
+  return result.issues.filter((i) => i.severity === 'error');
+}
+
+test('repair index after every index file was deleted: check passes and every file reads back', async () => {
+  const f = await fixture();
+  try {
+    for (const name of await names(f.backend, 'index')) await f.backend.remove({ type: 'index', name });
+    assert.ok((await errorsOf(f.repo)).length > 0);
+    const packs = await names(f.backend, 'data');
+    const result = await repairIndex(await reopen(f.repo));
+    assert.equal(result.packsListed, packs.length);
+    assert.equal(result.packsIndexed, packs.length);
+    assert.equal(result.packsAdded, packs.length);
+    assert.equal(result.packsRemoved, 0);
+    assert.deepEqual(result.problems, []);
+    assert.deepEqual(result.oldIndexFiles, []);
+    assert.equal(result.indexFilesWritten.length, 1);
+    const after = await check(await reopen(f.repo), { readData: true });
+    assert.deepEqual(after.issues, []);
+    for (const snapshot of f.snapshots) {
+      for (const [p, content] of await readBack(f.repo, snapshot)) {
+        if (p.endsWith('/docs/b.txt')) continue; // changed between the snapshots
+        assert.deepEqual(content, await readFile(p), p);
+      }
+    }
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index writes new files superseding the old ones before deleting them, split by blob count', async () => {
+  const f = await fixture();
+  try {
+    const old = await names(f.backend, 'index');
+    const repo = await reopen(f.repo);
+    const result = await repairIndex(repo, { blobsPerIndex: 40 });
+    assert.ok(result.indexFilesWritten.length > 1);
+    assert.deepEqual([...result.indexFilesRemoved].sort(), old);
+    assert.deepEqual(await names(f.backend, 'index'), [...result.indexFilesWritten].sort());
+    for (const name of result.indexFilesWritten) {
+      const content = decodeIndex(await repo.loadStructured('index', name), name);
+      assert.deepEqual([...content.supersedes].sort(), old);
+      const blobs = content.packs.reduce((n, p) => n + p.entries.length, 0);
+      assert.ok(blobs <= 40 || content.packs.length === 1, `${blobs} blobs in one index file`);
+    }
+    assert.deepEqual((await check(await reopen(f.repo))).issues, []);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index --dry-run changes nothing', async () => {
+  const f = await fixture();
+  try {
+    const before = await names(f.backend, 'index');
+    const result = await repairIndex(await reopen(f.repo), { dryRun: true });
+    assert.deepEqual(result.indexFilesWritten, []);
+    assert.deepEqual(await names(f.backend, 'index'), before);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a deleted data pack: repair index drops it, repair snapshots --forget empties the damaged files; check passes', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await dataPacks(f.repo);
+    await f.backend.remove({ type: 'data', name: pack.id });
+    const indexed = await repairIndex(await reopen(f.repo));
+    assert.equal(indexed.packsRemoved, 1);
+    const missing = await errorsOf(f.repo);
+    assert.ok(missing.length > 0 && missing.every((i) => i.kind === 'missing-blob'));
+    const damagedPaths = new Set(missing.map((i) => i.path!));
+
+    const repaired = await repairSnapshots(await reopen(f.repo), { forget: true });
+    assert.equal(repaired.repaired.length, 2);
+    for (const r of repaired.repaired) {
+      assert.ok(r.repaired);
+      assert.equal(r.forgotten, true);
+      assert.ok(r.damage.every((d) => d.kind === 'file'));
+      for (const p of damagedPaths) assert.ok(r.damage.some((d) => d.path === p), `${p} reported as damaged`);
+    }
+    assert.deepEqual(await names(f.backend, 'snapshot'), repaired.repaired.map((r) => r.repaired!).sort());
+    assert.deepEqual(await errorsOf(f.repo, true), []);
+
+    const repo = await reopen(f.repo);
+    for (const r of repaired.repaired) {
+      const s = await repo.loadSnapshot(r.repaired!);
+      assert.ok(s.tags.includes('repaired'));
+      assert.ok(s.tags.includes(`original:${r.original.slice(0, 8)}`));
+      for (const [p, content] of await readBack(f.repo, r.repaired!)) {
+        if (damagedPaths.has(p)) assert.equal(content.length, 0, `${p} is now empty`);
+        else if (!p.endsWith('/docs/b.txt')) assert.deepEqual(content, await readFile(p), p);
+      }
+    }
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair snapshots alone: the repaired snapshots reference nothing missing; the originals stay', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await dataPacks(f.repo);
+    await f.backend.remove({ type: 'data', name: pack.id });
+    const result = await repairSnapshots(await reopen(f.repo));
+    assert.equal(result.repaired.length, 2);
+    assert.ok(result.treesWritten > 0);
+    const issues = (await check(await reopen(f.repo))).issues;
+    // The index still lists the deleted pack, and the originals still use its blobs.
+    assert.deepEqual([...new Set(issues.map((i) => i.kind))].sort(), ['missing-blob', 'missing-pack']);
+    const repairedIds = new Set(result.repaired.map((r) => r.repaired!));
+    for (const i of issues.filter((x) => x.kind === 'missing-blob')) {
+      assert.ok(i.snapshots!.every((s) => f.snapshots.includes(s) && !repairedIds.has(s)));
+    }
+    assert.equal((await names(f.backend, 'snapshot')).length, 4);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair snapshots: a missing subtree becomes an empty folder; --dry-run writes nothing', async () => {
+  const f = await fixture();
+  try {
+    const repo = await reopen(f.repo);
+    const s = await repo.loadSnapshot(f.snapshots[0]);
+    let deep: Uint8Array | undefined;
+    await walkTree(repo, s.tree, ({ path: p, node }) => {
+      if (p.endsWith('/sub/deep')) deep = node.subtree;
+    });
+    // Drop the subtree from the index (its bytes stay in its pack, unreferenced).
+    const indexNames = await names(f.backend, 'index');
+    const packs: PackRecord[] = [];
+    for (const name of indexNames) packs.push(...decodeIndex(await repo.loadStructured('index', name), name).packs);
+    await repo.saveIndex(packs.map((p) => ({ ...p, entries: p.entries.filter((e) => Buffer.compare(e.id, deep!) !== 0) })), indexNames);
+    for (const name of indexNames) await f.backend.remove({ type: 'index', name });
+
+    const before = { snapshots: await names(f.backend, 'snapshot'), data: await names(f.backend, 'data'), index: await names(f.backend, 'index') };
+    const dry = await repairSnapshots(await reopen(f.repo), { dryRun: true });
+    assert.equal(dry.repaired.length, 2);
+    assert.deepEqual({ snapshots: await names(f.backend, 'snapshot'), data: await names(f.backend, 'data'), index: await names(f.backend, 'index') }, before);
+
+    const result = await repairSnapshots(await reopen(f.repo), { forget: true });
+    for (const r of result.repaired) {
+      assert.deepEqual(r.damage.map((d) => d.kind), ['missing-tree']);
+      assert.match(r.damage[0].path, /\/sub\/deep$/);
+      assert.match(r.damage[0].message, /now an empty folder/);
+    }
+    assert.deepEqual(await errorsOf(f.repo), []);
+    const files = await readBack(f.repo, result.repaired[0].repaired!);
+    assert.ok(![...files.keys()].some((p) => p.includes('/sub/deep/')));
+    assert.ok([...files.keys()].some((p) => p.endsWith('/big.bin')));
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index --read-all-packs leaves a damaged blob out; repair snapshots then saves the rest', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await dataPacks(f.repo);
+    const victim = pack.entries[0];
+    const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+    bytes[victim.offset + 50] ^= 0x04;
+    await f.backend.save({ type: 'data', name: pack.id }, bytes);
+
+    // Reading headers only cannot see the damage.
+    const quick = await repairIndex(await reopen(f.repo), { dryRun: true });
+    assert.deepEqual(quick.problems, []);
+
+    const problems: string[] = [];
+    const result = await repairIndex(await reopen(f.repo), { readAllPacks: true, onProblem: (p) => problems.push(p.message) });
+    assert.deepEqual(result.problems.map((p) => [p.kind, p.pack, p.blob]), [['bad-blob', pack.id, toHex(victim.id)]]);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0], new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${pack.id.slice(0, 8)}: authentication failed.*; left out of the index$`));
+    const missing = await errorsOf(f.repo);
+    assert.deepEqual(missing.map((i) => [i.kind, i.blob]), [['missing-blob', toHex(victim.id)]]);
+    await repairSnapshots(await reopen(f.repo), { forget: true });
+    assert.deepEqual(await errorsOf(f.repo), []);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index leaves out a pack whose header cannot be read, and says so', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await dataPacks(f.repo);
+    const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+    bytes[bytes.length - 10] ^= 0xff; // inside the sealed header
+    await f.backend.save({ type: 'data', name: pack.id }, bytes);
+    const result = await repairIndex(await reopen(f.repo));
+    assert.deepEqual(result.problems.map((p) => [p.kind, p.pack]), [['unreadable-pack', pack.id]]);
+    assert.match(result.problems[0].message, new RegExp(`^pack ${pack.id.slice(0, 8)}: .*header.*; left out of the index, its blobs become unreachable$`));
+    assert.equal(result.packsRemoved, 1);
+    await repairSnapshots(await reopen(f.repo), { forget: true });
+    const after = await check(await reopen(f.repo));
+    // The damaged pack is still stored, now unreferenced: a warning, not an error.
+    assert.deepEqual(after.issues.map((i) => [i.kind, i.pack]), [['unreferenced-pack', pack.id]]);
+  } finally {
+    await cleanup(f);
+  }
+});
