@@ -1,0 +1,136 @@
+/**
+ * `coffer check` and `coffer repair` as a user runs them, on a local repository damaged on disk.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
+
+after(removeTempDirs);
+
+async function repository(): Promise<{ repo: string; src: string }> {
+  const repo = await makeRepoDir();
+  const src = await makeTempDir('coffer-check-src-');
+  await mkdir(path.join(src, 'docs'));
+  await writeFile(path.join(src, 'big.bin'), randomBytes(3 * 1024 * 1024));
+  await writeFile(path.join(src, 'docs', 'note.txt'), 'hello\n');
+  assert.equal((await runCoffer(['init'], { repo })).code, 0);
+  const b = await runCoffer(['backup', src], { repo });
+  assert.equal(b.code, 0, b.stderr);
+  return { repo, src };
+}
+
+/** The largest pack file of a local repository. */
+async function largestPack(repo: string): Promise<{ file: string; name: string; size: number }> {
+  let best = { file: '', name: '', size: -1 };
+  for (const dir of await readdir(path.join(repo, 'data'))) {
+    for (const name of await readdir(path.join(repo, 'data', dir))) {
+      const file = path.join(repo, 'data', dir, name);
+      const { size } = await stat(file);
+      if (size > best.size) best = { file, name, size };
+    }
+  }
+  return best;
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  await chmod(file, 0o644);
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, offset);
+    b[0] ^= 0xff;
+    await fh.write(b, 0, 1, offset);
+  } finally {
+    await fh.close();
+  }
+  await chmod(file, 0o444);
+}
+
+test('check and check --read-data exit 0 on a sound repository', async () => {
+  const { repo } = await repository();
+  const plain = await runCoffer(['check'], { repo });
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stdout, /no errors were found\n$/);
+  const full = await runCoffer(['check', '--read-data'], { repo });
+  assert.equal(full.code, 0, full.stderr);
+  assert.match(full.stdout, /read all data\n/);
+  assert.match(full.stdout, /verified \d+ packs and \d+ blobs/);
+  assert.match(full.stdout, /no errors were found\n$/);
+  const json = await runCoffer(['check', '--read-data-subset', '1/1', '--json'], { repo });
+  assert.equal(json.code, 0, json.stderr);
+  const summary = jsonLines(json.stdout).at(-1) as Record<string, unknown>;
+  assert.equal(summary.message_type, 'summary');
+  assert.equal(summary.num_errors, 0);
+  assert.equal(summary.num_warnings, 0);
+  assert.ok((summary.packs_checked as number) >= 2);
+  assert.ok((summary.bytes_read as number) > 3 * 1024 * 1024);
+  const bad = await runCoffer(['check', '--read-data-subset', '4/3'], { repo });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--read-data-subset/);
+});
+
+test('a flipped byte in a pack on disk: check --read-data exits 1 naming the pack; repair makes check pass', async () => {
+  const { repo } = await repository();
+  const pack = await largestPack(repo);
+  await flipByte(pack.file, 100);
+
+  // Without reading data nothing looks wrong: sizes and the index agree.
+  assert.equal((await runCoffer(['check'], { repo })).code, 0);
+
+  const full = await runCoffer(['check', '--read-data'], { repo });
+  assert.equal(full.code, 1);
+  const short = pack.name.slice(0, 8);
+  assert.match(full.stdout, new RegExp(`^error: pack ${short}: content does not match its name`, 'm'));
+  assert.match(full.stdout, new RegExp(`^error: data blob [0-9a-f]{8} in pack ${short}: authentication failed`, 'm'));
+  assert.match(full.stdout, /^2 errors found$/m);
+  assert.match(full.stderr, /error: the repository has 2 errors/);
+
+  const json = await runCoffer(['check', '--read-data', '--json'], { repo });
+  assert.equal(json.code, 1);
+  const lines = jsonLines(json.stdout) as Array<Record<string, unknown>>;
+  const errors = lines.filter((l) => l.message_type === 'error');
+  assert.deepEqual(errors.map((l) => l.kind), ['corrupt-pack', 'corrupt-blob']);
+  assert.equal(errors[0].pack, pack.name);
+  assert.equal(errors[1].pack, pack.name);
+  assert.match(String(errors[1].blob), /^[0-9a-f]{64}$/);
+  const summary = lines.at(-1)!;
+  assert.equal(summary.message_type, 'summary');
+  assert.equal(summary.num_errors, 2);
+
+  const rebuilt = await runCoffer(['repair', 'index', '--read-all-packs'], { repo });
+  assert.equal(rebuilt.code, 0, rebuilt.stderr);
+  assert.match(rebuilt.stdout, /1 damaged blob left out of the index/);
+  assert.match(rebuilt.stderr, new RegExp(`warning: data blob [0-9a-f]{8} in pack ${short}: authentication failed`));
+
+  const missing = await runCoffer(['check'], { repo });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stdout, /^error: data blob [0-9a-f]{8}: not in any index; used by file .*\/big\.bin in snapshot [0-9a-f]{8}$/m);
+
+  const dry = await runCoffer(['repair', 'snapshots', '--dry-run'], { repo });
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, /big\.bin: 1 of \d+ data blobs missing; now an empty file/);
+  assert.match(dry.stdout, /dry run: would repair 1 snapshot/);
+
+  const fixed = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
+  assert.equal(fixed.code, 0, fixed.stderr);
+  assert.match(fixed.stdout, /repaired snapshot [0-9a-f]{8} saved, original removed/);
+  const final = await runCoffer(['check'], { repo });
+  assert.equal(final.code, 0, final.stdout + final.stderr);
+  const snapshots = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ tags: string[] }>;
+  assert.equal(snapshots.length, 1);
+  assert.ok(snapshots[0].tags.includes('repaired'));
+});
+
+test('a deleted pack: check names it as missing and lists the files that lose data', async () => {
+  const { repo } = await repository();
+  const pack = await largestPack(repo);
+  await chmod(path.dirname(pack.file), 0o755);
+  await rm(pack.file, { force: true });
+  const r = await runCoffer(['check'], { repo });
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, new RegExp(`^error: pack ${pack.name.slice(0, 8)}: listed in index [0-9a-f]{8} but missing from the repository`, 'm'));
+  assert.match(r.stdout, /^error: data blob [0-9a-f]{8}: its pack [0-9a-f]{8} is missing; used by file .*\/big\.bin in snapshot [0-9a-f]{8}$/m);
+});
