@@ -223,8 +223,20 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   const contents = await mapLimit(indexFiles, Math.max(2, repo.backend.connections), async (name) =>
     decodeIndex(await repo.loadStructured('index', name), describe('index', name)),
   );
+  // A pack listed in several index files gets the union of their entries.
   const records = new Map<Id, PackRecord>();
-  for (const content of contents) for (const pack of content.packs) if (!records.has(pack.id)) records.set(pack.id, pack);
+  for (const content of contents) {
+    for (const pack of content.packs) {
+      const known = records.get(pack.id);
+      if (known === undefined) {
+        records.set(pack.id, pack);
+        continue;
+      }
+      const seen = new Set(known.entries.map((e) => `${e.offset}:${toHex(e.id)}`));
+      const extra = pack.entries.filter((e) => !seen.has(`${e.offset}:${toHex(e.id)}`));
+      if (extra.length > 0) records.set(pack.id, { ...known, entries: [...known.entries, ...extra].sort((a, b) => a.offset - b.offset) });
+    }
+  }
 
   const positionOf = (e: PackEntry): number => {
     const at = index.position(e.id, e.type);
