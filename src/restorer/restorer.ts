@@ -21,7 +21,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, stat, symlink, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
@@ -35,15 +35,19 @@ import {
   childPath,
   createExclusive,
   display,
+  fd,
   isInside,
   joinPath,
   lstatOrUndefined,
   openFolder,
   openForReading,
   openForWriting,
+  readFully,
   sameTime,
   targetError,
   timeArg,
+  withFd,
+  writeFully,
 } from './safe-path.ts';
 
 const run = promisify(execFile);
@@ -147,8 +151,12 @@ interface FileJob {
   readonly entry: Entry;
   readonly abs: Buffer;
   readonly shown: string;
-  /** Created by us (all zeros): zero chunks need no write. */
+  /** A new file (all zeros until written): zero chunks need no write. Created by its first write. */
   readonly fresh: boolean;
+  /** A new file of one chunk: its one write creates it, writes it and sets its metadata. */
+  readonly single: boolean;
+  /** Creation of a new file of several chunks (at its final size), shared by its writes. */
+  created?: Promise<void>;
   readonly action: 'restored' | 'updated';
   /** Chunk indexes to write; undefined = all. */
   readonly chunks?: readonly number[];
@@ -180,8 +188,8 @@ export interface PackRange<T> {
 
 /** Blobs of one pack closer than this are loaded in one request (the gap costs less than a round trip). */
 const coalesceGap = 1024 * 1024;
-/** The largest coalesced range: bounds memory to about connections × this. */
-const maxRange = 16 * 1024 * 1024;
+/** The largest coalesced range: bounds memory to about 2 × connections × this. */
+const maxRange = 8 * 1024 * 1024;
 
 /**
  * Groups blobs of one pack (sorted here by offset) into ranged loads: neighbours less than `gap` apart
@@ -204,10 +212,11 @@ export function coalesceRanges<T extends { readonly offset: number; readonly len
   return out;
 }
 
-/** A small counting semaphore. */
+/** A small counting semaphore; its queue is FIFO and O(1) (thousands of small files may wait). */
 class Limit {
   #free: number;
-  readonly #waiting: Array<() => void> = [];
+  #waiting: Array<() => void> = [];
+  #head = 0;
   constructor(n: number) {
     this.#free = n;
   }
@@ -217,12 +226,48 @@ class Limit {
     try {
       return await fn();
     } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#free++;
+      if (this.#head < this.#waiting.length) {
+        const next = this.#waiting[this.#head++];
+        if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+          this.#waiting = this.#waiting.slice(this.#head);
+          this.#head = 0;
+        }
+        next();
+      } else this.#free++;
     }
   }
 }
+
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** Bytes of decrypted blobs waiting to be written: decryption pauses while writes catch up. */
+class ByteBudget {
+  #used = 0;
+  readonly #limit: number;
+  readonly #waiting: Array<{ n: number; resolve: () => void }> = [];
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+  async acquire(n: number): Promise<void> {
+    // Always admit one blob, however large, when nothing else is held.
+    if (this.#waiting.length === 0 && (this.#used === 0 || this.#used + n <= this.#limit)) {
+      this.#used += n;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push({ n, resolve }));
+  }
+  release(n: number): void {
+    this.#used -= n;
+    while (this.#waiting.length > 0 && (this.#used === 0 || this.#used + this.#waiting[0].n <= this.#limit)) {
+      const next = this.#waiting.shift()!;
+      this.#used += next.n;
+      next.resolve();
+    }
+  }
+}
+
+/** Decrypted bytes waiting for their writes, at most (memory: plus the pack ranges being loaded). */
+const plainBudget = 32 * 1024 * 1024;
 
 function isZero(buf: Uint8Array): boolean {
   // Compare in 64 KiB steps against one shared zero page: memcmp speed, no big allocation.
@@ -278,6 +323,7 @@ class Restorer {
   readonly #kept = new Set<Entry>();
   /** Chunk writes in flight: a blob shared by thousands of files must not open thousands of descriptors. */
   readonly #writes = new Limit(32);
+  readonly #plain = new ByteBudget(plainBudget);
   readonly #zeroIds = new Map<number, string>();
   readonly #notes = new Map<string, number>();
   readonly stats: RestoreStats = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, filesSkipped: 0, errors: 0 };
@@ -596,20 +642,19 @@ class Restorer {
         await this.#remove(abs, st);
       }
     }
-    if (!chunks && !this.#dry) {
-      const handle = await createExclusive(abs);
-      try {
-        // The final size at once: unwritten ranges are holes, and all-zero chunks are never written.
-        await handle.truncate(node.size);
-      } finally {
-        await handle.close();
-      }
-    }
-    const bytes = chunks ? chunks.reduce((sum, i) => sum + layout.lengths[i], 0) : node.size;
     e.newInode = !chunks;
+    if (!chunks && node.size === 0 && !this.#dry) {
+      // Nothing to write: done here, on the descriptor that created it.
+      await withFd(createExclusive(abs), (n) => this.#setMetadata(e, abs, n, true));
+      this.#restored(e, 0, 'restored');
+      return;
+    }
+    // New files are created by their first write (see #write): the path is free now and O_EXCL then
+    // makes sure nothing took it meanwhile.
+    const bytes = chunks ? chunks.reduce((sum, i) => sum + layout.lengths[i], 0) : node.size;
     const job: FileJob = {
-      entry: e, abs, shown: this.#shown(e), fresh: !chunks, action: chunks ? 'updated' : 'restored', chunks, bytes,
-      pending: 0, failed: false, finished: false,
+      entry: e, abs, shown: this.#shown(e), fresh: !chunks, single: !chunks && layout.lengths.length === 1, action: chunks ? 'updated' : 'restored',
+      chunks, bytes, pending: 0, failed: false, finished: false,
     };
     if (chunks) {
       this.#summary.bytesSkipped += node.size - bytes;
@@ -621,19 +666,15 @@ class Restorer {
   /** Indexes of the chunks whose bytes in the existing file at `abs` differ from the snapshot. */
   async #differingChunks(abs: Buffer, e: Entry, layout: Layout): Promise<number[]> {
     const differ: number[] = [];
-    const handle = await openForReading(abs);
-    try {
-      const max = Math.max(0, ...layout.lengths);
-      const buf = Buffer.allocUnsafe(Math.min(max, 64 * 1024 * 1024));
+    await withFd(openForReading(abs), async (n) => {
+      const buf = Buffer.allocUnsafe(largest(layout.lengths));
       const content = e.node.content ?? [];
       for (let i = 0; i < content.length; i++) {
         throwIfAborted(this.#o.signal);
-        const data = await readFully(handle, buf, layout.lengths[i], layout.offsets[i]);
+        const data = await readFully(n, buf, layout.lengths[i], layout.offsets[i]);
         if (!data || !Buffer.from(this.#repo.crypto.blobId(data)).equals(content[i])) differ.push(i);
       }
-    } finally {
-      await handle.close();
-    }
+    });
     return differ;
   }
 
@@ -710,22 +751,23 @@ class Restorer {
    * place already are left out, so an untouched file keeps its ctime. Files and folders go through a
    * descriptor; other entries by path after an lstat check, never following a symlink.
    */
-  async #setMetadata(e: Entry, abs: Buffer, handle: FileHandle | undefined): Promise<void> {
+  async #setMetadata(e: Entry, abs: Buffer, n: number | undefined, fresh = false): Promise<void> {
     const node = e.node;
-    if (handle) this.#setXattrs(abs, node);
     let chowned = false;
-    if (handle) {
-      const st = await handle.stat({ bigint: true });
+    if (n !== undefined) {
+      this.#setXattrs(abs, node);
+      // Something we just created has our owner, mode 0600/0700 and the current time: no need to look.
+      const st = fresh ? undefined : await fd.stat(n);
       if (this.#owners) {
         const { uid, gid } = this.#ownerOf(node);
-        if (Number(st.uid) !== uid || Number(st.gid) !== gid) {
-          await handle.chown(uid, gid);
+        if (!st || Number(st.uid) !== uid || Number(st.gid) !== gid) {
+          await fd.chown(n, uid, gid);
           chowned = true;
         }
       }
       // A chown clears setuid/setgid (for root too, since Linux 2.2.13): set the mode after one.
-      if (chowned || (Number(st.mode) & 0o7777) !== (node.mode & 0o7777)) await handle.chmod(node.mode & 0o7777);
-      if (!sameTime(st.mtimeNs, node.mtime) || !sameTime(st.atimeNs, node.atime)) await handle.utimes(timeArg(node.atime), timeArg(node.mtime));
+      if (!st || chowned || (Number(st.mode) & 0o7777) !== (node.mode & 0o7777)) await fd.chmod(n, node.mode & 0o7777);
+      if (!st || !sameTime(st.mtimeNs, node.mtime) || !sameTime(st.atimeNs, node.atime)) await fd.utimes(n, timeArg(node.atime), timeArg(node.mtime));
       return;
     }
     const st = await lstatOrUndefined(abs);
@@ -758,12 +800,7 @@ class Restorer {
   }
 
   async #fileMetadata(e: Entry, abs: Buffer): Promise<void> {
-    const handle = await openForReading(abs);
-    try {
-      await this.#setMetadata(e, abs, handle);
-    } finally {
-      await handle.close();
-    }
+    await withFd(openForReading(abs), (n) => this.#setMetadata(e, abs, n));
   }
 
   // ---- 4. contents ----
@@ -834,7 +871,7 @@ class Restorer {
         need.targets.push({ job, offset: layout.offsets[i], length });
       }
     }
-    for (const job of layouts.keys()) if (job.pending === 0) await this.#finishFile(job);
+    for (const job of layouts.keys()) if (job.pending === 0) await this.#finishFile(job, undefined);
 
     const byPack = new Map<Id, Array<Need & { offset: number; length: number }>>();
     for (const need of needs.values()) {
@@ -863,45 +900,81 @@ class Restorer {
         return;
       }
     }
+    // Decryption runs on this thread while earlier blobs' writes run in the thread pool; the writes limit
+    // bounds the descriptors, and memory stays within this range's blobs.
+    const writes: Array<Promise<void>> = [];
+    let sinceYield = 0;
     for (const need of live) {
       throwIfAborted(this.#o.signal);
+      if (sinceYield > 2 * 1024 * 1024) {
+        // Let finished writes call back and queued ones start between blobs.
+        await yieldToLoop();
+        sinceYield = 0;
+      }
+      const cost = need.location.rawLength + 1024;
+      sinceYield += cost;
+      await this.#plain.acquire(cost);
       let plain: Uint8Array | undefined;
       if (data) {
         const at = need.location.offset - range.offset;
         try {
           plain = openBlob(this.#repo.crypto, 'data', need.id, data.subarray(at, at + need.location.length), need.location.rawLength, `data blob ${toHex(need.id).slice(0, 8)} in pack ${shortId(range.pack)}`);
         } catch (err) {
+          this.#plain.release(cost);
           for (const t of need.targets) this.#jobFailed(t.job, err);
           continue;
         }
       }
       const zero = plain !== undefined && isZero(plain);
-      await Promise.all(need.targets.map((t) => this.#write(t, zero ? undefined : plain)));
+      writes.push(Promise.all(need.targets.map((t) => this.#write(t, zero ? undefined : plain))).then(() => this.#plain.release(cost)));
     }
+    // The loaded range is not needed for the writes still running.
+    data = undefined;
+    await Promise.all(writes);
   }
 
-  /** Writes one chunk (`data` undefined: zeros) at its offset, then finishes the file after its last one. */
+  /**
+   * Writes one chunk (`data` undefined: zeros) at its offset. A new file is created by its first write;
+   * the write that completes a file sets its metadata through the same descriptor, so a one-chunk file
+   * costs one open.
+   */
   async #write(t: Target, data: Uint8Array | undefined): Promise<void> {
     const job = t.job;
     if (job.failed) return;
-    if (!this.#dry && !(data === undefined && job.fresh)) {
-      try {
-        await this.#writes.run(async () => {
-          // One descriptor per write: nothing stays open between the packs a file's chunks come from.
-          const handle = await openForWriting(job.abs);
-          try {
-            await writeFully(handle, data ?? Buffer.alloc(t.length), t.offset);
-          } finally {
-            await handle.close();
-          }
-        });
-      } catch (err) {
-        this.#jobFailed(job, err);
+    try {
+      if (this.#dry || (data === undefined && job.fresh)) {
+        // Nothing to write: a dry run, or zeros where the new file has a hole.
+        if (!this.#dry) await this.#created(job);
+        this.stats.bytesDone += t.length;
+        if (--job.pending === 0) await this.#finishFile(job, undefined);
         return;
       }
+      await this.#writes.run(async () => {
+        if (job.failed) return;
+        let n: number;
+        if (job.single) n = await createExclusive(job.abs);
+        else {
+          if (job.fresh) await this.#created(job);
+          n = await openForWriting(job.abs);
+        }
+        try {
+          // One descriptor per write: nothing stays open between the packs a file's chunks come from.
+          await writeFully(n, data ?? Buffer.alloc(t.length), t.offset);
+          this.stats.bytesDone += t.length;
+          if (--job.pending === 0) await this.#finishFile(job, n);
+        } finally {
+          await fd.close(n);
+        }
+      });
+    } catch (err) {
+      this.#jobFailed(job, err);
     }
-    this.stats.bytesDone += t.length;
-    if (--job.pending === 0) await this.#finishFile(job);
+  }
+
+  /** Creates a new file at its final size, once: unwritten ranges stay holes (sparse files). */
+  #created(job: FileJob): Promise<void> {
+    job.created ??= withFd(createExclusive(job.abs), (n) => fd.truncate(n, job.entry.node.size));
+    return job.created;
   }
 
   #jobFailed(job: FileJob, err: unknown): void {
@@ -910,11 +983,15 @@ class Restorer {
     this.#fail(job.entry, job.shown, err);
   }
 
-  async #finishFile(job: FileJob): Promise<void> {
+  /** Sets a completed file's metadata (through `n` when the caller has the file open). */
+  async #finishFile(job: FileJob, n: number | undefined): Promise<void> {
     if (job.finished || job.failed) return;
     job.finished = true;
     try {
-      if (!this.#dry) await this.#fileMetadata(job.entry, job.abs);
+      if (!this.#dry) {
+        if (n !== undefined) await this.#setMetadata(job.entry, job.abs, n, job.fresh);
+        else await this.#writes.run(() => this.#fileMetadata(job.entry, job.abs));
+      }
     } catch (err) {
       this.#fail(job.entry, job.shown, err, 'cannot set metadata');
       return;
@@ -1022,12 +1099,7 @@ class Restorer {
       if (!e.selected || e.node.type !== 'dir' || e.state !== 'ready') continue;
       const abs = this.#abs(e);
       try {
-        const handle = await openFolder(abs);
-        try {
-          await this.#setMetadata(e, abs, handle);
-        } finally {
-          await handle.close();
-        }
+        await withFd(openFolder(abs), (n) => this.#setMetadata(e, abs, n, e.fresh));
       } catch (err) {
         this.#fail(e, this.#shown(e), err, 'cannot set metadata');
       }
@@ -1057,43 +1129,26 @@ class Restorer {
   async #verifyFile(e: Entry): Promise<string | undefined> {
     const abs = this.#abs(e);
     const layout = this.#layout(e);
-    const handle = await openForReading(abs);
-    try {
-      const st = await handle.stat();
+    return withFd(openForReading(abs), async (n) => {
+      const st = await fd.stat(n);
       if (!st.isFile()) return 'verify: not a regular file';
-      if (st.size !== e.node.size) return `verify: size ${st.size} differs from the snapshot (${e.node.size})`;
+      if (Number(st.size) !== e.node.size) return `verify: size ${st.size} differs from the snapshot (${e.node.size})`;
       const content = e.node.content ?? [];
-      const buf = Buffer.allocUnsafe(Math.min(Math.max(0, ...layout.lengths), 64 * 1024 * 1024));
+      const buf = Buffer.allocUnsafe(largest(layout.lengths));
       for (let i = 0; i < content.length; i++) {
-        const data = await readFully(handle, buf, layout.lengths[i], layout.offsets[i]);
+        const data = await readFully(n, buf, layout.lengths[i], layout.offsets[i]);
         if (!data || !Buffer.from(this.#repo.crypto.blobId(data)).equals(content[i])) {
           return `verify: content differs from the snapshot at bytes ${layout.offsets[i]}–${layout.offsets[i] + layout.lengths[i]}`;
         }
       }
       return undefined;
-    } finally {
-      await handle.close();
-    }
+    });
   }
 }
 
-/** Reads `length` bytes at `position`; undefined when the file ends first. */
-async function readFully(handle: FileHandle, buf: Buffer, length: number, position: number): Promise<Uint8Array | undefined> {
-  const target = length <= buf.length ? buf : Buffer.allocUnsafe(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(target, done, length - done, position + done);
-    if (bytesRead === 0) return undefined;
-    done += bytesRead;
-  }
-  return target.subarray(0, length);
+/** The largest of `lengths` (a read buffer's size), without spreading a long array into arguments. */
+function largest(lengths: readonly number[]): number {
+  let max = 0;
+  for (const l of lengths) if (l > max) max = l;
+  return max;
 }
-
-async function writeFully(handle: FileHandle, data: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-

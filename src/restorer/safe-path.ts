@@ -3,8 +3,9 @@
  * bytes, and filesystem operations that never follow a symlink they did not mean to. Trees come from the
  * repository and are hostile until checked (docs/design.md §Threat model).
  */
-import { constants, type BigIntStats } from 'node:fs';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { close, constants, fchmod, fchown, fstat, ftruncate, futimes, open, read, write, type BigIntStats } from 'node:fs';
+import { lstat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { AppError, FileError, IntegrityError } from '../errors/index.ts';
 import { isSafeName, type Timestamp, type TreeNode } from '../model/index.ts';
 
@@ -82,6 +83,24 @@ export async function lstatOrUndefined(path: Buffer): Promise<BigIntStats | unde
   }
 }
 
+/**
+ * Descriptor operations. The callback API with plain fd numbers costs markedly less CPU per call than
+ * `fs.promises` FileHandles, which matters for restores of many small files (about ten calls each).
+ */
+export const fd = {
+  open: promisify(open) as (path: Buffer, flags: number, mode?: number) => Promise<number>,
+  close: promisify(close),
+  read: (n: number, buf: Uint8Array, offset: number, length: number, position: number) =>
+    new Promise<number>((resolve, reject) => read(n, buf, offset, length, position, (err, bytes) => (err ? reject(err) : resolve(bytes)))),
+  write: (n: number, buf: Uint8Array, offset: number, length: number, position: number) =>
+    new Promise<number>((resolve, reject) => write(n, buf, offset, length, position, (err, bytes) => (err ? reject(err) : resolve(bytes)))),
+  stat: (n: number) => new Promise<BigIntStats>((resolve, reject) => fstat(n, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st)))),
+  chmod: promisify(fchmod),
+  chown: promisify(fchown),
+  utimes: promisify(futimes),
+  truncate: promisify(ftruncate) as (n: number, length: number) => Promise<void>,
+};
+
 const noAtime = constants.O_NOATIME ?? 0;
 let noAtimeAllowed = noAtime !== 0;
 
@@ -89,33 +108,60 @@ let noAtimeAllowed = noAtime !== 0;
  * Opens a regular file for reading without following a symlink and, where allowed, without touching its
  * access time (so checking or verifying a restored file leaves its restored atime alone).
  */
-export async function openForReading(path: Buffer): Promise<FileHandle> {
+export async function openForReading(path: Buffer): Promise<number> {
   const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
   if (noAtimeAllowed) {
     try {
-      return await open(path, flags | noAtime);
+      return await fd.open(path, flags | noAtime);
     } catch (err) {
       // O_NOATIME is refused for files this user does not own: fall back for good.
       if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
       noAtimeAllowed = false;
     }
   }
-  return open(path, flags);
+  return fd.open(path, flags);
 }
 
 /** Creates a new file; fails when anything (a file, a symlink, a dangling symlink) is at `path`. */
-export function createExclusive(path: Buffer): Promise<FileHandle> {
-  return open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+export function createExclusive(path: Buffer): Promise<number> {
+  return fd.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
 }
 
 /** Opens an existing file for writing in place; refuses a symlink. */
-export function openForWriting(path: Buffer): Promise<FileHandle> {
-  return open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
+export function openForWriting(path: Buffer): Promise<number> {
+  return fd.open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
 }
 
 /** Opens a folder (never through a symlink) to set its metadata through the descriptor. */
-export function openFolder(path: Buffer): Promise<FileHandle> {
-  return open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+export function openFolder(path: Buffer): Promise<number> {
+  return fd.open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+}
+
+/** Runs `fn` with a descriptor from `opening`, closing it afterwards. */
+export async function withFd<T>(opening: Promise<number>, fn: (n: number) => Promise<T>): Promise<T> {
+  const n = await opening;
+  try {
+    return await fn(n);
+  } finally {
+    await fd.close(n);
+  }
+}
+
+/** Reads `length` bytes at `position` into `buf` (or a larger buffer); undefined when the file ends first. */
+export async function readFully(n: number, buf: Buffer, length: number, position: number): Promise<Uint8Array | undefined> {
+  const target = length <= buf.length ? buf : Buffer.allocUnsafe(length);
+  let done = 0;
+  while (done < length) {
+    const bytesRead = await fd.read(n, target, done, length - done, position + done);
+    if (bytesRead === 0) return undefined;
+    done += bytesRead;
+  }
+  return target.subarray(0, length);
+}
+
+export async function writeFully(n: number, data: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) done += await fd.write(n, data, done, data.length - done, position + done);
 }
 
 /**
