@@ -5,4 +5,3 @@
  * through RestoreReporter, never prints.
  */
 export * from './restorer.ts';
-export { timeArg } from './safe-path.ts';

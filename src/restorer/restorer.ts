@@ -67,6 +67,7 @@ export interface OwnerLookup {
   groupId(name: string): number | undefined;
 }
 
+/** What to restore where, and how (the `restore` command's flags). */
 export interface RestoreOptions {
   /** The folder to restore into; created when missing. */
   readonly target: string;
@@ -94,6 +95,7 @@ export interface RestoreOptions {
   readonly batchChunks?: number;
 }
 
+/** The outcome of a restore (for a dry run: what it would have done). */
 export interface RestoreSummary {
   readonly snapshot: Id;
   readonly target: string;
@@ -683,12 +685,12 @@ class Restorer {
     const abs = this.#abs(e);
     if (node.type === 'socket') {
       // A socket is made by a listening process, it holds no data: nothing to restore.
-      this.#note('%d sockets skipped (a socket is recreated by the program that listens on it)');
+      this.#note('skipped %d socket(s): a socket is recreated by the program that listens on it');
       this.#skip(e, 0);
       return;
     }
     if ((node.type === 'chardev' || node.type === 'blockdev') && !this.#owners) {
-      this.#note('%d device nodes skipped (only root can create them)');
+      this.#note('skipped %d device node(s): only root can create them');
       this.#skip(e, 0);
       return;
     }
@@ -796,7 +798,7 @@ class Restorer {
     const missing = node.xattrs.filter((x) => !current.some((c) => c.name === x.name && Buffer.from(c.value).equals(x.value)));
     if (missing.length === 0) return;
     const failed = writeXattrs(abs, missing);
-    if (failed.length > 0) this.#note('%d extended attributes not restored (not permitted, or not supported by the target filesystem)', failed.length);
+    if (failed.length > 0) this.#note('could not set %d extended attribute(s): not permitted, or not supported by the target filesystem', failed.length);
   }
 
   async #fileMetadata(e: Entry, abs: Buffer): Promise<void> {

@@ -159,6 +159,7 @@ export async function readFully(n: number, buf: Buffer, length: number, position
   return target.subarray(0, length);
 }
 
+/** Writes all of `data` at `position`. */
 export async function writeFully(n: number, data: Uint8Array, position: number): Promise<void> {
   let done = 0;
   while (done < data.length) done += await fd.write(n, data, done, data.length - done, position + done);

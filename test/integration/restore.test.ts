@@ -399,6 +399,24 @@ describe('restore', () => {
     });
   });
 
+  describe('entries that cannot be restored', () => {
+    it('skips sockets, and devices when not restoring as root, with a note', async () => {
+      const local = await createTestRepo();
+      const socket: TreeNode = { ...file(Buffer.from('sock')), type: 'socket', mode: 0o140755, content: undefined };
+      const device: TreeNode = { ...file(Buffer.from('null')), type: 'chardev', mode: 0o20666, rdev: 259, content: undefined };
+      const snap = await saveSnapshot(local, await saveTree(local, [socket, device, file(Buffer.from('plain'))]));
+      const target = freshDir();
+      const summary = await restore(await reopen(local), snap, { target, restoreOwnership: false });
+      assert.equal(summary.errors, 0);
+      assert.equal(summary.filesSkipped, 2);
+      assert.deepEqual(summary.notes.sort(), [
+        'skipped 1 device node(s): only root can create them',
+        'skipped 1 socket(s): a socket is recreated by the program that listens on it',
+      ]);
+      assert.deepEqual(await readdir(target), ['plain']);
+    });
+  });
+
   describe('hostile trees', () => {
     for (const [label, name] of [
       ['..', Buffer.from('..')],

@@ -47,7 +47,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       .argument('<snapshot>', 'snapshot id, unique prefix or `latest`, optionally with `:PATH` inside it'),
   )
     .option('-t, --target <dir>', 'folder to restore into (created when missing)')
-    .option('-i, --include <pattern>', 'restore only paths matching this pattern (repeatable)', collect)
+    .option('-i, --include <pattern>', 'restore only paths matching this pattern, e.g. /home/me/docs (paths in the snapshot; repeatable)', collect)
     .option('--iinclude <pattern>', 'like --include, ignoring case', collect)
     .option('-e, --exclude <pattern>', 'do not restore paths matching this pattern (repeatable)', collect)
     .option('--iexclude <pattern>', 'like --exclude, ignoring case', collect)
