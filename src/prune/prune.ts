@@ -103,6 +103,8 @@ export interface PruneStats {
 /** One indexed pack, with the copies of used blobs chosen in it. */
 export interface PackPlan {
   readonly record: PackRecord;
+  /** Size of the pack file in the store (the indexed size, except for a damaged pack that holds nothing used). */
+  readonly storedSize: number;
   /** Entries of this pack that are the chosen copy of a used blob. */
   readonly used: PackEntry[];
   usedBytes: number;
@@ -315,7 +317,7 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
     packBytes: { before: [...stored.values()].reduce((a, b) => a + b, 0), delete: 0, copy: 0 },
   };
   const plans: PackPlan[] = present.map((record, n) => {
-    const plan: PackPlan = { record, used: [], usedBytes: 0, unusedBytes: 0, copy: [] };
+    const plan: PackPlan = { record, storedSize: stored.get(record.id)!, used: [], usedBytes: 0, unusedBytes: 0, copy: [] };
     for (const e of record.entries) {
       const at = positionOf(e);
       const chosen = used[at] === 1 && (copies[at] === 1 || (choice.get(at)?.pack === n && choice.get(at)?.offset === e.offset));
@@ -410,14 +412,14 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   for (const p of remove) {
     stats.blobs.remove += p.record.entries.length;
     stats.bytes.remove += p.usedBytes + p.unusedBytes;
-    stats.packBytes.delete += p.record.size;
+    stats.packBytes.delete += p.storedSize;
   }
   for (const p of repack) {
     stats.blobs.repack += p.record.entries.length;
     stats.bytes.repack += p.usedBytes + p.unusedBytes;
     stats.blobs.repackRemove += p.record.entries.length - p.copy.length;
     stats.bytes.repackRemove += p.unusedBytes + p.usedBytes - p.copy.reduce((a, e) => a + e.length, 0);
-    stats.packBytes.delete += p.record.size;
+    stats.packBytes.delete += p.storedSize;
     stats.packBytes.copy += p.copy.reduce((a, e) => a + e.length, 0);
   }
   stats.packBytes.delete += stats.bytes.unreferenced;
@@ -565,12 +567,12 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
     options.onProgress?.('delete index files', ++step, plan.indexFiles.length);
   });
   await checkpoint();
-  const doomed = [...plan.remove, ...plan.repack].map((p) => p.record);
+  const doomed = [...plan.remove, ...plan.repack];
   step = 0;
-  await forEachLimit(doomed, parallel, async (record) => {
-    await backend.remove({ type: 'data', name: record.id });
+  await forEachLimit(doomed, parallel, async (p) => {
+    await backend.remove({ type: 'data', name: p.record.id });
     packsDeleted++;
-    bytesDeleted += record.size;
+    bytesDeleted += p.storedSize;
     options.onProgress?.('delete packs', ++step, doomed.length);
   });
   return {

@@ -356,6 +356,22 @@ describe('prune', () => {
     await assertNoWaste(backend);
   });
 
+  it('deletes a damaged pack (size differs from the index) that holds nothing used', async () => {
+    const { repo, kept } = await mixedRepository();
+    const backend = repo.backend;
+    const plan0 = await planPrune(await Repository.open(backend, testPassword), noUnused);
+    const victim = plan0.remove[0].record;
+    const bytes = await backend.load({ type: 'data', name: victim.id });
+    await backend.save({ type: 'data', name: victim.id }, bytes.subarray(0, 100));
+    const before = await packBytes(backend);
+    const { plan, result } = await prune(backend);
+    assert.ok(plan.remove.some((p) => p.record.id === victim.id && p.storedSize === 100));
+    assert.equal(result.bytesDeleted, plan.stats.packBytes.delete);
+    assert.equal(await packBytes(backend), before - result.bytesDeleted + result.bytesWritten);
+    await assertComplete(backend, kept);
+    await assertNoWaste(backend);
+  });
+
   it('stops before changing the index when a blob to repack is damaged', async () => {
     const { repo, kept } = await mixedRepository();
     const fault = new FaultBackend(repo.backend);
