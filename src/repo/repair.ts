@@ -271,9 +271,35 @@ class UnreadableTree extends Error {
   }
 }
 
+/**
+ * Every snapshot that can be read, oldest first, and the names of those that cannot (a damaged snapshot
+ * file cannot be repaired: only removed).
+ */
+export async function loadReadableSnapshots(repo: Repository): Promise<{ snapshots: StoredSnapshot[]; unreadable: Array<{ id: Id; message: string }> }> {
+  const names: Id[] = [];
+  for await (const { name } of repo.backend.list('snapshot')) names.push(name);
+  names.sort();
+  const unreadable: Array<{ id: Id; message: string }> = [];
+  const loaded = await mapLimit(names, repo.backend.connections, async (name) => {
+    try {
+      return await repo.loadSnapshot(name);
+    } catch (err) {
+      unreadable.push({ id: name, message: `snapshot ${shortId(name)}: ${messageOf(err, describe('snapshot', name))}` });
+      return undefined;
+    }
+  });
+  const snapshots = loaded.filter((s): s is StoredSnapshot => s !== undefined).sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  return { snapshots, unreadable: unreadable.sort((a, b) => (a.id < b.id ? -1 : 1)) };
+}
+
+/** Removes snapshot files that cannot be read (they can never be repaired nor used). */
+export async function removeUnreadableSnapshots(repo: Repository, ids: readonly Id[]): Promise<void> {
+  for (const name of ids) await repo.backend.remove({ type: 'snapshot', name });
+}
+
 /** Rewrites damaged snapshots; see the module comment. Call after listing the snapshots (design §Ordering). */
 export async function repairSnapshots(repo: Repository, options: RepairSnapshotsOptions = {}): Promise<RepairSnapshotsResult> {
-  const snapshots = options.snapshots ?? (await repo.listSnapshots());
+  const snapshots = options.snapshots ?? (await loadReadableSnapshots(repo)).snapshots;
   const index = await repo.loadIndex();
   const stored = new Set<Id>();
   for await (const { name } of repo.backend.list('data')) stored.add(name);

@@ -134,3 +134,20 @@ test('a deleted pack: check names it as missing and lists the files that lose da
   assert.match(r.stdout, new RegExp(`^error: pack ${pack.name.slice(0, 8)}: listed in index [0-9a-f]{8} but missing from the repository`, 'm'));
   assert.match(r.stdout, /^error: data blob [0-9a-f]{8}: its pack [0-9a-f]{8} is missing; used by file .*\/big\.bin in snapshot [0-9a-f]{8}$/m);
 });
+
+test('a damaged snapshot file: check names it; repair snapshots --forget removes it', async () => {
+  const { repo, src } = await repository();
+  assert.equal((await runCoffer(['backup', src], { repo })).code, 0);
+  const dir = path.join(repo, 'snapshots');
+  const [name] = (await readdir(dir)).sort();
+  await flipByte(path.join(dir, name), 40);
+  const r = await runCoffer(['check'], { repo });
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, new RegExp(`^error: snapshot ${name.slice(0, 8)}: .*content does not match its name`, 'm'));
+  assert.match(r.stdout, /^1 error found$/m);
+  const fixed = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
+  assert.equal(fixed.code, 0, fixed.stderr);
+  assert.match(fixed.stderr, new RegExp(`warning: snapshot ${name.slice(0, 8)}: .*; removed`));
+  assert.match(fixed.stdout, /no snapshot needs repair \(1 snapshot checked\)/);
+  assert.equal((await runCoffer(['check'], { repo })).code, 0);
+});

@@ -12,7 +12,7 @@ import { backup } from '../../src/archiver/index.ts';
 import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
 import { check } from '../../src/checker/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
-import { decodeIndex, repairIndex, repairSnapshots, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
 
 interface Fixture {
@@ -153,7 +153,7 @@ test('a deleted data pack: repair index drops it, repair snapshots --forget empt
     assert.equal(indexed.packsRemoved, 1);
     const missing = await errorsOf(f.repo);
     assert.ok(missing.length > 0 && missing.every((i) => i.kind === 'missing-blob'));
-    const damagedPaths = new Set(missing.map((i) => i.path!));
+    const damagedIn = (snapshot: Id) => new Set(missing.filter((i) => i.snapshots!.includes(snapshot)).map((i) => i.path!));
 
     const repaired = await repairSnapshots(await reopen(f.repo), { forget: true });
     assert.equal(repaired.repaired.length, 2);
@@ -161,7 +161,7 @@ test('a deleted data pack: repair index drops it, repair snapshots --forget empt
       assert.ok(r.repaired);
       assert.equal(r.forgotten, true);
       assert.ok(r.damage.every((d) => d.kind === 'file'));
-      for (const p of damagedPaths) assert.ok(r.damage.some((d) => d.path === p), `${p} reported as damaged`);
+      assert.deepEqual(new Set(r.damage.map((d) => d.path)), damagedIn(r.original));
     }
     assert.deepEqual(await names(f.backend, 'snapshot'), repaired.repaired.map((r) => r.repaired!).sort());
     assert.deepEqual(await errorsOf(f.repo, true), []);
@@ -171,8 +171,9 @@ test('a deleted data pack: repair index drops it, repair snapshots --forget empt
       const s = await repo.loadSnapshot(r.repaired!);
       assert.ok(s.tags.includes('repaired'));
       assert.ok(s.tags.includes(`original:${r.original.slice(0, 8)}`));
+      const damaged = damagedIn(r.original);
       for (const [p, content] of await readBack(f.repo, r.repaired!)) {
-        if (damagedPaths.has(p)) assert.equal(content.length, 0, `${p} is now empty`);
+        if (damaged.has(p)) assert.equal(content.length, 0, `${p} is now empty`);
         else if (!p.endsWith('/docs/b.txt')) assert.deepEqual(content, await readFile(p), p);
       }
     }
@@ -280,6 +281,25 @@ test('repair index leaves out a pack whose header cannot be read, and says so', 
     const after = await check(await reopen(f.repo));
     // The damaged pack is still stored, now unreferenced: a warning, not an error.
     assert.deepEqual(after.issues.map((i) => [i.kind, i.pack]), [['unreferenced-pack', pack.id]]);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair snapshots skips a snapshot file that cannot be read, and loadReadableSnapshots names it', async () => {
+  const f = await fixture();
+  try {
+    const name = f.snapshots[0];
+    const bytes = await f.backend.load({ type: 'snapshot', name }, { offset: 0, length: (await f.backend.stat({ type: 'snapshot', name })).size });
+    bytes[bytes.length - 5] ^= 1;
+    await f.backend.save({ type: 'snapshot', name }, bytes);
+    const { snapshots, unreadable } = await loadReadableSnapshots(await reopen(f.repo));
+    assert.deepEqual(snapshots.map((s) => s.id), [f.snapshots[1]]);
+    assert.deepEqual(unreadable.map((u) => u.id), [name]);
+    assert.match(unreadable[0].message, new RegExp(`^snapshot ${name.slice(0, 8)}: memory:: snapshots/${name}: content does not match its name`));
+    const result = await repairSnapshots(await reopen(f.repo));
+    assert.deepEqual(result.repaired, []);
+    assert.deepEqual(result.intact, [f.snapshots[1]]);
   } finally {
     await cleanup(f);
   }

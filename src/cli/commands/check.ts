@@ -84,7 +84,12 @@ export function registerCheck(program: Command, ctx: CliContext): void {
             sink = await progressSink(ctx, 'check');
           });
         };
-        const update = () => {
+        let lastUpdate = 0;
+        const update = (force = false) => {
+          // Many packs or trees a second: the sinks need no more than a few updates.
+          const now = Date.now();
+          if (!force && now - lastUpdate < 100) return;
+          lastUpdate = now;
           const reading = state.phase === 'read data';
           const ms = Date.now() - state.phaseStarted;
           const fraction = reading && state.bytesTotal > 0 ? state.bytesDone / state.bytesTotal : state.total > 0 ? state.done / state.total : undefined;
@@ -126,7 +131,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
               phase: (name, total) => {
                 Object.assign(state, { phase: name, total, done: 0, phaseStarted: Date.now() });
                 if (!live && phaseTitles[name] && name !== 'load snapshots') ctx.say(name === 'read data' ? describeSubset(subset) : phaseTitles[name]);
-                update();
+                update(true);
               },
               advance: (done) => {
                 state.done = done;

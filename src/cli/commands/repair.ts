@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
-import { matchesFilter, parseTagLists, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
+import { loadReadableSnapshots, matchesFilter, parseTagLists, removeUnreadableSnapshots, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
@@ -36,6 +36,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
     .option('--read-all-packs', 'download whole packs and verify every blob; damaged blobs are left out of the index')
     .option('-n, --dry-run', 'only say what would be done')
     .action(async (flags: IndexFlags) => {
+      // Repairs judge what the repository holds, not a local copy of it.
       ctx.options = { ...ctx.options, cache: false };
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'exclusive', async (lock) => {
@@ -124,10 +125,23 @@ export function registerRepair(program: Command, ctx: CliContext): void {
     .option('--tag <tags>', 'only snapshots with all these tags (comma-separated, repeatable)', collect)
     .option('--path <path>', 'only snapshots with this path (repeatable)', collect)
     .action(async (ids: string[], flags: SnapshotFlags) => {
+      // Repairs judge what the repository holds, not a local copy of it.
+      ctx.options = { ...ctx.options, cache: false };
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'exclusive', async (lock) => {
         // Snapshots before the index (design §Ordering); repairSnapshots loads the index.
-        const all = await repo.listSnapshots();
+        const { snapshots: all, unreadable } = await loadReadableSnapshots(repo);
+        // A snapshot file that cannot be read cannot be repaired; --forget (with no selection) removes it.
+        const dropUnreadable = flags.forget === true && !flags.dryRun && ids.length === 0 && !flags.host?.length && !flags.tag?.length && !flags.path?.length;
+        for (const u of unreadable) {
+          const action = dropUnreadable ? 'removed' : 'cannot be repaired; `coffer repair snapshots --forget` removes it';
+          if (ctx.json) ctx.printJson({ message_type: 'warning', kind: 'corrupt-snapshot', snapshot: u.id, message: u.message, removed: dropUnreadable });
+          else ctx.warn(`warning: ${u.message}; ${action}`);
+        }
+        if (dropUnreadable && unreadable.length > 0) {
+          await lock.assertFresh();
+          await removeUnreadableSnapshots(repo, unreadable.map((u) => u.id));
+        }
         const filter = { hosts: flags.host, tags: parseTagLists(flags.tag), paths: flags.path };
         const chosen = ids.length > 0 ? [...new Map(ids.map((id) => selectSnapshot(all, id, filter)).map((s) => [s.id, s])).values()] : all.filter((s) => matchesFilter(s, filter));
         const result = await repairSnapshots(repo, {
