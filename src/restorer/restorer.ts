@@ -22,9 +22,12 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
 import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
-import { CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
+import { AppError, BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
 import { mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
@@ -93,6 +96,11 @@ export interface RestoreOptions {
   readonly reporter?: RestoreReporter;
   /** Chunk writes planned at once (bounds the memory of the write plan); default 65 536. */
   readonly batchChunks?: number;
+  /**
+   * Worker threads that decrypt and verify blobs. Default: one per core but one (at most 4) when 32 MiB
+   * or more are to be restored, else none; 0 opens every blob on the calling thread.
+   */
+  readonly workers?: number;
 }
 
 /** The outcome of a restore (for a dry run: what it would have done). */
@@ -301,6 +309,113 @@ function majorMinor(rdev: number): [string, string] {
   return [major.toString(), minor.toString()];
 }
 
+// ---- decryption workers ----
+
+/** One blob of a loaded range, for a worker to open. */
+interface OpenItem {
+  readonly at: number;
+  readonly length: number;
+  readonly rawLength: number;
+  readonly id: Uint8Array;
+  readonly what: string;
+}
+
+interface OpenRequest {
+  readonly seq: number;
+  readonly data: Uint8Array;
+  readonly items: readonly OpenItem[];
+}
+
+interface OpenResponse {
+  readonly seq: number;
+  /** Per item, its plaintext (empty when it failed to open). */
+  readonly plains: readonly Uint8Array[];
+  /** Per item: undefined when it opened, else why not. */
+  readonly errors: ReadonlyArray<{ message: string; hint?: string } | undefined>;
+}
+
+/** Worker side: opens (decrypts, decompresses, verifies) the blobs of ranges the main thread loaded. */
+function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
+  const crypto = makeCrypto(data.keys, data.algorithm);
+  parentPort!.on('message', (request: OpenRequest) => {
+    const plains: Uint8Array[] = [];
+    const errors: OpenResponse['errors'][number][] = [];
+    for (const item of request.items) {
+      try {
+        plains.push(openBlob(crypto, 'data', item.id, request.data.subarray(item.at, item.at + item.length), item.rawLength, item.what));
+        errors.push(undefined);
+      } catch (err) {
+        plains.push(new Uint8Array(0));
+        errors.push({ message: (err as Error).message, hint: err instanceof AppError ? err.hint : undefined });
+      }
+    }
+    // Large plaintexts own their buffers: moved, not copied. Small ones may sit in Node's Buffer pool,
+    // which cannot be transferred: those are copied with the message.
+    const transfer = new Set<ArrayBuffer>();
+    for (const p of plains) if (p.byteLength >= 64 * 1024) transfer.add(p.buffer as ArrayBuffer);
+    const response: OpenResponse = { seq: request.seq, plains, errors };
+    try {
+      parentPort!.postMessage(response, [...transfer]);
+    } catch {
+      parentPort!.postMessage(response);
+    }
+  });
+}
+
+if (!isMainThread && (workerData as { cofferOpenBlobs?: unknown } | null)?.cofferOpenBlobs) {
+  runOpenWorker((workerData as { cofferOpenBlobs: { keys: KeySet; algorithm: AeadAlgorithm } }).cofferOpenBlobs);
+}
+
+/**
+ * Worker threads that open blobs, so decryption and verification use every core while the main thread
+ * schedules loads and writes. This module is its own worker script (see `runOpenWorker`).
+ */
+class OpenPool {
+  readonly #workers: Array<{ worker: Worker; busy: number }> = [];
+  readonly #pending = new Map<number, { resolve: (r: OpenResponse) => void; reject: (err: Error) => void }>();
+  #seq = 0;
+
+  constructor(crypto: Crypto, size: number) {
+    for (let i = 0; i < size; i++) {
+      const worker = new Worker(new URL(import.meta.url), {
+        workerData: { cofferOpenBlobs: { keys: crypto.keys, algorithm: crypto.content.algorithm } },
+      });
+      const slot = { worker, busy: 0 };
+      worker.on('message', (response: OpenResponse) => {
+        slot.busy--;
+        const pending = this.#pending.get(response.seq);
+        this.#pending.delete(response.seq);
+        pending?.resolve(response);
+      });
+      worker.on('error', (err) => {
+        for (const p of this.#pending.values()) p.reject(new BugError(`restore worker crashed: ${err.message}`, { cause: err }));
+        this.#pending.clear();
+      });
+      this.#workers.push(slot);
+    }
+  }
+
+  /** Opens `items` of `data` (which is transferred: unusable here afterwards) on the least busy worker. */
+  open(data: Uint8Array, items: OpenItem[]): Promise<OpenResponse> {
+    const slot = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const seq = this.#seq++;
+    // Transfer only a buffer this range owns alone (a backend may return a view into a larger one).
+    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+    return new Promise((resolve, reject) => {
+      this.#pending.set(seq, { resolve, reject });
+      slot.busy++;
+      slot.worker.postMessage({ seq, data: own, items } satisfies OpenRequest, [own.buffer as ArrayBuffer]);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map((w) => w.worker.terminate()));
+  }
+}
+
+/** Restores smaller than this open blobs on the main thread: starting workers would cost more. */
+const workerThreshold = 32 * 1024 * 1024;
+
 /** Restores `snapshot` (or `options.path` inside it) into `options.target`. */
 export async function restore(repo: Repository, snapshot: StoredSnapshot, options: RestoreOptions): Promise<RestoreSummary> {
   return new Restorer(repo, snapshot, options).run();
@@ -326,6 +441,7 @@ class Restorer {
   /** Chunk writes in flight: a blob shared by thousands of files must not open thousands of descriptors. */
   readonly #writes = new Limit(32);
   readonly #plain = new ByteBudget(plainBudget);
+  #pool: OpenPool | undefined;
   readonly #zeroIds = new Map<number, string>();
   readonly #notes = new Map<string, number>();
   readonly stats: RestoreStats = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, filesSkipped: 0, errors: 0 };
@@ -357,6 +473,8 @@ class Restorer {
       await this.#prepareTarget();
       await this.#makeFolders();
       await this.#prepareEntries();
+      const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? Math.max(1, Math.min(4, availableParallelism() - 1)) : 0);
+      if (!this.#dry && workers > 0) this.#pool = new OpenPool(this.#repo.crypto, workers);
       await this.#writeContents();
       await this.#linkHardlinks();
       await this.#fixKept();
@@ -365,6 +483,7 @@ class Restorer {
       if (this.#o.verify && !this.#dry) await this.#verify();
     } finally {
       clearInterval(ticker);
+      await this.#pool?.close();
     }
     const s = this.#summary;
     s.errors = this.stats.errors;
@@ -902,9 +1021,42 @@ class Restorer {
         return;
       }
     }
-    // Decryption runs on this thread while earlier blobs' writes run in the thread pool; the writes limit
-    // bounds the descriptors, and memory stays within this range's blobs.
+    // Decryption runs on worker threads (or here) while earlier blobs' writes run in the thread pool; the
+    // writes limit bounds the descriptors, the byte budget the decrypted data waiting for them.
     const writes: Array<Promise<void>> = [];
+    const what = (need: Need) => `data blob ${toHex(need.id).slice(0, 8)} in pack ${shortId(range.pack)}`;
+    const dispatch = (need: Need, plain: Uint8Array | undefined, cost: number) => {
+      const zero = plain !== undefined && isZero(plain);
+      writes.push(Promise.all(need.targets.map((t) => this.#write(t, zero ? undefined : plain))).then(() => this.#plain.release(cost)));
+    };
+    if (data && this.#pool) {
+      const cost = live.reduce((sum, need) => sum + need.location.rawLength + 1024, 0);
+      await this.#plain.acquire(cost);
+      const items = live.map((need) => ({ at: need.location.offset - range.offset, length: need.location.length, rawLength: need.location.rawLength, id: need.id, what: what(need) }));
+      let response: OpenResponse;
+      try {
+        response = await this.#pool.open(data, items);
+      } catch (err) {
+        this.#plain.release(cost);
+        throw err;
+      }
+      data = undefined;
+      try {
+        for (let i = 0; i < live.length; i++) {
+          const need = live[i];
+          const error = response.errors[i];
+          if (error) {
+            for (const t of need.targets) this.#jobFailed(t.job, new IntegrityError(error.message, { hint: error.hint }));
+            continue;
+          }
+          dispatch(need, response.plains[i], 0);
+        }
+        await Promise.all(writes);
+      } finally {
+        this.#plain.release(cost);
+      }
+      return;
+    }
     let sinceYield = 0;
     for (const need of live) {
       throwIfAborted(this.#o.signal);
@@ -920,15 +1072,14 @@ class Restorer {
       if (data) {
         const at = need.location.offset - range.offset;
         try {
-          plain = openBlob(this.#repo.crypto, 'data', need.id, data.subarray(at, at + need.location.length), need.location.rawLength, `data blob ${toHex(need.id).slice(0, 8)} in pack ${shortId(range.pack)}`);
+          plain = openBlob(this.#repo.crypto, 'data', need.id, data.subarray(at, at + need.location.length), need.location.rawLength, what(need));
         } catch (err) {
           this.#plain.release(cost);
           for (const t of need.targets) this.#jobFailed(t.job, err);
           continue;
         }
       }
-      const zero = plain !== undefined && isZero(plain);
-      writes.push(Promise.all(need.targets.map((t) => this.#write(t, zero ? undefined : plain))).then(() => this.#plain.release(cost)));
+      dispatch(need, plain, cost);
     }
     // The loaded range is not needed for the writes still running.
     data = undefined;

@@ -12,10 +12,11 @@ import { backup, compileExcludes } from '../../src/archiver/index.ts';
 import { decode, encode } from '../../src/codec/index.ts';
 import { AppError, IntegrityError } from '../../src/errors/index.ts';
 import { toHex, type StoredSnapshot, type TreeNode } from '../../src/model/index.ts';
-import { encodeTree, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { encodeTree, findNode, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { LocalBackend, filePath } from '../../src/backend/index.ts';
 import { restore, type RestoreOptions, type RestoreSummary } from '../../src/restorer/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
-import { assertSameTree, buildSourceTree, captureTree, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
+import { assertSameTree, buildSourceTree, captureTree, pseudoRandom, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
 
 const isRoot = process.getuid?.() === 0;
 /** Node sets times through a double of seconds: within 0.12 µs until 2038. */
@@ -128,6 +129,42 @@ describe('restore', () => {
     assert.ok(loads <= index.packCount + 6, `${loads} loads for ${index.packCount} packs`);
     for (let i = 0; i < 40; i += 13) assert.deepEqual(await readFile(join(target, dir, `copy-${i}`)), content);
   });
+
+  it('decrypts on worker threads with the same result', async () => {
+    const target = freshDir();
+    const summary = await run({ target, workers: 2 });
+    assert.equal(summary.errors, 0);
+    assertSameTree(source, await captureTree(join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+  });
+
+  for (const workers of [0, 1]) {
+    it(`reports the files whose blobs are damaged and restores the others (${workers} workers)`, async () => {
+      const dir = join(base, `damaged-${workers}`);
+      await mkdir(dir);
+      await writeFile(join(dir, 'good'), pseudoRandom(50_000, 1));
+      await writeFile(join(dir, 'bad'), pseudoRandom(50_000, 2));
+      const local = await createTestRepo(new LocalBackend(join(base, `damaged-repo-${workers}`)));
+      await backup(local, { paths: [dir], programVersion: 'test' });
+      const [snap] = await local.listSnapshots();
+      // Flip a byte inside the first blob of `bad`.
+      const node = await findNode(local, snap.tree, `${dir}/bad`, snap.id);
+      const where = (await local.loadIndex()).lookup(node.content![0], 'data')!;
+      const packFile = join(base, `damaged-repo-${workers}`, filePath({ type: 'data', name: where.pack }));
+      const bytes = await readFile(packFile);
+      bytes[where.offset + 40] ^= 0xff;
+      await writeFile(packFile, bytes);
+
+      const target = freshDir();
+      const { reporter, errors } = recorder();
+      const summary = await restore(await reopen(local), snap, { target, workers, reporter });
+      assert.equal(summary.errors, 1);
+      assert.equal(errors.length, 1);
+      assert.match(errors[0].path, /\/bad$/);
+      assert.ok(errors[0].error instanceof IntegrityError, errors[0].error.message);
+      assert.match(errors[0].error.message, /authentication failed/);
+      assert.deepEqual(await readFile(join(target, dir, 'good')), pseudoRandom(50_000, 1));
+    });
+  }
 
   describe('--include and --exclude', () => {
     it('--include restores matching entries and the folders above them', async () => {
