@@ -75,7 +75,15 @@ test('verifyPackBytes: a sound pack passes; a flipped byte names the blob and ch
   const built = await pack();
   const index = compactEntries(built.entries);
   const ok = verifyPackBytes(crypto, built.name, built.bytes, index, 'data');
-  assert.equal(ok.hash, built.name);
+  // Every byte is proven authentic by the AEAD: the name hash is not needed…
+  assert.equal(ok.hash, undefined);
+  assert.equal(ok.agrees, true);
+  // …unless asked for.
+  assert.equal(verifyPackBytes(crypto, built.name, built.bytes, index, 'data', true).hash, built.name);
+  // An index that disagrees with the header brings the hash back.
+  const other = verifyPackBytes(crypto, built.name, built.bytes, compactEntries(built.entries.slice(1)), 'data');
+  assert.equal(other.agrees, false);
+  assert.equal(other.hash, built.name);
   assert.equal(ok.headerError, undefined);
   assert.equal(ok.header!.length, 5);
   assert.deepEqual(ok.failures, []);

@@ -59,6 +59,11 @@ export interface CheckOptions {
   readonly connections?: number;
   /** Worker threads verifying packs (default: one per core); 0 verifies on the calling thread. */
   readonly workers?: number;
+  /**
+   * Hash every pack read against its name even when authenticated encryption already proves every byte
+   * (see verify.ts); by default the hash is computed only when something else is wrong.
+   */
+  readonly alwaysHashPacks?: boolean;
 }
 
 export interface CheckResult {
@@ -195,12 +200,27 @@ class Checker {
   }
 
   async run(): Promise<CheckResult> {
-    await this.#loadSnapshots();
-    await this.#loadIndexFiles();
-    await this.#checkPacks();
-    this.#checkIndexConsistency();
-    await this.#checkTrees();
-    if (this.#options.readData || this.#options.readDataSubset) await this.#readData();
+    const readData = this.#options.readData === true || this.#options.readDataSubset !== undefined;
+    // Workers start now, so that loading their modules overlaps the structure checks.
+    const workers = readData ? (this.#options.workers ?? availableParallelism()) : 0;
+    let pool: VerifyPool | undefined;
+    if (workers > 0) {
+      try {
+        pool = new VerifyPool(this.#repo.crypto, workers);
+      } catch {
+        pool = undefined;
+      }
+    }
+    try {
+      await this.#loadSnapshots();
+      await this.#loadIndexFiles();
+      await this.#checkPacks();
+      this.#checkIndexConsistency();
+      await this.#checkTrees();
+      if (readData) await this.#readData(pool);
+    } finally {
+      await pool?.close();
+    }
     return {
       issues: this.#issues,
       errors: this.#errors,
@@ -506,7 +526,7 @@ class Checker {
 
   // ---- 6. read data ----
 
-  async #readData(): Promise<void> {
+  async #readData(pool: VerifyPool | undefined): Promise<void> {
     const candidates = [...this.#indexed.keys()].filter((id) => this.#stored.has(id)).map((id) => ({ id, size: this.#stored.get(id)! }));
     const packs = selectPacks(candidates, this.#options.readDataSubset, this.#options.random);
     const totalBytes = packs.reduce((sum, p) => sum + p.size, 0);
@@ -514,41 +534,28 @@ class Checker {
     reporter?.phase?.('read data', packs.length);
     reporter?.bytes?.(0, totalBytes);
     const connections = Math.max(1, this.#options.connections ?? this.#backend.connections);
-    const workers = Math.min(this.#options.workers ?? availableParallelism(), packs.length);
-    let pool: VerifyPool | undefined;
-    if (workers > 0) {
-      try {
-        pool = new VerifyPool(this.#repo.crypto, workers);
-      } catch {
-        pool = undefined;
-      }
-    }
     let done = 0;
-    try {
-      // Downloads run ahead of verification by a few packs: with workers, every core verifies meanwhile.
-      await mapLimit(packs, Math.max(connections, workers + 1), async (pack) => {
-        this.#throwIfAborted();
-        let bytes: Uint8Array | undefined;
-        try {
-          // A ranged load of the whole file: the name check happens once, with the blobs, and a pack that
-          // fails it is still examined blob by blob to say what exactly is damaged.
-          bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
-        } catch (err) {
-          if (err instanceof CancelledError) throw err;
-          this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
-        }
-        if (bytes) {
-          this.#bytesRead += bytes.length;
-          await this.#verifyPack(pack.id, bytes, pool);
-          this.#packsChecked++;
-        }
-        done++;
-        reporter?.advance?.(done);
-        reporter?.bytes?.(this.#bytesRead, totalBytes);
-      });
-    } finally {
-      await pool?.close();
-    }
+    // Downloads run ahead of verification by a few packs: with workers, every core verifies meanwhile.
+    await mapLimit(packs, Math.max(connections, (this.#options.workers ?? availableParallelism()) + 1), async (pack) => {
+      this.#throwIfAborted();
+      let bytes: Uint8Array | undefined;
+      try {
+        // A ranged load of the whole file, so that a verifying backend does not hash it on this thread:
+        // verify.ts does what is needed, and a damaged pack is still examined blob by blob.
+        bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+      } catch (err) {
+        if (err instanceof CancelledError) throw err;
+        this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
+      }
+      if (bytes) {
+        this.#bytesRead += bytes.length;
+        await this.#verifyPack(pack.id, bytes, pool);
+        this.#packsChecked++;
+      }
+      done++;
+      reporter?.advance?.(done);
+      reporter?.bytes?.(this.#bytesRead, totalBytes);
+    });
   }
 
   async #verifyPack(id: Id, bytes: Uint8Array, pool: VerifyPool | undefined): Promise<void> {
@@ -559,16 +566,16 @@ class Checker {
     let result: PackVerification | undefined;
     if (pool?.usable) {
       try {
-        result = await pool.verify(id, bytes, compact, info.type);
+        result = await pool.verify(id, bytes, compact, info.type, this.#options.alwaysHashPacks === true);
       } catch {
         // The worker died (the bytes went with it): download again and verify here.
         bytes = await this.#backend.load({ type: 'data', name: id }, { offset: 0, length: this.#stored.get(id)! });
       }
     }
-    result ??= verifyPackBytes(this.#repo.crypto, id, bytes, compact, info.type);
+    result ??= verifyPackBytes(this.#repo.crypto, id, bytes, compact, info.type, this.#options.alwaysHashPacks === true);
 
     const problems: string[] = [];
-    if (result.hash !== id) problems.push(`content does not match its name (its SHA-256 is ${shortId(result.hash)}…)`);
+    if (result.hash !== undefined && result.hash !== id) problems.push(`content does not match its name (its SHA-256 is ${shortId(result.hash)}…)`);
     if (result.headerError !== undefined) problems.push(`header cannot be read: ${result.headerError}`);
     if (problems.length > 0) this.#report(issue('corrupt-pack', `pack ${short}: ${problems.join('; ')}`, { pack: id }));
 

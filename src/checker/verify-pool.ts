@@ -55,7 +55,7 @@ export class VerifyPool {
    * Verifies a pack on a worker. `bytes` is transferred when it owns its whole buffer (copied otherwise):
    * the caller must not use it afterwards.
    */
-  verify(pack: Id, bytes: Uint8Array, index: Uint8Array, indexType: BlobType): Promise<PackVerification> {
+  verify(pack: Id, bytes: Uint8Array, index: Uint8Array, indexType: BlobType, alwaysHash = false): Promise<PackVerification> {
     const live = this.#workers.filter((w) => !w.failed);
     if (live.length === 0) return Promise.reject(new Error('no verify worker is running'));
     const slot = live.reduce((a, b) => (b.busy < a.busy ? b : a));
@@ -64,7 +64,7 @@ export class VerifyPool {
     return new Promise((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject, slot });
       slot.busy++;
-      slot.worker.postMessage({ seq, pack, bytes: owned, index, indexType } satisfies VerifyRequest, [owned.buffer as ArrayBuffer]);
+      slot.worker.postMessage({ seq, pack, bytes: owned, index, indexType, alwaysHash } satisfies VerifyRequest, [owned.buffer as ArrayBuffer]);
     });
   }
 

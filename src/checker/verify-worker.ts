@@ -13,6 +13,7 @@ export interface VerifyRequest {
   readonly bytes: Uint8Array;
   readonly index: Uint8Array;
   readonly indexType: BlobType;
+  readonly alwaysHash: boolean;
 }
 
 export interface VerifyResponse {
@@ -26,7 +27,7 @@ const crypto = makeCrypto(keys, algorithm);
 
 parentPort!.on('message', (request: VerifyRequest) => {
   try {
-    const result = verifyPackBytes(crypto, request.pack, request.bytes, request.index, request.indexType);
+    const result = verifyPackBytes(crypto, request.pack, request.bytes, request.index, request.indexType, request.alwaysHash);
     parentPort!.postMessage({ seq: request.seq, result } satisfies VerifyResponse);
   } catch (err) {
     parentPort!.postMessage({ seq: request.seq, error: (err as Error).message } satisfies VerifyResponse);
