@@ -126,6 +126,10 @@ test('a sound repository has no findings, with or without --read-data', async ()
     assert.equal(full.packsChecked, packs.length);
     assert.equal(full.blobsChecked, packs.reduce((n, p) => n + p.entries.length, 0));
     assert.equal(full.bytesRead, packs.reduce((n, p) => n + p.size, 0));
+    // On the calling thread, and with every pack hashed against its name: the same verdict.
+    const here = await run(f, { readData: true, workers: 0, alwaysHashPacks: true });
+    assert.deepEqual(here.issues, []);
+    assert.equal(here.blobsChecked, full.blobsChecked);
   } finally {
     await cleanup(f);
   }
@@ -171,6 +175,7 @@ test('a flipped byte inside a blob: no finding without --read-data; with it the 
     assert.deepEqual((await run(f)).issues, []);
     const result = await run(f, { readData: true });
     assert.deepEqual(result.issues.map((i) => i.kind), ['corrupt-pack', 'corrupt-blob']);
+    assert.deepEqual((await run(f, { readData: true, workers: 0 })).issues, result.issues);
     const [packIssue, blobIssue] = result.issues;
     assert.equal(packIssue.pack, pack.id);
     assert.match(packIssue.message, new RegExp(`^pack ${pack.id.slice(0, 8)}: content does not match its name`));
