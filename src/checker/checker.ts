@@ -12,8 +12,9 @@
  * 4. index consistency: no entry reaches past the blobs of its pack;
  * 5. trees: every tree reachable from a snapshot loads (each distinct tree once) and every blob it
  *    references is indexed in a stored pack; findings name the snapshots and a path;
- * 6. `readData`: download packs (a subset if asked), check them against their names, parse their headers,
- *    compare header and index, and decrypt and verify every blob.
+ * 6. `readData`: download packs (a subset if asked; bounded parallel), parse their headers, compare
+ *    header and index, decrypt and verify every blob, and check each pack against its name (skipped when
+ *    authenticated encryption already proves every byte, see verify.ts) — on worker threads, one per core.
  */
 import { availableParallelism } from 'node:os';
 import type { Backend } from '../backend/index.ts';
