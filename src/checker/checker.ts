@@ -61,8 +61,9 @@ export interface CheckOptions {
   /** Worker threads verifying packs (default: one per core); 0 verifies on the calling thread. */
   readonly workers?: number;
   /**
-   * Hash every pack read against its name even when authenticated encryption already proves every byte
-   * (see verify.ts); by default the hash is computed only when something else is wrong.
+   * Hash every pack read against its name (default true). Authenticated encryption already proves every
+   * byte of a pack whose blobs fill it up to its header, but not that the file carries its own name (a
+   * pack stored under another pack's name); false skips the hash in that case.
    */
   readonly alwaysHashPacks?: boolean;
 }
@@ -567,13 +568,13 @@ class Checker {
     let result: PackVerification | undefined;
     if (pool?.usable) {
       try {
-        result = await pool.verify(id, bytes, compact, info.type, this.#options.alwaysHashPacks === true);
+        result = await pool.verify(id, bytes, compact, info.type, this.#options.alwaysHashPacks !== false);
       } catch {
         // The worker died (the bytes went with it): download again and verify here.
         bytes = await this.#backend.load({ type: 'data', name: id }, { offset: 0, length: this.#stored.get(id)! });
       }
     }
-    result ??= verifyPackBytes(this.#repo.crypto, id, bytes, compact, info.type, this.#options.alwaysHashPacks === true);
+    result ??= verifyPackBytes(this.#repo.crypto, id, bytes, compact, info.type, this.#options.alwaysHashPacks !== false);
 
     const problems: string[] = [];
     if (result.hash !== undefined && result.hash !== id) problems.push(`content does not match its name (its SHA-256 is ${shortId(result.hash)}…)`);
