@@ -1058,28 +1058,34 @@ class Restorer {
       return;
     }
     let sinceYield = 0;
-    for (const need of live) {
-      throwIfAborted(this.#o.signal);
-      if (sinceYield > 2 * 1024 * 1024) {
-        // Let finished writes call back and queued ones start between blobs.
-        await yieldToLoop();
-        sinceYield = 0;
-      }
-      const cost = need.location.rawLength + 1024;
-      sinceYield += cost;
-      await this.#plain.acquire(cost);
-      let plain: Uint8Array | undefined;
-      if (data) {
-        const at = need.location.offset - range.offset;
-        try {
-          plain = openBlob(this.#repo.crypto, 'data', need.id, data.subarray(at, at + need.location.length), need.location.rawLength, what(need));
-        } catch (err) {
-          this.#plain.release(cost);
-          for (const t of need.targets) this.#jobFailed(t.job, err);
-          continue;
+    try {
+      for (const need of live) {
+        throwIfAborted(this.#o.signal);
+        if (sinceYield > 2 * 1024 * 1024) {
+          // Let finished writes call back and queued ones start between blobs.
+          await yieldToLoop();
+          sinceYield = 0;
         }
+        const cost = need.location.rawLength + 1024;
+        sinceYield += cost;
+        await this.#plain.acquire(cost);
+        let plain: Uint8Array | undefined;
+        if (data) {
+          const at = need.location.offset - range.offset;
+          try {
+            plain = openBlob(this.#repo.crypto, 'data', need.id, data.subarray(at, at + need.location.length), need.location.rawLength, what(need));
+          } catch (err) {
+            this.#plain.release(cost);
+            for (const t of need.targets) this.#jobFailed(t.job, err);
+            continue;
+          }
+        }
+        dispatch(need, plain, cost);
       }
-      dispatch(need, plain, cost);
+    } catch (err) {
+      // Cancelled: the writes already started finish or fail on their own, unobserved.
+      void Promise.allSettled(writes);
+      throw err;
     }
     // The loaded range is not needed for the writes still running.
     data = undefined;

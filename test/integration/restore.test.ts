@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup, compileExcludes } from '../../src/archiver/index.ts';
 import { decode, encode } from '../../src/codec/index.ts';
-import { AppError, IntegrityError } from '../../src/errors/index.ts';
+import { AppError, CancelledError, IntegrityError } from '../../src/errors/index.ts';
 import { toHex, type StoredSnapshot, type TreeNode } from '../../src/model/index.ts';
 import { encodeTree, findNode, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
 import { LocalBackend, filePath } from '../../src/backend/index.ts';
@@ -165,6 +165,15 @@ describe('restore', () => {
       assert.deepEqual(await readFile(join(target, dir, 'good')), pseudoRandom(50_000, 1));
     });
   }
+
+  it('stops with CancelledError when its signal fires', async () => {
+    const controller = new AbortController();
+    const target = freshDir();
+    await assert.rejects(
+      run({ target, signal: controller.signal, reporter: { fileDone: () => controller.abort() } }),
+      (err: unknown) => err instanceof CancelledError,
+    );
+  });
 
   describe('--include and --exclude', () => {
     it('--include restores matching entries and the folders above them', async () => {
