@@ -5,11 +5,14 @@
  *  1. plan: walk the trees (loaded in parallel), refuse unsafe or duplicate names before anything is
  *     written, apply --include/--exclude;
  *  2. folders, parents first (created 0700 so their contents can be written; real metadata comes last);
- *  3. every other entry: decide what to do with what the target holds already (--overwrite), create
- *     symlinks, fifos and devices, and create regular files at their final size (holes everywhere);
- *  4. file contents, grouped by pack: each needed pack range is loaded once (nearby blobs coalesced),
- *     each blob decrypted and verified once and written to every file offset that needs it; all-zero
- *     chunks of new files are not written at all, so sparse files stay sparse;
+ *  3. every other entry: decide what to do with what the target holds already (--overwrite: if-changed
+ *     compares content chunk by chunk), create symlinks, fifos and devices;
+ *  4. file contents, grouped by pack: each needed pack range is loaded once (nearby blobs coalesced,
+ *     up to `connections` loads at once), each blob decrypted and verified once (on worker threads for
+ *     larger restores) and written to every file offset that needs it. A new file is created by its first
+ *     write at its final size; all-zero chunks are not written at all, so sparse files stay sparse. Work
+ *     goes in batches and decrypted data waits in a bounded budget, so memory does not grow with the
+ *     snapshot;
  *  5. hardlinks, 6. --delete, 7. folder metadata deepest first, 8. --verify.
  *
  * Nothing is written outside the target: names are checked (see safe-path.ts), files are created with
@@ -470,11 +473,12 @@ class Restorer {
     try {
       this.#index = await this.#repo.index();
       await this.#plan();
+      // Workers start now: they load their modules while folders and files are prepared.
+      const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? Math.max(1, Math.min(4, availableParallelism() - 1)) : 0);
+      if (!this.#dry && workers > 0) this.#pool = new OpenPool(this.#repo.crypto, workers);
       await this.#prepareTarget();
       await this.#makeFolders();
       await this.#prepareEntries();
-      const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? Math.max(1, Math.min(4, availableParallelism() - 1)) : 0);
-      if (!this.#dry && workers > 0) this.#pool = new OpenPool(this.#repo.crypto, workers);
       await this.#writeContents();
       await this.#linkHardlinks();
       await this.#fixKept();
