@@ -19,7 +19,7 @@ export class SealPool {
   readonly #pending = new Map<number, Pending>();
   #seq = 0;
 
-  constructor(crypto: Crypto, size = availableParallelism()) {
+  constructor(crypto: Crypto, size = Number(process.env.COFFER_SEAL_WORKERS ?? availableParallelism())) {
     for (let i = 0; i < Math.max(1, size); i++) {
       const worker = new Worker(new URL('./seal-worker.ts', import.meta.url), {
         workerData: { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm },

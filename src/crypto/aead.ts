@@ -6,7 +6,7 @@
  * bytes and the counter, so a nonce never repeats under one subkey and subkeys of different sessions
  * collide only if two random 128-bit session ids do.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { ConfigError, IntegrityError } from '../errors/index.ts';
 
 export const envelopeVersion = 1;
@@ -43,9 +43,9 @@ export class AeadKey {
   readonly algorithm: AeadAlgorithm;
   readonly #key: Buffer;
   #session: Buffer = Buffer.alloc(0);
-  #sessionKey: Buffer = Buffer.alloc(0);
+  #sessionKey: KeyObject | undefined;
   #counter = maxSealsPerSession;
-  readonly #opened = new Map<string, Buffer>();
+  readonly #opened = new Map<string, KeyObject>();
 
   constructor(key: Uint8Array, algorithm: AeadAlgorithm = defaultAeadAlgorithm) {
     if (key.length !== 32) throw new ConfigError(`AEAD key must be 32 bytes, got ${key.length}`);
@@ -67,7 +67,7 @@ export class AeadKey {
     out[1] = aeadAlgorithms[this.algorithm].id;
     this.#session.copy(out, 2);
     out.writeBigUInt64BE(BigInt(counter), 18);
-    const cipher = createCipheriv(cipherName(this.algorithm), this.#sessionKey, nonceOf(out), {
+    const cipher = createCipheriv(cipherName(this.algorithm), this.#sessionKey!, nonceOf(out), {
       authTagLength: tagLength,
     });
     cipher.setAAD(aadOf(out, context), { plaintextLength: plainLength });
@@ -97,10 +97,11 @@ export class AeadKey {
     const ciphertextEnd = bytes.length - tagLength;
     decipher.setAAD(aadOf(bytes, context), { plaintextLength: ciphertextEnd - headerLength });
     decipher.setAuthTag(bytes.subarray(ciphertextEnd));
-    const out = Buffer.allocUnsafe(ciphertextEnd - headerLength);
+    let out: Buffer;
     try {
-      const n = decipher.update(bytes.subarray(headerLength, ciphertextEnd)).copy(out);
-      decipher.final().copy(out, n);
+      out = decipher.update(bytes.subarray(headerLength, ciphertextEnd));
+      const rest = decipher.final();
+      if (rest.length > 0) out = Buffer.concat([out, rest]);
     } catch {
       throw new IntegrityError(`${what}: authentication failed (damaged, tampered with, or a different key)`, {
         data: { object: what },
@@ -115,9 +116,9 @@ export class AeadKey {
     this.#counter = 0;
   }
 
-  #subkeyFor(bytes: Buffer): Buffer {
+  #subkeyFor(bytes: Buffer): KeyObject {
     const session = bytes.subarray(2, 18);
-    if (this.#session.length && session.equals(this.#session)) return this.#sessionKey;
+    if (this.#sessionKey && session.equals(this.#session)) return this.#sessionKey;
     const name = session.toString('hex');
     let key = this.#opened.get(name);
     if (key === undefined) {
@@ -134,8 +135,8 @@ function cipherName(algorithm: AeadAlgorithm): 'chacha20-poly1305' {
   return aeadAlgorithms[algorithm].cipher as 'chacha20-poly1305';
 }
 
-function deriveSessionKey(key: Buffer, session: Uint8Array): Buffer {
-  return Buffer.from(hkdfSync('sha256', key, session, sessionInfo, 32));
+function deriveSessionKey(key: Buffer, session: Uint8Array): KeyObject {
+  return createSecretKey(Buffer.from(hkdfSync('sha256', key, session, sessionInfo, 32)));
 }
 
 function nonceOf(envelope: Buffer): Buffer {

@@ -3,7 +3,7 @@
  * a separate key for each purpose, so that a restricted key can later hold only some of them (a write-only
  * key: blob ids, chunker and metadata, but not content).
  */
-import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, hkdfSync, randomBytes } from 'node:crypto';
 import { AeadKey, type AeadAlgorithm } from './aead.ts';
 
 /** The secrets one key file grants. */
@@ -40,7 +40,8 @@ export interface Crypto {
 }
 
 export function makeCrypto(keys: KeySet, algorithm: AeadAlgorithm): Crypto {
-  const idKey = Buffer.from(keys.id);
+  // A KeyObject made once: passing raw bytes makes node:crypto build one on every call.
+  const idKey = createSecretKey(keys.id);
   return {
     keys,
     metadata: new AeadKey(keys.metadata, algorithm),
