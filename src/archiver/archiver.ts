@@ -78,7 +78,7 @@ export interface BackupResult {
 
 const readSize = 2 * 1024 * 1024;
 /** Chunks being compressed and sealed at once: keeps the thread pool busy with bounded memory. */
-const chunksInFlight = 8;
+const chunksInFlight = 6;
 /** Files read at once: hides per-file latency for small files. */
 const filesInFlight = 4;
 
@@ -162,6 +162,8 @@ export class Archiver {
   readonly #chunkLimit = new Limit(chunksInFlight);
   readonly #buffers = new BufferPool(16 * 1024 * 1024);
   readonly #fileLimit = new Limit(filesInFlight);
+  /** Files big enough to need a full read window (maxSize + one read) at once: bounds their memory. */
+  readonly #largeFileLimit = new Limit(2);
   #pendingPacks: PackRecord[] = [];
   #pendingBlobs = 0;
   #lastFlush = Date.now();
@@ -599,6 +601,8 @@ export class Archiver {
   async *#fileChunks(handle: FileHandle, size: number): AsyncIterable<Uint8Array> {
     const max = this.#repo.config.chunker.maxSize;
     const chunker = this.#chunkers.pop() ?? new Chunker(this.#repo.crypto.keys.chunker, this.#repo.config.chunker);
+    const large = size + 1 > 2 * readSize;
+    if (large) await this.#largeFileLimit.acquire();
     let window = this.#buffers.acquire(Math.min(size + 1, max + readSize));
     let start = 0;
     let end = 0;
@@ -630,6 +634,7 @@ export class Archiver {
       }
     } finally {
       this.#buffers.release(window);
+      if (large) this.#largeFileLimit.release();
       this.#chunkers.push(chunker);
     }
   }

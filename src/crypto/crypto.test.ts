@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, createHmac, hkdfSync } from 'node:crypto';
 import fc from 'fast-check';
-import { AeadKey, contextOf, deriveKey, deriveKeySet, envelopeOverhead, makeCrypto } from './index.ts';
+import { AeadKey, contextOf, deriveKey, deriveKeySet, envelopeOverhead, kdfImplementation, makeCrypto, type KdfImplementation } from './index.ts';
 import { IntegrityError } from '../errors/index.ts';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -37,19 +37,21 @@ test('HMAC-SHA-256 blob ids match RFC 4231 test case 2', () => {
   );
 });
 
-test('argon2id matches the reference argon2 implementation', async () => {
-  // Vectors from the reference `argon2` command (Debian package argon2): see the comment per case.
-  // echo -n "correct horse battery staple" | argon2 coffer-salt-1234 -id -t 3 -k 1024 -p 1 -l 32 -r
-  const a = await deriveKey(Buffer.from('correct horse battery staple'), Buffer.from('coffer-salt-1234'), {
-    algorithm: 'argon2id', memory: 1024, iterations: 3, parallelism: 1,
+for (const implementation of ['wasm', ...(kdfImplementation === 'native' ? ['native'] : [])] as KdfImplementation[]) {
+  test(`argon2id (${implementation}) matches the reference argon2 implementation`, async () => {
+    // Vectors from the reference `argon2` command (Debian package argon2): see the comment per case.
+    // echo -n "correct horse battery staple" | argon2 coffer-salt-1234 -id -t 3 -k 1024 -p 1 -l 32 -r
+    const a = await deriveKey(Buffer.from('correct horse battery staple'), Buffer.from('coffer-salt-1234'), {
+      algorithm: 'argon2id', memory: 1024, iterations: 3, parallelism: 1,
+    }, implementation);
+    assert.equal(Buffer.from(a).toString('hex'), '098e8596d7c7fc5b5fdf6c84de6dbcf1928a052dc59083e859a0c7eb1a087e6c');
+    // echo -n "password" | argon2 somesaltsomesalt -id -t 2 -k 64 -p 1 -l 32 -r
+    const b = await deriveKey(Buffer.from('password'), Buffer.from('somesaltsomesalt'), {
+      algorithm: 'argon2id', memory: 64, iterations: 2, parallelism: 1,
+    }, implementation);
+    assert.equal(Buffer.from(b).toString('hex'), '1a98fba8e6394425c9bdc333a9c750aaf811df070f5fb4a5788e1cf4db5793a1');
   });
-  assert.equal(Buffer.from(a).toString('hex'), '098e8596d7c7fc5b5fdf6c84de6dbcf1928a052dc59083e859a0c7eb1a087e6c');
-  // echo -n "password" | argon2 somesaltsomesalt -id -t 2 -k 64 -p 1 -l 32 -r
-  const b = await deriveKey(Buffer.from('password'), Buffer.from('somesaltsomesalt'), {
-    algorithm: 'argon2id', memory: 64, iterations: 2, parallelism: 1,
-  });
-  assert.equal(Buffer.from(b).toString('hex'), '1a98fba8e6394425c9bdc333a9c750aaf811df070f5fb4a5788e1cf4db5793a1');
-});
+}
 
 test('the key hierarchy derives four distinct keys and is stable', () => {
   const keys = deriveKeySet(new Uint8Array(32).fill(7));

@@ -25,7 +25,7 @@ export class Packer {
   readonly #backend: Backend;
   readonly #metadata: AeadKey;
   readonly #options: PackerOptions;
-  readonly #buffers = new BufferPool(40 * 1024 * 1024);
+  readonly #buffers = new BufferPool(24 * 1024 * 1024);
   #staging: Uint8Array;
   /** Staged blobs; `offset` is their place in the staging buffer. */
   #pending: PackEntry[] = [];
