@@ -5,10 +5,13 @@ import { parseTimeout } from './parse.ts';
 
 export async function withLock<T>(ctx: CliContext, repo: Repository, kind: LockKind, body: (lock: RepoLock) => Promise<T>): Promise<T> {
   const retryMs = ctx.options.retryLock ? parseTimeout(ctx.options.retryLock, '--retry-lock') : 0;
-  const lock = await RepoLock.acquire(repo, kind, { retryMs, signal: ctx.signal });
+  const lock = await RepoLock.acquire(repo, kind, { retryMs, signal: ctx.signal, deferConfirmation: true });
   lock.startRefreshing();
   try {
-    return await body(lock);
+    const result = await body(lock);
+    // Commands that commit checked this already (assertFresh); read-only ones learn of a lost race here.
+    await lock.confirmed();
+    return result;
   } finally {
     await lock.release().catch((err) => ctx.warn(`warning: could not remove lock: ${(err as Error).message}`));
   }

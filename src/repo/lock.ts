@@ -102,6 +102,12 @@ export interface LockOptions {
   /** How long to keep retrying while the repository is locked (0: fail at once). */
   readonly retryMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Return as soon as the lock is written and run the settle re-check in the background; `confirmed()`
+   * (awaited by `assertFresh`) reports a competitor found then. Saves the settle delay for commands that
+   * read first and commit later. Used only without retries.
+   */
+  readonly deferConfirmation?: boolean;
 }
 
 /** A held lock. Call `refresh()` periodically (the cli does) and `release()` when done. */
@@ -113,6 +119,7 @@ export class RepoLock {
   #lastRefresh: number;
   #timer: NodeJS.Timeout | undefined;
   #refreshError: unknown;
+  #confirmation: Promise<void> = Promise.resolve();
 
   private constructor(repo: Repository, kind: LockKind, info: Omit<LockInfo, 'time'>, id: Id) {
     this.#repo = repo;
@@ -148,6 +155,19 @@ export class RepoLock {
       const conflict = await findConflict(repo, kind, info.holder);
       if (!conflict) {
         const id = await repo.saveStructured('lock', { time: new Date().toISOString(), ...info });
+        if (options.deferConfirmation && !options.retryMs) {
+          const lock = new RepoLock(repo, kind, info, id);
+          lock.#confirmation = (async () => {
+            await sleep(lockTimings.settleMs, options.signal);
+            const late = await findConflict(repo, kind, info.holder);
+            if (late) {
+              await repo.backend.remove({ type: 'lock', name: lock.#id });
+              throw lockedError(late);
+            }
+          })();
+          lock.#confirmation.catch(() => undefined); // observed through confirmed()
+          return lock;
+        }
         await sleep(lockTimings.settleMs, options.signal);
         const late = await findConflict(repo, kind, info.holder);
         if (!late) return new RepoLock(repo, kind, info, id);
@@ -185,6 +205,7 @@ export class RepoLock {
    * still present. Called before writing an index or snapshot that references new packs.
    */
   async assertFresh(): Promise<void> {
+    await this.#confirmation;
     const age = performance.now() - this.#lastRefresh;
     if (age > lockTimings.expireAfterMs) {
       throw new RepoLockedError(`lock ${shortId(this.#id)} could not be refreshed for ${Math.round(age / 60_000)} minutes and may have been removed`, {
@@ -200,6 +221,11 @@ export class RepoLock {
         cause: err,
       });
     }
+  }
+
+  /** Resolves once no competitor took a conflicting lock at the same moment; rejects with RepoLockedError otherwise. */
+  confirmed(): Promise<void> {
+    return this.#confirmation;
   }
 
   async release(): Promise<void> {
