@@ -24,11 +24,18 @@ export function compress(data: Uint8Array, level = defaultZstdLevel): Promise<Ui
   return compressAsync(data, params(level, data.length));
 }
 
-/** Decompresses; `maxLength` bounds the output so a hostile frame cannot exhaust memory. */
+/**
+ * Decompresses; `maxLength` bounds the output so a hostile frame cannot exhaust memory. Callers know the
+ * raw length, so the output goes into one buffer of that size.
+ */
 export function decompressSync(data: Uint8Array, maxLength: number): Uint8Array {
-  return zstdDecompressSync(data, { maxOutputLength: Math.max(1, maxLength) });
+  return zstdDecompressSync(data, decompressOptions(maxLength));
 }
 
 export function decompress(data: Uint8Array, maxLength: number): Promise<Uint8Array> {
-  return decompressAsync(data, { maxOutputLength: Math.max(1, maxLength) });
+  return decompressAsync(data, decompressOptions(maxLength));
+}
+
+function decompressOptions(maxLength: number) {
+  return { maxOutputLength: Math.max(1, maxLength), chunkSize: Math.max(64, Math.min(maxLength + 64, 16 * 1024 * 1024)) };
 }
