@@ -4,10 +4,9 @@
  * back in the same buffer when it fits, so no thread allocates per chunk more than zstd and the cipher do.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { AeadKey, contextOf, type AeadAlgorithm } from '../crypto/index.ts';
 import { encodeBlobBody } from '../repo/blob.ts';
+import { periodicCollector } from '../model/index.ts';
 
 export interface SealRequest {
   readonly seq: number;
@@ -29,12 +28,7 @@ export interface SealResponse {
 const { contentKey, algorithm } = workerData as { contentKey: Uint8Array; algorithm: AeadAlgorithm };
 const key = new AeadKey(contentKey, algorithm);
 
-// Each chunk leaves a compressed copy and a ciphertext behind as garbage outside the JS heap, which V8
-// collects only lazily; collecting every few dozen MiB keeps the worker's memory flat.
-setFlagsFromString('--expose-gc');
-const collect = runInNewContext('gc') as () => void;
-const collectEvery = 16 * 1024 * 1024;
-let sinceCollect = 0;
+const processed = periodicCollector();
 
 parentPort!.on('message', (request: SealRequest) => {
   try {
@@ -44,11 +38,7 @@ parentPort!.on('message', (request: SealRequest) => {
     if (sealed.length <= out.byteLength) out.set(sealed);
     else out = sealed;
     parentPort!.postMessage({ seq: request.seq, buffer: out, length: sealed.length } satisfies SealResponse, [out.buffer as ArrayBuffer]);
-    sinceCollect += request.length;
-    if (sinceCollect >= collectEvery) {
-      sinceCollect = 0;
-      collect();
-    }
+    processed(request.length);
   } catch (err) {
     parentPort!.postMessage({ seq: request.seq, error: (err as Error).message } satisfies SealResponse);
   }

@@ -4,6 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeCrypto, type AeadAlgorithm, type KeySet } from '../crypto/index.ts';
+import { periodicCollector } from '../model/index.ts';
 import type { BlobType } from '../repo/pack.ts';
 import { verifyPackBytes, type PackVerification } from './verify.ts';
 
@@ -24,11 +25,13 @@ export interface VerifyResponse {
 
 const { keys, algorithm } = workerData as { keys: KeySet; algorithm: AeadAlgorithm };
 const crypto = makeCrypto(keys, algorithm);
+const processed = periodicCollector();
 
 parentPort!.on('message', (request: VerifyRequest) => {
   try {
     const result = verifyPackBytes(crypto, request.pack, request.bytes, request.index, request.indexType, request.alwaysHash);
     parentPort!.postMessage({ seq: request.seq, result } satisfies VerifyResponse);
+    processed(request.bytes.length);
   } catch (err) {
     parentPort!.postMessage({ seq: request.seq, error: (err as Error).message } satisfies VerifyResponse);
   }

@@ -5,3 +5,4 @@ export * from './node.ts';
 export * from './snapshot.ts';
 export * from './parallel.ts';
 export * from './buffer-pool.ts';
+export * from './collect.ts';

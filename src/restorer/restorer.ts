@@ -31,7 +31,7 @@ import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
 import { AppError, BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { mapLimit, nodeName, periodicCollector, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -340,6 +340,7 @@ interface OpenResponse {
 /** Worker side: opens (decrypts, decompresses, verifies) the blobs of ranges the main thread loaded. */
 function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
   const crypto = makeCrypto(data.keys, data.algorithm);
+  const processed = periodicCollector();
   parentPort!.on('message', (request: OpenRequest) => {
     const plains: Uint8Array[] = [];
     const errors: OpenResponse['errors'][number][] = [];
@@ -362,6 +363,7 @@ function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
     } catch {
       parentPort!.postMessage(response);
     }
+    processed(request.data.length);
   });
 }
 
