@@ -1,3 +1,5 @@
+import { BackendError, BugError } from '../errors/index.ts';
+
 /**
  * The storage interface. A backend stores opaque, already-encrypted files under a handle (type + name)
  * and never sees keys or plaintext. Every implementation passes `test/conformance/backend.suite.ts`.
@@ -116,6 +118,29 @@ export function typeFolder(type: FileType): string {
 }
 
 const hexName = /^[0-9a-f]{64}$/;
+
+/** Refuses a handle whose name is not a stored-file name: a bug, and a guard against `../` paths. */
+export function checkHandle(location: string, handle: Handle): void {
+  if (!isValidName(handle.type, handle.name)) {
+    throw new BugError(`${location}: invalid ${handle.type} file name ${JSON.stringify(handle.name)}`);
+  }
+}
+
+/** Refuses a malformed byte range (a bug in the caller). */
+export function checkRange(location: string, handle: Handle, range: ByteRange): void {
+  if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
+    throw new BugError(`${location}: ${filePath(handle)}: invalid range ${range.offset}+${range.length}`);
+  }
+}
+
+/** The error for a range that reaches past the end of a file (of `size` bytes, when known). */
+export function pastEnd(location: string, handle: Handle, range: ByteRange, size: number | undefined, cause?: unknown): BackendError {
+  const sizeText = size === undefined ? '' : ` (${size} bytes)`;
+  return new BackendError(
+    `${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file${sizeText}`,
+    { hint: 'the repository index may not match the stored files; run `coffer check`', cause },
+  );
+}
 
 /** True when `name` is a valid stored-file name for `type`. */
 export function isValidName(type: FileType, name: string): boolean {

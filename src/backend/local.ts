@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { AppError, BackendError, NotFoundError, RepoNotFoundError, BugError } from '../errors/index.ts';
+import { AppError, BackendError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
 import {
   type Backend,
   type ByteRange,
@@ -19,6 +19,9 @@ import {
   isValidName,
   newRequestCounts,
   typeFolder,
+  checkHandle,
+  checkRange,
+  pastEnd,
 } from './backend.ts';
 
 /** Options of {@link LocalBackend}. */
@@ -300,21 +303,5 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-function checkHandle(location: string, handle: Handle): void {
-  if (!isValidName(handle.type, handle.name)) {
-    throw new BugError(`${location}: invalid ${handle.type} file name ${JSON.stringify(handle.name)}`);
-  }
-}
 
-function checkRange(location: string, handle: Handle, range: ByteRange): void {
-  if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
-    throw new BugError(`${location}: ${filePath(handle)}: invalid range ${range.offset}+${range.length}`);
-  }
-}
 
-function pastEnd(location: string, handle: Handle, range: ByteRange, size: number): BackendError {
-  return new BackendError(
-    `${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file (${size} bytes)`,
-    { hint: 'the repository index may not match the stored files; run `coffer check`' },
-  );
-}

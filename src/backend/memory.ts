@@ -2,7 +2,7 @@
  * A backend that keeps files in a Map, for unit tests. It copies bytes in and out so a caller that
  * mutates a buffer after saving (or after loading) cannot change what is stored.
  */
-import { BackendError, BugError, NotFoundError } from '../errors/index.ts';
+import { NotFoundError } from '../errors/index.ts';
 import {
   type Backend,
   type ByteRange,
@@ -11,8 +11,10 @@ import {
   type Handle,
   type RequestCounts,
   filePath,
-  isValidName,
   newRequestCounts,
+  checkHandle,
+  checkRange,
+  pastEnd,
 } from './backend.ts';
 
 /** Options of {@link MemoryBackend}. */
@@ -87,21 +89,5 @@ export class MemoryBackend implements Backend {
   }
 }
 
-function checkHandle(location: string, handle: Handle): void {
-  if (!isValidName(handle.type, handle.name)) {
-    throw new BugError(`${location}: invalid ${handle.type} file name ${JSON.stringify(handle.name)}`);
-  }
-}
 
-function checkRange(location: string, handle: Handle, range: ByteRange): void {
-  if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
-    throw new BugError(`${location}: ${filePath(handle)}: invalid range ${range.offset}+${range.length}`);
-  }
-}
 
-function pastEnd(location: string, handle: Handle, range: ByteRange, size: number): BackendError {
-  return new BackendError(
-    `${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file (${size} bytes)`,
-    { hint: 'the repository index may not match the stored files; run `coffer check`' },
-  );
-}

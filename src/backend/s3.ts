@@ -14,7 +14,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { AppError, BackendError, BugError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
+import { AppError, BackendError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
 import {
   type Backend,
   type ByteRange,
@@ -26,6 +26,9 @@ import {
   isValidName,
   newRequestCounts,
   typeFolder,
+  checkHandle,
+  checkRange,
+  pastEnd,
 } from './backend.ts';
 
 /** Options of {@link S3Backend}. */
@@ -369,22 +372,5 @@ class Semaphore {
   }
 }
 
-function checkHandle(location: string, handle: Handle): void {
-  if (!isValidName(handle.type, handle.name)) {
-    throw new BugError(`${location}: invalid ${handle.type} file name ${JSON.stringify(handle.name)}`);
-  }
-}
 
-function checkRange(location: string, handle: Handle, range: ByteRange): void {
-  if (!Number.isSafeInteger(range.offset) || !Number.isSafeInteger(range.length) || range.offset < 0 || range.length < 0) {
-    throw new BugError(`${location}: ${filePath(handle)}: invalid range ${range.offset}+${range.length}`);
-  }
-}
 
-function pastEnd(location: string, handle: Handle, range: ByteRange, size: number | undefined, cause?: unknown): BackendError {
-  const sizeText = size === undefined ? '' : ` (${size} bytes)`;
-  return new BackendError(
-    `${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file${sizeText}`,
-    { hint: 'the repository index may not match the stored files; run `coffer check`', cause },
-  );
-}
