@@ -160,7 +160,7 @@ export class Archiver {
   readonly #sealing = new Set<string>();
   readonly #chunkers: Chunker[] = [];
   readonly #chunkLimit = new Limit(chunksInFlight);
-  readonly #buffers = new BufferPool(16 * 1024 * 1024);
+  readonly #buffers = new BufferPool(128 * 1024 * 1024);
   readonly #fileLimit = new Limit(filesInFlight);
   /** Files big enough to need a full read window (maxSize + one read) at once: bounds their memory. */
   readonly #largeFileLimit = new Limit(2);
@@ -320,7 +320,9 @@ export class Archiver {
     if (this.#known('data', id, hex)) return { id, done: Promise.resolve() };
     this.#sealing.add(hex);
     const rawLength = chunk.length;
-    const buffer = this.#buffers.acquire(rawLength + 64);
+    // Every chunk buffer has the same capacity, so each released one is reused; pages a small chunk does
+    // not touch cost no memory.
+    const buffer = this.#buffers.acquire(this.#repo.config.chunker.maxSize + 64);
     buffer.set(chunk);
     const done = (async () => {
       try {
@@ -605,7 +607,8 @@ export class Archiver {
     const chunker = this.#chunkers.pop() ?? new Chunker(this.#repo.crypto.keys.chunker, this.#repo.config.chunker);
     const large = size + 1 > 2 * readSize;
     if (large) await this.#largeFileLimit.acquire();
-    let window = this.#buffers.acquire(Math.min(size + 1, max + readSize));
+    // Two window sizes only (small files, large files), so windows are reused rather than reallocated.
+    let window = this.#buffers.acquire(large ? max + readSize : 2 * readSize + 1);
     let start = 0;
     let end = 0;
     let eof = false;

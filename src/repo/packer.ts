@@ -25,7 +25,7 @@ export class Packer {
   readonly #backend: Backend;
   readonly #metadata: AeadKey;
   readonly #options: PackerOptions;
-  readonly #buffers = new BufferPool(24 * 1024 * 1024);
+  readonly #buffers = new BufferPool(64 * 1024 * 1024);
   #staging: Uint8Array;
   /** Staged blobs; `offset` is their place in the staging buffer. */
   #pending: PackEntry[] = [];
@@ -82,7 +82,9 @@ export class Packer {
     }
     const staged = this.#pending;
     const size = this.#pendingBytes + packHeaderSize(staged.length);
-    const out = this.#buffers.acquire(size);
+    // One capacity for every output buffer (a pack overshoots its target by at most one blob), so released
+    // buffers are always reused.
+    const out = this.#buffers.acquire(Math.max(size, this.#options.targetSize + 9 * 1024 * 1024));
     const entries: PackEntry[] = [];
     let offset = 0;
     for (const i of shuffledOrder(staged.length)) {
