@@ -18,7 +18,7 @@ import { chunkerAlgorithm } from '../chunker/index.ts';
 import type { Id } from '../model/index.ts';
 import { Repository } from '../repo/index.ts';
 import { executePrune, maxUnusedBytes, planIsEmpty, planPrune, type PruneOptions } from './prune.ts';
-import { checkConsistency, snapshotFiles, writeFiles } from './testing.ts';
+import { checkConsistency, snapshotFiles, writeFiles } from '../../test/support/repo-inspect.ts';
 
 const password = Buffer.from('prune property');
 const KiB = 1024;

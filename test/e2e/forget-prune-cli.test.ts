@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
 import { LocalBackend } from '../../src/backend/index.ts';
 import type { Id } from '../../src/model/index.ts';
-import { checkConsistency, packBytes, snapshotFiles, storeDigest, writeFiles } from '../../src/prune/testing.ts';
+import { checkConsistency, packBytes, snapshotFiles, storeDigest, writeFiles } from '../support/repo-inspect.ts';
 import { Repository } from '../../src/repo/index.ts';
 import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';

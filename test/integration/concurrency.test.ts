@@ -13,7 +13,7 @@ import { hostname, userInfo } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalBackend } from '../../src/backend/index.ts';
-import { snapshotFiles, writeFiles } from '../../src/prune/testing.ts';
+import { snapshotFiles, writeFiles } from '../support/repo-inspect.ts';
 import { Repository } from '../../src/repo/index.ts';
 import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { testPassword } from '../support/test-repo.ts';

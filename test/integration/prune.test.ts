@@ -17,7 +17,7 @@ import { IntegrityError } from '../../src/errors/index.ts';
 import type { Id } from '../../src/model/index.ts';
 import { buildPack, decodeIndex, describe as describeFile, Repository, sealBlob, walkTree, type PackRecord } from '../../src/repo/index.ts';
 import { executePrune, planIsEmpty, planPrune, type PruneOptions } from '../../src/prune/index.ts';
-import { checkConsistency, copyBackend, packBytes, snapshotFiles, storeDigest, storeListing, writeFiles } from '../../src/prune/testing.ts';
+import { checkConsistency, copyBackend, packBytes, snapshotFiles, storeDigest, storeListing, writeFiles } from '../support/repo-inspect.ts';
 import { createTestRepo, testPassword } from '../support/test-repo.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 

@@ -5,9 +5,9 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { fileTypes, type Backend } from '../backend/index.ts';
-import { fromHex, nodeName, shortId, storageName, toHex, type Id } from '../model/index.ts';
-import { decodeIndex, describe, openBlob, walkTree, type PackRecord, type Repository } from '../repo/index.ts';
+import { fileTypes, type Backend } from '../../src/backend/index.ts';
+import { fromHex, nodeName, shortId, storageName, toHex, type Id } from '../../src/model/index.ts';
+import { decodeIndex, describe, openBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
 
 /** Every file of a snapshot by its path in the snapshot (`/tmp/x/a.bin`), read back through the index. */
 export async function snapshotFiles(repo: Repository, snapshotId: Id): Promise<Map<string, Buffer>> {
