@@ -207,6 +207,13 @@ export class Archiver {
       this.stats.scanDone = true;
       this.#report();
       return { snapshotId, snapshot, stats: this.stats };
+    } catch (err) {
+      if (err instanceof CancelledError && !this.#options.dryRun) {
+        // Interrupted: index the packs already stored, so the next run reuses them instead of uploading again.
+        await Promise.all([this.#data.settle(), this.#trees.settle()]);
+        await this.#flushIndex(true).catch(() => undefined);
+      }
+      throw err;
     } finally {
       clearInterval(ticker);
       await this.#pool.close();

@@ -68,6 +68,11 @@ export class Packer {
     if (this.#pendingBytes >= this.#options.targetSize) await this.#cut();
   }
 
+  /** Waits for the uploads in flight, without cutting a new pack (used when stopping early). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.#inFlight);
+  }
+
   /** Saves whatever is pending and waits for every upload. */
   async flush(): Promise<void> {
     if (this.#pending.length > 0) await this.#cut();

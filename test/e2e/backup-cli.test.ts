@@ -147,3 +147,33 @@ test('a backup killed midway leaves a consistent repository and the next run reu
     assert.ok(restored.equals(randomData(`crash ${i}`, 10 * 1024 * 1024)), `f${i}.bin restores exactly`);
   }
 });
+
+test('an interrupted backup exits 130, releases its lock and indexes what it stored', async (t) => {
+  const dir = await tempDir(t, 'coffer-sigint-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  for (let i = 0; i < 8; i++) await writeFile(join(src, `f${i}.bin`), randomData(`sigint ${i}`, 10 * 1024 * 1024));
+  assert.equal((await runCoffer(['init', '--pack-size', '1M'], { repo })).code, 0);
+
+  const child = spawn(process.execPath, [cofferBin, 'backup', '-q', src], { env: testEnv({ COFFER_REPOSITORY: repo }), stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  // Interrupt once a few packs are stored.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const packs = (await readdir(join(repo, 'data'), { recursive: true }).catch(() => [] as string[])).filter((p) => /[0-9a-f]{64}$/.test(String(p)));
+    if (packs.length >= 3 || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGINT');
+
+  assert.equal(await exited, 130);
+  assert.deepEqual(await readdir(join(repo, 'locks')), []);
+  assert.ok((await readdir(join(repo, 'index'))).length >= 1, 'the stored packs were indexed');
+  const check = await runCoffer(['check', '--json'], { repo });
+  assert.equal(check.code, 0, check.stdout);
+  assert.equal(jsonLines(check.stdout).filter((l) => l.message_type === 'warning').length, 0, 'no unreferenced packs left behind');
+  const second = await runCoffer(['backup', '--json', src], { repo, timeoutMs: 120_000 });
+  assert.equal(second.code, 0, second.stderr);
+  assert.ok(Number(jsonLines(second.stdout).at(-1)!.data_added) < 80 * 1024 * 1024, 'the second run reused the stored packs');
+});
