@@ -143,10 +143,11 @@ function sameTime(a: Timestamp, b: Timestamp): boolean {
   return a.sec === b.sec && a.nsec === b.nsec;
 }
 
-function sourceError(path: string, err: unknown): AppError {
+function sourceError(path: string, err: unknown, isSource: boolean): AppError {
   if (err instanceof AppError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  const reason = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? 'vanished during backup' : (err as Error).message;
+  const missing = isSource ? 'does not exist' : 'vanished during backup';
+  const reason = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? missing : (err as Error).message;
   return new FileError(`${path}: ${reason}`, { hint: 'the file was skipped; the snapshot holds everything else', cause: err });
 }
 
@@ -173,6 +174,7 @@ export class Archiver {
   #dirsNew = 0;
   #dirsChanged = 0;
   #dirsUnmodified = 0;
+  #sourcesSaved = 0;
   readonly stats: BackupStats = {
     filesDone: 0, dirsDone: 0, bytesDone: 0, filesTotal: 0, bytesTotal: 0, scanDone: false, filesNew: 0,
     filesChanged: 0, filesUnmodified: 0, errors: 0, dataAdded: 0, dataAddedPacked: 0, currentFiles: [],
@@ -388,7 +390,10 @@ export class Archiver {
         const parentNode = parentNodes?.get(name);
         if (child.source !== undefined) {
           const node = await this.#saveEntry(sourcePath(path), parentNode);
-          if (node) nodes.push(node);
+          if (node) {
+            nodes.push(node);
+            this.#sourcesSaved++;
+          }
           continue;
         }
         // An intermediate folder above a source: its own metadata, only the chosen children.
@@ -406,7 +411,13 @@ export class Archiver {
       }
       return nodes;
     };
-    return build(root, '/', parentRoot);
+    const nodes = await build(root, '/', parentRoot);
+    if (this.#sourcesSaved === 0) {
+      throw new FileError('nothing to back up: none of the given paths could be read (or all were excluded)', {
+        hint: 'check the paths; no snapshot was saved',
+      });
+    }
+    return nodes;
   }
 
   async #loadParentTree(id: Id): Promise<Map<string, TreeNode> | undefined> {
@@ -422,7 +433,7 @@ export class Archiver {
   #sourceError(path: string, err: unknown): void {
     if (err instanceof CancelledError) throw err;
     this.stats.errors++;
-    this.#options.reporter?.sourceError?.(path, sourceError(path, err));
+    this.#options.reporter?.sourceError?.(path, sourceError(path, err, this.#options.paths.includes(path)));
   }
 
   #node(name: Buffer, type: NodeType, st: BigIntStats, extra: Partial<TreeNode> = {}): TreeNode {

@@ -177,3 +177,22 @@ test('an interrupted backup exits 130, releases its lock and indexes what it sto
   assert.equal(second.code, 0, second.stderr);
   assert.ok(Number(jsonLines(second.stdout).at(-1)!.data_added) < 80 * 1024 * 1024, 'the second run reused the stored packs');
 });
+
+test('a missing source path is named; with no readable source, no snapshot is saved', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'a.txt'), 'a');
+  await runCoffer(['init'], { repo });
+
+  const none = await runCoffer(['backup', join(dir, 'nope')], { repo });
+  assert.equal(none.code, 1, none.stderr);
+  assert.match(none.stderr, /nope: does not exist/);
+  assert.match(none.stderr, /no snapshot was saved/);
+  assert.deepEqual(await readdir(join(repo, 'snapshots')), []);
+
+  const some = await runCoffer(['backup', join(dir, 'nope'), src], { repo });
+  assert.equal(some.code, 3, some.stderr);
+  assert.equal((await readdir(join(repo, 'snapshots'))).length, 1);
+});
