@@ -133,6 +133,15 @@ function dirSize(dir: string): number {
   return total;
 }
 
+/** Writes dirty pages out, so the first tool measured does not pay for writing the data set. */
+function settle(): void {
+  try {
+    execFileSync('sync');
+  } catch {
+    // no sync command: measurements are only noisier
+  }
+}
+
 // ---- running tools ----
 
 interface Measure {
@@ -238,6 +247,7 @@ function main(): void {
 
   console.log('building data set…');
   buildDataSet();
+  settle();
   const sizeA = dirSize(source);
   const active = [coffer, restic].filter((t) => tools.includes(t.name) && t.available());
   if (!active.includes(restic)) console.log('restic is not installed (apt-get install restic): showing coffer alone');
@@ -269,6 +279,7 @@ function main(): void {
     again.values.set(t.name, t.backup(repo).seconds);
   }
   editDataSet();
+  settle();
   const sizeB = dirSize(source);
   const digest = treeDigest(source);
   for (const t of active) {
