@@ -11,6 +11,7 @@ import { Chunker } from '../chunker/index.ts';
 import { AppError, CancelledError, FileError, throwIfAborted } from '../errors/index.ts';
 import {
   BufferPool,
+  Semaphore,
   compareNames,
   toHex,
   type Id,
@@ -96,26 +97,6 @@ function sourcePath(text: string): SourcePath {
   return { bytes: Buffer.from(text), text };
 }
 
-/** A small counting semaphore. */
-class Limit {
-  #free: number;
-  readonly #waiting: Array<() => void> = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.#waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.#waiting.shift();
-    if (next) next();
-    else this.#free++;
-  }
-}
 
 function timestamp(ns: bigint): Timestamp {
   const sec = ns / 1_000_000_000n;
@@ -160,11 +141,11 @@ export class Archiver {
   #pool!: SealPool;
   readonly #sealing = new Set<string>();
   readonly #chunkers: Chunker[] = [];
-  readonly #chunkLimit = new Limit(chunksInFlight);
+  readonly #chunkLimit = new Semaphore(chunksInFlight);
   readonly #buffers = new BufferPool(128 * 1024 * 1024);
-  readonly #fileLimit = new Limit(filesInFlight);
+  readonly #fileLimit = new Semaphore(filesInFlight);
   /** Files big enough to need a full read window (maxSize + one read) at once: bounds their memory. */
-  readonly #largeFileLimit = new Limit(2);
+  readonly #largeFileLimit = new Semaphore(2);
   #pendingPacks: PackRecord[] = [];
   #pendingBlobs = 0;
   #lastFlush = Date.now();

@@ -15,6 +15,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { AppError, BackendError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
+import { Semaphore } from '../model/index.ts';
 import {
   type Backend,
   type ByteRange,
@@ -349,28 +350,6 @@ function firstLine(err: unknown): string {
   return message.split('\n')[0].trim() || 'unknown error';
 }
 
-/** Bounds the requests in flight. */
-class Semaphore {
-  #free: number;
-  readonly #waiting: (() => void)[] = [];
-
-  constructor(size: number) {
-    this.#free = Math.max(1, size);
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      // Hand the slot straight to the next waiter, so a newcomer cannot overtake it.
-      const next = this.#waiting.shift();
-      if (next !== undefined) next();
-      else this.#free++;
-    }
-  }
-}
 
 
 

@@ -6,3 +6,4 @@ export * from './snapshot.ts';
 export * from './parallel.ts';
 export * from './buffer-pool.ts';
 export * from './collect.ts';
+export * from './semaphore.ts';

@@ -31,7 +31,7 @@ import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
 import { AppError, BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { mapLimit, nodeName, periodicCollector, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, mapLimit, nodeName, periodicCollector, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -225,31 +225,6 @@ export function coalesceRanges<T extends { readonly offset: number; readonly len
   return out;
 }
 
-/** A small counting semaphore; its queue is FIFO and O(1) (thousands of small files may wait). */
-class Limit {
-  #free: number;
-  #waiting: Array<() => void> = [];
-  #head = 0;
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#free > 0) this.#free--;
-    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    try {
-      return await fn();
-    } finally {
-      if (this.#head < this.#waiting.length) {
-        const next = this.#waiting[this.#head++];
-        if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
-          this.#waiting = this.#waiting.slice(this.#head);
-          this.#head = 0;
-        }
-        next();
-      } else this.#free++;
-    }
-  }
-}
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -444,7 +419,7 @@ class Restorer {
   /** Files left in place by if-changed: still to verify and to fix metadata of. */
   readonly #kept = new Set<Entry>();
   /** Chunk writes in flight: a blob shared by thousands of files must not open thousands of descriptors. */
-  readonly #writes = new Limit(32);
+  readonly #writes = new Semaphore(32);
   readonly #plain = new ByteBudget(plainBudget);
   #pool: OpenPool | undefined;
   readonly #zeroIds = new Map<number, string>();
@@ -542,7 +517,7 @@ class Restorer {
     const snap = shortId(this.#snapshot.id);
     const start = this.#o.path === undefined ? undefined : await findNode(this.#repo, this.#snapshot.tree, this.#o.path, this.#snapshot.id);
     const prefix = this.#o.path === undefined ? '' : pathParts(this.#o.path).map((p) => `/${p}`).join('');
-    const limit = new Limit(Math.max(2, this.#repo.backend.connections));
+    const limit = new Semaphore(Math.max(2, this.#repo.backend.connections));
     const includes = (this.#o.include?.length ?? 0) > 0;
     let failed = false;
 
