@@ -448,26 +448,6 @@ export interface PruneResult {
   readonly indexFilesDeleted: number;
 }
 
-/**
- * Runs `fn` over `items` with at most `limit` calls in flight. After the first failure no new call starts;
- * it waits for the calls in flight, then throws that failure (so nothing keeps running after a failed prune).
- */
-async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const worker = async () => {
-    while (failure === undefined && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  if (failure) throw failure.error;
-}
 
 /**
  * Carries out a plan from {@link planPrune}, made under the same exclusive lock. Steps, each safe to
@@ -492,7 +472,7 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
   let bytesDeleted = 0;
   if (plan.unreferenced.length > 0) {
     await checkpoint();
-    await forEachLimit(plan.unreferenced, parallel, async (p) => {
+    await mapLimit(plan.unreferenced, parallel, async (p) => {
       await backend.remove({ type: 'data', name: p.id });
       packsDeleted++;
       bytesDeleted += p.size;
@@ -562,14 +542,14 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
   // (4) Old index files. (5) Packs no index lists any more.
   await checkpoint();
   step = 0;
-  await forEachLimit(plan.indexFiles, parallel, async (name) => {
+  await mapLimit(plan.indexFiles, parallel, async (name) => {
     await backend.remove({ type: 'index', name });
     options.onProgress?.('delete index files', ++step, plan.indexFiles.length);
   });
   await checkpoint();
   const doomed = [...plan.remove, ...plan.repack];
   step = 0;
-  await forEachLimit(doomed, parallel, async (p) => {
+  await mapLimit(doomed, parallel, async (p) => {
     await backend.remove({ type: 'data', name: p.record.id });
     packsDeleted++;
     bytesDeleted += p.storedSize;
