@@ -35,7 +35,7 @@ export class BlobIndex {
   readonly #packList: IndexedPack[] = [];
   readonly #packNumbers = new Map<Id, number>();
   /** Entries whose (id, type) was already present: the same blob stored in more than one pack. */
-  readonly duplicates: Array<{ id: Id; type: BlobType; pack: Id }> = [];
+  readonly duplicates: Array<{ id: Id; type: BlobType; pack: Id; offset: number; length: number; rawLength: number }> = [];
 
   get size(): number {
     return this.#count;
@@ -73,7 +73,7 @@ export class BlobIndex {
     const existing = this.#find(id, typeCode);
     if (existing !== -1) {
       if (this.#packs[existing] !== packNumber || this.#offsets[existing] !== offset) {
-        this.duplicates.push({ id: toHex(id), type, pack: this.#packList[packNumber].id });
+        this.duplicates.push({ id: toHex(id), type, pack: this.#packList[packNumber].id, offset, length, rawLength });
       }
       return;
     }
@@ -101,6 +101,15 @@ export class BlobIndex {
   lookup(id: Uint8Array, type: BlobType): BlobLocation | undefined {
     const n = this.#find(id, type === 'data' ? 0 : 1);
     return n === -1 ? undefined : this.#location(n);
+  }
+
+  /** Every stored copy of a blob: the one `lookup` returns first, then any duplicates (rare). */
+  copies(id: Uint8Array, type: BlobType): BlobLocation[] {
+    const first = this.lookup(id, type);
+    if (!first) return [];
+    if (this.duplicates.length === 0) return [first];
+    const hex = toHex(id);
+    return [first, ...this.duplicates.filter((d) => d.id === hex && d.type === type)];
   }
 
   /** Every blob, with its id, in insertion order. */

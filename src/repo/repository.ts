@@ -190,11 +190,21 @@ export class Repository {
   /** Loads, decrypts and verifies one blob. */
   async loadBlob(type: BlobType, id: Uint8Array): Promise<Uint8Array> {
     const index = await this.index();
-    const where = index.lookup(id, type);
+    const copies = index.copies(id, type);
     const what = `${type} blob ${toHex(id).slice(0, 8)}`;
-    if (!where) throw new IntegrityError(`${what}: not in the index`, { hint: 'run `coffer check`; `coffer repair index` may find it' });
-    const sealed = await this.backend.load({ type: 'data', name: where.pack }, { offset: where.offset, length: where.length });
-    return openBlob(this.crypto, type, id, sealed, where.rawLength, `${what} in pack ${shortId(where.pack)}`);
+    if (copies.length === 0) throw new IntegrityError(`${what}: not in the index`, { hint: 'run `coffer check`; `coffer repair index` may find it' });
+    // A blob stored twice (an interrupted prune, concurrent backups) survives the loss of one copy.
+    let failure: unknown;
+    for (const where of copies) {
+      try {
+        const sealed = await this.backend.load({ type: 'data', name: where.pack }, { offset: where.offset, length: where.length });
+        return openBlob(this.crypto, type, id, sealed, where.rawLength, `${what} in pack ${shortId(where.pack)}`);
+      } catch (err) {
+        if (!(err instanceof AppError) || err.code === 'CANCELLED') throw err;
+        failure ??= err;
+      }
+    }
+    throw failure;
   }
 
   /** Loads a tree; recently used trees are kept in memory. */
