@@ -146,3 +146,9 @@ export function pastEnd(location: string, handle: Handle, range: ByteRange, size
 export function isValidName(type: FileType, name: string): boolean {
   return type === 'config' ? name === 'config' : hexName.test(name);
 }
+
+/** The `code` of a Node system error (`ENOENT`, `ECONNRESET`, …), if it has one. */
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}

@@ -21,6 +21,7 @@ import {
   typeFolder,
   checkHandle,
   checkRange,
+  errnoCode,
   pastEnd,
 } from './backend.ts';
 
@@ -284,10 +285,6 @@ export class LocalBackend implements Backend {
   }
 }
 
-function errnoCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
 /** Makes a rename or create in `dir` durable. Some platforms and file systems cannot fsync a folder. */
 async function syncDir(dir: string): Promise<void> {

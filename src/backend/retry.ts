@@ -2,7 +2,8 @@
  * A decorator that retries transient storage failures (throttling, 5xx, dropped connections) with
  * exponential backoff and full jitter. It is the only retry layer: the S3 SDK's own retries are off.
  */
-import { BackendError, CancelledError, throwIfAborted } from '../errors/index.ts';
+import { BackendError, throwIfAborted } from '../errors/index.ts';
+import { sleep } from '../model/index.ts';
 import type { Backend, ByteRange, FileInfo, FileType, Handle, RequestCounts } from './backend.ts';
 
 /** Options of {@link RetryBackend}. */
@@ -129,17 +130,3 @@ export class RetryBackend implements Backend {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  throwIfAborted(signal);
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(new CancelledError());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

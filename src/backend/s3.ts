@@ -29,6 +29,7 @@ import {
   typeFolder,
   checkHandle,
   checkRange,
+  errnoCode,
   pastEnd,
 } from './backend.ts';
 
@@ -340,10 +341,6 @@ function statusOf(err: unknown): number | undefined {
   return typeof status === 'number' ? status : undefined;
 }
 
-function errnoCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
 
 function firstLine(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);

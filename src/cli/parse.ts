@@ -3,6 +3,9 @@ import { UsageError } from '../errors/index.ts';
 
 const sizeUnits: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4 };
 
+/** Collects the values of a repeatable flag. */
+export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
 /** Parses `123`, `512K`, `1.5M`, `2GiB` into bytes (binary units, as restic). */
 export function parseSize(text: string, flag: string, defaultUnit = ''): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);

@@ -7,3 +7,4 @@ export * from './parallel.ts';
 export * from './buffer-pool.ts';
 export * from './collect.ts';
 export * from './semaphore.ts';
+export * from './sleep.ts';

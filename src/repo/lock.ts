@@ -12,8 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname, userInfo } from 'node:os';
-import { AppError, CancelledError, IntegrityError, RepoLockedError } from '../errors/index.ts';
-import { asBoolean, asInteger, asObject, asString, shortId, type Id } from '../model/index.ts';
+import { AppError, IntegrityError, RepoLockedError } from '../errors/index.ts';
+import { asBoolean, asInteger, asObject, asString, shortId, sleep, type Id } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
 export type LockKind = 'shared' | 'exclusive';
@@ -244,20 +244,6 @@ function lockedError(lock: StoredLock): RepoLockedError {
   return new RepoLockedError(`repository is locked: ${describeLock(lock, Date.now())}`, { data: { lock: lock.id } });
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError());
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new CancelledError());
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /** Removes stale locks (or all with `all`); returns the ids removed. */
 export async function removeLocks(repo: Repository, all: boolean): Promise<Id[]> {

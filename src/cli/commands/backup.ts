@@ -9,7 +9,7 @@ import type { BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
-import { parseSize } from '../parse.ts';
+import { parseSize, collect } from '../parse.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
@@ -34,8 +34,6 @@ interface BackupFlags {
   stdin?: boolean;
   stdinFilename?: string;
 }
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 /** Parses `--time`: restic's "2006-01-02 15:04:05" in local time, or any ISO 8601 date. */
 export function parseTime(text: string): Date {

@@ -4,10 +4,11 @@ import { BugError, UsageError } from '../../errors/index.ts';
 import { shortId, type TreeNode } from '../../model/index.ts';
 import { walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
+import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
 import { findNodeJson } from '../output/json.ts';
 import { displayPath, formatLong } from './ls.ts';
-import { addFilterOptions, collect, localTime, selectSnapshots, snapshotFilter, type FilterFlags } from './snapshots.ts';
+import { addFilterOptions, localTime, selectSnapshots, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
 interface Matcher {
   /** Tests a node by its name and its slash path from the snapshot root. */

@@ -21,11 +21,12 @@ import {
 import { mapLimit, shortId, type StoredSnapshot } from '../../model/index.ts';
 import { matchesFilter, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
+import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
 import { snapshotJson } from '../output/json.ts';
 import { table } from '../table.ts';
 import { addPruneOptions, pruneSettings, runPrune, type PruneFlags } from './prune.ts';
-import { collect, localTime, snapshotFilter } from './snapshots.ts';
+import { localTime, snapshotFilter } from './snapshots.ts';
 
 interface ForgetFlags extends PruneFlags {
   keepLast?: string;

@@ -4,13 +4,13 @@
  */
 import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
-import { loadReadableSnapshots, matchesFilter, parseTagLists, removeUnreadableSnapshots, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
+import { loadReadableSnapshots, matchesFilter, removeUnreadableSnapshots, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
+import { addFilterOptions, snapshotFilter } from './snapshots.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 interface IndexFlags {
   readAllPacks?: boolean;
@@ -115,16 +115,14 @@ export function registerRepair(program: Command, ctx: CliContext): void {
       });
     });
 
-  repair
-    .command('snapshots')
-    .description('rewrite snapshots whose data is gone: damaged files become empty, missing folders empty folders')
-    .argument('[snapshots...]', 'snapshot ids to repair (default: all)')
-    .option('--forget', 'remove the original snapshots once their repaired versions are saved')
-    .option('-n, --dry-run', 'only say what would be done')
-    .option('--host <host>', 'only snapshots of this host (repeatable)', collect)
-    .option('--tag <tags>', 'only snapshots with all these tags (comma-separated, repeatable)', collect)
-    .option('--path <path>', 'only snapshots with this path (repeatable)', collect)
-    .action(async (ids: string[], flags: SnapshotFlags) => {
+  addFilterOptions(
+    repair
+      .command('snapshots')
+      .description('rewrite snapshots whose data is gone: damaged files become empty, missing folders empty folders')
+      .argument('[snapshots...]', 'snapshot ids to repair (default: all)')
+      .option('--forget', 'remove the original snapshots once their repaired versions are saved')
+      .option('-n, --dry-run', 'only say what would be done'),
+  ).action(async (ids: string[], flags: SnapshotFlags) => {
       // Repairs judge what the repository holds, not a local copy of it.
       ctx.options = { ...ctx.options, cache: false };
       const repo = await ctx.openRepository();
@@ -142,7 +140,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           await lock.assertFresh();
           await removeUnreadableSnapshots(repo, unreadable.map((u) => u.id));
         }
-        const filter = { hosts: flags.host, tags: parseTagLists(flags.tag), paths: flags.path };
+        const filter = snapshotFilter(flags);
         const chosen = ids.length > 0 ? [...new Map(ids.map((id) => selectSnapshot(all, id, filter)).map((s) => [s.id, s])).values()] : all.filter((s) => matchesFilter(s, filter));
         const result = await repairSnapshots(repo, {
           snapshots: chosen,

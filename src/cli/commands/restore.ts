@@ -6,10 +6,11 @@ import type { RestoreStats } from '../../progress/index.ts';
 import { selectSnapshot, splitSnapshotPath } from '../../repo/index.ts';
 import { restore, type OverwriteMode } from '../../restorer/index.ts';
 import type { CliContext } from '../context.ts';
+import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
 import { progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
-import { addFilterOptions, collect, snapshotFilter, type FilterFlags } from './snapshots.ts';
+import { addFilterOptions, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
 interface RestoreFlags extends FilterFlags {
   target?: string;

@@ -4,7 +4,7 @@ import { shortId, type StoredSnapshot } from '../../model/index.ts';
 import { matchesFilter, parseTagLists, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { snapshotJson } from '../output/json.ts';
-import { parseCount } from '../parse.ts';
+import { parseCount, collect } from '../parse.ts';
 import { formatBytes, table } from '../table.ts';
 
 /** The snapshot filter flags every snapshot-reading command takes (restic's `--host`, `--tag`, `--path`). */
@@ -14,8 +14,6 @@ export interface FilterFlags {
   path?: string[];
 }
 
-/** Collects a repeatable flag. */
-export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** Adds `-H/--host`, `--tag` and `--path` to a command. */
 export function addFilterOptions(command: Command): Command {
