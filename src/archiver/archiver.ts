@@ -176,7 +176,7 @@ export class Archiver {
     this.#trees = repo.newPacker('tree', saved, { discard });
     const scanning = this.#options.scan && !this.#options.stdin ? this.#scan() : Promise.resolve();
     const ticker = setInterval(() => this.#report(), 250);
-    this.#pool = new SealPool(repo.crypto);
+    this.#pool = new SealPool(repo.crypto, chunksInFlight);
     try {
       const rootNodes = this.#options.stdin ? [await this.#saveStdin(this.#options.stdin)] : await this.#saveRoots();
       const rootId = await this.#saveTree(rootNodes);
@@ -310,16 +310,16 @@ export class Archiver {
     if (this.#known('data', id, hex)) return { id, done: Promise.resolve() };
     this.#sealing.add(hex);
     const rawLength = chunk.length;
-    // Every chunk buffer has the same capacity, so each released one is reused; pages a small chunk does
-    // not touch cost no memory.
-    const buffer = this.#buffers.acquire(this.#repo.config.chunker.maxSize + 64);
-    buffer.set(chunk);
+    const sealing = this.#pool.seal('data', id, chunk);
     const done = (async () => {
       try {
-        const sealed = await this.#pool.seal('data', id, buffer, rawLength);
-        await this.#data.add({ type: 'data', id, sealed: sealed.buffer.subarray(0, sealed.length), rawLength }, hex);
-        this.#buffers.release(sealed.buffer);
-        this.#added('data', rawLength, sealed.length);
+        const sealed = await sealing;
+        try {
+          await this.#data.add({ type: 'data', id, sealed: sealed.bytes, rawLength }, hex);
+          this.#added('data', rawLength, sealed.bytes.length);
+        } finally {
+          sealed.release();
+        }
       } finally {
         this.#sealing.delete(hex);
       }

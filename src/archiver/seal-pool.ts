@@ -1,43 +1,86 @@
 /**
  * A pool of seal workers: data blobs are compressed and sealed there while the main thread reads, chunks,
- * hashes and packs. The main thread is busy too, so one worker fewer than cores keeps every core working
- * (measured on 2 cores: the same speed as two workers, with 100 MB less memory). Chunks go to the least
- * busy worker.
+ * hashes and packs.
+ *
+ * Chunks travel through a fixed set of slots in shared memory, each registered with every worker once: a
+ * request names a slot, the worker seals in place, the answer gives the sealed length. Transferring a fresh
+ * ArrayBuffer per chunk instead made V8 run a full collection of the main heap every 64 MiB of chunks
+ * (about a seventh of a backup's CPU time).
+ *
+ * There is one worker per core and they run at a lower priority than the main thread (Linux sets nice
+ * values per thread): the main thread, which feeds them, gets a core whenever it has work, and the
+ * workers take whatever CPU is left. With one worker fewer than cores instead, a core idles whenever the
+ * main thread waits.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
 import type { Crypto } from '../crypto/index.ts';
 import type { BlobType } from '../repo/index.ts';
-import type { SealRequest, SealResponse } from './seal-worker.ts';
+import type { SealMessage, SealResponse } from './seal-worker.ts';
+
+/** Room a sealed blob may need beyond its plaintext: encoding byte and envelope (docs/design.md §Blobs). */
+export const sealOverhead = 64;
+
+interface Slot {
+  readonly index: number;
+  view: Uint8Array;
+}
 
 interface Pending {
-  resolve: (result: { buffer: Uint8Array; length: number }) => void;
+  readonly slot: Slot;
+  readonly worker: WorkerSlot;
+  resolve: (sealed: Sealed) => void;
   reject: (err: Error) => void;
 }
 
-export class SealPool {
-  readonly #workers: Array<{ worker: Worker; busy: number }> = [];
-  readonly #pending = new Map<number, Pending>();
-  #seq = 0;
+interface WorkerSlot {
+  readonly worker: Worker;
+  busy: number;
+}
 
-  constructor(crypto: Crypto, size = Math.max(1, availableParallelism() - 1)) {
+/** A sealed blob in a pool slot: valid until `release`. */
+export interface Sealed {
+  readonly bytes: Uint8Array;
+  release(): void;
+}
+
+export class SealPool {
+  readonly #workers: WorkerSlot[] = [];
+  readonly #pending = new Map<number, Pending>();
+  readonly #free: Slot[] = [];
+  #seq = 0;
+  #failure: Error | undefined;
+
+  /** `slots`: blobs in flight at most; shared memory stays below slots × (max chunk + overhead). */
+  constructor(crypto: Crypto, slots: number, size = availableParallelism()) {
+    for (let i = 0; i < slots; i++) this.#free.push({ index: i, view: new Uint8Array(0) });
     for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = new Worker(new URL('./seal-worker.ts', import.meta.url), {
+      const worker = new Worker(new URL(`./seal-worker${extname(import.meta.url)}`, import.meta.url), {
         workerData: { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm },
       });
-      const slot = { worker, busy: 0 };
+      const slot: WorkerSlot = { worker, busy: 0 };
       worker.on('message', (response: SealResponse) => {
         slot.busy--;
         const pending = this.#pending.get(response.seq);
         this.#pending.delete(response.seq);
         if (!pending) return;
-        if (response.buffer && response.length !== undefined) pending.resolve({ buffer: response.buffer, length: response.length });
-        else pending.reject(new BugError(`seal worker failed: ${response.error}`));
+        if (response.length !== undefined) {
+          const s = pending.slot;
+          pending.resolve({ bytes: s.view.subarray(0, response.length), release: () => this.#release(s) });
+        } else {
+          this.#release(pending.slot);
+          pending.reject(new BugError(`seal worker failed: ${response.error}`));
+        }
       });
       worker.on('error', (err) => {
-        for (const p of this.#pending.values()) p.reject(new BugError(`seal worker crashed: ${err.message}`, { cause: err }));
-        this.#pending.clear();
+        this.#failure ??= new BugError(`seal worker crashed: ${err.message}`, { cause: err });
+        for (const [seq, p] of this.#pending) {
+          if (p.worker !== slot) continue;
+          this.#pending.delete(seq);
+          this.#release(p.slot);
+          p.reject(this.#failure);
+        }
       });
       worker.unref();
       this.#workers.push(slot);
@@ -45,20 +88,39 @@ export class SealPool {
   }
 
   /**
-   * Compresses and seals the first `length` bytes of `buffer` on a worker. `buffer` must own its whole
-   * ArrayBuffer and is transferred; the result comes back in the same buffer when it fits.
+   * Compresses and seals `plain` on a worker. `plain` is copied into a slot before this returns, so the
+   * caller may reuse its buffer at once. Callers keep at most `slots` blobs unreleased.
    */
-  seal(type: BlobType, id: Uint8Array, buffer: Uint8Array, length: number): Promise<{ buffer: Uint8Array; length: number }> {
-    const slot = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
+  seal(type: BlobType, id: Uint8Array, plain: Uint8Array): Promise<Sealed> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const slot = this.#free.pop();
+    if (!slot) return Promise.reject(new BugError('more blobs in flight than seal slots'));
+    const need = plain.length + sealOverhead;
+    if (slot.view.length < need) {
+      // Grown in 1 MiB steps, never shrunk: slots settle at the sizes chunks have, and stay registered.
+      slot.view = new Uint8Array(new SharedArrayBuffer(Math.ceil(need / (1 << 20)) * (1 << 20)));
+      for (const w of this.#workers) w.worker.postMessage({ slot: slot.index, buffer: slot.view } satisfies SealMessage);
+    }
+    slot.view.set(plain);
+    const worker = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const seq = this.#seq++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(seq, { resolve, reject });
-      slot.busy++;
-      slot.worker.postMessage({ seq, type, id, buffer, length } satisfies SealRequest, [buffer.buffer as ArrayBuffer]);
+      this.#pending.set(seq, { slot, worker, resolve, reject });
+      worker.busy++;
+      worker.worker.postMessage({ seq, slot: slot.index, type, id, length: plain.length } satisfies SealMessage);
     });
+  }
+
+  #release(slot: Slot): void {
+    this.#free.push(slot);
   }
 
   async close(): Promise<void> {
     await Promise.all(this.#workers.map((w) => w.worker.terminate()));
   }
+}
+
+/** `.ts` when running from sources, `.js` when built: workers load the sibling of this module's kind. */
+function extname(url: string): string {
+  return url.slice(url.lastIndexOf('.'));
 }

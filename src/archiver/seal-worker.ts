@@ -1,45 +1,59 @@
 /**
- * Worker thread: compresses (when it pays) and seals data blobs, so both cores work while the main thread
- * reads and chunks. A chunk arrives in a buffer transferred from the main thread; the sealed blob goes
- * back in the same buffer when it fits, so no thread allocates per chunk more than zstd and the cipher do.
+ * Worker thread: compresses (when it pays) and seals data blobs, so every core works while the main thread
+ * reads and chunks. Chunks arrive in shared slots (seal-pool.ts); the sealed blob goes back in the same
+ * slot, so nothing crosses threads but slot numbers and lengths.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { setPriority } from 'node:os';
 import { AeadKey, contextOf, type AeadAlgorithm } from '../crypto/index.ts';
 import { encodeBlobBody } from '../repo/blob.ts';
 import { periodicCollector } from '../model/index.ts';
 
-export interface SealRequest {
-  readonly seq: number;
-  readonly type: 'data' | 'tree';
-  readonly id: Uint8Array;
-  /** Holds the plaintext in its first `length` bytes. */
-  readonly buffer: Uint8Array;
-  readonly length: number;
-}
+export type SealMessage =
+  /** Registers (or replaces) a slot's shared buffer. */
+  | { readonly slot: number; readonly buffer: Uint8Array }
+  /** Seals the first `length` bytes of a slot in place. */
+  | { readonly seq: number; readonly slot: number; readonly type: 'data' | 'tree'; readonly id: Uint8Array; readonly length: number };
 
 export interface SealResponse {
   readonly seq: number;
-  /** Holds the sealed blob in its first `length` bytes. */
-  readonly buffer?: Uint8Array;
+  /** The sealed blob's length, at the start of the slot. */
   readonly length?: number;
   readonly error?: string;
 }
 
 const { contentKey, algorithm } = workerData as { contentKey: Uint8Array; algorithm: AeadAlgorithm };
 const key = new AeadKey(contentKey, algorithm);
+const slots: Uint8Array[] = [];
+/** Nice value of seal workers; the main thread keeps 0. */
+const workerNice = 19;
+
+if (process.platform === 'linux') {
+  // Below the main thread, which feeds every worker (seal-pool.ts). Elsewhere this call would renice the
+  // whole process, so other systems keep the default priority.
+  try {
+    setPriority(workerNice);
+  } catch {
+    // not permitted: run at the default priority
+  }
+}
 
 const processed = periodicCollector();
 
-parentPort!.on('message', (request: SealRequest) => {
+parentPort!.on('message', (message: SealMessage) => {
+  if (!('seq' in message)) {
+    slots[message.slot] = message.buffer;
+    return;
+  }
   try {
-    const { encoding, payload } = encodeBlobBody(request.buffer.subarray(0, request.length));
-    const sealed = key.seal(payload, contextOf(request.type, request.id), encoding);
-    let out = request.buffer;
-    if (sealed.length <= out.byteLength) out.set(sealed);
-    else out = sealed;
-    parentPort!.postMessage({ seq: request.seq, buffer: out, length: sealed.length } satisfies SealResponse, [out.buffer as ArrayBuffer]);
-    processed(request.length);
+    const slot = slots[message.slot];
+    const { encoding, payload } = encodeBlobBody(slot.subarray(0, message.length));
+    const sealed = key.seal(payload, contextOf(message.type, message.id), encoding);
+    if (sealed.length > slot.length) throw new Error(`sealed blob (${sealed.length} bytes) exceeds its slot (${slot.length})`);
+    slot.set(sealed);
+    parentPort!.postMessage({ seq: message.seq, length: sealed.length } satisfies SealResponse);
+    processed(message.length);
   } catch (err) {
-    parentPort!.postMessage({ seq: request.seq, error: (err as Error).message } satisfies SealResponse);
+    parentPort!.postMessage({ seq: message.seq, error: (err as Error).message } satisfies SealResponse);
   }
 });

@@ -218,8 +218,9 @@ class Checker {
       await this.#loadIndexFiles();
       await this.#checkPacks();
       this.#checkIndexConsistency();
-      await this.#checkTrees();
-      if (readData) await this.#readData(pool);
+      // Trees are checked on this thread while the workers read data: the two need nothing of each other.
+      const settled = await Promise.allSettled([this.#checkTrees(), readData ? this.#readData(pool) : undefined]);
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
     } finally {
       await pool?.close();
     }
