@@ -7,10 +7,7 @@
  * ArrayBuffer per chunk instead made V8 run a full collection of the main heap every 64 MiB of chunks
  * (about a seventh of a backup's CPU time).
  *
- * There is one worker per core and they run at a lower priority than the main thread (Linux sets nice
- * values per thread): the main thread, which feeds them, gets a core whenever it has work, and the
- * workers take whatever CPU is left. With one worker fewer than cores instead, a core idles whenever the
- * main thread waits.
+ * There is one worker per core, below the main thread's priority (model/worker-priority.ts).
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';

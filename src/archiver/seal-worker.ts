@@ -4,10 +4,9 @@
  * slot, so nothing crosses threads but slot numbers and lengths.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { setPriority } from 'node:os';
 import { AeadKey, contextOf, type AeadAlgorithm } from '../crypto/index.ts';
 import { encodeBlobBody } from '../repo/blob.ts';
-import { periodicCollector } from '../model/index.ts';
+import { lowerWorkerPriority, periodicCollector } from '../model/index.ts';
 
 export type SealMessage =
   /** Registers (or replaces) a slot's shared buffer. */
@@ -25,19 +24,8 @@ export interface SealResponse {
 const { contentKey, algorithm } = workerData as { contentKey: Uint8Array; algorithm: AeadAlgorithm };
 const key = new AeadKey(contentKey, algorithm);
 const slots: Uint8Array[] = [];
-/** Nice value of seal workers; the main thread keeps 0. */
-const workerNice = 19;
 
-if (process.platform === 'linux') {
-  // Below the main thread, which feeds every worker (seal-pool.ts). Elsewhere this call would renice the
-  // whole process, so other systems keep the default priority.
-  try {
-    setPriority(workerNice);
-  } catch {
-    // not permitted: run at the default priority
-  }
-}
-
+lowerWorkerPriority();
 const processed = periodicCollector();
 
 parentPort!.on('message', (message: SealMessage) => {

@@ -8,3 +8,4 @@ export * from './buffer-pool.ts';
 export * from './collect.ts';
 export * from './semaphore.ts';
 export * from './sleep.ts';
+export * from './worker-priority.ts';

@@ -31,7 +31,7 @@ import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
 import { AppError, BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, mapLimit, nodeName, periodicCollector, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, lowerWorkerPriority, mapLimit, nodeName, periodicCollector, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -315,7 +315,9 @@ interface OpenResponse {
 /** Worker side: opens (decrypts, decompresses, verifies) the blobs of ranges the main thread loaded. */
 function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
   const crypto = makeCrypto(data.keys, data.algorithm);
-  const processed = periodicCollector();
+  lowerWorkerPriority();
+  // Every 64 MiB: a quarter of the collections of the default, for a worker that holds one range at a time.
+  const processed = periodicCollector(64 * 1024 * 1024);
   parentPort!.on('message', (request: OpenRequest) => {
     const plains: Uint8Array[] = [];
     const errors: OpenResponse['errors'][number][] = [];
@@ -451,7 +453,7 @@ class Restorer {
       this.#index = await this.#repo.index();
       await this.#plan();
       // Workers start now: they load their modules while folders and files are prepared.
-      const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? Math.max(1, Math.min(4, availableParallelism() - 1)) : 0);
+      const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? Math.min(4, availableParallelism()) : 0);
       if (!this.#dry && workers > 0) this.#pool = new OpenPool(this.#repo.crypto, workers);
       await this.#prepareTarget();
       await this.#makeFolders();
