@@ -260,7 +260,7 @@ function main(): void {
   const first = row('first backup', 'MB/s', true);
   const again = row('unchanged re-backup', 's', false);
   const edited = row('backup of edited copy', 'MB/s', true);
-  const restoreRow = row('restore (verified)', 'MB/s', true);
+  const restoreRow = row('restore (verified, best of 2)', 'MB/s', true);
   const checkRow = row('check --read-data', 'MB/s', true);
   const pruneRow = row('forget --keep-last 1 --prune', 's', false);
   const sizeRow = row('repository size', 'MiB', false);
@@ -288,14 +288,26 @@ function main(): void {
     edited.values.set(t.name, sizeB / 1e6 / m.seconds);
     rssRow.values.set(t.name, Math.max(rssRow.values.get(t.name)!, m.peakMiB));
     sizeRow.values.set(t.name, dirSize(repo) / 2 ** 20);
-    const target = join(benchDir, `restore-${t.name}`);
+  }
+  // Restores run in the order A B B A and each tool keeps its better time; targets are removed only at the
+  // end. Creating files just after thousands were deleted is slower on ext4 (it skips recently freed
+  // inodes), so a fixed order would favour whichever tool restores later.
+  const order = [...active, ...[...active].reverse()];
+  const targets: string[] = [];
+  order.forEach((t, round) => {
+    const target = join(benchDir, `restore-${t.name}-${round}`);
     rmSync(target, { recursive: true, force: true });
-    const r = t.restore(repo, target);
-    restoreRow.values.set(t.name, sizeB / 1e6 / r.seconds);
+    settle();
+    const r = t.restore(repos.get(t.name)!, target);
+    restoreRow.values.set(t.name, Math.max(restoreRow.values.get(t.name) ?? 0, sizeB / 1e6 / r.seconds));
     const restored = treeDigest(join(target, source));
     const same = restored.size === digest.size && [...digest].every(([k, v]) => restored.get(k) === v);
     if (!same) throw new Error(`${t.name}: restored files differ from the source`);
-    rmSync(target, { recursive: true, force: true });
+    targets.push(target);
+  });
+  for (const target of targets) rmSync(target, { recursive: true, force: true });
+  for (const t of active) {
+    const repo = repos.get(t.name)!;
     const repoBytes = dirSize(repo);
     try {
       const c = t.check(repo);

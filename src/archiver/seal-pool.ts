@@ -53,7 +53,7 @@ export class SealPool {
   constructor(crypto: Crypto, slots: number, size = availableParallelism()) {
     for (let i = 0; i < slots; i++) this.#free.push({ index: i, view: new Uint8Array(0) });
     for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = new Worker(new URL(`./seal-worker${extname(import.meta.url)}`, import.meta.url), {
+      const worker = new Worker(new URL('./seal-worker.ts', import.meta.url), {
         workerData: { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm },
       });
       const slot: WorkerSlot = { worker, busy: 0 };
@@ -117,7 +117,3 @@ export class SealPool {
   }
 }
 
-/** `.ts` when running from sources, `.js` when built: workers load the sibling of this module's kind. */
-function extname(url: string): string {
-  return url.slice(url.lastIndexOf('.'));
-}

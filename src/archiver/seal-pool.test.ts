@@ -1,0 +1,43 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { SealPool } from './seal-pool.ts';
+import { openBlob } from '../repo/index.ts';
+import { createTestRepo } from '../../test/support/test-repo.ts';
+
+test('seal pool: blobs of growing sizes come back sealed, open to their plaintext, and slots are reused', async () => {
+  const repo = await createTestRepo();
+  const pool = new SealPool(repo.crypto, 2, 2);
+  try {
+    // Sizes force each slot to grow past its shared buffer (re-registered with every worker) and back.
+    for (const size of [10, 3 * 1024 * 1024, 100, 5 * 1024 * 1024 + 7, 0]) {
+      const plain = size % 2 ? randomBytes(size) : Buffer.alloc(size, 'text to compress ');
+      const id = repo.crypto.blobId(plain);
+      const copy = Buffer.from(plain);
+      const pending = pool.seal('data', id, plain);
+      plain.fill(0); // the pool copied it before returning
+      const sealed = await pending;
+      assert.deepEqual(Buffer.from(openBlob(repo.crypto, 'data', id, sealed.bytes, size, 'blob')), copy);
+      if (size > 1024 && size % 2 === 0) assert.ok(sealed.bytes.length < size, 'compressible data is compressed');
+      sealed.release();
+    }
+  } finally {
+    await pool.close();
+  }
+});
+
+test('seal pool: more blobs in flight than slots is refused, not overwritten', async () => {
+  const repo = await createTestRepo();
+  const pool = new SealPool(repo.crypto, 1, 1);
+  try {
+    const first = pool.seal('data', repo.crypto.blobId(Buffer.from('a')), Buffer.from('a'));
+    await assert.rejects(pool.seal('data', repo.crypto.blobId(Buffer.from('b')), Buffer.from('b')), /more blobs in flight than seal slots/);
+    const sealed = await first;
+    assert.deepEqual(Buffer.from(openBlob(repo.crypto, 'data', repo.crypto.blobId(Buffer.from('a')), sealed.bytes, 1, 'blob')), Buffer.from('a'));
+    sealed.release();
+    const again = await pool.seal('data', repo.crypto.blobId(Buffer.from('b')), Buffer.from('b'));
+    again.release();
+  } finally {
+    await pool.close();
+  }
+});
