@@ -26,7 +26,8 @@ const key = new AeadKey(contentKey, algorithm);
 const slots: Uint8Array[] = [];
 
 lowerWorkerPriority();
-const processed = periodicCollector();
+// Every 8 MiB: with a worker per core, 16 MiB cost about 40 MiB more peak memory for no measurable speed.
+const processed = periodicCollector(8 * 1024 * 1024);
 
 parentPort!.on('message', (message: SealMessage) => {
   if (!('seq' in message)) {
