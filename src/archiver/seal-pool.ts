@@ -12,12 +12,12 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
-import type { Crypto } from '../crypto/index.ts';
+import { envelopeOverhead, type Crypto } from '../crypto/index.ts';
 import type { BlobType } from '../repo/index.ts';
 import type { SealMessage, SealResponse } from './seal-worker.ts';
 
-/** Room a sealed blob may need beyond its plaintext: encoding byte and envelope (docs/design.md §Blobs). */
-export const sealOverhead = 64;
+/** Room a sealed blob may need beyond its plaintext: the encoding byte and the envelope (its payload is never larger than the plaintext). */
+const sealOverhead = 1 + envelopeOverhead;
 
 interface Slot {
   readonly index: number;
