@@ -357,8 +357,12 @@ describe('cache through the binary', () => {
         COFFER_CACHE_DIR: cacheDir,
       };
       assert.equal((await coffer(['-r', url, 'init'], env)).code, 0);
+      // Two backups, the second with a new file: two snapshots, two index files.
+      const changing = path.join(scratch, 's3source');
+      await makeSource(changing);
       for (let i = 0; i < 2; i++) {
-        const r = await coffer(['-r', url, '--no-cache', 'backup', source], env);
+        if (i === 1) await writeFile(path.join(changing, 'added'), 'new in the second snapshot\n');
+        const r = await coffer(['-r', url, '--no-cache', 'backup', changing], env);
         assert.equal(r.code, 0, r.stderr);
       }
       const metadataGets = () => gets.filter((g) => /\/(index|snapshots)\/[0-9a-f]{64}/.test(g) || /\/data\/[0-9a-f]{2}\//.test(g)).length;
