@@ -19,3 +19,18 @@ export function periodicCollector(everyBytes = 16 * 1024 * 1024): (bytes: number
     }
   };
 }
+
+/**
+ * Frees a buffer's memory now instead of at some later collection: for threads that know they hold the
+ * only view of it (every view becomes empty). Buffers under 64 KiB are left alone: they may be slices
+ * of Node's shared Buffer pool.
+ */
+export function discard(buffer: ArrayBufferLike): void {
+  if (!(buffer instanceof ArrayBuffer) || buffer.byteLength < 64 * 1024) return;
+  // Transferring to a zero-length buffer detaches this one, which releases its backing store.
+  try {
+    (buffer as ArrayBuffer & { transfer(length: number): ArrayBuffer }).transfer(0);
+  } catch {
+    // Not detachable (Node pins some buffers it hands out): it goes at a later collection instead.
+  }
+}

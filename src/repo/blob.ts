@@ -6,6 +6,7 @@
 import { compressSync, decompressSync } from '../compress/index.ts';
 import { contextOf, type Crypto } from '../crypto/index.ts';
 import { IntegrityError } from '../errors/index.ts';
+import { discard } from '../model/index.ts';
 import type { BlobType, SealedBlob } from './pack.ts';
 
 const encodingRaw = 0;
@@ -42,6 +43,9 @@ export function openBlob(crypto: Crypto, type: BlobType, id: Uint8Array, sealed:
       plain = decompressSync(body.subarray(1), rawLength);
     } catch (err) {
       throw new IntegrityError(`${what}: cannot decompress`, { cause: err });
+    } finally {
+      // The decrypted body is this function's alone: free it now rather than at a later collection.
+      discard(body.buffer);
     }
   } else throw new IntegrityError(`${what}: unknown blob encoding ${body[0]}`);
   if (plain.length !== rawLength) throw new IntegrityError(`${what}: length ${plain.length} differs from the index (${rawLength})`);

@@ -8,11 +8,13 @@
  *  3. every other entry: decide what to do with what the target holds already (--overwrite: if-changed
  *     compares content chunk by chunk), create symlinks, fifos and devices;
  *  4. file contents, grouped by pack: each needed pack range is loaded once (nearby blobs coalesced,
- *     up to `connections` loads at once), each blob decrypted and verified once (on worker threads for
- *     larger restores) and written to every file offset that needs it. A new file is created by its first
- *     write at its final size; all-zero chunks are not written at all, so sparse files stay sparse. Work
- *     goes in batches and decrypted data waits in a bounded budget, so memory does not grow with the
- *     snapshot;
+ *     up to `connections` loads at once), each blob decrypted and verified once and written to every
+ *     file offset that needs it. Larger restores hand each loaded range to a worker thread that does all
+ *     of that itself, so plaintexts never reach the main thread; smaller ones decrypt here and write
+ *     through the thread pool. A new file of several chunks is created at its final size before its
+ *     first write, a new file of one chunk by its write; all-zero chunks are not written at all, so
+ *     sparse files stay sparse. Work goes in batches, and the ranges in flight (and, without workers,
+ *     the decrypted data waiting for writes) are bounded, so memory does not grow with the snapshot;
  *  5. hardlinks, 6. --delete, 7. folder metadata deepest first, 8. --verify.
  *
  * Nothing is written outside the target: names are checked (see safe-path.ts), files are created with
@@ -31,7 +33,7 @@ import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
 import { AppError, BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, lowerWorkerPriority, mapLimit, nodeName, periodicCollector, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, discard, lowerWorkerPriority, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -53,7 +55,9 @@ import {
   targetError,
   timeArg,
   withFd,
+  writeChunkSync,
   writeFully,
+  type ChunkWrite,
 } from './safe-path.ts';
 
 const run = promisify(execFile);
@@ -100,8 +104,8 @@ export interface RestoreOptions {
   /** Chunk writes planned at once (bounds the memory of the write plan); default 65 536. */
   readonly batchChunks?: number;
   /**
-   * Worker threads that decrypt and verify blobs. Default: one per core but one (at most 4) when 32 MiB
-   * or more are to be restored, else none; 0 opens every blob on the calling thread.
+   * Worker threads that decrypt, verify and write blobs. Default: one per core (at most 4) when 32 MiB or
+   * more are to be restored, else none; 0 does everything on the calling thread.
    */
   readonly workers?: number;
 }
@@ -289,13 +293,14 @@ function majorMinor(rdev: number): [string, string] {
 
 // ---- decryption workers ----
 
-/** One blob of a loaded range, for a worker to open. */
+/** One blob of a loaded range, for a worker to open and write to every place that needs it. */
 interface OpenItem {
   readonly at: number;
   readonly length: number;
   readonly rawLength: number;
   readonly id: Uint8Array;
   readonly what: string;
+  readonly writes: readonly ChunkWrite[];
 }
 
 interface OpenRequest {
@@ -304,43 +309,62 @@ interface OpenRequest {
   readonly items: readonly OpenItem[];
 }
 
-interface OpenResponse {
-  readonly seq: number;
-  /** Per item, its plaintext (empty when it failed to open). */
-  readonly plains: readonly Uint8Array[];
-  /** Per item: undefined when it opened, else why not. */
-  readonly errors: ReadonlyArray<{ message: string; hint?: string } | undefined>;
+/** A failure, as it crosses threads: the message, and the errno code of a filesystem error. */
+interface Failure {
+  readonly message: string;
+  readonly hint?: string;
+  readonly code?: string;
 }
 
-/** Worker side: opens (decrypts, decompresses, verifies) the blobs of ranges the main thread loaded. */
+interface OpenResponse {
+  readonly seq: number;
+  /** Per item: undefined when it opened, else why not (then nothing was written). */
+  readonly errors: ReadonlyArray<Failure | undefined>;
+  /** Per item, per write: undefined when done. */
+  readonly writeErrors: ReadonlyArray<ReadonlyArray<Failure | undefined>>;
+}
+
+/**
+ * Worker side: opens (decrypts, decompresses, verifies) the blobs of ranges the main thread loaded and
+ * writes them where they go. Plaintexts never cross threads: the main thread's heap sees none of them.
+ */
 function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
   const crypto = makeCrypto(data.keys, data.algorithm);
   lowerWorkerPriority();
-  // Every 64 MiB: a quarter of the collections of the default, for a worker that holds one range at a time.
-  const processed = periodicCollector(64 * 1024 * 1024);
+  const failure = (err: unknown): Failure => ({
+    message: (err as Error).message,
+    hint: err instanceof AppError ? err.hint : undefined,
+    code: err instanceof AppError ? undefined : (err as NodeJS.ErrnoException).code,
+  });
   parentPort!.on('message', (request: OpenRequest) => {
-    const plains: Uint8Array[] = [];
     const errors: OpenResponse['errors'][number][] = [];
+    const writeErrors: Array<Array<Failure | undefined>> = [];
     for (const item of request.items) {
+      let plain: Uint8Array;
       try {
-        plains.push(openBlob(crypto, 'data', item.id, request.data.subarray(item.at, item.at + item.length), item.rawLength, item.what));
-        errors.push(undefined);
+        plain = openBlob(crypto, 'data', item.id, request.data.subarray(item.at, item.at + item.length), item.rawLength, item.what);
       } catch (err) {
-        plains.push(new Uint8Array(0));
-        errors.push({ message: (err as Error).message, hint: err instanceof AppError ? err.hint : undefined });
+        errors.push(failure(err));
+        writeErrors.push([]);
+        continue;
       }
+      errors.push(undefined);
+      const zero = isZero(plain);
+      writeErrors.push(
+        item.writes.map((w) => {
+          try {
+            writeChunkSync(w, plain, zero);
+            return undefined;
+          } catch (err) {
+            return failure(err);
+          }
+        }),
+      );
+      // openBlob's result is a fresh decryption or decompression that only this thread holds.
+      discard(plain.buffer);
     }
-    // Large plaintexts own their buffers: moved, not copied. Small ones may sit in Node's Buffer pool,
-    // which cannot be transferred: those are copied with the message.
-    const transfer = new Set<ArrayBuffer>();
-    for (const p of plains) if (p.byteLength >= 64 * 1024) transfer.add(p.buffer as ArrayBuffer);
-    const response: OpenResponse = { seq: request.seq, plains, errors };
-    try {
-      parentPort!.postMessage(response, [...transfer]);
-    } catch {
-      parentPort!.postMessage(response);
-    }
-    processed(request.data.length);
+    parentPort!.postMessage({ seq: request.seq, errors, writeErrors } satisfies OpenResponse);
+    discard(request.data.buffer);
   });
 }
 
@@ -348,9 +372,15 @@ if (!isMainThread && (workerData as { cofferOpenBlobs?: unknown } | null)?.coffe
   runOpenWorker((workerData as { cofferOpenBlobs: { keys: KeySet; algorithm: AeadAlgorithm } }).cofferOpenBlobs);
 }
 
+/** A failure from a worker as an error again: filesystem errors keep their code, for `targetError`. */
+function revive(f: Failure): Error {
+  if (f.code) return Object.assign(new Error(f.message), { code: f.code });
+  return new IntegrityError(f.message, { hint: f.hint });
+}
+
 /**
- * Worker threads that open blobs, so decryption and verification use every core while the main thread
- * schedules loads and writes. This module is its own worker script (see `runOpenWorker`).
+ * Worker threads that open and write blobs, so decryption, verification and writes use every core while
+ * the main thread schedules loads. This module is its own worker script (see `runOpenWorker`).
  */
 class OpenPool {
   readonly #workers: Array<{ worker: Worker; busy: number }> = [];
@@ -1004,42 +1034,15 @@ class Restorer {
         return;
       }
     }
-    // Decryption runs on worker threads (or here) while earlier blobs' writes run in the thread pool; the
-    // writes limit bounds the descriptors, the byte budget the decrypted data waiting for them.
-    const writes: Array<Promise<void>> = [];
     const what = (need: Need) => `data blob ${toHex(need.id).slice(0, 8)} in pack ${shortId(range.pack)}`;
+    if (data && this.#pool) return this.#openAndWrite(this.#pool, data, range.offset, live, what);
+    // Small restores decrypt here while earlier blobs' writes run in the thread pool; the writes limit
+    // bounds the descriptors, the byte budget the decrypted data waiting for them.
+    const writes: Array<Promise<void>> = [];
     const dispatch = (need: Need, plain: Uint8Array | undefined, cost: number) => {
       const zero = plain !== undefined && isZero(plain);
       writes.push(Promise.all(need.targets.map((t) => this.#write(t, zero ? undefined : plain))).then(() => this.#plain.release(cost)));
     };
-    if (data && this.#pool) {
-      const cost = live.reduce((sum, need) => sum + need.location.rawLength + 1024, 0);
-      await this.#plain.acquire(cost);
-      const items = live.map((need) => ({ at: need.location.offset - range.offset, length: need.location.length, rawLength: need.location.rawLength, id: need.id, what: what(need) }));
-      let response: OpenResponse;
-      try {
-        response = await this.#pool.open(data, items);
-      } catch (err) {
-        this.#plain.release(cost);
-        throw err;
-      }
-      data = undefined;
-      try {
-        for (let i = 0; i < live.length; i++) {
-          const need = live[i];
-          const error = response.errors[i];
-          if (error) {
-            for (const t of need.targets) this.#jobFailed(t.job, new IntegrityError(error.message, { hint: error.hint }));
-            continue;
-          }
-          dispatch(need, response.plains[i], 0);
-        }
-        await Promise.all(writes);
-      } finally {
-        this.#plain.release(cost);
-      }
-      return;
-    }
     let sinceYield = 0;
     try {
       for (const need of live) {
@@ -1073,6 +1076,60 @@ class Restorer {
     // The loaded range is not needed for the writes still running.
     data = undefined;
     await Promise.all(writes);
+  }
+
+  /**
+   * Hands a loaded range to a worker, which opens its blobs and writes each to every place that needs it.
+   * New files of several chunks are created first, here; a new file of one chunk is created, written and
+   * given its metadata by its one write (unless it has extended attributes: the main thread sets those).
+   */
+  async #openAndWrite(pool: OpenPool, data: Uint8Array, dataOffset: number, live: Need[], what: (need: Need) => string): Promise<void> {
+    const creating = new Set<FileJob>();
+    for (const need of live) for (const t of need.targets) if (t.job.fresh && !t.job.single && !t.job.failed) creating.add(t.job);
+    await Promise.all([...creating].map((job) => this.#created(job).catch((err) => this.#jobFailed(job, err))));
+    const targets = live.map((need) => need.targets.filter((t) => !t.job.failed));
+    const items = live.map((need, i) => ({
+      at: need.location.offset - dataOffset,
+      length: need.location.length,
+      rawLength: need.location.rawLength,
+      id: need.id,
+      what: what(need),
+      writes: targets[i].map((t) => this.#chunkWrite(t)),
+    }));
+    const response = await pool.open(data, items);
+    for (let i = 0; i < live.length; i++) {
+      const error = response.errors[i];
+      if (error) {
+        for (const t of targets[i]) this.#jobFailed(t.job, revive(error));
+        continue;
+      }
+      for (let j = 0; j < targets[i].length; j++) {
+        const t = targets[i][j];
+        const job = t.job;
+        const failure = response.writeErrors[i][j];
+        if (failure) {
+          this.#jobFailed(job, revive(failure));
+          continue;
+        }
+        this.stats.bytesDone += t.length;
+        if (--job.pending > 0 || job.failed) continue;
+        if (items[i].writes[j].finish) {
+          job.finished = true;
+          this.#restored(job.entry, job.bytes, job.action);
+        } else await this.#finishFile(job, undefined);
+      }
+    }
+  }
+
+  /** What a worker does for target `t`: a new file of one chunk gets its metadata in the same go. */
+  #chunkWrite(t: Target): ChunkWrite {
+    const job = t.job;
+    const node = job.entry.node;
+    const finish =
+      job.single && !node.xattrs?.length
+        ? { ...(this.#owners ? this.#ownerOf(node) : {}), mode: node.mode & 0o7777, atime: timeArg(node.atime), mtime: timeArg(node.mtime) }
+        : undefined;
+    return { path: job.abs, offset: t.offset, length: t.length, create: job.single, fresh: job.fresh, finish };
   }
 
   /**

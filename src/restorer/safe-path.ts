@@ -3,7 +3,26 @@
  * bytes, and filesystem operations that never follow a symlink they did not mean to. Trees come from the
  * repository and are hostile until checked (docs/design.md §Threat model).
  */
-import { close, constants, fchmod, fchown, fstat, ftruncate, futimes, open, read, write, type BigIntStats } from 'node:fs';
+import {
+  close,
+  closeSync,
+  constants,
+  fchmod,
+  fchmodSync,
+  fchown,
+  fchownSync,
+  fstat,
+  ftruncate,
+  ftruncateSync,
+  futimes,
+  futimesSync,
+  open,
+  openSync,
+  read,
+  write,
+  writeSync,
+  type BigIntStats,
+} from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { AppError, FileError, IntegrityError } from '../errors/index.ts';
@@ -125,6 +144,47 @@ export async function openForReading(path: Buffer): Promise<number> {
 /** Creates a new file; fails when anything (a file, a symlink, a dangling symlink) is at `path`. */
 export function createExclusive(path: Buffer): Promise<number> {
   return fd.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+}
+
+/**
+ * One chunk write, done synchronously by a restore worker (a thread with nothing else to do meanwhile).
+ * Same flags as `createExclusive` and `openForWriting`: never through a symlink, never over an existing
+ * file when creating.
+ */
+export interface ChunkWrite {
+  readonly path: Uint8Array;
+  readonly offset: number;
+  readonly length: number;
+  /** The write creates the file (a new file of one chunk); else the file exists already. */
+  readonly create: boolean;
+  /** The file is new, so all zeros until written: a chunk of zeros needs no write (sparse files). */
+  readonly fresh: boolean;
+  /** Metadata to set through the same descriptor when this write completes a new file. */
+  readonly finish?: { readonly uid?: number; readonly gid?: number; readonly mode: number; readonly atime: string; readonly mtime: string };
+}
+
+/** Performs `w` with `data` (its chunk; `zero` when all zeros). */
+export function writeChunkSync(w: ChunkWrite, data: Uint8Array, zero: boolean): void {
+  const flags = w.create ? constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW : constants.O_WRONLY | constants.O_NOFOLLOW;
+  // A Buffer went through postMessage as a plain Uint8Array: view it as a Buffer again (no copy).
+  const n = openSync(Buffer.from(w.path.buffer, w.path.byteOffset, w.path.byteLength), flags, 0o600);
+  try {
+    if (zero && w.fresh) {
+      if (w.create) ftruncateSync(n, w.offset + w.length);
+    } else {
+      let done = 0;
+      while (done < data.length) done += writeSync(n, data, done, data.length - done, w.offset + done);
+    }
+    const m = w.finish;
+    if (m) {
+      // As setMetadata does for a new file: owner first (a chown clears setuid), then mode, then times.
+      if (m.uid !== undefined && m.gid !== undefined) fchownSync(n, m.uid, m.gid);
+      fchmodSync(n, m.mode);
+      futimesSync(n, m.atime, m.mtime);
+    }
+  } finally {
+    closeSync(n);
+  }
 }
 
 /** Opens an existing file for writing in place; refuses a symlink. */

@@ -49,6 +49,7 @@ async function run(options: Partial<RestoreOptions> & { target: string }, snap: 
   // A fresh repository object each time, as a new process would have.
   return restore(await reopen(repo), snap, options);
 }
+const runWith = (options: Partial<RestoreOptions> & { target: string }) => run(options);
 
 before(async () => {
   base = await mkdtemp(join(tmpdir(), 'coffer-restore-'));
@@ -166,6 +167,29 @@ describe('restore', () => {
     });
   }
 
+  for (const workers of [0, 1]) {
+    it(`reports a file it cannot write and restores the others (${workers} workers)`, async () => {
+      const dir = join(base, `unwritable-${workers}`);
+      await mkdir(dir);
+      const long = 'l'.repeat(200);
+      await writeFile(join(dir, 'good'), pseudoRandom(70_000, 3));
+      await writeFile(join(dir, long), pseudoRandom(70_000, 4));
+      const local = await createTestRepo();
+      await backup(local, { paths: [dir], programVersion: 'test' });
+      const [snap] = await local.listSnapshots();
+      // A target so deep that only the long name exceeds the system's path limit (4096 bytes).
+      let target = freshDir();
+      while (Buffer.byteLength(join(target, long)) <= 4096) target = join(target, 'd'.repeat(100));
+      const { reporter, errors } = recorder();
+      const summary = await restore(await reopen(local), snap, { target, path: dir, workers, reporter });
+      assert.equal(summary.errors, 1);
+      assert.equal(errors.length, 1);
+      assert.match(errors[0].error.message, /cannot write: name too long for this filesystem/);
+      assert.ok(errors[0].error.hint);
+      assert.deepEqual(await readFile(join(target, 'good')), pseudoRandom(70_000, 3));
+    });
+  }
+
   it('stops with CancelledError when its signal fires', async () => {
     const controller = new AbortController();
     const target = freshDir();
@@ -241,7 +265,10 @@ describe('restore', () => {
     });
   });
 
-  describe('--overwrite', () => {
+  // Workers write the chunks themselves; without them the main thread does: both must behave alike.
+  for (const workers of [0, 2]) describe(`--overwrite (${workers} workers)`, () => {
+    const run = (options: Partial<RestoreOptions> & { target: string }) => runWith({ workers, ...options });
+
     it('if-changed rewrites only what differs, chunk by chunk, and leaves the rest untouched', async () => {
       const target = freshDir();
       await run({ target });
@@ -434,10 +461,10 @@ describe('restore', () => {
   });
 
   describe('ownership', () => {
-    it('restores owners by name when the name exists here', { skip: !isRoot && 'needs root' }, async () => {
+    for (const workers of [0, 2]) it(`restores owners by name when the name exists here (${workers} workers)`, { skip: !isRoot && 'needs root' }, async () => {
       const target = freshDir();
       const names = { userId: (n: string) => (n === 'root' ? 4242 : undefined), groupId: (n: string) => (n === 'root' ? 4343 : undefined) };
-      await run({ target, owners: names, include: compileExcludes([`${src}/small.txt`, `${src}/owned`]) });
+      await run({ target, workers, owners: names, include: compileExcludes([`${src}/small.txt`, `${src}/owned`]) });
       const small = await lstat(join(target, src, 'small.txt'));
       assert.equal(small.uid, source.entries.get('small.txt')!.uid === 0 ? 4242 : source.entries.get('small.txt')!.uid);
       const owned = await lstat(join(target, src, 'owned'));
