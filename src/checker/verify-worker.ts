@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { makeCrypto, type AeadAlgorithm, type KeySet } from '../crypto/index.ts';
-import { periodicCollector } from '../model/index.ts';
+import { discard } from '../model/index.ts';
 import type { BlobType } from '../repo/pack.ts';
 import { verifyPackBytes, type PackVerification } from './verify.ts';
 
@@ -25,14 +25,13 @@ export interface VerifyResponse {
 
 const { keys, algorithm } = workerData as { keys: KeySet; algorithm: AeadAlgorithm };
 const crypto = makeCrypto(keys, algorithm);
-// Every 64 MiB rather than 16: a quarter of the collections, for a worker that holds no more than a pack.
-const processed = periodicCollector(64 * 1024 * 1024);
 
 parentPort!.on('message', (request: VerifyRequest) => {
   try {
     const result = verifyPackBytes(crypto, request.pack, request.bytes, request.index, request.indexType, request.alwaysHash);
     parentPort!.postMessage({ seq: request.seq, result } satisfies VerifyResponse);
-    processed(request.bytes.length);
+    // The pack is this thread's alone (transferred): free it now rather than at a later collection.
+    discard(request.bytes.buffer);
   } catch (err) {
     parentPort!.postMessage({ seq: request.seq, error: (err as Error).message } satisfies VerifyResponse);
   }

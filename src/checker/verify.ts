@@ -15,6 +15,7 @@ import type { Crypto } from '../crypto/index.ts';
 import { openBlob } from '../repo/blob.ts';
 import { parsePackHeader, type BlobType, type PackEntry } from '../repo/pack.ts';
 import { shortId, toHex, type Id } from '../model/id.ts';
+import { discard } from '../model/discard.ts';
 
 /** Index entries as index files store them: `id(32) ‖ offset ‖ length ‖ raw length` (u32 LE), 44 bytes each. */
 export const compactEntrySize = 44;
@@ -92,7 +93,8 @@ export function verifyPackBytes(crypto: Crypto, id: Id, bytes: Uint8Array, index
       continue;
     }
     try {
-      openBlob(crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, what);
+      // The plaintext is only checked: free it now rather than at a later collection.
+      discard(openBlob(crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, what).buffer);
     } catch (err) {
       failures.push({ type: e.type, id: e.id, message: strip((err as Error).message, what) });
     }

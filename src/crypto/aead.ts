@@ -8,6 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { ConfigError, IntegrityError } from '../errors/index.ts';
+import { discard } from '../model/discard.ts';
 
 export const envelopeVersion = 1;
 export const headerLength = 26;
@@ -73,7 +74,10 @@ export class AeadKey {
     cipher.setAAD(aadOf(out, context), { plaintextLength: plainLength });
     let at = headerLength;
     if (prefix !== undefined) at += cipher.update(Buffer.of(prefix)).copy(out, at);
-    at += cipher.update(plaintext).copy(out, at);
+    const encrypted = cipher.update(plaintext);
+    at += encrypted.copy(out, at);
+    // A temporary as large as the plaintext: free it now rather than at a later collection.
+    discard(encrypted.buffer);
     at += cipher.final().copy(out, at);
     cipher.getAuthTag().copy(out, at);
     return out;

@@ -5,7 +5,7 @@ export * from './node.ts';
 export * from './snapshot.ts';
 export * from './parallel.ts';
 export * from './buffer-pool.ts';
-export * from './collect.ts';
+export * from './discard.ts';
 export * from './semaphore.ts';
 export * from './sleep.ts';
 export * from './worker-priority.ts';

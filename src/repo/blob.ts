@@ -20,6 +20,8 @@ export function encodeBlobBody(plain: Uint8Array): { encoding: number; payload: 
   if (plain.length >= minCompressible) {
     const compressed = compressSync(plain);
     if (compressed.length + 1 < plain.length) return { encoding: encodingZstd, payload: compressed };
+    // Incompressible: the attempt is garbage as large as the chunk, freed now rather than at a collection.
+    discard(compressed.buffer);
   }
   return { encoding: encodingRaw, payload: plain };
 }
