@@ -372,10 +372,9 @@ if (!isMainThread && (workerData as { cofferOpenBlobs?: unknown } | null)?.coffe
   runOpenWorker((workerData as { cofferOpenBlobs: { keys: KeySet; algorithm: AeadAlgorithm } }).cofferOpenBlobs);
 }
 
-/** A failure from a worker as an error again: filesystem errors keep their code, for `targetError`. */
-function revive(f: Failure): Error {
-  if (f.code) return Object.assign(new Error(f.message), { code: f.code });
-  return new IntegrityError(f.message, { hint: f.hint });
+/** A failed write from a worker as an error again: filesystem errors keep their code, for `targetError`. */
+function writeFailure(f: Failure): Error {
+  return Object.assign(new Error(f.message), { code: f.code });
 }
 
 /**
@@ -1100,7 +1099,7 @@ class Restorer {
     for (let i = 0; i < live.length; i++) {
       const error = response.errors[i];
       if (error) {
-        for (const t of targets[i]) this.#jobFailed(t.job, revive(error));
+        for (const t of targets[i]) this.#jobFailed(t.job, new IntegrityError(error.message, { hint: error.hint }));
         continue;
       }
       for (let j = 0; j < targets[i].length; j++) {
@@ -1108,7 +1107,7 @@ class Restorer {
         const job = t.job;
         const failure = response.writeErrors[i][j];
         if (failure) {
-          this.#jobFailed(job, revive(failure));
+          this.#jobFailed(job, writeFailure(failure));
           continue;
         }
         this.stats.bytesDone += t.length;
