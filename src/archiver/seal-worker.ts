@@ -39,9 +39,9 @@ parentPort!.on('message', (message: SealMessage) => {
     if (sealed.length > slot.length) throw new Error(`sealed blob (${sealed.length} bytes) exceeds its slot (${slot.length})`);
     slot.set(sealed);
     parentPort!.postMessage({ seq: message.seq, length: sealed.length } satisfies SealResponse);
-    // Both copies are this thread's alone (an uncompressed payload is the shared slot, which discard skips).
+    // Both copies are this thread's alone; an uncompressed payload is the shared slot, which discard skips.
     discard(sealed.buffer);
-    if (encoding !== 0) discard(payload.buffer);
+    discard(payload.buffer);
   } catch (err) {
     parentPort!.postMessage({ seq: message.seq, error: (err as Error).message } satisfies SealResponse);
   }

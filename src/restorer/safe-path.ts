@@ -141,9 +141,21 @@ export async function openForReading(path: Buffer): Promise<number> {
   return fd.open(path, flags);
 }
 
+/** Creating a file: fails when anything (a file, a symlink, a dangling symlink) is at the path. */
+const createFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** Writing an existing file in place: refuses a symlink. */
+const writeFlags = constants.O_WRONLY | constants.O_NOFOLLOW;
+/** New files stay private until their metadata is set. */
+const newFileMode = 0o600;
+
 /** Creates a new file; fails when anything (a file, a symlink, a dangling symlink) is at `path`. */
 export function createExclusive(path: Buffer): Promise<number> {
-  return fd.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  return fd.open(path, createFlags, newFileMode);
+}
+
+/** Opens an existing file for writing in place; refuses a symlink. */
+export function openForWriting(path: Buffer): Promise<number> {
+  return fd.open(path, writeFlags);
 }
 
 /**
@@ -165,9 +177,8 @@ export interface ChunkWrite {
 
 /** Performs `w` with `data` (its chunk; `zero` when all zeros). */
 export function writeChunkSync(w: ChunkWrite, data: Uint8Array, zero: boolean): void {
-  const flags = w.create ? constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW : constants.O_WRONLY | constants.O_NOFOLLOW;
   // A Buffer went through postMessage as a plain Uint8Array: view it as a Buffer again (no copy).
-  const n = openSync(Buffer.from(w.path.buffer, w.path.byteOffset, w.path.byteLength), flags, 0o600);
+  const n = openSync(Buffer.from(w.path.buffer, w.path.byteOffset, w.path.byteLength), w.create ? createFlags : writeFlags, newFileMode);
   try {
     if (zero && w.fresh) {
       if (w.create) ftruncateSync(n, w.offset + w.length);
@@ -185,11 +196,6 @@ export function writeChunkSync(w: ChunkWrite, data: Uint8Array, zero: boolean): 
   } finally {
     closeSync(n);
   }
-}
-
-/** Opens an existing file for writing in place; refuses a symlink. */
-export function openForWriting(path: Buffer): Promise<number> {
-  return fd.open(path, constants.O_WRONLY | constants.O_NOFOLLOW);
 }
 
 /** Opens a folder (never through a symlink) to set its metadata through the descriptor. */

@@ -49,7 +49,6 @@ async function run(options: Partial<RestoreOptions> & { target: string }, snap: 
   // A fresh repository object each time, as a new process would have.
   return restore(await reopen(repo), snap, options);
 }
-const runWith = (options: Partial<RestoreOptions> & { target: string }) => run(options);
 
 before(async () => {
   base = await mkdtemp(join(tmpdir(), 'coffer-restore-'));
@@ -267,7 +266,7 @@ describe('restore', () => {
 
   // Workers write the chunks themselves; without them the main thread does: both must behave alike.
   for (const workers of [0, 2]) describe(`--overwrite (${workers} workers)`, () => {
-    const run = (options: Partial<RestoreOptions> & { target: string }) => runWith({ workers, ...options });
+    const run = async (options: Partial<RestoreOptions> & { target: string }) => restore(await reopen(repo), snapshot, { workers, ...options });
 
     it('if-changed rewrites only what differs, chunk by chunk, and leaves the rest untouched', async () => {
       const target = freshDir();
