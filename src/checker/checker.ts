@@ -213,10 +213,13 @@ class Checker {
         pool = undefined;
       }
     }
+    // Listing the packs takes a request per folder: it runs while snapshots and indexes load.
+    const listing = this.#listPacks();
+    listing.catch(() => undefined);
     try {
       await this.#loadSnapshots();
       await this.#loadIndexFiles();
-      await this.#checkPacks();
+      await this.#checkPacks(listing);
       this.#checkIndexConsistency();
       // Trees are checked on this thread while the workers read data: the two need nothing of each other.
       const settled = await Promise.allSettled([this.#checkTrees(), readData ? this.#readData(pool) : undefined]);
@@ -318,10 +321,15 @@ class Checker {
 
   // ---- 3. packs ----
 
-  async #checkPacks(): Promise<void> {
-    this.#options.reporter?.phase?.('list packs', 0);
+  async #listPacks(): Promise<Map<Id, number>> {
     const stored = new Map<Id, number>();
     for await (const { name, size } of this.#backend.list('data')) stored.set(name, size);
+    return stored;
+  }
+
+  async #checkPacks(listing: Promise<Map<Id, number>>): Promise<void> {
+    this.#options.reporter?.phase?.('list packs', 0);
+    const stored = await listing;
     this.#stored = stored;
     const indexed = [...this.#indexed.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
     for (const [id, info] of indexed) {
