@@ -50,6 +50,11 @@ for (const implementation of ['wasm', ...(kdfImplementation === 'native' ? ['nat
       algorithm: 'argon2id', memory: 64, iterations: 2, parallelism: 1,
     }, implementation);
     assert.equal(Buffer.from(b).toString('hex'), '1a98fba8e6394425c9bdc333a9c750aaf811df070f5fb4a5788e1cf4db5793a1');
+    // Four lanes, as new keys use: echo -n "correct horse battery staple" | argon2 coffer-salt-1234 -id -t 3 -k 1024 -p 4 -l 32 -r
+    const c = await deriveKey(Buffer.from('correct horse battery staple'), Buffer.from('coffer-salt-1234'), {
+      algorithm: 'argon2id', memory: 1024, iterations: 3, parallelism: 4,
+    }, implementation);
+    assert.equal(Buffer.from(c).toString('hex'), '2c9f74f77ac856df41438ca2ff9bc3c833efb972350b1a9177181cbb5c8a9dd0');
   });
 }
 

@@ -201,7 +201,7 @@ describe('key', () => {
     const marked = table.stdout.split('\n').filter((l) => l.startsWith('*'));
     assert.equal(marked.length, 1);
     assert.ok(marked[0].includes(second.id.slice(0, 8)));
-    assert.match(marked[0], /argon2id 64 KiB t=1/);
+    assert.match(marked[0], /argon2id 64 KiB t=1 p=1/);
 
     // key remove of the key in use: refused, nothing removed.
     assertFails(await coffer(['-r', repo, 'key', 'remove', second.id.slice(0, 8)], 'pw two'), 2, /in use/);
@@ -255,16 +255,16 @@ describe('key', () => {
     assert.ok((await keyList(repo, 'pw two')).some((k) => k.id === out.id && k.current));
   });
 
-  it('works with the real default KDF (argon2id 64 MiB, t=3)', async () => {
+  it('works with the real default KDF (argon2id 64 MiB, t=3, p=4)', async () => {
     const repo = await makeRepoDir();
     const env = { COFFER_INSECURE_TEST_KDF: undefined };
     const started = Date.now();
     assertOk(await coffer(['-r', repo, 'init'], 'real pw', { env }));
     const r = await coffer(['-r', repo, 'key', 'list'], 'real pw', { env });
     assertOk(r);
-    assert.match(r.stdout, /^\*.*argon2id 64 MiB t=3$/m);
+    assert.match(r.stdout, /^\*.*argon2id 64 MiB t=3 p=4$/m);
     const [key] = await keyList(repo, 'real pw');
-    assert.deepEqual(key.kdf, { algorithm: 'argon2id', memory: 65536, iterations: 3, parallelism: 1 });
+    assert.deepEqual(key.kdf, { algorithm: 'argon2id', memory: 65536, iterations: 3, parallelism: 4 });
     assertFails(await coffer(['-r', repo, 'cat', 'config'], 'wrong', { env }), 12);
     // Four derivations of 64 MiB each; a few seconds at most on the slowest CI machine.
     assert.ok(Date.now() - started < 30_000);

@@ -20,7 +20,7 @@ export function registerKey(program: Command, ctx: CliContext): void {
       ctx.out(
         table(
           [' ', 'ID', 'User', 'Host', 'Created', 'KDF'],
-          keys.map((k) => [k.current ? '*' : ' ', shortId(k.name), k.info.username, k.info.hostname, k.info.created.replace('T', ' ').slice(0, 19), `${k.kdf.algorithm} ${k.kdf.memory >= 1024 ? `${k.kdf.memory / 1024} MiB` : `${k.kdf.memory} KiB`} t=${k.kdf.iterations}`]),
+          keys.map((k) => [k.current ? '*' : ' ', shortId(k.name), k.info.username, k.info.hostname, k.info.created.replace('T', ' ').slice(0, 19), `${k.kdf.algorithm} ${k.kdf.memory >= 1024 ? `${k.kdf.memory / 1024} MiB` : `${k.kdf.memory} KiB`} t=${k.kdf.iterations} p=${k.kdf.parallelism}`]),
         ),
       );
     });
