@@ -70,6 +70,14 @@ export interface Backend {
   /** Removes the file. Removing a file that does not exist is not an error. */
   remove(handle: Handle): Promise<void>;
 
+  /**
+   * The path of the file when it is a local file that worker threads may read themselves, with
+   * {@link RangeReader}; undefined (or absent) otherwise. Such reads bypass the backend (no retries, no
+   * request counts, no verification): callers verify what they read. Layers that change what a load
+   * returns (fault injection in tests) do not offer it.
+   */
+  localPath?(handle: Handle): string | undefined;
+
   /** Requests made so far, by kind. */
   requestCounts(): RequestCounts;
 

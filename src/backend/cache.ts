@@ -145,6 +145,10 @@ export class CachingBackend implements Backend, CacheAware {
     await this.#discard(handle);
   }
 
+  localPath(handle: Handle): string | undefined {
+    return this.#inner.localPath?.(handle);
+  }
+
   requestCounts(): RequestCounts {
     return this.#inner.requestCounts();
   }

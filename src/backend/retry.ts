@@ -101,6 +101,10 @@ export class RetryBackend implements Backend {
     return this.#retry('remove', () => this.#inner.remove(handle));
   }
 
+  localPath(handle: Handle): string | undefined {
+    return this.#inner.localPath?.(handle);
+  }
+
   requestCounts(): RequestCounts {
     return this.#inner.requestCounts();
   }

@@ -57,6 +57,10 @@ export class VerifyingBackend implements Backend {
     return this.#inner.remove(handle);
   }
 
+  localPath(handle: Handle): string | undefined {
+    return this.#inner.localPath?.(handle);
+  }
+
   requestCounts(): RequestCounts {
     return this.#inner.requestCounts();
   }

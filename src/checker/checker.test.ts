@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import fc from 'fast-check';
 import { deriveKeySet, makeCrypto, newMasterSecret } from '../crypto/index.ts';
 import { toHex } from '../model/index.ts';
@@ -120,5 +123,35 @@ test('the worker pool gives the same verdicts as the main thread', async () => {
     assert.equal(got[1].failures.length, 1);
   } finally {
     await pool.close();
+  }
+});
+
+test('the worker pool reads pack files itself, with the same verdicts, and rejects a file it cannot read', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'coffer-verify-'));
+  const pool = new VerifyPool(crypto, 2);
+  try {
+    const packs = await Promise.all([pack(3), pack(4), pack(2)]);
+    const damaged = Uint8Array.from(packs[1].bytes);
+    damaged[packs[1].entries[1].offset + 25] ^= 0x04;
+    const inputs = [packs[0].bytes, damaged, packs[2].bytes];
+    const files = await Promise.all(inputs.map(async (bytes, i) => {
+      const file = path.join(dir, packs[i].name);
+      await writeFile(file, bytes);
+      return { path: file, size: bytes.length };
+    }));
+    const expected = inputs.map((bytes, i) => verifyPackBytes(crypto, packs[i].name, bytes, compactEntries(packs[i].entries), 'data', true));
+    // More packs than workers, so that each worker reads several into the buffer it reuses.
+    const got = await Promise.all([...files, ...files].map((f, i) => pool.verify(packs[i % 3].name, f, compactEntries(packs[i % 3].entries), 'data', true)));
+    const shape = (r: (typeof expected)[number]) => ({ hash: r.hash, header: r.header?.length, failures: r.failures.map((f) => [toHex(f.id), f.message]), checked: r.blobsChecked });
+    assert.deepEqual(got.map(shape), [...expected, ...expected].map(shape));
+    assert.equal(got[1].failures.length, 1);
+    assert.equal(got[0].hash, packs[0].name);
+    await assert.rejects(pool.verify(packs[0].name, { path: path.join(dir, 'gone'), size: 10 }, compactEntries(packs[0].entries), 'data'), /ENOENT/);
+    await assert.rejects(pool.verify(packs[0].name, { path: files[0].path, size: files[0].size + 1 }, compactEntries(packs[0].entries), 'data'), /ends before byte/);
+    // The pool still works after a failed read.
+    assert.deepEqual(shape(await pool.verify(packs[2].name, files[2], compactEntries(packs[2].entries), 'data', true)), shape(expected[2]));
+  } finally {
+    await pool.close();
+    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -33,7 +33,7 @@ import {
   type Repository,
 } from '../repo/index.ts';
 import { issue, type CheckIssue } from './issues.ts';
-import { compactEntries, verifyPackBytes, type PackVerification } from './verify.ts';
+import { compactEntries, verifyPackBytes, type CompactEntry, type PackVerification } from './verify.ts';
 import { VerifyPool } from './verify-pool.ts';
 
 /** Which packs `--read-data-subset` reads. */
@@ -549,18 +549,29 @@ class Checker {
     // Downloads run ahead of verification by a few packs: with workers, every core verifies meanwhile.
     await mapLimit(packs, Math.max(connections, (this.#options.workers ?? availableParallelism()) + 1), async (pack) => {
       this.#throwIfAborted();
-      let bytes: Uint8Array | undefined;
-      try {
-        // A ranged load of the whole file, so that a verifying backend does not hash it on this thread:
-        // verify.ts does what is needed, and a damaged pack is still examined blob by blob.
-        bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
-      } catch (err) {
-        if (err instanceof CancelledError) throw err;
-        this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
+      const info = this.#indexed.get(pack.id)!;
+      const entries = distinctEntries(info.blobs);
+      const compact = compactEntries(entries);
+      const hash = this.#options.alwaysHashPacks !== false;
+      // From a local folder the workers read the packs themselves: no pack passes through this thread.
+      // Should that fail, the pack is loaded through the backend, whose errors say what is wrong.
+      const path = pool?.usable ? this.#backend.localPath?.({ type: 'data', name: pack.id }) : undefined;
+      let result = path === undefined ? undefined : await pool!.verify(pack.id, { path, size: pack.size }, compact, info.type, hash).catch(() => undefined);
+      if (result === undefined) {
+        let bytes: Uint8Array | undefined;
+        try {
+          // A ranged load of the whole file, so that a verifying backend does not hash it on this thread:
+          // verify.ts does what is needed, and a damaged pack is still examined blob by blob.
+          bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+        } catch (err) {
+          if (err instanceof CancelledError) throw err;
+          this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
+        }
+        if (bytes) result = await this.#verification(pack.id, bytes, compact, info.type, pool);
       }
-      if (bytes) {
-        this.#bytesRead += bytes.length;
-        await this.#verifyPack(pack.id, bytes, pool);
+      if (result) {
+        this.#bytesRead += pack.size;
+        this.#reportVerification(pack.id, info.type, entries, result);
         this.#packsChecked++;
       }
       done++;
@@ -569,22 +580,21 @@ class Checker {
     });
   }
 
-  async #verifyPack(id: Id, bytes: Uint8Array, pool: VerifyPool | undefined): Promise<void> {
-    const short = shortId(id);
-    const info = this.#indexed.get(id)!;
-    const indexEntries = distinctEntries(info.blobs);
-    const compact = compactEntries(indexEntries);
-    let result: PackVerification | undefined;
+  async #verification(id: Id, bytes: Uint8Array, compact: Uint8Array, type: BlobType, pool: VerifyPool | undefined): Promise<PackVerification> {
+    const hash = this.#options.alwaysHashPacks !== false;
     if (pool?.usable) {
       try {
-        result = await pool.verify(id, bytes, compact, info.type, this.#options.alwaysHashPacks !== false);
+        return await pool.verify(id, bytes, compact, type, hash);
       } catch {
         // The worker died (the bytes went with it): download again and verify here.
         bytes = await this.#backend.load({ type: 'data', name: id }, { offset: 0, length: this.#stored.get(id)! });
       }
     }
-    result ??= verifyPackBytes(this.#repo.crypto, id, bytes, compact, info.type, this.#options.alwaysHashPacks !== false);
+    return verifyPackBytes(this.#repo.crypto, id, bytes, compact, type, hash);
+  }
 
+  #reportVerification(id: Id, type: BlobType, indexEntries: readonly CompactEntry[], result: PackVerification): void {
+    const short = shortId(id);
     const problems: string[] = [];
     if (result.hash !== undefined && result.hash !== id) problems.push(`content does not match its name (its SHA-256 is ${shortId(result.hash)}…)`);
     if (result.headerError !== undefined) problems.push(`header cannot be read: ${result.headerError}`);
@@ -592,7 +602,7 @@ class Checker {
 
     if (result.header) {
       const byKey = new Map<string, { type: BlobType; id: Uint8Array; offset: number; length: number; rawLength: number }>();
-      for (const e of indexEntries) byKey.set(blobKey(info.type, e.id), { type: info.type, ...e });
+      for (const e of indexEntries) byKey.set(blobKey(type, e.id), { type, ...e });
       for (const h of result.header) {
         const key = blobKey(h.type, h.id);
         const hex = toHex(h.id);

@@ -8,7 +8,7 @@ import type { Crypto } from '../crypto/index.ts';
 import type { Id } from '../model/index.ts';
 import type { BlobType } from '../repo/index.ts';
 import type { PackVerification } from './verify.ts';
-import type { VerifyRequest, VerifyResponse } from './verify-worker.ts';
+import type { PackFile, VerifyRequest, VerifyResponse } from './verify-worker.ts';
 
 interface Pending {
   resolve: (result: PackVerification) => void;
@@ -52,19 +52,25 @@ export class VerifyPool {
   }
 
   /**
-   * Verifies a pack on a worker. `bytes` is transferred when it owns its whole buffer (copied otherwise):
-   * the caller must not use it afterwards.
+   * Verifies a pack on a worker: its bytes, or a local file the worker reads itself (rejected when it
+   * cannot). `bytes` is transferred when it owns its whole buffer (copied otherwise): the caller must not
+   * use it afterwards.
    */
-  verify(pack: Id, bytes: Uint8Array, index: Uint8Array, indexType: BlobType, alwaysHash = false): Promise<PackVerification> {
+  verify(pack: Id, bytes: Uint8Array | PackFile, index: Uint8Array, indexType: BlobType, alwaysHash = false): Promise<PackVerification> {
     const live = this.#workers.filter((w) => !w.failed);
     if (live.length === 0) return Promise.reject(new Error('no verify worker is running'));
     const slot = live.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : Uint8Array.from(bytes);
+    let owned: Uint8Array | PackFile = bytes;
+    const transfer: ArrayBuffer[] = [];
+    if (bytes instanceof Uint8Array) {
+      owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : Uint8Array.from(bytes);
+      transfer.push(owned.buffer as ArrayBuffer);
+    }
     const seq = this.#seq++;
     return new Promise((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject, slot });
       slot.busy++;
-      slot.worker.postMessage({ seq, pack, bytes: owned, index, indexType, alwaysHash } satisfies VerifyRequest, [owned.buffer as ArrayBuffer]);
+      slot.worker.postMessage({ seq, pack, bytes: owned, index, indexType, alwaysHash } satisfies VerifyRequest, transfer);
     });
   }
 

@@ -3,7 +3,7 @@ import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { LocalBackend } from '../../src/backend/local.ts';
+import { LocalBackend, RangeReader } from '../../src/backend/local.ts';
 import { openBackend } from '../../src/backend/open.ts';
 import { BackendError, NotFoundError, RepoNotFoundError } from '../../src/errors/index.ts';
 import { bytesFor, collect, describeBackend, handleFor } from '../conformance/backend.suite.ts';
@@ -42,6 +42,29 @@ async function withFileHandlePatch<T>(
 }
 
 describe('local backend', () => {
+  it('names the file a load reads, through verify and retry too; a RangeReader reads ranges of it like load', async () => {
+    const root = freshRoot();
+    const backend = await openBackend(`local:${root}`);
+    await backend.create();
+    const a = bytesFor('a', 5000);
+    const b = bytesFor('b', 300);
+    const [ha, hb] = [handleFor('data', a), handleFor('data', b)];
+    await backend.save(ha, a);
+    await backend.save(hb, b);
+    const file = backend.localPath!(ha)!;
+    assert.equal(file, path.join(root, 'data', ha.name.slice(0, 2), ha.name));
+    const reader = new RangeReader();
+    assert.deepEqual(Buffer.from(reader.read(file, 0, a.length)), Buffer.from(a));
+    // A later, shorter read reuses the buffer: the earlier result is only valid until then.
+    const first = reader.read(file, 100, 1000);
+    assert.deepEqual(Buffer.from(first), Buffer.from(await backend.load(ha, { offset: 100, length: 1000 })));
+    assert.deepEqual(Buffer.from(reader.read(backend.localPath!(hb)!, 0, b.length)), Buffer.from(b));
+    assert.equal(first[0], b[0]);
+    assert.throws(() => reader.read(file, 4000, 1001), /ends before byte 5001/);
+    assert.throws(() => reader.read(`${file}.gone`, 0, 1), { code: 'ENOENT' });
+    assert.throws(() => backend.localPath!({ type: 'data', name: 'nothex' }));
+  });
+
   it('makes saved files read-only, and can still remove them', { skip: process.platform === 'win32' }, async () => {
     const backend = new LocalBackend(freshRoot());
     await backend.create();

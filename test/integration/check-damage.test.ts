@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { backup } from '../../src/archiver/index.ts';
-import { MemoryBackend, VerifyingBackend, type Backend } from '../../src/backend/index.ts';
+import { LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type Handle } from '../../src/backend/index.ts';
 import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
 import { buildPack, decodeIndex, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
@@ -25,9 +25,18 @@ interface Fixture {
   /** Data blob id (hex) → the snapshots that use it, oldest first. */
   blobSnapshots: Map<string, Id[]>;
   source: string;
+  /** A local repository's folder. */
+  folder?: string;
 }
 
-async function fixture(options: { verify?: boolean } = {}): Promise<Fixture> {
+/** A local folder whose files workers cannot read directly: `localPath` names files that do not exist. */
+class UnreadableLocalBackend extends LocalBackend {
+  override localPath(handle: Handle): string {
+    return `${super.localPath(handle)}.gone`;
+  }
+}
+
+async function fixture(options: { verify?: boolean; local?: typeof LocalBackend } = {}): Promise<Fixture> {
   const source = await mkdtemp(path.join(tmpdir(), 'coffer-check-'));
   await mkdir(path.join(source, 'docs'));
   await mkdir(path.join(source, 'sub', 'deep'), { recursive: true });
@@ -37,7 +46,8 @@ async function fixture(options: { verify?: boolean } = {}): Promise<Fixture> {
   await writeFile(path.join(source, 'docs', 'b.txt'), 'world\n');
   await writeFile(path.join(source, 'sub', 'deep', 'c.bin'), randomBytes(300 * 1024));
   await settleAtimes(source);
-  const inner = new MemoryBackend();
+  const folder = options.local ? await mkdtemp(path.join(tmpdir(), 'coffer-check-repo-')) : undefined;
+  const inner = options.local ? new options.local(folder!) : new MemoryBackend();
   const backend = options.verify ? new VerifyingBackend(inner) : inner;
   const repo = await createTestRepo(backend, { packSize: 1024 * 1024 });
   const first = await backup(repo, { paths: [source], programVersion: 'test' });
@@ -58,7 +68,7 @@ async function fixture(options: { verify?: boolean } = {}): Promise<Fixture> {
       }
     });
   }
-  return { repo: fresh, backend, snapshots: [first.snapshotId!, second.snapshotId!], blobPaths, blobSnapshots, source };
+  return { repo: fresh, backend, snapshots: [first.snapshotId!, second.snapshotId!], blobPaths, blobSnapshots, source, folder };
 }
 
 /** Reads every file and folder once, so that their access times stay put and unchanged folders deduplicate. */
@@ -72,6 +82,7 @@ async function settleAtimes(dir: string): Promise<void> {
 
 async function cleanup(f: Fixture): Promise<void> {
   await rm(f.source, { recursive: true, force: true });
+  if (f.folder) await rm(f.folder, { recursive: true, force: true });
 }
 
 async function run(f: Fixture, options: CheckOptions = {}): Promise<CheckResult> {
@@ -184,6 +195,37 @@ test('a flipped byte inside a blob: no finding without --read-data; with it the 
     assert.match(blobIssue.message, new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${pack.id.slice(0, 8)}: authentication failed`));
   } finally {
     await cleanup(f);
+  }
+});
+
+test('on a local folder the workers read the packs themselves, with the same findings; packs they cannot read are loaded instead', async () => {
+  for (const local of [LocalBackend, UnreadableLocalBackend]) {
+    const f = await fixture({ verify: true, local });
+    try {
+      const { packs } = await indexRecords(f.repo);
+      const gets = async (options: CheckOptions) => {
+        const before = f.backend.requestCounts().get;
+        await run(f, options);
+        return f.backend.requestCounts().get - before;
+      };
+      // Reading data adds no request when the workers read the files, one per pack otherwise.
+      assert.equal((await gets({ readData: true })) - (await gets({})), local === LocalBackend ? 0 : packs.length, local.name);
+      const sound = await run(f, { readData: true });
+      assert.deepEqual(sound.issues, [], local.name);
+      assert.equal(sound.packsChecked, packs.length);
+      assert.equal(sound.bytesRead, packs.reduce((n, p) => n + p.size, 0));
+      const [pack] = await packsOf(f.repo, 'data');
+      const file = f.backend.localPath!({ type: 'data', name: pack.id })!.replace(/\.gone$/, '');
+      const bytes = await readFile(file);
+      bytes[pack.entries[1].offset + 20] ^= 0x10;
+      await rm(file, { force: true });
+      await writeFile(file, bytes);
+      const result = await run(f, { readData: true });
+      assert.deepEqual(result.issues.map((i) => [i.kind, i.pack, i.blob]), [['corrupt-pack', pack.id, undefined], ['corrupt-blob', pack.id, toHex(pack.entries[1].id)]], local.name);
+      assert.deepEqual((await run(f, { readData: true, workers: 0 })).issues, result.issues);
+    } finally {
+      await cleanup(f);
+    }
   }
 });
 
