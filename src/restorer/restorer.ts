@@ -31,6 +31,7 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { RangeReader } from '../backend/index.ts';
 import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
 import { AppError, BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, discard, lowerWorkerPriority, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
@@ -303,11 +304,13 @@ interface OpenItem {
   readonly writes: readonly ChunkWrite[];
 }
 
-interface OpenRequest {
+/** A pack range: loaded bytes (transferred), or a local file's range that the worker reads itself. */
+type RangeSource = { readonly data: Uint8Array } | { readonly file: string; readonly offset: number; readonly length: number };
+
+type OpenRequest = RangeSource & {
   readonly seq: number;
-  readonly data: Uint8Array;
   readonly items: readonly OpenItem[];
-}
+};
 
 /** A failure, as it crosses threads: the message, and the errno code of a filesystem error. */
 interface Failure {
@@ -318,6 +321,8 @@ interface Failure {
 
 interface OpenResponse {
   readonly seq: number;
+  /** Set when the worker could not read the file range (then nothing was opened). */
+  readonly unread?: Failure;
   /** Per item: undefined when it opened, else why not (then nothing was written). */
   readonly errors: ReadonlyArray<Failure | undefined>;
   /** Per item, per write: undefined when done. */
@@ -325,11 +330,13 @@ interface OpenResponse {
 }
 
 /**
- * Worker side: opens (decrypts, decompresses, verifies) the blobs of ranges the main thread loaded and
- * writes them where they go. Plaintexts never cross threads: the main thread's heap sees none of them.
+ * Worker side: opens (decrypts, decompresses, verifies) the blobs of ranges the main thread loaded, or
+ * that it reads itself from a local folder, and writes them where they go. Plaintexts never cross
+ * threads: the main thread's heap sees none of them.
  */
 function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
   const crypto = makeCrypto(data.keys, data.algorithm);
+  const reader = new RangeReader();
   lowerWorkerPriority();
   const failure = (err: unknown): Failure => ({
     message: (err as Error).message,
@@ -337,12 +344,22 @@ function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
     code: err instanceof AppError ? undefined : (err as NodeJS.ErrnoException).code,
   });
   parentPort!.on('message', (request: OpenRequest) => {
+    let range: Uint8Array;
+    if ('data' in request) range = request.data;
+    else {
+      try {
+        range = reader.read(request.file, request.offset, request.length);
+      } catch (err) {
+        parentPort!.postMessage({ seq: request.seq, unread: failure(err), errors: [], writeErrors: [] } satisfies OpenResponse);
+        return;
+      }
+    }
     const errors: OpenResponse['errors'][number][] = [];
     const writeErrors: Array<Array<Failure | undefined>> = [];
     for (const item of request.items) {
       let plain: Uint8Array;
       try {
-        plain = openBlob(crypto, 'data', item.id, request.data.subarray(item.at, item.at + item.length), item.rawLength, item.what);
+        plain = openBlob(crypto, 'data', item.id, range.subarray(item.at, item.at + item.length), item.rawLength, item.what);
       } catch (err) {
         errors.push(failure(err));
         writeErrors.push([]);
@@ -364,7 +381,8 @@ function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
       discard(plain.buffer);
     }
     parentPort!.postMessage({ seq: request.seq, errors, writeErrors } satisfies OpenResponse);
-    discard(request.data.buffer);
+    // A transferred range is this thread's alone; the reader's buffer is kept for the next one.
+    if ('data' in request) discard(request.data.buffer);
   });
 }
 
@@ -406,16 +424,21 @@ class OpenPool {
     }
   }
 
-  /** Opens `items` of `data` (which is transferred: unusable here afterwards) on the least busy worker. */
-  open(data: Uint8Array, items: OpenItem[]): Promise<OpenResponse> {
+  /** Opens `items` of a range on the least busy worker. Loaded bytes are transferred: unusable here afterwards. */
+  open(source: RangeSource, items: OpenItem[]): Promise<OpenResponse> {
     const slot = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const seq = this.#seq++;
-    // Transfer only a buffer this range owns alone (a backend may return a view into a larger one).
-    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+    const transfer: ArrayBuffer[] = [];
+    if ('data' in source) {
+      // Transfer only a buffer this range owns alone (a backend may return a view into a larger one).
+      const { data } = source;
+      source = { data: data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data) };
+      transfer.push(source.data.buffer as ArrayBuffer);
+    }
     return new Promise((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject });
       slot.busy++;
-      slot.worker.postMessage({ seq, data: own, items } satisfies OpenRequest, [own.buffer as ArrayBuffer]);
+      slot.worker.postMessage({ ...source, seq, items } satisfies OpenRequest, transfer);
     });
   }
 
@@ -1024,6 +1047,10 @@ class Restorer {
     throwIfAborted(this.#o.signal);
     const live = range.items.filter((n) => n.targets.some((t) => !t.job.failed));
     if (live.length === 0) return;
+    const what = (need: Need) => `data blob ${toHex(need.id).slice(0, 8)} in pack ${shortId(range.pack)}`;
+    // From a local folder the workers read the ranges themselves: no pack data passes through this thread.
+    const file = this.#pool && this.#repo.backend.localPath?.({ type: 'data', name: range.pack });
+    if (this.#pool && file !== undefined) return this.#openAndWrite(this.#pool, { file, offset: range.offset, length: range.length }, range, live, what);
     let data: Uint8Array | undefined;
     if (!this.#dry) {
       try {
@@ -1033,8 +1060,7 @@ class Restorer {
         return;
       }
     }
-    const what = (need: Need) => `data blob ${toHex(need.id).slice(0, 8)} in pack ${shortId(range.pack)}`;
-    if (data && this.#pool) return this.#openAndWrite(this.#pool, data, range.offset, live, what);
+    if (data && this.#pool) return this.#openAndWrite(this.#pool, { data }, range, live, what);
     // Small restores decrypt here while earlier blobs' writes run in the thread pool; the writes limit
     // bounds the descriptors, the byte budget the decrypted data waiting for them.
     const writes: Array<Promise<void>> = [];
@@ -1082,20 +1108,31 @@ class Restorer {
    * New files of several chunks are created first, here; a new file of one chunk is created, written and
    * given its metadata by its one write (unless it has extended attributes: the main thread sets those).
    */
-  async #openAndWrite(pool: OpenPool, data: Uint8Array, dataOffset: number, live: Need[], what: (need: Need) => string): Promise<void> {
+  async #openAndWrite(pool: OpenPool, source: RangeSource, range: PackRange<Need> & { pack: Id }, live: Need[], what: (need: Need) => string): Promise<void> {
     const creating = new Set<FileJob>();
     for (const need of live) for (const t of need.targets) if (t.job.fresh && !t.job.single && !t.job.failed) creating.add(t.job);
     await Promise.all([...creating].map((job) => this.#created(job).catch((err) => this.#jobFailed(job, err))));
     const targets = live.map((need) => need.targets.filter((t) => !t.job.failed));
     const items = live.map((need, i) => ({
-      at: need.location.offset - dataOffset,
+      at: need.location.offset - range.offset,
       length: need.location.length,
       rawLength: need.location.rawLength,
       id: need.id,
       what: what(need),
       writes: targets[i].map((t) => this.#chunkWrite(t)),
     }));
-    const response = await pool.open(data, items);
+    let response = await pool.open(source, items);
+    if (response.unread) {
+      // The worker could not read the file: load the range through the backend, whose errors say why.
+      let data: Uint8Array;
+      try {
+        data = await this.#repo.backend.load({ type: 'data', name: range.pack }, { offset: range.offset, length: range.length });
+      } catch (err) {
+        for (const t of targets.flat()) this.#jobFailed(t.job, err);
+        return;
+      }
+      response = await pool.open({ data }, items);
+    }
     for (let i = 0; i < live.length; i++) {
       const error = response.errors[i];
       if (error) {

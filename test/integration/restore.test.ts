@@ -13,7 +13,7 @@ import { decode, encode } from '../../src/codec/index.ts';
 import { AppError, CancelledError, IntegrityError } from '../../src/errors/index.ts';
 import { toHex, type StoredSnapshot, type TreeNode } from '../../src/model/index.ts';
 import { encodeTree, findNode, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
-import { LocalBackend, filePath } from '../../src/backend/index.ts';
+import { LocalBackend, filePath, type Handle } from '../../src/backend/index.ts';
 import { restore, type RestoreOptions, type RestoreSummary } from '../../src/restorer/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
 import { assertSameTree, buildSourceTree, captureTree, pseudoRandom, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
@@ -135,6 +135,30 @@ describe('restore', () => {
     const summary = await run({ target, workers: 2 });
     assert.equal(summary.errors, 0);
     assertSameTree(source, await captureTree(join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+  });
+
+  it('from a local folder the workers read the packs themselves; packs they cannot read are loaded instead', async () => {
+    /** Workers cannot read its files directly: `localPath` names files that do not exist. */
+    class UnreadableLocalBackend extends LocalBackend {
+      override localPath(handle: Handle): string {
+        return `${super.localPath(handle)}.gone`;
+      }
+    }
+    const loads: number[] = [];
+    for (const Local of [LocalBackend, UnreadableLocalBackend]) {
+      const local = await createTestRepo(new Local(join(base, `local-repo-${Local.name}`)));
+      await backup(local, { paths: [src], programVersion: 'test' });
+      const [snap] = await local.listSnapshots();
+      const fresh = await reopen(local);
+      const gets = fresh.backend.requestCounts().get;
+      const target = freshDir();
+      const summary = await restore(fresh, snap, { target, workers: 2 });
+      loads.push(fresh.backend.requestCounts().get - gets);
+      assert.equal(summary.errors, 0, Local.name);
+      assertSameTree(source, await captureTree(join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+    }
+    // The same trees are loaded either way; data ranges only when the workers cannot read them.
+    assert.ok(loads[0] < loads[1], `loads ${loads}`);
   });
 
   for (const workers of [0, 1]) {
