@@ -5,3 +5,4 @@
 export * from './archiver.ts';
 export * from './exclude.ts';
 export * from './owners.ts';
+export { prestartSealWorkers } from './seal-pool.ts';

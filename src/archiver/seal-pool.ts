@@ -9,12 +9,20 @@
  *
  * There is one worker per core, below the main thread's priority (model/worker-priority.ts).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
 import { envelopeOverhead, type Crypto } from '../crypto/index.ts';
 import type { BlobType } from '../repo/index.ts';
-import type { SealMessage, SealResponse } from './seal-worker.ts';
+import { prestartWorkers, startWorker } from '../model/index.ts';
+import type { SealInit, SealMessage, SealResponse } from './seal-worker.ts';
+
+const script = new URL('./seal-worker.ts', import.meta.url);
+
+/** Starts the workers of a pool of `size` ahead of time (see model/worker-start.ts). */
+export function prestartSealWorkers(size = availableParallelism()): void {
+  prestartWorkers(script, size);
+}
 
 /** Room a sealed blob may need beyond its plaintext: the encoding byte and the envelope (its payload is never larger than the plaintext). */
 const sealOverhead = 1 + envelopeOverhead;
@@ -53,9 +61,7 @@ export class SealPool {
   constructor(crypto: Crypto, slots: number, size = availableParallelism()) {
     for (let i = 0; i < slots; i++) this.#free.push({ index: i, view: new Uint8Array(0) });
     for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = new Worker(new URL('./seal-worker.ts', import.meta.url), {
-        workerData: { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm },
-      });
+      const worker = startWorker<SealInit>(script, { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm });
       const slot: WorkerSlot = { worker, busy: 0 };
       worker.on('message', (response: SealResponse) => {
         slot.busy--;

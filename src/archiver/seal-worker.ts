@@ -3,10 +3,10 @@
  * reads and chunks. Chunks arrive in shared slots (seal-pool.ts); the sealed blob goes back in the same
  * slot, so nothing crosses threads but slot numbers and lengths.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { AeadKey, contextOf, type AeadAlgorithm } from '../crypto/index.ts';
 import { encodeBlobBody } from '../repo/blob.ts';
-import { discard, lowerWorkerPriority } from '../model/index.ts';
+import { discard, lowerWorkerPriority, serveWorker } from '../model/index.ts';
 
 export type SealMessage =
   /** Registers (or replaces) a slot's shared buffer. */
@@ -21,13 +21,19 @@ export interface SealResponse {
   readonly error?: string;
 }
 
-const { contentKey, algorithm } = workerData as { contentKey: Uint8Array; algorithm: AeadAlgorithm };
-const key = new AeadKey(contentKey, algorithm);
-const slots: Uint8Array[] = [];
+export interface SealInit {
+  readonly contentKey: Uint8Array;
+  readonly algorithm: AeadAlgorithm;
+}
 
-lowerWorkerPriority();
+serveWorker<SealInit, SealMessage>(({ contentKey, algorithm }) => {
+  lowerWorkerPriority();
+  const key = new AeadKey(contentKey, algorithm);
+  const slots: Uint8Array[] = [];
+  return (message) => seal(key, slots, message);
+});
 
-parentPort!.on('message', (message: SealMessage) => {
+function seal(key: AeadKey, slots: Uint8Array[], message: SealMessage): void {
   if (!('seq' in message)) {
     slots[message.slot] = message.buffer;
     return;
@@ -45,4 +51,4 @@ parentPort!.on('message', (message: SealMessage) => {
   } catch (err) {
     parentPort!.postMessage({ seq: message.seq, error: (err as Error).message } satisfies SealResponse);
   }
-});
+}

@@ -5,3 +5,4 @@
  */
 export * from './issues.ts';
 export * from './checker.ts';
+export { prestartVerifyWorkers } from './verify-pool.ts';

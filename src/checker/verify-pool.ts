@@ -3,12 +3,19 @@
  * busy worker, which hashes, decrypts and verifies it (verify.ts), so decryption is not bound to one core.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Crypto } from '../crypto/index.ts';
-import type { Id } from '../model/index.ts';
+import { prestartWorkers, startWorker, type Id } from '../model/index.ts';
 import type { BlobType } from '../repo/index.ts';
 import type { PackVerification } from './verify.ts';
-import type { PackFile, VerifyRequest, VerifyResponse } from './verify-worker.ts';
+import type { PackFile, VerifyInit, VerifyRequest, VerifyResponse } from './verify-worker.ts';
+
+const script = new URL('./verify-worker.ts', import.meta.url);
+
+/** Starts the workers of a pool of `size` ahead of time (see model/worker-start.ts). */
+export function prestartVerifyWorkers(size = availableParallelism()): void {
+  prestartWorkers(script, size);
+}
 
 interface Pending {
   resolve: (result: PackVerification) => void;
@@ -22,9 +29,7 @@ export class VerifyPool {
 
   constructor(crypto: Crypto, size = availableParallelism()) {
     for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), {
-        workerData: { keys: crypto.keys, algorithm: crypto.content.algorithm },
-      });
+      const worker = startWorker<VerifyInit>(script, { keys: crypto.keys, algorithm: crypto.content.algorithm });
       const slot = { worker, busy: 0, failed: false };
       worker.on('message', (response: VerifyResponse) => {
         const pending = this.#pending.get(response.seq);

@@ -3,10 +3,10 @@
  * while the main thread downloads. A pack arrives in a transferred buffer and is dropped here, or, from a
  * local repository, is read here into a buffer reused for every pack.
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import { makeCrypto, type AeadAlgorithm, type KeySet } from '../crypto/index.ts';
+import { parentPort } from 'node:worker_threads';
+import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
 import { RangeReader } from '../backend/local.ts';
-import { discard } from '../model/index.ts';
+import { discard, serveWorker } from '../model/index.ts';
 import type { BlobType } from '../repo/pack.ts';
 import { verifyPackBytes, type PackVerification } from './verify.ts';
 
@@ -32,11 +32,18 @@ export interface VerifyResponse {
   readonly error?: string;
 }
 
-const { keys, algorithm } = workerData as { keys: KeySet; algorithm: AeadAlgorithm };
-const crypto = makeCrypto(keys, algorithm);
-const reader = new RangeReader();
+export interface VerifyInit {
+  readonly keys: KeySet;
+  readonly algorithm: AeadAlgorithm;
+}
 
-parentPort!.on('message', (request: VerifyRequest) => {
+serveWorker<VerifyInit, VerifyRequest>(({ keys, algorithm }) => {
+  const crypto = makeCrypto(keys, algorithm);
+  const reader = new RangeReader();
+  return (request) => verify(crypto, reader, request);
+});
+
+function verify(crypto: Crypto, reader: RangeReader, request: VerifyRequest): void {
   let bytes: Uint8Array;
   if (request.bytes instanceof Uint8Array) bytes = request.bytes;
   else {
@@ -55,4 +62,4 @@ parentPort!.on('message', (request: VerifyRequest) => {
   } catch (err) {
     parentPort!.postMessage({ seq: request.seq, error: (err as Error).message } satisfies VerifyResponse);
   }
-});
+}

@@ -9,3 +9,4 @@ export * from './discard.ts';
 export * from './semaphore.ts';
 export * from './sleep.ts';
 export * from './worker-priority.ts';
+export * from './worker-start.ts';

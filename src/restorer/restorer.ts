@@ -30,11 +30,10 @@ import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, sta
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { RangeReader } from '../backend/index.ts';
-import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
-import { AppError, BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, discard, lowerWorkerPriority, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import type { Worker } from 'node:worker_threads';
+import type { Crypto } from '../crypto/index.ts';
+import { BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
+import { Semaphore, mapLimit, nodeName, prestartWorkers, shortId, startWorker, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -56,10 +55,11 @@ import {
   targetError,
   timeArg,
   withFd,
-  writeChunkSync,
   writeFully,
+  isZero,
   type ChunkWrite,
 } from './safe-path.ts';
+import type { Failure, OpenInit, OpenItem, OpenRequest, OpenResponse, RangeSource } from './restore-worker.ts';
 
 const run = promisify(execFile);
 
@@ -262,16 +262,6 @@ class ByteBudget {
 /** Decrypted bytes waiting for their writes, at most (memory: plus the pack ranges being loaded). */
 const plainBudget = 32 * 1024 * 1024;
 
-function isZero(buf: Uint8Array): boolean {
-  // Compare in 64 KiB steps against one shared zero page: memcmp speed, no big allocation.
-  for (let at = 0; at < buf.length; at += zeroPage.length) {
-    const part = buf.subarray(at, Math.min(buf.length, at + zeroPage.length));
-    if (Buffer.compare(part, zeroPage.subarray(0, part.length)) !== 0) return false;
-  }
-  return true;
-}
-const zeroPage = Buffer.alloc(64 * 1024);
-
 function typeMatches(st: BigIntStats, node: TreeNode): boolean {
   switch (node.type) {
     case 'file': return st.isFile();
@@ -294,102 +284,6 @@ function majorMinor(rdev: number): [string, string] {
 
 // ---- decryption workers ----
 
-/** One blob of a loaded range, for a worker to open and write to every place that needs it. */
-interface OpenItem {
-  readonly at: number;
-  readonly length: number;
-  readonly rawLength: number;
-  readonly id: Uint8Array;
-  readonly what: string;
-  readonly writes: readonly ChunkWrite[];
-}
-
-/** A pack range: loaded bytes (transferred), or a local file's range that the worker reads itself. */
-type RangeSource = { readonly data: Uint8Array } | { readonly file: string; readonly offset: number; readonly length: number };
-
-type OpenRequest = RangeSource & {
-  readonly seq: number;
-  readonly items: readonly OpenItem[];
-};
-
-/** A failure, as it crosses threads: the message, and the errno code of a filesystem error. */
-interface Failure {
-  readonly message: string;
-  readonly hint?: string;
-  readonly code?: string;
-}
-
-interface OpenResponse {
-  readonly seq: number;
-  /** Set when the worker could not read the file range (then nothing was opened). */
-  readonly unread?: Failure;
-  /** Per item: undefined when it opened, else why not (then nothing was written). */
-  readonly errors: ReadonlyArray<Failure | undefined>;
-  /** Per item, per write: undefined when done. */
-  readonly writeErrors: ReadonlyArray<ReadonlyArray<Failure | undefined>>;
-}
-
-/**
- * Worker side: opens (decrypts, decompresses, verifies) the blobs of ranges the main thread loaded, or
- * that it reads itself from a local folder, and writes them where they go. Plaintexts never cross
- * threads: the main thread's heap sees none of them.
- */
-function runOpenWorker(data: { keys: KeySet; algorithm: AeadAlgorithm }): void {
-  const crypto = makeCrypto(data.keys, data.algorithm);
-  const reader = new RangeReader();
-  lowerWorkerPriority();
-  const failure = (err: unknown): Failure => ({
-    message: (err as Error).message,
-    hint: err instanceof AppError ? err.hint : undefined,
-    code: err instanceof AppError ? undefined : (err as NodeJS.ErrnoException).code,
-  });
-  parentPort!.on('message', (request: OpenRequest) => {
-    let range: Uint8Array;
-    if ('data' in request) range = request.data;
-    else {
-      try {
-        range = reader.read(request.file, request.offset, request.length);
-      } catch (err) {
-        parentPort!.postMessage({ seq: request.seq, unread: failure(err), errors: [], writeErrors: [] } satisfies OpenResponse);
-        return;
-      }
-    }
-    const errors: OpenResponse['errors'][number][] = [];
-    const writeErrors: Array<Array<Failure | undefined>> = [];
-    for (const item of request.items) {
-      let plain: Uint8Array;
-      try {
-        plain = openBlob(crypto, 'data', item.id, range.subarray(item.at, item.at + item.length), item.rawLength, item.what);
-      } catch (err) {
-        errors.push(failure(err));
-        writeErrors.push([]);
-        continue;
-      }
-      errors.push(undefined);
-      const zero = isZero(plain);
-      writeErrors.push(
-        item.writes.map((w) => {
-          try {
-            writeChunkSync(w, plain, zero);
-            return undefined;
-          } catch (err) {
-            return failure(err);
-          }
-        }),
-      );
-      // openBlob's result is a fresh decryption or decompression that only this thread holds.
-      discard(plain.buffer);
-    }
-    parentPort!.postMessage({ seq: request.seq, errors, writeErrors } satisfies OpenResponse);
-    // A transferred range is this thread's alone; the reader's buffer is kept for the next one.
-    if ('data' in request) discard(request.data.buffer);
-  });
-}
-
-if (!isMainThread && (workerData as { cofferOpenBlobs?: unknown } | null)?.cofferOpenBlobs) {
-  runOpenWorker((workerData as { cofferOpenBlobs: { keys: KeySet; algorithm: AeadAlgorithm } }).cofferOpenBlobs);
-}
-
 /** A failed write from a worker as an error again: filesystem errors keep their code, for `targetError`. */
 function writeFailure(f: Failure): Error {
   return Object.assign(new Error(f.message), { code: f.code });
@@ -397,8 +291,15 @@ function writeFailure(f: Failure): Error {
 
 /**
  * Worker threads that open and write blobs, so decryption, verification and writes use every core while
- * the main thread schedules loads. This module is its own worker script (see `runOpenWorker`).
+ * the main thread schedules loads (restore-worker.ts).
  */
+const script = new URL('./restore-worker.ts', import.meta.url);
+
+/** Starts the workers of a restore ahead of time (see model/worker-start.ts). */
+export function prestartRestoreWorkers(size = defaultWorkers()): void {
+  prestartWorkers(script, size);
+}
+
 class OpenPool {
   readonly #workers: Array<{ worker: Worker; busy: number }> = [];
   readonly #pending = new Map<number, { resolve: (r: OpenResponse) => void; reject: (err: Error) => void }>();
@@ -406,9 +307,7 @@ class OpenPool {
 
   constructor(crypto: Crypto, size: number) {
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(new URL(import.meta.url), {
-        workerData: { cofferOpenBlobs: { keys: crypto.keys, algorithm: crypto.content.algorithm } },
-      });
+      const worker = startWorker<OpenInit>(script, { keys: crypto.keys, algorithm: crypto.content.algorithm });
       const slot = { worker, busy: 0 };
       worker.on('message', (response: OpenResponse) => {
         slot.busy--;
@@ -445,6 +344,10 @@ class OpenPool {
   async close(): Promise<void> {
     await Promise.all(this.#workers.map((w) => w.worker.terminate()));
   }
+}
+
+function defaultWorkers(): number {
+  return Math.min(4, availableParallelism());
 }
 
 /** Restores smaller than this open blobs on the main thread: starting workers would cost more. */
@@ -505,7 +408,7 @@ class Restorer {
       this.#index = await this.#repo.index();
       await this.#plan();
       // Workers start now: they load their modules while folders and files are prepared.
-      const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? Math.min(4, availableParallelism()) : 0);
+      const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? defaultWorkers() : 0);
       if (!this.#dry && workers > 0) this.#pool = new OpenPool(this.#repo.crypto, workers);
       await this.#prepareTarget();
       await this.#makeFolders();

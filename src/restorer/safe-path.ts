@@ -269,3 +269,14 @@ export function targetError(path: string, err: unknown, doing = 'cannot write'):
     : 'the other files were restored; fix the cause and run the restore again with --overwrite if-changed';
   return new FileError(`${path}: ${doing}: ${reason}`, { hint, cause: err });
 }
+
+/** True when `buf` holds only zeros (such a chunk is written as a hole). */
+export function isZero(buf: Uint8Array): boolean {
+  // Compare in 64 KiB steps against one shared zero page: memcmp speed, no big allocation.
+  for (let at = 0; at < buf.length; at += zeroPage.length) {
+    const part = buf.subarray(at, Math.min(buf.length, at + zeroPage.length));
+    if (Buffer.compare(part, zeroPage.subarray(0, part.length)) !== 0) return false;
+  }
+  return true;
+}
+const zeroPage = Buffer.alloc(64 * 1024);

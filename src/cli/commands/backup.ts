@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { backup, chooseParent, compileExcludes } from '../../archiver/index.ts';
+import { backup, chooseParent, compileExcludes, prestartSealWorkers } from '../../archiver/index.ts';
 import { PartialBackupError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { BackupStats } from '../../progress/index.ts';
@@ -127,6 +127,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       const host = flags.host ?? hostname();
       const tags = (flags.tag ?? []).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
 
+      // Worker threads start while the password's key is derived, which leaves a core idle.
+      prestartSealWorkers();
       const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true });
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.

@@ -4,7 +4,7 @@
  * `no errors were found` or `N errors found`; exits 1 when any error (not a warning) was found.
  */
 import type { Command } from 'commander';
-import { check, parseReadDataSubset, type CheckIssue, type ReadDataSubset } from '../../checker/index.ts';
+import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type ReadDataSubset } from '../../checker/index.ts';
 import { IntegrityError } from '../../errors/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
@@ -69,6 +69,8 @@ export function registerCheck(program: Command, ctx: CliContext): void {
       const readData = flags.readData === true || subset !== undefined;
       // Like restic: check what the repository holds, not a local copy of it.
       if (!flags.withCache) ctx.options = { ...ctx.options, cache: false };
+      // Worker threads start while the password's key is derived, which leaves a core idle.
+      if (readData) prestartVerifyWorkers();
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
         const live = !ctx.json && !ctx.quiet && ctx.io.stdout.isTTY === true && ctx.io.env.TERM !== 'dumb';

@@ -4,7 +4,7 @@ import { FileError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { RestoreStats } from '../../progress/index.ts';
 import { selectSnapshot, splitSnapshotPath } from '../../repo/index.ts';
-import { restore, type OverwriteMode } from '../../restorer/index.ts';
+import { prestartRestoreWorkers, restore, type OverwriteMode } from '../../restorer/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
@@ -69,6 +69,9 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       }
       const { spec, path } = splitSnapshotPath(arg);
 
+      // Worker threads start while the password's key is derived, which leaves a core idle (a small
+      // restore does not use them: they cost no time then, as the key derivation takes longer).
+      if (!flags.dryRun) prestartRestoreWorkers();
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
         // Snapshots are listed before the index is loaded (design §Read and write ordering).
