@@ -4,7 +4,7 @@
  * the work). Plaintexts never cross threads: the main thread's heap sees none of them.
  */
 import { parentPort } from 'node:worker_threads';
-import { RangeReader } from '../backend/index.ts';
+import { RangeReader } from '../backend/local.ts';
 import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
 import { AppError } from '../errors/index.ts';
 import { discard, lowerWorkerPriority, serveWorker } from '../model/index.ts';

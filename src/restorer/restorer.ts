@@ -289,10 +289,6 @@ function writeFailure(f: Failure): Error {
   return Object.assign(new Error(f.message), { code: f.code });
 }
 
-/**
- * Worker threads that open and write blobs, so decryption, verification and writes use every core while
- * the main thread schedules loads (restore-worker.ts).
- */
 const script = new URL('./restore-worker.ts', import.meta.url);
 
 /** Starts the workers of a restore ahead of time (see model/worker-start.ts). */
@@ -300,6 +296,10 @@ export function prestartRestoreWorkers(size = defaultWorkers()): void {
   prestartWorkers(script, size);
 }
 
+/**
+ * Worker threads that open and write blobs, so decryption, verification and writes use every core while
+ * the main thread schedules loads (restore-worker.ts).
+ */
 class OpenPool {
   readonly #workers: Array<{ worker: Worker; busy: number }> = [];
   readonly #pending = new Map<number, { resolve: (r: OpenResponse) => void; reject: (err: Error) => void }>();
