@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
 import { envelopeOverhead, type Crypto } from '../crypto/index.ts';
 import type { BlobType } from '../repo/index.ts';
-import { prestartWorkers, startWorker } from '../model/index.ts';
+import { copyBytes, prestartWorkers, startWorker } from '../model/index.ts';
 import type { SealInit, SealMessage, SealResponse } from './seal-worker.ts';
 
 const script = new URL('./seal-worker.ts', import.meta.url);
@@ -104,7 +104,7 @@ export class SealPool {
       slot.view = new Uint8Array(new SharedArrayBuffer(Math.ceil(need / (1 << 20)) * (1 << 20)));
       for (const w of this.#workers) w.worker.postMessage({ slot: slot.index, buffer: slot.view } satisfies SealMessage);
     }
-    slot.view.set(plain);
+    copyBytes(slot.view, plain);
     const worker = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     const seq = this.#seq++;
     return new Promise((resolve, reject) => {

@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { AeadKey, contextOf, type AeadAlgorithm } from '../crypto/index.ts';
 import { encodeBlobBody } from '../repo/blob.ts';
-import { discard, lowerWorkerPriority, serveWorker } from '../model/index.ts';
+import { copyBytes, discard, lowerWorkerPriority, serveWorker } from '../model/index.ts';
 
 export type SealMessage =
   /** Registers (or replaces) a slot's shared buffer. */
@@ -43,7 +43,7 @@ function seal(key: AeadKey, slots: Uint8Array[], message: SealMessage): void {
     const { encoding, payload } = encodeBlobBody(slot.subarray(0, message.length));
     const sealed = key.seal(payload, contextOf(message.type, message.id), encoding);
     if (sealed.length > slot.length) throw new Error(`sealed blob (${sealed.length} bytes) exceeds its slot (${slot.length})`);
-    slot.set(sealed);
+    copyBytes(slot, sealed);
     parentPort!.postMessage({ seq: message.seq, length: sealed.length } satisfies SealResponse);
     // Both copies are this thread's alone; an uncompressed payload is the shared slot, which discard skips.
     discard(sealed.buffer);

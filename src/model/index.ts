@@ -5,6 +5,7 @@ export * from './node.ts';
 export * from './snapshot.ts';
 export * from './parallel.ts';
 export * from './buffer-pool.ts';
+export * from './bytes.ts';
 export * from './discard.ts';
 export * from './semaphore.ts';
 export * from './sleep.ts';

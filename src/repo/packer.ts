@@ -6,7 +6,7 @@
  */
 import type { Backend } from '../backend/backend.ts';
 import type { AeadKey } from '../crypto/index.ts';
-import { BufferPool, storageName } from '../model/index.ts';
+import { BufferPool, copyBytes, storageName } from '../model/index.ts';
 import { packHeaderSize, shuffledOrder, writePackHeader, type BlobType, type PackEntry, type SealedBlob } from './pack.ts';
 import type { PackRecord } from './index-file.ts';
 
@@ -61,7 +61,8 @@ export class Packer {
       if (this.#staging.length > 0) this.#buffers.release(this.#staging);
       this.#staging = grown;
     }
-    this.#staging.set(blob.sealed, this.#pendingBytes);
+    // The blob may sit in a seal slot (shared memory): copyBytes copies that at memcpy speed.
+    copyBytes(this.#staging, blob.sealed, this.#pendingBytes);
     this.#pending.push({ type: blob.type, id: Uint8Array.from(blob.id), offset: this.#pendingBytes, length, rawLength: blob.rawLength });
     this.#unsaved.add(idHex);
     this.#pendingBytes += length;

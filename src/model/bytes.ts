@@ -1,0 +1,13 @@
+/**
+ * Copies `source` into `target` from `offset`, as `target.set(source, offset)` does. When either side is
+ * shared memory, V8's `set` copies with relaxed atomics, about a third of memcpy's speed here (it guards
+ * against concurrent access, which the seal slots never see: a slot belongs to one thread at a time);
+ * Buffer's `fill` with a buffer value copies with memcpy.
+ */
+export function copyBytes(target: Uint8Array, source: Uint8Array, offset = 0): void {
+  if (offset < 0 || offset + source.length > target.length) {
+    throw new RangeError(`cannot copy ${source.length} bytes to offset ${offset} of ${target.length}`);
+  }
+  if (source.length === 0) return;
+  Buffer.from(target.buffer, target.byteOffset, target.length).fill(source, offset, offset + source.length);
+}
