@@ -158,7 +158,9 @@ export class RepoLock {
         if (options.deferConfirmation && !options.retryMs) {
           const lock = new RepoLock(repo, kind, info, id);
           lock.#confirmation = (async () => {
-            await sleep(lockTimings.settleMs, options.signal);
+            // Not cut short by an interrupt: an interrupted backup still commits the index of what it
+            // stored, and needs this answer first.
+            await sleep(lockTimings.settleMs);
             const late = await findConflict(repo, kind, info.holder);
             if (late) {
               await repo.backend.remove({ type: 'lock', name: lock.#id });
