@@ -305,9 +305,6 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-
-
-
 /**
  * Reads ranges of the files {@link LocalBackend.localPath} names, synchronously, into one buffer reused from
  * read to read: a worker thread reads packs without a fresh allocation (and its page faults) per pack. A

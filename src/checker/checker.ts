@@ -567,7 +567,7 @@ class Checker {
           if (err instanceof CancelledError) throw err;
           this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
         }
-        if (bytes) result = await this.#verification(pack.id, bytes, compact, info.type, pool);
+        if (bytes) result = await this.#verification(pack.id, bytes, compact, info.type, hash, pool);
       }
       if (result) {
         this.#bytesRead += pack.size;
@@ -580,8 +580,7 @@ class Checker {
     });
   }
 
-  async #verification(id: Id, bytes: Uint8Array, compact: Uint8Array, type: BlobType, pool: VerifyPool | undefined): Promise<PackVerification> {
-    const hash = this.#options.alwaysHashPacks !== false;
+  async #verification(id: Id, bytes: Uint8Array, compact: Uint8Array, type: BlobType, hash: boolean, pool: VerifyPool | undefined): Promise<PackVerification> {
     if (pool?.usable) {
       try {
         return await pool.verify(id, bytes, compact, type, hash);
