@@ -14,10 +14,10 @@ import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
 import { envelopeOverhead, type Crypto } from '../crypto/index.ts';
 import type { BlobType } from '../repo/index.ts';
-import { copyBytes, prestartWorkers, startWorker } from '../model/index.ts';
+import { copyBytes, prestartWorkers, siblingScript, startWorker } from '../model/index.ts';
 import type { SealInit, SealMessage, SealResponse } from './seal-worker.ts';
 
-const script = new URL('./seal-worker.ts', import.meta.url);
+const script = siblingScript('seal-worker', import.meta.url);
 
 /** Starts the workers of a pool of `size` ahead of time (see model/worker-start.ts). */
 export function prestartSealWorkers(size = availableParallelism()): void {

@@ -5,12 +5,12 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { Crypto } from '../crypto/index.ts';
-import { prestartWorkers, startWorker, type Id } from '../model/index.ts';
+import { prestartWorkers, siblingScript, startWorker, type Id } from '../model/index.ts';
 import type { BlobType } from '../repo/index.ts';
 import type { PackVerification } from './verify.ts';
 import type { PackFile, VerifyInit, VerifyRequest, VerifyResponse } from './verify-worker.ts';
 
-const script = new URL('./verify-worker.ts', import.meta.url);
+const script = siblingScript('verify-worker', import.meta.url);
 
 /** Starts the workers of a pool of `size` ahead of time (see model/worker-start.ts). */
 export function prestartVerifyWorkers(size = availableParallelism()): void {

@@ -8,6 +8,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { BugError, ConfigError } from '../errors/index.ts';
+import { siblingScript } from '../model/worker-start.ts';
 
 export interface KdfParams {
   readonly algorithm: 'argon2id';
@@ -60,7 +61,7 @@ export async function deriveKey(password: Uint8Array, salt: Uint8Array, params: 
       );
     });
   }
-  const worker = new Worker(new URL('./kdf-worker.ts', import.meta.url), {
+  const worker = new Worker(siblingScript('kdf-worker', import.meta.url), {
     workerData: { password, salt, memory: params.memory, iterations: params.iterations, parallelism: params.parallelism },
   });
   try {

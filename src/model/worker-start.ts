@@ -11,6 +11,14 @@ import { parentPort, Worker, workerData } from 'node:worker_threads';
 
 const waiting = new Map<string, Worker[]>();
 
+/**
+ * The worker script `name` next to the module at `base` (its import.meta.url): `name.ts` among the
+ * sources, `name.js` in the bundle (scripts/build.ts puts every script in one folder).
+ */
+export function siblingScript(name: string, base: string): URL {
+  return new URL(`./${name}${base.endsWith('.ts') ? '.ts' : '.js'}`, base);
+}
+
 interface StartData<I> {
   readonly init?: I;
 }

@@ -33,7 +33,7 @@ import { promisify } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import type { Crypto } from '../crypto/index.ts';
 import { BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, mapLimit, nodeName, prestartWorkers, shortId, startWorker, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, startWorker, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -289,7 +289,7 @@ function writeFailure(f: Failure): Error {
   return Object.assign(new Error(f.message), { code: f.code });
 }
 
-const script = new URL('./restore-worker.ts', import.meta.url);
+const script = siblingScript('restore-worker', import.meta.url);
 
 /** Starts the workers of a restore ahead of time (see model/worker-start.ts). */
 export function prestartRestoreWorkers(size = defaultWorkers()): void {
