@@ -132,7 +132,7 @@ test('the worker pool reads pack files itself, with the same verdicts, and rejec
   try {
     const packs = await Promise.all([pack(3), pack(4), pack(2)]);
     const damaged = Uint8Array.from(packs[1].bytes);
-    damaged[packs[1].entries[1].offset + 25] ^= 0x04;
+    damaged[packs[1].entries[0].offset + 25] ^= 0x04;
     const inputs = [packs[0].bytes, damaged, packs[2].bytes];
     const files = await Promise.all(inputs.map(async (bytes, i) => {
       const file = path.join(dir, packs[i].name);

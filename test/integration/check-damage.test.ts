@@ -14,6 +14,7 @@ import { LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type Handl
 import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
 import { buildPack, decodeIndex, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { largestBlob } from '../support/repo-inspect.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
 
 interface Fixture {
@@ -178,9 +179,9 @@ test('a flipped byte inside a blob: no finding without --read-data; with it the 
   const f = await fixture({ verify: true });
   try {
     const [pack] = await packsOf(f.repo, 'data');
-    const victim = pack.entries[0];
+    const { entry: victim, middle } = largestBlob(pack.entries);
     await damage(f.backend, pack.id, (b) => {
-      b[victim.offset + 40] ^= 0x01;
+      b[middle] ^= 0x01;
       return b;
     });
     assert.deepEqual((await run(f)).issues, []);
@@ -217,11 +218,12 @@ test('on a local folder the workers read the packs themselves, with the same fin
       const [pack] = await packsOf(f.repo, 'data');
       const file = f.backend.localPath!({ type: 'data', name: pack.id })!.replace(/\.gone$/, '');
       const bytes = await readFile(file);
-      bytes[pack.entries[1].offset + 20] ^= 0x10;
+      const { entry: victim, middle } = largestBlob(pack.entries);
+      bytes[middle] ^= 0x10;
       await rm(file, { force: true });
       await writeFile(file, bytes);
       const result = await run(f, { readData: true });
-      assert.deepEqual(result.issues.map((i) => [i.kind, i.pack, i.blob]), [['corrupt-pack', pack.id, undefined], ['corrupt-blob', pack.id, toHex(pack.entries[1].id)]], local.name);
+      assert.deepEqual(result.issues.map((i) => [i.kind, i.pack, i.blob]), [['corrupt-pack', pack.id, undefined], ['corrupt-blob', pack.id, toHex(victim.id)]], local.name);
       assert.deepEqual((await run(f, { readData: true, workers: 0 })).issues, result.issues);
     } finally {
       await cleanup(f);

@@ -13,6 +13,7 @@ import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '..
 import { check } from '../../src/checker/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
 import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { largestBlob } from '../support/repo-inspect.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
 
 interface Fixture {
@@ -243,9 +244,9 @@ test('repair index --read-all-packs leaves a damaged blob out; repair snapshots 
   const f = await fixture();
   try {
     const [pack] = await dataPacks(f.repo);
-    const victim = pack.entries[0];
+    const { entry: victim, middle } = largestBlob(pack.entries);
     const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
-    bytes[victim.offset + 50] ^= 0x04;
+    bytes[middle] ^= 0x04;
     await f.backend.save({ type: 'data', name: pack.id }, bytes);
 
     // Reading headers only cannot see the damage.

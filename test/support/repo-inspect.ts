@@ -154,3 +154,12 @@ export async function checkConsistency(repo: Repository, options: { readData?: b
     unreferencedPacks: [...stored.keys()].filter((id) => !records.has(id)).length,
   };
 }
+
+/**
+ * The largest of a pack's blobs and the offset of a byte in its middle: flipping that byte damages this
+ * blob alone (a fixed offset from a blob's start can fall into the next one when the blob is tiny).
+ */
+export function largestBlob<E extends { readonly offset: number; readonly length: number }>(entries: readonly E[]): { entry: E; middle: number } {
+  const entry = entries.reduce((a, b) => (b.length > a.length ? b : a));
+  return { entry, middle: entry.offset + Math.floor(entry.length / 2) };
+}
