@@ -21,6 +21,17 @@ export function parseCount(text: string, flag: string): number {
   return Number(text);
 }
 
+/**
+ * Parses a point in time as restic does: "2006-01-02", "2006-01-02 15:04" or "2006-01-02 15:04:05" in
+ * local time; any other form Date understands (ISO 8601 with a zone, say) is accepted too.
+ */
+export function parseTime(text: string, flag: string): Date {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(text.trim());
+  const date = m ? new Date(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0)) : new Date(text);
+  if (Number.isNaN(date.getTime())) throw new UsageError(`${flag}: "${text}" is not a date`, { hint: 'write it as "2026-01-02 15:04:05" (local time)' });
+  return date;
+}
+
 /** Parses durations like `30s`, `5m`, `2h` for timeouts. */
 export function parseTimeout(text: string, flag: string): number {
   const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());

@@ -9,7 +9,7 @@ import type { BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
-import { parseSize, collect } from '../parse.ts';
+import { parseSize, parseTime, collect } from '../parse.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
@@ -33,14 +33,6 @@ interface BackupFlags {
   dryRun?: boolean;
   stdin?: boolean;
   stdinFilename?: string;
-}
-
-/** Parses `--time`: restic's "2006-01-02 15:04:05" in local time, or any ISO 8601 date. */
-export function parseTime(text: string): Date {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?$/.exec(text.trim());
-  const date = m ? new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +(m[6] ?? 0)) : new Date(text);
-  if (Number.isNaN(date.getTime())) throw new UsageError(`--time: "${text}" is not a date`, { hint: 'write it as "2026-01-02 15:04:05"' });
-  return date;
 }
 
 function readLines(file: string, flag: string, separator: RegExp | string): string[] {
@@ -121,7 +113,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
       if (flags.stdin && (flags.stdinFilename ?? '').includes('/')) throw new UsageError('--stdin-filename must be a plain file name');
       if (!flags.stdin && paths.length === 0) throw new UsageError('nothing to back up', { hint: 'give paths, or --files-from FILE, or --stdin' });
-      const time = flags.time ? parseTime(flags.time) : undefined;
+      const time = flags.time ? parseTime(flags.time, '--time') : undefined;
       const excludeLargerThan = flags.excludeLargerThan ? parseSize(flags.excludeLargerThan, '--exclude-larger-than') : undefined;
       const { rules, patterns } = excludeRules(flags);
       const host = flags.host ?? hostname();

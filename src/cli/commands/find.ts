@@ -4,7 +4,7 @@ import { BugError, UsageError } from '../../errors/index.ts';
 import { shortId, type TreeNode } from '../../model/index.ts';
 import { walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
-import { collect } from '../parse.ts';
+import { collect, parseTime } from '../parse.ts';
 import { withLock } from '../locking.ts';
 import { findNodeJson } from '../output/json.ts';
 import { displayPath, formatLong } from './ls.ts';
@@ -37,6 +37,8 @@ interface FindFlags extends FilterFlags {
   long?: boolean;
   humanReadable?: boolean;
   reverse?: boolean;
+  oldest?: string;
+  newest?: string;
 }
 
 interface Match {
@@ -56,9 +58,18 @@ export function registerFind(program: Command, ctx: CliContext): void {
     .option('-i, --ignore-case', 'ignore case in patterns')
     .option('-l, --long', 'long listing: mode, owner, group, size, time')
     .option('--human-readable', 'sizes like 1.5 MiB in --long')
-    .option('-N, --reverse', 'oldest snapshot first (default: newest first)')
+    .option('-R, --reverse', 'oldest snapshot first (default: newest first)')
+    .option('-O, --oldest <time>', 'only entries modified at or after this time ("2026-01-02 15:04:05", local time)')
+    .option('-N, --newest <time>', 'only entries modified at or before this time')
     .action(async (patterns: string[], flags: FindFlags) => {
       const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);
+      // Whole milliseconds, as the flags give them; modification times compare at nanoseconds.
+      const oldest = flags.oldest === undefined ? undefined : BigInt(parseTime(flags.oldest, '--oldest').getTime()) * 1_000_000n;
+      const newest = flags.newest === undefined ? undefined : BigInt(parseTime(flags.newest, '--newest').getTime()) * 1_000_000n;
+      const inTime = (node: TreeNode) => {
+        const mtime = BigInt(node.mtime.sec) * 1_000_000_000n + BigInt(node.mtime.nsec);
+        return (oldest === undefined || mtime >= oldest) && (newest === undefined || mtime <= newest);
+      };
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
         const snapshots = selectSnapshots(await repo.listSnapshots(), flags.snapshot ?? [], snapshotFilter(flags));
@@ -69,7 +80,7 @@ export function registerFind(program: Command, ctx: CliContext): void {
           const matches: Match[] = [];
           await walkTree(repo, snapshot.tree, ({ path, parts, node }) => {
             ctx.signal.throwIfAborted();
-            if (matcher.test(Buffer.from(node.name).toString('utf8'), path)) matches.push({ node, path, parts });
+            if (matcher.test(Buffer.from(node.name).toString('utf8'), path) && inTime(node)) matches.push({ node, path, parts });
           });
           if (matches.length === 0) continue;
           if (ctx.json) {
