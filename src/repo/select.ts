@@ -46,6 +46,26 @@ export function splitSnapshotPath(arg: string): { spec: string; path: string | u
   return at === -1 ? { spec: arg, path: undefined } : { spec: arg.slice(0, at), path: arg.slice(at + 1) };
 }
 
+/**
+ * The snapshot `arg` names (`SNAPSHOT`, or restic's `SNAPSHOT:SUBFOLDER`) and the tree to start from:
+ * the snapshot's root, or that folder's, which then stands for `/`.
+ */
+export async function snapshotTree(
+  repo: Repository,
+  snapshots: readonly StoredSnapshot[],
+  arg: string,
+  filter: SnapshotFilter = {},
+): Promise<{ snapshot: StoredSnapshot; tree: Id; subfolder?: string }> {
+  const { spec, path } = splitSnapshotPath(arg);
+  const snapshot = selectSnapshot(snapshots, spec, filter);
+  if (path === undefined || pathParts(path).length === 0) return { snapshot, tree: snapshot.tree };
+  const node = await findNode(repo, snapshot.tree, path, snapshot.id);
+  if (node.type !== 'dir' || !node.subtree) {
+    throw new UsageError(`${path}: not a folder in snapshot ${shortId(snapshot.id)}`, { hint: 'after SNAPSHOT: name a folder, e.g. latest:/home' });
+  }
+  return { snapshot, tree: toHex(node.subtree), subfolder: path };
+}
+
 /** The path components of a snapshot path (`/home/a` → ["home", "a"]). */
 export function pathParts(path: string): string[] {
   return path.split('/').filter((p) => p !== '' && p !== '.');

@@ -130,6 +130,32 @@ describe('coffer read commands', { concurrency: 4 }, () => {
     assert.deepEqual(recursive.stdout.trimEnd().split('\n'), [`${src}/sub`, `${src}/sub/b.txt`]);
   });
 
+  test('ls and dump with SNAPSHOT:SUBFOLDER: the folder stands for /; a file there is a usage error', async () => {
+    const r = await coffer(['ls', `${shortId(s1.id)}:${src}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trimEnd().split('\n'), [
+      `snapshot ${shortId(s1.id)} of [${src}] at 2026-01-02 03:04:05 by ${s1.username}@h1 filtered by [${src}:]:`,
+      '/a.txt',
+      '/link',
+      '/raw\\xff.bin',
+      '/sub',
+      '/sub/b.txt',
+    ]);
+    const sub = await coffer(['-q', 'ls', '--host', 'h1', `latest:${src}`, '/sub']);
+    assert.equal(sub.code, 0, sub.stderr);
+    // The second snapshot no longer has sub/b.txt.
+    assert.deepEqual(sub.stdout.trimEnd().split('\n'), ['/sub']);
+    const dumped = await coffer(['dump', `${shortId(s1.id)}:${src}/sub`, '/b.txt']);
+    assert.equal(dumped.code, 0, dumped.stderr);
+    assert.equal(dumped.stdout, 'bravo\n');
+    const file = await coffer(['ls', `${shortId(s1.id)}:${src}/a.txt`]);
+    assert.equal(file.code, 2);
+    assert.match(file.stderr, new RegExp(`^error: ${src}/a.txt: not a folder in snapshot ${shortId(s1.id)}\nhint: `));
+    const missing = await coffer(['dump', `${shortId(s1.id)}:${src}/nope`, '/x']);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, new RegExp(`^error: ${src}/nope: not found in snapshot ${shortId(s1.id)}`));
+  });
+
   test('ls --long: mode, owner, size, time, symlink target', async () => {
     const r = await coffer(['-q', 'ls', '-l', shortId(s1.id), src]);
     assert.equal(r.code, 0, r.stderr);

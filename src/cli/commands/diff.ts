@@ -1,21 +1,10 @@
 import type { Command } from 'commander';
-import { UsageError } from '../../errors/index.ts';
-import { shortId, toHex, type Id, type StoredSnapshot } from '../../model/index.ts';
-import { diffTrees, findNode, selectSnapshot, splitSnapshotPath, type DiffCounts, type Repository } from '../../repo/index.ts';
+import { shortId } from '../../model/index.ts';
+import { diffTrees, snapshotTree, type DiffCounts } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
 import { formatBytes } from '../table.ts';
 import { displayName } from './ls.ts';
-
-/** The tree to compare for `SNAPSHOT` or `SNAPSHOT:SUBFOLDER`. */
-async function treeOf(repo: Repository, snapshots: readonly StoredSnapshot[], arg: string): Promise<{ snapshot: StoredSnapshot; tree: Id }> {
-  const { spec, path } = splitSnapshotPath(arg);
-  const snapshot = selectSnapshot(snapshots, spec);
-  if (path === undefined || path === '' || path === '/') return { snapshot, tree: snapshot.tree };
-  const node = await findNode(repo, snapshot.tree, path, snapshot.id);
-  if (node.type !== 'dir' || !node.subtree) throw new UsageError(`${path}: not a folder in snapshot ${shortId(snapshot.id)}`, { hint: 'diff compares folders' });
-  return { snapshot, tree: toHex(node.subtree) };
-}
 
 function countsJson(c: DiffCounts) {
   return { files: c.files, dirs: c.dirs, others: c.others, data_blobs: c.dataBlobs, tree_blobs: c.treeBlobs, bytes: c.bytes };
@@ -32,8 +21,8 @@ export function registerDiff(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
         const snapshots = await repo.listSnapshots();
-        const a = await treeOf(repo, snapshots, first);
-        const b = await treeOf(repo, snapshots, second);
+        const a = await snapshotTree(repo, snapshots, first);
+        const b = await snapshotTree(repo, snapshots, second);
         ctx.say(`comparing snapshot ${shortId(a.snapshot.id)} to ${shortId(b.snapshot.id)}:`);
         ctx.say('');
         const stats = await diffTrees(repo, a.tree, b.tree, {

@@ -2,7 +2,7 @@ import { open, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FileError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
-import { fileContent, findNode, pathParts, selectSnapshot, tarArchive } from '../../repo/index.ts';
+import { fileContent, findNode, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
 import { addFilterOptions, snapshotFilter, type FilterFlags } from './snapshots.ts';
@@ -67,8 +67,8 @@ export function registerDump(program: Command, ctx: CliContext): void {
     program
       .command('dump')
       .description('write a file from a snapshot to stdout, or a folder as a tar archive')
-      .argument('<snapshot>', 'snapshot id, unique prefix or `latest`')
-      .argument('<path>', 'absolute path of a file or folder in the snapshot'),
+      .argument('<snapshot>', 'snapshot id, unique prefix or `latest`, optionally with `:subfolder`')
+      .argument('<path>', 'absolute path of a file or folder in the snapshot (or in the subfolder)'),
   )
     .option('-a, --archive <format>', 'archive format for folders: tar', 'tar')
     .option('-t, --target <file>', 'write to this file instead of stdout')
@@ -79,8 +79,8 @@ export function registerDump(program: Command, ctx: CliContext): void {
       }
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
-        const snapshot = selectSnapshot(await repo.listSnapshots(), spec, snapshotFilter(flags));
-        const node = await findNode(repo, snapshot.tree, path, snapshot.id);
+        const { snapshot, tree } = await snapshotTree(repo, await repo.listSnapshots(), spec, snapshotFilter(flags));
+        const node = await findNode(repo, tree, path, snapshot.id);
         const parts = pathParts(path).map((p) => Buffer.from(p));
         let chunks: AsyncIterable<Uint8Array>;
         if (node.type === 'file') chunks = fileContent(repo, node, `${path} in snapshot ${shortId(snapshot.id)}`, ctx.signal);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.ts';
 import { shortId, type StoredSnapshot, type TreeNode } from '../../model/index.ts';
-import { findNode, selectSnapshot, walkTree } from '../../repo/index.ts';
+import { findNode, snapshotTree, walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
 import { lsNodeJson, snapshotJson } from '../output/json.ts';
@@ -91,8 +91,8 @@ export function registerLs(program: Command, ctx: CliContext): void {
     program
       .command('ls')
       .description('list files in a snapshot')
-      .argument('<snapshot>', 'snapshot id, unique prefix or `latest`')
-      .argument('[dir...]', 'list only these folders (absolute paths in the snapshot)'),
+      .argument('<snapshot>', 'snapshot id, unique prefix or `latest`, optionally with `:subfolder` (then listed as /)')
+      .argument('[dir...]', 'list only these folders (absolute paths in the snapshot, or in the subfolder)'),
   )
     .option('-l, --long', 'long listing: mode, owner, group, size, time')
     .option('--recursive', 'with folders given, list everything below them, not only their entries')
@@ -101,18 +101,19 @@ export function registerLs(program: Command, ctx: CliContext): void {
       const dirs = dirArgs.map(normalize);
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
-        const snapshot = selectSnapshot(await repo.listSnapshots(), spec, snapshotFilter(flags));
-        for (const dir of dirs) await findNode(repo, snapshot.tree, dir, snapshot.id);
+        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(), spec, snapshotFilter(flags));
+        for (const dir of dirs) await findNode(repo, tree, dir, snapshot.id);
+        const filters = [...(subfolder === undefined ? [] : [`${subfolder}:`]), ...dirs];
 
         if (ctx.json) ctx.printJson({ ...snapshotJson(snapshot), message_type: 'snapshot', struct_type: 'snapshot' });
-        else ctx.say(`${describeSnapshot(snapshot)}${dirs.length > 0 ? ` filtered by [${dirs.join(' ')}]` : ''}:`);
+        else ctx.say(`${describeSnapshot(snapshot)}${filters.length > 0 ? ` filtered by [${filters.join(' ')}]` : ''}:`);
 
         const print = (node: TreeNode, path: string, parts: readonly Uint8Array[]) => {
           if (ctx.json) ctx.printJson(lsNodeJson(node, path));
           else if (flags.long) ctx.out(formatLong(node, displayPath(parts), flags.humanReadable));
           else ctx.out(displayPath(parts));
         };
-        await walkTree(repo, snapshot.tree, ({ path, parts, node }) => {
+        await walkTree(repo, tree, ({ path, parts, node }) => {
           ctx.signal.throwIfAborted();
           if (dirs.length === 0) {
             print(node, path, parts);
