@@ -959,7 +959,7 @@ class Restorer {
       try {
         data = await this.#repo.backend.load({ type: 'data', name: range.pack }, { offset: range.offset, length: range.length });
       } catch (err) {
-        for (const need of live) for (const t of need.targets) this.#jobFailed(t.job, err);
+        await this.#otherwise(live, live.map((need) => need.targets), err);
         return;
       }
     }
@@ -990,7 +990,7 @@ class Restorer {
             plain = openBlob(this.#repo.crypto, 'data', need.id, data.subarray(at, at + need.location.length), need.location.rawLength, what(need));
           } catch (err) {
             this.#plain.release(cost);
-            for (const t of need.targets) this.#jobFailed(t.job, err);
+            await this.#otherwise([need], [need.targets], err);
             continue;
           }
         }
@@ -1031,7 +1031,7 @@ class Restorer {
       try {
         data = await this.#repo.backend.load({ type: 'data', name: range.pack }, { offset: range.offset, length: range.length });
       } catch (err) {
-        for (const t of targets.flat()) this.#jobFailed(t.job, err);
+        await this.#otherwise(live, targets, err);
         return;
       }
       response = await pool.open({ data }, items);
@@ -1039,7 +1039,7 @@ class Restorer {
     for (let i = 0; i < live.length; i++) {
       const error = response.errors[i];
       if (error) {
-        for (const t of targets[i]) this.#jobFailed(t.job, new IntegrityError(error.message, { hint: error.hint }));
+        await this.#otherwise([live[i]], [targets[i]], new IntegrityError(error.message, { hint: error.hint }));
         continue;
       }
       for (let j = 0; j < targets[i].length; j++) {
@@ -1106,6 +1106,31 @@ class Restorer {
       });
     } catch (err) {
       this.#jobFailed(job, err);
+    }
+  }
+
+  /**
+   * Blobs that could not be read where the index puts them (`err`): each is read from another copy when
+   * the index knows one (an interrupted prune or concurrent backups can store a blob twice) and written
+   * to its targets here; the files of the others fail with `err`.
+   */
+  async #otherwise(needs: readonly Need[], targets: ReadonlyArray<readonly Target[]>, err: unknown): Promise<void> {
+    if (err instanceof CancelledError) throw err;
+    for (let i = 0; i < needs.length; i++) {
+      let plain: Uint8Array | undefined;
+      if (this.#index.copies(needs[i].id, 'data').length > 1) {
+        try {
+          plain = await this.#repo.loadBlob('data', needs[i].id);
+        } catch (again) {
+          if (again instanceof CancelledError) throw again;
+        }
+      }
+      if (plain === undefined) {
+        for (const t of targets[i]) this.#jobFailed(t.job, err);
+        continue;
+      }
+      const data = isZero(plain) ? undefined : plain;
+      await Promise.all(targets[i].map((t) => this.#write(t, data)));
     }
   }
 

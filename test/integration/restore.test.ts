@@ -12,7 +12,7 @@ import { backup, compileExcludes } from '../../src/archiver/index.ts';
 import { decode, encode } from '../../src/codec/index.ts';
 import { AppError, CancelledError, IntegrityError } from '../../src/errors/index.ts';
 import { toHex, type StoredSnapshot, type TreeNode } from '../../src/model/index.ts';
-import { encodeTree, findNode, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { buildPack, encodeTree, findNode, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
 import { LocalBackend, filePath, type Handle } from '../../src/backend/index.ts';
 import { restore, type RestoreOptions, type RestoreSummary } from '../../src/restorer/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
@@ -160,6 +160,44 @@ describe('restore', () => {
     // The same trees are loaded either way; data ranges only when the workers cannot read them.
     assert.ok(loads[0] < loads[1], `loads ${loads}`);
   });
+
+  for (const workers of [0, 1]) {
+    it(`restores a blob from its other copy when the first is damaged (${workers} workers)`, async () => {
+      const dir = join(base, `copies-${workers}`);
+      await mkdir(dir);
+      await writeFile(join(dir, 'twice'), pseudoRandom(60_000, 5));
+      await writeFile(join(dir, 'once'), pseudoRandom(60_000, 6));
+      const folder = join(base, `copies-repo-${workers}`);
+      const local = await createTestRepo(new LocalBackend(folder));
+      await backup(local, { paths: [dir], programVersion: 'test' });
+      const [snap] = await local.listSnapshots();
+      // A second copy of `twice`'s blob in a pack of its own, indexed: what concurrent backups can leave.
+      const node = await findNode(local, snap.tree, `${dir}/twice`, snap.id);
+      const id = node.content![0];
+      const first = (await local.loadIndex()).lookup(id, 'data')!;
+      const sealed = await local.backend.load({ type: 'data', name: first.pack }, { offset: first.offset, length: first.length });
+      const extra = buildPack([{ type: 'data', id, sealed, rawLength: first.rawLength }], local.crypto.metadata);
+      await local.backend.save({ type: 'data', name: extra.name }, extra.bytes);
+      await local.saveIndex([{ id: extra.name, type: 'data', size: extra.bytes.length, entries: extra.entries }]);
+      const fresh = await reopen(local);
+      const copies = (await fresh.index()).copies(id, 'data');
+      assert.equal(copies.length, 2);
+      // Damage the copy a restore reads first.
+      const packFile = join(folder, filePath({ type: 'data', name: copies[0].pack }));
+      const bytes = await readFile(packFile);
+      bytes[copies[0].offset + Math.floor(copies[0].length / 2)] ^= 0x20;
+      await rm(packFile, { force: true });
+      await writeFile(packFile, bytes);
+
+      const target = freshDir();
+      const { reporter, errors } = recorder();
+      const summary = await restore(fresh, snap, { target, workers, reporter });
+      assert.deepEqual(errors, []);
+      assert.equal(summary.errors, 0);
+      assert.deepEqual(await readFile(join(target, dir, 'twice')), pseudoRandom(60_000, 5));
+      assert.deepEqual(await readFile(join(target, dir, 'once')), pseudoRandom(60_000, 6));
+    });
+  }
 
   for (const workers of [0, 1]) {
     it(`reports the files whose blobs are damaged and restores the others (${workers} workers)`, async () => {
