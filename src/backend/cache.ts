@@ -19,11 +19,17 @@ import { matchesName } from './verify.ts';
 /** A backend that can be told which data packs are worth caching whole (the repository's tree packs). */
 export interface CacheAware {
   setCacheable(isCacheable: (packId: string) => boolean): void;
+  /**
+   * Keeps a copy of a data pack just saved that is worth caching (a tree pack), so the next command that
+   * reads trees finds it locally instead of downloading it again. Never fails: cache errors are reported.
+   */
+  keep(handle: Handle, data: Uint8Array): Promise<void>;
 }
 
-/** True when `backend` has a {@link CacheAware.setCacheable} method (duck-typed: decorators need not know). */
+/** True when `backend` has the {@link CacheAware} methods (duck-typed: decorators need not know). */
 export function isCacheAware(backend: unknown): backend is CacheAware {
-  return typeof (backend as Partial<CacheAware> | null)?.setCacheable === 'function';
+  const candidate = backend as Partial<CacheAware> | null;
+  return typeof candidate?.setCacheable === 'function' && typeof candidate.keep === 'function';
 }
 
 /** The standard cache directory tag (https://bford.info/cachedir/); backup tools skip folders holding it. */
@@ -101,6 +107,12 @@ export class CachingBackend implements Backend, CacheAware {
 
   setCacheable(isCacheable: (packId: string) => boolean): void {
     this.#isCacheable = isCacheable;
+  }
+
+  async keep(handle: Handle, data: Uint8Array): Promise<void> {
+    if (this.#dir === undefined || handle.type !== 'data') return;
+    // Written from the very bytes just stored under this name: already checked.
+    if (await this.#write(handle, data)) this.#verifiedPacks.add(handle.name);
   }
 
   create(): Promise<void> {

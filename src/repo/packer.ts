@@ -18,6 +18,8 @@ export interface PackerOptions {
   readonly onPackSaved: (pack: PackRecord) => void;
   /** Build packs but do not store them (dry runs). */
   readonly discard?: boolean;
+  /** Called once a pack is saved, with its bytes (valid only until the returned promise settles): the local cache keeps tree packs. */
+  readonly afterSave?: (name: string, bytes: Uint8Array) => Promise<void>;
 }
 
 export class Packer {
@@ -104,7 +106,10 @@ export class Packer {
     this.#pendingBytes = 0;
     const bytes = out.subarray(0, size);
     const name = storageName(bytes);
-    const saving = this.#options.discard ? Promise.resolve() : this.#backend.save({ type: 'data', name }, bytes);
+    const afterSave = this.#options.afterSave;
+    const saving = this.#options.discard
+      ? Promise.resolve()
+      : this.#backend.save({ type: 'data', name }, bytes).then(() => afterSave?.(name, bytes));
     const upload = saving.then(
       () => {
         this.packsSaved++;

@@ -171,11 +171,15 @@ export class Repository {
 
   /** A packer for blobs of `type` whose saved packs are added to the in-memory index. */
   newPacker(type: BlobType, onPackSaved: (pack: PackRecord) => void, options: { discard?: boolean } = {}): Packer {
+    const backend = this.backend;
+    const cache = type === 'tree' && isCacheAware(backend) ? backend : undefined;
     return new Packer(type, this.backend, this.crypto.metadata, {
       discard: options.discard,
       targetSize: this.config.packSize,
       // Two uploads in flight keep a disk or a fast link busy; each costs a pack of memory.
       uploads: 2,
+      // Tree packs go into the local cache as they are saved: the next listing needs them.
+      afterSave: cache && ((name, bytes) => cache.keep({ type: 'data', name }, bytes)),
       onPackSaved: (pack) => {
         const index = this.#index;
         if (index) {

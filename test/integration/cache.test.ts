@@ -118,6 +118,31 @@ describe('CachingBackend', () => {
     assert.ok(second.fault.calls('list') > 0);
   });
 
+  it('keeps the tree packs a backup saves (not its data packs): a browse right after loads nothing', async () => {
+    const dir = path.join(scratch, 'c-save', 'repo');
+    const store = new MemoryBackend();
+    await createTestRepo(store);
+    const opened = async () => {
+      const fault = new FaultBackend(store);
+      const cache = new CachingBackend(fault);
+      const repo = await Repository.open(cache, testPassword);
+      await cache.attach(dir);
+      return { repo, fault };
+    };
+    const writer = await opened();
+    await writer.repo.loadIndex();
+    await backup(writer.repo, { paths: [path.join(scratch, 'source')], programVersion: 'test' });
+    const index = await writer.repo.loadIndex();
+    const cached = await filesBelow(path.join(dir, 'data'));
+    const kept = index.packs().filter((p) => cached.some((f) => f.endsWith(p.id)));
+    assert.ok(kept.length > 0);
+    assert.deepEqual(kept.map((p) => p.type), kept.map(() => 'tree'));
+    assert.equal(kept.length, index.packs().filter((p) => p.type === 'tree').length);
+
+    const reader = await opened();
+    assert.equal(await loadsDuring(reader.fault, () => browse(reader.repo)), 0);
+  });
+
   it('caches index files, snapshots and tree packs only, never config, keys, locks or data packs', async () => {
     const dir = path.join(scratch, 'c2', 'repo');
     const { repo } = await openCached(dir);
