@@ -4,11 +4,11 @@
  */
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
-import type { Crypto } from '../crypto/index.ts';
+import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { prestartWorkers, siblingScript, startWorker, type Id } from '../model/index.ts';
 import type { BlobType } from '../repo/index.ts';
 import type { PackVerification } from './verify.ts';
-import type { PackFile, VerifyInit, VerifyRequest, VerifyResponse } from './verify-worker.ts';
+import type { PackFile, VerifyRequest, VerifyResponse } from './verify-worker.ts';
 
 const script = siblingScript('verify-worker', import.meta.url);
 
@@ -29,7 +29,7 @@ export class VerifyPool {
 
   constructor(crypto: Crypto, size = availableParallelism()) {
     for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = startWorker<VerifyInit>(script, { keys: crypto.keys, algorithm: crypto.content.algorithm });
+      const worker = startWorker(script, cryptoSpec(crypto));
       const slot = { worker, busy: 0, failed: false };
       worker.on('message', (response: VerifyResponse) => {
         const pending = this.#pending.get(response.seq);

@@ -4,7 +4,7 @@
  * local repository, is read here into a buffer reused for every pack.
  */
 import { parentPort } from 'node:worker_threads';
-import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
+import { makeCrypto, type Crypto, type CryptoSpec } from '../crypto/index.ts';
 import { RangeReader } from '../backend/local.ts';
 import { discard, serveWorker } from '../model/index.ts';
 import type { BlobType } from '../repo/pack.ts';
@@ -32,12 +32,7 @@ export interface VerifyResponse {
   readonly error?: string;
 }
 
-export interface VerifyInit {
-  readonly keys: KeySet;
-  readonly algorithm: AeadAlgorithm;
-}
-
-serveWorker<VerifyInit, VerifyRequest>(({ keys, algorithm }) => {
+serveWorker<CryptoSpec, VerifyRequest>(({ keys, algorithm }) => {
   const crypto = makeCrypto(keys, algorithm);
   const reader = new RangeReader();
   return (request) => verify(crypto, reader, request);

@@ -39,6 +39,16 @@ export interface Crypto {
   blobId(plaintext: Uint8Array): Uint8Array;
 }
 
+/** What a worker thread needs to rebuild a {@link Crypto}: structured-clonable, unlike the AEAD keys. */
+export interface CryptoSpec {
+  readonly keys: KeySet;
+  readonly algorithm: AeadAlgorithm;
+}
+
+export function cryptoSpec(crypto: Crypto): CryptoSpec {
+  return { keys: crypto.keys, algorithm: crypto.content.algorithm };
+}
+
 export function makeCrypto(keys: KeySet, algorithm: AeadAlgorithm): Crypto {
   // A KeyObject made once: passing raw bytes makes node:crypto build one on every call.
   const idKey = createSecretKey(keys.id);

@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { RangeReader } from '../backend/local.ts';
-import { makeCrypto, type AeadAlgorithm, type Crypto, type KeySet } from '../crypto/index.ts';
+import { makeCrypto, type Crypto, type CryptoSpec } from '../crypto/index.ts';
 import { AppError } from '../errors/index.ts';
 import { discard, lowerWorkerPriority, serveWorker } from '../model/index.ts';
 import { openBlob } from '../repo/index.ts';
@@ -46,12 +46,7 @@ export interface OpenResponse {
   readonly writeErrors: ReadonlyArray<ReadonlyArray<Failure | undefined>>;
 }
 
-export interface OpenInit {
-  readonly keys: KeySet;
-  readonly algorithm: AeadAlgorithm;
-}
-
-serveWorker<OpenInit, OpenRequest>(({ keys, algorithm }) => {
+serveWorker<CryptoSpec, OpenRequest>(({ keys, algorithm }) => {
   lowerWorkerPriority();
   const crypto = makeCrypto(keys, algorithm);
   const reader = new RangeReader();

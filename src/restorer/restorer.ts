@@ -31,7 +31,7 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import type { Worker } from 'node:worker_threads';
-import type { Crypto } from '../crypto/index.ts';
+import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, startWorker, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
@@ -59,7 +59,7 @@ import {
   isZero,
   type ChunkWrite,
 } from './safe-path.ts';
-import type { Failure, OpenInit, OpenItem, OpenRequest, OpenResponse, RangeSource } from './restore-worker.ts';
+import type { Failure, OpenItem, OpenRequest, OpenResponse, RangeSource } from './restore-worker.ts';
 
 const run = promisify(execFile);
 
@@ -307,7 +307,7 @@ class OpenPool {
 
   constructor(crypto: Crypto, size: number) {
     for (let i = 0; i < size; i++) {
-      const worker = startWorker<OpenInit>(script, { keys: crypto.keys, algorithm: crypto.content.algorithm });
+      const worker = startWorker(script, cryptoSpec(crypto));
       const slot = { worker, busy: 0 };
       worker.on('message', (response: OpenResponse) => {
         slot.busy--;
