@@ -10,7 +10,7 @@ import { toHex } from '../model/index.ts';
 import { buildPack, sealBlob } from '../repo/index.ts';
 import { bucketOf, parseReadDataSubset, selectPacks } from './checker.ts';
 import { issue, severityOf } from './issues.ts';
-import { compactEntries, expandEntries, verifyPackBytes } from './verify.ts';
+import { compactEntries, expandEntries, verifyPackBytes, type PackVerification } from './verify.ts';
 import { VerifyPool } from './verify-pool.ts';
 
 const crypto = makeCrypto(deriveKeySet(newMasterSecret()), 'chacha20-poly1305');
@@ -109,17 +109,26 @@ test('verifyPackBytes: a sound pack passes; a flipped byte names the blob and ch
   assert.deepEqual(noHeader.failures, []);
 });
 
+/** Three packs, the second with one bit of its first blob flipped at `offset`: the packs and their bytes. */
+async function packsWithOneDamaged(offset: number, bit: number) {
+  const packs = await Promise.all([pack(3), pack(4), pack(2)]);
+  const damaged = Uint8Array.from(packs[1].bytes);
+  damaged[packs[1].entries[0].offset + offset] ^= bit;
+  return { packs, inputs: [packs[0].bytes, damaged, packs[2].bytes] };
+}
+
+/** What a verdict says, in a form deepEqual compares. */
+function verdict(r: PackVerification) {
+  return { hash: r.hash, header: r.header?.length, failures: r.failures.map((f) => [toHex(f.id), f.message]), checked: r.blobsChecked };
+}
+
 test('the worker pool gives the same verdicts as the main thread', async () => {
   const pool = new VerifyPool(crypto, 2);
   try {
-    const packs = await Promise.all([pack(3), pack(4), pack(2)]);
-    const damaged = Uint8Array.from(packs[1].bytes);
-    damaged[packs[1].entries[0].offset + 40] ^= 0x80;
-    const inputs = [packs[0].bytes, damaged, packs[2].bytes];
+    const { packs, inputs } = await packsWithOneDamaged(40, 0x80);
     const expected = inputs.map((bytes, i) => verifyPackBytes(crypto, packs[i].name, bytes, compactEntries(packs[i].entries), 'data'));
     const got = await Promise.all(inputs.map((bytes, i) => pool.verify(packs[i].name, Uint8Array.from(bytes), compactEntries(packs[i].entries), 'data')));
-    const shape = (r: (typeof expected)[number]) => ({ hash: r.hash, header: r.header?.length, failures: r.failures.map((f) => [toHex(f.id), f.message]), checked: r.blobsChecked });
-    assert.deepEqual(got.map(shape), expected.map(shape));
+    assert.deepEqual(got.map(verdict), expected.map(verdict));
     assert.equal(got[1].failures.length, 1);
   } finally {
     await pool.close();
@@ -130,10 +139,7 @@ test('the worker pool reads pack files itself, with the same verdicts, and rejec
   const dir = await mkdtemp(path.join(tmpdir(), 'coffer-verify-'));
   const pool = new VerifyPool(crypto, 2);
   try {
-    const packs = await Promise.all([pack(3), pack(4), pack(2)]);
-    const damaged = Uint8Array.from(packs[1].bytes);
-    damaged[packs[1].entries[0].offset + 25] ^= 0x04;
-    const inputs = [packs[0].bytes, damaged, packs[2].bytes];
+    const { packs, inputs } = await packsWithOneDamaged(25, 0x04);
     const files = await Promise.all(inputs.map(async (bytes, i) => {
       const file = path.join(dir, packs[i].name);
       await writeFile(file, bytes);
@@ -142,14 +148,13 @@ test('the worker pool reads pack files itself, with the same verdicts, and rejec
     const expected = inputs.map((bytes, i) => verifyPackBytes(crypto, packs[i].name, bytes, compactEntries(packs[i].entries), 'data', true));
     // More packs than workers, so that each worker reads several into the buffer it reuses.
     const got = await Promise.all([...files, ...files].map((f, i) => pool.verify(packs[i % 3].name, f, compactEntries(packs[i % 3].entries), 'data', true)));
-    const shape = (r: (typeof expected)[number]) => ({ hash: r.hash, header: r.header?.length, failures: r.failures.map((f) => [toHex(f.id), f.message]), checked: r.blobsChecked });
-    assert.deepEqual(got.map(shape), [...expected, ...expected].map(shape));
+    assert.deepEqual(got.map(verdict), [...expected, ...expected].map(verdict));
     assert.equal(got[1].failures.length, 1);
     assert.equal(got[0].hash, packs[0].name);
     await assert.rejects(pool.verify(packs[0].name, { path: path.join(dir, 'gone'), size: 10 }, compactEntries(packs[0].entries), 'data'), /ENOENT/);
     await assert.rejects(pool.verify(packs[0].name, { path: files[0].path, size: files[0].size + 1 }, compactEntries(packs[0].entries), 'data'), /ends before byte/);
     // The pool still works after a failed read.
-    assert.deepEqual(shape(await pool.verify(packs[2].name, files[2], compactEntries(packs[2].entries), 'data', true)), shape(expected[2]));
+    assert.deepEqual(verdict(await pool.verify(packs[2].name, files[2], compactEntries(packs[2].entries), 'data', true)), verdict(expected[2]));
   } finally {
     await pool.close();
     await rm(dir, { recursive: true, force: true });

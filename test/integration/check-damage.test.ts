@@ -5,17 +5,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { backup } from '../../src/archiver/index.ts';
 import { LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type Handle } from '../../src/backend/index.ts';
 import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
-import { buildPack, decodeIndex, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { buildPack, decodeIndex, sealBlob, walkTree, type Repository } from '../../src/repo/index.ts';
+import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
-import { createTestRepo, reopen } from '../support/test-repo.ts';
+import { reopen } from '../support/test-repo.ts';
 
 interface Fixture {
   repo: Repository;
@@ -38,24 +38,10 @@ class UnreadableLocalBackend extends LocalBackend {
 }
 
 async function fixture(options: { verify?: boolean; local?: typeof LocalBackend } = {}): Promise<Fixture> {
-  const source = await mkdtemp(path.join(tmpdir(), 'coffer-check-'));
-  await mkdir(path.join(source, 'docs'));
-  await mkdir(path.join(source, 'sub', 'deep'), { recursive: true });
-  await writeFile(path.join(source, 'big.bin'), randomBytes(2500 * 1024));
-  await writeFile(path.join(source, 'mid.bin'), randomBytes(1200 * 1024));
-  await writeFile(path.join(source, 'docs', 'a.txt'), 'hello\n'.repeat(100));
-  await writeFile(path.join(source, 'docs', 'b.txt'), 'world\n');
-  await writeFile(path.join(source, 'sub', 'deep', 'c.bin'), randomBytes(300 * 1024));
-  await settleAtimes(source);
   const folder = options.local ? await mkdtemp(path.join(tmpdir(), 'coffer-check-repo-')) : undefined;
   const inner = options.local ? new options.local(folder!) : new MemoryBackend();
   const backend = options.verify ? new VerifyingBackend(inner) : inner;
-  const repo = await createTestRepo(backend, { packSize: 1024 * 1024 });
-  const first = await backup(repo, { paths: [source], programVersion: 'test' });
-  await writeFile(path.join(source, 'docs', 'b.txt'), 'changed\n');
-  const second = await backup(repo, { paths: [source], programVersion: 'test', parent: { ...first.snapshot, id: first.snapshotId! } });
-  assert.equal(first.snapshot.summary!.errors + second.snapshot.summary!.errors, 0, 'the fixture backups read every file');
-  const fresh = await reopen(repo);
+  const { repo: fresh, source, snapshots } = await backUpTwice(backend, 'coffer-check-');
   const blobPaths = new Map<string, string>();
   const blobSnapshots = new Map<string, Id[]>();
   for (const s of await fresh.listSnapshots()) {
@@ -69,16 +55,7 @@ async function fixture(options: { verify?: boolean; local?: typeof LocalBackend 
       }
     });
   }
-  return { repo: fresh, backend, snapshots: [first.snapshotId!, second.snapshotId!], blobPaths, blobSnapshots, source, folder };
-}
-
-/** Reads every file and folder once, so that their access times stay put and unchanged folders deduplicate. */
-async function settleAtimes(dir: string): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) await settleAtimes(p);
-    else await readFile(p);
-  }
+  return { repo: fresh, backend, snapshots, blobPaths, blobSnapshots, source, folder };
 }
 
 async function cleanup(f: Fixture): Promise<void> {
@@ -96,25 +73,6 @@ function kinds(issues: readonly CheckIssue[]): string[] {
 
 function count(issues: readonly CheckIssue[], kind: string): number {
   return issues.filter((i) => i.kind === kind).length;
-}
-
-async function indexRecords(repo: Repository): Promise<{ names: Id[]; packs: PackRecord[] }> {
-  const names: Id[] = [];
-  for await (const { name } of repo.backend.list('index')) names.push(name);
-  const packs: PackRecord[] = [];
-  for (const name of names) packs.push(...decodeIndex(await repo.loadStructured('index', name), name).packs);
-  return { names, packs };
-}
-
-/** Replaces every index file by one holding `transform(packs)`. */
-async function rewriteIndex(repo: Repository, transform: (packs: PackRecord[]) => PackRecord[]): Promise<void> {
-  const { names, packs } = await indexRecords(repo);
-  await repo.saveIndex(transform(packs), names);
-  for (const name of names) await repo.backend.remove({ type: 'index', name });
-}
-
-async function packsOf(repo: Repository, type: 'data' | 'tree'): Promise<PackRecord[]> {
-  return (await indexRecords(repo)).packs.filter((p) => p.type === type).sort((a, b) => b.entries.length - a.entries.length);
 }
 
 async function damage(backend: Backend, pack: Id, change: (bytes: Uint8Array) => Uint8Array, newName?: (bytes: Uint8Array) => Id): Promise<Id> {
@@ -375,16 +333,8 @@ test('a subtree missing from the index: missing-tree naming its path and every s
   try {
     const repo = await reopen(f.repo);
     const snapshot = await repo.loadSnapshot(f.snapshots[0]);
-    let deep: Uint8Array | undefined;
-    let deepPath = '';
-    await walkTree(repo, snapshot.tree, ({ path: p, node }) => {
-      if (p.endsWith('/sub/deep')) {
-        deep = node.subtree;
-        deepPath = p;
-      }
-    });
-    assert.ok(deep);
-    await rewriteIndex(f.repo, (packs) => packs.map((p) => ({ ...p, entries: p.entries.filter((e) => Buffer.compare(e.id, deep!) !== 0) })));
+    const { id: deep, path: deepPath } = await subtreeAt(repo, snapshot.tree, '/sub/deep');
+    await rewriteIndex(f.repo, (packs) => packs.map((p) => ({ ...p, entries: p.entries.filter((e) => Buffer.compare(e.id, deep) !== 0) })));
     const result = await run(f);
     // The tree's bytes stay in its pack: the header check of --read-data would see them; here, only the walk.
     assert.deepEqual(result.issues.map((i) => i.kind), ['missing-tree']);

@@ -4,17 +4,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
-import { backup } from '../../src/archiver/index.ts';
+import { readFile, rm } from 'node:fs/promises';
 import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
 import { check } from '../../src/checker/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
-import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type Repository } from '../../src/repo/index.ts';
+import { backUpTwice, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
-import { createTestRepo, reopen } from '../support/test-repo.ts';
+import { reopen } from '../support/test-repo.ts';
 
 interface Fixture {
   repo: Repository;
@@ -23,31 +20,9 @@ interface Fixture {
   snapshots: Id[];
 }
 
-async function settleAtimes(dir: string): Promise<void> {
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) await settleAtimes(p);
-    else await readFile(p);
-  }
-}
-
 async function fixture(): Promise<Fixture> {
-  const source = await mkdtemp(path.join(tmpdir(), 'coffer-repair-'));
-  await mkdir(path.join(source, 'docs'));
-  await mkdir(path.join(source, 'sub', 'deep'), { recursive: true });
-  await writeFile(path.join(source, 'big.bin'), randomBytes(2500 * 1024));
-  await writeFile(path.join(source, 'mid.bin'), randomBytes(1200 * 1024));
-  await writeFile(path.join(source, 'docs', 'a.txt'), 'hello\n'.repeat(100));
-  await writeFile(path.join(source, 'docs', 'b.txt'), 'world\n');
-  await writeFile(path.join(source, 'sub', 'deep', 'c.bin'), randomBytes(300 * 1024));
-  await settleAtimes(source);
   const backend = new VerifyingBackend(new MemoryBackend());
-  const repo = await createTestRepo(backend, { packSize: 1024 * 1024 });
-  const first = await backup(repo, { paths: [source], programVersion: 'test' });
-  await writeFile(path.join(source, 'docs', 'b.txt'), 'changed\n');
-  const second = await backup(repo, { paths: [source], programVersion: 'test', parent: { ...first.snapshot, id: first.snapshotId! } });
-  assert.equal(first.snapshot.summary!.errors + second.snapshot.summary!.errors, 0);
-  return { repo: await reopen(repo), backend, source, snapshots: [first.snapshotId!, second.snapshotId!] };
+  return { backend, ...(await backUpTwice(backend, 'coffer-repair-')) };
 }
 
 async function cleanup(f: Fixture): Promise<void> {
@@ -58,12 +33,6 @@ async function names(backend: Backend, type: FileType): Promise<Id[]> {
   const out: Id[] = [];
   for await (const { name } of backend.list(type)) out.push(name);
   return out.sort();
-}
-
-async function dataPacks(repo: Repository): Promise<PackRecord[]> {
-  const packs: PackRecord[] = [];
-  for (const name of await names(repo.backend, 'index')) packs.push(...decodeIndex(await repo.loadStructured('index', name), name).packs);
-  return packs.filter((p) => p.type === 'data').sort((a, b) => b.entries.length - a.entries.length);
 }
 
 /** Reads every file of every snapshot back through the index: path → content. */
@@ -148,7 +117,7 @@ test('repair index --dry-run changes nothing', async () => {
 test('a deleted data pack: repair index drops it, repair snapshots --forget empties the damaged files; check passes', async () => {
   const f = await fixture();
   try {
-    const [pack] = await dataPacks(f.repo);
+    const [pack] = await packsOf(f.repo, 'data');
     await f.backend.remove({ type: 'data', name: pack.id });
     const indexed = await repairIndex(await reopen(f.repo));
     assert.equal(indexed.packsRemoved, 1);
@@ -186,7 +155,7 @@ test('a deleted data pack: repair index drops it, repair snapshots --forget empt
 test('repair snapshots alone: the repaired snapshots reference nothing missing; the originals stay', async () => {
   const f = await fixture();
   try {
-    const [pack] = await dataPacks(f.repo);
+    const [pack] = await packsOf(f.repo, 'data');
     await f.backend.remove({ type: 'data', name: pack.id });
     const result = await repairSnapshots(await reopen(f.repo));
     assert.equal(result.repaired.length, 2);
@@ -209,16 +178,9 @@ test('repair snapshots: a missing subtree becomes an empty folder; --dry-run wri
   try {
     const repo = await reopen(f.repo);
     const s = await repo.loadSnapshot(f.snapshots[0]);
-    let deep: Uint8Array | undefined;
-    await walkTree(repo, s.tree, ({ path: p, node }) => {
-      if (p.endsWith('/sub/deep')) deep = node.subtree;
-    });
+    const { id: deep } = await subtreeAt(repo, s.tree, '/sub/deep');
     // Drop the subtree from the index (its bytes stay in its pack, unreferenced).
-    const indexNames = await names(f.backend, 'index');
-    const packs: PackRecord[] = [];
-    for (const name of indexNames) packs.push(...decodeIndex(await repo.loadStructured('index', name), name).packs);
-    await repo.saveIndex(packs.map((p) => ({ ...p, entries: p.entries.filter((e) => Buffer.compare(e.id, deep!) !== 0) })), indexNames);
-    for (const name of indexNames) await f.backend.remove({ type: 'index', name });
+    await rewriteIndex(repo, (packs) => packs.map((p) => ({ ...p, entries: p.entries.filter((e) => Buffer.compare(e.id, deep) !== 0) })));
 
     const before = { snapshots: await names(f.backend, 'snapshot'), data: await names(f.backend, 'data'), index: await names(f.backend, 'index') };
     const dry = await repairSnapshots(await reopen(f.repo), { dryRun: true });
@@ -243,7 +205,7 @@ test('repair snapshots: a missing subtree becomes an empty folder; --dry-run wri
 test('repair index --read-all-packs leaves a damaged blob out; repair snapshots then saves the rest', async () => {
   const f = await fixture();
   try {
-    const [pack] = await dataPacks(f.repo);
+    const [pack] = await packsOf(f.repo, 'data');
     const { entry: victim, middle } = largestBlob(pack.entries);
     const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
     bytes[middle] ^= 0x04;
@@ -270,7 +232,7 @@ test('repair index --read-all-packs leaves a damaged blob out; repair snapshots 
 test('repair index leaves out a pack whose header cannot be read, and says so', async () => {
   const f = await fixture();
   try {
-    const [pack] = await dataPacks(f.repo);
+    const [pack] = await packsOf(f.repo, 'data');
     const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
     bytes[bytes.length - 10] ^= 0xff; // inside the sealed header
     await f.backend.save({ type: 'data', name: pack.id }, bytes);
