@@ -956,12 +956,8 @@ class Restorer {
     if (this.#pool && file !== undefined) return this.#openAndWrite(this.#pool, { file, offset: range.offset, length: range.length }, range, live, what);
     let data: Uint8Array | undefined;
     if (!this.#dry) {
-      try {
-        data = await this.#repo.backend.load({ type: 'data', name: range.pack }, { offset: range.offset, length: range.length });
-      } catch (err) {
-        await this.#otherwise(live, live.map((need) => need.targets), err);
-        return;
-      }
+      data = await this.#loadRangeBytes(range, live);
+      if (data === undefined) return;
     }
     if (data && this.#pool) return this.#openAndWrite(this.#pool, { data }, range, live, what);
     // Small restores decrypt here while earlier blobs' writes run in the thread pool; the writes limit
@@ -1027,13 +1023,8 @@ class Restorer {
     let response = await pool.open(source, items);
     if (response.unread) {
       // The worker could not read the file: load the range through the backend, whose errors say why.
-      let data: Uint8Array;
-      try {
-        data = await this.#repo.backend.load({ type: 'data', name: range.pack }, { offset: range.offset, length: range.length });
-      } catch (err) {
-        await this.#otherwise(live, targets, err);
-        return;
-      }
+      const data = await this.#loadRangeBytes(range, live);
+      if (data === undefined) return;
       response = await pool.open({ data }, items);
     }
     for (let i = 0; i < live.length; i++) {
@@ -1106,6 +1097,16 @@ class Restorer {
       });
     } catch (err) {
       this.#jobFailed(job, err);
+    }
+  }
+
+  /** A range's bytes through the backend; undefined when it cannot be loaded (its blobs were then dealt with). */
+  async #loadRangeBytes(range: PackRange<Need> & { pack: Id }, live: readonly Need[]): Promise<Uint8Array | undefined> {
+    try {
+      return await this.#repo.backend.load({ type: 'data', name: range.pack }, { offset: range.offset, length: range.length });
+    } catch (err) {
+      await this.#otherwise(live, live.map((need) => need.targets), err);
+      return undefined;
     }
   }
 
