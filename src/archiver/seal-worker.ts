@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { AeadKey, contextOf, type AeadAlgorithm } from '../crypto/index.ts';
-import { encodeBlobBody } from '../repo/blob.ts';
+import { sealBlobBody } from '../repo/blob.ts';
 import { copyBytes, discard, lowerWorkerPriority, serveWorker } from '../model/index.ts';
 
 export type SealMessage =
@@ -40,14 +40,12 @@ function seal(key: AeadKey, slots: Uint8Array[], message: SealMessage): void {
   }
   try {
     const slot = slots[message.slot];
-    const { encoding, payload } = encodeBlobBody(slot.subarray(0, message.length));
-    const sealed = key.seal(payload, contextOf(message.type, message.id), encoding);
+    const sealed = sealBlobBody(key, slot.subarray(0, message.length), contextOf(message.type, message.id));
     if (sealed.length > slot.length) throw new Error(`sealed blob (${sealed.length} bytes) exceeds its slot (${slot.length})`);
     copyBytes(slot, sealed);
     parentPort!.postMessage({ seq: message.seq, length: sealed.length } satisfies SealResponse);
-    // Both copies are this thread's alone; an uncompressed payload is the shared slot, which discard skips.
+    // The sealed copy is this thread's alone: free it now rather than at a later collection.
     discard(sealed.buffer);
-    discard(payload.buffer);
   } catch (err) {
     parentPort!.postMessage({ seq: message.seq, error: (err as Error).message } satisfies SealResponse);
   }

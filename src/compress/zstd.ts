@@ -1,41 +1,177 @@
 /**
- * zstd from node:zlib (the only importer of its zstd functions). Async variants run on libuv's thread pool,
- * which keeps the second core busy while the main thread chunks and hashes.
+ * zstd from node:zlib (the only importer of node:zlib).
+ *
+ * Node's one-shot functions build a stream object and a fresh zstd context for every call and free them
+ * afterwards. Per blob that costs more than compressing a small file (tens of microseconds, plus new
+ * megabytes of tables and window the kernel must zero), so each thread keeps one context per direction
+ * and drives Node's native zstd handle directly, one whole frame per call. That handle is Node's own
+ * (`_handle`, stable since zlib's first release); a self-check at first use confirms it behaves as
+ * expected, and anything unexpected falls back to the one-shot functions for the rest of the process.
  */
-import { constants, zstdCompress, zstdCompressSync, zstdDecompress, zstdDecompressSync } from 'node:zlib';
-import { promisify } from 'node:util';
+import { constants, ZstdCompress, ZstdDecompress, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 
 /** Level 3 is zstd's default: the best speed/size trade-off for backup data in our measurements. */
 export const defaultZstdLevel = 3;
 
-const compressAsync = promisify(zstdCompress);
-const decompressAsync = promisify(zstdDecompress);
+/** Node's native zlib handle, as its own streams use it. */
+interface NativeHandle {
+  writeSync(flush: number, input: Uint8Array, inOffset: number, inLength: number, out: Uint8Array, outOffset: number, outLength: number): void;
+  reset(): void;
+  onerror: (message: string, errno: number, code: string) => void;
+}
 
-/** One output buffer big enough for the whole result: no loop over 16 KiB pieces and no concatenation. */
-function params(level: number, inputLength: number) {
+/** A zstd context that runs one whole frame per call and is reset for the next. */
+class FrameContext {
+  // The stream owns the native handle: it is kept so the handle lives as long as this context.
+  readonly #stream: object;
+  readonly #handle: NativeHandle;
+  /** Node writes `[output bytes left, input bytes left]` here after each call. */
+  readonly #state: Uint32Array;
+  #error: string | undefined;
+
+  private constructor(stream: object, handle: NativeHandle, state: Uint32Array) {
+    this.#stream = stream;
+    this.#handle = handle;
+    this.#state = state;
+    handle.onerror = (message) => {
+      this.#error = message;
+    };
+  }
+
+  /** A context over `stream`'s native handle, or undefined when Node's internals are not as expected. */
+  static over(stream: ZstdCompress | ZstdDecompress): FrameContext | undefined {
+    const internals = stream as unknown as { _handle?: Partial<NativeHandle>; _writeState?: unknown };
+    const handle = internals._handle;
+    const state = internals._writeState;
+    if (typeof handle?.writeSync !== 'function' || typeof handle.reset !== 'function' || !(state instanceof Uint32Array) || state.length !== 2) return undefined;
+    return new FrameContext(stream, handle as NativeHandle, state);
+  }
+
+  /**
+   * Runs `input` (a whole frame's worth) into `out`. Returns the bytes written, or -1 when `out` filled up
+   * before the frame ended. Throws zstd's message on an error, after which the context is unusable.
+   */
+  frame(input: Uint8Array, out: Uint8Array): number {
+    this.#handle.writeSync(constants.ZSTD_e_end, input, 0, input.length, out, 0, out.length);
+    if (this.#error !== undefined) throw new Error(this.#error);
+    const [outLeft, inLeft] = this.#state;
+    this.#handle.reset();
+    // Node's own streams read output space left over as "frame complete", and so do we.
+    return outLeft === 0 || inLeft !== 0 ? -1 : out.length - outLeft;
+  }
+}
+
+let reuse = true;
+const compressors = new Map<number, FrameContext>();
+let decompressor: FrameContext | undefined;
+/** Output of compressSmaller, reused: its frames are views into it. */
+let scratch = new Uint8Array(0);
+
+function compressor(level: number): FrameContext | undefined {
+  if (!reuse) return undefined;
+  let context = compressors.get(level);
+  if (context === undefined) {
+    context = FrameContext.over(new ZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: level } }));
+    if (context === undefined || !selfCheck(context, level)) return giveUp();
+    compressors.set(level, context);
+  }
+  return context;
+}
+
+function decompressorContext(): FrameContext | undefined {
+  if (!reuse) return undefined;
+  if (decompressor === undefined) {
+    const context = FrameContext.over(new ZstdDecompress());
+    const sample = selfCheckInput();
+    const frame = zstdCompressSync(sample);
+    const out = new Uint8Array(sample.length + 1);
+    if (context === undefined || tryFrame(context, frame, out) !== sample.length || !Buffer.from(out.subarray(0, sample.length)).equals(sample)) return giveUp();
+    decompressor = context;
+  }
+  return decompressor;
+}
+
+/** A compressor must produce what Node's one-shot function does, byte for byte. */
+function selfCheck(context: FrameContext, level: number): boolean {
+  const sample = selfCheckInput();
+  const expected = zstdCompressSync(sample, { params: { [constants.ZSTD_c_compressionLevel]: level } });
+  const out = new Uint8Array(sample.length);
+  const length = tryFrame(context, sample, out);
+  return length === expected.length && Buffer.from(out.subarray(0, length)).equals(expected);
+}
+
+function selfCheckInput(): Buffer {
+  return Buffer.from('coffer zstd self-check '.repeat(64));
+}
+
+function tryFrame(context: FrameContext, input: Uint8Array, out: Uint8Array): number {
+  try {
+    return context.frame(input, out);
+  } catch {
+    return -1;
+  }
+}
+
+function giveUp(): undefined {
+  reuse = false;
+  compressors.clear();
+  decompressor = undefined;
+  return undefined;
+}
+
+/** Node's one-shot functions with one output buffer big enough for the whole result. */
+function oneShotParams(level: number, inputLength: number) {
   return { params: { [constants.ZSTD_c_compressionLevel]: level }, chunkSize: Math.max(64, Math.min(inputLength + 1024, 16 * 1024 * 1024)) };
 }
 
-export function compressSync(data: Uint8Array, level = defaultZstdLevel): Uint8Array {
-  return zstdCompressSync(data, params(level, data.length));
-}
-
-export function compress(data: Uint8Array, level = defaultZstdLevel): Promise<Uint8Array> {
-  return compressAsync(data, params(level, data.length));
+/**
+ * Compresses `data` when the frame comes out shorter than `limit` bytes (the size below which compressing
+ * pays), else returns undefined. The frame is a view into a buffer this thread reuses: valid only until
+ * the next call. Incompressible data costs no allocation at all.
+ */
+export function compressSmaller(data: Uint8Array, limit: number, level = defaultZstdLevel): Uint8Array | undefined {
+  if (limit <= 0) return undefined;
+  const context = compressor(level);
+  if (context === undefined) {
+    const frame = zstdCompressSync(data, oneShotParams(level, data.length));
+    return frame.length < limit ? frame : undefined;
+  }
+  if (scratch.length < limit) scratch = new Uint8Array(Math.max(limit, 2 * scratch.length));
+  const length = context.frame(data, scratch.subarray(0, limit));
+  return length >= 0 ? scratch.subarray(0, length) : undefined;
 }
 
 /**
- * Decompresses; `maxLength` bounds the output so a hostile frame cannot exhaust memory. Callers know the
- * raw length, so the output goes into one buffer of that size.
+ * Decompresses a frame whose content is `length` bytes (a blob's recorded raw length) into a buffer of
+ * that size. Output beyond `length` is never produced: such a frame yields length + 1 bytes, which the
+ * caller's length check rejects. Throws when the frame is damaged.
+ */
+export function decompressKnown(data: Uint8Array, length: number): Uint8Array {
+  let context = decompressorContext();
+  if (context === undefined) return decompressSync(data, length + 1);
+  const out = Buffer.allocUnsafe(length + 1);
+  let written: number;
+  try {
+    written = context.frame(data, out);
+  } catch (err) {
+    // zstd's context cannot be trusted after an error: the next call starts a new one.
+    decompressor = undefined;
+    throw err;
+  }
+  return out.subarray(0, written < 0 ? length + 1 : written);
+}
+
+/**
+ * Decompresses a frame of unknown content size; `maxLength` bounds the output so a hostile frame cannot
+ * exhaust memory.
  */
 export function decompressSync(data: Uint8Array, maxLength: number): Uint8Array {
-  return zstdDecompressSync(data, decompressOptions(maxLength));
+  return zstdDecompressSync(data, { maxOutputLength: Math.max(1, maxLength), chunkSize: Math.max(64, Math.min(maxLength + 64, 16 * 1024 * 1024)) });
 }
 
-export function decompress(data: Uint8Array, maxLength: number): Promise<Uint8Array> {
-  return decompressAsync(data, decompressOptions(maxLength));
-}
-
-function decompressOptions(maxLength: number) {
-  return { maxOutputLength: Math.max(1, maxLength), chunkSize: Math.max(64, Math.min(maxLength + 64, 16 * 1024 * 1024)) };
+/** Turns context reuse off or on (tests compare both paths); true when contexts are now reused. */
+export function reuseZstdContexts(enabled: boolean): boolean {
+  if (!enabled) giveUp();
+  reuse = enabled;
+  return compressor(defaultZstdLevel) !== undefined && decompressorContext() !== undefined;
 }

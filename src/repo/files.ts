@@ -3,7 +3,7 @@
  * `envelope( encoding(1) ‖ body )` under the metadata key, where encoding 0 is msgpack and 1 is
  * zstd-compressed msgpack. See docs/design.md §Structured files.
  */
-import { compressSync, decompressSync } from '../compress/index.ts';
+import { compressSmaller, decompressSync } from '../compress/index.ts';
 import { decode, encode } from '../codec/index.ts';
 import { contextOf, type AeadKey } from '../crypto/index.ts';
 import { IntegrityError } from '../errors/index.ts';
@@ -20,8 +20,8 @@ const compressThreshold = 512;
 export function packBody(value: unknown): Uint8Array {
   const body = encode(value);
   if (body.length >= compressThreshold) {
-    const compressed = compressSync(body);
-    if (compressed.length < body.length) return prefixed(encodingZstd, compressed);
+    const compressed = compressSmaller(body, body.length);
+    if (compressed) return prefixed(encodingZstd, compressed);
   }
   return prefixed(encodingPlain, body);
 }
