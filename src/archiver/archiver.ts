@@ -11,6 +11,7 @@ import { Chunker } from '../chunker/index.ts';
 import { AppError, CancelledError, FileError, throwIfAborted } from '../errors/index.ts';
 import {
   BufferPool,
+  capacityFor,
   Semaphore,
   compareNames,
   toHex,
@@ -80,8 +81,13 @@ export interface BackupResult {
 const readSize = 2 * 1024 * 1024;
 /** Chunks being compressed and sealed at once: keeps the thread pool busy with bounded memory. */
 const chunksInFlight = 8;
-/** Files read at once: hides per-file latency for small files. */
-const filesInFlight = 4;
+/**
+ * Files read at once: a file's slot is held until its chunks are packed, so enough must overlap that both
+ * cores stay busy through folders of small files.
+ */
+const filesInFlight = 16;
+/** Read windows of smaller files: bytes in flight at most, and free bytes kept for reuse at most. */
+const smallWindowBytes = 8 * 1024 * 1024;
 
 interface SourcePath {
   readonly bytes: Buffer;
@@ -142,7 +148,11 @@ export class Archiver {
   readonly #sealing = new Set<string>();
   readonly #chunkers: Chunker[] = [];
   readonly #chunkLimit = new Semaphore(chunksInFlight);
-  readonly #buffers = new BufferPool(128 * 1024 * 1024);
+  /** Read windows of large files, two at a time (#largeFileLimit). */
+  readonly #windows = new BufferPool(64 * 1024 * 1024);
+  /** Read windows of smaller files, one per file in flight, each as large as its file. */
+  readonly #smallWindows = new BufferPool(smallWindowBytes);
+  readonly #smallWindowBytes = new Semaphore(smallWindowBytes);
   readonly #fileLimit = new Semaphore(filesInFlight);
   /** Files big enough to need a full read window (maxSize + one read) at once: bounds their memory. */
   readonly #largeFileLimit = new Semaphore(2);
@@ -605,9 +615,13 @@ export class Archiver {
     const max = this.#repo.config.chunker.maxSize;
     const chunker = this.#chunkers.pop() ?? new Chunker(this.#repo.crypto.keys.chunker, this.#repo.config.chunker);
     const large = size + 1 > 2 * readSize;
-    if (large) await this.#largeFileLimit.acquire();
-    // Two window sizes only (small files, large files), so windows are reused rather than reallocated.
-    let window = this.#buffers.acquire(large ? max + readSize : 2 * readSize + 1);
+    // A smaller file's window fits the file (one byte more shows its end), and their bytes in flight are
+    // bounded rather than their number, so folders of small files overlap many while memory stays flat.
+    const buffers = large ? this.#windows : this.#smallWindows;
+    const limit = large ? this.#largeFileLimit : this.#smallWindowBytes;
+    const units = large ? 1 : capacityFor(size + 1);
+    await limit.acquire(units);
+    let window = buffers.acquire(large ? max + readSize : size + 1);
     let start = 0;
     let end = 0;
     let eof = false;
@@ -621,9 +635,9 @@ export class Archiver {
               start = 0;
             } else {
               // The file grew beyond what its size promised: widen the window.
-              const wider = this.#buffers.acquire(window.length * 2);
+              const wider = buffers.acquire(window.length * 2);
               wider.set(window.subarray(0, end));
-              this.#buffers.release(window);
+              buffers.release(window);
               window = wider;
             }
           }
@@ -637,8 +651,8 @@ export class Archiver {
         start = cut;
       }
     } finally {
-      this.#buffers.release(window);
-      if (large) this.#largeFileLimit.release();
+      buffers.release(window);
+      limit.release(units);
       this.#chunkers.push(chunker);
     }
   }

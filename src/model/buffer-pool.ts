@@ -4,6 +4,8 @@
  * Capacities are rounded up to one of eight steps per power of two (at most 12.5 % waste), and the free
  * buffers kept are bounded in total bytes, so memory stays bounded whatever mix of sizes passes through.
  */
+import { discard } from './discard.ts';
+
 const minSize = 64 * 1024;
 
 /** The capacity a request of `size` bytes gets. */
@@ -34,11 +36,17 @@ export class BufferPool {
     return new Uint8Array(capacity);
   }
 
-  /** Returns a buffer from `acquire` for reuse. */
+  /**
+   * Returns a buffer from `acquire` for reuse; the caller must hold no view of it any more. One the pool
+   * does not keep is freed at once rather than left as garbage for a later collection.
+   */
   release(buffer: Uint8Array): void {
     const capacity = buffer.buffer.byteLength;
     if (buffer.byteOffset !== 0 || capacity !== capacityFor(capacity)) return;
-    if (this.#freeBytes + capacity > this.#maxFreeBytes) return;
+    if (this.#freeBytes + capacity > this.#maxFreeBytes) {
+      discard(buffer.buffer);
+      return;
+    }
     let list = this.#free.get(capacity);
     if (!list) this.#free.set(capacity, (list = []));
     list.push(new Uint8Array(buffer.buffer, 0, capacity));
