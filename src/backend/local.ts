@@ -24,6 +24,7 @@ import {
   errnoCode,
   pastEnd,
 } from './backend.ts';
+import { mapLimit } from '../model/index.ts';
 
 /** Options of {@link LocalBackend}. */
 export interface LocalBackendOptions {
@@ -35,6 +36,8 @@ export interface LocalBackendOptions {
 
 const folders = ['keys', 'data', 'index', 'snapshots', 'locks', 'tmp'];
 const hexByte = /^[0-9a-f]{2}$/;
+/** Folders listed, and files stat'ed, at once: enough to keep libuv's four threads busy. */
+const listConcurrency = 8;
 const readOnly = 0o444;
 // Errors a later attempt may not meet (busy file, descriptor exhaustion, a flaky network mount).
 const transientCodes = new Set(['EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'EINTR', 'ETIMEDOUT', 'ESTALE']);
@@ -163,9 +166,10 @@ export class LocalBackend implements Backend {
       yield* this.#listFolder(type, folder);
       return;
     }
-    for (const sub of await this.#readdir(folder)) {
-      if (hexByte.test(sub)) yield* this.#listFolder(type, `${folder}/${sub}`, sub);
-    }
+    // Several folders at a time: one by one, each of the 256 folders and each file's stat would wait for
+    // its own thread-pool round trip, which made listing a fifth of a local `check`.
+    const subs = (await this.#readdir(folder)).filter((sub) => hexByte.test(sub));
+    for (const files of await mapLimit(subs, listConcurrency, (sub) => this.#listFolderAll(type, `${folder}/${sub}`, sub))) yield* files;
   }
 
   async remove(handle: Handle): Promise<void> {
@@ -235,12 +239,14 @@ export class LocalBackend implements Backend {
     await fs.mkdir(dir, { recursive: true });
   }
 
-  async *#listFolder(type: FileType, folder: string, sub?: string): AsyncIterable<FileInfo> {
-    for (const name of await this.#readdir(folder)) {
-      if (!isValidName(type, name) || (sub !== undefined && !name.startsWith(sub))) continue;
-      const st = await this.#statOrUndefined(`${folder}/${name}`);
-      if (st?.isFile()) yield { name, size: st.size };
-    }
+  async *#listFolder(type: FileType, folder: string): AsyncIterable<FileInfo> {
+    yield* await this.#listFolderAll(type, folder);
+  }
+
+  async #listFolderAll(type: FileType, folder: string, sub?: string): Promise<FileInfo[]> {
+    const names = (await this.#readdir(folder)).filter((name) => isValidName(type, name) && (sub === undefined || name.startsWith(sub)));
+    const stats = await mapLimit(names, listConcurrency, (name) => this.#statOrUndefined(`${folder}/${name}`));
+    return names.flatMap((name, i) => (stats[i]?.isFile() ? [{ name, size: stats[i].size }] : []));
   }
 
   async #readdir(rel: string): Promise<string[]> {
