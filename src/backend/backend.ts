@@ -57,7 +57,8 @@ export interface Backend {
   /**
    * Returns the file's bytes, or `range.length` bytes from `range.offset`. Throws NotFoundError when the
    * file does not exist, and BackendError when the range reaches past the end of the file.
-   * A zero-length range returns an empty array.
+   * A zero-length range returns an empty array. The bytes are the caller's own: no backend keeps a
+   * reference to them, so callers may free them early (model/discard.ts).
    */
   load(handle: Handle, range?: ByteRange): Promise<Uint8Array>;
 

@@ -10,7 +10,7 @@
  * anything is deleted; repacked blobs are verified before the pack they came from is deleted.
  */
 import { IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { fromHex, mapLimit, shortId, storageName, toHex, type Id, type StoredSnapshot } from '../model/index.ts';
+import { discard, fromHex, mapLimit, shortId, storageName, toHex, type Id, type StoredSnapshot } from '../model/index.ts';
 import {
   decodeIndex,
   describe,
@@ -505,11 +505,14 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
         });
       }
       for (const e of p.copy) {
-        const sealed = bytes.slice(e.offset, e.offset + e.length);
-        // Verify before the only other copy goes away.
-        openBlob(repo.crypto, e.type, e.id, sealed, e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in pack ${shortId(p.record.id)}`);
+        const sealed = bytes.subarray(e.offset, e.offset + e.length);
+        // Verify before the only other copy goes away; the plaintext is not needed: free it now.
+        discard(openBlob(repo.crypto, e.type, e.id, sealed, e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in pack ${shortId(p.record.id)}`).buffer);
+        // The packer copies the blob before this returns.
         await packerFor(e.type).add({ type: e.type, id: e.id, sealed, rawLength: e.rawLength }, toHex(e.id));
       }
+      // Packs are large and read one after another: free each now rather than at a later collection.
+      discard(bytes.buffer);
     }
     options.onProgress?.('repack', ++step, plan.repack.length);
   }
