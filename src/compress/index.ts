@@ -1,2 +1,2 @@
-/** Layer 2: compression. Imports node:zlib only. */
+/** Layer 2: compression. Imports node:zlib and src/model (to free buffers early). */
 export * from './zstd.ts';

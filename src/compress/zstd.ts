@@ -9,6 +9,7 @@
  * expected, and anything unexpected falls back to the one-shot functions for the rest of the process.
  */
 import { constants, ZstdCompress, ZstdDecompress, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { discard } from '../model/discard.ts';
 
 /** Level 3 is zstd's default: the best speed/size trade-off for backup data in our measurements. */
 export const defaultZstdLevel = 3;
@@ -136,7 +137,11 @@ export function compressSmaller(data: Uint8Array, limit: number, level = default
     const frame = zstdCompressSync(data, oneShotParams(level, data.length));
     return frame.length < limit ? frame : undefined;
   }
-  if (scratch.length < limit) scratch = new Uint8Array(Math.max(limit, 2 * scratch.length));
+  if (scratch.length < limit) {
+    // The frame of the last call is no longer valid, so its buffer can go at once.
+    discard(scratch.buffer);
+    scratch = new Uint8Array(limit);
+  }
   const length = context.frame(data, scratch.subarray(0, limit));
   return length >= 0 ? scratch.subarray(0, length) : undefined;
 }

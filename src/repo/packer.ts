@@ -6,7 +6,7 @@
  */
 import type { Backend } from '../backend/backend.ts';
 import type { AeadKey } from '../crypto/index.ts';
-import { BufferPool, copyBytes, storageName } from '../model/index.ts';
+import { BufferPool, copyBytes, discard, storageName } from '../model/index.ts';
 import { packHeaderSize, shuffledOrder, writePackHeader, type BlobType, type PackEntry, type SealedBlob } from './pack.ts';
 import type { PackRecord } from './index-file.ts';
 
@@ -60,7 +60,8 @@ export class Packer {
       // Grow by doubling from 1 MiB: tree packers mostly hold little, data packers reach the target soon.
       const grown = this.#buffers.acquire(Math.max(this.#pendingBytes + length, Math.min(2 * this.#staging.length, this.#options.targetSize + (1 << 20)), 1 << 20));
       grown.set(this.#staging.subarray(0, this.#pendingBytes));
-      if (this.#staging.length > 0) this.#buffers.release(this.#staging);
+      // Outgrown for good (staging is reused pack after pack): freed, not kept in the pool.
+      discard(this.#staging.buffer);
       this.#staging = grown;
     }
     // The blob may sit in a seal slot (shared memory): copyBytes copies that at memcpy speed.
