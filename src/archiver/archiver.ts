@@ -79,8 +79,14 @@ export interface BackupResult {
 }
 
 const readSize = 2 * 1024 * 1024;
-/** Chunks being compressed and sealed at once: keeps the thread pool busy with bounded memory. */
-const chunksInFlight = 8;
+/**
+ * Chunks being compressed and sealed at once, counted in units: a chunk takes one unit per started
+ * `chunkUnitBytes`. Up to 16 chunks of ordinary size keep both workers fed through runs of small files,
+ * while chunks at the 8 MiB maximum (long runs of zeros) are limited to four, so shared memory stays
+ * within about 32 MiB whatever the data.
+ */
+const chunkUnits = 16;
+const chunkUnitBytes = 2 * 1024 * 1024;
 /**
  * Files read at once: a file's slot is held until its chunks are packed, so enough must overlap that both
  * cores stay busy through folders of small files.
@@ -147,7 +153,7 @@ export class Archiver {
   #pool!: SealPool;
   readonly #sealing = new Set<string>();
   readonly #chunkers: Chunker[] = [];
-  readonly #chunkLimit = new Semaphore(chunksInFlight);
+  readonly #chunkLimit = new Semaphore(chunkUnits);
   /** Read windows of large files, two at a time (#largeFileLimit). */
   readonly #windows = new BufferPool(64 * 1024 * 1024);
   /** Read windows of smaller files, one per file in flight, each as large as its file. */
@@ -186,7 +192,7 @@ export class Archiver {
     this.#trees = repo.newPacker('tree', saved, { discard });
     const scanning = this.#options.scan && !this.#options.stdin ? this.#scan() : Promise.resolve();
     const ticker = setInterval(() => this.#report(), 250);
-    this.#pool = new SealPool(repo.crypto, chunksInFlight);
+    this.#pool = new SealPool(repo.crypto, chunkUnits);
     try {
       const rootNodes = this.#options.stdin ? [await this.#saveStdin(this.#options.stdin)] : await this.#saveRoots();
       const rootId = await this.#saveTree(rootNodes);
@@ -594,10 +600,11 @@ export class Archiver {
         if (failure !== undefined) throw failure;
         read += chunk.length;
         this.stats.bytesDone += chunk.length;
-        await this.#chunkLimit.acquire();
+        const units = Math.max(1, Math.ceil(chunk.length / chunkUnitBytes));
+        await this.#chunkLimit.acquire(units);
         const { id, done } = this.#storeChunk(chunk);
         ids.push(id);
-        const tracked = done.catch((err) => void (failure ??= err)).finally(() => this.#chunkLimit.release());
+        const tracked = done.catch((err) => void (failure ??= err)).finally(() => this.#chunkLimit.release(units));
         pending.push(tracked);
       }
     } finally {

@@ -41,3 +41,21 @@ test('seal pool: more blobs in flight than slots is refused, not overwritten', a
     await pool.close();
   }
 });
+
+test('seal pool: a big chunk reuses the slot that grew for the last one instead of growing another', async () => {
+  const repo = await createTestRepo();
+  const pool = new SealPool(repo.crypto, 3, 2);
+  const seal = (plain: Buffer) => pool.seal('data', repo.crypto.blobId(plain), plain);
+  try {
+    const big = randomBytes(5 * 1024 * 1024);
+    (await seal(big)).release();
+    const grown = pool.sharedBytes;
+    assert.ok(grown >= big.length);
+    // Small ones first, then a big one, all in flight at once: the small ones must leave the grown slot free.
+    const sealed = await Promise.all([seal(randomBytes(100)), seal(randomBytes(200)), seal(randomBytes(5 * 1024 * 1024 - 5))]);
+    assert.equal(pool.sharedBytes, grown + 2 * 1024 * 1024, 'two small slots of 1 MiB each, and no second big one');
+    for (const s of sealed) s.release();
+  } finally {
+    await pool.close();
+  }
+});

@@ -24,6 +24,11 @@ export function prestartSealWorkers(size = availableParallelism()): void {
   prestartWorkers(script, size);
 }
 
+/** The size a slot grows to for `need` bytes: whole MiB, so slots settle at the sizes chunks have. */
+function slotSize(need: number): number {
+  return Math.ceil(need / (1 << 20)) * (1 << 20);
+}
+
 /** Room a sealed blob may need beyond its plaintext: the encoding byte and the envelope (its payload is never larger than the plaintext). */
 const sealOverhead = 1 + envelopeOverhead;
 
@@ -53,13 +58,15 @@ export interface Sealed {
 export class SealPool {
   readonly #workers: WorkerSlot[] = [];
   readonly #pending = new Map<number, Pending>();
+  readonly #slots: Slot[] = [];
   readonly #free: Slot[] = [];
   #seq = 0;
   #failure: Error | undefined;
 
   /** `slots`: blobs in flight at most; shared memory stays below slots × (max chunk + overhead). */
   constructor(crypto: Crypto, slots: number, size = availableParallelism()) {
-    for (let i = 0; i < slots; i++) this.#free.push({ index: i, view: new Uint8Array(0) });
+    for (let i = 0; i < slots; i++) this.#slots.push({ index: i, view: new Uint8Array(0) });
+    this.#free.push(...this.#slots);
     for (let i = 0; i < Math.max(1, size); i++) {
       const worker = startWorker<SealInit>(script, { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm });
       const slot: WorkerSlot = { worker, busy: 0 };
@@ -96,12 +103,12 @@ export class SealPool {
    */
   seal(type: BlobType, id: Uint8Array, plain: Uint8Array): Promise<Sealed> {
     if (this.#failure) return Promise.reject(this.#failure);
-    const slot = this.#free.pop();
-    if (!slot) return Promise.reject(new BugError('more blobs in flight than seal slots'));
     const need = plain.length + sealOverhead;
+    const slot = this.#takeSlot(need);
+    if (!slot) return Promise.reject(new BugError('more blobs in flight than seal slots'));
     if (slot.view.length < need) {
       // Grown in 1 MiB steps, never shrunk: slots settle at the sizes chunks have, and stay registered.
-      slot.view = new Uint8Array(new SharedArrayBuffer(Math.ceil(need / (1 << 20)) * (1 << 20)));
+      slot.view = new Uint8Array(new SharedArrayBuffer(slotSize(need)));
       for (const w of this.#workers) w.worker.postMessage({ slot: slot.index, buffer: slot.view } satisfies SealMessage);
     }
     copyBytes(slot.view, plain);
@@ -112,6 +119,36 @@ export class SealPool {
       worker.busy++;
       worker.worker.postMessage({ seq, slot: slot.index, type, id, length: plain.length } satisfies SealMessage);
     });
+  }
+
+  /**
+   * A free slot for `need` bytes. Slots never shrink, so sizes are matched: the smallest slot that holds
+   * `need` without being more than twice the size `need` would grow a slot to; else the largest slot too
+   * small (grown to fit); else the smallest that holds it. Big chunks then keep reusing the few slots that
+   * grew for them, and small ones leave those free.
+   */
+  #takeSlot(need: number): Slot | undefined {
+    const target = slotSize(need);
+    const pick = (better: (a: Slot, b: Slot) => boolean, allowed: (slot: Slot) => boolean) => {
+      let best = -1;
+      this.#free.forEach((slot, i) => {
+        if (allowed(slot) && (best < 0 || better(slot, this.#free[best]))) best = i;
+      });
+      return best;
+    };
+    let i = pick((a, b) => a.view.length < b.view.length, (slot) => slot.view.length >= need && slot.view.length <= 2 * target);
+    if (i < 0) i = pick((a, b) => a.view.length > b.view.length, (slot) => slot.view.length < need);
+    if (i < 0) i = pick((a, b) => a.view.length < b.view.length, () => true);
+    if (i < 0) return undefined;
+    const slot = this.#free[i];
+    this.#free[i] = this.#free[this.#free.length - 1];
+    this.#free.pop();
+    return slot;
+  }
+
+  /** Shared memory held by the slots, in bytes. */
+  get sharedBytes(): number {
+    return this.#slots.reduce((sum, slot) => sum + slot.view.length, 0);
   }
 
   #release(slot: Slot): void {
