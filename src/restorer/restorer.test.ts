@@ -23,4 +23,11 @@ describe('coalesceRanges', () => {
     for (const r of ranges) for (const b of r.items) assert.ok(b.offset >= r.offset && b.offset + b.length <= r.offset + r.length);
     assert.ok(ranges.every((r) => r.length <= 64 * 1024));
   });
+
+  it('splits a run of many small neighbouring blobs (a pack of small files) into loads of at most maxBlobs', () => {
+    const blobs = Array.from({ length: 1000 }, (_, i) => blob(i * 4000, 4000));
+    const ranges = coalesceRanges(blobs, 1024, 8 << 20, 128);
+    assert.deepEqual(ranges.map((r) => r.items.length), [128, 128, 128, 128, 128, 128, 128, 104]);
+    assert.deepEqual(ranges.map((r) => r.offset), [0, 1, 2, 3, 4, 5, 6, 7].map((k) => k * 128 * 4000));
+  });
 });

@@ -208,18 +208,24 @@ export interface PackRange<T> {
 const coalesceGap = 1024 * 1024;
 /** The largest coalesced range: bounds memory to about 2 × connections × this. */
 const maxRange = 8 * 1024 * 1024;
+/**
+ * The most blobs in one range. A range is one worker's job, and a pack of small files holds thousands of
+ * blobs, each usually a file to create: split, they spread over every worker instead of one.
+ */
+const maxRangeBlobs = 128;
 
 /**
  * Groups blobs of one pack (sorted here by offset) into ranged loads: neighbours less than `gap` apart
- * share a load, up to `limit` bytes per load (a single larger blob gets a load of its own).
+ * share a load, up to `limit` bytes and `maxBlobs` blobs per load (a single larger blob gets a load of
+ * its own).
  */
-export function coalesceRanges<T extends { readonly offset: number; readonly length: number }>(items: readonly T[], gap = coalesceGap, limit = maxRange): PackRange<T>[] {
+export function coalesceRanges<T extends { readonly offset: number; readonly length: number }>(items: readonly T[], gap = coalesceGap, limit = maxRange, maxBlobs = maxRangeBlobs): PackRange<T>[] {
   const sorted = items.slice().sort((a, b) => a.offset - b.offset);
   const out: Array<{ offset: number; length: number; items: T[] }> = [];
   let current: { offset: number; length: number; items: T[] } | undefined;
   for (const item of sorted) {
     const end = item.offset + item.length;
-    if (current && item.offset - (current.offset + current.length) < gap && end - current.offset <= limit) {
+    if (current && item.offset - (current.offset + current.length) < gap && end - current.offset <= limit && current.items.length < maxBlobs) {
       current.length = Math.max(current.length, end - current.offset);
       current.items.push(item);
     } else {
