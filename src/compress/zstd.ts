@@ -23,14 +23,14 @@ interface NativeHandle {
 
 /** A zstd context that runs one whole frame per call and is reset for the next. */
 class FrameContext {
-  // The stream owns the native handle: it is kept so the handle lives as long as this context.
-  readonly #stream: object;
+  // The stream owns the native handle: kept so the handle lives as long as this context, and closed with it.
+  readonly #stream: ZstdCompress | ZstdDecompress;
   readonly #handle: NativeHandle;
   /** Node writes `[output bytes left, input bytes left]` here after each call. */
   readonly #state: Uint32Array;
   #error: string | undefined;
 
-  private constructor(stream: object, handle: NativeHandle, state: Uint32Array) {
+  private constructor(stream: ZstdCompress | ZstdDecompress, handle: NativeHandle, state: Uint32Array) {
     this.#stream = stream;
     this.#handle = handle;
     this.#state = state;
@@ -60,6 +60,11 @@ class FrameContext {
     // Node's own streams read output space left over as "frame complete", and so do we.
     return outLeft === 0 || inLeft !== 0 ? -1 : out.length - outLeft;
   }
+
+  /** Frees the native context (after an error, or when reuse is turned off). */
+  close(): void {
+    this.#stream.close();
+  }
 }
 
 let reuse = true;
@@ -73,7 +78,10 @@ function compressor(level: number): FrameContext | undefined {
   let context = compressors.get(level);
   if (context === undefined) {
     context = FrameContext.over(new ZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: level } }));
-    if (context === undefined || !selfCheck(context, level)) return giveUp();
+    if (context === undefined || !selfCheck(context, level)) {
+      context?.close();
+      return giveUp();
+    }
     compressors.set(level, context);
   }
   return context;
@@ -86,7 +94,10 @@ function decompressorContext(): FrameContext | undefined {
     const sample = selfCheckInput();
     const frame = zstdCompressSync(sample);
     const out = new Uint8Array(sample.length + 1);
-    if (context === undefined || tryFrame(context, frame, out) !== sample.length || !Buffer.from(out.subarray(0, sample.length)).equals(sample)) return giveUp();
+    if (context === undefined || tryFrame(context, frame, out) !== sample.length || !Buffer.from(out.subarray(0, sample.length)).equals(sample)) {
+      context?.close();
+      return giveUp();
+    }
     decompressor = context;
   }
   return decompressor;
@@ -115,7 +126,9 @@ function tryFrame(context: FrameContext, input: Uint8Array, out: Uint8Array): nu
 
 function giveUp(): undefined {
   reuse = false;
+  for (const context of compressors.values()) context.close();
   compressors.clear();
+  decompressor?.close();
   decompressor = undefined;
   return undefined;
 }
@@ -133,17 +146,23 @@ function oneShotParams(level: number, inputLength: number) {
 export function compressSmaller(data: Uint8Array, limit: number, level = defaultZstdLevel): Uint8Array | undefined {
   if (limit <= 0) return undefined;
   const context = compressor(level);
-  if (context === undefined) {
-    const frame = zstdCompressSync(data, oneShotParams(level, data.length));
-    return frame.length < limit ? frame : undefined;
+  if (context !== undefined) {
+    if (scratch.length < limit) {
+      // The frame of the last call is no longer valid, so its buffer can go at once.
+      discard(scratch.buffer);
+      scratch = new Uint8Array(limit);
+    }
+    try {
+      const length = context.frame(data, scratch.subarray(0, limit));
+      return length >= 0 ? scratch.subarray(0, length) : undefined;
+    } catch {
+      // zstd's context cannot be trusted after an error: this call goes the one-shot way, the next gets a new one.
+      context.close();
+      compressors.delete(level);
+    }
   }
-  if (scratch.length < limit) {
-    // The frame of the last call is no longer valid, so its buffer can go at once.
-    discard(scratch.buffer);
-    scratch = new Uint8Array(limit);
-  }
-  const length = context.frame(data, scratch.subarray(0, limit));
-  return length >= 0 ? scratch.subarray(0, length) : undefined;
+  const frame = zstdCompressSync(data, oneShotParams(level, data.length));
+  return frame.length < limit ? frame : undefined;
 }
 
 /**
@@ -152,7 +171,7 @@ export function compressSmaller(data: Uint8Array, limit: number, level = default
  * caller's length check rejects. Throws when the frame is damaged.
  */
 export function decompressKnown(data: Uint8Array, length: number): Uint8Array {
-  let context = decompressorContext();
+  const context = decompressorContext();
   if (context === undefined) return decompressSync(data, length + 1);
   const out = Buffer.allocUnsafe(length + 1);
   let written: number;
@@ -160,6 +179,7 @@ export function decompressKnown(data: Uint8Array, length: number): Uint8Array {
     written = context.frame(data, out);
   } catch (err) {
     // zstd's context cannot be trusted after an error: the next call starts a new one.
+    context.close();
     decompressor = undefined;
     throw err;
   }
