@@ -257,6 +257,8 @@ function main(): void {
     rows.push(r);
     return r;
   };
+  /** Keeps the larger of a tool's values in a row (the better time of runs done twice, the higher peak). */
+  const keepMax = (r: Row, tool: string, value: number) => r.values.set(tool, Math.max(r.values.get(tool) ?? 0, value));
   const first = row('first backup (best of 2)', 'MB/s', true);
   const again = row('unchanged re-backup', 's', false);
   const edited = row('backup of edited copy', 'MB/s', true);
@@ -279,8 +281,8 @@ function main(): void {
     t.init(repo);
     settle();
     const m = t.backup(repo);
-    first.values.set(t.name, Math.max(first.values.get(t.name) ?? 0, sizeA / 1e6 / m.seconds));
-    rssRow.values.set(t.name, Math.max(rssRow.values.get(t.name) ?? 0, m.peakMiB));
+    keepMax(first, t.name, sizeA / 1e6 / m.seconds);
+    keepMax(rssRow, t.name, m.peakMiB);
     if (last) {
       repos.set(t.name, repo);
       again.values.set(t.name, t.backup(repo).seconds);
@@ -294,7 +296,7 @@ function main(): void {
     const repo = repos.get(t.name)!;
     const m = t.backup(repo);
     edited.values.set(t.name, sizeB / 1e6 / m.seconds);
-    rssRow.values.set(t.name, Math.max(rssRow.values.get(t.name)!, m.peakMiB));
+    keepMax(rssRow, t.name, m.peakMiB);
     sizeRow.values.set(t.name, dirSize(repo) / 2 ** 20);
   }
   // Restores run in the order A B B A and each tool keeps its better time; targets are removed only at the
@@ -306,7 +308,7 @@ function main(): void {
     rmSync(target, { recursive: true, force: true });
     settle();
     const r = t.restore(repos.get(t.name)!, target);
-    restoreRow.values.set(t.name, Math.max(restoreRow.values.get(t.name) ?? 0, sizeB / 1e6 / r.seconds));
+    keepMax(restoreRow, t.name, sizeB / 1e6 / r.seconds);
     const restored = treeDigest(join(target, source));
     const same = restored.size === digest.size && [...digest].every(([k, v]) => restored.get(k) === v);
     if (!same) throw new Error(`${t.name}: restored files differ from the source`);
@@ -323,7 +325,7 @@ function main(): void {
     settle();
     try {
       const c = t.check(repo);
-      checkRow.values.set(t.name, Math.max(checkRow.values.get(t.name) ?? 0, dirSize(repo) / 1e6 / c.seconds));
+      keepMax(checkRow, t.name, dirSize(repo) / 1e6 / c.seconds);
     } catch (err) {
       failed.add(t.name);
       console.log(`${t.name}: ${(err as Error).message.split('\n')[0]}`);

@@ -163,13 +163,13 @@ export class LocalBackend implements Backend {
     }
     const folder = typeFolder(type);
     if (type !== 'data') {
-      yield* this.#listFolder(type, folder);
+      yield* await this.#listFolder(type, folder);
       return;
     }
     // Several folders at a time: one by one, each of the 256 folders and each file's stat would wait for
     // its own thread-pool round trip, which made listing a fifth of a local `check`.
     const subs = (await this.#readdir(folder)).filter((sub) => hexByte.test(sub));
-    for (const files of await mapLimit(subs, listConcurrency, (sub) => this.#listFolderAll(type, `${folder}/${sub}`, sub))) yield* files;
+    for (const files of await mapLimit(subs, listConcurrency, (sub) => this.#listFolder(type, `${folder}/${sub}`, sub))) yield* files;
   }
 
   async remove(handle: Handle): Promise<void> {
@@ -239,11 +239,7 @@ export class LocalBackend implements Backend {
     await fs.mkdir(dir, { recursive: true });
   }
 
-  async *#listFolder(type: FileType, folder: string): AsyncIterable<FileInfo> {
-    yield* await this.#listFolderAll(type, folder);
-  }
-
-  async #listFolderAll(type: FileType, folder: string, sub?: string): Promise<FileInfo[]> {
+  async #listFolder(type: FileType, folder: string, sub?: string): Promise<FileInfo[]> {
     const names = (await this.#readdir(folder)).filter((name) => isValidName(type, name) && (sub === undefined || name.startsWith(sub)));
     const stats = await mapLimit(names, listConcurrency, (name) => this.#statOrUndefined(`${folder}/${name}`));
     return names.flatMap((name, i) => (stats[i]?.isFile() ? [{ name, size: stats[i].size }] : []));

@@ -545,6 +545,7 @@ class Checker {
     reporter?.phase?.('read data', packs.length);
     reporter?.bytes?.(0, totalBytes);
     const connections = Math.max(1, this.#options.connections ?? this.#backend.connections);
+    const hash = this.#options.alwaysHashPacks !== false;
     let done = 0;
     // Downloads run ahead of verification by a few packs: with workers, every core verifies meanwhile.
     await mapLimit(packs, Math.max(connections, (this.#options.workers ?? availableParallelism()) + 1), async (pack) => {
@@ -552,7 +553,6 @@ class Checker {
       const info = this.#indexed.get(pack.id)!;
       const entries = distinctEntries(info.blobs);
       const compact = compactEntries(entries);
-      const hash = this.#options.alwaysHashPacks !== false;
       // From a local folder the workers read the packs themselves: no pack passes through this thread.
       // Should that fail, the pack is loaded through the backend, whose errors say what is wrong.
       const path = pool?.usable ? this.#backend.localPath?.({ type: 'data', name: pack.id }) : undefined;

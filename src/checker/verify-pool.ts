@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
-import { prestartWorkers, siblingScript, startWorker, type Id } from '../model/index.ts';
+import { prestartWorkers, siblingScript, startWorker, transferable, type Id } from '../model/index.ts';
 import type { BlobType } from '../repo/index.ts';
 import type { PackVerification } from './verify.ts';
 import type { PackFile, VerifyRequest, VerifyResponse } from './verify-worker.ts';
@@ -65,12 +65,8 @@ export class VerifyPool {
     const live = this.#workers.filter((w) => !w.failed);
     if (live.length === 0) return Promise.reject(new Error('no verify worker is running'));
     const slot = live.reduce((a, b) => (b.busy < a.busy ? b : a));
-    let owned: Uint8Array | PackFile = bytes;
-    const transfer: ArrayBuffer[] = [];
-    if (bytes instanceof Uint8Array) {
-      owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer ? bytes : Uint8Array.from(bytes);
-      transfer.push(owned.buffer as ArrayBuffer);
-    }
+    const owned = bytes instanceof Uint8Array ? transferable(bytes) : bytes;
+    const transfer = owned instanceof Uint8Array ? [owned.buffer] : [];
     const seq = this.#seq++;
     return new Promise((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject, slot });

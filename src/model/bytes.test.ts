@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { copyBytes } from './bytes.ts';
+import { copyBytes, transferable } from './bytes.ts';
 
 const view = (bytes: Uint8Array, shared: boolean, pad: number): Uint8Array => {
   const buffer = shared ? new SharedArrayBuffer(bytes.length + 2 * pad) : new ArrayBuffer(bytes.length + 2 * pad);
@@ -40,4 +40,16 @@ test('copyBytes copies like TypedArray.set, between shared and unshared memory, 
       },
     ),
   );
+});
+
+test('transferable keeps a buffer that is its own whole ArrayBuffer and copies any other view', () => {
+  const whole = new Uint8Array([1, 2, 3]);
+  assert.equal(transferable(whole), whole);
+  for (const view of [new Uint8Array(new ArrayBuffer(8), 2, 3), new Uint8Array(new SharedArrayBuffer(3)), Buffer.from('pooled')]) {
+    view.set([9, 8, 7]);
+    const out = transferable(view);
+    assert.notEqual(out, view);
+    assert.ok(out.buffer instanceof ArrayBuffer && out.byteOffset === 0 && out.byteLength === out.buffer.byteLength);
+    assert.deepEqual([...out], [...view]);
+  }
 });

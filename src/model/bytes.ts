@@ -11,3 +11,12 @@ export function copyBytes(target: Uint8Array, source: Uint8Array, offset = 0): v
   if (source.length === 0) return;
   Buffer.from(target.buffer, target.byteOffset, target.length).fill(source, offset, offset + source.length);
 }
+
+/**
+ * `bytes` when it is the whole of an ArrayBuffer, which can then be transferred to another thread; else a
+ * copy that is (a view into a larger or shared buffer cannot be transferred alone).
+ */
+export function transferable(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+  return whole ? (bytes as Uint8Array<ArrayBuffer>) : Uint8Array.from(bytes);
+}

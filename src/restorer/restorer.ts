@@ -33,7 +33,7 @@ import { promisify } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, startWorker, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, startWorker, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -335,10 +335,10 @@ class OpenPool {
     const seq = this.#seq++;
     const transfer: ArrayBuffer[] = [];
     if ('data' in source) {
-      // Transfer only a buffer this range owns alone (a backend may return a view into a larger one).
-      const { data } = source;
-      source = { data: data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data) };
-      transfer.push(source.data.buffer as ArrayBuffer);
+      // A backend may return a view into a larger buffer: that is copied, not transferred.
+      const data = transferable(source.data);
+      source = { data };
+      transfer.push(data.buffer);
     }
     return new Promise((resolve, reject) => {
       this.#pending.set(seq, { resolve, reject });

@@ -64,8 +64,9 @@ export function registerFind(program: Command, ctx: CliContext): void {
     .action(async (patterns: string[], flags: FindFlags) => {
       const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);
       // Whole milliseconds, as the flags give them; modification times compare at nanoseconds.
-      const oldest = flags.oldest === undefined ? undefined : BigInt(parseTime(flags.oldest, '--oldest').getTime()) * 1_000_000n;
-      const newest = flags.newest === undefined ? undefined : BigInt(parseTime(flags.newest, '--newest').getTime()) * 1_000_000n;
+      const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : BigInt(parseTime(text, flag).getTime()) * 1_000_000n);
+      const oldest = bound(flags.oldest, '--oldest');
+      const newest = bound(flags.newest, '--newest');
       const inTime = (node: TreeNode) => {
         const mtime = BigInt(node.mtime.sec) * 1_000_000_000n + BigInt(node.mtime.nsec);
         return (oldest === undefined || mtime >= oldest) && (newest === undefined || mtime <= newest);
