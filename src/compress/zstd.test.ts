@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
+import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import fc from 'fast-check';
-import { compressSmaller, decompressKnown, decompressSync, reuseZstdContexts } from './index.ts';
+import { compressSmaller, decompressKnown, decompressSync, frameLength, reuseZstdContexts } from './index.ts';
 
 /** Inputs from incompressible to very repetitive, with sizes around zstd's block and table boundaries. */
 const inputs = fc.oneof(
@@ -74,6 +74,51 @@ for (const reuse of [true, false]) {
     }
   });
 }
+
+test('frameLength reads where a frame ends from its headers, and refuses a frame cut short', () => {
+  fc.assert(
+    fc.property(inputs, fc.boolean(), fc.nat(), (data, checksum, cut) => {
+      const frame = zstdCompressSync(data, { params: { [constants.ZSTD_c_checksumFlag]: checksum ? 1 : 0 } });
+      assert.equal(frameLength(frame), frame.length);
+      assert.equal(frameLength(Buffer.concat([frame, frame])), frame.length);
+      assert.equal(frameLength(frame.subarray(0, cut % frame.length)), -1);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+test('a frame that stops short of its end does not spoil the next one', () => {
+  // Each case leaves a decompressor mid-frame (or past one); the good frame after it must come out whole.
+  const data = Buffer.from('every byte counts '.repeat(5000));
+  const withChecksum = zstdCompressSync(data, { params: { [constants.ZSTD_c_checksumFlag]: 1 } });
+  const plain = zstdCompressSync(data);
+  const cases = [
+    withChecksum.subarray(0, withChecksum.length - 4), // all content out, checksum still awaited
+    withChecksum.subarray(0, withChecksum.length - 1),
+    plain.subarray(0, plain.length - 1),
+    Buffer.concat([plain, plain.subarray(0, 10)]), // a second frame begun
+    Buffer.concat([plain, plain]),
+  ];
+  for (const bad of cases) {
+    const out = safe(() => decompressKnown(bad, data.length));
+    if (bad.length < withChecksum.length) assert.notEqual(out.length, data.length + 1);
+    assert.deepEqual(Buffer.from(decompressKnown(plain, data.length)), data);
+    assert.deepEqual(Buffer.from(decompressKnown(withChecksum, data.length)), data);
+  }
+});
+
+test('frames keep coming out exactly as zlib makes them, call after call, whatever came before', () => {
+  // The context is reused without a reset after a whole frame, and reset after one cut short (limit hit).
+  const samples = [Buffer.from('abc '.repeat(30_000)), randomBytes(70_000), Buffer.alloc(0), Buffer.from('x'), randomBytes(300)];
+  for (let round = 0; round < 3; round++) {
+    for (const data of samples) {
+      const expected = zstdCompressSync(data);
+      const frame = compressSmaller(data, Number.MAX_SAFE_INTEGER)!;
+      assert.deepEqual(Buffer.from(frame), expected);
+      assert.equal(compressSmaller(data, 1), undefined);
+    }
+  }
+});
 
 test('a compressed frame is a view valid until the next call; incompressible data returns nothing', () => {
   const text = Buffer.from('the same words again and again '.repeat(2000));

@@ -21,7 +21,11 @@ interface NativeHandle {
   onerror: (message: string, errno: number, code: string) => void;
 }
 
-/** A zstd context that runs one whole frame per call and is reset for the next. */
+/**
+ * A zstd context that runs one whole frame per call. A frame that ends leaves the context ready for the
+ * next one, with its tables and window kept. Only a frame that did not end is followed by Node's `reset`,
+ * which replaces the native context with a new one at zstd's default parameters (hence level 3 only).
+ */
 class FrameContext {
   // The stream owns the native handle: kept so the handle lives as long as this context, and closed with it.
   readonly #stream: ZstdCompress | ZstdDecompress;
@@ -50,15 +54,20 @@ class FrameContext {
 
   /**
    * Runs `input` (a whole frame's worth) into `out`. Returns the bytes written, or -1 when `out` filled up
-   * before the frame ended. Throws zstd's message on an error, after which the context is unusable.
+   * or input was left over; the caller then resets. Throws zstd's message on an error, after which the
+   * context is unusable.
    */
-  frame(input: Uint8Array, out: Uint8Array): number {
+  run(input: Uint8Array, out: Uint8Array): number {
     this.#handle.writeSync(constants.ZSTD_e_end, input, 0, input.length, out, 0, out.length);
     if (this.#error !== undefined) throw new Error(this.#error);
     const [outLeft, inLeft] = this.#state;
-    this.#handle.reset();
     // Node's own streams read output space left over as "frame complete", and so do we.
     return outLeft === 0 || inLeft !== 0 ? -1 : out.length - outLeft;
+  }
+
+  /** Drops a frame that did not end: the next call starts a new one. */
+  reset(): void {
+    this.#handle.reset();
   }
 
   /** Frees the native context (after an error, or when reuse is turned off). */
@@ -68,33 +77,29 @@ class FrameContext {
 }
 
 let reuse = true;
-const compressors = new Map<number, FrameContext>();
+let compressor: FrameContext | undefined;
 let decompressor: FrameContext | undefined;
 /** Output of compressSmaller, reused: its frames are views into it. */
 let scratch = new Uint8Array(0);
 
-function compressor(level: number): FrameContext | undefined {
+function compressorContext(): FrameContext | undefined {
   if (!reuse) return undefined;
-  let context = compressors.get(level);
-  if (context === undefined) {
-    context = FrameContext.over(new ZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: level } }));
-    if (context === undefined || !selfCheck(context, level)) {
+  if (compressor === undefined) {
+    const context = FrameContext.over(new ZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: defaultZstdLevel } }));
+    if (context === undefined || !compressorBehaves(context)) {
       context?.close();
       return giveUp();
     }
-    compressors.set(level, context);
+    compressor = context;
   }
-  return context;
+  return compressor;
 }
 
 function decompressorContext(): FrameContext | undefined {
   if (!reuse) return undefined;
   if (decompressor === undefined) {
     const context = FrameContext.over(new ZstdDecompress());
-    const sample = selfCheckInput();
-    const frame = zstdCompressSync(sample);
-    const out = new Uint8Array(sample.length + 1);
-    if (context === undefined || tryFrame(context, frame, out) !== sample.length || !Buffer.from(out.subarray(0, sample.length)).equals(sample)) {
+    if (context === undefined || !decompressorBehaves(context)) {
       context?.close();
       return giveUp();
     }
@@ -103,22 +108,40 @@ function decompressorContext(): FrameContext | undefined {
   return decompressor;
 }
 
-/** A compressor must produce what Node's one-shot function does, byte for byte. */
-function selfCheck(context: FrameContext, level: number): boolean {
+/**
+ * A compressor must produce what Node's one-shot function does, byte for byte: for a first frame, for the
+ * frame after it (no reset), and after a frame cut short and reset.
+ */
+function compressorBehaves(context: FrameContext): boolean {
   const sample = selfCheckInput();
-  const expected = zstdCompressSync(sample, { params: { [constants.ZSTD_c_compressionLevel]: level } });
-  const out = new Uint8Array(sample.length);
-  const length = tryFrame(context, sample, out);
-  return length === expected.length && Buffer.from(out.subarray(0, length)).equals(expected);
+  const expected = zstdCompressSync(sample, { params: { [constants.ZSTD_c_compressionLevel]: defaultZstdLevel } });
+  const out = new Uint8Array(frameBound(sample.length));
+  const same = () => {
+    const length = tryRun(context, sample, out);
+    return length === expected.length && Buffer.from(out.subarray(0, length)).equals(expected);
+  };
+  if (!same() || !same()) return false;
+  if (tryRun(context, sample, out.subarray(0, 8)) !== -1) return false;
+  context.reset();
+  return same();
+}
+
+/** A decompressor must restore the sample from one frame and from the next without a reset. */
+function decompressorBehaves(context: FrameContext): boolean {
+  const sample = selfCheckInput();
+  const frame = zstdCompressSync(sample);
+  const out = new Uint8Array(sample.length + 1);
+  const same = () => tryRun(context, frame, out) === sample.length && Buffer.from(out.subarray(0, sample.length)).equals(sample);
+  return frameLength(frame) === frame.length && same() && same();
 }
 
 function selfCheckInput(): Buffer {
   return Buffer.from('coffer zstd self-check '.repeat(64));
 }
 
-function tryFrame(context: FrameContext, input: Uint8Array, out: Uint8Array): number {
+function tryRun(context: FrameContext, input: Uint8Array, out: Uint8Array): number {
   try {
-    return context.frame(input, out);
+    return context.run(input, out);
   } catch {
     return -1;
   }
@@ -126,42 +149,75 @@ function tryFrame(context: FrameContext, input: Uint8Array, out: Uint8Array): nu
 
 function giveUp(): undefined {
   reuse = false;
-  for (const context of compressors.values()) context.close();
-  compressors.clear();
+  compressor?.close();
+  compressor = undefined;
   decompressor?.close();
   decompressor = undefined;
   return undefined;
 }
 
-/** Node's one-shot functions with one output buffer big enough for the whole result. */
-function oneShotParams(level: number, inputLength: number) {
-  return { params: { [constants.ZSTD_c_compressionLevel]: level }, chunkSize: Math.max(64, Math.min(inputLength + 1024, 16 * 1024 * 1024)) };
+/** Room for any frame of `length` bytes of input (at least zstd's ZSTD_COMPRESSBOUND). */
+function frameBound(length: number): number {
+  return length + (length >>> 8) + 128;
 }
 
 /**
- * Compresses `data` when the frame comes out shorter than `limit` bytes (the size below which compressing
- * pays), else returns undefined. The frame is a view into a buffer this thread reuses: valid only until
- * the next call. Incompressible data costs no allocation at all.
+ * The length of the zstd frame that starts `data`, read from its block headers (RFC 8878 §3.1.1), or -1
+ * when they do not describe a whole frame. A frame that ends exactly where `data` does left the
+ * decompressor ready for the next one; anything else is followed by a reset.
  */
-export function compressSmaller(data: Uint8Array, limit: number, level = defaultZstdLevel): Uint8Array | undefined {
+export function frameLength(data: Uint8Array): number {
+  if (data.length < 5 || (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0 !== 0xfd2fb528) return -1;
+  const descriptor = data[4];
+  if (descriptor & 0x08) return -1;
+  const singleSegment = (descriptor >> 5) & 1;
+  const sizeField = [singleSegment, 2, 4, 8][descriptor >> 6];
+  let at = 5 + (singleSegment ? 0 : 1) + [0, 1, 2, 4][descriptor & 3] + sizeField;
+  for (;;) {
+    if (at + 3 > data.length) return -1;
+    const header = data[at] | (data[at + 1] << 8) | (data[at + 2] << 16);
+    const type = (header >> 1) & 3;
+    if (type === 3) return -1;
+    at += 3 + (type === 1 ? 1 : header >>> 3);
+    if (header & 1) break;
+  }
+  at += (descriptor >> 2) & 1 ? 4 : 0;
+  return at <= data.length ? at : -1;
+}
+
+/** Node's one-shot functions with one output buffer big enough for the whole result. */
+function oneShotParams(inputLength: number) {
+  return { params: { [constants.ZSTD_c_compressionLevel]: defaultZstdLevel }, chunkSize: Math.max(64, Math.min(inputLength + 1024, 16 * 1024 * 1024)) };
+}
+
+/**
+ * Compresses `data` (at level 3) when the frame comes out shorter than `limit` bytes (the size below which
+ * compressing pays), else returns undefined. The frame is a view into a buffer this thread reuses: valid
+ * only until the next call. Incompressible data costs no allocation at all.
+ */
+export function compressSmaller(data: Uint8Array, limit: number): Uint8Array | undefined {
   if (limit <= 0) return undefined;
-  const context = compressor(level);
+  const context = compressorContext();
   if (context !== undefined) {
-    if (scratch.length < limit) {
+    // Room for the whole frame: a frame cut short at the limit would cost a reset, which on Node means a
+    // new native context whose tables and window are allocated (and zeroed) again.
+    const room = frameBound(data.length);
+    if (scratch.length < room) {
       // The frame of the last call is no longer valid, so its buffer can go at once.
       discard(scratch.buffer);
-      scratch = new Uint8Array(limit);
+      scratch = new Uint8Array(room);
     }
     try {
-      const length = context.frame(data, scratch.subarray(0, limit));
-      return length >= 0 ? scratch.subarray(0, length) : undefined;
+      const length = context.run(data, scratch.subarray(0, room));
+      if (length >= 0) return length < limit ? scratch.subarray(0, length) : undefined;
+      context.reset();
     } catch {
       // zstd's context cannot be trusted after an error: this call goes the one-shot way, the next gets a new one.
       context.close();
-      compressors.delete(level);
+      compressor = undefined;
     }
   }
-  const frame = zstdCompressSync(data, oneShotParams(level, data.length));
+  const frame = zstdCompressSync(data, oneShotParams(data.length));
   return frame.length < limit ? frame : undefined;
 }
 
@@ -176,13 +232,14 @@ export function decompressKnown(data: Uint8Array, length: number): Uint8Array {
   const out = Buffer.allocUnsafe(length + 1);
   let written: number;
   try {
-    written = context.frame(data, out);
+    written = context.run(data, out);
   } catch (err) {
     // zstd's context cannot be trusted after an error: the next call starts a new one.
     context.close();
     decompressor = undefined;
     throw err;
   }
+  if (written !== length || frameLength(data) !== data.length) context.reset();
   return out.subarray(0, written < 0 ? length + 1 : written);
 }
 
@@ -198,5 +255,5 @@ export function decompressSync(data: Uint8Array, maxLength: number): Uint8Array 
 export function reuseZstdContexts(enabled: boolean): boolean {
   if (!enabled) giveUp();
   reuse = enabled;
-  return compressor(defaultZstdLevel) !== undefined && decompressorContext() !== undefined;
+  return compressorContext() !== undefined && decompressorContext() !== undefined;
 }
