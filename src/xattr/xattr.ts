@@ -1,7 +1,9 @@
 /**
  * Extended attributes, through @napi-rs/xattr (the only importer; a prebuilt N-API addon, so it works on
- * any Node version). Node itself has no xattr API. Paths that are not valid UTF-8 cannot be passed to the
- * addon and keep no attributes; symlinks are skipped (the addon would follow them).
+ * any Node version). Node itself has no xattr API. The addon takes paths as text and never follows a
+ * final symlink (it calls the l*xattr functions), so paths that are not valid UTF-8 keep no attributes:
+ * neither their bytes nor a descriptor's /proc/self/fd link can reach it. Symlinks are skipped (Linux
+ * gives them no user attributes).
  */
 import { createRequire } from 'node:module';
 import type { Xattr } from '../model/index.ts';
