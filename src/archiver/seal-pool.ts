@@ -9,13 +9,12 @@
  *
  * There is one worker per core, below the main thread's priority (model/worker-priority.ts).
  */
-import type { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
 import { envelopeOverhead, type Crypto } from '../crypto/index.ts';
 import type { BlobType } from '../repo/index.ts';
-import { copyBytes, prestartWorkers, siblingScript, startWorker } from '../model/index.ts';
-import type { SealInit, SealMessage, SealResponse } from './seal-worker.ts';
+import { copyBytes, prestartWorkers, siblingScript, WorkerPool } from '../model/index.ts';
+import type { SealInit, SealRequest, SlotNotice } from './seal-worker.ts';
 
 const script = siblingScript('seal-worker', import.meta.url);
 
@@ -37,18 +36,6 @@ interface Slot {
   view: Uint8Array;
 }
 
-interface Pending {
-  readonly slot: Slot;
-  readonly worker: WorkerSlot;
-  resolve: (sealed: Sealed) => void;
-  reject: (err: Error) => void;
-}
-
-interface WorkerSlot {
-  readonly worker: Worker;
-  busy: number;
-}
-
 /** A sealed blob in a pool slot: valid until `release`. */
 export interface Sealed {
   readonly bytes: Uint8Array;
@@ -56,69 +43,39 @@ export interface Sealed {
 }
 
 export class SealPool {
-  readonly #workers: WorkerSlot[] = [];
-  readonly #pending = new Map<number, Pending>();
+  readonly #pool: WorkerPool<SealRequest, number, SlotNotice>;
   readonly #slots: Slot[] = [];
   readonly #free: Slot[] = [];
-  #seq = 0;
-  #failure: Error | undefined;
 
   /** `slots`: blobs in flight at most; shared memory stays below slots × (max chunk + overhead). */
   constructor(crypto: Crypto, slots: number, size = availableParallelism()) {
     for (let i = 0; i < slots; i++) this.#slots.push({ index: i, view: new Uint8Array(0) });
     this.#free.push(...this.#slots);
-    for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = startWorker<SealInit>(script, { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm });
-      const slot: WorkerSlot = { worker, busy: 0 };
-      worker.on('message', (response: SealResponse) => {
-        slot.busy--;
-        const pending = this.#pending.get(response.seq);
-        this.#pending.delete(response.seq);
-        if (!pending) return;
-        if (response.length !== undefined) {
-          const s = pending.slot;
-          pending.resolve({ bytes: s.view.subarray(0, response.length), release: () => this.#release(s) });
-        } else {
-          this.#release(pending.slot);
-          pending.reject(new BugError(`seal worker failed: ${response.error}`));
-        }
-      });
-      worker.on('error', (err) => {
-        this.#failure ??= new BugError(`seal worker crashed: ${err.message}`, { cause: err });
-        for (const [seq, p] of this.#pending) {
-          if (p.worker !== slot) continue;
-          this.#pending.delete(seq);
-          this.#release(p.slot);
-          p.reject(this.#failure);
-        }
-      });
-      worker.unref();
-      this.#workers.push(slot);
-    }
+    this.#pool = new WorkerPool('seal', script, { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm } satisfies SealInit, size);
   }
 
   /**
    * Compresses and seals `plain` on a worker. `plain` is copied into a slot before this returns, so the
    * caller may reuse its buffer at once. Callers keep at most `slots` blobs unreleased.
    */
-  seal(type: BlobType, id: Uint8Array, plain: Uint8Array): Promise<Sealed> {
-    if (this.#failure) return Promise.reject(this.#failure);
+  async seal(type: BlobType, id: Uint8Array, plain: Uint8Array): Promise<Sealed> {
     const need = plain.length + sealOverhead;
     const slot = this.#takeSlot(need);
-    if (!slot) return Promise.reject(new BugError('more blobs in flight than seal slots'));
+    if (!slot) throw new BugError('more blobs in flight than seal slots');
     if (slot.view.length < need) {
       // Grown in 1 MiB steps, never shrunk: slots settle at the sizes chunks have, and stay registered.
       slot.view = new Uint8Array(new SharedArrayBuffer(slotSize(need)));
-      for (const w of this.#workers) w.worker.postMessage({ slot: slot.index, buffer: slot.view } satisfies SealMessage);
+      this.#pool.notify({ slot: slot.index, buffer: slot.view });
     }
     copyBytes(slot.view, plain);
-    const worker = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const seq = this.#seq++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(seq, { slot, worker, resolve, reject });
-      worker.busy++;
-      worker.worker.postMessage({ seq, slot: slot.index, type, id, length: plain.length } satisfies SealMessage);
-    });
+    let length: number;
+    try {
+      length = await this.#pool.request({ slot: slot.index, type, id, length: plain.length });
+    } catch (err) {
+      this.#release(slot);
+      throw err;
+    }
+    return { bytes: slot.view.subarray(0, length), release: () => this.#release(slot) };
   }
 
   /**
@@ -155,8 +112,8 @@ export class SealPool {
     this.#free.push(slot);
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.#workers.map((w) => w.worker.terminate()));
+  close(): Promise<void> {
+    return this.#pool.close();
   }
 }
 

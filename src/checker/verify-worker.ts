@@ -3,15 +3,13 @@
  * while the main thread downloads. A pack arrives in a transferred buffer and is dropped here, or, from a
  * local repository, is read here into a buffer reused for every pack.
  */
-import { parentPort } from 'node:worker_threads';
 import { makeCrypto, type Crypto, type CryptoSpec } from '../crypto/index.ts';
 import { RangeReader } from '../backend/local.ts';
-import { discard, serveWorker } from '../model/index.ts';
+import { discard, serveRequests } from '../model/index.ts';
 import type { BlobType } from '../repo/pack.ts';
 import { verifyPackBytes, type PackVerification } from './verify.ts';
 
 export interface VerifyRequest {
-  readonly seq: number;
   readonly pack: string;
   /** The pack's bytes, or where to read them. */
   readonly bytes: Uint8Array | PackFile;
@@ -26,35 +24,19 @@ export interface PackFile {
   readonly size: number;
 }
 
-export interface VerifyResponse {
-  readonly seq: number;
-  readonly result?: PackVerification;
-  readonly error?: string;
-}
-
-serveWorker<CryptoSpec, VerifyRequest>(({ keys, algorithm }) => {
+serveRequests<CryptoSpec, VerifyRequest, PackVerification>(({ keys, algorithm }) => {
   const crypto = makeCrypto(keys, algorithm);
   const reader = new RangeReader();
-  return (request) => verify(crypto, reader, request);
+  return {
+    answer: (request) => verify(crypto, reader, request),
+    // A transferred pack is this thread's alone: free it now rather than at a later collection.
+    afterReply: (request) => {
+      if (request.bytes instanceof Uint8Array) discard(request.bytes.buffer);
+    },
+  };
 });
 
-function verify(crypto: Crypto, reader: RangeReader, request: VerifyRequest): void {
-  let bytes: Uint8Array;
-  if (request.bytes instanceof Uint8Array) bytes = request.bytes;
-  else {
-    try {
-      bytes = reader.read(request.bytes.path, 0, request.bytes.size);
-    } catch (err) {
-      parentPort!.postMessage({ seq: request.seq, error: (err as Error).message } satisfies VerifyResponse);
-      return;
-    }
-  }
-  try {
-    const result = verifyPackBytes(crypto, request.pack, bytes, request.index, request.indexType, request.alwaysHash);
-    parentPort!.postMessage({ seq: request.seq, result } satisfies VerifyResponse);
-    // A transferred pack is this thread's alone: free it now rather than at a later collection.
-    if (bytes === request.bytes) discard(bytes.buffer);
-  } catch (err) {
-    parentPort!.postMessage({ seq: request.seq, error: (err as Error).message } satisfies VerifyResponse);
-  }
+function verify(crypto: Crypto, reader: RangeReader, request: VerifyRequest): PackVerification {
+  const bytes = request.bytes instanceof Uint8Array ? request.bytes : reader.read(request.bytes.path, 0, request.bytes.size);
+  return verifyPackBytes(crypto, request.pack, bytes, request.index, request.indexType, request.alwaysHash);
 }

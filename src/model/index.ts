@@ -11,3 +11,4 @@ export * from './semaphore.ts';
 export * from './sleep.ts';
 export * from './worker-priority.ts';
 export * from './worker-start.ts';
+export * from './worker-pool.ts';

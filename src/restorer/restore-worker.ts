@@ -3,11 +3,10 @@
  * loaded, or that it reads itself from a local folder, and writes them where they go (restorer.ts sends
  * the work). Plaintexts never cross threads: the main thread's heap sees none of them.
  */
-import { parentPort } from 'node:worker_threads';
 import { RangeReader } from '../backend/local.ts';
 import { makeCrypto, type Crypto, type CryptoSpec } from '../crypto/index.ts';
 import { AppError } from '../errors/index.ts';
-import { discard, lowerWorkerPriority, serveWorker } from '../model/index.ts';
+import { discard, lowerWorkerPriority, serveRequests } from '../model/index.ts';
 import { openBlob } from '../repo/index.ts';
 import { isZero, writeChunkSync, type ChunkWrite } from './safe-path.ts';
 
@@ -25,7 +24,6 @@ export interface OpenItem {
 export type RangeSource = { readonly data: Uint8Array } | { readonly file: string; readonly offset: number; readonly length: number };
 
 export type OpenRequest = RangeSource & {
-  readonly seq: number;
   readonly items: readonly OpenItem[];
 };
 
@@ -37,7 +35,6 @@ export interface Failure {
 }
 
 export interface OpenResponse {
-  readonly seq: number;
   /** Set when the worker could not read the file range (then nothing was opened). */
   readonly unread?: Failure;
   /** Per item: undefined when it opened, else why not (then nothing was written). */
@@ -46,11 +43,11 @@ export interface OpenResponse {
   readonly writeErrors: ReadonlyArray<ReadonlyArray<Failure | undefined>>;
 }
 
-serveWorker<CryptoSpec, OpenRequest>(({ keys, algorithm }) => {
+serveRequests<CryptoSpec, OpenRequest, OpenResponse>(({ keys, algorithm }) => {
   lowerWorkerPriority();
   const crypto = makeCrypto(keys, algorithm);
   const reader = new RangeReader();
-  return (request) => parentPort!.postMessage(open(crypto, reader, request) satisfies OpenResponse);
+  return { answer: (request) => open(crypto, reader, request) };
 });
 
 function failure(err: unknown): Failure {
@@ -68,7 +65,7 @@ function open(crypto: Crypto, reader: RangeReader, request: OpenRequest): OpenRe
     try {
       range = reader.read(request.file, request.offset, request.length);
     } catch (err) {
-      return { seq: request.seq, unread: failure(err), errors: [], writeErrors: [] };
+      return { unread: failure(err), errors: [], writeErrors: [] };
     }
   }
   const errors: OpenResponse['errors'][number][] = [];
@@ -99,5 +96,5 @@ function open(crypto: Crypto, reader: RangeReader, request: OpenRequest): OpenRe
   }
   // A transferred range is this thread's alone; the reader's buffer is kept for the next one.
   if ('data' in request) discard(request.data.buffer);
-  return { seq: request.seq, errors, writeErrors };
+  return { errors, writeErrors };
 }

@@ -30,10 +30,9 @@ import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, sta
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
-import type { Worker } from 'node:worker_threads';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, startWorker, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, WorkerPool, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -307,48 +306,22 @@ export function prestartRestoreWorkers(size = defaultWorkers()): void {
  * the main thread schedules loads (restore-worker.ts).
  */
 class OpenPool {
-  readonly #workers: Array<{ worker: Worker; busy: number }> = [];
-  readonly #pending = new Map<number, { resolve: (r: OpenResponse) => void; reject: (err: Error) => void }>();
-  #seq = 0;
+  readonly #pool: WorkerPool<OpenRequest, OpenResponse>;
 
   constructor(crypto: Crypto, size: number) {
-    for (let i = 0; i < size; i++) {
-      const worker = startWorker(script, cryptoSpec(crypto));
-      const slot = { worker, busy: 0 };
-      worker.on('message', (response: OpenResponse) => {
-        slot.busy--;
-        const pending = this.#pending.get(response.seq);
-        this.#pending.delete(response.seq);
-        pending?.resolve(response);
-      });
-      worker.on('error', (err) => {
-        for (const p of this.#pending.values()) p.reject(new BugError(`restore worker crashed: ${err.message}`, { cause: err }));
-        this.#pending.clear();
-      });
-      this.#workers.push(slot);
-    }
+    this.#pool = new WorkerPool('restore', script, cryptoSpec(crypto), size);
   }
 
   /** Opens `items` of a range on the least busy worker. Loaded bytes are transferred: unusable here afterwards. */
   open(source: RangeSource, items: OpenItem[]): Promise<OpenResponse> {
-    const slot = this.#workers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    const seq = this.#seq++;
-    const transfer: ArrayBuffer[] = [];
-    if ('data' in source) {
-      // A backend may return a view into a larger buffer: that is copied, not transferred.
-      const data = transferable(source.data);
-      source = { data };
-      transfer.push(data.buffer);
-    }
-    return new Promise((resolve, reject) => {
-      this.#pending.set(seq, { resolve, reject });
-      slot.busy++;
-      slot.worker.postMessage({ ...source, seq, items } satisfies OpenRequest, transfer);
-    });
+    if (!('data' in source)) return this.#pool.request({ ...source, items });
+    // A backend may return a view into a larger buffer: that is copied, not transferred.
+    const data = transferable(source.data);
+    return this.#pool.request({ data, items }, [data.buffer]);
   }
 
-  async close(): Promise<void> {
-    await Promise.all(this.#workers.map((w) => w.worker.terminate()));
+  close(): Promise<void> {
+    return this.#pool.close();
   }
 }
 
