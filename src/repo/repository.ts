@@ -191,12 +191,17 @@ export class Repository {
     });
   }
 
-  /** Loads, decrypts and verifies one blob. */
-  async loadBlob(type: BlobType, id: Uint8Array): Promise<Uint8Array> {
+  /**
+   * Loads, decrypts and verifies one blob, from the first copy the index knows that works; `failedPack`
+   * names a pack whose copy the caller already found unreadable.
+   */
+  async loadBlob(type: BlobType, id: Uint8Array, failedPack?: Id): Promise<Uint8Array> {
     const index = await this.index();
-    const copies = index.copies(id, type);
+    const known = index.copies(id, type);
     const what = `${type} blob ${toHex(id).slice(0, 8)}`;
-    if (copies.length === 0) throw new IntegrityError(`${what}: not in the index`, { hint: 'run `coffer check`; `coffer repair index` may find it' });
+    if (known.length === 0) throw new IntegrityError(`${what}: not in the index`, { hint: 'run `coffer check`; `coffer repair index` may find it' });
+    const others = known.filter((where) => where.pack !== failedPack);
+    const copies = others.length > 0 ? others : known;
     // A blob stored twice (an interrupted prune, concurrent backups) survives the loss of one copy.
     let failure: unknown;
     for (const where of copies) {

@@ -1100,7 +1100,7 @@ class Restorer {
       let plain: Uint8Array | undefined;
       if (this.#index.copies(needs[i].id, 'data').length > 1) {
         try {
-          plain = await this.#repo.loadBlob('data', needs[i].id);
+          plain = await this.#repo.loadBlob('data', needs[i].id, needs[i].location.pack);
         } catch (again) {
           if (again instanceof CancelledError) throw again;
         }

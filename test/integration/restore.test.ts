@@ -13,7 +13,7 @@ import { decode, encode } from '../../src/codec/index.ts';
 import { AppError, CancelledError, IntegrityError } from '../../src/errors/index.ts';
 import { toHex, type StoredSnapshot, type TreeNode } from '../../src/model/index.ts';
 import { buildPack, encodeTree, findNode, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
-import { LocalBackend, filePath, type Handle } from '../../src/backend/index.ts';
+import { LocalBackend, filePath, type ByteRange, type Handle } from '../../src/backend/index.ts';
 import { restore, type RestoreOptions, type RestoreSummary } from '../../src/restorer/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
 import { assertSameTree, buildSourceTree, captureTree, pseudoRandom, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
@@ -168,7 +168,16 @@ describe('restore', () => {
       await writeFile(join(dir, 'twice'), pseudoRandom(60_000, 5));
       await writeFile(join(dir, 'once'), pseudoRandom(60_000, 6));
       const folder = join(base, `copies-repo-${workers}`);
-      const local = await createTestRepo(new LocalBackend(folder));
+      /** Records the data files loaded through the backend (workers read local packs without it). */
+      class RecordingLocalBackend extends LocalBackend {
+        readonly loaded: string[] = [];
+        override load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
+          if (handle.type === 'data') this.loaded.push(handle.name);
+          return super.load(handle, range);
+        }
+      }
+      const recording = new RecordingLocalBackend(folder);
+      const local = await createTestRepo(recording);
       await backup(local, { paths: [dir], programVersion: 'test' });
       const [snap] = await local.listSnapshots();
       // A second copy of `twice`'s blob in a pack of its own, indexed: what concurrent backups can leave.
@@ -191,9 +200,12 @@ describe('restore', () => {
 
       const target = freshDir();
       const { reporter, errors } = recorder();
+      recording.loaded.length = 0;
       const summary = await restore(fresh, snap, { target, workers, reporter });
       assert.deepEqual(errors, []);
       assert.equal(summary.errors, 0);
+      // The damaged copy is read once (by this thread without workers), not again when the other is sought.
+      assert.equal(recording.loaded.filter((name) => name === copies[0].pack).length, workers === 0 ? 1 : 0);
       assert.deepEqual(await readFile(join(target, dir, 'twice')), pseudoRandom(60_000, 5));
       assert.deepEqual(await readFile(join(target, dir, 'once')), pseudoRandom(60_000, 6));
     });
