@@ -412,7 +412,24 @@ describe('prune', () => {
     const none = await planPrune(repo, { ...noUnused, maxRepackSize: 0 });
     assert.equal(none.repack.length, 0);
     assert.ok(none.remove.length > 0, 'unused packs are deleted whatever the repack limit');
+  });
+
+  it('--max-repack-size bounds the bytes repacked', async () => {
+    // Two backups, each one pack holding a file that stays and one that goes: two partly used packs,
+    // whatever the chunk boundaries.
+    const repo = await createTestRepo();
+    const stays = [randomBytes(300 * KiB), randomBytes(300 * KiB)];
+    const gone: Id[] = [];
+    for (const [i, file] of stays.entries()) {
+      const s = await sourceDir({ 'stays.bin': file, 'goes.bin': randomBytes(300 * KiB) });
+      gone.push(await snap(repo, s.dir, `2026-01-0${i + 1}T00:00:00Z`));
+    }
+    const kept = await sourceDir({ 'first.bin': stays[0], 'second.bin': stays[1] });
+    await snap(repo, kept.dir, '2026-01-03T00:00:00Z');
+    for (const id of gone) await forget(repo, id);
     const full = await planPrune(repo, noUnused);
+    const partlyUsed = full.repack.filter((p) => p.record.type === 'data' && p.usedBytes > 0 && p.unusedBytes > 0);
+    assert.equal(partlyUsed.length, 2);
     const limit = Math.max(...full.repack.map((p) => p.record.size));
     const limited = await planPrune(repo, { ...noUnused, maxRepackSize: limit });
     assert.ok(limited.repack.reduce((a, p) => a + p.record.size, 0) <= limit);
