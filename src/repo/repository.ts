@@ -192,16 +192,18 @@ export class Repository {
   }
 
   /**
-   * Loads, decrypts and verifies one blob, from the first copy the index knows that works; `failedPack`
-   * names a pack whose copy the caller already found unreadable.
+   * Loads, decrypts and verifies one blob, from the first copy the index knows that works. `failedPack`
+   * names a pack whose copy the caller already found unreadable: only the other copies are tried, and
+   * with none the blob is not found.
    */
   async loadBlob(type: BlobType, id: Uint8Array, failedPack?: Id): Promise<Uint8Array> {
     const index = await this.index();
-    const known = index.copies(id, type);
+    const copies = index.copies(id, type).filter((where) => where.pack !== failedPack);
     const what = `${type} blob ${toHex(id).slice(0, 8)}`;
-    if (known.length === 0) throw new IntegrityError(`${what}: not in the index`, { hint: 'run `coffer check`; `coffer repair index` may find it' });
-    const others = known.filter((where) => where.pack !== failedPack);
-    const copies = others.length > 0 ? others : known;
+    if (copies.length === 0) {
+      const where = failedPack === undefined ? 'not in the index' : `no copy but the one in pack ${shortId(failedPack)}`;
+      throw new IntegrityError(`${what}: ${where}`, { hint: 'run `coffer check`; `coffer repair index` may find it' });
+    }
     // A blob stored twice (an interrupted prune, concurrent backups) survives the loss of one copy.
     let failure: unknown;
     for (const where of copies) {

@@ -1098,12 +1098,10 @@ class Restorer {
     if (err instanceof CancelledError) throw err;
     for (let i = 0; i < needs.length; i++) {
       let plain: Uint8Array | undefined;
-      if (this.#index.copies(needs[i].id, 'data').length > 1) {
-        try {
-          plain = await this.#repo.loadBlob('data', needs[i].id, needs[i].location.pack);
-        } catch (again) {
-          if (again instanceof CancelledError) throw again;
-        }
+      try {
+        plain = await this.#repo.loadBlob('data', needs[i].id, needs[i].location.pack);
+      } catch (again) {
+        if (again instanceof CancelledError) throw again;
       }
       if (plain === undefined) {
         for (const t of targets[i]) this.#jobFailed(t.job, err);
