@@ -276,6 +276,13 @@ export class LocalBackend implements Backend {
       }
       return new NotFoundError(`${what}: not found`, { cause: err });
     }
+    // A file where the repository folder should be (the config is what every command reads first).
+    if (code === 'ENOTDIR' && (rel === '' || rel === 'config')) {
+      return new RepoNotFoundError(`${this.location}: not a folder, so not a repository`, {
+        hint: 'a file is in the way: give the path of a repository folder (`coffer init` creates a new one)',
+        cause: err,
+      });
+    }
     if (code === 'EACCES' || code === 'EPERM') {
       return new BackendError(`${what}: permission denied`, {
         hint: 'check the permissions of the repository folder',

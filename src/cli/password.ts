@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { CancelledError, UsageError } from '../errors/index.ts';
+import { CancelledError, UsageError, fileErrorText } from '../errors/index.ts';
 
 export interface PasswordSources {
   passwordFile?: string;
@@ -51,7 +51,7 @@ function fromFile(path: string): string {
   try {
     return firstLine(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new UsageError(`cannot read password file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+    throw new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, {
       hint: 'check the path given to --password-file or COFFER_PASSWORD_FILE',
     });
   }

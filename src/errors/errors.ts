@@ -162,3 +162,16 @@ export class BugError extends AppError {
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CancelledError();
 }
+
+/** A file-system error in words a user reads (`no such file`, `permission denied`, …), else its message. */
+export function fileErrorText(err: unknown): string {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  const words: Record<string, string> = {
+    ENOENT: 'no such file',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EISDIR: 'it is a folder',
+    ENOTDIR: 'a part of the path is not a folder',
+  };
+  return (typeof code === 'string' ? words[code] : undefined) ?? (err instanceof Error ? err.message.split('\n')[0] : String(err));
+}

@@ -126,6 +126,22 @@ describe('errors', () => {
       assertFails(await coffer(['-r', missing, 'key', 'list']), 10, new RegExp(escape(missing)));
     });
 
+    it('a file where the repository should be: exit 10 saying it is not a folder, for init too', async () => {
+      const file = path.join(await makeTempDir(), 'file');
+      await writeFile(file, 'not a repository\n');
+      for (const args of [['snapshots'], ['init'], ['backup', file]]) {
+        assertFails(await coffer(['-r', file, ...args]), 10, new RegExp(`${escape(file)}: not a folder`));
+      }
+      assertFails(await coffer(['-r', path.join(file, 'repo'), 'init']), 10, /not a folder/);
+      assert.equal(await readFile(file, 'utf8'), 'not a repository\n', 'the file is left alone');
+    });
+
+    it('an unreadable --password-file or --exclude-file: exit 2 saying why in words', async () => {
+      const missing = path.join(await makeTempDir(), 'missing');
+      assertFails(await coffer(['-r', pristine, '--password-file', missing, 'snapshots'], { env: { COFFER_PASSWORD: undefined } }), 2, /cannot read password file .*missing: no such file$/);
+      assertFails(await coffer(['-r', pristine, 'backup', '--exclude-file', missing, missing]), 2, /--exclude-file: cannot read .*missing: no such file$/);
+    });
+
     it('no repository given: exit 2 with a hint about -r and COFFER_REPOSITORY', async () => {
       const r = await coffer(['snapshots']);
       assertFails(r, 2, /no repository given/);

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { backup, chooseParent, compileExcludes, prestartSealWorkers } from '../../archiver/index.ts';
-import { PartialBackupError, UsageError } from '../../errors/index.ts';
+import { PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
@@ -40,7 +40,7 @@ function readLines(file: string, flag: string, separator: RegExp | string): stri
   try {
     text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
   } catch (err) {
-    throw new UsageError(`${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(`${flag}: cannot read ${file}: ${fileErrorText(err)}`, { hint: `check the path given to ${flag}` });
   }
   return text.split(separator);
 }
