@@ -29,7 +29,7 @@ function globToRegex(glob: string): string {
     } else if (c === '?') out += '[^/]';
     else if (c === '[') {
       const close = glob.indexOf(']', i + 2);
-      if (close === -1) throw new UsageError(`exclude pattern "${glob}" has an unclosed [`);
+      if (close === -1) throw new UsageError(`pattern "${glob}" has an unclosed [`, { hint: 'close it with ], or write \\[ for a literal [' });
       let body = glob.slice(i + 1, close);
       if (body.startsWith('!')) body = `^${body.slice(1)}`;
       out += `[${body.replace(/\\/g, '\\\\')}]`;

@@ -10,9 +10,10 @@
  * request goes to the inner backend instead, and `onError` is told.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BackendError } from '../errors/index.ts';
+import { makeFolders } from '../model/index.ts';
 import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, filePath, isValidName, typeFolder } from './backend.ts';
 import { matchesName } from './verify.ts';
 
@@ -45,7 +46,7 @@ const cacheFileMode = 0o600;
 
 /** Creates the cache root (mode 0700) and its CACHEDIR.TAG, if missing. */
 export async function prepareCacheRoot(root: string): Promise<void> {
-  await mkdir(root, { recursive: true, mode: cacheFolderMode });
+  await makeFolders(root, cacheFolderMode);
   const tag = path.join(root, cacheDirTagName);
   try {
     await writeFile(tag, cacheDirTag, { flag: 'wx', mode: 0o644 });
@@ -100,7 +101,7 @@ export class CachingBackend implements Backend, CacheAware {
 
   /** Activates the cache in `dir` (the repository's own folder, e.g. `~/.cache/coffer/<config id>`), created with mode 0700. */
   async attach(dir: string): Promise<void> {
-    await mkdir(dir, { recursive: true, mode: cacheFolderMode });
+    await makeFolders(dir, cacheFolderMode);
     this.#dir = dir;
     this.#verifiedPacks.clear();
   }
@@ -246,7 +247,7 @@ export class CachingBackend implements Backend, CacheAware {
     const file = this.#path(handle);
     const temp = `${file}${tempMarker}${randomBytes(6).toString('hex')}`;
     try {
-      await mkdir(path.dirname(file), { recursive: true, mode: cacheFolderMode });
+      await makeFolders(path.dirname(file), cacheFolderMode);
       await writeFile(temp, data, { mode: cacheFileMode });
       await rename(temp, file);
       return true;

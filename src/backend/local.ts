@@ -24,7 +24,7 @@ import {
   errnoCode,
   pastEnd,
 } from './backend.ts';
-import { mapLimit } from '../model/index.ts';
+import { makeFolders, mapLimit } from '../model/index.ts';
 
 /** Options of {@link LocalBackend}. */
 export interface LocalBackendOptions {
@@ -60,6 +60,14 @@ export class LocalBackend implements Backend {
     try {
       await fs.mkdir(this.root);
     } catch (err) {
+      const parentExists = await fs.stat(path.dirname(this.root)).then((st) => st.isDirectory(), () => false);
+      if (errnoCode(err) === 'ENOENT' && parentExists) {
+        // /proc and the like: the parent is there, but nothing can be made in it.
+        throw new BackendError(`${this.location}: cannot create a folder in ${path.dirname(this.root)}`, {
+          hint: 'choose a location on a file system where folders can be made',
+          cause: err,
+        });
+      }
       if (errnoCode(err) === 'ENOENT') {
         throw new RepoNotFoundError(`${this.location}: parent folder ${path.dirname(this.root)} does not exist`, {
           hint: 'create the parent folder first, or check the repository location',
@@ -69,9 +77,9 @@ export class LocalBackend implements Backend {
       if (errnoCode(err) !== 'EEXIST') throw this.#error(err, '');
     }
     try {
-      for (const folder of folders) await fs.mkdir(path.join(this.root, folder), { recursive: true });
+      for (const folder of folders) await makeFolders(path.join(this.root, folder));
       const subfolders = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-      await Promise.all(subfolders.map((sub) => fs.mkdir(path.join(this.root, 'data', sub), { recursive: true })));
+      await Promise.all(subfolders.map((sub) => makeFolders(path.join(this.root, 'data', sub))));
       await syncDir(path.join(this.root, 'data'));
       await syncDir(this.root);
     } catch (err) {
@@ -236,7 +244,7 @@ export class LocalBackend implements Backend {
     } catch (err) {
       throw this.#error(err, '');
     }
-    await fs.mkdir(dir, { recursive: true });
+    await makeFolders(dir);
   }
 
   async #listFolder(type: FileType, folder: string, sub?: string): Promise<FileInfo[]> {

@@ -7,7 +7,7 @@ import { CancelledError, ExitCode, UsageError } from '../errors/index.ts';
 import { CliContext, type Io } from './context.ts';
 import { exitStatusHelp, reportError } from './exit.ts';
 import { commands } from './commands/index.ts';
-
+import { parseTimeout } from './parse.ts';
 import { version } from './version.ts';
 
 export function buildProgram(ctx: CliContext): Command {
@@ -35,6 +35,8 @@ export function buildProgram(ctx: CliContext): Command {
     });
   program.hook('preAction', (_program, action) => {
     ctx.options = action.optsWithGlobals();
+    // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
+    if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
   });
   for (const register of commands) register(program, ctx);
   for (const command of program.commands) command.exitOverride().addHelpText('after', `\n${exitStatusHelp}`);

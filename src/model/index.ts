@@ -12,3 +12,4 @@ export * from './sleep.ts';
 export * from './worker-priority.ts';
 export * from './worker-start.ts';
 export * from './worker-pool.ts';
+export * from './folders.ts';

@@ -32,7 +32,7 @@ import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, WorkerPool, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, WorkerPool, makeFolders, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -545,9 +545,9 @@ class Restorer {
     this.#targetFresh = st === undefined;
     if (!st && !this.#dry) {
       try {
-        await mkdir(this.#base, { recursive: true, mode: 0o700 });
+        await makeFolders(this.#target, 0o700);
       } catch (err) {
-        throw targetError(this.#target, err, 'cannot create the target');
+        throw targetError(this.#target, err, 'cannot create the target', 'nothing was restored; choose a target on a file system where folders can be made');
       }
     }
   }

@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { AppError, FileError, IntegrityError } from '../errors/index.ts';
+import { AppError, FileError, IntegrityError, fileErrorText } from '../errors/index.ts';
 import { isSafeName, type Timestamp, type TreeNode } from '../model/index.ts';
 
 const slash = 0x2f;
@@ -252,8 +252,11 @@ export function sameTime(ns: bigint, t: Timestamp): boolean {
   return d < 1000n && d > -1000n;
 }
 
-/** Turns a filesystem error into a FileError naming the target path, with a hint. */
-export function targetError(path: string, err: unknown, doing = 'cannot write'): AppError {
+/**
+ * Turns a filesystem error into a FileError naming the target path, with a hint (`otherwise` when the
+ * error has no hint of its own).
+ */
+export function targetError(path: string, err: unknown, doing = 'cannot write', otherwise = 'the other files were restored; fix the cause and run the restore again with --overwrite if-changed'): AppError {
   if (err instanceof AppError) return err;
   const e = err as NodeJS.ErrnoException;
   const reason =
@@ -262,11 +265,11 @@ export function targetError(path: string, err: unknown, doing = 'cannot write'):
     : e.code === 'EROFS' ? 'read-only filesystem'
     : e.code === 'ELOOP' ? 'a symlink is in the way'
     : e.code === 'ENAMETOOLONG' ? 'name too long for this filesystem'
-    : e.code ?? e.message;
+    : fileErrorText(err);
   const hint =
     e.code === 'EACCES' || e.code === 'EPERM' ? 'check the permissions of the target folder, or restore as its owner'
     : e.code === 'ENOSPC' ? 'free some space or restore fewer files with --include'
-    : 'the other files were restored; fix the cause and run the restore again with --overwrite if-changed';
+    : otherwise;
   return new FileError(`${path}: ${doing}: ${reason}`, { hint, cause: err });
 }
 

@@ -136,6 +136,15 @@ describe('errors', () => {
       assert.equal(await readFile(file, 'utf8'), 'not a repository\n', 'the file is left alone');
     });
 
+    it('a folder that cannot be made (in /proc): restore and init fail at once, naming it', { skip: process.platform !== 'linux' }, async () => {
+      // Node's recursive mkdir never returns there; the runs are killed after 20 s if that comes back.
+      const started = Date.now();
+      const restore = await coffer(['-r', pristine, 'restore', 'latest', '--target', '/proc/coffer-test/target'], { timeoutMs: 20_000 });
+      assertFails(restore, 1, /^error: \/proc\/coffer-test\/target: cannot create the target: no such file$/);
+      assertFails(await coffer(['-r', '/proc/coffer-test', 'init'], { timeoutMs: 20_000 }), 1, /\/proc\/coffer-test: cannot create a folder in \/proc$/);
+      assert.ok(Date.now() - started < 15_000, 'both failed within seconds');
+    });
+
     it('an unreadable --password-file or --exclude-file: exit 2 saying why in words', async () => {
       const missing = path.join(await makeTempDir(), 'missing');
       assertFails(await coffer(['-r', pristine, '--password-file', missing, 'snapshots'], { env: { COFFER_PASSWORD: undefined } }), 2, /cannot read password file .*missing: no such file$/);
@@ -154,6 +163,8 @@ describe('errors', () => {
       assertFails(await coffer(['-r', pristine, 'frobnicate']), 2, /unknown command 'frobnicate'/);
       assertFails(await coffer(['-r', pristine, 'key', 'remove']), 2, /missing required argument/);
       assertFails(await coffer(['-r', pristine, 'init', '--pack-size', 'huge']), 2, /pack-size/);
+      assertFails(await coffer(['-r', pristine, '--retry-lock', '5x', 'snapshots']), 2, /--retry-lock: "5x" is not a duration/);
+      assertFails(await coffer(['-r', pristine, 'find', '[']), 2, /pattern "\[" has an unclosed \[/);
     });
   });
 

@@ -1,0 +1,33 @@
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+const codeOf = (err: unknown) => (err as { code?: unknown } | null)?.code;
+
+/**
+ * Creates a folder and any missing parents (`mode` for each one created), like `mkdir -p`. Node's own
+ * `mkdir(…, { recursive: true })` never returns where a parent exists but creating inside it fails with
+ * ENOENT (/proc, /sys on some kernels, some FUSE mounts): here each level is tried at most twice, so such
+ * a path fails with that error.
+ */
+export async function makeFolders(dir: string, mode?: number): Promise<void> {
+  try {
+    await mkdir(dir, { mode });
+    return;
+  } catch (err) {
+    if (codeOf(err) === 'EEXIST' && (await isFolder(dir))) return;
+    const parent = dirname(dir);
+    if (codeOf(err) !== 'ENOENT' || parent === dir) throw err;
+    await makeFolders(parent, mode);
+  }
+  try {
+    await mkdir(dir, { mode });
+  } catch (err) {
+    // Made meanwhile by someone else (folders created side by side share parents).
+    if (codeOf(err) === 'EEXIST' && (await isFolder(dir))) return;
+    throw err;
+  }
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() === true;
+}
