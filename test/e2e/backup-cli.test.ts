@@ -64,11 +64,14 @@ test('bad backup arguments are usage errors', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');
   await runCoffer(['init'], { repo });
-  for (const args of [['backup'], ['backup', dir, '--time', 'yesterday-ish'], ['backup', dir, '--exclude-larger-than', 'lots']]) {
+  const stdinNames = ['..', '.', '', 'a/b'].map((name) => ['backup', '--stdin', '--stdin-filename', name]);
+  for (const args of [['backup'], ['backup', dir, '--time', 'yesterday-ish'], ['backup', dir, '--exclude-larger-than', 'lots'], ...stdinNames]) {
     const r = await runCoffer(args, { repo });
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^error: .+\nhint: .+/);
   }
+  const snapshots = await runCoffer(['snapshots', '--json'], { repo });
+  assert.deepEqual(JSON.parse(snapshots.stdout), [], 'no snapshot was saved');
 });
 
 // Root reads every file whatever its mode, so the unreadable file needs an unprivileged user.

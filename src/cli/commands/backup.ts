@@ -111,7 +111,10 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .action(async (args: string[], flags: BackupFlags) => {
       const paths = flags.stdin ? [] : sourcePaths(args, flags);
       if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
-      if (flags.stdin && (flags.stdinFilename ?? '').includes('/')) throw new UsageError('--stdin-filename must be a plain file name');
+      const name = flags.stdinFilename ?? '';
+      if (flags.stdin && (name === '' || name === '.' || name === '..' || /[/\0]/.test(name))) {
+        throw new UsageError(`--stdin-filename: "${name}" is not a plain file name`, { hint: 'give a name without slashes, e.g. --stdin-filename db.sql' });
+      }
       if (!flags.stdin && paths.length === 0) throw new UsageError('nothing to back up', { hint: 'give paths, or --files-from FILE, or --stdin' });
       const time = flags.time ? parseTime(flags.time, '--time') : undefined;
       const excludeLargerThan = flags.excludeLargerThan ? parseSize(flags.excludeLargerThan, '--exclude-larger-than') : undefined;
