@@ -60,15 +60,14 @@ export class LocalBackend implements Backend {
     try {
       await fs.mkdir(this.root);
     } catch (err) {
-      const parentExists = await fs.stat(path.dirname(this.root)).then((st) => st.isDirectory(), () => false);
-      if (errnoCode(err) === 'ENOENT' && parentExists) {
-        // /proc and the like: the parent is there, but nothing can be made in it.
-        throw new BackendError(`${this.location}: cannot create a folder in ${path.dirname(this.root)}`, {
-          hint: 'choose a location on a file system where folders can be made',
-          cause: err,
-        });
-      }
       if (errnoCode(err) === 'ENOENT') {
+        if (await fs.stat(path.dirname(this.root)).then((st) => st.isDirectory(), () => false)) {
+          // /proc and the like: the parent is there, but nothing can be made in it.
+          throw new BackendError(`${this.location}: cannot create a folder in ${path.dirname(this.root)}`, {
+            hint: 'choose a location on a file system where folders can be made',
+            cause: err,
+          });
+        }
         throw new RepoNotFoundError(`${this.location}: parent folder ${path.dirname(this.root)} does not exist`, {
           hint: 'create the parent folder first, or check the repository location',
           cause: err,
