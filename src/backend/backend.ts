@@ -1,5 +1,7 @@
 import { BackendError, BugError } from '../errors/index.ts';
 
+export { errnoCode } from '../errors/index.ts';
+
 /**
  * The storage interface. A backend stores opaque, already-encrypted files under a handle (type + name)
  * and never sees keys or plaintext. Every implementation passes `test/conformance/backend.suite.ts`.
@@ -156,8 +158,3 @@ export function isValidName(type: FileType, name: string): boolean {
   return type === 'config' ? name === 'config' : hexName.test(name);
 }
 
-/** The `code` of a Node system error (`ENOENT`, `ECONNRESET`, …), if it has one. */
-export function errnoCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}

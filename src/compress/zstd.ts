@@ -185,9 +185,14 @@ export function frameLength(data: Uint8Array): number {
   return at <= data.length ? at : -1;
 }
 
+/** The output chunk size for Node's one-shot functions: one chunk of `room` bytes, within zlib's bounds. */
+function chunkSize(room: number): number {
+  return Math.max(64, Math.min(room, 16 * 1024 * 1024));
+}
+
 /** Node's one-shot functions with one output buffer big enough for the whole result. */
 function oneShotParams(inputLength: number) {
-  return { params: { [constants.ZSTD_c_compressionLevel]: defaultZstdLevel }, chunkSize: Math.max(64, Math.min(inputLength + 1024, 16 * 1024 * 1024)) };
+  return { params: { [constants.ZSTD_c_compressionLevel]: defaultZstdLevel }, chunkSize: chunkSize(inputLength + 1024) };
 }
 
 /**
@@ -248,7 +253,7 @@ export function decompressKnown(data: Uint8Array, length: number): Uint8Array {
  * exhaust memory.
  */
 export function decompressSync(data: Uint8Array, maxLength: number): Uint8Array {
-  return zstdDecompressSync(data, { maxOutputLength: Math.max(1, maxLength), chunkSize: Math.max(64, Math.min(maxLength + 64, 16 * 1024 * 1024)) });
+  return zstdDecompressSync(data, { maxOutputLength: Math.max(1, maxLength), chunkSize: chunkSize(maxLength + 64) });
 }
 
 /** Turns context reuse off or on (tests compare both paths); true when contexts are now reused. */

@@ -163,15 +163,25 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new CancelledError();
 }
 
+/** The `code` of a Node system error (`ENOENT`, `ECONNRESET`, …), if it has one. */
+export function errnoCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+const fileErrorWords: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'it is a folder',
+  ENOTDIR: 'a part of the path is not a folder',
+  ENOSPC: 'no space left on the device',
+  EROFS: 'read-only filesystem',
+  ENAMETOOLONG: 'name too long for this filesystem',
+};
+
 /** A file-system error in words a user reads (`no such file`, `permission denied`, …), else its message. */
 export function fileErrorText(err: unknown): string {
-  const code = (err as { code?: unknown } | null | undefined)?.code;
-  const words: Record<string, string> = {
-    ENOENT: 'no such file',
-    EACCES: 'permission denied',
-    EPERM: 'permission denied',
-    EISDIR: 'it is a folder',
-    ENOTDIR: 'a part of the path is not a folder',
-  };
-  return (typeof code === 'string' ? words[code] : undefined) ?? (err instanceof Error ? err.message.split('\n')[0] : String(err));
+  const code = errnoCode(err);
+  return (code !== undefined ? fileErrorWords[code] : undefined) ?? (err instanceof Error ? err.message.split('\n')[0] : String(err));
 }

@@ -1,7 +1,6 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-
-const codeOf = (err: unknown) => (err as { code?: unknown } | null)?.code;
+import { errnoCode } from '../errors/index.ts';
 
 /**
  * Creates a folder and any missing parents (`mode` for each one created), like `mkdir -p`. Node's own
@@ -14,16 +13,16 @@ export async function makeFolders(dir: string, mode?: number): Promise<void> {
     await mkdir(dir, { mode });
     return;
   } catch (err) {
-    if (codeOf(err) === 'EEXIST' && (await isFolder(dir))) return;
+    if (errnoCode(err) === 'EEXIST' && (await isFolder(dir))) return;
     const parent = dirname(dir);
-    if (codeOf(err) !== 'ENOENT' || parent === dir) throw err;
+    if (errnoCode(err) !== 'ENOENT' || parent === dir) throw err;
     await makeFolders(parent, mode);
   }
   try {
     await mkdir(dir, { mode });
   } catch (err) {
     // Made meanwhile by someone else (folders created side by side share parents).
-    if (codeOf(err) === 'EEXIST' && (await isFolder(dir))) return;
+    if (errnoCode(err) === 'EEXIST' && (await isFolder(dir))) return;
     throw err;
   }
 }

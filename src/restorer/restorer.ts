@@ -31,7 +31,7 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
-import { BugError, CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
+import { CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, WorkerPool, makeFolders, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';

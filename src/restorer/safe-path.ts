@@ -259,13 +259,8 @@ export function sameTime(ns: bigint, t: Timestamp): boolean {
 export function targetError(path: string, err: unknown, doing = 'cannot write', otherwise = 'the other files were restored; fix the cause and run the restore again with --overwrite if-changed'): AppError {
   if (err instanceof AppError) return err;
   const e = err as NodeJS.ErrnoException;
-  const reason =
-    e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied'
-    : e.code === 'ENOSPC' ? 'no space left on the device'
-    : e.code === 'EROFS' ? 'read-only filesystem'
-    : e.code === 'ELOOP' ? 'a symlink is in the way'
-    : e.code === 'ENAMETOOLONG' ? 'name too long for this filesystem'
-    : fileErrorText(err);
+  // Restore opens with O_NOFOLLOW: ELOOP there means a symlink stands where a file goes.
+  const reason = e.code === 'ELOOP' ? 'a symlink is in the way' : fileErrorText(err);
   const hint =
     e.code === 'EACCES' || e.code === 'EPERM' ? 'check the permissions of the target folder, or restore as its owner'
     : e.code === 'ENOSPC' ? 'free some space or restore fewer files with --include'

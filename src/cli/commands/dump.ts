@@ -1,6 +1,6 @@
 import { open, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { FileError, UsageError } from '../../errors/index.ts';
+import { FileError, UsageError, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import { fileContent, findNode, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
@@ -50,7 +50,7 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>): Pro
   try {
     handle = await open(target, 'w', 0o666);
   } catch (err) {
-    throw new FileError(`${target}: cannot create: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'check the --target path' });
+    throw new FileError(`${target}: cannot create: ${fileErrorText(err)}`, { hint: 'check the --target path' });
   }
   try {
     for await (const chunk of chunks) await handle.write(chunk);
