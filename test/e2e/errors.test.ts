@@ -10,7 +10,7 @@ import { chmod, cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
 const password = 'correct horse';
@@ -20,10 +20,6 @@ let cacheHome: string;
 /** Runs coffer with the right password and a private cache folder, unless `options.env` says otherwise. */
 function coffer(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return runCoffer(args, { ...options, env: { COFFER_PASSWORD: password, COFFER_CACHE_DIR: cacheHome, ...options.env } });
-}
-
-function assertOk(r: RunResult): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 }
 
 /** A clean failure: the exit status, an `error:` line matching `message`, a `hint:` line, nothing else. */

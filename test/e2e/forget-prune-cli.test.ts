@@ -15,15 +15,11 @@ import { LocalBackend } from '../../src/backend/index.ts';
 import type { Id } from '../../src/model/index.ts';
 import { checkConsistency, packBytes, snapshotFiles, storeDigest, writeFiles } from '../support/repo-inspect.ts';
 import { Repository } from '../../src/repo/index.ts';
-import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 import { createTestRepo, testPassword } from '../support/test-repo.ts';
 
 after(removeTempDirs);
-
-function assertOk(r: RunResult): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
 
 function coffer(args: string[], repo: string, options: RunOptions = {}): Promise<RunResult> {
   return runCoffer(args, { ...options, repo });

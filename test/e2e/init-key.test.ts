@@ -8,7 +8,7 @@ import { readdir, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
-import { makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
 let cacheHome: string;
@@ -22,10 +22,6 @@ after(removeTempDirs);
 /** Runs coffer with the password `password` (COFFER_PASSWORD; null for none) and a private cache folder. */
 function coffer(args: string[], password: string | null = 'first pw', options: RunOptions = {}): Promise<RunResult> {
   return runCoffer(args, { ...options, env: { COFFER_PASSWORD: password ?? undefined, COFFER_CACHE_DIR: cacheHome, ...options.env } });
-}
-
-function assertOk(r: RunResult): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 }
 
 /** Asserts a clean failure: the exit status, `error:`/`hint:` lines, no stack trace. */

@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { makeTempDir, projectRoot, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server } from '../support/s3-server.ts';
 import { writeFiles } from '../support/repo-inspect.ts';
-import { assertSameTree, captureTree, pseudoRandom } from '../support/tree-builder.ts';
+import { assertSameTree, captureTree, pseudoRandom, restoredTimeToleranceNs } from '../support/tree-builder.ts';
 
 after(removeTempDirs);
 
@@ -59,9 +59,6 @@ async function makeHome(): Promise<string> {
   return home;
 }
 
-/** Node sets times through a double of seconds: within 0.12 µs of the stored nanoseconds (restorer.ts); 1 µs allowed. */
-const timeToleranceNs = 1000;
-
 describe('the README, run as written', () => {
   it('backs up two folders to a local repository, lists the snapshot and restores every byte, mode, time and link', async () => {
     const home = await makeHome();
@@ -73,7 +70,7 @@ describe('the README, run as written', () => {
     assert.match(listing, /1 snapshot/);
     assert.match(listing, /daily/);
     for (const folder of ['Documents', 'Projects']) {
-      assertSameTree(await captureTree(path.join(home, folder)), await captureTree(path.join(target, home, folder)), { timeToleranceNs, ignore: (rel) => rel.split('/').includes('node_modules') });
+      assertSameTree(await captureTree(path.join(home, folder)), await captureTree(path.join(target, home, folder)), { timeToleranceNs: restoredTimeToleranceNs, ignore: (rel) => rel.split('/').includes('node_modules') });
     }
     assert.ok(existsSync(path.join(home, 'Projects/app/node_modules')) && !existsSync(path.join(target, home, 'Projects/app/node_modules')), 'node_modules was excluded');
   });
@@ -93,7 +90,7 @@ describe('the README, run as written', () => {
       const target = await makeTempDir('coffer-restored-');
       const auth = { ...env, AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
       await runLines([`npx coffer -r ${repo} backup ~/Documents`, `npx coffer -r ${repo} restore latest --target ${target}`], replace, auth);
-      assertSameTree(await captureTree(path.join(home, 'Documents')), await captureTree(path.join(target, home, 'Documents')), { timeToleranceNs });
+      assertSameTree(await captureTree(path.join(home, 'Documents')), await captureTree(path.join(target, home, 'Documents')), { timeToleranceNs: restoredTimeToleranceNs });
     } finally {
       await server.stop();
     }

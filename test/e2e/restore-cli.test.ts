@@ -7,12 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
-import { assertSameTree, buildSourceTree, captureTree, type TreeState } from '../support/tree-builder.ts';
-
-/** Times are set through a double of seconds (see the restorer): within 0.12 µs. */
-const timeTolerance = 1000;
+import { assertSameTree, buildSourceTree, captureTree, restoredTimeToleranceNs, type TreeState } from '../support/tree-builder.ts';
 
 let cacheHome: string;
 let src: string;
@@ -20,10 +17,6 @@ let source: TreeState;
 
 function coffer(args: string[], repo: string, options: RunOptions = {}): Promise<RunResult> {
   return runCoffer(args, { ...options, repo, env: { XDG_CACHE_HOME: cacheHome, ...options.env } });
-}
-
-function assertOk(r: RunResult): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 }
 
 /** Inits a repository at `repo` and backs up the source tree; returns the snapshot id. */
@@ -60,7 +53,7 @@ describe('restore (local repository)', () => {
     assertOk(r);
     assert.match(r.stdout, /^restored \d+ files, \d+ folders, [\d.]+ \w*B in [\d.]+s$/m);
     assert.equal(r.stderr, '');
-    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
   });
 
   it('restores SNAPSHOT:PATH by id prefix, the folder contents directly into the target, with a JSON summary', async () => {
@@ -91,7 +84,7 @@ describe('restore (local repository)', () => {
     const second = jsonLines(again.stdout).at(-1) as Record<string, number>;
     assert.equal(second.files_restored, 0);
     assert.equal(second.files_skipped, second.total_files);
-    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
   });
 
   it('fails cleanly on a bad snapshot id (exit 2, one error line and a hint)', async () => {
@@ -138,6 +131,6 @@ describe('restore (s3rver)', () => {
     await prepare(repo, env);
     const target = await makeTempDir();
     assertOk(await coffer(['restore', 'latest', '--target', target, '--verify'], repo, { env }));
-    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+    assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
   });
 });

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
 import { writeFiles } from '../support/repo-inspect.ts';
 import { pseudoRandom } from '../support/tree-builder.ts';
 
@@ -55,10 +55,6 @@ interface SnapshotJson {
   readonly short_id: string;
   readonly time: string;
   readonly hostname: string;
-}
-
-function assertOk(r: RunResult, what: string): void {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 }
 
 describe('two hosts backed up daily, thinned by forget --prune while both keep backing up', () => {

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { LocalBackend } from '../../src/backend/index.ts';
 import { snapshotFiles, writeFiles } from '../support/repo-inspect.ts';
 import { Repository } from '../../src/repo/index.ts';
-import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { testPassword } from '../support/test-repo.ts';
 
 after(removeTempDirs);
@@ -24,10 +24,6 @@ const MiB = 1024 * 1024;
 
 function coffer(args: string[], repo: string, options: RunOptions = {}): Promise<RunResult> {
   return runCoffer(args, { timeoutMs: 120_000, ...options, repo });
-}
-
-function assertOk(r: RunResult, what: string): void {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 }
 
 /** Writes a lock file as another process would. */

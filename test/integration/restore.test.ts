@@ -16,11 +16,9 @@ import { buildPack, encodeTree, findNode, sealBlob, walkTree, type PackRecord, t
 import { LocalBackend, filePath, type ByteRange, type Handle } from '../../src/backend/index.ts';
 import { restore, type RestoreOptions, type RestoreSummary } from '../../src/restorer/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
-import { assertSameTree, buildSourceTree, captureTree, pseudoRandom, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
+import { assertSameTree, buildSourceTree, captureTree, pseudoRandom, restoredTimeToleranceNs, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
 
 const isRoot = process.getuid?.() === 0;
-/** Node sets times through a double of seconds: within 0.12 µs until 2038. */
-const timeTolerance = 1000;
 
 let base: string;
 let src: string;
@@ -84,12 +82,12 @@ describe('restore', () => {
       const st = await lstat(Buffer.concat([Buffer.from(target), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.from(p)])]), { bigint: true });
       const want = BigInt(node.atime.sec) * 1_000_000_000n + BigInt(node.atime.nsec);
       const diff = st.atimeNs > want ? st.atimeNs - want : want - st.atimeNs;
-      assert.ok(diff < BigInt(timeTolerance), `atime of ${parts.map((p) => Buffer.from(p).toString()).join('/')}: ${st.atimeNs} vs ${want}`);
+      assert.ok(diff < BigInt(restoredTimeToleranceNs), `atime of ${parts.map((p) => Buffer.from(p).toString()).join('/')}: ${st.atimeNs} vs ${want}`);
       checked++;
     });
     assert.ok(checked >= 30);
     const restored = await captureTree(join(target, src));
-    assertSameTree(source, restored, { root: true, timeToleranceNs: timeTolerance, owners: true });
+    assertSameTree(source, restored, { root: true, timeToleranceNs: restoredTimeToleranceNs, owners: true });
     // The folders above the source path come from the snapshot too.
     assert.ok((await stat(join(target, base))).isDirectory());
     if (built.fifo) assert.equal(restored.entries.get('fifo')?.type, 'fifo');
@@ -134,7 +132,7 @@ describe('restore', () => {
     const target = freshDir();
     const summary = await run({ target, workers: 2 });
     assert.equal(summary.errors, 0);
-    assertSameTree(source, await captureTree(join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+    assertSameTree(source, await captureTree(join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
   });
 
   it('from a local folder the workers read the packs themselves; packs they cannot read are loaded instead', async () => {
@@ -155,7 +153,7 @@ describe('restore', () => {
       const summary = await restore(fresh, snap, { target, workers: 2 });
       loads.push(fresh.backend.requestCounts().get - gets);
       assert.equal(summary.errors, 0, Local.name);
-      assertSameTree(source, await captureTree(join(target, src)), { root: true, timeToleranceNs: timeTolerance });
+      assertSameTree(source, await captureTree(join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
     }
     // The same trees are loaded either way; data ranges only when the workers cannot read them.
     assert.ok(loads[0] < loads[1], `loads ${loads}`);
@@ -290,7 +288,7 @@ describe('restore', () => {
       assert.ok(!restored.entries.has('sticky-dir'));
       assertSameTree(source, restored, {
         root: true,
-        timeToleranceNs: timeTolerance,
+        timeToleranceNs: restoredTimeToleranceNs,
         ignore: (rel) => !restored.entries.has(Buffer.from(rel).toString('latin1')) || rel === 'nested/a/hard-c' || rel === '',
       });
     });
@@ -321,7 +319,7 @@ describe('restore', () => {
       const expected = await captureTree(join(src, 'nested'));
       const restored = await captureTree(target);
       // hard-c has its two other names outside the restored folder.
-      assertSameTree(expected, restored, { timeToleranceNs: timeTolerance, ignore: (rel) => rel === 'a/hard-c' });
+      assertSameTree(expected, restored, { timeToleranceNs: restoredTimeToleranceNs, ignore: (rel) => rel === 'a/hard-c' });
       assert.equal(await readFile(join(target, 'a/hard-c'), 'utf8'), 'one file, three names\n');
       assert.ok(!(await readdir(target)).includes(src.split('/')[1]));
     });
@@ -365,7 +363,7 @@ describe('restore', () => {
       assert.equal(summary.filesRestored, 2);
       assert.equal(summary.filesSkipped, summary.filesTotal - 2);
       assert.equal(actions.get(`${src}/${built.paths.deepLeaf}`), 'skipped');
-      assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: timeTolerance });
+      assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: restoredTimeToleranceNs });
       // Untouched files keep their inode and their ctime: not even their metadata was rewritten.
       for (const rel of ['sparse.img', 'hard-b', 'setuid', 'old', built.paths.deepLeaf, 'nested/a/file', ...(built.fifo ? ['fifo'] : [])]) {
         const st = await lstat(join(root, rel), { bigint: true });
@@ -477,7 +475,7 @@ describe('restore', () => {
       // Excluded from the restore, so not deleted either.
       assert.ok((await stat(join(root, 'extra.log'))).isFile());
       assert.equal(await readFile(join(outside, 'precious'), 'utf8'), 'keep me');
-      assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: timeTolerance, ignore: (rel) => rel === 'extra.log' });
+      assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: restoredTimeToleranceNs, ignore: (rel) => rel === 'extra.log' });
     });
   });
 

@@ -4,6 +4,7 @@
  * password, UTC as the time zone so printed times are predictable, and a metadata cache in a temporary
  * folder (removed when the test process exits) rather than the user's ~/.cache.
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -116,6 +117,11 @@ export async function makeRepoDir(): Promise<string> {
 /** Removes every folder made by {@link makeTempDir} and {@link makeRepoDir}; call it from `after`. */
 export async function removeTempDirs(): Promise<void> {
   await Promise.all(made.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+}
+
+/** Asserts a run exited 0, showing its output otherwise; `what` names the run in the message. */
+export function assertOk(r: RunResult, what?: string): void {
+  assert.equal(r.code, 0, `${what === undefined ? '' : `${what}: `}exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
 }
 
 /** Parses output with one JSON document per line. */

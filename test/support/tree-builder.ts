@@ -311,6 +311,12 @@ export async function captureTree(root: string): Promise<TreeState> {
   return { root, entries };
 }
 
+/**
+ * The time difference a restore may show: Node sets times through a double of seconds, within 0.12 µs of
+ * the stored nanoseconds (restorer.ts); 1 µs allowed.
+ */
+export const restoredTimeToleranceNs = 1000;
+
 export interface CompareOptions {
   /** Allowed difference of times in nanoseconds (default 0: exact). */
   readonly timeToleranceNs?: number;
