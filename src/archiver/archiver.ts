@@ -8,7 +8,7 @@ import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promise
 import { hostname as osHostname, userInfo } from 'node:os';
 import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { Chunker } from '../chunker/index.ts';
-import { AppError, CancelledError, FileError, throwIfAborted } from '../errors/index.ts';
+import { AppError, CancelledError, FileError, errnoCode, fileErrorText, throwIfAborted } from '../errors/index.ts';
 import {
   BufferPool,
   capacityFor,
@@ -139,9 +139,8 @@ function sameTime(a: Timestamp, b: Timestamp): boolean {
 
 function sourceError(path: string, err: unknown, isSource: boolean): AppError {
   if (err instanceof AppError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
   const missing = isSource ? 'does not exist' : 'vanished during backup';
-  const reason = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? missing : (err as Error).message;
+  const reason = errnoCode(err) === 'ENOENT' ? missing : fileErrorText(err);
   return new FileError(`${path}: ${reason}`, { hint: 'the file was skipped; the snapshot holds everything else', cause: err });
 }
 
@@ -742,7 +741,7 @@ async function openReader(path: Buffer, size: number): Promise<SourceReader> {
         fd = openSync(path, flags);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EPERM' || flags === constants.O_RDONLY) throw err;
+        if (errnoCode(err) !== 'EPERM' || flags === constants.O_RDONLY) throw err;
       }
     }
     const descriptor = fd!;
@@ -754,7 +753,7 @@ async function openReader(path: Buffer, size: number): Promise<SourceReader> {
       handle = await open(path, flags);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EPERM' || flags === constants.O_RDONLY) throw err;
+      if (errnoCode(err) !== 'EPERM' || flags === constants.O_RDONLY) throw err;
     }
   }
   const h = handle!;

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { BackendError } from '../errors/index.ts';
+import { BackendError, errnoCode } from '../errors/index.ts';
 import { makeFolders } from '../model/index.ts';
 import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, filePath, isValidName, typeFolder } from './backend.ts';
 import { matchesName } from './verify.ts';
@@ -51,7 +51,7 @@ export async function prepareCacheRoot(root: string): Promise<void> {
   try {
     await writeFile(tag, cacheDirTag, { flag: 'wx', mode: 0o644 });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if (errnoCode(err) !== 'EEXIST') throw err;
   }
 }
 
@@ -189,7 +189,7 @@ export class CachingBackend implements Backend, CacheAware {
     try {
       data = await readFile(this.#path(handle));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#report(err, `cannot read ${this.#path(handle)}`);
+      if (errnoCode(err) !== 'ENOENT') this.#report(err, `cannot read ${this.#path(handle)}`);
       return undefined;
     }
     if (matchesName(handle.name, data)) return data;
@@ -215,7 +215,7 @@ export class CachingBackend implements Backend, CacheAware {
       if (err instanceof BackendError) throw err;
       // Removed meanwhile (another process cleaned the cache) or unreadable: ask the store.
       this.#verifiedPacks.delete(handle.name);
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#report(err, `cannot read ${file}`);
+      if (errnoCode(err) !== 'ENOENT') this.#report(err, `cannot read ${file}`);
       return this.#inner.load(handle, range);
     }
   }
@@ -262,7 +262,7 @@ export class CachingBackend implements Backend, CacheAware {
     try {
       await unlink(this.#path(handle));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#report(err, `cannot remove ${this.#path(handle)}`);
+      if (errnoCode(err) !== 'ENOENT') this.#report(err, `cannot remove ${this.#path(handle)}`);
     }
   }
 
@@ -282,14 +282,14 @@ export class CachingBackend implements Backend, CacheAware {
           }
           await unlink(file);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.#report(err, `cannot remove ${file}`);
+          if (errnoCode(err) !== 'ENOENT') this.#report(err, `cannot remove ${file}`);
         }
       }
     }
   }
 
   #report(err: unknown, what: string): void {
-    const detail = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    const detail = errnoCode(err) ?? (err as Error).message;
     this.#onError(new Error(`cache: ${what}: ${detail}`, { cause: err }));
   }
 }

@@ -178,6 +178,7 @@ const fileErrorWords: Readonly<Record<string, string>> = {
   ENOSPC: 'no space left on the device',
   EROFS: 'read-only filesystem',
   ENAMETOOLONG: 'name too long for this filesystem',
+  EIO: 'input/output error (the disk or its connection failed)',
 };
 
 /** A file-system error in words a user reads (`no such file`, `permission denied`, …), else its message. */

@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname, userInfo } from 'node:os';
-import { AppError, IntegrityError, RepoLockedError } from '../errors/index.ts';
+import { AppError, IntegrityError, RepoLockedError, errnoCode } from '../errors/index.ts';
 import { asBoolean, asInteger, asObject, asString, shortId, sleep, type Id } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
@@ -48,7 +48,7 @@ export function processAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    return errnoCode(err) === 'EPERM';
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { RangeReader } from '../backend/local.ts';
 import { makeCrypto, type Crypto, type CryptoSpec } from '../crypto/index.ts';
-import { AppError } from '../errors/index.ts';
+import { AppError, errnoCode } from '../errors/index.ts';
 import { discard, lowerWorkerPriority, serveRequests } from '../model/index.ts';
 import { openBlob } from '../repo/index.ts';
 import { isZero, writeChunkSync, type ChunkWrite } from './safe-path.ts';
@@ -54,7 +54,7 @@ function failure(err: unknown): Failure {
   return {
     message: (err as Error).message,
     hint: err instanceof AppError ? err.hint : undefined,
-    code: err instanceof AppError ? undefined : (err as NodeJS.ErrnoException).code,
+    code: err instanceof AppError ? undefined : errnoCode(err),
   };
 }
 

@@ -31,7 +31,7 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
-import { CancelledError, FileError, IntegrityError, throwIfAborted } from '../errors/index.ts';
+import { CancelledError, FileError, IntegrityError, errnoCode, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, WorkerPool, makeFolders, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
@@ -1199,7 +1199,7 @@ class Restorer {
       try {
         names = (await readdir(abs, { encoding: 'buffer' })).sort(Buffer.compare);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
+        const code = errnoCode(err);
         if (code === 'ENOENT' || code === 'ENOTDIR') return;
         this.#fail(undefined, display(abs), err, 'cannot list');
         return;

@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { AppError, FileError, IntegrityError, fileErrorText } from '../errors/index.ts';
+import { AppError, FileError, IntegrityError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { isSafeName, type Timestamp, type TreeNode } from '../model/index.ts';
 
 const slash = 0x2f;
@@ -96,7 +96,7 @@ export async function lstatOrUndefined(path: Buffer): Promise<BigIntStats | unde
   try {
     return await lstat(path, { bigint: true });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    const code = errnoCode(err);
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw err;
   }
@@ -134,7 +134,7 @@ export async function openForReading(path: Buffer): Promise<number> {
       return await fd.open(path, flags | noAtime);
     } catch (err) {
       // O_NOATIME is refused for files this user does not own: fall back for good.
-      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+      if (errnoCode(err) !== 'EPERM') throw err;
       noAtimeAllowed = false;
     }
   }

@@ -1,6 +1,6 @@
 import { open, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { FileError, UsageError, fileErrorText } from '../../errors/index.ts';
+import { FileError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import { fileContent, findNode, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
@@ -98,7 +98,7 @@ export function registerDump(program: Command, ctx: CliContext): void {
             await writeAll(ctx.io.stdout, chunks);
           } catch (err) {
             // The reader went away (`coffer dump … | head`): nothing left to do, and nothing went wrong here.
-            if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+            if (errnoCode(err) !== 'EPIPE') throw err;
           }
         }
       });
