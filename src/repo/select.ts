@@ -8,21 +8,24 @@ import type { Repository } from './repository.ts';
 
 export interface SnapshotFilter {
   readonly hosts?: readonly string[];
-  /** Each entry is one `--tag a,b` list: a snapshot matches when it has all tags of any list. */
+  /**
+   * Each entry is one `--tag a,b` list: a snapshot matches when it has all tags of any list. An empty list
+   * (`--tag ''`) matches snapshots without tags, as in restic.
+   */
   readonly tags?: readonly (readonly string[])[];
   readonly paths?: readonly string[];
 }
 
 export function matchesFilter(s: StoredSnapshot, f: SnapshotFilter): boolean {
   if (f.hosts?.length && !f.hosts.includes(s.hostname)) return false;
-  if (f.tags?.length && !f.tags.some((list) => list.every((t) => s.tags.includes(t)))) return false;
+  if (f.tags?.length && !f.tags.some((list) => (list.length === 0 ? s.tags.length === 0 : list.every((t) => s.tags.includes(t))))) return false;
   if (f.paths?.length && !f.paths.every((p) => s.paths.includes(p))) return false;
   return true;
 }
 
-/** Parses repeated `--tag a,b` flags into tag lists. */
+/** Parses repeated `--tag a,b` flags into tag lists; `--tag ''` gives the empty list (untagged snapshots). */
 export function parseTagLists(flags: readonly string[] | undefined): string[][] {
-  return (flags ?? []).map((f) => f.split(',').map((t) => t.trim()).filter(Boolean)).filter((l) => l.length > 0);
+  return (flags ?? []).map((f) => f.split(',').map((t) => t.trim()).filter(Boolean));
 }
 
 /** Finds one snapshot by `latest` or id prefix among those matching the filter. */

@@ -180,6 +180,10 @@ describe('forget (binary, fixed snapshot times)', { concurrency: 4 }, () => {
   });
   it('--host leaves other hosts alone', () => expectForget(['--keep-last', '1', '--host', 'other'], ['o2'], ['o1']));
   it('--tag leaves untagged snapshots alone', () => expectForget(['--keep-last', '1', '--tag', 'daily'], ['s9'], ['s4', 's5']));
+  // restic's idiom for "only the untagged ones": tagged snapshots must be left alone.
+  it("--tag '' selects only untagged snapshots", () => expectForget(['--keep-last', '1', '--tag', ''], ['s8', 'o2', 'e1'], ['s1', 's2', 's3', 's7', 'o1']));
+  it("--tag '' alongside --tag important selects untagged or important", () =>
+    expectForget(['--keep-last', '1', '--tag', '', '--tag', 'important'], ['s8', 'o2', 'e1'], ['s1', 's2', 's3', 's6', 's7', 'o1']));
   it('--path leaves other paths alone', () => expectForget(['--keep-last', '1', '--path', '/data', '--host', 'h'], ['s9'], except(h, ['s9'])));
   it('--dry-run removes nothing and says what it would remove', async () => {
     const repo = await copyOfFixture();
