@@ -69,7 +69,7 @@ export class Packer {
     this.#pending.push({ type: blob.type, id: Uint8Array.from(blob.id), offset: this.#pendingBytes, length, rawLength: blob.rawLength });
     this.#unsaved.add(idHex);
     this.#pendingBytes += length;
-    if (this.#pendingBytes >= this.#options.targetSize) await this.#cut();
+    if (this.#pendingBytes >= this.#options.targetSize) await this.#cut(false);
   }
 
   /** Waits for the uploads in flight, without cutting a new pack (used when stopping early). */
@@ -79,16 +79,20 @@ export class Packer {
 
   /** Saves whatever is pending and waits for every upload. */
   async flush(): Promise<void> {
-    if (this.#pending.length > 0) await this.#cut();
+    await this.#cut(true);
     await Promise.all(this.#inFlight);
     this.#throwIfFailed();
   }
 
-  async #cut(): Promise<void> {
+  /** Cuts a pack of what is staged; unless `all`, only while the staged bytes still reach the target. */
+  async #cut(all: boolean): Promise<void> {
     while (this.#inFlight.size >= this.#options.uploads) {
       await Promise.race(this.#inFlight);
       this.#throwIfFailed();
     }
+    // Adds that reached the target while waiting for a free upload all wait here: the first takes every
+    // staged blob, and the others must not cut what is left (an empty or a small pack).
+    if (this.#pending.length === 0 || (!all && this.#pendingBytes < this.#options.targetSize)) return;
     const staged = this.#pending;
     const size = this.#pendingBytes + packHeaderSize(staged.length);
     // One capacity for every output buffer (a pack overshoots its target by at most one blob), so released
