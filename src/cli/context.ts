@@ -3,7 +3,7 @@
  * way to open the repository. Commands stay thin: parse, call core, print.
  */
 import { openBackend, type Backend } from '../backend/index.ts';
-import { UsageError } from '../errors/index.ts';
+import { FileError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { Repository } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
 import { readPassword } from './password.ts';
@@ -34,13 +34,20 @@ export class CliContext {
 
   /** Set when stdout's reader went away (`coffer ls | head`): output stops, the command winds down. */
   #stdoutClosed = false;
+  /** Set when stdout cannot be written (a full disk, an I/O error): the command stops and fails with it. */
+  #stdoutFailure: FileError | undefined;
 
   constructor(io: Io) {
     this.io = io;
     const stdout = io.stdout as NodeJS.WritableStream & { on?: NodeJS.WritableStream['on'] };
-    stdout.on?.('error', (err: NodeJS.ErrnoException) => {
-      if (err.code !== 'EPIPE') throw err;
-      this.#stdoutClosed = true;
+    stdout.on?.('error', (err: unknown) => {
+      if (errnoCode(err) === 'EPIPE') this.#stdoutClosed = true;
+      else {
+        this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, {
+          hint: 'the output is incomplete; check where it was redirected (free space, permissions) and run the command again',
+          cause: err,
+        });
+      }
       this.#abort.abort();
     });
   }
@@ -50,8 +57,13 @@ export class CliContext {
     return this.#stdoutClosed;
   }
 
+  /** The error writing stdout met, if any. */
+  get stdoutFailure(): FileError | undefined {
+    return this.#stdoutFailure;
+  }
+
   #write(text: string): void {
-    if (!this.#stdoutClosed) this.io.stdout.write(text);
+    if (!this.#stdoutClosed && !this.#stdoutFailure) this.io.stdout.write(text);
   }
 
   get json(): boolean {

@@ -52,6 +52,9 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
   process.once('SIGTERM', interrupted);
   try {
     await program.parseAsync(args, { from: 'user' });
+    // A failed write to stdout is reported as an event, possibly after the command's last write.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (ctx.stdoutFailure) throw ctx.stdoutFailure;
     return ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -60,7 +63,8 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     }
     // A reader that stopped reading (`| head`) is not an error: it got what it wanted.
     if (ctx.stdoutClosed) return ExitCode.ok;
-    if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
+    if (ctx.stdoutFailure) err = ctx.stdoutFailure;
+    else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
     const report = reportError(err, ctx.options.verbose === true);
     if (ctx.json) io.stderr.write(`${JSON.stringify(report.json)}\n`);
     else io.stderr.write(`${report.lines.join('\n')}\n`);

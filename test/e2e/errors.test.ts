@@ -84,6 +84,18 @@ describe('errors', () => {
     return { repo, env: { COFFER_CACHE_DIR: await makeTempDir('coffer-cache-') } };
   }
 
+  describe('output', () => {
+    // /dev/full fails every write with ENOSPC, like a redirect onto a full disk.
+    for (const args of [['snapshots'], ['ls', '--long', 'latest'], ['dump', 'latest', '/'], ['cat', 'config']]) {
+      it(`${args[0]} with stdout on a full disk: exit 1, one error line and a hint, no lock left behind`, async () => {
+        const { repo, env } = await copyRepo();
+        const r = await coffer(['-r', repo, ...args], { env, stdoutFile: '/dev/full' });
+        assertFails(r, 1, /^error: cannot write to standard output: no space left on the device$/);
+        assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+      });
+    }
+  });
+
   describe('passwords and repositories', () => {
     it('wrong password: exit 12, one error line and a hint', async () => {
       const r = await coffer(['-r', pristine, 'snapshots'], { env: { COFFER_PASSWORD: 'wrong' } });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -26,6 +26,8 @@ export interface RunOptions {
   readonly cwd?: string;
   /** Kills the process after this many ms (default 60 s). */
   readonly timeoutMs?: number;
+  /** Sends stdout to this file (e.g. /dev/full) instead of collecting it. */
+  readonly stdoutFile?: string;
 }
 
 export interface RunResult {
@@ -70,11 +72,13 @@ export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.
 export function runCoffer(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const env = testEnv({ ...(options.repo !== undefined ? { COFFER_REPOSITORY: options.repo } : {}), ...options.env });
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cofferBin, ...args], { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const stdoutFd = options.stdoutFile === undefined ? undefined : openSync(options.stdoutFile, 'w');
+    const child = spawn(process.execPath, [cofferBin, ...args], { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
+    if (stdoutFd !== undefined) closeSync(stdoutFd);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr!.on('data', (b: Buffer) => err.push(b));
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.on('error', (e) => {
       clearTimeout(timer);
@@ -92,8 +96,8 @@ export function runCoffer(args: readonly string[], options: RunOptions = {}): Pr
       });
     });
     // A child that exits before reading its input closes the pipe; that is not the test's failure.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.input ?? '');
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(options.input ?? '');
   });
 }
 
