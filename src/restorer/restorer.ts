@@ -34,7 +34,7 @@ import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { CancelledError, FileError, IntegrityError, errnoCode, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, WorkerPool, makeFolders, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
-import { findNode, openBlob, pathParts, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
+import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
 import {
   checkName,
@@ -81,7 +81,10 @@ export interface OwnerLookup {
 export interface RestoreOptions {
   /** The folder to restore into; created when missing. */
   readonly target: string;
-  /** A path inside the snapshot (`SNAPSHOT:PATH`): a folder's contents go directly into the target. */
+  /**
+   * A path inside the snapshot (`SNAPSHOT:PATH`): a folder's contents go directly into the target, and it
+   * stands for `/` in patterns and messages, as in restic (a file stands for `/NAME`).
+   */
   readonly path?: string;
   /** Restore only entries matching one of these (and the folders above them). */
   readonly include?: readonly PathPattern[];
@@ -145,7 +148,7 @@ type EntryState = 'pending' | 'ready' | 'failed' | 'skipped';
 
 interface Entry {
   readonly parent: number;
-  /** Path inside the snapshot, for patterns and messages. */
+  /** Path inside the snapshot (or inside the `SNAPSHOT:PATH` folder), for patterns and messages. */
   readonly path: string;
   /** Path relative to the target, raw bytes. */
   readonly rel: Buffer;
@@ -452,7 +455,6 @@ class Restorer {
   async #plan(): Promise<void> {
     const snap = shortId(this.#snapshot.id);
     const start = this.#o.path === undefined ? undefined : await findNode(this.#repo, this.#snapshot.tree, this.#o.path, this.#snapshot.id);
-    const prefix = this.#o.path === undefined ? '' : pathParts(this.#o.path).map((p) => `/${p}`).join('');
     const limit = new Semaphore(Math.max(2, this.#repo.backend.connections));
     const includes = (this.#o.include?.length ?? 0) > 0;
     let failed = false;
@@ -487,11 +489,12 @@ class Restorer {
 
     if (!start) await walk(this.#snapshot.tree, '', Buffer.alloc(0), -1, false);
     else if (start.type === 'dir') {
-      if (!start.subtree) throw new IntegrityError(`snapshot ${snap}: ${prefix}: folder without a subtree`);
-      await walk(start.subtree, prefix, Buffer.alloc(0), -1, false);
+      if (!start.subtree) throw new IntegrityError(`snapshot ${snap}: ${this.#o.path}: folder without a subtree`);
+      await walk(start.subtree, '', Buffer.alloc(0), -1, false);
     } else {
-      checkName(start.name, prefix, snap);
-      this.#entries.push({ parent: -1, path: prefix, rel: Buffer.from(start.name), node: start, selected: this.#selected(prefix), state: 'pending', fresh: false });
+      checkName(start.name, this.#o.path ?? '', snap);
+      const path = `/${nodeName(start)}`;
+      this.#entries.push({ parent: -1, path, rel: Buffer.from(start.name), node: start, selected: this.#selected(path), state: 'pending', fresh: false });
     }
 
     // Folders above a selected entry are restored too (parents always precede their children).
@@ -509,6 +512,9 @@ class Restorer {
     }
     this.stats.filesTotal = this.#summary.filesTotal;
     this.stats.bytesTotal = this.#summary.bytesTotal;
+    if (includes && !this.#entries.some((e) => e.selected)) {
+      this.#note('no path matched --include: patterns match from the snapshot\'s root, or from the SNAPSHOT:PATH folder, which stands for /');
+    }
   }
 
   /** Registers hardlinked files; true for every member of a group but the first. */
@@ -1191,7 +1197,6 @@ class Restorer {
   async #deleteExtras(): Promise<void> {
     const known = new Set<string>();
     for (const e of this.#entries) if (e.selected) known.add(e.rel.toString('latin1'));
-    const prefix = this.#o.path === undefined ? '' : pathParts(this.#o.path).map((p) => `/${p}`).join('');
     const visit = async (rel: Buffer): Promise<void> => {
       throwIfAborted(this.#o.signal);
       const abs = joinPath(this.#base, rel);
@@ -1214,7 +1219,8 @@ class Restorer {
           if (st?.isDirectory()) await visit(childRel);
           continue;
         }
-        const snapshotPath = `${prefix}/${childRel.toString('utf8')}`;
+        // Entries' paths are their places below the target, with a leading slash (see RestoreOptions.path).
+        const snapshotPath = `/${childRel.toString('utf8')}`;
         if (!this.#selected(snapshotPath)) continue;
         try {
           const st = await lstatOrUndefined(childAbs);

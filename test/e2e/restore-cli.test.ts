@@ -71,6 +71,32 @@ describe('restore (local repository)', () => {
     assert.equal(await readFile(path.join(target, 'a/file'), 'utf8'), 'nested\n');
   });
 
+  it('SNAPSHOT:PATH stands for / in --include, --exclude and --delete, as in restic', async () => {
+    const included = await makeTempDir();
+    assertOk(await coffer(['restore', `latest:${src}/nested`, '--target', included, '--include', '/a'], repo));
+    assert.deepEqual(await readdir(included), ['a']);
+    assert.equal(await readFile(path.join(included, 'a/file'), 'utf8'), 'nested\n');
+
+    // A full snapshot path matches nothing below SNAPSHOT:PATH, and the user is told so.
+    const none = await makeTempDir();
+    const r = await coffer(['restore', `latest:${src}/nested`, '--target', none, '--include', `${src}/nested/a`], repo);
+    assertOk(r);
+    assert.match(r.stdout, /^note: no path matched --include/m);
+    assert.deepEqual(await readdir(none), []);
+
+    const excluded = await makeTempDir();
+    assertOk(await coffer(['restore', `latest:${src}/nested`, '--target', excluded, '--exclude', '/a'], repo));
+    assert.deepEqual(await readdir(excluded), ['link-non-utf8']);
+
+    // --delete removes what the folder does not hold, and leaves what the exclude pattern protects.
+    await writeFile(path.join(excluded, 'extra'), 'not in the snapshot');
+    await mkdir(path.join(excluded, 'a'));
+    await writeFile(path.join(excluded, 'a', 'mine'), 'excluded, so kept');
+    assertOk(await coffer(['restore', `latest:${src}/nested`, '--target', excluded, '--exclude', '/a', '--delete'], repo));
+    assert.deepEqual((await readdir(excluded)).sort(), ['a', 'link-non-utf8']);
+    assert.deepEqual(await readdir(path.join(excluded, 'a')), ['mine']);
+  });
+
   it('restores again with --overwrite if-changed, skipping every unchanged file', async () => {
     const target = await makeTempDir();
     assertOk(await coffer(['restore', 'latest', '--target', target, '--include', `${src}/dir with spaces`], repo));
