@@ -136,6 +136,9 @@ describe('restore (local repository)', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error: .*nested: cannot restore a folder here/m);
     assert.match(r.stderr, /^error: restore finished with 1 error/m);
+    // The hint is the one for what --overwrite never protected, not advice that would replace it.
+    assert.match(r.stderr, /^hint: left as it is because of --overwrite never/m);
+    assert.equal(await readFile(path.join(target, src, 'nested'), 'utf8'), 'in the way');
     assert.equal(await readFile(path.join(target, src, 'small.txt'), 'utf8'), 'hello, coffer\n');
   });
 });

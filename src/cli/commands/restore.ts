@@ -81,6 +81,8 @@ export function registerRestore(program: Command, ctx: CliContext): void {
         const started = Date.now();
         const sink = await progressSink(ctx, flags.dryRun ? 'restore (dry run)' : 'restore');
         let summary;
+        /** Distinct hints of the errors met, for the final message. */
+        const hints = new Set<string>();
         try {
           summary = await restore(repo, snapshot, {
             target: flags.target!,
@@ -108,12 +110,13 @@ export function registerRestore(program: Command, ctx: CliContext): void {
                 );
               },
               targetError: (p, error) => {
+                if (error.hint) hints.add(error.hint);
                 if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'restore', item: p });
                 else ctx.warn(`error: ${error.message}`);
               },
               fileDone: (p, action) => {
                 if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p });
-                else ctx.verbose(`${action.padEnd(9)} ${p}`);
+                else ctx.verbose(`${(flags.dryRun ? `would be ${action}` : action).padEnd(9)} ${p}`);
               },
             },
           });
@@ -152,8 +155,9 @@ export function registerRestore(program: Command, ctx: CliContext): void {
           });
         }
         if (s.errors > 0) {
+          // The errors' own hint when they share one (e.g. what --overwrite never left in place), else a general one.
           throw new FileError(`restore finished with ${s.errors} ${s.errors === 1 ? 'error' : 'errors'}: not everything was restored`, {
-            hint: 'see the errors above; fix the cause and run the restore again with --overwrite if-changed',
+            hint: hints.size === 1 ? [...hints][0] : 'see the errors above; fix the cause and run the restore again with --overwrite if-changed',
           });
         }
       });
