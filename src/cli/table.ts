@@ -1,7 +1,10 @@
 /** Plain-text tables for terminal output. */
+import { displayText } from './display.ts';
 
 /** Renders rows under a header, columns padded to their widest cell, with a rule under the header. */
-export function table(header: string[], rows: string[][], options: { alignRight?: number[] } = {}): string {
+export function table(header: string[], cellsOf: string[][], options: { alignRight?: number[] } = {}): string {
+  // Cells hold text from snapshots (paths, hosts, tags): a newline or control character must not break a row.
+  const rows = cellsOf.map((r) => r.map(displayText));
   const widths = header.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
   const right = new Set(options.alignRight ?? []);
   const line = (cells: string[]) =>

@@ -4,7 +4,7 @@ import { diffTrees, snapshotTree, type DiffCounts } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
 import { formatBytes } from '../table.ts';
-import { displayName } from './ls.ts';
+import { displayName } from '../display.ts';
 
 function countsJson(c: DiffCounts) {
   return { files: c.files, dirs: c.dirs, others: c.others, data_blobs: c.dataBlobs, tree_blobs: c.treeBlobs, bytes: c.bytes };

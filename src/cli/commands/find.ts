@@ -7,7 +7,8 @@ import type { CliContext } from '../context.ts';
 import { collect, parseTime } from '../parse.ts';
 import { withLock } from '../locking.ts';
 import { findNodeJson } from '../output/json.ts';
-import { displayPath, formatLong } from './ls.ts';
+import { displayPath } from '../display.ts';
+import { formatLong } from './ls.ts';
 import { addFilterOptions, localTime, selectSnapshots, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
 interface Matcher {

@@ -25,6 +25,7 @@ import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
 import { snapshotJson } from '../output/json.ts';
 import { table } from '../table.ts';
+import { displayText } from '../display.ts';
 import { addPruneOptions, pruneSettings, runPrune, type PruneFlags } from './prune.ts';
 import { localTime, snapshotFilter } from './snapshots.ts';
 
@@ -102,7 +103,7 @@ function groupHeader(key: GroupKey): string {
   const parts: string[] = [];
   if (key.hostname !== undefined && key.hostname !== '') parts.push(`host [${key.hostname}]`);
   if (key.tags !== undefined) parts.push(`tags [${key.tags.join(', ')}]`);
-  if (key.paths !== undefined) parts.push(`paths [${key.paths.join(', ')}]`);
+  if (key.paths !== undefined) parts.push(`paths [${key.paths.map(displayText).join(', ')}]`);
   return `snapshots${parts.length > 0 ? ` for (${parts.join(', ')})` : ''}:`;
 }
 

@@ -7,39 +7,7 @@ import { withLock } from '../locking.ts';
 import { lsNodeJson, snapshotJson } from '../output/json.ts';
 import { formatBytes } from '../table.ts';
 import { addFilterOptions, localTime, snapshotFilter, type FilterFlags } from './snapshots.ts';
-
-/**
- * A name for terminal output: UTF-8 shown as is; bytes that are not valid UTF-8 and control characters
- * shown as `\xNN`, so every name prints on one line and different names print differently.
- */
-export function displayName(bytes: Uint8Array): string {
-  let out = '';
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i];
-    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
-    let valid = length > 0 && i + length <= bytes.length;
-    for (let k = 1; valid && k < length; k++) valid = (bytes[i + k] & 0xc0) === 0x80;
-    if (valid && length > 1) {
-      const char = Buffer.from(bytes.subarray(i, i + length)).toString('utf8');
-      // Overlong forms and surrogates decode to U+FFFD: treat them as invalid bytes.
-      valid = !char.includes('\ufffd');
-      if (valid) out += char;
-    } else if (valid) {
-      out += b < 0x20 || b === 0x7f ? `\\x${b.toString(16).padStart(2, '0')}` : String.fromCharCode(b);
-    }
-    if (!valid) {
-      out += `\\x${b.toString(16).padStart(2, '0')}`;
-      i += 1;
-    } else i += length;
-  }
-  return out;
-}
-
-/** A snapshot path for terminal output, from raw components. */
-export function displayPath(parts: readonly Uint8Array[]): string {
-  return `/${parts.map(displayName).join('/')}`;
-}
+import { displayName, displayPath, displayText } from '../display.ts';
 
 /** `ls -l` style mode: type letter, then permissions with setuid, setgid and sticky shown as s/S, t/T. */
 export function modeString(node: Pick<TreeNode, 'type' | 'mode'>): string {
@@ -64,7 +32,7 @@ export function formatLong(node: TreeNode, path: string, humanReadable = false):
 
 /** restic's one-line description of a snapshot. */
 export function describeSnapshot(s: StoredSnapshot): string {
-  return `snapshot ${shortId(s.id)} of [${s.paths.join(' ')}] at ${localTime(s.time)} by ${s.username}@${s.hostname}`;
+  return `snapshot ${shortId(s.id)} of [${s.paths.map(displayText).join(' ')}] at ${localTime(s.time)} by ${s.username}@${s.hostname}`;
 }
 
 /** `/a/b` is `base` or below it. */

@@ -10,6 +10,7 @@ import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
 import { progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
+import { displayText } from '../display.ts';
 import { addFilterOptions, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
 interface RestoreFlags extends FilterFlags {
@@ -77,7 +78,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
         // Snapshots are listed before the index is loaded (design §Read and write ordering).
         const snapshot = selectSnapshot(await repo.listSnapshots(), spec, snapshotFilter(flags));
         await repo.loadIndex();
-        ctx.verbose(`restoring snapshot ${shortId(snapshot.id)} of [${snapshot.paths.join(', ')}] at ${snapshot.time} to ${flags.target}`);
+        ctx.verbose(`restoring snapshot ${shortId(snapshot.id)} of [${snapshot.paths.map(displayText).join(', ')}] at ${snapshot.time} to ${flags.target}`);
         const started = Date.now();
         const sink = await progressSink(ctx, flags.dryRun ? 'restore (dry run)' : 'restore');
         let summary;

@@ -1,0 +1,41 @@
+/** Names, paths and other text from a repository, made safe to print on one terminal line. */
+
+/**
+ * A name for terminal output: UTF-8 shown as is; bytes that are not valid UTF-8 and control characters
+ * shown as `\xNN`, and a backslash as `\\`, so every name prints on one line and different names print
+ * differently.
+ */
+export function displayName(bytes: Uint8Array): string {
+  let out = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    let valid = length > 0 && i + length <= bytes.length;
+    for (let k = 1; valid && k < length; k++) valid = (bytes[i + k] & 0xc0) === 0x80;
+    if (valid && length > 1) {
+      const char = Buffer.from(bytes.subarray(i, i + length)).toString('utf8');
+      // Overlong forms and surrogates decode to U+FFFD: treat them as invalid bytes; C1 controls (U+0080 to
+      // U+009F, e.g. a terminal's CSI) are escaped byte by byte like other control characters.
+      valid = !char.includes('\ufffd') && !(char.charCodeAt(0) >= 0x80 && char.charCodeAt(0) <= 0x9f);
+      if (valid) out += char;
+    } else if (valid) {
+      out += b < 0x20 || b === 0x7f ? `\\x${b.toString(16).padStart(2, '0')}` : b === 0x5c ? '\\\\' : String.fromCharCode(b);
+    }
+    if (!valid) {
+      out += `\\x${b.toString(16).padStart(2, '0')}`;
+      i += 1;
+    } else i += length;
+  }
+  return out;
+}
+
+/** A snapshot path for terminal output, from raw components. */
+export function displayPath(parts: readonly Uint8Array[]): string {
+  return `/${parts.map(displayName).join('/')}`;
+}
+
+/** Text from a snapshot (a path, a host name) for terminal output, escaped as {@link displayName} does. */
+export function displayText(text: string): string {
+  return displayName(Buffer.from(text, 'utf8'));
+}
