@@ -586,6 +586,11 @@ class Restorer {
       try {
         const st = this.#parentFresh(e) ? undefined : await lstatOrUndefined(abs);
         if (st?.isDirectory()) {
+          // A folder restored before as read-only (0555): files are written into it as into one made now,
+          // with 0700, and its own mode comes back with the other folder metadata at the end.
+          if (!this.#dry && (Number(st.mode) & 0o300) !== 0o300 && BigInt(process.getuid?.() ?? -1) === st.uid) {
+            await chmod(abs, (Number(st.mode) & 0o7777) | 0o700);
+          }
           e.state = 'ready';
           continue;
         }

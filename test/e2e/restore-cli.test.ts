@@ -4,10 +4,11 @@
  * summary output, and clean failures.
  */
 import assert from 'node:assert/strict';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, cofferBin, jsonLines, makeRepoDir, projectRoot, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 import { assertSameTree, buildSourceTree, captureTree, restoredTimeToleranceNs, type TreeState } from '../support/tree-builder.ts';
 
@@ -37,6 +38,12 @@ before(async () => {
 });
 
 after(removeTempDirs);
+
+/** Gives every file and folder below `dir` the mode `mode` (a repository another user must read). */
+async function chmodTree(dir: string, mode: number): Promise<void> {
+  await chmod(dir, mode);
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) await chmod(path.join(entry.parentPath, entry.name), mode);
+}
 
 describe('restore (local repository)', () => {
   let repo: string;
@@ -126,6 +133,32 @@ describe('restore (local repository)', () => {
     const noTarget = await coffer(['restore', 'latest'], repo);
     assert.equal(noTarget.code, 2);
     assert.match(noTarget.stderr, /^error: restore needs a target folder\nhint: pass --target DIR\n$/);
+  });
+
+  it('restores again over its own read-only (0555) folder when not root', async (t) => {
+    // As root, run as nobody: root writes into any folder, so only another user shows the problem.
+    const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const probe = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(cofferBin)})`], { ...user, cwd: projectRoot });
+    if (probe.status !== 0) return t.skip('user nobody cannot run this checkout (it lies in a folder only root may enter)');
+    const base = await makeTempDir();
+    const ro = path.join(base, 'src', 'ro');
+    await mkdir(ro, { recursive: true });
+    await writeFile(path.join(ro, 'f'), 'first\n');
+    await chmod(ro, 0o555);
+    const roRepo = await makeRepoDir();
+    assertOk(await coffer(['init'], roRepo));
+    assertOk(await coffer(['backup', path.join(base, 'src')], roRepo));
+    const target = await makeTempDir();
+    for (const dir of [base, target]) await chmod(dir, 0o777);
+    await chmod(path.dirname(roRepo), 0o755);
+    await chmodTree(roRepo, 0o777);
+    const again = () => coffer(['--no-cache', 'restore', 'latest', '--target', target], roRepo, { ...user, env: { HOME: target } });
+    assertOk(await again());
+    const restored = path.join(target, ro);
+    assert.equal((await stat(restored)).mode & 0o7777, 0o555);
+    assertOk(await again(), 'the second restore');
+    assert.equal(await readFile(path.join(restored, 'f'), 'utf8'), 'first\n');
+    assert.equal((await stat(restored)).mode & 0o7777, 0o555, 'the folder is read-only again');
   });
 
   it('reports entries it cannot restore on stderr, restores the rest, and exits 1', async () => {

@@ -28,6 +28,9 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Sends stdout to this file (e.g. /dev/full) instead of collecting it. */
   readonly stdoutFile?: string;
+  /** Runs as this user and group (the test process must be root). */
+  readonly uid?: number;
+  readonly gid?: number;
 }
 
 export interface RunResult {
@@ -73,7 +76,13 @@ export function runCoffer(args: readonly string[], options: RunOptions = {}): Pr
   const env = testEnv({ ...(options.repo !== undefined ? { COFFER_REPOSITORY: options.repo } : {}), ...options.env });
   return new Promise((resolve, reject) => {
     const stdoutFd = options.stdoutFile === undefined ? undefined : openSync(options.stdoutFile, 'w');
-    const child = spawn(process.execPath, [cofferBin, ...args], { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cofferBin, ...args], {
+      cwd: options.cwd ?? projectRoot,
+      env,
+      stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'],
+      uid: options.uid,
+      gid: options.gid,
+    });
     if (stdoutFd !== undefined) closeSync(stdoutFd);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
