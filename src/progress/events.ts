@@ -33,9 +33,12 @@ export interface BackupReporter {
 export interface RestoreStats {
   filesDone: number;
   filesTotal: number;
+  /** Bytes written or found already in place. */
   bytesDone: number;
   bytesTotal: number;
   filesSkipped: number;
+  /** Of bytesDone, those found already in place (`--overwrite if-changed`/`never`). */
+  bytesSkipped: number;
   errors: number;
 }
 

@@ -363,7 +363,7 @@ class Restorer {
   #pool: OpenPool | undefined;
   readonly #zeroIds = new Map<number, string>();
   readonly #notes = new Map<string, number>();
-  readonly stats: RestoreStats = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, filesSkipped: 0, errors: 0 };
+  readonly stats: RestoreStats = { filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, filesSkipped: 0, bytesSkipped: 0, errors: 0 };
   readonly #summary: RestoreSummary;
 
   constructor(repo: Repository, snapshot: StoredSnapshot, options: RestoreOptions) {
@@ -640,6 +640,7 @@ class Restorer {
     this.stats.filesSkipped++;
     this.stats.filesDone++;
     this.stats.bytesDone += bytes;
+    this.stats.bytesSkipped += bytes;
     this.#summary.bytesSkipped += bytes;
     this.#done(e.path, 'skipped');
   }
@@ -708,6 +709,7 @@ class Restorer {
     if (chunks) {
       this.#summary.bytesSkipped += node.size - bytes;
       this.stats.bytesDone += node.size - bytes;
+      this.stats.bytesSkipped += node.size - bytes;
     }
     this.#jobs.push(job);
   }

@@ -117,6 +117,12 @@ describe('restore (local repository)', () => {
     const second = jsonLines(again.stdout).at(-1) as Record<string, number>;
     assert.equal(second.files_restored, 0);
     assert.equal(second.files_skipped, second.total_files);
+    assert.equal(second.bytes_restored, 0);
+    // The last status line agrees with the summary: nothing restored, every byte found in place.
+    const status = jsonLines(again.stdout).filter((m) => (m as { message_type: string }).message_type === 'status').at(-1) as Record<string, number>;
+    assert.equal(status.bytes_restored, 0);
+    assert.equal(status.bytes_skipped, second.bytes_skipped);
+    assert.equal(status.files_skipped, second.files_skipped);
     assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
   });
 

@@ -36,7 +36,8 @@ function statusJson(stats: RestoreStats, startedMs: number) {
     files_restored: stats.filesDone - stats.filesSkipped,
     files_skipped: stats.filesSkipped,
     total_bytes: stats.bytesTotal,
-    bytes_restored: stats.bytesDone,
+    bytes_restored: stats.bytesDone - stats.bytesSkipped,
+    bytes_skipped: stats.bytesSkipped,
     error_count: stats.errors,
   };
 }
