@@ -137,8 +137,7 @@ function sameTime(a: Timestamp, b: Timestamp): boolean {
   return a.sec === b.sec && a.nsec === b.nsec;
 }
 
-function sourceError(path: string, err: unknown, isSource: boolean): AppError {
-  if (err instanceof AppError) return err;
+function sourceError(path: string, err: unknown, isSource: boolean): FileError {
   const missing = isSource ? 'does not exist' : 'vanished during backup';
   const reason = errnoCode(err) === 'ENOENT' ? missing : fileErrorText(err);
   return new FileError(`${path}: ${reason}`, { hint: 'the file was skipped; the snapshot holds everything else', cause: err });
@@ -430,8 +429,13 @@ export class Archiver {
     }
   }
 
+  /**
+   * Reports a source entry that could not be read, so the backup goes on without it. Reading a source fails
+   * with a system error; an AppError comes from the repository, its workers or an interruption, and ends
+   * the backup once instead of being blamed on each file in turn.
+   */
   #sourceError(path: string, err: unknown): void {
-    if (err instanceof CancelledError) throw err;
+    if (err instanceof AppError) throw err;
     this.stats.errors++;
     this.#options.reporter?.sourceError?.(path, sourceError(path, err, this.#options.paths.includes(path)));
   }
@@ -514,6 +518,7 @@ export class Archiver {
     const pending: Array<Promise<void>> = [];
     const errors: unknown[] = [];
     for (const entry of entries) {
+      if (errors.length > 0) break;
       const childName = entry.name;
       const child = join(path, childName);
       const previous = parentChildren?.get(childName.toString('latin1'));

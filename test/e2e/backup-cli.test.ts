@@ -77,6 +77,21 @@ test('bad backup arguments are usage errors', async (t) => {
 // Root reads every file whatever its mode, so the unreadable file needs an unprivileged user.
 const canDropPrivileges = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
 
+/** Runs coffer as the unprivileged user nobody, with its cache in `dir`. */
+function runAsNobody(args: string[], repo: string, dir: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args], {
+      env: testEnv({ COFFER_REPOSITORY: repo, COFFER_CACHE_DIR: join(dir, 'cache') }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
 test('an unreadable file is reported and skipped; the snapshot is saved; exit 3', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   await chmod(dir, 0o777);
@@ -88,18 +103,7 @@ test('an unreadable file is reported and skipped; the snapshot is saved; exit 3'
   await writeFile(join(src, 'secret.txt'), 'not for you');
   await chmod(join(src, 'ok.txt'), 0o644);
   await chmod(join(src, 'secret.txt'), 0o600);
-  const asNobody = (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args], {
-        env: testEnv({ COFFER_REPOSITORY: repo, XDG_CACHE_HOME: join(dir, 'cache') }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (b) => (stdout += b));
-      child.stderr.on('data', (b) => (stderr += b));
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  const asNobody = (args: string[]) => runAsNobody(args, repo, dir);
   assert.equal((await asNobody(['init'])).code, 0);
 
   const r = await asNobody(['backup', src]);
@@ -198,4 +202,25 @@ test('a missing source path is named; with no readable source, no snapshot is sa
   const some = await runCoffer(['backup', join(dir, 'nope'), src], { repo });
   assert.equal(some.code, 3, some.stderr);
   assert.equal((await readdir(join(repo, 'snapshots'))).length, 1);
+});
+
+test('a repository that refuses pack writes ends the backup with one error, for a file as for a folder', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  await chmod(dir, 0o777);
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(src, { mode: 0o777 });
+  await chmod(src, 0o777);
+  for (let i = 0; i < 4; i++) await writeFile(join(src, `f${i}.bin`), randomData(`refused ${i}`, 3 * 1024 * 1024));
+  assert.equal((await runAsNobody(['init', '--pack-size', '1M'], repo, dir)).code, 0);
+  // Pack folders the backup's user may not write to.
+  for (const sub of await readdir(join(repo, 'data'))) await chmod(join(repo, 'data', sub), 0o555);
+
+  for (const source of [join(src, 'f0.bin'), src]) {
+    const r = await runAsNobody(['backup', source], repo, dir);
+
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: [^\n]*data\/[0-9a-f]{2}\/[0-9a-f]{64}: permission denied\nhint: check the permissions of the repository folder\n$/, `${source}: one repository error, with its hint`);
+  }
+  assert.deepEqual(await readdir(join(repo, 'snapshots')), []);
 });
