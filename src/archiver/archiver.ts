@@ -4,7 +4,7 @@
  * the index before the snapshot, so a backup killed at any moment leaves a valid repository; indexes are
  * flushed every few minutes so a rerun reuses what was uploaded.
  */
-import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { hostname as osHostname, userInfo } from 'node:os';
 import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { Chunker } from '../chunker/index.ts';
@@ -395,10 +395,11 @@ export class Archiver {
           }
           continue;
         }
-        // An intermediate folder above a source: its own metadata, only the chosen children.
+        // An intermediate folder above a source: its own metadata, only the chosen children. A symlink on the
+        // way is followed (the path goes through it), so the node describes the folder it leads to, as restic's does.
         let st: BigIntStats;
         try {
-          st = await lstat(path, { bigint: true });
+          st = await stat(path, { bigint: true });
         } catch (err) {
           this.#sourceError(path, err);
           continue;

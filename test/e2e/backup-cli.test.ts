@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cofferBin, runCoffer, testEnv } from '../support/cli.ts';
+import { assertOk, cofferBin, runCoffer, testEnv } from '../support/cli.ts';
 
 function randomData(seed: string, length: number): Buffer {
   const key = createHash('sha256').update(seed).digest();
@@ -223,4 +223,27 @@ test('a repository that refuses pack writes ends the backup with one error, for 
     assert.match(r.stderr, /^error: [^\n]*data\/[0-9a-f]{2}\/[0-9a-f]{64}: permission denied\nhint: check the permissions of the repository folder\n$/, `${source}: one repository error, with its hint`);
   }
   assert.deepEqual(await readdir(join(repo, 'snapshots')), []);
+});
+
+test('a folder above a source path reached through a symlink is recorded as the folder it leads to', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const real = join(dir, 'lnk', 'real');
+  await mkdir(real, { recursive: true });
+  await writeFile(join(real, 'file'), 'd\n');
+  await chmod(real, 0o750);
+  await utimes(real, new Date('2020-05-06T07:08:09Z'), new Date('2021-02-03T04:05:06Z'));
+  await symlink('real', join(dir, 'lnk', 'alias'));
+  await runCoffer(['init'], { repo });
+
+  assertOk(await runCoffer(['backup', join(dir, 'lnk', 'alias', 'file')], { repo }));
+
+  const ls = await runCoffer(['ls', 'latest', '--json'], { repo });
+  const alias = jsonLines(ls.stdout).find((l) => l.path === join(dir, 'lnk', 'alias'))!;
+  assert.equal(alias.type, 'dir');
+  assert.equal(alias.permissions, 'drwxr-x---', 'the real folder\'s mode, not the link\'s rwxrwxrwx');
+  assert.equal(alias.mtime, '2021-02-03T04:05:06Z');
+  const target = join(dir, 'restored');
+  assertOk(await runCoffer(['restore', 'latest', '--target', target], { repo }));
+  assert.equal((await stat(join(target, dir, 'lnk', 'alias'))).mode & 0o7777, 0o750);
 });
