@@ -70,8 +70,29 @@ test('bad backup arguments are usage errors', async (t) => {
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^error: .+\nhint: .+/);
   }
+  for (const [time, field] of [['2026-13-45 99:99:99', 'month'], ['2026-02-30 10:00:00', 'day'], ['2026-01-02 24:00:00', 'hour'], ['10000-01-01 00:00:00', 'year']]) {
+    const r = await runCoffer(['backup', dir, '--time', time], { repo });
+    assert.equal(r.code, 2, `--time ${time}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^error: --time: "${time}": ${field} out of range\nhint: .+`));
+  }
   const snapshots = await runCoffer(['snapshots', '--json'], { repo });
   assert.deepEqual(JSON.parse(snapshots.stdout), [], 'no snapshot was saved');
+});
+
+test('--time in a local hour that occurs twice is the later one (standard time), as in restic', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  await runCoffer(['init'], { repo });
+  const env = { TZ: 'Europe/Berlin' };
+
+  // Clocks went back from 03:00 CEST to 02:00 CET; 02:30 happened at 00:30Z and again at 01:30Z.
+  assertOk(await runCoffer(['backup', dir, '--exclude', 'repo', '--time', '2023-10-29 02:30:00'], { repo, env }));
+  // Clocks went forward from 02:00 CET to 03:00 CEST; 02:30 never happened and is read as CET.
+  assertOk(await runCoffer(['backup', dir, '--exclude', 'repo', '--time', '2023-03-26 02:30:00'], { repo, env }));
+  assertOk(await runCoffer(['backup', dir, '--exclude', 'repo', '--time', '2024-02-29 12:00:00'], { repo, env }));
+
+  const times = (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ time: string }>).map((s) => s.time);
+  assert.deepEqual(times.sort(), ['2023-03-26T01:30:00.000Z', '2023-10-29T01:30:00.000Z', '2024-02-29T11:00:00.000Z']);
 });
 
 // Root reads every file whatever its mode, so the unreadable file needs an unprivileged user.
