@@ -46,6 +46,8 @@ export interface BackupOptions {
   readonly time?: Date;
   /** The parent snapshot for change detection; undefined reads every file. */
   readonly parent?: StoredSnapshot;
+  /** Without `parent`: chooses one for the source paths that exist (those that do not are left out of the snapshot). */
+  readonly findParent?: (paths: readonly string[]) => StoredSnapshot | undefined;
   readonly excludes?: readonly ExcludeRule[];
   /** Pattern strings recorded in the snapshot. */
   readonly excludePatterns?: readonly string[];
@@ -174,6 +176,9 @@ export class Archiver {
   #dirsChanged = 0;
   #dirsUnmodified = 0;
   #sourcesSaved = 0;
+  /** The source paths that exist. */
+  #paths: readonly string[] = [];
+  #parent: StoredSnapshot | undefined;
   readonly stats: BackupStats = {
     filesDone: 0, dirsDone: 0, bytesDone: 0, filesTotal: 0, bytesTotal: 0, scanDone: false, filesNew: 0,
     filesChanged: 0, filesUnmodified: 0, errors: 0, dataAdded: 0, dataAddedPacked: 0, currentFiles: [],
@@ -188,6 +193,8 @@ export class Archiver {
     const start = new Date();
     const repo = this.#repo;
     this.#index = await repo.index();
+    this.#paths = this.#options.stdin ? [] : this.#existingSources();
+    this.#parent = this.#options.parent ?? this.#options.findParent?.(this.#paths);
     const saved = (pack: PackRecord) => this.#packSaved(pack);
     const discard = this.#options.dryRun === true;
     this.#data = repo.newPacker('data', saved, { discard });
@@ -258,14 +265,14 @@ export class Archiver {
     return {
       time: (o.time ?? start).toISOString(),
       tree: toHex(rootId),
-      paths: o.stdin ? [`/${o.stdin.filename}`] : [...o.paths],
+      paths: o.stdin ? [`/${o.stdin.filename}`] : [...this.#paths],
       hostname: o.hostname ?? osHostname(),
       username,
       uid,
       gid,
       tags: [...(o.tags ?? [])],
       excludes: [...(o.excludePatterns ?? [])],
-      ...(o.parent ? { parent: o.parent.id } : {}),
+      ...(this.#parent ? { parent: this.#parent.id } : {}),
       programVersion: o.programVersion,
       summary,
     };
@@ -363,9 +370,26 @@ export class Archiver {
 
   // ---- source walking ----
 
+  /**
+   * The source paths that exist. Each missing one is reported and left out, so the snapshot does not list
+   * it and the parent is found by the paths it does hold, as restic does.
+   */
+  #existingSources(): string[] {
+    return this.#options.paths.filter((path) => {
+      try {
+        lstatSync(path);
+        return true;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') return true; // reported when the walk reaches it
+        this.#sourceError(path, err);
+        return false;
+      }
+    });
+  }
+
   async #saveRoots(): Promise<TreeNode[]> {
     // Sources become a tree from the filesystem root down, as restic does: /home/a/docs → home/a/docs.
-    const paths = [...this.#options.paths].sort();
+    const paths = [...this.#paths].sort();
     const kept = paths.filter((p, i) => !paths.slice(0, i).some((q) => q === p || p.startsWith(q === '/' ? q : `${q}/`)));
     interface Level { children: Map<string, Level>; source?: string }
     const root: Level = { children: new Map() };
@@ -381,7 +405,7 @@ export class Archiver {
       }
       level.source = p;
     }
-    const parentRoot = this.#options.parent ? await this.#loadParentTree(this.#options.parent.tree) : undefined;
+    const parentRoot = this.#parent ? await this.#loadParentTree(this.#parent.tree) : undefined;
     const build = async (level: Level, dirPath: string, parentNodes: Map<string, TreeNode> | undefined): Promise<TreeNode[]> => {
       const nodes: TreeNode[] = [];
       for (const [name, child] of level.children) {
@@ -720,7 +744,7 @@ export class Archiver {
         if (st.isFile()) this.stats.bytesTotal += st.size;
       }
     };
-    for (const p of o.paths) await walk(p);
+    for (const p of this.#paths) await walk(p);
     this.stats.scanDone = true;
   }
 }

@@ -222,7 +222,14 @@ test('a missing source path is named; with no readable source, no snapshot is sa
 
   const some = await runCoffer(['backup', join(dir, 'nope'), src], { repo });
   assert.equal(some.code, 3, some.stderr);
-  assert.equal((await readdir(join(repo, 'snapshots'))).length, 1);
+  assert.match(some.stderr, /nope: does not exist\n/);
+  const [snapshot] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout);
+  assert.deepEqual(snapshot.paths, [src], 'the missing path is left out of the snapshot, as restic does');
+
+  // The parent is found by the paths that exist, so the unchanged file is not read again.
+  const again = await runCoffer(['backup', '--json', src, join(dir, 'nope')], { repo });
+  assert.equal(again.code, 3, again.stderr);
+  assert.equal(jsonLines(again.stdout).at(-1)!.files_unmodified, 1);
 });
 
 test('a repository that refuses pack writes ends the backup with one error, for a file as for a folder', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {

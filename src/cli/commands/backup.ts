@@ -128,11 +128,14 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
         const snapshots = await repo.listSnapshots();
-        let parent = undefined;
-        if (flags.parent) parent = selectSnapshot(snapshots, flags.parent);
-        else if (!flags.force && !flags.stdin) parent = chooseParent(snapshots, host, paths);
+        const parent = flags.parent ? selectSnapshot(snapshots, flags.parent) : undefined;
         await repo.loadIndex();
         if (parent) ctx.verbose(`using parent snapshot ${shortId(parent.id)}`);
+        const findParent = flags.parent || flags.force || flags.stdin ? undefined : (existing: readonly string[]) => {
+          const found = chooseParent(snapshots, host, existing);
+          if (found) ctx.verbose(`using parent snapshot ${shortId(found.id)}`);
+          return found;
+        };
 
         const started = Date.now();
         const sink = await progressSink(ctx, flags.dryRun ? 'backup (dry run)' : 'backup');
@@ -144,6 +147,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             hostname: host,
             time,
             parent,
+            findParent,
             excludes: rules,
             excludePatterns: patterns,
             excludeIfPresent: flags.excludeIfPresent,
