@@ -275,3 +275,36 @@ test('a folder above a source path reached through a symlink is recorded as the 
   assertOk(await runCoffer(['restore', 'latest', '--target', target], { repo }));
   assert.equal((await stat(join(target, dir, 'lnk', 'alias'))).mode & 0o7777, 0o750);
 });
+
+test('restic exclude and files-from syntax: !negation, $VARS in exclude files, globs in --files-from, verbatim lines', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'cache'), { recursive: true });
+  for (const f of ['keep.txt', 'other.txt', 'x.txt', '[x].txt', 'a.log', 'cache/c', 'price$5']) await writeFile(join(src, f), f);
+  await runCoffer(['init'], { repo });
+  const files = async () => {
+    const ls = await runCoffer(['ls', 'latest', '--json'], { repo });
+    return jsonLines(ls.stdout).filter((l) => l.type === 'file').map((l) => String(l.path).slice(src.length + 1)).sort();
+  };
+
+  assertOk(await runCoffer(['backup', src, '--exclude', '*.txt', '--exclude', '!keep.txt'], { repo }));
+  assert.deepEqual(await files(), ['a.log', 'cache/c', 'keep.txt', 'price$5']);
+
+  await writeFile(join(dir, 'excludes'), '# comment\n\n  $SRC/cache  \n${SRC}/*.txt\n!${SRC}/x.txt\n/**/price$$5\n');
+  assertOk(await runCoffer(['backup', src, '--exclude-file', join(dir, 'excludes')], { repo, env: { SRC: src } }));
+  assert.deepEqual(await files(), ['a.log', 'x.txt']);
+
+  await writeFile(join(dir, 'from'), `# comment\n\n  ${src}/*.txt  \n${src}/*.none\n`);
+  const globbed = await runCoffer(['backup', '--files-from', join(dir, 'from')], { repo });
+  assertOk(globbed);
+  assert.match(globbed.stderr, /\*\.none" matches no files/);
+  assert.deepEqual(await files(), ['[x].txt', 'keep.txt', 'other.txt', 'x.txt']);
+
+  // A glob's [x] is a class that matches x.txt; --files-from-verbatim takes the line as the name it is.
+  await writeFile(join(dir, 'class'), `${src}/[x].txt\n`);
+  assertOk(await runCoffer(['backup', '--files-from', join(dir, 'class')], { repo }));
+  assert.deepEqual(await files(), ['x.txt']);
+  assertOk(await runCoffer(['backup', '--files-from-verbatim', join(dir, 'class')], { repo }));
+  assert.deepEqual(await files(), ['[x].txt']);
+});
