@@ -54,6 +54,11 @@ export interface BackupOptions {
   readonly excludeIfPresent?: readonly string[];
   readonly excludeLargerThan?: number;
   readonly oneFileSystem?: boolean;
+  /**
+   * Store each entry's access time. Without it a node's atime is its mtime, as in restic: atimes change with
+   * every read (a backup's own readdir included), so storing them would change every tree every day.
+   */
+  readonly withAtime?: boolean;
   readonly dryRun?: boolean;
   /** Count files ahead of the backup so progress can show totals and an ETA. */
   readonly scan?: boolean;
@@ -477,7 +482,7 @@ export class Archiver {
       user: userName(uid),
       group: groupName(gid),
       mtime: timestamp(st.mtimeNs),
-      atime: timestamp(st.atimeNs),
+      atime: timestamp(this.#options.withAtime ? st.atimeNs : st.mtimeNs),
       ctime: timestamp(st.ctimeNs),
       size: type === 'file' ? Number(st.size) : 0,
       inode: Number(st.ino),

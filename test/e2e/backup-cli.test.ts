@@ -308,3 +308,38 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assertOk(await runCoffer(['backup', '--files-from-verbatim', join(dir, 'class')], { repo }));
   assert.deepEqual(await files(), ['[x].txt']);
 });
+
+test('access times are stored only with --with-atime, so a folder whose atimes changed keeps its tree', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await writeFile(join(src, 'sub', 'f.txt'), 'content');
+  await runCoffer(['init'], { repo });
+  const old = new Date(Date.now() - 3 * 86_400_000);
+  /** Backs up twice; between the runs the atimes move while nothing else (ctime included) changes. */
+  const treesOfTwoBackups = async (flags: string[]): Promise<string[]> => {
+    // Times older than a day, which the first backup's readdir then updates (relatime) and reading updates for the file.
+    for (const p of [src, join(src, 'sub'), join(src, 'sub', 'f.txt')]) await utimes(p, old, (await stat(p)).mtime);
+    const trees: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await runCoffer(['backup', '--json', src, ...flags], { repo });
+      assertOk(r);
+      const id = String(jsonLines(r.stdout).at(-1)!.snapshot_id);
+      const cat = await runCoffer(['cat', 'tree', `${id}:${dir}`], { repo });
+      assertOk(cat);
+      trees.push(JSON.parse(cat.stdout).id);
+      await readFile(join(src, 'sub', 'f.txt'));
+    }
+    return trees;
+  };
+
+  const [plainFirst, plainSecond] = await treesOfTwoBackups([]);
+  if ((await stat(join(src, 'sub'))).atime.getTime() === old.getTime()) return t.skip('this filesystem does not update access times (noatime)');
+  assert.equal(plainSecond, plainFirst, 'without --with-atime the trees are equal');
+  const [withFirst, withSecond] = await treesOfTwoBackups(['--with-atime']);
+  assert.notEqual(withSecond, withFirst, 'with --with-atime the changed access times are stored');
+  const ls = await runCoffer(['ls', 'latest', '--json'], { repo });
+  const file = jsonLines(ls.stdout).find((l) => l.name === 'f.txt')!;
+  assert.notEqual(file.atime, file.mtime);
+});

@@ -87,8 +87,8 @@ test('an unchanged tree is not read again and yields the same tree', async (t) =
     assert.equal(run.snapshot.summary!.filesNew + run.snapshot.summary!.filesChanged, 0);
     assert.equal(run.snapshot.summary!.dataBlobs, 0);
   }
-  // Backups open files without touching their atime; folders' atimes settle after the first listing
-  // (relatime), so from then on an unchanged folder yields the same tree.
+  // Nodes hold no access times unless withAtime (the backup's own listing moves folders' atimes), so an
+  // unchanged folder yields the same tree.
   const inner = async (r: Repository, tree: string) => {
     let id = '';
     await walkTree(r, tree, ({ path, node }) => {

@@ -27,6 +27,7 @@ interface BackupFlags {
   excludeIfPresent?: string[];
   excludeLargerThan?: string;
   oneFileSystem?: boolean;
+  withAtime?: boolean;
   filesFrom?: string[];
   filesFromVerbatim?: string[];
   filesFromRaw?: string[];
@@ -115,6 +116,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--exclude-if-present <name>', 'skip folders that contain a file with this name (repeatable)', collect)
     .option('--exclude-larger-than <size>', 'skip files larger than this, e.g. 1G')
     .option('-x, --one-file-system', 'do not cross filesystem boundaries')
+    .option('--with-atime', 'store access times (by default the modification time stands in for it, as in restic)')
     .option('--files-from <file>', 'read paths to back up from a file, one glob pattern per line (repeatable)', collect)
     .option('--files-from-verbatim <file>', 'like --files-from, each line a path as it is (no globs, comments or trimming)', collect)
     .option('--files-from-raw <file>', 'read NUL-separated paths from a file', collect)
@@ -166,6 +168,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             excludeIfPresent: flags.excludeIfPresent,
             excludeLargerThan,
             oneFileSystem: flags.oneFileSystem,
+            withAtime: flags.withAtime,
             dryRun: flags.dryRun,
             scan: !ctx.quiet,
             stdin: flags.stdin ? { stream: process.stdin, filename: flags.stdinFilename ?? 'stdin' } : undefined,
