@@ -4,7 +4,7 @@
  * the index before the snapshot, so a backup killed at any moment leaves a valid repository; indexes are
  * flushed every few minutes so a rerun reuses what was uploaded.
  */
-import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { hostname as osHostname, userInfo } from 'node:os';
 import { closeSync, constants, lstatSync, openSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { Chunker } from '../chunker/index.ts';
@@ -46,12 +46,19 @@ export interface BackupOptions {
   readonly time?: Date;
   /** The parent snapshot for change detection; undefined reads every file. */
   readonly parent?: StoredSnapshot;
+  /** Without `parent`: chooses one for the source paths that exist (those that do not are left out of the snapshot). */
+  readonly findParent?: (paths: readonly string[]) => StoredSnapshot | undefined;
   readonly excludes?: readonly ExcludeRule[];
   /** Pattern strings recorded in the snapshot. */
   readonly excludePatterns?: readonly string[];
   readonly excludeIfPresent?: readonly string[];
   readonly excludeLargerThan?: number;
   readonly oneFileSystem?: boolean;
+  /**
+   * Store each entry's access time. Without it a node's atime is its mtime, as in restic: atimes change with
+   * every read (a backup's own readdir included), so storing them would change every tree every day.
+   */
+  readonly withAtime?: boolean;
   readonly dryRun?: boolean;
   /** Count files ahead of the backup so progress can show totals and an ETA. */
   readonly scan?: boolean;
@@ -137,8 +144,7 @@ function sameTime(a: Timestamp, b: Timestamp): boolean {
   return a.sec === b.sec && a.nsec === b.nsec;
 }
 
-function sourceError(path: string, err: unknown, isSource: boolean): AppError {
-  if (err instanceof AppError) return err;
+function sourceError(path: string, err: unknown, isSource: boolean): FileError {
   const missing = isSource ? 'does not exist' : 'vanished during backup';
   const reason = errnoCode(err) === 'ENOENT' ? missing : fileErrorText(err);
   return new FileError(`${path}: ${reason}`, { hint: 'the file was skipped; the snapshot holds everything else', cause: err });
@@ -175,6 +181,9 @@ export class Archiver {
   #dirsChanged = 0;
   #dirsUnmodified = 0;
   #sourcesSaved = 0;
+  /** The source paths that exist. */
+  #paths: readonly string[] = [];
+  #parent: StoredSnapshot | undefined;
   readonly stats: BackupStats = {
     filesDone: 0, dirsDone: 0, bytesDone: 0, filesTotal: 0, bytesTotal: 0, scanDone: false, filesNew: 0,
     filesChanged: 0, filesUnmodified: 0, errors: 0, dataAdded: 0, dataAddedPacked: 0, currentFiles: [],
@@ -189,6 +198,8 @@ export class Archiver {
     const start = new Date();
     const repo = this.#repo;
     this.#index = await repo.index();
+    this.#paths = this.#options.stdin ? [] : this.#existingSources();
+    this.#parent = this.#options.parent ?? this.#options.findParent?.(this.#paths);
     const saved = (pack: PackRecord) => this.#packSaved(pack);
     const discard = this.#options.dryRun === true;
     this.#data = repo.newPacker('data', saved, { discard });
@@ -259,14 +270,14 @@ export class Archiver {
     return {
       time: (o.time ?? start).toISOString(),
       tree: toHex(rootId),
-      paths: o.stdin ? [`/${o.stdin.filename}`] : [...o.paths],
+      paths: o.stdin ? [`/${o.stdin.filename}`] : [...this.#paths],
       hostname: o.hostname ?? osHostname(),
       username,
       uid,
       gid,
       tags: [...(o.tags ?? [])],
       excludes: [...(o.excludePatterns ?? [])],
-      ...(o.parent ? { parent: o.parent.id } : {}),
+      ...(this.#parent ? { parent: this.#parent.id } : {}),
       programVersion: o.programVersion,
       summary,
     };
@@ -364,9 +375,26 @@ export class Archiver {
 
   // ---- source walking ----
 
+  /**
+   * The source paths that exist. Each missing one is reported and left out, so the snapshot does not list
+   * it and the parent is found by the paths it does hold, as restic does.
+   */
+  #existingSources(): string[] {
+    return this.#options.paths.filter((path) => {
+      try {
+        lstatSync(path);
+        return true;
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') return true; // reported when the walk reaches it
+        this.#sourceError(path, err);
+        return false;
+      }
+    });
+  }
+
   async #saveRoots(): Promise<TreeNode[]> {
     // Sources become a tree from the filesystem root down, as restic does: /home/a/docs → home/a/docs.
-    const paths = [...this.#options.paths].sort();
+    const paths = [...this.#paths].sort();
     const kept = paths.filter((p, i) => !paths.slice(0, i).some((q) => q === p || p.startsWith(q === '/' ? q : `${q}/`)));
     interface Level { children: Map<string, Level>; source?: string }
     const root: Level = { children: new Map() };
@@ -382,7 +410,7 @@ export class Archiver {
       }
       level.source = p;
     }
-    const parentRoot = this.#options.parent ? await this.#loadParentTree(this.#options.parent.tree) : undefined;
+    const parentRoot = this.#parent ? await this.#loadParentTree(this.#parent.tree) : undefined;
     const build = async (level: Level, dirPath: string, parentNodes: Map<string, TreeNode> | undefined): Promise<TreeNode[]> => {
       const nodes: TreeNode[] = [];
       for (const [name, child] of level.children) {
@@ -396,10 +424,11 @@ export class Archiver {
           }
           continue;
         }
-        // An intermediate folder above a source: its own metadata, only the chosen children.
+        // An intermediate folder above a source: its own metadata, only the chosen children. A symlink on the
+        // way is followed (the path goes through it), so the node describes the folder it leads to, as restic's does.
         let st: BigIntStats;
         try {
-          st = await lstat(path, { bigint: true });
+          st = await stat(path, { bigint: true });
         } catch (err) {
           this.#sourceError(path, err);
           continue;
@@ -430,8 +459,13 @@ export class Archiver {
     }
   }
 
+  /**
+   * Reports a source entry that could not be read, so the backup goes on without it. Reading a source fails
+   * with a system error; an AppError comes from the repository, its workers or an interruption, and ends
+   * the backup once instead of being blamed on each file in turn.
+   */
   #sourceError(path: string, err: unknown): void {
-    if (err instanceof CancelledError) throw err;
+    if (err instanceof AppError) throw err;
     this.stats.errors++;
     this.#options.reporter?.sourceError?.(path, sourceError(path, err, this.#options.paths.includes(path)));
   }
@@ -448,7 +482,7 @@ export class Archiver {
       user: userName(uid),
       group: groupName(gid),
       mtime: timestamp(st.mtimeNs),
-      atime: timestamp(st.atimeNs),
+      atime: timestamp(this.#options.withAtime ? st.atimeNs : st.mtimeNs),
       ctime: timestamp(st.ctimeNs),
       size: type === 'file' ? Number(st.size) : 0,
       inode: Number(st.ino),
@@ -514,6 +548,7 @@ export class Archiver {
     const pending: Array<Promise<void>> = [];
     const errors: unknown[] = [];
     for (const entry of entries) {
+      if (errors.length > 0) break;
       const childName = entry.name;
       const child = join(path, childName);
       const previous = parentChildren?.get(childName.toString('latin1'));
@@ -714,7 +749,7 @@ export class Archiver {
         if (st.isFile()) this.stats.bytesTotal += st.size;
       }
     };
-    for (const p of o.paths) await walk(p);
+    for (const p of this.#paths) await walk(p);
     this.stats.scanDone = true;
   }
 }

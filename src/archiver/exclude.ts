@@ -1,14 +1,19 @@
 /**
- * Exclude patterns, with restic's meaning: `*` matches within one path component, `**` across components,
- * `?` one character, `[...]` a class. A pattern starting with `/` is anchored at the filesystem root;
- * any other pattern matches at any depth (a path is excluded when any of its trailing component sequences
- * matches). `--iexclude` matches case-insensitively.
+ * Path patterns, with restic's meaning. Exclude patterns: `*` matches within one path component, `**`
+ * across components, `?` one character, `[...]` a class. A pattern starting with `/` is anchored at the
+ * filesystem root; any other pattern matches at any depth (a path is excluded when any of its trailing
+ * component sequences matches). `--iexclude` matches case-insensitively. In backup, a pattern starting with
+ * `!` cancels an earlier match. `--files-from` lines are globs as Go's filepath.Glob reads them.
  */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { UsageError } from '../errors/index.ts';
 
 export interface ExcludeRule {
   readonly pattern: string;
   readonly regex: RegExp;
+  /** A `!pattern`: a match keeps the path after all (backup only). */
+  readonly negated?: boolean;
 }
 
 function globToRegex(glob: string): string {
@@ -45,21 +50,84 @@ function escapeRegex(c: string): string {
   return /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c;
 }
 
-export function compileExcludes(patterns: readonly string[], caseInsensitive = false): ExcludeRule[] {
-  return patterns
-    .map((p) => p.trim())
-    .filter((p) => p !== '' && !p.startsWith('#'))
-    .map((pattern) => {
-      const trimmed = pattern.replace(/\/+$/, '');
-      const body = globToRegex(trimmed.startsWith('/') ? trimmed.slice(1) : trimmed);
-      const anchor = trimmed.startsWith('/') ? '^/' : '(?:^|/)';
-      // A match on a folder excludes everything below it too.
-      return { pattern, regex: new RegExp(`${anchor}${body}(?:/.*)?$`, caseInsensitive ? 'i' : '') };
-    });
+function patternRegex(pattern: string, caseInsensitive: boolean): RegExp {
+  const trimmed = pattern.replace(/\/+$/, '');
+  const body = globToRegex(trimmed.startsWith('/') ? trimmed.slice(1) : trimmed);
+  const anchor = trimmed.startsWith('/') ? '^/' : '(?:^|/)';
+  // A match on a folder excludes everything below it too.
+  return new RegExp(`${anchor}${body}(?:/.*)?$`, caseInsensitive ? 'i' : '');
 }
 
-/** True when `absolutePath` is excluded by any rule. */
+function usefulPatterns(patterns: readonly string[]): string[] {
+  return patterns.map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('#'));
+}
+
+export function compileExcludes(patterns: readonly string[], caseInsensitive = false): ExcludeRule[] {
+  return usefulPatterns(patterns).map((pattern) => ({ pattern, regex: patternRegex(pattern, caseInsensitive) }));
+}
+
+/**
+ * Backup's exclude rules: as {@link compileExcludes}, and a pattern starting with `!` (write `\!` for a
+ * name that starts with one) cancels the match of an earlier pattern, as in restic and gitignore. A path
+ * below an excluded folder is never reached, so it cannot be brought back.
+ */
+export function compileBackupExcludes(patterns: readonly string[], caseInsensitive = false): ExcludeRule[] {
+  return usefulPatterns(patterns).map((pattern) => {
+    if (!pattern.startsWith('!')) return { pattern, regex: patternRegex(pattern, caseInsensitive) };
+    const kept = pattern.slice(1);
+    if (kept.trim() === '') throw new UsageError(`pattern "${pattern}" names nothing to keep`, { hint: 'write !PATTERN, e.g. --exclude "!keep.txt"' });
+    return { pattern, regex: patternRegex(kept, caseInsensitive), negated: true };
+  });
+}
+
+/**
+ * True when `absolutePath` is excluded. As in restic, case-sensitive and case-insensitive rules are two
+ * lists, and in each the last rule that matches decides.
+ */
 export function isExcluded(rules: readonly ExcludeRule[], absolutePath: string): boolean {
-  for (const rule of rules) if (rule.regex.test(absolutePath)) return true;
-  return false;
+  let excluded = false;
+  let excludedIgnoringCase = false;
+  for (const rule of rules) {
+    if (!rule.regex.test(absolutePath)) continue;
+    if (rule.regex.ignoreCase) excludedIgnoringCase = rule.negated !== true;
+    else excluded = rule.negated !== true;
+  }
+  return excluded || excludedIgnoringCase;
+}
+
+/**
+ * Expands `$NAME` and `${NAME}` from `env` as Go's os.Expand does for restic's exclude files: an unset
+ * variable becomes empty, `$$` is a literal `$`, and a `$` not followed by a name stays.
+ */
+export function expandEnv(text: string, env: Readonly<Record<string, string | undefined>>): string {
+  return text.replace(/\$(?:\{([^}]*)\}|(\{)|([*#$@!?0-9-])|([A-Za-z_][A-Za-z0-9_]*))/g, (_whole, braced?: string, unclosed?: string, special?: string, plain?: string) => {
+    if (unclosed !== undefined) return ''; // "${" without "}": Go drops those two characters
+    const name = braced ?? special ?? plain ?? '';
+    if (name === '$') return '$';
+    return name === '' ? '' : (env[name] ?? '');
+  });
+}
+
+const globMeta = /[*?[\\]/;
+
+/**
+ * The existing paths a `--files-from` line names, as Go's filepath.Glob finds them (restic's reading):
+ * `*`, `?`, `[...]` match within one path component (`**` is `*`), every component may hold them, results
+ * are sorted per folder. A line without those characters is the path itself, whether it exists or not (a
+ * missing one is then reported like a missing argument).
+ */
+export function expandGlob(pattern: string): string[] {
+  if (!globMeta.test(pattern)) return [pattern];
+  const slash = pattern.lastIndexOf('/');
+  const dir = slash < 0 ? '.' : pattern.slice(0, slash).replace(/\/+$/, '') || '/';
+  const name = new RegExp(`^${globToRegex(pattern.slice(slash + 1))}$`);
+  const dirs = globMeta.test(dir) ? expandGlob(dir) : [dir];
+  return dirs.flatMap((d) => {
+    try {
+      if (!statSync(d).isDirectory()) return [];
+      return readdirSync(d).sort().filter((n) => name.test(n)).map((n) => (d === '.' ? n : join(d, n)));
+    } catch {
+      return []; // an unreadable folder matches nothing, as in Go
+    }
+  });
 }

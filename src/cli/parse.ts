@@ -23,12 +23,42 @@ export function parseCount(text: string, flag: string): number {
 
 /**
  * Parses a point in time as restic does: "2006-01-02", "2006-01-02 15:04" or "2006-01-02 15:04:05" in
- * local time; any other form Date understands (ISO 8601 with a zone, say) is accepted too.
+ * local time, or with a `T`, fractional seconds and a zone (`Z`, `+02:00`); any other form Date understands
+ * is accepted too. Fields out of range are refused, not carried into the next month, and so are years
+ * outside 0000–9999 (RFC 3339 cannot write them). A local time that occurs twice, when clocks go back,
+ * is the later one (standard time), and one skipped when they go forward is read in the earlier offset,
+ * both as Go's time.Date does.
  */
 export function parseTime(text: string, flag: string): Date {
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?$/.exec(text.trim());
-  const date = m ? new Date(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0)) : new Date(text);
-  if (Number.isNaN(date.getTime())) throw new UsageError(`${flag}: "${text}" is not a date`, { hint: 'write it as "2026-01-02 15:04:05" (local time)' });
+  const hint = 'write it as "2026-01-02 15:04:05" (local time), with a year from 0000 to 9999';
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/i.exec(text.trim());
+  let date: Date;
+  if (m) {
+    const [year, month, day, hour, minute, second] = m.slice(1, 7).map((f) => Number(f ?? 0));
+    const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+    const monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
+    const ranges: Array<[string, number, number, number]> = [['month', month, 1, 12], ['day', day, 1, monthDays], ['hour', hour, 0, 23], ['minute', minute, 0, 59], ['second', second, 0, 59]];
+    const bad = ranges.find(([, value, min, max]) => value < min || value > max);
+    if (bad) throw new UsageError(`${flag}: "${text}": ${bad[0]} out of range`, { hint });
+    const wall = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, Math.floor(Number(m[7] ?? 0) * 1000)));
+    wall.setUTCFullYear(year); // Date.UTC reads years 0–99 as 1900–1999
+    let offset: number;
+    if (m[8]) {
+      const zone = /^([+-])(\d{2}):?(\d{2})$/.exec(m[8]);
+      offset = zone ? (zone[1] === '-' ? -1 : 1) * (Number(zone[2]) * 60 + Number(zone[3])) * 60_000 : 0;
+    } else {
+      const offsetAt = (ms: number) => -new Date(ms).getTimezoneOffset() * 60_000;
+      offset = offsetAt(wall.getTime());
+      const other = offsetAt(wall.getTime() - offset);
+      if (other !== offset) offset = other;
+    }
+    date = new Date(wall.getTime() - offset);
+  } else {
+    date = new Date(text);
+    if (Number.isNaN(date.getTime())) throw new UsageError(`${flag}: "${text}" is not a date`, { hint });
+  }
+  // Both the year written (local) and the year stored (UTC) must have four digits.
+  if ([date.getFullYear(), date.getUTCFullYear()].some((year) => year < 0 || year > 9999)) throw new UsageError(`${flag}: "${text}": year out of range`, { hint });
   return date;
 }
 

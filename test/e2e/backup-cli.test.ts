@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cofferBin, runCoffer, testEnv } from '../support/cli.ts';
+import { assertOk, cofferBin, runCoffer, testEnv } from '../support/cli.ts';
 
 function randomData(seed: string, length: number): Buffer {
   const key = createHash('sha256').update(seed).digest();
@@ -70,12 +70,48 @@ test('bad backup arguments are usage errors', async (t) => {
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^error: .+\nhint: .+/);
   }
+  for (const [time, field] of [['2026-13-45 99:99:99', 'month'], ['2026-02-30 10:00:00', 'day'], ['2026-01-02 24:00:00', 'hour'], ['10000-01-01 00:00:00', 'year']]) {
+    const r = await runCoffer(['backup', dir, '--time', time], { repo });
+    assert.equal(r.code, 2, `--time ${time}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^error: --time: "${time}": ${field} out of range\nhint: .+`));
+  }
   const snapshots = await runCoffer(['snapshots', '--json'], { repo });
   assert.deepEqual(JSON.parse(snapshots.stdout), [], 'no snapshot was saved');
 });
 
+test('--time in a local hour that occurs twice is the later one (standard time), as in restic', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  await runCoffer(['init'], { repo });
+  const env = { TZ: 'Europe/Berlin' };
+
+  // Clocks went back from 03:00 CEST to 02:00 CET; 02:30 happened at 00:30Z and again at 01:30Z.
+  assertOk(await runCoffer(['backup', dir, '--exclude', 'repo', '--time', '2023-10-29 02:30:00'], { repo, env }));
+  // Clocks went forward from 02:00 CET to 03:00 CEST; 02:30 never happened and is read as CET.
+  assertOk(await runCoffer(['backup', dir, '--exclude', 'repo', '--time', '2023-03-26 02:30:00'], { repo, env }));
+  assertOk(await runCoffer(['backup', dir, '--exclude', 'repo', '--time', '2024-02-29 12:00:00'], { repo, env }));
+
+  const times = (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ time: string }>).map((s) => s.time);
+  assert.deepEqual(times.sort(), ['2023-03-26T01:30:00.000Z', '2023-10-29T01:30:00.000Z', '2024-02-29T11:00:00.000Z']);
+});
+
 // Root reads every file whatever its mode, so the unreadable file needs an unprivileged user.
 const canDropPrivileges = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+
+/** Runs coffer as the unprivileged user nobody, with its cache in `dir`. */
+function runAsNobody(args: string[], repo: string, dir: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args], {
+      env: testEnv({ COFFER_REPOSITORY: repo, COFFER_CACHE_DIR: join(dir, 'cache') }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
 
 test('an unreadable file is reported and skipped; the snapshot is saved; exit 3', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
@@ -88,18 +124,7 @@ test('an unreadable file is reported and skipped; the snapshot is saved; exit 3'
   await writeFile(join(src, 'secret.txt'), 'not for you');
   await chmod(join(src, 'ok.txt'), 0o644);
   await chmod(join(src, 'secret.txt'), 0o600);
-  const asNobody = (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args], {
-        env: testEnv({ COFFER_REPOSITORY: repo, XDG_CACHE_HOME: join(dir, 'cache') }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (b) => (stdout += b));
-      child.stderr.on('data', (b) => (stderr += b));
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  const asNobody = (args: string[]) => runAsNobody(args, repo, dir);
   assert.equal((await asNobody(['init'])).code, 0);
 
   const r = await asNobody(['backup', src]);
@@ -197,5 +222,124 @@ test('a missing source path is named; with no readable source, no snapshot is sa
 
   const some = await runCoffer(['backup', join(dir, 'nope'), src], { repo });
   assert.equal(some.code, 3, some.stderr);
-  assert.equal((await readdir(join(repo, 'snapshots'))).length, 1);
+  assert.match(some.stderr, /nope: does not exist\n/);
+  const [snapshot] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout);
+  assert.deepEqual(snapshot.paths, [src], 'the missing path is left out of the snapshot, as restic does');
+
+  // The parent is found by the paths that exist, so the unchanged file is not read again.
+  const again = await runCoffer(['backup', '--json', src, join(dir, 'nope')], { repo });
+  assert.equal(again.code, 3, again.stderr);
+  assert.equal(jsonLines(again.stdout).at(-1)!.files_unmodified, 1);
+});
+
+test('a repository that refuses pack writes ends the backup with one error, for a file as for a folder', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  await chmod(dir, 0o777);
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(src, { mode: 0o777 });
+  await chmod(src, 0o777);
+  for (let i = 0; i < 4; i++) await writeFile(join(src, `f${i}.bin`), randomData(`refused ${i}`, 3 * 1024 * 1024));
+  assert.equal((await runAsNobody(['init', '--pack-size', '1M'], repo, dir)).code, 0);
+  // Pack folders the backup's user may not write to.
+  for (const sub of await readdir(join(repo, 'data'))) await chmod(join(repo, 'data', sub), 0o555);
+
+  for (const source of [join(src, 'f0.bin'), src]) {
+    const r = await runAsNobody(['backup', source], repo, dir);
+
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: [^\n]*data\/[0-9a-f]{2}\/[0-9a-f]{64}: permission denied\nhint: check the permissions of the repository folder\n$/, `${source}: one repository error, with its hint`);
+  }
+  assert.deepEqual(await readdir(join(repo, 'snapshots')), []);
+});
+
+test('a folder above a source path reached through a symlink is recorded as the folder it leads to', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const real = join(dir, 'lnk', 'real');
+  await mkdir(real, { recursive: true });
+  await writeFile(join(real, 'file'), 'd\n');
+  await chmod(real, 0o750);
+  await utimes(real, new Date('2020-05-06T07:08:09Z'), new Date('2021-02-03T04:05:06Z'));
+  await symlink('real', join(dir, 'lnk', 'alias'));
+  await runCoffer(['init'], { repo });
+
+  assertOk(await runCoffer(['backup', join(dir, 'lnk', 'alias', 'file')], { repo }));
+
+  const ls = await runCoffer(['ls', 'latest', '--json'], { repo });
+  const alias = jsonLines(ls.stdout).find((l) => l.path === join(dir, 'lnk', 'alias'))!;
+  assert.equal(alias.type, 'dir');
+  assert.equal(alias.permissions, 'drwxr-x---', 'the real folder\'s mode, not the link\'s rwxrwxrwx');
+  assert.equal(alias.mtime, '2021-02-03T04:05:06Z');
+  const target = join(dir, 'restored');
+  assertOk(await runCoffer(['restore', 'latest', '--target', target], { repo }));
+  assert.equal((await stat(join(target, dir, 'lnk', 'alias'))).mode & 0o7777, 0o750);
+});
+
+test('restic exclude and files-from syntax: !negation, $VARS in exclude files, globs in --files-from, verbatim lines', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'cache'), { recursive: true });
+  for (const f of ['keep.txt', 'other.txt', 'x.txt', '[x].txt', 'a.log', 'cache/c', 'price$5']) await writeFile(join(src, f), f);
+  await runCoffer(['init'], { repo });
+  const files = async () => {
+    const ls = await runCoffer(['ls', 'latest', '--json'], { repo });
+    return jsonLines(ls.stdout).filter((l) => l.type === 'file').map((l) => String(l.path).slice(src.length + 1)).sort();
+  };
+
+  assertOk(await runCoffer(['backup', src, '--exclude', '*.txt', '--exclude', '!keep.txt'], { repo }));
+  assert.deepEqual(await files(), ['a.log', 'cache/c', 'keep.txt', 'price$5']);
+
+  await writeFile(join(dir, 'excludes'), '# comment\n\n  $SRC/cache  \n${SRC}/*.txt\n!${SRC}/x.txt\n/**/price$$5\n');
+  assertOk(await runCoffer(['backup', src, '--exclude-file', join(dir, 'excludes')], { repo, env: { SRC: src } }));
+  assert.deepEqual(await files(), ['a.log', 'x.txt']);
+
+  await writeFile(join(dir, 'from'), `# comment\n\n  ${src}/*.txt  \n${src}/*.none\n`);
+  const globbed = await runCoffer(['backup', '--files-from', join(dir, 'from')], { repo });
+  assertOk(globbed);
+  assert.match(globbed.stderr, /\*\.none" matches no files/);
+  assert.deepEqual(await files(), ['[x].txt', 'keep.txt', 'other.txt', 'x.txt']);
+
+  // A glob's [x] is a class that matches x.txt; --files-from-verbatim takes the line as the name it is.
+  await writeFile(join(dir, 'class'), `${src}/[x].txt\n`);
+  assertOk(await runCoffer(['backup', '--files-from', join(dir, 'class')], { repo }));
+  assert.deepEqual(await files(), ['x.txt']);
+  assertOk(await runCoffer(['backup', '--files-from-verbatim', join(dir, 'class')], { repo }));
+  assert.deepEqual(await files(), ['[x].txt']);
+});
+
+test('access times are stored only with --with-atime, so a folder whose atimes changed keeps its tree', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await writeFile(join(src, 'sub', 'f.txt'), 'content');
+  await runCoffer(['init'], { repo });
+  const old = new Date(Date.now() - 3 * 86_400_000);
+  /** Backs up twice; between the runs the atimes move while nothing else (ctime included) changes. */
+  const treesOfTwoBackups = async (flags: string[]): Promise<string[]> => {
+    // Times older than a day, which the first backup's readdir then updates (relatime) and reading updates for the file.
+    for (const p of [src, join(src, 'sub'), join(src, 'sub', 'f.txt')]) await utimes(p, old, (await stat(p)).mtime);
+    const trees: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await runCoffer(['backup', '--json', src, ...flags], { repo });
+      assertOk(r);
+      const id = String(jsonLines(r.stdout).at(-1)!.snapshot_id);
+      const cat = await runCoffer(['cat', 'tree', `${id}:${dir}`], { repo });
+      assertOk(cat);
+      trees.push(JSON.parse(cat.stdout).id);
+      await readFile(join(src, 'sub', 'f.txt'));
+    }
+    return trees;
+  };
+
+  const [plainFirst, plainSecond] = await treesOfTwoBackups([]);
+  if ((await stat(join(src, 'sub'))).atime.getTime() === old.getTime()) return t.skip('this filesystem does not update access times (noatime)');
+  assert.equal(plainSecond, plainFirst, 'without --with-atime the trees are equal');
+  const [withFirst, withSecond] = await treesOfTwoBackups(['--with-atime']);
+  assert.notEqual(withSecond, withFirst, 'with --with-atime the changed access times are stored');
+  const ls = await runCoffer(['ls', 'latest', '--json'], { repo });
+  const file = jsonLines(ls.stdout).find((l) => l.name === 'f.txt')!;
+  assert.notEqual(file.atime, file.mtime);
 });

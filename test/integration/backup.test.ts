@@ -9,6 +9,8 @@ import { nodeName, toHex, type TreeNode } from '../../src/model/index.ts';
 import { walkTree, type Repository } from '../../src/repo/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
 import { writeXattrs } from '../../src/xattr/index.ts';
+import { FaultBackend, MemoryBackend } from '../../src/backend/index.ts';
+import { BackendError } from '../../src/errors/index.ts';
 
 /** Deterministic pseudo-random bytes (AES-CTR keystream). */
 function randomData(seed: string, length: number): Buffer {
@@ -85,8 +87,8 @@ test('an unchanged tree is not read again and yields the same tree', async (t) =
     assert.equal(run.snapshot.summary!.filesNew + run.snapshot.summary!.filesChanged, 0);
     assert.equal(run.snapshot.summary!.dataBlobs, 0);
   }
-  // Backups open files without touching their atime; folders' atimes settle after the first listing
-  // (relatime), so from then on an unchanged folder yields the same tree.
+  // Nodes hold no access times unless withAtime (the backup's own listing moves folders' atimes), so an
+  // unchanged folder yields the same tree.
   const inner = async (r: Repository, tree: string) => {
     let id = '';
     await walkTree(r, tree, ({ path, node }) => {
@@ -208,4 +210,26 @@ test('extended attributes are recorded, sorted by name', async (t) => {
     if (p === path) xattrs = node.xattrs?.map((x) => [x.name, Buffer.from(x.value).toString('hex')]);
   });
   assert.deepEqual(xattrs, [['user.a', Buffer.from('first').toString('hex')], ['user.b', '00ff']]);
+});
+
+test('a repository failure ends the backup once and is never reported as a source file problem', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'folder'));
+  for (let i = 0; i < 4; i++) await writeFile(join(dir, 'folder', `f${i}.bin`), randomData(`full ${i}`, 1024 * 1024));
+  await writeFile(join(dir, 'one.bin'), randomData('full one', 3 * 1024 * 1024));
+  const fault = new FaultBackend(new MemoryBackend());
+  const repo = await createTestRepo(fault);
+  const full = new BackendError('data/ab/abcd: no space left on the device', { hint: 'free some space, or run `coffer prune`' });
+  fault.failNext('save', Infinity, full);
+
+  for (const source of ['one.bin', 'folder']) {
+    const reported: string[] = [];
+    await assert.rejects(
+      backup(repo, { paths: [join(dir, source)], programVersion: 'test', reporter: { sourceError: (path) => reported.push(path) } }),
+      (err) => err === full,
+      `${source}: the repository's own error ends the backup`,
+    );
+    assert.deepEqual(reported, [], `${source}: no file is blamed for the repository's failure`);
+  }
+  assert.deepEqual(await repo.listSnapshots(), [], 'no snapshot was saved');
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { backup, chooseParent, compileExcludes, prestartSealWorkers } from '../../archiver/index.ts';
+import { backup, chooseParent, compileBackupExcludes, expandEnv, expandGlob, prestartSealWorkers } from '../../archiver/index.ts';
 import { PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { BackupStats } from '../../progress/index.ts';
@@ -27,6 +27,7 @@ interface BackupFlags {
   excludeIfPresent?: string[];
   excludeLargerThan?: string;
   oneFileSystem?: boolean;
+  withAtime?: boolean;
   filesFrom?: string[];
   filesFromVerbatim?: string[];
   filesFromRaw?: string[];
@@ -45,21 +46,34 @@ function readLines(file: string, flag: string, separator: RegExp | string): stri
   return text.split(separator);
 }
 
-function sourcePaths(args: string[], flags: BackupFlags): string[] {
+/** The lines of a pattern file that hold a pattern: trimmed, without empty and `#` comment lines (restic's reading). */
+function patternLines(file: string, flag: string): string[] {
+  return readLines(file, flag, /\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+}
+
+/** Source paths from the arguments and the --files-from flags; `--files-from` lines are globs, as in restic. */
+function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string) => void): string[] {
   const paths = [...args];
-  for (const f of flags.filesFrom ?? []) paths.push(...readLines(f, '--files-from', /\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#')));
-  for (const f of flags.filesFromVerbatim ?? []) paths.push(...readLines(f, '--files-from-verbatim', '\n').filter((l) => l !== ''));
+  for (const f of flags.filesFrom ?? []) {
+    for (const pattern of patternLines(f, '--files-from')) {
+      const found = expandGlob(pattern);
+      if (found.length === 0) warn(`warning: --files-from: pattern "${pattern}" matches no files, skipping it`);
+      paths.push(...found);
+    }
+  }
+  for (const f of flags.filesFromVerbatim ?? []) paths.push(...readLines(f, '--files-from-verbatim', /\r?\n/).filter((l) => l !== ''));
   for (const f of flags.filesFromRaw ?? []) paths.push(...readLines(f, '--files-from-raw', '\0').filter((l) => l !== ''));
   return [...new Set(paths.map((p) => resolve(p)))];
 }
 
-function excludeRules(flags: BackupFlags) {
+/** Exclude rules; exclude-file lines have $VAR and ${VAR} expanded ($$ is a literal $), as in restic. */
+function excludeRules(flags: BackupFlags, env: NodeJS.ProcessEnv) {
   const patterns = [...(flags.exclude ?? [])];
   const ipatterns = [...(flags.iexclude ?? [])];
-  for (const f of flags.excludeFile ?? []) patterns.push(...readLines(f, '--exclude-file', /\r?\n/));
-  for (const f of flags.iexcludeFile ?? []) ipatterns.push(...readLines(f, '--iexclude-file', /\r?\n/));
+  for (const f of flags.excludeFile ?? []) patterns.push(...patternLines(f, '--exclude-file').map((l) => expandEnv(l, env)));
+  for (const f of flags.iexcludeFile ?? []) ipatterns.push(...patternLines(f, '--iexclude-file').map((l) => expandEnv(l, env)));
   return {
-    rules: [...compileExcludes(patterns), ...compileExcludes(ipatterns, true)],
+    rules: [...compileBackupExcludes(patterns), ...compileBackupExcludes(ipatterns, true)],
     patterns: [...patterns, ...ipatterns].map((p) => p.trim()).filter((p) => p && !p.startsWith('#')),
   };
 }
@@ -95,21 +109,22 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--time <time>', 'snapshot time instead of now, e.g. "2026-01-02 15:04:05"')
     .option('--parent <snapshot>', 'compare against this snapshot instead of the latest one of this host and paths')
     .option('-f, --force', 'read every file, ignoring the parent snapshot')
-    .option('-e, --exclude <pattern>', 'exclude a pattern (repeatable)', collect)
+    .option('-e, --exclude <pattern>', 'exclude a pattern (repeatable); !PATTERN keeps what an earlier one excluded', collect)
     .option('--iexclude <pattern>', 'like --exclude, ignoring case', collect)
     .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect)
     .option('--iexclude-file <file>', 'like --exclude-file, ignoring case', collect)
     .option('--exclude-if-present <name>', 'skip folders that contain a file with this name (repeatable)', collect)
     .option('--exclude-larger-than <size>', 'skip files larger than this, e.g. 1G')
     .option('-x, --one-file-system', 'do not cross filesystem boundaries')
-    .option('--files-from <file>', 'read paths to back up from a file, one per line (repeatable)', collect)
-    .option('--files-from-verbatim <file>', 'like --files-from, no comment or blank-line handling', collect)
+    .option('--with-atime', 'store access times (by default the modification time stands in for it, as in restic)')
+    .option('--files-from <file>', 'read paths to back up from a file, one glob pattern per line (repeatable)', collect)
+    .option('--files-from-verbatim <file>', 'like --files-from, each line a path as it is (no globs, comments or trimming)', collect)
     .option('--files-from-raw <file>', 'read NUL-separated paths from a file', collect)
     .option('-n, --dry-run', 'do everything but write to the repository')
     .option('--stdin', 'back up what comes on standard input as one file')
     .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
     .action(async (args: string[], flags: BackupFlags) => {
-      const paths = flags.stdin ? [] : sourcePaths(args, flags);
+      const paths = flags.stdin ? [] : sourcePaths(args, flags, (message) => ctx.warn(message));
       if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
       const name = flags.stdinFilename ?? '';
       if (flags.stdin && (name === '' || name === '.' || name === '..' || /[/\0]/.test(name))) {
@@ -118,7 +133,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       if (!flags.stdin && paths.length === 0) throw new UsageError('nothing to back up', { hint: 'give paths, or --files-from FILE, or --stdin' });
       const time = flags.time ? parseTime(flags.time, '--time') : undefined;
       const excludeLargerThan = flags.excludeLargerThan ? parseSize(flags.excludeLargerThan, '--exclude-larger-than') : undefined;
-      const { rules, patterns } = excludeRules(flags);
+      const { rules, patterns } = excludeRules(flags, ctx.io.env);
       const host = flags.host ?? hostname();
       const tags = (flags.tag ?? []).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
 
@@ -128,11 +143,14 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
         const snapshots = await repo.listSnapshots();
-        let parent = undefined;
-        if (flags.parent) parent = selectSnapshot(snapshots, flags.parent);
-        else if (!flags.force && !flags.stdin) parent = chooseParent(snapshots, host, paths);
+        const parent = flags.parent ? selectSnapshot(snapshots, flags.parent) : undefined;
         await repo.loadIndex();
         if (parent) ctx.verbose(`using parent snapshot ${shortId(parent.id)}`);
+        const findParent = flags.parent || flags.force || flags.stdin ? undefined : (existing: readonly string[]) => {
+          const found = chooseParent(snapshots, host, existing);
+          if (found) ctx.verbose(`using parent snapshot ${shortId(found.id)}`);
+          return found;
+        };
 
         const started = Date.now();
         const sink = await progressSink(ctx, flags.dryRun ? 'backup (dry run)' : 'backup');
@@ -144,11 +162,13 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             hostname: host,
             time,
             parent,
+            findParent,
             excludes: rules,
             excludePatterns: patterns,
             excludeIfPresent: flags.excludeIfPresent,
             excludeLargerThan,
             oneFileSystem: flags.oneFileSystem,
+            withAtime: flags.withAtime,
             dryRun: flags.dryRun,
             scan: !ctx.quiet,
             stdin: flags.stdin ? { stream: process.stdin, filename: flags.stdinFilename ?? 'stdin' } : undefined,
