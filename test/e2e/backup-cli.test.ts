@@ -142,9 +142,10 @@ test('a backup killed midway leaves a consistent repository and the next run reu
   const repo = join(dir, 'repo');
   const src = join(dir, 'src');
   await mkdir(src);
-  // Random data (incompressible) in 1 MiB packs: 160 MiB is 160 packs, so the index is flushed every 64.
+  // Random data (incompressible) in 128 KiB chunks and 1 MiB packs: 160 MiB is about 160 packs, so the
+  // index is flushed every 64 (with chunks of 1 MiB and more, most packs would hold one and exceed 1 MiB).
   for (let i = 0; i < 16; i++) await writeFile(join(src, `f${i}.bin`), randomData(`crash ${i}`, 10 * 1024 * 1024));
-  assert.equal((await runCoffer(['init', '--pack-size', '1M'], { repo })).code, 0);
+  assert.equal((await runCoffer(['init', '--pack-size', '1M', '--chunk-min', '64K', '--chunk-avg', '128K', '--chunk-max', '512K'], { repo })).code, 0);
 
   const child = spawn(process.execPath, [cofferBin, 'backup', '-q', src], { env: testEnv({ COFFER_REPOSITORY: repo }), stdio: 'ignore' });
   const exited = new Promise((resolve) => child.on('exit', resolve));
