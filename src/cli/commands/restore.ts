@@ -80,6 +80,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
         ctx.verbose(`restoring snapshot ${shortId(snapshot.id)} of [${snapshot.paths.join(', ')}] at ${snapshot.time} to ${flags.target}`);
         const started = Date.now();
         const sink = await progressSink(ctx, flags.dryRun ? 'restore (dry run)' : 'restore');
+        const hintsShown = new Set<string>();
         let summary;
         try {
           summary = await restore(repo, snapshot, {
@@ -108,8 +109,15 @@ export function registerRestore(program: Command, ctx: CliContext): void {
                 );
               },
               targetError: (p, error) => {
-                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'restore', item: p });
-                else ctx.warn(`error: ${error.message}`);
+                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message, ...(error.hint ? { hint: error.hint } : {}) }, during: 'restore', item: p });
+                else {
+                  ctx.warn(`error: ${error.message}`);
+                  // Each hint once: a lost pack fails many files for one reason.
+                  if (error.hint && !hintsShown.has(error.hint)) {
+                    hintsShown.add(error.hint);
+                    ctx.warn(`hint: ${error.hint}`);
+                  }
+                }
               },
               fileDone: (p, action) => {
                 if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p });
