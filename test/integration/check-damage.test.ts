@@ -13,10 +13,10 @@ import { LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type Handl
 import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
 import { insecureTestKdfParams } from '../../src/crypto/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
-import { buildPack, decodeIndex, sealBlob, walkTree, type Repository } from '../../src/repo/index.ts';
+import { Repository, buildPack, decodeIndex, sealBlob, walkTree } from '../../src/repo/index.ts';
 import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
-import { createTestRepo, reopen } from '../support/test-repo.ts';
+import { reopen, smallChunks } from '../support/test-repo.ts';
 
 interface Fixture {
   repo: Repository;
@@ -294,7 +294,8 @@ test('damaged key files: corrupt-key for each, naming it and what is wrong; the 
     // A file named by its hash that is no key file, and a sound key file of another repository.
     const junk = Buffer.from('not a key at all');
     await f.backend.save({ type: 'key', name: storageName(junk) }, junk);
-    const other = await createTestRepo(new MemoryBackend());
+    // Under another password: with this one, opening would try the foreign key too.
+    const other = await Repository.init(new MemoryBackend(), Buffer.from('another password'), { chunker: smallChunks, kdf: insecureTestKdfParams });
     const foreign = await other.backend.load({ type: 'key', name: other.keyName });
     await f.backend.save({ type: 'key', name: other.keyName }, foreign);
 
