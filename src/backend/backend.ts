@@ -23,6 +23,13 @@ export interface FileInfo {
   readonly size: number;
 }
 
+/** A file inside a repository's folders that is not a stored file: {@link Backend.list} skips it. */
+export interface StrayFile {
+  /** Relative to the repository root, folders separated by `/`: `data/06/notes.txt`, `tmp/…`. */
+  readonly path: string;
+  readonly size: number;
+}
+
 export interface ByteRange {
   readonly offset: number;
   readonly length: number;
@@ -72,6 +79,14 @@ export interface Backend {
 
   /** Removes the file. Removing a file that does not exist is not an error. */
   remove(handle: Handle): Promise<void>;
+
+  /**
+   * Yields every file in the repository's folders (`keys`, `data`, `index`, `snapshots`, `locks`, and
+   * `tmp` where there is one) that no `list` yields: names not valid for their folder, packs outside the
+   * `data/xx` folder their name belongs in, and everything in `tmp`. For `check`; absent where no such
+   * file can exist.
+   */
+  strays?(): AsyncIterable<StrayFile>;
 
   /**
    * The path of the file when it is a local file that worker threads may read themselves, with

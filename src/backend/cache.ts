@@ -14,7 +14,7 @@ import { open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'no
 import * as path from 'node:path';
 import { BackendError, errnoCode } from '../errors/index.ts';
 import { makeFolders } from '../model/index.ts';
-import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, filePath, isValidName, typeFolder } from './backend.ts';
+import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath, isValidName, typeFolder } from './backend.ts';
 import { matchesName } from './verify.ts';
 
 /** A backend that can be told which data packs are worth caching whole (the repository's tree packs). */
@@ -156,6 +156,10 @@ export class CachingBackend implements Backend, CacheAware {
     if (this.#dir === undefined || !(metadataTypes.has(handle.type) || handle.type === 'data')) return;
     this.#verifiedPacks.delete(handle.name);
     await this.#discard(handle);
+  }
+
+  async *strays(): AsyncIterable<StrayFile> {
+    if (this.#inner.strays) yield* this.#inner.strays();
   }
 
   localPath(handle: Handle): string | undefined {

@@ -4,7 +4,7 @@
  * under a final name.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, openSync, readSync, type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { AppError, BackendError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
@@ -15,7 +15,9 @@ import {
   type FileType,
   type Handle,
   type RequestCounts,
+  type StrayFile,
   filePath,
+  fileTypes,
   isValidName,
   newRequestCounts,
   typeFolder,
@@ -179,6 +181,23 @@ export class LocalBackend implements Backend {
     for (const files of await mapLimit(subs, listConcurrency, (sub) => this.#listFolder(type, `${folder}/${sub}`, sub))) yield* files;
   }
 
+  async *strays(): AsyncIterable<StrayFile> {
+    this.#counts.list++;
+    for (const type of fileTypes) {
+      if (type === 'config') continue;
+      const folder = typeFolder(type);
+      if (type !== 'data') {
+        yield* await this.#straysIn(folder, (name) => isValidName(type, name));
+        continue;
+      }
+      const subs = (await this.#entries(folder)).filter((e) => e.isDirectory() && hexByte.test(e.name)).map((e) => e.name);
+      yield* await this.#straysIn(folder, () => false, new Set(subs));
+      const found = await mapLimit(subs, listConcurrency, (sub) => this.#straysIn(`${folder}/${sub}`, (name) => isValidName(type, name) && name.startsWith(sub)));
+      for (const files of found) yield* files;
+    }
+    yield* await this.#straysIn('tmp', () => false);
+  }
+
   async remove(handle: Handle): Promise<void> {
     checkHandle(this.location, handle);
     this.#counts.delete++;
@@ -250,6 +269,37 @@ export class LocalBackend implements Backend {
     const names = (await this.#readdir(folder)).filter((name) => isValidName(type, name) && (sub === undefined || name.startsWith(sub)));
     const stats = await mapLimit(names, listConcurrency, (name) => this.#statOrUndefined(`${folder}/${name}`));
     return names.flatMap((name, i) => (stats[i]?.isFile() ? [{ name, size: stats[i].size }] : []));
+  }
+
+  /**
+   * The files in folder `rel` and below, but for the files directly in it whose names `belongs` accepts
+   * and its sub-folders named in `walked` (the caller's business). Symbolic links count as what they point
+   * to, as in `list`, but are not followed into folders.
+   */
+  async #straysIn(rel: string, belongs: (name: string) => boolean, walked: ReadonlySet<string> = new Set()): Promise<StrayFile[]> {
+    const found: StrayFile[] = [];
+    for (const entry of await this.#entries(rel)) {
+      const child = `${rel}/${entry.name}`;
+      if (entry.isFile() && belongs(entry.name)) continue;
+      if (entry.isDirectory()) {
+        if (!walked.has(entry.name)) found.push(...(await this.#straysIn(child, () => false)));
+        continue;
+      }
+      // Removed meanwhile, or a dangling link: no file.
+      const st = await this.#statOrUndefined(child);
+      if (st === undefined || (st.isFile() && belongs(entry.name))) continue;
+      found.push({ path: child, size: st.isFile() ? st.size : 0 });
+    }
+    return found;
+  }
+
+  async #entries(rel: string): Promise<Dirent[]> {
+    try {
+      return await fs.readdir(path.join(this.root, rel), { withFileTypes: true });
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw this.#error(err, rel);
+    }
   }
 
   async #readdir(rel: string): Promise<string[]> {

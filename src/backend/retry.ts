@@ -4,7 +4,7 @@
  */
 import { BackendError, throwIfAborted } from '../errors/index.ts';
 import { sleep } from '../model/index.ts';
-import type { Backend, ByteRange, FileInfo, FileType, Handle, RequestCounts } from './backend.ts';
+import type { Backend, ByteRange, FileInfo, FileType, Handle, RequestCounts, StrayFile } from './backend.ts';
 
 /** Options of {@link RetryBackend}. */
 export interface RetryOptions {
@@ -80,14 +80,30 @@ export class RetryBackend implements Backend {
     return this.#retry('stat', () => this.#inner.stat(handle));
   }
 
-  async *list(type: FileType): AsyncIterable<FileInfo> {
+  list(type: FileType): AsyncIterable<FileInfo> {
+    return this.#retryListing(() => this.#inner.list(type));
+  }
+
+  remove(handle: Handle): Promise<void> {
+    return this.#retry('remove', () => this.#inner.remove(handle));
+  }
+
+  strays(): AsyncIterable<StrayFile> {
+    const inner = this.#inner;
+    return this.#retryListing(async function* () {
+      if (inner.strays) yield* inner.strays();
+    });
+  }
+
+  /** A listing, retried only when it fails before yielding anything (see the class comment). */
+  async *#retryListing<T>(listing: () => AsyncIterable<T>): AsyncIterable<T> {
     for (let attempt = 1; ; attempt++) {
       throwIfAborted(this.#signal);
       let yielded = false;
       try {
-        for await (const info of this.#inner.list(type)) {
+        for await (const item of listing()) {
           yielded = true;
-          yield info;
+          yield item;
         }
         return;
       } catch (err) {
@@ -95,10 +111,6 @@ export class RetryBackend implements Backend {
         await this.#backoff('list', attempt, err);
       }
     }
-  }
-
-  remove(handle: Handle): Promise<void> {
-    return this.#retry('remove', () => this.#inner.remove(handle));
   }
 
   localPath(handle: Handle): string | undefined {

@@ -23,7 +23,9 @@ import {
   type FileType,
   type Handle,
   type RequestCounts,
+  type StrayFile,
   filePath,
+  fileTypes,
   isValidName,
   newRequestCounts,
   typeFolder,
@@ -207,6 +209,20 @@ export class S3Backend implements Backend {
 
   /** Yields the objects under the type's folder whose key is exactly where that name belongs; others are skipped. */
   async *list(type: FileType): AsyncIterable<FileInfo> {
+    for await (const object of this.#objects(type)) if (object.valid) yield { name: object.name, size: object.size };
+  }
+
+  /** The objects under each type's folder that `list` skips (S3 has no `tmp` folder). */
+  async *strays(): AsyncIterable<StrayFile> {
+    const base = this.prefix === '' ? 0 : this.prefix.length + 1;
+    for (const type of fileTypes) {
+      if (type === 'config') continue;
+      for await (const object of this.#objects(type)) if (!object.valid) yield { path: object.key.slice(base), size: object.size };
+    }
+  }
+
+  /** Every object under the type's folder; `valid` when its key is exactly where its name belongs. */
+  async *#objects(type: FileType): AsyncIterable<{ key: string; name: string; size: number; valid: boolean }> {
     const folder = typeFolder(type);
     const base = this.prefix === '' ? '' : `${this.prefix}/`;
     const listPrefix = type === 'config' ? `${base}config` : `${base}${folder}/`;
@@ -231,8 +247,7 @@ export class S3Backend implements Backend {
         const key = object.Key;
         if (key === undefined) continue;
         const name = key.slice(key.lastIndexOf('/') + 1);
-        if (!isValidName(type, name) || key !== this.#key({ type, name })) continue;
-        yield { name, size: object.Size ?? 0 };
+        yield { key, name, size: object.Size ?? 0, valid: isValidName(type, name) && key === this.#key({ type, name }) };
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../errors/index.ts';
-import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, filePath } from './backend.ts';
+import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath } from './backend.ts';
 
 /** True when `data` hashes (SHA-256, lowercase hex) to `name`. */
 export function matchesName(name: string, data: Uint8Array): boolean {
@@ -55,6 +55,10 @@ export class VerifyingBackend implements Backend {
 
   remove(handle: Handle): Promise<void> {
     return this.#inner.remove(handle);
+  }
+
+  async *strays(): AsyncIterable<StrayFile> {
+    if (this.#inner.strays) yield* this.#inner.strays();
   }
 
   localPath(handle: Handle): string | undefined {

@@ -6,21 +6,25 @@
  * listed after it, so a backup running alongside (both hold shared locks) cannot make check report its new
  * snapshot's blobs as missing; at worst its new packs show as unreferenced (a warning).
  *
+ * 0. keys: every key file matches its name, parses, and its info opens with this repository's metadata key
+ *    (its secret needs its password: that part cannot be checked);
  * 1. snapshots: every snapshot file loads and decrypts;
  * 2. index: every index file loads; the merged index is built from the readable ones;
  * 3. packs: every indexed pack is stored with the indexed size; stored packs no index lists; duplicates;
+ *    then stray files: any file in the repository's folders that no listing yields (bad names, packs in
+ *    the wrong data/ folder, leftovers in tmp/);
  * 4. index consistency: no entry reaches past the blobs of its pack;
  * 5. trees: every tree reachable from a snapshot loads (each distinct tree once) and every blob it
- *    references is indexed in a stored pack; findings name the snapshots and a path;
+ *    references is indexed in a stored pack that reaches its end; findings name the snapshots and a path;
  * 6. `readData`: download packs (a subset if asked; bounded parallel), parse their headers, compare
  *    header and index, decrypt and verify every blob, and check each pack against its name (skipped when
  *    authenticated encryption already proves every byte, see verify.ts) — on worker threads, one per core.
  */
 import { availableParallelism } from 'node:os';
-import type { Backend } from '../backend/index.ts';
+import { fileTypes, filePath, isValidName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
 import { AppError, CancelledError, UsageError } from '../errors/index.ts';
-import { fromHex, isSafeName, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { fromHex, isSafeName, mapLimit, nodeName, shortId, storageName, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import {
   BlobIndex,
@@ -29,6 +33,9 @@ import {
   describe,
   headerEntrySize,
   openBlob,
+  parseKeyFile,
+  readKeyInfo,
+  type BlobLocation,
   type BlobType,
   type Repository,
 } from '../repo/index.ts';
@@ -72,14 +79,16 @@ export interface CheckResult {
   readonly issues: readonly CheckIssue[];
   readonly errors: number;
   readonly warnings: number;
+  readonly keysChecked: number;
   readonly snapshotsChecked: number;
   readonly treesChecked: number;
   readonly indexFiles: number;
+  /** Stored packs, each checked against the index (present, of the indexed size). */
   readonly packsListed: number;
   /** Packs downloaded and verified (read-data). */
-  readonly packsChecked: number;
+  readonly packsVerified: number;
   /** Blobs decrypted and verified against their ids (read-data). */
-  readonly blobsChecked: number;
+  readonly blobsVerified: number;
   readonly bytesRead: number;
 }
 
@@ -188,11 +197,14 @@ class Checker {
   /** Extra packs (besides the first) that hold a blob: key = type code ‖ hex id. */
   readonly #copies = new Map<string, Id[]>();
   #stored = new Map<Id, number>();
+  /** Stored packs shorter than the index says, with their stored sizes. */
+  readonly #cut = new Map<Id, number>();
   #snapshots: StoredSnapshot[] = [];
+  #keysChecked = 0;
   #indexFileCount = 0;
   #treesChecked = 0;
-  #packsChecked = 0;
-  #blobsChecked = 0;
+  #packsVerified = 0;
+  #blobsVerified = 0;
   #bytesRead = 0;
 
   constructor(repo: Repository, options: CheckOptions) {
@@ -216,10 +228,14 @@ class Checker {
     // Listing the packs takes a request per folder: it runs while snapshots and indexes load.
     const listing = this.#listPacks();
     listing.catch(() => undefined);
+    const strays = this.#listStrays();
+    strays.catch(() => undefined);
     try {
+      await this.#checkKeys();
       await this.#loadSnapshots();
       await this.#loadIndexFiles();
       await this.#checkPacks(listing);
+      this.#checkStrays(await strays);
       this.#checkIndexConsistency();
       // Trees are checked on this thread while the workers read data: the two need nothing of each other.
       const settled = await Promise.allSettled([this.#checkTrees(), readData ? this.#readData(pool) : undefined]);
@@ -231,12 +247,13 @@ class Checker {
       issues: this.#issues,
       errors: this.#errors,
       warnings: this.#warnings,
+      keysChecked: this.#keysChecked,
       snapshotsChecked: this.#snapshots.length,
       treesChecked: this.#treesChecked,
       indexFiles: this.#indexFileCount,
       packsListed: this.#stored.size,
-      packsChecked: this.#packsChecked,
-      blobsChecked: this.#blobsChecked,
+      packsVerified: this.#packsVerified,
+      blobsVerified: this.#blobsVerified,
       bytesRead: this.#bytesRead,
     };
   }
@@ -250,6 +267,41 @@ class Checker {
 
   #throwIfAborted(): void {
     if (this.#options.signal?.aborted) throw new CancelledError();
+  }
+
+  // ---- 0. key files ----
+
+  async #checkKeys(): Promise<void> {
+    const keys: FileInfo[] = [];
+    for await (const info of this.#backend.list('key')) keys.push(info);
+    keys.sort((a, b) => (a.name < b.name ? -1 : 1));
+    this.#keysChecked = keys.length;
+    const problems = await mapLimit(keys, this.#backend.connections, async ({ name, size }) => {
+      this.#throwIfAborted();
+      const what = `key ${shortId(name)}`;
+      try {
+        // A ranged load, so that a verifying backend leaves the hash to this check, which says more.
+        const bytes = await this.#backend.load({ type: 'key', name }, { offset: 0, length: size });
+        const hash = storageName(bytes);
+        if (hash !== name) return `content does not match its name (its SHA-256 is ${shortId(hash)}…)`;
+        const file = parseKeyFile(bytes, what);
+        try {
+          readKeyInfo(file, this.#repo.crypto.metadata, what);
+        } catch (err) {
+          if (err instanceof CancelledError) throw err;
+          return `its info does not open with this repository's keys (${reasonOf(err, what)}): a key of another repository`;
+        }
+        return undefined;
+      } catch (err) {
+        if (err instanceof CancelledError) throw err;
+        return reasonOf(err, what);
+      }
+    });
+    problems.forEach((reason, i) => {
+      if (reason === undefined) return;
+      const short = shortId(keys[i].name);
+      this.#report(issue('corrupt-key', `key ${short}: ${reason}; it cannot open the repository, \`coffer key remove ${short}\` removes it`, { key: keys[i].name }));
+    });
   }
 
   // ---- 1. snapshots ----
@@ -334,7 +386,8 @@ class Checker {
     const indexed = [...this.#indexed.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
     for (const [id, info] of indexed) {
       const size = stored.get(id);
-      const count = distinctEntries(info.blobs).length;
+      const entries = distinctEntries(info.blobs);
+      const count = entries.length;
       if (size === undefined) {
         this.#report(
           issue('missing-pack', `pack ${shortId(id)}: listed in index ${shortId(info.index)} but missing from the repository (${count} ${info.type} ${plural(count, 'blob')})`, {
@@ -343,8 +396,15 @@ class Checker {
           }),
         );
       } else if (size !== info.size) {
+        // Blobs past a shorter pack's end are lost: the tree walk names the files that used them.
+        const lost = size < info.size ? entries.filter((e) => e.offset + e.length > size).length : 0;
+        if (size < info.size) this.#cut.set(id, size);
         this.#report(
-          issue('pack-size-mismatch', `pack ${shortId(id)}: stored size is ${size} bytes, index ${shortId(info.index)} says ${info.size}`, { pack: id, index: info.index }),
+          issue(
+            'pack-size-mismatch',
+            `pack ${shortId(id)}: stored size is ${size} bytes, index ${shortId(info.index)} says ${info.size}${lost > 0 ? ` (${lost} of its ${count} ${info.type} ${plural(count, 'blob')} lie past its end)` : ''}`,
+            { pack: id, index: info.index },
+          ),
         );
       }
     }
@@ -365,6 +425,33 @@ class Checker {
           pack: packs[1],
         }),
       );
+    }
+  }
+
+  async #listStrays(): Promise<StrayFile[]> {
+    const found: StrayFile[] = [];
+    if (this.#backend.strays) for await (const file of this.#backend.strays()) found.push(file);
+    return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** Files no command reads: an error where stored files belong, a warning in tmp/ and locks/. */
+  #checkStrays(strays: readonly StrayFile[]): void {
+    for (const { path, size } of strays) {
+      const folder = path.slice(0, path.indexOf('/'));
+      const name = path.slice(path.lastIndexOf('/') + 1);
+      const type = fileTypes.find((t) => t !== 'config' && typeFolder(t) === folder);
+      let found: CheckIssue;
+      if (type === undefined) {
+        found = issue('leftover-file', `${path}: a temporary file (${size} ${plural(size, 'byte')}) of a write in progress or an interrupted one; nothing reads it, so it may be deleted while no coffer command runs`, { file: path });
+      } else if (type === 'lock') {
+        found = issue('leftover-file', `${path}: not a lock file name, so no command reads it; it may be deleted`, { file: path });
+      } else {
+        const what = type === 'data' ? 'a pack' : type === 'index' ? 'an index' : `a ${type}`;
+        found = isValidName(type, name)
+          ? issue('stray-file', `${path}: ${what} file in the wrong folder, where coffer does not look for it; it belongs at ${filePath({ type, name })}`, { file: path })
+          : issue('stray-file', `${path}: not ${what} file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository`, { file: path });
+      }
+      this.#report(found);
     }
   }
 
@@ -392,13 +479,22 @@ class Checker {
 
   // ---- blob availability ----
 
-  /** Where a blob can be read: undefined when it is not indexed; `missing` names a pack the store lacks. */
-  #locate(id: Uint8Array, type: BlobType): { ok: true } | { ok: false; pack?: Id } {
-    const where = this.#index.lookup(id, type);
-    if (where === undefined) return { ok: false };
-    if (this.#stored.has(where.pack)) return { ok: true };
-    for (const pack of this.#copies.get(blobKey(type, id)) ?? []) if (this.#stored.has(pack)) return { ok: true };
-    return { ok: false, pack: where.pack };
+  /** Where a blob can be read, or why it cannot: not indexed, or every pack holding it missing or cut short before its end. */
+  #locate(id: Uint8Array, type: BlobType): { where: BlobLocation } | { where?: undefined; reason: string; pack?: Id } {
+    const first = this.#index.lookup(id, type);
+    if (first === undefined) return { reason: 'not in any index' };
+    if (this.#readable(first)) return { where: first };
+    if (this.#copies.has(blobKey(type, id))) for (const copy of this.#index.copies(id, type)) if (this.#readable(copy)) return { where: copy };
+    const pack = shortId(first.pack);
+    const size = this.#cut.get(first.pack);
+    if (size === undefined) return { pack: first.pack, reason: `its pack ${pack} is missing` };
+    return { pack: first.pack, reason: `its pack ${pack} is truncated (the ${type === 'tree' ? 'tree' : 'blob'} is at bytes ${first.offset}–${first.offset + first.length}, the pack has ${size})` };
+  }
+
+  #readable(at: BlobLocation): boolean {
+    const size = this.#stored.get(at.pack);
+    if (size === undefined) return false;
+    return !this.#cut.has(at.pack) || at.offset + at.length <= size;
   }
 
   // ---- 5. trees ----
@@ -442,13 +538,13 @@ class Checker {
       this.#throwIfAborted();
       const id = ids[n];
       const at = this.#locate(id, 'tree');
-      if (!at.ok) {
-        problem('missing-tree', 'tree', id, n, path, at.pack ? `its pack ${shortId(at.pack)} is missing` : 'not in any index', at.pack);
+      if (at.where === undefined) {
+        problem('missing-tree', 'tree', id, n, path, at.reason, at.pack);
         return;
       }
       let nodes: TreeNode[];
       try {
-        nodes = await this.#loadTree(id);
+        nodes = await this.#loadTree(id, at.where);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
         problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, `tree ${shortId(toHex(id))}`)}`);
@@ -470,8 +566,8 @@ class Checker {
           if (sub.fresh) queue.push({ n: sub.n, path: child });
         } else if (node.type === 'file') {
           for (const blob of node.content ?? []) {
-            const where = this.#locate(blob, 'data');
-            if (!where.ok) problem('missing-blob', 'data', blob, n, child, where.pack ? `its pack ${shortId(where.pack)} is missing` : 'not in any index', where.pack);
+            const at = this.#locate(blob, 'data');
+            if (at.where === undefined) problem('missing-blob', 'data', blob, n, child, at.reason, at.pack);
           }
         }
       }
@@ -522,15 +618,8 @@ class Checker {
     }
   }
 
-  async #loadTree(id: Uint8Array): Promise<TreeNode[]> {
+  async #loadTree(id: Uint8Array, where: BlobLocation): Promise<TreeNode[]> {
     const what = `tree ${shortId(toHex(id))}`;
-    let where = this.#index.lookup(id, 'tree')!;
-    if (!this.#stored.has(where.pack)) {
-      // The first copy's pack is gone; #locate found another one.
-      const pack = this.#copies.get(blobKey('tree', id))!.find((p) => this.#stored.has(p))!;
-      const entry = distinctEntries(this.#indexed.get(pack)!.blobs).find((e) => Buffer.compare(e.id, id) === 0)!;
-      where = { ...entry, type: 'tree', pack };
-    }
     const sealed = await this.#backend.load({ type: 'data', name: where.pack }, { offset: where.offset, length: where.length });
     return decodeTree(openBlob(this.#repo.crypto, 'tree', id, sealed, where.rawLength, `${what} in pack ${shortId(where.pack)}`), what);
   }
@@ -572,7 +661,7 @@ class Checker {
       if (result) {
         this.#bytesRead += pack.size;
         this.#reportVerification(pack.id, info.type, entries, result);
-        this.#packsChecked++;
+        this.#packsVerified++;
       }
       done++;
       reporter?.advance?.(done);
@@ -626,11 +715,16 @@ class Checker {
         this.#report(issue('index-header-mismatch', `pack ${short}: index lists ${e.type} blob ${shortId(hex)} at bytes ${e.offset}–${e.offset + e.length}, the header does not`, { pack: id, blob: hex, blobType: e.type }));
       }
     }
+    // Blobs past the end of a truncated pack were reported already: counted with the pack's size, and
+    // those in use named, with their files, by the tree walk.
+    const size = this.#cut.get(id);
+    const lost = size === undefined ? undefined : new Set(indexEntries.filter((e) => e.offset + e.length > size).map((e) => blobKey(type, e.id)));
     for (const f of result.failures) {
+      if (lost?.has(blobKey(f.type, f.id))) continue;
       const hex = toHex(f.id);
       this.#report(issue('corrupt-blob', `${f.type} blob ${shortId(hex)} in pack ${short}: ${f.message}`, { pack: id, blob: hex, blobType: f.type }));
     }
-    this.#blobsChecked += result.blobsChecked;
+    this.#blobsVerified += result.blobsChecked;
   }
 }
 

@@ -1,12 +1,19 @@
 /**
  * What `check` finds: one typed issue per problem, each naming the object (pack, blob, tree, snapshot,
- * index file) and saying what is wrong. Errors mean data is or may be lost; warnings (unreferenced packs,
- * duplicate blobs) cost space only, as in restic.
+ * index file, key file, stray file) and saying what is wrong. Errors mean data is or may be lost, or the
+ * repository holds what it should not; warnings (unreferenced packs, duplicate blobs, leftover files) cost
+ * space only, as in restic.
  */
 import type { Id } from '../model/index.ts';
 import type { BlobType } from '../repo/index.ts';
 
 export type CheckIssueKind =
+  /** A key file whose content does not match its name, that is not a key file, or whose info does not open. */
+  | 'corrupt-key'
+  /** A file in keys/, data/, index/ or snapshots/ with a name not valid there, or a pack in the wrong data/ folder. */
+  | 'stray-file'
+  /** A file in tmp/ (a write in progress or an interrupted one), or one with an invalid name in locks/ (warning). */
+  | 'leftover-file'
   /** An index file cannot be loaded, decrypted or decoded. */
   | 'corrupt-index'
   /** An index lists a pack the store does not have. */
@@ -19,11 +26,11 @@ export type CheckIssueKind =
   | 'duplicate-blob'
   /** A snapshot file cannot be loaded, decrypted or decoded. */
   | 'corrupt-snapshot'
-  /** A tree a snapshot uses is not in the index, or its pack is missing. */
+  /** A tree a snapshot uses is not in the index, or its pack is missing or ends before the tree does. */
   | 'missing-tree'
   /** A tree a snapshot uses cannot be loaded, decrypted or decoded. */
   | 'corrupt-tree'
-  /** A data blob a file uses is not in the index, or its pack is missing. */
+  /** A data blob a file uses is not in the index, or its pack is missing or ends before the blob does. */
   | 'missing-blob'
   /** An index entry reaches past the end of the blobs of its pack. */
   | 'blob-past-pack-end'
@@ -36,7 +43,7 @@ export type CheckIssueKind =
 
 export type CheckSeverity = 'error' | 'warning';
 
-export const warningKinds: ReadonlySet<CheckIssueKind> = new Set<CheckIssueKind>(['unreferenced-pack', 'duplicate-blob']);
+export const warningKinds: ReadonlySet<CheckIssueKind> = new Set<CheckIssueKind>(['unreferenced-pack', 'duplicate-blob', 'leftover-file']);
 
 export function severityOf(kind: CheckIssueKind): CheckSeverity {
   return warningKinds.has(kind) ? 'warning' : 'error';
@@ -58,6 +65,10 @@ export interface CheckIssue {
   readonly snapshots?: readonly Id[];
   /** The index file concerned. */
   readonly index?: Id;
+  /** The key file concerned. */
+  readonly key?: Id;
+  /** A stray or leftover file, relative to the repository root (`data/06/notes.txt`). */
+  readonly file?: string;
   /** A path (from the snapshot root) where the object is used. */
   readonly path?: string;
 }

@@ -31,7 +31,7 @@ import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
-import { CancelledError, FileError, IntegrityError, errnoCode, throwIfAborted } from '../errors/index.ts';
+import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, errnoCode, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, WorkerPool, makeFolders, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
@@ -61,6 +61,9 @@ import {
 import type { Failure, OpenItem, OpenRequest, OpenResponse, RangeSource } from './restore-worker.ts';
 
 const run = promisify(execFile);
+
+/** What to do about a file whose data the repository lost or holds damaged. */
+const damageHint = 'run `coffer check` to see what is damaged and how to repair it; then restore again with --overwrite if-changed';
 
 /** What to do with a file that exists in the target already (restic's `--overwrite`). */
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
@@ -655,7 +658,7 @@ class Restorer {
     for (const id of content) {
       const where = this.#index.lookup(id, 'data');
       if (!where) {
-        throw new IntegrityError(`${e.path}: data blob ${toHex(id).slice(0, 8)} is not in the index`, {
+        throw new IntegrityError(`${this.#shown(e)}: not restored: its data blob ${toHex(id).slice(0, 8)} is not in the index`, {
           hint: 'run `coffer check`; `coffer repair index` may find it, `coffer repair snapshots` removes the damage',
         });
       }
@@ -1097,7 +1100,9 @@ class Restorer {
     try {
       return await this.#repo.backend.load({ type: 'data', name: range.pack }, { offset: range.offset, length: range.length });
     } catch (err) {
-      await this.#otherwise(live, live.map((need) => need.targets), err);
+      // A range the pack cannot serve whole (cut short, say) may still hold some of its blobs.
+      const eachAgain = live.length > 1 && err instanceof BackendError && !err.retryable && !(err instanceof NotFoundError);
+      await this.#otherwise(live, live.map((need) => need.targets), err, eachAgain);
       return undefined;
     }
   }
@@ -1105,24 +1110,47 @@ class Restorer {
   /**
    * Blobs that could not be read where the index puts them (`err`): each is read from another copy when
    * the index knows one (an interrupted prune or concurrent backups can store a blob twice) and written
-   * to its targets here; the files of the others fail with `err`.
+   * to its targets here; the files of the others fail with `err`. With `samePack`, each blob is first
+   * tried alone where the index puts it.
    */
-  async #otherwise(needs: readonly Need[], targets: ReadonlyArray<readonly Target[]>, err: unknown): Promise<void> {
+  async #otherwise(needs: readonly Need[], targets: ReadonlyArray<readonly Target[]>, err: unknown, samePack = false): Promise<void> {
     if (err instanceof CancelledError) throw err;
+    let failure: ((job: FileJob) => unknown) | undefined;
     for (let i = 0; i < needs.length; i++) {
       let plain: Uint8Array | undefined;
       try {
-        plain = await this.#repo.loadBlob('data', needs[i].id, needs[i].location.pack);
+        plain = await this.#repo.loadBlob('data', needs[i].id, samePack ? undefined : needs[i].location.pack);
       } catch (again) {
         if (again instanceof CancelledError) throw again;
       }
       if (plain === undefined) {
-        for (const t of targets[i]) this.#jobFailed(t.job, err);
+        failure ??= await this.#dataFailure(needs[i].location.pack, err);
+        for (const t of targets[i]) this.#jobFailed(t.job, failure(t.job));
         continue;
       }
       const data = isZero(plain) ? undefined : plain;
       await Promise.all(targets[i].map((t) => this.#write(t, data)));
     }
+  }
+
+  /**
+   * The error of a file whose data could not be read from `pack` (`err`): it names the file, and says
+   * whether the pack is missing, damaged or shorter than the index says.
+   */
+  async #dataFailure(pack: Id, err: unknown): Promise<(job: FileJob) => unknown> {
+    if (!(err instanceof AppError)) return () => err;
+    const short = shortId(pack);
+    let problem: string | undefined;
+    if (err instanceof NotFoundError) problem = `its data is in pack ${short}, which is missing from the repository`;
+    else if (err instanceof IntegrityError) problem = `its data is damaged: ${err.message}`;
+    else if (err instanceof BackendError && !err.retryable) {
+      const indexed = this.#index.pack(pack)?.size;
+      const stored = await this.#repo.backend.stat({ type: 'data', name: pack }).then((info) => info.size, () => undefined);
+      if (indexed !== undefined && stored !== undefined && stored < indexed) problem = `its data is in pack ${short}, which is truncated (${stored} of ${indexed} bytes)`;
+    }
+    if (problem === undefined) return (job) => new BackendError(`${job.shown}: not restored: its data cannot be read: ${err.message}`, { hint: err.hint, cause: err });
+    const text = problem;
+    return (job) => new IntegrityError(`${job.shown}: not restored: ${text}`, { hint: damageHint, cause: err });
   }
 
   /** Creates a new file at its final size, once: unwritten ranges stay holes (sparse files). */

@@ -35,8 +35,8 @@ export function handleFor(type: FileType, data: Uint8Array): Handle {
   return { type, name: type === 'config' ? 'config' : sha256(data) };
 }
 
-export async function collect(iterable: AsyncIterable<FileInfo>): Promise<FileInfo[]> {
-  const out: FileInfo[] = [];
+export async function collect<T = FileInfo>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
   for await (const info of iterable) out.push(info);
   return out;
 }

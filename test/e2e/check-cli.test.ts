@@ -66,6 +66,8 @@ test('check and check --read-data exit 0 on a sound repository', async () => {
   assert.equal(summary.num_errors, 0);
   assert.equal(summary.num_warnings, 0);
   assert.ok((summary.packs_checked as number) >= 2);
+  assert.equal(summary.packs_verified, summary.packs_checked);
+  assert.ok((summary.blobs_verified as number) >= 2);
   assert.ok((summary.bytes_read as number) > 3 * 1024 * 1024);
   const bad = await runCoffer(['check', '--read-data-subset', '4/3'], { repo });
   assert.equal(bad.code, 2);
@@ -150,4 +152,57 @@ test('a damaged snapshot file: check names it; repair snapshots --forget removes
   assert.match(fixed.stderr, new RegExp(`warning: snapshot ${name.slice(0, 8)}: .*; removed`));
   assert.match(fixed.stdout, /no snapshot needs repair \(1 snapshot checked\)/);
   assert.equal((await runCoffer(['check'], { repo })).code, 0);
+});
+
+test('check --json gives the counts the text gives', async () => {
+  const { repo } = await repository();
+  const text = await runCoffer(['check'], { repo });
+  assert.equal(text.code, 0, text.stderr);
+  const [, snapshots, trees, packs] = /^checked (\d+) snapshots?, (\d+) trees?, (\d+) packs? in /m.exec(text.stdout)!.map(Number);
+  const json = await runCoffer(['check', '--json'], { repo });
+  assert.equal(json.code, 0, json.stderr);
+  const summary = jsonLines(json.stdout).at(-1) as Record<string, unknown>;
+  assert.deepEqual(
+    [summary.snapshots_checked, summary.trees_checked, summary.packs_checked, summary.packs_verified, summary.blobs_verified, summary.bytes_read, summary.keys_checked],
+    [snapshots, trees, packs, 0, 0, 0, 1],
+  );
+  assert.ok(packs >= 2);
+  const full = await runCoffer(['check', '--read-data'], { repo });
+  const [, verified, blobs] = /; verified (\d+) packs? and (\d+) blobs? /.exec(full.stdout)!.map(Number);
+  const fullJson = jsonLines((await runCoffer(['check', '--read-data', '--json'], { repo })).stdout).at(-1) as Record<string, unknown>;
+  assert.deepEqual([fullJson.packs_checked, fullJson.packs_verified, fullJson.blobs_verified], [packs, verified, blobs]);
+});
+
+test('a damaged second key file and stray files: check names each, goes on, exits 1; leftovers alone are warnings', async () => {
+  const { repo } = await repository();
+  const passwordFile = path.join(await makeTempDir(), 'second');
+  await writeFile(passwordFile, 'second password\n');
+  const added = await runCoffer(['key', 'add', '--new-password-file', passwordFile], { repo });
+  assert.equal(added.code, 0, added.stderr);
+  const key = /saved new key ([0-9a-f]{8})/.exec(added.stdout)![1];
+  const keyFile = (await readdir(path.join(repo, 'keys'))).find((name) => name.startsWith(key))!;
+  await flipByte(path.join(repo, 'keys', keyFile), 30);
+  await chmod(path.join(repo, 'data', '06'), 0o755);
+  await writeFile(path.join(repo, 'data', '06', 'garbage'), 'x');
+  await writeFile(path.join(repo, 'tmp', 'leftover'), 'x');
+
+  const r = await runCoffer(['check'], { repo });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stdout, new RegExp(`^error: key ${key}: content does not match its name \\(its SHA-256 is [0-9a-f]{8}…\\); it cannot open the repository, \`coffer key remove ${key}\` removes it$`, 'm'));
+  assert.match(r.stdout, /^error: data\/06\/garbage: not a pack file name \(64 lowercase hex digits\), so coffer ignores it; move it out of the repository$/m);
+  assert.match(r.stdout, /^warning: tmp\/leftover: a temporary file \(1 byte\) of a write in progress or an interrupted one; /m);
+  assert.match(r.stdout, /^checked 1 snapshot, \d+ trees, \d+ packs in /m);
+  assert.match(r.stdout, /^1 warning \(not errors: leftover files may be deleted while no coffer command runs\)$/m);
+  assert.match(r.stdout, /^2 errors found$/m);
+  const json = jsonLines((await runCoffer(['check', '--json'], { repo })).stdout) as Array<Record<string, unknown>>;
+  assert.deepEqual(
+    json.filter((l) => l.message_type === 'error' || l.message_type === 'warning').map((l) => [l.message_type, l.kind, l.key ?? l.file]),
+    [['error', 'corrupt-key', keyFile], ['error', 'stray-file', 'data/06/garbage'], ['warning', 'leftover-file', 'tmp/leftover']],
+  );
+
+  assert.equal((await runCoffer(['key', 'remove', key], { repo })).code, 0);
+  await rm(path.join(repo, 'data', '06', 'garbage'));
+  const leftover = await runCoffer(['check'], { repo });
+  assert.equal(leftover.code, 0, leftover.stdout);
+  assert.match(leftover.stdout, /no errors were found\n$/);
 });

@@ -4,7 +4,7 @@
  * summary output, and clean failures.
  */
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -133,7 +133,8 @@ describe('restore (local repository)', () => {
     for (const spec of ['0123abcd', 'not-an-id']) {
       const r = await coffer(['restore', spec, '--target', target], repo);
       assert.equal(r.code, 2, r.stderr);
-      const lines = r.stderr.trimEnd().split('\n');
+      // One message per error or hint (a file name may hold a newline).
+    const lines = r.stderr.trimEnd().split(/\n(?=(?:error|hint): )/);
       assert.equal(lines.length, 2, r.stderr);
       assert.match(lines[0], /^error: /);
       assert.match(lines[1], /^hint: /);
@@ -181,6 +182,47 @@ describe('restore (local repository)', () => {
     assert.match(r.stderr, /^hint: left as it is because of --overwrite never/m);
     assert.equal(await readFile(path.join(target, src, 'nested'), 'utf8'), 'in the way');
     assert.equal(await readFile(path.join(target, src, 'small.txt'), 'utf8'), 'hello, coffer\n');
+  });
+});
+
+describe('restore from a damaged repository', () => {
+  it('names each file a deleted pack fails, once, with one hint, and counts the files', async () => {
+    const repo = await makeRepoDir();
+    await prepare(repo);
+    // The largest pack holds file data.
+    let largest = { file: '', size: -1 };
+    for (const sub of await readdir(path.join(repo, 'data'))) {
+      for (const name of await readdir(path.join(repo, 'data', sub))) {
+        const file = path.join(repo, 'data', sub, name);
+        const { size } = await stat(file);
+        if (size > largest.size) largest = { file, size };
+      }
+    }
+    await chmod(path.dirname(largest.file), 0o755);
+    await rm(largest.file);
+    const pack = path.basename(largest.file).slice(0, 8);
+
+    const target = await makeTempDir();
+    const r = await coffer(['restore', 'latest', '--target', target], repo);
+    assert.equal(r.code, 1, r.stderr);
+    // One message per error or hint (a file name may hold a newline).
+    const lines = r.stderr.trimEnd().split(/\n(?=(?:error|hint): )/);
+    const fileErrors = lines.filter((l) => l.startsWith(`error: ${target}/`));
+    assert.ok(fileErrors.length > 0, r.stderr);
+    const files = fileErrors.map((l) => {
+      // A hardlink to a file that failed fails with it, and says so.
+      const link = /^error: (.+): not linked: its hardlinked file .+ failed$/s.exec(l);
+      if (link) return link[1];
+      const m = /^error: (.+): not restored: its data is in pack ([0-9a-f]{8}), which is missing from the repository$/s.exec(l);
+      assert.ok(m, l);
+      assert.equal(m[2], pack);
+      return m[1];
+    });
+    assert.equal(new Set(files).size, files.length, 'each file once');
+    assert.deepEqual(lines.filter((l) => l.startsWith('hint: run `coffer check`')).length, 1, r.stderr);
+    assert.equal(lines[lines.indexOf(fileErrors[0]) + 1], 'hint: run `coffer check` to see what is damaged and how to repair it; then restore again with --overwrite if-changed');
+    assert.ok(lines.includes(`error: restore finished with ${files.length} ${files.length === 1 ? 'error' : 'errors'}: not everything was restored`), r.stderr);
+    assert.equal(lines.filter((l) => l.startsWith('error: ')).length, files.length + 1, 'nothing but the files and the summary');
   });
 });
 

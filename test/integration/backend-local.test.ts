@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { StrayFile } from '../../src/backend/backend.ts';
 import { LocalBackend, RangeReader } from '../../src/backend/local.ts';
 import { openBackend } from '../../src/backend/open.ts';
 import { BackendError, NotFoundError, RepoNotFoundError } from '../../src/errors/index.ts';
@@ -172,5 +173,40 @@ describe('local backend', () => {
     await (await open(path.join(backend.root, 'data', '00', 'not-a-name'), 'w')).close();
     assert.deepEqual((await collect(backend.list('index'))).map((f) => f.name), [handleFor('index', data).name]);
     assert.deepEqual(await collect(backend.list('data')), []);
+  });
+
+  it('yields as strays what its listings skip: bad names, packs in the wrong folder, folders in place of files, anything in tmp/', async () => {
+    const backend = new LocalBackend(freshRoot());
+    await backend.create();
+    const strays = async () => (await collect<StrayFile>(backend.strays())).sort((a, b) => a.path.localeCompare(b.path));
+    const data = bytesFor('listed');
+    for (const type of ['key', 'data', 'index', 'snapshot', 'lock'] as const) await backend.save(handleFor(type, data), data);
+    assert.deepEqual(await strays(), [], 'a sound repository has none');
+
+    const put = async (rel: string, text: string) => {
+      await mkdir(path.dirname(path.join(backend.root, rel)), { recursive: true });
+      await writeFile(path.join(backend.root, rel), text);
+    };
+    const pack = handleFor('data', bytesFor('misplaced')).name;
+    const wrongSub = pack.startsWith('06') ? '07' : '06';
+    const expected: StrayFile[] = [
+      { path: `data/${wrongSub}/${pack}`, size: 3 },
+      { path: 'data/06/garbage', size: 1 },
+      { path: 'data/loose', size: 2 },
+      { path: `data/zz/${pack}`, size: 4 },
+      { path: 'index/README', size: 5 },
+      { path: `index/${pack}/inside`, size: 6 },
+      { path: 'keys/junk', size: 7 },
+      { path: 'locks/junk', size: 8 },
+      { path: 'snapshots/sub/deeper/file', size: 9 },
+      { path: 'tmp/leftover', size: 10 },
+    ];
+    for (const { path: rel, size } of expected) await put(rel, 'x'.repeat(size));
+    // A link to a stored file counts as that file, as in `list`.
+    await symlink(path.join(backend.root, 'keys', handleFor('key', data).name), path.join(backend.root, 'keys', handleFor('key', bytesFor('linked')).name));
+    assert.deepEqual(await strays(), expected.sort((a, b) => a.path.localeCompare(b.path)));
+    // The stored files are still listed, and only they.
+    assert.deepEqual((await collect(backend.list('index'))).map((f) => f.name), [handleFor('index', data).name]);
+    assert.deepEqual((await collect(backend.list('data'))).map((f) => f.name), [handleFor('data', data).name]);
   });
 });

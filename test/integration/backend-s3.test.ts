@@ -225,6 +225,32 @@ describe('s3 backend', () => {
     }
   });
 
+  it('yields as strays the objects its listings skip, with their paths inside the repository', async () => {
+    const repo = s3Backend('strays');
+    // Backends on deeper prefixes put objects where the repository's listings do not look.
+    const inData = s3Backend('strays/data/06');
+    const inKeys = s3Backend('strays/keys');
+    try {
+      const data = bytesFor('stray');
+      await repo.save(handleFor('index', data), data);
+      assert.deepEqual(await collect(repo.strays()), []);
+      await inData.save(handleFor('index', data), data);
+      await inKeys.save(handleFor('lock', data), data);
+      const name = handleFor('index', data).name;
+      assert.deepEqual(
+        (await collect(repo.strays())).sort((a, b) => a.path.localeCompare(b.path)),
+        [
+          { path: `data/06/index/${name}`, size: data.length },
+          { path: `keys/locks/${name}`, size: data.length },
+        ],
+      );
+      assert.deepEqual((await collect(repo.list('index'))).map((f) => f.name), [name]);
+      assert.deepEqual(await collect(inData.strays()), []);
+    } finally {
+      await Promise.all([repo.close(), inData.close(), inKeys.close()]);
+    }
+  });
+
   it('keeps at most `connections` requests in flight', async () => {
     let inFlight = 0;
     let peak = 0;

@@ -5,17 +5,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type Handle } from '../../src/backend/index.ts';
 import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
+import { insecureTestKdfParams } from '../../src/crypto/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
-import { buildPack, decodeIndex, sealBlob, walkTree, type Repository } from '../../src/repo/index.ts';
+import { Repository, buildPack, decodeIndex, sealBlob, walkTree } from '../../src/repo/index.ts';
 import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
-import { reopen } from '../support/test-repo.ts';
+import { reopen, smallChunks } from '../support/test-repo.ts';
 
 interface Fixture {
   repo: Repository;
@@ -93,13 +94,13 @@ test('a sound repository has no findings, with or without --read-data', async ()
     const full = await run(f, { readData: true });
     assert.deepEqual(full.issues, []);
     const { packs } = await indexRecords(f.repo);
-    assert.equal(full.packsChecked, packs.length);
-    assert.equal(full.blobsChecked, packs.reduce((n, p) => n + p.entries.length, 0));
+    assert.equal(full.packsVerified, packs.length);
+    assert.equal(full.blobsVerified, packs.reduce((n, p) => n + p.entries.length, 0));
     assert.equal(full.bytesRead, packs.reduce((n, p) => n + p.size, 0));
     // On the calling thread, and with every pack hashed against its name: the same verdict.
     const here = await run(f, { readData: true, workers: 0, alwaysHashPacks: true });
     assert.deepEqual(here.issues, []);
-    assert.equal(here.blobsChecked, full.blobsChecked);
+    assert.equal(here.blobsVerified, full.blobsVerified);
   } finally {
     await cleanup(f);
   }
@@ -171,7 +172,7 @@ test('on a local folder the workers read the packs themselves, with the same fin
       assert.equal((await gets({ readData: true })) - (await gets({})), local === LocalBackend ? 0 : packs.length, local.name);
       const sound = await run(f, { readData: true });
       assert.deepEqual(sound.issues, [], local.name);
-      assert.equal(sound.packsChecked, packs.length);
+      assert.equal(sound.packsVerified, packs.length);
       assert.equal(sound.bytesRead, packs.reduce((n, p) => n + p.size, 0));
       const [pack] = await packsOf(f.repo, 'data');
       const file = f.backend.localPath!({ type: 'data', name: pack.id })!.replace(/\.gone$/, '');
@@ -215,7 +216,7 @@ test('a damaged pack stored under its new hash: the indexed pack is missing, the
   }
 });
 
-test('a truncated pack: pack-size-mismatch; --read-data adds the unreadable header and the lost blobs', async () => {
+test('a truncated pack: pack-size-mismatch, and each blob past its end missing, with its files; --read-data adds the unreadable header', async () => {
   const f = await fixture({ verify: true });
   try {
     const [pack] = await packsOf(f.repo, 'data');
@@ -229,22 +230,140 @@ test('a truncated pack: pack-size-mismatch; --read-data adds the unreadable head
     const corrupt = full.issues.find((i) => i.kind === 'corrupt-pack')!;
     assert.match(corrupt.message, /content does not match its name \(its SHA-256 is [0-9a-f]{8}…\); header cannot be read: header length \d+ is impossible/);
     // Only the header and its length were cut: every blob is still readable where the index says.
-    assert.equal(full.blobsChecked, (await indexRecords(f.repo)).packs.reduce((n, p) => n + p.entries.length, 0));
+    assert.equal(full.blobsVerified, (await indexRecords(f.repo)).packs.reduce((n, p) => n + p.entries.length, 0));
 
-    // Cut into the blobs: those past the new end are reported one by one.
+    // Cut into the blobs: those past the new end are lost, each reported with the files that use it, as for
+    // a missing pack; --read-data does not report them again.
     const g = await fixture();
     try {
       const [p] = await packsOf(g.repo, 'data');
       const last = [...p.entries].sort((a, b) => b.offset - a.offset)[0];
-      await damage(g.backend, p.id, (b) => b.slice(0, last.offset + 10));
+      const cutAt = last.offset + 10;
+      await damage(g.backend, p.id, (b) => b.slice(0, cutAt));
+      const short = p.id.slice(0, 8);
+      const hex = toHex(last.id);
+      const structure = await run(g);
+      assert.deepEqual(structure.issues.map((i) => i.kind), ['pack-size-mismatch', 'missing-blob']);
+      const [size, lost] = structure.issues;
+      assert.match(size.message, new RegExp(`^pack ${short}: stored size is ${cutAt} bytes, index [0-9a-f]{8} says ${p.size} \\(1 of its ${p.entries.length} data blobs lie past its end\\)$`));
+      assert.equal(lost.blob, hex);
+      assert.equal(lost.pack, p.id);
+      assert.equal(lost.path, g.blobPaths.get(hex));
+      assert.deepEqual(lost.snapshots, g.blobSnapshots.get(hex));
+      const users = g.blobSnapshots.get(hex)!;
+      assert.equal(
+        lost.message,
+        `data blob ${hex.slice(0, 8)}: its pack ${short} is truncated (the blob is at bytes ${last.offset}–${last.offset + last.length}, the pack has ${cutAt}); ` +
+          `used by file ${lost.path} in ${users.length === 1 ? 'snapshot' : 'snapshots'} ${users.map((u) => u.slice(0, 8)).join(', ')}`,
+      );
       const r = await run(g, { readData: true });
-      assert.deepEqual(kinds(r.issues), ['corrupt-blob', 'corrupt-pack', 'pack-size-mismatch']);
-      const lost = r.issues.filter((i) => i.kind === 'corrupt-blob');
-      assert.deepEqual(lost.map((i) => i.blob), [toHex(last.id)]);
-      assert.match(lost[0].message, /missing \(bytes \d+–\d+, the pack has \d+\)/);
+      assert.deepEqual(kinds(r.issues), ['corrupt-pack', 'missing-blob', 'pack-size-mismatch']);
+      assert.equal(r.errors, 3);
     } finally {
       await cleanup(g);
     }
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a truncated tree pack: the trees past its end are missing, named with the snapshots that use them', async () => {
+  const f = await fixture();
+  try {
+    const [p] = await packsOf(f.repo, 'tree');
+    const first = [...p.entries].sort((a, b) => a.offset - b.offset)[0];
+    await damage(f.backend, p.id, (b) => b.slice(0, first.offset + first.length));
+    const result = await run(f);
+    const trees = result.issues.filter((i) => i.kind === 'missing-tree');
+    assert.ok(trees.length > 0);
+    for (const t of trees) assert.match(t.message, new RegExp(`^tree [0-9a-f]{8}: its pack ${p.id.slice(0, 8)} is truncated \\(the tree is at bytes \\d+–\\d+, the pack has ${first.offset + first.length}\\); at `));
+    assert.ok(!trees.some((t) => t.blob === toHex(first.id)), 'the tree before the cut is read');
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('damaged key files: corrupt-key for each, naming it and what is wrong; the key in use checks out', async () => {
+  const f = await fixture();
+  try {
+    const repo = await reopen(f.repo);
+    const flipped = await repo.addKey(Buffer.from('second password'), insecureTestKdfParams);
+    const bytes = await f.backend.load({ type: 'key', name: flipped });
+    bytes[bytes.length - 5] ^= 0x01;
+    await f.backend.save({ type: 'key', name: flipped }, bytes);
+    // A file named by its hash that is no key file, and a sound key file of another repository.
+    const junk = Buffer.from('not a key at all');
+    await f.backend.save({ type: 'key', name: storageName(junk) }, junk);
+    // Under another password: with this one, opening would try the foreign key too.
+    const other = await Repository.init(new MemoryBackend(), Buffer.from('another password'), { chunker: smallChunks, kdf: insecureTestKdfParams });
+    const foreign = await other.backend.load({ type: 'key', name: other.keyName });
+    await f.backend.save({ type: 'key', name: other.keyName }, foreign);
+
+    const result = await run(f);
+    assert.equal(result.keysChecked, 4);
+    assert.deepEqual(result.issues.map((i) => i.kind), ['corrupt-key', 'corrupt-key', 'corrupt-key']);
+    const byKey = new Map(result.issues.map((i) => [i.key, i.message]));
+    const says = (name: string, what: RegExp) => {
+      const message = byKey.get(name);
+      assert.ok(message, `key ${name.slice(0, 8)} is reported`);
+      assert.match(message, new RegExp(`^key ${name.slice(0, 8)}: ${what.source}; it cannot open the repository, \`coffer key remove ${name.slice(0, 8)}\` removes it$`));
+    };
+    says(flipped, /content does not match its name \(its SHA-256 is [0-9a-f]{8}…\)/);
+    says(storageName(junk), /not a key file of version 1/);
+    says(other.keyName, /its info does not open with this repository's keys \(.*authentication failed.*\): a key of another repository/);
+    assert.ok(!byKey.has(repo.keyName));
+    assert.equal(result.errors, 3);
+    // Checking goes on past them: the rest of the repository is sound.
+    assert.equal(result.snapshotsChecked, 2);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('stray files: errors in keys/, data/, index/ and snapshots/, warnings in tmp/ and locks/; check goes on', async () => {
+  const f = await fixture({ local: LocalBackend });
+  try {
+    const root = f.folder!;
+    const put = async (rel: string) => {
+      await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
+      await writeFile(path.join(root, rel), 'stray\n');
+    };
+    const [pack] = await packsOf(f.repo, 'data');
+    const wrongSub = pack.id.startsWith('06') ? '07' : '06';
+    const hex = 'ab'.repeat(32);
+    for (const rel of ['data/06/garbage', 'data/loose', `data/zz/${hex}`, 'index/README', 'keys/junk', 'snapshots/notes.txt', 'locks/junk', 'tmp/leftover']) await put(rel);
+    await copyFile(path.join(root, 'data', pack.id.slice(0, 2), pack.id), path.join(root, 'data', wrongSub, pack.id));
+
+    const result = await run(f);
+    const found = result.issues.map((i) => [i.kind, i.severity, i.file]);
+    // In path order.
+    assert.deepEqual(found, [
+      ...(wrongSub === '06' ? [['stray-file', 'error', `data/06/${pack.id}`], ['stray-file', 'error', 'data/06/garbage']] : [['stray-file', 'error', 'data/06/garbage'], ['stray-file', 'error', `data/07/${pack.id}`]]),
+      ['stray-file', 'error', 'data/loose'],
+      ['stray-file', 'error', `data/zz/${hex}`],
+      ['stray-file', 'error', 'index/README'],
+      ['stray-file', 'error', 'keys/junk'],
+      ['leftover-file', 'warning', 'locks/junk'],
+      ['stray-file', 'error', 'snapshots/notes.txt'],
+      ['leftover-file', 'warning', 'tmp/leftover'],
+    ]);
+    const message = (file: string) => result.issues.find((i) => i.file === file)!.message;
+    assert.equal(message(`data/${wrongSub}/${pack.id}`), `data/${wrongSub}/${pack.id}: a pack file in the wrong folder, where coffer does not look for it; it belongs at data/${pack.id.slice(0, 2)}/${pack.id}`);
+    assert.equal(message('index/README'), 'index/README: not an index file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository');
+    assert.equal(message('keys/junk'), 'keys/junk: not a key file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository');
+    assert.match(message('tmp/leftover'), /^tmp\/leftover: a temporary file \(6 bytes\) of a write in progress or an interrupted one; /);
+    assert.match(message('locks/junk'), /^locks\/junk: not a lock file name/);
+    assert.equal(result.errors, 7);
+    assert.equal(result.warnings, 2);
+    // Everything else was checked as usual.
+    assert.equal(result.snapshotsChecked, 2);
+    assert.ok(result.treesChecked >= 5);
+
+    // Only leftovers: warnings, no error.
+    for (const rel of ['data/06/garbage', 'data/loose', `data/zz/${hex}`, 'index/README', 'keys/junk', 'snapshots/notes.txt', `data/${wrongSub}/${pack.id}`]) await rm(path.join(root, rel));
+    const leftovers = await run(f);
+    assert.deepEqual(leftovers.issues.map((i) => i.kind), ['leftover-file', 'leftover-file']);
+    assert.equal(leftovers.errors, 0);
   } finally {
     await cleanup(f);
   }
@@ -434,8 +553,8 @@ test('--read-data-subset n/3 for n = 1, 2, 3 reads every pack exactly once', asy
       for (const p of chosen) seen.push(packs.findIndex((q) => q.id === p.id));
       const result = await run(f, { readDataSubset: subset });
       assert.deepEqual(result.issues, []);
-      assert.equal(result.packsChecked, chosen.length);
-      total += result.packsChecked;
+      assert.equal(result.packsVerified, chosen.length);
+      total += result.packsVerified;
     }
     assert.equal(total, packs.length);
     assert.deepEqual(seen.sort((a, b) => a - b), packs.map((_, i) => i));

@@ -15,6 +15,7 @@ import { toHex, type StoredSnapshot, type TreeNode } from '../../src/model/index
 import { buildPack, encodeTree, findNode, sealBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
 import { LocalBackend, filePath, type ByteRange, type Handle } from '../../src/backend/index.ts';
 import { restore, type RestoreOptions, type RestoreSummary } from '../../src/restorer/index.ts';
+import { rewriteIndex } from '../support/damage-fixture.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
 import { assertSameTree, buildSourceTree, captureTree, pseudoRandom, restoredTimeToleranceNs, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
 
@@ -237,6 +238,73 @@ describe('restore', () => {
       assert.deepEqual(await readFile(join(target, dir, 'good')), pseudoRandom(50_000, 1));
     });
   }
+
+  for (const workers of [0, 1]) {
+    it(`a missing or truncated pack: one error per file it fails, naming the file and what is wrong, with a hint (${workers} workers)`, async () => {
+      const dir = join(base, `lost-pack-${workers}`);
+      await mkdir(dir);
+      const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+      // Smaller than a chunk: one blob each, so a cut through the pack loses some files and spares others.
+      for (const [i, name] of names.entries()) await writeFile(join(dir, name), pseudoRandom(3000, 20 + i));
+      const folder = join(base, `lost-pack-repo-${workers}`);
+      const local = await createTestRepo(new LocalBackend(folder));
+      await backup(local, { paths: [dir], programVersion: 'test' });
+      const [snap] = await local.listSnapshots();
+      const index = await local.loadIndex();
+      const blobsOf = new Map<string, ReturnType<typeof index.lookup>[]>();
+      for (const name of names) blobsOf.set(name, (await findNode(local, snap.tree, `${dir}/${name}`, snap.id)).content!.map((id) => index.lookup(id, 'data')));
+      const pack = blobsOf.get('a')![0]!.pack;
+      const packFile = join(folder, filePath({ type: 'data', name: pack }));
+      const inPack = (name: string) => blobsOf.get(name)!.some((b) => b!.pack === pack);
+      const bytes = await readFile(packFile);
+
+      const attempt = async () => {
+        const target = freshDir();
+        const { reporter, errors } = recorder();
+        const summary = await restore(await reopen(local), snap, { target, workers, reporter });
+        assert.equal(summary.errors, errors.length, 'one count per failed file');
+        for (const { path, error } of errors) {
+          assert.ok(error.message.startsWith(`${path}: not restored: `), error.message);
+          assert.match(error.hint ?? '', /run `coffer check`/);
+        }
+        return { target, errors, failed: errors.map((e) => e.path.slice(join(target, dir).length + 1)).sort() };
+      };
+
+      await rm(packFile, { force: true });
+      const missing = await attempt();
+      assert.deepEqual(missing.failed, names.filter(inPack));
+      for (const { error } of missing.errors) assert.match(error.message, new RegExp(`: not restored: its data is in pack ${pack.slice(0, 8)}, which is missing from the repository$`));
+
+      // Cut the pack after its first blobs: the files with data past the cut fail, the others are restored.
+      const ends = [...blobsOf.values()].flat().filter((b) => b!.pack === pack).map((b) => b!.offset + b!.length).sort((x, y) => x - y);
+      const cut = ends[Math.floor(ends.length / 2)];
+      await writeFile(packFile, bytes.subarray(0, cut));
+      const lost = names.filter((name) => blobsOf.get(name)!.some((b) => b!.pack === pack && b!.offset + b!.length > cut));
+      assert.ok(lost.length > 0 && lost.length < names.filter(inPack).length, `some files lose data, some keep it: ${lost}`);
+      const truncated = await attempt();
+      assert.deepEqual(truncated.failed, lost);
+      for (const { error } of truncated.errors) assert.match(error.message, new RegExp(`: not restored: its data is in pack ${pack.slice(0, 8)}, which is truncated \\(${cut} of ${bytes.length} bytes\\)$`));
+      for (const [i, name] of names.entries()) if (!lost.includes(name)) assert.deepEqual(await readFile(join(truncated.target, dir, name)), pseudoRandom(3000, 20 + i), name);
+    });
+  }
+
+  it('a file whose blob no index lists: one error naming the file in the target', async () => {
+    const dir = join(base, 'unindexed');
+    await mkdir(dir);
+    await writeFile(join(dir, 'kept'), pseudoRandom(3000, 40));
+    await writeFile(join(dir, 'lost'), pseudoRandom(3000, 41));
+    const local = await createTestRepo();
+    await backup(local, { paths: [dir], programVersion: 'test' });
+    const [snap] = await local.listSnapshots();
+    const [blob] = (await findNode(local, snap.tree, `${dir}/lost`, snap.id)).content!;
+    await rewriteIndex(local, (packs) => packs.map((p) => ({ ...p, entries: p.entries.filter((e) => Buffer.compare(e.id, blob) !== 0) })));
+    const target = freshDir();
+    const { reporter, errors } = recorder();
+    const summary = await restore(await reopen(local), snap, { target, reporter });
+    assert.equal(summary.errors, 1);
+    assert.deepEqual(errors.map((e) => [e.path, e.error.message]), [[join(target, dir, 'lost'), `${join(target, dir, 'lost')}: not restored: its data blob ${toHex(blob).slice(0, 8)} is not in the index`]]);
+    assert.deepEqual(await readFile(join(target, dir, 'kept')), pseudoRandom(3000, 40));
+  });
 
   for (const workers of [0, 1]) {
     it(`reports a file it cannot write and restores the others (${workers} workers)`, async () => {

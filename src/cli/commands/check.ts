@@ -1,7 +1,9 @@
 /**
  * `coffer check [--read-data | --read-data-subset n/m|x%|SIZE] [--with-cache]`: restic's check. Prints each
  * finding as a line as soon as it is known (`error: pack 3f2a9c1d: …`, `warning: …`), then
- * `no errors were found` or `N errors found`; exits 1 when any error (not a warning) was found.
+ * `no errors were found` or `N errors found`; exits 1 when any error (not a warning) was found. With
+ * --json the summary's counts are the text's: `packs_checked` the stored packs checked against the index,
+ * `packs_verified` and `blobs_verified` what --read-data read.
  */
 import type { Command } from 'commander';
 import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type ReadDataSubset } from '../../checker/index.ts';
@@ -46,8 +48,19 @@ export function issueJson(i: CheckIssue): Record<string, unknown> {
     ...(i.snapshot ? { snapshot: i.snapshot } : {}),
     ...(i.snapshots && i.snapshots.length > 1 ? { snapshots: i.snapshots } : {}),
     ...(i.index ? { index: i.index } : {}),
+    ...(i.key ? { key: i.key } : {}),
+    ...(i.file ? { file: i.file } : {}),
     ...(i.path ? { path: i.path } : {}),
   };
+}
+
+/** What to do about the warnings found, for the summary line. */
+function warningAdvice(issues: readonly CheckIssue[]): string {
+  const kinds = new Set(issues.filter((i) => i.severity === 'warning').map((i) => i.kind));
+  const advice: string[] = [];
+  if (kinds.has('unreferenced-pack') || kinds.has('duplicate-blob')) advice.push('`coffer prune` tidies unreferenced packs and duplicate blobs');
+  if (kinds.has('leftover-file')) advice.push('leftover files may be deleted while no coffer command runs');
+  return advice.join('; ');
 }
 
 function describeSubset(subset: ReadDataSubset | undefined): string {
@@ -156,18 +169,20 @@ export function registerCheck(program: Command, ctx: CliContext): void {
             message_type: 'summary',
             num_errors: result.errors,
             num_warnings: result.warnings,
+            keys_checked: result.keysChecked,
             snapshots_checked: result.snapshotsChecked,
             trees_checked: result.treesChecked,
-            packs_checked: result.packsChecked,
-            blobs_checked: result.blobsChecked,
+            packs_checked: result.packsListed,
+            packs_verified: result.packsVerified,
+            blobs_verified: result.blobsVerified,
             bytes_read: result.bytesRead,
             total_duration: durationMs / 1000,
           });
         } else {
           const n = (count: number, word: string) => `${count} ${count === 1 ? word : `${word}s`}`;
-          const read = readData ? `; verified ${n(result.packsChecked, 'pack')} and ${n(result.blobsChecked, 'blob')} (${formatBytes(result.bytesRead)} read)` : '';
+          const read = readData ? `; verified ${n(result.packsVerified, 'pack')} and ${n(result.blobsVerified, 'blob')} (${formatBytes(result.bytesRead)} read)` : '';
           ctx.say(`checked ${n(result.snapshotsChecked, 'snapshot')}, ${n(result.treesChecked, 'tree')}, ${n(result.packsListed, 'pack')}${read} in ${elapsed(durationMs)}`);
-          if (result.warnings > 0) ctx.say(`${result.warnings} ${result.warnings === 1 ? 'warning' : 'warnings'} (not errors: \`coffer prune\` tidies unreferenced packs and duplicate blobs)`);
+          if (result.warnings > 0) ctx.say(`${result.warnings} ${result.warnings === 1 ? 'warning' : 'warnings'} (not errors: ${warningAdvice(result.issues)})`);
           if (result.errors === 0) ctx.say('no errors were found');
           else ctx.out(`${result.errors} ${result.errors === 1 ? 'error' : 'errors'} found`);
         }

@@ -83,7 +83,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
         const started = Date.now();
         const sink = await progressSink(ctx, flags.dryRun ? 'restore (dry run)' : 'restore');
         let summary;
-        /** Distinct hints of the errors met, for the final message. */
+        /** Distinct hints of the errors met, each shown once. */
         const hints = new Set<string>();
         try {
           summary = await restore(repo, snapshot, {
@@ -112,9 +112,14 @@ export function registerRestore(program: Command, ctx: CliContext): void {
                 );
               },
               targetError: (p, error) => {
+                const newHint = error.hint !== undefined && !hints.has(error.hint);
                 if (error.hint) hints.add(error.hint);
-                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'restore', item: p });
-                else ctx.warn(`error: ${error.message}`);
+                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message, ...(error.hint ? { hint: error.hint } : {}) }, during: 'restore', item: p });
+                else {
+                  ctx.warn(`error: ${error.message}`);
+                  // Each hint once: a lost pack fails many files for one reason.
+                  if (newHint) ctx.warn(`hint: ${error.hint}`);
+                }
               },
               fileDone: (p, action) => {
                 if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p });
@@ -157,9 +162,10 @@ export function registerRestore(program: Command, ctx: CliContext): void {
           });
         }
         if (s.errors > 0) {
-          // The errors' own hint when they share one (e.g. what --overwrite never left in place), else a general one.
+          // The errors' own hints were shown with them (e.g. what --overwrite never left in place): no general
+          // advice that could contradict them.
           throw new FileError(`restore finished with ${s.errors} ${s.errors === 1 ? 'error' : 'errors'}: not everything was restored`, {
-            hint: hints.size === 1 ? [...hints][0] : 'see the errors above; fix the cause and run the restore again with --overwrite if-changed',
+            hint: hints.size > 0 ? 'see the errors and hints above' : 'see the errors above; fix the cause and run the restore again with --overwrite if-changed',
           });
         }
       });
