@@ -127,7 +127,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true });
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
-        const snapshots = await repo.listSnapshots();
+        const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
         let parent = undefined;
         if (flags.parent) parent = selectSnapshot(snapshots, flags.parent);
         else if (!flags.force && !flags.stdin) parent = chooseParent(snapshots, host, paths);

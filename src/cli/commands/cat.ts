@@ -65,7 +65,7 @@ function print(ctx: CliContext, value: unknown): void {
 catHandlers.set('snapshot', async (ctx, arg) => {
   const spec = needId(arg, 'snapshot');
   const repo = await ctx.openRepository();
-  const name = spec === 'latest' ? selectSnapshot(await repo.listSnapshots(), 'latest').id : resolve(await listNames(repo, 'snapshot'), spec, 'snapshot', 'list them with `coffer snapshots`');
+  const name = spec === 'latest' ? selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), 'latest').id : resolve(await listNames(repo, 'snapshot'), spec, 'snapshot', 'list them with `coffer snapshots`');
   // restic prints the stored snapshot, without the id it is stored under.
   const { id: _id, short_id: _short, ...rest } = snapshotJson(await repo.loadSnapshot(name));
   print(ctx, rest);
@@ -153,7 +153,7 @@ catHandlers.set('tree', async (ctx, arg) => {
   if (spec.includes(':')) {
     // SNAPSHOT:PATH names the tree of a folder in a snapshot, as in restic.
     const { spec: snap, path } = splitSnapshotPath(spec);
-    const snapshot = selectSnapshot(await repo.listSnapshots(), snap);
+    const snapshot = selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), snap);
     const node = await findNode(repo, snapshot.tree, path ?? '/', snapshot.id);
     if (node.type !== 'dir' || !node.subtree) throw new UsageError(`${path}: not a folder in snapshot ${shortId(snapshot.id)}`);
     id = toHex(node.subtree);

@@ -20,7 +20,7 @@ export function registerDiff(program: Command, ctx: CliContext): void {
     .action(async (first: string, second: string, flags: { metadata?: boolean }) => {
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
-        const snapshots = await repo.listSnapshots();
+        const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
         const a = await snapshotTree(repo, snapshots, first);
         const b = await snapshotTree(repo, snapshots, second);
         ctx.say(`comparing snapshot ${shortId(a.snapshot.id)} to ${shortId(b.snapshot.id)}:`);

@@ -79,7 +79,7 @@ export function registerDump(program: Command, ctx: CliContext): void {
       }
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
-        const { snapshot, tree } = await snapshotTree(repo, await repo.listSnapshots(), spec, snapshotFilter(flags));
+        const { snapshot, tree } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
         const node = await findNode(repo, tree, path, snapshot.id);
         const parts = pathParts(path).map((p) => Buffer.from(p));
         let chunks: AsyncIterable<Uint8Array>;

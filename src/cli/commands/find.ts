@@ -73,7 +73,7 @@ export function registerFind(program: Command, ctx: CliContext): void {
       };
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
-        const snapshots = selectSnapshots(await repo.listSnapshots(), flags.snapshot ?? [], snapshotFilter(flags));
+        const snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), flags.snapshot ?? [], snapshotFilter(flags));
         if (!flags.reverse) snapshots.reverse();
         const results: unknown[] = [];
         let printed = 0;

@@ -101,7 +101,7 @@ export function registerLs(program: Command, ctx: CliContext): void {
       const dirs = dirArgs.map(normalize);
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
-        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(), spec, snapshotFilter(flags));
+        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
         for (const dir of dirs) await findNode(repo, tree, dir, snapshot.id);
         const filters = [...(subfolder === undefined ? [] : [`${subfolder}:`]), ...dirs];
 

@@ -77,7 +77,7 @@ export function registerSnapshots(program: Command, ctx: CliContext): void {
       const latest = flags.latest === undefined ? undefined : parseCount(flags.latest, '--latest');
       if (latest === 0) throw new UsageError('--latest: must be at least 1');
       const repo = await ctx.openRepository();
-      let snapshots = selectSnapshots(await repo.listSnapshots(), specs, snapshotFilter(flags));
+      let snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), specs, snapshotFilter(flags));
       if (latest !== undefined) snapshots = latestPerGroup(snapshots, latest);
 
       if (ctx.json) {

@@ -37,7 +37,7 @@ export function registerStats(program: Command, ctx: CliContext): void {
       const mode = parseStatsMode(flags.mode);
       const repo = await ctx.openRepository();
       await withLock(ctx, repo, 'shared', async () => {
-        const snapshots = selectSnapshots(await repo.listSnapshots(), specs, snapshotFilter(flags));
+        const snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), specs, snapshotFilter(flags));
         await repo.loadIndex();
         ctx.say('scanning...');
         const s = await computeStats(repo, snapshots, mode, { signal: ctx.signal });
