@@ -4,10 +4,10 @@
  * under a final name.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, openSync, readSync, statSync, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { AppError, BackendError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
+import { AppError, BackendError, NotFoundError, RepoNotFoundError, fileErrorText } from '../errors/index.ts';
 import {
   type Backend,
   type ByteRange,
@@ -271,6 +271,23 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /**
+   * The first folder on the way to `rel` (relative to the root; `rel` itself included) that is a file:
+   * what an ENOTDIR is about. Looked up synchronously, on the error path only.
+   */
+  #fileInTheWay(rel: string): string | undefined {
+    const parts = rel.split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const at = parts.slice(0, i).join('/');
+      try {
+        if (!statSync(path.join(this.root, at)).isDirectory()) return at;
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
   /** Turns a file-system error about `rel` (relative to the root; `''` for the root) into an AppError. */
   #error(err: unknown, rel: string): Error {
     if (err instanceof AppError) return err;
@@ -290,9 +307,26 @@ export class LocalBackend implements Backend {
         cause: err,
       });
     }
+    if (code === 'ENOTDIR') {
+      const blocker = this.#fileInTheWay(rel);
+      if (blocker !== undefined) {
+        return new BackendError(`${this.location}: ${blocker} is a file where a folder belongs`, {
+          hint: `move the file ${blocker} out of the repository (a folder of that name belongs there), then run \`coffer check\``,
+          cause: err,
+        });
+      }
+    }
     if (code === 'EACCES' || code === 'EPERM') {
       return new BackendError(`${what}: permission denied`, {
+        code: 'ACCESS_DENIED',
         hint: 'check the permissions of the repository folder',
+        cause: err,
+      });
+    }
+    if (code === 'EROFS') {
+      return new BackendError(`${what}: ${fileErrorText(err)}`, {
+        code: 'ACCESS_DENIED',
+        hint: 'the repository is on a file system mounted read-only',
         cause: err,
       });
     }

@@ -20,6 +20,8 @@ export interface GlobalOptions {
   cacheDir?: string;
   cache?: boolean;
   retryLock?: string;
+  /** False with --no-lock. */
+  lock?: boolean;
 }
 
 export interface Io {

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cofferBin, runCoffer, testEnv } from '../support/cli.ts';
+import { canDropPrivileges, cofferBin, runCoffer, testEnv } from '../support/cli.ts';
 
 function randomData(seed: string, length: number): Buffer {
   const key = createHash('sha256').update(seed).digest();
@@ -74,9 +74,6 @@ test('bad backup arguments are usage errors', async (t) => {
   assert.deepEqual(JSON.parse(snapshots.stdout), [], 'no snapshot was saved');
 });
 
-// Root reads every file whatever its mode, so the unreadable file needs an unprivileged user.
-const canDropPrivileges = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
-
 test('an unreadable file is reported and skipped; the snapshot is saved; exit 3', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   await chmod(dir, 0o777);
@@ -88,18 +85,7 @@ test('an unreadable file is reported and skipped; the snapshot is saved; exit 3'
   await writeFile(join(src, 'secret.txt'), 'not for you');
   await chmod(join(src, 'ok.txt'), 0o644);
   await chmod(join(src, 'secret.txt'), 0o600);
-  const asNobody = (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args], {
-        env: testEnv({ COFFER_REPOSITORY: repo, XDG_CACHE_HOME: join(dir, 'cache') }),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (b) => (stdout += b));
-      child.stderr.on('data', (b) => (stderr += b));
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  const asNobody = (args: string[]) => runCoffer(args, { repo, unprivileged: true, env: { COFFER_CACHE_DIR: join(dir, 'cache') } });
   assert.equal((await asNobody(['init'])).code, 0);
 
   const r = await asNobody(['backup', src]);

@@ -133,7 +133,7 @@ describe('an unreadable snapshot file', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stdout, new RegExp(`^removed snapshot ${shortId(snapshots[0])}$`, 'm'));
     assert.match(r.stderr, /^error: cannot prune: snapshot a{8} cannot be read/m);
-    assert.match(r.stderr, /^hint: forget removed 1 snapshot; its prune step deleted no data: .*`coffer forget a{8}`.*then run `coffer prune`$/m);
+    assert.match(r.stderr, /^hint: forget removed 1 snapshot; its prune step deleted no data: .*`coffer forget a{8}`, then prune again$/m);
     assert.doesNotMatch(r.stderr, /hint: nothing was deleted/);
     assert.deepEqual((await readdir(path.join(repo, 'snapshots'))).sort(), [snapshots[1], planted].sort());
   });
@@ -193,5 +193,27 @@ describe('a repository without its config', () => {
     assert.equal(again.code, 1);
     assert.match(again.stderr, /^error: .*: a repository already exists here\nhint: use the repository that is there, or choose another location; nothing was changed\n$/);
     assert.doesNotMatch(again.stderr, /empty location/);
+  });
+});
+
+describe('a file where a repository folder belongs', () => {
+  it('is named in words, with a hint, by check (data/xx) and by backup and prune (locks)', async () => {
+    const { repo, run } = await copyRepo();
+    const [sub] = (await readdir(path.join(repo, 'data'))).filter((d) => d.length === 2);
+    await rm(path.join(repo, 'data', sub), { recursive: true });
+    await writeFile(path.join(repo, 'data', sub), 'x\n');
+    const check = await run(['check']);
+    assert.equal(check.code, 1);
+    assert.match(check.stderr, new RegExp(`^error: ${repo}: data/${sub} is a file where a folder belongs\\nhint: move the file data/${sub} out of the repository`, 'm'));
+    assert.doesNotMatch(check.stderr, /ENOTDIR|scandir/);
+
+    await rm(path.join(repo, 'locks'), { recursive: true });
+    await writeFile(path.join(repo, 'locks'), 'x\n');
+    for (const args of [['backup', source], ['prune']]) {
+      const r = await run(args);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`^error: ${repo}: locks is a file where a folder belongs\\nhint: move the file locks out of the repository`, 'm'));
+      assert.doesNotMatch(r.stderr, /ENOTDIR|scandir/);
+    }
   });
 });

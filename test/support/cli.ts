@@ -5,7 +5,7 @@
  * folder (removed when the test process exits) rather than the user's ~/.cache.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,7 +26,12 @@ export interface RunOptions {
   readonly cwd?: string;
   /** Kills the process after this many ms (default 60 s). */
   readonly timeoutMs?: number;
+  /** Runs coffer as user and group 65534 (nobody) through setpriv; needs {@link canDropPrivileges}. */
+  readonly unprivileged?: boolean;
 }
+
+/** Root reads and writes every file whatever its mode: tests of permissions run coffer as another user. */
+export const canDropPrivileges = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
 
 export interface RunResult {
   /** Exit status; a process killed by a signal reports 128 + the signal number's usual value. */
@@ -70,7 +75,10 @@ export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.
 export function runCoffer(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const env = testEnv({ ...(options.repo !== undefined ? { COFFER_REPOSITORY: options.repo } : {}), ...options.env });
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cofferBin, ...args], { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const [command, commandArgs] = options.unprivileged
+      ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args]]
+      : [process.execPath, [cofferBin, ...args]];
+    const child = spawn(command, commandArgs, { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

@@ -14,6 +14,7 @@ import {
 } from '../../repo/index.ts';
 import type { FileType } from '../../backend/index.ts';
 import type { CliContext } from '../context.ts';
+import { readsOnly } from '../locking.ts';
 import { goFileMode, resticType, rfc3339, snapshotJson } from '../output/json.ts';
 
 /** Extra `cat` kinds registered by later commands (snapshot, index, pack, blob, tree). */
@@ -165,8 +166,7 @@ catHandlers.set('tree', async (ctx, arg) => {
 });
 
 export function registerCat(program: Command, ctx: CliContext): void {
-  program
-    .command('cat')
+  readsOnly(program.command('cat'))
     .description('print a decrypted repository object, for debugging (never key material)')
     .argument('<type>', 'config, snapshot, index, pack, blob or tree')
     .argument('[id]', 'object id or unique prefix')

@@ -5,7 +5,7 @@ import { shortId, type TreeNode } from '../../model/index.ts';
 import { walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect, parseTime } from '../parse.ts';
-import { withLock } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { findNodeJson } from '../output/json.ts';
 import { displayPath, formatLong } from './ls.ts';
 import { addFilterOptions, localTime, selectSnapshots, snapshotFilter, type FilterFlags } from './snapshots.ts';
@@ -49,8 +49,7 @@ interface Match {
 
 export function registerFind(program: Command, ctx: CliContext): void {
   addFilterOptions(
-    program
-      .command('find')
+    readsOnly(program.command('find'))
       .description('find files and folders by name in snapshots')
       .argument('<pattern...>', 'glob on the name, or on the path when it contains a slash'),
   )
@@ -72,7 +71,7 @@ export function registerFind(program: Command, ctx: CliContext): void {
         return (oldest === undefined || mtime >= oldest) && (newest === undefined || mtime <= newest);
       };
       const repo = await ctx.openRepository();
-      await withLock(ctx, repo, 'shared', async () => {
+      await withReadLock(ctx, repo, async () => {
         const snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), flags.snapshot ?? [], snapshotFilter(flags));
         if (!flags.reverse) snapshots.reverse();
         const results: unknown[] = [];

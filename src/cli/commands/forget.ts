@@ -139,7 +139,7 @@ function forgetThenPruneHint(removed: number, pruneHint: string | undefined): st
   const done = `forget removed ${removed} ${removed === 1 ? 'snapshot' : 'snapshots'}`;
   const nothingDeleted = /^nothing was deleted;?\s*/;
   const prune = pruneHint === undefined ? '' : nothingDeleted.test(pruneHint) ? `; its prune step deleted no data: ${pruneHint.replace(nothingDeleted, '')}` : `; its prune step stopped: ${pruneHint}`;
-  return `${done}${prune}; then run \`coffer prune\``;
+  return /prune again|`coffer prune`/.test(prune) ? `${done}${prune}` : `${done}${prune}; then run \`coffer prune\``;
 }
 
 export function registerForget(program: Command, ctx: CliContext): void {

@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
 import type { CliContext } from '../context.ts';
+import { readsOnly } from '../locking.ts';
 import { readNewPassword } from '../password.ts';
 import { table } from '../table.ts';
 
 export function registerKey(program: Command, ctx: CliContext): void {
   const key = program.command('key').description('manage the passwords (keys) that open the repository');
 
-  key
-    .command('list')
+  readsOnly(key.command('list'))
     .description('list the keys')
     .action(async () => {
       const repo = await ctx.openRepository();

@@ -3,6 +3,7 @@ import { UsageError } from '../../errors/index.ts';
 import { shortId, type StoredSnapshot } from '../../model/index.ts';
 import { matchesFilter, parseTagLists, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
+import { readsOnly } from '../locking.ts';
 import { snapshotJson } from '../output/json.ts';
 import { parseCount, collect } from '../parse.ts';
 import { formatBytes, table } from '../table.ts';
@@ -67,8 +68,7 @@ interface SnapshotsFlags extends FilterFlags {
 
 export function registerSnapshots(program: Command, ctx: CliContext): void {
   addFilterOptions(
-    program
-      .command('snapshots')
+    readsOnly(program.command('snapshots'))
       .description('list snapshots')
       .argument('[snapshot...]', 'snapshot ids, unique prefixes or `latest` (default: all)'),
   )
