@@ -42,12 +42,10 @@ export interface UnreadableSnapshot {
   readonly error: IntegrityError;
 }
 
-export interface KeyListing {
-  readonly name: Id;
-  readonly current: boolean;
-  readonly info: KeyInfo;
-  readonly kdf: KdfParams;
-}
+/** A key file as `key list` shows it, or one that cannot be read (`damaged`). */
+export type KeyListing =
+  | { readonly name: Id; readonly current: boolean; readonly info: KeyInfo; readonly kdf: KdfParams; readonly damaged?: undefined }
+  | { readonly name: Id; readonly current: false; readonly damaged: IntegrityError };
 
 /** The kind label authenticated with each structured file type, so one cannot pass for another. */
 const structuredKinds: Partial<Record<FileType, string>> = {
@@ -307,14 +305,22 @@ export class Repository {
     return { snapshots, unreadable: unreadable.sort((a, b) => (a.id < b.id ? -1 : 1)) };
   }
 
+  /** Every key file, oldest first; those that cannot be read last, marked `damaged` (they can still be removed). */
   async listKeys(): Promise<KeyListing[]> {
     const out: KeyListing[] = [];
     for await (const { name } of this.backend.list('key')) {
       const what = `keys/${shortId(name)}`;
-      const file = parseKeyFile(await this.backend.load({ type: 'key', name }), what);
-      out.push({ name, current: name === this.keyName, info: readKeyInfo(file, this.crypto.metadata, what), kdf: file.kdf });
+      try {
+        const file = parseKeyFile(await this.backend.load({ type: 'key', name }), what);
+        out.push({ name, current: name === this.keyName, info: readKeyInfo(file, this.crypto.metadata, what), kdf: file.kdf });
+      } catch (err) {
+        if (err instanceof NotFoundError) continue;
+        if (!(err instanceof IntegrityError)) throw err;
+        out.push({ name, current: false, damaged: err });
+      }
     }
-    return out.sort((a, b) => a.info.created.localeCompare(b.info.created) || a.name.localeCompare(b.name));
+    const created = (k: KeyListing) => (k.damaged ? '\uffff' : k.info.created);
+    return out.sort((a, b) => created(a).localeCompare(created(b)) || a.name.localeCompare(b.name));
   }
 
   /** Adds a key file for another password; returns its name. */
