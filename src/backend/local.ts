@@ -39,6 +39,8 @@ const hexByte = /^[0-9a-f]{2}$/;
 /** Folders listed, and files stat'ed, at once: enough to keep libuv's four threads busy. */
 const listConcurrency = 8;
 const readOnly = 0o444;
+/** The names {@link LocalBackend.save} gives its temporary files: `<name>-<12 hex>.tmp`. */
+const temporaryName = /^([0-9a-f]{64}|config)-[0-9a-f]{12}\.tmp$/;
 // Errors a later attempt may not meet (busy file, descriptor exhaustion, a flaky network mount).
 const transientCodes = new Set(['EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'EINTR', 'ETIMEDOUT', 'ESTALE']);
 
@@ -182,22 +184,20 @@ export class LocalBackend implements Backend {
   async remove(handle: Handle): Promise<void> {
     checkHandle(this.location, handle);
     this.#counts.delete++;
-    const rel = filePath(handle);
-    const file = path.join(this.root, rel);
-    try {
-      await fs.unlink(file);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT') return;
-      if (code !== 'EPERM' && code !== 'EACCES') throw this.#error(err, rel);
-      // Windows refuses to unlink read-only files; make it writable and try once more.
-      try {
-        await fs.chmod(file, 0o644);
-        await fs.unlink(file);
-      } catch (err2) {
-        if (errnoCode(err2) !== 'ENOENT') throw this.#error(err2, rel);
-      }
+    await this.#unlink(filePath(handle));
+  }
+
+  /** Removes the files in `tmp/` that {@link save} names and that have not changed for `olderThanMs`. */
+  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
+    const now = Date.now();
+    let removed = 0;
+    for (const name of await this.#readdir('tmp')) {
+      if (!temporaryName.test(name)) continue;
+      const st = await this.#statOrUndefined(`tmp/${name}`);
+      if (!st?.isFile() || now - st.mtimeMs < olderThanMs) continue;
+      if (await this.#unlink(`tmp/${name}`)) removed++;
     }
+    return removed;
   }
 
   requestCounts(): RequestCounts {
@@ -205,6 +205,28 @@ export class LocalBackend implements Backend {
   }
 
   async close(): Promise<void> {}
+
+  /** Removes the file `rel`; false when it was already gone. */
+  async #unlink(rel: string): Promise<boolean> {
+    const file = path.join(this.root, rel);
+    try {
+      await fs.unlink(file);
+      return true;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT') return false;
+      if (code !== 'EPERM' && code !== 'EACCES') throw this.#error(err, rel);
+      // Windows refuses to unlink read-only files; make it writable and try once more.
+      try {
+        await fs.chmod(file, 0o644);
+        await fs.unlink(file);
+        return true;
+      } catch (err2) {
+        if (errnoCode(err2) !== 'ENOENT') throw this.#error(err2, rel);
+        return false;
+      }
+    }
+  }
 
   async #writeTemp(tmp: string, data: Uint8Array): Promise<void> {
     let fh: fs.FileHandle;

@@ -84,6 +84,10 @@ export class VerifyingBackend implements Backend {
     return this.#inner.localPath?.(handle);
   }
 
+  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
+    return (await this.#inner.removeStaleTemporaryFiles?.(olderThanMs)) ?? 0;
+  }
+
   requestCounts(): RequestCounts {
     return this.#inner.requestCounts();
   }

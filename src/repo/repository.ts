@@ -2,7 +2,7 @@
  * An open repository: its backend, config and keys. The only place that knows how structured files are
  * encrypted and named (docs/design.md).
  */
-import { typeFolder, type Backend, type FileType, type Handle } from '../backend/backend.ts';
+import { staleTemporaryFileAgeMs, typeFolder, type Backend, type FileType, type Handle } from '../backend/backend.ts';
 import { isCacheAware } from '../backend/cache.ts';
 import { damagedFileHint } from '../backend/verify.ts';
 import { deriveKeySet, makeCrypto, newMasterSecret, type Crypto, type KdfParams, kdfParamsForNewKey, AeadKey, defaultAeadAlgorithm } from '../crypto/index.ts';
@@ -152,6 +152,14 @@ export class Repository {
       });
     }
     throw new WrongPasswordError(`${backend.location}: wrong password (no key opens with it)`);
+  }
+
+  /**
+   * Removes the temporary files that writes of killed processes left behind, once unchanged for
+   * `staleTemporaryFileAgeMs` (an hour: live ones are renamed within seconds); returns how many.
+   */
+  async removeStaleTemporaryFiles(): Promise<number> {
+    return (await this.backend.removeStaleTemporaryFiles?.(staleTemporaryFileAgeMs)) ?? 0;
   }
 
   /** Encrypts and stores a structured file; returns its name (the SHA-256 of the stored bytes). */

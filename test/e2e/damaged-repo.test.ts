@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
@@ -215,5 +215,37 @@ describe('a file where a repository folder belongs', () => {
       assert.match(r.stderr, new RegExp(`^error: ${repo}: locks is a file where a folder belongs\\nhint: move the file locks out of the repository`, 'm'));
       assert.doesNotMatch(r.stderr, /ENOTDIR|scandir/);
     }
+  });
+});
+
+describe('temporary files of killed processes', () => {
+  it('unlock and prune remove those in tmp/ unchanged for an hour, saying how many; live and foreign files stay', async () => {
+    const { repo, run } = await copyRepo();
+    const tmp = path.join(repo, 'tmp');
+    const twoHoursAgo = (Date.now() - 2 * 3600_000) / 1000;
+    const old = async (name: string) => {
+      await writeFile(path.join(tmp, name), 'partial');
+      await utimes(path.join(tmp, name), twoHoursAgo, twoHoursAgo);
+    };
+    const live = `${'b'.repeat(64)}-0123456789ab.tmp`;
+    const foreign = 'notes.txt';
+    await old(`${'c'.repeat(64)}-0123456789ab.tmp`);
+    await old('config-00112233aabb.tmp');
+    await old(foreign);
+    await writeFile(path.join(tmp, live), 'being written');
+
+    const unlock = await run(['unlock']);
+    assertOk(unlock);
+    assert.match(unlock.stdout, /^removed 2 temporary files left in tmp\/ by interrupted writes \(unchanged for over an hour\)$/m);
+    assert.deepEqual((await readdir(tmp)).sort(), [live, foreign].sort());
+
+    await old(`${'d'.repeat(64)}-0123456789ab.tmp`);
+    const prune = await run(['--json', 'prune']);
+    assertOk(prune);
+    const summary = prune.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((d) => d.message_type === 'summary');
+    assert.equal(summary?.temporary_files_removed, 1);
+    assert.deepEqual((await readdir(tmp)).sort(), [live, foreign].sort());
+    const again = await run(['unlock']);
+    assert.doesNotMatch(again.stdout, /temporary/);
   });
 });
