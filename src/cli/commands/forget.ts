@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { AppError, UsageError } from '../../errors/index.ts';
+import { AppError, CancelledError, UsageError } from '../../errors/index.ts';
 import {
   applyPolicy,
   assertNoGroupEmptied,
@@ -251,7 +251,10 @@ export function registerForget(program: Command, ctx: CliContext): void {
           await runPrune(ctx, repo, lock, settings, { dryRun, ignoreSnapshots: dryRun ? new Set(removeIds) : undefined });
         } catch (err) {
           if (dryRun || !(err instanceof AppError)) throw err;
-          throw new AppError(err.code, err.exitCode, err.message, { hint: forgetThenPruneHint(removeIds.length, err.hint), data: err.data, cause: err });
+          const hint = forgetThenPruneHint(removeIds.length, err.hint);
+          // An interrupt stays a CancelledError, which the exit code and reporting recognize.
+          if (err instanceof CancelledError) throw new CancelledError(err.message, { hint, cause: err });
+          throw new AppError(err.code, err.exitCode, err.message, { hint, data: err.data, cause: err });
         }
       }
     });
