@@ -96,12 +96,27 @@ export interface Backend {
    */
   localPath?(handle: Handle): string | undefined;
 
+  /**
+   * Removes the temporary files of writes that never finished (a process killed while saving) whose last
+   * change is at least `olderThanMs` ago; returns how many it removed. Only backends that write through
+   * temporary files (local folders) have it; S3 uploads leave nothing behind.
+   */
+  removeStaleTemporaryFiles?(olderThanMs: number): Promise<number>;
+
   /** Requests made so far, by kind. */
   requestCounts(): RequestCounts;
 
   /** Releases connections and timers. */
   close(): Promise<void>;
 }
+
+/**
+ * How old a temporary file must be before it is taken for the leftover of a killed process. A save writes
+ * its temporary file in one go, fsyncs it and renames it at once, so a live one changes (or is gone)
+ * within seconds, or minutes for a 512 MiB pack on a slow disk. An hour leaves a wide margin for that and
+ * for a network file system whose clock is behind this machine's, while leftovers still go soon.
+ */
+export const staleTemporaryFileAgeMs = 60 * 60_000;
 
 export function newRequestCounts(): RequestCounts {
   return { get: 0, put: 0, head: 0, list: 0, delete: 0 };

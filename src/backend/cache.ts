@@ -166,6 +166,10 @@ export class CachingBackend implements Backend, CacheAware {
     return this.#inner.localPath?.(handle);
   }
 
+  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
+    return (await this.#inner.removeStaleTemporaryFiles?.(olderThanMs)) ?? 0;
+  }
+
   requestCounts(): RequestCounts {
     return this.#inner.requestCounts();
   }

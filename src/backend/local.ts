@@ -4,10 +4,10 @@
  * under a final name.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, openSync, readSync, type Dirent, type Stats } from 'node:fs';
+import { closeSync, constants, openSync, readSync, statSync, type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { AppError, BackendError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
+import { AppError, BackendError, NotFoundError, RepoNotFoundError, fileErrorText } from '../errors/index.ts';
 import {
   type Backend,
   type ByteRange,
@@ -41,6 +41,8 @@ const hexByte = /^[0-9a-f]{2}$/;
 /** Folders listed, and files stat'ed, at once: enough to keep libuv's four threads busy. */
 const listConcurrency = 8;
 const readOnly = 0o444;
+/** The names {@link LocalBackend.save} gives its temporary files: `<name>-<12 hex>.tmp`. */
+const temporaryName = /^([0-9a-f]{64}|config)-[0-9a-f]{12}\.tmp$/;
 // Errors a later attempt may not meet (busy file, descriptor exhaustion, a flaky network mount).
 const transientCodes = new Set(['EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'EINTR', 'ETIMEDOUT', 'ESTALE']);
 
@@ -201,22 +203,20 @@ export class LocalBackend implements Backend {
   async remove(handle: Handle): Promise<void> {
     checkHandle(this.location, handle);
     this.#counts.delete++;
-    const rel = filePath(handle);
-    const file = path.join(this.root, rel);
-    try {
-      await fs.unlink(file);
-    } catch (err) {
-      const code = errnoCode(err);
-      if (code === 'ENOENT') return;
-      if (code !== 'EPERM' && code !== 'EACCES') throw this.#error(err, rel);
-      // Windows refuses to unlink read-only files; make it writable and try once more.
-      try {
-        await fs.chmod(file, 0o644);
-        await fs.unlink(file);
-      } catch (err2) {
-        if (errnoCode(err2) !== 'ENOENT') throw this.#error(err2, rel);
-      }
+    await this.#unlink(filePath(handle));
+  }
+
+  /** Removes the files in `tmp/` that {@link save} names and that have not changed for `olderThanMs`. */
+  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
+    const now = Date.now();
+    let removed = 0;
+    for (const name of await this.#readdir('tmp')) {
+      if (!temporaryName.test(name)) continue;
+      const st = await this.#statOrUndefined(`tmp/${name}`);
+      if (!st?.isFile() || now - st.mtimeMs < olderThanMs) continue;
+      if (await this.#unlink(`tmp/${name}`)) removed++;
     }
+    return removed;
   }
 
   requestCounts(): RequestCounts {
@@ -224,6 +224,28 @@ export class LocalBackend implements Backend {
   }
 
   async close(): Promise<void> {}
+
+  /** Removes the file `rel`; false when it was already gone. */
+  async #unlink(rel: string): Promise<boolean> {
+    const file = path.join(this.root, rel);
+    try {
+      await fs.unlink(file);
+      return true;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT') return false;
+      if (code !== 'EPERM' && code !== 'EACCES') throw this.#error(err, rel);
+      // Windows refuses to unlink read-only files; make it writable and try once more.
+      try {
+        await fs.chmod(file, 0o644);
+        await fs.unlink(file);
+        return true;
+      } catch (err2) {
+        if (errnoCode(err2) !== 'ENOENT') throw this.#error(err2, rel);
+        return false;
+      }
+    }
+  }
 
   async #writeTemp(tmp: string, data: Uint8Array): Promise<void> {
     let fh: fs.FileHandle;
@@ -321,6 +343,23 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /**
+   * The first folder on the way to `rel` (relative to the root; `rel` itself included) that is a file:
+   * what an ENOTDIR is about. Looked up synchronously, on the error path only.
+   */
+  #fileInTheWay(rel: string): string | undefined {
+    const parts = rel.split('/').filter(Boolean);
+    for (let i = 1; i <= parts.length; i++) {
+      const at = parts.slice(0, i).join('/');
+      try {
+        if (!statSync(path.join(this.root, at)).isDirectory()) return at;
+      } catch {
+        return undefined;
+      }
+    }
+    return undefined;
+  }
+
   /** Turns a file-system error about `rel` (relative to the root; `''` for the root) into an AppError. */
   #error(err: unknown, rel: string): Error {
     if (err instanceof AppError) return err;
@@ -340,9 +379,26 @@ export class LocalBackend implements Backend {
         cause: err,
       });
     }
+    if (code === 'ENOTDIR') {
+      const blocker = this.#fileInTheWay(rel);
+      if (blocker !== undefined) {
+        return new BackendError(`${this.location}: ${blocker} is a file where a folder belongs`, {
+          hint: `move the file ${blocker} out of the repository (a folder of that name belongs there), then run \`coffer check\``,
+          cause: err,
+        });
+      }
+    }
     if (code === 'EACCES' || code === 'EPERM') {
       return new BackendError(`${what}: permission denied`, {
+        code: 'ACCESS_DENIED',
         hint: 'check the permissions of the repository folder',
+        cause: err,
+      });
+    }
+    if (code === 'EROFS') {
+      return new BackendError(`${what}: ${fileErrorText(err)}`, {
+        code: 'ACCESS_DENIED',
+        hint: 'the repository is on a file system mounted read-only',
         cause: err,
       });
     }

@@ -117,6 +117,10 @@ export class RetryBackend implements Backend {
     return this.#inner.localPath?.(handle);
   }
 
+  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
+    return (await this.#inner.removeStaleTemporaryFiles?.(olderThanMs)) ?? 0;
+  }
+
   requestCounts(): RequestCounts {
     return this.#inner.requestCounts();
   }

@@ -315,6 +315,7 @@ export class S3Backend implements Backend {
     }
     if ((name !== undefined && accessCodes.has(name)) || status === 401 || status === 403) {
       return new BackendError(`${what}: access denied (${detail})`, {
+        code: 'ACCESS_DENIED',
         hint: credentialsHint,
         cause: err,
       });

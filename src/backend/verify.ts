@@ -12,6 +12,28 @@ export function matchesName(name: string, data: Uint8Array): boolean {
 }
 
 /**
+ * What to do about a damaged stored file, by its type. `check` reports a damaged index, key or config
+ * just as the command that met it did, so only data (whose damage `check --read-data` locates) is sent
+ * there; the others name what does repair them.
+ */
+export function damagedFileHint(handle: Handle): string {
+  switch (handle.type) {
+    case 'index':
+      return 'the index file is damaged; `coffer repair index` rebuilds the index from the packs';
+    case 'snapshot':
+      return `the snapshot file is damaged; restore it from a copy of the repository, or remove it with \`coffer forget ${handle.name.slice(0, 8)}\``;
+    case 'key':
+      return `the key file is damaged; restore ${filePath(handle)} from a copy of the repository, or open the repository with the password of another key`;
+    case 'config':
+      return 'the config file is damaged; restore it from a copy of the repository (it cannot be made again)';
+    case 'lock':
+      return 'the lock file is damaged; `coffer unlock` removes it';
+    case 'data':
+      return 'the repository is damaged or was tampered with; run `coffer check --read-data`';
+  }
+}
+
+/**
  * A {@link Backend} whose full loads of every file but `config` throw IntegrityError when the bytes do
  * not hash to the file's name. Ranged loads pass through: the repository layer authenticates those blobs
  * with its AEAD.
@@ -39,6 +61,7 @@ export class VerifyingBackend implements Backend {
     const data = await this.#inner.load(handle, range);
     if (range === undefined && handle.type !== 'config' && !matchesName(handle.name, data)) {
       throw new IntegrityError(`${this.location}: ${filePath(handle)}: content does not match its name`, {
+        hint: damagedFileHint(handle),
         data: { type: handle.type, name: handle.name },
       });
     }
@@ -63,6 +86,10 @@ export class VerifyingBackend implements Backend {
 
   localPath(handle: Handle): string | undefined {
     return this.#inner.localPath?.(handle);
+  }
+
+  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
+    return (await this.#inner.removeStaleTemporaryFiles?.(olderThanMs)) ?? 0;
   }
 
   requestCounts(): RequestCounts {

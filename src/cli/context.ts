@@ -4,6 +4,8 @@
  */
 import { openBackend, type Backend } from '../backend/index.ts';
 import { FileError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
+import { shortId } from '../model/index.ts';
+import type { SnapshotListReporter } from '../progress/index.ts';
 import { Repository } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
 import { readPassword } from './password.ts';
@@ -18,6 +20,8 @@ export interface GlobalOptions {
   cacheDir?: string;
   cache?: boolean;
   retryLock?: string;
+  /** False with --no-lock. */
+  lock?: boolean;
 }
 
 export interface Io {
@@ -93,6 +97,25 @@ export class CliContext {
   warn(line: string): void {
     this.io.stderr.write(`${line}\n`);
   }
+
+  /**
+   * Told by snapshot listings about files they leave out: one warning line on stderr per file and run
+   * (a JSON object with --json, so that stdout stays parseable).
+   */
+  readonly snapshotWarnings: SnapshotListReporter = {
+    unreadableSnapshot: (id, error) => {
+      if (this.#warnedSnapshots.has(id)) return;
+      this.#warnedSnapshots.add(id);
+      const remedy = `remove it with \`coffer forget ${shortId(id)}\``;
+      if (this.json) {
+        this.io.stderr.write(`${JSON.stringify({ message_type: 'warning', kind: 'unreadable-snapshot', snapshot: id, message: error.message, hint: remedy })}\n`);
+      } else {
+        this.warn(`warning: ${error.message}; snapshot ${shortId(id)} is left out (${remedy})`);
+      }
+    },
+  };
+
+  readonly #warnedSnapshots = new Set<string>();
 
   /** Details shown only with --verbose. */
   verbose(line: string): void {

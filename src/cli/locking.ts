@@ -1,11 +1,63 @@
-/** Runs a command body under a repository lock, honouring --retry-lock, refreshing it meanwhile. */
+/**
+ * Repository locks for commands: runs a command body under a lock, honouring --retry-lock and refreshing
+ * it meanwhile, and --no-lock for the commands that only read.
+ */
+import type { Command } from 'commander';
+import { AppError, BackendError, UsageError } from '../errors/index.ts';
 import { RepoLock, type LockKind, type Repository } from '../repo/index.ts';
 import type { CliContext } from './context.ts';
 import { parseTimeout } from './parse.ts';
 
+const readOnlyCommands = new WeakSet<Command>();
+
+/** Marks a command that never changes the repository: it may run without a lock (--no-lock). */
+export function readsOnly(command: Command): Command {
+  readOnlyCommands.add(command);
+  return command;
+}
+
+/** The full name of a command, `key list` for a subcommand. */
+function commandName(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/** Refuses --no-lock for a command that writes: done before the command opens anything. */
+export function checkNoLock(ctx: CliContext, command: Command): void {
+  if (ctx.options.lock !== false || readOnlyCommands.has(command)) return;
+  throw new UsageError(`--no-lock: \`coffer ${commandName(command)}\` changes the repository, so it cannot run without a lock`, {
+    hint: 'drop --no-lock; only commands that just read run without a lock: snapshots, ls, find, diff, dump, stats, cat, restore, check, key list',
+  });
+}
+
+/** Runs `body` under a lock of `kind`, for commands that change the repository. */
 export async function withLock<T>(ctx: CliContext, repo: Repository, kind: LockKind, body: (lock: RepoLock) => Promise<T>): Promise<T> {
+  return locked(ctx, repo, kind, false, body);
+}
+
+/** Runs `body` under a shared lock, or without one with --no-lock: for commands that only read. */
+export async function withReadLock<T>(ctx: CliContext, repo: Repository, body: () => Promise<T>): Promise<T> {
+  if (ctx.options.lock === false) return body();
+  return locked(ctx, repo, 'shared', true, () => body());
+}
+
+async function locked<T>(ctx: CliContext, repo: Repository, kind: LockKind, readOnly: boolean, body: (lock: RepoLock) => Promise<T>): Promise<T> {
   const retryMs = ctx.options.retryLock ? parseTimeout(ctx.options.retryLock, '--retry-lock') : 0;
-  const lock = await RepoLock.acquire(repo, kind, { retryMs, signal: ctx.signal, deferConfirmation: true });
+  let lock: RepoLock;
+  try {
+    lock = await RepoLock.acquire(repo, kind, { retryMs, signal: ctx.signal, deferConfirmation: true });
+  } catch (err) {
+    // A read-only copy of a repository (a mount, a snapshot of a disk, read-only credentials) can still be read.
+    if (readOnly && err instanceof AppError && err.code === 'ACCESS_DENIED') {
+      throw new BackendError(`cannot lock the repository: ${err.message}`, {
+        code: 'ACCESS_DENIED',
+        hint: 'if the repository is read-only, run this command with --no-lock (it only reads; make sure no prune runs meanwhile)',
+        cause: err,
+      });
+    }
+    throw err;
+  }
   lock.startRefreshing();
   try {
     const result = await body(lock);

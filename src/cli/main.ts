@@ -7,6 +7,7 @@ import { CancelledError, ExitCode, UsageError } from '../errors/index.ts';
 import { CliContext, type Io } from './context.ts';
 import { exitStatusHelp, reportError } from './exit.ts';
 import { commands } from './commands/index.ts';
+import { checkNoLock } from './locking.ts';
 import { parseTimeout } from './parse.ts';
 import { version } from './version.ts';
 
@@ -23,6 +24,7 @@ export function buildProgram(ctx: CliContext): Command {
     .addOption(new Option('--cache-dir <dir>', 'local metadata cache folder (default: $XDG_CACHE_HOME/coffer)').env('COFFER_CACHE_DIR'))
     .option('--no-cache', 'do not use a local metadata cache')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
+    .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
     .addHelpText('after', `\n${exitStatusHelp}`)
     .showSuggestionAfterError(true)
     .exitOverride()
@@ -37,6 +39,7 @@ export function buildProgram(ctx: CliContext): Command {
     ctx.options = action.optsWithGlobals();
     // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
+    checkNoLock(ctx, action);
   });
   for (const register of commands) register(program, ctx);
   for (const command of program.commands) command.exitOverride().addHelpText('after', `\n${exitStatusHelp}`);

@@ -18,7 +18,8 @@ export async function readPassword(sources: PasswordSources, env: NodeJS.Process
   const file = sources.passwordFile ?? env.COFFER_PASSWORD_FILE;
   const command = sources.passwordCommand ?? env.COFFER_PASSWORD_COMMAND;
   let password: string | undefined;
-  if (file) password = fromFile(file);
+  // commander fills passwordFile from COFFER_PASSWORD_FILE too, so either may have named the file.
+  if (file) password = fromFile(file, '--password-file or COFFER_PASSWORD_FILE');
   else if (command) password = fromCommand(command);
   else if (env.COFFER_PASSWORD !== undefined) password = env.COFFER_PASSWORD;
   else if (process.stdin.isTTY) password = await prompt(purpose);
@@ -36,7 +37,7 @@ export async function readPassword(sources: PasswordSources, env: NodeJS.Process
 
 /** Reads a new password from `--new-password-file` or, on a terminal, a prompt asked twice. */
 export async function readNewPassword(newPasswordFile: string | undefined, env: NodeJS.ProcessEnv): Promise<Uint8Array> {
-  if (newPasswordFile) return nonEmpty(fromFile(newPasswordFile));
+  if (newPasswordFile) return nonEmpty(fromFile(newPasswordFile, '--new-password-file'));
   if (env.COFFER_NEW_PASSWORD !== undefined) return nonEmpty(env.COFFER_NEW_PASSWORD);
   if (process.stdin.isTTY) return nonEmpty(await prompt('new'));
   throw new UsageError('no new password given', { hint: 'use --new-password-file FILE, or run on a terminal to be asked' });
@@ -47,12 +48,13 @@ function nonEmpty(password: string): Uint8Array {
   return Buffer.from(password, 'utf8');
 }
 
-function fromFile(path: string): string {
+/** The first line of the file `source` (the flag or variable that named it, for the hint) gives. */
+function fromFile(path: string, source: string): string {
   try {
     return firstLine(readFileSync(path, 'utf8'));
   } catch (err) {
     throw new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, {
-      hint: 'check the path given to --password-file or COFFER_PASSWORD_FILE',
+      hint: `check the path given to ${source}`,
     });
   }
 }

@@ -69,7 +69,7 @@ export class RepoNotFoundError extends AppError {
 export class RepoExistsError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {
     super('REPO_EXISTS', ExitCode.failure, message, {
-      hint: 'choose an empty location; nothing was changed',
+      hint: 'use the repository that is there, or choose another location; nothing was changed',
       ...options,
     });
   }

@@ -74,3 +74,12 @@ export interface ProgressSink {
   /** Stops live output; pending lines are flushed. */
   stop(): Promise<void>;
 }
+
+/** Told about snapshot files that listing leaves out. */
+export interface SnapshotListReporter {
+  /**
+   * The snapshot file `id` cannot be read (damaged, or not a snapshot of this repository); the listing
+   * goes on without it.
+   */
+  unreadableSnapshot(id: string, error: AppError): void;
+}

@@ -20,6 +20,7 @@ import {
   type PackEntry,
   type PackRecord,
   type Repository,
+  type UnreadableSnapshot,
 } from '../repo/index.ts';
 
 export type UnusedLimit = { readonly kind: 'percent'; readonly value: number } | { readonly kind: 'bytes'; readonly value: number } | { readonly kind: 'unlimited' };
@@ -195,6 +196,19 @@ async function markUsed(repo: Repository, index: BlobIndex, stored: ReadonlyMap<
   return used;
 }
 
+/**
+ * Prune refuses to run while a snapshot file cannot be read: the data that snapshot uses is unknown, and
+ * deleting it would lose the snapshot for good should the file be restored from a copy.
+ */
+function unreadableSnapshotsError(unreadable: readonly UnreadableSnapshot[]): IntegrityError {
+  const ids = unreadable.map((u) => shortId(u.id));
+  const what = unreadable.length === 1 ? `snapshot ${ids[0]} cannot be read (${unreadable[0].error.message})` : `${unreadable.length} snapshots cannot be read (${ids.join(', ')})`;
+  return new IntegrityError(`cannot prune: ${what}, so the data ${unreadable.length === 1 ? 'it uses' : 'they use'} is unknown`, {
+    hint: `nothing was deleted; restore the snapshot ${unreadable.length === 1 ? 'file' : 'files'} from a copy of the repository, or if lost for good remove ${unreadable.length === 1 ? 'it' : 'them'} with \`coffer forget ${ids.join(' ')}\`, then prune again`,
+    data: { snapshots: unreadable.map((u) => u.id) },
+  });
+}
+
 /** Orders packs for the choice among copies of a duplicated blob: packs needed anyway first, then the fullest. */
 interface CopyRank {
   readonly needed: boolean;
@@ -214,7 +228,10 @@ function betterCopy(a: CopyRank, b: CopyRank): boolean {
  */
 export async function planPrune(repo: Repository, options: PruneOptions = {}): Promise<PrunePlan> {
   // Snapshots before the index (design §Read and write ordering).
-  const snapshots = (await repo.listSnapshots()).filter((s) => !options.ignoreSnapshots?.has(s.id));
+  const listed = await repo.loadSnapshots();
+  const unreadable = listed.unreadable.filter((u) => !options.ignoreSnapshots?.has(u.id));
+  if (unreadable.length > 0) throw unreadableSnapshotsError(unreadable);
+  const snapshots = listed.snapshots.filter((s) => !options.ignoreSnapshots?.has(s.id));
   const index = await repo.loadIndex();
   const stored = new Map<Id, number>();
   for await (const f of repo.backend.list('data')) stored.set(f.name, f.size);

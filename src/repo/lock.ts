@@ -110,6 +110,13 @@ export interface LockOptions {
   readonly deferConfirmation?: boolean;
 }
 
+/**
+ * What a command that lost its lock left behind: nothing after the loss (no index, snapshot or deletion),
+ * but a backup's packs stored since its last index file are in no index, so a rerun cannot find them.
+ */
+const lostLockHint =
+  'nothing more was written once the lock was lost; run the command again (a backup uploads again the data it stored since its last index file; `coffer prune` removes the copies left behind)';
+
 /** A held lock. Call `refresh()` periodically (the cli does) and `release()` when done. */
 export class RepoLock {
   readonly kind: LockKind;
@@ -211,7 +218,7 @@ export class RepoLock {
     const age = performance.now() - this.#lastRefresh;
     if (age > lockTimings.expireAfterMs) {
       throw new RepoLockedError(`lock ${shortId(this.#id)} could not be refreshed for ${Math.round(age / 60_000)} minutes and may have been removed`, {
-        hint: 'nothing was committed; run the command again (data already uploaded is reused)',
+        hint: lostLockHint,
         cause: this.#refreshError,
       });
     }
@@ -219,7 +226,7 @@ export class RepoLock {
       await this.#repo.backend.stat({ type: 'lock', name: this.#id });
     } catch (err) {
       throw new RepoLockedError(`lock ${shortId(this.#id)} was removed by another process`, {
-        hint: 'nothing was committed; run the command again (data already uploaded is reused)',
+        hint: lostLockHint,
         cause: err,
       });
     }

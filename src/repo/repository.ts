@@ -2,8 +2,9 @@
  * An open repository: its backend, config and keys. The only place that knows how structured files are
  * encrypted and named (docs/design.md).
  */
-import type { Backend, FileType, Handle } from '../backend/backend.ts';
+import { staleTemporaryFileAgeMs, typeFolder, type Backend, type FileType, type Handle } from '../backend/backend.ts';
 import { isCacheAware } from '../backend/cache.ts';
+import { damagedFileHint } from '../backend/verify.ts';
 import { deriveKeySet, makeCrypto, newMasterSecret, type Crypto, type KdfParams, kdfParamsForNewKey, AeadKey, defaultAeadAlgorithm } from '../crypto/index.ts';
 import {
   AppError,
@@ -15,6 +16,7 @@ import {
   WrongPasswordError,
 } from '../errors/index.ts';
 import { fromHex, mapLimit, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import type { SnapshotListReporter } from '../progress/index.ts';
 import { BlobIndex } from './blob-index.ts';
 import { openBlob } from './blob.ts';
 import { encodeIndex, loadIndexInto, type PackRecord } from './index-file.ts';
@@ -34,12 +36,16 @@ export interface InitOptions {
   readonly kdf?: KdfParams;
 }
 
-export interface KeyListing {
-  readonly name: Id;
-  readonly current: boolean;
-  readonly info: KeyInfo;
-  readonly kdf: KdfParams;
+/** A snapshot file that cannot be read, and why. */
+export interface UnreadableSnapshot {
+  readonly id: Id;
+  readonly error: IntegrityError;
 }
+
+/** A key file as `key list` shows it, or one that cannot be read (`damaged`). */
+export type KeyListing =
+  | { readonly name: Id; readonly current: boolean; readonly info: KeyInfo; readonly kdf: KdfParams; readonly damaged?: undefined }
+  | { readonly name: Id; readonly current: false; readonly damaged: IntegrityError };
 
 /** The kind label authenticated with each structured file type, so one cannot pass for another. */
 const structuredKinds: Partial<Record<FileType, string>> = {
@@ -74,6 +80,13 @@ export class Repository {
     if (await exists(backend, configHandle)) {
       throw new RepoExistsError(`${backend.location}: a repository already exists here`);
     }
+    const leftovers = await repositoryFolders(backend);
+    if (leftovers.length > 0) {
+      // A repository that lost its config: a new config beside its keys would make it unopenable for good.
+      throw new RepoExistsError(`${backend.location}: ${leftovers.join(', ')} hold repository files but the config file is missing: a damaged repository`, {
+        hint: 'restore the config file from a copy of the repository; to start a new repository, choose another location (nothing was changed)',
+      });
+    }
     const config = newConfig(options.chunker, { packSize: options.packSize });
     await backend.create();
     const master = newMasterSecret();
@@ -93,6 +106,12 @@ export class Repository {
       sealedConfig = await backend.load(configHandle);
     } catch (err) {
       if (err instanceof NotFoundError) {
+        const leftovers = await repositoryFolders(backend);
+        if (leftovers.length > 0) {
+          throw new IntegrityError(`${backend.location}: the config file is missing, but ${leftovers.join(', ')} hold repository files`, {
+            hint: 'the repository is damaged: restore the config file from a copy of the repository (`coffer init` cannot make it again)',
+          });
+        }
         throw new RepoNotFoundError(`${backend.location}: no repository here (config file not found)`);
       }
       throw err;
@@ -108,7 +127,8 @@ export class Repository {
         file = parseKeyFile(await backend.load({ type: 'key', name }), what);
       } catch (err) {
         if (err instanceof IntegrityError) {
-          damaged ??= err;
+          // Perhaps the key of this password: said only if no other key opens with it.
+          damaged ??= withDamageHint(err, { type: 'key', name }) as IntegrityError;
           continue;
         }
         throw err;
@@ -117,7 +137,12 @@ export class Repository {
       if (master === undefined) continue;
       const keys = deriveKeySet(master);
       // The config names the AEAD, but every envelope carries its algorithm id, so any AeadKey opens it.
-      const config = parseConfig(openStructured(new AeadKey(keys.metadata, defaultAeadAlgorithm), 'config', sealedConfig, 'config'));
+      let config: RepoConfig;
+      try {
+        config = parseConfig(openStructured(new AeadKey(keys.metadata, defaultAeadAlgorithm), 'config', sealedConfig, 'config'));
+      } catch (err) {
+        throw withDamageHint(err, configHandle);
+      }
       return new Repository(backend, config, master, makeCrypto(keys, config.aead), name);
     }
     if (damaged) throw damaged;
@@ -127,6 +152,14 @@ export class Repository {
       });
     }
     throw new WrongPasswordError(`${backend.location}: wrong password (no key opens with it)`);
+  }
+
+  /**
+   * Removes the temporary files that writes of killed processes left behind, once unchanged for
+   * `staleTemporaryFileAgeMs` (an hour: live ones are renamed within seconds); returns how many.
+   */
+  async removeStaleTemporaryFiles(): Promise<number> {
+    return (await this.backend.removeStaleTemporaryFiles?.(staleTemporaryFileAgeMs)) ?? 0;
   }
 
   /** Encrypts and stores a structured file; returns its name (the SHA-256 of the stored bytes). */
@@ -140,7 +173,11 @@ export class Repository {
   /** Loads, verifies and decrypts a structured file. */
   async loadStructured(type: FileType, name: Id): Promise<unknown> {
     const bytes = await this.backend.load({ type, name });
-    return openStructured(this.crypto.metadata, kindOf(type), bytes, describe(type, name));
+    try {
+      return openStructured(this.crypto.metadata, kindOf(type), bytes, describe(type, name));
+    } catch (err) {
+      throw withDamageHint(err, { type, name });
+    }
   }
 
   /** Loads every index file into the in-memory index (call after listing snapshots: see design §Ordering). */
@@ -151,7 +188,11 @@ export class Repository {
     this.indexFiles.clear();
     await mapLimit(names, this.backend.connections, async (name) => {
       const content = await this.loadStructured('index', name);
-      this.indexFiles.set(name, loadIndexInto(index, content, describe('index', name)));
+      try {
+        this.indexFiles.set(name, loadIndexInto(index, content, describe('index', name)));
+      } catch (err) {
+        throw withDamageHint(err, { type: 'index', name });
+      }
     });
     this.#index = index;
     // A caching backend keeps tree packs whole (docs/design.md §Local cache); only the index knows which they are.
@@ -237,22 +278,57 @@ export class Repository {
     return { id: name, ...decodeSnapshot(await this.loadStructured('snapshot', name), describe('snapshot', name)) };
   }
 
-  /** Every snapshot, oldest first. */
-  async listSnapshots(): Promise<StoredSnapshot[]> {
-    const names: Id[] = [];
-    for await (const { name } of this.backend.list('snapshot')) names.push(name);
-    const snapshots = await mapLimit(names, this.backend.connections, (name) => this.loadSnapshot(name));
-    return snapshots.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  /**
+   * Every snapshot, oldest first. A snapshot file that cannot be read (an IntegrityError) throws, unless a
+   * `reporter` is given: then it is reported and left out, so one damaged file does not stop every command.
+   * Only callers that may ignore a snapshot pass one; prune must not (see {@link loadSnapshots}).
+   */
+  async listSnapshots(reporter?: SnapshotListReporter): Promise<StoredSnapshot[]> {
+    const { snapshots, unreadable } = await this.loadSnapshots();
+    if (unreadable.length > 0 && reporter === undefined) throw unreadable[0].error;
+    for (const u of unreadable) reporter?.unreadableSnapshot(u.id, u.error);
+    return snapshots;
   }
 
+  /**
+   * Every snapshot that can be read, oldest first, and the files that cannot (by name). A file removed
+   * between listing and loading (a concurrent forget) is simply gone.
+   */
+  async loadSnapshots(): Promise<{ snapshots: StoredSnapshot[]; unreadable: UnreadableSnapshot[] }> {
+    const names: Id[] = [];
+    for await (const { name } of this.backend.list('snapshot')) names.push(name);
+    names.sort();
+    const unreadable: UnreadableSnapshot[] = [];
+    const loaded = await mapLimit(names, this.backend.connections, async (name) => {
+      try {
+        return await this.loadSnapshot(name);
+      } catch (err) {
+        if (err instanceof NotFoundError) return undefined;
+        if (!(err instanceof IntegrityError)) throw err;
+        unreadable.push({ id: name, error: err });
+        return undefined;
+      }
+    });
+    const snapshots = loaded.filter((s) => s !== undefined).sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+    return { snapshots, unreadable: unreadable.sort((a, b) => (a.id < b.id ? -1 : 1)) };
+  }
+
+  /** Every key file, oldest first; those that cannot be read last, marked `damaged` (they can still be removed). */
   async listKeys(): Promise<KeyListing[]> {
     const out: KeyListing[] = [];
     for await (const { name } of this.backend.list('key')) {
       const what = `keys/${shortId(name)}`;
-      const file = parseKeyFile(await this.backend.load({ type: 'key', name }), what);
-      out.push({ name, current: name === this.keyName, info: readKeyInfo(file, this.crypto.metadata, what), kdf: file.kdf });
+      try {
+        const file = parseKeyFile(await this.backend.load({ type: 'key', name }), what);
+        out.push({ name, current: name === this.keyName, info: readKeyInfo(file, this.crypto.metadata, what), kdf: file.kdf });
+      } catch (err) {
+        if (err instanceof NotFoundError) continue;
+        if (!(err instanceof IntegrityError)) throw err;
+        out.push({ name, current: false, damaged: err });
+      }
     }
-    return out.sort((a, b) => a.info.created.localeCompare(b.info.created) || a.name.localeCompare(b.name));
+    const created = (k: KeyListing) => (k.damaged ? '\uffff' : k.info.created);
+    return out.sort((a, b) => created(a).localeCompare(created(b)) || a.name.localeCompare(b.name));
   }
 
   /** Adds a key file for another password; returns its name. */
@@ -286,6 +362,12 @@ export class Repository {
   }
 }
 
+/** An IntegrityError about the stored file `handle`, with the hint that fits a damaged file of its type. */
+function withDamageHint(err: unknown, handle: Handle): unknown {
+  if (!(err instanceof IntegrityError)) return err;
+  return new IntegrityError(err.message, { hint: damagedFileHint(handle), data: err.data, cause: err.cause ?? err });
+}
+
 function kindOf(type: FileType): string {
   const kind = structuredKinds[type];
   if (kind === undefined) throw new UsageError(`${type} files are not structured files`);
@@ -294,6 +376,18 @@ function kindOf(type: FileType): string {
 
 export function describe(type: FileType, name: Id): string {
   return type === 'config' ? 'config' : `${type} ${shortId(name)}`;
+}
+
+/** The folders (`keys/`, `data/`, …) that hold at least one stored file. */
+async function repositoryFolders(backend: Backend): Promise<string[]> {
+  const found: string[] = [];
+  for (const type of ['key', 'data', 'index', 'snapshot'] as const) {
+    for await (const _ of backend.list(type)) {
+      found.push(`${typeFolder(type)}/`);
+      break;
+    }
+  }
+  return found;
 }
 
 async function exists(backend: Backend, handle: Handle): Promise<boolean> {

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { assertOk, cofferBin, runCoffer, testEnv } from '../support/cli.ts';
+import { assertOk, canDropPrivileges, cofferBin, runCoffer, testEnv } from '../support/cli.ts';
 
 function randomData(seed: string, length: number): Buffer {
   const key = createHash('sha256').update(seed).digest();
@@ -95,24 +95,6 @@ test('--time in a local hour that occurs twice is the later one (standard time),
   assert.deepEqual(times.sort(), ['2023-03-26T01:30:00.000Z', '2023-10-29T01:30:00.000Z', '2024-02-29T11:00:00.000Z']);
 });
 
-// Root reads every file whatever its mode, so the unreadable file needs an unprivileged user.
-const canDropPrivileges = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
-
-/** Runs coffer as the unprivileged user nobody, with its cache in `dir`. */
-function runAsNobody(args: string[], repo: string, dir: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args], {
-      env: testEnv({ COFFER_REPOSITORY: repo, COFFER_CACHE_DIR: join(dir, 'cache') }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (b) => (stdout += b));
-    child.stderr.on('data', (b) => (stderr += b));
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
 test('an unreadable file is reported and skipped; the snapshot is saved; exit 3', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   await chmod(dir, 0o777);
@@ -124,7 +106,7 @@ test('an unreadable file is reported and skipped; the snapshot is saved; exit 3'
   await writeFile(join(src, 'secret.txt'), 'not for you');
   await chmod(join(src, 'ok.txt'), 0o644);
   await chmod(join(src, 'secret.txt'), 0o600);
-  const asNobody = (args: string[]) => runAsNobody(args, repo, dir);
+  const asNobody = (args: string[]) => runCoffer(args, { repo, unprivileged: true, env: { COFFER_CACHE_DIR: join(dir, 'cache') } });
   assert.equal((await asNobody(['init'])).code, 0);
 
   const r = await asNobody(['backup', src]);
@@ -241,12 +223,12 @@ test('a repository that refuses pack writes ends the backup with one error, for 
   await mkdir(src, { mode: 0o777 });
   await chmod(src, 0o777);
   for (let i = 0; i < 4; i++) await writeFile(join(src, `f${i}.bin`), randomData(`refused ${i}`, 3 * 1024 * 1024));
-  assert.equal((await runAsNobody(['init', '--pack-size', '1M'], repo, dir)).code, 0);
+  assert.equal((await runCoffer(['init', '--pack-size', '1M'], { repo, unprivileged: true, env: { COFFER_CACHE_DIR: join(dir, 'cache') } })).code, 0);
   // Pack folders the backup's user may not write to.
   for (const sub of await readdir(join(repo, 'data'))) await chmod(join(repo, 'data', sub), 0o555);
 
   for (const source of [join(src, 'f0.bin'), src]) {
-    const r = await runAsNobody(['backup', source], repo, dir);
+    const r = await runCoffer(['backup', source], { repo, unprivileged: true, env: { COFFER_CACHE_DIR: join(dir, 'cache') } });
 
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error: [^\n]*data\/[0-9a-f]{2}\/[0-9a-f]{64}: permission denied\nhint: check the permissions of the repository folder\n$/, `${source}: one repository error, with its hint`);

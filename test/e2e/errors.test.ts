@@ -6,11 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmod, cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { flipByte } from '../support/repo-inspect.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
 const password = 'correct horse';
@@ -31,15 +32,6 @@ function assertFails(r: RunResult, code: number, message: RegExp): void {
   assert.match(lines[0], message);
   assert.match(lines[1], /^hint: \S/);
   assert.doesNotMatch(r.stderr, /\n\s+at |Error:|node:internal/, 'no stack trace');
-}
-
-/** Inverts one byte in the middle of a stored file (stored files are read-only: 0444). */
-async function flipByte(file: string): Promise<void> {
-  await chmod(file, 0o644);
-  const bytes = await readFile(file);
-  bytes[Math.floor(bytes.length / 2)] ^= 0x01;
-  await writeFile(file, bytes);
-  await chmod(file, 0o444);
 }
 
 /** A port nothing listens on. */
@@ -177,10 +169,12 @@ describe('errors', () => {
   });
 
   describe('tampering', () => {
-    it('a damaged config: integrity error naming the config, exit 1', async () => {
+    it('a damaged config: integrity error naming the config, exit 1, hint to restore it (check cannot help)', async () => {
       const { repo, env } = await copyRepo();
       await flipByte(path.join(repo, 'config'));
-      assertFails(await coffer(['-r', repo, 'snapshots'], { env }), 1, /config: authentication failed/);
+      const r = await coffer(['-r', repo, 'snapshots'], { env });
+      assertFails(r, 1, /config: authentication failed/);
+      assert.match(r.stderr, /hint: the config file is damaged; restore it from a copy of the repository/);
       assertFails(await coffer(['-r', repo, 'cat', 'config'], { env }), 1, /config: authentication failed/);
     });
 
@@ -192,15 +186,24 @@ describe('errors', () => {
       assertFails(r, 1, new RegExp(`keys/${key}: content does not match its name`));
       // Not taken for a wrong password: the password may well be right.
       assert.doesNotMatch(r.stderr, /wrong password/);
+      // `check` fails the same way, so the hint must not send the user there.
+      assert.match(r.stderr, new RegExp(`hint: the key file is damaged; restore keys/${key} from a copy of the repository, or open the repository with the password of another key`));
+      assert.doesNotMatch(r.stderr, /coffer check/);
     });
 
-    it('a damaged snapshot file: snapshots and cat snapshot name it, exit 1', async () => {
+    it('a damaged snapshot file: snapshots warns naming it and goes on; cat snapshot fails naming it, exit 1', async () => {
       const { repo, env } = await copyRepo();
       await flipByte(path.join(repo, 'snapshots', snapshotId));
       const named = new RegExp(`${escape(repo)}: snapshots/${snapshotId}: content does not match its name`);
-      assertFails(await coffer(['-r', repo, 'snapshots'], { env }), 1, named);
-      assertFails(await coffer(['-r', repo, 'cat', 'snapshot', snapshotId.slice(0, 8)], { env }), 1, named);
-      assertFails(await coffer(['-r', repo, '--no-cache', 'snapshots'], { env }), 1, named);
+      for (const args of [['snapshots'], ['--no-cache', 'snapshots']]) {
+        const r = await coffer(['-r', repo, ...args], { env });
+        assertOk(r);
+        assert.match(r.stderr, new RegExp(`^warning: ${named.source}; snapshot ${snapshotId.slice(0, 8)} is left out \\(remove it with \`coffer forget ${snapshotId.slice(0, 8)}\`\\)\n$`));
+        assert.match(r.stdout, /^0 snapshots$/m);
+      }
+      const cat = await coffer(['-r', repo, 'cat', 'snapshot', snapshotId.slice(0, 8)], { env });
+      assertFails(cat, 1, named);
+      assert.match(cat.stderr, new RegExp(`hint: the snapshot file is damaged; .*\`coffer forget ${snapshotId.slice(0, 8)}\``));
     });
 
     it('a planted snapshot file named by its own hash fails authentication, naming snapshot <short id>', async () => {
@@ -209,7 +212,10 @@ describe('errors', () => {
       forged[forged.length - 20] ^= 0x01;
       const name = createHash('sha256').update(forged).digest('hex');
       await writeFile(path.join(repo, 'snapshots', name), forged);
-      assertFails(await coffer(['-r', repo, 'snapshots'], { env }), 1, new RegExp(`snapshot ${name.slice(0, 8)}: authentication failed`));
+      const r = await coffer(['-r', repo, 'snapshots'], { env });
+      assertOk(r);
+      assert.match(r.stderr, new RegExp(`^warning: snapshot ${name.slice(0, 8)}: authentication failed.*; snapshot ${name.slice(0, 8)} is left out`));
+      assert.match(r.stdout, new RegExp(`^${snapshotId.slice(0, 8)} `, 'm'));
     });
 
     it('a damaged index file: commands that load the index name it, exit 1', async () => {
@@ -217,7 +223,10 @@ describe('errors', () => {
       const [index] = await readdir(path.join(repo, 'index'));
       await flipByte(path.join(repo, 'index', index));
       const named = new RegExp(`${escape(repo)}: index/${index}: content does not match its name`);
-      assertFails(await coffer(['-r', repo, 'ls', 'latest'], { env }), 1, named);
+      const ls = await coffer(['-r', repo, 'ls', 'latest'], { env });
+      assertFails(ls, 1, named);
+      // `check` reports it just so; what mends a damaged index is `repair index`.
+      assert.match(ls.stderr, /hint: the index file is damaged; `coffer repair index` rebuilds the index from the packs/);
       assertFails(await coffer(['-r', repo, 'cat', 'index', index.slice(0, 8)], { env }), 1, named);
       // Listing snapshots needs no index.
       assertOk(await coffer(['-r', repo, 'snapshots'], { env }));
@@ -238,8 +247,12 @@ describe('errors', () => {
       assert.equal(again.stdout, first.stdout);
       // The cache holds checked copies: damage to the stored snapshot is noticed only without it (as `check` should).
       await flipByte(path.join(repo, 'snapshots', snapshotId));
-      assertOk(await coffer(['-r', repo, 'snapshots'], { env }));
-      assertFails(await coffer(['-r', repo, '--no-cache', 'snapshots'], { env }), 1, /content does not match its name/);
+      const cachedList = await coffer(['-r', repo, 'snapshots'], { env });
+      assertOk(cachedList);
+      assert.equal(cachedList.stderr, '');
+      const storedList = await coffer(['-r', repo, '--no-cache', 'snapshots'], { env });
+      assertOk(storedList);
+      assert.match(storedList.stderr, /^warning: .*content does not match its name; snapshot \w{8} is left out/);
       await flipByte(path.join(repo, 'config'));
       assertFails(await coffer(['-r', repo, 'ls', 'latest'], { env }), 1, /config: authentication failed/);
     });

@@ -215,13 +215,13 @@ describe('forget (binary, fixed snapshot times)', { concurrency: 4 }, () => {
     assert.equal(r.code, 2, r.stderr);
     assert.deepEqual(await storedNames(repo), sorted(all));
   });
-  it('refuses an empty policy with restic\'s message and status 1', async () => {
+  it('refuses an empty policy with restic\'s message as a usage error (status 2) with a hint', async () => {
     const repo = await copyOfFixture();
     const r = await coffer(['forget'], repo);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /no policy was specified, no snapshots will be removed/);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^error: no policy was specified, no snapshots will be removed\nhint: give --keep-\* options/);
     const zero = await coffer(['forget', '--keep-last', '0', '--keep-within', '0d'], repo);
-    assert.equal(zero.code, 1);
+    assert.equal(zero.code, 2);
     assert.deepEqual(await storedNames(repo), sorted(all));
   });
   it('refuses a policy that would empty a group', async () => {
@@ -234,7 +234,7 @@ describe('forget (binary, fixed snapshot times)', { concurrency: 4 }, () => {
   it('--unsafe-allow-remove-all needs a filter, then removes every matching snapshot', async () => {
     const repo = await copyOfFixture();
     const bare = await coffer(['forget', '--unsafe-allow-remove-all'], repo);
-    assert.equal(bare.code, 1);
+    assert.equal(bare.code, 2);
     assert.deepEqual(await storedNames(repo), sorted(all));
     const r = await coffer(['forget', '--json', '--unsafe-allow-remove-all', '--host', 'other'], repo);
     assertOk(r);

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
 import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { flipByte } from '../support/repo-inspect.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
 let cacheHome: string;
@@ -237,6 +238,48 @@ describe('key', () => {
     assertFails(await coffer(['-r', repo, 'key', 'add', '--new-password-file', path.join(dir, 'empty')]), 2, /empty password/);
     assertFails(await coffer(['-r', repo, 'key', 'passwd']), 2, /no new password/);
     assert.equal((await readdir(path.join(repo, 'keys'))).length, 1);
+  });
+
+  it('--new-password-file that cannot be read: the hint names --new-password-file', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['-r', repo, 'init']));
+    const missing = path.join(await makeTempDir(), 'missing');
+    const r = await coffer(['-r', repo, 'key', 'add', '--new-password-file', missing]);
+    assertFails(r, 2, /cannot read password file .*missing: no such file$/);
+    assert.match(r.stderr, /^hint: check the path given to --new-password-file$/m);
+  });
+
+  it('key list shows the readable keys and marks a damaged one, which key remove still removes', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    assertOk(await coffer(['-r', repo, 'init'], 'pw one'));
+    const [first] = await keyList(repo, 'pw one');
+    await writeFile(path.join(dir, 'two'), 'pw two\n');
+    assertOk(await coffer(['-r', repo, 'key', 'add', '--new-password-file', path.join(dir, 'two')], 'pw one'));
+    await flipByte(path.join(repo, 'keys', first.id));
+
+    const table = await coffer(['-r', repo, 'key', 'list'], 'pw two');
+    assertOk(table);
+    assert.match(table.stdout, new RegExp(`^!\\s+${first.id.slice(0, 8)}\\s+damaged: cannot be read$`, 'm'));
+    assert.match(table.stdout, /^\*\s+[0-9a-f]{8}\s+.*argon2id/m);
+    assert.match(table.stderr, new RegExp(`^warning: .*keys/${first.id}: content does not match its name; .*\`coffer key remove ${first.id.slice(0, 8)}\`$`, 'm'));
+    const json = await keyList(repo, 'pw two');
+    assert.deepEqual(
+      json.map((k) => ({ id: k.id, damaged: (k as { damaged?: boolean }).damaged === true })),
+      [...json.filter((k) => k.id !== first.id).map((k) => ({ id: k.id, damaged: false })), { id: first.id, damaged: true }],
+    );
+
+    // Its password no longer opens the repository; the hint says why, not to run check.
+    const opened = await coffer(['-r', repo, 'snapshots'], 'pw one');
+    assertFails(opened, 1, new RegExp(`keys/${first.id}: content does not match its name`));
+    assert.match(opened.stderr, /hint: the key file is damaged; restore .* or open the repository with the password of another key/);
+
+    const removed = await coffer(['-r', repo, 'key', 'remove', first.id.slice(0, 8)], 'pw two');
+    assertOk(removed);
+    assert.equal((await readdir(path.join(repo, 'keys'))).length, 1);
+    const after = await coffer(['-r', repo, 'key', 'list'], 'pw two');
+    assertOk(after);
+    assert.equal(after.stderr, '');
   });
 
   it('key --json output', async () => {

@@ -5,10 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { assertOk, cofferBin, jsonLines, makeRepoDir, projectRoot, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 import { assertSameTree, buildSourceTree, captureTree, restoredTimeToleranceNs, type TreeState } from '../support/tree-builder.ts';
 
@@ -144,11 +143,9 @@ describe('restore (local repository)', () => {
     assert.match(noTarget.stderr, /^error: restore needs a target folder\nhint: pass --target DIR\n$/);
   });
 
-  it('restores again over its own read-only (0555) folder when not root', async (t) => {
-    // As root, run as nobody: root writes into any folder, so only another user shows the problem.
-    const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    const probe = spawnSync(process.execPath, ['-e', `require('node:fs').accessSync(${JSON.stringify(cofferBin)})`], { ...user, cwd: projectRoot });
-    if (probe.status !== 0) return t.skip('user nobody cannot run this checkout (it lies in a folder only root may enter)');
+  // Root writes into any folder, so as root this runs as nobody; another user runs it as itself.
+  const asRoot = process.getuid?.() === 0;
+  it('restores again over its own read-only (0555) folder when not root', { skip: asRoot && !canDropPrivileges && 'needs setpriv to run as an unprivileged user' }, async () => {
     const base = await makeTempDir();
     const ro = path.join(base, 'src', 'ro');
     await mkdir(ro, { recursive: true });
@@ -161,7 +158,7 @@ describe('restore (local repository)', () => {
     for (const dir of [base, target]) await chmod(dir, 0o777);
     await chmod(path.dirname(roRepo), 0o755);
     await chmodTree(roRepo, 0o777);
-    const again = () => coffer(['--no-cache', 'restore', 'latest', '--target', target], roRepo, { ...user, env: { HOME: target } });
+    const again = () => coffer(['--no-cache', 'restore', 'latest', '--target', target], roRepo, { unprivileged: asRoot, env: { HOME: target } });
     assertOk(await again());
     const restored = path.join(target, ro);
     assert.equal((await stat(restored)).mode & 0o7777, 0o555);

@@ -1,11 +1,19 @@
 /**
  * The deferred lock confirmation (commands that read first and commit later) and interrupts: an
- * interrupted backup still commits the index of the packs it stored, after the settle re-check.
+ * interrupted backup still commits the index of the packs it stored, after the settle re-check. A backup
+ * whose lock was removed commits nothing, as its hint says.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { test } from 'node:test';
+import { backup } from '../../src/archiver/index.ts';
+import { RepoLockedError } from '../../src/errors/index.ts';
+import { executePrune, planPrune } from '../../src/prune/index.ts';
 import { RepoLock, listLocks } from '../../src/repo/index.ts';
-import { createTestRepo } from '../support/test-repo.ts';
+import { createTestRepo, reopen } from '../support/test-repo.ts';
 
 test('an interrupt during the deferred settle check still lets the commit that follows it go ahead', async () => {
   const repo = await createTestRepo();
@@ -18,4 +26,39 @@ test('an interrupt during the deferred settle check still lets the commit that f
   assert.equal((await listLocks(repo)).locks.length, 1);
   await lock.release();
   assert.equal((await listLocks(repo)).locks.length, 0);
+});
+
+test('a backup whose lock was removed commits nothing, and its hint is true: a rerun uploads that data again, prune removes the copies left behind', async () => {
+  const repo = await createTestRepo();
+  const source = await mkdtemp(path.join(tmpdir(), 'coffer-lost-lock-'));
+  try {
+    await writeFile(path.join(source, 'data.bin'), randomBytes(200 * 1024));
+    const lock = await RepoLock.acquire(repo, 'shared');
+    await repo.backend.remove({ type: 'lock', name: lock.id });
+    await assert.rejects(backup(repo, { paths: [source], programVersion: 'test', beforeCommit: () => lock.assertFresh() }), (err: unknown) => {
+      assert.ok(err instanceof RepoLockedError);
+      assert.match(err.message, /was removed by another process/);
+      assert.match(err.hint ?? '', /^nothing more was written once the lock was lost; run the command again \(a backup uploads again the data it stored since its last index file; `coffer prune` removes the copies left behind\)$/);
+      return true;
+    });
+    const stored = async (type: 'data' | 'index' | 'snapshot') => {
+      let count = 0;
+      for await (const _ of repo.backend.list(type)) count++;
+      return count;
+    };
+    const packsLeft = await stored('data');
+    assert.ok(packsLeft > 0);
+    assert.equal(await stored('index'), 0, 'no index file');
+    assert.equal(await stored('snapshot'), 0, 'no snapshot');
+
+    const again = await reopen(repo);
+    await backup(again, { paths: [source], programVersion: 'test' });
+    assert.equal(await stored('data'), 2 * packsLeft, 'the rerun uploaded the data again');
+    const plan = await planPrune(again);
+    assert.equal(plan.unreferenced.length, packsLeft);
+    await executePrune(again, plan);
+    assert.equal(await stored('data'), packsLeft, 'prune removed the copies left behind');
+  } finally {
+    await rm(source, { recursive: true, force: true });
+  }
 });

@@ -5,7 +5,7 @@
  * folder (removed when the test process exits) rather than the user's ~/.cache.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,10 +28,12 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Sends stdout to this file (e.g. /dev/full) instead of collecting it. */
   readonly stdoutFile?: string;
-  /** Runs as this user and group (the test process must be root). */
-  readonly uid?: number;
-  readonly gid?: number;
+  /** Runs coffer as user and group 65534 (nobody) through setpriv; needs {@link canDropPrivileges}. */
+  readonly unprivileged?: boolean;
 }
+
+/** Root reads and writes every file whatever its mode: tests of permissions run coffer as another user. */
+export const canDropPrivileges = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
 
 export interface RunResult {
   /** Exit status; a process killed by a signal reports 128 + the signal number's usual value. */
@@ -75,14 +77,11 @@ export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.
 export function runCoffer(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const env = testEnv({ ...(options.repo !== undefined ? { COFFER_REPOSITORY: options.repo } : {}), ...options.env });
   return new Promise((resolve, reject) => {
+    const [command, commandArgs] = options.unprivileged
+      ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args]]
+      : [process.execPath, [cofferBin, ...args]];
     const stdoutFd = options.stdoutFile === undefined ? undefined : openSync(options.stdoutFile, 'w');
-    const child = spawn(process.execPath, [cofferBin, ...args], {
-      cwd: options.cwd ?? projectRoot,
-      env,
-      stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'],
-      uid: options.uid,
-      gid: options.gid,
-    });
+    const child = spawn(command, commandArgs, { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
     if (stdoutFd !== undefined) closeSync(stdoutFd);
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -3,7 +3,7 @@
  * back, a consistency check of index and packs independent of prune's and the checker's code, store
  * listings and backend copies.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileTypes, type Backend } from '../../src/backend/index.ts';
 import { fromHex, nodeName, shortId, storageName, toHex, type Id } from '../../src/model/index.ts';
@@ -20,6 +20,15 @@ export async function snapshotFiles(repo: Repository, snapshotId: Id): Promise<M
     files.set(path, Buffer.concat(parts));
   });
   return files;
+}
+
+/** Inverts one byte in the middle of a stored file on disk (stored files are read-only: 0444). */
+export async function flipByte(file: string): Promise<void> {
+  await chmod(file, 0o644);
+  const bytes = await readFile(file);
+  bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+  await writeFile(file, bytes);
+  await chmod(file, 0o444);
 }
 
 /** Files under `root` on disk as `snapshotFiles` names them. */

@@ -142,7 +142,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true });
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
-        const snapshots = await repo.listSnapshots();
+        const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
         const parent = flags.parent ? selectSnapshot(snapshots, flags.parent) : undefined;
         await repo.loadIndex();
         if (parent) ctx.verbose(`using parent snapshot ${shortId(parent.id)}`);

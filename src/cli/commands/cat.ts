@@ -14,6 +14,7 @@ import {
 } from '../../repo/index.ts';
 import type { FileType } from '../../backend/index.ts';
 import type { CliContext } from '../context.ts';
+import { readsOnly } from '../locking.ts';
 import { goFileMode, resticType, rfc3339, snapshotJson } from '../output/json.ts';
 
 /** Extra `cat` kinds registered by later commands (snapshot, index, pack, blob, tree). */
@@ -65,7 +66,7 @@ function print(ctx: CliContext, value: unknown): void {
 catHandlers.set('snapshot', async (ctx, arg) => {
   const spec = needId(arg, 'snapshot');
   const repo = await ctx.openRepository();
-  const name = spec === 'latest' ? selectSnapshot(await repo.listSnapshots(), 'latest').id : resolve(await listNames(repo, 'snapshot'), spec, 'snapshot', 'list them with `coffer snapshots`');
+  const name = spec === 'latest' ? selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), 'latest').id : resolve(await listNames(repo, 'snapshot'), spec, 'snapshot', 'list them with `coffer snapshots`');
   // restic prints the stored snapshot, without the id it is stored under.
   const { id: _id, short_id: _short, ...rest } = snapshotJson(await repo.loadSnapshot(name));
   print(ctx, rest);
@@ -153,7 +154,7 @@ catHandlers.set('tree', async (ctx, arg) => {
   if (spec.includes(':')) {
     // SNAPSHOT:PATH names the tree of a folder in a snapshot, as in restic.
     const { spec: snap, path } = splitSnapshotPath(spec);
-    const snapshot = selectSnapshot(await repo.listSnapshots(), snap);
+    const snapshot = selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), snap);
     const node = await findNode(repo, snapshot.tree, path ?? '/', snapshot.id);
     if (node.type !== 'dir' || !node.subtree) throw new UsageError(`${path}: not a folder in snapshot ${shortId(snapshot.id)}`);
     id = toHex(node.subtree);
@@ -165,8 +166,7 @@ catHandlers.set('tree', async (ctx, arg) => {
 });
 
 export function registerCat(program: Command, ctx: CliContext): void {
-  program
-    .command('cat')
+  readsOnly(program.command('cat'))
     .description('print a decrypted repository object, for debugging (never key material)')
     .argument('<type>', 'config, snapshot, index, pack, blob or tree')
     .argument('[id]', 'object id or unique prefix')

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type ReadDataSubset } from '../../checker/index.ts';
 import { IntegrityError } from '../../errors/index.ts';
 import type { CliContext } from '../context.ts';
-import { withLock } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { elapsed, progressSink, type ProgressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 
@@ -71,8 +71,7 @@ function describeSubset(subset: ReadDataSubset | undefined): string {
 }
 
 export function registerCheck(program: Command, ctx: CliContext): void {
-  program
-    .command('check')
+  readsOnly(program.command('check'))
     .description('check the repository for errors; with --read-data, download and verify all data too')
     .option('--read-data', 'download every pack and verify every blob')
     .option('--read-data-subset <subset>', 'verify a subset of the packs: n/m (group n of m), x% (random share) or a size like 500M')
@@ -85,7 +84,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
       // Worker threads start while the password's key is derived, which leaves a core idle.
       if (readData) prestartVerifyWorkers();
       const repo = await ctx.openRepository();
-      await withLock(ctx, repo, 'shared', async () => {
+      await withReadLock(ctx, repo, async () => {
         const live = !ctx.json && !ctx.quiet && ctx.io.stdout.isTTY === true && ctx.io.env.TERM !== 'dumb';
         const state: Progress = { phase: '', total: 0, done: 0, bytesDone: 0, bytesTotal: 0, errors: 0, started: Date.now(), phaseStarted: Date.now() };
         let sink: ProgressSink = await progressSink(ctx, 'check');

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
 import { diffTrees, snapshotTree, type DiffCounts } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
-import { withLock } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { formatBytes } from '../table.ts';
 import { displayName } from '../display.ts';
 
@@ -11,16 +11,15 @@ function countsJson(c: DiffCounts) {
 }
 
 export function registerDiff(program: Command, ctx: CliContext): void {
-  program
-    .command('diff')
+  readsOnly(program.command('diff'))
     .description('show what changed between two snapshots')
     .argument('<snapshot1>', 'snapshot id, prefix or `latest`, optionally with `:subfolder`')
     .argument('<snapshot2>', 'snapshot id, prefix or `latest`, optionally with `:subfolder`')
     .option('--metadata', 'also show metadata changes (U)')
     .action(async (first: string, second: string, flags: { metadata?: boolean }) => {
       const repo = await ctx.openRepository();
-      await withLock(ctx, repo, 'shared', async () => {
-        const snapshots = await repo.listSnapshots();
+      await withReadLock(ctx, repo, async () => {
+        const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
         const a = await snapshotTree(repo, snapshots, first);
         const b = await snapshotTree(repo, snapshots, second);
         ctx.say(`comparing snapshot ${shortId(a.snapshot.id)} to ${shortId(b.snapshot.id)}:`);

@@ -4,7 +4,7 @@ import { FileError, UsageError, errnoCode, fileErrorText } from '../../errors/in
 import { shortId } from '../../model/index.ts';
 import { fileContent, findNode, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
-import { withLock } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { addFilterOptions, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
 interface DumpFlags extends FilterFlags {
@@ -64,8 +64,7 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>): Pro
 
 export function registerDump(program: Command, ctx: CliContext): void {
   addFilterOptions(
-    program
-      .command('dump')
+    readsOnly(program.command('dump'))
       .description('write a file from a snapshot to stdout, or a folder as a tar archive')
       .argument('<snapshot>', 'snapshot id, unique prefix or `latest`, optionally with `:subfolder`')
       .argument('<path>', 'absolute path of a file or folder in the snapshot (or in the subfolder)'),
@@ -78,8 +77,8 @@ export function registerDump(program: Command, ctx: CliContext): void {
         throw new UsageError('dump: stdout is a terminal', { hint: 'redirect the output (`> file`, `| tar -x`) or use --target FILE' });
       }
       const repo = await ctx.openRepository();
-      await withLock(ctx, repo, 'shared', async () => {
-        const { snapshot, tree } = await snapshotTree(repo, await repo.listSnapshots(), spec, snapshotFilter(flags));
+      await withReadLock(ctx, repo, async () => {
+        const { snapshot, tree } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
         const node = await findNode(repo, tree, path, snapshot.id);
         const parts = pathParts(path).map((p) => Buffer.from(p));
         let chunks: AsyncIterable<Uint8Array>;

@@ -5,7 +5,7 @@ import { shortId, type TreeNode } from '../../model/index.ts';
 import { walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect, parseTime } from '../parse.ts';
-import { withLock } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { findNodeJson } from '../output/json.ts';
 import { displayPath } from '../display.ts';
 import { formatLong } from './ls.ts';
@@ -50,8 +50,7 @@ interface Match {
 
 export function registerFind(program: Command, ctx: CliContext): void {
   addFilterOptions(
-    program
-      .command('find')
+    readsOnly(program.command('find'))
       .description('find files and folders by name in snapshots')
       .argument('<pattern...>', 'glob on the name, or on the path when it contains a slash'),
   )
@@ -73,8 +72,8 @@ export function registerFind(program: Command, ctx: CliContext): void {
         return (oldest === undefined || mtime >= oldest) && (newest === undefined || mtime <= newest);
       };
       const repo = await ctx.openRepository();
-      await withLock(ctx, repo, 'shared', async () => {
-        const snapshots = selectSnapshots(await repo.listSnapshots(), flags.snapshot ?? [], snapshotFilter(flags));
+      await withReadLock(ctx, repo, async () => {
+        const snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), flags.snapshot ?? [], snapshotFilter(flags));
         if (!flags.reverse) snapshots.reverse();
         const results: unknown[] = [];
         let printed = 0;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { AppError, ExitCode, UsageError } from '../../errors/index.ts';
+import { AppError, CancelledError, UsageError } from '../../errors/index.ts';
 import {
   applyPolicy,
   assertNoGroupEmptied,
@@ -18,8 +18,8 @@ import {
   type Policy,
   type PolicySnapshot,
 } from '../../forget/index.ts';
-import { mapLimit, shortId, type StoredSnapshot } from '../../model/index.ts';
-import { matchesFilter, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
+import { mapLimit, shortId, type Id, type StoredSnapshot } from '../../model/index.ts';
+import { matchesFilter, resolvePrefix, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
@@ -131,6 +131,18 @@ function snapshotTable(list: readonly Candidate[], reasons: Map<string, string[]
   return `${table(header, rows)}\n${list.length} snapshots`;
 }
 
+/**
+ * The hint for a prune step that failed after forget removed snapshots. Prune's own hints speak of prune
+ * alone ("nothing was deleted"), and running the same forget again would find nothing to remove and so
+ * not prune: the user needs to know that the snapshots are gone and that `coffer prune` is what is left.
+ */
+function forgetThenPruneHint(removed: number, pruneHint: string | undefined): string {
+  const done = `forget removed ${removed} ${removed === 1 ? 'snapshot' : 'snapshots'}`;
+  const nothingDeleted = /^nothing was deleted;?\s*/;
+  const prune = pruneHint === undefined ? '' : nothingDeleted.test(pruneHint) ? `; its prune step deleted no data: ${pruneHint.replace(nothingDeleted, '')}` : `; its prune step stopped: ${pruneHint}`;
+  return /prune again|`coffer prune`/.test(prune) ? `${done}${prune}` : `${done}${prune}; then run \`coffer prune\``;
+}
+
 export function registerForget(program: Command, ctx: CliContext): void {
   const command = program
     .command('forget')
@@ -168,12 +180,12 @@ export function registerForget(program: Command, ctx: CliContext): void {
     }
     if (specs.length === 0 && isEmptyPolicy(policy)) {
       if (!flags.unsafeAllowRemoveAll) {
-        throw new AppError('FORGET_EMPTY_POLICY', ExitCode.failure, EMPTY_POLICY_MESSAGE, {
-          hint: 'give --keep-* options, or snapshot ids to remove; nothing was removed',
+        throw new UsageError(EMPTY_POLICY_MESSAGE, {
+          hint: 'give --keep-* options with counts above 0 (e.g. --keep-last 7), or snapshot ids to remove; nothing was removed',
         });
       }
       if (filterIsEmpty(filter)) {
-        throw new AppError('FORGET_EMPTY_POLICY', ExitCode.failure, '--unsafe-allow-remove-all is not allowed unless a snapshot filter option is specified', {
+        throw new UsageError('--unsafe-allow-remove-all is not allowed unless a snapshot filter option is specified', {
           hint: 'add --host, --tag or --path; nothing was removed',
         });
       }
@@ -181,15 +193,21 @@ export function registerForget(program: Command, ctx: CliContext): void {
 
     const repo = await ctx.openRepository();
     await withLock(ctx, repo, 'exclusive', async (lock) => {
-      const all = await repo.listSnapshots();
+      const { snapshots: all, unreadable } = await repo.loadSnapshots();
       let remove: StoredSnapshot[];
+      // Snapshot files that cannot be read are removed only by id: a policy cannot judge them.
+      const removeUnreadable = new Set<Id>();
       let groups: GroupResult<Candidate>[] = [];
       if (specs.length > 0) {
         const chosen = new Map<string, StoredSnapshot>();
+        const names = [...all.map((s) => s.id), ...unreadable.map((u) => u.id)];
         for (const spec of specs) {
           // Ids are taken as given; only `latest` looks at the filter (as restic).
-          const s = selectSnapshot(all, spec, spec === 'latest' ? filter : {});
-          chosen.set(s.id, s);
+          const s = spec === 'latest' ? selectSnapshot(all, spec, filter) : undefined;
+          const id = s?.id ?? resolvePrefix(names, spec, 'snapshot');
+          const readable = s ?? all.find((x) => x.id === id);
+          if (readable) chosen.set(id, readable);
+          else removeUnreadable.add(id);
         }
         remove = [...chosen.values()];
       } else {
@@ -213,21 +231,32 @@ export function registerForget(program: Command, ctx: CliContext): void {
         remove = groups.flatMap((g) => g.remove.map((c) => c.stored));
       }
 
-      if (remove.length > 0) {
+      for (const u of unreadable) if (!removeUnreadable.has(u.id)) ctx.snapshotWarnings.unreadableSnapshot(u.id, u.error);
+      const removeIds = [...remove.map((s) => s.id), ...removeUnreadable];
+      const label = (id: Id) => `snapshot ${shortId(id)}${removeUnreadable.has(id) ? ' (unreadable)' : ''}`;
+      if (removeIds.length > 0) {
         if (dryRun) {
-          for (const s of remove) ctx.say(`would have removed snapshot ${shortId(s.id)}`);
+          for (const id of removeIds) ctx.say(`would have removed ${label(id)}`);
         } else {
           await lock.assertFresh();
-          await mapLimit(remove, Math.max(2, repo.backend.connections), (s) => repo.backend.remove({ type: 'snapshot', name: s.id }));
-          for (const s of remove) ctx.say(`removed snapshot ${shortId(s.id)}`);
+          await mapLimit(removeIds, Math.max(2, repo.backend.connections), (name) => repo.backend.remove({ type: 'snapshot', name }));
+          for (const id of removeIds) ctx.say(`removed ${label(id)}`);
         }
       }
       if (ctx.json && groups.length > 0) ctx.printJson(forgetJson(groups, (c) => snapshotJson(c.stored)));
 
-      if (flags.prune && remove.length > 0) {
+      if (flags.prune && removeIds.length > 0) {
         ctx.say('');
-        ctx.say(`${remove.length} snapshots ${dryRun ? 'would be removed, running prune dry run' : 'have been removed, running prune'}`);
-        await runPrune(ctx, repo, lock, settings, { dryRun, ignoreSnapshots: dryRun ? new Set(remove.map((s) => s.id)) : undefined });
+        ctx.say(`${removeIds.length} snapshots ${dryRun ? 'would be removed, running prune dry run' : 'have been removed, running prune'}`);
+        try {
+          await runPrune(ctx, repo, lock, settings, { dryRun, ignoreSnapshots: dryRun ? new Set(removeIds) : undefined });
+        } catch (err) {
+          if (dryRun || !(err instanceof AppError)) throw err;
+          const hint = forgetThenPruneHint(removeIds.length, err.hint);
+          // An interrupt stays a CancelledError, which the exit code and reporting recognize.
+          if (err instanceof CancelledError) throw new CancelledError(err.message, { hint, cause: err });
+          throw new AppError(err.code, err.exitCode, err.message, { hint, data: err.data, cause: err });
+        }
       }
     });
   });

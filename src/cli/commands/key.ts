@@ -1,26 +1,39 @@
 import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
 import type { CliContext } from '../context.ts';
+import { readsOnly } from '../locking.ts';
 import { readNewPassword } from '../password.ts';
 import { table } from '../table.ts';
 
 export function registerKey(program: Command, ctx: CliContext): void {
   const key = program.command('key').description('manage the passwords (keys) that open the repository');
 
-  key
-    .command('list')
+  readsOnly(key.command('list'))
     .description('list the keys')
     .action(async () => {
       const repo = await ctx.openRepository();
       const keys = await repo.listKeys();
+      for (const k of keys) {
+        if (k.damaged && !ctx.json) ctx.warn(`warning: ${k.damaged.message}; restore the key file from a copy of the repository, or remove it with \`coffer key remove ${shortId(k.name)}\``);
+      }
       if (ctx.json) {
-        ctx.printJson(keys.map((k) => ({ current: k.current, id: k.name, userName: k.info.username, hostName: k.info.hostname, created: k.info.created, kdf: k.kdf })));
+        ctx.printJson(
+          keys.map((k) =>
+            k.damaged
+              ? { current: false, id: k.name, damaged: true, error: k.damaged.message }
+              : { current: k.current, id: k.name, userName: k.info.username, hostName: k.info.hostname, created: k.info.created, kdf: k.kdf },
+          ),
+        );
         return;
       }
       ctx.out(
         table(
           [' ', 'ID', 'User', 'Host', 'Created', 'KDF'],
-          keys.map((k) => [k.current ? '*' : ' ', shortId(k.name), k.info.username, k.info.hostname, k.info.created.replace('T', ' ').slice(0, 19), `${k.kdf.algorithm} ${k.kdf.memory >= 1024 ? `${k.kdf.memory / 1024} MiB` : `${k.kdf.memory} KiB`} t=${k.kdf.iterations} p=${k.kdf.parallelism}`]),
+          keys.map((k) =>
+            k.damaged
+              ? ['!', shortId(k.name), '', '', '', 'damaged: cannot be read']
+              : [k.current ? '*' : ' ', shortId(k.name), k.info.username, k.info.hostname, k.info.created.replace('T', ' ').slice(0, 19), `${k.kdf.algorithm} ${k.kdf.memory >= 1024 ? `${k.kdf.memory / 1024} MiB` : `${k.kdf.memory} KiB`} t=${k.kdf.iterations} p=${k.kdf.parallelism}`],
+          ),
         ),
       );
     });

@@ -3,7 +3,7 @@ import { UsageError } from '../../errors/index.ts';
 import { shortId, type StoredSnapshot, type TreeNode } from '../../model/index.ts';
 import { findNode, snapshotTree, walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
-import { withLock } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { lsNodeJson, snapshotJson } from '../output/json.ts';
 import { formatBytes } from '../table.ts';
 import { addFilterOptions, localTime, snapshotFilter, type FilterFlags } from './snapshots.ts';
@@ -56,8 +56,7 @@ interface LsFlags extends FilterFlags {
 
 export function registerLs(program: Command, ctx: CliContext): void {
   addFilterOptions(
-    program
-      .command('ls')
+    readsOnly(program.command('ls'))
       .description('list files in a snapshot')
       .argument('<snapshot>', 'snapshot id, unique prefix or `latest`, optionally with `:subfolder` (then listed as /)')
       .argument('[dir...]', 'list only these folders (absolute paths in the snapshot, or in the subfolder)'),
@@ -68,8 +67,8 @@ export function registerLs(program: Command, ctx: CliContext): void {
     .action(async (spec: string, dirArgs: string[], flags: LsFlags) => {
       const dirs = dirArgs.map(normalize);
       const repo = await ctx.openRepository();
-      await withLock(ctx, repo, 'shared', async () => {
-        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(), spec, snapshotFilter(flags));
+      await withReadLock(ctx, repo, async () => {
+        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
         for (const dir of dirs) await findNode(repo, tree, dir, snapshot.id);
         const filters = [...(subfolder === undefined ? [] : [`${subfolder}:`]), ...dirs];
 

@@ -197,6 +197,7 @@ export async function runPrune(
   }
   printPlan(ctx, plan);
   let result: PruneResult | undefined;
+  let temporaryFiles = 0;
   if (options.dryRun) ctx.say('dry run: nothing was changed');
   else if (planIsEmpty(plan)) ctx.say('nothing to do');
   else {
@@ -212,7 +213,16 @@ export async function runPrune(
     ctx.say(`removed ${result.packsDeleted} packs (${formatBytes(result.bytesDeleted)}), added ${result.packsWritten} (${formatBytes(result.bytesWritten)})`);
     ctx.say('done');
   }
-  if (ctx.json) ctx.printJson(pruneJson(plan, options.dryRun, result));
+  if (!options.dryRun) {
+    temporaryFiles = await repo.removeStaleTemporaryFiles();
+    if (temporaryFiles > 0) ctx.say(temporaryFilesRemoved(temporaryFiles));
+  }
+  if (ctx.json) ctx.printJson({ ...pruneJson(plan, options.dryRun, result), ...(options.dryRun ? {} : { temporary_files_removed: temporaryFiles }) });
+}
+
+/** What `prune` and `unlock` say when they removed the temporary files of killed processes. */
+export function temporaryFilesRemoved(count: number): string {
+  return `removed ${count} temporary ${count === 1 ? 'file' : 'files'} left in tmp/ by interrupted writes (unchanged for over an hour)`;
 }
 
 export function registerPrune(program: Command, ctx: CliContext): void {

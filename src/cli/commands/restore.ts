@@ -7,7 +7,7 @@ import { selectSnapshot, splitSnapshotPath } from '../../repo/index.ts';
 import { prestartRestoreWorkers, restore, type OverwriteMode } from '../../restorer/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect } from '../parse.ts';
-import { withLock } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { displayText } from '../display.ts';
@@ -44,8 +44,7 @@ function statusJson(stats: RestoreStats, startedMs: number) {
 
 export function registerRestore(program: Command, ctx: CliContext): void {
   addFilterOptions(
-    program
-      .command('restore')
+    readsOnly(program.command('restore'))
       .description('restore a snapshot, or a folder of one (SNAPSHOT:PATH), into a target folder')
       .argument('<snapshot>', 'snapshot id, unique prefix or `latest`, optionally with `:PATH` inside it'),
   )
@@ -75,9 +74,9 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       // restore does not use them: they cost no time then, as the key derivation takes longer).
       if (!flags.dryRun) prestartRestoreWorkers();
       const repo = await ctx.openRepository();
-      await withLock(ctx, repo, 'shared', async () => {
+      await withReadLock(ctx, repo, async () => {
         // Snapshots are listed before the index is loaded (design §Read and write ordering).
-        const snapshot = selectSnapshot(await repo.listSnapshots(), spec, snapshotFilter(flags));
+        const snapshot = selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
         await repo.loadIndex();
         ctx.verbose(`restoring snapshot ${shortId(snapshot.id)} of [${snapshot.paths.map(displayText).join(', ')}] at ${snapshot.time} to ${flags.target}`);
         const started = Date.now();

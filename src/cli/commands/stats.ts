@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { computeStats, parseStatsMode, type RepoStats } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
-import { withLock } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { formatBytes } from '../table.ts';
 import { addFilterOptions, selectSnapshots, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
@@ -27,8 +27,7 @@ export function statsJson(s: RepoStats): Record<string, unknown> {
 
 export function registerStats(program: Command, ctx: CliContext): void {
   addFilterOptions(
-    program
-      .command('stats')
+    readsOnly(program.command('stats'))
       .description('show sizes and counts of snapshots')
       .argument('[snapshot...]', 'snapshot ids, unique prefixes or `latest` (default: all)'),
   )
@@ -36,8 +35,8 @@ export function registerStats(program: Command, ctx: CliContext): void {
     .action(async (specs: string[], flags: StatsFlags) => {
       const mode = parseStatsMode(flags.mode);
       const repo = await ctx.openRepository();
-      await withLock(ctx, repo, 'shared', async () => {
-        const snapshots = selectSnapshots(await repo.listSnapshots(), specs, snapshotFilter(flags));
+      await withReadLock(ctx, repo, async () => {
+        const snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), specs, snapshotFilter(flags));
         await repo.loadIndex();
         ctx.say('scanning...');
         const s = await computeStats(repo, snapshots, mode, { signal: ctx.signal });

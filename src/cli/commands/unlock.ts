@@ -2,16 +2,21 @@ import type { Command } from 'commander';
 import { removeLocks } from '../../repo/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { CliContext } from '../context.ts';
+import { temporaryFilesRemoved } from './prune.ts';
 
 export function registerUnlock(program: Command, ctx: CliContext): void {
   program
     .command('unlock')
-    .description('remove stale locks (of crashed processes, or not refreshed for 15 minutes)')
+    .description('remove stale locks (of crashed processes, or not refreshed for 15 minutes) and temporary files of interrupted writes')
     .option('--remove-all', 'remove all locks, even live ones (only when no other coffer process runs)')
     .action(async (opts: { removeAll?: boolean }) => {
       const repo = await ctx.openRepository();
       const removed = await removeLocks(repo, opts.removeAll === true);
-      if (ctx.json) ctx.printJson({ message_type: 'unlock', removed });
-      else ctx.say(removed.length === 0 ? 'no stale locks' : `removed ${removed.length} ${removed.length === 1 ? 'lock' : 'locks'}: ${removed.map(shortId).join(' ')}`);
+      const temporaryFiles = await repo.removeStaleTemporaryFiles();
+      if (ctx.json) ctx.printJson({ message_type: 'unlock', removed, temporary_files_removed: temporaryFiles });
+      else {
+        ctx.say(removed.length === 0 ? 'no stale locks' : `removed ${removed.length} ${removed.length === 1 ? 'lock' : 'locks'}: ${removed.map(shortId).join(' ')}`);
+        if (temporaryFiles > 0) ctx.say(temporaryFilesRemoved(temporaryFiles));
+      }
     });
 }
