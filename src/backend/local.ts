@@ -188,6 +188,11 @@ export class LocalBackend implements Backend {
     for (const type of fileTypes) {
       if (type === 'config') continue;
       const folder = typeFolder(type);
+      const misplaced = await this.#fileForFolder(folder);
+      if (misplaced) {
+        yield misplaced;
+        continue;
+      }
       if (type !== 'data') {
         yield* await this.#straysIn(folder, (name) => isValidName(type, name));
         continue;
@@ -197,7 +202,15 @@ export class LocalBackend implements Backend {
       const found = await mapLimit(subs, listConcurrency, (sub) => this.#straysIn(`${folder}/${sub}`, (name) => isValidName(type, name) && name.startsWith(sub)));
       for (const files of found) yield* files;
     }
-    yield* await this.#straysIn('tmp', () => false);
+    const misplaced = await this.#fileForFolder('tmp');
+    if (misplaced) yield misplaced;
+    else yield* await this.#straysIn('tmp', () => false);
+  }
+
+  /** A file where the folder `rel` belongs: itself the stray (list refuses to go on; check names it). */
+  async #fileForFolder(rel: string): Promise<StrayFile | undefined> {
+    const st = await this.#statOrUndefined(rel);
+    return st === undefined || st.isDirectory() ? undefined : { path: rel, size: st.isFile() ? st.size : 0 };
   }
 
   async remove(handle: Handle): Promise<void> {

@@ -437,6 +437,12 @@ class Checker {
   /** Files no command reads: an error where stored files belong, a warning in tmp/ and locks/. */
   #checkStrays(strays: readonly StrayFile[]): void {
     for (const { path, size } of strays) {
+      if (!path.includes('/')) {
+        // A file where a folder belongs: stored files are unreachable there; locks and tmp only stop writes.
+        const code = path === 'locks' || path === 'tmp' ? 'leftover-file' : 'stray-file';
+        this.#report(issue(code, `${path}: a file where the ${path} folder belongs; move it out of the repository`, { file: path }));
+        continue;
+      }
       const folder = path.slice(0, path.indexOf('/'));
       const name = path.slice(path.lastIndexOf('/') + 1);
       const type = fileTypes.find((t) => t !== 'config' && typeFolder(t) === folder);

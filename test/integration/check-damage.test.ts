@@ -364,6 +364,19 @@ test('stray files: errors in keys/, data/, index/ and snapshots/, warnings in tm
     const leftovers = await run(f);
     assert.deepEqual(leftovers.issues.map((i) => i.kind), ['leftover-file', 'leftover-file']);
     assert.equal(leftovers.errors, 0);
+
+    // A file where locks/ belongs stops writes, not reads: a warning. Where snapshots/ belongs, check cannot
+    // go on, and says why.
+    const inTheWay = async (folder: string) => {
+      await rm(path.join(root, folder), { recursive: true });
+      await writeFile(path.join(root, folder), 'in the way\n');
+    };
+    await inTheWay('locks');
+    const misplaced = await run(f);
+    assert.deepEqual(misplaced.issues.filter((i) => i.file === 'locks').map((i) => [i.severity, i.message]), [['warning', 'locks: a file where the locks folder belongs; move it out of the repository']]);
+    assert.equal(misplaced.errors, 0);
+    await inTheWay('snapshots');
+    await assert.rejects(run(f), /snapshots is a file where a folder belongs/);
   } finally {
     await cleanup(f);
   }
