@@ -8,8 +8,8 @@ import { readFile, rm } from 'node:fs/promises';
 import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
 import { check } from '../../src/checker/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
-import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type Repository } from '../../src/repo/index.ts';
-import { backUpTwice, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
+import { buildPack, decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackEntry, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
 import { reopen } from '../support/test-repo.ts';
 
@@ -202,7 +202,7 @@ test('repair snapshots: a missing subtree becomes an empty folder; --dry-run wri
   }
 });
 
-test('repair index --read-all-packs leaves a damaged blob out; repair snapshots then saves the rest', async () => {
+test('repair index --read-all-packs leaves a damaged blob out and keeps the rest of its pack; repair snapshots then saves the rest', async () => {
   const f = await fixture();
   try {
     const [pack] = await packsOf(f.repo, 'data');
@@ -217,9 +217,20 @@ test('repair index --read-all-packs leaves a damaged blob out; repair snapshots 
 
     const problems: string[] = [];
     const result = await repairIndex(await reopen(f.repo), { readAllPacks: true, onProblem: (p) => problems.push(p.message) });
-    assert.deepEqual(result.problems.map((p) => [p.kind, p.pack, p.blob]), [['bad-blob', pack.id, toHex(victim.id)]]);
-    assert.equal(problems.length, 1);
-    assert.match(problems[0], new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${pack.id.slice(0, 8)}: authentication failed.*; left out of the index$`));
+    assert.deepEqual(
+      result.problems.map((p) => [p.kind, p.pack, p.blob, p.kept, p.lost]),
+      [
+        ['bad-blob', pack.id, toHex(victim.id), undefined, undefined],
+        ['damaged-pack', pack.id, undefined, pack.entries.length - 1, 1],
+      ],
+    );
+    const short = pack.id.slice(0, 8);
+    assert.match(problems[0], new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${short}: authentication failed.*; left out of the index$`));
+    assert.equal(
+      problems[1],
+      `pack ${short}: content does not match its name; ${pack.entries.length - 1} of its ${pack.entries.length} blobs verify and stay indexed, 1 lost; \`coffer repair packs ${short}\` moves them into a new pack`,
+    );
+    assert.equal(result.packsRemoved, 0);
     const missing = await errorsOf(f.repo);
     assert.deepEqual(missing.map((i) => [i.kind, i.blob]), [['missing-blob', toHex(victim.id)]]);
     await repairSnapshots(await reopen(f.repo), { forget: true });
@@ -229,21 +240,101 @@ test('repair index --read-all-packs leaves a damaged blob out; repair snapshots 
   }
 });
 
-test('repair index leaves out a pack whose header cannot be read, and says so', async () => {
+/** Flips a byte of a pack's sealed header, and with `blobToo` one in the middle of its largest blob. */
+async function damagePack(f: Fixture, pack: PackRecord, blobToo = false): Promise<PackEntry | undefined> {
+  const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+  bytes[bytes.length - 10] ^= 0xff;
+  const { entry, middle } = largestBlob(pack.entries);
+  if (blobToo) bytes[middle] ^= 0x04;
+  await f.backend.save({ type: 'data', name: pack.id }, bytes);
+  return blobToo ? entry : undefined;
+}
+
+test('repair index keeps every blob of a pack whose header cannot be read that verifies at the place the old index gives', async () => {
   const f = await fixture();
   try {
     const [pack] = await packsOf(f.repo, 'data');
-    const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
-    bytes[bytes.length - 10] ^= 0xff; // inside the sealed header
-    await f.backend.save({ type: 'data', name: pack.id }, bytes);
+    await damagePack(f, pack);
+    const before = await indexRecords(f.repo);
+    const result = await repairIndex(await reopen(f.repo));
+    const short = pack.id.slice(0, 8);
+    assert.deepEqual(result.problems.map((p) => [p.kind, p.pack, p.kept, p.lost]), [['damaged-pack', pack.id, pack.entries.length, 0]]);
+    assert.match(
+      result.problems[0].message,
+      new RegExp(`^pack ${short}: content does not match its name; header cannot be read: authentication failed.*; ${pack.entries.length} of its ${pack.entries.length} blobs verify and stay indexed, 0 lost; \`coffer repair packs ${short}\` moves them into a new pack$`),
+    );
+    assert.equal(result.packsRemoved, 0);
+    assert.equal(result.packsIndexed, result.packsListed);
+    // The new index places every blob where the old one did.
+    const after = await indexRecords(f.repo);
+    const kept = after.packs.find((p) => p.id === pack.id)!;
+    assert.deepEqual(kept.entries, before.packs.find((p) => p.id === pack.id)!.entries);
+    // Structure is sound; only reading the data shows the damaged pack.
+    assert.deepEqual((await check(await reopen(f.repo))).issues, []);
+    assert.deepEqual((await errorsOf(f.repo, true)).map((i) => [i.kind, i.pack]), [['corrupt-pack', pack.id]]);
+    for (const [p, content] of await readBack(f.repo, f.snapshots[1])) assert.deepEqual(content, await readFile(p), p);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index on a pack with a damaged header and a damaged blob keeps the blobs that verify and counts the lost one', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    const victim = (await damagePack(f, pack, true))!;
+    const result = await repairIndex(await reopen(f.repo));
+    assert.deepEqual(
+      result.problems.map((p) => [p.kind, p.blob, p.kept, p.lost]),
+      [
+        ['bad-blob', toHex(victim.id), undefined, undefined],
+        ['damaged-pack', undefined, pack.entries.length - 1, 1],
+      ],
+    );
+    const missing = await errorsOf(f.repo);
+    assert.deepEqual(missing.map((i) => [i.kind, i.blob]), [['missing-blob', toHex(victim.id)]]);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index leaves out a pack whose header cannot be read when no index lists its blobs, and says so', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    await damagePack(f, pack);
+    for (const name of await names(f.backend, 'index')) await f.backend.remove({ type: 'index', name });
     const result = await repairIndex(await reopen(f.repo));
     assert.deepEqual(result.problems.map((p) => [p.kind, p.pack]), [['unreadable-pack', pack.id]]);
-    assert.match(result.problems[0].message, new RegExp(`^pack ${pack.id.slice(0, 8)}: .*header.*; left out of the index, its blobs become unreachable$`));
-    assert.equal(result.packsRemoved, 1);
+    assert.match(result.problems[0].message, new RegExp(`^pack ${pack.id.slice(0, 8)}: header cannot be read: authentication failed.*; left out of the index, its blobs become unreachable$`));
+    assert.equal(result.packsIndexed, result.packsListed - 1);
     await repairSnapshots(await reopen(f.repo), { forget: true });
     const after = await check(await reopen(f.repo));
     // The damaged pack is still stored, now unreferenced: a warning, not an error.
     assert.deepEqual(after.issues.map((i) => [i.kind, i.pack]), [['unreferenced-pack', pack.id]]);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index counts each pack the old index listed once: missing, or empty', async () => {
+  const f = await fixture();
+  try {
+    const repo = await reopen(f.repo);
+    const empty: PackRecord[] = [];
+    for (let i = 0; i < 3; i++) {
+      const built = buildPack([], repo.crypto.metadata);
+      await f.backend.save({ type: 'data', name: built.name }, built.bytes);
+      empty.push({ id: built.name, type: 'data', size: built.bytes.length, entries: [] });
+    }
+    await rewriteIndex(repo, (packs) => [...packs, ...empty]);
+    const [gone] = await packsOf(f.repo, 'data');
+    await f.backend.remove({ type: 'data', name: gone.id });
+    const result = await repairIndex(await reopen(f.repo));
+    assert.equal(result.packsMissing, 1);
+    assert.deepEqual([...result.emptyPacks].sort(), empty.map((p) => p.id).sort());
+    assert.equal(result.packsRemoved, 1 + empty.length);
+    assert.deepEqual(result.problems, []);
   } finally {
     await cleanup(f);
   }

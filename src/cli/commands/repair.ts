@@ -81,6 +81,9 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           if (ctx.json) ctx.printJson({ message_type: 'warning', kind: p.kind, message: p.message, pack: p.pack, ...(p.blob ? { blob: p.blob, blob_type: p.blobType } : {}) });
           else ctx.warn(`warning: ${p.message}`);
         }
+        const unreadable = result.problems.filter((p) => p.kind === 'unreadable-pack');
+        const damaged = result.problems.filter((p) => p.kind === 'damaged-pack');
+        const dropped = result.problems.filter((p) => p.kind === 'bad-blob');
         if (ctx.json) {
           ctx.printJson({
             message_type: 'summary',
@@ -90,8 +93,10 @@ export function registerRepair(program: Command, ctx: CliContext): void {
             blobs_indexed: result.blobsIndexed,
             packs_added: result.packsAdded,
             packs_removed: result.packsRemoved,
-            unreadable_packs: result.problems.filter((p) => p.kind === 'unreadable-pack').map((p) => p.pack),
-            dropped_blobs: result.problems.filter((p) => p.kind === 'bad-blob').map((p) => p.blob),
+            packs_missing: result.packsMissing,
+            unreadable_packs: unreadable.map((p) => p.pack),
+            damaged_packs: damaged.map((p) => ({ pack: p.pack, blobs_kept: p.kept, blobs_lost: p.lost })),
+            dropped_blobs: dropped.map((p) => p.blob),
             empty_packs: result.emptyPacks,
             index_files_written: result.indexFilesWritten,
             index_files_removed: result.indexFilesRemoved,
@@ -99,17 +104,24 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           });
           return;
         }
-        const unreadable = result.problems.filter((p) => p.kind === 'unreadable-pack').length;
-        const dropped = result.problems.filter((p) => p.kind === 'bad-blob').length;
+        // Each pack the old index listed and the new one does not is counted once: missing, unreadable or empty.
         ctx.say(`read ${plural(result.packsListed, 'pack')}: ${plural(result.packsIndexed, 'pack')} with ${plural(result.blobsIndexed, 'blob')} indexed`);
         if (result.packsAdded > 0) ctx.say(`${plural(result.packsAdded, 'pack')} the old index did not list ${result.packsAdded === 1 ? 'is' : 'are'} now indexed`);
-        if (result.packsRemoved > 0) ctx.say(`${plural(result.packsRemoved, 'pack')} the old index listed ${result.packsRemoved === 1 ? 'is' : 'are'} missing or unreadable and no longer indexed`);
-        if (unreadable > 0) ctx.say(`${plural(unreadable, 'unreadable pack')} left out: the blobs only ${unreadable === 1 ? 'it holds are' : 'they hold are'} lost`);
-        if (dropped > 0) ctx.say(`${plural(dropped, 'damaged blob')} left out of the index`);
+        if (result.packsMissing > 0) ctx.say(`${plural(result.packsMissing, 'pack')} the old index listed ${result.packsMissing === 1 ? 'is' : 'are'} missing from the repository and no longer indexed`);
+        if (unreadable.length > 0) ctx.say(`${plural(unreadable.length, 'unreadable pack')} left out: the blobs only ${unreadable.length === 1 ? 'it holds are' : 'they hold are'} lost`);
+        if (damaged.length > 0) {
+          const kept = damaged.reduce((n, p) => n + (p.kept ?? 0), 0);
+          const lost = damaged.reduce((n, p) => n + (p.lost ?? 0), 0);
+          ctx.say(`${plural(damaged.length, 'damaged pack')} still indexed with the ${plural(kept, 'blob')} that verify; ${plural(lost, 'blob')} lost`);
+        }
+        if (dropped.length > 0) ctx.say(`${plural(dropped.length, 'damaged blob')} left out of the index`);
         if (result.emptyPacks.length > 0) ctx.say(`${plural(result.emptyPacks.length, 'empty pack')} not indexed (\`coffer prune\` removes them)`);
         if (flags.dryRun) ctx.say(`dry run: would write the new index and remove ${plural(result.oldIndexFiles.length, 'old index file')}`);
         else ctx.say(`wrote ${plural(result.indexFilesWritten.length, 'index file')}, removed ${plural(result.indexFilesRemoved.length, 'old index file')} in ${elapsed(Date.now() - started)}`);
-        if (result.packsRemoved > 0 || unreadable > 0 || dropped > 0) {
+        if (damaged.length > 0) {
+          ctx.say(`run \`coffer repair packs ${damaged.map((p) => shortId(p.pack)).join(' ')}\` to move the intact blobs of the damaged ${damaged.length === 1 ? 'pack' : 'packs'} into new packs`);
+        }
+        if (result.packsMissing > 0 || unreadable.length > 0 || dropped.length > 0) {
           ctx.say('run `coffer check`; if it reports missing blobs, `coffer repair snapshots --forget` saves what can be saved');
         }
       });
