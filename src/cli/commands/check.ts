@@ -4,7 +4,8 @@
  * `no errors were found` or `N errors found`; exits 1 when any error (not a warning) was found.
  */
 import type { Command } from 'commander';
-import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type ReadDataSubset } from '../../checker/index.ts';
+import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type CheckIssueKind, type ReadDataSubset } from '../../checker/index.ts';
+import { shortId } from '../../model/index.ts';
 import { IntegrityError } from '../../errors/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
@@ -48,6 +49,24 @@ export function issueJson(i: CheckIssue): Record<string, unknown> {
     ...(i.index ? { index: i.index } : {}),
     ...(i.path ? { path: i.path } : {}),
   };
+}
+
+const indexKinds: ReadonlySet<CheckIssueKind> = new Set<CheckIssueKind>(['corrupt-index', 'missing-pack', 'pack-size-mismatch', 'blob-past-pack-end']);
+
+/**
+ * The commands that fix the errors found, in the order that works: the index first (`repair packs` needs
+ * it readable), then the damaged packs, then the snapshots that still reference lost data.
+ */
+export function repairHint(issues: readonly CheckIssue[]): string {
+  const errors = issues.filter((i) => i.severity === 'error');
+  const damaged = [...new Set(errors.filter((i) => (i.kind === 'corrupt-pack' || i.kind === 'corrupt-blob') && i.pack).map((i) => i.pack!))].sort();
+  // A header that disagrees with the index: the index is wrong, unless the pack itself is damaged.
+  const index = errors.some((i) => indexKinds.has(i.kind) || (i.kind === 'index-header-mismatch' && !damaged.includes(i.pack!)));
+  const steps = [...(index ? ['`coffer repair index`'] : []), ...(damaged.length > 0 ? [`\`coffer repair packs ${damaged.map(shortId).join(' ')}\``] : [])];
+  if (steps.length === 0) {
+    return 'run `coffer repair snapshots --forget`: files whose data is missing become empty, missing folders empty folders, and unreadable snapshots are removed';
+  }
+  return `run ${steps.join(', then ')}, then \`coffer check\` again; if it reports missing data, \`coffer repair snapshots --forget\` removes it from the snapshots`;
 }
 
 function describeSubset(subset: ReadDataSubset | undefined): string {
@@ -173,7 +192,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
         }
         if (result.errors > 0) {
           throw new IntegrityError(`the repository has ${result.errors} ${result.errors === 1 ? 'error' : 'errors'}`, {
-            hint: 'see the findings above; `coffer repair index` rebuilds the index from the packs, `coffer repair snapshots` saves what can be saved',
+            hint: repairHint(result.issues),
             data: { num_errors: result.errors },
           });
         }

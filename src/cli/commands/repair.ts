@@ -1,9 +1,11 @@
 /**
- * `coffer repair index` (restic's `repair index`, formerly `rebuild-index`) and `coffer repair snapshots`.
- * Both take an exclusive lock; the work is in src/repo/repair.ts.
+ * `coffer repair index` (restic's `repair index`, formerly `rebuild-index`), `coffer repair packs` and
+ * `coffer repair snapshots`. All take an exclusive lock; the work is in src/repo/repair.ts and (packs,
+ * which reuses prune's repacking) src/prune/repair-packs.ts.
  */
 import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
+import { repairPacks } from '../../prune/index.ts';
 import { loadReadableSnapshots, matchesFilter, removeUnreadableSnapshots, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
@@ -28,7 +30,7 @@ interface SnapshotFlags {
 const plural = (n: number, word: string) => `${n} ${n === 1 ? word : `${word}s`}`;
 
 export function registerRepair(program: Command, ctx: CliContext): void {
-  const repair = program.command('repair').description('repair a damaged repository (index, snapshots)');
+  const repair = program.command('repair').description('repair a damaged repository (index, packs, snapshots)');
 
   repair
     .command('index')
@@ -124,6 +126,61 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         if (result.packsMissing > 0 || unreadable.length > 0 || dropped.length > 0) {
           ctx.say('run `coffer check`; if it reports missing blobs, `coffer repair snapshots --forget` saves what can be saved');
         }
+      });
+    });
+
+  repair
+    .command('packs')
+    .description('salvage the blobs of damaged packs that still verify into new packs, then delete the damaged packs (restic: repair packs)')
+    .argument('<ids...>', 'ids of the damaged packs, as `coffer check --read-data` names them (a unique prefix is enough)')
+    .option('-n, --dry-run', 'only say what would be done')
+    .action(async (ids: string[], flags: { dryRun?: boolean }) => {
+      // Repairs judge what the repository holds, not a local copy of it.
+      ctx.options = { ...ctx.options, cache: false };
+      const repo = await ctx.openRepository();
+      await withLock(ctx, repo, 'exclusive', async (lock) => {
+        const started = Date.now();
+        const result = await repairPacks(repo, ids, {
+          dryRun: flags.dryRun,
+          signal: ctx.signal,
+          beforeChange: () => lock.assertFresh(),
+          onPack: (p) => {
+            if (ctx.json) {
+              ctx.printJson({ message_type: 'pack', pack: p.pack, damage: p.damage, blobs_salvaged: p.salvaged, blobs_elsewhere: p.elsewhere, lost_blobs: p.lost });
+              return;
+            }
+            const short = shortId(p.pack);
+            const counts = [`${plural(p.salvaged, 'blob')} salvaged`, ...(p.elsewhere > 0 ? [`${p.elsewhere} kept in other packs`] : []), ...(p.lost.length > 0 ? [`${p.lost.length} lost`] : [])];
+            ctx.say(`pack ${short}: ${p.damage.length > 0 ? p.damage.join('; ') : 'intact'}; ${counts.join(', ')}`);
+            for (const l of p.lost) ctx.warn(`warning: ${l.type} blob ${shortId(l.id)} in pack ${short}: ${l.reason}; lost`);
+          },
+        });
+        const salvaged = result.packs.reduce((n, p) => n + p.salvaged, 0);
+        const lost = result.packs.reduce((n, p) => n + p.lost.length, 0);
+        if (ctx.json) {
+          ctx.printJson({
+            message_type: 'summary',
+            dry_run: flags.dryRun === true,
+            packs_repaired: result.packs.length,
+            blobs_salvaged: salvaged,
+            blobs_lost: lost,
+            packs_written: result.packsWritten,
+            bytes_written: result.bytesWritten,
+            index_files_written: result.indexFilesWritten,
+            index_files_removed: result.indexFilesDeleted,
+            packs_removed: result.packsDeleted,
+            total_duration: (Date.now() - started) / 1000,
+          });
+          return;
+        }
+        if (flags.dryRun) ctx.say(`dry run: would salvage ${plural(salvaged, 'blob')} into new packs and delete ${plural(result.packs.length, 'pack')}`);
+        else {
+          ctx.say(
+            `salvaged ${plural(salvaged, 'blob')} into ${plural(result.packsWritten, 'new pack')} (${formatBytes(result.bytesWritten)}), ` +
+              `wrote ${plural(result.indexFilesWritten, 'index file')}, removed ${plural(result.indexFilesDeleted, 'old index file')} and ${plural(result.packsDeleted, 'damaged pack')} in ${elapsed(Date.now() - started)}`,
+          );
+        }
+        if (lost > 0) ctx.say(`${plural(lost, 'blob')} lost: if \`coffer check\` reports missing blobs, \`coffer repair snapshots --forget\` removes them from the snapshots`);
       });
     });
 
