@@ -480,8 +480,9 @@ export async function repackBlobs(repo: Repository, sources: readonly RepackSour
     throwIfAborted(options.signal);
     if (p.copy.length > 0) {
       const id = p.record.id;
-      // A ranged load of a damaged pack: a verifying backend would refuse the whole file.
-      const bytes = p.damaged ? await repo.backend.load({ type: 'data', name: id }, { offset: 0, length: p.storedSize }) : await repo.backend.load({ type: 'data', name: id });
+      // A ranged load of the whole file: a verifying backend would refuse a damaged pack with its own error,
+      // and this one says what to do about it.
+      const bytes = await repo.backend.load({ type: 'data', name: id }, { offset: 0, length: p.storedSize });
       if (!p.damaged && (bytes.length !== p.record.size || storageName(bytes) !== id)) {
         throw new IntegrityError(`pack ${shortId(id)} does not match its name or indexed size`, {
           hint: `the old index files and packs were kept; \`coffer repair packs ${shortId(id)}\` salvages its intact blobs (\`coffer check --read-data\` finds every damaged pack)`,

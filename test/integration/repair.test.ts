@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
 import { check } from '../../src/checker/index.ts';
+import { executePrune, planPrune, repairPacks } from '../../src/prune/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
 import { buildPack, decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackEntry, type PackRecord, type Repository } from '../../src/repo/index.ts';
 import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
@@ -339,6 +340,69 @@ test('repair index counts each pack the old index listed once: missing, or empty
     await cleanup(f);
   }
 });
+
+test('repair packs salvages the blobs of a pack with a damaged header and blob that verify; after repair snapshots --forget check --read-data passes', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    const victim = (await damagePack(f, pack, true))!;
+    const dry = await repairPacks(await reopen(f.repo), [pack.id.slice(0, 8)], { dryRun: true });
+    assert.equal(dry.packsWritten, 0);
+    assert.ok((await names(f.backend, 'data')).includes(pack.id), 'a dry run deletes nothing');
+
+    const seen: string[] = [];
+    const result = await repairPacks(await reopen(f.repo), [pack.id.slice(0, 8)], { onPack: (p) => seen.push(p.pack) });
+    assert.deepEqual(seen, [pack.id]);
+    assert.deepEqual(
+      result.packs.map((p) => ({ ...p, damage: p.damage.map((d) => d.replace(/:.*/, '')), lost: p.lost.map((l) => [l.type, l.id]) })),
+      [{ pack: pack.id, damage: ['content does not match its name', 'header cannot be read'], salvaged: pack.entries.length - 1, elsewhere: 0, lost: [['data', toHex(victim.id)]] }],
+    );
+    assert.deepEqual(dry.packs, result.packs);
+    assert.equal(result.packsDeleted, 1);
+    assert.ok(!(await names(f.backend, 'data')).includes(pack.id));
+    assert.deepEqual((await errorsOf(f.repo, true)).map((i) => [i.kind, i.blob]), [['missing-blob', toHex(victim.id)]]);
+    await repairSnapshots(await reopen(f.repo), { forget: true });
+    assert.deepEqual((await check(await reopen(f.repo), { readData: true })).issues, []);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('prune refuses to repack a damaged pack and names repair packs; after repair packs it prunes and every file reads back', async () => {
+  const f = await fixture();
+  try {
+    // Forgetting the first snapshot leaves its version of docs/b.txt and its trees unused.
+    await f.backend.remove({ type: 'snapshot', name: f.snapshots[0] });
+    const used = new Set<string>();
+    const repo = await reopen(f.repo);
+    await walkTree(repo, (await repo.loadSnapshot(f.snapshots[1])).tree, ({ node }) => {
+      for (const id of node.content ?? []) used.add(toHex(id));
+      if (node.subtree) used.add(toHex(node.subtree));
+    });
+    used.add((await repo.loadSnapshot(f.snapshots[1])).tree);
+    const { packs } = await indexRecords(repo);
+    const partly = packs.find((p) => p.entries.some((e) => !used.has(toHex(e.id))) && p.entries.some((e) => used.has(toHex(e.id))))!;
+    await damagePack(f, partly);
+    await assert.rejects(planAndPrune(f.repo), (err: Error & { hint?: string }) => {
+      assert.equal(err.message, `pack ${partly.id.slice(0, 8)} does not match its name or indexed size`);
+      assert.match(err.hint!, new RegExp(`\`coffer repair packs ${partly.id.slice(0, 8)}\``));
+      return true;
+    });
+    assert.ok((await names(f.backend, 'data')).includes(partly.id), 'the damaged pack is kept');
+    await repairPacks(await reopen(f.repo), [partly.id]);
+    await planAndPrune(f.repo);
+    assert.deepEqual((await check(await reopen(f.repo), { readData: true })).issues, []);
+    for (const [p, content] of await readBack(f.repo, f.snapshots[1])) assert.deepEqual(content, await readFile(p), p);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+async function planAndPrune(repo: Repository): Promise<void> {
+  const fresh = await reopen(repo);
+  const options = { maxUnused: { kind: 'bytes', value: 0 } } as const;
+  await executePrune(fresh, await planPrune(fresh, options), options);
+}
 
 test('repair snapshots skips a snapshot file that cannot be read, and loadReadableSnapshots names it', async () => {
   const f = await fixture();
