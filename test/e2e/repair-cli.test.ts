@@ -189,7 +189,13 @@ test('a damaged blob after repair index --read-all-packs, repair snapshots and p
   assertOk(repaired);
   const file = new RegExp(`^  ${src}/(\\S+): 1 of \\d+ data blobs missing; now an empty file$`, 'm').exec(repaired.stdout)?.[1];
   assert.ok(file, repaired.stdout);
-  assertOk(await runCoffer(['prune'], { repo }));
+  // The emptied file's other blobs are now unused: where they share the damaged pack, prune must repack it,
+  // and refuses, naming the command that rewrites it.
+  const pruned = await runCoffer(['prune'], { repo });
+  if (pruned.code !== 0) {
+    assert.equal(pruned.code, 1, pruned.stderr);
+    assert.match(pruned.stderr, new RegExp(`^error: pack ${short} does not match its name or indexed size\nhint: .*\`coffer repair packs ${short}\``, 'm'));
+  }
 
   const before = await checkData(repo);
   assert.equal(before.run.code, 1);
@@ -206,6 +212,9 @@ test('a damaged blob after repair index --read-all-packs, repair snapshots and p
   const salvaged = await runCoffer(['repair', 'packs', short], { repo });
   assertOk(salvaged);
   assert.match(salvaged.stdout, new RegExp(`^pack ${short}: content does not match its name; \\d+ blobs salvaged, 1 lost$`, 'm'));
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), [file]);
+  assertOk(await runCoffer(['prune', '--max-unused', '0'], { repo }), 'prune after repair packs');
   await assertCheckPasses(repo);
   assert.deepEqual(await restoreDiffers(repo, src), [file]);
 });
