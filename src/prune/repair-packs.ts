@@ -53,11 +53,11 @@ export interface RepairPacksResult {
 function resolvePacks(specs: readonly string[], stored: ReadonlyMap<Id, number>, indexed: ReadonlyMap<Id, PackRecord>): Id[] {
   const out = new Set<Id>();
   for (const spec of specs) {
-    const known = [...indexed.keys()].filter((id) => !stored.has(id) && id.startsWith(spec));
     try {
       out.add(resolvePrefix(stored.keys(), spec, 'pack'));
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
+      const known = [...indexed.keys()].filter((id) => !stored.has(id) && id.startsWith(spec));
       if (known.length === 1) {
         throw new UsageError(`pack ${shortId(known[0])} is listed in the index but missing from the repository: nothing to salvage`, {
           hint: '`coffer repair index` drops missing packs from the index, then `coffer repair snapshots --forget` removes their data from the snapshots',

@@ -129,7 +129,15 @@ export function examinePack(repo: Repository, pack: Id, bytes: Uint8Array, index
   const lost: PackExamination['lost'] = [];
   for (const candidates of places.values()) {
     let reason = '';
-    const good = candidates.find((e) => (reason = blobFailure(repo, pack, bytes, e) ?? '') === '');
+    let good: PackEntry | undefined;
+    for (const e of candidates) {
+      const failure = blobFailure(repo, pack, bytes, e);
+      if (failure === undefined) {
+        good = e;
+        break;
+      }
+      reason = failure;
+    }
     if (good) kept.push(good);
     else lost.push({ entry: candidates[0], reason });
   }
