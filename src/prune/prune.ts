@@ -14,6 +14,7 @@ import { discard, fromHex, mapLimit, shortId, storageName, toHex, type Id, type 
 import {
   decodeIndex,
   describe,
+  mergePackRecords,
   openBlob,
   type BlobIndex,
   type BlobType,
@@ -242,20 +243,7 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   const contents = await mapLimit(indexFiles, Math.max(2, repo.backend.connections), async (name) =>
     decodeIndex(await repo.loadStructured('index', name), describe('index', name)),
   );
-  // A pack listed in several index files gets the union of their entries.
-  const records = new Map<Id, PackRecord>();
-  for (const content of contents) {
-    for (const pack of content.packs) {
-      const known = records.get(pack.id);
-      if (known === undefined) {
-        records.set(pack.id, pack);
-        continue;
-      }
-      const seen = new Set(known.entries.map((e) => `${e.offset}:${toHex(e.id)}`));
-      const extra = pack.entries.filter((e) => !seen.has(`${e.offset}:${toHex(e.id)}`));
-      if (extra.length > 0) records.set(pack.id, { ...known, entries: [...known.entries, ...extra].sort((a, b) => a.offset - b.offset) });
-    }
-  }
+  const records = mergePackRecords(contents);
 
   const positionOf = (e: PackEntry): number => {
     const at = index.position(e.id, e.type);
@@ -465,41 +453,35 @@ export interface PruneResult {
   readonly indexFilesDeleted: number;
 }
 
+/** The options of the steps that prune and `repair packs` share. */
+export type RewriteOptions = Pick<PruneOptions, 'signal' | 'onProgress' | 'beforeChange'>;
+
+/** One pack whose blobs {@link repackBlobs} copies into new packs. */
+export interface RepackSource {
+  readonly record: PackRecord;
+  /** Size of the pack file in the store. */
+  readonly storedSize: number;
+  /** The entries to copy. */
+  readonly copy: readonly PackEntry[];
+  /**
+   * The pack is known not to match its name (`repair packs` salvages it): it is read as it is and only the
+   * copied blobs are checked, each on its own. Otherwise a pack that does not match its name or indexed
+   * size stops the run.
+   */
+  readonly damaged?: boolean;
+}
+
+async function checkpoint(options: RewriteOptions): Promise<void> {
+  throwIfAborted(options.signal);
+  await options.beforeChange?.();
+}
 
 /**
- * Carries out a plan from {@link planPrune}, made under the same exclusive lock. Steps, each safe to
- * interrupt: (1) delete unreferenced packs; (2) copy the chosen blobs of repacked packs into new packs,
- * each blob verified first (sealed bytes are copied as they are: blobs are sealed independently of their
- * pack); (3) write the new index, superseding every old index file; (4) delete the old index files;
- * (5) delete the packs nothing references any more.
+ * Copies the `copy` entries of each source pack into new packs, each blob verified first (sealed bytes are
+ * copied as they are: blobs are sealed independently of their pack). Returns the new packs, which nothing
+ * references until an index lists them.
  */
-export async function executePrune(repo: Repository, plan: PrunePlan, options: PruneOptions = {}): Promise<PruneResult> {
-  const none = { packsWritten: 0, bytesWritten: 0, packsDeleted: 0, bytesDeleted: 0, indexFilesWritten: 0, indexFilesDeleted: 0 };
-  if (planIsEmpty(plan)) return none;
-  const backend = repo.backend;
-  const parallel = Math.max(2, backend.connections);
-  const checkpoint = async () => {
-    throwIfAborted(options.signal);
-    await options.beforeChange?.();
-  };
-
-  // (1) Packs no index lists: nothing can reference their blobs.
-  let step = 0;
-  let packsDeleted = 0;
-  let bytesDeleted = 0;
-  if (plan.unreferenced.length > 0) {
-    await checkpoint();
-    await mapLimit(plan.unreferenced, parallel, async (p) => {
-      await backend.remove({ type: 'data', name: p.id });
-      packsDeleted++;
-      bytesDeleted += p.size;
-      options.onProgress?.('delete unreferenced packs', ++step, plan.unreferenced.length);
-    });
-  }
-  const rewriteIndex = plan.remove.length > 0 || plan.repack.length > 0 || plan.missingUnused.length > 0;
-  if (!rewriteIndex) return { ...none, packsDeleted, bytesDeleted };
-
-  // (2) Copy the blobs of repacked packs.
+export async function repackBlobs(repo: Repository, sources: readonly RepackSource[], options: RewriteOptions = {}): Promise<PackRecord[]> {
   const newPacks: PackRecord[] = [];
   const packers = new Map<BlobType, ReturnType<Repository['newPacker']>>();
   const packerFor = (type: BlobType) => {
@@ -510,44 +492,52 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
     }
     return packer;
   };
-  step = 0;
-  for (const p of plan.repack) {
+  let step = 0;
+  for (const p of sources) {
     throwIfAborted(options.signal);
     if (p.copy.length > 0) {
-      const bytes = await backend.load({ type: 'data', name: p.record.id });
-      if (bytes.length !== p.record.size || storageName(bytes) !== p.record.id) {
-        throw new IntegrityError(`pack ${shortId(p.record.id)} does not match its name or indexed size`, {
-          hint: 'the old index files and packs were kept; run `coffer check --read-data`',
-          data: { pack: p.record.id },
+      const id = p.record.id;
+      // A ranged load of the whole file: a verifying backend would refuse a damaged pack with its own error,
+      // and this one says what to do about it.
+      const bytes = await repo.backend.load({ type: 'data', name: id }, { offset: 0, length: p.storedSize });
+      if (!p.damaged && (bytes.length !== p.record.size || storageName(bytes) !== id)) {
+        throw new IntegrityError(`pack ${shortId(id)} does not match its name or indexed size`, {
+          hint: `the old index files and packs were kept; \`coffer repair packs ${shortId(id)}\` salvages its intact blobs (\`coffer check --read-data\` finds every damaged pack)`,
+          data: { pack: id },
         });
       }
       for (const e of p.copy) {
         const sealed = bytes.subarray(e.offset, e.offset + e.length);
         // Verify before the only other copy goes away; the plaintext is not needed: free it now.
-        discard(openBlob(repo.crypto, e.type, e.id, sealed, e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in pack ${shortId(p.record.id)}`).buffer);
+        discard(openBlob(repo.crypto, e.type, e.id, sealed, e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in pack ${shortId(id)}`).buffer);
         // The packer copies the blob before this returns.
         await packerFor(e.type).add({ type: e.type, id: e.id, sealed, rawLength: e.rawLength }, toHex(e.id));
       }
       // Packs are large and read one after another: free each now rather than at a later collection.
       discard(bytes.buffer);
     }
-    options.onProgress?.('repack', ++step, plan.repack.length);
+    options.onProgress?.('repack', ++step, sources.length);
   }
   for (const packer of packers.values()) await packer.flush();
-  const bytesWritten = newPacks.reduce((a, p) => a + p.size, 0);
+  return newPacks;
+}
 
-  // (3) The new index lists every pack that stays, complete (unused blobs of kept packs included), plus the
-  // new ones, and supersedes every old index file. Until (4) both the old and the new index are present:
-  // readers then see duplicates, never a missing blob.
-  await checkpoint();
-  const records = [...plan.keep.map((p) => p.record), ...newPacks];
-  let indexFilesWritten = 0;
+/**
+ * Writes index files listing `records` (all of them in one go when there are none: an empty index still
+ * supersedes), each superseding every file of `oldIndexFiles`, then deletes those. Until the deletion both
+ * the old and the new index are present: readers then see duplicates, never a missing blob. Returns how many
+ * index files were written.
+ */
+export async function replaceIndex(repo: Repository, records: readonly PackRecord[], oldIndexFiles: readonly Id[], options: RewriteOptions = {}): Promise<number> {
+  await checkpoint(options);
+  const supersedes = [...oldIndexFiles];
+  let written = 0;
   let batch: PackRecord[] = [];
   let batchBlobs = 0;
   const writeBatch = async () => {
-    await repo.saveIndex(batch, plan.indexFiles);
-    indexFilesWritten++;
-    options.onProgress?.('write index', indexFilesWritten, indexFilesWritten);
+    await repo.saveIndex(batch, supersedes);
+    written++;
+    options.onProgress?.('write index', written, written);
     batch = [];
     batchBlobs = 0;
   };
@@ -556,25 +546,64 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
     batchBlobs += r.entries.length;
     if (batchBlobs >= blobsPerIndexFile) await writeBatch();
   }
-  // Nothing may stay (every snapshot forgotten): an empty index still supersedes the old ones.
-  if (batch.length > 0 || indexFilesWritten === 0) await writeBatch();
+  if (batch.length > 0 || written === 0) await writeBatch();
 
-  // (4) Old index files. (5) Packs no index lists any more.
-  await checkpoint();
-  step = 0;
-  await mapLimit(plan.indexFiles, parallel, async (name) => {
-    await backend.remove({ type: 'index', name });
-    options.onProgress?.('delete index files', ++step, plan.indexFiles.length);
+  await checkpoint(options);
+  let step = 0;
+  await mapLimit(oldIndexFiles, Math.max(2, repo.backend.connections), async (name) => {
+    await repo.backend.remove({ type: 'index', name });
+    options.onProgress?.('delete index files', ++step, oldIndexFiles.length);
   });
-  await checkpoint();
-  const doomed = [...plan.remove, ...plan.repack];
-  step = 0;
-  await mapLimit(doomed, parallel, async (p) => {
-    await backend.remove({ type: 'data', name: p.record.id });
-    packsDeleted++;
-    bytesDeleted += p.storedSize;
-    options.onProgress?.('delete packs', ++step, doomed.length);
+  return written;
+}
+
+/** Deletes pack files (that no index lists any more); returns the bytes deleted. */
+export async function deletePacks(
+  repo: Repository,
+  packs: ReadonlyArray<{ readonly id: Id; readonly size: number }>,
+  options: RewriteOptions = {},
+  phase: PrunePhase = 'delete packs',
+): Promise<number> {
+  if (packs.length === 0) return 0;
+  await checkpoint(options);
+  let step = 0;
+  let bytes = 0;
+  await mapLimit(packs, Math.max(2, repo.backend.connections), async (p) => {
+    await repo.backend.remove({ type: 'data', name: p.id });
+    bytes += p.size;
+    options.onProgress?.(phase, ++step, packs.length);
   });
+  return bytes;
+}
+
+/**
+ * Carries out a plan from {@link planPrune}, made under the same exclusive lock. Steps, each safe to
+ * interrupt: (1) delete unreferenced packs; (2) copy the chosen blobs of repacked packs into new packs
+ * ({@link repackBlobs}); (3) write the new index, superseding every old index file, and (4) delete the old
+ * index files ({@link replaceIndex}); (5) delete the packs nothing references any more.
+ */
+export async function executePrune(repo: Repository, plan: PrunePlan, options: PruneOptions = {}): Promise<PruneResult> {
+  const none = { packsWritten: 0, bytesWritten: 0, packsDeleted: 0, bytesDeleted: 0, indexFilesWritten: 0, indexFilesDeleted: 0 };
+  if (planIsEmpty(plan)) return none;
+
+  // (1) Packs no index lists: nothing can reference their blobs.
+  let bytesDeleted = await deletePacks(repo, plan.unreferenced, options, 'delete unreferenced packs');
+  let packsDeleted = plan.unreferenced.length;
+  const rewriteIndex = plan.remove.length > 0 || plan.repack.length > 0 || plan.missingUnused.length > 0;
+  if (!rewriteIndex) return { ...none, packsDeleted, bytesDeleted };
+
+  // (2) Copy the blobs of repacked packs.
+  const newPacks = await repackBlobs(repo, plan.repack, options);
+  const bytesWritten = newPacks.reduce((a, p) => a + p.size, 0);
+
+  // (3), (4) The new index lists every pack that stays, complete (unused blobs of kept packs included),
+  // plus the new ones, and supersedes every old index file; nothing may stay (every snapshot forgotten).
+  const indexFilesWritten = await replaceIndex(repo, [...plan.keep.map((p) => p.record), ...newPacks], plan.indexFiles, options);
+
+  // (5) Packs no index lists any more.
+  const doomed = [...plan.remove, ...plan.repack].map((p) => ({ id: p.record.id, size: p.storedSize }));
+  bytesDeleted += await deletePacks(repo, doomed, options);
+  packsDeleted += doomed.length;
   return {
     packsWritten: newPacks.length,
     bytesWritten,

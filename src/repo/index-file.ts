@@ -69,3 +69,24 @@ export function decodeIndex(value: unknown, what: string): IndexContent {
   });
   return { supersedes, packs };
 }
+
+/**
+ * The packs of several index files, one record per pack: a pack listed in several files gets the union of
+ * their entries (the same blob at the same offset once), in offset order.
+ */
+export function mergePackRecords(contents: Iterable<IndexContent>): Map<Id, PackRecord> {
+  const records = new Map<Id, PackRecord>();
+  for (const content of contents) {
+    for (const pack of content.packs) {
+      const known = records.get(pack.id);
+      if (known === undefined) {
+        records.set(pack.id, pack);
+        continue;
+      }
+      const seen = new Set(known.entries.map((e) => `${e.offset}:${toHex(e.id)}`));
+      const extra = pack.entries.filter((e) => !seen.has(`${e.offset}:${toHex(e.id)}`));
+      if (extra.length > 0) records.set(pack.id, { ...known, entries: [...known.entries, ...extra].sort((a, b) => a.offset - b.offset) });
+    }
+  }
+  return records;
+}

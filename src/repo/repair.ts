@@ -1,19 +1,22 @@
 /**
- * Repairs (restic's `repair index` and `repair snapshots`). Both run under an exclusive lock (the caller
- * takes it) and write before they delete, so an interruption at any moment leaves a valid repository.
+ * Repairs (restic's `repair index` and `repair snapshots`; `repair packs` is in src/prune, as it reuses
+ * prune's repacking). All run under an exclusive lock (the caller takes it) and write before they delete,
+ * so an interruption at any moment leaves a valid repository.
  *
- * - {@link repairIndex} rebuilds the index from the pack headers: every readable pack is indexed, packs
- *   whose header cannot be read are left out (their blobs become unreachable) and reported.
+ * - {@link repairIndex} rebuilds the index from the pack headers. A pack whose header cannot be read, or
+ *   (with `readAllPacks`) whose content does not match its name, keeps every blob of the old index (and of
+ *   its header, if readable) that still verifies: readable data is never dropped. Only a pack none of whose
+ *   blobs can be read is left out.
  * - {@link repairSnapshots} rewrites snapshots whose trees reference blobs the repository no longer has:
  *   a file with missing data becomes an empty file, a missing or unreadable folder an empty folder. The
  *   new snapshot keeps every field of the original and gets the tags `repaired` and `original:<id>`.
  */
 import { CancelledError } from '../errors/index.ts';
-import { fromHex, mapLimit, nodeName, shortId, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { discard, fromHex, mapLimit, nodeName, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import { openBlob, sealBlob } from './blob.ts';
 import type { BlobIndex } from './blob-index.ts';
-import { decodeIndex, type PackRecord } from './index-file.ts';
+import { decodeIndex, mergePackRecords, type IndexContent, type PackRecord } from './index-file.ts';
 import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from './pack.ts';
 import { describe, type Repository } from './repository.ts';
 import { decodeTree, encodeTree } from './tree.ts';
@@ -37,11 +40,20 @@ export interface RepairIndexOptions {
 }
 
 export interface RepairProblem {
-  /** `unreadable-pack`: the pack is left out of the index. `bad-blob`: the blob is left out. */
-  readonly kind: 'unreadable-pack' | 'bad-blob';
+  /**
+   * `unreadable-pack`: no blob of the pack can be read; it is left out of the index. `damaged-pack`: its
+   * header cannot be read or its content does not match its name; the blobs that verify stay indexed
+   * (`kept`), the others (`lost`) are left out, each also reported as a `bad-blob`. `bad-blob`: the blob
+   * is left out of the index.
+   */
+  readonly kind: 'unreadable-pack' | 'damaged-pack' | 'bad-blob';
   readonly pack: Id;
   readonly blob?: Id;
   readonly blobType?: BlobType;
+  /** `damaged-pack`: distinct blobs kept in the index, each verified. */
+  readonly kept?: number;
+  /** `damaged-pack`: distinct blobs the old index or the header listed that do not verify. */
+  readonly lost?: number;
   readonly message: string;
 }
 
@@ -51,10 +63,12 @@ export interface RepairIndexResult {
   readonly blobsIndexed: number;
   /** Indexed packs the old index did not list. */
   readonly packsAdded: number;
-  /** Packs the old index listed that the new one does not (missing from the store, or unreadable). */
+  /** Packs the old index listed that the new one does not, each counted once, whatever the reason. */
   readonly packsRemoved: number;
+  /** Of those, the packs missing from the store (the others are unreadable or empty). */
+  readonly packsMissing: number;
   readonly problems: readonly RepairProblem[];
-  /** Packs holding no blob at all (not indexed; `prune` removes them). */
+  /** Packs whose header lists no blob at all (not indexed; `prune` removes them). */
   readonly emptyPacks: readonly Id[];
   readonly oldIndexFiles: readonly Id[];
   /** Empty in a dry run. */
@@ -63,6 +77,73 @@ export interface RepairIndexResult {
 }
 
 export const defaultBlobsPerIndex = 50_000;
+
+/** Why a blob stored at `entry` in `bytes` (a whole pack) cannot be read, or undefined when it verifies. */
+function blobFailure(repo: Repository, pack: Id, bytes: Uint8Array, entry: PackEntry): string | undefined {
+  const what = `${entry.type} blob ${shortId(toHex(entry.id))} in pack ${shortId(pack)}`;
+  if (entry.offset + entry.length > bytes.length) return `reaches past the end of the pack (byte ${entry.offset + entry.length} of ${bytes.length})`;
+  try {
+    // Only the verdict is needed: free the plaintext now.
+    discard(openBlob(repo.crypto, entry.type, entry.id, bytes.subarray(entry.offset, entry.offset + entry.length), entry.rawLength, what).buffer);
+    return undefined;
+  } catch (err) {
+    return messageOf(err, what);
+  }
+}
+
+/** What the bytes of a whole pack say about it. */
+export interface PackExamination {
+  /** Why the pack is damaged: its content does not match its name, its header cannot be read. Empty when it is intact. */
+  readonly damage: string[];
+  /** One verified entry per distinct blob. */
+  readonly kept: PackEntry[];
+  /** Distinct blobs no listed place of which verifies, with the reason of the last try. */
+  readonly lost: Array<{ entry: PackEntry; reason: string }>;
+}
+
+/**
+ * Examines a whole pack: checks it against its name, reads its header and verifies every blob the header
+ * lists; for a damaged pack also every blob `indexed` (an index's entries for it) places in it, so that no
+ * readable blob is dropped. Each distinct blob is kept at the first place where it verifies, or lost.
+ */
+export function examinePack(repo: Repository, pack: Id, bytes: Uint8Array, indexed: readonly PackEntry[]): PackExamination {
+  const what = `pack ${shortId(pack)}`;
+  const damage: string[] = [];
+  if (storageName(bytes) !== pack) damage.push('content does not match its name');
+  let header: PackEntry[] | undefined;
+  try {
+    header = packHeaderOf(repo, bytes, bytes.length, what);
+  } catch (err) {
+    damage.push(`header cannot be read: ${messageOf(err, what)}`);
+  }
+  const places = new Map<string, PackEntry[]>();
+  for (const list of damage.length === 0 ? [header!] : [header ?? [], indexed]) {
+    for (const e of list) {
+      const key = `${e.type}${toHex(e.id)}`;
+      const known = places.get(key);
+      if (known === undefined) places.set(key, [e]);
+      else if (!known.some((k) => k.offset === e.offset && k.length === e.length && k.rawLength === e.rawLength)) known.push(e);
+    }
+  }
+  const kept: PackEntry[] = [];
+  const lost: PackExamination['lost'] = [];
+  for (const candidates of places.values()) {
+    let reason = '';
+    let good: PackEntry | undefined;
+    for (const e of candidates) {
+      const failure = blobFailure(repo, pack, bytes, e);
+      if (failure === undefined) {
+        good = e;
+        break;
+      }
+      reason = failure;
+    }
+    if (good) kept.push(good);
+    else lost.push({ entry: candidates[0], reason });
+  }
+  kept.sort((a, b) => a.offset - b.offset);
+  return { damage, kept, lost };
+}
 
 /** Rebuilds the index from the packs in the store; see the module comment. */
 export async function repairIndex(repo: Repository, options: RepairIndexOptions = {}): Promise<RepairIndexResult> {
@@ -77,18 +158,18 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
     if (options.signal?.aborted) throw new CancelledError();
   };
 
-  // The old index, as far as it is readable: only to say what changed.
+  // The old index, as far as it is readable: what changed, and where a damaged pack's blobs are.
   const oldIndexFiles: Id[] = [];
   for await (const { name } of backend.list('index')) oldIndexFiles.push(name);
   oldIndexFiles.sort();
-  const previouslyIndexed = new Set<Id>();
-  await mapLimit(oldIndexFiles, backend.connections, async (name) => {
+  const oldContents = await mapLimit(oldIndexFiles, backend.connections, async (name): Promise<IndexContent | undefined> => {
     try {
-      for (const p of decodeIndex(await repo.loadStructured('index', name), describe('index', name)).packs) previouslyIndexed.add(p.id);
+      return decodeIndex(await repo.loadStructured('index', name), describe('index', name));
     } catch {
-      // unreadable: it is replaced all the same
+      return undefined; // unreadable: it is replaced all the same
     }
   });
+  const oldRecords = mergePackRecords(oldContents.filter((c): c is IndexContent => c !== undefined));
 
   const packs: Array<{ id: Id; size: number }> = [];
   for await (const { name, size } of backend.list('data')) packs.push({ id: name, size });
@@ -98,44 +179,73 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
   let bytesDone = 0;
   let done = 0;
 
-  const records = await mapLimit(packs, backend.connections, async (pack): Promise<PackRecord | undefined> => {
-    throwIfAborted();
+  const badBlob = (pack: Id, e: PackEntry, reason: string) => {
+    const blob = toHex(e.id);
+    problem({ kind: 'bad-blob', pack, blob, blobType: e.type, message: `${e.type} blob ${shortId(blob)} in pack ${shortId(pack)}: ${reason}; left out of the index` });
+  };
+
+  /** The pack's entries to index; [] for a pack whose header lists nothing; undefined to leave it out. */
+  const entriesOf = async (pack: { id: Id; size: number }): Promise<PackEntry[] | undefined> => {
     const what = `pack ${shortId(pack.id)}`;
-    let entries: PackEntry[];
-    try {
-      if (options.readAllPacks) {
-        const bytes = await backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
-        bytesDone += bytes.length;
-        reporter?.bytes?.(bytesDone, totalBytes);
-        entries = headerOf(bytes, pack.size, repo, what);
-        entries = entries.filter((e) => {
-          const blob = `${e.type} blob ${shortId(toHex(e.id))} in ${what}`;
-          try {
-            openBlob(repo.crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, blob);
-            return true;
-          } catch (err) {
-            problem({ kind: 'bad-blob', pack: pack.id, blob: toHex(e.id), blobType: e.type, message: `${blob}: ${messageOf(err, blob)}; left out of the index` });
-            return false;
-          }
-        });
-      } else {
-        entries = await readHeader(repo, pack.id, pack.size, what);
+    const old = oldRecords.get(pack.id);
+    const unreadable = (reason: string) => {
+      problem({ kind: 'unreadable-pack', pack: pack.id, message: `${what}: ${reason}; left out of the index, its blobs become unreachable` });
+      return undefined;
+    };
+    if (!options.readAllPacks) {
+      try {
+        return await readHeader(repo, pack.id, pack.size, what);
+      } catch (err) {
+        if (err instanceof CancelledError) throw err;
+        // Without a header or an old index listing its blobs, nothing in the pack can be found.
+        if (old === undefined) return unreadable(`header cannot be read: ${messageOf(err, what)}`);
       }
+    }
+    // The whole pack: to verify every blob, and for a damaged one to find the blobs the old index places in it.
+    let bytes: Uint8Array;
+    try {
+      bytes = await backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
     } catch (err) {
       if (err instanceof CancelledError) throw err;
-      problem({ kind: 'unreadable-pack', pack: pack.id, message: `${what}: ${messageOf(err, what)}; left out of the index, its blobs become unreachable` });
-      return undefined;
+      return unreadable(`cannot be downloaded: ${messageOf(err, what)}`);
+    }
+    if (options.readAllPacks) {
+      bytesDone += bytes.length;
+      reporter?.bytes?.(bytesDone, totalBytes);
+    }
+    const { damage, kept, lost } = examinePack(repo, pack.id, bytes, old?.entries ?? []);
+    for (const l of lost) badBlob(pack.id, l.entry, l.reason);
+    const total = kept.length + lost.length;
+    if (damage.length === 0) return total === 0 || kept.length > 0 ? kept : unreadable(`none of its ${total} blobs can be read`);
+    if (total === 0) return unreadable(`${damage.join('; ')}; no index lists its blobs`);
+    if (kept.length === 0) return unreadable(`${damage.join('; ')}; none of its ${total} blobs can be read`);
+    problem({
+      kind: 'damaged-pack',
+      pack: pack.id,
+      kept: kept.length,
+      lost: lost.length,
+      message: `${what}: ${damage.join('; ')}; ${kept.length} of its ${total} blobs verify and stay indexed, ${lost.length} lost; \`coffer repair packs ${shortId(pack.id)}\` moves them into a new pack`,
+    });
+    return kept;
+  };
+
+  const records = await mapLimit(packs, backend.connections, async (pack): Promise<PackRecord | undefined> => {
+    throwIfAborted();
+    let entries: PackEntry[] | undefined;
+    try {
+      entries = await entriesOf(pack);
     } finally {
       done++;
       reporter?.advance?.(done);
     }
+    if (entries === undefined) return undefined;
     if (entries.length === 0) return { id: pack.id, type: 'data', size: pack.size, entries };
     // Data and tree blobs never share a pack (docs/design.md §Packs); a pack that mixes them keeps its majority.
     const trees = entries.filter((e) => e.type === 'tree').length;
     const type: BlobType = trees * 2 > entries.length ? 'tree' : 'data';
     const kept = entries.filter((e) => {
       if (e.type === type) return true;
-      problem({ kind: 'bad-blob', pack: pack.id, blob: toHex(e.id), blobType: e.type, message: `${e.type} blob ${shortId(toHex(e.id))} in ${what}: a ${e.type} blob in a pack of ${type} blobs; left out of the index` });
+      problem({ kind: 'bad-blob', pack: pack.id, blob: toHex(e.id), blobType: e.type, message: `${e.type} blob ${shortId(toHex(e.id))} in pack ${shortId(pack.id)}: a ${e.type} blob in a pack of ${type} blobs; left out of the index` });
       return false;
     });
     return { id: pack.id, type, size: pack.size, entries: kept };
@@ -174,12 +284,15 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
     await repo.loadIndex();
   }
   const nowIndexed = new Set(indexed.map((r) => r.id));
+  const stored = new Set(packs.map((p) => p.id));
+  const previouslyIndexed = [...oldRecords.keys()];
   return {
     packsListed: packs.length,
     packsIndexed: indexed.length,
     blobsIndexed: indexed.reduce((n, r) => n + r.entries.length, 0),
-    packsAdded: [...nowIndexed].filter((p) => !previouslyIndexed.has(p)).length,
-    packsRemoved: [...previouslyIndexed].filter((p) => !nowIndexed.has(p)).length,
+    packsAdded: [...nowIndexed].filter((p) => !oldRecords.has(p)).length,
+    packsRemoved: previouslyIndexed.filter((p) => !nowIndexed.has(p)).length,
+    packsMissing: previouslyIndexed.filter((p) => !stored.has(p)).length,
     problems,
     emptyPacks,
     oldIndexFiles,
@@ -200,15 +313,18 @@ export async function readHeader(repo: Repository, pack: Id, size: number, what 
   throw new Error(`${what}: header length keeps changing`);
 }
 
-function headerOf(bytes: Uint8Array, size: number, repo: Repository, what: string): PackEntry[] {
+function packHeaderOf(repo: Repository, bytes: Uint8Array, size: number, what: string): PackEntry[] {
   const parsed = parsePackHeader(bytes, size, repo.crypto.metadata, what);
   if (!Array.isArray(parsed)) throw new Error(`${what}: shorter than its header length says`);
   return parsed;
 }
 
+/** The message of an error without a leading `what: ` (or `what header: `) the caller already names. */
 function messageOf(err: unknown, what?: string): string {
   const message = err instanceof Error ? err.message : String(err);
-  return what && message.startsWith(`${what}: `) ? message.slice(what.length + 2) : message;
+  if (what === undefined) return message;
+  for (const prefix of [`${what}: `, `${what} header: `]) if (message.startsWith(prefix)) return message.slice(prefix.length);
+  return message;
 }
 
 // ---------------------------------------------------------------------------------------------------

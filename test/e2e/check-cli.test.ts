@@ -4,9 +4,10 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
+import { flipByte, largestPack } from '../support/disk-damage.ts';
 
 after(removeTempDirs);
 
@@ -20,33 +21,6 @@ async function repository(): Promise<{ repo: string; src: string }> {
   const b = await runCoffer(['backup', src], { repo });
   assert.equal(b.code, 0, b.stderr);
   return { repo, src };
-}
-
-/** The largest pack file of a local repository. */
-async function largestPack(repo: string): Promise<{ file: string; name: string; size: number }> {
-  let best = { file: '', name: '', size: -1 };
-  for (const dir of await readdir(path.join(repo, 'data'))) {
-    for (const name of await readdir(path.join(repo, 'data', dir))) {
-      const file = path.join(repo, 'data', dir, name);
-      const { size } = await stat(file);
-      if (size > best.size) best = { file, name, size };
-    }
-  }
-  return best;
-}
-
-async function flipByte(file: string, offset: number): Promise<void> {
-  await chmod(file, 0o644);
-  const fh = await open(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    await fh.read(b, 0, 1, offset);
-    b[0] ^= 0xff;
-    await fh.write(b, 0, 1, offset);
-  } finally {
-    await fh.close();
-  }
-  await chmod(file, 0o444);
 }
 
 test('check and check --read-data exit 0 on a sound repository', async () => {

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
 import { check } from '../../src/checker/index.ts';
+import { executePrune, planPrune, repairPacks } from '../../src/prune/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
-import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type Repository } from '../../src/repo/index.ts';
-import { backUpTwice, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
+import { buildPack, decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackEntry, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
 import { reopen } from '../support/test-repo.ts';
 
@@ -202,7 +203,7 @@ test('repair snapshots: a missing subtree becomes an empty folder; --dry-run wri
   }
 });
 
-test('repair index --read-all-packs leaves a damaged blob out; repair snapshots then saves the rest', async () => {
+test('repair index --read-all-packs leaves a damaged blob out and keeps the rest of its pack; repair snapshots then saves the rest', async () => {
   const f = await fixture();
   try {
     const [pack] = await packsOf(f.repo, 'data');
@@ -217,9 +218,20 @@ test('repair index --read-all-packs leaves a damaged blob out; repair snapshots 
 
     const problems: string[] = [];
     const result = await repairIndex(await reopen(f.repo), { readAllPacks: true, onProblem: (p) => problems.push(p.message) });
-    assert.deepEqual(result.problems.map((p) => [p.kind, p.pack, p.blob]), [['bad-blob', pack.id, toHex(victim.id)]]);
-    assert.equal(problems.length, 1);
-    assert.match(problems[0], new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${pack.id.slice(0, 8)}: authentication failed.*; left out of the index$`));
+    assert.deepEqual(
+      result.problems.map((p) => [p.kind, p.pack, p.blob, p.kept, p.lost]),
+      [
+        ['bad-blob', pack.id, toHex(victim.id), undefined, undefined],
+        ['damaged-pack', pack.id, undefined, pack.entries.length - 1, 1],
+      ],
+    );
+    const short = pack.id.slice(0, 8);
+    assert.match(problems[0], new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${short}: authentication failed.*; left out of the index$`));
+    assert.equal(
+      problems[1],
+      `pack ${short}: content does not match its name; ${pack.entries.length - 1} of its ${pack.entries.length} blobs verify and stay indexed, 1 lost; \`coffer repair packs ${short}\` moves them into a new pack`,
+    );
+    assert.equal(result.packsRemoved, 0);
     const missing = await errorsOf(f.repo);
     assert.deepEqual(missing.map((i) => [i.kind, i.blob]), [['missing-blob', toHex(victim.id)]]);
     await repairSnapshots(await reopen(f.repo), { forget: true });
@@ -229,17 +241,74 @@ test('repair index --read-all-packs leaves a damaged blob out; repair snapshots 
   }
 });
 
-test('repair index leaves out a pack whose header cannot be read, and says so', async () => {
+/** Flips a byte of a pack's sealed header, and with `blobToo` one in the middle of its largest blob. */
+async function damagePack(f: Fixture, pack: PackRecord, blobToo = false): Promise<PackEntry | undefined> {
+  const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
+  bytes[bytes.length - 10] ^= 0xff;
+  const { entry, middle } = largestBlob(pack.entries);
+  if (blobToo) bytes[middle] ^= 0x04;
+  await f.backend.save({ type: 'data', name: pack.id }, bytes);
+  return blobToo ? entry : undefined;
+}
+
+test('repair index keeps every blob of a pack whose header cannot be read that verifies at the place the old index gives', async () => {
   const f = await fixture();
   try {
     const [pack] = await packsOf(f.repo, 'data');
-    const bytes = await f.backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
-    bytes[bytes.length - 10] ^= 0xff; // inside the sealed header
-    await f.backend.save({ type: 'data', name: pack.id }, bytes);
+    await damagePack(f, pack);
+    const before = await indexRecords(f.repo);
+    const result = await repairIndex(await reopen(f.repo));
+    const short = pack.id.slice(0, 8);
+    assert.deepEqual(result.problems.map((p) => [p.kind, p.pack, p.kept, p.lost]), [['damaged-pack', pack.id, pack.entries.length, 0]]);
+    assert.match(
+      result.problems[0].message,
+      new RegExp(`^pack ${short}: content does not match its name; header cannot be read: authentication failed.*; ${pack.entries.length} of its ${pack.entries.length} blobs verify and stay indexed, 0 lost; \`coffer repair packs ${short}\` moves them into a new pack$`),
+    );
+    assert.equal(result.packsRemoved, 0);
+    assert.equal(result.packsIndexed, result.packsListed);
+    // The new index places every blob where the old one did.
+    const after = await indexRecords(f.repo);
+    const kept = after.packs.find((p) => p.id === pack.id)!;
+    assert.deepEqual(kept.entries, before.packs.find((p) => p.id === pack.id)!.entries);
+    // Structure is sound; only reading the data shows the damaged pack.
+    assert.deepEqual((await check(await reopen(f.repo))).issues, []);
+    assert.deepEqual((await errorsOf(f.repo, true)).map((i) => [i.kind, i.pack]), [['corrupt-pack', pack.id]]);
+    for (const [p, content] of await readBack(f.repo, f.snapshots[1])) assert.deepEqual(content, await readFile(p), p);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index on a pack with a damaged header and a damaged blob keeps the blobs that verify and counts the lost one', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    const victim = (await damagePack(f, pack, true))!;
+    const result = await repairIndex(await reopen(f.repo));
+    assert.deepEqual(
+      result.problems.map((p) => [p.kind, p.blob, p.kept, p.lost]),
+      [
+        ['bad-blob', toHex(victim.id), undefined, undefined],
+        ['damaged-pack', undefined, pack.entries.length - 1, 1],
+      ],
+    );
+    const missing = await errorsOf(f.repo);
+    assert.deepEqual(missing.map((i) => [i.kind, i.blob]), [['missing-blob', toHex(victim.id)]]);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair index leaves out a pack whose header cannot be read when no index lists its blobs, and says so', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    await damagePack(f, pack);
+    for (const name of await names(f.backend, 'index')) await f.backend.remove({ type: 'index', name });
     const result = await repairIndex(await reopen(f.repo));
     assert.deepEqual(result.problems.map((p) => [p.kind, p.pack]), [['unreadable-pack', pack.id]]);
-    assert.match(result.problems[0].message, new RegExp(`^pack ${pack.id.slice(0, 8)}: .*header.*; left out of the index, its blobs become unreachable$`));
-    assert.equal(result.packsRemoved, 1);
+    assert.match(result.problems[0].message, new RegExp(`^pack ${pack.id.slice(0, 8)}: header cannot be read: authentication failed.*; left out of the index, its blobs become unreachable$`));
+    assert.equal(result.packsIndexed, result.packsListed - 1);
     await repairSnapshots(await reopen(f.repo), { forget: true });
     const after = await check(await reopen(f.repo));
     // The damaged pack is still stored, now unreferenced: a warning, not an error.
@@ -248,6 +317,92 @@ test('repair index leaves out a pack whose header cannot be read, and says so', 
     await cleanup(f);
   }
 });
+
+test('repair index counts each pack the old index listed once: missing, or empty', async () => {
+  const f = await fixture();
+  try {
+    const repo = await reopen(f.repo);
+    const empty: PackRecord[] = [];
+    for (let i = 0; i < 3; i++) {
+      const built = buildPack([], repo.crypto.metadata);
+      await f.backend.save({ type: 'data', name: built.name }, built.bytes);
+      empty.push({ id: built.name, type: 'data', size: built.bytes.length, entries: [] });
+    }
+    await rewriteIndex(repo, (packs) => [...packs, ...empty]);
+    const [gone] = await packsOf(f.repo, 'data');
+    await f.backend.remove({ type: 'data', name: gone.id });
+    const result = await repairIndex(await reopen(f.repo));
+    assert.equal(result.packsMissing, 1);
+    assert.deepEqual([...result.emptyPacks].sort(), empty.map((p) => p.id).sort());
+    assert.equal(result.packsRemoved, 1 + empty.length);
+    assert.deepEqual(result.problems, []);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair packs salvages the blobs of a pack with a damaged header and blob that verify; after repair snapshots --forget check --read-data passes', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    const victim = (await damagePack(f, pack, true))!;
+    const dry = await repairPacks(await reopen(f.repo), [pack.id.slice(0, 8)], { dryRun: true });
+    assert.equal(dry.packsWritten, 0);
+    assert.ok((await names(f.backend, 'data')).includes(pack.id), 'a dry run deletes nothing');
+
+    const seen: string[] = [];
+    const result = await repairPacks(await reopen(f.repo), [pack.id.slice(0, 8)], { onPack: (p) => seen.push(p.pack) });
+    assert.deepEqual(seen, [pack.id]);
+    assert.deepEqual(
+      result.packs.map((p) => ({ ...p, damage: p.damage.map((d) => d.replace(/:.*/, '')), lost: p.lost.map((l) => [l.type, l.id]) })),
+      [{ pack: pack.id, damage: ['content does not match its name', 'header cannot be read'], salvaged: pack.entries.length - 1, elsewhere: 0, lost: [['data', toHex(victim.id)]] }],
+    );
+    assert.deepEqual(dry.packs, result.packs);
+    assert.equal(result.packsDeleted, 1);
+    assert.ok(!(await names(f.backend, 'data')).includes(pack.id));
+    assert.deepEqual((await errorsOf(f.repo, true)).map((i) => [i.kind, i.blob]), [['missing-blob', toHex(victim.id)]]);
+    await repairSnapshots(await reopen(f.repo), { forget: true });
+    assert.deepEqual((await check(await reopen(f.repo), { readData: true })).issues, []);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('prune refuses to repack a damaged pack and names repair packs; after repair packs it prunes and every file reads back', async () => {
+  const f = await fixture();
+  try {
+    // Forgetting the first snapshot leaves its version of docs/b.txt and its trees unused.
+    await f.backend.remove({ type: 'snapshot', name: f.snapshots[0] });
+    const used = new Set<string>();
+    const repo = await reopen(f.repo);
+    await walkTree(repo, (await repo.loadSnapshot(f.snapshots[1])).tree, ({ node }) => {
+      for (const id of node.content ?? []) used.add(toHex(id));
+      if (node.subtree) used.add(toHex(node.subtree));
+    });
+    used.add((await repo.loadSnapshot(f.snapshots[1])).tree);
+    const { packs } = await indexRecords(repo);
+    const partly = packs.find((p) => p.entries.some((e) => !used.has(toHex(e.id))) && p.entries.some((e) => used.has(toHex(e.id))))!;
+    await damagePack(f, partly);
+    await assert.rejects(planAndPrune(f.repo), (err: Error & { hint?: string }) => {
+      assert.equal(err.message, `pack ${partly.id.slice(0, 8)} does not match its name or indexed size`);
+      assert.match(err.hint!, new RegExp(`\`coffer repair packs ${partly.id.slice(0, 8)}\``));
+      return true;
+    });
+    assert.ok((await names(f.backend, 'data')).includes(partly.id), 'the damaged pack is kept');
+    await repairPacks(await reopen(f.repo), [partly.id]);
+    await planAndPrune(f.repo);
+    assert.deepEqual((await check(await reopen(f.repo), { readData: true })).issues, []);
+    for (const [p, content] of await readBack(f.repo, f.snapshots[1])) assert.deepEqual(content, await readFile(p), p);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+async function planAndPrune(repo: Repository): Promise<void> {
+  const fresh = await reopen(repo);
+  const options = { maxUnused: { kind: 'bytes', value: 0 } } as const;
+  await executePrune(fresh, await planPrune(fresh, options), options);
+}
 
 test('repair snapshots skips a snapshot file that cannot be read, and loadReadableSnapshots names it', async () => {
   const f = await fixture();

@@ -6,7 +6,8 @@
  * `packs_verified` and `blobs_verified` what --read-data read.
  */
 import type { Command } from 'commander';
-import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type ReadDataSubset } from '../../checker/index.ts';
+import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type CheckIssueKind, type ReadDataSubset } from '../../checker/index.ts';
+import { shortId } from '../../model/index.ts';
 import { IntegrityError } from '../../errors/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
@@ -61,6 +62,36 @@ function warningAdvice(issues: readonly CheckIssue[]): string {
   if (kinds.has('unreferenced-pack') || kinds.has('duplicate-blob')) advice.push('`coffer prune` tidies unreferenced packs and duplicate blobs');
   if (kinds.has('leftover-file')) advice.push('leftover files may be deleted while no coffer command runs');
   return advice.join('; ');
+}
+
+const indexKinds: ReadonlySet<CheckIssueKind> = new Set<CheckIssueKind>(['corrupt-index', 'missing-pack', 'pack-size-mismatch', 'blob-past-pack-end']);
+
+/**
+ * The commands that fix the errors found, in the order that works: the index first (`repair packs` needs
+ * it readable), then the damaged packs, then the snapshots that still reference lost data.
+ */
+export function repairHint(issues: readonly CheckIssue[]): string {
+  const all = issues.filter((i) => i.severity === 'error');
+  // Files that do not belong and damaged keys leave the data alone: their fixes come first, on their own.
+  const aside = [
+    ...(all.some((i) => i.kind === 'stray-file') ? ['move the files named as not belonging out of the repository'] : []),
+    ...(all.some((i) => i.kind === 'corrupt-key') ? ['remove each damaged key with `coffer key remove ID` (or restore its file from a copy)'] : []),
+  ];
+  const errors = all.filter((i) => i.kind !== 'stray-file' && i.kind !== 'corrupt-key');
+  if (errors.length === 0) return aside.join('; ');
+  const data = dataRepairHint(errors);
+  return aside.length === 0 ? data : `${aside.join('; ')}; ${data}`;
+}
+
+function dataRepairHint(errors: readonly CheckIssue[]): string {
+  const damaged = [...new Set(errors.filter((i) => (i.kind === 'corrupt-pack' || i.kind === 'corrupt-blob') && i.pack).map((i) => i.pack!))].sort();
+  // A header that disagrees with the index: the index is wrong, unless the pack itself is damaged.
+  const index = errors.some((i) => indexKinds.has(i.kind) || (i.kind === 'index-header-mismatch' && !damaged.includes(i.pack!)));
+  const steps = [...(index ? ['`coffer repair index`'] : []), ...(damaged.length > 0 ? [`\`coffer repair packs ${damaged.map(shortId).join(' ')}\``] : [])];
+  if (steps.length === 0) {
+    return 'run `coffer repair snapshots --forget`: files whose data is missing become empty, missing folders empty folders, and unreadable snapshots are removed';
+  }
+  return `run ${steps.join(', then ')}, then \`coffer check\` again; if it reports missing data, \`coffer repair snapshots --forget\` removes it from the snapshots`;
 }
 
 function describeSubset(subset: ReadDataSubset | undefined): string {
@@ -187,7 +218,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
         }
         if (result.errors > 0) {
           throw new IntegrityError(`the repository has ${result.errors} ${result.errors === 1 ? 'error' : 'errors'}`, {
-            hint: 'see the findings above; `coffer repair index` rebuilds the index from the packs, `coffer repair snapshots` saves what can be saved',
+            hint: repairHint(result.issues),
             data: { num_errors: result.errors },
           });
         }

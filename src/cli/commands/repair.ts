@@ -1,9 +1,11 @@
 /**
- * `coffer repair index` (restic's `repair index`, formerly `rebuild-index`) and `coffer repair snapshots`.
- * Both take an exclusive lock; the work is in src/repo/repair.ts.
+ * `coffer repair index` (restic's `repair index`, formerly `rebuild-index`), `coffer repair packs` and
+ * `coffer repair snapshots`. All take an exclusive lock; the work is in src/repo/repair.ts and (packs,
+ * which reuses prune's repacking) src/prune/repair-packs.ts.
  */
 import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
+import { repairPacks } from '../../prune/index.ts';
 import { loadReadableSnapshots, matchesFilter, removeUnreadableSnapshots, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
@@ -28,7 +30,7 @@ interface SnapshotFlags {
 const plural = (n: number, word: string) => `${n} ${n === 1 ? word : `${word}s`}`;
 
 export function registerRepair(program: Command, ctx: CliContext): void {
-  const repair = program.command('repair').description('repair a damaged repository (index, snapshots)');
+  const repair = program.command('repair').description('repair a damaged repository (index, packs, snapshots)');
 
   repair
     .command('index')
@@ -81,6 +83,9 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           if (ctx.json) ctx.printJson({ message_type: 'warning', kind: p.kind, message: p.message, pack: p.pack, ...(p.blob ? { blob: p.blob, blob_type: p.blobType } : {}) });
           else ctx.warn(`warning: ${p.message}`);
         }
+        const unreadable = result.problems.filter((p) => p.kind === 'unreadable-pack');
+        const damaged = result.problems.filter((p) => p.kind === 'damaged-pack');
+        const dropped = result.problems.filter((p) => p.kind === 'bad-blob');
         if (ctx.json) {
           ctx.printJson({
             message_type: 'summary',
@@ -90,8 +95,10 @@ export function registerRepair(program: Command, ctx: CliContext): void {
             blobs_indexed: result.blobsIndexed,
             packs_added: result.packsAdded,
             packs_removed: result.packsRemoved,
-            unreadable_packs: result.problems.filter((p) => p.kind === 'unreadable-pack').map((p) => p.pack),
-            dropped_blobs: result.problems.filter((p) => p.kind === 'bad-blob').map((p) => p.blob),
+            packs_missing: result.packsMissing,
+            unreadable_packs: unreadable.map((p) => p.pack),
+            damaged_packs: damaged.map((p) => ({ pack: p.pack, blobs_kept: p.kept, blobs_lost: p.lost })),
+            dropped_blobs: dropped.map((p) => p.blob),
             empty_packs: result.emptyPacks,
             index_files_written: result.indexFilesWritten,
             index_files_removed: result.indexFilesRemoved,
@@ -99,19 +106,81 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           });
           return;
         }
-        const unreadable = result.problems.filter((p) => p.kind === 'unreadable-pack').length;
-        const dropped = result.problems.filter((p) => p.kind === 'bad-blob').length;
+        // Each pack the old index listed and the new one does not is counted once: missing, unreadable or empty.
         ctx.say(`read ${plural(result.packsListed, 'pack')}: ${plural(result.packsIndexed, 'pack')} with ${plural(result.blobsIndexed, 'blob')} indexed`);
         if (result.packsAdded > 0) ctx.say(`${plural(result.packsAdded, 'pack')} the old index did not list ${result.packsAdded === 1 ? 'is' : 'are'} now indexed`);
-        if (result.packsRemoved > 0) ctx.say(`${plural(result.packsRemoved, 'pack')} the old index listed ${result.packsRemoved === 1 ? 'is' : 'are'} missing or unreadable and no longer indexed`);
-        if (unreadable > 0) ctx.say(`${plural(unreadable, 'unreadable pack')} left out: the blobs only ${unreadable === 1 ? 'it holds are' : 'they hold are'} lost`);
-        if (dropped > 0) ctx.say(`${plural(dropped, 'damaged blob')} left out of the index`);
+        if (result.packsMissing > 0) ctx.say(`${plural(result.packsMissing, 'pack')} the old index listed ${result.packsMissing === 1 ? 'is' : 'are'} missing from the repository and no longer indexed`);
+        if (unreadable.length > 0) ctx.say(`${plural(unreadable.length, 'unreadable pack')} left out: the blobs only ${unreadable.length === 1 ? 'it holds are' : 'they hold are'} lost`);
+        if (damaged.length > 0) {
+          const kept = damaged.reduce((n, p) => n + (p.kept ?? 0), 0);
+          const lost = damaged.reduce((n, p) => n + (p.lost ?? 0), 0);
+          ctx.say(`${plural(damaged.length, 'damaged pack')} still indexed with the ${plural(kept, 'blob')} that verify; ${plural(lost, 'blob')} lost`);
+        }
+        if (dropped.length > 0) ctx.say(`${plural(dropped.length, 'damaged blob')} left out of the index`);
         if (result.emptyPacks.length > 0) ctx.say(`${plural(result.emptyPacks.length, 'empty pack')} not indexed (\`coffer prune\` removes them)`);
         if (flags.dryRun) ctx.say(`dry run: would write the new index and remove ${plural(result.oldIndexFiles.length, 'old index file')}`);
         else ctx.say(`wrote ${plural(result.indexFilesWritten.length, 'index file')}, removed ${plural(result.indexFilesRemoved.length, 'old index file')} in ${elapsed(Date.now() - started)}`);
-        if (result.packsRemoved > 0 || unreadable > 0 || dropped > 0) {
+        if (damaged.length > 0) {
+          ctx.say(`run \`coffer repair packs ${damaged.map((p) => shortId(p.pack)).join(' ')}\` to move the intact blobs of the damaged ${damaged.length === 1 ? 'pack' : 'packs'} into new packs`);
+        }
+        if (result.packsMissing > 0 || unreadable.length > 0 || dropped.length > 0) {
           ctx.say('run `coffer check`; if it reports missing blobs, `coffer repair snapshots --forget` saves what can be saved');
         }
+      });
+    });
+
+  repair
+    .command('packs')
+    .description('salvage the blobs of damaged packs that still verify into new packs, then delete the damaged packs (restic: repair packs)')
+    .argument('<ids...>', 'ids of the damaged packs, as `coffer check --read-data` names them (a unique prefix is enough)')
+    .option('-n, --dry-run', 'only say what would be done')
+    .action(async (ids: string[], flags: { dryRun?: boolean }) => {
+      // Repairs judge what the repository holds, not a local copy of it.
+      ctx.options = { ...ctx.options, cache: false };
+      const repo = await ctx.openRepository();
+      await withLock(ctx, repo, 'exclusive', async (lock) => {
+        const started = Date.now();
+        const result = await repairPacks(repo, ids, {
+          dryRun: flags.dryRun,
+          signal: ctx.signal,
+          beforeChange: () => lock.assertFresh(),
+          onPack: (p) => {
+            if (ctx.json) {
+              ctx.printJson({ message_type: 'pack', pack: p.pack, damage: p.damage, blobs_salvaged: p.salvaged, blobs_elsewhere: p.elsewhere, lost_blobs: p.lost });
+              return;
+            }
+            const short = shortId(p.pack);
+            const counts = [`${plural(p.salvaged, 'blob')} salvaged`, ...(p.elsewhere > 0 ? [`${p.elsewhere} kept in other packs`] : []), ...(p.lost.length > 0 ? [`${p.lost.length} lost`] : [])];
+            ctx.say(`pack ${short}: ${p.damage.length > 0 ? p.damage.join('; ') : 'intact'}; ${counts.join(', ')}`);
+            for (const l of p.lost) ctx.warn(`warning: ${l.type} blob ${shortId(l.id)} in pack ${short}: ${l.reason}; lost`);
+          },
+        });
+        const salvaged = result.packs.reduce((n, p) => n + p.salvaged, 0);
+        const lost = result.packs.reduce((n, p) => n + p.lost.length, 0);
+        if (ctx.json) {
+          ctx.printJson({
+            message_type: 'summary',
+            dry_run: flags.dryRun === true,
+            packs_repaired: result.packs.length,
+            blobs_salvaged: salvaged,
+            blobs_lost: lost,
+            packs_written: result.packsWritten,
+            bytes_written: result.bytesWritten,
+            index_files_written: result.indexFilesWritten,
+            index_files_removed: result.indexFilesDeleted,
+            packs_removed: result.packsDeleted,
+            total_duration: (Date.now() - started) / 1000,
+          });
+          return;
+        }
+        if (flags.dryRun) ctx.say(`dry run: would salvage ${plural(salvaged, 'blob')} into new packs and delete ${plural(result.packs.length, 'pack')}`);
+        else {
+          ctx.say(
+            `salvaged ${plural(salvaged, 'blob')} into ${plural(result.packsWritten, 'new pack')} (${formatBytes(result.bytesWritten)}), ` +
+              `wrote ${plural(result.indexFilesWritten, 'index file')}, removed ${plural(result.indexFilesDeleted, 'old index file')} and ${plural(result.packsDeleted, 'damaged pack')} in ${elapsed(Date.now() - started)}`,
+          );
+        }
+        if (lost > 0) ctx.say(`${plural(lost, 'blob')} lost: if \`coffer check\` reports missing blobs, \`coffer repair snapshots --forget\` removes them from the snapshots`);
       });
     });
 

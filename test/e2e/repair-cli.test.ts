@@ -1,0 +1,258 @@
+/**
+ * Damaged packs repaired as a user would, through the binary: check names the damaged pack and the command
+ * that fixes it, the repair commands say what they kept and lost, check --read-data passes after the
+ * documented sequence, and every file whose data was readable restores byte for byte.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { access, chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { LocalBackend } from '../../src/backend/index.ts';
+import { buildPack, Repository, type PackRecord } from '../../src/repo/index.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
+import { rewriteIndex } from '../support/damage-fixture.ts';
+import { flipByte, largestPack, packFiles } from '../support/disk-damage.ts';
+import { testPassword } from '../support/test-repo.ts';
+
+after(removeTempDirs);
+
+const authFailed = 'authentication failed (damaged, tampered with, or a different key)';
+const snapshotsHint = 'if it reports missing data, `coffer repair snapshots --forget` removes it from the snapshots';
+
+/** Eight random files of 700 000 bytes and twenty small ones, backed up into 1 MiB packs of 64–512 KiB chunks. */
+async function repository(): Promise<{ repo: string; src: string }> {
+  const repo = await makeRepoDir();
+  const src = await makeTempDir('coffer-repair-src-');
+  await mkdir(path.join(src, 'sub'));
+  for (let i = 1; i <= 8; i++) await writeFile(path.join(src, `f${i}`), randomBytes(700_000));
+  for (let i = 1; i <= 20; i++) await writeFile(path.join(src, 'sub', `t${i}`), `${i}\n`);
+  assertOk(await runCoffer(['init', '--pack-size', '1', '--chunk-min', '64K', '--chunk-avg', '128K', '--chunk-max', '512K'], { repo }));
+  assertOk(await runCoffer(['backup', src], { repo }));
+  return { repo, src };
+}
+
+async function filesUnder(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const rel = path.join(prefix, e.name);
+    if (e.isDirectory()) out.push(...(await filesUnder(path.join(dir, e.name), rel)));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+/** Restores the latest snapshot; returns the files (relative to the source) whose content differs from the source. */
+async function restoreDiffers(repo: string, src: string): Promise<string[]> {
+  const target = await makeTempDir('coffer-repair-target-');
+  assertOk(await runCoffer(['restore', 'latest', '--target', target], { repo }), 'restore');
+  const restored = path.join(target, src);
+  assert.deepEqual(await filesUnder(restored), await filesUnder(src), 'the same files are restored');
+  const differ: string[] = [];
+  for (const rel of await filesUnder(src)) {
+    if (!(await readFile(path.join(src, rel))).equals(await readFile(path.join(restored, rel)))) differ.push(rel);
+  }
+  return differ;
+}
+
+const lines = (text: string, prefix: string) => text.split('\n').filter((l) => l.startsWith(prefix));
+
+/** Runs check --read-data: its `error:` lines and the hint. */
+async function checkData(repo: string): Promise<{ run: RunResult; errors: string[]; hint: string | undefined }> {
+  const run = await runCoffer(['check', '--read-data'], { repo });
+  return { run, errors: lines(run.stdout, 'error: '), hint: lines(run.stderr, 'hint: ')[0] };
+}
+
+async function assertCheckPasses(repo: string): Promise<void> {
+  const { run } = await checkData(repo);
+  assertOk(run, 'check --read-data');
+  assert.match(run.stdout, /no errors were found\n$/);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+test("a damaged pack header: repair index keeps the pack's blobs, prune keeps the pack, repair packs rewrites it; nothing is lost", async () => {
+  const { repo, src } = await repository();
+  const pack = await largestPack(repo);
+  const short = pack.name.slice(0, 8);
+  await flipByte(pack.file, -30, 0x40);
+
+  // The index still locates every blob: everything restores.
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+
+  const before = await checkData(repo);
+  assert.equal(before.run.code, 1);
+  assert.equal(before.errors.length, 1, before.run.stdout);
+  assert.match(before.errors[0], new RegExp(`^error: pack ${short}: content does not match its name \\(its SHA-256 is [0-9a-f]{8}…\\); header cannot be read: pack ${short} header: authentication failed`));
+  assert.match(before.run.stdout, /^1 error found$/m);
+  assert.equal(before.hint, `hint: run \`coffer repair packs ${short}\`, then \`coffer check\` again; ${snapshotsHint}`);
+
+  // Following repair index instead keeps every blob of the pack, each verified.
+  const rebuilt = await runCoffer(['repair', 'index'], { repo });
+  assertOk(rebuilt, 'repair index');
+  const [damage] = lines(rebuilt.stderr, 'warning: ');
+  const counted = new RegExp(`^warning: pack ${short}: content does not match its name; header cannot be read: ${authFailed.replace(/[()]/g, '\\$&')}; (\\d+) of its (\\d+) blobs verify and stay indexed, 0 lost; \`coffer repair packs ${short}\` moves them into a new pack$`).exec(damage);
+  assert.ok(counted, rebuilt.stderr);
+  assert.equal(counted[1], counted[2]);
+  assert.equal(lines(rebuilt.stderr, 'warning: ').length, 1, rebuilt.stderr);
+  assert.match(rebuilt.stdout, new RegExp(`^1 damaged pack still indexed with the ${counted[1]} blobs that verify; 0 blobs lost$`, 'm'));
+  assert.match(rebuilt.stdout, new RegExp(`^run \`coffer repair packs ${short}\` to move the intact blobs of the damaged pack into new packs$`, 'm'));
+  assert.doesNotMatch(rebuilt.stdout, /unreadable|missing|left out/);
+
+  assertOk(await runCoffer(['check'], { repo }), 'check');
+  const repaired = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
+  assertOk(repaired);
+  assert.match(repaired.stdout, /^no snapshot needs repair \(1 snapshot checked\)$/m);
+  assertOk(await runCoffer(['prune'], { repo }), 'prune');
+  assert.ok(await exists(pack.file), 'prune keeps a pack whose blobs are used');
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+
+  const still = await checkData(repo);
+  assert.equal(still.errors.length, 1);
+  assert.equal(still.hint, before.hint);
+
+  const salvaged = await runCoffer(['repair', 'packs', short], { repo });
+  assertOk(salvaged, 'repair packs');
+  assert.equal(salvaged.stderr, '');
+  assert.equal(
+    lines(salvaged.stdout, 'pack ')[0],
+    `pack ${short}: content does not match its name; header cannot be read: ${authFailed}; ${counted[1]} blobs salvaged`,
+  );
+  assert.match(salvaged.stdout, new RegExp(`^salvaged ${counted[1]} blobs into \\d+ new packs? \\(.*\\), wrote 1 index file, removed 1 old index file and 1 damaged pack in `, 'm'));
+  assert.doesNotMatch(salvaged.stdout, /lost/);
+  assert.equal(await exists(pack.file), false);
+
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+});
+
+test('a damaged blob: check hints repair packs; repair packs salvages the rest and repair snapshots --forget the lost file', async () => {
+  const { repo, src } = await repository();
+  const pack = await largestPack(repo);
+  const short = pack.name.slice(0, 8);
+  await flipByte(pack.file, 1000, 0x40);
+
+  const before = await checkData(repo);
+  assert.equal(before.run.code, 1);
+  assert.equal(before.errors.length, 2, before.run.stdout);
+  assert.match(before.errors[0], new RegExp(`^error: pack ${short}: content does not match its name \\(its SHA-256 is [0-9a-f]{8}…\\)$`));
+  const victim = new RegExp(`^error: data blob ([0-9a-f]{8}) in pack ${short}: authentication failed`).exec(before.errors[1])?.[1];
+  assert.ok(victim, before.errors[1]);
+  assert.equal(before.hint, `hint: run \`coffer repair packs ${short}\`, then \`coffer check\` again; ${snapshotsHint}`);
+
+  const dry = await runCoffer(['repair', 'packs', short, '--dry-run'], { repo });
+  assertOk(dry);
+  assert.match(dry.stdout, /^dry run: would salvage \d+ blobs into new packs and delete 1 pack$/m);
+  assert.ok(await exists(pack.file));
+
+  const salvaged = await runCoffer(['repair', 'packs', short], { repo });
+  assertOk(salvaged, 'repair packs');
+  const [line] = lines(salvaged.stdout, 'pack ');
+  const kept = new RegExp(`^pack ${short}: content does not match its name; (\\d+) blobs salvaged, 1 lost$`).exec(line)?.[1];
+  assert.ok(kept, salvaged.stdout);
+  assert.equal(salvaged.stderr, `warning: data blob ${victim} in pack ${short}: ${authFailed}; lost\n`);
+  assert.match(salvaged.stdout, new RegExp(`^salvaged ${kept} blobs into \\d+ new packs? `, 'm'));
+  assert.match(salvaged.stdout, /^1 blob lost: if `coffer check` reports missing blobs, `coffer repair snapshots --forget` removes them from the snapshots$/m);
+
+  const missing = await checkData(repo);
+  assert.equal(missing.run.code, 1);
+  assert.equal(missing.errors.length, 1, missing.run.stdout);
+  const file = new RegExp(`^error: data blob ${victim}: not in any index; used by file ${src}/(\\S+) in snapshot [0-9a-f]{8}$`).exec(missing.errors[0])?.[1];
+  assert.ok(file, missing.errors[0]);
+  assert.equal(missing.hint, 'hint: run `coffer repair snapshots --forget`: files whose data is missing become empty, missing folders empty folders, and unreadable snapshots are removed');
+
+  const repaired = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
+  assertOk(repaired);
+  assert.match(repaired.stdout, new RegExp(`^  ${src}/${file}: 1 of \\d+ data blobs missing; now an empty file$`, 'm'));
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), [file]);
+});
+
+test('a damaged blob after repair index --read-all-packs, repair snapshots and prune: check still names the pack; repair packs clears it', async () => {
+  const { repo, src } = await repository();
+  const pack = await largestPack(repo);
+  const short = pack.name.slice(0, 8);
+  await flipByte(pack.file, 1000, 0x40);
+
+  const rebuilt = await runCoffer(['repair', 'index', '--read-all-packs'], { repo });
+  assertOk(rebuilt);
+  const victim = new RegExp(`^warning: data blob ([0-9a-f]{8}) in pack ${short}: authentication failed.*; left out of the index$`, 'm').exec(rebuilt.stderr)?.[1];
+  assert.ok(victim, rebuilt.stderr);
+  assert.match(rebuilt.stderr, new RegExp(`^warning: pack ${short}: content does not match its name; \\d+ of its \\d+ blobs verify and stay indexed, 1 lost; `, 'm'));
+  assert.match(rebuilt.stdout, /^1 damaged blob left out of the index$/m);
+  const repaired = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
+  assertOk(repaired);
+  const file = new RegExp(`^  ${src}/(\\S+): 1 of \\d+ data blobs missing; now an empty file$`, 'm').exec(repaired.stdout)?.[1];
+  assert.ok(file, repaired.stdout);
+  // The emptied file's other blobs are now unused: where they share the damaged pack, prune must repack it,
+  // and refuses, naming the command that rewrites it.
+  const pruned = await runCoffer(['prune'], { repo });
+  if (pruned.code !== 0) {
+    assert.equal(pruned.code, 1, pruned.stderr);
+    assert.match(pruned.stderr, new RegExp(`^error: pack ${short} does not match its name or indexed size\nhint: .*\`coffer repair packs ${short}\``, 'm'));
+  }
+
+  const before = await checkData(repo);
+  assert.equal(before.run.code, 1);
+  assert.deepEqual(
+    before.errors.map((l) => l.replace(/SHA-256 is [0-9a-f]{8}/, 'SHA-256 is …').replace(/bytes \d+–\d+/, 'bytes …')),
+    [
+      `error: pack ${short}: content does not match its name (its SHA-256 is ……)`,
+      `error: pack ${short}: header lists data blob ${victim} at bytes …, the index does not`,
+      `error: data blob ${victim} in pack ${short}: ${authFailed}`,
+    ],
+  );
+  assert.equal(before.hint, `hint: run \`coffer repair packs ${short}\`, then \`coffer check\` again; ${snapshotsHint}`);
+
+  const salvaged = await runCoffer(['repair', 'packs', short], { repo });
+  assertOk(salvaged);
+  assert.match(salvaged.stdout, new RegExp(`^pack ${short}: content does not match its name; \\d+ blobs salvaged, 1 lost$`, 'm'));
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), [file]);
+  assertOk(await runCoffer(['prune', '--max-unused', '0'], { repo }), 'prune after repair packs');
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), [file]);
+});
+
+test('repair packs refuses an unknown pack id and a pack the store has lost, changing nothing', async () => {
+  const { repo } = await repository();
+  const unknown = await runCoffer(['repair', 'packs', 'ffffffffff'], { repo });
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /^error: no pack with id ffffffffff\nhint: give the id of a pack in the repository/);
+  const pack = await largestPack(repo);
+  await chmod(path.dirname(pack.file), 0o755);
+  await rm(pack.file);
+  const gone = await runCoffer(['repair', 'packs', pack.name.slice(0, 8)], { repo });
+  assert.equal(gone.code, 2);
+  assert.match(gone.stderr, new RegExp(`^error: pack ${pack.name.slice(0, 8)} is listed in the index but missing from the repository: nothing to salvage\nhint: \`coffer repair index\``));
+});
+
+test('repair index counts each pack once: one missing pack and empty ones are not reported as missing or unreadable together', async () => {
+  const { repo } = await repository();
+  const opened = await Repository.open(new LocalBackend(repo), testPassword);
+  const empty: PackRecord[] = [];
+  for (let i = 0; i < 6; i++) {
+    const built = buildPack([], opened.crypto.metadata);
+    await opened.backend.save({ type: 'data', name: built.name }, built.bytes);
+    empty.push({ id: built.name, type: 'data', size: built.bytes.length, entries: [] });
+  }
+  await rewriteIndex(opened, (packs) => [...packs, ...empty]);
+  const [gone] = (await packFiles(repo)).filter((p) => !empty.some((e) => e.id === p.name));
+  await chmod(path.dirname(gone.file), 0o755);
+  await rm(gone.file);
+
+  const r = await runCoffer(['repair', 'index'], { repo });
+  assertOk(r);
+  assert.match(r.stdout, /^1 pack the old index listed is missing from the repository and no longer indexed$/m);
+  const emptyCount = Number(/^(\d+) empty packs not indexed/m.exec(r.stdout)?.[1]);
+  assert.ok(emptyCount >= 6, r.stdout);
+  assert.doesNotMatch(r.stdout, /unreadable/);
+  const json = await runCoffer(['repair', 'index', '--dry-run', '--json'], { repo });
+  const summary = jsonLines(json.stdout).at(-1) as Record<string, unknown>;
+  assert.equal(summary.packs_missing, 0);
+});
