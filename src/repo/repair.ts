@@ -389,23 +389,12 @@ class UnreadableTree extends Error {
 
 /**
  * Every snapshot that can be read, oldest first, and the names of those that cannot (a damaged snapshot
- * file cannot be repaired: only removed).
+ * file cannot be repaired: only removed). Any other failure (the store cannot be reached) throws: a
+ * snapshot is never taken for unreadable, and then removed, because of it.
  */
 export async function loadReadableSnapshots(repo: Repository): Promise<{ snapshots: StoredSnapshot[]; unreadable: Array<{ id: Id; message: string }> }> {
-  const names: Id[] = [];
-  for await (const { name } of repo.backend.list('snapshot')) names.push(name);
-  names.sort();
-  const unreadable: Array<{ id: Id; message: string }> = [];
-  const loaded = await mapLimit(names, repo.backend.connections, async (name) => {
-    try {
-      return await repo.loadSnapshot(name);
-    } catch (err) {
-      unreadable.push({ id: name, message: `snapshot ${shortId(name)}: ${messageOf(err, describe('snapshot', name))}` });
-      return undefined;
-    }
-  });
-  const snapshots = loaded.filter((s): s is StoredSnapshot => s !== undefined).sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
-  return { snapshots, unreadable: unreadable.sort((a, b) => (a.id < b.id ? -1 : 1)) };
+  const { snapshots, unreadable } = await repo.loadSnapshots();
+  return { snapshots, unreadable: unreadable.map((u) => ({ id: u.id, message: `snapshot ${shortId(u.id)}: ${messageOf(u.error, describe('snapshot', u.id))}` })) };
 }
 
 /** Removes snapshot files that cannot be read (they can never be repaired nor used). */
