@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -95,13 +95,18 @@ test('--time in a local hour that occurs twice is the later one (standard time),
   assert.deepEqual(times.sort(), ['2023-03-26T01:30:00.000Z', '2023-10-29T01:30:00.000Z', '2024-02-29T11:00:00.000Z']);
 });
 
-test('an unreadable file is reported and skipped; the snapshot is saved; exit 3', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
+/** A temporary folder with a source folder in it that user nobody may use, and where its repository goes. */
+async function folderForNobody(t: TestContext): Promise<{ dir: string; repo: string; src: string }> {
   const dir = await tempDir(t, 'coffer-e2e-');
   await chmod(dir, 0o777);
-  const repo = join(dir, 'repo');
   const src = join(dir, 'src');
-  await mkdir(src, { mode: 0o777 });
+  await mkdir(src);
   await chmod(src, 0o777);
+  return { dir, repo: join(dir, 'repo'), src };
+}
+
+test('an unreadable file is reported and skipped; the snapshot is saved; exit 3', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
+  const { dir, repo, src } = await folderForNobody(t);
   await writeFile(join(src, 'ok.txt'), 'readable');
   await writeFile(join(src, 'secret.txt'), 'not for you');
   await chmod(join(src, 'ok.txt'), 0o644);
@@ -216,12 +221,7 @@ test('a missing source path is named; with no readable source, no snapshot is sa
 });
 
 test('a repository that refuses pack writes ends the backup with one error, for a file as for a folder', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {
-  const dir = await tempDir(t, 'coffer-e2e-');
-  await chmod(dir, 0o777);
-  const repo = join(dir, 'repo');
-  const src = join(dir, 'src');
-  await mkdir(src, { mode: 0o777 });
-  await chmod(src, 0o777);
+  const { dir, repo, src } = await folderForNobody(t);
   for (let i = 0; i < 4; i++) await writeFile(join(src, `f${i}.bin`), randomData(`refused ${i}`, 3 * 1024 * 1024));
   assert.equal((await runCoffer(['init', '--pack-size', '1M'], { repo, unprivileged: true, env: { COFFER_CACHE_DIR: join(dir, 'cache') } })).code, 0);
   // Pack folders the backup's user may not write to.
