@@ -530,7 +530,8 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     const tags = [...s.tags];
     if (!tags.includes(repairedTag)) tags.push(repairedTag);
     if (!tags.some((t) => t.startsWith(originalTagPrefix))) tags.push(`${originalTagPrefix}${shortId(s.id)}`);
-    const { id: _id, ...fields } = s;
+    // The summary counted the files as backed up; it no longer describes the repaired tree, so it goes.
+    const { id: _id, summary: _summary, ...fields } = s;
     plans.push({ original: s, snapshot: { ...fields, tree: toHex(result.id), tags }, damage });
   }
 

@@ -142,6 +142,7 @@ test('a deleted data pack: repair index drops it, repair snapshots --forget empt
       const s = await repo.loadSnapshot(r.repaired!);
       assert.ok(s.tags.includes('repaired'));
       assert.ok(s.tags.includes(`original:${r.original.slice(0, 8)}`));
+      assert.equal(s.summary, undefined, 'the summary described the tree before the repair');
       const damaged = damagedIn(r.original);
       for (const [p, content] of await readBack(f.repo, r.repaired!)) {
         if (damaged.has(p)) assert.equal(content.length, 0, `${p} is now empty`);
