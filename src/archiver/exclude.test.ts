@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileBackupExcludes, compileExcludes, expandEnv, expandGlob, isExcluded } from './exclude.ts';
+import { compileFilterRules, compileExcludes, expandEnv, expandGlob, isExcluded } from './exclude.ts';
 
 const cases: Array<[string, string, boolean]> = [
   ['*.tmp', '/home/a/x.tmp', true],
@@ -36,16 +36,16 @@ test('iexclude ignores case; comments and blank lines are skipped', () => {
 });
 
 test('in backup, !pattern cancels an earlier match; the last matching rule decides', () => {
-  const rules = compileBackupExcludes(['*.txt', '!keep.txt']);
+  const rules = compileFilterRules(['*.txt', '!keep.txt']);
   assert.equal(isExcluded(rules, '/d/other.txt'), true);
   assert.equal(isExcluded(rules, '/d/keep.txt'), false);
-  assert.equal(isExcluded(compileBackupExcludes(['*.txt', '!keep.txt', '/d/keep.txt']), '/d/keep.txt'), true);
-  assert.equal(isExcluded(compileBackupExcludes(['!keep.txt']), '/d/keep.txt'), false, 'a negation alone excludes nothing');
-  assert.equal(isExcluded(compileBackupExcludes(['\\!bang']), '/d/!bang'), true, '\\! is a literal !');
+  assert.equal(isExcluded(compileFilterRules(['*.txt', '!keep.txt', '/d/keep.txt']), '/d/keep.txt'), true);
+  assert.equal(isExcluded(compileFilterRules(['!keep.txt']), '/d/keep.txt'), false, 'a negation alone excludes nothing');
+  assert.equal(isExcluded(compileFilterRules(['\\!bang']), '/d/!bang'), true, '\\! is a literal !');
   // --exclude and --iexclude are separate lists, as in restic: a negation in one does not cancel the other.
-  assert.equal(isExcluded([...compileBackupExcludes(['!keep.txt']), ...compileBackupExcludes(['*.TXT'], true)], '/d/keep.txt'), true);
-  assert.equal(isExcluded(compileBackupExcludes(['*.TXT', '!KEEP.txt'], true), '/d/keep.txt'), false);
-  assert.throws(() => compileBackupExcludes(['!']), /names nothing to keep/);
+  assert.equal(isExcluded([...compileFilterRules(['!keep.txt']), ...compileFilterRules(['*.TXT'], true)], '/d/keep.txt'), true);
+  assert.equal(isExcluded(compileFilterRules(['*.TXT', '!KEEP.txt'], true), '/d/keep.txt'), false);
+  assert.throws(() => compileFilterRules(['!']), /names nothing to keep/);
 });
 
 test('restore and find patterns take ! literally', () => {

@@ -8,13 +8,9 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors/index.ts';
+import { matchesRules, type PathRule } from '../model/index.ts';
 
-export interface ExcludeRule {
-  readonly pattern: string;
-  readonly regex: RegExp;
-  /** A `!pattern`: a match keeps the path after all (backup only). */
-  readonly negated?: boolean;
-}
+export type ExcludeRule = PathRule;
 
 function globToRegex(glob: string): string {
   let out = '';
@@ -67,11 +63,11 @@ export function compileExcludes(patterns: readonly string[], caseInsensitive = f
 }
 
 /**
- * Backup's exclude rules: as {@link compileExcludes}, and a pattern starting with `!` (write `\!` for a
- * name that starts with one) cancels the match of an earlier pattern, as in restic and gitignore. A path
- * below an excluded folder is never reached, so it cannot be brought back.
+ * Backup's excludes and restore's includes and excludes: as {@link compileExcludes}, and a pattern starting
+ * with `!` (write `\!` for a name that starts with one) cancels the match of an earlier pattern, as in
+ * restic and gitignore. A path below an excluded folder is never reached, so it cannot be brought back.
  */
-export function compileBackupExcludes(patterns: readonly string[], caseInsensitive = false): ExcludeRule[] {
+export function compileFilterRules(patterns: readonly string[], caseInsensitive = false): ExcludeRule[] {
   return usefulPatterns(patterns).map((pattern) => {
     if (!pattern.startsWith('!')) return { pattern, regex: patternRegex(pattern, caseInsensitive) };
     const kept = pattern.slice(1);
@@ -80,19 +76,9 @@ export function compileBackupExcludes(patterns: readonly string[], caseInsensiti
   });
 }
 
-/**
- * True when `absolutePath` is excluded. As in restic, case-sensitive and case-insensitive rules are two
- * lists, and in each the last rule that matches decides.
- */
+/** True when `absolutePath` is excluded (restic's reading of a rule list: see {@link matchesRules}). */
 export function isExcluded(rules: readonly ExcludeRule[], absolutePath: string): boolean {
-  let excluded = false;
-  let excludedIgnoringCase = false;
-  for (const rule of rules) {
-    if (!rule.regex.test(absolutePath)) continue;
-    if (rule.regex.ignoreCase) excludedIgnoringCase = rule.negated !== true;
-    else excluded = rule.negated !== true;
-  }
-  return excluded || excludedIgnoringCase;
+  return matchesRules(rules, absolutePath);
 }
 
 /**

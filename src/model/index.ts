@@ -13,3 +13,4 @@ export * from './worker-priority.ts';
 export * from './worker-start.ts';
 export * from './worker-pool.ts';
 export * from './folders.ts';
+export * from './path-rules.ts';

@@ -32,7 +32,7 @@ import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, errnoCode, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, WorkerPool, makeFolders, mapLimit, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, WorkerPool, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -68,11 +68,6 @@ const damageHint = 'run `coffer check` to see what is damaged and how to repair 
 /** What to do with a file that exists in the target already (restic's `--overwrite`). */
 export type OverwriteMode = 'always' | 'if-changed' | 'never';
 
-/** A compiled path pattern, as `compileExcludes` in the archiver makes them (matched against snapshot paths). */
-export interface PathPattern {
-  readonly pattern: string;
-  readonly regex: RegExp;
-}
 
 /** Name → id lookups on this machine, for restoring ownership by name (restic's behaviour). */
 export interface OwnerLookup {
@@ -90,9 +85,9 @@ export interface RestoreOptions {
    */
   readonly path?: string;
   /** Restore only entries matching one of these (and the folders above them). */
-  readonly include?: readonly PathPattern[];
+  readonly include?: readonly PathRule[];
   /** Skip entries matching any of these (and everything below them). */
-  readonly exclude?: readonly PathPattern[];
+  readonly exclude?: readonly PathRule[];
   /** Default `always`, as restic. */
   readonly overwrite?: OverwriteMode;
   /** Remove entries in the target that the snapshot does not have (within the include/exclude selection). */
@@ -451,8 +446,8 @@ class Restorer {
 
   #selected(path: string): boolean {
     const { include, exclude } = this.#o;
-    if (exclude?.some((r) => r.regex.test(path))) return false;
-    return !include?.length || include.some((r) => r.regex.test(path));
+    if (exclude && matchesRules(exclude, path)) return false;
+    return !include?.length || matchesRules(include, path);
   }
 
   async #plan(): Promise<void> {
@@ -472,8 +467,8 @@ class Restorer {
       const children: Array<Promise<void>> = [];
       for (const node of nodes) {
         const childPathText = `${path}/${nodeName(node)}`;
-        if (this.#o.exclude?.some((r) => r.regex.test(childPathText))) continue;
-        const included = forced || !includes || this.#o.include!.some((r) => r.regex.test(childPathText));
+        if (this.#o.exclude && matchesRules(this.#o.exclude, childPathText)) continue;
+        const included = forced || !includes || matchesRules(this.#o.include!, childPathText);
         const index = this.#entries.push({ parent, path: childPathText, rel: childPath(rel, node.name), node, selected: included, state: 'pending', fresh: false }) - 1;
         if (node.type === 'dir') {
           if (!node.subtree) throw new IntegrityError(`snapshot ${snap}: ${childPathText}: folder without a subtree`);

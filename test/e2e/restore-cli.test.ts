@@ -94,6 +94,12 @@ describe('restore (local repository)', () => {
     assertOk(await coffer(['restore', `latest:${src}/nested`, '--target', excluded, '--exclude', '/a'], repo));
     assert.deepEqual(await readdir(excluded), ['link-non-utf8']);
 
+    // A !pattern brings back what an earlier pattern excluded, as in restic: the last matching one decides.
+    const negated = await makeTempDir();
+    assertOk(await coffer(['restore', `latest:${src}/nested`, '--target', negated, '--exclude', '*', '--exclude', '!/a'], repo));
+    assert.deepEqual(await readdir(negated), ['a']);
+    assert.equal(await readFile(path.join(negated, 'a/file'), 'utf8'), 'nested\n');
+
     // --delete removes what the folder does not hold, and leaves what the exclude pattern protects.
     await writeFile(path.join(excluded, 'extra'), 'not in the snapshot');
     await mkdir(path.join(excluded, 'a'));

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { backup, chooseParent, compileBackupExcludes, expandEnv, expandGlob, prestartSealWorkers } from '../../archiver/index.ts';
+import { backup, chooseParent, compileFilterRules, expandEnv, expandGlob, prestartSealWorkers } from '../../archiver/index.ts';
 import { PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { BackupStats } from '../../progress/index.ts';
@@ -73,7 +73,7 @@ function excludeRules(flags: BackupFlags, env: NodeJS.ProcessEnv) {
   for (const f of flags.excludeFile ?? []) patterns.push(...patternLines(f, '--exclude-file').map((l) => expandEnv(l, env)));
   for (const f of flags.iexcludeFile ?? []) ipatterns.push(...patternLines(f, '--iexclude-file').map((l) => expandEnv(l, env)));
   return {
-    rules: [...compileBackupExcludes(patterns), ...compileBackupExcludes(ipatterns, true)],
+    rules: [...compileFilterRules(patterns), ...compileFilterRules(ipatterns, true)],
     patterns: [...patterns, ...ipatterns].map((p) => p.trim()).filter((p) => p && !p.startsWith('#')),
   };
 }

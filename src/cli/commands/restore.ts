@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { compileExcludes, groupId, userId } from '../../archiver/index.ts';
+import { compileFilterRules, groupId, userId } from '../../archiver/index.ts';
 import { FileError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { RestoreStats } from '../../progress/index.ts';
@@ -63,8 +63,8 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       if (!overwriteModes.includes(overwrite)) {
         throw new UsageError(`--overwrite: "${flags.overwrite}" is not a mode`, { hint: 'use always, if-changed or never' });
       }
-      const include = [...compileExcludes(flags.include ?? []), ...compileExcludes(flags.iinclude ?? [], true)];
-      const exclude = [...compileExcludes(flags.exclude ?? []), ...compileExcludes(flags.iexclude ?? [], true)];
+      const include = [...compileFilterRules(flags.include ?? []), ...compileFilterRules(flags.iinclude ?? [], true)];
+      const exclude = [...compileFilterRules(flags.exclude ?? []), ...compileFilterRules(flags.iexclude ?? [], true)];
       if (include.length > 0 && exclude.length > 0) {
         throw new UsageError('--include and --exclude cannot be combined', { hint: 'restrict the restore with one of them (as restic)' });
       }
