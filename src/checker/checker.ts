@@ -469,8 +469,19 @@ class Checker {
       const entries = distinctEntries(info.blobs);
       // The header lists every blob of the pack (41 bytes each), sealed, followed by its u32 length.
       const blobsEnd = info.size - 4 - envelopeOverhead - 1 - headerEntrySize * entries.length;
+      // Blobs that are in the file but leave no room for the header after them: the index is right about
+      // them (repair index keeps the blobs that verify), the pack's header is what was cut or damaged.
+      const inFile = entries.filter((e) => e.offset + e.length > blobsEnd && e.offset + e.length <= info.size);
+      if (inFile.length > 0) {
+        this.#report(
+          issue('corrupt-pack', `pack ${shortId(id)}: its header is cut short or damaged: the blobs the index places in it end at byte ${Math.max(...inFile.map((e) => e.offset + e.length))} of ${info.size}, leaving no room for a header listing ${entries.length}`, {
+            pack: id,
+            index: info.index,
+          }),
+        );
+      }
       for (const e of entries) {
-        if (e.offset + e.length > blobsEnd) {
+        if (e.offset + e.length > info.size) {
           this.#report(
             issue(
               'blob-past-pack-end',

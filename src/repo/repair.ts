@@ -11,7 +11,7 @@
  *   a file with missing data becomes an empty file, a missing or unreadable folder an empty folder. The
  *   new snapshot keeps every field of the original and gets the tags `repaired` and `original:<id>`.
  */
-import { CancelledError } from '../errors/index.ts';
+import { CancelledError, IntegrityError } from '../errors/index.ts';
 import { discard, fromHex, mapLimit, nodeName, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import { openBlob, sealBlob } from './blob.ts';
@@ -533,6 +533,15 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     // The summary counted the files as backed up; it no longer describes the repaired tree, so it goes.
     const { id: _id, summary: _summary, ...fields } = s;
     plans.push({ original: s, snapshot: { ...fields, tree: toHex(result.id), tags }, damage });
+  }
+
+  // Packs the index does not list may hold exactly what looks lost (an index file was lost): emptying
+  // files now would throw away data `repair index` can find again.
+  const unindexed = [...stored].filter((p) => !index.hasPack(p));
+  if (plans.length > 0 && unindexed.length > 0) {
+    throw new IntegrityError(`${unindexed.length} ${unindexed.length === 1 ? 'pack is' : 'packs are'} not in the index and may hold the data these snapshots miss; nothing was changed`, {
+      hint: 'run `coffer repair index` first (it indexes them), then `coffer check`, and `coffer repair snapshots` only if data is still missing',
+    });
   }
 
   const repaired: RepairedSnapshot[] = [];

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { access, chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LocalBackend } from '../../src/backend/index.ts';
 import { buildPack, Repository, type PackRecord } from '../../src/repo/index.ts';
@@ -255,4 +255,48 @@ test('repair index counts each pack once: one missing pack and empty ones are no
   const json = await runCoffer(['repair', 'index', '--dry-run', '--json'], { repo });
   const summary = jsonLines(json.stdout).at(-1) as Record<string, unknown>;
   assert.equal(summary.packs_missing, 0);
+});
+
+test('a lost index file: check sends the user to repair index, and repair snapshots refuses to empty files those packs still hold', async () => {
+  const { repo, src } = await repository();
+  // A second backup with new data writes a second index file; losing it leaves packs no index lists.
+  await writeFile(path.join(src, 'f9'), randomBytes(700_000));
+  assertOk(await runCoffer(['backup', src], { repo }));
+  // The newer index file lists the second backup's packs, its root tree among them.
+  const indexFiles = await readdir(path.join(repo, 'index'));
+  assert.equal(indexFiles.length, 2);
+  const times = await Promise.all(indexFiles.map(async (name) => (await stat(path.join(repo, 'index', name))).mtimeMs));
+  await rm(path.join(repo, 'index', indexFiles[times[0] > times[1] ? 0 : 1]));
+  const latest = (JSON.parse((await runCoffer(['--json', 'snapshots'], { repo })).stdout) as Array<{ id: string }>).at(-1)!;
+
+  const { errors, hint } = await checkData(repo);
+  assert.ok(errors.length > 0);
+  assert.match(hint ?? '', /^hint: run `coffer repair index`/, 'the index first: the unindexed packs hold what is missing');
+
+  const refused = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
+  assert.equal(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /^error: \d+ packs? (is|are) not in the index and may hold the data these snapshots miss; nothing was changed\nhint: run `coffer repair index` first/m);
+  assert.ok((await runCoffer(['snapshots', '--json'], { repo })).stdout.includes(latest.id), 'the snapshot is still there');
+
+  assertOk(await runCoffer(['repair', 'index'], { repo }));
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+});
+
+test('a pack cut short by a few bytes: repair index keeps its blobs, check then names the pack for repair packs, which ends the loop', async () => {
+  const { repo, src } = await repository();
+  const { file, name: id } = await largestPack(repo);
+  await chmod(file, 0o644);
+  await truncate(file, (await stat(file)).size - 10);
+
+  assert.match((await checkData(repo)).hint ?? '', /`coffer repair index`/);
+  assertOk(await runCoffer(['repair', 'index'], { repo }));
+  const after = await runCoffer(['check'], { repo });
+  assert.equal(after.code, 1);
+  assert.match(after.stdout, new RegExp(`^error: pack ${id.slice(0, 8)}: its header is cut short or damaged`, 'm'));
+  assert.match(after.stderr, new RegExp(`^hint: run \`coffer repair packs ${id.slice(0, 8)}\``, 'm'));
+
+  assertOk(await runCoffer(['repair', 'packs', id.slice(0, 8)], { repo }));
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), []);
 });

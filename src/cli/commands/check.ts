@@ -79,14 +79,18 @@ export function repairHint(issues: readonly CheckIssue[]): string {
   ];
   const errors = all.filter((i) => i.kind !== 'stray-file' && i.kind !== 'corrupt-key');
   if (errors.length === 0) return aside.join('; ');
-  const data = dataRepairHint(errors);
+  const data = dataRepairHint(errors, issues.some((i) => i.kind === 'unreferenced-pack'));
   return aside.length === 0 ? data : `${aside.join('; ')}; ${data}`;
 }
 
-function dataRepairHint(errors: readonly CheckIssue[]): string {
+function dataRepairHint(errors: readonly CheckIssue[], unindexed: boolean): string {
   const damaged = [...new Set(errors.filter((i) => (i.kind === 'corrupt-pack' || i.kind === 'corrupt-blob') && i.pack).map((i) => i.pack!))].sort();
-  // A header that disagrees with the index: the index is wrong, unless the pack itself is damaged.
-  const index = errors.some((i) => indexKinds.has(i.kind) || (i.kind === 'index-header-mismatch' && !damaged.includes(i.pack!)));
+  // A header that disagrees with the index: the index is wrong, unless the pack itself is damaged. Missing
+  // trees or blobs while packs exist that no index lists: those packs may hold them (a lost index file),
+  // and `repair snapshots --forget` would throw away what `repair index` finds.
+  const index = errors.some(
+    (i) => indexKinds.has(i.kind) || (i.kind === 'index-header-mismatch' && !damaged.includes(i.pack!)) || (unindexed && (i.kind === 'missing-tree' || i.kind === 'missing-blob')),
+  );
   const steps = [...(index ? ['`coffer repair index`'] : []), ...(damaged.length > 0 ? [`\`coffer repair packs ${damaged.map(shortId).join(' ')}\``] : [])];
   if (steps.length === 0) {
     return 'run `coffer repair snapshots --forget`: files whose data is missing become empty, missing folders empty folders, and unreadable snapshots are removed';
