@@ -183,6 +183,8 @@ interface FileJob {
   pending: number;
   failed: boolean;
   finished: boolean;
+  /** The file this one replaces, moved aside until the new content is complete (see #moveAside). */
+  aside?: Buffer;
 }
 
 interface Target {
@@ -351,6 +353,8 @@ class Restorer {
   #index!: BlobIndex;
   #targetFresh = false;
   readonly #jobs: FileJob[] = [];
+  /** Jobs whose file replaces one moved aside, until they finish. */
+  readonly #replaced = new Set<FileJob>();
   /** Hardlink groups: key → entries, the first is written, the others linked to it. */
   readonly #links = new Map<string, Entry[]>();
   /** Files left in place by if-changed: still to verify and to fix metadata of. */
@@ -394,6 +398,7 @@ class Restorer {
       await this.#makeFolders();
       await this.#prepareEntries();
       await this.#writeContents();
+      await this.#putBackReplaced();
       await this.#linkHardlinks();
       await this.#fixKept();
       if (this.#o.delete) await this.#deleteExtras();
@@ -402,6 +407,8 @@ class Restorer {
     } finally {
       clearInterval(ticker);
       await this.#pool?.close();
+      // Stopped early (interrupted, or an error): no write is in flight once the workers are gone.
+      if (this.#replaced.size > 0) await this.#putBackReplaced().catch(() => undefined);
     }
     const s = this.#summary;
     s.errors = this.stats.errors;
@@ -566,6 +573,33 @@ class Restorer {
   }
 
   /** Removes whatever is at `abs` (a folder with its contents); never follows symlinks. */
+  /**
+   * Moves a file that a new version replaces out of the way, under a hidden name in its folder: it is
+   * removed once the new content is complete, and put back if that content cannot be had (a missing or
+   * damaged pack), so a failed restore never costs the user the file that was there.
+   */
+  async #moveAside(abs: Buffer): Promise<Buffer> {
+    const folder = abs.subarray(0, abs.lastIndexOf(0x2f) + 1);
+    const aside = Buffer.concat([folder, Buffer.from(`.coffer-replaced-${randomBytes(6).toString('hex')}`)]);
+    await rename(abs, aside);
+    return aside;
+  }
+
+  /** Puts back the files moved aside for jobs that did not finish; called once no write is in flight. */
+  async #putBackReplaced(): Promise<void> {
+    for (const job of this.#replaced) {
+      try {
+        await unlink(job.abs).catch((err: unknown) => {
+          if (errnoCode(err) !== 'ENOENT') throw err;
+        });
+        await rename(job.aside!, job.abs);
+      } catch (err) {
+        this.#fail(undefined, job.shown, err, `cannot put back the file it was to replace (kept as ${display(job.aside!)})`);
+      }
+    }
+    this.#replaced.clear();
+  }
+
   async #remove(abs: Buffer, st: BigIntStats): Promise<void> {
     if (this.#dry) return;
     if (st.isDirectory()) await rm(abs, { recursive: true, force: true });
@@ -672,6 +706,7 @@ class Restorer {
     const layout = this.#layout(e);
     const st = this.#parentFresh(e) ? undefined : await lstatOrUndefined(abs);
     let chunks: number[] | undefined;
+    let aside: Buffer | undefined;
     if (st) {
       if (this.#overwrite === 'never') {
         this.#skip(e, node.size);
@@ -686,6 +721,8 @@ class Restorer {
           return;
         }
         chunks = differ;
+      } else if (st.isFile() && node.size > 0 && !this.#dry) {
+        aside = await this.#moveAside(abs);
       } else {
         await this.#remove(abs, st);
       }
@@ -702,8 +739,9 @@ class Restorer {
     const bytes = chunks ? chunks.reduce((sum, i) => sum + layout.lengths[i], 0) : node.size;
     const job: FileJob = {
       entry: e, abs, shown: this.#shown(e), fresh: !chunks, single: !chunks && layout.lengths.length === 1, action: chunks ? 'updated' : 'restored',
-      chunks, bytes, pending: 0, failed: false, finished: false,
+      chunks, bytes, pending: 0, failed: false, finished: false, aside,
     };
+    if (aside) this.#replaced.add(job);
     if (chunks) {
       this.#summary.bytesSkipped += node.size - bytes;
       this.stats.bytesDone += node.size - bytes;
@@ -1165,6 +1203,11 @@ class Restorer {
     if (job.finished || job.failed) return;
     job.finished = true;
     try {
+      if (job.aside) {
+        // The new content is complete: the file it replaces can go.
+        this.#replaced.delete(job);
+        await unlink(job.aside);
+      }
       if (!this.#dry) {
         if (n !== undefined) await this.#setMetadata(job.entry, job.abs, n, job.fresh);
         else await this.#writes.run(() => this.#fileMetadata(job.entry, job.abs));

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
@@ -226,6 +227,45 @@ describe('restore from a damaged repository', () => {
     assert.equal(lines[lines.indexOf(fileErrors[0]) + 1], 'hint: run `coffer check` to see what is damaged and how to repair it; then restore again with --overwrite if-changed');
     assert.ok(lines.includes(`error: restore finished with ${files.length} ${files.length === 1 ? 'error' : 'errors'}: not everything was restored`), r.stderr);
     assert.equal(lines.filter((l) => l.startsWith('error: ')).length, files.length + 1, 'nothing but the files and the summary');
+  });
+});
+
+describe('restore over existing files from a damaged repository', () => {
+  it('leaves a file it cannot restore as it was, and no temporary name behind', async () => {
+    const repo = await makeRepoDir();
+    const base = await makeTempDir();
+    const data = path.join(base, 'data');
+    await mkdir(data);
+    for (let i = 0; i < 12; i++) await writeFile(path.join(data, `f${i}`), randomBytes(300_000 + i * 1000));
+    assertOk(await coffer(['init', '--pack-size', '1M'], repo));
+    assertOk(await coffer(['backup', data], repo));
+    const target = await makeTempDir();
+    assertOk(await coffer(['restore', 'latest', '--target', target], repo));
+    const restored = path.join(target, data);
+    for (const name of await readdir(restored)) await writeFile(path.join(restored, name), 'my own edit\n', { flag: 'a' });
+    // Lose the largest pack: the files with data in it cannot be restored.
+    let largest = { file: '', size: -1 };
+    for (const sub of await readdir(path.join(repo, 'data'))) {
+      for (const name of await readdir(path.join(repo, 'data', sub))) {
+        const file = path.join(repo, 'data', sub, name);
+        const { size } = await stat(file);
+        if (size > largest.size) largest = { file, size };
+      }
+    }
+    await chmod(path.dirname(largest.file), 0o755);
+    await rm(largest.file);
+
+    const r = await coffer(['restore', 'latest', '--target', target], repo);
+    assert.equal(r.code, 1, r.stderr);
+    const failed = r.stderr.split('\n').filter((l) => l.includes(': not restored: ')).map((l) => path.basename(l.slice('error: '.length, l.indexOf(': not restored: '))));
+    assert.ok(failed.length > 0 && failed.length < 12, r.stderr);
+    assert.deepEqual((await readdir(restored)).sort(), Array.from({ length: 12 }, (_, i) => `f${i}`).sort(), 'every file is there, under its own name only');
+    for (let i = 0; i < 12; i++) {
+      const content = await readFile(path.join(restored, `f${i}`));
+      const edited = content.subarray(-12).toString() === 'my own edit\n';
+      assert.equal(edited, failed.includes(`f${i}`), `f${i}: ${edited ? 'kept as it was' : 'restored'}`);
+      if (!edited) assert.equal(content.length, 300_000 + i * 1000);
+    }
   });
 });
 
