@@ -585,6 +585,12 @@ class Restorer {
     return aside;
   }
 
+  /** The new content of the job's file is complete: the file it replaces can go. */
+  async #dropAside(job: FileJob): Promise<void> {
+    if (!job.aside || !this.#replaced.delete(job)) return;
+    await unlink(job.aside);
+  }
+
   /** Puts back the files moved aside for jobs that did not finish; called once no write is in flight. */
   async #putBackReplaced(): Promise<void> {
     for (const job of this.#replaced) {
@@ -1073,6 +1079,12 @@ class Restorer {
         if (--job.pending > 0 || job.failed) continue;
         if (items[i].writes[j].finish) {
           job.finished = true;
+          try {
+            await this.#dropAside(job);
+          } catch (err) {
+            this.#fail(job.entry, job.shown, err, 'cannot remove the file it replaced');
+            continue;
+          }
           this.#restored(job.entry, job.bytes, job.action);
         } else await this.#finishFile(job, undefined);
       }
@@ -1203,11 +1215,7 @@ class Restorer {
     if (job.finished || job.failed) return;
     job.finished = true;
     try {
-      if (job.aside) {
-        // The new content is complete: the file it replaces can go.
-        this.#replaced.delete(job);
-        await unlink(job.aside);
-      }
+      await this.#dropAside(job);
       if (!this.#dry) {
         if (n !== undefined) await this.#setMetadata(job.entry, job.abs, n, job.fresh);
         else await this.#writes.run(() => this.#fileMetadata(job.entry, job.abs));
