@@ -32,7 +32,7 @@ export function formatLong(node: TreeNode, path: string, humanReadable = false):
 
 /** restic's one-line description of a snapshot. */
 export function describeSnapshot(s: StoredSnapshot): string {
-  return `snapshot ${shortId(s.id)} of [${s.paths.map(displayText).join(' ')}] at ${localTime(s.time)} by ${s.username}@${s.hostname}`;
+  return `snapshot ${shortId(s.id)} of [${s.paths.map(displayText).join(' ')}] at ${localTime(s.time)} by ${displayText(s.username)}@${displayText(s.hostname)}`;
 }
 
 /** `/a/b` is `base` or below it. */
@@ -73,7 +73,7 @@ export function registerLs(program: Command, ctx: CliContext): void {
         const filters = [...(subfolder === undefined ? [] : [`${subfolder}:`]), ...dirs];
 
         if (ctx.json) ctx.printJson({ ...snapshotJson(snapshot), message_type: 'snapshot', struct_type: 'snapshot' });
-        else ctx.say(`${describeSnapshot(snapshot)}${filters.length > 0 ? ` filtered by [${filters.join(' ')}]` : ''}:`);
+        else ctx.say(`${describeSnapshot(snapshot)}${filters.length > 0 ? ` filtered by [${filters.map(displayText).join(' ')}]` : ''}:`);
 
         const print = (node: TreeNode, path: string, parts: readonly Uint8Array[]) => {
           if (ctx.json) ctx.printJson(lsNodeJson(node, path));
