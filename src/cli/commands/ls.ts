@@ -27,7 +27,9 @@ export function modeString(node: Pick<TreeNode, 'type' | 'mode'>): string {
 export function formatLong(node: TreeNode, path: string, humanReadable = false): string {
   const size = humanReadable ? formatBytes(node.size) : String(node.size);
   const target = node.type === 'symlink' && node.linkTarget ? ` -> ${displayName(node.linkTarget)}` : '';
-  return `${modeString(node)} ${(node.user || String(node.uid)).padEnd(8)} ${(node.group || String(node.gid)).padEnd(8)} ${size.padStart(humanReadable ? 10 : 12)} ${localTime(node.mtime.sec * 1000)} ${path}${target}`;
+  const owner = displayText(node.user || String(node.uid));
+  const group = displayText(node.group || String(node.gid));
+  return `${modeString(node)} ${owner.padEnd(8)} ${group.padEnd(8)} ${size.padStart(humanReadable ? 10 : 12)} ${localTime(node.mtime.sec * 1000)} ${path}${target}`;
 }
 
 /** restic's one-line description of a snapshot. */
