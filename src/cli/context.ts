@@ -8,6 +8,7 @@ import { shortId } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { Repository } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
+import { displayMessage } from './display.ts';
 import { readPassword } from './password.ts';
 
 export interface GlobalOptions {
@@ -93,9 +94,12 @@ export class CliContext {
     this.#write(`${JSON.stringify(value)}\n`);
   }
 
-  /** A warning on stderr (shown with --quiet too: only errors and warnings remain). */
+  /**
+   * A warning or error line on stderr (shown with --quiet too: only errors and warnings remain); control
+   * characters in the paths it quotes are escaped, so it stays one line (see displayMessage).
+   */
   warn(line: string): void {
-    this.io.stderr.write(`${line}\n`);
+    this.io.stderr.write(`${displayMessage(line)}\n`);
   }
 
   /**
@@ -117,9 +121,9 @@ export class CliContext {
 
   readonly #warnedSnapshots = new Set<string>();
 
-  /** Details shown only with --verbose. */
+  /** Details shown only with --verbose, one line each as {@link warn}'s. */
   verbose(line: string): void {
-    if (this.options.verbose && !this.json) this.io.stderr.write(`${line}\n`);
+    if (this.options.verbose && !this.json) this.io.stderr.write(`${displayMessage(line)}\n`);
   }
 
   repoLocation(): string {

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { displayName, displayText } from './display.ts';
+import { displayMessage, displayName, displayText } from './display.ts';
+import { reportError } from './exit.ts';
+import { FileError } from '../errors/index.ts';
 import { table } from './table.ts';
 
 test('names print on one line, and different names print differently', () => {
@@ -27,4 +29,28 @@ test('table cells with a newline stay on their row', () => {
   assert.equal(lines.length, 5, text);
   assert.match(lines[2], /^1 +\/home\/a\\x0ab$/);
   assert.equal(displayText('/srv'), '/srv');
+});
+
+test('message lines escape control characters but keep backslashes as typed', () => {
+  assert.equal(displayMessage('error: /a\nb\x1b[2J: does not exist'), 'error: /a\\x0ab\\x1b[2J: does not exist');
+  assert.equal(displayMessage('pattern "C:\\*.tmp" matches no files'), 'pattern "C:\\*.tmp" matches no files');
+  assert.equal(displayMessage('tab\there, del\x7f, csi\u009b, grüße'), 'tab\\x09here, del\\x7f, csi\\xc2\\x9b, grüße');
+  fc.assert(
+    fc.property(fc.string({ unit: 'binary', maxLength: 40 }), (text) => {
+      const shown = displayMessage(text);
+      assert.ok(!/[\x00-\x1f\x7f-\x9f]/.test(shown), JSON.stringify(shown));
+      // What displayText already made safe passes unchanged: a verbose line with a name is escaped once.
+      assert.equal(displayMessage(displayText(text)), displayText(text));
+    }),
+  );
+});
+
+test('error reports are one line each, whatever the path in the message', () => {
+  const err = new FileError('/src/a\nb\x1b: does not exist', { hint: 'check /src/a\nb' });
+  assert.deepEqual(reportError(err, false).lines, ['error: /src/a\\x0ab\\x1b: does not exist', 'hint: check /src/a\\x0ab']);
+  const [, , stack] = reportError(err, true).lines;
+  assert.match(stack.split('\n')[0], /^\w*Error: \/src\/a\\x0ab\\x1b: does not exist$/);
+  assert.ok(stack.split('\n').slice(1).every((line) => line.startsWith('    at ')), stack);
+  // The JSON report keeps the message as it is: JSON escapes it itself.
+  assert.equal(reportError(err, false).json.message, '/src/a\nb\x1b: does not exist');
 });

@@ -20,14 +20,18 @@ export function displayName(bytes: Uint8Array): string {
       valid = !char.includes('\ufffd') && !(char.charCodeAt(0) >= 0x80 && char.charCodeAt(0) <= 0x9f);
       if (valid) out += char;
     } else if (valid) {
-      out += b < 0x20 || b === 0x7f ? `\\x${b.toString(16).padStart(2, '0')}` : b === 0x5c ? '\\\\' : String.fromCharCode(b);
+      out += b < 0x20 || b === 0x7f ? hexByte(b) : b === 0x5c ? '\\\\' : String.fromCharCode(b);
     }
     if (!valid) {
-      out += `\\x${b.toString(16).padStart(2, '0')}`;
+      out += hexByte(b);
       i += 1;
     } else i += length;
   }
   return out;
+}
+
+function hexByte(b: number): string {
+  return `\\x${b.toString(16).padStart(2, '0')}`;
 }
 
 /** A snapshot path for terminal output, from raw components. */
@@ -38,4 +42,16 @@ export function displayPath(parts: readonly Uint8Array[]): string {
 /** Text from a snapshot (a path, a host name) for terminal output, escaped as {@link displayName} does. */
 export function displayText(text: string): string {
   return displayName(Buffer.from(text, 'utf8'));
+}
+
+/**
+ * A message line for the terminal (an error, warning, hint or verbose line): control characters (C0, DEL,
+ * C1) shown as `\xNN` of their UTF-8 bytes, as {@link displayName} shows them, so that a path quoted in
+ * the message can neither split the line nor send escape sequences to the terminal. Backslashes are left as
+ * they are: messages quote what the user typed (patterns, paths, flag values), which should read as typed,
+ * and a message is read by a person, never parsed back, so it need not tell every name apart. Names that
+ * are already shown with {@link displayName} or {@link displayText} pass through unchanged.
+ */
+export function displayMessage(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => [...Buffer.from(c, 'utf8')].map(hexByte).join(''));
 }

@@ -1,5 +1,6 @@
 /** Turns any error into the one-line message, hint and exit status a user sees. The only place that does. */
 import { AppError, BugError, ExitCode } from '../errors/index.ts';
+import { displayMessage } from './display.ts';
 
 export interface ErrorReport {
   readonly exitCode: number;
@@ -15,17 +16,24 @@ export function toAppError(err: unknown): AppError {
 
 export function reportError(err: unknown, verbose: boolean): ErrorReport {
   const e = toAppError(err);
-  const lines = [`error: ${e.message}`];
-  if (e.hint) lines.push(`hint: ${e.hint}`);
+  // Messages quote paths and other input: each stays one line, without control characters (displayMessage).
+  const lines = [`error: ${displayMessage(e.message)}`];
+  if (e.hint) lines.push(`hint: ${displayMessage(e.hint)}`);
   if (verbose || e instanceof BugError) {
     const cause = e instanceof BugError && e.cause instanceof Error ? e.cause : e;
-    if (cause.stack) lines.push(cause.stack);
+    if (cause.stack) lines.push(stackLines(cause.stack, `${cause.name}: ${cause.message}`));
   }
   return {
     exitCode: e.exitCode,
     lines,
     json: { message_type: 'error', code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(e.data ? { data: e.data } : {}) },
   };
+}
+
+/** A stack trace for the terminal: its head repeats the message, which is escaped as one line. */
+function stackLines(stack: string, head: string): string {
+  const [first, frames] = stack.startsWith(`${head}\n`) || stack === head ? [[head], stack.slice(head.length + 1)] : [[], stack];
+  return [...first, ...(frames === '' ? [] : frames.split('\n'))].map(displayMessage).join('\n');
 }
 
 /** The exit statuses, for `--help`. */

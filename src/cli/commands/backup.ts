@@ -13,6 +13,7 @@ import { parseSize, parseTime, collect } from '../parse.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
+import { displayText } from '../display.ts';
 
 interface BackupFlags {
   tag?: string[];
@@ -187,7 +188,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                     throughput: rate(stats.bytesDone, ms),
                     eta,
                     errors: stats.errors,
-                    current: stats.currentFiles,
+                    current: stats.currentFiles.map(displayText),
                   },
                   () => statusJson(stats, started),
                 );
@@ -196,7 +197,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                 if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'archival', item: path });
                 else ctx.warn(`error: ${error.message}`);
               },
-              fileDone: (path, status) => ctx.verbose(`${status.padEnd(10)} ${path}`),
+              fileDone: (path, status) => ctx.verbose(`${status.padEnd(10)} ${displayText(path)}`),
             },
           });
         } finally {

@@ -13,6 +13,7 @@ import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { elapsed, progressSink, type ProgressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
+import { displayMessage } from '../display.ts';
 
 interface CheckFlags {
   readData?: boolean;
@@ -174,7 +175,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
             onIssue: (found) => {
               if (found.severity === 'error') state.errors++;
               if (ctx.json) ctx.printJson(issueJson(found));
-              else print(`${found.severity}: ${found.message}`);
+              else print(displayMessage(`${found.severity}: ${found.message}`));
             },
             reporter: {
               phase: (name, total) => {

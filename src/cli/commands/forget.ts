@@ -101,8 +101,8 @@ function filterIsEmpty(f: SnapshotFilter): boolean {
 /** restic's group header: `snapshots for (host [h], tags [a, b], paths [/x]):`. */
 function groupHeader(key: GroupKey): string {
   const parts: string[] = [];
-  if (key.hostname !== undefined && key.hostname !== '') parts.push(`host [${key.hostname}]`);
-  if (key.tags !== undefined) parts.push(`tags [${key.tags.join(', ')}]`);
+  if (key.hostname !== undefined && key.hostname !== '') parts.push(`host [${displayText(key.hostname)}]`);
+  if (key.tags !== undefined) parts.push(`tags [${key.tags.map(displayText).join(', ')}]`);
   if (key.paths !== undefined) parts.push(`paths [${key.paths.map(displayText).join(', ')}]`);
   return `snapshots${parts.length > 0 ? ` for (${parts.join(', ')})` : ''}:`;
 }

@@ -27,12 +27,14 @@ export function modeString(node: Pick<TreeNode, 'type' | 'mode'>): string {
 export function formatLong(node: TreeNode, path: string, humanReadable = false): string {
   const size = humanReadable ? formatBytes(node.size) : String(node.size);
   const target = node.type === 'symlink' && node.linkTarget ? ` -> ${displayName(node.linkTarget)}` : '';
-  return `${modeString(node)} ${(node.user || String(node.uid)).padEnd(8)} ${(node.group || String(node.gid)).padEnd(8)} ${size.padStart(humanReadable ? 10 : 12)} ${localTime(node.mtime.sec * 1000)} ${path}${target}`;
+  const owner = displayText(node.user || String(node.uid));
+  const group = displayText(node.group || String(node.gid));
+  return `${modeString(node)} ${owner.padEnd(8)} ${group.padEnd(8)} ${size.padStart(humanReadable ? 10 : 12)} ${localTime(node.mtime.sec * 1000)} ${path}${target}`;
 }
 
 /** restic's one-line description of a snapshot. */
 export function describeSnapshot(s: StoredSnapshot): string {
-  return `snapshot ${shortId(s.id)} of [${s.paths.map(displayText).join(' ')}] at ${localTime(s.time)} by ${s.username}@${s.hostname}`;
+  return `snapshot ${shortId(s.id)} of [${s.paths.map(displayText).join(' ')}] at ${localTime(s.time)} by ${displayText(s.username)}@${displayText(s.hostname)}`;
 }
 
 /** `/a/b` is `base` or below it. */
@@ -73,7 +75,7 @@ export function registerLs(program: Command, ctx: CliContext): void {
         const filters = [...(subfolder === undefined ? [] : [`${subfolder}:`]), ...dirs];
 
         if (ctx.json) ctx.printJson({ ...snapshotJson(snapshot), message_type: 'snapshot', struct_type: 'snapshot' });
-        else ctx.say(`${describeSnapshot(snapshot)}${filters.length > 0 ? ` filtered by [${filters.join(' ')}]` : ''}:`);
+        else ctx.say(`${describeSnapshot(snapshot)}${filters.length > 0 ? ` filtered by [${filters.map(displayText).join(' ')}]` : ''}:`);
 
         const print = (node: TreeNode, path: string, parts: readonly Uint8Array[]) => {
           if (ctx.json) ctx.printJson(lsNodeJson(node, path));

@@ -12,6 +12,7 @@ import { withLock } from '../locking.ts';
 import { addFilterOptions, snapshotFilter } from './snapshots.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
+import { displayMessage, displayText } from '../display.ts';
 
 
 interface IndexFlags {
@@ -219,8 +220,8 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           beforeCommit: () => lock.assertFresh(),
           onSnapshot: (s, damage) => {
             if (ctx.json) return;
-            ctx.say(`snapshot ${shortId(s.id)} of ${s.time} (${s.hostname}):`);
-            for (const d of damage) ctx.say(`  ${d.path}: ${d.message}`);
+            ctx.say(`snapshot ${shortId(s.id)} of ${s.time} (${displayText(s.hostname)}):`);
+            for (const d of damage) ctx.say(`  ${displayText(d.path)}: ${displayMessage(d.message)}`);
           },
         });
         if (ctx.json) {

@@ -122,7 +122,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
               },
               fileDone: (p, action) => {
                 if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p });
-                else ctx.verbose(`${(flags.dryRun ? `would be ${action}` : action).padEnd(9)} ${p}`);
+                else ctx.verbose(`${(flags.dryRun ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}`);
               },
             },
           });
