@@ -21,45 +21,75 @@ export function parseCount(text: string, flag: string): number {
   return Number(text);
 }
 
+/** The forms parseTime accepts, for hints. */
+const timeForms = '"2026-01-02 15:04:05" (local time) or RFC 3339 with a zone ("2026-01-02T15:04:05Z", "2026-01-02T15:04:05.5+01:00")';
+
 /**
- * Parses a point in time as restic does: "2006-01-02", "2006-01-02 15:04" or "2006-01-02 15:04:05" in
- * local time, or with a `T`, fractional seconds and a zone (`Z`, `+02:00`); any other form Date understands
- * is accepted too. Fields out of range are refused, not carried into the next month, and so are years
- * outside 0000–9999 (RFC 3339 cannot write them). A local time that occurs twice, when clocks go back,
- * is the later one (standard time), and one skipped when they go forward is read in the earlier offset,
- * both as Go's time.Date does.
+ * Parses a point in time: "2006-01-02 15:04:05" in local time, the one form restic's `backup --time` takes
+ * and the one its `find --oldest/--newest` documents (fractional seconds may follow, as Go allows), or
+ * RFC 3339 with a zone (`Z` or ±hh:mm). Nothing else is guessed at. The fields are checked as typed:
+ * a year from 0000 to 9999, and no field carried into the next (no 2026-02-30, no 24:00:00, no +25:00).
+ * A local time that occurs twice, when clocks go back, is the later one (standard time), and one skipped
+ * when they go forward is read in the earlier offset, both as Go's time.Date does. The instant may fall
+ * outside years 0000–9999 in UTC (0000-01-01 00:00:00 in Berlin is in year -1 in UTC); see
+ * {@link parseSnapshotTime} for times that are stored.
  */
 export function parseTime(text: string, flag: string): Date {
-  const hint = 'write it as "2026-01-02 15:04:05" (local time), with a year from 0000 to 9999';
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/i.exec(text.trim());
-  let date: Date;
-  if (m) {
-    const [year, month, day, hour, minute, second] = m.slice(1, 7).map((f) => Number(f ?? 0));
-    const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-    const monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
-    const ranges: Array<[string, number, number, number]> = [['month', month, 1, 12], ['day', day, 1, monthDays], ['hour', hour, 0, 23], ['minute', minute, 0, 59], ['second', second, 0, 59]];
-    const bad = ranges.find(([, value, min, max]) => value < min || value > max);
-    if (bad) throw new UsageError(`${flag}: "${text}": ${bad[0]} out of range`, { hint });
-    const wall = new Date(Date.UTC(2000, month - 1, day, hour, minute, second, Math.floor(Number(m[7] ?? 0) * 1000)));
-    wall.setUTCFullYear(year); // Date.UTC reads years 0–99 as 1900–1999
-    let offset: number;
-    if (m[8]) {
-      const zone = /^([+-])(\d{2}):?(\d{2})$/.exec(m[8]);
-      offset = zone ? (zone[1] === '-' ? -1 : 1) * (Number(zone[2]) * 60 + Number(zone[3])) * 60_000 : 0;
-    } else {
-      const offsetAt = (ms: number) => -new Date(ms).getTimezoneOffset() * 60_000;
-      offset = offsetAt(wall.getTime());
-      const other = offsetAt(wall.getTime() - offset);
-      if (other !== offset) offset = other;
-    }
-    date = new Date(wall.getTime() - offset);
+  const hint = `write it as ${timeForms}, with a year from 0000 to 9999`;
+  const m = /^(\d{4,})-(\d{2})-(\d{2})([ T])(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|([+-])(\d{2}):(\d{2}))?$/.exec(text);
+  // The local form has a space and no zone; RFC 3339 has a T and a zone.
+  if (!m || (m[4] === 'T') !== (m[9] !== undefined)) throw new UsageError(`${flag}: "${text}" is not a date`, { hint });
+  const [year, month, day, , hour, minute, second] = m.slice(1, 8).map(Number);
+  const [offsetHours, offsetMinutes] = [Number(m[11] ?? 0), Number(m[12] ?? 0)];
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] ?? 0;
+  const ranges: Array<[string, number, number, number]> = [
+    ['year', m[1].length === 4 ? year : -1, 0, 9999], ['month', month, 1, 12], ['day', day, 1, monthDays], ['hour', hour, 0, 23], ['minute', minute, 0, 59], ['second', second, 0, 59],
+    ['zone offset', offsetHours, 0, 23], ['zone offset', offsetMinutes, 0, 59],
+  ];
+  const bad = ranges.find(([, value, min, max]) => value < min || value > max);
+  if (bad) throw new UsageError(`${flag}: "${text}": ${bad[0]} out of range`, { hint });
+  const wall = utcDate(year, month - 1, day, hour, minute, second, Math.floor(Number(m[8] ?? 0) * 1000)).getTime();
+  let offset: number;
+  if (m[9] !== undefined) {
+    offset = (m[10] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
   } else {
-    date = new Date(text);
-    if (Number.isNaN(date.getTime())) throw new UsageError(`${flag}: "${text}" is not a date`, { hint });
+    offset = localOffsetAt(wall);
+    const other = localOffsetAt(wall - offset);
+    if (other !== offset) offset = other;
   }
-  // Both the year written (local) and the year stored (UTC) must have four digits.
-  if ([date.getFullYear(), date.getUTCFullYear()].some((year) => year < 0 || year > 9999)) throw new UsageError(`${flag}: "${text}": year out of range`, { hint });
+  return new Date(wall - offset);
+}
+
+/**
+ * Parses a snapshot's time as {@link parseTime} does. Snapshots store their time in UTC as RFC 3339, which
+ * has four-digit years only, so a typed time whose instant falls outside 0000–9999 in UTC (0000-01-01
+ * 00:00:00 east of Greenwich, 9999-12-31 23:59:59 west of it) is refused rather than stored in another
+ * form or moved to the nearest instant that fits.
+ */
+export function parseSnapshotTime(text: string, flag: string): Date {
+  const time = parseTime(text, flag);
+  const hint = 'snapshot times are stored in UTC, from 0000-01-01 00:00:00 to 9999-12-31 23:59:59';
+  if (time.getTime() < utcDate(0, 0, 1).getTime()) throw new UsageError(`${flag}: "${text}" is before year 0000 in UTC`, { hint });
+  if (time.getTime() >= utcDate(10000, 0, 1).getTime()) throw new UsageError(`${flag}: "${text}" is after year 9999 in UTC`, { hint });
+  return time;
+}
+
+/** A UTC date whose year may be 0–99 (Date.UTC reads those as 1900–1999). */
+function utcDate(year: number, monthIndex: number, day: number, hour = 0, minute = 0, second = 0, ms = 0): Date {
+  const date = new Date(0);
+  date.setUTCFullYear(year, monthIndex, day);
+  date.setUTCHours(hour, minute, second, ms);
   return date;
+}
+
+/**
+ * How far local time is ahead of UTC at `ms`, to the millisecond: getTimezoneOffset drops the seconds of
+ * old local mean times (Berlin before 1893 was +00:53:28).
+ */
+function localOffsetAt(ms: number): number {
+  const d = new Date(ms);
+  return utcDate(d.getFullYear(), d.getMonth(), d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()).getTime() - ms;
 }
 
 /** Parses durations like `30s`, `5m`, `2h` for timeouts. */

@@ -70,10 +70,18 @@ test('bad backup arguments are usage errors', async (t) => {
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /^error: .+\nhint: .+/);
   }
-  for (const [time, field] of [['2026-13-45 99:99:99', 'month'], ['2026-02-30 10:00:00', 'day'], ['2026-01-02 24:00:00', 'hour'], ['10000-01-01 00:00:00', 'year']]) {
-    const r = await runCoffer(['backup', dir, '--time', time], { repo });
+  const env = { TZ: 'Europe/Berlin' };
+  const refusals = [
+    ['2026-13-45 99:99:99', ': month out of range'], ['2026-02-30 10:00:00', ': day out of range'], ['2026-01-02 24:00:00', ': hour out of range'],
+    ['10000-01-01 00:00:00', ': year out of range'], ['2026-02-28T10:00:00+25:00', ': zone offset out of range'],
+    ['-0001-01-01 00:00:00', ' is not a date'], ['Feb 28 2026', ' is not a date'], ['2026-02-28 10:00:00 GMT+5', ' is not a date'], ['2026-1-2 3:04:05', ' is not a date'],
+    // The year typed is 0000, but 00:00 at Berlin's +00:53:28 of then is in year -1 in UTC, which a snapshot cannot store.
+    ['0000-01-01 00:00:00', ' is before year 0000 in UTC'],
+  ];
+  for (const [time, problem] of refusals) {
+    const r = await runCoffer(['backup', dir, '--time', time], { repo, env });
     assert.equal(r.code, 2, `--time ${time}: ${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`^error: --time: "${time}": ${field} out of range\nhint: .+`));
+    assert.match(r.stderr, new RegExp(`^error: --time: "${time.replace(/[+]/g, '\\+')}"${problem}\nhint: .+`));
   }
   const snapshots = await runCoffer(['snapshots', '--json'], { repo });
   assert.deepEqual(JSON.parse(snapshots.stdout), [], 'no snapshot was saved');
@@ -93,6 +101,28 @@ test('--time in a local hour that occurs twice is the later one (standard time),
 
   const times = (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ time: string }>).map((s) => s.time);
   assert.deepEqual(times.sort(), ['2023-03-26T01:30:00.000Z', '2023-10-29T01:30:00.000Z', '2024-02-29T11:00:00.000Z']);
+});
+
+test('--time takes years 0000 to 9999 as typed, and tables print four-digit years', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  await runCoffer(['init'], { repo });
+  const backup = (time: string, env: Record<string, string>) => runCoffer(['backup', dir, '--exclude', 'repo', '-q', '--time', time], { repo, env });
+
+  // Before 1893 Berlin kept local mean time, +00:53:28; New York's was -04:56:02.
+  assertOk(await backup('0000-01-01T00:00:00Z', { TZ: 'UTC' }));
+  assertOk(await backup('0001-01-01 00:53:28', { TZ: 'Europe/Berlin' }));
+  assertOk(await backup('9999-12-31 18:59:59', { TZ: 'America/New_York' }));
+  const r = await backup('9999-12-31 23:59:59', { TZ: 'America/New_York' });
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /^error: --time: "9999-12-31 23:59:59" is after year 9999 in UTC\nhint: .+/);
+
+  const times = (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ time: string }>).map((s) => s.time);
+  assert.deepEqual(times, ['0000-01-01T00:00:00.000Z', '0001-01-01T00:00:00.000Z', '9999-12-31T23:59:59.000Z']);
+  const table = await runCoffer(['snapshots'], { repo, env: { TZ: 'Europe/Berlin' } });
+  assertOk(table);
+  const shown = table.stdout.split('\n').flatMap((line) => /^[0-9a-f]{8}\s+(\S+ \S+)/.exec(line)?.[1] ?? []);
+  assert.deepEqual(shown, ['0000-01-01 00:53:28', '0001-01-01 00:53:28', '10000-01-01 00:59:59']);
 });
 
 /** A temporary folder with a source folder in it that user nobody may use, and where its repository goes. */

@@ -214,19 +214,21 @@ describe('coffer read commands', { concurrency: 4 }, () => {
 
   test('find: --oldest and --newest keep entries modified in that span, restic\'s short flags too; a bad time is a usage error', async () => {
     // In the first snapshot a.txt was last modified on 2026-01-02 03:04:05 (UTC, the tests' zone), sub/b.txt today.
-    const old = await coffer(['-q', 'find', '*.txt', '-s', shortId(s1.id), '--newest', '2026-01-03']);
+    const old = await coffer(['-q', 'find', '*.txt', '-s', shortId(s1.id), '--newest', '2026-01-03 00:00:00']);
     assert.equal(old.code, 0, old.stderr);
     assert.deepEqual(old.stdout.trimEnd().split('\n'), [`${src}/a.txt`]);
     const recent = await coffer(['-q', 'find', '*.txt', '-s', shortId(s1.id), '-O', '2026-01-02 03:04:06']);
     assert.deepEqual(recent.stdout.trimEnd().split('\n'), [`${src}/sub/b.txt`]);
     const exact = await coffer(['-q', 'find', '*.txt', '-s', shortId(s1.id), '-O', '2026-01-02 03:04:05', '-N', '2026-01-02 03:04:05']);
     assert.deepEqual(exact.stdout.trimEnd().split('\n'), [`${src}/a.txt`]);
-    const none = await coffer(['-q', 'find', '*.txt', '--oldest', '2099-01-01']);
+    const none = await coffer(['-q', 'find', '*.txt', '--oldest', '2099-01-01T00:00:00Z']);
     assert.equal(none.code, 0, none.stderr);
     assert.equal(none.stdout, '');
-    const bad = await coffer(['find', '*.txt', '--newest', 'yesterday']);
-    assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /^error: --newest: "yesterday" is not a date\nhint: /);
+    for (const time of ['yesterday', '2026-01-03']) {
+      const bad = await coffer(['find', '*.txt', '--newest', time]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, new RegExp(`^error: --newest: "${time}" is not a date\nhint: write it as "2026-01-02 15:04:05" \\(local time\\) or RFC 3339`));
+    }
   });
 
   test('find: path patterns, --ignore-case, --snapshot, --json', async () => {

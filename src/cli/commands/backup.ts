@@ -9,7 +9,7 @@ import type { BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
-import { parseSize, parseTime, collect } from '../parse.ts';
+import { parseSize, parseSnapshotTime, collect } from '../parse.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
@@ -107,7 +107,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .argument('[paths...]', 'files and folders to back up')
     .option('--tag <tags>', 'add tags to the snapshot (comma-separated, repeatable)', collect)
     .option('--host <name>', 'hostname recorded in the snapshot (default: this machine)')
-    .option('--time <time>', 'snapshot time instead of now, e.g. "2026-01-02 15:04:05"')
+    .option('--time <time>', 'snapshot time instead of now: "2026-01-02 15:04:05" (local time) or RFC 3339 with a zone')
     .option('--parent <snapshot>', 'compare against this snapshot instead of the latest one of this host and paths')
     .option('-f, --force', 'read every file, ignoring the parent snapshot')
     .option('-e, --exclude <pattern>', 'exclude a pattern (repeatable); !PATTERN keeps what an earlier one excluded', collect)
@@ -132,7 +132,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         throw new UsageError(`--stdin-filename: "${name}" is not a plain file name`, { hint: 'give a name without slashes, e.g. --stdin-filename db.sql' });
       }
       if (!flags.stdin && paths.length === 0) throw new UsageError('nothing to back up', { hint: 'give paths, or --files-from FILE, or --stdin' });
-      const time = flags.time ? parseTime(flags.time, '--time') : undefined;
+      const time = flags.time ? parseSnapshotTime(flags.time, '--time') : undefined;
       const excludeLargerThan = flags.excludeLargerThan ? parseSize(flags.excludeLargerThan, '--exclude-larger-than') : undefined;
       const { rules, patterns } = excludeRules(flags, ctx.io.env);
       const host = flags.host ?? hostname();

@@ -59,7 +59,7 @@ export function registerFind(program: Command, ctx: CliContext): void {
     .option('-l, --long', 'long listing: mode, owner, group, size, time')
     .option('--human-readable', 'sizes like 1.5 MiB in --long')
     .option('-R, --reverse', 'oldest snapshot first (default: newest first)')
-    .option('-O, --oldest <time>', 'only entries modified at or after this time ("2026-01-02 15:04:05", local time)')
+    .option('-O, --oldest <time>', 'only entries modified at or after this time ("2026-01-02 15:04:05" in local time, or RFC 3339 with a zone)')
     .option('-N, --newest <time>', 'only entries modified at or before this time')
     .action(async (patterns: string[], flags: FindFlags) => {
       const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);

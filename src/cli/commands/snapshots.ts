@@ -28,11 +28,12 @@ export function snapshotFilter(flags: FilterFlags): SnapshotFilter {
   return { hosts: flags.host, tags: parseTagLists(flags.tag), paths: flags.path };
 }
 
-/** Local time as restic prints it: `2006-01-02 15:04:05`. */
+/** Local time as restic prints it: `2006-01-02 15:04:05`, with at least four digits in the year (`0001`, `-0001`). */
 export function localTime(time: string | Date | number): string {
   const d = time instanceof Date ? time : new Date(time);
-  const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  const p = (n: number, digits = 2) => String(n).padStart(digits, '0');
+  const year = d.getFullYear();
+  return `${year < 0 ? '-' : ''}${p(Math.abs(year), 4)}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
 /**
