@@ -224,7 +224,12 @@ describe('coffer read commands', { concurrency: 4 }, () => {
     const none = await coffer(['-q', 'find', '*.txt', '--oldest', '2099-01-01T00:00:00Z']);
     assert.equal(none.code, 0, none.stderr);
     assert.equal(none.stdout, '');
-    for (const time of ['yesterday', '2026-01-03']) {
+    // As in restic's find, a date alone is its start and a time may leave out the seconds.
+    const byDate = await coffer(['-q', 'find', '*.txt', '-s', shortId(s1.id), '--newest', '2026-01-03']);
+    assert.deepEqual(byDate.stdout.trimEnd().split('\n'), [`${src}/a.txt`]);
+    const byMinute = await coffer(['-q', 'find', '*.txt', '-s', shortId(s1.id), '--newest', '2026-01-02 03:04']);
+    assert.equal(byMinute.stdout, '', 'a.txt was modified at 03:04:05, after 03:04:00');
+    for (const time of ['yesterday', '2026-01-03T00:00:00', '2026-1-3']) {
       const bad = await coffer(['find', '*.txt', '--newest', time]);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, new RegExp(`^error: --newest: "${time}" is not a date\nhint: write it as "2026-01-02 15:04:05" \\(local time\\) or RFC 3339`));

@@ -48,6 +48,13 @@ interface Match {
   readonly parts: readonly Uint8Array[];
 }
 
+/** restic's find also takes a time without seconds, or a date alone (its start): the full local form. */
+function findTime(text: string): string {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(text)) return `${text} 00:00:00`;
+  if (/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(text)) return `${text}:00`;
+  return text;
+}
+
 export function registerFind(program: Command, ctx: CliContext): void {
   addFilterOptions(
     readsOnly(program.command('find'))
@@ -59,12 +66,12 @@ export function registerFind(program: Command, ctx: CliContext): void {
     .option('-l, --long', 'long listing: mode, owner, group, size, time')
     .option('--human-readable', 'sizes like 1.5 MiB in --long')
     .option('-R, --reverse', 'oldest snapshot first (default: newest first)')
-    .option('-O, --oldest <time>', 'only entries modified at or after this time ("2026-01-02 15:04:05" in local time, or RFC 3339 with a zone)')
+    .option('-O, --oldest <time>', 'only entries modified at or after this time ("2026-01-02 15:04:05", "2026-01-02 15:04" or "2026-01-02" in local time, or RFC 3339 with a zone)')
     .option('-N, --newest <time>', 'only entries modified at or before this time')
     .action(async (patterns: string[], flags: FindFlags) => {
       const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);
       // Whole milliseconds, as the flags give them; modification times compare at nanoseconds.
-      const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : BigInt(parseTime(text, flag).getTime()) * 1_000_000n);
+      const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : BigInt(parseTime(findTime(text), flag).getTime()) * 1_000_000n);
       const oldest = bound(flags.oldest, '--oldest');
       const newest = bound(flags.newest, '--newest');
       const inTime = (node: TreeNode) => {
