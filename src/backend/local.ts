@@ -393,13 +393,20 @@ export class LocalBackend implements Backend {
       });
     }
     if (code === 'ENOTDIR') {
-      const blocker = this.#fileInTheWay(rel);
+      // Saves write into tmp/ first, so a file there is in the way of every save.
+      const blocker = this.#fileInTheWay(rel) ?? this.#fileInTheWay('tmp');
       if (blocker !== undefined) {
         return new BackendError(`${this.location}: ${blocker} is a file where a folder belongs`, {
           hint: `move the file ${blocker} out of the repository (a folder of that name belongs there), then run \`coffer check\``,
           cause: err,
         });
       }
+    }
+    if (code === 'EISDIR') {
+      return new BackendError(`${what}: a folder where a file belongs`, {
+        hint: rel === 'config' ? 'move that folder out of the repository and put back the config file from a copy of the repository' : `move the folder ${rel} out of the repository, then run \`coffer check\``,
+        cause: err,
+      });
     }
     if (code === 'EACCES' || code === 'EPERM') {
       return new BackendError(`${what}: permission denied`, {

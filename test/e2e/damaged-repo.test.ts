@@ -216,6 +216,24 @@ describe('a file where a repository folder belongs', () => {
       assert.doesNotMatch(r.stderr, /ENOTDIR|scandir/);
     }
   });
+
+  it('tmp/, which every save goes through, is named too; a folder where the config belongs is named in words', async () => {
+    const { repo, run } = await copyRepo();
+    await rm(path.join(repo, 'tmp'), { recursive: true, force: true });
+    await writeFile(path.join(repo, 'tmp'), 'x\n');
+    const backup = await run(['backup', source]);
+    assert.equal(backup.code, 1, backup.stderr);
+    assert.match(backup.stderr, new RegExp(`^error: ${repo}: tmp is a file where a folder belongs\\nhint: move the file tmp out of the repository`, 'm'));
+    assert.doesNotMatch(backup.stderr, /ENOTDIR/);
+
+    const other = await copyRepo();
+    await rm(path.join(other.repo, 'config'));
+    await mkdir(path.join(other.repo, 'config'));
+    const listed = await other.run(['snapshots']);
+    assert.equal(listed.code, 1, listed.stderr);
+    assert.match(listed.stderr, /^error: .*config: a folder where a file belongs\nhint: move that folder out of the repository and put back the config file from a copy/m);
+    assert.doesNotMatch(listed.stderr, /EISDIR/);
+  });
 });
 
 describe('temporary files of killed processes', () => {
