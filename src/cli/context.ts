@@ -49,7 +49,7 @@ export class CliContext {
       if (errnoCode(err) === 'EPIPE') this.#stdoutClosed = true;
       else {
         this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, {
-          hint: 'the output is incomplete; check where it was redirected (free space, permissions) and run the command again',
+          hint: 'the output is incomplete, not what the command did (`coffer snapshots` shows whether a backup was saved); check where it was redirected (free space, permissions)',
           cause: err,
         });
       }

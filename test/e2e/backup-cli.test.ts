@@ -248,6 +248,13 @@ test('a missing source path is named; with no readable source, no snapshot is sa
   const again = await runCoffer(['backup', '--json', src, join(dir, 'nope')], { repo });
   assert.equal(again.code, 3, again.stderr);
   assert.equal(jsonLines(again.stdout).at(-1)!.files_unmodified, 1);
+
+  // A dry run says what it would do, not that a snapshot was saved.
+  const dry = await runCoffer(['backup', '--dry-run', src, join(dir, 'nope')], { repo });
+  assert.equal(dry.code, 3, dry.stderr);
+  assert.match(dry.stdout, /^Would add to the repository: /m);
+  assert.match(dry.stderr, /^error: 1 source file was unreadable; a snapshot would be saved without it \(dry run\)$/m);
+  assert.equal((JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as unknown[]).length, 2);
 });
 
 test('a repository that refuses pack writes ends the backup with one error, for a file as for a folder', { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' }, async (t) => {

@@ -231,14 +231,15 @@ export function registerBackup(program: Command, ctx: CliContext): void {
           const col = (n: number) => String(n).padStart(6);
           ctx.say(`Files:     ${col(s.filesNew)} new, ${col(s.filesChanged)} changed, ${col(s.filesUnmodified)} unmodified`);
           ctx.say(`Dirs:      ${col(s.dirsNew)} new, ${col(s.dirsChanged)} changed, ${col(s.dirsUnmodified)} unmodified`);
-          ctx.say(`Added to the repository: ${formatBytes(s.dataAdded)} (${formatBytes(s.dataAddedPacked)} stored)`);
+          ctx.say(`${result.snapshotId ? 'Added to the repository' : 'Would add to the repository'}: ${formatBytes(s.dataAdded)} (${formatBytes(s.dataAddedPacked)} stored)`);
           ctx.say('');
           ctx.say(`processed ${s.totalFilesProcessed} files, ${formatBytes(s.totalBytesProcessed)} in ${elapsed(durationMs)}`);
           if (result.snapshotId) ctx.say(`snapshot ${shortId(result.snapshotId)} saved`);
           else ctx.say('dry run: nothing was written');
         }
         if (s.errors > 0) {
-          throw new PartialBackupError(`${s.errors} source ${s.errors === 1 ? 'file was' : 'files were'} unreadable; snapshot ${result.snapshotId ? shortId(result.snapshotId) : ''} saved without ${s.errors === 1 ? 'it' : 'them'}`.replace('  ', ' '), {
+          const outcome = result.snapshotId ? `snapshot ${shortId(result.snapshotId)} saved without ${s.errors === 1 ? 'it' : 'them'}` : `a snapshot would be saved without ${s.errors === 1 ? 'it' : 'them'} (dry run)`;
+          throw new PartialBackupError(`${s.errors} source ${s.errors === 1 ? 'file was' : 'files were'} unreadable; ${outcome}`, {
             hint: 'see the errors above; fix permissions or exclude those paths',
           });
         }
