@@ -123,7 +123,7 @@ test("a damaged pack header: repair index keeps the pack's blobs, prune keeps th
     lines(salvaged.stdout, 'pack ')[0],
     `pack ${short}: content does not match its name; header cannot be read: ${authFailed}; ${counted[1]} blobs salvaged`,
   );
-  assert.match(salvaged.stdout, new RegExp(`^salvaged ${counted[1]} blobs into \\d+ new packs? \\(.*\\), wrote 1 index file, removed 1 old index file and 1 damaged pack in `, 'm'));
+  assert.match(salvaged.stdout, new RegExp(`^salvaged ${counted[1]} blobs into \\d+ new packs? \\(.*\\), wrote 1 index file, removed 1 old index file and 1 repaired pack in `, 'm'));
   assert.doesNotMatch(salvaged.stdout, /lost/);
   assert.equal(await exists(pack.file), false);
 

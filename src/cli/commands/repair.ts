@@ -178,7 +178,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         else {
           ctx.say(
             `salvaged ${plural(salvaged, 'blob')} into ${plural(result.packsWritten, 'new pack')} (${formatBytes(result.bytesWritten)}), ` +
-              `wrote ${plural(result.indexFilesWritten, 'index file')}, removed ${plural(result.indexFilesDeleted, 'old index file')} and ${plural(result.packsDeleted, 'damaged pack')} in ${elapsed(Date.now() - started)}`,
+              `wrote ${plural(result.indexFilesWritten, 'index file')}, removed ${plural(result.indexFilesDeleted, 'old index file')} and ${plural(result.packsDeleted, 'repaired pack')} in ${elapsed(Date.now() - started)}`,
           );
         }
         if (lost > 0) ctx.say(`${plural(lost, 'blob')} lost: if \`coffer check\` reports missing blobs, \`coffer repair snapshots --forget\` removes them from the snapshots`);
