@@ -406,8 +406,8 @@ export async function removeUnreadableSnapshots(repo: Repository, ids: readonly 
 export async function repairSnapshots(repo: Repository, options: RepairSnapshotsOptions = {}): Promise<RepairSnapshotsResult> {
   const snapshots = options.snapshots ?? (await loadReadableSnapshots(repo)).snapshots;
   const index = await repo.loadIndex();
-  const stored = new Set<Id>();
-  for await (const { name } of repo.backend.list('data')) stored.add(name);
+  const stored = new Map<Id, number>();
+  for await (const { name, size } of repo.backend.list('data')) stored.set(name, size);
   const copies = extraCopies(index);
 
   const available = (id: Uint8Array, type: BlobType): boolean => {
@@ -536,9 +536,17 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   }
 
   // Packs the index does not list may hold exactly what looks lost (an index file was lost): emptying
-  // files now would throw away data `repair index` can find again.
-  const unindexed = [...stored].filter((p) => !index.hasPack(p));
-  if (plans.length > 0 && unindexed.length > 0) {
+  // files now would throw away data `repair index` can find again. A pack whose header cannot be read
+  // cannot be indexed by it either, so it stops nothing.
+  const unindexed: Id[] = [];
+  if (plans.length > 0) {
+    for (const [pack, size] of stored) {
+      if (index.hasPack(pack)) continue;
+      const entries = await readHeader(repo, pack, size).catch(() => []);
+      if (entries.length > 0) unindexed.push(pack);
+    }
+  }
+  if (unindexed.length > 0) {
     throw new IntegrityError(`${unindexed.length} ${unindexed.length === 1 ? 'pack is' : 'packs are'} not in the index and may hold the data these snapshots miss; nothing was changed`, {
       hint: 'run `coffer repair index` first (it indexes them), then `coffer check`, and `coffer repair snapshots` only if data is still missing',
     });
@@ -577,7 +585,7 @@ function extraCopies(index: BlobIndex): Map<string, Id[]> {
 }
 
 /** Finds a stored copy of a blob whose first indexed copy is in a missing pack, from the index files. */
-async function findCopy(repo: Repository, id: Uint8Array, type: BlobType, stored: ReadonlySet<Id>): Promise<{ pack: Id; offset: number; length: number; rawLength: number } | undefined> {
+async function findCopy(repo: Repository, id: Uint8Array, type: BlobType, stored: { has(pack: Id): boolean }): Promise<{ pack: Id; offset: number; length: number; rawLength: number } | undefined> {
   for (const [name, file] of repo.indexFiles) {
     if (!file.packs.some((p) => stored.has(p))) continue;
     const content = decodeIndex(await repo.loadStructured('index', name), describe('index', name));
