@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { compileFilterRules, compileExcludes, expandEnv, expandGlob, isExcluded } from './exclude.ts';
 
 const cases: Array<[string, string, boolean]> = [
@@ -20,7 +21,62 @@ const cases: Array<[string, string, boolean]> = [
   ['file?.txt', '/d/file1.txt', true],
   ['file?.txt', '/d/file12.txt', false],
   ['[abc].log', '/d/b.log', true],
-  ['[!abc].log', '/d/b.log', false],
+  // A backslash makes the next character literal (Go's filepath.Match).
+  ['a\\*b', '/d/a*b', true],
+  ['a\\*b', '/d/ab', false],
+  ['a\\*b', '/d/aab', false],
+  ['a\\*b', '/d/b', false],
+  ['x\\?y', '/d/x?y', true],
+  ['x\\?y', '/d/xy', false],
+  ['x\\?y', '/d/y', false],
+  ['\\[x]', '/d/[x]', true],
+  ['\\[x]', '/d/x', false],
+  ['a\\\\b', '/d/a\\b', true],
+  ['\\a\\b', '/d/ab', true],
+  // `**` is special only as a whole component; inside one it is `*`.
+  ['sr**.log', '/x/src/a/f.log', false],
+  ['sr**.log', '/x/srv.log', true],
+  ['/x/s**/f.log', '/x/src/f.log', true],
+  ['/x/s**/f.log', '/x/src/a/f.log', false],
+  // A `**` component matches zero or more components, at the start, in the middle and at the end.
+  ['/x/src/a/**', '/x/src/a', true],
+  ['/x/src/a/**', '/x/src/a/b/c', true],
+  ['/x/src/a/**', '/x/src/ab', false],
+  ['**/a', '/x/src/a', true],
+  ['**/a', '/a', true],
+  ['**/a', '/x/ab', false],
+  ['src/**/f.log', '/x/src/f.log', true],
+  ['src/**/f.log', '/x/src/a/b/f.log', true],
+  ['src/**/f.log', '/x/srcf.log', false],
+  ['/x/**/**/deep', '/x/deep', true],
+  ['**', '/x', true],
+  ['/**', '/', true],
+  // Go's classes: only `^` negates, ranges, escapes inside, a class never matches `/`.
+  ['[!V]', '/d/!', true],
+  ['[!V]', '/d/V', true],
+  ['[!V]', '/d/W', false],
+  ['/d/[^V]', '/d/W', true],
+  ['/d/[^V]', '/d/V', false],
+  ['[^abc].log', '/d/b.log', false],
+  ['[^abc].log', '/d/d.log', true],
+  ['[a-c]b', '/d/bb', true],
+  ['[a-c]b', '/d/db', false],
+  ['[\\]]', '/d/]', true],
+  ['[\\-]', '/d/-', true],
+  ['[a\\-c]', '/d/b', false],
+  ['[z-a]', '/d/z', false],
+  ['b]', '/d/b]', true],
+  ['/d[!-0]x', '/d/x', false],
+  ['/d[^a]x', '/d/x', false],
+  ['[é]', '/d/é', true],
+  ['/d/?', '/d/é', true],
+  ['/d/?', '/d/😀', true],
+  ['/d/?', '/d/ab', false],
+  // Patterns are cleaned like paths.
+  ['d//b', '/x/d/b', true],
+  ['d/./b', '/x/d/b', true],
+  ['src/a/../c', '/x/src/c', true],
+  ['cache/', '/x/cache', true],
 ];
 
 for (const [pattern, path, expected] of cases) {
@@ -28,6 +84,43 @@ for (const [pattern, path, expected] of cases) {
     assert.equal(isExcluded(compileExcludes([pattern]), path), expected);
   });
 }
+
+test('malformed patterns are usage errors with a hint', () => {
+  for (const pattern of ['[]]', '[^]', '[--]', '[a-]', '[-a]', '[a', 'a[', '[', 'a\\', 'x\\/b', '[\\', 'ok/[x']) {
+    assert.throws(() => compileExcludes([pattern]), (err: Error & { hint?: string }) => {
+      assert.match(err.message, /is not valid/, pattern);
+      assert.ok(err.hint, pattern);
+      return true;
+    });
+  }
+});
+
+/** A name as a pattern that matches only that name: every filepath.Match metacharacter escaped. */
+const escapeGlob = (name: string) => name.replace(/[*?[\]\\]/g, '\\$&');
+const componentName = fc.string({ unit: fc.constantFrom('a', 'b', '*', '?', '[', ']', '\\', '^', '!', '-', '.', '$', '(', '{', '|', '+', 'é', '😀'), minLength: 1, maxLength: 8 })
+  .filter((name) => name !== '.' && name !== '..');
+
+test('a name with every metacharacter escaped matches exactly that name', () => {
+  fc.assert(
+    fc.property(componentName, componentName, (name, other) => {
+      const rules = compileExcludes([escapeGlob(name)]);
+      assert.equal(isExcluded(rules, `/d/${name}`), true);
+      assert.equal(isExcluded(rules, `/d/${name}/below`), true);
+      assert.equal(isExcluded(rules, `/d/${other}`), other === name);
+      assert.equal(isExcluded(compileExcludes([`/d/${escapeGlob(name)}`]), `/d/${other}`), other === name);
+    }),
+  );
+});
+
+test('a ** component matches any number of components, and * exactly one', () => {
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom('a', 'b', 'c'), { maxLength: 5 }), (middle) => {
+      const path = ['/r', ...middle, 'end'].join('/');
+      assert.equal(isExcluded(compileExcludes(['/r/**/end']), path), true);
+      assert.equal(isExcluded(compileExcludes(['/r/*/end']), path), middle.length === 1);
+    }),
+  );
+});
 
 test('iexclude ignores case; comments and blank lines are skipped', () => {
   assert.equal(isExcluded(compileExcludes(['*.JPG'], true), '/p/photo.jpg'), true);
@@ -84,5 +177,19 @@ test('files-from globs expand as Go filepath.Glob: per component, sorted, ** is 
   assert.deepEqual(expandGlob(`${dir}/s?b/[d-e].txt`), [join(dir, 'sub/d.txt')]);
   assert.deepEqual(expandGlob(`${dir}/**/*.txt`), [join(dir, 'sub/d.txt')], '** is not recursive');
   assert.deepEqual(expandGlob(`${dir}/*.none`), []);
-  assert.deepEqual(expandGlob(`${dir}/missing`), [`${dir}/missing`], 'a plain path stays, to be reported if missing');
+  assert.deepEqual(expandGlob(`${dir}/a.txt`), [`${dir}/a.txt`]);
+  assert.deepEqual(expandGlob(`${dir}/missing`), [], 'a plain path that does not exist names nothing, as in filepath.Glob');
+});
+
+test('files-from globs: \\ escapes, [^...] negates, a dangling symlink counts, a malformed glob is a usage error', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-glob-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const f of ['a*b', 'ab', 'aab', 'x?y', 'xy', 'V', 'W', '!']) writeFileSync(join(dir, f), f);
+  symlinkSync('nowhere', join(dir, 'dangling'));
+  assert.deepEqual(expandGlob(`${dir}/a\\*b`), [join(dir, 'a*b')]);
+  assert.deepEqual(expandGlob(`${dir}/x\\?y`), [join(dir, 'x?y')]);
+  assert.deepEqual(expandGlob(`${dir}/[!V]`), ['!', 'V'].map((f) => join(dir, f)));
+  assert.deepEqual(expandGlob(`${dir}/[^!V]`), [join(dir, 'W')]);
+  assert.deepEqual(expandGlob(`${dir}/dangling`), [`${dir}/dangling`]);
+  assert.throws(() => expandGlob(`${dir}/[a`), /is not valid: unclosed \[/);
 });

@@ -1,57 +1,110 @@
 /**
- * Path patterns, with restic's meaning. Exclude patterns: `*` matches within one path component, `**`
- * across components, `?` one character, `[...]` a class. A pattern starting with `/` is anchored at the
- * filesystem root; any other pattern matches at any depth (a path is excluded when any of its trailing
- * component sequences matches). `--iexclude` matches case-insensitively. In backup, a pattern starting with
- * `!` cancels an earlier match. `--files-from` lines are globs as Go's filepath.Glob reads them.
+ * Path patterns, with restic's meaning (its filter package). A pattern is cleaned like a path and split on
+ * `/`; each component is matched with Go's filepath.Match syntax: `*` any run of characters, `?` one
+ * character, `[...]` a class (`[^...]` negated, `a-z` ranges), `\` makes the next character literal. A
+ * component that is exactly `**` matches zero or more whole components; elsewhere `**` is `*`. A pattern
+ * starting with `/` is anchored at the filesystem root; any other pattern matches at any depth, and a match
+ * on a folder covers everything below it. `--iexclude` matches case-insensitively. In backup, a pattern
+ * starting with `!` cancels an earlier match. `--files-from` lines are globs as Go's filepath.Glob reads them.
  */
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { lstatSync, readdirSync, statSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import { UsageError } from '../errors/index.ts';
 import { matchesRules, type PathRule } from '../model/index.ts';
 
 export type ExcludeRule = PathRule;
 
-function globToRegex(glob: string): string {
+const slashCode = 0x2f;
+
+function invalidPattern(pattern: string, reason: string): UsageError {
+  return new UsageError(`pattern "${pattern}" is not valid: ${reason}`, {
+    hint: 'a class is [abc], [a-z] or [^abc]; write \\*, \\?, \\[ or \\\\ for the character itself',
+  });
+}
+
+/** A literal character as regex source (for a regex with the `u` flag). */
+function escapeRegex(c: string): string {
+  return /[\\^$.*+?()[\]{}|/]/.test(c) ? `\\${c}` : c;
+}
+
+function codePointSource(code: number): string {
+  return `\\u{${code.toString(16)}}`;
+}
+
+/**
+ * Regex source for one path component in Go's filepath.Match syntax; it never matches a `/`. `pattern` is
+ * the whole pattern, for the error of a malformed component.
+ */
+function globToRegex(component: string, pattern: string): string {
+  // Path components are never empty, so a component of stars alone must match at least one character.
+  if (/^\*+$/.test(component)) return '[^/]+';
+  const chars = [...component];
   let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
+  let i = 0;
+  /** One character of a class, as Go's getEsc reads it: `\` escapes, `-` and `]` need escaping. */
+  const classChar = (): number => {
+    if (i >= chars.length) throw invalidPattern(pattern, 'unclosed [');
+    if (chars[i] === '-' || chars[i] === ']') throw invalidPattern(pattern, 'malformed [...] class (inside one, write \\- or \\] for the character itself)');
+    if (chars[i] === '\\') i++;
+    if (i >= chars.length) throw invalidPattern(pattern, 'unclosed [');
+    const code = chars[i++].codePointAt(0)!;
+    if (i >= chars.length) throw invalidPattern(pattern, 'unclosed [');
+    return code;
+  };
+  while (i < chars.length) {
+    const c = chars[i++];
     if (c === '*') {
-      if (glob[i + 1] === '*') {
-        // `**/` matches zero or more whole components
-        if (glob[i + 2] === '/') {
-          out += '(?:[^/]*/)*';
-          i += 2;
-        } else {
-          out += '.*';
-          i += 1;
-        }
-      } else out += '[^/]*';
+      while (chars[i] === '*') i++;
+      out += '[^/]*';
     } else if (c === '?') out += '[^/]';
-    else if (c === '[') {
-      const close = glob.indexOf(']', i + 2);
-      if (close === -1) throw new UsageError(`pattern "${glob}" has an unclosed [`, { hint: 'close it with ], or write \\[ for a literal [' });
-      let body = glob.slice(i + 1, close);
-      if (body.startsWith('!')) body = `^${body.slice(1)}`;
-      out += `[${body.replace(/\\/g, '\\\\')}]`;
-      i = close;
-    } else if (c === '\\' && i + 1 < glob.length) {
-      out += escapeRegex(glob[++i]);
+    else if (c === '\\') {
+      if (i >= chars.length) throw invalidPattern(pattern, 'a \\ at the end of a component escapes nothing');
+      out += escapeRegex(chars[i++]);
+    } else if (c === '[') {
+      const negated = chars[i] === '^';
+      if (negated) i++;
+      let ranges = '';
+      let count = 0;
+      let mayMatchSlash = false;
+      while (!(chars[i] === ']' && count > 0)) {
+        const lo = classChar();
+        let hi = lo;
+        if (chars[i] === '-') {
+          i++;
+          hi = classChar();
+        }
+        count++;
+        if (lo > hi) continue; // a range like z-a matches nothing, as in Go
+        ranges += lo === hi ? codePointSource(lo) : `${codePointSource(lo)}-${codePointSource(hi)}`;
+        if (lo <= slashCode && slashCode <= hi) mayMatchSlash = true;
+      }
+      i++;
+      out += negated ? `[^/${ranges}]` : `${mayMatchSlash ? '(?!/)' : ''}[${ranges}]`;
     } else out += escapeRegex(c);
   }
   return out;
 }
 
-function escapeRegex(c: string): string {
-  return /[.+^${}()|[\]\\]/.test(c) ? `\\${c}` : c;
+/** The components of a pattern after Go's filepath.Clean (no empty, `.` or resolvable `..` components). */
+function patternComponents(pattern: string): string[] {
+  const components = posix.normalize(pattern).split('/').filter((p) => p !== '');
+  // Several `**` in a row match what one does.
+  return components.filter((p, i) => !(p === '**' && components[i - 1] === '**'));
 }
 
 function patternRegex(pattern: string, caseInsensitive: boolean): RegExp {
-  const trimmed = pattern.replace(/\/+$/, '');
-  const body = globToRegex(trimmed.startsWith('/') ? trimmed.slice(1) : trimmed);
-  const anchor = trimmed.startsWith('/') ? '^/' : '(?:^|/)';
+  const rooted = pattern.startsWith('/');
+  const components = patternComponents(pattern);
+  // An unanchored pattern already matches at any depth, so a leading `**` adds nothing; `**` alone is `*`.
+  if (!rooted && components[0] === '**') components.splice(0, 1, ...(components.length === 1 ? ['*'] : []));
+  let body = '';
+  for (const [i, component] of components.entries()) {
+    if (component === '**') body += '(?:/[^/]+)*';
+    else body += `${i === 0 && !rooted ? '' : '/'}${globToRegex(component, pattern)}`;
+  }
+  const anchor = rooted ? '^' : '(?:^|/)';
   // A match on a folder excludes everything below it too.
-  return new RegExp(`${anchor}${body}(?:/.*)?$`, caseInsensitive ? 'i' : '');
+  return new RegExp(`${anchor}${body}(?:/.*)?$`, caseInsensitive ? 'iu' : 'u');
 }
 
 function usefulPatterns(patterns: readonly string[]): string[] {
@@ -98,20 +151,27 @@ const globMeta = /[*?[\\]/;
 
 /**
  * The existing paths a `--files-from` line names, as Go's filepath.Glob finds them (restic's reading):
- * `*`, `?`, `[...]` match within one path component (`**` is `*`), every component may hold them, results
- * are sorted per folder. A line without those characters is the path itself, whether it exists or not (a
- * missing one is then reported like a missing argument).
+ * `*`, `?`, `[...]` match within one path component (`**` is `*`), every component may hold them, `\`
+ * escapes, results are sorted per folder. A line without those characters is the path itself when it
+ * exists (a symlink counts, even a dangling one). A line that names nothing gives no paths.
  */
 export function expandGlob(pattern: string): string[] {
-  if (!globMeta.test(pattern)) return [pattern];
+  if (!globMeta.test(pattern)) {
+    try {
+      lstatSync(pattern);
+      return [pattern];
+    } catch {
+      return [];
+    }
+  }
   const slash = pattern.lastIndexOf('/');
-  const dir = slash < 0 ? '.' : pattern.slice(0, slash).replace(/\/+$/, '') || '/';
-  const name = new RegExp(`^${globToRegex(pattern.slice(slash + 1))}$`);
+  const dir = slash < 0 ? '.' : slash === 0 ? '/' : pattern.slice(0, slash);
+  const name = new RegExp(`^${globToRegex(pattern.slice(slash + 1), pattern)}$`, 'u');
   const dirs = globMeta.test(dir) ? expandGlob(dir) : [dir];
   return dirs.flatMap((d) => {
     try {
       if (!statSync(d).isDirectory()) return [];
-      return readdirSync(d).sort().filter((n) => name.test(n)).map((n) => (d === '.' ? n : join(d, n)));
+      return readdirSync(d).sort().filter((n) => name.test(n)).map((n) => join(d, n));
     } catch {
       return []; // an unreadable folder matches nothing, as in Go
     }

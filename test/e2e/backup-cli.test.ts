@@ -315,11 +315,26 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assertOk(await runCoffer(['backup', src, '--exclude-file', join(dir, 'excludes')], { repo, env: { SRC: src } }));
   assert.deepEqual(await files(), ['a.log', 'x.txt']);
 
-  await writeFile(join(dir, 'from'), `# comment\n\n  ${src}/*.txt  \n${src}/*.none\n`);
+  await writeFile(join(dir, 'from'), `# comment\n\n  ${src}/*.txt  \n${src}/*.none\n${src}/missing\n`);
   const globbed = await runCoffer(['backup', '--files-from', join(dir, 'from')], { repo });
   assertOk(globbed);
-  assert.match(globbed.stderr, /\*\.none" matches no files/);
+  // As in restic, a line that names nothing, a plain path that does not exist too, is skipped with a warning.
+  assert.match(globbed.stderr, /pattern ".*\/\*\.none" does not match any files, skipping/);
+  assert.match(globbed.stderr, /pattern ".*\/missing" does not match any files, skipping/);
   assert.deepEqual(await files(), ['[x].txt', 'keep.txt', 'other.txt', 'x.txt']);
+
+  // A backslash escapes a glob character: \[x\] names the file [x].txt, \* a literal *.
+  await writeFile(join(src, 'a*b'), 'star');
+  await writeFile(join(dir, 'escaped'), `${src}/\\[x\\].txt\n${src}/a\\*b\n`);
+  assertOk(await runCoffer(['backup', '--files-from', join(dir, 'escaped')], { repo }));
+  assert.deepEqual(await files(), ['[x].txt', 'a*b']);
+  await rm(join(src, 'a*b'));
+
+  // --files-from-verbatim names paths, and a missing one is an error (a partial snapshot, exit 3).
+  await writeFile(join(dir, 'verbatim'), `${src}/keep.txt\n${src}/missing\n`);
+  const verbatim = await runCoffer(['backup', '--files-from-verbatim', join(dir, 'verbatim')], { repo });
+  assert.equal(verbatim.code, 3, verbatim.stderr);
+  assert.match(verbatim.stderr, /missing: does not exist/);
 
   // A glob's [x] is a class that matches x.txt; --files-from-verbatim takes the line as the name it is.
   await writeFile(join(dir, 'class'), `${src}/[x].txt\n`);

@@ -164,7 +164,7 @@ describe('errors', () => {
       assertFails(await coffer(['-r', pristine, 'key', 'remove']), 2, /missing required argument/);
       assertFails(await coffer(['-r', pristine, 'init', '--pack-size', 'huge']), 2, /pack-size/);
       assertFails(await coffer(['-r', pristine, '--retry-lock', '5x', 'snapshots']), 2, /--retry-lock: "5x" is not a duration/);
-      assertFails(await coffer(['-r', pristine, 'find', '[']), 2, /pattern "\[" has an unclosed \[/);
+      assertFails(await coffer(['-r', pristine, 'find', '[']), 2, /pattern "\[" is not valid: unclosed \[/);
     });
   });
 

@@ -52,13 +52,17 @@ function patternLines(file: string, flag: string): string[] {
   return readLines(file, flag, /\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-/** Source paths from the arguments and the --files-from flags; `--files-from` lines are globs, as in restic. */
+/**
+ * Source paths from the arguments and the --files-from flags. `--files-from` lines are globs, and one that
+ * names nothing (a plain path that does not exist too) is skipped with a warning, as in restic; the
+ * verbatim and raw lines are paths, reported by the backup when missing.
+ */
 function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string) => void): string[] {
   const paths = [...args];
   for (const f of flags.filesFrom ?? []) {
     for (const pattern of patternLines(f, '--files-from')) {
       const found = expandGlob(pattern);
-      if (found.length === 0) warn(`warning: --files-from: pattern "${pattern}" matches no files, skipping it`);
+      if (found.length === 0) warn(`warning: --files-from: pattern "${pattern}" does not match any files, skipping`);
       paths.push(...found);
     }
   }
