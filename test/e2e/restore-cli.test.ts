@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { largestPack } from '../support/disk-damage.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 import { assertSameTree, buildSourceTree, captureTree, restoredTimeToleranceNs, type TreeState } from '../support/tree-builder.ts';
 
@@ -194,14 +195,7 @@ describe('restore from a damaged repository', () => {
     const repo = await makeRepoDir();
     await prepare(repo);
     // The largest pack holds file data.
-    let largest = { file: '', size: -1 };
-    for (const sub of await readdir(path.join(repo, 'data'))) {
-      for (const name of await readdir(path.join(repo, 'data', sub))) {
-        const file = path.join(repo, 'data', sub, name);
-        const { size } = await stat(file);
-        if (size > largest.size) largest = { file, size };
-      }
-    }
+    const largest = await largestPack(repo);
     await chmod(path.dirname(largest.file), 0o755);
     await rm(largest.file);
     const pack = path.basename(largest.file).slice(0, 8);
@@ -244,14 +238,7 @@ describe('restore over existing files from a damaged repository', () => {
     const restored = path.join(target, data);
     for (const name of await readdir(restored)) await writeFile(path.join(restored, name), 'my own edit\n', { flag: 'a' });
     // Lose the largest pack: the files with data in it cannot be restored.
-    let largest = { file: '', size: -1 };
-    for (const sub of await readdir(path.join(repo, 'data'))) {
-      for (const name of await readdir(path.join(repo, 'data', sub))) {
-        const file = path.join(repo, 'data', sub, name);
-        const { size } = await stat(file);
-        if (size > largest.size) largest = { file, size };
-      }
-    }
+    const largest = await largestPack(repo);
     await chmod(path.dirname(largest.file), 0o755);
     await rm(largest.file);
 
