@@ -12,9 +12,6 @@
 import { IntegrityError, throwIfAborted } from '../errors/index.ts';
 import { discard, fromHex, mapLimit, shortId, storageName, toHex, type Id, type StoredSnapshot } from '../model/index.ts';
 import {
-  decodeIndex,
-  describe,
-  mergePackRecords,
   openBlob,
   type BlobIndex,
   type BlobType,
@@ -234,16 +231,11 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   if (unreadable.length > 0) throw unreadableSnapshotsError(unreadable);
   const snapshots = listed.snapshots.filter((s) => !options.ignoreSnapshots?.has(s.id));
   const index = await repo.loadIndex();
-  const stored = new Map<Id, number>();
-  for await (const f of repo.backend.list('data')) stored.set(f.name, f.size);
+  const stored = await repo.storedPacks();
   const used = await markUsed(repo, index, stored, snapshots, options);
 
   // Every index file's packs, duplicates included (the in-memory index keeps one copy per blob).
-  const indexFiles = [...repo.indexFiles.keys()].sort();
-  const contents = await mapLimit(indexFiles, Math.max(2, repo.backend.connections), async (name) =>
-    decodeIndex(await repo.loadStructured('index', name), describe('index', name)),
-  );
-  const records = mergePackRecords(contents);
+  const { files: indexFiles, records } = await repo.indexRecords();
 
   const positionOf = (e: PackEntry): number => {
     const at = index.position(e.id, e.type);

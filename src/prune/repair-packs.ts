@@ -7,8 +7,8 @@
  * Blobs that verify nowhere are lost; `repair snapshots --forget` then removes them from the snapshots.
  */
 import { IntegrityError, UsageError, throwIfAborted } from '../errors/index.ts';
-import { mapLimit, shortId, toHex, type Id } from '../model/index.ts';
-import { decodeIndex, describe, examinePack, mergePackRecords, resolvePrefix, type BlobType, type PackEntry, type PackRecord, type Repository } from '../repo/index.ts';
+import { shortId, toHex, type Id } from '../model/index.ts';
+import { examinePack, resolvePrefix, type BlobType, type PackEntry, type PackRecord, type Repository } from '../repo/index.ts';
 import { deletePacks, repackBlobs, replaceIndex, type RepackSource, type RewriteOptions } from './prune.ts';
 
 export interface RepairPacksOptions extends RewriteOptions {
@@ -73,11 +73,8 @@ function resolvePacks(specs: readonly string[], stored: ReadonlyMap<Id, number>,
 export async function repairPacks(repo: Repository, specs: readonly string[], options: RepairPacksOptions = {}): Promise<RepairPacksResult> {
   // The index first, then the packs (docs/design.md §Read and write ordering).
   await repo.loadIndex();
-  const indexFiles = [...repo.indexFiles.keys()].sort();
-  const contents = await mapLimit(indexFiles, Math.max(2, repo.backend.connections), async (name) => decodeIndex(await repo.loadStructured('index', name), describe('index', name)));
-  const records = mergePackRecords(contents);
-  const stored = new Map<Id, number>();
-  for await (const f of repo.backend.list('data')) stored.set(f.name, f.size);
+  const { files: indexFiles, records } = await repo.indexRecords();
+  const stored = await repo.storedPacks();
   const ids = resolvePacks(specs, stored, records);
   const repaired = new Set(ids);
 

@@ -406,8 +406,7 @@ export async function removeUnreadableSnapshots(repo: Repository, ids: readonly 
 export async function repairSnapshots(repo: Repository, options: RepairSnapshotsOptions = {}): Promise<RepairSnapshotsResult> {
   const snapshots = options.snapshots ?? (await loadReadableSnapshots(repo)).snapshots;
   const index = await repo.loadIndex();
-  const stored = new Map<Id, number>();
-  for await (const { name, size } of repo.backend.list('data')) stored.set(name, size);
+  const stored = await repo.storedPacks();
   const copies = extraCopies(index);
 
   const available = (id: Uint8Array, type: BlobType): boolean => {
@@ -538,14 +537,16 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   // Packs the index does not list may hold exactly what looks lost (an index file was lost): emptying
   // files now would throw away data `repair index` can find again. A pack whose header cannot be read
   // cannot be indexed by it either, so it stops nothing.
-  const unindexed: Id[] = [];
-  if (plans.length > 0) {
-    for (const [pack, size] of stored) {
-      if (index.hasPack(pack)) continue;
-      const entries = await readHeader(repo, pack, size).catch(() => []);
-      if (entries.length > 0) unindexed.push(pack);
+  const candidates = plans.length > 0 ? [...stored].filter(([pack]) => !index.hasPack(pack)) : [];
+  const indexable = await mapLimit(candidates, repo.backend.connections, async ([pack, size]) => {
+    try {
+      return (await readHeader(repo, pack, size)).length > 0;
+    } catch (err) {
+      if (err instanceof CancelledError) throw err;
+      return false;
     }
-  }
+  });
+  const unindexed = candidates.filter((_, i) => indexable[i]);
   if (unindexed.length > 0) {
     throw new IntegrityError(`${unindexed.length} ${unindexed.length === 1 ? 'pack is' : 'packs are'} not in the index and may hold the data these snapshots miss; nothing was changed`, {
       hint: 'run `coffer repair index` first (it indexes them), then `coffer check`, and `coffer repair snapshots` only if data is still missing',

@@ -19,7 +19,7 @@ import { fromHex, mapLimit, shortId, storageName, toHex, type Id, type Snapshot,
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { BlobIndex } from './blob-index.ts';
 import { openBlob } from './blob.ts';
-import { encodeIndex, loadIndexInto, type PackRecord } from './index-file.ts';
+import { decodeIndex, encodeIndex, loadIndexInto, mergePackRecords, type PackRecord } from './index-file.ts';
 import { Packer } from './packer.ts';
 import type { BlobType } from './pack.ts';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-file.ts';
@@ -203,6 +203,24 @@ export class Repository {
   /** The loaded index; loads it on first use. */
   async index(): Promise<BlobIndex> {
     return this.#index ?? this.loadIndex();
+  }
+
+  /**
+   * What the index files {@link loadIndex} loaded list, pack by pack (a pack listed in several files gets
+   * the union of their entries; copies of a blob in other packs stay, where the in-memory index keeps one),
+   * and those files, sorted.
+   */
+  async indexRecords(): Promise<{ files: Id[]; records: Map<Id, PackRecord> }> {
+    const files = [...this.indexFiles.keys()].sort();
+    const contents = await mapLimit(files, Math.max(2, this.backend.connections), async (name) => decodeIndex(await this.loadStructured('index', name), describe('index', name)));
+    return { files, records: mergePackRecords(contents) };
+  }
+
+  /** Every pack file in the store, by name, with its stored size. */
+  async storedPacks(): Promise<Map<Id, number>> {
+    const stored = new Map<Id, number>();
+    for await (const { name, size } of this.backend.list('data')) stored.set(name, size);
+    return stored;
   }
 
   /** Writes an index file listing `packs`; returns its name. */
