@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { access, chmod, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LocalBackend } from '../../src/backend/index.ts';
-import { buildPack, Repository, type PackRecord } from '../../src/repo/index.ts';
+import { Repository } from '../../src/repo/index.ts';
 import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
-import { rewriteIndex } from '../support/damage-fixture.ts';
+import { addEmptyPacks } from '../support/damage-fixture.ts';
 import { flipByte, largestPack, packFiles } from '../support/disk-damage.ts';
 import { testPassword } from '../support/test-repo.ts';
 
@@ -234,14 +234,7 @@ test('repair packs refuses an unknown pack id and a pack the store has lost, cha
 
 test('repair index counts each pack once: one missing pack and empty ones are not reported as missing or unreadable together', async () => {
   const { repo } = await repository();
-  const opened = await Repository.open(new LocalBackend(repo), testPassword);
-  const empty: PackRecord[] = [];
-  for (let i = 0; i < 6; i++) {
-    const built = buildPack([], opened.crypto.metadata);
-    await opened.backend.save({ type: 'data', name: built.name }, built.bytes);
-    empty.push({ id: built.name, type: 'data', size: built.bytes.length, entries: [] });
-  }
-  await rewriteIndex(opened, (packs) => [...packs, ...empty]);
+  const empty = await addEmptyPacks(await Repository.open(new LocalBackend(repo), testPassword), 6);
   const [gone] = (await packFiles(repo)).filter((p) => !empty.some((e) => e.id === p.name));
   await chmod(path.dirname(gone.file), 0o755);
   await rm(gone.file);

@@ -9,8 +9,8 @@ import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '..
 import { check } from '../../src/checker/index.ts';
 import { executePrune, planPrune, repairPacks } from '../../src/prune/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
-import { buildPack, decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackEntry, type PackRecord, type Repository } from '../../src/repo/index.ts';
-import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
+import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackEntry, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { addEmptyPacks, backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
 import { reopen } from '../support/test-repo.ts';
 
@@ -322,14 +322,7 @@ test('repair index leaves out a pack whose header cannot be read when no index l
 test('repair index counts each pack the old index listed once: missing, or empty', async () => {
   const f = await fixture();
   try {
-    const repo = await reopen(f.repo);
-    const empty: PackRecord[] = [];
-    for (let i = 0; i < 3; i++) {
-      const built = buildPack([], repo.crypto.metadata);
-      await f.backend.save({ type: 'data', name: built.name }, built.bytes);
-      empty.push({ id: built.name, type: 'data', size: built.bytes.length, entries: [] });
-    }
-    await rewriteIndex(repo, (packs) => [...packs, ...empty]);
+    const empty = await addEmptyPacks(await reopen(f.repo), 3);
     const [gone] = await packsOf(f.repo, 'data');
     await f.backend.remove({ type: 'data', name: gone.id });
     const result = await repairIndex(await reopen(f.repo));

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { backup } from '../../src/archiver/index.ts';
 import type { Backend } from '../../src/backend/index.ts';
 import type { Id } from '../../src/model/index.ts';
-import { decodeIndex, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { buildPack, decodeIndex, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
 import { createTestRepo, reopen } from './test-repo.ts';
 
 /**
@@ -60,6 +60,18 @@ export async function rewriteIndex(repo: Repository, transform: (packs: PackReco
   const { names, packs } = await indexRecords(repo);
   await repo.saveIndex(transform(packs), names);
   for (const name of names) await repo.backend.remove({ type: 'index', name });
+}
+
+/** Stores `count` packs that hold no blob and adds them to the index; returns their records. */
+export async function addEmptyPacks(repo: Repository, count: number): Promise<PackRecord[]> {
+  const empty: PackRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const built = buildPack([], repo.crypto.metadata);
+    await repo.backend.save({ type: 'data', name: built.name }, built.bytes);
+    empty.push({ id: built.name, type: 'data', size: built.bytes.length, entries: [] });
+  }
+  await rewriteIndex(repo, (packs) => [...packs, ...empty]);
+  return empty;
 }
 
 /** The indexed packs of `type`, those with the most blobs first. */
