@@ -1,4 +1,4 @@
-import { BackendError, BugError } from '../errors/index.ts';
+import { BackendError, BugError, PastEndError } from '../errors/index.ts';
 
 export { errnoCode } from '../errors/index.ts';
 
@@ -175,12 +175,9 @@ export function checkRange(location: string, handle: Handle, range: ByteRange): 
 }
 
 /** The error for a range that reaches past the end of a file (of `size` bytes, when known). */
-export function pastEnd(location: string, handle: Handle, range: ByteRange, size: number | undefined, cause?: unknown): BackendError {
+export function pastEnd(location: string, handle: Handle, range: ByteRange, size: number | undefined, cause?: unknown): PastEndError {
   const sizeText = size === undefined ? '' : ` (${size} bytes)`;
-  return new BackendError(
-    `${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file${sizeText}`,
-    { hint: 'the repository index may not match the stored files; run `coffer check`', cause },
-  );
+  return new PastEndError(`${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file${sizeText}`, { cause });
 }
 
 /** True when `name` is a valid stored-file name for `type`. */

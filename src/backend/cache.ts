@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { BackendError, errnoCode } from '../errors/index.ts';
+import { BackendError, errnoCode, PastEndError } from '../errors/index.ts';
 import { makeFolders } from '../model/index.ts';
 import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath, isValidName, typeFolder } from './backend.ts';
 import { matchesName } from './verify.ts';
@@ -321,9 +321,7 @@ async function readRange(file: string, range: ByteRange, what: string): Promise<
       const { bytesRead } = await handle.read(out, done, range.length - done, range.offset + done);
       if (bytesRead === 0) {
         const { size } = await handle.stat();
-        throw new BackendError(`${what}: range ${range.offset}+${range.length} reaches past the end of the file (${size} bytes)`, {
-          hint: 'the repository index may not match the stored files; run `coffer check`',
-        });
+        throw new PastEndError(`${what}: range ${range.offset}+${range.length} reaches past the end of the file (${size} bytes)`);
       }
       done += bytesRead;
     }

@@ -20,6 +20,7 @@ const operations: readonly Operation[] = ['create', 'save', 'load', 'stat', 'lis
  * fault.failNext('load', 2);          // the next 2 loads throw
  * fault.flipByte(handle, 0);          // loads of handle return byte 0 inverted
  * fault.hide(handle);                 // list, load and stat act as if handle did not exist
+ * fault.unreadable(handle);           // every load of handle throws (the storage cannot be reached)
  * fault.delay(50, 'load');            // every load waits 50 ms first
  * fault.calls('save');                // saves seen so far, failed ones included
  */
@@ -32,6 +33,7 @@ export class FaultBackend implements Backend {
   readonly #failAt = new Map<Operation, Map<number, Error | undefined>>();
   readonly #flips = new Map<string, number[]>();
   readonly #hidden = new Set<string>();
+  readonly #unreadable = new Set<string>();
   readonly #delays = new Map<Operation | 'all', number>();
 
   constructor(inner: Backend) {
@@ -71,6 +73,12 @@ export class FaultBackend implements Backend {
     return this;
   }
 
+  /** Makes every load of `handle` throw a retryable BackendError, as when the storage cannot be reached (list and stat still work). */
+  unreadable(handle: Handle): this {
+    this.#unreadable.add(filePath(handle));
+    return this;
+  }
+
   /** Makes every call of `operation` (default every call) wait `ms` first. */
   delay(ms: number, operation?: Operation): this {
     this.#delays.set(operation ?? 'all', ms);
@@ -87,6 +95,7 @@ export class FaultBackend implements Backend {
     this.#failAt.clear();
     this.#flips.clear();
     this.#hidden.clear();
+    this.#unreadable.clear();
     this.#delays.clear();
     return this;
   }
@@ -104,6 +113,7 @@ export class FaultBackend implements Backend {
   async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
     await this.#enter('load', handle);
     this.#throwIfHidden(handle);
+    if (this.#unreadable.has(filePath(handle))) throw new BackendError(`${this.location}: ${filePath(handle)}: injected: connection reset`, { retryable: true });
     const data = await this.#inner.load(handle, range);
     const flips = this.#flips.get(filePath(handle));
     if (flips === undefined) return data;

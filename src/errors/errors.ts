@@ -124,6 +124,22 @@ export class NotFoundError extends BackendError {
   }
 }
 
+/** A read asked for bytes past the end of a stored file: the file is shorter than the index says (damage, not a storage failure). */
+export class PastEndError extends BackendError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super(message, { code: 'PAST_END', hint: 'the repository index may not match the stored files; run `coffer check`', ...options });
+  }
+}
+
+/**
+ * True when the storage itself failed (network, permissions, an I/O error) rather than a file being
+ * missing or shorter than expected: what such a file holds is unknown, so repairs must stop, not treat it
+ * as damaged.
+ */
+export function isStorageFailure(err: unknown): err is BackendError {
+  return err instanceof BackendError && !(err instanceof NotFoundError) && !(err instanceof PastEndError);
+}
+
 /** Repository config names an unknown version or algorithm, or a setting is invalid. */
 export class ConfigError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {

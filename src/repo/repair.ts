@@ -7,11 +7,13 @@
  *   (with `readAllPacks`) whose content does not match its name, keeps every blob of the old index (and of
  *   its header, if readable) that still verifies: readable data is never dropped. Only a pack none of whose
  *   blobs can be read is left out.
+ * - Both stop, changing nothing, when the storage fails (network, permissions, I/O: errors/isStorageFailure):
+ *   a file that cannot be reached may be intact, and treating it as damaged would let `prune` delete it.
  * - {@link repairSnapshots} rewrites snapshots whose trees reference blobs the repository no longer has:
  *   a file with missing data becomes an empty file, a missing or unreadable folder an empty folder. The
  *   new snapshot keeps every field of the original and gets the tags `repaired` and `original:<id>`.
  */
-import { CancelledError, IntegrityError } from '../errors/index.ts';
+import { BackendError, CancelledError, IntegrityError, isStorageFailure } from '../errors/index.ts';
 import { discard, fromHex, mapLimit, nodeName, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import { openBlob, sealBlob } from './blob.ts';
@@ -197,6 +199,7 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
         return await readHeader(repo, pack.id, pack.size, what);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
+        if (isStorageFailure(err)) throw storageStop(err, what, 'the index was not changed');
         // Without a header or an old index listing its blobs, nothing in the pack can be found.
         if (old === undefined) return unreadable(`header cannot be read: ${messageOf(err, what)}`);
       }
@@ -207,6 +210,7 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
       bytes = await backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
     } catch (err) {
       if (err instanceof CancelledError) throw err;
+      if (isStorageFailure(err)) throw storageStop(err, what, 'the index was not changed');
       return unreadable(`cannot be downloaded: ${messageOf(err, what)}`);
     }
     if (options.readAllPacks) {
@@ -317,6 +321,19 @@ function packHeaderOf(repo: Repository, bytes: Uint8Array, size: number, what: s
   const parsed = parsePackHeader(bytes, size, repo.crypto.metadata, what);
   if (!Array.isArray(parsed)) throw new Error(`${what}: shorter than its header length says`);
   return parsed;
+}
+
+/**
+ * Ends a repair that could not read `what` because the storage failed: the file may be intact, and
+ * treating it as damaged would drop data that a later `prune` then deletes.
+ */
+function storageStop(err: BackendError, what: string, unchanged: string): BackendError {
+  return new BackendError(`${what} cannot be read: ${messageOf(err, what)}; ${unchanged}`, {
+    code: err.code,
+    retryable: err.retryable,
+    cause: err,
+    hint: 'run the repair again once the storage answers; a file that can never be read again must first be moved out of the repository by hand',
+  });
 }
 
 /** The message of an error without a leading `what: ` (or `what header: `) the caller already names. */
@@ -447,6 +464,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
       const sealed = await repo.backend.load({ type: 'data', name: location.pack }, { offset: location.offset, length: location.length });
       return decodeTree(openBlob(repo.crypto, 'tree', id, sealed, location.rawLength, what), what);
     } catch (err) {
+      if (isStorageFailure(err)) throw storageStop(err, `${what} in pack ${shortId(location.pack)}`, 'no snapshot was changed');
       throw new UnreadableTree('corrupt-tree', `${what} cannot be read: ${messageOf(err, what)}`);
     }
   };
@@ -543,6 +561,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
       return (await readHeader(repo, pack, size)).length > 0;
     } catch (err) {
       if (err instanceof CancelledError) throw err;
+      if (isStorageFailure(err)) throw storageStop(err, `pack ${shortId(pack)}`, 'no snapshot was changed');
       return false;
     }
   });

@@ -5,14 +5,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
-import { MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
+import { FaultBackend, MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
+import { BackendError } from '../../src/errors/index.ts';
 import { check } from '../../src/checker/index.ts';
 import { executePrune, planPrune, repairPacks } from '../../src/prune/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
-import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, walkTree, type PackEntry, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, Repository, walkTree, type PackEntry, type PackRecord } from '../../src/repo/index.ts';
 import { addEmptyPacks, backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
-import { reopen } from '../support/test-repo.ts';
+import { reopen, testPassword } from '../support/test-repo.ts';
 
 interface Fixture {
   repo: Repository;
@@ -330,6 +331,58 @@ test('repair index counts each pack the old index listed once: missing, or empty
     assert.deepEqual([...result.emptyPacks].sort(), empty.map((p) => p.id).sort());
     assert.equal(result.packsRemoved, 1 + empty.length);
     assert.deepEqual(result.problems, []);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+/** The fixture's repository through a FaultBackend whose loads of `pack` fail as when the storage cannot be reached. */
+async function unreachablePack(f: Fixture, pack: Id): Promise<Repository> {
+  const fault = new FaultBackend(f.backend).unreadable({ type: 'data', name: pack });
+  return Repository.open(fault, testPassword);
+}
+
+const storageStopped = (unchanged: string) => (err: unknown) =>
+  err instanceof BackendError && new RegExp(`^(tree [0-9a-f]{8} in )?pack [0-9a-f]{8} cannot be read: .*connection reset; ${unchanged}$`).test(err.message) && /run the repair again/.test(err.hint ?? '');
+
+for (const readAllPacks of [false, true]) {
+  test(`repair index${readAllPacks ? ' --read-all-packs' : ''} stops and changes nothing when the storage fails to deliver a pack: the pack is not dropped`, async () => {
+    const f = await fixture();
+    try {
+      const [pack] = await packsOf(f.repo, 'data');
+      const before = await indexRecords(f.repo);
+      await assert.rejects(repairIndex(await unreachablePack(f, pack.id), { readAllPacks }), storageStopped('the index was not changed'));
+      assert.deepEqual(await indexRecords(f.repo), before);
+      // Once the storage answers again, nothing was lost.
+      const result = await repairIndex(await reopen(f.repo), { readAllPacks });
+      assert.deepEqual(result.problems, []);
+      assert.equal(result.packsIndexed, result.packsListed);
+      assert.deepEqual(await errorsOf(f.repo, true), []);
+    } finally {
+      await cleanup(f);
+    }
+  });
+}
+
+test('repair snapshots --forget stops and changes no snapshot when the storage fails to deliver a tree pack', async () => {
+  const f = await fixture();
+  try {
+    const [trees] = await packsOf(f.repo, 'tree');
+    await assert.rejects(repairSnapshots(await unreachablePack(f, trees.id), { forget: true }), storageStopped('no snapshot was changed'));
+    assert.deepEqual(await names(f.backend, 'snapshot'), [...f.snapshots].sort());
+    assert.deepEqual(await errorsOf(f.repo, true), []);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('repair snapshots stops when a pack the index does not list cannot be read: it may hold the missing data', async () => {
+  const f = await fixture();
+  try {
+    const [pack] = await packsOf(f.repo, 'data');
+    await rewriteIndex(f.repo, (packs) => packs.filter((p) => p.id !== pack.id));
+    await assert.rejects(repairSnapshots(await unreachablePack(f, pack.id), { forget: true }), storageStopped('no snapshot was changed'));
+    assert.deepEqual(await names(f.backend, 'snapshot'), [...f.snapshots].sort());
   } finally {
     await cleanup(f);
   }
