@@ -23,7 +23,7 @@
 import { availableParallelism } from 'node:os';
 import { fileTypes, filePath, isValidName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
-import { AppError, CancelledError, UsageError } from '../errors/index.ts';
+import { AppError, CancelledError, isStorageFailure, UsageError } from '../errors/index.ts';
 import { fromHex, isSafeName, mapLimit, nodeName, shortId, storageName, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import {
@@ -559,12 +559,19 @@ class Checker {
         problem('missing-tree', 'tree', id, n, path, at.reason, at.pack);
         return;
       }
+      const what = `tree ${shortId(toHex(id))}`;
       let nodes: TreeNode[];
+      let opened = false;
       try {
-        nodes = await this.#loadTree(id, at.where);
+        const plain = await this.#openTree(id, at.where);
+        opened = true;
+        nodes = decodeTree(plain, what);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, `tree ${shortId(toHex(id))}`)}`);
+        // A tree that does not verify is damaged in its pack (`repair packs` salvages the rest of it); one the
+        // storage failed to deliver may be intact, and one that verifies but does not decode was written so.
+        const damagedPack = opened || isStorageFailure(err) ? undefined : at.where.pack;
+        problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}`, damagedPack);
         return;
       } finally {
         this.#treesChecked++;
@@ -635,10 +642,10 @@ class Checker {
     }
   }
 
-  async #loadTree(id: Uint8Array, where: BlobLocation): Promise<TreeNode[]> {
-    const what = `tree ${shortId(toHex(id))}`;
+  /** A tree blob's plaintext, verified against its id. */
+  async #openTree(id: Uint8Array, where: BlobLocation): Promise<Uint8Array> {
     const sealed = await this.#backend.load({ type: 'data', name: where.pack }, { offset: where.offset, length: where.length });
-    return decodeTree(openBlob(this.#repo.crypto, 'tree', id, sealed, where.rawLength, `${what} in pack ${shortId(where.pack)}`), what);
+    return openBlob(this.#repo.crypto, 'tree', id, sealed, where.rawLength, `tree ${shortId(toHex(id))} in pack ${shortId(where.pack)}`);
   }
 
   // ---- 6. read data ----

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
-import { flipByte, largestPack } from '../support/disk-damage.ts';
+import { flipByte, largestPack, packFiles } from '../support/disk-damage.ts';
 
 after(removeTempDirs);
 
@@ -98,6 +98,30 @@ test('a flipped byte in a pack on disk: check --read-data exits 1 naming the pac
   const snapshots = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ tags: string[] }>;
   assert.equal(snapshots.length, 1);
   assert.ok(snapshots[0].tags.includes('repaired'));
+});
+
+test('a damaged tree pack found without --read-data: the hint names repair packs first, and following the hints ends the damage for good', async () => {
+  const { repo, src } = await repository();
+  // Trees and data never share a pack: the smallest pack holds the trees.
+  const trees = (await packFiles(repo)).at(-1)!;
+  await flipByte(trees.file, 20);
+  const short = trees.name.slice(0, 8);
+
+  const found = await runCoffer(['check'], { repo });
+  assert.equal(found.code, 1);
+  assert.match(found.stdout, new RegExp(`^error: tree [0-9a-f]{8}: cannot be read: .*in pack ${short}: authentication failed`, 'm'));
+  assert.match(found.stderr, new RegExp(`hint: run \`coffer repair packs ${short}\`, then \`coffer check\` again`));
+
+  assert.equal((await runCoffer(['repair', 'packs', short], { repo })).code, 0);
+  const missing = await runCoffer(['check'], { repo });
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /hint: run `coffer repair snapshots --forget`/);
+  assert.equal((await runCoffer(['repair', 'snapshots', '--forget'], { repo })).code, 0);
+  assert.equal((await runCoffer(['check'], { repo })).code, 0);
+  // The damaged tree is no longer indexed, so a new backup stores it again instead of reusing it.
+  assert.equal((await runCoffer(['backup', src], { repo })).code, 0);
+  const final = await runCoffer(['check', '--read-data'], { repo });
+  assert.equal(final.code, 0, final.stdout + final.stderr);
 });
 
 test('a deleted pack: check names it as missing and lists the files that lose data', async () => {

@@ -85,7 +85,7 @@ export function repairHint(issues: readonly CheckIssue[]): string {
 }
 
 function dataRepairHint(errors: readonly CheckIssue[], unindexed: boolean): string {
-  const damaged = [...new Set(errors.filter((i) => (i.kind === 'corrupt-pack' || i.kind === 'corrupt-blob') && i.pack).map((i) => i.pack!))].sort();
+  const damaged = [...new Set(errors.filter((i) => (i.kind === 'corrupt-pack' || i.kind === 'corrupt-blob' || i.kind === 'corrupt-tree') && i.pack).map((i) => i.pack!))].sort();
   // A header that disagrees with the index: the index is wrong, unless the pack itself is damaged. Missing
   // trees or blobs while packs exist that no index lists: those packs may hold them (a lost index file),
   // and `repair snapshots --forget` would throw away what `repair index` finds.
