@@ -62,7 +62,10 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return ExitCode.ok;
-      err = new UsageError(err.message.replace(/^error: /, ''));
+      // commander puts its suggestion on a second line, e.g. "(Did you mean ls?)": it becomes the hint.
+      const [message, ...more] = err.message.replace(/^error: /, '').split('\n');
+      const suggestion = more.join(' ').trim().replace(/^\((.*)\)$/, '$1');
+      err = new UsageError(message, suggestion ? { hint: suggestion.replace(/^Did you mean/, 'did you mean') } : {});
     }
     // A reader that stopped reading (`| head`) is not an error: it got what it wanted.
     if (ctx.stdoutClosed) return ExitCode.ok;

@@ -160,7 +160,12 @@ describe('errors', () => {
     it('bad flag, unknown command or missing argument: exit 2', async () => {
       assertFails(await coffer(['-r', pristine, '--no-such-flag', 'snapshots']), 2, /unknown option '--no-such-flag'/);
       assertFails(await coffer(['-r', pristine, 'snapshots', '--bogus']), 2, /unknown option '--bogus'/);
-      assertFails(await coffer(['-r', pristine, 'frobnicate']), 2, /unknown command 'frobnicate'/);
+      assertFails(await coffer(['-r', pristine, 'frobnicate']), 2, /unknown command 'frobnicate'$/);
+      // A near miss: the suggestion is the hint, not a second line of the error.
+      const typo = await coffer(['-r', pristine, 'list']);
+      assertFails(typo, 2, /^error: unknown command 'list'$/);
+      assert.match(typo.stderr, /^hint: did you mean ls\?$/m);
+      assertFails(await coffer(['-r', pristine, 'snapshots', '--lates', '1']), 2, /^error: unknown option '--lates'$/);
       assertFails(await coffer(['-r', pristine, 'key', 'remove']), 2, /missing required argument/);
       assertFails(await coffer(['-r', pristine, 'init', '--pack-size', 'huge']), 2, /pack-size/);
       assertFails(await coffer(['-r', pristine, '--retry-lock', '5x', 'snapshots']), 2, /--retry-lock: "5x" is not a duration/);
