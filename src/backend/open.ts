@@ -5,6 +5,8 @@
  * - `local:/path` or a plain path (relative paths are resolved against the working folder; a relative
  *   path whose first segment looks like `word:` needs a `./` in front);
  * - `s3:bucket/prefix` — Amazon S3, virtual-hosted requests, region from AWS_REGION / AWS_DEFAULT_REGION;
+ * - `s3:s3.amazonaws.com/bucket/prefix` — restic's form of the same: an Amazon host first (a region in it,
+ *   as in `s3.eu-west-1.amazonaws.com`, is used), so migrated scripts reach the bucket they meant;
  * - `s3:http://host:port/bucket/prefix` or `s3:https://…` — any S3-compatible server, path-style requests.
  */
 import * as path from 'node:path';
@@ -25,6 +27,8 @@ export type Location =
       readonly prefix: string;
       /** `http(s)://host:port` of an S3-compatible server; absent for AWS. */
       readonly endpoint?: string;
+      /** The AWS region named by a restic-style Amazon host; absent when it names none. */
+      readonly region?: string;
     };
 
 /** Options of {@link openBackend}. */
@@ -80,6 +84,7 @@ export async function openBackend(location: string, options: OpenBackendOptions 
     inner = new S3Backend({
       ...options.s3,
       location: written,
+      ...(parsed.region ? { region: parsed.region } : {}),
       bucket: parsed.bucket,
       prefix: parsed.prefix,
       endpoint: parsed.endpoint,
@@ -96,13 +101,26 @@ function parseS3(text: string, rest: string): Location {
   if (rest.startsWith('/')) {
     throw new UsageError(`${redact(text)}: write s3:bucket/prefix, without slashes before the bucket`, { hint: formsHint });
   }
-  const [bucket, ...parts] = rest.split('/');
+  const [first, ...after] = rest.split('/');
+  const amazon = amazonHost(first);
+  const [bucket, ...parts] = amazon ? after : [first, ...after];
+  if (bucket === undefined || bucket === '') throw new UsageError(`${text}: no bucket after the host ${first}`, { hint: formsHint });
   if (!awsBucketPattern.test(bucket)) {
     throw new UsageError(`${text}: "${bucket}" is not a valid S3 bucket name`, {
       hint: 'bucket names have 3 to 63 lowercase letters, digits, dots and hyphens; ' + formsHint,
     });
   }
-  return { kind: 's3', bucket, prefix: cleanPrefix(parts.join('/')) };
+  return { kind: 's3', bucket, prefix: cleanPrefix(parts.join('/')), ...(amazon?.region ? { region: amazon.region } : {}) };
+}
+
+/**
+ * Whether the first part of `s3:…` is an Amazon S3 host (restic's `s3:s3.amazonaws.com/bucket`) rather
+ * than a bucket, and the region it names (`s3.eu-west-1.amazonaws.com`, `s3-eu-west-1.amazonaws.com`).
+ */
+function amazonHost(part: string): { region?: string } | undefined {
+  if (!/^s3([.-][a-z0-9-]+)*\.amazonaws\.com(\.cn)?$/i.test(part)) return undefined;
+  const region = /(?:^s3[.-]|\.)((?:[a-z]{2}(?:-gov)?|cn)-[a-z]+-\d+)\./i.exec(part)?.[1];
+  return region ? { region: region.toLowerCase() } : {};
 }
 
 function parseS3Url(text: string, rest: string): Location {

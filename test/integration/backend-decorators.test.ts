@@ -269,6 +269,17 @@ describe('parseLocation and openBackend', () => {
     assert.deepEqual(parseLocation('s3:my-bucket'), { kind: 's3', bucket: 'my-bucket', prefix: '' });
   });
 
+  it("accepts restic's s3:s3.amazonaws.com/bucket/prefix: the Amazon host is not taken for a bucket", () => {
+    assert.deepEqual(parseLocation('s3:s3.amazonaws.com/my-bucket/laptop'), { kind: 's3', bucket: 'my-bucket', prefix: 'laptop' });
+    assert.deepEqual(parseLocation('s3:s3.eu-west-1.amazonaws.com/my-bucket'), { kind: 's3', bucket: 'my-bucket', prefix: '', region: 'eu-west-1' });
+    assert.deepEqual(parseLocation('s3:s3-us-gov-west-1.amazonaws.com/b.example/x/y'), { kind: 's3', bucket: 'b.example', prefix: 'x/y', region: 'us-gov-west-1' });
+    assert.deepEqual(parseLocation('s3:s3.dualstack.ap-southeast-2.amazonaws.com/my-bucket'), { kind: 's3', bucket: 'my-bucket', prefix: '', region: 'ap-southeast-2' });
+    assert.deepEqual(parseLocation('s3:s3.cn-north-1.amazonaws.com.cn/my-bucket'), { kind: 's3', bucket: 'my-bucket', prefix: '', region: 'cn-north-1' });
+    // A bucket with dots in its name is still a bucket.
+    assert.deepEqual(parseLocation('s3:backups.example.com/laptop'), { kind: 's3', bucket: 'backups.example.com', prefix: 'laptop' });
+    assert.throws(() => parseLocation('s3:s3.amazonaws.com'), (err: unknown) => err instanceof UsageError && /no bucket after the host s3\.amazonaws\.com/.test(err.message));
+  });
+
   it('rejects bad forms with a UsageError whose hint shows the accepted forms', () => {
     for (const bad of ['', 's3:', 's3:http://127.0.0.1:9000', 's3:http://127.0.0.1:9000/', 'ftp://host/dir', 's3://bucket/x', 's3:Bad_Bucket/x', 'local:']) {
       assert.throws(
