@@ -305,7 +305,7 @@ export class S3Backend implements Backend {
     const name = nameOf(err);
     const status = statusOf(err);
     const code = errnoCode(err);
-    const detail = name !== undefined && name !== 'Error' && name !== 'UnknownError' ? name : `HTTP ${status}`;
+    const detail = name !== undefined && name !== 'Error' && name !== 'UnknownError' && name !== 'Unknown' ? name : `HTTP ${status}`;
     if (name === 'NoSuchBucket') return this.#noBucket(err);
     if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
       return new NotFoundError(`${what}: not found`, { cause: err });
