@@ -419,7 +419,7 @@ class Checker {
       const first = this.#index.lookup(id, type)!.pack;
       const packs = [first, ...extra.filter((p) => p !== first)];
       this.#report(
-        issue('duplicate-blob', `${type} blob ${shortId(toHex(id))}: stored in ${packs.length} packs (${packs.map(shortId).join(', ')}); \`coffer prune\` removes the extra copies`, {
+        issue('duplicate-blob', `${type} blob ${shortId(toHex(id))}: stored in ${packs.length} packs (${packs.map(shortId).join(', ')}); the extra copies are unused space, which \`coffer prune --max-unused 0\` removes (plain prune once unused space passes 5%)`, {
           blob: toHex(id),
           blobType: type,
           pack: packs[1],

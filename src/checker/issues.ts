@@ -22,7 +22,7 @@ export type CheckIssueKind =
   | 'pack-size-mismatch'
   /** A stored pack no index lists (warning: `prune` removes it, `repair index` indexes it). */
   | 'unreferenced-pack'
-  /** The same blob is indexed in more than one pack (warning: `prune` removes the extra copies). */
+  /** The same blob is indexed in more than one pack (warning: the extra copies are unused space, which `prune` reclaims). */
   | 'duplicate-blob'
   /** A snapshot file cannot be loaded, decrypted or decoded. */
   | 'corrupt-snapshot'

@@ -33,13 +33,18 @@ export const defaultPackSize = 16 * 1024 * 1024;
 export const minPackSize = 1024 * 1024;
 export const maxPackSize = 512 * 1024 * 1024;
 
-export function newConfig(chunker: ChunkerConfig, options: { packSize?: number; aead?: AeadAlgorithm } = {}): RepoConfig {
-  const packSize = options.packSize ?? defaultPackSize;
+/** Throws ConfigError unless `packSize` is a whole number of bytes within [minPackSize, maxPackSize]. */
+export function validatePackSize(packSize: number): void {
   if (!Number.isInteger(packSize) || packSize < minPackSize || packSize > maxPackSize) {
     throw new ConfigError(`pack size ${packSize} is outside [${minPackSize}, ${maxPackSize}] bytes`, {
       hint: 'choose a pack size between 1 MiB and 512 MiB',
     });
   }
+}
+
+export function newConfig(chunker: ChunkerConfig, options: { packSize?: number; aead?: AeadAlgorithm } = {}): RepoConfig {
+  const packSize = options.packSize ?? defaultPackSize;
+  validatePackSize(packSize);
   return {
     version: formatVersion,
     id: toHex(randomBytes(32)),

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -168,6 +168,11 @@ describe('errors', () => {
       assertFails(await coffer(['-r', pristine, 'snapshots', '--lates', '1']), 2, /^error: unknown option '--lates'$/);
       assertFails(await coffer(['-r', pristine, 'key', 'remove']), 2, /missing required argument/);
       assertFails(await coffer(['-r', pristine, 'init', '--pack-size', 'huge']), 2, /pack-size/);
+      // Sizes that parse but the repository cannot use are usage errors too, and create nothing.
+      const fresh = path.join(await makeTempDir('coffer-init-'), 'repo');
+      assertFails(await coffer(['-r', fresh, 'init', '--pack-size', '0']), 2, /pack size 0 is outside/);
+      assertFails(await coffer(['-r', fresh, 'init', '--chunk-avg', '3M']), 2, /avgSize \d+ is not a power of two/);
+      await assert.rejects(stat(fresh), { code: 'ENOENT' });
       assertFails(await coffer(['-r', pristine, '--retry-lock', '5x', 'snapshots']), 2, /--retry-lock: "5x" is not a duration/);
       assertFails(await coffer(['-r', pristine, 'find', '[']), 2, /pattern "\[" is not valid: unclosed \[/);
     });

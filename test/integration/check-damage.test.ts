@@ -14,6 +14,7 @@ import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, typ
 import { insecureTestKdfParams } from '../../src/crypto/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
 import { Repository, buildPack, decodeIndex, sealBlob, walkTree } from '../../src/repo/index.ts';
+import { executePrune, planPrune } from '../../src/prune/index.ts';
 import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
 import { reopen, smallChunks } from '../support/test-repo.ts';
@@ -495,7 +496,12 @@ test('the same blob in two packs, both indexed: duplicate-blob, a warning', asyn
     assert.equal(result.errors, 0);
     assert.equal(result.issues[0].severity, 'warning');
     assert.equal(result.issues[0].blob, toHex(e.id));
-    assert.match(result.issues[0].message, new RegExp(`^data blob ${toHex(e.id).slice(0, 8)}: stored in 2 packs \\((${pack.id.slice(0, 8)}|${built.name.slice(0, 8)}), `));
+    assert.match(result.issues[0].message, new RegExp(`^data blob ${toHex(e.id).slice(0, 8)}: stored in 2 packs \\((${pack.id.slice(0, 8)}|${built.name.slice(0, 8)}), .*\`coffer prune --max-unused 0\` removes`));
+    // As the warning says: a prune allowing no unused space removes the extra copy.
+    const noUnused = { maxUnused: { kind: 'bytes', value: 0 } } as const;
+    const pruned = await reopen(f.repo);
+    await executePrune(pruned, await planPrune(pruned, noUnused), noUnused);
+    assert.deepEqual((await run(f, { readData: true })).issues, []);
   } finally {
     await cleanup(f);
   }

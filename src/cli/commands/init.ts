@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { defaultChunkerParams, chunkerAlgorithm, validateChunkerParams } from '../../chunker/index.ts';
-import { Repository } from '../../repo/index.ts';
+import { ConfigError, UsageError } from '../../errors/index.ts';
+import { Repository, validatePackSize } from '../../repo/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { CliContext } from '../context.ts';
 import { parseSize } from '../parse.ts';
@@ -14,12 +15,15 @@ export function registerInit(program: Command, ctx: CliContext): void {
     .option('--chunk-avg <size>', 'average chunk, a power of two (default 1M)')
     .option('--chunk-max <size>', 'largest chunk (default 8M)')
     .action(async (opts: { packSize?: string; chunkMin?: string; chunkAvg?: string; chunkMax?: string }) => {
-      const chunker = validateChunkerParams({
-        minSize: opts.chunkMin ? parseSize(opts.chunkMin, '--chunk-min') : defaultChunkerParams.minSize,
-        avgSize: opts.chunkAvg ? parseSize(opts.chunkAvg, '--chunk-avg') : defaultChunkerParams.avgSize,
-        maxSize: opts.chunkMax ? parseSize(opts.chunkMax, '--chunk-max') : defaultChunkerParams.maxSize,
-      });
+      const chunker = flagCheck(() =>
+        validateChunkerParams({
+          minSize: opts.chunkMin ? parseSize(opts.chunkMin, '--chunk-min') : defaultChunkerParams.minSize,
+          avgSize: opts.chunkAvg ? parseSize(opts.chunkAvg, '--chunk-avg') : defaultChunkerParams.avgSize,
+          maxSize: opts.chunkMax ? parseSize(opts.chunkMax, '--chunk-max') : defaultChunkerParams.maxSize,
+        }),
+      );
       const packSize = opts.packSize ? parseSize(opts.packSize, '--pack-size', 'M') : undefined;
+      if (packSize !== undefined) flagCheck(() => validatePackSize(packSize));
       const backend = await ctx.backend();
       const password = await ctx.password('new');
       const repo = await Repository.init(backend, password, {
@@ -35,4 +39,14 @@ export function registerInit(program: Command, ctx: CliContext): void {
         ctx.say('Losing your password means that your data is irrecoverably lost.');
       }
     });
+}
+
+/** A setting given as a flag that the repository refuses is a usage error (exit 2), not a damaged config. */
+function flagCheck<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message, { hint: err.hint });
+    throw err;
+  }
 }
