@@ -159,7 +159,8 @@ export class CliContext {
       const dir = await attachCache(backend, repo.config.id, settings, this.io.env);
       if (dir !== undefined) this.verbose(`using cache ${dir}`);
     } catch (err) {
-      this.warn(`warning: not using a local cache: ${(err as Error).message}`);
+      const where = (err as NodeJS.ErrnoException).path;
+      this.warn(`warning: not using a local cache: ${where === undefined ? '' : `${where}: `}${fileErrorText(err)}`);
     }
     return repo;
   }

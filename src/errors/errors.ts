@@ -195,6 +195,7 @@ const fileErrorWords: Readonly<Record<string, string>> = {
   EROFS: 'read-only filesystem',
   ENAMETOOLONG: 'name too long for this filesystem',
   EIO: 'input/output error (the disk or its connection failed)',
+  EEXIST: 'a file of that name is in the way',
 };
 
 /** A file-system error in words a user reads (`no such file`, `permission denied`, …), else its message. */

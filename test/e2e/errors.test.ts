@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { flipByte } from '../support/repo-inspect.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
@@ -307,4 +307,14 @@ describe('errors', () => {
       assert.ok(seconds < 20, `took ${seconds} s`);
     });
   });
+});
+
+test('a cache folder that cannot be made: one warning in words naming it, and the command works', async () => {
+  const repo = await makeRepoDir();
+  assertOk(await runCoffer(['init'], { repo }));
+  const blocker = path.join(await makeTempDir('coffer-cache-'), 'a-file');
+  await writeFile(blocker, 'not a folder\n');
+  const r = await runCoffer(['snapshots', '--cache-dir', blocker], { repo });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stderr, `warning: not using a local cache: ${blocker}: a file of that name is in the way\n`);
 });
