@@ -10,7 +10,7 @@
  * request goes to the inner backend instead, and `onError` is told.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BackendError, errnoCode, PastEndError } from '../errors/index.ts';
 import { makeFolders } from '../model/index.ts';
@@ -25,12 +25,17 @@ export interface CacheAware {
    * reads trees finds it locally instead of downloading it again. Never fails: cache errors are reported.
    */
   keep(handle: Handle, data: Uint8Array): Promise<void>;
+  /**
+   * Told that the full index was loaded (no extra request): removes the cached packs `isIndexed` does not
+   * list, such as those a prune elsewhere deleted. Never fails: cache errors are reported.
+   */
+  removeUnindexedPacks(isIndexed: (packId: string) => boolean): Promise<void>;
 }
 
 /** True when `backend` has the {@link CacheAware} methods (duck-typed: decorators need not know). */
 export function isCacheAware(backend: unknown): backend is CacheAware {
   const candidate = backend as Partial<CacheAware> | null;
-  return typeof candidate?.setCacheable === 'function' && typeof candidate.keep === 'function';
+  return typeof candidate?.setCacheable === 'function' && typeof candidate.keep === 'function' && typeof candidate.removeUnindexedPacks === 'function';
 }
 
 /** The standard cache directory tag (https://bford.info/cachedir/); backup tools skip folders holding it. */
@@ -71,8 +76,10 @@ const staleTempMs = 60 * 60 * 1000;
  * A {@link Backend} that serves full loads of index and snapshot files, and ranged loads of cacheable
  * data packs, from a local folder once it is attached. `config`, `key` and `lock` files are never cached.
  * `save` of index and snapshot files writes them to the cache too; `remove` deletes the cached copy; a
- * complete `list` of a cached type deletes cached files the listing no longer has (so a prune elsewhere
- * does not leave the cache growing).
+ * complete `list` of a cached type, and for packs a full load of the index ({@link removeUnindexedPacks}),
+ * delete cached files the store or the index no longer has (so a prune elsewhere does not leave the cache
+ * growing), and the data/xx folders that become empty. Another process may share the folder: files
+ * vanishing meanwhile are not errors.
  */
 export class CachingBackend implements Backend, CacheAware {
   readonly location: string;
@@ -85,6 +92,11 @@ export class CachingBackend implements Backend, CacheAware {
   readonly #verifiedPacks = new Set<string>();
   /** Packs being fetched or checked, so concurrent ranged loads of one pack fetch it once. */
   readonly #pendingPacks = new Map<string, Promise<boolean>>();
+  /**
+   * Packs this process saved and cached that no loaded index listed yet: a backup saves a pack before the
+   * index file that lists it, so they are never removed as stale.
+   */
+  readonly #unindexedPacks = new Set<string>();
 
   constructor(inner: Backend, dir?: string, options: CachingBackendOptions = {}) {
     this.#inner = inner;
@@ -112,6 +124,8 @@ export class CachingBackend implements Backend, CacheAware {
 
   async keep(handle: Handle, data: Uint8Array): Promise<void> {
     if (this.#dir === undefined || handle.type !== 'data') return;
+    // Before the file exists, so a cleaning that sees the file also sees it is protected.
+    this.#unindexedPacks.add(handle.name);
     // Written from the very bytes just stored under this name: already checked.
     if (await this.#write(handle, data)) this.#verifiedPacks.add(handle.name);
   }
@@ -148,13 +162,21 @@ export class CachingBackend implements Backend, CacheAware {
       yield info;
     }
     // Reached only when the caller read the whole listing: a partial one must not remove anything.
-    await this.#removeStale(dir, type, names);
+    await this.#removeStale(dir, type, (name) => names.has(name) || this.#unindexedPacks.has(name));
+  }
+
+  async removeUnindexedPacks(isIndexed: (packId: string) => boolean): Promise<void> {
+    const dir = this.#dir;
+    if (dir === undefined) return;
+    for (const name of this.#unindexedPacks) if (isIndexed(name)) this.#unindexedPacks.delete(name);
+    await this.#removeStale(dir, 'data', (name) => isIndexed(name) || this.#unindexedPacks.has(name));
   }
 
   async remove(handle: Handle): Promise<void> {
     await this.#inner.remove(handle);
     if (this.#dir === undefined || !(metadataTypes.has(handle.type) || handle.type === 'data')) return;
     this.#verifiedPacks.delete(handle.name);
+    this.#unindexedPacks.delete(handle.name);
     await this.#discard(handle);
   }
 
@@ -256,7 +278,14 @@ export class CachingBackend implements Backend, CacheAware {
     const temp = `${file}${tempMarker}${randomBytes(6).toString('hex')}`;
     try {
       await makeFolders(path.dirname(file), cacheFolderMode);
-      await writeFile(temp, data, { mode: cacheFileMode });
+      try {
+        await writeFile(temp, data, { mode: cacheFileMode });
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
+        // A cleaning (here or in another process) removed the folder just emptied: make it again, once.
+        await makeFolders(path.dirname(file), cacheFolderMode);
+        await writeFile(temp, data, { mode: cacheFileMode });
+      }
       await rename(temp, file);
       return true;
     } catch (err) {
@@ -274,25 +303,44 @@ export class CachingBackend implements Backend, CacheAware {
     }
   }
 
-  /** Removes cached files of `type` that are not in `keep`, and leftover temporary files. */
-  async #removeStale(dir: string, type: FileType, keep: ReadonlySet<string>): Promise<void> {
+  /**
+   * Removes cached files of `type` that `keep` refuses, leftover temporary files, and data/xx folders
+   * left empty. Files or folders another process removed or filled meanwhile are skipped.
+   */
+  async #removeStale(dir: string, type: FileType, keep: (name: string) => boolean): Promise<void> {
     const top = path.join(dir, typeFolder(type));
-    const folders = type === 'data' ? (await entries(top)).filter((n) => /^[0-9a-f]{2}$/.test(n)).map((n) => path.join(top, n)) : [top];
+    const packs = type === 'data';
+    const folders = packs ? (await entries(top)).filter((n) => /^[0-9a-f]{2}$/.test(n)).map((n) => path.join(top, n)) : [top];
     for (const folder of folders) {
-      for (const name of await entries(folder)) {
+      const names = await entries(folder);
+      let left = names.length;
+      for (const name of names) {
         const file = path.join(folder, name);
         try {
           if (isValidName(type, name)) {
-            if (keep.has(name)) continue;
+            if (keep(name)) continue;
             this.#verifiedPacks.delete(name);
           } else if (!name.includes(tempMarker) || Date.now() - (await stat(file)).mtimeMs < staleTempMs) {
             continue;
           }
           await unlink(file);
+          left--;
         } catch (err) {
-          if (errnoCode(err) !== 'ENOENT') this.#report(err, `cannot remove ${file}`);
+          if (errnoCode(err) === 'ENOENT') left--;
+          else this.#report(err, `cannot remove ${file}`);
         }
       }
+      if (packs && left === 0) await this.#removeEmptyFolder(folder);
+    }
+  }
+
+  /** Removes a folder if it is still empty (a write may have filled it again meanwhile). */
+  async #removeEmptyFolder(folder: string): Promise<void> {
+    try {
+      await rmdir(folder);
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') this.#report(err, `cannot remove ${folder}`);
     }
   }
 

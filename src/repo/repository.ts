@@ -195,8 +195,12 @@ export class Repository {
       }
     });
     this.#index = index;
-    // A caching backend keeps tree packs whole (docs/design.md §Local cache); only the index knows which they are.
-    if (isCacheAware(this.backend)) this.backend.setCacheable((pack) => this.#index?.pack(pack)?.type === 'tree');
+    // A caching backend keeps tree packs whole (docs/design.md §Local cache); only the index knows which they
+    // are, and which cached packs a prune elsewhere deleted.
+    if (isCacheAware(this.backend)) {
+      this.backend.setCacheable((pack) => this.#index?.pack(pack)?.type === 'tree');
+      await this.backend.removeUnindexedPacks((pack) => index.hasPack(pack));
+    }
     return index;
   }
 

@@ -1,7 +1,8 @@
 /**
  * The local metadata cache (docs/design.md §Local cache): CachingBackend over a counting backend, the
- * repository's tree-pack hook, and the CLI wiring (--no-cache, --cache-dir, XDG_CACHE_HOME) through the
- * real binary, locally and against s3rver behind a request-counting proxy.
+ * repository's tree-pack hook, the removal of cached packs a prune elsewhere deleted, and the CLI wiring
+ * (--no-cache, --cache-dir, XDG_CACHE_HOME) through the real binary, locally and against s3rver behind a
+ * request-counting proxy.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -15,7 +16,8 @@ import { after, before, describe, it } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
 import { CachingBackend, FaultBackend, MemoryBackend, cacheDirTagName, isCacheAware, prepareCacheRoot } from '../../src/backend/index.ts';
 import { cacheRoot } from '../../src/cli/cache.ts';
-import { Repository, walkTree } from '../../src/repo/index.ts';
+import { executePrune, planPrune, type PruneOptions } from '../../src/prune/index.ts';
+import { encodeTree, Repository, sealBlob, walkTree, type PackRecord } from '../../src/repo/index.ts';
 import { runCoffer, type RunResult } from '../support/cli.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 import { createTestRepo, testPassword } from '../support/test-repo.ts';
@@ -280,6 +282,139 @@ describe('CachingBackend', () => {
   });
 });
 
+describe('cached packs after a prune elsewhere', () => {
+  const noUnused: PruneOptions = { maxUnused: { kind: 'bytes', value: 0 } };
+  let scratch: string;
+
+  before(async () => {
+    scratch = await mkdtemp(path.join(tmpdir(), 'coffer-cache-prune-'));
+  });
+
+  after(async () => {
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  /** A client of `store` with its own cache in `dir` (a new process, as far as the cache goes). */
+  async function client(store: MemoryBackend, dir: string) {
+    const errors: Error[] = [];
+    const fault = new FaultBackend(store);
+    const cache = new CachingBackend(fault, undefined, { onError: (e) => errors.push(e) });
+    const repo = await Repository.open(cache, testPassword);
+    await cache.attach(dir);
+    return { repo, cache, fault, errors };
+  }
+
+  /** The packs in a cache folder, and the data/xx folders that hold them. */
+  async function cachedPacks(dir: string): Promise<{ packs: Set<string>; folders: Set<string> }> {
+    const packs = new Set<string>();
+    const folders = new Set<string>();
+    for (const folder of await readdir(path.join(dir, 'data')).catch(() => [])) {
+      folders.add(folder);
+      for (const name of await readdir(path.join(dir, 'data', folder))) packs.add(name);
+    }
+    return { packs, folders };
+  }
+
+  async function storedPacks(store: MemoryBackend): Promise<Set<string>> {
+    const names = new Set<string>();
+    for await (const { name } of store.list('data')) names.add(name);
+    return names;
+  }
+
+  it('loading the index removes the cached packs it no longer lists and their emptied folders, keeps live ones, with no extra request', async () => {
+    const store = new MemoryBackend();
+    await createTestRepo(store);
+    const source = path.join(scratch, 'source');
+    await makeSource(source);
+    const b = await client(store, path.join(scratch, 'b'));
+    await b.repo.loadIndex();
+    await backup(b.repo, { paths: [source], programVersion: 'test', time: new Date('2026-01-01T00:00:00Z') });
+    await writeFile(path.join(source, 'dir1', 'sub', 'new.txt'), 'new file\n');
+    await backup(b.repo, { paths: [source], programVersion: 'test', time: new Date('2026-01-02T00:00:00Z') });
+    await browse(b.repo);
+    const before = await cachedPacks(b.cache.dir!);
+    assert.ok(before.packs.size >= 2);
+
+    // Another client forgets the first snapshot and prunes: the first backup's tree pack is repacked.
+    const a = await client(store, path.join(scratch, 'a'));
+    const [first] = await a.repo.listSnapshots();
+    await a.repo.backend.remove({ type: 'snapshot', name: first.id });
+    await executePrune(a.repo, await planPrune(a.repo, noUnused), noUnused);
+    const stored = await storedPacks(store);
+    const live = [...before.packs].filter((p) => stored.has(p));
+    assert.ok(live.length > 0 && live.length < before.packs.size, 'some cached packs were deleted, some live');
+
+    const lists = b.fault.calls('list');
+    await b.repo.loadIndex();
+    assert.equal(b.fault.calls('list') - lists, 1, 'only the index files are listed');
+    const after = await cachedPacks(b.cache.dir!);
+    assert.deepEqual([...after.packs].sort(), live.sort());
+    assert.deepEqual([...after.folders].sort(), [...new Set(live.map((p) => p.slice(0, 2)))].sort(), 'no empty data/xx folders');
+    assert.deepEqual(await storedPacks(store), stored, 'nothing removed from the store');
+
+    // Reading still works (B's next command): the same listing as without a cache, and the cache fills again.
+    const next = await client(store, b.cache.dir!);
+    const seen = await browse(next.repo);
+    assert.deepEqual(seen, await browse(await Repository.open(store, testPassword)));
+    const trees = (await next.repo.index()).packs().filter((p) => p.type === 'tree').map((p) => p.id);
+    assert.deepEqual([...(await cachedPacks(b.cache.dir!)).packs].sort(), trees.sort());
+    assert.deepEqual([...b.errors, ...a.errors, ...next.errors], []);
+  });
+
+  it('keeps a tree pack this process saved and cached before any index lists it; another process drops it', async () => {
+    const store = new MemoryBackend();
+    await createTestRepo(store);
+    const dir = path.join(scratch, 'own');
+    const writer = await client(store, dir);
+    await writer.repo.loadIndex();
+    // What a backup does between saving a pack and the index flush that lists it.
+    const saved: PackRecord[] = [];
+    const packer = writer.repo.newPacker('tree', (p) => saved.push(p));
+    const plain = encodeTree([]);
+    const id = writer.repo.crypto.blobId(plain);
+    await packer.add(sealBlob(writer.repo.crypto, 'tree', id, plain), Buffer.from(id).toString('hex'));
+    await packer.flush();
+    assert.equal(saved.length, 1);
+    const pack = saved[0].id;
+    assert.deepEqual([...(await cachedPacks(dir)).packs], [pack]);
+
+    await writer.repo.loadIndex();
+    assert.deepEqual([...(await cachedPacks(dir)).packs], [pack], 'kept while unindexed');
+
+    // Another process sharing the cache folder does not know it: to it, the pack is not in the index.
+    const other = await client(store, dir);
+    await other.repo.loadIndex();
+    assert.deepEqual([...(await cachedPacks(dir)).packs], []);
+
+    // The writer indexes it and reads it back: from the store, the cached copy having vanished.
+    await writer.repo.saveIndex(saved);
+    await writer.repo.loadIndex();
+    assert.deepEqual(await writer.repo.loadTree(id), []);
+    assert.deepEqual([...writer.errors, ...other.errors], []);
+  });
+
+  it('two processes cleaning one cache folder at once report no errors', async () => {
+    const store = new MemoryBackend();
+    await createTestRepo(store);
+    const source = path.join(scratch, 'source2');
+    await makeSource(source);
+    const dir = path.join(scratch, 'shared');
+    const writer = await client(store, dir);
+    await writer.repo.loadIndex();
+    await backup(writer.repo, { paths: [source], programVersion: 'test' });
+    assert.ok((await cachedPacks(dir)).packs.size > 0);
+    // Every snapshot forgotten and pruned elsewhere: every cached pack is stale.
+    const pruner = await client(store, path.join(scratch, 'pruner'));
+    for (const s of await pruner.repo.listSnapshots()) await pruner.repo.backend.remove({ type: 'snapshot', name: s.id });
+    await executePrune(pruner.repo, await planPrune(pruner.repo, noUnused), noUnused);
+    assert.equal((await storedPacks(store)).size, 0);
+    const cleaners = await Promise.all([client(store, dir), client(store, dir), client(store, dir)]);
+    await Promise.all(cleaners.map((c) => c.repo.loadIndex()));
+    assert.deepEqual(await cachedPacks(dir), { packs: new Set(), folders: new Set() });
+    assert.deepEqual(cleaners.flatMap((c) => c.errors), []);
+  });
+});
+
 describe('cache location', () => {
   it('follows --cache-dir, COFFER_CACHE_DIR, XDG_CACHE_HOME, then ~/.cache; --no-cache turns it off', () => {
     assert.equal(cacheRoot({ cacheDir: '/x/c' }, { COFFER_CACHE_DIR: '/y', XDG_CACHE_HOME: '/z' }), '/x/c');
@@ -338,6 +473,35 @@ describe('cache through the binary', () => {
     assert.ok(existsSync(path.join(scratch, 'flag', 'CACHEDIR.TAG')));
     assert.ok(existsSync(path.join(scratch, 'envdir', 'CACHEDIR.TAG')));
     assert.ok(!existsSync(xdg));
+  });
+
+  it('a prune by another client leaves no deleted pack in this client\'s cache once it loads the index', async () => {
+    const repo = path.join(scratch, 'repo3');
+    const changing = path.join(scratch, 'source3');
+    await makeSource(changing);
+    const cacheA = path.join(scratch, 'cacheA');
+    const cacheB = path.join(scratch, 'cacheB');
+    const run = async (cache: string, args: string[]) => {
+      const r = await coffer(['-r', repo, ...args], { COFFER_PASSWORD: 'pw', COFFER_CACHE_DIR: cache });
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    };
+    await run(cacheB, ['init']);
+    await run(cacheB, ['backup', changing]);
+    await writeFile(path.join(changing, 'added'), 'new in the second snapshot\n');
+    await run(cacheB, ['backup', changing]);
+    const packsOf = async (dir: string) => (await filesBelow(dir)).map((f) => path.basename(f));
+    const id = (await readdir(cacheB)).find((n) => /^[0-9a-f]{64}$/.test(n))!;
+    const cachedB = path.join(cacheB, id, 'data');
+    const before = await packsOf(cachedB);
+    // Client A forgets the first snapshot and prunes: the first backup's tree pack is repacked and deleted.
+    await run(cacheA, ['forget', '--keep-last', '1', '--prune', '--max-unused', '0']);
+    const stored = new Set(await packsOf(path.join(repo, 'data')));
+    assert.ok(before.some((p) => !stored.has(p)), 'a pack B cached was deleted');
+    await run(cacheB, ['ls', 'latest']);
+    const after = await packsOf(cachedB);
+    assert.deepEqual(after.filter((p) => !stored.has(p)), [], 'B caches no deleted pack');
+    assert.ok(after.some((p) => before.includes(p)), 'B keeps the live packs it had');
+    for (const folder of await readdir(cachedB)) assert.ok((await readdir(path.join(cachedB, folder))).length > 0, `data/${folder} is empty`);
   });
 
   describe('on s3rver', () => {
