@@ -2,13 +2,14 @@
  * What every command gets: the global options, output helpers that honour --json and --quiet, and the
  * way to open the repository. Commands stay thin: parse, call core, print.
  */
-import { openBackend, type Backend } from '../backend/index.ts';
+import { openBackend, type Backend, type RetryEvent } from '../backend/index.ts';
 import { FileError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { shortId } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { Repository } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
 import { displayMessage } from './display.ts';
+import { retryWarning, retryWarningJson } from './output/retry.ts';
 import { readPassword } from './password.ts';
 
 export interface GlobalOptions {
@@ -102,6 +103,11 @@ export class CliContext {
     this.io.stderr.write(`${displayMessage(line)}\n`);
   }
 
+  /** A warning as one JSON object on stderr, for --json (stdout stays parseable). */
+  #warnJson(fields: Record<string, unknown>): void {
+    this.io.stderr.write(`${JSON.stringify({ message_type: 'warning', ...fields })}\n`);
+  }
+
   /**
    * Told by snapshot listings about files they leave out: one warning line on stderr per file and run
    * (a JSON object with --json, so that stdout stays parseable).
@@ -112,7 +118,7 @@ export class CliContext {
       this.#warnedSnapshots.add(id);
       const remedy = `remove it with \`coffer forget ${shortId(id)}\``;
       if (this.json) {
-        this.io.stderr.write(`${JSON.stringify({ message_type: 'warning', kind: 'unreadable-snapshot', snapshot: id, message: error.message, hint: remedy })}\n`);
+        this.#warnJson({ kind: 'unreadable-snapshot', snapshot: id, message: error.message, hint: remedy });
       } else {
         this.warn(`warning: ${error.message}; snapshot ${shortId(id)} is left out (${remedy})`);
       }
@@ -135,9 +141,22 @@ export class CliContext {
   }
 
   async backend(): Promise<Backend> {
-    const backend = await openBackend(this.repoLocation());
+    const location = this.repoLocation();
+    const onRetry = (event: RetryEvent) => this.#retrying(event, location.trim());
+    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry } });
     this.onClose(() => backend.close());
     return backend;
+  }
+
+  /**
+   * Told before each wait between tries of a storage request: one warning line on stderr (a JSON object
+   * with --json). --quiet hides them: a retry that succeeds is no error, and when the tries run out the
+   * command fails with the error, which --quiet shows.
+   */
+  #retrying(event: RetryEvent, location: string): void {
+    if (this.quiet) return;
+    if (this.json) this.#warnJson(retryWarningJson(event));
+    else this.warn(retryWarning(event, location));
   }
 
   async password(purpose: 'open' | 'new', stdinBusy = false): Promise<Uint8Array> {

@@ -10,7 +10,7 @@ import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
-import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { flipByte } from '../support/repo-inspect.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
@@ -297,12 +297,39 @@ describe('errors', () => {
       assertFails(await coffer(['-r', url, 'init'], { env: s3env }), 10, new RegExp(escape(url)));
     });
 
-    it('unreachable endpoint: exit 1 naming the URL, within seconds', async () => {
+    it('unreachable endpoint: exit 1 naming the URL after five quick retries, each a warning unless --quiet', async () => {
       const url = `s3:http://127.0.0.1:${await closedPort()}/bucket/repo`;
       const started = Date.now();
-      const r = await coffer(['-r', url, 'snapshots'], { env: s3env });
+      const [plain, quiet, json] = await Promise.all([
+        coffer(['-r', url, 'snapshots'], { env: s3env }),
+        coffer(['-r', url, '--quiet', 'snapshots'], { env: s3env }),
+        coffer(['-r', url, '--json', 'snapshots'], { env: s3env }),
+      ]);
       const seconds = (Date.now() - started) / 1000;
-      assertFails(r, 1, new RegExp(`${escape(url)}: config: cannot reach the server \\(ECONNREFUSED\\)`));
+      const failure = new RegExp(`${escape(url)}: config: cannot reach the server \\(ECONNREFUSED\\)`);
+      // Nothing ever answered: the short first-contact budget (six tries), not the minute-long one.
+      const lines = plain.stderr.trimEnd().split('\n');
+      assert.deepEqual(
+        lines.slice(0, -2).map((line) => line.replace(/retrying in \d+(\.\d)? m?s/, 'retrying in …')),
+        [2, 3, 4, 5, 6].map((n) => `warning: loading config: cannot reach the server (ECONNREFUSED); retrying in … (attempt ${n} of 6)`),
+      );
+      assertFails({ ...plain, stderr: lines.slice(-2).join('\n') }, 1, failure);
+      assertFails(quiet, 1, failure);
+      assert.equal(json.code, 1);
+      const messages = jsonLines(json.stderr) as Array<Record<string, unknown>>;
+      assert.deepEqual(
+        messages.slice(0, -1).map(({ delay_ms, ...rest }) => (assert.equal(typeof delay_ms, 'number'), rest)),
+        [2, 3, 4, 5, 6].map((attempt) => ({
+          message_type: 'warning',
+          kind: 'retry',
+          operation: 'load',
+          item: 'config',
+          message: `${url}: config: cannot reach the server (ECONNREFUSED)`,
+          attempt,
+          max_attempts: 6,
+        })),
+      );
+      assert.equal(messages.at(-1)?.message_type, 'error');
       // Six tries with full-jitter backoff (200 ms doubling): at most 6.2 s of waiting.
       assert.ok(seconds < 20, `took ${seconds} s`);
     });

@@ -86,7 +86,7 @@ describe('s3 backend', () => {
     const started = Date.now();
     const backend = await openBackend(location, {
       s3: { credentials: s3Credentials },
-      retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 },
+      retry: { firstContact: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5 } },
     });
     try {
       await assert.rejects(backend.create(), (err: unknown) => {

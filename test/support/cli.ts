@@ -30,6 +30,8 @@ export interface RunOptions {
   readonly stdoutFile?: string;
   /** Runs coffer as user and group 65534 (nobody) through setpriv; needs {@link canDropPrivileges}. */
   readonly unprivileged?: boolean;
+  /** Called with all of stderr so far each time more arrives, to act while the command runs. */
+  readonly onStderr?: (stderrSoFar: string) => void;
 }
 
 /** Root reads and writes every file whatever its mode: tests of permissions run coffer as another user. */
@@ -86,7 +88,10 @@ export function runCoffer(args: readonly string[], options: RunOptions = {}): Pr
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout?.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => err.push(b));
+    child.stderr!.on('data', (b: Buffer) => {
+      err.push(b);
+      options.onStderr?.(Buffer.concat(err).toString('utf8'));
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
     child.on('error', (e) => {
       clearTimeout(timer);

@@ -30,6 +30,15 @@ export interface S3TestServer {
   url(bucket: string, prefix?: string): string;
   /** Creates a bucket (directly in s3rver's store: the backend never creates buckets). */
   createBucket(name: string): Promise<void>;
+  /**
+   * Makes the server unreachable, as a restarting server is: it stops listening (new connections are
+   * refused) and cuts every open connection, requests in flight included. Stored objects stay.
+   */
+  disconnect(): Promise<void>;
+  /** Listens again on the same port, with the same objects. */
+  reconnect(): Promise<void>;
+  /** Calls `listener` with the key of each object stored from now on, once it is stored but before the answer is sent. */
+  onObjectStored(listener: (key: string) => void): void;
   /** Stops the server and removes its folder. */
   stop(): Promise<void>;
 }
@@ -38,7 +47,8 @@ interface S3rverInstance {
   run(): Promise<{ address: string; port: number }>;
   close(): Promise<void>;
   store: { putBucket(name: string): Promise<unknown> };
-  httpServer?: { closeAllConnections(): void };
+  httpServer?: import('node:http').Server;
+  on(event: 'event', listener: (event: { Records: Array<{ eventName: string; s3: { object: { key: string } } }> }) => void): void;
 }
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 
@@ -66,15 +76,46 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
   }
   const endpoint = `http://127.0.0.1:${address.port}`;
   let stopped = false;
+  let listening = true;
+  const httpServer = server.httpServer!;
+  // s3rver closes its logger when its server closes: kept aside while disconnected, so that it still works after.
+  let closeListeners: Array<(...args: unknown[]) => void> = [];
   return {
     endpoint,
     url: (bucket, prefix = '') => `s3:${endpoint}/${bucket}${prefix === '' ? '' : `/${prefix}`}`,
     async createBucket(name) {
       await server.store.putBucket(name);
     },
+    async disconnect() {
+      if (!listening) return;
+      listening = false;
+      closeListeners = httpServer.listeners('close') as typeof closeListeners;
+      httpServer.removeAllListeners('close');
+      const closing = new Promise((resolve) => httpServer.close(resolve));
+      httpServer.closeAllConnections();
+      await closing;
+    },
+    async reconnect() {
+      if (listening) return;
+      listening = true;
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(address.port, '127.0.0.1', () => {
+          httpServer.off('error', reject);
+          for (const listener of closeListeners) httpServer.on('close', listener);
+          resolve();
+        });
+      });
+    },
+    onObjectStored(listener) {
+      server.on('event', (event) => {
+        for (const record of event.Records) if (record.eventName.startsWith('ObjectCreated:')) listener(record.s3.object.key);
+      });
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
+      if (!listening) return rm(directory, { recursive: true, force: true });
       const closing = server.close();
       // A client left open would otherwise hold the server until its keep-alive timeout.
       server.httpServer?.closeAllConnections();
