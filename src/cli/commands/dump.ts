@@ -2,7 +2,7 @@ import { open, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FileError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
-import { fileContent, findNode, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
+import { fileContent, findNode, nameBytes, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { addFilterOptions, snapshotFilter, type FilterFlags } from './snapshots.ts';
@@ -78,9 +78,9 @@ export function registerDump(program: Command, ctx: CliContext): void {
       }
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
-        const { snapshot, tree } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
-        const node = await findNode(repo, tree, path, snapshot.id);
-        const parts = pathParts(path).map((p) => Buffer.from(p));
+        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
+        const node = await findNode(repo, tree, path, snapshot.id, subfolder);
+        const parts = pathParts(path).map(nameBytes);
         let chunks: AsyncIterable<Uint8Array>;
         if (node.type === 'file') chunks = fileContent(repo, node, `${path} in snapshot ${shortId(snapshot.id)}`, ctx.signal);
         else if (node.type === 'dir') {
