@@ -1,16 +1,20 @@
 /**
  * Paths in a snapshot typed on the command line (dump, ls, cat tree, restore's and ls's SNAPSHOT:PATH),
  * through the real binary: names match byte for byte, so a name that is not valid UTF-8 (which reaches
- * coffer as U+FFFD) is not found rather than another file chosen; and `.` and `..` are cleaned first.
+ * coffer as U+FFFD) is not found rather than another file chosen; `.` and `..` are cleaned first; and an
+ * interrupted `dump --target` leaves the file that was there.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { backup } from '../../src/archiver/index.ts';
 import { LocalBackend } from '../../src/backend/index.ts';
-import { shortId } from '../../src/model/index.ts';
+import { findNode } from '../../src/repo/index.ts';
+import { shortId, toHex } from '../../src/model/index.ts';
 import { createTestRepo } from '../support/test-repo.ts';
+import { indexRecords } from '../support/damage-fixture.ts';
 import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
 
 let repoDir: string;
@@ -98,5 +102,40 @@ describe('paths in a snapshot on the command line', { concurrency: 4 }, () => {
     const within = await coffer(['ls', `latest:${src}`, '/sub']);
     assertOk(within);
     assert.match(within.stdout.split('\n')[0], new RegExp(` filtered by \\[${src}/sub\\]:$`));
+  });
+
+  test('dump --target that fails part-way leaves the existing file and no temporary file', async () => {
+    // A repository of its own, with one file across several packs, one of which goes missing.
+    const repoDir = await makeRepoDir();
+    const source = await makeTempDir();
+    await writeFile(path.join(source, 'big.bin'), randomBytes(2500 * 1024));
+    await writeFile(path.join(source, 'small.txt'), 'small file\n');
+    const repo = await createTestRepo(new LocalBackend(repoDir), { packSize: 1024 * 1024 });
+    const { snapshotId, snapshot } = await backup(repo, { paths: [source], programVersion: 'test' });
+    const node = await findNode(repo, snapshot.tree, `${source}/big.bin`, snapshotId!);
+    const content = node.content!.map(toHex);
+    // The pack of the file's last blob, which does not hold its first: the dump has written data when it fails.
+    const { packs } = await indexRecords(repo);
+    const packOf = (blob: string) => packs.find((p) => p.entries.some((e) => toHex(e.id) === blob))!;
+    const last = packOf(content.at(-1)!);
+    assert.notEqual(packOf(content[0]).id, last.id);
+    const small = await findNode(repo, snapshot.tree, `${source}/small.txt`, snapshotId!);
+    assert.notEqual(packOf(toHex(small.content![0])).id, last.id);
+    await repo.backend.remove({ type: 'data', name: last.id });
+    const dir = await makeTempDir();
+    const target = path.join(dir, 'existing.txt');
+    await writeFile(target, 'important old contents\n', { mode: 0o600 });
+
+    const r = await runCoffer(['dump', 'latest', `${source}/big.bin`, '--target', target], { repo: repoDir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(await readFile(target, 'utf8'), 'important old contents\n');
+    assert.deepEqual(await readdir(dir), ['existing.txt']);
+
+    // A dump that completes replaces the file and keeps its mode.
+    const ok = await runCoffer(['dump', 'latest', `${source}/small.txt`, '--target', target], { repo: repoDir });
+    assertOk(ok);
+    assert.equal(await readFile(target, 'utf8'), 'small file\n');
+    assert.equal((await stat(target)).mode & 0o777, 0o600);
+    assert.deepEqual(await readdir(dir), ['existing.txt']);
   });
 });
