@@ -66,28 +66,63 @@ export async function snapshotTree(
   if (node.type !== 'dir' || !node.subtree) {
     throw new UsageError(`${path}: not a folder in snapshot ${shortId(snapshot.id)}`, { hint: 'after SNAPSHOT: name a folder, e.g. latest:/home' });
   }
-  return { snapshot, tree: toHex(node.subtree), subfolder: path };
-}
-
-/** The path components of a snapshot path (`/home/a` → ["home", "a"]). */
-export function pathParts(path: string): string[] {
-  return path.split('/').filter((p) => p !== '' && p !== '.');
+  return { snapshot, tree: toHex(node.subtree), subfolder: cleanPath(path) };
 }
 
 /**
- * Finds the node at `path` below the tree `root`. Returns the root folder itself (as a synthetic dir node)
- * for `/`. Throws UsageError when the path does not exist in the snapshot.
+ * The path components of a snapshot path, cleaned lexically as restic's path.Clean does: `.` is dropped
+ * and `..` drops the component before it, never going above the root (`/a/../a/./f` → ["a", "f"]).
  */
-export async function findNode(repo: Repository, root: Id, path: string, snapshotId: Id): Promise<TreeNode> {
+export function pathParts(path: string): string[] {
+  const parts: string[] = [];
+  for (const part of path.split('/')) {
+    if (part === '..') parts.pop();
+    else if (part !== '' && part !== '.') parts.push(part);
+  }
+  return parts;
+}
+
+/** A snapshot path cleaned as {@link pathParts} does, absolute: `/a/../b/` → `/b`. */
+export function cleanPath(path: string): string {
+  return `/${pathParts(path).join('/')}`;
+}
+
+/**
+ * A path component as typed, as the raw name bytes it can match. Node reads arguments as UTF-8 text with
+ * every byte that is not valid UTF-8 replaced by U+FFFD, so such names cannot be typed: comparing these
+ * bytes with a node's own (never with its decoded name) finds nothing for them rather than another name
+ * that decodes alike.
+ */
+export function nameBytes(part: string): Buffer {
+  return Buffer.from(part, 'utf8');
+}
+
+/**
+ * Finds the node at `path` below the tree `root`, matching each component's bytes exactly (see
+ * {@link nameBytes}). Returns the root folder itself (as a synthetic dir node) for `/`. Throws UsageError
+ * when the path does not exist in the snapshot. `base` is where `root` is in the snapshot, for the hint.
+ */
+export async function findNode(repo: Repository, root: Id, path: string, snapshotId: Id, base = '/'): Promise<TreeNode> {
   let node: TreeNode = rootNode(root);
-  for (const part of pathParts(path)) {
+  const parts = pathParts(path);
+  for (const [i, part] of parts.entries()) {
     if (node.type !== 'dir' || !node.subtree) throw new UsageError(`${path}: not found in snapshot ${shortId(snapshotId)}`);
     const children = await repo.loadTree(node.subtree);
-    const next = children.find((c) => nodeName(c) === part);
-    if (!next) throw new UsageError(`${path}: not found in snapshot ${shortId(snapshotId)}`, { hint: `see \`coffer ls ${shortId(snapshotId)}\`` });
+    const wanted = nameBytes(part);
+    const next = children.find((c) => wanted.equals(c.name));
+    if (!next) throw new UsageError(`${path}: not found in snapshot ${shortId(snapshotId)}`, { hint: notFoundHint(cleanPath(`${base}/${parts.slice(0, i).join('/')}`), part, snapshotId) });
     node = next;
   }
   return node;
+}
+
+function notFoundHint(parent: string, part: string, snapshotId: Id): string {
+  if (!part.includes('\uFFFD')) return `see \`coffer ls ${shortId(snapshotId)} ${parent}\``;
+  // The name may hold bytes that are not UTF-8: they reach coffer as U+FFFD and can never match.
+  return (
+    'names that are not valid UTF-8 cannot be typed on the command line; get such a file with its folder: ' +
+    `\`coffer restore ${shortId(snapshotId)}:${parent} --target DIR\` or \`coffer dump ${shortId(snapshotId)} ${parent}\` (a tar archive)`
+  );
 }
 
 /** A synthetic folder node standing for a snapshot's root tree. */

@@ -134,7 +134,7 @@ describe('coffer read commands', { concurrency: 4 }, () => {
     const r = await coffer(['ls', `${shortId(s1.id)}:${src}`]);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trimEnd().split('\n'), [
-      `snapshot ${shortId(s1.id)} of [${src}] at 2026-01-02 03:04:05 by ${s1.username}@h1 filtered by [${src}:]:`,
+      `snapshot ${shortId(s1.id)} of [${src}] at 2026-01-02 03:04:05 by ${s1.username}@h1 filtered by [${src}]:`,
       '/a.txt',
       '/link',
       '/raw\\xff.bin',

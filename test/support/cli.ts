@@ -75,13 +75,30 @@ export function testEnv(extra: Record<string, string | undefined> = {}): NodeJS.
   return env;
 }
 
-/** Runs `coffer args…` and collects its exit status and output. */
-export function runCoffer(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+/**
+ * The command line for `args`: Node passes arguments to a child as UTF-8 text, so arguments given as bytes
+ * (a name that is not valid UTF-8) go through `sh`, whose printf writes them unchanged.
+ */
+function commandLine(argv: readonly (string | Uint8Array)[]): [string, string[]] {
+  if (argv.every((a) => typeof a === 'string')) return [argv[0] as string, argv.slice(1) as string[]];
+  const texts: string[] = [];
+  const words = argv.map((a) => {
+    if (typeof a === 'string') return `"$${texts.push(a)}"`;
+    if (a.includes(0) || a.at(-1) === 0x0a) throw new Error('an argument cannot hold NUL or end with a newline');
+    return `"$(printf '${[...a].map((b) => `\\${b.toString(8).padStart(3, '0')}`).join('')}')"`;
+  });
+  return ['sh', ['-c', `exec ${words.join(' ')}`, 'sh', ...texts]];
+}
+
+/** Runs `coffer args…` and collects its exit status and output; an argument may be raw bytes. */
+export function runCoffer(args: readonly (string | Uint8Array)[], options: RunOptions = {}): Promise<RunResult> {
   const env = testEnv({ ...(options.repo !== undefined ? { COFFER_REPOSITORY: options.repo } : {}), ...options.env });
   return new Promise((resolve, reject) => {
-    const [command, commandArgs] = options.unprivileged
-      ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args]]
-      : [process.execPath, [cofferBin, ...args]];
+    const [command, commandArgs] = commandLine(
+      options.unprivileged
+        ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cofferBin, ...args]
+        : [process.execPath, cofferBin, ...args],
+    );
     const stdoutFd = options.stdoutFile === undefined ? undefined : openSync(options.stdoutFile, 'w');
     const child = spawn(command, commandArgs, { cwd: options.cwd ?? projectRoot, env, stdio: ['pipe', stdoutFd ?? 'pipe', 'pipe'] });
     if (stdoutFd !== undefined) closeSync(stdoutFd);

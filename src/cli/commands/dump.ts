@@ -1,8 +1,11 @@
-import { open, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import type { Stats } from 'node:fs';
+import { open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { FileError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
-import { fileContent, findNode, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
+import { fileContent, findNode, nameBytes, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { addFilterOptions, snapshotFilter, type FilterFlags } from './snapshots.ts';
@@ -44,20 +47,56 @@ async function writeAll(stream: NodeJS.WritableStream, chunks: AsyncIterable<Uin
   }
 }
 
-/** Writes chunks to a new file (replacing an existing one); removes what was written on failure. */
+/**
+ * Writes chunks to the file `target` through a temporary file in its folder, renamed over it only when
+ * complete: a dump that fails or is interrupted leaves an existing file as it was, and removes the
+ * temporary one. An existing file keeps its mode, a symlink's target is the file replaced, and a target
+ * that is not a regular file (a device, a FIFO) is written directly.
+ */
 async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+  const cannot = (what: string, err: unknown) => new FileError(`${target}: ${what}: ${fileErrorText(err)}`, { hint: 'check the --target path and that its folder is writable' });
+  let file = target;
+  let existing: Stats | undefined;
+  try {
+    file = await realpath(target);
+    existing = await stat(file);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw cannot('cannot open', err);
+  }
+  if (existing && !existing.isFile()) {
+    let handle;
+    try {
+      handle = await open(file, 'w');
+    } catch (err) {
+      throw cannot('cannot open', err);
+    }
+    try {
+      for await (const chunk of chunks) await handle.write(chunk);
+    } finally {
+      await handle.close();
+    }
+    return;
+  }
+  const temp = join(dirname(file), `.coffer-dump-${process.pid}-${randomBytes(6).toString('hex')}`);
   let handle;
   try {
-    handle = await open(target, 'w', 0o666);
+    handle = await open(temp, 'wx', 0o666);
   } catch (err) {
-    throw new FileError(`${target}: cannot create: ${fileErrorText(err)}`, { hint: 'check the --target path' });
+    throw cannot('cannot create', err);
   }
   try {
-    for await (const chunk of chunks) await handle.write(chunk);
-    await handle.close();
+    try {
+      // The creation mode passes through the umask; an existing file's mode is kept whole.
+      if (existing) await handle.chmod(existing.mode & 0o7777);
+      for await (const chunk of chunks) await handle.write(chunk);
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file).catch((err: unknown) => {
+      throw cannot('cannot replace', err);
+    });
   } catch (err) {
-    await handle.close().catch(() => undefined);
-    await rm(target, { force: true });
+    await rm(temp, { force: true });
     throw err;
   }
 }
@@ -78,9 +117,9 @@ export function registerDump(program: Command, ctx: CliContext): void {
       }
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
-        const { snapshot, tree } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
-        const node = await findNode(repo, tree, path, snapshot.id);
-        const parts = pathParts(path).map((p) => Buffer.from(p));
+        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
+        const node = await findNode(repo, tree, path, snapshot.id, subfolder);
+        const parts = pathParts(path).map(nameBytes);
         let chunks: AsyncIterable<Uint8Array>;
         if (node.type === 'file') chunks = fileContent(repo, node, `${path} in snapshot ${shortId(snapshot.id)}`, ctx.signal);
         else if (node.type === 'dir') {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.ts';
 import { shortId, type StoredSnapshot, type TreeNode } from '../../model/index.ts';
-import { findNode, snapshotTree, walkTree } from '../../repo/index.ts';
+import { cleanPath, findNode, nameBytes, pathParts, snapshotTree, walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { lsNodeJson, snapshotJson } from '../output/json.ts';
@@ -37,17 +37,19 @@ export function describeSnapshot(s: StoredSnapshot): string {
   return `snapshot ${shortId(s.id)} of [${s.paths.map(displayText).join(' ')}] at ${localTime(s.time)} by ${displayText(s.username)}@${displayText(s.hostname)}`;
 }
 
-/** `/a/b` is `base` or below it. */
-function within(path: string, base: string): boolean {
-  return base === '/' || path === base || path.startsWith(`${base}/`);
+/** A path as the raw name bytes of its components, compared byte for byte (see nameBytes). */
+type RawPath = readonly Uint8Array[];
+
+/** `path` is `base` or below it. */
+function within(path: RawPath, base: RawPath): boolean {
+  return path.length >= base.length && base.every((part, i) => Buffer.compare(part, path[i]) === 0);
 }
 
-function normalize(path: string): string {
+function checkAbsolute(path: string): string {
   if (!path.startsWith('/')) {
     throw new UsageError(`${path}: paths in a snapshot are absolute`, { hint: `write it from the snapshot root, e.g. /${path}` });
   }
-  const clean = `/${path.split('/').filter((p) => p !== '' && p !== '.').join('/')}`;
-  return clean;
+  return cleanPath(path);
 }
 
 interface LsFlags extends FilterFlags {
@@ -67,12 +69,14 @@ export function registerLs(program: Command, ctx: CliContext): void {
     .option('--recursive', 'with folders given, list everything below them, not only their entries')
     .option('--human-readable', 'sizes like 1.5 MiB in --long')
     .action(async (spec: string, dirArgs: string[], flags: LsFlags) => {
-      const dirs = dirArgs.map(normalize);
+      const dirs = dirArgs.map(checkAbsolute);
+      const dirParts = dirs.map((d) => pathParts(d).map(nameBytes));
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
         const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
-        for (const dir of dirs) await findNode(repo, tree, dir, snapshot.id);
-        const filters = [...(subfolder === undefined ? [] : [`${subfolder}:`]), ...dirs];
+        for (const dir of dirs) await findNode(repo, tree, dir, snapshot.id, subfolder);
+        // The folders listed, as paths in the snapshot (those given are inside the subfolder).
+        const filters = subfolder === undefined ? dirs : dirs.length === 0 ? [subfolder] : dirs.map((d) => cleanPath(`${subfolder}/${d}`));
 
         if (ctx.json) ctx.printJson({ ...snapshotJson(snapshot), message_type: 'snapshot', struct_type: 'snapshot' });
         else ctx.say(`${describeSnapshot(snapshot)}${filters.length > 0 ? ` filtered by [${filters.map(displayText).join(' ')}]` : ''}:`);
@@ -88,12 +92,11 @@ export function registerLs(program: Command, ctx: CliContext): void {
             print(node, path, parts);
             return true;
           }
-          const parent = path.slice(0, path.lastIndexOf('/')) || '/';
           // A given folder itself (restic lists it too), its entries, or with --recursive all below it.
-          const listed = dirs.some((d) => path === d || (flags.recursive ? within(path, d) : parent === d));
+          const listed = dirParts.some((d) => within(parts, d) && (flags.recursive || parts.length <= d.length + 1));
           if (listed) print(node, path, parts);
           // Go down towards the given folders, and below them only with --recursive.
-          return dirs.some((d) => within(d, path) || (flags.recursive && within(path, d)));
+          return dirParts.some((d) => within(d, parts) || (flags.recursive && within(parts, d)));
         });
       });
     });
