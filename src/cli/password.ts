@@ -17,14 +17,26 @@ export interface PasswordSources {
 export async function readPassword(sources: PasswordSources, env: NodeJS.ProcessEnv, purpose: 'open' | 'new'): Promise<Uint8Array> {
   const file = sources.passwordFile ?? env.COFFER_PASSWORD_FILE;
   const command = sources.passwordCommand ?? env.COFFER_PASSWORD_COMMAND;
+  if (file && command) {
+    throw new UsageError('--password-file and --password-command are mutually exclusive', {
+      hint: 'give only one of them (COFFER_PASSWORD_FILE and COFFER_PASSWORD_COMMAND set them too)',
+    });
+  }
   let password: string | undefined;
   // commander fills passwordFile from COFFER_PASSWORD_FILE too, so either may have named the file.
   if (file) password = fromFile(file, '--password-file or COFFER_PASSWORD_FILE');
   else if (command) password = fromCommand(command);
   else if (env.COFFER_PASSWORD !== undefined) password = env.COFFER_PASSWORD;
   else if (process.stdin.isTTY) password = await prompt(purpose);
-  else if (!sources.stdinBusy) password = await firstLineOfStdin();
-  else {
+  else if (!sources.stdinBusy) {
+    password = await firstLineOfStdin();
+    // Nothing at all on standard input (cron, </dev/null): no password was given, not an empty one.
+    if (password === undefined) {
+      throw new UsageError('no password given: standard input is not a terminal and carries none', {
+        hint: 'set COFFER_PASSWORD, or use --password-file FILE or --password-command COMMAND',
+      });
+    }
+  } else {
     throw new UsageError('no password given', {
       hint: 'use --password-file, --password-command or COFFER_PASSWORD when data comes on standard input',
     });
@@ -72,12 +84,14 @@ function firstLine(text: string): string {
   return end === -1 ? text : text.slice(0, end);
 }
 
-async function firstLineOfStdin(): Promise<string> {
+/** The first line of standard input; undefined when it carries nothing at all. */
+async function firstLineOfStdin(): Promise<string | undefined> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) {
     chunks.push(chunk as Buffer);
     if ((chunk as Buffer).includes(10)) break;
   }
+  if (chunks.length === 0) return undefined;
   return firstLine(Buffer.concat(chunks).toString('utf8'));
 }
 

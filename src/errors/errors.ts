@@ -79,7 +79,7 @@ export class RepoExistsError extends AppError {
 export class RepoLockedError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {
     super('REPO_LOCKED', ExitCode.repoLocked, message, {
-      hint: 'wait for the other process, retry with `--retry-lock 5m`, or if none is running, `coffer unlock`',
+      hint: 'wait for the other process, or retry with `--retry-lock 5m`',
       ...options,
     });
   }
@@ -89,7 +89,7 @@ export class RepoLockedError extends AppError {
 export class WrongPasswordError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {
     super('WRONG_PASSWORD', ExitCode.wrongPassword, message, {
-      hint: 'check the password, password file or COFFER_PASSWORD; `coffer key list` shows the keys',
+      hint: 'check the password (typed, COFFER_PASSWORD, --password-file or --password-command); the password of a key removed or changed by `coffer key remove` or `coffer key passwd` no longer opens the repository',
       ...options,
     });
   }

@@ -171,7 +171,7 @@ export class RepoLock {
             const late = await findConflict(repo, kind, info.holder);
             if (late) {
               await repo.backend.remove({ type: 'lock', name: lock.#id });
-              throw lockedError(late);
+              throw lockedError(late, 0);
             }
           })();
           lock.#confirmation.catch(() => undefined); // observed through confirmed()
@@ -182,9 +182,9 @@ export class RepoLock {
         if (!late) return new RepoLock(repo, kind, info, id);
         // Someone locked at the same moment: both back off; the retry loop sorts it out.
         await repo.backend.remove({ type: 'lock', name: id });
-        if (Date.now() >= deadline) throw lockedError(late);
+        if (Date.now() >= deadline) throw lockedError(late, options.retryMs ?? 0);
       } else if (Date.now() >= deadline) {
-        throw lockedError(conflict);
+        throw lockedError(conflict, options.retryMs ?? 0);
       }
       await sleep(Math.min(delay, Math.max(0, deadline - Date.now())) + Math.random() * 200, options.signal);
       delay = Math.min(delay * 2, 30_000);
@@ -249,16 +249,47 @@ async function findConflict(repo: Repository, kind: LockKind, holder: string): P
   return locks.find((l) => l.holder !== holder && (kind === 'exclusive' || l.exclusive) && !isStale(l, now));
 }
 
-function lockedError(lock: StoredLock): RepoLockedError {
-  return new RepoLockedError(`repository is locked: ${describeLock(lock, Date.now())}`, { data: { lock: lock.id } });
+/** `90s`, `14m`, `2h`: a wait or delay as --retry-lock takes it, rounded up. */
+function formatWait(ms: number): string {
+  if (ms < 120_000) return `${Math.max(1, Math.ceil(ms / 1000))}s`;
+  if (ms < 2 * 3_600_000) return `${Math.ceil(ms / 60_000)}m`;
+  return `${Math.ceil(ms / 3_600_000)}h`;
+}
+
+/** When a live lock becomes stale unless its holder refreshes it, as `in 14m`. */
+function staleIn(lock: LockInfo, now: number): string {
+  return `in ${formatWait(Math.max(0, Date.parse(lock.time) + lockTimings.staleAfterMs - now))}`;
+}
+
+/** A lock that looks live, with when it becomes stale: for `unlock`, which leaves such locks alone. */
+export function describeLiveLock(lock: StoredLock, now: number = Date.now()): string {
+  return `${describeLock(lock, now)}; stale ${staleIn(lock, now)} unless refreshed`;
+}
+
+/**
+ * The conflict found, with what to do: wait (longer, when a wait already ran out), or remove the lock.
+ * A conflicting lock is never stale, so `coffer unlock` alone would leave it: the hint says when it
+ * becomes stale and names --remove-all for a holder known not to run.
+ */
+function lockedError(lock: StoredLock, waitedMs: number): RepoLockedError {
+  const now = Date.now();
+  const wait =
+    waitedMs > 0
+      ? `the wait of ${formatWait(waitedMs)} ran out; wait longer with \`--retry-lock ${formatWait(Math.max(5 * 60_000, 2 * waitedMs))}\``
+      : 'wait for the other process, or retry with `--retry-lock 5m`';
+  const holder = lock.hostname === osHostname() ? `process ${lock.pid} on this host` : `the process on ${lock.hostname}`;
+  return new RepoLockedError(`repository is locked: ${describeLock(lock, now)}`, {
+    hint: `${wait}; the lock becomes stale ${staleIn(lock, now)} if not refreshed; if ${holder} is known not to run (and no other uses the repository), \`coffer unlock --remove-all\` removes the lock now`,
+    data: { lock: lock.id },
+  });
 }
 
 
-/** Removes stale locks (or all with `all`); returns the ids removed. */
-export async function removeLocks(repo: Repository, all: boolean): Promise<Id[]> {
+/** Removes stale locks (or all with `all`); returns the ids removed and the live-looking locks left. */
+export async function removeLocks(repo: Repository, all: boolean): Promise<{ removed: Id[]; kept: StoredLock[] }> {
   const { locks, unreadable } = await listLocks(repo);
   const now = Date.now();
-  const doomed = [...locks.filter((l) => all || isStale(l, now)).map((l) => l.id), ...unreadable];
-  for (const id of doomed) await repo.backend.remove({ type: 'lock', name: id });
-  return doomed;
+  const removed = [...locks.filter((l) => all || isStale(l, now)).map((l) => l.id), ...unreadable];
+  for (const id of removed) await repo.backend.remove({ type: 'lock', name: id });
+  return { removed, kept: locks.filter((l) => !removed.includes(l.id)) };
 }

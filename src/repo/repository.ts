@@ -353,34 +353,62 @@ export class Repository {
     return out.sort((a, b) => created(a).localeCompare(created(b)) || a.name.localeCompare(b.name));
   }
 
-  /** Adds a key file for another password; returns its name. */
+  /** Adds a key file for another password; returns its name. Run under an exclusive lock. */
   async addKey(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey()): Promise<Id> {
+    await this.#assertKeyInUseStored();
+    return this.#saveKey(password, kdf);
+  }
+
+  /**
+   * Removes a key file by name or unique prefix. Refuses the key in use, and a key without which no
+   * readable key would be left. Run under an exclusive lock: the checks read the keys as they are now,
+   * so a key removed by another process since this one opened is taken into account.
+   */
+  async removeKey(prefix: string): Promise<Id> {
+    const keys = await this.listKeys();
+    const name = resolvePrefix(keys.map((k) => k.name), prefix, 'key');
+    if (name === this.keyName) {
+      throw new UsageError(`key ${shortId(name)} is the key in use and cannot be removed`, {
+        hint: 'open the repository with another password to remove this key, or use `coffer key passwd`',
+      });
+    }
+    if (!keys.some((k) => k.name === this.keyName)) throw this.#keyInUseGone();
+    if (!keys.some((k) => k.name !== name && !k.damaged)) {
+      throw new UsageError(`cannot remove key ${shortId(name)}: it is the last key that can be read`, { hint: 'add another key first' });
+    }
+    await this.backend.remove({ type: 'key', name });
+    return name;
+  }
+
+  /** Replaces the key in use by one for a new password; returns the new key's name. Run under an exclusive lock. */
+  async changePassword(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey()): Promise<Id> {
+    await this.#assertKeyInUseStored();
+    const name = await this.#saveKey(password, kdf);
+    await this.backend.remove({ type: 'key', name: this.keyName });
+    return name;
+  }
+
+  async #saveKey(password: Uint8Array, kdf: KdfParams): Promise<Id> {
     const bytes = await makeKeyFile(password, this.#master, kdf, this.crypto.metadata);
     const name = storageName(bytes);
     await this.backend.save({ type: 'key', name }, bytes);
     return name;
   }
 
-  /** Removes a key file by name or unique prefix. Refuses the key in use and the last key. */
-  async removeKey(prefix: string): Promise<Id> {
-    const keys: Id[] = [];
-    for await (const { name } of this.backend.list('key')) keys.push(name);
-    const name = resolvePrefix(keys, prefix, 'key');
-    if (name === this.keyName) {
-      throw new UsageError(`key ${shortId(name)} is the key in use and cannot be removed`, {
-        hint: 'open the repository with another password to remove this key, or use `coffer key passwd`',
-      });
+  /** A password whose key another process removed since this one opened must not add or change keys. */
+  async #assertKeyInUseStored(): Promise<void> {
+    try {
+      await this.backend.stat({ type: 'key', name: this.keyName });
+    } catch (err) {
+      if (err instanceof NotFoundError) throw this.#keyInUseGone();
+      throw err;
     }
-    if (keys.length <= 1) throw new UsageError('cannot remove the last key', { hint: 'add another key first' });
-    await this.backend.remove({ type: 'key', name });
-    return name;
   }
 
-  /** Replaces the key in use by one for a new password; returns the new key's name. */
-  async changePassword(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey()): Promise<Id> {
-    const name = await this.addKey(password, kdf);
-    await this.backend.remove({ type: 'key', name: this.keyName });
-    return name;
+  #keyInUseGone(): WrongPasswordError {
+    return new WrongPasswordError(`key ${shortId(this.keyName)}, which this password opened, was removed by another process meanwhile`, {
+      hint: 'the password no longer opens the repository; run the command again with the password of a remaining key',
+    });
   }
 }
 

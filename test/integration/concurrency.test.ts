@@ -9,11 +9,10 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
-import { hostname, userInfo } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { LocalBackend } from '../../src/backend/index.ts';
-import { snapshotFiles, writeFiles } from '../support/repo-inspect.ts';
+import { snapshotFiles, writeFiles, writeLock } from '../support/repo-inspect.ts';
 import { Repository } from '../../src/repo/index.ts';
 import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { testPassword } from '../support/test-repo.ts';
@@ -24,22 +23,6 @@ const MiB = 1024 * 1024;
 
 function coffer(args: string[], repo: string, options: RunOptions = {}): Promise<RunResult> {
   return runCoffer(args, { timeoutMs: 120_000, ...options, repo });
-}
-
-/** Writes a lock file as another process would. */
-async function writeLock(repoDir: string, fields: { pid: number; exclusive: boolean; time?: Date }): Promise<void> {
-  const repo = await Repository.open(new LocalBackend(repoDir), testPassword);
-  const user = userInfo();
-  await repo.saveStructured('lock', {
-    time: (fields.time ?? new Date()).toISOString(),
-    exclusive: fields.exclusive,
-    hostname: hostname(),
-    username: user.username,
-    pid: fields.pid,
-    uid: user.uid,
-    gid: user.gid,
-    holder: randomBytes(16).toString('hex'),
-  });
 }
 
 async function locks(repoDir: string): Promise<string[]> {

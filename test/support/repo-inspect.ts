@@ -1,13 +1,16 @@
 /**
  * Test support for the prune, forget and concurrency tests (not used by coffer itself): reading snapshots
  * back, a consistency check of index and packs independent of prune's and the checker's code, store
- * listings and backend copies.
+ * listings and backend copies, lock files as other processes write them.
  */
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileTypes, type Backend } from '../../src/backend/index.ts';
+import { LocalBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
 import { fromHex, nodeName, shortId, storageName, toHex, type Id } from '../../src/model/index.ts';
-import { decodeIndex, describe, openBlob, walkTree, type PackRecord, type Repository } from '../../src/repo/index.ts';
+import { Repository, decodeIndex, describe, openBlob, walkTree, type PackRecord } from '../../src/repo/index.ts';
+import { testPassword } from './test-repo.ts';
 
 /** Every file of a snapshot by its path in the snapshot (`/tmp/x/a.bin`), read back through the index. */
 export async function snapshotFiles(repo: Repository, snapshotId: Id): Promise<Map<string, Buffer>> {
@@ -20,6 +23,29 @@ export async function snapshotFiles(repo: Repository, snapshotId: Id): Promise<M
     files.set(path, Buffer.concat(parts));
   });
   return files;
+}
+
+/**
+ * Writes a lock file into the local repository `repoDir` as another process would: one of process `pid`
+ * on this host, or on `host`. Returns its id.
+ */
+export async function writeLock(
+  repoDir: string,
+  fields: { pid: number; exclusive: boolean; time?: Date; host?: string },
+  password: Uint8Array = testPassword,
+): Promise<Id> {
+  const repo = await Repository.open(new LocalBackend(repoDir), password);
+  const user = userInfo();
+  return repo.saveStructured('lock', {
+    time: (fields.time ?? new Date()).toISOString(),
+    exclusive: fields.exclusive,
+    hostname: fields.host ?? hostname(),
+    username: user.username,
+    pid: fields.pid,
+    uid: user.uid,
+    gid: user.gid,
+    holder: randomBytes(16).toString('hex'),
+  });
 }
 
 /** Inverts one byte in the middle of a stored file on disk (stored files are read-only: 0444). */

@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
 import type { CliContext } from '../context.ts';
-import { readsOnly } from '../locking.ts';
+import { readsOnly, withLock, withReadLock } from '../locking.ts';
 import { readNewPassword } from '../password.ts';
 import { table } from '../table.ts';
 
+/** Adding, removing and changing keys take the exclusive lock, as in restic: two removals at once could otherwise remove every key. */
 export function registerKey(program: Command, ctx: CliContext): void {
   const key = program.command('key').description('manage the passwords (keys) that open the repository');
 
@@ -12,7 +13,7 @@ export function registerKey(program: Command, ctx: CliContext): void {
     .description('list the keys')
     .action(async () => {
       const repo = await ctx.openRepository();
-      const keys = await repo.listKeys();
+      const keys = await withReadLock(ctx, repo, () => repo.listKeys());
       for (const k of keys) {
         if (k.damaged && !ctx.json) ctx.warn(`warning: ${k.damaged.message}; restore the key file from a copy of the repository, or remove it with \`coffer key remove ${shortId(k.name)}\``);
       }
@@ -44,7 +45,8 @@ export function registerKey(program: Command, ctx: CliContext): void {
     .option('--new-password-file <file>', 'read the new password from a file')
     .action(async (opts: { newPasswordFile?: string }) => {
       const repo = await ctx.openRepository();
-      const name = await repo.addKey(await readNewPassword(opts.newPasswordFile, ctx.io.env));
+      const password = await readNewPassword(opts.newPasswordFile, ctx.io.env);
+      const name = await withLock(ctx, repo, 'exclusive', () => repo.addKey(password));
       if (ctx.json) ctx.printJson({ message_type: 'key_added', id: name });
       else ctx.say(`saved new key ${shortId(name)}`);
     });
@@ -55,7 +57,7 @@ export function registerKey(program: Command, ctx: CliContext): void {
     .argument('<id>', 'key id or unique prefix')
     .action(async (id: string) => {
       const repo = await ctx.openRepository();
-      const name = await repo.removeKey(id);
+      const name = await withLock(ctx, repo, 'exclusive', () => repo.removeKey(id));
       if (ctx.json) ctx.printJson({ message_type: 'key_removed', id: name });
       else ctx.say(`removed key ${shortId(name)}`);
     });
@@ -66,7 +68,8 @@ export function registerKey(program: Command, ctx: CliContext): void {
     .option('--new-password-file <file>', 'read the new password from a file')
     .action(async (opts: { newPasswordFile?: string }) => {
       const repo = await ctx.openRepository();
-      const name = await repo.changePassword(await readNewPassword(opts.newPasswordFile, ctx.io.env));
+      const password = await readNewPassword(opts.newPasswordFile, ctx.io.env);
+      const name = await withLock(ctx, repo, 'exclusive', () => repo.changePassword(password));
       if (ctx.json) ctx.printJson({ message_type: 'password_changed', id: name });
       else ctx.say(`saved new password as key ${shortId(name)}, removed key ${shortId(repo.keyName)}`);
     });

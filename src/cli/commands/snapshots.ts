@@ -3,7 +3,7 @@ import { UsageError } from '../../errors/index.ts';
 import { shortId, type StoredSnapshot } from '../../model/index.ts';
 import { matchesFilter, parseTagLists, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
-import { readsOnly } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { snapshotJson } from '../output/json.ts';
 import { parseCount, collect } from '../parse.ts';
 import { formatBytes, table } from '../table.ts';
@@ -78,7 +78,7 @@ export function registerSnapshots(program: Command, ctx: CliContext): void {
       const latest = flags.latest === undefined ? undefined : parseCount(flags.latest, '--latest');
       if (latest === 0) throw new UsageError('--latest: must be at least 1');
       const repo = await ctx.openRepository();
-      let snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), specs, snapshotFilter(flags));
+      let snapshots = selectSnapshots(await withReadLock(ctx, repo, () => repo.listSnapshots(ctx.snapshotWarnings)), specs, snapshotFilter(flags));
       if (latest !== undefined) snapshots = latestPerGroup(snapshots, latest);
 
       if (ctx.json) {

@@ -1,0 +1,156 @@
+/**
+ * Keys and locks through the real binary: key add, remove and passwd take the exclusive lock (two
+ * removals at once cannot remove every key), key list and snapshots a shared one; the locked error and
+ * `unlock` say when a live-looking lock becomes stale and name --remove-all; the password sources.
+ */
+import assert from 'node:assert/strict';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { writeLock } from '../support/repo-inspect.ts';
+
+after(removeTempDirs);
+
+const pwA = 'password a';
+const pwB = 'password b';
+
+let dir: string;
+
+before(async () => {
+  dir = await makeTempDir('coffer-key-lock-');
+  await writeFile(path.join(dir, 'b'), `${pwB}\n`);
+  await writeFile(path.join(dir, 'c'), 'password c\n');
+});
+
+function coffer(args: string[], repo: string, password: string | null = pwA, options: RunOptions = {}): Promise<RunResult> {
+  return runCoffer(args, { ...options, repo, env: { COFFER_PASSWORD: password ?? undefined, ...options.env } });
+}
+
+/** A repository with two keys: A (password a) and B (password b); returns their ids. */
+async function twoKeys(): Promise<{ repo: string; keyA: string; keyB: string }> {
+  const repo = await makeRepoDir();
+  assertOk(await coffer(['init'], repo));
+  const added = await coffer(['--json', 'key', 'add', '--new-password-file', path.join(dir, 'b')], repo);
+  assertOk(added);
+  const keyB = (JSON.parse(added.stdout) as { id: string }).id;
+  const keyA = (await readdir(path.join(repo, 'keys'))).find((k) => k !== keyB)!;
+  return { repo, keyA, keyB };
+}
+
+function assertLocked(r: RunResult, what: string): void {
+  assert.equal(r.code, 11, `${what}: ${r.stderr}`);
+  assert.match(r.stderr, /^error: repository is locked: exclusive lock \w+ held by .*\(pid \d+\)/, what);
+}
+
+describe('key commands and locks', () => {
+  it('key add, remove and passwd exit 11 while another process holds the exclusive lock, changing no key', async () => {
+    const { repo, keyB } = await twoKeys();
+    const lock = await writeLock(repo, { pid: process.pid, exclusive: true }, Buffer.from(pwA));
+    const keys = (await readdir(path.join(repo, 'keys'))).sort();
+    for (const args of [['key', 'add', '--new-password-file', path.join(dir, 'c')], ['key', 'remove', keyB.slice(0, 8)], ['key', 'passwd', '--new-password-file', path.join(dir, 'c')]]) {
+      assertLocked(await coffer(args, repo), args.slice(0, 2).join(' '));
+    }
+    assert.deepEqual((await readdir(path.join(repo, 'keys'))).sort(), keys);
+    assert.deepEqual(await readdir(path.join(repo, 'locks')), [lock]);
+  });
+
+  it('a shared lock blocks key changes too; key list and snapshots take a shared lock, and run with --no-lock', async () => {
+    const { repo } = await twoKeys();
+    await writeLock(repo, { pid: process.pid, exclusive: false }, Buffer.from(pwA));
+    const shared = await coffer(['key', 'add', '--new-password-file', path.join(dir, 'c')], repo);
+    assert.equal(shared.code, 11, shared.stderr);
+    assertOk(await coffer(['key', 'list'], repo), 'key list beside a shared lock');
+    assertOk(await coffer(['snapshots'], repo), 'snapshots beside a shared lock');
+
+    await rm(path.join(repo, 'locks'), { recursive: true });
+    await writeLock(repo, { pid: process.pid, exclusive: true }, Buffer.from(pwA));
+    for (const args of [['key', 'list'], ['snapshots']]) {
+      assertLocked(await coffer(args, repo), args.join(' '));
+      assertOk(await coffer(['--no-lock', ...args], repo), `--no-lock ${args.join(' ')}`);
+    }
+  });
+
+  it('two key removals at once, each with the password of the key the other removes, leave one key that opens the repository', async () => {
+    const { repo, keyA, keyB } = await twoKeys();
+    // Both start while the repository is locked, and get the lock one after the other.
+    const lock = await writeLock(repo, { pid: process.pid, exclusive: true }, Buffer.from(pwA));
+    const removals = [coffer(['--retry-lock', '1m', 'key', 'remove', keyB], repo, pwA), coffer(['--retry-lock', '1m', 'key', 'remove', keyA], repo, pwB)];
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await rm(path.join(repo, 'locks', lock));
+    const results = await Promise.all(removals);
+    assert.deepEqual(results.map((r) => r.code).sort(), [0, 12], results.map((r) => r.stderr).join('\n'));
+    const loser = results.find((r) => r.code === 12)!;
+    assert.match(loser.stderr, /^error: .*(wrong password|was removed by another process meanwhile)/);
+    const left = await readdir(path.join(repo, 'keys'));
+    assert.equal(left.length, 1);
+    const winner = left[0] === keyA ? pwA : pwB;
+    assertOk(await coffer(['snapshots'], repo, winner), 'the remaining key opens the repository');
+  });
+});
+
+describe('locked repositories and unlock', () => {
+  it('a lock of another host: the hint says when it becomes stale and names unlock --remove-all; unlock leaves it and says so', async () => {
+    const { repo } = await twoKeys();
+    const lock = await writeLock(repo, { pid: 4242, exclusive: true, host: 'elsewhere', time: new Date(Date.now() - 60_000) }, Buffer.from(pwA));
+    const r = await coffer(['prune'], repo);
+    assert.equal(r.code, 11, r.stderr);
+    assert.match(r.stderr, /^error: repository is locked: exclusive lock \w+ held by .*@elsewhere \(pid 4242\), refreshed \d+s ago\n/);
+    assert.match(r.stderr, /^hint: wait for the other process, or retry with `--retry-lock 5m`; the lock becomes stale in 1[34]m if not refreshed; if the process on elsewhere is known not to run .*`coffer unlock --remove-all` removes the lock now$/m);
+
+    const unlock = await coffer(['unlock'], repo);
+    assertOk(unlock);
+    assert.match(unlock.stdout, /^no stale locks\nleft 1 lock that looks live:\n {2}exclusive lock \w+ held by .*@elsewhere \(pid 4242\), refreshed \d+s ago; stale in 1[34]m unless refreshed\nif no coffer process uses the repository, `coffer unlock --remove-all` removes them\n$/);
+    assert.deepEqual(await readdir(path.join(repo, 'locks')), [lock]);
+    const json = await coffer(['--json', 'unlock'], repo);
+    assertOk(json);
+    assert.deepEqual(JSON.parse(json.stdout), { message_type: 'unlock', removed: [], kept: [lock], temporary_files_removed: 0 });
+
+    const all = await coffer(['unlock', '--remove-all'], repo);
+    assertOk(all);
+    assert.match(all.stdout, /^removed 1 lock: \w+\n$/);
+    assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+  });
+
+  it('once --retry-lock ran out, the hint says so and suggests a longer wait', async () => {
+    const { repo } = await twoKeys();
+    await writeLock(repo, { pid: process.pid, exclusive: true }, Buffer.from(pwA));
+    const r = await coffer(['--retry-lock', '1s', 'key', 'add', '--new-password-file', path.join(dir, 'c')], repo);
+    assertLocked(r, 'key add');
+    assert.match(r.stderr, /^hint: the wait of 1s ran out; wait longer with `--retry-lock 5m`; .*process \d+ on this host is known not to run/m);
+    assert.doesNotMatch(r.stderr, /retry with/);
+  });
+});
+
+describe('password sources', () => {
+  it('--password-file and --password-command together: a usage error', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['init'], repo));
+    const r = await coffer(['--password-file', path.join(dir, 'b'), '--password-command', 'echo x', 'snapshots'], repo, null);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: --password-file and --password-command are mutually exclusive\nhint: /);
+    const env = await coffer(['snapshots'], repo, null, { env: { COFFER_PASSWORD_FILE: path.join(dir, 'b'), COFFER_PASSWORD_COMMAND: 'echo x' } });
+    assert.equal(env.code, 2, env.stderr);
+  });
+
+  it('no password source and nothing on standard input: says no password was given and names the sources', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['init'], repo));
+    const r = await coffer(['snapshots'], repo, null);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: no password given: standard input is not a terminal and carries none\nhint: set COFFER_PASSWORD, or use --password-file FILE or --password-command COMMAND\n$/);
+    // An empty line is an empty password, as before.
+    const empty = await coffer(['snapshots'], repo, null, { input: '\n' });
+    assert.equal(empty.code, 2);
+    assert.match(empty.stderr, /empty password/);
+  });
+
+  it('a wrong password: the hint does not send the user to a command that needs a working password', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['init'], repo));
+    const r = await coffer(['snapshots'], repo, 'wrong');
+    assert.equal(r.code, 12);
+    assert.match(r.stderr, /^hint: check the password \(typed, COFFER_PASSWORD, --password-file or --password-command\)/m);
+    assert.doesNotMatch(r.stderr, /key list/);
+  });
+});
