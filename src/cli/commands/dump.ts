@@ -63,40 +63,30 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>): Pro
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw cannot('cannot open', err);
   }
-  if (existing && !existing.isFile()) {
-    let handle;
-    try {
-      handle = await open(file, 'w');
-    } catch (err) {
-      throw cannot('cannot open', err);
-    }
-    try {
-      for await (const chunk of chunks) await handle.write(chunk);
-    } finally {
-      await handle.close();
-    }
-    return;
-  }
-  const temp = join(dirname(file), `.coffer-dump-${process.pid}-${randomBytes(6).toString('hex')}`);
+  // A device or FIFO cannot be replaced by renaming (as root that would replace /dev/null): written directly.
+  const direct = existing !== undefined && !existing.isFile();
+  const out = direct ? file : join(dirname(file), `.coffer-dump-${process.pid}-${randomBytes(6).toString('hex')}`);
   let handle;
   try {
-    handle = await open(temp, 'wx', 0o666);
+    handle = await open(out, direct ? 'w' : 'wx', 0o666);
   } catch (err) {
-    throw cannot('cannot create', err);
+    throw cannot(direct ? 'cannot open' : 'cannot create', err);
   }
   try {
     try {
       // The creation mode passes through the umask; an existing file's mode is kept whole.
-      if (existing) await handle.chmod(existing.mode & 0o7777);
+      if (existing && !direct) await handle.chmod(existing.mode & 0o7777);
       for await (const chunk of chunks) await handle.write(chunk);
     } finally {
       await handle.close();
     }
-    await rename(temp, file).catch((err: unknown) => {
-      throw cannot('cannot replace', err);
-    });
+    if (!direct) {
+      await rename(out, file).catch((err: unknown) => {
+        throw cannot('cannot replace', err);
+      });
+    }
   } catch (err) {
-    await rm(temp, { force: true });
+    if (!direct) await rm(out, { force: true });
     throw err;
   }
 }
