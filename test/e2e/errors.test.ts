@@ -12,10 +12,9 @@ import * as path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { flipByte } from '../support/repo-inspect.ts';
-import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+import { s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
 const password = 'correct horse';
-const s3env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
 let cacheHome: string;
 
 /** Runs coffer with the right password and a private cache folder, unless `options.env` says otherwise. */
@@ -273,7 +272,7 @@ describe('errors', () => {
 
     before(async () => {
       server = await startS3Server({ buckets: ['errors'] });
-      assertOk(await coffer(['-r', server.url('errors', 'repo'), 'init'], { env: s3env }));
+      assertOk(await coffer(['-r', server.url('errors', 'repo'), 'init'], { env: s3Env }));
     });
 
     after(async () => {
@@ -282,28 +281,28 @@ describe('errors', () => {
 
     it('wrong password: exit 12', async () => {
       const url = server.url('errors', 'repo');
-      assertFails(await coffer(['-r', url, 'snapshots'], { env: { ...s3env, COFFER_PASSWORD: 'wrong' } }), 12, new RegExp(`${escape(url)}: wrong password`));
+      assertFails(await coffer(['-r', url, 'snapshots'], { env: { ...s3Env, COFFER_PASSWORD: 'wrong' } }), 12, new RegExp(`${escape(url)}: wrong password`));
     });
 
     it('empty prefix: exit 10', async () => {
       const url = server.url('errors', 'nothing-here');
-      assertFails(await coffer(['-r', url, 'snapshots'], { env: s3env }), 10, new RegExp(`${escape(url)}: no repository here`));
+      assertFails(await coffer(['-r', url, 'snapshots'], { env: s3Env }), 10, new RegExp(`${escape(url)}: no repository here`));
     });
 
     it('missing bucket: exit 10 naming the URL and the bucket', async () => {
       const url = server.url('no-such-bucket', 'repo');
-      const r = await coffer(['-r', url, 'snapshots'], { env: s3env });
+      const r = await coffer(['-r', url, 'snapshots'], { env: s3Env });
       assertFails(r, 10, new RegExp(`${escape(url)}: bucket "no-such-bucket" does not exist`));
-      assertFails(await coffer(['-r', url, 'init'], { env: s3env }), 10, new RegExp(escape(url)));
+      assertFails(await coffer(['-r', url, 'init'], { env: s3Env }), 10, new RegExp(escape(url)));
     });
 
     it('unreachable endpoint: exit 1 naming the URL after five quick retries, each a warning unless --quiet', async () => {
       const url = `s3:http://127.0.0.1:${await closedPort()}/bucket/repo`;
       const started = Date.now();
       const [plain, quiet, json] = await Promise.all([
-        coffer(['-r', url, 'snapshots'], { env: s3env }),
-        coffer(['-r', url, '--quiet', 'snapshots'], { env: s3env }),
-        coffer(['-r', url, '--json', 'snapshots'], { env: s3env }),
+        coffer(['-r', url, 'snapshots'], { env: s3Env }),
+        coffer(['-r', url, '--quiet', 'snapshots'], { env: s3Env }),
+        coffer(['-r', url, '--json', 'snapshots'], { env: s3Env }),
       ]);
       const seconds = (Date.now() - started) / 1000;
       const failure = new RegExp(`${escape(url)}: config: cannot reach the server \\(ECONNREFUSED\\)`);

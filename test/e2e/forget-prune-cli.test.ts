@@ -16,7 +16,7 @@ import type { Id } from '../../src/model/index.ts';
 import { checkConsistency, packBytes, snapshotFiles, storeDigest, writeFiles } from '../support/repo-inspect.ts';
 import { Repository } from '../../src/repo/index.ts';
 import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
-import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+import { s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 import { createTestRepo, testPassword } from '../support/test-repo.ts';
 
 after(removeTempDirs);
@@ -390,7 +390,7 @@ describe('prune (binary)', { concurrency: 2 }, () => {
 
 describe('forget --prune on S3 (binary)', () => {
   let server: S3TestServer;
-  const env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
+  const env = s3Env;
   before(async () => {
     server = await startS3Server({ buckets: ['forget'] });
   });

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { openBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
 import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { flipByte } from '../support/repo-inspect.ts';
-import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+import { s3Credentials, s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
 let cacheHome: string;
 
@@ -146,7 +146,6 @@ describe('init', () => {
 
   describe('on s3rver', () => {
     let server: S3TestServer;
-    const s3env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
 
     before(async () => {
       server = await startS3Server({ buckets: ['e2e'] });
@@ -158,7 +157,7 @@ describe('init', () => {
 
     it('creates a repository under a prefix, opens it, and refuses to init it again, changing nothing', async () => {
       const url = server.url('e2e', 'team/repo');
-      const r = await coffer(['-r', url, 'init'], 'first pw', { env: s3env });
+      const r = await coffer(['-r', url, 'init'], 'first pw', { env: s3Env });
       assertOk(r);
       assert.match(r.stdout, new RegExp(`at ${url.replace(/[.:/]/g, '\\$&')}`));
       const backend = await openBackend(url, { s3: { credentials: s3Credentials } });
@@ -166,8 +165,8 @@ describe('init', () => {
         const before = await storeListing(backend);
         assert.equal(before.filter((f) => f.startsWith('config/')).length, 1);
         assert.equal(before.filter((f) => f.startsWith('key/')).length, 1);
-        assertOk(await coffer(['-r', url, 'cat', 'config'], 'first pw', { env: s3env }));
-        assertFails(await coffer(['-r', url, 'init'], 'other', { env: s3env }), 1, /already exists/);
+        assertOk(await coffer(['-r', url, 'cat', 'config'], 'first pw', { env: s3Env }));
+        assertFails(await coffer(['-r', url, 'init'], 'other', { env: s3Env }), 1, /already exists/);
         assert.deepEqual(await storeListing(backend), before);
       } finally {
         await backend.close();

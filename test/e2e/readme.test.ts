@@ -10,7 +10,7 @@ import { mkdir, readFile, symlink, utimes } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { makeTempDir, projectRoot, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
-import { s3Credentials, startS3Server } from '../support/s3-server.ts';
+import { s3Credentials, s3Env, startS3Server } from '../support/s3-server.ts';
 import { writeFiles } from '../support/repo-inspect.ts';
 import { assertSameTree, captureTree, pseudoRandom, restoredTimeToleranceNs } from '../support/tree-builder.ts';
 
@@ -88,7 +88,7 @@ describe('the README, run as written', () => {
       assert.equal((await runLines(local, replace, env)).length, 1, 'init');
       const repo = `s3:${server.endpoint}/backups/laptop`;
       const target = await makeTempDir('coffer-restored-');
-      const auth = { ...env, AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
+      const auth = { ...env, ...s3Env };
       await runLines([`npx coffer -r ${repo} backup ~/Documents`, `npx coffer -r ${repo} restore latest --target ${target}`], replace, auth);
       assertSameTree(await captureTree(path.join(home, 'Documents')), await captureTree(path.join(target, home, 'Documents')), { timeToleranceNs: restoredTimeToleranceNs });
     } finally {

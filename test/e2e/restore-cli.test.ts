@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { largestPack } from '../support/disk-damage.ts';
-import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+import { s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 import { assertSameTree, buildSourceTree, captureTree, restoredTimeToleranceNs, type TreeState } from '../support/tree-builder.ts';
 
 let cacheHome: string;
@@ -258,7 +258,7 @@ describe('restore over existing files from a damaged repository', () => {
 
 describe('restore (s3rver)', () => {
   let server: S3TestServer;
-  const env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
+  const env = s3Env;
 
   before(async () => {
     server = await startS3Server({ buckets: ['restore'] });

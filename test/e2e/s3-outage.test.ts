@@ -8,9 +8,8 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
 import { pseudoRandom } from '../support/tree-builder.ts';
-import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+import { s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
-const s3env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey };
 const retryLine = /^warning: (saving|loading|checking|listing|removing|creating) .+; retrying in \d+(\.\d)? m?s \(attempt \d+ of \d+\)$/;
 
 describe('an S3 server unreachable during a backup', () => {
@@ -27,7 +26,7 @@ describe('an S3 server unreachable during a backup', () => {
 
   it('the backup warns of each retry, waits for the server and saves the snapshot', async () => {
     const repo = server.url('outage', 'repo');
-    assertOk(await runCoffer(['init'], { repo, env: s3env }), 'init');
+    assertOk(await runCoffer(['init'], { repo, env: s3Env }), 'init');
     const source = await makeTempDir('coffer-outage-src-');
     await writeFile(path.join(source, 'data.bin'), pseudoRandom(300 * 1024, 7));
 
@@ -43,7 +42,7 @@ describe('an S3 server unreachable during a backup', () => {
     const refused = /^warning: saving data\/[0-9a-f]{2}\/[0-9a-f]{64}: cannot reach the server \(ECONNREFUSED\); retrying in \d+(\.\d)? m?s \(attempt \d+ of 10\)$/m;
     const backup = await runCoffer(['backup', source], {
       repo,
-      env: s3env,
+      env: s3Env,
       timeoutMs: 120_000,
       onStderr: (text) => {
         if (refused.test(text)) void server.reconnect();
@@ -56,7 +55,7 @@ describe('an S3 server unreachable during a backup', () => {
     for (const line of lines) assert.match(line, retryLine, 'stderr holds retry warnings only');
     assert.match(backup.stdout, /snapshot [0-9a-f]{8} saved/);
 
-    const check = await runCoffer(['check', '--read-data'], { repo, env: s3env });
+    const check = await runCoffer(['check', '--read-data'], { repo, env: s3Env });
     assertOk(check, 'check');
     assert.equal(check.stderr, '');
   });

@@ -19,7 +19,7 @@ import { cacheRoot } from '../../src/cli/cache.ts';
 import { executePrune, planPrune, type PruneOptions } from '../../src/prune/index.ts';
 import { encodeTree, Repository, sealBlob, walkTree, type PackRecord } from '../../src/repo/index.ts';
 import { runCoffer, type RunResult } from '../support/cli.ts';
-import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+import { s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 import { createTestRepo, testPassword } from '../support/test-repo.ts';
 
 /**
@@ -541,8 +541,7 @@ describe('cache through the binary', () => {
       const cacheDir = path.join(scratch, 's3cache');
       const env = {
         COFFER_PASSWORD: 'pw',
-        AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey,
+        ...s3Env,
         COFFER_CACHE_DIR: cacheDir,
       };
       assert.equal((await coffer(['-r', url, 'init'], env)).code, 0);

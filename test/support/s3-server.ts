@@ -22,6 +22,9 @@ import * as path from 'node:path';
 /** Credentials s3rver accepts. */
 export const s3Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
 
+/** The same credentials as the environment variables a `coffer` process reads. */
+export const s3Env = { AWS_ACCESS_KEY_ID: s3Credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3Credentials.secretAccessKey } as const;
+
 /** A running test server. */
 export interface S3TestServer {
   /** `http://127.0.0.1:<port>`. */
