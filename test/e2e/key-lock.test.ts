@@ -1,6 +1,6 @@
 /**
  * Keys and locks through the real binary: key add, remove and passwd take the exclusive lock (two
- * removals at once cannot remove every key), key list and snapshots a shared one; the locked error and
+ * removals at once cannot remove every key), key list, snapshots and cat a shared one; the locked error and
  * `unlock` say when a live-looking lock becomes stale and name --remove-all; the password sources.
  */
 import assert from 'node:assert/strict';
@@ -55,17 +55,18 @@ describe('key commands and locks', () => {
     assert.deepEqual(await readdir(path.join(repo, 'locks')), [lock]);
   });
 
-  it('a shared lock blocks key changes too; key list and snapshots take a shared lock, and run with --no-lock', async () => {
+  it('a shared lock blocks key changes too; key list, snapshots and cat take a shared lock, and run with --no-lock', async () => {
     const { repo } = await twoKeys();
     await writeLock(repo, { pid: process.pid, exclusive: false }, Buffer.from(pwA));
     const shared = await coffer(['key', 'add', '--new-password-file', path.join(dir, 'c')], repo);
     assert.equal(shared.code, 11, shared.stderr);
     assertOk(await coffer(['key', 'list'], repo), 'key list beside a shared lock');
     assertOk(await coffer(['snapshots'], repo), 'snapshots beside a shared lock');
+    assertOk(await coffer(['cat', 'config'], repo), 'cat beside a shared lock');
 
     await rm(path.join(repo, 'locks'), { recursive: true });
     await writeLock(repo, { pid: process.pid, exclusive: true }, Buffer.from(pwA));
-    for (const args of [['key', 'list'], ['snapshots']]) {
+    for (const args of [['key', 'list'], ['snapshots'], ['cat', 'config']]) {
       assertLocked(await coffer(args, repo), args.join(' '));
       assertOk(await coffer(['--no-lock', ...args], repo), `--no-lock ${args.join(' ')}`);
     }

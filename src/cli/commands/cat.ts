@@ -14,14 +14,16 @@ import {
 } from '../../repo/index.ts';
 import type { FileType } from '../../backend/index.ts';
 import type { CliContext } from '../context.ts';
-import { readsOnly } from '../locking.ts';
+import { readsOnly, withReadLock } from '../locking.ts';
 import { goFileMode, resticType, rfc3339, snapshotJson } from '../output/json.ts';
 
-/** Extra `cat` kinds registered by later commands (snapshot, index, pack, blob, tree). */
-export const catHandlers = new Map<string, (ctx: CliContext, id: string | undefined) => Promise<void>>();
+/**
+ * The kinds `cat` prints. A handler checks its argument before the repository is opened (a usage error
+ * asks for no password) and returns what runs once it is open, under the shared lock.
+ */
+const catHandlers = new Map<string, (ctx: CliContext, id: string | undefined) => (repo: Repository) => Promise<void>>();
 
-catHandlers.set('config', async (ctx) => {
-  const repo = await ctx.openRepository();
+catHandlers.set('config', (ctx) => async (repo) => {
   ctx.out(JSON.stringify(repo.config, null, 2));
 });
 
@@ -63,63 +65,67 @@ function print(ctx: CliContext, value: unknown): void {
   ctx.out(JSON.stringify(value, null, 2));
 }
 
-catHandlers.set('snapshot', async (ctx, arg) => {
+catHandlers.set('snapshot', (ctx, arg) => {
   const spec = needId(arg, 'snapshot');
-  const repo = await ctx.openRepository();
-  const name = spec === 'latest' ? selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), 'latest').id : resolve(await listNames(repo, 'snapshot'), spec, 'snapshot', 'list them with `coffer snapshots`');
-  // restic prints the stored snapshot, without the id it is stored under.
-  const { id: _id, short_id: _short, ...rest } = snapshotJson(await repo.loadSnapshot(name));
-  print(ctx, rest);
+  return async (repo) => {
+    const name = spec === 'latest' ? selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), 'latest').id : resolve(await listNames(repo, 'snapshot'), spec, 'snapshot', 'list them with `coffer snapshots`');
+    // restic prints the stored snapshot, without the id it is stored under.
+    const { id: _id, short_id: _short, ...rest } = snapshotJson(await repo.loadSnapshot(name));
+    print(ctx, rest);
+  };
 });
 
-catHandlers.set('index', async (ctx, arg) => {
+catHandlers.set('index', (ctx, arg) => {
   const prefix = needId(arg, 'index');
-  const repo = await ctx.openRepository();
-  const name = resolve(await listNames(repo, 'index'), prefix, 'index', 'the index files are in the index/ folder of the repository');
-  const content = decodeIndex(await repo.loadStructured('index', name), `index ${shortId(name)}`);
-  print(ctx, {
-    supersedes: content.supersedes,
-    packs: content.packs.map((p) => ({
-      id: p.id,
-      type: p.type,
-      size: p.size,
-      blobs: p.entries.map((e) => ({ id: toHex(e.id), type: e.type, offset: e.offset, length: e.length, uncompressed_length: e.rawLength })),
-    })),
-  });
+  return async (repo) => {
+    const name = resolve(await listNames(repo, 'index'), prefix, 'index', 'the index files are in the index/ folder of the repository');
+    const content = decodeIndex(await repo.loadStructured('index', name), `index ${shortId(name)}`);
+    print(ctx, {
+      supersedes: content.supersedes,
+      packs: content.packs.map((p) => ({
+        id: p.id,
+        type: p.type,
+        size: p.size,
+        blobs: p.entries.map((e) => ({ id: toHex(e.id), type: e.type, offset: e.offset, length: e.length, uncompressed_length: e.rawLength })),
+      })),
+    });
+  };
 });
 
-catHandlers.set('pack', async (ctx, arg) => {
+catHandlers.set('pack', (ctx, arg) => {
   const prefix = needId(arg, 'pack');
-  const repo = await ctx.openRepository();
-  const name = resolve(await listNames(repo, 'data'), prefix, 'pack', 'the packs are in the data/ folder of the repository');
-  const handle = { type: 'data' as const, name };
-  const { size } = await repo.backend.stat(handle);
-  const what = `pack ${shortId(name)}`;
-  let length = headerReadLength(size);
-  let entries = parsePackHeader(await repo.backend.load(handle, { offset: size - length, length }), size, repo.crypto.metadata, what);
-  if (!Array.isArray(entries)) {
-    length = entries.need;
-    entries = parsePackHeader(await repo.backend.load(handle, { offset: size - length, length }), size, repo.crypto.metadata, what);
-  }
-  if (!Array.isArray(entries)) throw new UsageError(`${what}: header could not be read`);
-  print(ctx, {
-    id: name,
-    size,
-    blobs: entries.map((e) => ({ id: toHex(e.id), type: e.type, offset: e.offset, length: e.length, uncompressed_length: e.rawLength })),
-  });
+  return async (repo) => {
+    const name = resolve(await listNames(repo, 'data'), prefix, 'pack', 'the packs are in the data/ folder of the repository');
+    const handle = { type: 'data' as const, name };
+    const { size } = await repo.backend.stat(handle);
+    const what = `pack ${shortId(name)}`;
+    let length = headerReadLength(size);
+    let entries = parsePackHeader(await repo.backend.load(handle, { offset: size - length, length }), size, repo.crypto.metadata, what);
+    if (!Array.isArray(entries)) {
+      length = entries.need;
+      entries = parsePackHeader(await repo.backend.load(handle, { offset: size - length, length }), size, repo.crypto.metadata, what);
+    }
+    if (!Array.isArray(entries)) throw new UsageError(`${what}: header could not be read`);
+    print(ctx, {
+      id: name,
+      size,
+      blobs: entries.map((e) => ({ id: toHex(e.id), type: e.type, offset: e.offset, length: e.length, uncompressed_length: e.rawLength })),
+    });
+  };
 });
 
-catHandlers.set('blob', async (ctx, arg) => {
+catHandlers.set('blob', (ctx, arg) => {
   const prefix = needId(arg, 'blob');
   if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw new UsageError(`"${prefix}" is not a blob id`, { hint: 'blob ids are hex; see `coffer cat tree`' });
-  const repo = await ctx.openRepository();
-  const ids = await blobIds(repo, 'data', prefix);
-  if (ids.length === 0 && (await blobIds(repo, 'tree', prefix)).length > 0) {
-    throw new UsageError(`blob ${prefix} is a tree blob`, { hint: `print it with \`coffer cat tree ${prefix}\`` });
-  }
-  const id = resolve(ids, prefix, 'data blob', 'blob ids are listed by `coffer cat tree` (content) and `coffer cat index`');
-  const data = await repo.loadBlob('data', fromHex(id));
-  await new Promise<void>((done, fail) => ctx.io.stdout.write(data, (err) => (err ? fail(err) : done())));
+  return async (repo) => {
+    const ids = await blobIds(repo, 'data', prefix);
+    if (ids.length === 0 && (await blobIds(repo, 'tree', prefix)).length > 0) {
+      throw new UsageError(`blob ${prefix} is a tree blob`, { hint: `print it with \`coffer cat tree ${prefix}\`` });
+    }
+    const id = resolve(ids, prefix, 'data blob', 'blob ids are listed by `coffer cat tree` (content) and `coffer cat index`');
+    const data = await repo.loadBlob('data', fromHex(id));
+    await new Promise<void>((done, fail) => ctx.io.stdout.write(data, (err) => (err ? fail(err) : done())));
+  };
 });
 
 /** A tree node as restic prints it in `cat tree`: names and link targets decoded, ids in hex. */
@@ -147,22 +153,25 @@ function treeNodeJson(n: TreeNode): Record<string, unknown> {
   };
 }
 
-catHandlers.set('tree', async (ctx, arg) => {
+catHandlers.set('tree', (ctx, arg) => {
   const spec = needId(arg, 'tree');
-  const repo = await ctx.openRepository();
-  let id: Id;
-  if (spec.includes(':')) {
-    // SNAPSHOT:PATH names the tree of a folder in a snapshot, as in restic.
-    const { spec: snap, path } = splitSnapshotPath(spec);
-    const snapshot = selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), snap);
-    const node = await findNode(repo, snapshot.tree, path ?? '/', snapshot.id);
-    if (node.type !== 'dir' || !node.subtree) throw new UsageError(`${path}: not a folder in snapshot ${shortId(snapshot.id)}`);
-    id = toHex(node.subtree);
-  } else {
-    if (!/^[0-9a-f]{1,64}$/.test(spec)) throw new UsageError(`"${spec}" is not a tree id`, { hint: 'give a tree id or SNAPSHOT:PATH, e.g. latest:/' });
-    id = resolve(await blobIds(repo, 'tree', spec), spec, 'tree', 'a snapshot names its root tree: `coffer cat snapshot ID`; or use SNAPSHOT:PATH');
+  if (!spec.includes(':') && !/^[0-9a-f]{1,64}$/.test(spec)) {
+    throw new UsageError(`"${spec}" is not a tree id`, { hint: 'give a tree id or SNAPSHOT:PATH, e.g. latest:/' });
   }
-  print(ctx, { id, nodes: (await repo.loadTree(id)).map(treeNodeJson) });
+  return async (repo) => {
+    let id: Id;
+    if (spec.includes(':')) {
+      // SNAPSHOT:PATH names the tree of a folder in a snapshot, as in restic.
+      const { spec: snap, path } = splitSnapshotPath(spec);
+      const snapshot = selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), snap);
+      const node = await findNode(repo, snapshot.tree, path ?? '/', snapshot.id);
+      if (node.type !== 'dir' || !node.subtree) throw new UsageError(`${path}: not a folder in snapshot ${shortId(snapshot.id)}`);
+      id = toHex(node.subtree);
+    } else {
+      id = resolve(await blobIds(repo, 'tree', spec), spec, 'tree', 'a snapshot names its root tree: `coffer cat snapshot ID`; or use SNAPSHOT:PATH');
+    }
+    print(ctx, { id, nodes: (await repo.loadTree(id)).map(treeNodeJson) });
+  };
 });
 
 export function registerCat(program: Command, ctx: CliContext): void {
@@ -173,6 +182,8 @@ export function registerCat(program: Command, ctx: CliContext): void {
     .action(async (type: string, id: string | undefined) => {
       const handler = catHandlers.get(type);
       if (!handler) throw new UsageError(`cat: unknown object type "${type}"`, { hint: `choose one of: ${[...catHandlers.keys()].join(', ')}` });
-      await handler(ctx, id);
+      const body = handler(ctx, id);
+      const repo = await ctx.openRepository();
+      await withReadLock(ctx, repo, () => body(repo));
     });
 }
