@@ -4,7 +4,7 @@
  */
 import { openBackend, type Backend, type RetryEvent } from '../backend/index.ts';
 import { FileError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
-import { shortId } from '../model/index.ts';
+import { shortId, type Id } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { Repository } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
@@ -114,8 +114,8 @@ export class CliContext {
    */
   readonly snapshotWarnings: SnapshotListReporter = {
     unreadableSnapshot: (id, error) => {
-      if (this.#warnedSnapshots.has(id)) return;
-      this.#warnedSnapshots.add(id);
+      if (this.#unreadableSnapshots.has(id)) return;
+      this.#unreadableSnapshots.set(id, error);
       const remedy = `remove it with \`coffer forget ${shortId(id)}\``;
       if (this.json) {
         this.#warnJson({ kind: 'unreadable-snapshot', snapshot: id, message: error.message, hint: remedy });
@@ -125,7 +125,19 @@ export class CliContext {
     },
   };
 
-  readonly #warnedSnapshots = new Set<string>();
+  /** Snapshots left out of listings, by id, with why. */
+  readonly #unreadableSnapshots = new Map<Id, Error>();
+
+  /**
+   * For "no snapshot with id X" where X names only a snapshot left out as unreadable: why it cannot be
+   * read (the file is damaged), instead of claiming there is no such snapshot.
+   */
+  explainMissingSnapshot(err: unknown): unknown {
+    const spec = err instanceof UsageError ? err.data?.snapshot : undefined;
+    if (typeof spec !== 'string') return err;
+    const named = [...this.#unreadableSnapshots].filter(([id]) => id.startsWith(spec));
+    return named.length === 1 ? named[0][1] : err;
+  }
 
   /** Details shown only with --verbose, one line each as {@link warn}'s. */
   verbose(line: string): void {

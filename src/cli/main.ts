@@ -71,6 +71,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     if (ctx.stdoutClosed) return ExitCode.ok;
     if (ctx.stdoutFailure) err = ctx.stdoutFailure;
     else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
+    else err = ctx.explainMissingSnapshot(err);
     const report = reportError(err, ctx.options.verbose === true);
     if (ctx.json) io.stderr.write(`${JSON.stringify(report.json)}\n`);
     else io.stderr.write(`${report.lines.join('\n')}\n`);

@@ -38,7 +38,8 @@ export function selectSnapshot(snapshots: readonly StoredSnapshot[], spec: strin
   }
   if (!/^[0-9a-f]{1,64}$/.test(spec)) throw new UsageError(`"${spec}" is not a snapshot id`, { hint: 'give an id, a unique prefix of one, or `latest`' });
   const matches = candidates.filter((s) => s.id.startsWith(spec));
-  if (matches.length === 0) throw new UsageError(`no snapshot with id ${spec}`, { hint: 'list them with `coffer snapshots`' });
+  // `data.snapshot` lets the cli tell a snapshot left out as unreadable from one that does not exist.
+  if (matches.length === 0) throw new UsageError(`no snapshot with id ${spec}`, { hint: 'list them with `coffer snapshots`', data: { snapshot: spec } });
   if (matches.length > 1) throw new UsageError(`snapshot id prefix ${spec} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
   return matches[0];
 }

@@ -101,6 +101,19 @@ describe('an unreadable snapshot file', () => {
     });
   });
 
+
+  it('named by id, it is called damaged (exit 1, hint to forget it), not missing; an id that names nothing still is', async () => {
+    const { repo, run } = await copyRepo();
+    await writeFile(path.join(repo, 'snapshots', planted), '');
+    for (const args of [['ls', 'aaaa'], ['restore', `${shortId(planted)}:/`, '--target', repo], ['dump', planted, '/x']]) {
+      const r = await run(args);
+      assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^error: .*snapshots/${planted}: content does not match its name\\nhint: the snapshot file is damaged; .*\`coffer forget ${shortId(planted)}\`$`, 'm'), args[0]);
+    }
+    const missing = await run(['ls', 'ab']);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /^error: no snapshot with id ab$/m);
+  });
   it('prune refuses, deleting nothing; check reports it; `forget ID` removes it, after which prune runs', async () => {
     const { repo, run } = await copyRepo();
     await writeFile(path.join(repo, 'snapshots', planted), '');
