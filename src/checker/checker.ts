@@ -412,18 +412,28 @@ class Checker {
     for (const [id, size] of unreferenced) {
       this.#report(issue('unreferenced-pack', `pack ${shortId(id)}: not referenced in any index (${size} bytes); \`coffer prune\` removes it, \`coffer repair index\` indexes it`, { pack: id }));
     }
-    const duplicates = [...this.#copies.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
-    for (const [key, extra] of duplicates) {
+    // Blobs stored in the same packs make one finding: two backups of the same data at once leave
+    // thousands, and a line each would bury everything else.
+    const groups = new Map<string, { type: BlobType; packs: Id[]; blobs: Id[]; extraBytes: number }>();
+    for (const [key, extra] of [...this.#copies.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
       const type: BlobType = key[0] === '0' ? 'data' : 'tree';
       const id = fromHex(key.slice(1));
-      const first = this.#index.lookup(id, type)!.pack;
-      const packs = [first, ...extra.filter((p) => p !== first)];
+      const stored = this.#index.lookup(id, type)!;
+      const packs = [stored.pack, ...extra.filter((p) => p !== stored.pack)];
+      const groupKey = `${type} ${[...packs].sort().join(' ')}`;
+      let group = groups.get(groupKey);
+      if (group === undefined) groups.set(groupKey, (group = { type, packs, blobs: [], extraBytes: 0 }));
+      group.blobs.push(toHex(id));
+      group.extraBytes += (packs.length - 1) * stored.length;
+    }
+    for (const { type, packs, blobs, extraBytes } of groups.values()) {
+      const what = blobs.length === 1 ? `${type} blob ${shortId(blobs[0])}: stored` : `${type} blobs ${shortId(blobs[0])} and ${blobs.length - 1} more: each stored`;
       this.#report(
-        issue('duplicate-blob', `${type} blob ${shortId(toHex(id))}: stored in ${packs.length} packs (${packs.map(shortId).join(', ')}); the extra copies are unused space, which \`coffer prune --max-unused 0\` removes (plain prune once unused space passes 5%)`, {
-          blob: toHex(id),
-          blobType: type,
-          pack: packs[1],
-        }),
+        issue(
+          'duplicate-blob',
+          `${what} in ${packs.length} packs (${packs.map(shortId).join(', ')}); the extra copies (${extraBytes} bytes) are unused space, which \`coffer prune --max-unused 0\` removes (plain prune once unused space passes 5%)`,
+          { blob: blobs[0], ...(blobs.length > 1 ? { blobs } : {}), blobType: type, pack: packs[1] },
+        ),
       );
     }
   }

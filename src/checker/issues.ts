@@ -58,6 +58,8 @@ export interface CheckIssue {
   readonly pack?: Id;
   /** The blob or tree concerned (full id). */
   readonly blob?: Id;
+  /** Every blob concerned, when a finding is about more than one (duplicates stored in the same packs). */
+  readonly blobs?: readonly Id[];
   readonly blobType?: BlobType;
   /** The snapshot concerned; for missing blobs and trees the first of `snapshots`. */
   readonly snapshot?: Id;

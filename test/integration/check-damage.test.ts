@@ -481,23 +481,41 @@ test('a subtree missing from the index: missing-tree naming its path and every s
   }
 });
 
-test('the same blob in two packs, both indexed: duplicate-blob, a warning', async () => {
+test('blobs stored in two packs, all indexed: one duplicate-blob warning per set of packs, naming every blob and the bytes wasted', async () => {
   const f = await fixture();
   try {
     const repo = await reopen(f.repo);
     const [pack] = await packsOf(repo, 'data');
-    const e = pack.entries[0];
-    const sealed = await repo.backend.load({ type: 'data', name: pack.id }, { offset: e.offset, length: e.length });
-    const built = buildPack([{ type: 'data', id: e.id, sealed, rawLength: e.rawLength }], repo.crypto.metadata);
-    await repo.backend.save({ type: 'data', name: built.name }, built.bytes);
-    await repo.saveIndex([{ id: built.name, type: 'data', size: built.bytes.length, entries: built.entries }]);
+    assert.ok(pack.entries.length >= 3, 'the fixture pack holds three blobs or more');
+    const sorted = [...pack.entries].sort((a, b) => Buffer.compare(a.id, b.id));
+    /** Stores a second copy of `entries` in a pack of their own, indexed. */
+    const copy = async (entries: typeof pack.entries) => {
+      const blobs = [];
+      for (const e of entries) {
+        const sealed = await repo.backend.load({ type: 'data', name: pack.id }, { offset: e.offset, length: e.length });
+        blobs.push({ type: 'data' as const, id: e.id, sealed, rawLength: e.rawLength });
+      }
+      const built = buildPack(blobs, repo.crypto.metadata);
+      await repo.backend.save({ type: 'data', name: built.name }, built.bytes);
+      await repo.saveIndex([{ id: built.name, type: 'data', size: built.bytes.length, entries: built.entries }]);
+      return built.name;
+    };
+    const pair = await copy(sorted.slice(0, 2));
+    const single = await copy(sorted.slice(2, 3));
     const result = await run(f, { readData: true });
-    assert.deepEqual(result.issues.map((i) => i.kind), ['duplicate-blob']);
+    assert.deepEqual(result.issues.map((i) => i.kind), ['duplicate-blob', 'duplicate-blob']);
     assert.equal(result.errors, 0);
-    assert.equal(result.issues[0].severity, 'warning');
-    assert.equal(result.issues[0].blob, toHex(e.id));
-    assert.match(result.issues[0].message, new RegExp(`^data blob ${toHex(e.id).slice(0, 8)}: stored in 2 packs \\((${pack.id.slice(0, 8)}|${built.name.slice(0, 8)}), .*\`coffer prune --max-unused 0\` removes`));
-    // As the warning says: a prune allowing no unused space removes the extra copy.
+    assert.ok(result.issues.every((i) => i.severity === 'warning'));
+    const packs = (other: string) => `\\((${pack.id.slice(0, 8)}, ${other.slice(0, 8)}|${other.slice(0, 8)}, ${pack.id.slice(0, 8)})\\)`;
+    const bytes = (entries: typeof pack.entries) => entries.reduce((sum, e) => sum + e.length, 0);
+    const [two, one] = result.issues[0].blobs ? result.issues : [result.issues[1], result.issues[0]];
+    assert.equal(two.blob, toHex(sorted[0].id));
+    assert.deepEqual(two.blobs, sorted.slice(0, 2).map((e) => toHex(e.id)));
+    assert.match(two.message, new RegExp(`^data blobs ${toHex(sorted[0].id).slice(0, 8)} and 1 more: each stored in 2 packs ${packs(pair)}; the extra copies \\(${bytes(sorted.slice(0, 2))} bytes\\) are unused space, .*\`coffer prune --max-unused 0\` removes`));
+    assert.equal(one.blob, toHex(sorted[2].id));
+    assert.equal(one.blobs, undefined);
+    assert.match(one.message, new RegExp(`^data blob ${toHex(sorted[2].id).slice(0, 8)}: stored in 2 packs ${packs(single)}; the extra copies \\(${bytes(sorted.slice(2, 3))} bytes\\)`));
+    // As the warning says: a prune allowing no unused space removes the extra copies.
     const noUnused = { maxUnused: { kind: 'bytes', value: 0 } } as const;
     const pruned = await reopen(f.repo);
     await executePrune(pruned, await planPrune(pruned, noUnused), noUnused);

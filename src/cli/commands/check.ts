@@ -47,6 +47,7 @@ export function issueJson(i: CheckIssue): Record<string, unknown> {
     message: i.message,
     ...(i.pack ? { pack: i.pack } : {}),
     ...(i.blob ? { blob: i.blob, blob_type: i.blobType } : {}),
+    ...(i.blobs ? { blobs: i.blobs } : {}),
     ...(i.snapshot ? { snapshot: i.snapshot } : {}),
     ...(i.snapshots && i.snapshots.length > 1 ? { snapshots: i.snapshots } : {}),
     ...(i.index ? { index: i.index } : {}),
