@@ -24,7 +24,7 @@ import { availableParallelism } from 'node:os';
 import { fileTypes, filePath, isValidName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
 import { AppError, CancelledError, isStorageFailure, UsageError } from '../errors/index.ts';
-import { fromHex, isSafeName, mapLimit, nodeName, shortId, storageName, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { fromHex, isSafeName, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import {
   BlobIndex,
@@ -33,8 +33,6 @@ import {
   describe,
   headerEntrySize,
   openBlob,
-  parseKeyFile,
-  readKeyInfo,
   type BlobLocation,
   type BlobType,
   type Repository,
@@ -276,25 +274,14 @@ class Checker {
     for await (const info of this.#backend.list('key')) keys.push(info);
     keys.sort((a, b) => (a.name < b.name ? -1 : 1));
     this.#keysChecked = keys.length;
-    const problems = await mapLimit(keys, this.#backend.connections, async ({ name, size }) => {
+    const problems = await mapLimit(keys, this.#backend.connections, async (file) => {
       this.#throwIfAborted();
-      const what = `key ${shortId(name)}`;
       try {
-        // A ranged load, so that a verifying backend leaves the hash to this check, which says more.
-        const bytes = await this.#backend.load({ type: 'key', name }, { offset: 0, length: size });
-        const hash = storageName(bytes);
-        if (hash !== name) return `content does not match its name (its SHA-256 is ${shortId(hash)}…)`;
-        const file = parseKeyFile(bytes, what);
-        try {
-          readKeyInfo(file, this.#repo.crypto.metadata, what);
-        } catch (err) {
-          if (err instanceof CancelledError) throw err;
-          return `its info does not open with this repository's keys (${reasonOf(err, what)}): a key of another repository`;
-        }
-        return undefined;
+        const key = await this.#repo.readKey(file);
+        return key.damaged && reasonOf(key.damaged, `keys/${shortId(file.name)}`);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        return reasonOf(err, what);
+        return reasonOf(err, `keys/${shortId(file.name)}`);
       }
     });
     problems.forEach((reason, i) => {

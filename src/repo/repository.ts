@@ -2,7 +2,7 @@
  * An open repository: its backend, config and keys. The only place that knows how structured files are
  * encrypted and named (docs/design.md).
  */
-import { staleTemporaryFileAgeMs, typeFolder, type Backend, type FileType, type Handle } from '../backend/backend.ts';
+import { staleTemporaryFileAgeMs, typeFolder, type Backend, type FileInfo, type FileType, type Handle } from '../backend/backend.ts';
 import { isCacheAware } from '../backend/cache.ts';
 import { damagedFileHint } from '../backend/verify.ts';
 import { deriveKeySet, makeCrypto, newMasterSecret, type Crypto, type KdfParams, kdfParamsForNewKey, AeadKey, defaultAeadAlgorithm } from '../crypto/index.ts';
@@ -337,20 +337,47 @@ export class Repository {
 
   /** Every key file, oldest first; those that cannot be read last, marked `damaged` (they can still be removed). */
   async listKeys(): Promise<KeyListing[]> {
-    const out: KeyListing[] = [];
-    for await (const { name } of this.backend.list('key')) {
-      const what = `keys/${shortId(name)}`;
+    const files: FileInfo[] = [];
+    for await (const file of this.backend.list('key')) files.push(file);
+    const read = await mapLimit(files, this.backend.connections, async (file) => {
       try {
-        const file = parseKeyFile(await this.backend.load({ type: 'key', name }), what);
-        out.push({ name, current: name === this.keyName, info: readKeyInfo(file, this.crypto.metadata, what), kdf: file.kdf });
+        return await this.readKey(file);
       } catch (err) {
-        if (err instanceof NotFoundError) continue;
-        if (!(err instanceof IntegrityError)) throw err;
-        out.push({ name, current: false, damaged: err });
+        if (err instanceof NotFoundError) return undefined;
+        throw err;
       }
-    }
+    });
+    const out = read.filter((k) => k !== undefined);
     const created = (k: KeyListing) => (k.damaged ? '\uffff' : k.info.created);
     return out.sort((a, b) => created(a).localeCompare(created(b)) || a.name.localeCompare(b.name));
+  }
+
+  /**
+   * Reads one key file (of the size listed) and opens its info with this repository's keys; a file that
+   * cannot be read as a key of this repository comes back `damaged`, saying why. Throws NotFoundError
+   * and storage errors.
+   */
+  async readKey({ name, size }: FileInfo): Promise<KeyListing> {
+    const what = `keys/${shortId(name)}`;
+    try {
+      // A ranged load, so that a verifying backend leaves the hash to this check, which says more.
+      const bytes = await this.backend.load({ type: 'key', name }, { offset: 0, length: size });
+      const hash = storageName(bytes);
+      if (hash !== name) throw new IntegrityError(`${what}: content does not match its name (its SHA-256 is ${shortId(hash)}…)`);
+      const file = parseKeyFile(bytes, what);
+      let info: KeyInfo;
+      try {
+        info = readKeyInfo(file, this.crypto.metadata, what);
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        const reason = err.message.startsWith(`${what}: `) ? err.message.slice(what.length + 2) : err.message;
+        throw new IntegrityError(`${what}: its info does not open with this repository's keys (${reason}): a key of another repository`, { cause: err });
+      }
+      return { name, current: name === this.keyName, info, kdf: file.kdf };
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err;
+      return { name, current: false, damaged: err };
+    }
   }
 
   /** Adds a key file for another password; returns its name. Run under an exclusive lock. */

@@ -261,7 +261,7 @@ describe('key', () => {
     assertOk(table);
     assert.match(table.stdout, new RegExp(`^!\\s+${first.id.slice(0, 8)}\\s+damaged: cannot be read$`, 'm'));
     assert.match(table.stdout, /^\*\s+[0-9a-f]{8}\s+.*argon2id/m);
-    assert.match(table.stderr, new RegExp(`^warning: .*keys/${first.id}: content does not match its name; .*\`coffer key remove ${first.id.slice(0, 8)}\`$`, 'm'));
+    assert.match(table.stderr, new RegExp(`^warning: keys/${first.id.slice(0, 8)}: content does not match its name \\(its SHA-256 is [0-9a-f]{8}…\\); .*\`coffer key remove ${first.id.slice(0, 8)}\`$`, 'm'));
     const json = await keyList(repo, 'pw two');
     assert.deepEqual(
       json.map((k) => ({ id: k.id, damaged: (k as { damaged?: boolean }).damaged === true })),
