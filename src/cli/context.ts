@@ -172,7 +172,7 @@ export class CliContext {
   }
 
   async password(purpose: 'open' | 'new', stdinBusy = false): Promise<Uint8Array> {
-    return readPassword({ ...this.options, stdinBusy }, this.io.env, purpose);
+    return readPassword({ ...this.options, stdinBusy, signal: this.signal }, this.io.env, purpose);
   }
 
   /**

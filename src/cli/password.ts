@@ -3,7 +3,7 @@
  * --password-command / COFFER_PASSWORD_COMMAND, COFFER_PASSWORD, then a no-echo prompt on a terminal
  * (asked twice for a new password), else the first line of standard input.
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { CancelledError, UsageError, fileErrorText } from '../errors/index.ts';
 
@@ -12,6 +12,8 @@ export interface PasswordSources {
   passwordCommand?: string;
   /** True when stdin carries data (backup --stdin) and must not be read for a password. */
   stdinBusy?: boolean;
+  /** Ctrl-C: stops a password command that is still running. */
+  signal?: AbortSignal;
 }
 
 export async function readPassword(sources: PasswordSources, env: NodeJS.ProcessEnv, purpose: 'open' | 'new'): Promise<Uint8Array> {
@@ -25,7 +27,7 @@ export async function readPassword(sources: PasswordSources, env: NodeJS.Process
   let password: string | undefined;
   // commander fills passwordFile from COFFER_PASSWORD_FILE too, so either may have named the file.
   if (file) password = fromFile(file, '--password-file or COFFER_PASSWORD_FILE');
-  else if (command) password = fromCommand(command);
+  else if (command) password = await fromCommand(command, sources.signal);
   else if (env.COFFER_PASSWORD !== undefined) password = env.COFFER_PASSWORD;
   else if (process.stdin.isTTY) password = await prompt(purpose);
   else if (!sources.stdinBusy) {
@@ -71,12 +73,20 @@ function fromFile(path: string, source: string): string {
   }
 }
 
-function fromCommand(command: string): string {
-  try {
-    return firstLine(execFileSync('/bin/sh', ['-c', command], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
-  } catch {
-    throw new UsageError(`password command failed: ${command}`, { hint: 'run the command by hand to see why' });
-  }
+/** The first line the command prints; its errors go to our stderr, and Ctrl-C stops it. */
+function fromCommand(command: string, signal: AbortSignal | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'], signal });
+    const output: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+    const failed = () => {
+      // Ctrl-C on a terminal reaches the command too, which may end before this process sees the signal.
+      if (signal?.aborted || child.signalCode === 'SIGINT') reject(new CancelledError());
+      else reject(new UsageError(`password command failed: ${command}`, { hint: 'run the command by hand to see why' }));
+    };
+    child.on('error', failed);
+    child.on('close', (code) => (code === 0 ? resolve(firstLine(Buffer.concat(output).toString('utf8'))) : failed()));
+  });
 }
 
 function firstLine(text: string): string {

@@ -4,10 +4,11 @@
  * `unlock` say when a live-looking lock becomes stale and name --remove-all; the password sources.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
+import { assertOk, cofferBin, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv, type RunOptions, type RunResult } from '../support/cli.ts';
 import { writeLock } from '../support/repo-inspect.ts';
 
 after(removeTempDirs);
@@ -132,6 +133,23 @@ describe('password sources', () => {
     assert.match(r.stderr, /^error: --password-file and --password-command are mutually exclusive\nhint: /);
     const env = await coffer(['snapshots'], repo, null, { env: { COFFER_PASSWORD_FILE: path.join(dir, 'b'), COFFER_PASSWORD_COMMAND: 'echo x' } });
     assert.equal(env.code, 2, env.stderr);
+  });
+
+  it('Ctrl-C while a --password-command runs stops it and exits 130 at once', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['init'], repo));
+    const child = spawn(process.execPath, [cofferBin, '--password-command', 'echo asking >&2; exec sleep 60', 'snapshots'], {
+      env: testEnv({ COFFER_REPOSITORY: repo, COFFER_PASSWORD: undefined }),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()).includes('asking') && resolve()));
+    const sent = Date.now();
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.ok(Date.now() - sent < 30_000, 'it did not wait for the command to end');
+    assert.match(stderr, /^error: interrupted$/m);
   });
 
   it('no password source and nothing on standard input: says no password was given and names the sources', async () => {
