@@ -19,9 +19,16 @@ export function reportError(err: unknown, verbose: boolean): ErrorReport {
   // Messages quote paths and other input: each stays one line, without control characters (displayMessage).
   const lines = [`error: ${displayMessage(e.message)}`];
   if (e.hint) lines.push(`hint: ${displayMessage(e.hint)}`);
-  if (verbose || e instanceof BugError) {
-    const cause = e instanceof BugError && e.cause instanceof Error ? e.cause : e;
+  if (e instanceof BugError) {
+    const cause = e.cause instanceof Error ? e.cause : e;
     if (cause.stack) lines.push(stackLines(cause.stack, `${cause.name}: ${cause.message}`));
+  } else if (verbose) {
+    // What lies under an error a user can meet (the storage's own answer, an errno) helps; a stack does not.
+    for (let cause = e.cause, depth = 0; cause !== undefined && depth < 5; cause = (cause as Error).cause, depth++) {
+      const text = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
+      lines.push(`cause: ${displayMessage(text)}`);
+      if (!(cause instanceof Error)) break;
+    }
   }
   return {
     exitCode: e.exitCode,
@@ -36,13 +43,15 @@ function stackLines(stack: string, head: string): string {
   return [...first, ...(frames === '' ? [] : frames.split('\n'))].map(displayMessage).join('\n');
 }
 
-/** The exit statuses, for `--help`. */
-export const exitStatusHelp = `Exit status:
+/** The exit statuses, for `--help` of `command` (of the program when undefined): 3 is backup's alone. */
+export function exitStatusHelp(command?: string): string {
+  const partial = command === undefined || command === 'backup';
+  return `Exit status:
   ${ExitCode.ok}    success
   ${ExitCode.failure}    failure (integrity problem, storage error, …)
   ${ExitCode.usage}    usage error (bad flag or argument)
-  ${ExitCode.partialBackup}    backup saved, but some source files could not be read
-  ${ExitCode.repoNotFound}   repository does not exist
+${partial ? `  ${ExitCode.partialBackup}    backup saved, but some source files could not be read\n` : ''}  ${ExitCode.repoNotFound}   repository does not exist
   ${ExitCode.repoLocked}   repository is locked by another process
   ${ExitCode.wrongPassword}   wrong password
   ${ExitCode.interrupted}  interrupted`;
+}

@@ -25,7 +25,7 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--no-cache', 'do not use a local metadata cache')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
     .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
-    .addHelpText('after', `\n${exitStatusHelp}`)
+    .addHelpText('after', `\n${exitStatusHelp()}`)
     .showSuggestionAfterError(true)
     .exitOverride()
     .configureOutput({
@@ -42,7 +42,7 @@ export function buildProgram(ctx: CliContext): Command {
     checkNoLock(ctx, action);
   });
   for (const register of commands) register(program, ctx);
-  for (const command of program.commands) command.exitOverride().addHelpText('after', `\n${exitStatusHelp}`);
+  for (const command of program.commands) command.exitOverride().addHelpText('after', `\n${exitStatusHelp(command.name())}`);
   return program;
 }
 

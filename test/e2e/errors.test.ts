@@ -344,3 +344,19 @@ test('a cache folder that cannot be made: one warning in words naming it, and th
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, `warning: not using a local cache: ${blocker}: a file of that name is in the way\n`);
 });
+
+test('--help lists the exit statuses a command can give: 3 (some files unreadable) for backup alone', async () => {
+  const partial = /^ {2}3 {4}backup saved, but some source files could not be read$/m;
+  for (const args of [['--help'], ['backup', '--help']]) {
+    const r = await runCoffer(args);
+    assertOk(r, args.join(' '));
+    assert.match(r.stdout, /^Exit status:\n {2}0 {4}success$/m);
+    assert.match(r.stdout, partial, args.join(' '));
+  }
+  for (const command of ['restore', 'init', 'check', 'prune']) {
+    const r = await runCoffer([command, '--help']);
+    assertOk(r, command);
+    assert.match(r.stdout, /^ {2}12 {3}wrong password$/m);
+    assert.doesNotMatch(r.stdout, partial, command);
+  }
+});
