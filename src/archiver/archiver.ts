@@ -269,6 +269,7 @@ export class Archiver {
     };
     return {
       time: (o.time ?? start).toISOString(),
+      utcOffset: -(o.time ?? start).getTimezoneOffset(),
       tree: toHex(rootId),
       paths: o.stdin ? [`/${o.stdin.filename}`] : [...this.#paths],
       hostname: o.hostname ?? osHostname(),

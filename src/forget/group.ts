@@ -4,6 +4,11 @@ import { UsageError } from '../errors/errors.ts';
 export interface PolicySnapshot {
   readonly id: string;
   readonly time: Date;
+  /**
+   * Minutes east of UTC where the snapshot was taken: its calendar buckets (day, week, …) are those of
+   * that place, as in restic. Absent (older snapshots): the local time of the process running forget.
+   */
+  readonly utcOffset?: number;
   readonly hostname: string;
   readonly paths: readonly string[];
   readonly tags: readonly string[];

@@ -24,15 +24,21 @@ import {
 
 interface Snap extends PolicySnapshot {
   note?: string;
+  /** The offset the time was written with, in minutes east of UTC. */
+  writtenOffset?: number;
 }
 
-const snap = (id: string, iso: string, tags: string[] = []): Snap => ({
-  id,
-  time: new Date(iso),
-  hostname: 'h',
-  paths: ['/data'],
-  tags,
-});
+const snap = (id: string, iso: string, tags: string[] = []): Snap => {
+  const zone = /([+-])(\d\d):(\d\d)$/.exec(iso);
+  return {
+    id,
+    time: new Date(iso),
+    hostname: 'h',
+    paths: ['/data'],
+    tags,
+    ...(zone ? { writtenOffset: (zone[1] === '-' ? -1 : 1) * (Number(zone[2]) * 60 + Number(zone[3])) } : {}),
+  };
+};
 
 /*
  * ~21 months, irregular gaps, Europe/Berlin wall-clock times written with their offset (CET +01,
@@ -406,6 +412,17 @@ describe('in UTC the same instants fall into other buckets', () => {
     assert.deepEqual(keptIds({ monthly: 12 }), [
       'a47', 'a37', 'a34', 'a31', 'a25', 'a24', 'a21', 'a19', 'a18', 'a15', 'a14', 'a12',
     ]);
+  });
+
+  test('snapshots that carry their offset (taken in Berlin) keep their Berlin buckets here, as in restic', () => {
+    const zoned = fixture.map((s) => ({ ...s, utcOffset: s.writtenOffset }));
+    assert.deepEqual(keptIds({ yearly: 2 }, zoned), ['a47', 'a30']);
+    // The results the tests above give in Berlin time.
+    assert.deepEqual(keptIds({ monthly: 12 }, zoned), [
+      'a47', 'a37', 'a34', 'a30', 'a25', 'a24', 'a20', 'a19', 'a18', 'a15', 'a14', 'a12',
+    ]);
+    assert.deepEqual(ids(run({ hourly: UNLIMITED }, zoned).remove), ['a48', 'a41', 'a40', 'a23', 'a16', 'a06']);
+    assert.deepEqual(keptIds({ weekly: 5 }, zoned), ['a47', 'a46', 'a38', 'a36', 'a35']);
   });
 });
 

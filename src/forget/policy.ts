@@ -193,25 +193,27 @@ export function describePolicy(p: Policy): string {
 // Buckets
 // ---------------------------------------------------------------------------------------------
 
-/** Maps a snapshot (its local time, its position newest-first) to its bucket number for one rule. */
-type Bucketer = (t: Date, nr: number) => number;
+/**
+ * Maps a snapshot (its wall-clock time where it was taken, as the UTC fields of a Date; its position
+ * newest-first) to its bucket number for one rule.
+ */
+type Bucketer = (wall: Date, nr: number) => number;
 
 const always: Bucketer = (_t, nr) => nr;
 const hourBucket: Bucketer = (t) =>
-  t.getFullYear() * 1_000_000 + (t.getMonth() + 1) * 10_000 + t.getDate() * 100 + t.getHours();
-const dayBucket: Bucketer = (t) => t.getFullYear() * 10_000 + (t.getMonth() + 1) * 100 + t.getDate();
+  t.getUTCFullYear() * 1_000_000 + (t.getUTCMonth() + 1) * 10_000 + t.getUTCDate() * 100 + t.getUTCHours();
+const dayBucket: Bucketer = (t) => t.getUTCFullYear() * 10_000 + (t.getUTCMonth() + 1) * 100 + t.getUTCDate();
 const weekBucket: Bucketer = (t) => {
   const { year, week } = isoWeek(t);
   return year * 100 + week;
 };
-const monthBucket: Bucketer = (t) => t.getFullYear() * 100 + (t.getMonth() + 1);
-const yearBucket: Bucketer = (t) => t.getFullYear();
+const monthBucket: Bucketer = (t) => t.getUTCFullYear() * 100 + (t.getUTCMonth() + 1);
+const yearBucket: Bucketer = (t) => t.getUTCFullYear();
 
-/** ISO 8601 year and week of `t`'s local date (Go's `Time.ISOWeek`). */
-export function isoWeek(t: Date): { year: number; week: number } {
-  // Work on the local calendar date as a UTC date, free of DST.
+/** ISO 8601 year and week of the date in `wall`'s UTC fields (Go's `Time.ISOWeek`). */
+export function isoWeek(wall: Date): { year: number; week: number } {
   const d = new Date(0);
-  d.setUTCFullYear(t.getFullYear(), t.getMonth(), t.getDate());
+  d.setUTCFullYear(wall.getUTCFullYear(), wall.getUTCMonth(), wall.getUTCDate());
   const weekday = (d.getUTCDay() + 6) % 7; // Monday = 0
   // The ISO year of a week is the year of its Thursday.
   d.setUTCDate(d.getUTCDate() - weekday + 3);
@@ -220,6 +222,16 @@ export function isoWeek(t: Date): { year: number; week: number } {
   jan1.setUTCFullYear(year, 0, 1);
   const week = Math.floor((d.getTime() - jan1.getTime()) / 86_400_000 / 7) + 1;
   return { year, week };
+}
+
+/** Minutes east of UTC for `sn`: its own offset, or this process's local one at its time. */
+function offsetOf(sn: PolicySnapshot): number {
+  return sn.utcOffset ?? -sn.time.getTimezoneOffset();
+}
+
+/** The snapshot's wall-clock time where it was taken, in the UTC fields of the result. */
+export function wallClock(sn: PolicySnapshot): Date {
+  return new Date(sn.time.getTime() + offsetOf(sn) * 60_000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,13 +258,24 @@ function hasTags(sn: PolicySnapshot, l: readonly string[]): boolean {
  * (restic's `findLatestTimestamp`). `undefined` when every snapshot is in the future; restic then
  * counts back from Go's zero time (year 1, UTC), i.e. every snapshot is within.
  */
-function latestTimestamp(list: readonly PolicySnapshot[], now: number): Date | undefined {
-  let latest: Date | undefined;
+function latestSnapshot(list: readonly PolicySnapshot[], now: number): PolicySnapshot | undefined {
+  let latest: PolicySnapshot | undefined;
   for (const sn of list) {
     const t = sn.time.getTime();
-    if (t < now && (latest === undefined || t > latest.getTime())) latest = sn.time;
+    if (t < now && (latest === undefined || t > latest.time.getTime())) latest = sn;
   }
   return latest;
+}
+
+/**
+ * The `within` threshold counted back from `latest`: on its wall clock in its own fixed offset (as Go
+ * does for a time read with an offset), or in local time with its DST rules for a snapshot without one.
+ */
+function thresholdFrom(latest: PolicySnapshot | undefined, d: Duration): number {
+  if (latest === undefined) return subtractDuration(GO_ZERO_TIME, d, true);
+  if (latest.utcOffset === undefined) return subtractDuration(latest.time, d);
+  const offsetMs = latest.utcOffset * 60_000;
+  return subtractDuration(new Date(latest.time.getTime() + offsetMs), d, true) - offsetMs;
 }
 
 const GO_ZERO_TIME = (() => {
@@ -268,7 +291,8 @@ const GO_ZERO_TIME = (() => {
  * - Snapshots are walked newest first (equal times: by id).
  * - `keepTags`: kept if it has all tags of any list (`has tags [a, b]`).
  * - `within`: kept if newer than the reference time (`within 2d`), see {@link subtractDuration}.
- * - Each count rule keeps a snapshot whose bucket (hour, day, ISO week, month, year in local time;
+ * - Each count rule keeps a snapshot whose bucket (hour, day, ISO week, month, year on the wall clock
+ *   where it was taken, see {@link PolicySnapshot.utcOffset};
  *   `last`: every snapshot its own bucket) differs from the bucket of the last snapshot this rule
  *   kept, while its count lasts (`daily snapshot`). Since restic 0.16.0 a rule whose count is not
  *   used up when the walk reaches the oldest snapshot also keeps that one, even in an already kept
@@ -303,9 +327,8 @@ export function applyPolicyToList<T extends PolicySnapshot>(
   ].map((r) => ({ ...r, last: undefined as number | undefined }));
 
   const now = (options.now ?? new Date()).getTime();
-  const latest = latestTimestamp(list, now);
-  const thresholdFor = (d: Duration): number =>
-    latest === undefined ? subtractDuration(GO_ZERO_TIME, d, true) : subtractDuration(latest, d);
+  const latest = latestSnapshot(list, now);
+  const thresholdFor = (d: Duration): number => thresholdFrom(latest, d);
 
   const within = isZeroDuration(policy.within) ? undefined : policy.within!;
   const withinThreshold = within === undefined ? 0 : thresholdFor(within);
@@ -331,6 +354,7 @@ export function applyPolicyToList<T extends PolicySnapshot>(
   list.forEach((sn, nr) => {
     const matches: string[] = [];
     const t = sn.time.getTime();
+    const wall = wallClock(sn);
 
     // Tags are not counted.
     for (const l of policy.keepTags ?? []) {
@@ -341,7 +365,7 @@ export function applyPolicyToList<T extends PolicySnapshot>(
 
     for (const rule of counted) {
       if (rule.count === 0) continue;
-      const val = rule.bucket(sn.time, nr);
+      const val = rule.bucket(wall, nr);
       // The oldest snapshot is kept too while counts are left: it maximises the history kept.
       if (val !== rule.last || nr === oldest) {
         matches.push(val === rule.last ? `oldest ${rule.reason}` : rule.reason);
@@ -352,7 +376,7 @@ export function applyPolicyToList<T extends PolicySnapshot>(
 
     for (const rule of bucketedWithin) {
       if (!(t > rule.threshold)) continue;
-      const val = rule.bucket(sn.time, nr);
+      const val = rule.bucket(wall, nr);
       if (val !== rule.last || nr === oldest) {
         matches.push(val === rule.last ? `oldest ${rule.reason}` : rule.reason);
         rule.last = val;

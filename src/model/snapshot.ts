@@ -24,6 +24,11 @@ export interface SnapshotSummary {
 export interface Snapshot {
   /** RFC 3339 with milliseconds, UTC. */
   readonly time: string;
+  /**
+   * Minutes east of UTC where the snapshot was taken (the backup's local offset at `time`): forget's
+   * days, weeks and months are those of that place, as in restic. Absent in snapshots of older versions.
+   */
+  readonly utcOffset?: number;
   readonly tree: Id;
   readonly paths: readonly string[];
   readonly hostname: string;

@@ -15,6 +15,9 @@ import {
 
 export const snapshotVersion = 1;
 
+/** The largest UTC offset a snapshot may record, in minutes. */
+const maxUtcOffset = 24 * 60;
+
 const summaryFields: Array<keyof SnapshotSummary> = [
   'filesNew', 'filesChanged', 'filesUnmodified', 'dirsNew', 'dirsChanged', 'dirsUnmodified', 'dataBlobs', 'treeBlobs',
   'dataAdded', 'dataAddedPacked', 'totalFilesProcessed', 'totalBytesProcessed', 'errors',
@@ -24,6 +27,7 @@ export function encodeSnapshot(s: Snapshot): unknown {
   return {
     version: snapshotVersion,
     time: s.time,
+    ...(s.utcOffset !== undefined ? { utcOffset: s.utcOffset } : {}),
     tree: fromHex(s.tree),
     paths: [...s.paths],
     hostname: s.hostname,
@@ -43,6 +47,8 @@ export function decodeSnapshot(value: unknown, what: string): Snapshot {
   if (o.version !== snapshotVersion) throw new IntegrityError(`${what}: unknown snapshot version ${String(o.version)}`);
   const time = asString(o.time, `${what}: time`);
   if (Number.isNaN(Date.parse(time))) throw new IntegrityError(`${what}: time "${time}" is not a date`);
+  // Real offsets lie within ±14 h; a day either way still names a date next to the UTC one.
+  const utcOffset = o.utcOffset === undefined ? undefined : asInteger(o.utcOffset, `${what}: utcOffset`, -maxUtcOffset, maxUtcOffset);
   let summary: SnapshotSummary | undefined;
   if (o.summary !== undefined) {
     const so = asObject(o.summary, `${what}: summary`);
@@ -55,6 +61,7 @@ export function decodeSnapshot(value: unknown, what: string): Snapshot {
   }
   return {
     time,
+    ...(utcOffset !== undefined ? { utcOffset } : {}),
     tree: toHex(asBytes(o.tree, `${what}: tree`, 32)),
     paths: asStringArray(o.paths, `${what}: paths`),
     hostname: asString(o.hostname, `${what}: hostname`),

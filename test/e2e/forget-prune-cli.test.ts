@@ -250,6 +250,31 @@ describe('forget (binary, fixed snapshot times)', { concurrency: 4 }, () => {
   });
 });
 
+describe('forget: calendar buckets of the place a snapshot was taken', () => {
+  it('backups taken in Berlin keep their Berlin months when forget runs in UTC, as in restic', async () => {
+    const repo = await makeRepoDir();
+    const src = await makeTempDir('coffer-forget-tz-');
+    await writeFile(path.join(src, 'f'), 'hi\n');
+    assertOk(await coffer(['init'], repo));
+    const berlin = { env: { TZ: 'Europe/Berlin' } };
+    // The third is 00:30 on March 1 in Berlin but still February 28 in UTC.
+    const times = ['2025-02-27 10:00:00', '2025-02-28 10:00:00', '2025-03-01 00:30:00', '2025-03-30 03:30:00'];
+    const taken: string[] = [];
+    for (const time of times) {
+      const r = await coffer(['--json', 'backup', '-q', '--host', 'h', '--time', time, src], repo, berlin);
+      assertOk(r);
+      taken.push((jsonLines(r.stdout).at(-1) as { snapshot_id: string }).snapshot_id);
+    }
+    for (const env of [{}, berlin]) {
+      const r = await coffer(['--json', 'forget', '--dry-run', '--keep-monthly', '2'], repo, env);
+      assertOk(r);
+      const [group] = JSON.parse(r.stdout) as Array<{ keep: Array<{ id: string }> }>;
+      // March: the newest is March 30; February: February 28, 10:00 (March 1 belongs to March).
+      assert.deepEqual(group.keep.map((s) => s.id), [taken[3], taken[1]]);
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // prune
 // ---------------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ export function policyFromFlags(flags: ForgetFlags): Policy {
 type Candidate = PolicySnapshot & { readonly stored: StoredSnapshot };
 
 function candidate(s: StoredSnapshot): Candidate {
-  return { id: s.id, time: new Date(s.time), hostname: s.hostname, paths: s.paths, tags: s.tags, stored: s };
+  return { id: s.id, time: new Date(s.time), utcOffset: s.utcOffset, hostname: s.hostname, paths: s.paths, tags: s.tags, stored: s };
 }
 
 function filterIsEmpty(f: SnapshotFilter): boolean {
@@ -168,7 +168,14 @@ export function registerForget(program: Command, ctx: CliContext): void {
     .option('-c, --compact', 'use compact output format')
     .option('-g, --group-by <group>', 'group snapshots by host, paths and/or tags, separated by commas ("" for no grouping)', 'host,paths')
     .option('-n, --dry-run', 'print what would be removed, remove nothing')
-    .option('--prune', 'run prune afterwards (in the same lock) when snapshots were removed');
+    .option('--prune', 'run prune afterwards (in the same lock) when snapshots were removed')
+    .addHelpText(
+      'after',
+      `
+Hours, days, weeks (ISO), months and years are those of the place each snapshot was taken (older
+snapshots without that offset: of this machine). When a group has fewer snapshots than a --keep-* count
+or --keep-within-* duration could keep, its oldest snapshot is kept too (as in restic 0.16 and later).`,
+    );
   addPruneOptions(command).action(async (specs: string[], flags: ForgetFlags) => {
     const policy = policyFromFlags(flags);
     const groupBy = flags.groupBy === undefined ? DEFAULT_GROUP_BY : parseGroupBy(flags.groupBy);
