@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { deriveKeySet, makeCrypto, newMasterSecret } from '../crypto/index.ts';
 import { toHex } from '../model/index.ts';
+import { UsageError } from '../errors/index.ts';
 import { buildPack, sealBlob } from '../repo/index.ts';
 import { bucketOf, parseReadDataSubset, selectPacks } from './checker.ts';
 import { issue, severityOf } from './issues.ts';
@@ -30,8 +31,12 @@ test('parseReadDataSubset reads n/m, x% and sizes, and refuses the rest', () => 
   assert.deepEqual(parseReadDataSubset('12.5%'), { kind: 'percent', percent: 12.5 });
   assert.deepEqual(parseReadDataSubset('2G'), { kind: 'size', bytes: 2 * 1024 ** 3 });
   assert.deepEqual(parseReadDataSubset('100KiB'), { kind: 'size', bytes: 100 * 1024 });
-  assert.deepEqual(parseReadDataSubset('4096'), { kind: 'size', bytes: 4096 });
+  assert.deepEqual(parseReadDataSubset('4096B'), { kind: 'size', bytes: 4096 });
   for (const bad of ['0/1', '2/1', '1/0', '0%', '101%', 'x', '1/2/3', '-5M', '']) assert.throws(() => parseReadDataSubset(bad), /--read-data-subset/, bad);
+  // A bare number could mean a share or a size: refused, with both readings in the hint.
+  assert.throws(() => parseReadDataSubset('10'), (err: UsageError) => /"10" has no unit/.test(err.message) && /10%.*10M/.test(err.hint ?? ''));
+  assert.throws(() => parseReadDataSubset('1/4294967296'), /need 1 ≤ n ≤ m ≤ 4294967295/);
+  assert.deepEqual(parseReadDataSubset('1/4294967295'), { kind: 'bucket', n: 1, m: 4294967295 });
 });
 
 test('buckets split the id space into m equal ranges, in order', () => {
@@ -56,8 +61,11 @@ test('percent and size subsets are random, bounded, and in id order', () => {
   assert.equal(a.length, 5);
   assert.notDeepEqual(a, b);
   assert.deepEqual(a, [...a].sort((x, y) => (x.id < y.id ? -1 : 1)));
-  assert.equal(selectPacks(packs, { kind: 'size', bytes: 35 }, random).length, 3);
-  assert.equal(selectPacks(packs, { kind: 'size', bytes: 5 }, random).length, 0);
+  // Packs until the size is reached: the last may go past it, and a size below one pack still reads one.
+  assert.equal(selectPacks(packs, { kind: 'size', bytes: 35 }, random).length, 4);
+  assert.equal(selectPacks(packs, { kind: 'size', bytes: 30 }, random).length, 3);
+  assert.equal(selectPacks(packs, { kind: 'size', bytes: 5 }, random).length, 1);
+  assert.equal(selectPacks(packs, { kind: 'size', bytes: 10_000 }, random).length, 20);
   assert.equal(selectPacks([], { kind: 'percent', percent: 50 }).length, 0);
   assert.equal(selectPacks(packs, undefined).length, 20);
 });

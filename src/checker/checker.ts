@@ -110,7 +110,7 @@ export function parseReadDataSubset(text: string): ReadDataSubset {
     const n = Number(bucket[1]);
     const m = Number(bucket[2]);
     if (m < 1 || n < 1 || n > m || m > 0xffffffff) {
-      throw new UsageError(`--read-data-subset: "${text}": need 1 ≤ n ≤ m`, { hint: 'e.g. --read-data-subset 2/7 reads the second seventh of the packs' });
+      throw new UsageError(`--read-data-subset: "${text}": need 1 ≤ n ≤ m ≤ ${0xffffffff}`, { hint: 'e.g. --read-data-subset 2/7 reads the second seventh of the packs' });
     }
     return { kind: 'bucket', n, m };
   }
@@ -120,10 +120,14 @@ export function parseReadDataSubset(text: string): ReadDataSubset {
     if (!(p > 0 && p <= 100)) throw new UsageError(`--read-data-subset: "${text}": the percentage must be in (0, 100]`);
     return { kind: 'percent', percent: p };
   }
-  const size = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?$/i.exec(t);
+  // A bare number is refused, as in restic: `10` meant as 10% would read only a pack or so.
+  if (/^\d+(?:\.\d+)?$/.test(t)) {
+    throw new UsageError(`--read-data-subset: "${text}" has no unit`, { hint: `a share is ${t}%, a size ${t}M or ${t}G; n/m reads group n of m` });
+  }
+  const size = /^(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)$/i.exec(t);
   if (size) {
-    const unit = (size[2] ?? '').toLowerCase()[0] ?? '';
-    const factor = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[unit] ?? 1;
+    const unit = size[2].toLowerCase()[0];
+    const factor = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[unit] ?? 1;
     const bytes = Math.round(Number(size[1]) * factor);
     if (bytes <= 0) throw new UsageError(`--read-data-subset: "${text}": the size must be positive`);
     return { kind: 'size', bytes };
@@ -154,10 +158,11 @@ export function selectPacks<P extends { readonly id: Id; readonly size: number }
     const count = sorted.length === 0 ? 0 : Math.min(sorted.length, Math.max(1, Math.round((sorted.length * subset.percent) / 100)));
     chosen = shuffled.slice(0, count);
   } else {
+    // Packs until the size is reached, as restic does: at least one, and the last may go past it.
     chosen = [];
     let total = 0;
     for (const p of shuffled) {
-      if (total + p.size > subset.bytes) continue;
+      if (total >= subset.bytes) break;
       chosen.push(p);
       total += p.size;
     }

@@ -111,7 +111,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
   readsOnly(program.command('check'))
     .description('check the repository for errors; with --read-data, download and verify all data too')
     .option('--read-data', 'download every pack and verify every blob')
-    .option('--read-data-subset <subset>', 'verify a subset of the packs: n/m (group n of m), x% (random share) or a size like 500M')
+    .option('--read-data-subset <subset>', 'verify a subset of the packs: n/m (group n of m), x% (random share) or a size like 500M (random packs until it is reached)')
     .option('--with-cache', 'use the local cache (default: read everything from the repository)')
     .action(async (flags: CheckFlags) => {
       const subset = flags.readDataSubset !== undefined ? parseReadDataSubset(flags.readDataSubset) : undefined;
