@@ -14,6 +14,7 @@ import {
   groupSnapshots,
   parseGroupBy,
   type PolicySnapshot,
+  UNLIMITED,
 } from './index.ts';
 
 interface Snap extends PolicySnapshot {
@@ -151,7 +152,7 @@ describe('keys and JSON', () => {
     assert.equal(
       JSON.stringify(json[0]),
       '{"tags":null,"host":"alpha","paths":["/etc","/home"],"keep":[{"id":"g3","short_id":"g3"}],"remove":null,' +
-        '"reasons":[{"snapshot":{"id":"g3","short_id":"g3"},"matches":["last snapshot"]}]}',
+        '"reasons":[{"snapshot":{"id":"g3","short_id":"g3"},"matches":["last snapshot"],"counters":{}}]}',
     );
     assert.deepEqual(json[1].remove, [{ id: 'g1', short_id: 'g1' }]);
   });
@@ -164,9 +165,27 @@ describe('keys and JSON', () => {
       paths: null,
       keep: ['g4'],
       remove: ['g2'],
-      reasons: [{ snapshot: 'g4', matches: ['last snapshot'] }],
+      reasons: [{ snapshot: 'g4', matches: ['last snapshot'], counters: {} }],
     });
     assert.equal(json[2].tags, null);
+  });
+
+  test("reasons carry restic's counters: what is left of each count after the snapshot, used-up rules left out, unlimited -1", () => {
+    const one = [
+      { id: 'c4', time: new Date('2025-02-03T10:00:00Z'), hostname: 'h', paths: ['/x'], tags: [] },
+      { id: 'c3', time: new Date('2025-01-03T10:00:00Z'), hostname: 'h', paths: ['/x'], tags: [] },
+      { id: 'c2', time: new Date('2025-01-02T10:00:00Z'), hostname: 'h', paths: ['/x'], tags: [] },
+      { id: 'c1', time: new Date('2025-01-01T10:00:00Z'), hostname: 'h', paths: ['/x'], tags: [] },
+    ];
+    // c4 and c3 as restic 0.14's forget --json gives them; c1 by the oldest-snapshot rule of restic 0.16 on.
+    const [group] = forgetJson(applyPolicy(one, { last: 1, daily: 2, monthly: 3 }, { now: NOW }), (sn) => sn.id);
+    assert.deepEqual(group.reasons, [
+      { snapshot: 'c4', matches: ['last snapshot', 'daily snapshot', 'monthly snapshot'], counters: { daily: 1, monthly: 2 } },
+      { snapshot: 'c3', matches: ['daily snapshot', 'monthly snapshot'], counters: { monthly: 1 } },
+      { snapshot: 'c1', matches: ['oldest monthly snapshot'], counters: {} },
+    ]);
+    const [unlimited] = forgetJson(applyPolicy(one, { yearly: UNLIMITED }, { now: NOW }), (sn) => sn.id);
+    assert.deepEqual(unlimited.reasons![0].counters, { yearly: -1 });
   });
 
   test('a group with nothing kept has keep and reasons null', () => {

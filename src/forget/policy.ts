@@ -46,7 +46,14 @@ export interface Policy {
 export interface KeepReason<T> {
   readonly snapshot: T;
   readonly matches: string[];
+  /**
+   * What is left of each count once this snapshot is decided (restic's `counters`): rules used up, or
+   * never set, are absent; `unlimited` ones stay -1.
+   */
+  readonly counters: RuleCounters;
 }
+
+export type RuleCounters = Partial<Record<'last' | 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly', number>>;
 
 /** The decision for one group (or one list of snapshots). Every list is newest first. */
 export interface PolicyResult<T> {
@@ -317,14 +324,16 @@ export function applyPolicyToList<T extends PolicySnapshot>(
   const reasons: KeepReason<T>[] = [];
   if (list.length === 0) return { keep, remove, reasons };
 
-  const counted = [
-    { count: policy.last ?? 0, bucket: always, reason: 'last snapshot' },
-    { count: policy.hourly ?? 0, bucket: hourBucket, reason: 'hourly snapshot' },
-    { count: policy.daily ?? 0, bucket: dayBucket, reason: 'daily snapshot' },
-    { count: policy.weekly ?? 0, bucket: weekBucket, reason: 'weekly snapshot' },
-    { count: policy.monthly ?? 0, bucket: monthBucket, reason: 'monthly snapshot' },
-    { count: policy.yearly ?? 0, bucket: yearBucket, reason: 'yearly snapshot' },
-  ].map((r) => ({ ...r, last: undefined as number | undefined }));
+  const counted = (
+    [
+      ['last', policy.last, always],
+      ['hourly', policy.hourly, hourBucket],
+      ['daily', policy.daily, dayBucket],
+      ['weekly', policy.weekly, weekBucket],
+      ['monthly', policy.monthly, monthBucket],
+      ['yearly', policy.yearly, yearBucket],
+    ] as const
+  ).map(([name, count, bucket]) => ({ name, count: count ?? 0, bucket, reason: `${name} snapshot`, last: undefined as number | undefined }));
 
   const now = (options.now ?? new Date()).getTime();
   const latest = latestSnapshot(list, now);
@@ -385,7 +394,9 @@ export function applyPolicyToList<T extends PolicySnapshot>(
 
     if (matches.length > 0) {
       keep.push(sn);
-      reasons.push({ snapshot: sn, matches });
+      const counters: RuleCounters = {};
+      for (const rule of counted) if (rule.count !== 0) counters[rule.name] = rule.count;
+      reasons.push({ snapshot: sn, matches, counters });
     } else {
       remove.push(sn);
     }
@@ -453,7 +464,7 @@ export interface ForgetGroupJson<S> {
   paths: string[] | null;
   keep: S[] | null;
   remove: S[] | null;
-  reasons: { snapshot: S; matches: string[] }[] | null;
+  reasons: { snapshot: S; matches: string[]; counters: RuleCounters }[] | null;
 }
 
 /**
@@ -469,7 +480,7 @@ export function forgetJson<T, S>(groups: readonly GroupResult<T>[], serialize: (
     paths: g.key.paths === undefined ? null : [...g.key.paths],
     keep: orNull(g.keep.map(serialize)),
     remove: orNull(g.remove.map(serialize)),
-    reasons: orNull(g.reasons.map((r) => ({ snapshot: serialize(r.snapshot), matches: [...r.matches] }))),
+    reasons: orNull(g.reasons.map((r) => ({ snapshot: serialize(r.snapshot), matches: [...r.matches], counters: { ...r.counters } }))),
   }));
 }
 
