@@ -35,6 +35,7 @@ import {
 } from '../repo/index.ts';
 import { isExcluded, type ExcludeRule } from './exclude.ts';
 import { SealPool } from './seal-pool.ts';
+import { SourceDevices, type DeviceBounds } from './devices.ts';
 import { groupName, userName } from './owners.ts';
 import { readXattrs } from '../xattr/index.ts';
 
@@ -53,6 +54,7 @@ export interface BackupOptions {
   readonly excludePatterns?: readonly string[];
   readonly excludeIfPresent?: readonly string[];
   readonly excludeLargerThan?: number;
+  /** Stay on the file systems of the source paths (restic's rule: see SourceDevices). */
   readonly oneFileSystem?: boolean;
   /**
    * Store each entry's access time. Without it a node's atime is its mtime, as in restic: atimes change with
@@ -183,6 +185,8 @@ export class Archiver {
   #sourcesSaved = 0;
   /** The source paths that exist. */
   #paths: readonly string[] = [];
+  /** With --one-file-system: the devices of the source paths. */
+  #sourceDevices: SourceDevices | undefined;
   #parent: StoredSnapshot | undefined;
   readonly stats: BackupStats = {
     filesDone: 0, dirsDone: 0, bytesDone: 0, filesTotal: 0, bytesTotal: 0, scanDone: false, filesNew: 0,
@@ -199,6 +203,7 @@ export class Archiver {
     const repo = this.#repo;
     this.#index = await repo.index();
     this.#paths = this.#options.stdin ? [] : this.#existingSources();
+    if (this.#options.oneFileSystem) this.#noteSourceDevices();
     this.#parent = this.#options.parent ?? this.#options.findParent?.(this.#paths);
     const saved = (pack: PackRecord) => this.#packSaved(pack);
     const discard = this.#options.dryRun === true;
@@ -392,6 +397,17 @@ export class Archiver {
     });
   }
 
+  #noteSourceDevices(): void {
+    this.#sourceDevices = new SourceDevices();
+    for (const path of this.#paths) {
+      try {
+        this.#sourceDevices.add(Buffer.from(path).toString('latin1'), Number(lstatSync(path, { bigint: true }).dev));
+      } catch {
+        // reported when the walk reaches it
+      }
+    }
+  }
+
   async #saveRoots(): Promise<TreeNode[]> {
     // Sources become a tree from the filesystem root down, as restic does: /home/a/docs → home/a/docs.
     const paths = [...this.#paths].sort();
@@ -494,7 +510,7 @@ export class Archiver {
   }
 
   /** Saves one filesystem entry; returns its node, or undefined when it is excluded or unreadable. */
-  async #saveEntry(path: SourcePath, parentNode: TreeNode | undefined, rootDevice?: number): Promise<TreeNode | undefined> {
+  async #saveEntry(path: SourcePath, parentNode: TreeNode | undefined, bounds?: DeviceBounds): Promise<TreeNode | undefined> {
     throwIfAborted(this.#options.signal);
     const o = this.#options;
     if (o.excludes && isExcluded(o.excludes, path.text)) return undefined;
@@ -510,12 +526,19 @@ export class Archiver {
     const type = nodeTypeOf(st);
     if (type === undefined) return undefined;
     const name = Buffer.from(path.bytes.subarray(path.bytes.lastIndexOf(0x2f) + 1));
+    let childBounds: DeviceBounds | undefined;
+    if (this.#sourceDevices) {
+      const verdict = this.#sourceDevices.judge(path.bytes.toString('latin1'), Number(st.dev), type === 'dir', bounds);
+      if (verdict.action === 'skip') return undefined;
+      if (verdict.action === 'mount-point') return this.#node(name, 'dir', st, { subtree: await this.#saveTree([]) });
+      childBounds = verdict.bounds;
+    }
     if (type === 'file' && o.excludeLargerThan !== undefined && Number(st.size) > o.excludeLargerThan) return undefined;
     const xattrs = type === 'symlink' ? [] : readXattrs(path.bytes);
     const extra: Partial<TreeNode> = xattrs.length > 0 ? { xattrs } : {};
     switch (type) {
       case 'dir':
-        return this.#saveDir(path, name, st, parentNode, rootDevice ?? Number(st.dev), extra);
+        return this.#saveDir(path, name, st, parentNode, childBounds, extra);
       case 'file':
         return this.#saveFile(path, name, st, parentNode, extra);
       case 'symlink': {
@@ -532,7 +555,7 @@ export class Archiver {
     }
   }
 
-  async #saveDir(path: SourcePath, name: Buffer, st: BigIntStats, parentNode: TreeNode | undefined, rootDevice: number, extra: Partial<TreeNode>): Promise<TreeNode | undefined> {
+  async #saveDir(path: SourcePath, name: Buffer, st: BigIntStats, parentNode: TreeNode | undefined, bounds: DeviceBounds | undefined, extra: Partial<TreeNode>): Promise<TreeNode | undefined> {
     const o = this.#options;
     let entries: Array<{ name: Buffer; isDirectory(): boolean }>;
     try {
@@ -553,15 +576,7 @@ export class Archiver {
       const child = join(path, childName);
       const previous = parentChildren?.get(childName.toString('latin1'));
       const task = async () => {
-        if (o.oneFileSystem) {
-          // Mount points stay in the tree as empty folders, their contents are skipped.
-          const cst = await lstat(child.bytes, { bigint: true }).catch(() => undefined);
-          if (cst && cst.isDirectory() && Number(cst.dev) !== rootDevice) {
-            children.push(this.#node(Buffer.from(childName), 'dir', cst, { subtree: await this.#saveTree([]) }));
-            return;
-          }
-        }
-        const node = await this.#saveEntry(child, previous, rootDevice);
+        const node = await this.#saveEntry(child, previous, bounds);
         if (node) children.push(node);
       };
       // Folders go one at a time, depth first, holding no file slot (so nesting cannot deadlock); files overlap.

@@ -120,7 +120,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--iexclude-file <file>', 'like --exclude-file, ignoring case', collect)
     .option('--exclude-if-present <name>', 'skip folders that contain a file with this name (repeatable)', collect)
     .option('--exclude-larger-than <size>', 'skip files larger than this, e.g. 1G')
-    .option('-x, --one-file-system', 'do not cross filesystem boundaries')
+    .option('-x, --one-file-system', 'stay on the file systems of the paths given; other mount points are kept as empty folders')
     .option('--with-atime', 'store access times (by default the modification time stands in for it, as in restic)')
     .option('--files-from <file>', 'read paths to back up from a file, one glob pattern per line (repeatable)', collect)
     .option('--files-from-verbatim <file>', 'like --files-from, each line a path as it is (no globs, comments or trimming)', collect)
