@@ -33,7 +33,7 @@ import {
   type PackRecord,
   type Repository,
 } from '../repo/index.ts';
-import { isExcluded, type ExcludeRule } from './exclude.ts';
+import { childPath, excludedByTags, isExcluded, tagsMarking, type ExcludeRule, type ExcludeTag } from './exclude.ts';
 import { SealPool } from './seal-pool.ts';
 import { SourceDevices, type DeviceBounds } from './devices.ts';
 import { groupName, userName } from './owners.ts';
@@ -52,7 +52,8 @@ export interface BackupOptions {
   readonly excludes?: readonly ExcludeRule[];
   /** Pattern strings recorded in the snapshot. */
   readonly excludePatterns?: readonly string[];
-  readonly excludeIfPresent?: readonly string[];
+  /** A folder a tag marks keeps only the tag's file (restic's --exclude-if-present). */
+  readonly excludeIfPresent?: readonly ExcludeTag[];
   readonly excludeLargerThan?: number;
   /** Stay on the file systems of the source paths (restic's rule: see SourceDevices). */
   readonly oneFileSystem?: boolean;
@@ -111,7 +112,7 @@ interface SourcePath {
 }
 
 function join(dir: SourcePath, name: Buffer): SourcePath {
-  const bytes = dir.bytes.length === 1 && dir.bytes[0] === 0x2f ? Buffer.concat([dir.bytes, name]) : Buffer.concat([dir.bytes, Buffer.from('/'), name]);
+  const bytes = childPath(dir.bytes, name);
   return { bytes, text: bytes.toString('utf8') };
 }
 
@@ -408,6 +409,23 @@ export class Archiver {
     }
   }
 
+  /**
+   * True when source path `path` is left out by an exclusion tag in its folder: restic applies tags to
+   * the paths given too, so that a file named beside a tag is excluded like its siblings.
+   */
+  #taggedSource(path: string): boolean {
+    const tags = this.#options.excludeIfPresent;
+    if (!tags?.length || path === '/') return false;
+    const bytes = Buffer.from(path);
+    const slash = bytes.lastIndexOf(0x2f);
+    const marking = tagsMarking(slash === 0 ? Buffer.from('/') : bytes.subarray(0, slash), tags, (m) => this.#warning(m));
+    return excludedByTags(marking, bytes.subarray(slash + 1));
+  }
+
+  #warning(message: string): void {
+    this.#options.reporter?.warning?.(message);
+  }
+
   async #saveRoots(): Promise<TreeNode[]> {
     // Sources become a tree from the filesystem root down, as restic does: /home/a/docs → home/a/docs.
     const paths = [...this.#paths].sort();
@@ -433,7 +451,7 @@ export class Archiver {
         const path = dirPath === '/' ? `/${name}` : `${dirPath}/${name}`;
         const parentNode = parentNodes?.get(name);
         if (child.source !== undefined) {
-          const node = await this.#saveEntry(sourcePath(path), parentNode);
+          const node = this.#taggedSource(path) ? undefined : await this.#saveEntry(sourcePath(path), parentNode);
           if (node) {
             nodes.push(node);
             this.#sourcesSaved++;
@@ -564,7 +582,10 @@ export class Archiver {
       this.#sourceError(path.text, err);
       return undefined;
     }
-    if (o.excludeIfPresent?.length && entries.some((e) => o.excludeIfPresent!.includes(e.name.toString('utf8')))) return undefined;
+    if (o.excludeIfPresent?.length) {
+      const marking = tagsMarking(path.bytes, o.excludeIfPresent, (m) => this.#warning(m));
+      if (marking.length > 0) entries = entries.filter((e) => !excludedByTags(marking, e.name));
+    }
     entries.sort((a, b) => compareNames(a.name, b.name));
     const parentChildren = parentNode?.type === 'dir' && parentNode.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
     const children: TreeNode[] = [];

@@ -1,6 +1,6 @@
 /**
  * Backup flags that behave as restic's do, so that restic scripts keep their meaning: --one-file-system
- * with nested sources.
+ * with nested sources, --exclude-if-present and --exclude-caches.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -51,4 +51,48 @@ test('-x backs up the file systems of every path given, one nested in another to
   assert.equal(r.status, 0, r.stderr);
 
   assert.deepEqual(await pathsBelow(repo, src), ['/named', '/named/d', '/named/d/f', '/other', '/third', '/third/sub', '/third/sub/g', '/top.txt']);
+});
+
+test('--exclude-if-present keeps the tagged folder and its tag file, and leaves out a path given beside a tag', async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'tagged', 'sub'), { recursive: true });
+  await mkdir(join(src, 'plain'));
+  await writeFile(join(src, 'tagged', '.nobackup'), '');
+  await writeFile(join(src, 'tagged', 'a.txt'), 'a');
+  await writeFile(join(src, 'tagged', 'sub', 'b.txt'), 'b');
+  await writeFile(join(src, 'plain', 'c.txt'), 'c');
+
+  assertOk(await runCoffer(['backup', '-q', '--exclude-if-present', '.nobackup', src, join(src, 'tagged', 'a.txt')], { repo }));
+  assert.deepEqual(await pathsBelow(repo, src), ['/plain', '/plain/c.txt', '/tagged', '/tagged/.nobackup']);
+
+  // The only path given lies beside a tag: nothing is left to save.
+  const alone = await runCoffer(['backup', '--exclude-if-present', '.nobackup', join(src, 'tagged', 'a.txt')], { repo });
+  assert.equal(alone.code, 1, alone.stderr);
+  assert.match(alone.stderr, /all were excluded/);
+});
+
+test('--exclude-if-present NAME:HEADER and --exclude-caches exclude only where the tag file starts with the header', async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  for (const d of ['cache', 'short', 'wrong', 'custom']) await mkdir(join(src, d), { recursive: true });
+  await writeFile(join(src, 'cache', 'CACHEDIR.TAG'), 'Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n');
+  await writeFile(join(src, 'short', 'CACHEDIR.TAG'), 'Signature: 8a47');
+  await writeFile(join(src, 'wrong', 'CACHEDIR.TAG'), 'Signature: 00000000000000000000000000000000');
+  await writeFile(join(src, 'custom', 'TAG'), 'skip me: yes');
+  for (const d of ['cache', 'short', 'wrong', 'custom']) await writeFile(join(src, d, 'data'), d);
+
+  const r = await runCoffer(['backup', '--exclude-caches', '--exclude-if-present', 'TAG:skip me:', src], { repo });
+
+  assertOk(r);
+  assert.deepEqual(await pathsBelow(repo, src), [
+    '/cache', '/cache/CACHEDIR.TAG', '/custom', '/custom/TAG',
+    '/short', '/short/CACHEDIR.TAG', '/short/data', '/wrong', '/wrong/CACHEDIR.TAG', '/wrong/data',
+  ]);
+  // A tag file that does not carry the header is named in a warning, and its folder is backed up.
+  for (const d of ['short', 'wrong']) assert.match(r.stderr, new RegExp(`warning: exclusion tag file ${join(src, d, 'CACHEDIR.TAG')} does not start with the expected header`));
+
+  const empty = await runCoffer(['backup', '--exclude-if-present', ':header', src], { repo });
+  assert.equal(empty.code, 2, empty.stderr);
+  assert.match(empty.stderr, /names no tag file/);
 });
