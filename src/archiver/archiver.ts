@@ -57,6 +57,10 @@ export interface BackupOptions {
   readonly excludeLargerThan?: number;
   /** Stay on the file systems of the source paths (restic's rule: see SourceDevices). */
   readonly oneFileSystem?: boolean;
+  /** A file whose inode number (and ctime) changed since the parent snapshot is still unchanged. */
+  readonly ignoreInode?: boolean;
+  /** A file whose ctime changed since the parent snapshot is still unchanged. */
+  readonly ignoreCtime?: boolean;
   /**
    * Store each entry's access time. Without it a node's atime is its mtime, as in restic: atimes change with
    * every read (a backup's own readdir included), so storing them would change every tree every day.
@@ -621,8 +625,11 @@ export class Archiver {
 
   #unchanged(st: BigIntStats, previous: TreeNode | undefined): previous is TreeNode & { content: readonly Uint8Array[] } {
     if (!previous || previous.type !== 'file' || previous.content === undefined) return false;
-    if (previous.size !== Number(st.size) || previous.inode !== Number(st.ino)) return false;
-    if (!sameTime(previous.mtime, timestamp(st.mtimeNs)) || !sameTime(previous.ctime, timestamp(st.ctimeNs))) return false;
+    const o = this.#options;
+    if (previous.size !== Number(st.size) || (!o.ignoreInode && previous.inode !== Number(st.ino))) return false;
+    if (!sameTime(previous.mtime, timestamp(st.mtimeNs))) return false;
+    // Where inode numbers are not stable (FUSE, some network file systems), ctimes are not either, as restic holds.
+    if (!o.ignoreCtime && !o.ignoreInode && !sameTime(previous.ctime, timestamp(st.ctimeNs))) return false;
     // Reuse only what the repository still has (a prune may have removed it since).
     return previous.content.every((id) => this.#index.has(id, 'data'));
   }

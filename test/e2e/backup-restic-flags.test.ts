@@ -1,11 +1,13 @@
 /**
  * Backup flags that behave as restic's do, so that restic scripts keep their meaning: --one-file-system
- * with nested sources, --exclude-if-present and --exclude-caches.
+ * with nested sources, --exclude-if-present and --exclude-caches, --ignore-inode and --ignore-ctime, and an
+ * empty --host.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, rename, stat, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { assertOk, cofferBin, jsonLines, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
 
@@ -26,6 +28,10 @@ async function pathsBelow(repo: string, base: string): Promise<string[]> {
     .filter((l) => l.message_type === 'node' && l.path!.startsWith(`${base}/`))
     .map((l) => l.path!.slice(base.length))
     .sort();
+}
+
+function summaryOf(stdout: string): Record<string, unknown> {
+  return (jsonLines(stdout) as Array<Record<string, unknown>>).find((l) => l.message_type === 'summary')!;
 }
 
 /**
@@ -95,4 +101,45 @@ test('--exclude-if-present NAME:HEADER and --exclude-caches exclude only where t
   const empty = await runCoffer(['backup', '--exclude-if-present', ':header', src], { repo });
   assert.equal(empty.code, 2, empty.stderr);
   assert.match(empty.stderr, /names no tag file/);
+});
+
+test('--ignore-inode takes a copy with the same size and time as unchanged; --ignore-ctime ignores a changed ctime', async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const file = join(src, 'f.txt');
+  await writeFile(file, 'content\n');
+  await utimes(file, 1_700_000_000, 1_700_000_000);
+  const first = await runCoffer(['backup', '--json', src], { repo });
+  assertOk(first);
+  // Each run compares with the first snapshot (a later one records the new inode and ctime).
+  const parent = String(summaryOf(first.stdout).snapshot_id);
+  const unmodified = async (...flags: string[]) => {
+    const r = await runCoffer(['backup', '--json', '--parent', parent, ...flags, src], { repo });
+    assertOk(r);
+    return summaryOf(r.stdout).files_unmodified;
+  };
+
+  // Only the ctime changes.
+  await chmod(file, 0o600);
+  await chmod(file, (await stat(file)).mode);
+  assert.equal(await unmodified('--ignore-ctime'), 1);
+  assert.equal(await unmodified(), 0);
+
+  // A copy with the same content, size and modification time: a new inode (and ctime).
+  await copyFile(file, `${file}.copy`);
+  await utimes(`${file}.copy`, 1_700_000_000, 1_700_000_000);
+  await rename(`${file}.copy`, file);
+  assert.equal(await unmodified('--ignore-ctime'), 0);
+  assert.equal(await unmodified('--ignore-inode'), 1);
+});
+
+test("--host '' records this machine's host name, as restic does", async () => {
+  const { dir, repo } = await newRepo();
+  await writeFile(join(dir, 'f'), 'x');
+
+  assertOk(await runCoffer(['backup', '-q', '--host', '', join(dir, 'f')], { repo }));
+
+  const [snap] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout);
+  assert.equal(snap.hostname, hostname());
 });

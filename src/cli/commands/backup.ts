@@ -29,6 +29,8 @@ interface BackupFlags {
   excludeCaches?: boolean;
   excludeLargerThan?: string;
   oneFileSystem?: boolean;
+  ignoreInode?: boolean;
+  ignoreCtime?: boolean;
   withAtime?: boolean;
   filesFrom?: string[];
   filesFromVerbatim?: string[];
@@ -111,7 +113,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .description('create a snapshot of files and folders')
     .argument('[paths...]', 'files and folders to back up')
     .option('--tag <tags>', 'add tags to the snapshot (comma-separated, repeatable)', collect)
-    .option('--host <name>', 'hostname recorded in the snapshot (default: this machine)')
+    .option('--host <name>', "hostname recorded in the snapshot (default, and for '': this machine's)")
     .option('--time <time>', 'snapshot time instead of now: "2026-01-02 15:04:05" (local time) or RFC 3339 with a zone')
     .option('--parent <snapshot>', 'compare against this snapshot instead of the latest one of this host and paths')
     .option('-f, --force', 'read every file, ignoring the parent snapshot')
@@ -123,6 +125,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--exclude-caches', `leave out the contents of cache folders tagged by the Cache Directory Tagging Standard (--exclude-if-present '${cacheDirTag}')`)
     .option('--exclude-larger-than <size>', 'skip files larger than this, e.g. 1G')
     .option('-x, --one-file-system', 'stay on the file systems of the paths given; other mount points are kept as empty folders')
+    .option('--ignore-inode', 'a file whose size and modification time are unchanged is unchanged, whatever its inode number and ctime')
+    .option('--ignore-ctime', 'a file whose ctime alone changed is unchanged')
     .option('--with-atime', 'store access times (by default the modification time stands in for it, as in restic)')
     .option('--files-from <file>', 'read paths to back up from a file, one glob pattern per line (repeatable)', collect)
     .option('--files-from-verbatim <file>', 'like --files-from, each line a path as it is (no globs, comments or trimming)', collect)
@@ -141,7 +145,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       const time = flags.time ? parseSnapshotTime(flags.time, '--time') : undefined;
       const excludeLargerThan = flags.excludeLargerThan ? parseSize(flags.excludeLargerThan, '--exclude-larger-than') : undefined;
       const { rules, patterns } = excludeRules(flags, ctx.io.env);
-      const host = flags.host ?? hostname();
+      const host = flags.host || hostname();
       const excludeIfPresent = [...(flags.excludeIfPresent ?? []), ...(flags.excludeCaches ? [cacheDirTag] : [])].map(parseExcludeTag);
       const tags = (flags.tag ?? []).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
 
@@ -176,6 +180,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             excludeIfPresent,
             excludeLargerThan,
             oneFileSystem: flags.oneFileSystem,
+            ignoreInode: flags.ignoreInode,
+            ignoreCtime: flags.ignoreCtime,
             withAtime: flags.withAtime,
             dryRun: flags.dryRun,
             scan: !ctx.quiet,
