@@ -33,8 +33,9 @@ import {
   type PackRecord,
   type Repository,
 } from '../repo/index.ts';
-import { isExcluded, type ExcludeRule } from './exclude.ts';
+import { childPath, excludedByTags, isExcluded, tagsMarking, type ExcludeRule, type ExcludeTag } from './exclude.ts';
 import { SealPool } from './seal-pool.ts';
+import { SourceDevices, type DeviceBounds } from './devices.ts';
 import { groupName, userName } from './owners.ts';
 import { readXattrs } from '../xattr/index.ts';
 
@@ -51,9 +52,15 @@ export interface BackupOptions {
   readonly excludes?: readonly ExcludeRule[];
   /** Pattern strings recorded in the snapshot. */
   readonly excludePatterns?: readonly string[];
-  readonly excludeIfPresent?: readonly string[];
+  /** A folder a tag marks keeps only the tag's file (restic's --exclude-if-present). */
+  readonly excludeIfPresent?: readonly ExcludeTag[];
   readonly excludeLargerThan?: number;
+  /** Stay on the file systems of the source paths (restic's rule: see SourceDevices). */
   readonly oneFileSystem?: boolean;
+  /** A file whose inode number (and ctime) changed since the parent snapshot is still unchanged. */
+  readonly ignoreInode?: boolean;
+  /** A file whose ctime changed since the parent snapshot is still unchanged. */
+  readonly ignoreCtime?: boolean;
   /**
    * Store each entry's access time. Without it a node's atime is its mtime, as in restic: atimes change with
    * every read (a backup's own readdir included), so storing them would change every tree every day.
@@ -109,7 +116,7 @@ interface SourcePath {
 }
 
 function join(dir: SourcePath, name: Buffer): SourcePath {
-  const bytes = dir.bytes.length === 1 && dir.bytes[0] === 0x2f ? Buffer.concat([dir.bytes, name]) : Buffer.concat([dir.bytes, Buffer.from('/'), name]);
+  const bytes = childPath(dir.bytes, name);
   return { bytes, text: bytes.toString('utf8') };
 }
 
@@ -183,6 +190,8 @@ export class Archiver {
   #sourcesSaved = 0;
   /** The source paths that exist. */
   #paths: readonly string[] = [];
+  /** With --one-file-system: the devices of the source paths. */
+  #sourceDevices: SourceDevices | undefined;
   #parent: StoredSnapshot | undefined;
   readonly stats: BackupStats = {
     filesDone: 0, dirsDone: 0, bytesDone: 0, filesTotal: 0, bytesTotal: 0, scanDone: false, filesNew: 0,
@@ -199,6 +208,7 @@ export class Archiver {
     const repo = this.#repo;
     this.#index = await repo.index();
     this.#paths = this.#options.stdin ? [] : this.#existingSources();
+    if (this.#options.oneFileSystem) this.#noteSourceDevices();
     this.#parent = this.#options.parent ?? this.#options.findParent?.(this.#paths);
     const saved = (pack: PackRecord) => this.#packSaved(pack);
     const discard = this.#options.dryRun === true;
@@ -393,6 +403,34 @@ export class Archiver {
     });
   }
 
+  #noteSourceDevices(): void {
+    this.#sourceDevices = new SourceDevices();
+    for (const path of this.#paths) {
+      try {
+        this.#sourceDevices.add(Buffer.from(path).toString('latin1'), Number(lstatSync(path, { bigint: true }).dev));
+      } catch {
+        // reported when the walk reaches it
+      }
+    }
+  }
+
+  /**
+   * True when source path `path` is left out by an exclusion tag in its folder: restic applies tags to
+   * the paths given too, so that a file named beside a tag is excluded like its siblings.
+   */
+  #taggedSource(path: string): boolean {
+    const tags = this.#options.excludeIfPresent;
+    if (!tags?.length || path === '/') return false;
+    const bytes = Buffer.from(path);
+    const slash = bytes.lastIndexOf(0x2f);
+    const marking = tagsMarking(slash === 0 ? Buffer.from('/') : bytes.subarray(0, slash), tags, (m) => this.#warning(m));
+    return excludedByTags(marking, bytes.subarray(slash + 1));
+  }
+
+  #warning(message: string): void {
+    this.#options.reporter?.warning?.(message);
+  }
+
   async #saveRoots(): Promise<TreeNode[]> {
     // Sources become a tree from the filesystem root down, as restic does: /home/a/docs → home/a/docs.
     const paths = [...this.#paths].sort();
@@ -418,7 +456,7 @@ export class Archiver {
         const path = dirPath === '/' ? `/${name}` : `${dirPath}/${name}`;
         const parentNode = parentNodes?.get(name);
         if (child.source !== undefined) {
-          const node = await this.#saveEntry(sourcePath(path), parentNode);
+          const node = this.#taggedSource(path) ? undefined : await this.#saveEntry(sourcePath(path), parentNode);
           if (node) {
             nodes.push(node);
             this.#sourcesSaved++;
@@ -495,7 +533,7 @@ export class Archiver {
   }
 
   /** Saves one filesystem entry; returns its node, or undefined when it is excluded or unreadable. */
-  async #saveEntry(path: SourcePath, parentNode: TreeNode | undefined, rootDevice?: number): Promise<TreeNode | undefined> {
+  async #saveEntry(path: SourcePath, parentNode: TreeNode | undefined, bounds?: DeviceBounds): Promise<TreeNode | undefined> {
     throwIfAborted(this.#options.signal);
     const o = this.#options;
     if (o.excludes && isExcluded(o.excludes, path.text)) return undefined;
@@ -511,12 +549,19 @@ export class Archiver {
     const type = nodeTypeOf(st);
     if (type === undefined) return undefined;
     const name = Buffer.from(path.bytes.subarray(path.bytes.lastIndexOf(0x2f) + 1));
+    let childBounds: DeviceBounds | undefined;
+    if (this.#sourceDevices) {
+      const verdict = this.#sourceDevices.judge(path.bytes.toString('latin1'), Number(st.dev), type === 'dir', bounds);
+      if (verdict.action === 'skip') return undefined;
+      if (verdict.action === 'mount-point') return this.#node(name, 'dir', st, { subtree: await this.#saveTree([]) });
+      childBounds = verdict.bounds;
+    }
     if (type === 'file' && o.excludeLargerThan !== undefined && Number(st.size) > o.excludeLargerThan) return undefined;
     const xattrs = type === 'symlink' ? [] : readXattrs(path.bytes);
     const extra: Partial<TreeNode> = xattrs.length > 0 ? { xattrs } : {};
     switch (type) {
       case 'dir':
-        return this.#saveDir(path, name, st, parentNode, rootDevice ?? Number(st.dev), extra);
+        return this.#saveDir(path, name, st, parentNode, childBounds, extra);
       case 'file':
         return this.#saveFile(path, name, st, parentNode, extra);
       case 'symlink': {
@@ -533,7 +578,7 @@ export class Archiver {
     }
   }
 
-  async #saveDir(path: SourcePath, name: Buffer, st: BigIntStats, parentNode: TreeNode | undefined, rootDevice: number, extra: Partial<TreeNode>): Promise<TreeNode | undefined> {
+  async #saveDir(path: SourcePath, name: Buffer, st: BigIntStats, parentNode: TreeNode | undefined, bounds: DeviceBounds | undefined, extra: Partial<TreeNode>): Promise<TreeNode | undefined> {
     const o = this.#options;
     let entries: Array<{ name: Buffer; isDirectory(): boolean }>;
     try {
@@ -542,7 +587,10 @@ export class Archiver {
       this.#sourceError(path.text, err);
       return undefined;
     }
-    if (o.excludeIfPresent?.length && entries.some((e) => o.excludeIfPresent!.includes(e.name.toString('utf8')))) return undefined;
+    if (o.excludeIfPresent?.length) {
+      const marking = tagsMarking(path.bytes, o.excludeIfPresent, (m) => this.#warning(m));
+      if (marking.length > 0) entries = entries.filter((e) => !excludedByTags(marking, e.name));
+    }
     entries.sort((a, b) => compareNames(a.name, b.name));
     const parentChildren = parentNode?.type === 'dir' && parentNode.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
     const children: TreeNode[] = [];
@@ -554,15 +602,7 @@ export class Archiver {
       const child = join(path, childName);
       const previous = parentChildren?.get(childName.toString('latin1'));
       const task = async () => {
-        if (o.oneFileSystem) {
-          // Mount points stay in the tree as empty folders, their contents are skipped.
-          const cst = await lstat(child.bytes, { bigint: true }).catch(() => undefined);
-          if (cst && cst.isDirectory() && Number(cst.dev) !== rootDevice) {
-            children.push(this.#node(Buffer.from(childName), 'dir', cst, { subtree: await this.#saveTree([]) }));
-            return;
-          }
-        }
-        const node = await this.#saveEntry(child, previous, rootDevice);
+        const node = await this.#saveEntry(child, previous, bounds);
         if (node) children.push(node);
       };
       // Folders go one at a time, depth first, holding no file slot (so nesting cannot deadlock); files overlap.
@@ -586,8 +626,11 @@ export class Archiver {
 
   #unchanged(st: BigIntStats, previous: TreeNode | undefined): previous is TreeNode & { content: readonly Uint8Array[] } {
     if (!previous || previous.type !== 'file' || previous.content === undefined) return false;
-    if (previous.size !== Number(st.size) || previous.inode !== Number(st.ino)) return false;
-    if (!sameTime(previous.mtime, timestamp(st.mtimeNs)) || !sameTime(previous.ctime, timestamp(st.ctimeNs))) return false;
+    const o = this.#options;
+    if (previous.size !== Number(st.size) || (!o.ignoreInode && previous.inode !== Number(st.ino))) return false;
+    if (!sameTime(previous.mtime, timestamp(st.mtimeNs))) return false;
+    // Where inode numbers are not stable (FUSE, some network file systems), ctimes are not either, as restic holds.
+    if (!o.ignoreCtime && !o.ignoreInode && !sameTime(previous.ctime, timestamp(st.ctimeNs))) return false;
     // Reuse only what the repository still has (a prune may have removed it since).
     return previous.content.every((id) => this.#index.has(id, 'data'));
   }

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { compileFilterRules, compileExcludes, expandEnv, expandGlob, isExcluded } from './exclude.ts';
+import { compileFilterRules, compileExcludes, expandEnv, expandGlob, isExcluded, parseExcludeTag } from './exclude.ts';
 
 const cases: Array<[string, string, boolean]> = [
   ['*.tmp', '/home/a/x.tmp', true],
@@ -192,4 +192,12 @@ test('files-from globs: \\ escapes, [^...] negates, a dangling symlink counts, a
   assert.deepEqual(expandGlob(`${dir}/[^!V]`), [join(dir, 'W')]);
   assert.deepEqual(expandGlob(`${dir}/dangling`), [`${dir}/dangling`]);
   assert.throws(() => expandGlob(`${dir}/[a`), /is not valid: unclosed \[/);
+});
+
+test("--exclude-if-present takes restic's NAME[:HEADER]: the first colon ends the name", () => {
+  assert.deepEqual(parseExcludeTag('.nobackup'), { name: Buffer.from('.nobackup') });
+  assert.deepEqual(parseExcludeTag('TAG:a:b c'), { name: Buffer.from('TAG'), header: Buffer.from('a:b c') });
+  assert.deepEqual(parseExcludeTag('TAG:'), { name: Buffer.from('TAG'), header: Buffer.alloc(0) });
+  assert.throws(() => parseExcludeTag(''), /names no tag file/);
+  assert.throws(() => parseExcludeTag(':header'), /names no tag file/);
 });

@@ -7,9 +7,9 @@
  * on a folder covers everything below it. `--iexclude` matches case-insensitively. In backup, a pattern
  * starting with `!` cancels an earlier match. `--files-from` lines are globs as Go's filepath.Glob reads them.
  */
-import { lstatSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { UsageError } from '../errors/index.ts';
+import { UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { matchesRules, type PathRule } from '../model/index.ts';
 
 export type ExcludeRule = PathRule;
@@ -176,4 +176,73 @@ export function expandGlob(pattern: string): string[] {
       return []; // an unreadable folder matches nothing, as in Go
     }
   });
+}
+
+/** The path of entry `name` in folder `dir`, as bytes (names need not be UTF-8). */
+export function childPath(dir: Buffer, name: Buffer): Buffer {
+  return dir.length === 1 && dir[0] === slashCode ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
+}
+
+/**
+ * An `--exclude-if-present` tag: a folder holding a file `name` (that starts with `header`, when given)
+ * keeps only that file; its other entries are left out, as in restic.
+ */
+export interface ExcludeTag {
+  readonly name: Buffer;
+  readonly header?: Buffer;
+}
+
+/** restic's `--exclude-caches`: the Cache Directory Tagging Standard's tag file and signature. */
+export const cacheDirTag = 'CACHEDIR.TAG:Signature: 8a477f597d28d172789f06886806bc55';
+
+/** Reads restic's `NAME[:HEADER]` form of `--exclude-if-present` (the first `:` ends the name). */
+export function parseExcludeTag(spec: string): ExcludeTag {
+  const colon = spec.indexOf(':');
+  const name = colon < 0 ? spec : spec.slice(0, colon);
+  if (name === '') {
+    throw new UsageError(`--exclude-if-present: "${spec}" names no tag file`, { hint: 'give NAME or NAME:HEADER, e.g. --exclude-if-present .nobackup' });
+  }
+  return { name: Buffer.from(name), ...(colon < 0 ? {} : { header: Buffer.from(spec.slice(colon + 1)) }) };
+}
+
+/**
+ * The tags that mark folder `dir`: those whose file exists there and, for a tag with a header, starts with
+ * it. A tag file that cannot be read, or whose first bytes differ, marks nothing and is reported through
+ * `warn`, as restic warns of it.
+ */
+export function tagsMarking(dir: Buffer, tags: readonly ExcludeTag[], warn: (message: string) => void): ExcludeTag[] {
+  return tags.filter((tag) => {
+    const file = childPath(dir, tag.name);
+    const shown = file.toString('utf8');
+    try {
+      lstatSync(file);
+    } catch (err) {
+      if (errnoCode(err) !== 'ENOENT' && errnoCode(err) !== 'ENOTDIR') warn(`cannot check exclusion tag file ${shown}: ${fileErrorText(err)}; its folder is backed up`);
+      return false;
+    }
+    if (tag.header === undefined || tag.header.length === 0) return true;
+    const start = Buffer.alloc(tag.header.length);
+    let read = 0;
+    try {
+      const fd = openSync(file, 'r');
+      try {
+        for (let n = -1; n !== 0 && read < start.length; read += n) n = readSync(fd, start, read, start.length - read, null);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      warn(`cannot read exclusion tag file ${shown}: ${fileErrorText(err)}; its folder is backed up`);
+      return false;
+    }
+    if (read < start.length || !start.equals(tag.header)) {
+      warn(`exclusion tag file ${shown} does not start with the expected header; its folder is backed up`);
+      return false;
+    }
+    return true;
+  });
+}
+
+/** True when entry `name` of a folder that `marking` tags is left out: every tag but its own file. */
+export function excludedByTags(marking: readonly ExcludeTag[], name: Buffer): boolean {
+  return marking.some((tag) => !tag.name.equals(name));
 }

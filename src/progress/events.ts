@@ -27,6 +27,8 @@ export interface BackupReporter {
   progress?(stats: Readonly<BackupStats>): void;
   /** A source file or folder could not be read and was skipped. */
   sourceError?(path: string, error: AppError): void;
+  /** Something that may keep the backup from being what was asked, though nothing failed (a bad exclusion tag file). */
+  warning?(message: string): void;
   fileDone?(path: string, status: 'new' | 'changed' | 'unmodified', size: number): void;
 }
 

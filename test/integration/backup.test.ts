@@ -4,7 +4,7 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backup, compileExcludes } from '../../src/archiver/index.ts';
+import { backup, compileExcludes, parseExcludeTag } from '../../src/archiver/index.ts';
 import { nodeName, toHex, type TreeNode } from '../../src/model/index.ts';
 import { walkTree, type Repository } from '../../src/repo/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
@@ -134,13 +134,14 @@ test('excludes, exclude-if-present and exclude-larger-than leave the right files
     programVersion: 'test',
     excludes: compileExcludes(['*.tmp', `${dir}/cache`]),
     excludePatterns: ['*.tmp'],
-    excludeIfPresent: ['.nobackup'],
+    excludeIfPresent: [parseExcludeTag('.nobackup')],
     excludeLargerThan: 65_536,
   });
 
   const names: string[] = [];
   await walkTree(repo, snapshot.tree, ({ path }) => void names.push(path.slice(dir.length)));
-  assert.deepEqual(names.filter((n) => n.startsWith('/')).sort(), ['/keep', '/keep/a.txt']);
+  // A tagged folder keeps its tag file alone, as in restic, so that a restore recreates it tagged.
+  assert.deepEqual(names.filter((n) => n.startsWith('/')).sort(), ['/keep', '/keep/a.txt', '/tagged', '/tagged/.nobackup']);
   assert.deepEqual(snapshot.excludes, ['*.tmp']);
 });
 

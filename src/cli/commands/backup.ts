@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { backup, chooseParent, compileFilterRules, expandEnv, expandGlob, prestartSealWorkers } from '../../archiver/index.ts';
+import { backup, cacheDirTag, chooseParent, compileFilterRules, expandEnv, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
 import { PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { BackupStats } from '../../progress/index.ts';
@@ -26,8 +26,11 @@ interface BackupFlags {
   excludeFile?: string[];
   iexcludeFile?: string[];
   excludeIfPresent?: string[];
+  excludeCaches?: boolean;
   excludeLargerThan?: string;
   oneFileSystem?: boolean;
+  ignoreInode?: boolean;
+  ignoreCtime?: boolean;
   withAtime?: boolean;
   filesFrom?: string[];
   filesFromVerbatim?: string[];
@@ -110,7 +113,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .description('create a snapshot of files and folders')
     .argument('[paths...]', 'files and folders to back up')
     .option('--tag <tags>', 'add tags to the snapshot (comma-separated, repeatable)', collect)
-    .option('--host <name>', 'hostname recorded in the snapshot (default: this machine)')
+    .option('--host <name>', "hostname recorded in the snapshot (default, and for '': this machine's)")
     .option('--time <time>', 'snapshot time instead of now: "2026-01-02 15:04:05" (local time) or RFC 3339 with a zone')
     .option('--parent <snapshot>', 'compare against this snapshot instead of the latest one of this host and paths')
     .option('-f, --force', 'read every file, ignoring the parent snapshot')
@@ -118,16 +121,19 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--iexclude <pattern>', 'like --exclude, ignoring case', collect)
     .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect)
     .option('--iexclude-file <file>', 'like --exclude-file, ignoring case', collect)
-    .option('--exclude-if-present <name>', 'skip folders that contain a file with this name (repeatable)', collect)
+    .option('--exclude-if-present <name[:header]>', 'a folder holding file NAME (starting with HEADER, if given) keeps only that file (repeatable)', collect)
+    .option('--exclude-caches', `leave out the contents of cache folders tagged by the Cache Directory Tagging Standard (--exclude-if-present '${cacheDirTag}')`)
     .option('--exclude-larger-than <size>', 'skip files larger than this, e.g. 1G')
-    .option('-x, --one-file-system', 'do not cross filesystem boundaries')
+    .option('-x, --one-file-system', 'stay on the file systems of the paths given; other mount points are kept as empty folders')
+    .option('--ignore-inode', 'a file whose size and modification time are unchanged is unchanged, whatever its inode number and ctime')
+    .option('--ignore-ctime', 'a file whose ctime alone changed is unchanged')
     .option('--with-atime', 'store access times (by default the modification time stands in for it, as in restic)')
     .option('--files-from <file>', 'read paths to back up from a file, one glob pattern per line (repeatable)', collect)
     .option('--files-from-verbatim <file>', 'like --files-from, each line a path as it is (no globs, comments or trimming)', collect)
     .option('--files-from-raw <file>', 'read NUL-separated paths from a file', collect)
     .option('-n, --dry-run', 'do everything but write to the repository')
     .option('--stdin', 'back up what comes on standard input as one file')
-    .option('--stdin-filename <name>', 'file name for --stdin', 'stdin')
+    .option('--stdin-filename <name>', 'file name for --stdin (a plain name, without /)', 'stdin')
     .action(async (args: string[], flags: BackupFlags) => {
       const paths = flags.stdin ? [] : sourcePaths(args, flags, (message) => ctx.warn(message));
       if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
@@ -139,7 +145,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       const time = flags.time ? parseSnapshotTime(flags.time, '--time') : undefined;
       const excludeLargerThan = flags.excludeLargerThan ? parseSize(flags.excludeLargerThan, '--exclude-larger-than') : undefined;
       const { rules, patterns } = excludeRules(flags, ctx.io.env);
-      const host = flags.host ?? hostname();
+      const host = flags.host || hostname();
+      const excludeIfPresent = [...(flags.excludeIfPresent ?? []), ...(flags.excludeCaches ? [cacheDirTag] : [])].map(parseExcludeTag);
       const tags = (flags.tag ?? []).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
 
       // Worker threads start while the password's key is derived, which leaves a core idle.
@@ -170,9 +177,11 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             findParent,
             excludes: rules,
             excludePatterns: patterns,
-            excludeIfPresent: flags.excludeIfPresent,
+            excludeIfPresent,
             excludeLargerThan,
             oneFileSystem: flags.oneFileSystem,
+            ignoreInode: flags.ignoreInode,
+            ignoreCtime: flags.ignoreCtime,
             withAtime: flags.withAtime,
             dryRun: flags.dryRun,
             scan: !ctx.quiet,
@@ -201,6 +210,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                 if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'archival', item: path });
                 else ctx.warn(`error: ${error.message}`);
               },
+              warning: (message) => ctx.warn(`warning: ${message}`),
               fileDone: (path, status) => ctx.verbose(`${status.padEnd(10)} ${displayText(path)}`),
             },
           });

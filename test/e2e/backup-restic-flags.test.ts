@@ -1,0 +1,144 @@
+/**
+ * Backup flags that behave as restic's do, so that restic scripts keep their meaning: --one-file-system
+ * with nested sources, --exclude-if-present and --exclude-caches, --ignore-inode and --ignore-ctime, and an
+ * empty --host.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmod, copyFile, mkdir, rename, stat, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { assertOk, cofferBin, jsonLines, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
+
+test.after(removeTempDirs);
+
+async function newRepo(): Promise<{ dir: string; repo: string }> {
+  const dir = await makeTempDir('coffer-e2e-flags-');
+  const repo = join(dir, 'repo');
+  assertOk(await runCoffer(['init'], { repo }), 'init');
+  return { dir, repo };
+}
+
+/** The paths in the latest snapshot below `base`, relative to it. */
+async function pathsBelow(repo: string, base: string): Promise<string[]> {
+  const r = await runCoffer(['ls', 'latest', '--json'], { repo });
+  assertOk(r, 'ls');
+  return (jsonLines(r.stdout) as Array<{ message_type: string; path?: string }>)
+    .filter((l) => l.message_type === 'node' && l.path!.startsWith(`${base}/`))
+    .map((l) => l.path!.slice(base.length))
+    .sort();
+}
+
+function summaryOf(stdout: string): Record<string, unknown> {
+  return (jsonLines(stdout) as Array<Record<string, unknown>>).find((l) => l.message_type === 'summary')!;
+}
+
+/**
+ * Mounting a file system needs a mount namespace of our own: `unshare -rm` makes one as any user where user
+ * namespaces are allowed, and the mounts vanish with it.
+ */
+const mountProbe = spawnSync('unshare', ['-rm', 'sh', '-c', 'mount -t tmpfs tmpfs "$1"', 'sh', '/tmp'], { stdio: 'ignore' });
+const canMount = mountProbe.status === 0;
+
+test('-x backs up the file systems of every path given, one nested in another too, as restic does', { skip: !canMount && 'cannot mount a tmpfs in a private mount namespace (unshare -rm)' }, async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  for (const d of ['named', 'other', 'third']) await mkdir(join(src, d), { recursive: true });
+  await writeFile(join(src, 'top.txt'), 'top\n');
+  // named/ is given as a path, other/ is not; third/sub/ is given, below a mount point not given.
+  const script = [
+    'mount -t tmpfs tmpfs "$1/named" && mount -t tmpfs tmpfs "$1/other" && mount -t tmpfs tmpfs "$1/third"',
+    'mkdir "$1/named/d" "$1/other/d" "$1/third/sub" && echo a > "$1/named/d/f" && echo b > "$1/other/d/f"',
+    'echo c > "$1/third/sub/g" && echo d > "$1/third/left-out"',
+    'exec "$2" "$3" backup -q -x "$1" "$1/named" "$1/third/sub"',
+  ].join(' && ');
+  const r = spawnSync('unshare', ['-rm', 'sh', '-c', script, 'sh', src, process.execPath, cofferBin], { env: testEnv({ COFFER_REPOSITORY: repo }), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+
+  assert.deepEqual(await pathsBelow(repo, src), ['/named', '/named/d', '/named/d/f', '/other', '/third', '/third/sub', '/third/sub/g', '/top.txt']);
+});
+
+test('--exclude-if-present keeps the tagged folder and its tag file, and leaves out a path given beside a tag', async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'tagged', 'sub'), { recursive: true });
+  await mkdir(join(src, 'plain'));
+  await writeFile(join(src, 'tagged', '.nobackup'), '');
+  await writeFile(join(src, 'tagged', 'a.txt'), 'a');
+  await writeFile(join(src, 'tagged', 'sub', 'b.txt'), 'b');
+  await writeFile(join(src, 'plain', 'c.txt'), 'c');
+
+  assertOk(await runCoffer(['backup', '-q', '--exclude-if-present', '.nobackup', src, join(src, 'tagged', 'a.txt')], { repo }));
+  assert.deepEqual(await pathsBelow(repo, src), ['/plain', '/plain/c.txt', '/tagged', '/tagged/.nobackup']);
+
+  // The only path given lies beside a tag: nothing is left to save.
+  const alone = await runCoffer(['backup', '--exclude-if-present', '.nobackup', join(src, 'tagged', 'a.txt')], { repo });
+  assert.equal(alone.code, 1, alone.stderr);
+  assert.match(alone.stderr, /all were excluded/);
+});
+
+test('--exclude-if-present NAME:HEADER and --exclude-caches exclude only where the tag file starts with the header', async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  for (const d of ['cache', 'short', 'wrong', 'custom']) await mkdir(join(src, d), { recursive: true });
+  await writeFile(join(src, 'cache', 'CACHEDIR.TAG'), 'Signature: 8a477f597d28d172789f06886806bc55\n# a cache\n');
+  await writeFile(join(src, 'short', 'CACHEDIR.TAG'), 'Signature: 8a47');
+  await writeFile(join(src, 'wrong', 'CACHEDIR.TAG'), 'Signature: 00000000000000000000000000000000');
+  await writeFile(join(src, 'custom', 'TAG'), 'skip me: yes');
+  for (const d of ['cache', 'short', 'wrong', 'custom']) await writeFile(join(src, d, 'data'), d);
+
+  const r = await runCoffer(['backup', '--exclude-caches', '--exclude-if-present', 'TAG:skip me:', src], { repo });
+
+  assertOk(r);
+  assert.deepEqual(await pathsBelow(repo, src), [
+    '/cache', '/cache/CACHEDIR.TAG', '/custom', '/custom/TAG',
+    '/short', '/short/CACHEDIR.TAG', '/short/data', '/wrong', '/wrong/CACHEDIR.TAG', '/wrong/data',
+  ]);
+  // A tag file that does not carry the header is named in a warning, and its folder is backed up.
+  for (const d of ['short', 'wrong']) assert.match(r.stderr, new RegExp(`warning: exclusion tag file ${join(src, d, 'CACHEDIR.TAG')} does not start with the expected header`));
+
+  const empty = await runCoffer(['backup', '--exclude-if-present', ':header', src], { repo });
+  assert.equal(empty.code, 2, empty.stderr);
+  assert.match(empty.stderr, /names no tag file/);
+});
+
+test('--ignore-inode takes a copy with the same size and time as unchanged; --ignore-ctime ignores a changed ctime', async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const file = join(src, 'f.txt');
+  await writeFile(file, 'content\n');
+  await utimes(file, 1_700_000_000, 1_700_000_000);
+  const first = await runCoffer(['backup', '--json', src], { repo });
+  assertOk(first);
+  // Each run compares with the first snapshot (a later one records the new inode and ctime).
+  const parent = String(summaryOf(first.stdout).snapshot_id);
+  const unmodified = async (...flags: string[]) => {
+    const r = await runCoffer(['backup', '--json', '--parent', parent, ...flags, src], { repo });
+    assertOk(r);
+    return summaryOf(r.stdout).files_unmodified;
+  };
+
+  // Only the ctime changes: chmod to the same mode still sets it.
+  await chmod(file, (await stat(file)).mode & 0o7777);
+  assert.equal(await unmodified('--ignore-ctime'), 1);
+  assert.equal(await unmodified(), 0);
+
+  // A copy with the same content, size and modification time: a new inode (and ctime).
+  await copyFile(file, `${file}.copy`);
+  await utimes(`${file}.copy`, 1_700_000_000, 1_700_000_000);
+  await rename(`${file}.copy`, file);
+  assert.equal(await unmodified('--ignore-ctime'), 0);
+  assert.equal(await unmodified('--ignore-inode'), 1);
+});
+
+test("--host '' records this machine's host name, as restic does", async () => {
+  const { dir, repo } = await newRepo();
+  await writeFile(join(dir, 'f'), 'x');
+
+  assertOk(await runCoffer(['backup', '-q', '--host', '', join(dir, 'f')], { repo }));
+
+  const [snap] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout);
+  assert.equal(snap.hostname, hostname());
+});
