@@ -26,7 +26,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, rmdir, stat, symlink, unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
@@ -572,7 +572,6 @@ class Restorer {
     return e.parent === -1 || this.#entries[e.parent].state === 'ready';
   }
 
-  /** Removes whatever is at `abs` (a folder with its contents); never follows symlinks. */
   /**
    * Moves a file that a new version replaces out of the way, under a hidden name in its folder: it is
    * removed once the new content is complete, and put back if that content cannot be had (a missing or
@@ -606,10 +605,39 @@ class Restorer {
     this.#replaced.clear();
   }
 
+  /** Removes whatever is at `abs` (a folder with its contents); never follows symlinks. */
   async #remove(abs: Buffer, st: BigIntStats): Promise<void> {
     if (this.#dry) return;
     if (st.isDirectory()) await rm(abs, { recursive: true, force: true });
     else await unlink(abs);
+  }
+
+  /**
+   * Clears the path of an entry that is not a folder (`st`: what is there). A folder in the way goes
+   * only when it is empty, or with --delete, which then reports it deleted (as restic 0.17): without
+   * --delete, a folder with contents is an error for this entry and stays as it is.
+   */
+  async #clearPath(e: Entry, abs: Buffer, st: BigIntStats): Promise<void> {
+    if (!st.isDirectory()) return this.#remove(abs, st);
+    if (this.#o.delete) {
+      await this.#remove(abs, st);
+      this.#summary.deleted++;
+      this.#done(e.path, 'deleted');
+      return;
+    }
+    // rmdir removes only an empty folder, so nothing can be added to it between a look and the removal.
+    const removed = this.#dry
+      ? (await readdir(abs)).length === 0
+      : await rmdir(abs).then(() => true, (err: unknown) => {
+          const code = errnoCode(err);
+          if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+          throw err;
+        });
+    if (!removed) {
+      throw new FileError(`${this.#shown(e)}: not restored: a folder that is not empty is in the way`, {
+        hint: 'the folder was left as it is; move it away, or restore with --delete to replace it and everything in it',
+      });
+    }
   }
 
   async #makeFolders(): Promise<void> {
@@ -730,7 +758,7 @@ class Restorer {
       } else if (st.isFile() && node.size > 0 && !this.#dry) {
         aside = await this.#moveAside(abs);
       } else {
-        await this.#remove(abs, st);
+        await this.#clearPath(e, abs, st);
       }
     }
     e.newInode = !chunks;
@@ -793,7 +821,7 @@ class Restorer {
         this.#skip(e, 0);
         return;
       }
-      await this.#remove(abs, st);
+      await this.#clearPath(e, abs, st);
     }
     if (!this.#dry) {
       if (node.type === 'symlink') await symlink(Buffer.from(node.linkTarget ?? new Uint8Array(0)), abs);
@@ -1250,7 +1278,7 @@ class Restorer {
               this.#skip(e, 0);
               continue;
             }
-            await this.#remove(abs, st);
+            await this.#clearPath(e, abs, st);
           }
           if (!this.#dry) await link(this.#abs(first), abs);
           this.#restored(e, 0, 'restored');
@@ -1276,8 +1304,9 @@ class Restorer {
   // ---- 6. delete ----
 
   async #deleteExtras(): Promise<void> {
-    const known = new Set<string>();
-    for (const e of this.#entries) if (e.selected) known.add(e.rel.toString('latin1'));
+    /** Selected entries by path: true for folders. */
+    const known = new Map<string, boolean>();
+    for (const e of this.#entries) if (e.selected) known.set(e.rel.toString('latin1'), e.node.type === 'dir');
     const visit = async (rel: Buffer): Promise<void> => {
       throwIfAborted(this.#o.signal);
       const abs = joinPath(this.#base, rel);
@@ -1294,9 +1323,11 @@ class Restorer {
         const childRel = childPath(rel, name);
         if (!isInside(childRel)) continue;
         const childAbs = joinPath(this.#base, childRel);
-        if (known.has(childRel.toString('latin1'))) {
-          const st = await lstatOrUndefined(childAbs).catch(() => undefined);
-          // Only real folders are entered: a symlink in the target is never followed.
+        const isFolder = known.get(childRel.toString('latin1'));
+        if (isFolder !== undefined) {
+          // Only folders of the snapshot are entered (a folder that a file replaces, or would in a dry run,
+          // went or goes whole), and only real ones: a symlink in the target is never followed.
+          const st = isFolder ? await lstatOrUndefined(childAbs).catch(() => undefined) : undefined;
           if (st?.isDirectory()) await visit(childRel);
           continue;
         }

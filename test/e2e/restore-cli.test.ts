@@ -135,6 +135,40 @@ describe('restore (local repository)', () => {
     assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
   });
 
+  it('never deletes a folder with contents in the way of a file without --delete (exit 1); with it, -v and --dry-run -v say so', async () => {
+    const target = await makeTempDir();
+    const only = ['--include', `${src}/small.txt`];
+    const folder = path.join(target, src, 'small.txt');
+    await mkdir(path.join(folder, 'sub'), { recursive: true });
+    await writeFile(path.join(folder, 'sub', 'mine'), 'mine');
+    for (const overwrite of ['always', 'if-changed']) {
+      const r = await coffer(['restore', 'latest', '--target', target, '-v', '--overwrite', overwrite, ...only], repo);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error: .*\/small\.txt: not restored: a folder that is not empty is in the way\nhint: .*--delete/m);
+      assert.doesNotMatch(r.stderr, /deleted/);
+      assert.equal(await readFile(path.join(folder, 'sub', 'mine'), 'utf8'), 'mine');
+    }
+    const dry = await coffer(['restore', 'latest', '--target', target, '-v', '--delete', '--dry-run', ...only], repo);
+    assertOk(dry);
+    assert.match(dry.stderr, new RegExp(`^would be deleted ${src}/small\\.txt$`, 'm'));
+    assert.match(dry.stdout, /would delete 1$/m);
+    assert.equal(await readFile(path.join(folder, 'sub', 'mine'), 'utf8'), 'mine');
+    const r = await coffer(['restore', 'latest', '--target', target, '-v', '--delete', ...only], repo);
+    assertOk(r);
+    assert.match(r.stderr, new RegExp(`^deleted +${src}/small\\.txt$`, 'm'));
+    assert.equal(await readFile(folder, 'utf8'), 'hello, coffer\n');
+  });
+
+  it('replaces a file where the snapshot has a folder (--overwrite always and if-changed)', async () => {
+    for (const overwrite of ['always', 'if-changed']) {
+      const target = await makeTempDir();
+      await mkdir(path.join(target, src), { recursive: true });
+      await writeFile(path.join(target, src, 'nested'), 'a file where the snapshot has a folder');
+      assertOk(await coffer(['restore', 'latest', '--target', target, '--overwrite', overwrite, '--include', `${src}/nested`], repo));
+      assert.equal(await readFile(path.join(target, src, 'nested/a/file'), 'utf8'), 'nested\n');
+    }
+  });
+
   it('fails cleanly on a bad snapshot id (exit 2, one error line and a hint)', async () => {
     const target = await makeTempDir();
     for (const spec of ['0123abcd', 'not-an-id']) {

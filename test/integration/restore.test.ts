@@ -503,6 +503,57 @@ describe('restore', () => {
       assert.ok((await stat(join(target, src, 'nested/a/file'))).isFile());
     });
 
+    it('a folder with contents where the snapshot has a file, symlink or hardlink is kept and an error without --delete, replaced with it', async () => {
+      const target = freshDir();
+      await run({ target });
+      const root = join(target, src);
+      // small.txt a file, link-relative a symlink, hard-b a hardlink made after its file; empty an empty folder.
+      const inTheWay = ['small.txt', 'link-relative', 'hard-b', ...(built.fifo ? ['fifo'] : [])];
+      const fill = async () => {
+        for (const name of inTheWay) {
+          await rm(join(root, name));
+          await mkdir(join(root, name, 'sub'), { recursive: true });
+          await writeFile(join(root, name, 'sub', 'mine'), `mine, in ${name}`);
+        }
+        await rm(join(root, 'empty'));
+        await mkdir(join(root, 'empty'));
+      };
+      await fill();
+      for (const overwrite of ['always', 'if-changed'] as const) {
+        for (const dryRun of [false, true]) {
+          const { reporter, errors, actions } = recorder();
+          const summary = await run({ target, overwrite, dryRun, reporter });
+          const label = `${overwrite}${dryRun ? ', dry run' : ''}`;
+          assert.deepEqual(errors.map((x) => x.path).sort(), inTheWay.map((name) => join(root, name)).sort(), label);
+          for (const { error } of errors) {
+            assert.match(error.message, /: not restored: a folder that is not empty is in the way$/, label);
+            assert.match(error.hint ?? '', /--delete/, label);
+          }
+          assert.equal(summary.errors, inTheWay.length, label);
+          assert.equal(summary.deleted, 0, label);
+          assert.ok(![...actions.values()].includes('deleted'), label);
+          for (const name of inTheWay) assert.equal(await readFile(join(root, name, 'sub', 'mine'), 'utf8'), `mine, in ${name}`, label);
+          // An empty folder holds nothing to lose: the file takes its place (not in a dry run).
+          assert.equal((await lstat(join(root, 'empty'))).isFile(), !dryRun, label);
+          if (!dryRun) {
+            await rm(join(root, 'empty'));
+            await mkdir(join(root, 'empty'));
+          }
+        }
+      }
+
+      // With --delete the folders go, and a dry run says so (each folder once, not its contents too).
+      for (const dryRun of [true, false]) {
+        const { reporter, errors } = recorder();
+        const deleted: string[] = [];
+        const summary = await run({ target, delete: true, dryRun, reporter: { ...reporter, fileDone: (p, action) => void (action === 'deleted' && deleted.push(p)) } });
+        assert.deepEqual(errors, []);
+        assert.deepEqual(deleted.sort(), [...inTheWay, 'empty'].map((name) => `${src}/${name}`).sort());
+        assert.equal(summary.deleted, inTheWay.length + 1);
+      }
+      assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: restoredTimeToleranceNs });
+    });
+
     it('reports an entry it cannot restore and goes on with the others', async () => {
       const target = freshDir();
       await mkdir(join(target, src), { recursive: true });
