@@ -26,12 +26,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, rmdir, stat, symlink, unlink } from 'node:fs/promises';
+import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, realpath, rename, rm, rmdir, stat, symlink, unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
-import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, errnoCode, throwIfAborted } from '../errors/index.ts';
+import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, UsageError, errnoCode, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, WorkerPool, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
@@ -75,6 +75,13 @@ export interface OwnerLookup {
   groupId(name: string): number | undefined;
 }
 
+/** A folder the restore must leave alone: the repository it reads, its cache. */
+export interface ProtectedPath {
+  readonly path: string;
+  /** What it is, for messages: "the repository being read". */
+  readonly what: string;
+}
+
 /** What to restore where, and how (the `restore` command's flags). */
 export interface RestoreOptions {
   /** The folder to restore into; created when missing. */
@@ -92,6 +99,12 @@ export interface RestoreOptions {
   readonly overwrite?: OverwriteMode;
   /** Remove entries in the target that the snapshot does not have (within the include/exclude selection). */
   readonly delete?: boolean;
+  /**
+   * Folders never written into nor deleted: a restore whose selection would write at or below one (or,
+   * with --delete, replace a folder holding one by a file) is refused before anything is written, and
+   * --delete leaves them (and the folders holding them) in place, with a warning.
+   */
+  readonly protect?: readonly ProtectedPath[];
   /** Decide and report everything, write nothing. */
   readonly dryRun?: boolean;
   /** Read every restored file back and compare it with the snapshot. */
@@ -140,6 +153,15 @@ export interface RestoreSummary {
   /** Things not restored by design (sockets, devices without root, xattrs). */
   readonly notes: string[];
   durationMs: number;
+}
+
+/** A protected folder inside the target. */
+interface ProtectedPlace {
+  /** Its path relative to the target. */
+  readonly rel: Buffer;
+  readonly what: string;
+  /** Set once --delete has left it (its warning is given once). */
+  warned: boolean;
 }
 
 type EntryState = 'pending' | 'ready' | 'failed' | 'skipped';
@@ -352,6 +374,8 @@ class Restorer {
   readonly #base: Buffer;
   #index!: BlobIndex;
   #targetFresh = false;
+  /** The protected folders inside the target. */
+  readonly #protected: ProtectedPlace[] = [];
   readonly #jobs: FileJob[] = [];
   /** Jobs whose file replaces one moved aside, until they finish. */
   readonly #replaced = new Set<FileJob>();
@@ -390,7 +414,9 @@ class Restorer {
     ticker.unref();
     try {
       this.#index = await this.#repo.index();
+      await this.#findProtected();
       await this.#plan();
+      this.#refuseProtected();
       // Workers start now: they load their modules while folders and files are prepared.
       const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? defaultWorkers() : 0);
       if (!this.#dry && workers > 0) this.#pool = new OpenPool(this.#repo.crypto, workers);
@@ -538,6 +564,51 @@ class Restorer {
   #linkGroup(e: Entry): Entry[] | undefined {
     if (e.node.type !== 'file' || e.node.links <= 1) return undefined;
     return this.#links.get(`${e.node.device}:${e.node.inode}`);
+  }
+
+  /**
+   * Places the protected folders inside the target, by their paths as given and as resolved (through
+   * symlinks): the restorer reaches a folder below the target only by real folders, never through a
+   * symlink, so the resolved path is the one it could delete. A target inside one is refused.
+   */
+  async #findProtected(): Promise<void> {
+    const resolved = (p: string) => realpath(p, { encoding: 'buffer' }).catch(() => undefined);
+    const targets = distinct([this.#base, await resolved(this.#target)]);
+    for (const { path, what } of this.#o.protect ?? []) {
+      const places = distinct([Buffer.from(resolvePath(path)), await resolved(path)]);
+      for (const place of places) {
+        for (const target of targets) {
+          if (relativeTo(place, target) !== undefined) {
+            throw new UsageError(`${this.#target}: refusing to restore into ${what} (${display(place)})`, {
+              hint: 'choose a target outside it; nothing was restored',
+            });
+          }
+          const rel = relativeTo(target, place);
+          if (rel !== undefined && !this.#protected.some((p) => p.rel.equals(rel))) this.#protected.push({ rel, what, warned: false });
+        }
+      }
+    }
+  }
+
+  /** The protected folder that `rel` is, is inside of or (`holding`) holds. */
+  #protectedAt(rel: Buffer, holding: boolean): ProtectedPlace | undefined {
+    return this.#protected.find((p) => relativeTo(p.rel, rel) !== undefined || (holding && relativeTo(rel, p.rel) !== undefined));
+  }
+
+  /** Refuses, before anything is written, a selection that would write into a protected folder. */
+  #refuseProtected(): void {
+    if (this.#protected.length === 0) return;
+    const replacing = this.#o.delete === true && this.#overwrite !== 'never';
+    for (const e of this.#entries) {
+      if (!e.selected) continue;
+      // With --delete, a file replaces a folder with everything in it.
+      const p = this.#protectedAt(e.rel, replacing && e.node.type !== 'dir');
+      if (!p) continue;
+      const shown = display(joinPath(this.#base, p.rel));
+      throw new UsageError(`${this.#shown(e)}: refusing to restore: it would write over ${p.what} (${shown})`, {
+        hint: `restore to another target, or leave that path out with --exclude '${e.path}'; nothing was restored`,
+      });
+    }
   }
 
   // ---- 2. folders ----
@@ -1337,6 +1408,13 @@ class Restorer {
         try {
           const st = await lstatOrUndefined(childAbs);
           if (!st) continue;
+          const kept = st.isDirectory() ? this.#protectedAt(childRel, true) : undefined;
+          if (kept) {
+            // The repository being read, the cache, or a folder holding one: left, what else is inside goes.
+            if (kept.rel.equals(childRel)) this.#keep(kept);
+            else await visit(childRel);
+            continue;
+          }
           await this.#remove(childAbs, st);
           this.#summary.deleted++;
           this.#done(snapshotPath, 'deleted');
@@ -1346,6 +1424,13 @@ class Restorer {
       }
     };
     await visit(Buffer.alloc(0));
+  }
+
+  /** Warns, once, that --delete left a protected folder in place. */
+  #keep(p: ProtectedPlace): void {
+    if (p.warned) return;
+    p.warned = true;
+    this.#o.reporter?.warning?.(`${display(joinPath(this.#base, p.rel))}: left in place: --delete never removes ${p.what}`);
   }
 
   // ---- 7. folder metadata ----
@@ -1403,6 +1488,19 @@ class Restorer {
       return undefined;
     });
   }
+}
+
+/** `path` relative to `base` when it is `base` (an empty path) or inside it; else undefined. */
+function relativeTo(base: Buffer, path: Buffer): Buffer | undefined {
+  const prefix = base.length > 0 && base[base.length - 1] === 0x2f ? base : Buffer.concat([base, Buffer.from('/')]);
+  if (path.equals(base) || path.equals(prefix.subarray(0, -1))) return Buffer.alloc(0);
+  return path.length > prefix.length && path.subarray(0, prefix.length).equals(prefix) ? path.subarray(prefix.length) : undefined;
+}
+
+function distinct(paths: ReadonlyArray<Buffer | undefined>): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of paths) if (p && !out.some((q) => q.equals(p))) out.push(p);
+  return out;
 }
 
 /** The largest of `lengths` (a read buffer's size), without spreading a long array into arguments. */

@@ -224,6 +224,62 @@ describe('restore (local repository)', () => {
   });
 });
 
+describe('restore never writes into nor deletes the repository it reads or the cache folder', () => {
+  it('--delete leaves a local repository and the cache inside the target, says so once each, and deletes the rest', async () => {
+    const wrap = await makeTempDir();
+    const repo = path.join(wrap, 'repo');
+    const cache = path.join(wrap, 'deep', 'cache');
+    const env = { COFFER_CACHE_DIR: cache };
+    assertOk(await coffer(['init'], repo, { env }));
+    assertOk(await coffer(['backup', path.join(src, 'nested')], repo, { env }));
+    await writeFile(path.join(wrap, 'extra'), 'not in the snapshot');
+    await writeFile(path.join(wrap, 'deep', 'extra'), 'not in the snapshot');
+    const restore = (...flags: string[]) => coffer(['restore', `latest:${src}/nested`, '--target', wrap, '--delete', ...flags], repo, { env });
+    const repoFiles = await readdir(repo, { recursive: true });
+    const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('warning: '));
+    // In the order the target is walked (names sorted).
+    const expected = [
+      `warning: ${cache}: left in place: --delete never removes the local cache folder`,
+      `warning: ${repo}: left in place: --delete never removes the repository being read`,
+    ];
+    const dry = await restore('--dry-run');
+    assertOk(dry);
+    assert.deepEqual(warnings(dry.stderr), expected);
+    assert.match(dry.stdout, /would delete 2$/m);
+    const r = await restore();
+    assertOk(r);
+    assert.deepEqual(warnings(r.stderr), expected);
+    assert.match(r.stdout, /; deleted 2$/m);
+    assert.deepEqual((await readdir(wrap)).sort(), ['a', 'deep', 'link-non-utf8', 'repo']);
+    assert.deepEqual(await readdir(path.join(wrap, 'deep')), ['cache']);
+    assert.deepEqual((await readdir(repo, { recursive: true })).sort(), repoFiles.sort());
+    assertOk(await coffer(['check'], repo, { env }), 'the repository is whole');
+  });
+
+  it('refuses, before writing anything, a restore into the repository, or whose snapshot holds it (exit 2)', async () => {
+    const wrap = await makeTempDir();
+    const repo = path.join(wrap, 'repo');
+    assertOk(await coffer(['init'], repo));
+    await writeFile(path.join(wrap, 'file'), 'data');
+    // A snapshot of the folder the repository is in holds (an earlier state of) the repository.
+    assertOk(await coffer(['backup', wrap], repo));
+    const repoFiles = await readdir(repo, { recursive: true });
+    await rm(path.join(wrap, 'file'));
+    for (const target of [wrap, path.join(repo, 'data')]) {
+      const r = await coffer(['restore', `latest:${wrap}`, '--target', target], repo);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, target === wrap
+        ? new RegExp(`^error: ${repo}: refusing to restore: it would write over the repository being read \\(${repo}\\)\\nhint: .*--exclude '/repo'; nothing was restored\\n`)
+        : new RegExp(`^error: ${target}: refusing to restore into the repository being read \\(${repo}\\)\\n`));
+      assert.deepEqual(await readdir(wrap), ['repo'], 'nothing was restored');
+    }
+    // Left out, the rest restores; with --delete too.
+    assertOk(await coffer(['restore', `latest:${wrap}`, '--target', wrap, '--exclude', '/repo', '--delete'], repo));
+    assert.equal(await readFile(path.join(wrap, 'file'), 'utf8'), 'data');
+    assert.deepEqual((await readdir(repo, { recursive: true })).sort(), repoFiles.sort());
+  });
+});
+
 describe('restore from a damaged repository', () => {
   it('names each file a deleted pack fails, once, with one hint, and counts the files', async () => {
     const repo = await makeRepoDir();

@@ -598,6 +598,62 @@ describe('restore', () => {
     });
   });
 
+  describe('protected folders (the repository being read, the cache)', () => {
+    it('--delete leaves them and the folders holding them, warning once each; a selection writing into one is refused', async () => {
+      const target = freshDir();
+      await run({ target });
+      const root = join(target, src);
+      for (const dir of [join(target, 'holder', 'kept'), join(root, 'nested', 'a', 'kept')]) {
+        await mkdir(dir, { recursive: true });
+        await writeFile(join(dir, 'precious'), 'keep me');
+      }
+      await writeFile(join(target, 'holder', 'extra'), 'x');
+      // Named through a symlink to the target: the restorer reaches the folder by its real path.
+      const viaLink = join(base, `link-${counter}`);
+      await symlink(target, viaLink);
+      const protect = [
+        { path: join(viaLink, 'holder', 'kept'), what: 'the repository being read' },
+        { path: join(root, 'nested', 'a', 'kept'), what: 'the cache' },
+      ];
+      const warnings: string[] = [];
+      const { reporter, errors, actions } = recorder();
+      const summary = await run({ target, delete: true, protect, reporter: { ...reporter, warning: (m) => void warnings.push(m) } });
+      assert.deepEqual(errors, []);
+      assert.deepEqual(warnings.sort(), [
+        `${join(target, 'holder', 'kept')}: left in place: --delete never removes the repository being read`,
+        `${join(root, 'nested', 'a', 'kept')}: left in place: --delete never removes the cache`,
+      ].sort());
+      assert.equal(summary.deleted, 1);
+      assert.equal(actions.get('/holder/extra'), 'deleted');
+      for (const dir of [join(target, 'holder', 'kept'), join(root, 'nested', 'a', 'kept')]) assert.equal(await readFile(join(dir, 'precious'), 'utf8'), 'keep me');
+
+      // A snapshot entry at or below a protected folder; a file that --delete would put in place of a folder holding one.
+      await rm(join(root, 'small.txt'));
+      await mkdir(join(root, 'small.txt', 'kept'), { recursive: true });
+      for (const [path, options] of [
+        [join(root, 'nested'), {}],
+        [join(root, 'nested', 'a', 'file'), { overwrite: 'if-changed' as const }],
+        [join(root, 'small.txt', 'kept'), { delete: true }],
+      ] as const) {
+        await rm(join(root, 'empty'));
+        await assert.rejects(run({ target, ...options, protect: [{ path, what: 'the repository being read' }] }), (err: AppError) => {
+          assert.equal(err.code, 'USAGE');
+          assert.match(err.message, /: refusing to restore: it would write over the repository being read \(/);
+          assert.match(err.hint ?? '', /--exclude '\//);
+          return true;
+        });
+        await assert.rejects(lstat(join(root, 'empty')), 'nothing was written');
+        await writeFile(join(root, 'empty'), '');
+      }
+      // Without --delete the folder in the way is not removed: an error for that file, no refusal.
+      const { reporter: r2, errors: e2 } = recorder();
+      await run({ target, protect: [{ path: join(root, 'small.txt', 'kept'), what: 'the repository being read' }], reporter: r2 });
+      assert.deepEqual(e2.map((x) => x.path), [join(root, 'small.txt')]);
+      // A target inside a protected folder.
+      await assert.rejects(run({ target: join(target, 'holder', 'kept', 'in'), protect }), /refusing to restore into the repository being read/);
+    });
+  });
+
   describe('--dry-run', () => {
     it('reports what it would do and writes nothing', async () => {
       const target = freshDir();
