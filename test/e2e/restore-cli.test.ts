@@ -4,8 +4,11 @@
  * summary output, and clean failures.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
@@ -16,6 +19,17 @@ import { assertSameTree, buildSourceTree, captureTree, restoredTimeToleranceNs, 
 let cacheHome: string;
 let src: string;
 let source: TreeState;
+
+/** Root can mount a read-only tmpfs to restore into (a container may forbid it). */
+const canMount = process.getuid?.() === 0 && (() => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'coffer-mount-probe-'));
+  try {
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', dir]).status !== 0) return false;
+    return spawnSync('umount', [dir]).status === 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+})();
 
 function coffer(args: string[], repo: string, options: RunOptions = {}): Promise<RunResult> {
   return runCoffer(args, { ...options, repo, env: { XDG_CACHE_HOME: cacheHome, ...options.env } });
@@ -166,6 +180,33 @@ describe('restore (local repository)', () => {
       await writeFile(path.join(target, src, 'nested'), 'a file where the snapshot has a folder');
       assertOk(await coffer(['restore', 'latest', '--target', target, '--overwrite', overwrite, '--include', `${src}/nested`], repo));
       assert.equal(await readFile(path.join(target, src, 'nested/a/file'), 'utf8'), 'nested\n');
+    }
+  });
+
+  it('--dry-run --verify says nothing was verified, and gives no verify counts', async () => {
+    const target = await makeTempDir();
+    const r = await coffer(['restore', 'latest', '--target', target, '--dry-run', '--verify'], repo);
+    assertOk(r);
+    assert.doesNotMatch(r.stdout, /verified \d/);
+    assert.match(r.stdout, /^dry run: nothing was written nor verified$/m);
+    const json = await coffer(['--json', 'restore', 'latest', '--target', target, '--dry-run', '--verify'], repo);
+    assertOk(json);
+    const summary = jsonLines(json.stdout).at(-1) as Record<string, unknown>;
+    assert.equal(summary.dry_run, true);
+    assert.ok(!('files_verified' in summary) && !('verify_errors' in summary), json.stdout);
+  });
+
+  it('into a read-only file system: no hint claims other files were restored', { skip: !canMount && 'needs root to mount a read-only tmpfs' }, async () => {
+    const target = await makeTempDir();
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', target]);
+    try {
+      const r = await coffer(['restore', 'latest', '--target', target], repo);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stdout, /^restored 0 files/m);
+      assert.match(r.stderr, /^error: .*: cannot write: read-only filesystem\nhint: the target is on a read-only file system/m);
+      assert.doesNotMatch(r.stderr, /were restored/);
+    } finally {
+      execFileSync('umount', [target]);
     }
   });
 

@@ -159,7 +159,8 @@ export function registerRestore(program: Command, ctx: CliContext): void {
             total_bytes: s.bytesTotal,
             bytes_restored: s.bytesRestored,
             bytes_skipped: s.bytesSkipped,
-            ...(flags.verify ? { files_verified: s.filesVerified, verify_errors: s.verifyErrors } : {}),
+            // A dry run reads nothing back: no verify counts that could pass for a check.
+            ...(flags.verify && !s.dryRun ? { files_verified: s.filesVerified, verify_errors: s.verifyErrors } : {}),
             error_count: s.errors,
             dry_run: s.dryRun,
           });
@@ -169,8 +170,8 @@ export function registerRestore(program: Command, ctx: CliContext): void {
           ctx.say(`${what} ${s.filesRestored} files, ${s.dirsCreated} folders, ${formatBytes(s.bytesRestored)} in ${seconds.toFixed(1)}s` +
             (s.filesSkipped ? `; ${s.filesSkipped} files skipped (${formatBytes(s.bytesSkipped)})` : '') +
             (flags.delete ? `; ${s.dryRun ? 'would delete' : 'deleted'} ${s.deleted}` : ''));
-          if (flags.verify) ctx.say(`verified ${s.filesVerified} files, ${s.verifyErrors} differ`);
-          if (s.dryRun) ctx.say('dry run: nothing was written');
+          if (flags.verify && !s.dryRun) ctx.say(`verified ${s.filesVerified} files, ${s.verifyErrors} differ`);
+          if (s.dryRun) ctx.say(`dry run: nothing was written${flags.verify ? ' nor verified' : ''}`);
         }
         if (s.verifyErrors > 0) {
           throw new FileError(`verify: ${s.verifyErrors} restored ${s.verifyErrors === 1 ? 'file differs' : 'files differ'} from snapshot ${shortId(snapshot.id)}`, {
