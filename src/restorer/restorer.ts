@@ -13,7 +13,7 @@
  *     of that itself, so plaintexts never reach the main thread; smaller ones decrypt here and write
  *     through the thread pool. A new file of several chunks is created at its final size before its
  *     first write, a new file of one chunk by its write; all-zero chunks are not written at all, so
- *     sparse files stay sparse. Work goes in batches, and the ranges in flight (and, without workers,
+ *     sparse files stay sparse (over an existing file, only its blocks that are not zeros are zeroed). Work goes in batches, and the ranges in flight (and, without workers,
  *     the decrypted data waiting for writes) are bounded, so memory does not grow with the snapshot;
  *  5. hardlinks, 6. --delete, 7. folder metadata deepest first, 8. --verify.
  *
@@ -200,6 +200,8 @@ interface FileJob {
   readonly action: 'restored' | 'updated';
   /** Chunk indexes to write; undefined = all. */
   readonly chunks?: readonly number[];
+  /** Of those, chunks of zeros: the blocks of the existing file that are not (holes stay holes). */
+  readonly zeroBlocks?: ReadonlyMap<number, Ranges>;
   /** Bytes this job writes (for counts). */
   readonly bytes: number;
   pending: number;
@@ -209,10 +211,15 @@ interface FileJob {
   aside?: Buffer;
 }
 
+/** File ranges as [offset, length] pairs. */
+type Ranges = ReadonlyArray<readonly [number, number]>;
+
 interface Target {
   readonly job: FileJob;
   readonly offset: number;
   readonly length: number;
+  /** A chunk of zeros over an existing file: only these ranges hold something else (see `zeroBlocks`). */
+  readonly blocks?: Ranges;
 }
 
 interface Need {
@@ -811,6 +818,7 @@ class Restorer {
     const layout = this.#layout(e);
     const st = this.#parentFresh(e) ? undefined : await lstatOrUndefined(abs);
     let chunks: number[] | undefined;
+    let zeroBlocks: Map<number, Ranges> | undefined;
     let aside: Buffer | undefined;
     if (st) {
       if (this.#overwrite === 'never') {
@@ -819,13 +827,14 @@ class Restorer {
       }
       if (this.#overwrite === 'if-changed' && st.isFile() && Number(st.size) === node.size && Number(st.nlink) <= (this.#linkGroup(e)?.length ?? 1)) {
         // Content decides, chunk by chunk: an interrupted restore resumes without rewriting good data.
-        const differ = await this.#differingChunks(abs, e, layout);
+        const { differ, zeros } = await this.#differingChunks(abs, e, layout);
         if (differ.length === 0) {
           this.#kept.add(e);
           this.#skip(e, node.size);
           return;
         }
         chunks = differ;
+        zeroBlocks = zeros;
       } else if (st.isFile() && node.size > 0 && !this.#dry) {
         aside = await this.#moveAside(abs);
       } else {
@@ -844,7 +853,7 @@ class Restorer {
     const bytes = chunks ? chunks.reduce((sum, i) => sum + layout.lengths[i], 0) : node.size;
     const job: FileJob = {
       entry: e, abs, shown: this.#shown(e), fresh: !chunks, single: !chunks && layout.lengths.length === 1, action: chunks ? 'updated' : 'restored',
-      chunks, bytes, pending: 0, failed: false, finished: false, aside,
+      chunks, zeroBlocks, bytes, pending: 0, failed: false, finished: false, aside,
     };
     if (aside) this.#replaced.add(job);
     if (chunks) {
@@ -855,19 +864,25 @@ class Restorer {
     this.#jobs.push(job);
   }
 
-  /** Indexes of the chunks whose bytes in the existing file at `abs` differ from the snapshot. */
-  async #differingChunks(abs: Buffer, e: Entry, layout: Layout): Promise<number[]> {
+  /**
+   * Indexes of the chunks whose bytes in the existing file at `abs` differ from the snapshot; for those
+   * that are zeros in the snapshot, the blocks of the file that are not, so that only they are rewritten.
+   */
+  async #differingChunks(abs: Buffer, e: Entry, layout: Layout): Promise<{ differ: number[]; zeros: Map<number, Ranges> }> {
     const differ: number[] = [];
+    const zeros = new Map<number, Ranges>();
     await withFd(openForReading(abs), async (n) => {
       const buf = Buffer.allocUnsafe(largest(layout.lengths));
       const content = e.node.content ?? [];
       for (let i = 0; i < content.length; i++) {
         throwIfAborted(this.#o.signal);
         const data = await readFully(n, buf, layout.lengths[i], layout.offsets[i]);
-        if (!data || !Buffer.from(this.#repo.crypto.blobId(data)).equals(content[i])) differ.push(i);
+        if (data && Buffer.from(this.#repo.crypto.blobId(data)).equals(content[i])) continue;
+        differ.push(i);
+        if (data && toHex(content[i]) === this.#zeroId(layout.lengths[i])) zeros.set(i, nonZeroBlocks(data, layout.offsets[i]));
       }
     });
-    return differ;
+    return { differ, zeros };
   }
 
   async #restoreSpecial(e: Entry): Promise<void> {
@@ -1049,6 +1064,11 @@ class Restorer {
         const hex = toHex(id);
         const length = layout.lengths[i];
         job.pending++;
+        const blocks = job.zeroBlocks?.get(i);
+        if (blocks) {
+          zeroWrites.push({ job, offset: layout.offsets[i], length, blocks });
+          continue;
+        }
         // Chunks repeated in the batch are tested against the id of zeros of their length: sparse
         // regions then cost neither a load nor a write.
         if ((lengthCounts.get(length) ?? 0) > 1 && hex === this.#zeroId(length)) {
@@ -1227,7 +1247,8 @@ class Restorer {
         }
         try {
           // One descriptor per write: nothing stays open between the packs a file's chunks come from.
-          await writeFully(n, data ?? Buffer.alloc(t.length), t.offset);
+          if (data === undefined && t.blocks) for (const [at, length] of t.blocks) await writeFully(n, Buffer.alloc(length), at);
+          else await writeFully(n, data ?? Buffer.alloc(t.length), t.offset);
           this.stats.bytesDone += t.length;
           if (--job.pending === 0) await this.#finishFile(job, n);
         } finally {
@@ -1488,6 +1509,28 @@ class Restorer {
       return undefined;
     });
   }
+}
+
+/** File systems allocate whole blocks: a block holding only zeros may be a hole. */
+const fileBlock = 4096;
+
+/**
+ * The ranges of `data`, which the file holds at `offset`, that are not zeros, in whole file blocks:
+ * writing zeros over just those keeps the file's holes.
+ */
+function nonZeroBlocks(data: Uint8Array, offset: number): Ranges {
+  const ranges: Array<[number, number]> = [];
+  const end = offset + data.length;
+  for (let at = offset; at < end; ) {
+    const next = Math.min(end, (Math.floor(at / fileBlock) + 1) * fileBlock);
+    if (!isZero(data.subarray(at - offset, next - offset))) {
+      const last = ranges.at(-1);
+      if (last && last[0] + last[1] === at) last[1] += next - at;
+      else ranges.push([at, next - at]);
+    }
+    at = next;
+  }
+  return ranges;
 }
 
 /** `path` relative to `base` when it is `base` (an empty path) or inside it; else undefined. */

@@ -459,6 +459,22 @@ describe('restore', () => {
       assert.deepEqual(await readFile(file), await readFile(join(src, 'large.bin')));
     });
 
+    it('if-changed rewrites a chunk of zeros over a hole by the blocks that changed: the file stays sparse', async () => {
+      const target = freshDir();
+      const only = compileExcludes([`${src}/sparse.img`]);
+      await run({ target, include: only });
+      const file = join(target, src, 'sparse.img');
+      // Two bytes in the middle of the hole: one block of the file is data now.
+      const handle = await open(file, 'r+');
+      await handle.write(Buffer.from('xy'), 0, 2, built.sparseSize / 2);
+      await handle.close();
+      const used = (await stat(file)).blocks;
+      const summary = await run({ target, overwrite: 'if-changed', include: only });
+      assert.equal(summary.filesUpdated, 1);
+      assert.deepEqual(await readFile(file), await readFile(join(src, 'sparse.img')));
+      assert.ok((await stat(file)).blocks <= used, `${(await stat(file)).blocks} blocks of 512 bytes, ${used} before`);
+    });
+
     it('never leaves existing entries alone and restores missing ones', async () => {
       const target = freshDir();
       await run({ target });
