@@ -48,6 +48,8 @@ export interface RestoreReporter {
   progress?(stats: Readonly<RestoreStats>): void;
   targetError?(path: string, error: AppError): void;
   fileDone?(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted'): void;
+  /** Something the user should know that is no error (e.g. a folder --delete left in place). */
+  warning?(message: string): void;
 }
 
 export interface CheckReporter {

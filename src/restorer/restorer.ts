@@ -13,7 +13,7 @@
  *     of that itself, so plaintexts never reach the main thread; smaller ones decrypt here and write
  *     through the thread pool. A new file of several chunks is created at its final size before its
  *     first write, a new file of one chunk by its write; all-zero chunks are not written at all, so
- *     sparse files stay sparse. Work goes in batches, and the ranges in flight (and, without workers,
+ *     sparse files stay sparse (over an existing file, only its blocks that are not zeros are zeroed). Work goes in batches, and the ranges in flight (and, without workers,
  *     the decrypted data waiting for writes) are bounded, so memory does not grow with the snapshot;
  *  5. hardlinks, 6. --delete, 7. folder metadata deepest first, 8. --verify.
  *
@@ -26,12 +26,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { BigIntStats } from 'node:fs';
-import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { chmod, lchown, link, lutimes, mkdir, readdir, readlink, realpath, rename, rm, rmdir, stat, symlink, unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
-import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, errnoCode, throwIfAborted } from '../errors/index.ts';
+import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, UsageError, errnoCode, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, WorkerPool, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
@@ -75,6 +75,13 @@ export interface OwnerLookup {
   groupId(name: string): number | undefined;
 }
 
+/** A folder the restore must leave alone: the repository it reads, its cache. */
+export interface ProtectedPath {
+  readonly path: string;
+  /** What it is, for messages: "the repository being read". */
+  readonly what: string;
+}
+
 /** What to restore where, and how (the `restore` command's flags). */
 export interface RestoreOptions {
   /** The folder to restore into; created when missing. */
@@ -92,6 +99,12 @@ export interface RestoreOptions {
   readonly overwrite?: OverwriteMode;
   /** Remove entries in the target that the snapshot does not have (within the include/exclude selection). */
   readonly delete?: boolean;
+  /**
+   * Folders never written into nor deleted: a restore whose selection would write at or below one (or,
+   * with --delete, replace a folder holding one by a file) is refused before anything is written, and
+   * --delete leaves them (and the folders holding them) in place, with a warning.
+   */
+  readonly protect?: readonly ProtectedPath[];
   /** Decide and report everything, write nothing. */
   readonly dryRun?: boolean;
   /** Read every restored file back and compare it with the snapshot. */
@@ -142,6 +155,15 @@ export interface RestoreSummary {
   durationMs: number;
 }
 
+/** A protected folder inside the target. */
+interface ProtectedPlace {
+  /** Its path relative to the target. */
+  readonly rel: Buffer;
+  readonly what: string;
+  /** Set once --delete has left it (its warning is given once). */
+  warned: boolean;
+}
+
 type EntryState = 'pending' | 'ready' | 'failed' | 'skipped';
 
 interface Entry {
@@ -178,6 +200,8 @@ interface FileJob {
   readonly action: 'restored' | 'updated';
   /** Chunk indexes to write; undefined = all. */
   readonly chunks?: readonly number[];
+  /** Of those, chunks of zeros: the blocks of the existing file that are not (holes stay holes). */
+  readonly zeroBlocks?: ReadonlyMap<number, Ranges>;
   /** Bytes this job writes (for counts). */
   readonly bytes: number;
   pending: number;
@@ -187,10 +211,15 @@ interface FileJob {
   aside?: Buffer;
 }
 
+/** File ranges as [offset, length] pairs. */
+type Ranges = ReadonlyArray<readonly [number, number]>;
+
 interface Target {
   readonly job: FileJob;
   readonly offset: number;
   readonly length: number;
+  /** A chunk of zeros over an existing file: only these ranges hold something else (see `zeroBlocks`). */
+  readonly blocks?: Ranges;
 }
 
 interface Need {
@@ -352,6 +381,8 @@ class Restorer {
   readonly #base: Buffer;
   #index!: BlobIndex;
   #targetFresh = false;
+  /** The protected folders inside the target. */
+  readonly #protected: ProtectedPlace[] = [];
   readonly #jobs: FileJob[] = [];
   /** Jobs whose file replaces one moved aside, until they finish. */
   readonly #replaced = new Set<FileJob>();
@@ -390,7 +421,9 @@ class Restorer {
     ticker.unref();
     try {
       this.#index = await this.#repo.index();
+      await this.#findProtected();
       await this.#plan();
+      this.#refuseProtected();
       // Workers start now: they load their modules while folders and files are prepared.
       const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? defaultWorkers() : 0);
       if (!this.#dry && workers > 0) this.#pool = new OpenPool(this.#repo.crypto, workers);
@@ -540,6 +573,51 @@ class Restorer {
     return this.#links.get(`${e.node.device}:${e.node.inode}`);
   }
 
+  /**
+   * Places the protected folders inside the target, by their paths as given and as resolved (through
+   * symlinks): the restorer reaches a folder below the target only by real folders, never through a
+   * symlink, so the resolved path is the one it could delete. A target inside one is refused.
+   */
+  async #findProtected(): Promise<void> {
+    const resolved = (p: string) => realpath(p, { encoding: 'buffer' }).catch(() => undefined);
+    const targets = distinct([this.#base, await resolved(this.#target)]);
+    for (const { path, what } of this.#o.protect ?? []) {
+      const places = distinct([Buffer.from(resolvePath(path)), await resolved(path)]);
+      for (const place of places) {
+        for (const target of targets) {
+          if (relativeTo(place, target) !== undefined) {
+            throw new UsageError(`${this.#target}: refusing to restore into ${what} (${display(place)})`, {
+              hint: 'choose a target outside it; nothing was restored',
+            });
+          }
+          const rel = relativeTo(target, place);
+          if (rel !== undefined && !this.#protected.some((p) => p.rel.equals(rel))) this.#protected.push({ rel, what, warned: false });
+        }
+      }
+    }
+  }
+
+  /** The protected folder that `rel` is, is inside of or (`holding`) holds. */
+  #protectedAt(rel: Buffer, holding: boolean): ProtectedPlace | undefined {
+    return this.#protected.find((p) => relativeTo(p.rel, rel) !== undefined || (holding && relativeTo(rel, p.rel) !== undefined));
+  }
+
+  /** Refuses, before anything is written, a selection that would write into a protected folder. */
+  #refuseProtected(): void {
+    if (this.#protected.length === 0) return;
+    const replacing = this.#o.delete === true && this.#overwrite !== 'never';
+    for (const e of this.#entries) {
+      if (!e.selected) continue;
+      // With --delete, a file replaces a folder with everything in it.
+      const p = this.#protectedAt(e.rel, replacing && e.node.type !== 'dir');
+      if (!p) continue;
+      const shown = display(joinPath(this.#base, p.rel));
+      throw new UsageError(`${this.#shown(e)}: refusing to restore: it would write over ${p.what} (${shown})`, {
+        hint: `restore to another target, or leave that path out with --exclude '${e.path}'; nothing was restored`,
+      });
+    }
+  }
+
   // ---- 2. folders ----
 
   async #prepareTarget(): Promise<void> {
@@ -572,7 +650,6 @@ class Restorer {
     return e.parent === -1 || this.#entries[e.parent].state === 'ready';
   }
 
-  /** Removes whatever is at `abs` (a folder with its contents); never follows symlinks. */
   /**
    * Moves a file that a new version replaces out of the way, under a hidden name in its folder: it is
    * removed once the new content is complete, and put back if that content cannot be had (a missing or
@@ -606,10 +683,39 @@ class Restorer {
     this.#replaced.clear();
   }
 
+  /** Removes whatever is at `abs` (a folder with its contents); never follows symlinks. */
   async #remove(abs: Buffer, st: BigIntStats): Promise<void> {
     if (this.#dry) return;
     if (st.isDirectory()) await rm(abs, { recursive: true, force: true });
     else await unlink(abs);
+  }
+
+  /**
+   * Clears the path of an entry that is not a folder (`st`: what is there). A folder in the way goes
+   * only when it is empty, or with --delete, which then reports it deleted (as restic 0.17): without
+   * --delete, a folder with contents is an error for this entry and stays as it is.
+   */
+  async #clearPath(e: Entry, abs: Buffer, st: BigIntStats): Promise<void> {
+    if (!st.isDirectory()) return this.#remove(abs, st);
+    if (this.#o.delete) {
+      await this.#remove(abs, st);
+      this.#summary.deleted++;
+      this.#done(e.path, 'deleted');
+      return;
+    }
+    // rmdir removes only an empty folder, so nothing can be added to it between a look and the removal.
+    const removed = this.#dry
+      ? (await readdir(abs)).length === 0
+      : await rmdir(abs).then(() => true, (err: unknown) => {
+          const code = errnoCode(err);
+          if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+          throw err;
+        });
+    if (!removed) {
+      throw new FileError(`${this.#shown(e)}: not restored: a folder that is not empty is in the way`, {
+        hint: 'the folder was left as it is; move it away, or restore with --delete to replace it and everything in it',
+      });
+    }
   }
 
   async #makeFolders(): Promise<void> {
@@ -712,6 +818,7 @@ class Restorer {
     const layout = this.#layout(e);
     const st = this.#parentFresh(e) ? undefined : await lstatOrUndefined(abs);
     let chunks: number[] | undefined;
+    let zeroBlocks: Map<number, Ranges> | undefined;
     let aside: Buffer | undefined;
     if (st) {
       if (this.#overwrite === 'never') {
@@ -720,17 +827,18 @@ class Restorer {
       }
       if (this.#overwrite === 'if-changed' && st.isFile() && Number(st.size) === node.size && Number(st.nlink) <= (this.#linkGroup(e)?.length ?? 1)) {
         // Content decides, chunk by chunk: an interrupted restore resumes without rewriting good data.
-        const differ = await this.#differingChunks(abs, e, layout);
+        const { differ, zeros } = await this.#differingChunks(abs, e, layout);
         if (differ.length === 0) {
           this.#kept.add(e);
           this.#skip(e, node.size);
           return;
         }
         chunks = differ;
+        zeroBlocks = zeros;
       } else if (st.isFile() && node.size > 0 && !this.#dry) {
         aside = await this.#moveAside(abs);
       } else {
-        await this.#remove(abs, st);
+        await this.#clearPath(e, abs, st);
       }
     }
     e.newInode = !chunks;
@@ -745,7 +853,7 @@ class Restorer {
     const bytes = chunks ? chunks.reduce((sum, i) => sum + layout.lengths[i], 0) : node.size;
     const job: FileJob = {
       entry: e, abs, shown: this.#shown(e), fresh: !chunks, single: !chunks && layout.lengths.length === 1, action: chunks ? 'updated' : 'restored',
-      chunks, bytes, pending: 0, failed: false, finished: false, aside,
+      chunks, zeroBlocks, bytes, pending: 0, failed: false, finished: false, aside,
     };
     if (aside) this.#replaced.add(job);
     if (chunks) {
@@ -756,19 +864,25 @@ class Restorer {
     this.#jobs.push(job);
   }
 
-  /** Indexes of the chunks whose bytes in the existing file at `abs` differ from the snapshot. */
-  async #differingChunks(abs: Buffer, e: Entry, layout: Layout): Promise<number[]> {
+  /**
+   * Indexes of the chunks whose bytes in the existing file at `abs` differ from the snapshot; for those
+   * that are zeros in the snapshot, the blocks of the file that are not, so that only they are rewritten.
+   */
+  async #differingChunks(abs: Buffer, e: Entry, layout: Layout): Promise<{ differ: number[]; zeros: Map<number, Ranges> }> {
     const differ: number[] = [];
+    const zeros = new Map<number, Ranges>();
     await withFd(openForReading(abs), async (n) => {
       const buf = Buffer.allocUnsafe(largest(layout.lengths));
       const content = e.node.content ?? [];
       for (let i = 0; i < content.length; i++) {
         throwIfAborted(this.#o.signal);
         const data = await readFully(n, buf, layout.lengths[i], layout.offsets[i]);
-        if (!data || !Buffer.from(this.#repo.crypto.blobId(data)).equals(content[i])) differ.push(i);
+        if (data && Buffer.from(this.#repo.crypto.blobId(data)).equals(content[i])) continue;
+        differ.push(i);
+        if (data && toHex(content[i]) === this.#zeroId(layout.lengths[i])) zeros.set(i, nonZeroBlocks(data, layout.offsets[i]));
       }
     });
-    return differ;
+    return { differ, zeros };
   }
 
   async #restoreSpecial(e: Entry): Promise<void> {
@@ -793,7 +907,7 @@ class Restorer {
         this.#skip(e, 0);
         return;
       }
-      await this.#remove(abs, st);
+      await this.#clearPath(e, abs, st);
     }
     if (!this.#dry) {
       if (node.type === 'symlink') await symlink(Buffer.from(node.linkTarget ?? new Uint8Array(0)), abs);
@@ -950,6 +1064,11 @@ class Restorer {
         const hex = toHex(id);
         const length = layout.lengths[i];
         job.pending++;
+        const blocks = job.zeroBlocks?.get(i);
+        if (blocks) {
+          zeroWrites.push({ job, offset: layout.offsets[i], length, blocks });
+          continue;
+        }
         // Chunks repeated in the batch are tested against the id of zeros of their length: sparse
         // regions then cost neither a load nor a write.
         if ((lengthCounts.get(length) ?? 0) > 1 && hex === this.#zeroId(length)) {
@@ -1128,7 +1247,8 @@ class Restorer {
         }
         try {
           // One descriptor per write: nothing stays open between the packs a file's chunks come from.
-          await writeFully(n, data ?? Buffer.alloc(t.length), t.offset);
+          if (data === undefined && t.blocks) for (const [at, length] of t.blocks) await writeFully(n, Buffer.alloc(length), at);
+          else await writeFully(n, data ?? Buffer.alloc(t.length), t.offset);
           this.stats.bytesDone += t.length;
           if (--job.pending === 0) await this.#finishFile(job, n);
         } finally {
@@ -1250,7 +1370,7 @@ class Restorer {
               this.#skip(e, 0);
               continue;
             }
-            await this.#remove(abs, st);
+            await this.#clearPath(e, abs, st);
           }
           if (!this.#dry) await link(this.#abs(first), abs);
           this.#restored(e, 0, 'restored');
@@ -1276,8 +1396,9 @@ class Restorer {
   // ---- 6. delete ----
 
   async #deleteExtras(): Promise<void> {
-    const known = new Set<string>();
-    for (const e of this.#entries) if (e.selected) known.add(e.rel.toString('latin1'));
+    /** Selected entries by path: true for folders. */
+    const known = new Map<string, boolean>();
+    for (const e of this.#entries) if (e.selected) known.set(e.rel.toString('latin1'), e.node.type === 'dir');
     const visit = async (rel: Buffer): Promise<void> => {
       throwIfAborted(this.#o.signal);
       const abs = joinPath(this.#base, rel);
@@ -1294,9 +1415,11 @@ class Restorer {
         const childRel = childPath(rel, name);
         if (!isInside(childRel)) continue;
         const childAbs = joinPath(this.#base, childRel);
-        if (known.has(childRel.toString('latin1'))) {
-          const st = await lstatOrUndefined(childAbs).catch(() => undefined);
-          // Only real folders are entered: a symlink in the target is never followed.
+        const isFolder = known.get(childRel.toString('latin1'));
+        if (isFolder !== undefined) {
+          // Only folders of the snapshot are entered (a folder that a file replaces, or would in a dry run,
+          // went or goes whole), and only real ones: a symlink in the target is never followed.
+          const st = isFolder ? await lstatOrUndefined(childAbs).catch(() => undefined) : undefined;
           if (st?.isDirectory()) await visit(childRel);
           continue;
         }
@@ -1306,6 +1429,13 @@ class Restorer {
         try {
           const st = await lstatOrUndefined(childAbs);
           if (!st) continue;
+          const kept = st.isDirectory() ? this.#protectedAt(childRel, true) : undefined;
+          if (kept) {
+            // The repository being read, the cache, or a folder holding one: left, what else is inside goes.
+            if (kept.rel.equals(childRel)) this.#keep(kept);
+            else await visit(childRel);
+            continue;
+          }
           await this.#remove(childAbs, st);
           this.#summary.deleted++;
           this.#done(snapshotPath, 'deleted');
@@ -1315,6 +1445,13 @@ class Restorer {
       }
     };
     await visit(Buffer.alloc(0));
+  }
+
+  /** Warns, once, that --delete left a protected folder in place. */
+  #keep(p: ProtectedPlace): void {
+    if (p.warned) return;
+    p.warned = true;
+    this.#o.reporter?.warning?.(`${display(joinPath(this.#base, p.rel))}: left in place: --delete never removes ${p.what}`);
   }
 
   // ---- 7. folder metadata ----
@@ -1372,6 +1509,41 @@ class Restorer {
       return undefined;
     });
   }
+}
+
+/** File systems allocate whole blocks: a block holding only zeros may be a hole. */
+const fileBlock = 4096;
+
+/**
+ * The ranges of `data`, which the file holds at `offset`, that are not zeros, in whole file blocks:
+ * writing zeros over just those keeps the file's holes.
+ */
+function nonZeroBlocks(data: Uint8Array, offset: number): Ranges {
+  const ranges: Array<[number, number]> = [];
+  const end = offset + data.length;
+  for (let at = offset; at < end; ) {
+    const next = Math.min(end, (Math.floor(at / fileBlock) + 1) * fileBlock);
+    if (!isZero(data.subarray(at - offset, next - offset))) {
+      const last = ranges.at(-1);
+      if (last && last[0] + last[1] === at) last[1] += next - at;
+      else ranges.push([at, next - at]);
+    }
+    at = next;
+  }
+  return ranges;
+}
+
+/** `path` relative to `base` when it is `base` (an empty path) or inside it; else undefined. */
+function relativeTo(base: Buffer, path: Buffer): Buffer | undefined {
+  const prefix = base.length > 0 && base[base.length - 1] === 0x2f ? base : Buffer.concat([base, Buffer.from('/')]);
+  if (path.equals(base) || path.equals(prefix.subarray(0, -1))) return Buffer.alloc(0);
+  return path.length > prefix.length && path.subarray(0, prefix.length).equals(prefix) ? path.subarray(prefix.length) : undefined;
+}
+
+function distinct(paths: ReadonlyArray<Buffer | undefined>): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of paths) if (p && !out.some((q) => q.equals(p))) out.push(p);
+  return out;
 }
 
 /** The largest of `lengths` (a read buffer's size), without spreading a long array into arguments. */

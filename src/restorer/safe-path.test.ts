@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { IntegrityError } from '../errors/index.ts';
 import type { TreeNode } from '../model/index.ts';
-import { checkName, checkUnique, childPath, isInside, joinPath, sameTime, timeArg, timeNs } from './safe-path.ts';
+import { checkName, checkUnique, childPath, isInside, joinPath, sameTime, targetError, timeArg, timeNs } from './safe-path.ts';
 
 describe('safe paths', () => {
   it('refuses every name that is not one path component, naming the snapshot and folder', () => {
@@ -30,6 +30,16 @@ describe('safe paths', () => {
     assert.deepEqual(joinPath(Buffer.from('/'), Buffer.from('x')), Buffer.from('/x'));
     assert.ok(isInside(rel));
     for (const bad of ['', '/a', 'a/../b', 'a//b', '..', 'a/.', 'a/']) assert.ok(!isInside(Buffer.from(bad)), bad);
+  });
+
+  it("names the path and the cause of a write error; no hint claims other files were restored (none may have been)", () => {
+    for (const code of ['EROFS', 'EIO', 'ELOOP', 'ENAMETOOLONG', 'EACCES', 'ENOSPC']) {
+      const error = targetError('/t/x', Object.assign(new Error(code), { code }));
+      assert.match(error.message, /^\/t\/x: cannot write: /, code);
+      assert.ok(error.hint, code);
+      assert.doesNotMatch(error.hint, /were restored/, code);
+    }
+    assert.match(targetError('/t/x', Object.assign(new Error('ro'), { code: 'EROFS' })).hint ?? '', /read-only file system/);
   });
 
   it('turns timestamps into utimes arguments within 0.12 µs, pre-1970 included', () => {

@@ -256,7 +256,7 @@ export function sameTime(ns: bigint, t: Timestamp): boolean {
  * Turns a filesystem error into a FileError naming the target path, with a hint (`otherwise` when the
  * error has no hint of its own).
  */
-export function targetError(path: string, err: unknown, doing = 'cannot write', otherwise = 'the other files were restored; fix the cause and run the restore again with --overwrite if-changed'): AppError {
+export function targetError(path: string, err: unknown, doing = 'cannot write', otherwise = 'fix the cause and run the restore again with --overwrite if-changed'): AppError {
   if (err instanceof AppError) return err;
   const e = err as NodeJS.ErrnoException;
   // Restore opens with O_NOFOLLOW: ELOOP there means a symlink stands where a file goes.
@@ -264,6 +264,7 @@ export function targetError(path: string, err: unknown, doing = 'cannot write', 
   const hint =
     e.code === 'EACCES' || e.code === 'EPERM' ? 'check the permissions of the target folder, or restore as its owner'
     : e.code === 'ENOSPC' ? 'free some space or restore fewer files with --include'
+    : e.code === 'EROFS' ? 'the target is on a read-only file system: choose another target, or make it writable and run the restore again'
     : otherwise;
   return new FileError(`${path}: ${doing}: ${reason}`, { hint, cause: err });
 }

@@ -4,8 +4,11 @@
  * summary output, and clean failures.
  */
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { chmod, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
@@ -16,6 +19,17 @@ import { assertSameTree, buildSourceTree, captureTree, restoredTimeToleranceNs, 
 let cacheHome: string;
 let src: string;
 let source: TreeState;
+
+/** Root can mount a read-only tmpfs to restore into (a container may forbid it). */
+const canMount = process.getuid?.() === 0 && (() => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'coffer-mount-probe-'));
+  try {
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', dir]).status !== 0) return false;
+    return spawnSync('umount', [dir]).status === 0;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+})();
 
 function coffer(args: string[], repo: string, options: RunOptions = {}): Promise<RunResult> {
   return runCoffer(args, { ...options, repo, env: { XDG_CACHE_HOME: cacheHome, ...options.env } });
@@ -135,6 +149,67 @@ describe('restore (local repository)', () => {
     assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
   });
 
+  it('never deletes a folder with contents in the way of a file without --delete (exit 1); with it, -v and --dry-run -v say so', async () => {
+    const target = await makeTempDir();
+    const only = ['--include', `${src}/small.txt`];
+    const folder = path.join(target, src, 'small.txt');
+    await mkdir(path.join(folder, 'sub'), { recursive: true });
+    await writeFile(path.join(folder, 'sub', 'mine'), 'mine');
+    for (const overwrite of ['always', 'if-changed']) {
+      const r = await coffer(['restore', 'latest', '--target', target, '-v', '--overwrite', overwrite, ...only], repo);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error: .*\/small\.txt: not restored: a folder that is not empty is in the way\nhint: .*--delete/m);
+      assert.doesNotMatch(r.stderr, /deleted/);
+      assert.equal(await readFile(path.join(folder, 'sub', 'mine'), 'utf8'), 'mine');
+    }
+    const dry = await coffer(['restore', 'latest', '--target', target, '-v', '--delete', '--dry-run', ...only], repo);
+    assertOk(dry);
+    assert.match(dry.stderr, new RegExp(`^would be deleted ${src}/small\\.txt$`, 'm'));
+    assert.match(dry.stdout, /would delete 1$/m);
+    assert.equal(await readFile(path.join(folder, 'sub', 'mine'), 'utf8'), 'mine');
+    const r = await coffer(['restore', 'latest', '--target', target, '-v', '--delete', ...only], repo);
+    assertOk(r);
+    assert.match(r.stderr, new RegExp(`^deleted +${src}/small\\.txt$`, 'm'));
+    assert.equal(await readFile(folder, 'utf8'), 'hello, coffer\n');
+  });
+
+  it('replaces a file where the snapshot has a folder (--overwrite always and if-changed)', async () => {
+    for (const overwrite of ['always', 'if-changed']) {
+      const target = await makeTempDir();
+      await mkdir(path.join(target, src), { recursive: true });
+      await writeFile(path.join(target, src, 'nested'), 'a file where the snapshot has a folder');
+      assertOk(await coffer(['restore', 'latest', '--target', target, '--overwrite', overwrite, '--include', `${src}/nested`], repo));
+      assert.equal(await readFile(path.join(target, src, 'nested/a/file'), 'utf8'), 'nested\n');
+    }
+  });
+
+  it('--dry-run --verify says nothing was verified, and gives no verify counts', async () => {
+    const target = await makeTempDir();
+    const r = await coffer(['restore', 'latest', '--target', target, '--dry-run', '--verify'], repo);
+    assertOk(r);
+    assert.doesNotMatch(r.stdout, /verified \d/);
+    assert.match(r.stdout, /^dry run: nothing was written nor verified$/m);
+    const json = await coffer(['--json', 'restore', 'latest', '--target', target, '--dry-run', '--verify'], repo);
+    assertOk(json);
+    const summary = jsonLines(json.stdout).at(-1) as Record<string, unknown>;
+    assert.equal(summary.dry_run, true);
+    assert.ok(!('files_verified' in summary) && !('verify_errors' in summary), json.stdout);
+  });
+
+  it('into a read-only file system: no hint claims other files were restored', { skip: !canMount && 'needs root to mount a read-only tmpfs' }, async () => {
+    const target = await makeTempDir();
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', target]);
+    try {
+      const r = await coffer(['restore', 'latest', '--target', target], repo);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stdout, /^restored 0 files/m);
+      assert.match(r.stderr, /^error: .*: cannot write: read-only filesystem\nhint: the target is on a read-only file system/m);
+      assert.doesNotMatch(r.stderr, /were restored/);
+    } finally {
+      execFileSync('umount', [target]);
+    }
+  });
+
   it('fails cleanly on a bad snapshot id (exit 2, one error line and a hint)', async () => {
     const target = await makeTempDir();
     for (const spec of ['0123abcd', 'not-an-id']) {
@@ -187,6 +262,62 @@ describe('restore (local repository)', () => {
     assert.match(r.stderr, /^hint: left as it is because of --overwrite never/m);
     assert.equal(await readFile(path.join(target, src, 'nested'), 'utf8'), 'in the way');
     assert.equal(await readFile(path.join(target, src, 'small.txt'), 'utf8'), 'hello, coffer\n');
+  });
+});
+
+describe('restore never writes into nor deletes the repository it reads or the cache folder', () => {
+  it('--delete leaves a local repository and the cache inside the target, says so once each, and deletes the rest', async () => {
+    const wrap = await makeTempDir();
+    const repo = path.join(wrap, 'repo');
+    const cache = path.join(wrap, 'deep', 'cache');
+    const env = { COFFER_CACHE_DIR: cache };
+    assertOk(await coffer(['init'], repo, { env }));
+    assertOk(await coffer(['backup', path.join(src, 'nested')], repo, { env }));
+    await writeFile(path.join(wrap, 'extra'), 'not in the snapshot');
+    await writeFile(path.join(wrap, 'deep', 'extra'), 'not in the snapshot');
+    const restore = (...flags: string[]) => coffer(['restore', `latest:${src}/nested`, '--target', wrap, '--delete', ...flags], repo, { env });
+    const repoFiles = await readdir(repo, { recursive: true });
+    const warnings = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('warning: '));
+    // In the order the target is walked (names sorted).
+    const expected = [
+      `warning: ${cache}: left in place: --delete never removes the local cache folder`,
+      `warning: ${repo}: left in place: --delete never removes the repository being read`,
+    ];
+    const dry = await restore('--dry-run');
+    assertOk(dry);
+    assert.deepEqual(warnings(dry.stderr), expected);
+    assert.match(dry.stdout, /would delete 2$/m);
+    const r = await restore();
+    assertOk(r);
+    assert.deepEqual(warnings(r.stderr), expected);
+    assert.match(r.stdout, /; deleted 2$/m);
+    assert.deepEqual((await readdir(wrap)).sort(), ['a', 'deep', 'link-non-utf8', 'repo']);
+    assert.deepEqual(await readdir(path.join(wrap, 'deep')), ['cache']);
+    assert.deepEqual((await readdir(repo, { recursive: true })).sort(), repoFiles.sort());
+    assertOk(await coffer(['check'], repo, { env }), 'the repository is whole');
+  });
+
+  it('refuses, before writing anything, a restore into the repository, or whose snapshot holds it (exit 2)', async () => {
+    const wrap = await makeTempDir();
+    const repo = path.join(wrap, 'repo');
+    assertOk(await coffer(['init'], repo));
+    await writeFile(path.join(wrap, 'file'), 'data');
+    // A snapshot of the folder the repository is in holds (an earlier state of) the repository.
+    assertOk(await coffer(['backup', wrap], repo));
+    const repoFiles = await readdir(repo, { recursive: true });
+    await rm(path.join(wrap, 'file'));
+    for (const target of [wrap, path.join(repo, 'data')]) {
+      const r = await coffer(['restore', `latest:${wrap}`, '--target', target], repo);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, target === wrap
+        ? new RegExp(`^error: ${repo}: refusing to restore: it would write over the repository being read \\(${repo}\\)\\nhint: .*--exclude '/repo'; nothing was restored\\n`)
+        : new RegExp(`^error: ${target}: refusing to restore into the repository being read \\(${repo}\\)\\n`));
+      assert.deepEqual(await readdir(wrap), ['repo'], 'nothing was restored');
+    }
+    // Left out, the rest restores; with --delete too.
+    assertOk(await coffer(['restore', `latest:${wrap}`, '--target', wrap, '--exclude', '/repo', '--delete'], repo));
+    assert.equal(await readFile(path.join(wrap, 'file'), 'utf8'), 'data');
+    assert.deepEqual((await readdir(repo, { recursive: true })).sort(), repoFiles.sort());
   });
 });
 

@@ -459,6 +459,22 @@ describe('restore', () => {
       assert.deepEqual(await readFile(file), await readFile(join(src, 'large.bin')));
     });
 
+    it('if-changed rewrites a chunk of zeros over a hole by the blocks that changed: the file stays sparse', async () => {
+      const target = freshDir();
+      const only = compileExcludes([`${src}/sparse.img`]);
+      await run({ target, include: only });
+      const file = join(target, src, 'sparse.img');
+      // Two bytes in the middle of the hole: one block of the file is data now.
+      const handle = await open(file, 'r+');
+      await handle.write(Buffer.from('xy'), 0, 2, built.sparseSize / 2);
+      await handle.close();
+      const used = (await stat(file)).blocks;
+      const summary = await run({ target, overwrite: 'if-changed', include: only });
+      assert.equal(summary.filesUpdated, 1);
+      assert.deepEqual(await readFile(file), await readFile(join(src, 'sparse.img')));
+      assert.ok((await stat(file)).blocks <= used, `${(await stat(file)).blocks} blocks of 512 bytes, ${used} before`);
+    });
+
     it('never leaves existing entries alone and restores missing ones', async () => {
       const target = freshDir();
       await run({ target });
@@ -503,6 +519,57 @@ describe('restore', () => {
       assert.ok((await stat(join(target, src, 'nested/a/file'))).isFile());
     });
 
+    it('a folder with contents where the snapshot has a file, symlink or hardlink is kept and an error without --delete, replaced with it', async () => {
+      const target = freshDir();
+      await run({ target });
+      const root = join(target, src);
+      // small.txt a file, link-relative a symlink, hard-b a hardlink made after its file; empty an empty folder.
+      const inTheWay = ['small.txt', 'link-relative', 'hard-b', ...(built.fifo ? ['fifo'] : [])];
+      const fill = async () => {
+        for (const name of inTheWay) {
+          await rm(join(root, name));
+          await mkdir(join(root, name, 'sub'), { recursive: true });
+          await writeFile(join(root, name, 'sub', 'mine'), `mine, in ${name}`);
+        }
+        await rm(join(root, 'empty'));
+        await mkdir(join(root, 'empty'));
+      };
+      await fill();
+      for (const overwrite of ['always', 'if-changed'] as const) {
+        for (const dryRun of [false, true]) {
+          const { reporter, errors, actions } = recorder();
+          const summary = await run({ target, overwrite, dryRun, reporter });
+          const label = `${overwrite}${dryRun ? ', dry run' : ''}`;
+          assert.deepEqual(errors.map((x) => x.path).sort(), inTheWay.map((name) => join(root, name)).sort(), label);
+          for (const { error } of errors) {
+            assert.match(error.message, /: not restored: a folder that is not empty is in the way$/, label);
+            assert.match(error.hint ?? '', /--delete/, label);
+          }
+          assert.equal(summary.errors, inTheWay.length, label);
+          assert.equal(summary.deleted, 0, label);
+          assert.ok(![...actions.values()].includes('deleted'), label);
+          for (const name of inTheWay) assert.equal(await readFile(join(root, name, 'sub', 'mine'), 'utf8'), `mine, in ${name}`, label);
+          // An empty folder holds nothing to lose: the file takes its place (not in a dry run).
+          assert.equal((await lstat(join(root, 'empty'))).isFile(), !dryRun, label);
+          if (!dryRun) {
+            await rm(join(root, 'empty'));
+            await mkdir(join(root, 'empty'));
+          }
+        }
+      }
+
+      // With --delete the folders go, and a dry run says so (each folder once, not its contents too).
+      for (const dryRun of [true, false]) {
+        const { reporter, errors } = recorder();
+        const deleted: string[] = [];
+        const summary = await run({ target, delete: true, dryRun, reporter: { ...reporter, fileDone: (p, action) => void (action === 'deleted' && deleted.push(p)) } });
+        assert.deepEqual(errors, []);
+        assert.deepEqual(deleted.sort(), [...inTheWay, 'empty'].map((name) => `${src}/${name}`).sort());
+        assert.equal(summary.deleted, inTheWay.length + 1);
+      }
+      assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: restoredTimeToleranceNs });
+    });
+
     it('reports an entry it cannot restore and goes on with the others', async () => {
       const target = freshDir();
       await mkdir(join(target, src), { recursive: true });
@@ -544,6 +611,62 @@ describe('restore', () => {
       assert.ok((await stat(join(root, 'extra.log'))).isFile());
       assert.equal(await readFile(join(outside, 'precious'), 'utf8'), 'keep me');
       assertSameTree(source, await captureTree(root), { root: true, timeToleranceNs: restoredTimeToleranceNs, ignore: (rel) => rel === 'extra.log' });
+    });
+  });
+
+  describe('protected folders (the repository being read, the cache)', () => {
+    it('--delete leaves them and the folders holding them, warning once each; a selection writing into one is refused', async () => {
+      const target = freshDir();
+      await run({ target });
+      const root = join(target, src);
+      for (const dir of [join(target, 'holder', 'kept'), join(root, 'nested', 'a', 'kept')]) {
+        await mkdir(dir, { recursive: true });
+        await writeFile(join(dir, 'precious'), 'keep me');
+      }
+      await writeFile(join(target, 'holder', 'extra'), 'x');
+      // Named through a symlink to the target: the restorer reaches the folder by its real path.
+      const viaLink = join(base, `link-${counter}`);
+      await symlink(target, viaLink);
+      const protect = [
+        { path: join(viaLink, 'holder', 'kept'), what: 'the repository being read' },
+        { path: join(root, 'nested', 'a', 'kept'), what: 'the cache' },
+      ];
+      const warnings: string[] = [];
+      const { reporter, errors, actions } = recorder();
+      const summary = await run({ target, delete: true, protect, reporter: { ...reporter, warning: (m) => void warnings.push(m) } });
+      assert.deepEqual(errors, []);
+      assert.deepEqual(warnings.sort(), [
+        `${join(target, 'holder', 'kept')}: left in place: --delete never removes the repository being read`,
+        `${join(root, 'nested', 'a', 'kept')}: left in place: --delete never removes the cache`,
+      ].sort());
+      assert.equal(summary.deleted, 1);
+      assert.equal(actions.get('/holder/extra'), 'deleted');
+      for (const dir of [join(target, 'holder', 'kept'), join(root, 'nested', 'a', 'kept')]) assert.equal(await readFile(join(dir, 'precious'), 'utf8'), 'keep me');
+
+      // A snapshot entry at or below a protected folder; a file that --delete would put in place of a folder holding one.
+      await rm(join(root, 'small.txt'));
+      await mkdir(join(root, 'small.txt', 'kept'), { recursive: true });
+      for (const [path, options] of [
+        [join(root, 'nested'), {}],
+        [join(root, 'nested', 'a', 'file'), { overwrite: 'if-changed' as const }],
+        [join(root, 'small.txt', 'kept'), { delete: true }],
+      ] as const) {
+        await rm(join(root, 'empty'));
+        await assert.rejects(run({ target, ...options, protect: [{ path, what: 'the repository being read' }] }), (err: AppError) => {
+          assert.equal(err.code, 'USAGE');
+          assert.match(err.message, /: refusing to restore: it would write over the repository being read \(/);
+          assert.match(err.hint ?? '', /--exclude '\//);
+          return true;
+        });
+        await assert.rejects(lstat(join(root, 'empty')), 'nothing was written');
+        await writeFile(join(root, 'empty'), '');
+      }
+      // Without --delete the folder in the way is not removed: an error for that file, no refusal.
+      const { reporter: r2, errors: e2 } = recorder();
+      await run({ target, protect: [{ path: join(root, 'small.txt', 'kept'), what: 'the repository being read' }], reporter: r2 });
+      assert.deepEqual(e2.map((x) => x.path), [join(root, 'small.txt')]);
+      // A target inside a protected folder.
+      await assert.rejects(run({ target: join(target, 'holder', 'kept', 'in'), protect }), /refusing to restore into the repository being read/);
     });
   });
 

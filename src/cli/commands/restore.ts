@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
+import { parseLocation } from '../../backend/index.ts';
 import { compileFilterRules, groupId, userId } from '../../archiver/index.ts';
 import { FileError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { RestoreStats } from '../../progress/index.ts';
 import { selectSnapshot, splitSnapshotPath } from '../../repo/index.ts';
-import { prestartRestoreWorkers, restore, type OverwriteMode } from '../../restorer/index.ts';
+import { prestartRestoreWorkers, restore, type OverwriteMode, type ProtectedPath } from '../../restorer/index.ts';
+import { cacheRoot } from '../cache.ts';
 import type { CliContext } from '../context.ts';
 import { collect } from '../parse.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
@@ -26,6 +28,16 @@ interface RestoreFlags extends FilterFlags {
 }
 
 const overwriteModes: readonly OverwriteMode[] = ['always', 'if-changed', 'never'];
+
+/** What the restore must never write into nor delete: a local repository it reads, and the cache folder. */
+function protectedPaths(ctx: CliContext): ProtectedPath[] {
+  const paths: ProtectedPath[] = [];
+  const location = parseLocation(ctx.repoLocation());
+  if (location.kind === 'local') paths.push({ path: location.path, what: 'the repository being read' });
+  const cache = cacheRoot(ctx.options, ctx.io.env);
+  if (cache !== undefined) paths.push({ path: cache, what: 'the local cache folder' });
+  return paths;
+}
 
 function statusJson(stats: RestoreStats, startedMs: number) {
   return {
@@ -94,6 +106,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
             delete: flags.delete === true,
             dryRun: flags.dryRun === true,
             verify: flags.verify === true,
+            protect: protectedPaths(ctx),
             owners: { userId, groupId },
             signal: ctx.signal,
             reporter: {
@@ -120,6 +133,10 @@ export function registerRestore(program: Command, ctx: CliContext): void {
                   if (newHint) ctx.warn(`hint: ${error.hint}`);
                 }
               },
+              warning: (message) => {
+                if (ctx.json) ctx.printJson({ message_type: 'warning', message });
+                else ctx.warn(`warning: ${message}`);
+              },
               fileDone: (p, action) => {
                 if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p });
                 else ctx.verbose(`${(flags.dryRun ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}`);
@@ -142,7 +159,8 @@ export function registerRestore(program: Command, ctx: CliContext): void {
             total_bytes: s.bytesTotal,
             bytes_restored: s.bytesRestored,
             bytes_skipped: s.bytesSkipped,
-            ...(flags.verify ? { files_verified: s.filesVerified, verify_errors: s.verifyErrors } : {}),
+            // A dry run reads nothing back: no verify counts that could pass for a check.
+            ...(flags.verify && !s.dryRun ? { files_verified: s.filesVerified, verify_errors: s.verifyErrors } : {}),
             error_count: s.errors,
             dry_run: s.dryRun,
           });
@@ -152,8 +170,8 @@ export function registerRestore(program: Command, ctx: CliContext): void {
           ctx.say(`${what} ${s.filesRestored} files, ${s.dirsCreated} folders, ${formatBytes(s.bytesRestored)} in ${seconds.toFixed(1)}s` +
             (s.filesSkipped ? `; ${s.filesSkipped} files skipped (${formatBytes(s.bytesSkipped)})` : '') +
             (flags.delete ? `; ${s.dryRun ? 'would delete' : 'deleted'} ${s.deleted}` : ''));
-          if (flags.verify) ctx.say(`verified ${s.filesVerified} files, ${s.verifyErrors} differ`);
-          if (s.dryRun) ctx.say('dry run: nothing was written');
+          if (flags.verify && !s.dryRun) ctx.say(`verified ${s.filesVerified} files, ${s.verifyErrors} differ`);
+          if (s.dryRun) ctx.say(`dry run: nothing was written${flags.verify ? ' nor verified' : ''}`);
         }
         if (s.verifyErrors > 0) {
           throw new FileError(`verify: ${s.verifyErrors} restored ${s.verifyErrors === 1 ? 'file differs' : 'files differ'} from snapshot ${shortId(snapshot.id)}`, {
