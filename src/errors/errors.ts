@@ -168,7 +168,7 @@ export class CancelledError extends AppError {
 export class BugError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {
     super('BUG', ExitCode.failure, message, {
-      hint: 'this is a bug in coffer; please report it with the output of --verbose',
+      hint: 'this is a bug in coffer; please report it with this output (run again with --verbose to add what led to it)',
       ...options,
     });
   }
