@@ -23,7 +23,7 @@
 import { availableParallelism } from 'node:os';
 import { fileTypes, filePath, isValidName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
-import { AppError, CancelledError, isStorageFailure, UsageError } from '../errors/index.ts';
+import { CancelledError, isStorageFailure, reasonOf, UsageError } from '../errors/index.ts';
 import { fromHex, isSafeName, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import {
@@ -755,13 +755,6 @@ class Checker {
 }
 
 // ---- helpers ----
-
-/** The message of an error, without a leading `what: ` the caller already names. */
-function reasonOf(err: unknown, what?: string): string {
-  const message = err instanceof AppError || err instanceof Error ? err.message : String(err);
-  if (what && message.startsWith(`${what}: `)) return message.slice(what.length + 2);
-  return message;
-}
 
 function blobKey(type: BlobType, id: Uint8Array): string {
   return `${type === 'data' ? 0 : 1}${toHex(id)}`;

@@ -16,6 +16,7 @@ import { openBlob } from '../repo/blob.ts';
 import { parsePackHeader, type BlobType, type PackEntry } from '../repo/pack.ts';
 import { shortId, toHex, type Id } from '../model/id.ts';
 import { discard } from '../model/discard.ts';
+import { reasonOf } from '../errors/errors.ts';
 
 /** Index entries as index files store them: `id(32) ‖ offset ‖ length ‖ raw length` (u32 LE), 44 bytes each. */
 export const compactEntrySize = 44;
@@ -80,7 +81,7 @@ export function verifyPackBytes(crypto: Crypto, id: Id, bytes: Uint8Array, index
     if (Array.isArray(parsed)) header = parsed;
     else headerError = 'the pack is shorter than its header length says';
   } catch (err) {
-    headerError = strip((err as Error).message, `pack ${short}`);
+    headerError = reasonOf(err, `pack ${short}`);
   }
   const indexEntries = expandEntries(index);
   const toVerify: Array<CompactEntry & { type: BlobType }> = header ?? indexEntries.map((e) => ({ ...e, type: indexType }));
@@ -96,7 +97,7 @@ export function verifyPackBytes(crypto: Crypto, id: Id, bytes: Uint8Array, index
       // The plaintext is only checked: free it now rather than at a later collection.
       discard(openBlob(crypto, e.type, e.id, bytes.subarray(e.offset, e.offset + e.length), e.rawLength, what).buffer);
     } catch (err) {
-      failures.push({ type: e.type, id: e.id, message: strip((err as Error).message, what) });
+      failures.push({ type: e.type, id: e.id, message: reasonOf(err, what) });
     }
     blobsChecked++;
   }
@@ -127,6 +128,3 @@ function sameEntries(header: readonly PackEntry[], index: readonly CompactEntry[
   });
 }
 
-function strip(message: string, what: string): string {
-  return message.startsWith(`${what}: `) ? message.slice(what.length + 2) : message;
-}

@@ -198,6 +198,12 @@ const fileErrorWords: Readonly<Record<string, string>> = {
   EEXIST: 'a file of that name is in the way',
 };
 
+/** The message of an error, without a leading `what: ` that the caller names already. */
+export function reasonOf(err: unknown, what?: string): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return what && message.startsWith(`${what}: `) ? message.slice(what.length + 2) : message;
+}
+
 /** A file-system error in words a user reads (`no such file`, `permission denied`, …), else its message. */
 export function fileErrorText(err: unknown): string {
   const code = errnoCode(err);

@@ -10,6 +10,7 @@ import {
   AppError,
   IntegrityError,
   NotFoundError,
+  reasonOf,
   RepoExistsError,
   RepoNotFoundError,
   UsageError,
@@ -370,8 +371,7 @@ export class Repository {
         info = readKeyInfo(file, this.crypto.metadata, what);
       } catch (err) {
         if (!(err instanceof IntegrityError)) throw err;
-        const reason = err.message.startsWith(`${what}: `) ? err.message.slice(what.length + 2) : err.message;
-        throw new IntegrityError(`${what}: its info does not open with this repository's keys (${reason}): a key of another repository`, { cause: err });
+        throw new IntegrityError(`${what}: its info does not open with this repository's keys (${reasonOf(err, what)}): a key of another repository`, { cause: err });
       }
       return { name, current: name === this.keyName, info, kdf: file.kdf };
     } catch (err) {
