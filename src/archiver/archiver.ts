@@ -587,8 +587,10 @@ export class Archiver {
       this.#sourceError(path.text, err);
       return undefined;
     }
-    if (o.excludeIfPresent?.length) {
-      const marking = tagsMarking(path.bytes, o.excludeIfPresent, (m) => this.#warning(m));
+    // Only tags whose file the listing shows are looked at: the walk costs no call per tag and folder.
+    const listed = o.excludeIfPresent?.filter((tag) => entries.some((e) => tag.name.equals(e.name)));
+    if (listed?.length) {
+      const marking = tagsMarking(path.bytes, listed, (m) => this.#warning(m));
       if (marking.length > 0) entries = entries.filter((e) => !excludedByTags(marking, e.name));
     }
     entries.sort((a, b) => compareNames(a.name, b.name));
