@@ -146,7 +146,7 @@ function wallClockToMs(
 }
 
 /** Local UTC offset in ms at the instant `ms`. */
-function localOffsetAt(ms: number): number {
+export function localOffsetAt(ms: number): number {
   return -new Date(ms).getTimezoneOffset() * 60_000;
 }
 

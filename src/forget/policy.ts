@@ -1,5 +1,5 @@
 import { AppError, ExitCode, UsageError } from '../errors/errors.ts';
-import { type Duration, formatDuration, isZeroDuration, subtractDuration } from './duration.ts';
+import { type Duration, formatDuration, isZeroDuration, localOffsetAt, subtractDuration } from './duration.ts';
 import {
   compareStrings,
   DEFAULT_GROUP_BY,
@@ -231,14 +231,10 @@ export function isoWeek(wall: Date): { year: number; week: number } {
   return { year, week };
 }
 
-/** Minutes east of UTC for `sn`: its own offset, or this process's local one at its time. */
-function offsetOf(sn: PolicySnapshot): number {
-  return sn.utcOffset ?? -sn.time.getTimezoneOffset();
-}
-
-/** The snapshot's wall-clock time where it was taken, in the UTC fields of the result. */
-export function wallClock(sn: PolicySnapshot): Date {
-  return new Date(sn.time.getTime() + offsetOf(sn) * 60_000);
+/** The snapshot's wall-clock time where it was taken (else here), in the UTC fields of the result. */
+function wallClock(sn: PolicySnapshot): Date {
+  const ms = sn.time.getTime();
+  return new Date(ms + (sn.utcOffset !== undefined ? sn.utcOffset * 60_000 : localOffsetAt(ms)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -261,8 +257,8 @@ function hasTags(sn: PolicySnapshot, l: readonly string[]): boolean {
 }
 
 /**
- * The time the `within` rules count back from: the newest snapshot time strictly before `now`
- * (restic's `findLatestTimestamp`). `undefined` when every snapshot is in the future; restic then
+ * The snapshot the `within` rules count back from: the newest one strictly before `now` (restic's
+ * `findLatestTimestamp`). `undefined` when every snapshot is in the future; restic then
  * counts back from Go's zero time (year 1, UTC), i.e. every snapshot is within.
  */
 function latestSnapshot(list: readonly PolicySnapshot[], now: number): PolicySnapshot | undefined {
