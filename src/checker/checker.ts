@@ -281,12 +281,13 @@ class Checker {
     this.#keysChecked = keys.length;
     const problems = await mapLimit(keys, this.#backend.connections, async (file) => {
       this.#throwIfAborted();
+      const what = `keys/${shortId(file.name)}`;
       try {
         const key = await this.#repo.readKey(file);
-        return key.damaged && reasonOf(key.damaged, `keys/${shortId(file.name)}`);
+        return key.damaged && reasonOf(key.damaged, what);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        return reasonOf(err, `keys/${shortId(file.name)}`);
+        return reasonOf(err, what);
       }
     });
     problems.forEach((reason, i) => {
