@@ -99,8 +99,10 @@ test('--time in a local hour that occurs twice is the later one (standard time),
   assertOk(await runCoffer(['backup', dir, '--exclude', 'repo', '--time', '2023-03-26 02:30:00'], { repo, env }));
   assertOk(await runCoffer(['backup', dir, '--exclude', 'repo', '--time', '2024-02-29 12:00:00'], { repo, env }));
 
+  // JSON shows each time in the zone it was taken in, as restic does: CEST after the spring gap.
   const times = (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ time: string }>).map((s) => s.time);
-  assert.deepEqual(times.sort(), ['2023-03-26T01:30:00.000Z', '2023-10-29T01:30:00.000Z', '2024-02-29T11:00:00.000Z']);
+  assert.deepEqual(times.sort(), ['2023-03-26T03:30:00+02:00', '2023-10-29T02:30:00+01:00', '2024-02-29T12:00:00+01:00']);
+  assert.deepEqual(times.map((t) => new Date(t).toISOString()), ['2023-03-26T01:30:00.000Z', '2023-10-29T01:30:00.000Z', '2024-02-29T11:00:00.000Z']);
 });
 
 test('--time takes years 0000 to 9999 as typed, and tables print four-digit years', async (t) => {
@@ -118,7 +120,9 @@ test('--time takes years 0000 to 9999 as typed, and tables print four-digit year
   assert.match(r.stderr, /^error: --time: "9999-12-31 23:59:59" is after year 9999 in UTC\nhint: .+/);
 
   const times = (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ time: string }>).map((s) => s.time);
-  assert.deepEqual(times, ['0000-01-01T00:00:00.000Z', '0001-01-01T00:00:00.000Z', '9999-12-31T23:59:59.000Z']);
+  // Offsets are recorded in whole minutes: Berlin's +00:53:28 of year 1 shows as +00:53.
+  assert.deepEqual(times, ['0000-01-01T00:00:00Z', '0001-01-01T00:53:00+00:53', '9999-12-31T18:59:59-05:00']);
+  assert.deepEqual(times.map((t) => new Date(t).toISOString()), ['0000-01-01T00:00:00.000Z', '0001-01-01T00:00:00.000Z', '9999-12-31T23:59:59.000Z']);
   const table = await runCoffer(['snapshots'], { repo, env: { TZ: 'Europe/Berlin' } });
   assertOk(table);
   const shown = table.stdout.split('\n').flatMap((line) => /^[0-9a-f]{8}\s+(\S+ \S+)/.exec(line)?.[1] ?? []);

@@ -12,12 +12,32 @@ export function rfc3339(t: Timestamp): string {
   return `${base}${frac}Z`;
 }
 
+/**
+ * A snapshot's time as restic prints it: RFC 3339 in the zone it was taken in (its recorded UTC offset),
+ * with the stored fraction less trailing zeros; UTC for snapshots that recorded no offset.
+ */
+export function snapshotTime(s: Pick<StoredSnapshot, 'time' | 'utcOffset'>): string {
+  const ms = Date.parse(s.time);
+  const fraction = (/\.(\d+)/.exec(s.time)?.[1] ?? '').replace(/0+$/, '');
+  const offset = s.utcOffset ?? 0;
+  const local = new Date(ms + offset * 60_000).toISOString();
+  // A day's shift may leave RFC 3339's four-digit years (toISOString then writes six digits and a sign).
+  if (local.length !== 24) return s.time;
+  const abs = Math.abs(offset);
+  const zone = offset === 0 ? 'Z' : `${offset < 0 ? '-' : '+'}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
+  return `${local.slice(0, 19)}${fraction ? `.${fraction}` : ''}${zone}`;
+}
+
+function pad2(n: number): string {
+  return String(n).padStart(2, '0');
+}
+
 /** A snapshot as restic prints it in `snapshots --json` (and `forget --json`, `backup --json`). */
 export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
   const out: Record<string, unknown> = {
     id: s.id,
     short_id: shortId(s.id),
-    time: s.time,
+    time: snapshotTime(s),
     ...(s.parent !== undefined ? { parent: s.parent } : {}),
     tree: s.tree,
     paths: [...s.paths],
