@@ -418,12 +418,12 @@ export class Archiver {
    * True when source path `path` is left out by an exclusion tag in its folder: restic applies tags to
    * the paths given too, so that a file named beside a tag is excluded like its siblings.
    */
-  #taggedSource(path: string): boolean {
+  #taggedSource(path: string, warn: (message: string) => void = (m) => this.#warning(m)): boolean {
     const tags = this.#options.excludeIfPresent;
     if (!tags?.length || path === '/') return false;
     const bytes = Buffer.from(path);
     const slash = bytes.lastIndexOf(0x2f);
-    const marking = tagsMarking(slash === 0 ? Buffer.from('/') : bytes.subarray(0, slash), tags, (m) => this.#warning(m));
+    const marking = tagsMarking(slash === 0 ? Buffer.from('/') : bytes.subarray(0, slash), tags, warn);
     return excludedByTags(marking, bytes.subarray(slash + 1));
   }
 
@@ -431,10 +431,15 @@ export class Archiver {
     this.#options.reporter?.warning?.(message);
   }
 
+  /** The source paths not inside another one (sorted): a nested one is saved, and counted, with the outer. */
+  #outermostSources(): string[] {
+    const paths = [...this.#paths].sort();
+    return paths.filter((p, i) => !paths.slice(0, i).some((q) => q === p || p.startsWith(q === '/' ? q : `${q}/`)));
+  }
+
   async #saveRoots(): Promise<TreeNode[]> {
     // Sources become a tree from the filesystem root down, as restic does: /home/a/docs → home/a/docs.
-    const paths = [...this.#paths].sort();
-    const kept = paths.filter((p, i) => !paths.slice(0, i).some((q) => q === p || p.startsWith(q === '/' ? q : `${q}/`)));
+    const kept = this.#outermostSources();
     interface Level { children: Map<string, Level>; source?: string }
     const root: Level = { children: new Map() };
     for (const p of kept) {
@@ -532,6 +537,28 @@ export class Archiver {
     };
   }
 
+  /**
+   * Whether the walk saves an entry that no pattern excludes, by its metadata: undefined leaves it out
+   * (another file system with -x, a file over --exclude-larger-than); a mount point is saved as an empty
+   * folder. `bounds` are the device bounds its folder was walked with; the answer's are its children's.
+   */
+  #admit(path: SourcePath, st: BigIntStats, type: NodeType, bounds: DeviceBounds | undefined): { mountPoint: boolean; bounds?: DeviceBounds } | undefined {
+    const limit = this.#options.excludeLargerThan;
+    if (type === 'file' && limit !== undefined && Number(st.size) > limit) return undefined;
+    if (!this.#sourceDevices) return { mountPoint: false };
+    const verdict = this.#sourceDevices.judge(path.bytes.toString('latin1'), Number(st.dev), type === 'dir', bounds);
+    if (verdict.action === 'skip') return undefined;
+    return verdict.action === 'mount-point' ? { mountPoint: true } : { mountPoint: false, bounds: verdict.bounds };
+  }
+
+  /** A folder's entries less those its exclusion tags leave out; only tags whose file is listed are looked at. */
+  #untagged<E extends { name: Buffer }>(dir: Buffer, entries: E[], warn: (message: string) => void): E[] {
+    const listed = this.#options.excludeIfPresent?.filter((tag) => entries.some((e) => tag.name.equals(e.name)));
+    if (!listed?.length) return entries;
+    const marking = tagsMarking(dir, listed, warn);
+    return marking.length > 0 ? entries.filter((e) => !excludedByTags(marking, e.name)) : entries;
+  }
+
   /** Saves one filesystem entry; returns its node, or undefined when it is excluded or unreadable. */
   async #saveEntry(path: SourcePath, parentNode: TreeNode | undefined, bounds?: DeviceBounds): Promise<TreeNode | undefined> {
     throwIfAborted(this.#options.signal);
@@ -547,16 +574,11 @@ export class Archiver {
       return undefined;
     }
     const type = nodeTypeOf(st);
-    if (type === undefined) return undefined;
+    const admitted = type && this.#admit(path, st, type, bounds);
+    if (!type || !admitted) return undefined;
     const name = Buffer.from(path.bytes.subarray(path.bytes.lastIndexOf(0x2f) + 1));
-    let childBounds: DeviceBounds | undefined;
-    if (this.#sourceDevices) {
-      const verdict = this.#sourceDevices.judge(path.bytes.toString('latin1'), Number(st.dev), type === 'dir', bounds);
-      if (verdict.action === 'skip') return undefined;
-      if (verdict.action === 'mount-point') return this.#node(name, 'dir', st, { subtree: await this.#saveTree([]) });
-      childBounds = verdict.bounds;
-    }
-    if (type === 'file' && o.excludeLargerThan !== undefined && Number(st.size) > o.excludeLargerThan) return undefined;
+    if (admitted.mountPoint) return this.#node(name, 'dir', st, { subtree: await this.#saveTree([]) });
+    const childBounds = admitted.bounds;
     const xattrs = type === 'symlink' ? [] : readXattrs(path.bytes);
     const extra: Partial<TreeNode> = xattrs.length > 0 ? { xattrs } : {};
     switch (type) {
@@ -579,7 +601,6 @@ export class Archiver {
   }
 
   async #saveDir(path: SourcePath, name: Buffer, st: BigIntStats, parentNode: TreeNode | undefined, bounds: DeviceBounds | undefined, extra: Partial<TreeNode>): Promise<TreeNode | undefined> {
-    const o = this.#options;
     let entries: Array<{ name: Buffer; isDirectory(): boolean }>;
     try {
       entries = readdirSync(path.bytes, { encoding: 'buffer', withFileTypes: true });
@@ -587,12 +608,7 @@ export class Archiver {
       this.#sourceError(path.text, err);
       return undefined;
     }
-    // Only tags whose file the listing shows are looked at: the walk costs no call per tag and folder.
-    const listed = o.excludeIfPresent?.filter((tag) => entries.some((e) => tag.name.equals(e.name)));
-    if (listed?.length) {
-      const marking = tagsMarking(path.bytes, listed, (m) => this.#warning(m));
-      if (marking.length > 0) entries = entries.filter((e) => !excludedByTags(marking, e.name));
-    }
+    entries = this.#untagged(path.bytes, entries, (m) => this.#warning(m));
     entries.sort((a, b) => compareNames(a.name, b.name));
     const parentChildren = parentNode?.type === 'dir' && parentNode.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
     const children: TreeNode[] = [];
@@ -779,23 +795,29 @@ export class Archiver {
     };
   }
 
-  /** Counts files and bytes ahead of the backup, for progress totals. */
+  /**
+   * Counts files and bytes ahead of the backup, for progress totals: the files the walk will save, found
+   * as the walk finds them less reading them
+   * (asynchronous calls, so the backup goes on meanwhile; tag warnings are the walk's to give).
+   */
   async #scan(): Promise<void> {
     const o = this.#options;
-    const walk = async (path: string): Promise<void> => {
+    const walk = async (path: SourcePath, bounds: DeviceBounds | undefined): Promise<void> => {
       if (o.signal?.aborted) return;
-      if (o.excludes && isExcluded(o.excludes, path)) return;
-      const st = await lstat(path).catch(() => undefined);
-      if (!st) return;
-      if (st.isDirectory()) {
-        const names = await readdir(path).catch(() => [] as string[]);
-        for (const n of names) await walk(path === '/' ? `/${n}` : `${path}/${n}`);
-      } else {
+      if (o.excludes && isExcluded(o.excludes, path.text)) return;
+      const st = await lstat(path.bytes, { bigint: true }).catch(() => undefined);
+      const type = st && nodeTypeOf(st);
+      const admitted = type && this.#admit(path, st, type, bounds);
+      if (!type || !admitted) return;
+      if (type === 'file') {
         this.stats.filesTotal++;
-        if (st.isFile()) this.stats.bytesTotal += st.size;
+        this.stats.bytesTotal += Number(st.size);
       }
+      if (type !== 'dir' || admitted.mountPoint) return;
+      const entries = await readdir(path.bytes, { encoding: 'buffer', withFileTypes: true }).catch(() => []);
+      for (const e of this.#untagged(path.bytes, entries, () => {})) await walk(join(path, e.name), admitted.bounds);
     };
-    for (const p of this.#paths) await walk(p);
+    for (const p of this.#outermostSources()) if (!this.#taggedSource(p, () => {})) await walk(sourcePath(p), undefined);
     this.stats.scanDone = true;
   }
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCipheriv, createHash } from 'node:crypto';
-import { mkdtemp, mkdir, rm, writeFile, utimes } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, symlink, writeFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backup, compileExcludes, parseExcludeTag } from '../../src/archiver/index.ts';
@@ -127,10 +127,13 @@ test('excludes, exclude-if-present and exclude-larger-than leave the right files
   await writeFile(join(dir, 'tagged', '.nobackup'), '');
   await writeFile(join(dir, 'tagged', 'd.txt'), 'd');
   await writeFile(join(dir, 'big.bin'), randomData('big', 70_000));
+  await symlink('keep/a.txt', join(dir, 'link'));
   const repo = await createTestRepo();
 
-  const { snapshot } = await backup(repo, {
-    paths: [dir],
+  const { snapshot, stats } = await backup(repo, {
+    // A source inside another is saved once, with the outer one.
+    paths: [dir, join(dir, 'keep')],
+    scan: true,
     programVersion: 'test',
     excludes: compileExcludes(['*.tmp', `${dir}/cache`]),
     excludePatterns: ['*.tmp'],
@@ -141,8 +144,11 @@ test('excludes, exclude-if-present and exclude-larger-than leave the right files
   const names: string[] = [];
   await walkTree(repo, snapshot.tree, ({ path }) => void names.push(path.slice(dir.length)));
   // A tagged folder keeps its tag file alone, as in restic, so that a restore recreates it tagged.
-  assert.deepEqual(names.filter((n) => n.startsWith('/')).sort(), ['/keep', '/keep/a.txt', '/tagged', '/tagged/.nobackup']);
+  assert.deepEqual(names.filter((n) => n.startsWith('/')).sort(), ['/keep', '/keep/a.txt', '/link', '/tagged', '/tagged/.nobackup']);
   assert.deepEqual(snapshot.excludes, ['*.tmp']);
+  // Progress totals count what the backup saves, so they reach 100% and no more.
+  assert.deepEqual([stats.filesTotal, stats.bytesTotal], [2, 1]);
+  assert.deepEqual([stats.filesDone, stats.bytesDone], [2, 1]);
 });
 
 test('content from a stream is stored as one file named as asked', async () => {
