@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { compileFilterRules, compileExcludes, expandEnv, expandGlob, isExcluded, parseExcludeTag } from './exclude.ts';
+import { compileFilterRules, compileExcludes, expandEnv, expandGlob, isExcluded, parseExcludeTag, tagsMarking } from './exclude.ts';
 
 const cases: Array<[string, string, boolean]> = [
   ['*.tmp', '/home/a/x.tmp', true],
@@ -200,4 +200,20 @@ test("--exclude-if-present takes restic's NAME[:HEADER]: the first colon ends th
   assert.deepEqual(parseExcludeTag('TAG:'), { name: Buffer.from('TAG'), header: Buffer.alloc(0) });
   assert.throws(() => parseExcludeTag(''), /names no tag file/);
   assert.throws(() => parseExcludeTag(':header'), /names no tag file/);
+});
+
+test('a tag file that cannot be read, or lacks its header, marks nothing and is named in a warning', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-tags-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A folder in the tag file's place cannot be read (EISDIR), even by root.
+  mkdirSync(join(dir, 'TAG'));
+  writeFileSync(join(dir, 'CACHEDIR.TAG'), 'Signature: something else');
+  writeFileSync(join(dir, '.nobackup'), '');
+  const warnings: string[] = [];
+  const marking = tagsMarking(Buffer.from(dir), ['TAG:x', 'CACHEDIR.TAG:Signature: 8a477f597d28d172789f06886806bc55', '.nobackup', 'absent:x'].map(parseExcludeTag), (m) => void warnings.push(m));
+  assert.deepEqual(marking.map((tag) => tag.name.toString()), ['.nobackup']);
+  assert.deepEqual(warnings, [
+    `cannot read exclusion tag file ${dir}/TAG: it is a folder; its folder is backed up`,
+    `exclusion tag file ${dir}/CACHEDIR.TAG does not start with the expected header; its folder is backed up`,
+  ]);
 });
