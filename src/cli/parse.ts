@@ -1,5 +1,6 @@
 /** Parsers for flag values; each bad value is a UsageError naming the flag. */
 import { UsageError } from '../errors/index.ts';
+import { localWallToInstant, utcMs } from '../model/index.ts';
 
 const sizeUnits: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4 };
 
@@ -49,16 +50,9 @@ export function parseTime(text: string, flag: string): Date {
   ];
   const bad = ranges.find(([, value, min, max]) => value < min || value > max);
   if (bad) throw new UsageError(`${flag}: "${text}": ${bad[0]} out of range`, { hint });
-  const wall = utcDate(year, month - 1, day, hour, minute, second, Math.floor(Number(m[8] ?? 0) * 1000)).getTime();
-  let offset: number;
-  if (m[9] !== undefined) {
-    offset = (m[10] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
-  } else {
-    offset = localOffsetAt(wall);
-    const other = localOffsetAt(wall - offset);
-    if (other !== offset) offset = other;
-  }
-  return new Date(wall - offset);
+  const wall = utcMs(year, month - 1, day, hour, minute, second, Math.floor(Number(m[8] ?? 0) * 1000));
+  if (m[9] === undefined) return new Date(localWallToInstant(wall));
+  return new Date(wall - (m[10] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000);
 }
 
 /**
@@ -70,26 +64,9 @@ export function parseTime(text: string, flag: string): Date {
 export function parseSnapshotTime(text: string, flag: string): Date {
   const time = parseTime(text, flag);
   const hint = 'snapshot times are stored in UTC, from 0000-01-01 00:00:00 to 9999-12-31 23:59:59';
-  if (time.getTime() < utcDate(0, 0, 1).getTime()) throw new UsageError(`${flag}: "${text}" is before year 0000 in UTC`, { hint });
-  if (time.getTime() >= utcDate(10000, 0, 1).getTime()) throw new UsageError(`${flag}: "${text}" is after year 9999 in UTC`, { hint });
+  if (time.getTime() < utcMs(0, 0, 1)) throw new UsageError(`${flag}: "${text}" is before year 0000 in UTC`, { hint });
+  if (time.getTime() >= utcMs(10000, 0, 1)) throw new UsageError(`${flag}: "${text}" is after year 9999 in UTC`, { hint });
   return time;
-}
-
-/** A UTC date whose year may be 0–99 (Date.UTC reads those as 1900–1999). */
-function utcDate(year: number, monthIndex: number, day: number, hour = 0, minute = 0, second = 0, ms = 0): Date {
-  const date = new Date(0);
-  date.setUTCFullYear(year, monthIndex, day);
-  date.setUTCHours(hour, minute, second, ms);
-  return date;
-}
-
-/**
- * How far local time is ahead of UTC at `ms`, to the millisecond: getTimezoneOffset drops the seconds of
- * old local mean times (Berlin before 1893 was +00:53:28).
- */
-function localOffsetAt(ms: number): number {
-  const d = new Date(ms);
-  return utcDate(d.getFullYear(), d.getMonth(), d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds(), d.getMilliseconds()).getTime() - ms;
 }
 
 /** Parses durations like `30s`, `5m`, `2h` for timeouts. */

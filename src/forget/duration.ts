@@ -1,4 +1,5 @@
 import { UsageError } from '../errors/errors.ts';
+import { localWallToInstant, utcMs } from '../model/index.ts';
 
 /**
  * A calendar duration as restic's `--keep-within*` flags take it: whole years, months, days and hours,
@@ -103,7 +104,7 @@ export function subtractDuration(t: Date, d: Duration, utc = false): number {
   const ms = t.getTime();
   let wall: number;
   if (utc) {
-    wall = wallClockToMs(
+    wall = utcMs(
       t.getUTCFullYear() - d.years,
       t.getUTCMonth() - d.months,
       t.getUTCDate() - d.days,
@@ -113,7 +114,7 @@ export function subtractDuration(t: Date, d: Duration, utc = false): number {
       t.getUTCMilliseconds(),
     );
   } else {
-    const asUtc = wallClockToMs(
+    const asUtc = utcMs(
       t.getFullYear() - d.years,
       t.getMonth() - d.months,
       t.getDate() - d.days,
@@ -122,42 +123,9 @@ export function subtractDuration(t: Date, d: Duration, utc = false): number {
       t.getSeconds(),
       t.getMilliseconds(),
     );
-    wall = resolveLocalLikeGo(asUtc);
+    wall = localWallToInstant(asUtc);
   }
   if (Number.isNaN(ms) || Number.isNaN(wall)) return Number.NEGATIVE_INFINITY;
   return wall - d.hours * MS_PER_HOUR;
 }
 
-/** Wall-clock fields (month 0-based, any may overflow) as if they were UTC, normalised like Go's `time.Date`. */
-function wallClockToMs(
-  year: number,
-  month: number,
-  day: number,
-  hour: number,
-  minute: number,
-  second: number,
-  millisecond: number,
-): number {
-  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0..99 to 1900..1999.
-  const d = new Date(0);
-  d.setUTCFullYear(year, month, day);
-  d.setUTCHours(hour, minute, second, millisecond);
-  return d.getTime();
-}
-
-/** Local UTC offset in ms at the instant `ms`. */
-export function localOffsetAt(ms: number): number {
-  return -new Date(ms).getTimezoneOffset() * 60_000;
-}
-
-/**
- * Turns a local wall-clock time (given as if it were UTC) into an instant the way Go's `time.Date`
- * does, which differs from JS in a DST overlap: Go looks the offset up at the wall time read as UTC,
- * then re-checks it at the corrected instant. In a gap both end up after the gap; in an overlap Go may
- * pick the later occurrence (e.g. Europe/Berlin) where JS always picks the earlier one.
- */
-function resolveLocalLikeGo(wallAsUtc: number): number {
-  if (Number.isNaN(wallAsUtc)) return Number.NaN;
-  const guess = localOffsetAt(wallAsUtc);
-  return wallAsUtc - localOffsetAt(wallAsUtc - guess);
-}

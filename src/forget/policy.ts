@@ -1,5 +1,6 @@
 import { AppError, ExitCode, UsageError } from '../errors/errors.ts';
-import { type Duration, formatDuration, isZeroDuration, localOffsetAt, subtractDuration } from './duration.ts';
+import { localOffsetAt, utcMs } from '../model/index.ts';
+import { type Duration, formatDuration, isZeroDuration, subtractDuration } from './duration.ts';
 import {
   compareStrings,
   DEFAULT_GROUP_BY,
@@ -219,15 +220,12 @@ const yearBucket: Bucketer = (t) => t.getUTCFullYear();
 
 /** ISO 8601 year and week of the date in `wall`'s UTC fields (Go's `Time.ISOWeek`). */
 export function isoWeek(wall: Date): { year: number; week: number } {
-  const d = new Date(0);
-  d.setUTCFullYear(wall.getUTCFullYear(), wall.getUTCMonth(), wall.getUTCDate());
+  const d = new Date(utcMs(wall.getUTCFullYear(), wall.getUTCMonth(), wall.getUTCDate()));
   const weekday = (d.getUTCDay() + 6) % 7; // Monday = 0
   // The ISO year of a week is the year of its Thursday.
   d.setUTCDate(d.getUTCDate() - weekday + 3);
   const year = d.getUTCFullYear();
-  const jan1 = new Date(0);
-  jan1.setUTCFullYear(year, 0, 1);
-  const week = Math.floor((d.getTime() - jan1.getTime()) / 86_400_000 / 7) + 1;
+  const week = Math.floor((d.getTime() - utcMs(year, 0, 1)) / 86_400_000 / 7) + 1;
   return { year, week };
 }
 
@@ -281,12 +279,7 @@ function thresholdFrom(latest: PolicySnapshot | undefined, d: Duration): number 
   return subtractDuration(new Date(latest.time.getTime() + offsetMs), d, true) - offsetMs;
 }
 
-const GO_ZERO_TIME = (() => {
-  const d = new Date(0);
-  d.setUTCFullYear(1, 0, 1);
-  d.setUTCHours(0, 0, 0, 0);
-  return d;
-})();
+const GO_ZERO_TIME = new Date(utcMs(1, 0, 1));
 
 /**
  * Applies `policy` to one list of snapshots (no grouping), exactly as restic's `ApplyPolicy`:

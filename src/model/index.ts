@@ -14,3 +14,4 @@ export * from './worker-start.ts';
 export * from './worker-pool.ts';
 export * from './folders.ts';
 export * from './path-rules.ts';
+export * from './time.ts';
