@@ -28,16 +28,23 @@ export function parseTagLists(flags: readonly string[] | undefined): string[][] 
   return (flags ?? []).map((f) => f.split(',').map((t) => t.trim()).filter(Boolean));
 }
 
-/** Finds one snapshot by `latest` or id prefix among those matching the filter. */
+/** True when the filter selects every snapshot. */
+export function isEmptyFilter(f: SnapshotFilter): boolean {
+  return !f.hosts?.length && !f.tags?.length && !f.paths?.length;
+}
+
+/**
+ * Finds one snapshot: `latest` among those matching the filter, an id or id prefix among all of them (as
+ * restic: a snapshot named by id is taken whatever the filter says).
+ */
 export function selectSnapshot(snapshots: readonly StoredSnapshot[], spec: string, filter: SnapshotFilter = {}): StoredSnapshot {
-  const candidates = snapshots.filter((s) => matchesFilter(s, filter));
   if (spec === 'latest') {
-    const latest = candidates.reduce<StoredSnapshot | undefined>((best, s) => (!best || s.time > best.time || (s.time === best.time && s.id > best.id) ? s : best), undefined);
+    const latest = snapshots.filter((s) => matchesFilter(s, filter)).reduce<StoredSnapshot | undefined>((best, s) => (!best || s.time > best.time || (s.time === best.time && s.id > best.id) ? s : best), undefined);
     if (!latest) throw new UsageError('no snapshot matches', { hint: 'list them with `coffer snapshots`; check --host, --tag and --path' });
     return latest;
   }
   if (!/^[0-9a-f]{1,64}$/.test(spec)) throw new UsageError(`"${spec}" is not a snapshot id`, { hint: 'give an id, a unique prefix of one, or `latest`' });
-  const matches = candidates.filter((s) => s.id.startsWith(spec));
+  const matches = snapshots.filter((s) => s.id.startsWith(spec));
   // `data.snapshot` lets the cli tell a snapshot left out as unreadable from one that does not exist.
   if (matches.length === 0) throw new UsageError(`no snapshot with id ${spec}`, { hint: 'list them with `coffer snapshots`', data: { snapshot: spec } });
   if (matches.length > 1) throw new UsageError(`snapshot id prefix ${spec} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });

@@ -107,7 +107,7 @@ export function registerDump(program: Command, ctx: CliContext): void {
       }
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
-        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
+        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(ctx, flags, [spec]));
         const node = await findNode(repo, tree, path, snapshot.id, subfolder);
         const parts = pathParts(path).map(nameBytes);
         let chunks: AsyncIterable<Uint8Array>;

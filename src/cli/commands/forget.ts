@@ -19,7 +19,7 @@ import {
   type PolicySnapshot,
 } from '../../forget/index.ts';
 import { mapLimit, shortId, type Id, type StoredSnapshot } from '../../model/index.ts';
-import { matchesFilter, resolvePrefix, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
+import { isEmptyFilter, matchesFilter, resolvePrefix, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
@@ -92,10 +92,6 @@ type Candidate = PolicySnapshot & { readonly stored: StoredSnapshot };
 
 function candidate(s: StoredSnapshot): Candidate {
   return { id: s.id, time: new Date(s.time), utcOffset: s.utcOffset, hostname: s.hostname, paths: s.paths, tags: s.tags, stored: s };
-}
-
-function filterIsEmpty(f: SnapshotFilter): boolean {
-  return !f.hosts?.length && !f.tags?.length && !f.paths?.length;
 }
 
 /** restic's group header: `snapshots for (host [h], tags [a, b], paths [/x]):`. */
@@ -179,7 +175,7 @@ or --keep-within-* duration could keep, its oldest snapshot is kept too (as in r
   addPruneOptions(command).action(async (specs: string[], flags: ForgetFlags) => {
     const policy = policyFromFlags(flags);
     const groupBy = flags.groupBy === undefined ? DEFAULT_GROUP_BY : parseGroupBy(flags.groupBy);
-    const filter = snapshotFilter(flags);
+    const filter = snapshotFilter(ctx, flags, specs);
     const settings = pruneSettings(flags);
     const dryRun = flags.dryRun === true;
     if (specs.length > 0 && !isEmptyPolicy(policy)) {
@@ -191,7 +187,7 @@ or --keep-within-* duration could keep, its oldest snapshot is kept too (as in r
           hint: 'give --keep-* options with counts above 0 (e.g. --keep-last 7), or snapshot ids to remove; nothing was removed',
         });
       }
-      if (filterIsEmpty(filter)) {
+      if (isEmptyFilter(filter)) {
         throw new UsageError('--unsafe-allow-remove-all is not allowed unless a snapshot filter option is specified', {
           hint: 'add --host, --tag or --path; nothing was removed',
         });

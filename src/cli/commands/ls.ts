@@ -73,7 +73,7 @@ export function registerLs(program: Command, ctx: CliContext): void {
       const dirParts = dirs.map((d) => pathParts(d).map(nameBytes));
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
-        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
+        const { snapshot, tree, subfolder } = await snapshotTree(repo, await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(ctx, flags, [spec]));
         for (const dir of dirs) await findNode(repo, tree, dir, snapshot.id, subfolder);
         // The folders listed, as paths in the snapshot (those given are inside the subfolder).
         const filters = subfolder === undefined ? dirs : dirs.length === 0 ? [subfolder] : dirs.map((d) => cleanPath(`${subfolder}/${d}`));

@@ -210,7 +210,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           await lock.assertFresh();
           await removeUnreadableSnapshots(repo, unreadable.map((u) => u.id));
         }
-        const filter = snapshotFilter(flags);
+        const filter = snapshotFilter(ctx, flags, ids);
         const chosen = ids.length > 0 ? [...new Map(ids.map((id) => selectSnapshot(all, id, filter)).map((s) => [s.id, s])).values()] : all.filter((s) => matchesFilter(s, filter));
         const result = await repairSnapshots(repo, {
           snapshots: chosen,

@@ -88,7 +88,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
         // Snapshots are listed before the index is loaded (design §Read and write ordering).
-        const snapshot = selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(flags));
+        const snapshot = selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(ctx, flags, [spec]));
         await repo.loadIndex();
         ctx.verbose(`restoring snapshot ${shortId(snapshot.id)} of [${snapshot.paths.map(displayText).join(', ')}] at ${snapshot.time} to ${flags.target}`);
         const started = Date.now();

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.ts';
 import { shortId, type StoredSnapshot } from '../../model/index.ts';
-import { matchesFilter, parseTagLists, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
+import { isEmptyFilter, matchesFilter, parseTagLists, selectSnapshot, splitSnapshotPath, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { snapshotJson } from '../output/json.ts';
@@ -24,8 +24,16 @@ export function addFilterOptions(command: Command): Command {
     .option('--path <path>', 'only snapshots that include this path (repeatable: all of them)', collect);
 }
 
-export function snapshotFilter(flags: FilterFlags): SnapshotFilter {
-  return { hosts: flags.host, tags: parseTagLists(flags.tag), paths: flags.path };
+/**
+ * The filter of `--host`, `--tag` and `--path`. Snapshots named by id among `specs` are taken whatever it
+ * says (only `latest`, or naming none, looks at it), as in restic, and a note says so when both are given.
+ */
+export function snapshotFilter(ctx: CliContext, flags: FilterFlags, specs: readonly string[] = []): SnapshotFilter {
+  const filter = { hosts: flags.host, tags: parseTagLists(flags.tag), paths: flags.path };
+  if (!isEmptyFilter(filter) && specs.some((s) => splitSnapshotPath(s).spec !== 'latest')) {
+    ctx.warn('note: --host, --tag and --path do not apply to snapshots named by id');
+  }
+  return filter;
 }
 
 /** Local time as restic prints it: `2006-01-02 15:04:05`, with at least four digits in the year (`0001`, `-0001`). */
@@ -78,7 +86,7 @@ export function registerSnapshots(program: Command, ctx: CliContext): void {
       const latest = flags.latest === undefined ? undefined : parseCount(flags.latest, '--latest');
       if (latest === 0) throw new UsageError('--latest: must be at least 1');
       const repo = await ctx.openRepository();
-      let snapshots = selectSnapshots(await withReadLock(ctx, repo, () => repo.listSnapshots(ctx.snapshotWarnings)), specs, snapshotFilter(flags));
+      let snapshots = selectSnapshots(await withReadLock(ctx, repo, () => repo.listSnapshots(ctx.snapshotWarnings)), specs, snapshotFilter(ctx, flags, specs));
       if (latest !== undefined) snapshots = latestPerGroup(snapshots, latest);
 
       if (ctx.json) {
