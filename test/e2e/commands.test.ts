@@ -108,6 +108,19 @@ describe('coffer read commands', { concurrency: 4 }, () => {
     assert.deepEqual(await ids(shortId(s3.id), 'latest'), [s3.id]);
   });
 
+  test('a snapshot named by id is taken whatever --host says, with a note, as in restic; latest still follows the filter', async () => {
+    const listed = await coffer(['snapshots', '--json', '--host', 'h1', shortId(s3.id), 'latest']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual((JSON.parse(listed.stdout) as Array<{ id: string }>).map((s) => s.id), [s2.id, s3.id]);
+    assert.equal(listed.stderr, 'note: --host, --tag and --path do not apply to snapshots named by id\n');
+    const ls = await coffer(['-q', 'ls', '--host', 'h1', shortId(s3.id)]);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stderr, /^note: --host, --tag and --path do not apply/);
+    assert.ok(ls.stdout.length > 0);
+    // No note when the filter only chooses among snapshots.
+    assert.equal((await coffer(['snapshots', '--host', 'h1', 'latest'])).stderr, '');
+  });
+
   test('ls: everything, recursively, non-UTF-8 names escaped', async () => {
     const r = await coffer(['ls', shortId(s1.id)]);
     assert.equal(r.code, 0, r.stderr);
