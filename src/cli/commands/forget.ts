@@ -132,10 +132,12 @@ function snapshotTable(list: readonly Candidate[], reasons: Map<string, string[]
  * alone ("nothing was deleted"), and running the same forget again would find nothing to remove and so
  * not prune: the user needs to know that the snapshots are gone and that `coffer prune` is what is left.
  */
-function forgetThenPruneHint(removed: number, pruneHint: string | undefined): string {
+export function forgetThenPruneHint(removed: number, pruneHint: string | undefined): string {
   const done = `forget removed ${removed} ${removed === 1 ? 'snapshot' : 'snapshots'}`;
   const nothingDeleted = /^nothing was deleted;?\s*/;
-  const prune = pruneHint === undefined ? '' : nothingDeleted.test(pruneHint) ? `; its prune step deleted no data: ${pruneHint.replace(nothingDeleted, '')}` : `; its prune step stopped: ${pruneHint}`;
+  // "Run the command again" (an interruption, a lost lock) means prune: forget again would remove nothing.
+  const hint = pruneHint?.replace(/\brun the command again\b/, 'run `coffer prune`');
+  const prune = hint === undefined ? '' : nothingDeleted.test(hint) ? `; its prune step deleted no data: ${hint.replace(nothingDeleted, '')}` : `; its prune step stopped: ${hint}`;
   return /prune again|`coffer prune`/.test(prune) ? `${done}${prune}` : `${done}${prune}; then run \`coffer prune\``;
 }
 
