@@ -6,7 +6,7 @@
  * location (a typo in the host, a closed port) than an outage, so a few quick tries suffice; once it has
  * answered, a failure is an outage in the middle of the work, worth waiting about a minute for.
  */
-import { BackendError, NotFoundError, PastEndError, RepoNotFoundError } from '../errors/index.ts';
+import { BackendError, CancelledError, NotFoundError, PastEndError, RepoNotFoundError } from '../errors/index.ts';
 import { sleep } from '../model/index.ts';
 import type { Backend, ByteRange, FileInfo, FileType, Handle, RequestCounts, StrayFile } from './backend.ts';
 
@@ -204,6 +204,8 @@ export class RetryBackend implements Backend {
     if (isAnswer(err)) this.#answered = true;
     const budget = this.#answered ? this.#budget : this.#firstContact;
     if (!isRetryable(err) || attempt >= budget.attempts) throw err;
+    // No "retrying" line after an interrupt: the failure is likely the interrupt's own doing (a closed connection).
+    if (this.#signal?.aborted) throw new CancelledError();
     const ceiling = Math.min(budget.maxDelayMs, budget.baseDelayMs * 2 ** (attempt - 1));
     const delayMs = Math.floor(this.#random() * ceiling);
     this.#onRetry?.({ ...call, attempt, attempts: budget.attempts, delayMs, error: err });

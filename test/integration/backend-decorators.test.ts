@@ -180,17 +180,19 @@ describe('RetryBackend', () => {
     assert.equal(fault.calls('load'), 1);
   });
 
-  it('still makes a first try after its signal fired (an interrupted command removes its lock), but no retry', async () => {
+  it('still makes a first try after its signal fired (an interrupted command removes its lock), but no retry, and announces none', async () => {
     const fault = new FaultBackend(new MemoryBackend());
     const controller = new AbortController();
     controller.abort();
-    const backend = new RetryBackend(fault, { ...fast, signal: controller.signal });
+    const retries: RetryEvent[] = [];
+    const backend = new RetryBackend(fault, { ...fast, signal: controller.signal, onRetry: (e) => void retries.push(e) });
     const data = bytesFor('lock');
     await backend.save(handleFor('lock', data), data);
     await backend.remove(handleFor('lock', data));
     fault.failNext('remove', Infinity);
     await assert.rejects(backend.remove(handleFor('lock', data)), CancelledError);
     assert.equal(fault.calls('remove'), 2);
+    assert.deepEqual(retries, []);
   });
 
   it('retries a list that fails before yielding anything', async () => {
