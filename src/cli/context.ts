@@ -50,7 +50,7 @@ export class CliContext {
       if (errnoCode(err) === 'EPIPE') this.#stdoutClosed = true;
       else {
         this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, {
-          hint: 'the output is incomplete, not what the command did (`coffer snapshots` shows whether a backup was saved); check where it was redirected (free space, permissions)',
+          hint: 'the output is incomplete and the command stopped there, as if interrupted; check where the output went (free space, permissions)',
           cause: err,
         });
       }

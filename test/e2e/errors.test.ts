@@ -82,6 +82,8 @@ describe('errors', () => {
         const { repo, env } = await copyRepo();
         const r = await coffer(['-r', repo, ...args], { env, stdoutFile: '/dev/full' });
         assertFails(r, 1, /^error: cannot write to standard output: no space left on the device$/);
+        // The hint speaks of any command, and never sends a read command's user to `coffer snapshots`.
+        assert.match(r.stderr, /^hint: the output is incomplete and the command stopped there, as if interrupted; check where the output went/m);
         assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
       });
     }
