@@ -29,6 +29,7 @@ before(async () => {
   await link(path.join(src, 'h1'), path.join(src, 'h2'));
   await writeFile(path.join(src, 'sub', 'd.txt'), 'world');
   await symlink('a.txt', path.join(src, 'l'));
+  await writeFile(path.join(src, 'empty'), '');
   repo = await createTestRepo();
   const result = await backup(repo, { paths: [src], programVersion: 'test' });
   first = { id: result.snapshotId!, ...result.snapshot };
@@ -41,8 +42,8 @@ after(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-// a, b, c, h1, h2, sub, sub/d, l
-const entries = 8;
+// a, b, c, h1, h2, sub, sub/d, l, empty
+const entries = 9;
 // 5 + 5 + 3000 + 7 (h1 and h2 are one file) + 5; links have size 0
 const restoreSize = 3022;
 
@@ -59,11 +60,11 @@ test('restore-size counts every node, and hard-linked files once per snapshot', 
 
 test('files-by-contents counts each distinct content once across snapshots', async () => {
   const s = await computeStats(repo, [first, second], 'files-by-contents');
-  assert.equal(s.totalFileCount, 4); // hello, aaa…, linked!, world
+  assert.equal(s.totalFileCount, 5); // hello, aaa…, linked!, world, and the empty content
   assert.equal(s.totalSize, 5 + 3000 + 7 + 5);
 });
 
-test('blobs-per-file counts the blobs of each distinct file', async () => {
+test('blobs-per-file counts the blobs of each distinct file; an empty file has none and is not counted, as in restic', async () => {
   const s = await computeStats(repo, [first, second], 'blobs-per-file');
   assert.equal(s.totalFileCount, 4);
   assert.equal(s.totalBlobCount, 4);

@@ -148,14 +148,15 @@ export async function computeStats(repo: Repository, snapshots: readonly StoredS
           if (mode === 'files-by-contents') {
             totalSize += node.size;
             totalFiles++;
-          } else {
+          } else if (node.content?.length) {
+            // Files are counted by their blobs, as in restic: an empty file has none and is not counted.
             let seen = fileBlobs.get(path);
             if (!seen) {
               seen = new Set();
               fileBlobs.set(path, seen);
               totalFiles++;
             }
-            for (const id of node.content ?? []) {
+            for (const id of node.content) {
               const hex = toHex(id);
               if (seen.has(hex)) continue;
               const where = index.lookup(id, 'data');
