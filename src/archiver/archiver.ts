@@ -281,7 +281,8 @@ export class Archiver {
       time: (o.time ?? start).toISOString(),
       utcOffset: -(o.time ?? start).getTimezoneOffset(),
       tree: toHex(rootId),
-      paths: o.stdin ? [`/${o.stdin.filename}`] : [...this.#paths],
+      // Sorted by bytes, as restic's (Go's) sort of strings.
+      paths: o.stdin ? [`/${o.stdin.filename}`] : [...this.#paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
       hostname: o.hostname ?? osHostname(),
       username,
       uid,

@@ -199,6 +199,14 @@ test('snapshot paths come from the filesystem root, with intermediate folders', 
   assert.equal(nodeName(nodes[0]), dir.split('/')[1]);
 });
 
+test('a snapshot lists its paths sorted, as restic does, whatever order they were given in', async (t) => {
+  const dir = await tempDir(t);
+  for (const name of ['b', 'a', 'c']) await mkdir(join(dir, name));
+  const repo = await createTestRepo();
+  const { snapshot } = await backup(repo, { paths: ['c', 'a', 'b'].map((n) => join(dir, n)), programVersion: 'test' });
+  assert.deepEqual(snapshot.paths, ['a', 'b', 'c'].map((n) => join(dir, n)));
+});
+
 test('extended attributes are recorded, sorted by name', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'tagged.txt');
