@@ -120,6 +120,11 @@ function join(dir: SourcePath, name: Buffer): SourcePath {
   return { bytes, text: bytes.toString('utf8') };
 }
 
+/** Paths sorted by their bytes, as Go sorts strings (restic's snapshots list their paths so). */
+function sortedPaths(paths: readonly string[]): string[] {
+  return [...paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
 function sourcePath(text: string): SourcePath {
   return { bytes: Buffer.from(text), text };
 }
@@ -281,8 +286,7 @@ export class Archiver {
       time: (o.time ?? start).toISOString(),
       utcOffset: -(o.time ?? start).getTimezoneOffset(),
       tree: toHex(rootId),
-      // Sorted by bytes, as restic's (Go's) sort of strings.
-      paths: o.stdin ? [`/${o.stdin.filename}`] : [...this.#paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
+      paths: o.stdin ? [`/${o.stdin.filename}`] : sortedPaths(this.#paths),
       hostname: o.hostname ?? osHostname(),
       username,
       uid,
@@ -434,7 +438,7 @@ export class Archiver {
 
   /** The source paths not inside another one (sorted): a nested one is saved, and counted, with the outer. */
   #outermostSources(): string[] {
-    const paths = [...this.#paths].sort();
+    const paths = sortedPaths(this.#paths);
     return paths.filter((p, i) => !paths.slice(0, i).some((q) => q === p || p.startsWith(q === '/' ? q : `${q}/`)));
   }
 
@@ -797,9 +801,8 @@ export class Archiver {
   }
 
   /**
-   * Counts files and bytes ahead of the backup, for progress totals: the files the walk will save, found
-   * as the walk finds them less reading them
-   * (asynchronous calls, so the backup goes on meanwhile; tag warnings are the walk's to give).
+   * Counts the files and bytes the walk will save, for progress totals, deciding as the walk does but
+   * with asynchronous calls, so the backup goes on meanwhile (tag warnings are the walk's to give).
    */
   async #scan(): Promise<void> {
     const o = this.#options;

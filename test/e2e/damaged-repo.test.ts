@@ -110,9 +110,12 @@ describe('an unreadable snapshot file', () => {
       assert.equal(r.code, 1, `${args[0]}: ${r.stderr}`);
       assert.match(r.stderr, new RegExp(`^error: .*snapshots/${planted}: content does not match its name\\nhint: the snapshot file is damaged; .*\`coffer forget ${shortId(planted)}\`$`, 'm'), args[0]);
     }
-    const missing = await run(['ls', 'ab']);
+    // Snapshot ids are random: take a prefix none of them has.
+    const names = await readdir(path.join(repo, 'snapshots'));
+    const unused = [...Array(256).keys()].map((i) => i.toString(16).padStart(2, '0')).find((p) => !names.some((n) => n.startsWith(p)))!;
+    const missing = await run(['ls', unused]);
     assert.equal(missing.code, 2, missing.stderr);
-    assert.match(missing.stderr, /^error: no snapshot with id ab$/m);
+    assert.match(missing.stderr, new RegExp(`^error: no snapshot with id ${unused}$`, 'm'));
   });
   it('prune refuses, deleting nothing; check reports it; `forget ID` removes it, after which prune runs', async () => {
     const { repo, run } = await copyRepo();
