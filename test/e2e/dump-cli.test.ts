@@ -1,8 +1,8 @@
 /**
  * `coffer dump` through the real binary: where `--target` writes when it names a symlink (the file the
  * chain ends at, never the link itself; a pipe behind /proc/self/fd directly), the extended attributes
- * in its tar archives as another tar reader sees them, and a hangup during a dump that leaves neither a
- * temporary file nor a lock.
+ * in its tar archives as another tar reader sees them, and a hangup (SIGHUP) during a dump, which leaves
+ * neither a temporary file nor a lock.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -130,4 +130,31 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as archive:
   assert.deepEqual(members[inArchive('f.txt')], { 'SCHILY.xattr.user.binary': binaryValue.toString('hex'), 'SCHILY.xattr.user.text': Buffer.from('hello').toString('hex') });
   assert.deepEqual(members[inArchive('sub')], { 'SCHILY.xattr.user.folder': Buffer.from('on the folder').toString('hex') });
   assert.deepEqual(members[inArchive('sub/g.txt')], {});
+});
+
+test('a hangup during dump --target stops it cleanly: no temporary file, no lock', async () => {
+  const repo = await makeRepoDir();
+  const source = await makeTempDir();
+  // Sparse: quick to back up, and its dump writes long enough to be caught part-way.
+  await writeFile(path.join(source, 'sparse.bin'), '');
+  await truncate(path.join(source, 'sparse.bin'), 1024 ** 3);
+  assertOk(await runCoffer(['init'], { repo }));
+  assertOk(await runCoffer(['backup', '-q', source], { repo }));
+  const dir = await makeTempDir();
+
+  const child = spawn(process.execPath, [cofferBin, 'dump', 'latest', path.join(source, 'sparse.bin'), '--target', path.join(dir, 'out.bin')], {
+    env: testEnv({ COFFER_REPOSITORY: repo }),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!(await readdir(dir)).some((name) => name.startsWith('.coffer-dump-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  child.kill('SIGHUP');
+
+  assert.equal(await exited, 130, stderr);
+  assert.match(stderr, /interrupted/);
+  assert.deepEqual(await readdir(dir), []);
+  assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
 });
