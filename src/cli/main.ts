@@ -53,6 +53,8 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
   const interrupted = () => ctx.abort();
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
+  // A closed terminal or a dropped ssh session: stop cleanly (locks, temporary files) rather than die.
+  process.once('SIGHUP', interrupted);
   try {
     await program.parseAsync(args, { from: 'user' });
     // A failed write to stdout is reported as an event, possibly after the command's last write.
@@ -79,6 +81,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
   } finally {
     process.off('SIGINT', interrupted);
     process.off('SIGTERM', interrupted);
+    process.off('SIGHUP', interrupted);
     await ctx.close();
   }
 }

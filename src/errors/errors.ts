@@ -196,6 +196,7 @@ const fileErrorWords: Readonly<Record<string, string>> = {
   ENAMETOOLONG: 'name too long for this filesystem',
   EIO: 'input/output error (the disk or its connection failed)',
   EEXIST: 'a file of that name is in the way',
+  ELOOP: 'too many levels of symbolic links',
 };
 
 /** The message of an error, without a leading `what: ` that the caller names already. */

@@ -11,6 +11,7 @@ import type { Repository } from './repository.ts';
 import { findNode, pathParts } from './select.ts';
 import { fileContent, tarArchive, tarHeader, tarType, deviceNumbers } from './tar.ts';
 import type { StoredSnapshot } from '../model/index.ts';
+import { readXattrs, writeXattrs } from '../xattr/index.ts';
 
 let base: string;
 let source: string;
@@ -21,6 +22,10 @@ const longDir = 'd'.repeat(120);
 const longName = `${'n'.repeat(150)}.txt`;
 const rawName = Buffer.from([0x72, 0x61, 0x77, 0xff, 0xfe, 0x2e, 0x62, 0x69, 0x6e]); // "raw\xff\xfe.bin"
 const bigContent = randomBytes(150_000); // several chunks with the test repo's small chunker
+/** Attribute values with every awkward byte: NUL, newline, `=`, and bytes that are not UTF-8. */
+const binaryValue = Buffer.from([0x00, 0xff, 0x0a, 0x3d, 0x20, 0xc3, 0x28, 0x80, 0x01]);
+const fileXattrs = [{ name: 'user.binary', value: binaryValue }, { name: 'user.empty', value: Buffer.alloc(0) }, { name: 'user.text', value: Buffer.from('plain wörds') }];
+const dirXattrs = [{ name: 'user.folder', value: Buffer.from('on a folder\n') }];
 
 before(async () => {
   base = await mkdtemp(path.join(tmpdir(), 'coffer-tar-'));
@@ -42,6 +47,8 @@ before(async () => {
   await writeFile(path.join(source, 'hard1'), 'linked content');
   await link(path.join(source, 'hard1'), path.join(source, 'hard2'));
   await chmod(path.join(source, 'sub'), 0o750);
+  assert.deepEqual(writeXattrs(Buffer.from(path.join(source, 'hello.txt')), fileXattrs), [], 'the test folder must take user attributes');
+  assert.deepEqual(writeXattrs(Buffer.from(path.join(source, 'sub')), dirXattrs), []);
   await utimes(path.join(source, 'hello.txt'), 1_600_000_000.5, 1_600_000_000.25);
   await utimes(path.join(source, 'sub', longDir), 1_500_000_000, 1_500_000_000);
   await utimes(path.join(source, 'sub'), 1_400_000_000, 1_400_000_000);
@@ -113,6 +120,36 @@ test('values that do not fit ustar go into one PAX header before the entry', () 
   assert.equal(String.fromCharCode(main[156]), '0');
 });
 
+/** The records of the PAX header that starts `h`: keyword → raw value bytes. */
+function paxRecords(h: Uint8Array): Map<string, Buffer> {
+  assert.equal(String.fromCharCode(h[156]), 'x');
+  const bytes = Buffer.from(h.subarray(512, 512 + octalField(h, 124, 12)));
+  const records = new Map<string, Buffer>();
+  for (let at = 0; at < bytes.length; ) {
+    const space = bytes.indexOf(0x20, at);
+    const length = Number(bytes.subarray(at, space).toString());
+    const equals = bytes.indexOf(0x3d, space);
+    assert.equal(bytes[at + length - 1], 0x0a, 'a record ends where its length says');
+    records.set(bytes.subarray(space + 1, equals).toString('utf8'), bytes.subarray(equals + 1, at + length - 1));
+    at += length;
+  }
+  return records;
+}
+
+test('extended attributes become SCHILY.xattr records holding the raw value bytes', () => {
+  const h = tarHeader({
+    name: Buffer.from('a/f'), type: tarType.file, mode: 0o644, uid: 0, gid: 0, user: '', group: '', size: 0, mtime: { sec: 1, nsec: 0 },
+    xattrs: [...fileXattrs, { name: 'user.a=b%c', value: Buffer.from('x') }],
+  });
+  const records = paxRecords(h);
+  assert.deepEqual([...records.keys()], ['SCHILY.xattr.user.binary', 'SCHILY.xattr.user.empty', 'SCHILY.xattr.user.text', 'SCHILY.xattr.user.a%3Db%25c']);
+  assert.ok(records.get('SCHILY.xattr.user.binary')!.equals(binaryValue));
+  assert.equal(records.get('SCHILY.xattr.user.empty')!.length, 0);
+  assert.equal(records.get('SCHILY.xattr.user.text')!.toString('utf8'), 'plain wörds');
+  // The name fits ustar, so the attributes are the only reason for the PAX header.
+  assert.equal(Buffer.from(h.subarray(h.length - 512, h.length - 509)).toString(), 'a/f');
+});
+
 test('a name of 101–255 ASCII bytes is split into ustar prefix and name, without PAX', () => {
   const name = `${'p'.repeat(120)}/${'n'.repeat(90)}`;
   const h = tarHeader({ name: Buffer.from(name), type: tarType.file, mode: 0o644, uid: 0, gid: 0, user: '', group: '', size: 0, mtime: { sec: 0, nsec: 0 } });
@@ -163,14 +200,14 @@ async function describeTree(dir: string): Promise<Map<string, string>> {
   return out;
 }
 
-test('GNU tar extracts the archive of a folder exactly: contents, modes, mtimes, symlinks, hard links, odd names', async () => {
+test('GNU tar extracts the archive of a folder exactly: contents, modes, mtimes, symlinks, hard links, odd names, extended attributes', async () => {
   const parts = pathParts(source).map((p) => Buffer.from(p));
   const node = await findNode(repo, snapshot.tree, source, snapshot.id);
   const archive = await collect(tarArchive(repo, node, parts));
   assert.equal(archive.length % 512, 0);
   const target = path.join(base, 'extracted');
   await mkdir(target);
-  execFileSync('tar', ['-x', '-f', '-', '-C', target], { input: archive, env: { ...process.env, LC_ALL: 'C' } });
+  execFileSync('tar', ['-x', '--xattrs', '--xattrs-include=user.*', '-f', '-', '-C', target], { input: archive, env: { ...process.env, LC_ALL: 'C' } });
   // Members carry their full snapshot path, as restic's do.
   const extracted = path.join(target, source.slice(1));
   const expected = await describeTree(source);
@@ -184,6 +221,10 @@ test('GNU tar extracts the archive of a folder exactly: contents, modes, mtimes,
   const hard1 = await lstat(path.join(extracted, 'hard1'));
   const hard2 = await lstat(path.join(extracted, 'hard2'));
   assert.equal(hard1.ino, hard2.ino, 'hard links stay hard links');
+  // Extended attributes of files and folders, byte for byte
+  const hex = (xattrs: readonly { name: string; value: Uint8Array }[]) => xattrs.map((x) => [x.name, Buffer.from(x.value).toString('hex')]);
+  assert.deepEqual(hex(readXattrs(Buffer.from(path.join(extracted, 'hello.txt')))), hex(fileXattrs));
+  assert.deepEqual(hex(readXattrs(Buffer.from(path.join(extracted, 'sub')))), hex(dirXattrs));
   // GNU tar lists the same names
   const listing = execFileSync('tar', ['-t', '--quoting-style=literal', '-f', '-'], { input: archive, env: { ...process.env, LC_ALL: 'C' } });
   assert.ok(listing.includes(Buffer.concat([Buffer.from(`${source.slice(1)}/`), rawName, Buffer.from('\n')])), 'raw name kept byte for byte');

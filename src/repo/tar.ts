@@ -1,11 +1,12 @@
 /**
  * Tar archives of snapshot folders, for `dump` (restic's `--archive tar`): POSIX ustar headers, with PAX
  * extended headers whenever a value does not fit ustar (long or non-ASCII names and link targets, sizes of
- * 8 GiB and more, big ids, long owner names, nanosecond or negative mtimes). Streams blob by blob, so
+ * 8 GiB and more, big ids, long owner names, nanosecond or negative mtimes), and for extended attributes
+ * (`SCHILY.xattr.<name>` records, as restic and GNU tar write them). Streams blob by blob, so
  * memory stays bounded by the largest blob, whatever the size of the files.
  */
 import { IntegrityError } from '../errors/index.ts';
-import { isSafeName, toHex, type Timestamp, type TreeNode } from '../model/index.ts';
+import { isSafeName, toHex, type Timestamp, type TreeNode, type Xattr } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
 const block = 512;
@@ -41,6 +42,8 @@ export interface TarEntry {
   readonly linkName?: Uint8Array;
   readonly devMajor?: number;
   readonly devMinor?: number;
+  /** Extended attributes; values are raw bytes. */
+  readonly xattrs?: readonly Xattr[];
 }
 
 /** Octal field of `width` bytes (digits, then NUL), or undefined when `value` does not fit. */
@@ -73,6 +76,11 @@ function paxRecord(key: string, value: Uint8Array | string): Uint8Array {
   let length = rest + 1;
   while (String(length).length + rest !== length) length = String(length).length + rest;
   return Buffer.concat([Buffer.from(`${length} ${key}=`), v, Buffer.from('\n')]);
+}
+
+/** An attribute name as GNU tar writes it in a keyword: `=` would end the keyword, so it and `%` are escaped. */
+function xattrKeyword(name: string): string {
+  return name.replace(/%/g, '%25').replace(/=/g, '%3D');
 }
 
 function timeText(t: Timestamp): string {
@@ -167,6 +175,8 @@ export function tarHeader(entry: TarEntry): Uint8Array {
   };
   const user = owner('uname', entry.user);
   const group = owner('gname', entry.group);
+
+  for (const x of entry.xattrs ?? []) records.push(paxRecord(`SCHILY.xattr.${xattrKeyword(x.name)}`, x.value));
 
   const device = entry.type === tarType.chardev || entry.type === tarType.blockdev;
   const devMajor = device ? (octal(entry.devMajor ?? 0, 8) ?? '0000000') : '';
@@ -275,7 +285,7 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
       if (!isSafeName(p)) throw new IntegrityError(`${text}: unsafe name in tree`, { hint: 'the snapshot holds a name with "/" or ".."; run `coffer check`' });
     }
     const name = joinPath(path);
-    const common = { mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: n.mtime, size: 0 };
+    const common = { mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: n.mtime, size: 0, xattrs: n.xattrs };
     switch (n.type) {
       case 'dir': {
         if (path.length > 0) out.add(tarHeader({ ...common, name: Buffer.concat([name, Buffer.from('/')]), type: tarType.dir }));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { open, realpath, rename, rm, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { lstat, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
 import { FileError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
@@ -47,46 +47,91 @@ async function writeAll(stream: NodeJS.WritableStream, chunks: AsyncIterable<Uin
   }
 }
 
+/** Linux's limit on symlinks followed in one path lookup (MAXSYMLINKS). */
+const maxLinkHops = 40;
+
+/**
+ * Where a chain of symlinks starting at `path` ends, followed one link at a time as the kernel would: a
+ * relative link resolves against the real path of the folder holding it. Returns the last name and what
+ * is there (undefined when nothing is: a dangling link names the file to create).
+ */
+async function followLinks(path: string): Promise<{ path: string; stats?: Stats }> {
+  let at = path;
+  for (let hops = 0; ; hops++) {
+    let stats: Stats;
+    try {
+      stats = await lstat(at);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return { path: at };
+      throw err;
+    }
+    if (!stats.isSymbolicLink()) return { path: at, stats };
+    if (hops === maxLinkHops) throw Object.assign(new Error('too many levels of symbolic links'), { code: 'ELOOP' });
+    const link = await readlink(at);
+    // Joined, not normalized: `..` after a symlinked folder in the link is the kernel's to resolve.
+    at = isAbsolute(link) ? link : `${await realpath(dirname(at))}/${link}`;
+  }
+}
+
+/** How `--target` is written: into a file replaced once complete, or directly (devices, pipes). */
+type Destination = { readonly direct: true } | { readonly direct: false; readonly file: string; readonly existing?: Stats };
+
+/**
+ * Never renames over a symlink: the file a chain of links ends at is replaced (or created, for a dangling
+ * link), keeping the links. What is not a regular file is written directly, and so is a regular file the
+ * chain cannot name: the kernel follows links that name nothing (/proc/self/fd/1 → `pipe:[…]`, a deleted
+ * file) when opening them.
+ */
+async function destination(target: string): Promise<Destination> {
+  let end: Stats | undefined;
+  try {
+    end = await stat(target);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOENT') throw err;
+  }
+  // A device or FIFO cannot be replaced by renaming (as root that would replace /dev/null).
+  if (end && !end.isFile()) return { direct: true };
+  const last = await followLinks(target);
+  if (!end && !last.stats) return { direct: false, file: last.path };
+  if (end && last.stats?.isFile() && last.stats.dev === end.dev && last.stats.ino === end.ino) return { direct: false, file: last.path, existing: last.stats };
+  return { direct: true };
+}
+
 /**
  * Writes chunks to the file `target` through a temporary file in its folder, renamed over it only when
  * complete: a dump that fails or is interrupted leaves an existing file as it was, and removes the
- * temporary one. An existing file keeps its mode, a symlink's target is the file replaced, and a target
- * that is not a regular file (a device, a FIFO) is written directly.
+ * temporary one. An existing file keeps its mode; see {@link destination} for symlinks and devices.
  */
 async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
   const cannot = (what: string, err: unknown) => new FileError(`${target}: ${what}: ${fileErrorText(err)}`, { hint: 'check the --target path and that its folder is writable' });
-  let file = target;
-  let existing: Stats | undefined;
+  let to: Destination;
   try {
-    file = await realpath(target);
-    existing = await stat(file);
+    to = await destination(target);
   } catch (err) {
-    if (errnoCode(err) !== 'ENOENT') throw cannot('cannot open', err);
+    throw cannot('cannot open', err);
   }
-  // A device or FIFO cannot be replaced by renaming (as root that would replace /dev/null): written directly.
-  const direct = existing !== undefined && !existing.isFile();
-  const out = direct ? file : join(dirname(file), `.coffer-dump-${process.pid}-${randomBytes(6).toString('hex')}`);
+  const out = to.direct ? target : join(dirname(to.file), `.coffer-dump-${process.pid}-${randomBytes(6).toString('hex')}`);
   let handle;
   try {
-    handle = await open(out, direct ? 'w' : 'wx', 0o666);
+    handle = await open(out, to.direct ? 'w' : 'wx', 0o666);
   } catch (err) {
-    throw cannot(direct ? 'cannot open' : 'cannot create', err);
+    throw cannot(to.direct ? 'cannot open' : 'cannot create', err);
   }
   try {
     try {
       // The creation mode passes through the umask; an existing file's mode is kept whole.
-      if (existing && !direct) await handle.chmod(existing.mode & 0o7777);
+      if (!to.direct && to.existing) await handle.chmod(to.existing.mode & 0o7777);
       for await (const chunk of chunks) await handle.write(chunk);
     } finally {
       await handle.close();
     }
-    if (!direct) {
-      await rename(out, file).catch((err: unknown) => {
+    if (!to.direct) {
+      await rename(out, to.file).catch((err: unknown) => {
         throw cannot('cannot replace', err);
       });
     }
   } catch (err) {
-    if (!direct) await rm(out, { force: true });
+    if (!to.direct) await rm(out, { force: true });
     throw err;
   }
 }
@@ -120,14 +165,12 @@ export function registerDump(program: Command, ctx: CliContext): void {
         } else {
           throw new UsageError(`${path}: is a ${node.type} in snapshot ${shortId(snapshot.id)}`, { hint: 'dump writes files, or folders as tar archives' });
         }
-        if (flags.target) await writeFile(flags.target, chunks);
-        else {
-          try {
-            await writeAll(ctx.io.stdout, chunks);
-          } catch (err) {
-            // The reader went away (`coffer dump … | head`): nothing left to do, and nothing went wrong here.
-            if (errnoCode(err) !== 'EPIPE') throw err;
-          }
+        try {
+          if (flags.target) await writeFile(flags.target, chunks);
+          else await writeAll(ctx.io.stdout, chunks);
+        } catch (err) {
+          // The reader went away (`coffer dump … | head`, a pipe as --target): nothing left to do, and nothing went wrong here.
+          if (errnoCode(err) !== 'EPIPE') throw err;
         }
       });
     });

@@ -1,0 +1,160 @@
+/**
+ * `coffer dump` through the real binary: where `--target` writes when it names a symlink (the file the
+ * chain ends at, never the link itself; a pipe behind /proc/self/fd directly), the extended attributes
+ * in its tar archives as another tar reader sees them, and a hangup (SIGHUP) during a dump, which leaves
+ * neither a temporary file nor a lock.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { writeXattrs } from '../../src/xattr/index.ts';
+import { assertOk, cofferBin, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
+
+let repo: string;
+let src: string;
+
+/** Attribute values as another tool must read them back: NUL, newline, `=` and bytes that are not UTF-8. */
+const binaryValue = Buffer.from([0x00, 0xff, 0x0a, 0x3d, 0xc3, 0x28, 0x80]);
+
+before(async () => {
+  repo = await makeRepoDir();
+  src = path.join(await makeTempDir('coffer-dump-'), 'src');
+  await mkdir(path.join(src, 'sub'), { recursive: true });
+  await writeFile(path.join(src, 'f.txt'), 'new contents\n');
+  await writeFile(path.join(src, 'sub', 'g.txt'), 'in a folder\n');
+  assert.deepEqual(writeXattrs(Buffer.from(path.join(src, 'f.txt')), [{ name: 'user.binary', value: binaryValue }, { name: 'user.text', value: Buffer.from('hello') }]), []);
+  assert.deepEqual(writeXattrs(Buffer.from(path.join(src, 'sub')), [{ name: 'user.folder', value: Buffer.from('on the folder') }]), []);
+  assertOk(await runCoffer(['init'], { repo }));
+  assertOk(await runCoffer(['backup', '-q', src], { repo }));
+});
+
+after(removeTempDirs);
+
+const dumpArgs = (target: string) => ['dump', 'latest', path.join(src, 'f.txt'), '--target', target];
+const dumpTo = (target: string) => runCoffer(dumpArgs(target), { repo });
+
+/**
+ * Runs `coffer args… | cat`: coffer's stdout is then a pipe, whose /proc/self/fd/1 link names no file
+ * (`pipe:[…]`); runCoffer's stdout is a socket, which /proc/self/fd cannot open.
+ */
+function runIntoPipe(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', 'set -o pipefail; "$@" | cat', 'bash', process.execPath, cofferBin, ...args], { env: testEnv({ COFFER_REPOSITORY: repo }) });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+  });
+}
+
+describe('dump --target through symlinks', { concurrency: 4 }, () => {
+  test('a symlink to /proc/self/fd/1, a pipe, is written through and stays a symlink', async () => {
+    const dir = await makeTempDir();
+    const link = path.join(dir, 'out');
+    await symlink('/proc/self/fd/1', link);
+    const r = await runIntoPipe(dumpArgs(link));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'new contents\n');
+    assert.equal(await readlink(link), '/proc/self/fd/1');
+    assert.deepEqual(await readdir(dir), ['out']);
+  });
+
+  test('--target /proc/self/fd/1 writes into the pipe', async () => {
+    const r = await runIntoPipe(dumpArgs('/proc/self/fd/1'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'new contents\n');
+  });
+
+  test('a chain of symlinks to a regular file replaces that file, keeping its mode and the links', async () => {
+    const dir = await makeTempDir();
+    await mkdir(path.join(dir, 'real'));
+    await mkdir(path.join(dir, 'links'));
+    const file = path.join(dir, 'real', 'file.txt');
+    await writeFile(file, 'old contents\n', { mode: 0o640 });
+    // links/first → second (relative to links/) → ../real/file.txt (relative to the real path of links/)
+    await symlink('second', path.join(dir, 'links', 'first'));
+    await symlink('../real/file.txt', path.join(dir, 'links', 'second'));
+    const r = await dumpTo(path.join(dir, 'links', 'first'));
+    assertOk(r);
+    assert.equal(await readFile(file, 'utf8'), 'new contents\n');
+    assert.equal((await stat(file)).mode & 0o777, 0o640);
+    assert.equal(await readlink(path.join(dir, 'links', 'first')), 'second');
+    assert.equal(await readlink(path.join(dir, 'links', 'second')), '../real/file.txt');
+    assert.deepEqual((await readdir(path.join(dir, 'real'))).sort(), ['file.txt']);
+    assert.deepEqual((await readdir(path.join(dir, 'links'))).sort(), ['first', 'second']);
+  });
+
+  test('a dangling symlink creates the file it points to and stays a symlink', async () => {
+    const dir = await makeTempDir();
+    await mkdir(path.join(dir, 'elsewhere'));
+    const link = path.join(dir, 'out');
+    await symlink('elsewhere/new.txt', link);
+    const r = await dumpTo(link);
+    assertOk(r);
+    assert.ok((await lstat(link)).isSymbolicLink());
+    assert.equal(await readFile(path.join(dir, 'elsewhere', 'new.txt'), 'utf8'), 'new contents\n');
+    assert.deepEqual(await readdir(path.join(dir, 'elsewhere')), ['new.txt']);
+  });
+
+  test('a symlink to a device is written directly; a loop of symlinks is refused', async () => {
+    const dir = await makeTempDir();
+    await symlink('/dev/null', path.join(dir, 'null'));
+    assertOk(await dumpTo(path.join(dir, 'null')));
+    assert.ok((await stat('/dev/null')).isCharacterDevice());
+    assert.equal(await readlink(path.join(dir, 'null')), '/dev/null');
+
+    await symlink('b', path.join(dir, 'a'));
+    await symlink('a', path.join(dir, 'b'));
+    const loop = await dumpTo(path.join(dir, 'a'));
+    assert.equal(loop.code, 1, loop.stderr);
+    assert.match(loop.stderr, /a: cannot open: too many levels of symbolic links/);
+    assert.deepEqual((await readdir(dir)).sort(), ['a', 'b', 'null']);
+  });
+});
+
+test('a folder dumped as tar holds the extended attributes of its files and folders, as Python tarfile reads them', async () => {
+  const dumped = await runCoffer(['dump', 'latest', src], { repo });
+  assertOk(dumped);
+  // tarfile gives PAX values as text, with bytes that are not UTF-8 as surrogates: encoded back, they are the raw bytes.
+  const script = `
+import json, sys, tarfile
+with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as archive:
+    print(json.dumps({m.name: {k: v.encode('utf-8', 'surrogateescape').hex() for k, v in m.pax_headers.items() if k.startswith('SCHILY.xattr.')} for m in archive}))
+`;
+  const members = JSON.parse(execFileSync('python3', ['-c', script], { input: dumped.stdoutBytes }).toString()) as Record<string, Record<string, string>>;
+  const inArchive = (p: string) => path.join(src, p).slice(1);
+  assert.deepEqual(members[inArchive('f.txt')], { 'SCHILY.xattr.user.binary': binaryValue.toString('hex'), 'SCHILY.xattr.user.text': Buffer.from('hello').toString('hex') });
+  assert.deepEqual(members[inArchive('sub')], { 'SCHILY.xattr.user.folder': Buffer.from('on the folder').toString('hex') });
+  assert.deepEqual(members[inArchive('sub/g.txt')], {});
+});
+
+test('a hangup during dump --target stops it cleanly: no temporary file, no lock', async () => {
+  const repo = await makeRepoDir();
+  const source = await makeTempDir();
+  // Sparse: quick to back up, and its dump writes long enough to be caught part-way.
+  await writeFile(path.join(source, 'sparse.bin'), '');
+  await truncate(path.join(source, 'sparse.bin'), 1024 ** 3);
+  assertOk(await runCoffer(['init'], { repo }));
+  assertOk(await runCoffer(['backup', '-q', source], { repo }));
+  const dir = await makeTempDir();
+
+  const child = spawn(process.execPath, [cofferBin, 'dump', 'latest', path.join(source, 'sparse.bin'), '--target', path.join(dir, 'out.bin')], {
+    env: testEnv({ COFFER_REPOSITORY: repo }),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!(await readdir(dir)).some((name) => name.startsWith('.coffer-dump-')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  child.kill('SIGHUP');
+
+  assert.equal(await exited, 130, stderr);
+  assert.match(stderr, /interrupted/);
+  assert.deepEqual(await readdir(dir), []);
+  assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+});
