@@ -1432,17 +1432,20 @@ class Restorer {
 
   /**
    * Removes what killed restores left (see {@link restorerTempName}) in the folders this one restored: files
-   * moved aside while being replaced, from folders whose every entry was restored or found in place
-   * (the file one of them replaced is then no longer wanted; where an entry failed or was left out, it may
-   * be the only copy of that file's old content), and special files being made, from the target. Never a
-   * name the snapshot has, nor a file of another type than the restorer makes under that name.
+   * moved aside while being replaced, from folders whose every entry was restored or found the same (the
+   * file one of them replaced is then no longer wanted; where an entry failed, was left out or was left as
+   * it was by --overwrite never, it may be the only copy of that file's old content), and special files
+   * being made, from the target. Never a name the snapshot has, nor a file of another type than the
+   * restorer makes under that name.
    */
   async #removeLeftovers(): Promise<void> {
     const names = new Set<string>();
     const incomplete = new Set(this.#partial);
     for (const e of this.#entries) {
       names.add(e.rel.toString('latin1'));
-      if (!e.selected || (e.state !== 'ready' && e.state !== 'skipped')) incomplete.add(e.parent);
+      // What --overwrite never leaves in place may be a file the killed restore had only begun to write.
+      const done = e.state === 'ready' || (e.state === 'skipped' && this.#overwrite !== 'never');
+      if (!e.selected || !done) incomplete.add(e.parent);
     }
     const folders: Array<{ rel: Buffer; index: number }> = this.#targetFresh ? [] : [{ rel: Buffer.alloc(0), index: -1 }];
     this.#entries.forEach((e, index) => {
