@@ -9,11 +9,13 @@
  * from the start. Failures of the cache itself (a full disk, a read-only home) never fail a request: the
  * request goes to the inner backend instead, and `onError` is told.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { readlinkSync } from 'node:fs';
 import { open, readFile, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { BackendError, errnoCode, PastEndError } from '../errors/index.ts';
-import { makeFolders } from '../model/index.ts';
+import { makeFolders, processAlive } from '../model/index.ts';
 import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath, isValidName, typeFolder } from './backend.ts';
 import { matchesName } from './verify.ts';
 
@@ -71,6 +73,48 @@ const metadataTypes: ReadonlySet<FileType> = new Set<FileType>(['index', 'snapsh
 const tempMarker = '.tmp-';
 /** Temporary files older than this are leftovers of a crash, removed when the folder is cleaned. */
 const staleTempMs = 60 * 60 * 1000;
+/** A temporary file's name: `<cached file>.tmp-<process space>-<pid>-<12 hex>` (see {@link processSpace}). */
+const tempName = /\.tmp-([0-9a-f]{8})-([0-9]+)-[0-9a-f]{12}$/;
+
+let ownProcessSpace: string | undefined;
+
+/**
+ * Names the space in which this process's pid means this process: the host, and on Linux its pid
+ * namespace (containers sharing a cache folder and a host name each have their own pids). A cache folder
+ * may be shared by several hosts (a network home folder): only a writer of the same space can be checked.
+ */
+function processSpace(): string {
+  if (ownProcessSpace === undefined) {
+    let namespace = '';
+    try {
+      namespace = readlinkSync('/proc/self/ns/pid');
+    } catch {
+      // Not Linux: no pid namespaces.
+    }
+    ownProcessSpace = createHash('sha256').update(`${hostname()}\0${namespace}`).digest('hex').slice(0, 8);
+  }
+  return ownProcessSpace;
+}
+
+/**
+ * True for a temporary file that no write will rename any more: its writer (named in it) is a process of
+ * this host and pid namespace that has exited, or it is unchanged for {@link staleTempMs} (older names
+ * name no writer; another host's writer cannot be checked).
+ */
+async function abandonedTemp(file: string, name: string): Promise<boolean> {
+  const writer = tempName.exec(name);
+  if (writer && writer[1] === processSpace()) {
+    const pid = Number(writer[2]);
+    // This process's own may be a write in flight: the age decides for those.
+    if (pid !== process.pid && !processAlive(pid)) return true;
+  }
+  return Date.now() - (await stat(file)).mtimeMs >= staleTempMs;
+}
+
+/** A new temporary name for `file`, naming this process as its writer. */
+export function cacheTempName(file: string, pid = process.pid): string {
+  return `${file}${tempMarker}${processSpace()}-${pid}-${randomBytes(6).toString('hex')}`;
+}
 
 /**
  * A {@link Backend} that serves full loads of index and snapshot files, and ranged loads of cacheable
@@ -275,7 +319,7 @@ export class CachingBackend implements Backend, CacheAware {
   /** Writes a cached copy atomically (temporary file, then rename); false when that failed. */
   async #write(handle: Handle, data: Uint8Array): Promise<boolean> {
     const file = this.#path(handle);
-    const temp = `${file}${tempMarker}${randomBytes(6).toString('hex')}`;
+    const temp = cacheTempName(file);
     try {
       await makeFolders(path.dirname(file), cacheFolderMode);
       try {
@@ -304,8 +348,8 @@ export class CachingBackend implements Backend, CacheAware {
   }
 
   /**
-   * Removes cached files of `type` that `keep` refuses, leftover temporary files, and data/xx folders
-   * left empty. Files or folders another process removed or filled meanwhile are skipped.
+   * Removes cached files of `type` that `keep` refuses, abandoned temporary files (see
+   * {@link abandonedTemp}), and data/xx folders left empty. Files or folders another process removed or filled meanwhile are skipped.
    */
   async #removeStale(dir: string, type: FileType, keep: (name: string) => boolean): Promise<void> {
     const top = path.join(dir, typeFolder(type));
@@ -320,7 +364,7 @@ export class CachingBackend implements Backend, CacheAware {
           if (isValidName(type, name)) {
             if (keep(name)) continue;
             this.#verifiedPacks.delete(name);
-          } else if (!name.includes(tempMarker) || Date.now() - (await stat(file)).mtimeMs < staleTempMs) {
+          } else if (!name.includes(tempMarker) || !(await abandonedTemp(file, name))) {
             continue;
           }
           await unlink(file);

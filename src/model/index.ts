@@ -15,3 +15,4 @@ export * from './worker-pool.ts';
 export * from './folders.ts';
 export * from './path-rules.ts';
 export * from './time.ts';
+export * from './process.ts';

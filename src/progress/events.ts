@@ -47,7 +47,8 @@ export interface RestoreStats {
 export interface RestoreReporter {
   progress?(stats: Readonly<RestoreStats>): void;
   targetError?(path: string, error: AppError): void;
-  fileDone?(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted'): void;
+  /** `removed`: a leftover of an interrupted restore (a hidden file of the restorer's own). */
+  fileDone?(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted' | 'removed'): void;
   /** Something the user should know that is no error (e.g. a folder --delete left in place). */
   warning?(message: string): void;
 }

@@ -12,8 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname, userInfo } from 'node:os';
-import { AppError, IntegrityError, RepoLockedError, errnoCode } from '../errors/index.ts';
-import { asBoolean, asInteger, asObject, asString, shortId, sleep, type Id } from '../model/index.ts';
+import { AppError, IntegrityError, RepoLockedError } from '../errors/index.ts';
+import { asBoolean, asInteger, asObject, asString, processAlive, shortId, sleep, type Id } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
 export type LockKind = 'shared' | 'exclusive';
@@ -40,16 +40,6 @@ export interface LockInfo {
 
 export interface StoredLock extends LockInfo {
   readonly id: Id;
-}
-
-/** Is process `pid` alive on this host? */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
 }
 
 export function isStale(lock: LockInfo, now: number = Date.now(), host: string = osHostname()): boolean {

@@ -15,7 +15,7 @@
  *     first write, a new file of one chunk by its write; all-zero chunks are not written at all, so
  *     sparse files stay sparse (over an existing file, only its blocks that are not zeros are zeroed). Work goes in batches, and the ranges in flight (and, without workers,
  *     the decrypted data waiting for writes) are bounded, so memory does not grow with the snapshot;
- *  5. hardlinks, 6. --delete, 7. folder metadata deepest first, 8. --verify.
+ *  5. hardlinks, 6. leftovers of killed restores, then --delete, 7. folder metadata deepest first, 8. --verify.
  *
  * Nothing is written outside the target: names are checked (see safe-path.ts), files are created with
  * O_EXCL|O_NOFOLLOW, and every folder on the way is checked with lstat before anything goes into it.
@@ -32,7 +32,7 @@ import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, UsageError, errnoCode, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, WorkerPool, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, WorkerPool, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, processAlive, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -209,6 +209,32 @@ interface FileJob {
   finished: boolean;
   /** The file this one replaces, moved aside until the new content is complete (see #moveAside). */
   aside?: Buffer;
+}
+
+/**
+ * Hidden names the restorer gives its own files in the target while it works: a file being replaced is
+ * moved aside under `.coffer-replaced-<pid>-<12 hex>` in its folder (see #moveAside), a special file is
+ * made under `.coffer-restore-<pid>-<12 hex>` in the target (see #makeNode). A killed restore leaves them.
+ */
+const tempKinds = { replaced: '.coffer-replaced-', node: '.coffer-restore-' } as const;
+export type TempKind = keyof typeof tempKinds;
+const tempName = /^\.coffer-(replaced|restore)-([0-9]+)-[0-9a-f]{12}$/;
+
+/** A new name of `kind` for process `pid` (this one's, except in tests). */
+export function restorerTempName(kind: TempKind, pid = process.pid): string {
+  return `${tempKinds[kind]}${pid}-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * The kind of a name {@link restorerTempName} gives, when the process that gave it is gone: the file is a
+ * leftover. Called once this restore has none of its own in the target (this pid's are then older ones).
+ */
+function leftoverKind(name: Buffer): TempKind | undefined {
+  const m = tempName.exec(name.toString('latin1'));
+  if (!m) return undefined;
+  const pid = Number(m[2]);
+  if (pid !== process.pid && processAlive(pid)) return undefined;
+  return m[1] === 'replaced' ? 'replaced' : 'node';
 }
 
 /** File ranges as [offset, length] pairs. */
@@ -388,6 +414,10 @@ class Restorer {
   readonly #replaced = new Set<FileJob>();
   /** Hardlink groups: key → entries, the first is written, the others linked to it. */
   readonly #links = new Map<string, Entry[]>();
+  /** Folders (by entry index; -1: the target) of which the snapshot has entries this restore leaves out. */
+  readonly #partial = new Set<number>();
+  /** Leftovers of killed restores removed (or, in a dry run, to remove), by absolute path (latin1). */
+  readonly #leftovers = new Set<string>();
   /** Files left in place by if-changed: still to verify and to fix metadata of. */
   readonly #kept = new Set<Entry>();
   /** Chunk writes in flight: a blob shared by thousands of files must not open thousands of descriptors. */
@@ -434,6 +464,7 @@ class Restorer {
       await this.#putBackReplaced();
       await this.#linkHardlinks();
       await this.#fixKept();
+      await this.#removeLeftovers();
       if (this.#o.delete) await this.#deleteExtras();
       await this.#folderMetadata();
       if (this.#o.verify && !this.#dry) await this.#verify();
@@ -468,7 +499,7 @@ class Restorer {
     this.#o.reporter?.targetError?.(path, targetError(path, err, doing));
   }
 
-  #done(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted'): void {
+  #done(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted' | 'removed'): void {
     this.#o.reporter?.fileDone?.(path, action);
   }
 
@@ -507,7 +538,10 @@ class Restorer {
       const children: Array<Promise<void>> = [];
       for (const node of nodes) {
         const childPathText = `${path}/${nodeName(node)}`;
-        if (this.#o.exclude && matchesRules(this.#o.exclude, childPathText)) continue;
+        if (this.#o.exclude && matchesRules(this.#o.exclude, childPathText)) {
+          this.#partial.add(parent);
+          continue;
+        }
         const included = forced || !includes || matchesRules(this.#o.include!, childPathText);
         const index = this.#entries.push({ parent, path: childPathText, rel: childPath(rel, node.name), node, selected: included, state: 'pending', fresh: false }) - 1;
         if (node.type === 'dir') {
@@ -531,6 +565,7 @@ class Restorer {
       await walk(start.subtree, '', Buffer.alloc(0), -1, false);
     } else {
       checkName(start.name, this.#o.path ?? '', snap);
+      this.#partial.add(-1);
       const path = `/${nodeName(start)}`;
       this.#entries.push({ parent: -1, path, rel: Buffer.from(start.name), node: start, selected: this.#selected(path), state: 'pending', fresh: false });
     }
@@ -657,7 +692,7 @@ class Restorer {
    */
   async #moveAside(abs: Buffer): Promise<Buffer> {
     const folder = abs.subarray(0, abs.lastIndexOf(0x2f) + 1);
-    const aside = Buffer.concat([folder, Buffer.from(`.coffer-replaced-${randomBytes(6).toString('hex')}`)]);
+    const aside = Buffer.concat([folder, Buffer.from(restorerTempName('replaced'))]);
     await rename(abs, aside);
     return aside;
   }
@@ -923,7 +958,7 @@ class Restorer {
    * is a string; a restored name may not be valid UTF-8), then a rename gives it its name.
    */
   async #makeNode(abs: Buffer, args: string[]): Promise<void> {
-    const temp = `${this.#target}/.coffer-restore-${process.pid}-${randomBytes(6).toString('hex')}`;
+    const temp = `${this.#target}/${restorerTempName('node')}`;
     await run('mknod', ['-m', '600', temp, ...args]).catch((err: NodeJS.ErrnoException & { stderr?: string }) => {
       const text = String(err.stderr ?? '').trim();
       throw /not permitted/.test(text) ? Object.assign(new Error(text), { code: 'EPERM' }) : new Error(`mknod: ${text || err.message}`);
@@ -1393,7 +1428,66 @@ class Restorer {
     });
   }
 
-  // ---- 6. delete ----
+  // ---- 6. leftovers, delete ----
+
+  /**
+   * Removes what killed restores left (see {@link restorerTempName}) in the folders this one restored: files
+   * moved aside while being replaced, from folders whose every entry was restored or found the same (the
+   * file one of them replaced is then no longer wanted; where an entry failed, was left out or was left as
+   * it was by --overwrite never, it may be the only copy of that file's old content), and special files
+   * being made, from the target. Never a name the snapshot has, nor a file of another type than the
+   * restorer makes under that name.
+   */
+  async #removeLeftovers(): Promise<void> {
+    const names = new Set<string>();
+    const incomplete = new Set(this.#partial);
+    for (const e of this.#entries) {
+      names.add(e.rel.toString('latin1'));
+      // What --overwrite never leaves in place may be a file the killed restore had only begun to write.
+      const done = e.state === 'ready' || (e.state === 'skipped' && this.#overwrite !== 'never');
+      if (!e.selected || !done) incomplete.add(e.parent);
+    }
+    const folders: Array<{ rel: Buffer; index: number }> = this.#targetFresh ? [] : [{ rel: Buffer.alloc(0), index: -1 }];
+    this.#entries.forEach((e, index) => {
+      if (e.selected && e.node.type === 'dir' && e.state === 'ready' && !e.fresh) folders.push({ rel: e.rel, index });
+    });
+    await mapLimit(folders, 8, async ({ rel, index }) => {
+      throwIfAborted(this.#o.signal);
+      const kinds: TempKind[] = incomplete.has(index) ? [] : ['replaced'];
+      if (index === -1) kinds.push('node');
+      if (kinds.length === 0) return;
+      const abs = joinPath(this.#base, rel);
+      let found: Buffer[];
+      try {
+        found = await readdir(abs, { encoding: 'buffer' });
+      } catch (err) {
+        const code = errnoCode(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') this.#fail(undefined, display(abs), err, 'cannot list');
+        return;
+      }
+      for (const name of found.sort(Buffer.compare)) {
+        const kind = leftoverKind(name);
+        const childRel = childPath(rel, name);
+        if (kind === undefined || !kinds.includes(kind) || names.has(childRel.toString('latin1'))) continue;
+        const childAbs = joinPath(this.#base, childRel);
+        try {
+          const st = await lstatOrUndefined(childAbs);
+          if (!st || !(kind === 'replaced' ? st.isFile() : st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice())) continue;
+          if (!this.#dry) await unlink(childAbs);
+          this.#leftovers.add(childAbs.toString('latin1'));
+          this.#done(`/${childRel.toString('utf8')}`, 'removed');
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') this.#fail(undefined, display(childAbs), err, 'cannot remove a leftover of an interrupted restore');
+        }
+      }
+    });
+    const n = this.#leftovers.size;
+    if (n === 0) return;
+    this.#o.reporter?.warning?.(
+      `${this.#dry ? 'would remove' : 'removed'} ${n} ${n === 1 ? 'leftover' : 'leftovers'} of an interrupted restore from the target ` +
+        '(old contents of replaced files moved aside as .coffer-replaced-…, or special files being made); -v lists them',
+    );
+  }
 
   async #deleteExtras(): Promise<void> {
     /** Selected entries by path: true for folders. */
@@ -1416,6 +1510,7 @@ class Restorer {
         if (!isInside(childRel)) continue;
         const childAbs = joinPath(this.#base, childRel);
         const isFolder = known.get(childRel.toString('latin1'));
+        if (this.#leftovers.has(childAbs.toString('latin1'))) continue;
         if (isFolder !== undefined) {
           // Only folders of the snapshot are entered (a folder that a file replaces, or would in a dry run,
           // went or goes whole), and only real ones: a symlink in the target is never followed.

@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { largestPack } from '../support/disk-damage.ts';
 import { s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
+import { restorerTempName } from '../../src/restorer/index.ts';
 import { assertSameTree, buildSourceTree, captureTree, restoredTimeToleranceNs, type TreeState } from '../support/tree-builder.ts';
 
 let cacheHome: string;
@@ -355,6 +356,88 @@ describe('restore from a damaged repository', () => {
   });
 });
 
+describe('restore after a killed restore', () => {
+  /** The pid of a process that has exited: names carrying it are leftovers. */
+  const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+
+  it('removes the hidden files a killed restore left in the folders it restores, lists them with -v, and only reports with --dry-run', async () => {
+    const repo = await makeRepoDir();
+    const base = await makeTempDir();
+    const data = path.join(base, 'data');
+    await mkdir(path.join(data, 'sub'), { recursive: true });
+    await mkdir(path.join(data, 'part'));
+    await writeFile(path.join(data, 'f1'), 'new one\n');
+    await writeFile(path.join(data, 'sub', 'g'), 'new g\n');
+    await writeFile(path.join(data, 'part', 'x'), 'x\n');
+    await writeFile(path.join(data, 'part', 'y'), 'y\n');
+    // A file of the snapshot that happens to carry such a name is the user's: restored, never removed.
+    const ownName = restorerTempName('replaced', deadPid);
+    await writeFile(path.join(data, ownName), 'mine\n');
+    assertOk(await coffer(['init'], repo));
+    assertOk(await coffer(['backup', data], repo));
+
+    // What a restore killed while replacing files leaves: old contents moved aside, a special file being made.
+    const target = await makeTempDir();
+    const restored = path.join(target, data);
+    await mkdir(path.join(restored, 'sub'), { recursive: true });
+    await mkdir(path.join(restored, 'part'));
+    await writeFile(path.join(restored, 'f1'), 'new o');
+    const leftovers = {
+      aside: path.join(restored, restorerTempName('replaced', deadPid)),
+      inSub: path.join(restored, 'sub', restorerTempName('replaced', deadPid)),
+      inPart: path.join(restored, 'part', restorerTempName('replaced', deadPid)),
+      node: path.join(target, restorerTempName('node', deadPid)),
+    };
+    for (const file of [leftovers.aside, leftovers.inSub, leftovers.inPart]) await writeFile(file, 'old contents\n');
+    execFileSync('mkfifo', [leftovers.node]);
+    // Not leftovers: a live process's name, a name of another pattern, a folder under such a name.
+    const kept = [
+      path.join(restored, restorerTempName('replaced', process.pid)),
+      path.join(restored, `.coffer-replaced-${deadPid}-abc`),
+      path.join(restored, 'sub', restorerTempName('replaced', deadPid)),
+    ];
+    await writeFile(kept[0], 'a live restore is replacing a file\n');
+    await writeFile(kept[1], 'someone else\'s\n');
+    await mkdir(kept[2]);
+    const shown = (file: string) => `/${path.relative(target, file)}`;
+    const exists = (file: string) => stat(file).then(() => true, () => false);
+    const leaveOutY = ['--exclude', `${data}/part/y`];
+
+    const dry = await coffer(['restore', 'latest', '--target', target, '--dry-run', '-v', ...leaveOutY], repo);
+    assertOk(dry);
+    const listed = dry.stderr.split('\n').filter((l) => l.startsWith('would be removed '));
+    assert.deepEqual(listed.sort(), [leftovers.aside, leftovers.inSub, leftovers.node].map((f) => `would be removed ${shown(f)}`).sort(), dry.stderr);
+    assert.match(dry.stderr, /^warning: would remove 3 leftovers of an interrupted restore from the target /m);
+    for (const file of [...Object.values(leftovers), ...kept]) assert.ok(await exists(file), file);
+
+    // A file left as it is by --overwrite never may be one the killed restore had begun: its old copy stays.
+    const never = await coffer(['restore', 'latest', '--target', target, '--overwrite', 'never', ...leaveOutY], repo);
+    assertOk(never);
+    assert.match(never.stderr, /^warning: removed 2 leftovers of an interrupted restore from the target /m);
+    for (const file of [leftovers.inSub, leftovers.node]) assert.ok(!(await exists(file)), file);
+    assert.ok(await exists(leftovers.aside));
+
+    // A folder with an entry left out (or one that fails) keeps them: one may hold that entry's only old copy.
+    const r = await coffer(['restore', 'latest', '--target', target, '-v', ...leaveOutY], repo);
+    assertOk(r);
+    const removed = r.stderr.split('\n').filter((l) => l.startsWith('removed '));
+    assert.deepEqual(removed, [`removed   ${shown(leftovers.aside)}`], r.stderr);
+    assert.equal(r.stderr.match(/^warning: removed 1 leftover of an interrupted restore from the target /gm)?.length, 1, r.stderr);
+    assert.ok(!(await exists(leftovers.aside)));
+    for (const file of [leftovers.inPart, ...kept]) assert.ok(await exists(file), file);
+    assert.equal(await readFile(path.join(restored, ownName), 'utf8'), 'mine\n');
+    assert.equal(await readFile(path.join(restored, 'f1'), 'utf8'), 'new one\n');
+
+    const again = await coffer(['restore', 'latest', '--target', target], repo);
+    assertOk(again);
+    assert.match(again.stderr, /^warning: removed 1 leftover of an interrupted restore from the target /m);
+    assert.doesNotMatch(again.stderr, /^removed/m);
+    assert.ok(!(await exists(leftovers.inPart)));
+    for (const file of kept) assert.ok(await exists(file), file);
+    assert.equal(await readFile(path.join(restored, ownName), 'utf8'), 'mine\n');
+  });
+});
+
 describe('restore over existing files from a damaged repository', () => {
   it('leaves a file it cannot restore as it was, and no temporary name behind', async () => {
     const repo = await makeRepoDir();
@@ -372,9 +455,14 @@ describe('restore over existing files from a damaged repository', () => {
     const largest = await largestPack(repo);
     await chmod(path.dirname(largest.file), 0o755);
     await rm(largest.file);
+    // A killed restore's leftover in the folder may be the only old copy of a file that fails again: kept.
+    const leftover = restorerTempName('replaced', spawnSync(process.execPath, ['-e', '']).pid);
+    await writeFile(path.join(restored, leftover), 'old contents\n');
 
     const r = await coffer(['restore', 'latest', '--target', target], repo);
     assert.equal(r.code, 1, r.stderr);
+    assert.equal(await readFile(path.join(restored, leftover), 'utf8'), 'old contents\n');
+    await rm(path.join(restored, leftover));
     const failed = r.stderr.split('\n').filter((l) => l.includes(': not restored: ')).map((l) => path.basename(l.slice('error: '.length, l.indexOf(': not restored: '))));
     assert.ok(failed.length > 0 && failed.length < 12, r.stderr);
     assert.deepEqual((await readdir(restored)).sort(), Array.from({ length: 12 }, (_, i) => `f${i}`).sort(), 'every file is there, under its own name only');

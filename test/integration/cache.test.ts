@@ -7,14 +7,15 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
-import { CachingBackend, FaultBackend, MemoryBackend, cacheDirTagName, isCacheAware, prepareCacheRoot } from '../../src/backend/index.ts';
+import { CachingBackend, FaultBackend, MemoryBackend, cacheDirTagName, cacheTempName, isCacheAware, prepareCacheRoot } from '../../src/backend/index.ts';
 import { cacheRoot } from '../../src/cli/cache.ts';
 import { executePrune, planPrune, type PruneOptions } from '../../src/prune/index.ts';
 import { encodeTree, Repository, sealBlob, walkTree, type PackRecord } from '../../src/repo/index.ts';
@@ -243,6 +244,46 @@ describe('CachingBackend', () => {
     assert.deepEqual(await cached(), [ids[1], ids[2]].sort(), 'a listing read only in part removes nothing');
     for await (const _ of cache.list('snapshot'));
     assert.deepEqual(await cached(), [ids[2]]);
+  });
+
+  it('removes temporary files of writes that will never finish: at once when their writer exited, else after an hour', async () => {
+    const own = new MemoryBackend();
+    const repo0 = await createTestRepo(own);
+    const id = await repo0.saveStructured('snapshot', { n: 1 });
+    const dir = path.join(scratch, 'c8', 'repo');
+    const cache = new CachingBackend(own);
+    await cache.attach(dir);
+    await cache.load({ type: 'snapshot', name: id });
+    const cachedFile = path.join(dir, 'snapshots', id);
+    const exited = spawnSync(process.execPath, ['-e', '']).pid!;
+    const hourAgo = new Date(Date.now() - 61 * 60_000);
+    const ownSpace = /^\.tmp-([0-9a-f]{8})-/.exec(cacheTempName(''))![1];
+    const otherSpace = ownSpace === '00000000' ? '11111111' : '00000000';
+    const temp = {
+      // Its writer, a process of this host, is gone (a command killed while writing).
+      exited: cacheTempName(cachedFile, exited),
+      // A write in flight in a live process, or in this one.
+      live: cacheTempName(cachedFile, process.ppid),
+      own: cacheTempName(cachedFile),
+      // Written on another host (or pid namespace): its pid says nothing here, only its age.
+      elsewhere: `${cachedFile}.tmp-${otherSpace}-${exited}-0123456789ab`,
+      elsewhereOld: `${cachedFile}.tmp-${otherSpace}-${exited}-ba9876543210`,
+      // Named without a writer (older versions): only its age.
+      unnamed: `${cachedFile}.tmp-0123456789ab`,
+      unnamedOld: `${cachedFile}.tmp-ba9876543210`,
+    };
+    for (const file of Object.values(temp)) await writeFile(file, 'partial');
+    for (const file of [temp.elsewhereOld, temp.unnamedOld]) await utimes(file, hourAgo, hourAgo);
+    // A pack cached by a process killed while writing it: its data/xx folder holds only that temporary file.
+    const packFolder = path.join(dir, 'data', '75');
+    await mkdir(packFolder, { recursive: true });
+    await writeFile(cacheTempName(path.join(packFolder, '75'.repeat(32)), exited), 'partial');
+
+    for await (const _ of cache.list('snapshot'));
+    await cache.removeUnindexedPacks(() => true);
+    const left = (await readdir(path.join(dir, 'snapshots'))).map((n) => path.join(dir, 'snapshots', n)).sort();
+    assert.deepEqual(left, [cachedFile, temp.live, temp.own, temp.elsewhere, temp.unnamed].sort());
+    assert.ok(!existsSync(packFolder), 'the data/xx folder left empty goes too');
   });
 
   it('writes saved index and snapshot files through, and never caches config, key or lock files', async () => {
