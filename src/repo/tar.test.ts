@@ -9,7 +9,7 @@ import { backup } from '../archiver/index.ts';
 import { createTestRepo } from '../../test/support/test-repo.ts';
 import type { Repository } from './repository.ts';
 import { findNode, pathParts } from './select.ts';
-import { fileContent, tarArchive, tarHeader, tarType, deviceNumbers } from './tar.ts';
+import { fileContent, posixAclText, tarArchive, tarHeader, tarType, deviceNumbers } from './tar.ts';
 import type { StoredSnapshot } from '../model/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
 
@@ -148,6 +148,72 @@ test('extended attributes become SCHILY.xattr records holding the raw value byte
   assert.equal(records.get('SCHILY.xattr.user.text')!.toString('utf8'), 'plain wörds');
   // The name fits ustar, so the attributes are the only reason for the PAX header.
   assert.equal(Buffer.from(h.subarray(h.length - 512, h.length - 509)).toString(), 'a/f');
+});
+
+/** A Linux ACL attribute value: version 2, then (tag, permission bits, id) entries. */
+function aclValue(entries: readonly (readonly [tag: number, perm: number, id?: number])[]): Buffer {
+  const value = Buffer.alloc(4 + 8 * entries.length);
+  value.writeUInt32LE(2, 0);
+  entries.forEach(([tag, perm, id = 0xffff_ffff], i) => {
+    value.writeUInt16LE(tag, 4 + 8 * i);
+    value.writeUInt16LE(perm, 6 + 8 * i);
+    value.writeUInt32LE(id, 8 + 8 * i);
+  });
+  return value;
+}
+
+const accessAcl = aclValue([[0x01, 6], [0x02, 4, 1234], [0x02, 5, 70_000], [0x04, 4], [0x08, 2, 42], [0x10, 7], [0x20, 1]]);
+const defaultAcl = aclValue([[0x01, 7], [0x04, 5], [0x08, 7, 4321], [0x10, 7], [0x20, 0]]);
+
+test('POSIX ACL attributes read as text, ids numeric; values that are not an ACL are refused', () => {
+  assert.equal(posixAclText(accessAcl), 'user::rw-\nuser:1234:r--\nuser:70000:r-x\ngroup::r--\ngroup:42:-w-\nmask::rwx\nother::--x\n');
+  assert.equal(posixAclText(aclValue([])), '');
+  const wrongVersion = Buffer.from(accessAcl);
+  wrongVersion.writeUInt32LE(1, 0);
+  const unknownTag = aclValue([[0x01, 6], [0x40, 4]]);
+  const badPerm = aclValue([[0x01, 8]]);
+  for (const value of [wrongVersion, unknownTag, badPerm, accessAcl.subarray(0, 11), Buffer.alloc(0)]) assert.equal(posixAclText(value), undefined);
+});
+
+test('ACLs become SCHILY.acl records, as restic writes them; a damaged ACL value stays a raw attribute', () => {
+  const damaged = accessAcl.subarray(0, 10);
+  const h = tarHeader({
+    name: Buffer.from('a/d/'), type: tarType.dir, mode: 0o755, uid: 0, gid: 0, user: '', group: '', size: 0, mtime: { sec: 1, nsec: 0 },
+    xattrs: [{ name: 'system.posix_acl_access', value: accessAcl }, { name: 'system.posix_acl_default', value: defaultAcl }, { name: 'user.x', value: Buffer.from('y') }],
+  });
+  const records = paxRecords(h);
+  assert.deepEqual([...records.keys()], ['SCHILY.acl.access', 'SCHILY.acl.default', 'SCHILY.xattr.user.x']);
+  assert.equal(records.get('SCHILY.acl.access')!.toString(), posixAclText(accessAcl));
+  assert.equal(records.get('SCHILY.acl.default')!.toString(), 'user::rwx\ngroup::r-x\ngroup:4321:rwx\nmask::rwx\nother::---\n');
+  const kept = paxRecords(tarHeader({
+    name: Buffer.from('f'), type: tarType.file, mode: 0o644, uid: 0, gid: 0, user: '', group: '', size: 0, mtime: { sec: 1, nsec: 0 },
+    xattrs: [{ name: 'system.posix_acl_access', value: damaged }],
+  }));
+  assert.ok(kept.get('SCHILY.xattr.system.posix_acl_access')!.equals(damaged));
+});
+
+test('GNU tar --acls restores the ACLs of a file and a folder from the archive of a snapshot', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'coffer-tar-acl-'));
+  try {
+    const src = path.join(dir, 'src');
+    await mkdir(path.join(src, 'shared'), { recursive: true });
+    await writeFile(path.join(src, 'shared', 'report.txt'), 'numbers\n');
+    const fileAcl = [{ name: 'system.posix_acl_access', value: accessAcl }];
+    const folderAcl = [{ name: 'system.posix_acl_default', value: defaultAcl }];
+    const failed = [...writeXattrs(Buffer.from(path.join(src, 'shared', 'report.txt')), fileAcl), ...writeXattrs(Buffer.from(path.join(src, 'shared')), folderAcl)];
+    if (failed.length > 0) return; // a filesystem without ACLs: nothing to archive
+    const result = await backup(repo, { paths: [src], programVersion: 'test' });
+    const node = await findNode(repo, result.snapshot.tree, src, result.snapshotId!);
+    const archive = await collect(tarArchive(repo, node, pathParts(src).map((p) => Buffer.from(p))));
+    const target = path.join(dir, 'out');
+    await mkdir(target);
+    execFileSync('tar', ['-x', '--acls', '-f', '-', '-C', target], { input: archive, env: { ...process.env, LC_ALL: 'C' } });
+    const acl = (p: string, name: string) => readXattrs(Buffer.from(path.join(target, src.slice(1), p))).find((x) => x.name === name)?.value;
+    assert.deepEqual(Buffer.from(acl('shared/report.txt', 'system.posix_acl_access') ?? []).toString('hex'), accessAcl.toString('hex'));
+    assert.deepEqual(Buffer.from(acl('shared', 'system.posix_acl_default') ?? []).toString('hex'), defaultAcl.toString('hex'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('a name of 101–255 ASCII bytes is split into ustar prefix and name, without PAX', () => {

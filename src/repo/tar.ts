@@ -2,7 +2,7 @@
  * Tar archives of snapshot folders, for `dump` (restic's `--archive tar`): POSIX ustar headers, with PAX
  * extended headers whenever a value does not fit ustar (long or non-ASCII names and link targets, sizes of
  * 8 GiB and more, big ids, long owner names, nanosecond or negative mtimes), and for extended attributes
- * (`SCHILY.xattr.<name>` records, as restic and GNU tar write them). Streams blob by blob, so
+ * (`SCHILY.xattr.<name>` records, as restic and GNU tar write them; POSIX ACLs as `SCHILY.acl.*` text). Streams blob by blob, so
  * memory stays bounded by the largest blob, whatever the size of the files.
  */
 import { IntegrityError } from '../errors/index.ts';
@@ -81,6 +81,37 @@ function paxRecord(key: string, value: Uint8Array | string): Uint8Array {
 /** An attribute name as GNU tar writes it in a keyword: `=` would end the keyword, so it and `%` are escaped. */
 function xattrKeyword(name: string): string {
   return name.replace(/%/g, '%25').replace(/=/g, '%3D');
+}
+
+/** POSIX ACLs go in the records GNU tar (`--acls`), bsdtar and star read them from, as restic writes them. */
+const aclKeywords: Record<string, string | undefined> = {
+  'system.posix_acl_access': 'SCHILY.acl.access',
+  'system.posix_acl_default': 'SCHILY.acl.default',
+};
+
+const aclTags: Record<number, string | undefined> = { 0x01: 'user', 0x02: 'user', 0x04: 'group', 0x08: 'group', 0x10: 'mask', 0x20: 'other' };
+/** Tags whose entries name a user or group by id (the others apply to the owner, the mask or everyone). */
+const aclNamedTags = new Set([0x02, 0x08]);
+
+/**
+ * The text form (`user::rw-\nuser:1000:r--\n…`, ids numeric) of a Linux ACL attribute value: a version 2
+ * header, then 8-byte little-endian entries (tag, permission bits, id). Undefined when the value is not one,
+ * so it is kept as a plain attribute record instead.
+ */
+export function posixAclText(value: Uint8Array): string | undefined {
+  if (value.length < 4 || (value.length - 4) % 8 !== 0) return undefined;
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  if (view.getUint32(0, true) !== 2) return undefined;
+  let text = '';
+  for (let at = 4; at < value.length; at += 8) {
+    const tag = view.getUint16(at, true);
+    const perm = view.getUint16(at + 2, true);
+    const name = aclTags[tag];
+    if (name === undefined || perm > 7) return undefined;
+    const qualifier = aclNamedTags.has(tag) ? String(view.getUint32(at + 4, true)) : '';
+    text += `${name}:${qualifier}:${perm & 4 ? 'r' : '-'}${perm & 2 ? 'w' : '-'}${perm & 1 ? 'x' : '-'}\n`;
+  }
+  return text;
 }
 
 function timeText(t: Timestamp): string {
@@ -176,7 +207,11 @@ export function tarHeader(entry: TarEntry): Uint8Array {
   const user = owner('uname', entry.user);
   const group = owner('gname', entry.group);
 
-  for (const x of entry.xattrs ?? []) records.push(paxRecord(`SCHILY.xattr.${xattrKeyword(x.name)}`, x.value));
+  for (const x of entry.xattrs ?? []) {
+    const acl = aclKeywords[x.name];
+    const text = acl === undefined ? undefined : posixAclText(x.value);
+    records.push(acl !== undefined && text !== undefined ? paxRecord(acl, text) : paxRecord(`SCHILY.xattr.${xattrKeyword(x.name)}`, x.value));
+  }
 
   const device = entry.type === tarType.chardev || entry.type === tarType.blockdev;
   const devMajor = device ? (octal(entry.devMajor ?? 0, 8) ?? '0000000') : '';
