@@ -1,6 +1,6 @@
 /**
  * `coffer dump` through the real binary: where `--target` writes when it names a symlink (the file the
- * chain ends at, never the link itself; a pipe behind /proc/self/fd directly), the extended attributes
+ * chain ends at, never the link itself; a pipe behind /proc/self/fd directly, stdout when it is a socket), the extended attributes
  * in its tar archives as another tar reader sees them, and a hangup (SIGHUP) during a dump, which leaves
  * neither a temporary file nor a lock.
  */
@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { writeXattrs } from '../../src/xattr/index.ts';
 import { assertOk, cofferBin, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
@@ -67,6 +68,26 @@ describe('dump --target through symlinks', { concurrency: 4 }, () => {
     const r = await runIntoPipe(dumpArgs('/proc/self/fd/1'));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'new contents\n');
+  });
+
+  test('--target /dev/stdout with stdout a socket (as under systemd) writes to stdout; another socket is refused', async () => {
+    const r = await dumpTo('/dev/stdout');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'new contents\n');
+
+    const dir = await makeTempDir();
+    const socketPath = path.join(dir, 'listening.sock');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    try {
+      const refused = await dumpTo(socketPath);
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, /listening\.sock: cannot open: .*socket/);
+      assert.ok((await lstat(socketPath)).isSocket(), 'the socket is left as it was');
+      assert.deepEqual(await readdir(dir), ['listening.sock']);
+    } finally {
+      server.close();
+    }
   });
 
   test('a chain of symlinks to a regular file replaces that file, keeping its mode and the links', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Stats } from 'node:fs';
+import { fstatSync, type Stats } from 'node:fs';
 import { lstat, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
@@ -73,8 +73,16 @@ async function followLinks(path: string): Promise<{ path: string; stats?: Stats 
   }
 }
 
-/** How `--target` is written: into a file replaced once complete, or directly (devices, pipes). */
-type Destination = { readonly direct: true } | { readonly direct: false; readonly file: string; readonly existing?: Stats };
+function stdoutStats(): Stats | undefined {
+  try {
+    return fstatSync(1);
+  } catch {
+    return undefined;
+  }
+}
+
+/** How `--target` is written: into a file replaced once complete, directly (devices, pipes), or to stdout. */
+type Destination = { readonly direct: true } | { readonly direct: false; readonly file: string; readonly existing?: Stats } | { readonly stdout: true };
 
 /**
  * Never renames over a symlink: the file a chain of links ends at is replaced (or created, for a dangling
@@ -89,6 +97,12 @@ async function destination(target: string): Promise<Destination> {
   } catch (err) {
     if (errnoCode(err) !== 'ENOENT') throw err;
   }
+  // A socket cannot be opened by name, not even through /proc/self/fd (under systemd stdout is one).
+  if (end?.isSocket()) {
+    const out = stdoutStats();
+    if (out?.dev === end.dev && out.ino === end.ino) return { stdout: true };
+    throw Object.assign(new Error('is a socket'), { code: 'ENXIO' });
+  }
   // A device or FIFO cannot be replaced by renaming (as root that would replace /dev/null).
   if (end && !end.isFile()) return { direct: true };
   const last = await followLinks(target);
@@ -102,7 +116,7 @@ async function destination(target: string): Promise<Destination> {
  * complete: a dump that fails or is interrupted leaves an existing file as it was, and removes the
  * temporary one. An existing file keeps its mode; see {@link destination} for symlinks and devices.
  */
-async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, stdout: NodeJS.WritableStream): Promise<void> {
   const cannot = (what: string, err: unknown) => new FileError(`${target}: ${what}: ${fileErrorText(err)}`, { hint: 'check the --target path and that its folder is writable' });
   let to: Destination;
   try {
@@ -110,6 +124,7 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>): Pro
   } catch (err) {
     throw cannot('cannot open', err);
   }
+  if ('stdout' in to) return writeAll(stdout, chunks);
   const out = to.direct ? target : join(dirname(to.file), `.coffer-dump-${process.pid}-${randomBytes(6).toString('hex')}`);
   let handle;
   try {
@@ -166,7 +181,7 @@ export function registerDump(program: Command, ctx: CliContext): void {
           throw new UsageError(`${path}: is a ${node.type} in snapshot ${shortId(snapshot.id)}`, { hint: 'dump writes files, or folders as tar archives' });
         }
         try {
-          if (flags.target) await writeFile(flags.target, chunks);
+          if (flags.target) await writeFile(flags.target, chunks, ctx.io.stdout);
           else await writeAll(ctx.io.stdout, chunks);
         } catch (err) {
           // The reader went away (`coffer dump … | head`, a pipe as --target): nothing left to do, and nothing went wrong here.
