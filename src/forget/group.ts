@@ -79,8 +79,11 @@ export interface GroupKey {
   readonly tags?: readonly string[];
 }
 
+/** The fields of a snapshot that grouping looks at. */
+export type GroupedSnapshot = Pick<PolicySnapshot, 'hostname' | 'paths' | 'tags'>;
+
 /** One group of snapshots, in input order. */
-export interface SnapshotGroup<T extends PolicySnapshot> {
+export interface SnapshotGroup<T extends GroupedSnapshot> {
   readonly key: GroupKey;
   readonly snapshots: T[];
 }
@@ -107,7 +110,7 @@ function sorted(list: readonly string[]): string[] {
 }
 
 /** The key of `sn` under `groupBy`. */
-export function groupKeyOf(sn: PolicySnapshot, groupBy: GroupBy): GroupKey {
+export function groupKeyOf(sn: GroupedSnapshot, groupBy: GroupBy): GroupKey {
   const key: { hostname?: string; paths?: string[]; tags?: string[] } = {};
   if (groupBy.host) key.hostname = sn.hostname;
   if (groupBy.paths) key.paths = sorted(sn.paths);
@@ -115,12 +118,20 @@ export function groupKeyOf(sn: PolicySnapshot, groupBy: GroupBy): GroupKey {
   return key;
 }
 
-/**
- * A string identifying the key, shaped like restic's JSON map key
- * (`{"hostname":…,"paths":…,"tags":…}`, nulls for unset), used to bucket and to order groups.
- */
+/** restic's JSON form of a key (`snapshots --group-by … --json`): every field present, `""`/null where unset. */
+export interface GroupKeyJson {
+  hostname: string;
+  paths: string[] | null;
+  tags: string[] | null;
+}
+
+export function groupKeyJson(key: GroupKey): GroupKeyJson {
+  return { hostname: key.hostname ?? '', paths: key.paths ? [...key.paths] : null, tags: key.tags ? [...key.tags] : null };
+}
+
+/** A string identifying the key, restic's map key (its JSON form), used to bucket and to order groups. */
 export function groupKeyId(key: GroupKey): string {
-  return JSON.stringify({ hostname: key.hostname ?? '', paths: key.paths ?? null, tags: key.tags ?? null });
+  return JSON.stringify(groupKeyJson(key));
 }
 
 /**
@@ -140,7 +151,7 @@ export function formatGroupKey(key: GroupKey): string {
  * (restic iterates a Go map, i.e. in random order; a fixed order keeps output reproducible); the
  * snapshots inside a group keep their input order.
  */
-export function groupSnapshots<T extends PolicySnapshot>(
+export function groupSnapshots<T extends GroupedSnapshot>(
   snapshots: readonly T[],
   groupBy: GroupBy = DEFAULT_GROUP_BY,
 ): SnapshotGroup<T>[] {

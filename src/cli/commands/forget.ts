@@ -13,7 +13,6 @@ import {
   parseKeepCount,
   parseTagList,
   reasonsById,
-  type GroupKey,
   type GroupResult,
   type Policy,
   type PolicySnapshot,
@@ -25,9 +24,8 @@ import { collect } from '../parse.ts';
 import { withLock } from '../locking.ts';
 import { snapshotJson } from '../output/json.ts';
 import { table } from '../table.ts';
-import { displayText } from '../display.ts';
 import { addPruneOptions, pruneSettings, runPrune, type PruneFlags } from './prune.ts';
-import { localTime, snapshotFilter } from './snapshots.ts';
+import { groupHeader, localTime, snapshotFilter } from './snapshots.ts';
 
 interface ForgetFlags extends PruneFlags {
   keepLast?: string;
@@ -92,15 +90,6 @@ type Candidate = PolicySnapshot & { readonly stored: StoredSnapshot };
 
 function candidate(s: StoredSnapshot): Candidate {
   return { id: s.id, time: new Date(s.time), utcOffset: s.utcOffset, hostname: s.hostname, paths: s.paths, tags: s.tags, stored: s };
-}
-
-/** restic's group header: `snapshots for (host [h], tags [a, b], paths [/x]):`. */
-function groupHeader(key: GroupKey): string {
-  const parts: string[] = [];
-  if (key.hostname !== undefined && key.hostname !== '') parts.push(`host [${displayText(key.hostname)}]`);
-  if (key.tags !== undefined) parts.push(`tags [${key.tags.map(displayText).join(', ')}]`);
-  if (key.paths !== undefined) parts.push(`paths [${key.paths.map(displayText).join(', ')}]`);
-  return `snapshots${parts.length > 0 ? ` for (${parts.join(', ')})` : ''}:`;
 }
 
 /** A snapshot table as restic's forget prints it: tags comma-joined, reasons and paths one per line. */

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.ts';
+import { groupKeyJson, groupSnapshots, parseGroupBy, type GroupKey } from '../../forget/index.ts';
 import { shortId, type StoredSnapshot } from '../../model/index.ts';
 import { isEmptyFilter, matchesFilter, parseTagLists, selectSnapshot, splitSnapshotPath, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
+import { displayText } from '../display.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { snapshotJson } from '../output/json.ts';
 import { parseCount, collect } from '../parse.ts';
@@ -71,8 +73,40 @@ export function latestPerGroup(snapshots: readonly StoredSnapshot[], n: number):
   return kept.reverse();
 }
 
+/** restic's group header: `snapshots for (host [h], tags [a, b], paths [/x]):` (`snapshots:` for an empty key). */
+export function groupHeader(key: GroupKey): string {
+  const parts: string[] = [];
+  if (key.hostname !== undefined && key.hostname !== '') parts.push(`host [${displayText(key.hostname)}]`);
+  if (key.tags !== undefined) parts.push(`tags [${key.tags.map(displayText).join(', ')}]`);
+  if (key.paths !== undefined) parts.push(`paths [${key.paths.map(displayText).join(', ')}]`);
+  return `snapshots${parts.length > 0 ? ` for (${parts.join(', ')})` : ''}:`;
+}
+
+/**
+ * The `snapshots` table: tags and paths one per line, and the size of what was backed up. `compact` leaves
+ * out the paths, as restic's `--compact` does.
+ */
+function snapshotsTable(snapshots: readonly StoredSnapshot[], compact: boolean): string {
+  const rows: string[][] = [];
+  for (const s of snapshots) {
+    const size = s.summary ? formatBytes(s.summary.totalBytesProcessed) : '';
+    const lines = Math.max(1, s.tags.length, compact ? 0 : s.paths.length);
+    for (let i = 0; i < lines; i++) {
+      const first = i === 0;
+      const row = [first ? shortId(s.id) : '', first ? localTime(s.time) : '', first ? s.hostname : '', s.tags[i] ?? ''];
+      if (!compact) row.push(s.paths[i] ?? '');
+      row.push(first ? size : '');
+      rows.push(row);
+    }
+  }
+  const header = compact ? ['ID', 'Time', 'Host', 'Tags', 'Size'] : ['ID', 'Time', 'Host', 'Tags', 'Paths', 'Size'];
+  return `${table(header, rows, { alignRight: [header.length - 1] })}\n${snapshots.length} snapshots`;
+}
+
 interface SnapshotsFlags extends FilterFlags {
   latest?: string;
+  compact?: boolean;
+  groupBy?: string;
 }
 
 export function registerSnapshots(program: Command, ctx: CliContext): void {
@@ -81,31 +115,35 @@ export function registerSnapshots(program: Command, ctx: CliContext): void {
       .description('list snapshots')
       .argument('[snapshot...]', 'snapshot ids, unique prefixes or `latest` (default: all)'),
   )
-    .option('--latest <n>', 'only the n newest snapshots of each host and set of paths')
+    .option('--latest <n>', 'only the n newest snapshots of each host and set of paths (in each group with --group-by)')
+    .option('-c, --compact', 'use compact output format (no paths)')
+    .option('-g, --group-by <group>', 'group snapshots by host, paths and/or tags, separated by commas')
     .action(async (specs: string[], flags: SnapshotsFlags) => {
       const latest = flags.latest === undefined ? undefined : parseCount(flags.latest, '--latest');
       if (latest === 0) throw new UsageError('--latest: must be at least 1');
+      const groupBy = parseGroupBy(flags.groupBy ?? '');
+      const grouped = groupBy.host || groupBy.paths || groupBy.tags;
       const repo = await ctx.openRepository();
-      let snapshots = selectSnapshots(await withReadLock(ctx, repo, () => repo.listSnapshots(ctx.snapshotWarnings)), specs, snapshotFilter(ctx, flags, specs));
-      if (latest !== undefined) snapshots = latestPerGroup(snapshots, latest);
+      const selected = selectSnapshots(await withReadLock(ctx, repo, () => repo.listSnapshots(ctx.snapshotWarnings)), specs, snapshotFilter(ctx, flags, specs));
+      // As in restic, --latest counts within each group.
+      const groups = groupSnapshots(selected, groupBy).map((g) => ({
+        key: g.key,
+        snapshots: latest === undefined ? g.snapshots : latestPerGroup(g.snapshots, latest),
+      }));
 
       if (ctx.json) {
-        ctx.printJson(snapshots.map(snapshotJson));
+        if (grouped) ctx.printJson(groups.map((g) => ({ group_key: groupKeyJson(g.key), snapshots: g.snapshots.map(snapshotJson) })));
+        else ctx.printJson(groups.flatMap((g) => g.snapshots).map(snapshotJson));
         return;
       }
-      const rows: string[][] = [];
-      for (const s of snapshots) {
-        // Tags and paths one per line, as restic prints them.
-        const lines = Math.max(1, s.tags.length, s.paths.length);
-        for (let i = 0; i < lines; i++) {
-          rows.push(
-            i === 0
-              ? [shortId(s.id), localTime(s.time), s.hostname, s.tags[0] ?? '', s.paths[0] ?? '', s.summary ? formatBytes(s.summary.totalBytesProcessed) : '']
-              : ['', '', '', s.tags[i] ?? '', s.paths[i] ?? '', ''],
-          );
-        }
+      if (!grouped) {
+        ctx.out(snapshotsTable(groups[0]?.snapshots ?? [], flags.compact === true));
+        return;
       }
-      ctx.out(table(['ID', 'Time', 'Host', 'Tags', 'Paths', 'Size'], rows, { alignRight: [5] }));
-      ctx.out(`${snapshots.length} snapshots`);
+      for (const g of groups) {
+        // restic prints no header for a group with an empty key (untagged snapshots under `--group-by tags`).
+        if (g.key.hostname || g.key.tags !== undefined || g.key.paths !== undefined) ctx.out(groupHeader(g.key));
+        ctx.out(snapshotsTable(g.snapshots, flags.compact === true));
+      }
     });
 }
