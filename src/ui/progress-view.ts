@@ -3,12 +3,14 @@
  * JSX so Node runs it without a build step.
  */
 import { createElement as h, useEffect, useState } from 'react';
-import { Box, Text, render } from 'ink';
+import { Box, Text, render, useStdout } from 'ink';
 import type { ProgressLine, ProgressSink } from '../progress/index.ts';
 
 interface Store {
   line: ProgressLine | undefined;
   listeners: Set<() => void>;
+  /** Ink's writer for text above the frame: clears the frame, writes, draws the frame again. */
+  writeAbove: ((text: string) => void) | undefined;
 }
 
 function bar(fraction: number, width: number): string {
@@ -18,6 +20,7 @@ function bar(fraction: number, width: number): string {
 
 function ProgressView({ title, store, started }: { title: string; store: Store; started: number }) {
   const [, setTick] = useState(0);
+  store.writeAbove = useStdout().write;
   useEffect(() => {
     const listener = () => setTick((t) => t + 1);
     store.listeners.add(listener);
@@ -45,7 +48,7 @@ function ProgressView({ title, store, started }: { title: string; store: Store; 
 }
 
 export function startProgressView(title: string, stdout: NodeJS.WriteStream): ProgressSink {
-  const store: Store = { line: undefined, listeners: new Set() };
+  const store: Store = { line: undefined, listeners: new Set(), writeAbove: undefined };
   const app = render(h(ProgressView, { title, store, started: Date.now() }), { stdout, patchConsole: false, exitOnCtrlC: false });
   return {
     update(line) {
@@ -53,6 +56,9 @@ export function startProgressView(title: string, stdout: NodeJS.WriteStream): Pr
       for (const l of store.listeners) l();
     },
     async stop() {
+      // The frame is drawn once more, in full, before Ink leaves it: what the terminal itself wrote under it
+      // meanwhile (`^C` when Ctrl-C is typed) is cleared, and the next line starts below the frame.
+      store.writeAbove?.('');
       app.unmount();
       await app.waitUntilExit().catch(() => undefined);
     },

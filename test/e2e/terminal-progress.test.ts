@@ -1,0 +1,59 @@
+/**
+ * The live progress view on a terminal, through the real binary on a pseudo-terminal: interrupting a
+ * command while the view is drawn stops it cleanly.
+ */
+import assert from 'node:assert/strict';
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
+import { canUseTerminal, runOnTerminal, type TerminalRun } from '../support/terminal.ts';
+
+after(removeTempDirs);
+
+/** Ink hides the cursor, then draws its first frame. */
+const viewDrawn = /\x1b\[\?25l.*backup/s;
+
+async function newRepo(): Promise<string> {
+  const repo = await makeRepoDir();
+  assertOk(await runCoffer(['init'], { repo }));
+  return repo;
+}
+
+describe('interrupted while the progress view is drawn', { skip: !canUseTerminal && 'no `script` to run a terminal' }, () => {
+  let src: string;
+
+  before(async () => {
+    // Enough data that the backup is still running when the signal comes, right after the view appears.
+    src = path.join(await makeTempDir('coffer-e2e-terminal-'), 'src');
+    await mkdir(src);
+    for (let i = 0; i < 4; i++) {
+      const data = createCipheriv('aes-256-ctr', randomBytes(32), Buffer.alloc(16)).update(Buffer.alloc(64 << 20));
+      await writeFile(path.join(src, `f${i}`), data);
+    }
+  });
+
+  const interrupts: ReadonlyArray<readonly [string, (run: TerminalRun) => unknown]> = [
+    ['Ctrl-C typed', (run) => run.type('\x03')],
+    ['SIGTERM', (run) => run.kill('SIGTERM')],
+    ['SIGHUP', (run) => run.kill('SIGHUP')],
+  ];
+  for (const [how, interrupt] of interrupts) {
+    it(`${how}: the view ends, then the command stops cleanly: error line, exit 130, lock released`, async () => {
+      const repo = await newRepo();
+      const run = runOnTerminal(['backup', src], { repo });
+      await run.waitFor(viewDrawn);
+      await interrupt(run);
+      assert.equal(await run.exited, 130, run.output());
+      const output = run.output();
+      // The error line starts a line of its own (escape sequences aside).
+      assert.match(output, /\r\n(?:\x1b\[[0-9;?]*[A-Za-z])*error: interrupted\r\nhint: /);
+      const errorAt = output.indexOf('error: interrupted');
+      // The cursor is shown again before the error line.
+      assert.ok(output.lastIndexOf('\x1b[?25h', errorAt) > output.lastIndexOf('\x1b[?25l', errorAt), output);
+      assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+      assert.deepEqual(await readdir(path.join(repo, 'tmp')).catch(() => []), []);
+    });
+  }
+});
