@@ -1,6 +1,6 @@
 /**
  * The live progress view on a terminal, through the real binary on a pseudo-terminal: interrupting a
- * command while the view is drawn stops it cleanly.
+ * command while the view is drawn stops it cleanly; lines printed meanwhile stay above the frame.
  */
 import assert from 'node:assert/strict';
 import { createCipheriv, randomBytes } from 'node:crypto';
@@ -8,7 +8,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
-import { canUseTerminal, runOnTerminal, type TerminalRun } from '../support/terminal.ts';
+import { canUseTerminal, runOnTerminal, screenText, type TerminalRun } from '../support/terminal.ts';
 
 after(removeTempDirs);
 
@@ -56,4 +56,34 @@ describe('interrupted while the progress view is drawn', { skip: !canUseTerminal
       assert.deepEqual(await readdir(path.join(repo, 'tmp')).catch(() => []), []);
     });
   }
+});
+
+describe('lines printed while the progress view is drawn', { skip: !canUseTerminal && 'no `script` to run a terminal' }, () => {
+  it('backup -v and restore -v: every verbose line and warning stays on screen; only the last frame is left, below them', async () => {
+    const repo = await newRepo();
+    const src = path.join(await makeTempDir('coffer-e2e-terminal-'), 'src');
+    await mkdir(path.join(src, 'tagged'), { recursive: true });
+    const files = 300;
+    for (let i = 0; i < files; i++) await writeFile(path.join(src, `f${i}`), `${i}\n`);
+    // A tag file without the header asked for: a warning on stderr, in the middle of the backup.
+    await writeFile(path.join(src, 'tagged', 'TAG'), 'no header');
+
+    const columns = 200;
+    const backup = runOnTerminal(['backup', '-v', '--exclude-if-present', 'TAG:Signature', src], { repo, columns });
+    assert.equal(await backup.exited, 0, backup.output());
+    const screen = screenText(backup.output(), columns);
+    assert.equal(screen.filter((l) => /^new {8}\//.test(l)).length, files + 1, screen.join('\n'));
+    assert.equal(screen.filter((l) => l.startsWith('warning: exclusion tag file ')).length, 1, screen.join('\n'));
+    const frames = screen.flatMap((l, i) => (l.startsWith('backup') ? [i] : []));
+    assert.equal(frames.length, 1, screen.join('\n'));
+    assert.match(screen[frames[0]], / 100\.0% /);
+    assert.match(screen[frames[0] + 1], /^Files: /);
+
+    const target = await makeTempDir('coffer-e2e-terminal-target-');
+    const restore = runOnTerminal(['restore', 'latest', '--target', target, '-v'], { repo, columns });
+    assert.equal(await restore.exited, 0, restore.output());
+    const restored = screenText(restore.output(), columns);
+    assert.equal(restored.filter((l) => /^restored {2}\/.*\/src\/(f\d+|tagged\/TAG)$/.test(l)).length, files + 1, restored.join('\n'));
+    assert.equal(restored.filter((l) => /^restore[: ]/.test(l)).length, 1, restored.join('\n'));
+  });
 });

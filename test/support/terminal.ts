@@ -79,3 +79,43 @@ export function runOnTerminal(args: readonly string[], options: TerminalOptions)
     }),
   };
 }
+
+/**
+ * The text a terminal of `columns` columns shows after `output`, scrollback included, one string per line
+ * with trailing blanks cut: a small emulator of what Ink and coffer send (text, CR, LF, cursor up and to
+ * column 1, erase line and screen). Other escape sequences (colours, cursor visibility) are skipped.
+ */
+export function screenText(output: string, columns: number): string[] {
+  const lines: string[][] = [[]];
+  let row = 0;
+  let column = 0;
+  const line = (r: number) => {
+    while (lines.length <= r) lines.push([]);
+    return lines[r];
+  };
+  for (let i = 0; i < output.length; ) {
+    const escape = /^\x1b\[([?0-9;]*)([A-Za-z])/.exec(output.slice(i, i + 32));
+    if (escape) {
+      const [whole, parameter, command] = escape;
+      const n = parameter === '' ? 1 : Number(parameter);
+      if (command === 'A') row = Math.max(0, row - n);
+      else if (command === 'G') column = n - 1;
+      else if (command === 'H') [row, column] = [0, 0];
+      else if (command === 'K') lines[row] = parameter === '2' ? [] : line(row).slice(0, column);
+      else if (command === 'J' && parameter === '2') lines.splice(0, lines.length, []);
+      i += whole.length;
+      continue;
+    }
+    const char = String.fromCodePoint(output.codePointAt(i)!);
+    i += char.length;
+    if (char === '\r') column = 0;
+    else if (char === '\n') line(++row);
+    else if (char !== '\x1b') {
+      if (column >= columns) [row, column] = [row + 1, 0];
+      const cells = line(row);
+      while (cells.length < column) cells.push(' ');
+      cells[column++] = char;
+    }
+  }
+  return lines.map((cells) => cells.join('').trimEnd());
+}

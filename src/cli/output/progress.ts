@@ -32,7 +32,16 @@ export async function progressSink(ctx: CliContext, title: string): Promise<Prog
   }
   if (ctx.io.stdout.isTTY && ctx.io.env.TERM !== 'dumb') {
     const { startProgressView } = await import('../../ui/progress-view.ts');
-    return startProgressView(title, ctx.io.stdout as NodeJS.WriteStream);
+    const view = startProgressView(title, { stdout: ctx.io.stdout as NodeJS.WriteStream, stderr: ctx.io.stderr as NodeJS.WriteStream });
+    // Warning and verbose lines go above the frame while it is drawn, not under it for the next frame to erase.
+    ctx.linesAbove = (stream, text) => view.print(stream, text);
+    return {
+      update: (line, json) => view.update(line, json),
+      async stop() {
+        await view.stop();
+        ctx.linesAbove = undefined;
+      },
+    };
   }
   const interval = Number(ctx.io.env.COFFER_PROGRESS_INTERVAL ?? 10) * 1000;
   const started = Date.now();
