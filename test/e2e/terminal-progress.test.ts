@@ -87,3 +87,35 @@ describe('lines printed while the progress view is drawn', { skip: !canUseTermin
     assert.equal(restored.filter((l) => /^restore[: ]/.test(l)).length, 1, restored.join('\n'));
   });
 });
+
+describe('terminals of few rows or columns, or of no size', { skip: !canUseTerminal && 'no `script` to run a terminal' }, () => {
+  let repo: string;
+  let src: string;
+
+  before(async () => {
+    repo = await newRepo();
+    src = path.join(await makeTempDir('coffer-e2e-terminal-'), 'src');
+    await mkdir(src);
+    for (let i = 0; i < 300; i++) await writeFile(path.join(src, `f${i}`), `${i}\n`);
+  });
+
+  for (const [rows, columns] of [[0, 0], [2, 80], [3, 40], [24, 30]]) {
+    it(`${rows}×${columns}: the screen is never cleared, each frame fits, and the summary starts a line of its own`, async () => {
+      const run = runOnTerminal(['backup', src], { repo, rows, columns });
+      assert.equal(await run.exited, 0, run.output());
+      const output = run.output();
+      assert.doesNotMatch(output, /\x1b\[[23]J/);
+      const screen = screenText(output, columns || 80);
+      const summary = screen.findIndex((l) => l.startsWith('Files: '));
+      assert.ok(summary > 0, screen.join('\n'));
+      assert.match(screen.at(-2)!, /^snapshot [0-9a-f]{8} saved$/);
+      if (rows === 0) {
+        // No size: plain progress lines, as when stdout is not a terminal.
+        assert.doesNotMatch(output, /\x1b\[\?25l/);
+      } else {
+        // What is left above the summary, below the shell's first line, is the last frame.
+        assert.ok(summary - 1 <= rows - 1, screen.join('\n'));
+      }
+    });
+  }
+});
