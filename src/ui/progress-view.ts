@@ -66,7 +66,7 @@ function layOut(parts: Piece[][], columns: number): Piece[][] {
  * always fits on the terminal below the lines printed above it (Ink would clear the whole screen to draw
  * a frame as tall as the terminal).
  */
-function ProgressView({ title, store, started, terminal }: { title: string; store: Store; started: number; terminal: NodeJS.WriteStream }) {
+function Frame({ title, store, started, terminal }: { title: string; store: Store; started: number; terminal: NodeJS.WriteStream }) {
   const [, setTick] = useState(0);
   store.writeAbove.stdout = useStdout().write;
   store.writeAbove.stderr = useStderr().write;
@@ -107,7 +107,7 @@ export function startProgressView(title: string, streams: Record<OutputStream, N
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-  const app = render(h(ProgressView, { title, store, started: Date.now(), terminal: streams.stdout }), {
+  const app = render(h(Frame, { title, store, started: Date.now(), terminal: streams.stdout }), {
     stdout: endless,
     stderr: streams.stderr,
     patchConsole: false,
