@@ -100,7 +100,18 @@ export class CliContext {
    * characters in the paths it quotes are escaped, so it stays one line (see displayMessage).
    */
   warn(line: string): void {
-    this.io.stderr.write(`${displayMessage(line)}\n`);
+    this.#line('stderr', `${displayMessage(line)}\n`);
+  }
+
+  /** Set while a live progress view is drawn: writes text above its frame (see src/ui/progress-view.ts). */
+  linesAbove: ((stream: 'stdout' | 'stderr', text: string) => void) | undefined;
+
+  /** A warning or verbose line: above the progress view while one is drawn. */
+  #line(stream: 'stdout' | 'stderr', text: string): void {
+    if (stream === 'stdout' && (this.#stdoutClosed || this.#stdoutFailure)) return;
+    if (this.linesAbove) this.linesAbove(stream, text);
+    else if (stream === 'stdout') this.#write(text);
+    else this.io.stderr.write(text);
   }
 
   /** A warning as one JSON object on stderr, for --json (stdout stays parseable). */
@@ -139,9 +150,12 @@ export class CliContext {
     return named.length === 1 ? named[0][1] : err;
   }
 
-  /** Details shown only with --verbose, one line each as {@link warn}'s. */
+  /** Set by commands whose stdout is their data (dump, cat): verbose lines then go to stderr. */
+  dataOnStdout = false;
+
+  /** Details shown only with --verbose, on stdout as restic shows them, one line each as {@link warn}'s. */
   verbose(line: string): void {
-    if (this.options.verbose && !this.json) this.io.stderr.write(`${displayMessage(line)}\n`);
+    if (this.options.verbose && !this.json) this.#line(this.dataOnStdout ? 'stderr' : 'stdout', `${displayMessage(line)}\n`);
   }
 
   repoLocation(): string {
@@ -183,7 +197,10 @@ export class CliContext {
     // The cache folder is named by the config id, known once the repository is open: the repository gets
     // the caching backend from the start, inactive until attached (src/cli/cache.ts).
     const settings = options.cache === false ? { cache: false } : this.options;
-    const backend = withCache(await this.backend(), settings, this.io.env, (err) => this.verbose(`warning: ${err.message}`));
+    const backend = withCache(await this.backend(), settings, this.io.env, (err) => {
+      // A warning, shown only with --verbose: the cache is an optimization the command works without.
+      if (this.options.verbose && !this.json) this.warn(`warning: ${err.message}`);
+    });
     const password = await this.password('open', options.stdinBusy);
     const repo = await Repository.open(backend, password);
     try {

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { displayMessage, displayName, displayText } from './display.ts';
 import { reportError } from './exit.ts';
 import { FileError } from '../errors/index.ts';
-import { table } from './table.ts';
+import { formatBytes, table } from './table.ts';
 
 test('names print on one line, and different names print differently', () => {
   // A newline, the four characters "\x0a", a backslash and a byte that is not UTF-8 are all told apart.
@@ -29,6 +29,14 @@ test('table cells with a newline stay on their row', () => {
   assert.equal(lines.length, 5, text);
   assert.match(lines[2], /^1 +\/home\/a\\x0ab$/);
   assert.equal(displayText('/srv'), '/srv');
+});
+
+test('byte amounts below 1 KiB are whole bytes, speeds too', () => {
+  assert.equal(formatBytes(10), '10 B');
+  // 10 bytes in 290 ms: a speed in bytes per second.
+  assert.equal(`${formatBytes((10 * 1000) / 290)}/s`, '34 B/s');
+  assert.equal(formatBytes(1023.6), '1023 B');
+  assert.equal(formatBytes(1536), '1.500 KiB');
 });
 
 test('message lines escape control characters but keep backslashes as typed', () => {

@@ -50,11 +50,25 @@ export function buildProgram(ctx: CliContext): Command {
 export async function main(args: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const ctx = new CliContext(io);
   const program = buildProgram(ctx);
-  const interrupted = () => ctx.abort();
-  process.once('SIGINT', interrupted);
-  process.once('SIGTERM', interrupted);
-  // A closed terminal or a dropped ssh session: stop cleanly (locks, temporary files) rather than die.
-  process.once('SIGHUP', interrupted);
+  // SIGHUP: a closed terminal or a dropped ssh session stops cleanly (locks, temporary files) too. The
+  // listeners stay for the whole run: the progress view's signal-exit acts on a signal (ends the process
+  // with it) only when it finds no other listener, so a `once` listener, gone by then, would let it skip
+  // the clean stop. A second signal of the same kind still ends the process at once.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const received = new Set<NodeJS.Signals>();
+  const stopListening = () => {
+    for (const signal of signals) process.off(signal, interrupted);
+  };
+  function interrupted(signal: NodeJS.Signals): void {
+    if (!received.has(signal)) {
+      received.add(signal);
+      ctx.abort();
+      return;
+    }
+    stopListening();
+    process.kill(process.pid, signal);
+  }
+  for (const signal of signals) process.on(signal, interrupted);
   try {
     await program.parseAsync(args, { from: 'user' });
     // A failed write to stdout is reported as an event, possibly after the command's last write.
@@ -79,9 +93,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     else io.stderr.write(`${report.lines.join('\n')}\n`);
     return report.exitCode;
   } finally {
-    process.off('SIGINT', interrupted);
-    process.off('SIGTERM', interrupted);
-    process.off('SIGHUP', interrupted);
+    stopListening();
     await ctx.close();
   }
 }

@@ -20,6 +20,7 @@ function width(text: string): number {
   return [...text].length;
 }
 
+/** A byte amount, or a speed's bytes per second: whole bytes below 1 KiB, as restic prints them. */
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let value = n;
@@ -28,5 +29,5 @@ export function formatBytes(n: number): string {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${n} B` : `${value.toFixed(value < 10 ? 3 : value < 100 ? 2 : 1)} ${units[unit]}`;
+  return unit === 0 ? `${Math.floor(n)} B` : `${value.toFixed(value < 10 ? 3 : value < 100 ? 2 : 1)} ${units[unit]}`;
 }

@@ -165,12 +165,12 @@ describe('restore (local repository)', () => {
     }
     const dry = await coffer(['restore', 'latest', '--target', target, '-v', '--delete', '--dry-run', ...only], repo);
     assertOk(dry);
-    assert.match(dry.stderr, new RegExp(`^would be deleted ${src}/small\\.txt$`, 'm'));
+    assert.match(dry.stdout, new RegExp(`^would be deleted ${src}/small\\.txt$`, 'm'));
     assert.match(dry.stdout, /would delete 1$/m);
     assert.equal(await readFile(path.join(folder, 'sub', 'mine'), 'utf8'), 'mine');
     const r = await coffer(['restore', 'latest', '--target', target, '-v', '--delete', ...only], repo);
     assertOk(r);
-    assert.match(r.stderr, new RegExp(`^deleted +${src}/small\\.txt$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^deleted +${src}/small\\.txt$`, 'm'));
     assert.equal(await readFile(folder, 'utf8'), 'hello, coffer\n');
   });
 
@@ -405,8 +405,8 @@ describe('restore after a killed restore', () => {
 
     const dry = await coffer(['restore', 'latest', '--target', target, '--dry-run', '-v', ...leaveOutY], repo);
     assertOk(dry);
-    const listed = dry.stderr.split('\n').filter((l) => l.startsWith('would be removed '));
-    assert.deepEqual(listed.sort(), [leftovers.aside, leftovers.inSub, leftovers.node].map((f) => `would be removed ${shown(f)}`).sort(), dry.stderr);
+    const listed = dry.stdout.split('\n').filter((l) => l.startsWith('would be removed '));
+    assert.deepEqual(listed.sort(), [leftovers.aside, leftovers.inSub, leftovers.node].map((f) => `would be removed ${shown(f)}`).sort(), dry.stdout);
     assert.match(dry.stderr, /^warning: would remove 3 leftovers of an interrupted restore from the target /m);
     for (const file of [...Object.values(leftovers), ...kept]) assert.ok(await exists(file), file);
 
@@ -420,8 +420,8 @@ describe('restore after a killed restore', () => {
     // A folder with an entry left out (or one that fails) keeps them: one may hold that entry's only old copy.
     const r = await coffer(['restore', 'latest', '--target', target, '-v', ...leaveOutY], repo);
     assertOk(r);
-    const removed = r.stderr.split('\n').filter((l) => l.startsWith('removed '));
-    assert.deepEqual(removed, [`removed   ${shown(leftovers.aside)}`], r.stderr);
+    const removed = r.stdout.split('\n').filter((l) => l.startsWith('removed '));
+    assert.deepEqual(removed, [`removed   ${shown(leftovers.aside)}`], r.stdout);
     assert.equal(r.stderr.match(/^warning: removed 1 leftover of an interrupted restore from the target /gm)?.length, 1, r.stderr);
     assert.ok(!(await exists(leftovers.aside)));
     for (const file of [leftovers.inPart, ...kept]) assert.ok(await exists(file), file);

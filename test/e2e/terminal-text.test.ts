@@ -36,17 +36,30 @@ before(async () => {
 
 after(removeTempDirs);
 
-it('backup -v and restore -v show names escaped as ls does, one line each', async () => {
+it('backup -v and restore -v show names escaped as ls does, one line each, on stdout as restic does', async () => {
   const backup = await coffer(['backup', '-v', src]);
   assertOk(backup);
-  const backupLines = plainLines(backup.stderr);
-  for (const name of ['se\\x0acret\\x1b', 'c1\\xc2\\x9bx', 'back\\\\slash']) assert.ok(backupLines.includes(`new        ${src}/${name}`), backup.stderr);
+  const backupLines = plainLines(backup.stdout);
+  for (const name of ['se\\x0acret\\x1b', 'c1\\xc2\\x9bx', 'back\\\\slash']) assert.ok(backupLines.includes(`new        ${src}/${name}`), backup.stdout);
+  assert.equal(backup.stderr, '');
 
   const target = await makeTempDir('coffer-e2e-text-target-');
   const restore = await coffer(['restore', 'latest', '--target', target, '-v']);
   assertOk(restore);
-  const restoreLines = plainLines(restore.stderr);
-  for (const name of ['se\\x0acret\\x1b', 'c1\\xc2\\x9bx', 'back\\\\slash']) assert.ok(restoreLines.includes(`restored  ${src}/${name}`), restore.stderr);
+  const restoreLines = plainLines(restore.stdout);
+  for (const name of ['se\\x0acret\\x1b', 'c1\\xc2\\x9bx', 'back\\\\slash']) assert.ok(restoreLines.includes(`restored  ${src}/${name}`), restore.stdout);
+  assert.equal(restore.stderr, '');
+});
+
+it('-v details stay off stdout where it carries data: dump and cat', async () => {
+  assertOk(await coffer(['backup', '-q', src]));
+  const dump = await coffer(['dump', '-v', 'latest', path.join(src, 'back\\slash')]);
+  assertOk(dump);
+  assert.equal(dump.stdout, 'x');
+  assert.match(dump.stderr, /^using cache /m);
+  const cat = await coffer(['cat', '-v', 'config']);
+  assertOk(cat);
+  assert.equal(typeof JSON.parse(cat.stdout).id, 'string');
 });
 
 it('an error line quoting a path with a newline stays one line', async () => {

@@ -180,6 +180,7 @@ export function registerCat(program: Command, ctx: CliContext): void {
     .argument('<type>', 'config, snapshot, index, pack, blob or tree')
     .argument('[id]', 'object id or unique prefix')
     .action(async (type: string, id: string | undefined) => {
+      ctx.dataOnStdout = true;
       const handler = catHandlers.get(type);
       if (!handler) throw new UsageError(`cat: unknown object type "${type}"`, { hint: `choose one of: ${[...catHandlers.keys()].join(', ')}` });
       const body = handler(ctx, id);

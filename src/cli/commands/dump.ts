@@ -161,6 +161,7 @@ export function registerDump(program: Command, ctx: CliContext): void {
     .option('-a, --archive <format>', 'archive format for folders: tar', 'tar')
     .option('-t, --target <file>', 'write to this file instead of stdout')
     .action(async (spec: string, path: string, flags: DumpFlags) => {
+      ctx.dataOnStdout = true;
       if (flags.archive !== 'tar') throw new UsageError(`--archive: unsupported format "${flags.archive}"`, { hint: 'coffer writes tar archives only' });
       if (!flags.target && ctx.io.stdout.isTTY) {
         throw new UsageError('dump: stdout is a terminal', { hint: 'redirect the output (`> file`, `| tar -x`) or use --target FILE' });

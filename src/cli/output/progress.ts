@@ -30,9 +30,21 @@ export async function progressSink(ctx: CliContext, title: string): Promise<Prog
       async stop() {},
     };
   }
-  if (ctx.io.stdout.isTTY && ctx.io.env.TERM !== 'dumb') {
+  // A terminal must say its size, and have room for a frame above the cursor's line: serial consoles and
+  // some container ptys report 0×0, and get plain lines.
+  const terminal = ctx.io.stdout as NodeJS.WriteStream;
+  if (terminal.isTTY && ctx.io.env.TERM !== 'dumb' && terminal.columns > 0 && terminal.rows > 1) {
     const { startProgressView } = await import('../../ui/progress-view.ts');
-    return startProgressView(title, ctx.io.stdout as NodeJS.WriteStream);
+    const view = startProgressView(title, { stdout: terminal, stderr: ctx.io.stderr as NodeJS.WriteStream });
+    // Warning and verbose lines go above the frame while it is drawn, not under it for the next frame to erase.
+    ctx.linesAbove = (stream, text) => view.print(stream, text);
+    return {
+      update: (line, json) => view.update(line, json),
+      async stop() {
+        await view.stop();
+        ctx.linesAbove = undefined;
+      },
+    };
   }
   const interval = Number(ctx.io.env.COFFER_PROGRESS_INTERVAL ?? 10) * 1000;
   const started = Date.now();
