@@ -162,6 +162,33 @@ function sourceError(path: string, err: unknown, isSource: boolean): FileError {
   return new FileError(`${path}: ${reason}`, { hint: 'the file was skipped; the snapshot holds everything else', cause: err });
 }
 
+/**
+ * The items of `stream`, ending with CancelledError as soon as `signal` fires, also while waiting for the
+ * next one: stdin may stay silent for as long as its writer likes (`sleep 60 | coffer backup --stdin`).
+ */
+async function* untilAborted<T>(stream: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncIterable<T> {
+  if (!signal) return yield* stream;
+  const items = stream[Symbol.asyncIterator]();
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new CancelledError());
+  });
+  aborted.catch(() => {});
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    throwIfAborted(signal);
+    for (;;) {
+      const next = await Promise.race([items.next(), aborted]);
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    // Ends the stream (stdin is destroyed) without waiting for a read that may never come.
+    void Promise.resolve(items.return?.()).catch(() => {});
+  }
+}
+
 export class Archiver {
   readonly #repo: Repository;
   readonly #options: BackupOptions;
@@ -773,7 +800,7 @@ export class Archiver {
   async *#streamChunks(stream: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
     const chunker = this.#chunkers.pop() ?? new Chunker(this.#repo.crypto.keys.chunker, this.#repo.config.chunker);
     try {
-      for await (const buf of stream) yield* chunker.push(buf);
+      for await (const buf of untilAborted(stream, this.#options.signal)) yield* chunker.push(buf);
       const last = chunker.finish();
       if (last) yield last;
     } finally {

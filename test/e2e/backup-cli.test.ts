@@ -60,6 +60,26 @@ test('stdin backups store one file under the given name', async (t) => {
   assert.deepEqual(dump.stdoutBytes, data);
 });
 
+test('a stdin backup waiting for input stops at once on SIGTERM: exit 130, no snapshot, no lock', { timeout: 60_000 }, async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  assertOk(await runCoffer(['init'], { repo }));
+  const child = spawn(process.execPath, [cofferBin, 'backup', '-q', '--stdin', '--stdin-filename', 'db.sql'], { env: testEnv({ COFFER_REPOSITORY: repo }), stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  // Some input, then silence with stdin left open, as a slow `pg_dump | coffer backup --stdin`.
+  child.stdin.write(randomData('slow', 100_000));
+  while ((await readdir(join(repo, 'locks'))).length === 0) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGTERM');
+  const code = await exited;
+  child.stdin.destroy();
+  assert.equal(code, 130, stderr);
+  assert.match(stderr, /error: interrupted/);
+  assert.deepEqual(await readdir(join(repo, 'snapshots')), []);
+  assert.deepEqual(await readdir(join(repo, 'locks')), []);
+});
+
 test('bad backup arguments are usage errors', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');
