@@ -184,8 +184,11 @@ async function* untilAborted<T>(stream: AsyncIterable<T>, signal: AbortSignal | 
     }
   } finally {
     signal.removeEventListener('abort', onAbort);
-    // Ends the stream (stdin is destroyed) without waiting for a read that may never come.
-    void Promise.resolve(items.return?.()).catch(() => {});
+    // An async generator queues return() behind the read still pending, which may never end: a stream
+    // that can be destroyed (stdin) is, so that its handle no longer keeps the process alive.
+    const destroy = (stream as { destroy?: () => void }).destroy;
+    if (signal.aborted && typeof destroy === 'function') destroy.call(stream);
+    else void Promise.resolve(items.return?.()).catch(() => {});
   }
 }
 
