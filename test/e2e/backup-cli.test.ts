@@ -46,6 +46,30 @@ test('backup prints restic-style JSON and the snapshot lists with tags, host and
   assert.equal(new Date(snap.time).getTime(), new Date(2026, 0, 2, 3, 4, 5).getTime());
 });
 
+test('backup_start and backup_end are printed in the zone of the snapshot time, as restic prints them', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'a.txt'), 'hello\n');
+  assertOk(await runCoffer(['init'], { repo }));
+  const env = { TZ: 'Europe/Berlin' };
+  const before = Date.now();
+  const r = await runCoffer(['backup', src, '--json'], { repo, env });
+  assertOk(r);
+  const summary = jsonLines(r.stdout).at(-1)!;
+  const [snap] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout);
+  const zone = /([+-]\d\d:\d\d)$/.exec(snap.time)?.[1];
+  assert.ok(zone === '+01:00' || zone === '+02:00', snap.time);
+  for (const [what, time] of [
+    ['backup summary backup_start', summary.backup_start], ['backup summary backup_end', summary.backup_end],
+    ['snapshots summary backup_start', snap.summary.backup_start], ['snapshots summary backup_end', snap.summary.backup_end],
+  ]) {
+    assert.match(String(time), new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?\\${zone}$`), `${what}: ${time}`);
+    assert.ok(Math.abs(Date.parse(String(time)) - before) < 60_000, `${what}: ${time} is the instant of the backup`);
+  }
+});
+
 test('stdin backups store one file under the given name', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');

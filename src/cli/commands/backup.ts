@@ -14,6 +14,7 @@ import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
 import { displayText } from '../display.ts';
+import { summaryTime } from '../output/json.ts';
 
 interface BackupFlags {
   tag?: string[];
@@ -236,8 +237,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             total_files_processed: s.totalFilesProcessed,
             total_bytes_processed: s.totalBytesProcessed,
             total_duration: durationMs / 1000,
-            backup_start: s.backupStart,
-            backup_end: s.backupEnd,
+            backup_start: summaryTime(s.backupStart, result.snapshot),
+            backup_end: summaryTime(s.backupEnd, result.snapshot),
             error_count: s.errors,
             ...(result.snapshotId ? { snapshot_id: result.snapshotId } : {}),
           });
