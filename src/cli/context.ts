@@ -103,6 +103,14 @@ export class CliContext {
     this.io.stderr.write(`${displayMessage(line)}\n`);
   }
 
+  /**
+   * An error or warning as one JSON object on stderr, with --json: where its text line goes, as restic
+   * prints them; stdout keeps the results.
+   */
+  printJsonProblem(value: Record<string, unknown>): void {
+    this.io.stderr.write(`${JSON.stringify(value)}\n`);
+  }
+
   /** A warning as one JSON object on stderr, for --json (stdout stays parseable). */
   #warnJson(fields: Record<string, unknown>): void {
     this.io.stderr.write(`${JSON.stringify({ message_type: 'warning', ...fields })}\n`);

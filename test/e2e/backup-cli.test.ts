@@ -246,7 +246,7 @@ test('an interrupted backup exits 130, releases its lock and indexes what it sto
   assert.ok((await readdir(join(repo, 'index'))).length >= 1, 'the stored packs were indexed');
   const check = await runCoffer(['check', '--json'], { repo });
   assert.equal(check.code, 0, check.stdout);
-  assert.equal(jsonLines(check.stdout).filter((l) => l.message_type === 'warning').length, 0, 'no unreferenced packs left behind');
+  assert.equal(jsonLines(check.stdout).at(-1)!.num_warnings, 0, 'no unreferenced packs left behind');
   const second = await runCoffer(['backup', '--json', src], { repo, timeoutMs: 120_000 });
   assert.equal(second.code, 0, second.stderr);
   assert.ok(Number(jsonLines(second.stdout).at(-1)!.data_added) < 80 * 1024 * 1024, 'the second run reused the stored packs');
@@ -276,6 +276,11 @@ test('a missing source path is named; with no readable source, no snapshot is sa
   const again = await runCoffer(['backup', '--json', src, join(dir, 'nope')], { repo });
   assert.equal(again.code, 3, again.stderr);
   assert.equal(jsonLines(again.stdout).at(-1)!.files_unmodified, 1);
+  // The error object goes to stderr, as restic prints it; stdout holds status and summary only.
+  assert.deepEqual(jsonLines(again.stdout).filter((l) => l.message_type === 'error'), []);
+  assert.deepEqual(jsonLines(again.stderr)[0], {
+    message_type: 'error', error: { message: `${join(dir, 'nope')}: does not exist` }, during: 'archival', item: join(dir, 'nope'),
+  });
 
   // A dry run says what it would do, not that a snapshot was saved.
   const dry = await runCoffer(['backup', '--dry-run', src, join(dir, 'nope')], { repo });

@@ -208,7 +208,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                 );
               },
               sourceError: (path, error) => {
-                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'archival', item: path });
+                if (ctx.json) ctx.printJsonProblem({ message_type: 'error', error: { message: error.message }, during: 'archival', item: path });
                 else ctx.warn(`error: ${error.message}`);
               },
               warning: (message) => ctx.warn(`warning: ${message}`),
