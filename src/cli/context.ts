@@ -49,10 +49,8 @@ export class CliContext {
     stdout.on?.('error', (err: unknown) => {
       if (errnoCode(err) === 'EPIPE') this.#stdoutClosed = true;
       else {
-        this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, {
-          hint: 'the output is incomplete and the command stopped there, as if interrupted; check where the output went (free space, permissions)',
-          cause: err,
-        });
+        // Its hint depends on whether the command ran to its end (see outputFailure in exit.ts).
+        this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, { cause: err });
       }
       this.#abort.abort();
     });
