@@ -70,6 +70,56 @@ test('backup_start and backup_end are printed in the zone of the snapshot time, 
   }
 });
 
+test('backup --json -v prints a verbose_status line per file and folder, as restic 0.14 does', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await mkdir(join(src, 'empty'));
+  await writeFile(join(src, 'a.txt'), 'hello\n');
+  await writeFile(join(src, 'sub', 'b.txt'), 'world\n');
+  assertOk(await runCoffer(['init'], { repo }));
+  const fields = ['message_type', 'action', 'item', 'duration', 'data_size', 'data_size_in_repo', 'metadata_size', 'metadata_size_in_repo', 'total_files'];
+  const verbose = async (...flags: string[]) => {
+    const r = await runCoffer(['backup', src, '--json', ...flags], { repo });
+    assertOk(r);
+    const lines = jsonLines(r.stdout).filter((l) => l.message_type === 'verbose_status');
+    for (const l of lines) assert.deepEqual(Object.keys(l), fields);
+    return new Map(lines.map((l) => [String(l.item), l]));
+  };
+  // The folders above the source path are items too, as in restic; folders end in a slash.
+  const above = dir.split('/').filter(Boolean).map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}/`);
+
+  const first = await verbose('-v');
+  assert.deepEqual([...first.keys()].sort(), [...above, `${src}/`, `${src}/a.txt`, `${src}/empty/`, `${src}/sub/`, `${src}/sub/b.txt`].sort());
+  for (const l of first.values()) assert.equal(l.action, 'new');
+  const a = first.get(`${src}/a.txt`)!;
+  assert.equal(a.data_size, 6);
+  assert.ok(Number(a.data_size_in_repo) > 0);
+  assert.equal(a.metadata_size, 0);
+  assert.ok(Number(a.duration) >= 0);
+  const sub = first.get(`${src}/sub/`)!;
+  assert.equal(sub.data_size, 0);
+  assert.ok(Number(sub.metadata_size) > 0 && Number(sub.metadata_size_in_repo) > 0);
+  assert.equal(sub.total_files, 0);
+
+  // Only with -v.
+  assert.equal((await verbose()).size, 0);
+
+  // A changed file is modified, a copy of stored content new but adds nothing, the rest unchanged with zeros.
+  await writeFile(join(src, 'a.txt'), 'hello again\n');
+  await writeFile(join(src, 'c.txt'), 'world\n');
+  const second = await verbose('-v');
+  const actions = Object.fromEntries([...second].filter(([item]) => item.startsWith(`${src}/`)).map(([item, l]) => [item.slice(src.length), l.action]));
+  assert.deepEqual(actions, { '/': 'modified', '/a.txt': 'modified', '/c.txt': 'new', '/empty/': 'unchanged', '/sub/': 'unchanged', '/sub/b.txt': 'unchanged' });
+  assert.deepEqual([...second.keys()].filter((item) => !item.startsWith(`${src}/`)).sort(), above.sort());
+  assert.equal(second.get(`${src}/a.txt`)!.data_size, 12);
+  assert.deepEqual([second.get(`${src}/c.txt`)!.data_size, second.get(`${src}/c.txt`)!.data_size_in_repo], [0, 0]);
+  const unchanged = second.get(`${src}/sub/`)!;
+  assert.deepEqual([unchanged.duration, unchanged.data_size, unchanged.data_size_in_repo, unchanged.metadata_size, unchanged.metadata_size_in_repo], [0, 0, 0, 0, 0]);
+  assert.ok(Number(second.get(`${src}/`)!.metadata_size) > 0);
+});
+
 test('stdin backups store one file under the given name', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');

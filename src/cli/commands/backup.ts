@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { backup, cacheDirTag, chooseParent, compileFilterRules, expandEnv, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
 import { PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
-import type { BackupStats } from '../../progress/index.ts';
+import type { BackupItem, BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
@@ -105,6 +105,29 @@ function statusJson(stats: BackupStats, startedMs: number) {
     bytes_done: stats.bytesDone,
     error_count: stats.errors,
     current_files: stats.currentFiles.slice(0, 4),
+  };
+}
+
+const verboseActions = { new: 'new', changed: 'modified', unmodified: 'unchanged' } as const;
+
+/**
+ * A file or folder saved, as `restic backup --json -v` reports it: a folder's item ends in `/`; an unchanged
+ * item reports nothing more; sizes are of the blobs it added (a file's content, a folder's tree).
+ */
+function verboseStatusJson(item: BackupItem) {
+  const unchanged = item.status === 'unmodified';
+  const data = item.type === 'file' && !unchanged;
+  const metadata = item.type === 'dir' && !unchanged;
+  return {
+    message_type: 'verbose_status',
+    action: verboseActions[item.status],
+    item: item.type === 'dir' && !item.path.endsWith('/') ? `${item.path}/` : item.path,
+    duration: unchanged ? 0 : Math.round(item.durationMs * 1e6) / 1e9,
+    data_size: data ? item.added : 0,
+    data_size_in_repo: data ? item.addedPacked : 0,
+    metadata_size: metadata ? item.added : 0,
+    metadata_size_in_repo: metadata ? item.addedPacked : 0,
+    total_files: 0,
   };
 }
 
@@ -212,7 +235,13 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                 else ctx.warn(`error: ${error.message}`);
               },
               warning: (message) => ctx.warn(`warning: ${message}`),
-              fileDone: (path, status) => ctx.verbose(`${status.padEnd(10)} ${displayText(path)}`),
+              // Only with -v: an unchanged re-backup is little more than these calls.
+              itemDone: !ctx.options.verbose
+                ? undefined
+                : (item) => {
+                    if (ctx.json) ctx.printJson(verboseStatusJson(item));
+                    else if (item.type === 'file') ctx.verbose(`${item.status.padEnd(10)} ${displayText(item.path)}`);
+                  },
             },
           });
         } finally {
