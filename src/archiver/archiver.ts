@@ -23,7 +23,7 @@ import {
   type Timestamp,
   type TreeNode,
 } from '../model/index.ts';
-import type { BackupReporter, BackupStats } from '../progress/index.ts';
+import type { BackupItem, BackupReporter, BackupStats } from '../progress/index.ts';
 import {
   encodeTree,
   sealBlob,
@@ -152,6 +152,14 @@ function nodeTypeOf(st: BigIntStats): NodeType | undefined {
   return undefined;
 }
 
+/** Bytes of the blobs something added to the repository: before packing, and as stored. */
+interface Added {
+  raw: number;
+  packed: number;
+}
+
+const nothingAdded: Readonly<Added> = { raw: 0, packed: 0 };
+
 function sameTime(a: Timestamp, b: Timestamp): boolean {
   return a.sec === b.sec && a.nsec === b.nsec;
 }
@@ -254,7 +262,7 @@ export class Archiver {
     this.#pool = new SealPool(repo.crypto, chunkUnits);
     try {
       const rootNodes = this.#options.stdin ? [await this.#saveStdin(this.#options.stdin)] : await this.#saveRoots();
-      const rootId = await this.#saveTree(rootNodes);
+      const { id: rootId } = await this.#saveTree(rootNodes);
       await this.#data.flush();
       await this.#trees.flush();
       await this.#flushIndex(true);
@@ -369,21 +377,23 @@ export class Archiver {
     return this.#index.has(id, type) || packer.holds(hex) || this.#sealing.has(hex);
   }
 
-  #added(type: BlobType, rawLength: number, sealedLength: number): void {
+  #added(type: BlobType, rawLength: number, sealedLength: number): Added {
     if (type === 'data') this.#dataBlobs++;
     else this.#treeBlobs++;
     this.stats.dataAdded += rawLength;
     this.stats.dataAddedPacked += sealedLength;
+    return { raw: rawLength, packed: sealedLength };
   }
 
   /**
    * Stores one chunk of file content. `chunk` may be a view into a buffer the caller reuses: it is hashed
-   * and, when new, copied before this returns; the returned promise settles once the blob is packed.
+   * and, when new, copied before this returns; the returned promise settles once the blob is packed, with
+   * what it added (nothing for a blob already stored or on its way).
    */
-  #storeChunk(chunk: Uint8Array): { id: Uint8Array; done: Promise<void> } {
+  #storeChunk(chunk: Uint8Array): { id: Uint8Array; done: Promise<Added> } {
     const id = this.#repo.crypto.blobId(chunk);
     const hex = toHex(id);
-    if (this.#known('data', id, hex)) return { id, done: Promise.resolve() };
+    if (this.#known('data', id, hex)) return { id, done: Promise.resolve(nothingAdded) };
     this.#sealing.add(hex);
     const rawLength = chunk.length;
     const sealing = this.#pool.seal('data', id, chunk);
@@ -392,7 +402,7 @@ export class Archiver {
         const sealed = await sealing;
         try {
           await this.#data.add({ type: 'data', id, sealed: sealed.bytes, rawLength }, hex);
-          this.#added('data', rawLength, sealed.bytes.length);
+          return this.#added('data', rawLength, sealed.bytes.length);
         } finally {
           sealed.release();
         }
@@ -403,20 +413,44 @@ export class Archiver {
     return { id, done };
   }
 
-  /** Stores a tree blob, sealed on this thread (trees are small). */
-  async #storeTree(plain: Uint8Array): Promise<Uint8Array> {
+  /** Stores a tree blob, sealed on this thread (trees are small); returns its id and what it added. */
+  async #storeTree(plain: Uint8Array): Promise<{ id: Uint8Array; added: Added }> {
     const crypto = this.#repo.crypto;
     const id = crypto.blobId(plain);
     const hex = toHex(id);
-    if (this.#known('tree', id, hex)) return id;
+    if (this.#known('tree', id, hex)) return { id, added: nothingAdded };
     const sealed = sealBlob(crypto, 'tree', id, plain);
     await this.#trees.add(sealed, hex);
-    this.#added('tree', plain.length, sealed.sealed.length);
-    return id;
+    return { id, added: this.#added('tree', plain.length, sealed.sealed.length) };
   }
 
-  async #saveTree(nodes: TreeNode[]): Promise<Uint8Array> {
+  async #saveTree(nodes: TreeNode[]): Promise<{ id: Uint8Array; added: Added }> {
     return this.#storeTree(encodeTree(nodes));
+  }
+
+  /**
+   * Counts a saved folder as new, changed or unmodified against its node in the parent snapshot, as the
+   * summary does, and reports it.
+   */
+  #dirSaved(path: string, parentNode: TreeNode | undefined, tree: { id: Uint8Array; added: Added }, started: number): void {
+    this.stats.dirsDone++;
+    let status: BackupItem['status'];
+    if (!parentNode) {
+      status = 'new';
+      this.#dirsNew++;
+    } else if (parentNode.subtree && Buffer.from(parentNode.subtree).equals(tree.id)) {
+      status = 'unmodified';
+      this.#dirsUnmodified++;
+    } else {
+      status = 'changed';
+      this.#dirsChanged++;
+    }
+    this.#itemDone(path, 'dir', status, started, tree.added);
+  }
+
+  #itemDone(path: string, type: BackupItem['type'], status: BackupItem['status'], started: number, added: Added): void {
+    const reporter = this.#options.reporter;
+    if (reporter?.itemDone) reporter.itemDone({ path, type, status, durationMs: performance.now() - started, added: added.raw, addedPacked: added.packed });
   }
 
   // ---- source walking ----
@@ -505,6 +539,8 @@ export class Archiver {
         }
         // An intermediate folder above a source: its own metadata, only the chosen children. A symlink on the
         // way is followed (the path goes through it), so the node describes the folder it leads to, as restic's does.
+        // It is counted and reported as the folders below it are, as restic does.
+        const started = performance.now();
         let st: BigIntStats;
         try {
           st = await stat(path, { bigint: true });
@@ -515,7 +551,8 @@ export class Archiver {
         const subParent = parentNode?.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
         const children = await build(child, path, subParent);
         const subtree = await this.#saveTree(children);
-        nodes.push(this.#node(Buffer.from(name), 'dir', st, { subtree }));
+        this.#dirSaved(path, parentNode?.type === 'dir' ? parentNode : undefined, subtree, started);
+        nodes.push(this.#node(Buffer.from(name), 'dir', st, { subtree: subtree.id }));
       }
       return nodes;
     };
@@ -612,7 +649,7 @@ export class Archiver {
     const admitted = type && this.#admit(path, st, type, bounds);
     if (!type || !admitted) return undefined;
     const name = Buffer.from(path.bytes.subarray(path.bytes.lastIndexOf(0x2f) + 1));
-    if (admitted.mountPoint) return this.#node(name, 'dir', st, { subtree: await this.#saveTree([]) });
+    if (admitted.mountPoint) return this.#node(name, 'dir', st, { subtree: (await this.#saveTree([])).id });
     const childBounds = admitted.bounds;
     const xattrs = type === 'symlink' ? [] : readXattrs(path.bytes);
     const extra: Partial<TreeNode> = xattrs.length > 0 ? { xattrs } : {};
@@ -636,6 +673,7 @@ export class Archiver {
   }
 
   async #saveDir(path: SourcePath, name: Buffer, st: BigIntStats, parentNode: TreeNode | undefined, bounds: DeviceBounds | undefined, extra: Partial<TreeNode>): Promise<TreeNode | undefined> {
+    const started = performance.now();
     let entries: Array<{ name: Buffer; isDirectory(): boolean }>;
     try {
       entries = readdirSync(path.bytes, { encoding: 'buffer', withFileTypes: true });
@@ -670,11 +708,8 @@ export class Archiver {
     await Promise.all(pending);
     if (errors.length > 0) throw errors[0];
     const subtree = await this.#saveTree(children);
-    this.stats.dirsDone++;
-    if (!parentNode) this.#dirsNew++;
-    else if (parentNode.subtree && Buffer.from(parentNode.subtree).equals(subtree)) this.#dirsUnmodified++;
-    else this.#dirsChanged++;
-    return this.#node(name, 'dir', st, { subtree, ...extra });
+    this.#dirSaved(path.text, parentNode, subtree, started);
+    return this.#node(name, 'dir', st, { subtree: subtree.id, ...extra });
   }
 
   #unchanged(st: BigIntStats, previous: TreeNode | undefined): previous is TreeNode & { content: readonly Uint8Array[] } {
@@ -694,16 +729,18 @@ export class Archiver {
       this.stats.filesUnmodified++;
       this.stats.filesDone++;
       this.stats.bytesDone += size;
-      this.#options.reporter?.fileDone?.(path.text, 'unmodified', size);
+      this.#itemDone(path.text, 'file', 'unmodified', performance.now(), nothingAdded);
       return this.#node(name, 'file', st, { content: previous.content, ...extra });
     }
     this.stats.currentFiles.push(path.text);
+    const started = performance.now();
     try {
       const reader = await openReader(path.bytes, size);
       let content: Uint8Array[];
       let read: number;
+      let added: Added;
       try {
-        ({ content, read } = await this.#saveChunks(this.#fileChunks(reader, size)));
+        ({ content, read, added } = await this.#saveChunks(this.#fileChunks(reader, size)));
       } finally {
         await reader.close();
       }
@@ -711,7 +748,7 @@ export class Archiver {
       if (previous) this.stats.filesChanged++;
       else this.stats.filesNew++;
       this.stats.filesDone++;
-      this.#options.reporter?.fileDone?.(path.text, status, read);
+      this.#itemDone(path.text, 'file', status, started, added);
       // The node records what was read, so size and content agree even for a file that changed meanwhile.
       const node = this.#node(name, 'file', st, { content, ...extra });
       return read === node.size ? node : { ...node, size: read };
@@ -723,12 +760,13 @@ export class Archiver {
     }
   }
 
-  /** Stores chunks as they come; returns their ids in order once all are packed. */
-  async #saveChunks(chunks: AsyncIterable<Uint8Array>): Promise<{ content: Uint8Array[]; read: number }> {
+  /** Stores chunks as they come; returns their ids in order once all are packed, and what they added. */
+  async #saveChunks(chunks: AsyncIterable<Uint8Array>): Promise<{ content: Uint8Array[]; read: number; added: Added }> {
     const ids: Uint8Array[] = [];
     const pending: Array<Promise<void>> = [];
     let failure: unknown;
     let read = 0;
+    const added: Added = { raw: 0, packed: 0 };
     try {
       for await (const chunk of chunks) {
         throwIfAborted(this.#options.signal);
@@ -739,14 +777,20 @@ export class Archiver {
         await this.#chunkLimit.acquire(units);
         const { id, done } = this.#storeChunk(chunk);
         ids.push(id);
-        const tracked = done.catch((err) => void (failure ??= err)).finally(() => this.#chunkLimit.release(units));
+        const tracked = done
+          .then((blob) => {
+            added.raw += blob.raw;
+            added.packed += blob.packed;
+          })
+          .catch((err) => void (failure ??= err))
+          .finally(() => this.#chunkLimit.release(units));
         pending.push(tracked);
       }
     } finally {
       await Promise.all(pending);
     }
     if (failure !== undefined) throw failure;
-    return { content: ids, read };
+    return { content: ids, read, added };
   }
 
   /**
@@ -813,9 +857,11 @@ export class Archiver {
   }
 
   async #saveStdin(stdin: { stream: AsyncIterable<Uint8Array>; filename: string }): Promise<TreeNode> {
-    const { content, read } = await this.#saveChunks(this.#streamChunks(stdin.stream));
+    const started = performance.now();
+    const { content, read, added } = await this.#saveChunks(this.#streamChunks(stdin.stream));
     this.stats.filesNew++;
     this.stats.filesDone++;
+    this.#itemDone(`/${stdin.filename}`, 'file', 'new', started, added);
     const now = timestamp(BigInt(Date.now()) * 1_000_000n);
     let uid = 0;
     let gid = 0;

@@ -49,10 +49,8 @@ export class CliContext {
     stdout.on?.('error', (err: unknown) => {
       if (errnoCode(err) === 'EPIPE') this.#stdoutClosed = true;
       else {
-        this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, {
-          hint: 'the output is incomplete and the command stopped there, as if interrupted; check where the output went (free space, permissions)',
-          cause: err,
-        });
+        // Its hint depends on whether the command ran to its end (see outputFailure in exit.ts).
+        this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, { cause: err });
       }
       this.#abort.abort();
     });
@@ -112,6 +110,14 @@ export class CliContext {
     if (this.linesAbove) this.linesAbove(stream, text);
     else if (stream === 'stdout') this.#write(text);
     else this.io.stderr.write(text);
+  }
+
+  /**
+   * An error or warning as one JSON object on stderr, with --json: where its text line goes, as restic
+   * prints them; stdout keeps the results.
+   */
+  printJsonProblem(value: Record<string, unknown>): void {
+    this.io.stderr.write(`${JSON.stringify(value)}\n`);
   }
 
   /** A warning as one JSON object on stderr, for --json (stdout stays parseable). */

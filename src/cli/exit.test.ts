@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BackendError, BugError, WrongPasswordError } from '../errors/index.ts';
-import { reportError } from './exit.ts';
+import { BackendError, BugError, CancelledError, FileError, PartialBackupError, WrongPasswordError } from '../errors/index.ts';
+import { outputFailure, reportError } from './exit.ts';
 
 const frame = /^\s+at /m;
 
@@ -22,4 +22,14 @@ test('a bug shows its stack trace, -v or not', () => {
     assert.match(r.lines.join('\n'), frame);
     assert.ok(reportError(new BugError('broken'), verbose).lines.join('\n').match(frame));
   }
+});
+
+test('a failed write to stdout: the hint says whether the command ran to its end', () => {
+  const failure = new FileError('cannot write to standard output: no space left on the device');
+  assert.match(outputFailure(failure, failure).hint!, /^the command was not stopped: it ran to its end, so its work is done/);
+  assert.match(outputFailure(failure, new PartialBackupError('1 source file was unreadable')).hint!, /ran to its end \(1 source file was unreadable\)/);
+  for (const stopped of [new CancelledError(), new TypeError('x'), new BugError('y')]) {
+    assert.match(outputFailure(failure, stopped).hint!, /^the output is incomplete and the command stopped there, as if interrupted/);
+  }
+  assert.equal(outputFailure(failure, failure).message, failure.message);
 });

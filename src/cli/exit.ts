@@ -1,5 +1,5 @@
 /** Turns any error into the one-line message, hint and exit status a user sees. The only place that does. */
-import { AppError, BugError, ExitCode } from '../errors/index.ts';
+import { AppError, BugError, CancelledError, ExitCode, FileError } from '../errors/index.ts';
 import { displayMessage } from './display.ts';
 
 export interface ErrorReport {
@@ -37,15 +37,33 @@ export function reportError(err: unknown, verbose: boolean): ErrorReport {
   };
 }
 
+/**
+ * The error to report for stdout that could not be written (a full disk, an I/O error), with a hint saying
+ * what became of the command. The failed write stops a command as an interrupt would (the cli aborts its
+ * signal), but one whose work was done by then (a backup's snapshot saved, forget's snapshots removed)
+ * runs to its end. `outcome` is how the command ended: `failure` itself when it succeeded, its own error
+ * when it failed on its own (e.g. a backup that could not read some files), else stopped by the write.
+ */
+export function outputFailure(failure: AppError, outcome: unknown): AppError {
+  const where = 'check where the output went (free space, permissions)';
+  const ownError = outcome !== failure && outcome instanceof AppError && !(outcome instanceof CancelledError) && !(outcome instanceof BugError);
+  const hint =
+    outcome === failure || ownError
+      ? `the command was not stopped: it ran to its end${ownError ? ` (${outcome.message})` : ''}, so its work is done and only its output is incomplete; ${where}`
+      : `the output is incomplete and the command stopped there, as if interrupted; ${where}`;
+  return new FileError(failure.message, { hint, cause: failure.cause });
+}
+
 /** A stack trace for the terminal: its head repeats the message, which is escaped as one line. */
 function stackLines(stack: string, head: string): string {
   const [first, frames] = stack.startsWith(`${head}\n`) || stack === head ? [[head], stack.slice(head.length + 1)] : [[], stack];
   return [...first, ...(frames === '' ? [] : frames.split('\n'))].map(displayMessage).join('\n');
 }
 
-/** The exit statuses, for `--help` of `command` (of the program when undefined): 3 is backup's alone. */
+/** The exit statuses, for `--help` of `command` (of the program when undefined): 3 is backup's alone, 141 dump's. */
 export function exitStatusHelp(command?: string): string {
   const partial = command === undefined || command === 'backup';
+  const outputClosed = command === undefined || command === 'dump';
   return `Exit status:
   ${ExitCode.ok}    success
   ${ExitCode.failure}    failure (integrity problem, storage error, …)
@@ -53,5 +71,5 @@ export function exitStatusHelp(command?: string): string {
 ${partial ? `  ${ExitCode.partialBackup}    backup saved, but some source files could not be read\n` : ''}  ${ExitCode.repoNotFound}   repository does not exist
   ${ExitCode.repoLocked}   repository is locked by another process
   ${ExitCode.wrongPassword}   wrong password
-  ${ExitCode.interrupted}  interrupted`;
+  ${ExitCode.interrupted}  interrupted${outputClosed ? `\n  ${ExitCode.outputClosed}  ${command === undefined ? 'dump: ' : ''}the reader of the output went away before the end` : ''}`;
 }

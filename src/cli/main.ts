@@ -3,9 +3,9 @@
  * exit status. The only layer that reads argv and env, prints, or decides exit codes.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { CancelledError, ExitCode, UsageError } from '../errors/index.ts';
+import { CancelledError, ExitCode, OutputClosedError, UsageError } from '../errors/index.ts';
 import { CliContext, type Io } from './context.ts';
-import { exitStatusHelp, reportError } from './exit.ts';
+import { exitStatusHelp, outputFailure, reportError } from './exit.ts';
 import { commands } from './commands/index.ts';
 import { checkNoLock } from './locking.ts';
 import { parseTimeout } from './parse.ts';
@@ -83,9 +83,11 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
       const suggestion = more.join(' ').trim().replace(/^\((.*)\)$/, '$1');
       err = new UsageError(message, suggestion ? { hint: suggestion.replace(/^Did you mean/, 'did you mean') } : {});
     }
+    // Output cut short where it matters (dump): the exit status alone says so, as SIGPIPE's would.
+    if (err instanceof OutputClosedError) return err.exitCode;
     // A reader that stopped reading (`| head`) is not an error: it got what it wanted.
     if (ctx.stdoutClosed) return ExitCode.ok;
-    if (ctx.stdoutFailure) err = ctx.stdoutFailure;
+    if (ctx.stdoutFailure) err = outputFailure(ctx.stdoutFailure, err);
     else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
     else err = ctx.explainMissingSnapshot(err);
     const report = reportError(err, ctx.options.verbose === true);

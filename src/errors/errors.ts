@@ -14,6 +14,8 @@ export const ExitCode = {
   repoLocked: 11,
   wrongPassword: 12,
   interrupted: 130,
+  /** 128 + SIGPIPE, the status of a process the signal killed (`cat`, restic): the reader of the output left early. */
+  outputClosed: 141,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -161,6 +163,16 @@ export class FileError extends AppError {
 export class CancelledError extends AppError {
   constructor(message = 'interrupted', options: AppErrorOptions = {}) {
     super('CANCELLED', ExitCode.interrupted, message, { hint: 'run the command again to continue', ...options });
+  }
+}
+
+/**
+ * The reader of the output went away before the end (`coffer dump … | head -c 10`): what it got is cut
+ * short. Reported by the exit status alone, as a process killed by SIGPIPE is.
+ */
+export class OutputClosedError extends AppError {
+  constructor(message = 'the reader of the output went away before the end', options: AppErrorOptions = {}) {
+    super('OUTPUT_CLOSED', ExitCode.outputClosed, message, { hint: 'the output is incomplete; read all of it, or give --target FILE', ...options });
   }
 }
 

@@ -29,7 +29,23 @@ export interface BackupReporter {
   sourceError?(path: string, error: AppError): void;
   /** Something that may keep the backup from being what was asked, though nothing failed (a bad exclusion tag file). */
   warning?(message: string): void;
-  fileDone?(path: string, status: 'new' | 'changed' | 'unmodified', size: number): void;
+  /** A regular file or a folder is saved (a folder once everything below it is). */
+  itemDone?(item: BackupItem): void;
+}
+
+/** A file or folder the backup is done with, with what restic's verbose JSON reports of it. */
+export interface BackupItem {
+  /** Its source path. */
+  readonly path: string;
+  readonly type: 'file' | 'dir';
+  /** Compared with the parent snapshot: a folder is unmodified when its tree is the same. */
+  readonly status: 'new' | 'changed' | 'unmodified';
+  /** Time spent saving it (a folder: with everything below it). */
+  readonly durationMs: number;
+  /** Bytes of the blobs it added to the repository (a file's content, a folder's tree), before packing. */
+  readonly added: number;
+  /** The same blobs as stored: compressed and encrypted. */
+  readonly addedPacked: number;
 }
 
 export interface RestoreStats {

@@ -47,6 +47,80 @@ test('backup prints restic-style JSON and the snapshot lists with tags, host and
   assert.equal(new Date(snap.time).getTime(), new Date(2026, 0, 2, 3, 4, 5).getTime());
 });
 
+test('backup_start and backup_end are printed in the zone of the snapshot time, as restic prints them', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'a.txt'), 'hello\n');
+  assertOk(await runCoffer(['init'], { repo }));
+  const env = { TZ: 'Europe/Berlin' };
+  const before = Date.now();
+  const r = await runCoffer(['backup', src, '--json'], { repo, env });
+  assertOk(r);
+  const summary = jsonLines(r.stdout).at(-1)!;
+  const [snap] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout);
+  const zone = /([+-]\d\d:\d\d)$/.exec(snap.time)?.[1];
+  assert.ok(zone === '+01:00' || zone === '+02:00', snap.time);
+  for (const [what, time] of [
+    ['backup summary backup_start', summary.backup_start], ['backup summary backup_end', summary.backup_end],
+    ['snapshots summary backup_start', snap.summary.backup_start], ['snapshots summary backup_end', snap.summary.backup_end],
+  ]) {
+    assert.match(String(time), new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?\\${zone}$`), `${what}: ${time}`);
+    assert.ok(Math.abs(Date.parse(String(time)) - before) < 60_000, `${what}: ${time} is the instant of the backup`);
+  }
+});
+
+test('backup --json -v prints a verbose_status line per file and folder, as restic 0.14 does', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await mkdir(join(src, 'empty'));
+  await writeFile(join(src, 'a.txt'), 'hello\n');
+  await writeFile(join(src, 'sub', 'b.txt'), 'world\n');
+  assertOk(await runCoffer(['init'], { repo }));
+  const fields = ['message_type', 'action', 'item', 'duration', 'data_size', 'data_size_in_repo', 'metadata_size', 'metadata_size_in_repo', 'total_files'];
+  const verbose = async (...flags: string[]) => {
+    const r = await runCoffer(['backup', src, '--json', ...flags], { repo });
+    assertOk(r);
+    const lines = jsonLines(r.stdout).filter((l) => l.message_type === 'verbose_status');
+    for (const l of lines) assert.deepEqual(Object.keys(l), fields);
+    return new Map(lines.map((l) => [String(l.item), l]));
+  };
+  // The folders above the source path are items too, as in restic; folders end in a slash.
+  const above = dir.split('/').filter(Boolean).map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}/`);
+
+  const first = await verbose('-v');
+  assert.deepEqual([...first.keys()].sort(), [...above, `${src}/`, `${src}/a.txt`, `${src}/empty/`, `${src}/sub/`, `${src}/sub/b.txt`].sort());
+  for (const l of first.values()) assert.equal(l.action, 'new');
+  const a = first.get(`${src}/a.txt`)!;
+  assert.equal(a.data_size, 6);
+  assert.ok(Number(a.data_size_in_repo) > 0);
+  assert.equal(a.metadata_size, 0);
+  assert.ok(Number(a.duration) >= 0);
+  const sub = first.get(`${src}/sub/`)!;
+  assert.equal(sub.data_size, 0);
+  assert.ok(Number(sub.metadata_size) > 0 && Number(sub.metadata_size_in_repo) > 0);
+  assert.equal(sub.total_files, 0);
+
+  // Only with -v.
+  assert.equal((await verbose()).size, 0);
+
+  // A changed file is modified, a copy of stored content new but adds nothing, the rest unchanged with zeros.
+  await writeFile(join(src, 'a.txt'), 'hello again\n');
+  await writeFile(join(src, 'c.txt'), 'world\n');
+  const second = await verbose('-v');
+  const actions = Object.fromEntries([...second].filter(([item]) => item.startsWith(`${src}/`)).map(([item, l]) => [item.slice(src.length), l.action]));
+  assert.deepEqual(actions, { '/': 'modified', '/a.txt': 'modified', '/c.txt': 'new', '/empty/': 'unchanged', '/sub/': 'unchanged', '/sub/b.txt': 'unchanged' });
+  assert.deepEqual([...second.keys()].filter((item) => !item.startsWith(`${src}/`)).sort(), above.sort());
+  assert.equal(second.get(`${src}/a.txt`)!.data_size, 12);
+  assert.deepEqual([second.get(`${src}/c.txt`)!.data_size, second.get(`${src}/c.txt`)!.data_size_in_repo], [0, 0]);
+  const unchanged = second.get(`${src}/sub/`)!;
+  assert.deepEqual([unchanged.duration, unchanged.data_size, unchanged.data_size_in_repo, unchanged.metadata_size, unchanged.metadata_size_in_repo], [0, 0, 0, 0, 0]);
+  assert.ok(Number(second.get(`${src}/`)!.metadata_size) > 0);
+});
+
 test('stdin backups store one file under the given name', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');
@@ -251,7 +325,7 @@ test('an interrupted backup exits 130, releases its lock and indexes what it sto
   assert.ok((await readdir(join(repo, 'index'))).length >= 1, 'the stored packs were indexed');
   const check = await runCoffer(['check', '--json'], { repo });
   assert.equal(check.code, 0, check.stdout);
-  assert.equal(jsonLines(check.stdout).filter((l) => l.message_type === 'warning').length, 0, 'no unreferenced packs left behind');
+  assert.equal(jsonLines(check.stdout).at(-1)!.num_warnings, 0, 'no unreferenced packs left behind');
   const second = await runCoffer(['backup', '--json', src], { repo, timeoutMs: 120_000 });
   assert.equal(second.code, 0, second.stderr);
   assert.ok(Number(jsonLines(second.stdout).at(-1)!.data_added) < 80 * 1024 * 1024, 'the second run reused the stored packs');
@@ -281,6 +355,11 @@ test('a missing source path is named; with no readable source, no snapshot is sa
   const again = await runCoffer(['backup', '--json', src, join(dir, 'nope')], { repo });
   assert.equal(again.code, 3, again.stderr);
   assert.equal(jsonLines(again.stdout).at(-1)!.files_unmodified, 1);
+  // The error object goes to stderr, as restic prints it; stdout holds status and summary only.
+  assert.deepEqual(jsonLines(again.stdout).filter((l) => l.message_type === 'error'), []);
+  assert.deepEqual(jsonLines(again.stderr)[0], {
+    message_type: 'error', error: { message: `${join(dir, 'nope')}: does not exist` }, during: 'archival', item: join(dir, 'nope'),
+  });
 
   // A dry run says what it would do, not that a snapshot was saved.
   const dry = await runCoffer(['backup', '--dry-run', src, join(dir, 'nope')], { repo });

@@ -59,15 +59,17 @@ test('a flipped byte in a pack on disk: check --read-data exits 1 naming the pac
   const full = await runCoffer(['check', '--read-data'], { repo });
   assert.equal(full.code, 1);
   const short = pack.name.slice(0, 8);
-  assert.match(full.stdout, new RegExp(`^error: pack ${short}: content does not match its name`, 'm'));
-  assert.match(full.stdout, new RegExp(`^error: data blob [0-9a-f]{8} in pack ${short}: authentication failed`, 'm'));
+  assert.match(full.stderr, new RegExp(`^error: pack ${short}: content does not match its name`, 'm'));
+  assert.match(full.stderr, new RegExp(`^error: data blob [0-9a-f]{8} in pack ${short}: authentication failed`, 'm'));
   assert.match(full.stdout, /^2 errors found$/m);
   assert.match(full.stderr, /error: the repository has 2 errors/);
 
   const json = await runCoffer(['check', '--read-data', '--json'], { repo });
   assert.equal(json.code, 1);
+  // Findings on stderr, as restic prints them; stdout holds only the summary.
   const lines = jsonLines(json.stdout) as Array<Record<string, unknown>>;
-  const errors = lines.filter((l) => l.message_type === 'error');
+  assert.deepEqual(lines.map((l) => l.message_type).filter((t) => t !== 'status'), ['summary']);
+  const errors = (jsonLines(json.stderr) as Array<Record<string, unknown>>).filter((l) => l.message_type === 'error' && l.kind !== undefined);
   assert.deepEqual(errors.map((l) => l.kind), ['corrupt-pack', 'corrupt-blob']);
   assert.equal(errors[0].pack, pack.name);
   assert.equal(errors[1].pack, pack.name);
@@ -83,7 +85,7 @@ test('a flipped byte in a pack on disk: check --read-data exits 1 naming the pac
 
   const missing = await runCoffer(['check'], { repo });
   assert.equal(missing.code, 1);
-  assert.match(missing.stdout, /^error: data blob [0-9a-f]{8}: not in any index; used by file .*\/big\.bin in snapshot [0-9a-f]{8}$/m);
+  assert.match(missing.stderr, /^error: data blob [0-9a-f]{8}: not in any index; used by file .*\/big\.bin in snapshot [0-9a-f]{8}$/m);
 
   const dry = await runCoffer(['repair', 'snapshots', '--dry-run'], { repo });
   assert.equal(dry.code, 0, dry.stderr);
@@ -109,7 +111,7 @@ test('a damaged tree pack found without --read-data: the hint names repair packs
 
   const found = await runCoffer(['check'], { repo });
   assert.equal(found.code, 1);
-  assert.match(found.stdout, new RegExp(`^error: tree [0-9a-f]{8}: cannot be read: .*in pack ${short}: authentication failed`, 'm'));
+  assert.match(found.stderr, new RegExp(`^error: tree [0-9a-f]{8}: cannot be read: .*in pack ${short}: authentication failed`, 'm'));
   assert.match(found.stderr, new RegExp(`hint: run \`coffer repair packs ${short}\`, then \`coffer check\` again`));
 
   assert.equal((await runCoffer(['repair', 'packs', short], { repo })).code, 0);
@@ -131,8 +133,8 @@ test('a deleted pack: check names it as missing and lists the files that lose da
   await rm(pack.file, { force: true });
   const r = await runCoffer(['check'], { repo });
   assert.equal(r.code, 1);
-  assert.match(r.stdout, new RegExp(`^error: pack ${pack.name.slice(0, 8)}: listed in index [0-9a-f]{8} but missing from the repository`, 'm'));
-  assert.match(r.stdout, /^error: data blob [0-9a-f]{8}: its pack [0-9a-f]{8} is missing; used by file .*\/big\.bin in snapshot [0-9a-f]{8}$/m);
+  assert.match(r.stderr, new RegExp(`^error: pack ${pack.name.slice(0, 8)}: listed in index [0-9a-f]{8} but missing from the repository`, 'm'));
+  assert.match(r.stderr, /^error: data blob [0-9a-f]{8}: its pack [0-9a-f]{8} is missing; used by file .*\/big\.bin in snapshot [0-9a-f]{8}$/m);
 });
 
 test('a damaged snapshot file: check names it; repair snapshots --forget removes it', async () => {
@@ -143,7 +145,7 @@ test('a damaged snapshot file: check names it; repair snapshots --forget removes
   await flipByte(path.join(dir, name), 40);
   const r = await runCoffer(['check'], { repo });
   assert.equal(r.code, 1);
-  assert.match(r.stdout, new RegExp(`^error: snapshot ${name.slice(0, 8)}: .*content does not match its name`, 'm'));
+  assert.match(r.stderr, new RegExp(`^error: snapshot ${name.slice(0, 8)}: .*content does not match its name`, 'm'));
   assert.match(r.stdout, /^1 error found$/m);
   const fixed = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
   assert.equal(fixed.code, 0, fixed.stderr);
@@ -186,15 +188,15 @@ test('a damaged second key file and stray files: check names each, goes on, exit
 
   const r = await runCoffer(['check'], { repo });
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stdout, new RegExp(`^error: key ${key}: content does not match its name \\(its SHA-256 is [0-9a-f]{8}…\\); it cannot open the repository, \`coffer key remove ${key}\` removes it$`, 'm'));
-  assert.match(r.stdout, /^error: data\/06\/garbage: not a pack file name \(64 lowercase hex digits\), so coffer ignores it; move it out of the repository$/m);
-  assert.match(r.stdout, /^warning: tmp\/leftover: a temporary file \(1 byte\) of a write in progress or an interrupted one; /m);
+  assert.match(r.stderr, new RegExp(`^error: key ${key}: content does not match its name \\(its SHA-256 is [0-9a-f]{8}…\\); it cannot open the repository, \`coffer key remove ${key}\` removes it$`, 'm'));
+  assert.match(r.stderr, /^error: data\/06\/garbage: not a pack file name \(64 lowercase hex digits\), so coffer ignores it; move it out of the repository$/m);
+  assert.match(r.stderr, /^warning: tmp\/leftover: a temporary file \(1 byte\) of a write in progress or an interrupted one; /m);
   assert.match(r.stdout, /^checked 1 snapshot, \d+ trees, \d+ packs in /m);
   assert.match(r.stdout, /^1 warning \(not errors: leftover files may be deleted while no coffer command runs\)$/m);
   assert.match(r.stdout, /^2 errors found$/m);
-  const json = jsonLines((await runCoffer(['check', '--json'], { repo })).stdout) as Array<Record<string, unknown>>;
+  const json = jsonLines((await runCoffer(['check', '--json'], { repo })).stderr) as Array<Record<string, unknown>>;
   assert.deepEqual(
-    json.filter((l) => l.message_type === 'error' || l.message_type === 'warning').map((l) => [l.message_type, l.kind, l.key ?? l.file]),
+    json.filter((l) => l.kind !== undefined).filter((l) => l.message_type === 'error' || l.message_type === 'warning').map((l) => [l.message_type, l.kind, l.key ?? l.file]),
     [['error', 'corrupt-key', keyFile], ['error', 'stray-file', 'data/06/garbage'], ['warning', 'leftover-file', 'tmp/leftover']],
   );
 

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
@@ -178,4 +178,33 @@ test('a hangup during dump --target stops it cleanly: no temporary file, no lock
   assert.match(stderr, /interrupted/);
   assert.deepEqual(await readdir(dir), []);
   assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+});
+
+test('a reader that leaves before the end of a dump makes it exit 141 silently, as cat and restic do; ls | head still exits 0', async () => {
+  const repo = await makeRepoDir();
+  const source = await makeTempDir();
+  // Far more than a pipe holds, so that the dump is still writing when the reader leaves.
+  await writeFile(path.join(source, 'big.bin'), Buffer.alloc(4 * 1024 * 1024, 'coffer '));
+  for (let i = 0; i < 800; i++) await writeFile(path.join(source, `f${String(i).padStart(4, '0')}-${'x'.repeat(120)}`), '');
+  assertOk(await runCoffer(['init'], { repo }));
+  assertOk(await runCoffer(['backup', '-q', source], { repo }));
+  const env = testEnv({ COFFER_REPOSITORY: repo });
+  const pipeline = (args: string[], reader: string) =>
+    spawnSync('bash', ['-c', `set -o pipefail; "$@" | ${reader} >/dev/null`, 'bash', process.execPath, cofferBin, ...args], { env, encoding: 'utf8' });
+
+  for (const args of [['dump', 'latest', path.join(source, 'big.bin')], ['dump', 'latest', source]]) {
+    const cut = pipeline(args, 'head -c 10');
+    assert.equal(cut.status, 141, `${args.join(' ')}: ${cut.stderr}`);
+    assert.equal(cut.stderr, '');
+    const whole = pipeline(args, 'cat');
+    assert.equal(whole.status, 0, `${args.join(' ')}: ${whole.stderr}`);
+  }
+  // A FIFO as --target whose reader leaves early: the same.
+  const fifo = path.join(await makeTempDir(), 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  const cut = spawnSync('bash', ['-c', 'head -c 10 "$1" >/dev/null & "${@:2}"; status=$?; wait; exit $status', 'bash', fifo, process.execPath, cofferBin, 'dump', 'latest', path.join(source, 'big.bin'), '--target', fifo], { env, encoding: 'utf8' });
+  assert.equal(cut.status, 141, cut.stderr);
+  // A listing read only in part gave its reader what it wanted.
+  const listed = pipeline(['ls', 'latest'], 'head -n 1');
+  assert.equal(listed.status, 0, listed.stderr);
 });

@@ -76,17 +76,44 @@ describe('errors', () => {
   }
 
   describe('output', () => {
+    const stopped = /^hint: the output is incomplete and the command stopped there, as if interrupted; check where the output went/m;
+    const ranToEnd = /^hint: the command was not stopped: it ran to its end, so its work is done and only its output is incomplete; check where the output went/m;
     // /dev/full fails every write with ENOSPC, like a redirect onto a full disk.
     for (const args of [['snapshots'], ['ls', '--long', 'latest'], ['dump', 'latest', '/'], ['cat', 'config']]) {
       it(`${args[0]} with stdout on a full disk: exit 1, one error line and a hint, no lock left behind`, async () => {
         const { repo, env } = await copyRepo();
         const r = await coffer(['-r', repo, ...args], { env, stdoutFile: '/dev/full' });
         assertFails(r, 1, /^error: cannot write to standard output: no space left on the device$/);
-        // The hint speaks of any command, and never sends a read command's user to `coffer snapshots`.
-        assert.match(r.stderr, /^hint: the output is incomplete and the command stopped there, as if interrupted; check where the output went/m);
+        // The hint speaks of any command, and never sends a read command's user to `coffer snapshots`. A
+        // command that stops at the failed write says so; one that wrote all at its end ran to its end.
+        assert.match(r.stderr, args[0] === 'snapshots' || args[0] === 'cat' ? ranToEnd : stopped);
         assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
       });
     }
+
+    it('backup and forget whose output fails after their work is done say that the work is done', async () => {
+      const { repo, env } = await copyRepo();
+      const source = await makeTempDir('coffer-full-');
+      await writeFile(path.join(source, 'b.txt'), 'b\n');
+      const snapshots = async () => (JSON.parse((await coffer(['-r', repo, '--json', 'snapshots'], { env })).stdout) as unknown[]).length;
+
+      const backup = await coffer(['-r', repo, 'backup', source], { env, stdoutFile: '/dev/full' });
+      assertFails(backup, 1, /^error: cannot write to standard output: no space left on the device$/);
+      assert.match(backup.stderr, ranToEnd);
+      assert.equal(await snapshots(), 2, 'the backup saved its snapshot');
+
+      // A backup that fails on its own after saving: its own outcome is named.
+      const partial = await coffer(['-r', repo, 'backup', source, path.join(source, 'missing')], { env, stdoutFile: '/dev/full' });
+      assert.equal(partial.code, 1, partial.stderr);
+      assert.match(partial.stderr, /^hint: the command was not stopped: it ran to its end \(1 source file was unreadable; snapshot [0-9a-f]{8} saved without it\), so its work is done/m);
+      assert.equal(await snapshots(), 3);
+
+      const forget = await coffer(['-r', repo, 'forget', '--keep-last', '1', '--group-by', ''], { env, stdoutFile: '/dev/full' });
+      assertFails(forget, 1, /^error: cannot write to standard output: no space left on the device$/);
+      assert.match(forget.stderr, ranToEnd);
+      assert.equal(await snapshots(), 1, 'forget removed the snapshots');
+      assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+    });
   });
 
   describe('passwords and repositories', () => {

@@ -293,6 +293,29 @@ describe('key', () => {
     assert.ok((await keyList(repo, 'pw two')).some((k) => k.id === out.id && k.current));
   });
 
+  it('key list --json gives restic\'s fields: the full id, and the creation time in local time as restic prints it', async () => {
+    const repo = await makeRepoDir();
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    assertOk(await coffer(['-r', repo, 'init']));
+    const env = { TZ: 'America/New_York' };
+    const r = await coffer(['-r', repo, '--json', 'key', 'list'], 'first pw', { env });
+    assertOk(r);
+    const [key] = JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+    assert.match(String(key.id), /^[0-9a-f]{64}$/);
+    assert.deepEqual(Object.keys(key).slice(0, 5), ['current', 'id', 'userName', 'hostName', 'created']);
+    const created = String(key.created);
+    const fields = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)$/.exec(created);
+    assert.ok(fields, created);
+    // Read back as New York time (-05:00 or -04:00), it is the moment of init.
+    const [y, mo, d, h, mi, sec] = fields.slice(1).map(Number);
+    const utc = Date.UTC(y, mo - 1, d, h, mi, sec);
+    assert.ok([5, 4].some((hours) => Math.abs(utc + hours * 3_600_000 - before) < 60_000), created);
+    // The table shows the same.
+    const table = await coffer(['-r', repo, 'key', 'list'], 'first pw', { env });
+    assertOk(table);
+    assert.ok(table.stdout.includes(created), table.stdout);
+  });
+
   it('works with the real default KDF (argon2id 64 MiB, t=3, p=4)', async () => {
     const repo = await makeRepoDir();
     const env = { COFFER_INSECURE_TEST_KDF: undefined };

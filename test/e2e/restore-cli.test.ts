@@ -263,6 +263,13 @@ describe('restore (local repository)', () => {
     assert.match(r.stderr, /^hint: left as it is because of --overwrite never/m);
     assert.equal(await readFile(path.join(target, src, 'nested'), 'utf8'), 'in the way');
     assert.equal(await readFile(path.join(target, src, 'small.txt'), 'utf8'), 'hello, coffer\n');
+
+    // With --json the error object goes to stderr too, as restic prints it; stdout keeps the summary.
+    const json = await coffer(['restore', 'latest', '--target', target, '--overwrite', 'never', '--json'], repo);
+    assert.equal(json.code, 1, json.stderr);
+    assert.deepEqual(jsonLines(json.stdout).map((l) => (l as { message_type: string }).message_type).filter((t) => t !== 'status'), ['summary']);
+    const [problem] = jsonLines(json.stderr) as Array<{ message_type: string; during: string; item: string }>;
+    assert.deepEqual([problem.message_type, problem.during, problem.item], ['error', 'restore', path.join(target, src, 'nested')]);
   });
 });
 

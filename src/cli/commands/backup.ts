@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { backup, cacheDirTag, chooseParent, compileFilterRules, expandEnv, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
 import { PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
-import type { BackupStats } from '../../progress/index.ts';
+import type { BackupItem, BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
@@ -14,6 +14,7 @@ import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
 import { displayText } from '../display.ts';
+import { summaryTime } from '../output/json.ts';
 
 interface BackupFlags {
   tag?: string[];
@@ -104,6 +105,29 @@ function statusJson(stats: BackupStats, startedMs: number) {
     bytes_done: stats.bytesDone,
     error_count: stats.errors,
     current_files: stats.currentFiles.slice(0, 4),
+  };
+}
+
+const verboseActions = { new: 'new', changed: 'modified', unmodified: 'unchanged' } as const;
+
+/**
+ * A file or folder saved, as `restic backup --json -v` reports it: a folder's item ends in `/`; an unchanged
+ * item reports nothing more; sizes are of the blobs it added (a file's content, a folder's tree).
+ */
+function verboseStatusJson(item: BackupItem) {
+  const unchanged = item.status === 'unmodified';
+  const data = item.type === 'file' && !unchanged;
+  const metadata = item.type === 'dir' && !unchanged;
+  return {
+    message_type: 'verbose_status',
+    action: verboseActions[item.status],
+    item: item.type === 'dir' && !item.path.endsWith('/') ? `${item.path}/` : item.path,
+    duration: unchanged ? 0 : Math.round(item.durationMs * 1e6) / 1e9,
+    data_size: data ? item.added : 0,
+    data_size_in_repo: data ? item.addedPacked : 0,
+    metadata_size: metadata ? item.added : 0,
+    metadata_size_in_repo: metadata ? item.addedPacked : 0,
+    total_files: 0,
   };
 }
 
@@ -207,11 +231,17 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                 );
               },
               sourceError: (path, error) => {
-                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message }, during: 'archival', item: path });
+                if (ctx.json) ctx.printJsonProblem({ message_type: 'error', error: { message: error.message }, during: 'archival', item: path });
                 else ctx.warn(`error: ${error.message}`);
               },
               warning: (message) => ctx.warn(`warning: ${message}`),
-              fileDone: (path, status) => ctx.verbose(`${status.padEnd(10)} ${displayText(path)}`),
+              // Only with -v: an unchanged re-backup is little more than these calls.
+              itemDone: !ctx.options.verbose
+                ? undefined
+                : (item) => {
+                    if (ctx.json) ctx.printJson(verboseStatusJson(item));
+                    else if (item.type === 'file') ctx.verbose(`${item.status.padEnd(10)} ${displayText(item.path)}`);
+                  },
             },
           });
         } finally {
@@ -236,8 +266,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             total_files_processed: s.totalFilesProcessed,
             total_bytes_processed: s.totalBytesProcessed,
             total_duration: durationMs / 1000,
-            backup_start: s.backupStart,
-            backup_end: s.backupEnd,
+            backup_start: summaryTime(s.backupStart, result.snapshot),
+            backup_end: summaryTime(s.backupEnd, result.snapshot),
             error_count: s.errors,
             ...(result.snapshotId ? { snapshot_id: result.snapshotId } : {}),
           });

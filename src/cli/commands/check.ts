@@ -1,8 +1,8 @@
 /**
  * `coffer check [--read-data | --read-data-subset n/m|x%|SIZE] [--with-cache]`: restic's check. Prints each
- * finding as a line as soon as it is known (`error: pack 3f2a9c1d: …`, `warning: …`), then
- * `no errors were found` or `N errors found`; exits 1 when any error (not a warning) was found. With
- * --json the summary's counts are the text's: `packs_checked` the stored packs checked against the index,
+ * finding on stderr as soon as it is known (`error: pack 3f2a9c1d: …`, `warning: …`, or a JSON object with
+ * --json), as restic does, then on stdout `no errors were found` or `N errors found`; exits 1 when any error
+ * (not a warning) was found. With --json the summary's counts are the text's: `packs_checked` the stored packs checked against the index,
  * `packs_verified` and `blobs_verified` what --read-data read.
  */
 import type { Command } from 'commander';
@@ -13,7 +13,6 @@ import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { elapsed, progressSink, type ProgressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
-import { displayMessage } from '../display.ts';
 
 interface CheckFlags {
   readData?: boolean;
@@ -125,13 +124,14 @@ export function registerCheck(program: Command, ctx: CliContext): void {
         const live = !ctx.json && !ctx.quiet && ctx.io.stdout.isTTY === true && ctx.io.env.TERM !== 'dumb';
         const state: Progress = { phase: '', total: 0, done: 0, bytesDone: 0, bytesTotal: 0, errors: 0, started: Date.now(), phaseStarted: Date.now() };
         let sink: ProgressSink = await progressSink(ctx, 'check');
-        // A live view owns the terminal: it is stopped for each line printed and started again after.
+        // Findings go to stderr, as restic's do (stdout keeps the summary). A live view owns the terminal: it
+        // is stopped for each line printed and started again after.
         let printing: Promise<void> = Promise.resolve();
-        const print = (line: string) => {
-          if (!live) return ctx.out(line);
+        const report = (line: string) => {
+          if (!live) return ctx.warn(line);
           printing = printing.then(async () => {
             await sink.stop();
-            ctx.out(line);
+            ctx.warn(line);
             sink = await progressSink(ctx, 'check');
           });
         };
@@ -175,8 +175,8 @@ export function registerCheck(program: Command, ctx: CliContext): void {
             signal: ctx.signal,
             onIssue: (found) => {
               if (found.severity === 'error') state.errors++;
-              if (ctx.json) ctx.printJson(issueJson(found));
-              else print(displayMessage(`${found.severity}: ${found.message}`));
+              if (ctx.json) ctx.printJsonProblem(issueJson(found));
+              else report(`${found.severity}: ${found.message}`);
             },
             reporter: {
               phase: (name, total) => {

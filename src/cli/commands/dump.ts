@@ -3,7 +3,7 @@ import { fstatSync, type Stats } from 'node:fs';
 import { lstat, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Command } from 'commander';
-import { FileError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
+import { FileError, OutputClosedError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import { fileContent, findNode, nameBytes, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
@@ -41,6 +41,8 @@ async function writeAll(stream: NodeJS.WritableStream, chunks: AsyncIterable<Uin
         });
       }
     }
+    // A failed last write is reported as an event after the write returns.
+    await new Promise((resolve) => setImmediate(resolve));
     if (failure) throw failure;
   } finally {
     stream.off('error', onError);
@@ -136,7 +138,11 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, stdo
     try {
       // The creation mode passes through the umask; an existing file's mode is kept whole.
       if (!to.direct && to.existing) await handle.chmod(to.existing.mode & 0o7777);
-      for await (const chunk of chunks) await handle.write(chunk);
+      for await (const chunk of chunks) {
+        // A pipe or FIFO may take part of a chunk (its reader left, or took less): write the rest, which
+        // then fails with EPIPE rather than being lost silently.
+        for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+      }
     } finally {
       await handle.close();
     }
@@ -185,8 +191,10 @@ export function registerDump(program: Command, ctx: CliContext): void {
           if (flags.target) await writeFile(flags.target, chunks, ctx.io.stdout);
           else await writeAll(ctx.io.stdout, chunks);
         } catch (err) {
-          // The reader went away (`coffer dump … | head`, a pipe as --target): nothing left to do, and nothing went wrong here.
-          if (errnoCode(err) !== 'EPIPE') throw err;
+          // The reader went away before the end (`coffer dump … | head -c 10`, a pipe as --target): what it
+          // got is cut short, which the exit status says, as `cat`'s and restic's do (SIGPIPE).
+          if (errnoCode(err) === 'EPIPE' || ctx.stdoutClosed) throw new OutputClosedError();
+          throw err;
         }
       });
     });

@@ -4,6 +4,7 @@ import type { CliContext } from '../context.ts';
 import { readsOnly, withLock, withReadLock } from '../locking.ts';
 import { readNewPassword } from '../password.ts';
 import { table } from '../table.ts';
+import { localTime } from './snapshots.ts';
 
 /** Adding, removing and changing keys take the exclusive lock, as in restic: two removals at once could otherwise remove every key. */
 export function registerKey(program: Command, ctx: CliContext): void {
@@ -17,12 +18,13 @@ export function registerKey(program: Command, ctx: CliContext): void {
       for (const k of keys) {
         if (k.damaged && !ctx.json) ctx.warn(`warning: ${k.damaged.message}; restore the key file from a copy of the repository, or remove it with \`coffer key remove ${shortId(k.name)}\``);
       }
+      // As restic (0.17 and later) prints them: the full id, and the creation time in local time as the table shows it.
       if (ctx.json) {
         ctx.printJson(
           keys.map((k) =>
             k.damaged
               ? { current: false, id: k.name, damaged: true, error: k.damaged.message }
-              : { current: k.current, id: k.name, userName: k.info.username, hostName: k.info.hostname, created: k.info.created, kdf: k.kdf },
+              : { current: k.current, id: k.name, userName: k.info.username, hostName: k.info.hostname, created: localTime(k.info.created), kdf: k.kdf },
           ),
         );
         return;
@@ -33,7 +35,7 @@ export function registerKey(program: Command, ctx: CliContext): void {
           keys.map((k) =>
             k.damaged
               ? ['!', shortId(k.name), '', '', '', 'damaged: cannot be read']
-              : [k.current ? '*' : ' ', shortId(k.name), k.info.username, k.info.hostname, k.info.created.replace('T', ' ').slice(0, 19), `${k.kdf.algorithm} ${k.kdf.memory >= 1024 ? `${k.kdf.memory / 1024} MiB` : `${k.kdf.memory} KiB`} t=${k.kdf.iterations} p=${k.kdf.parallelism}`],
+              : [k.current ? '*' : ' ', shortId(k.name), k.info.username, k.info.hostname, localTime(k.info.created), `${k.kdf.algorithm} ${k.kdf.memory >= 1024 ? `${k.kdf.memory / 1024} MiB` : `${k.kdf.memory} KiB`} t=${k.kdf.iterations} p=${k.kdf.parallelism}`],
           ),
         ),
       );

@@ -81,7 +81,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           await sink.stop();
         }
         for (const p of problems) {
-          if (ctx.json) ctx.printJson({ message_type: 'warning', kind: p.kind, message: p.message, pack: p.pack, ...(p.blob ? { blob: p.blob, blob_type: p.blobType } : {}) });
+          if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', kind: p.kind, message: p.message, pack: p.pack, ...(p.blob ? { blob: p.blob, blob_type: p.blobType } : {}) });
           else ctx.warn(`warning: ${p.message}`);
         }
         const unreadable = result.problems.filter((p) => p.kind === 'unreadable-pack');
@@ -203,7 +203,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         const dropUnreadable = flags.forget === true && !flags.dryRun && ids.length === 0 && !flags.host?.length && !flags.tag?.length && !flags.path?.length;
         for (const u of unreadable) {
           const action = dropUnreadable ? 'removed' : 'cannot be repaired; `coffer repair snapshots --forget` removes it';
-          if (ctx.json) ctx.printJson({ message_type: 'warning', kind: 'corrupt-snapshot', snapshot: u.id, message: u.message, removed: dropUnreadable });
+          if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', kind: 'corrupt-snapshot', snapshot: u.id, message: u.message, removed: dropUnreadable });
           else ctx.warn(`warning: ${u.message}; ${action}`);
         }
         if (dropUnreadable && unreadable.length > 0) {

@@ -126,7 +126,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
               targetError: (p, error) => {
                 const newHint = error.hint !== undefined && !hints.has(error.hint);
                 if (error.hint) hints.add(error.hint);
-                if (ctx.json) ctx.printJson({ message_type: 'error', error: { message: error.message, ...(error.hint ? { hint: error.hint } : {}) }, during: 'restore', item: p });
+                if (ctx.json) ctx.printJsonProblem({ message_type: 'error', error: { message: error.message, ...(error.hint ? { hint: error.hint } : {}) }, during: 'restore', item: p });
                 else {
                   ctx.warn(`error: ${error.message}`);
                   // Each hint once: a lost pack fails many files for one reason.
@@ -134,7 +134,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
                 }
               },
               warning: (message) => {
-                if (ctx.json) ctx.printJson({ message_type: 'warning', message });
+                if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', message });
                 else ctx.warn(`warning: ${message}`);
               },
               fileDone: (p, action) => {

@@ -28,6 +28,11 @@ export function snapshotTime(s: Pick<StoredSnapshot, 'time' | 'utcOffset'>): str
   return `${local.slice(0, 19)}${fraction ? `.${fraction}` : ''}${zone}`;
 }
 
+/** A time of a snapshot's backup summary (its start, its end), in the zone of the snapshot's time, as restic prints them. */
+export function summaryTime(time: string, s: Pick<StoredSnapshot, 'utcOffset'>): string {
+  return snapshotTime({ time, utcOffset: s.utcOffset });
+}
+
 function pad2(n: number): string {
   return String(n).padStart(2, '0');
 }
@@ -52,8 +57,8 @@ export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
   const m = s.summary;
   if (m) {
     out.summary = {
-      backup_start: m.backupStart,
-      backup_end: m.backupEnd,
+      backup_start: summaryTime(m.backupStart, s),
+      backup_end: summaryTime(m.backupEnd, s),
       files_new: m.filesNew,
       files_changed: m.filesChanged,
       files_unmodified: m.filesUnmodified,
