@@ -245,7 +245,8 @@ export class S3Backend implements Backend {
       }
       for (const object of page.Contents ?? []) {
         const key = object.Key;
-        if (key === undefined) continue;
+        // A key ending in `/` is a folder marker (the AWS console's "Create folder", sync tools), not a file.
+        if (key === undefined || key.endsWith('/')) continue;
         const name = key.slice(key.lastIndexOf('/') + 1);
         yield { key, name, size: object.Size ?? 0, valid: isValidName(type, name) && key === this.#key({ type, name }) };
       }
