@@ -25,7 +25,10 @@ export interface FileInfo {
 
 /** A file inside a repository's folders that is not a stored file: {@link Backend.list} skips it. */
 export interface StrayFile {
-  /** Relative to the repository root, folders separated by `/`: `data/06/notes.txt`, `tmp/…`. */
+  /**
+   * Relative to the repository root, folders separated by `/`: `data/06/notes.txt`, `tmp/…`; a folder
+   * with no file below it ends with `/` (`keys/old/`).
+   */
   readonly path: string;
   readonly size: number;
 }
@@ -83,8 +86,8 @@ export interface Backend {
   /**
    * Yields every file in the repository's folders (`keys`, `data`, `index`, `snapshots`, `locks`, and
    * `tmp` where there is one) that no `list` yields: names not valid for their folder, packs outside the
-   * `data/xx` folder their name belongs in, and everything in `tmp`. For `check`; absent where no such
-   * file can exist.
+   * `data/xx` folder their name belongs in, everything in `tmp`, and sub-folders with no file below them
+   * where a backend has folders. For `check`; absent where no such file can exist.
    */
   strays?(): AsyncIterable<StrayFile>;
 

@@ -308,8 +308,9 @@ export class LocalBackend implements Backend {
 
   /**
    * The files in folder `rel` and below, but for the files directly in it whose names `belongs` accepts
-   * and its sub-folders named in `walked` (the caller's business). Symbolic links count as what they point
-   * to, as in `list`, but are not followed into folders.
+   * and its sub-folders named in `walked` (the caller's business). A sub-folder with no file below it is
+   * itself a stray, named with a trailing `/`, so that an empty one is not passed over in silence. Symbolic
+   * links count as what they point to, as in `list`, but are not followed into folders.
    */
   async #straysIn(rel: string, belongs: (name: string) => boolean, walked: ReadonlySet<string> = new Set()): Promise<StrayFile[]> {
     const found: StrayFile[] = [];
@@ -317,7 +318,9 @@ export class LocalBackend implements Backend {
       const child = `${rel}/${entry.name}`;
       if (entry.isFile() && belongs(entry.name)) continue;
       if (entry.isDirectory()) {
-        if (!walked.has(entry.name)) found.push(...(await this.#straysIn(child, () => false)));
+        if (walked.has(entry.name)) continue;
+        const inside = await this.#straysIn(child, () => false);
+        found.push(...(inside.length > 0 ? inside : [{ path: `${child}/`, size: 0 }]));
         continue;
       }
       // Removed meanwhile, or a dangling link: no file.

@@ -449,11 +449,17 @@ class Checker {
       const folder = path.slice(0, path.indexOf('/'));
       const name = path.slice(path.lastIndexOf('/') + 1);
       const type = fileTypes.find((t) => t !== 'config' && typeFolder(t) === folder);
+      // A sub-folder with nothing in it (a folder with files is reported by its files).
+      const isFolder = path.endsWith('/');
       let found: CheckIssue;
       if (type === undefined) {
-        found = issue('leftover-file', `${path}: a temporary file (${size} ${plural(size, 'byte')}) of a write in progress or an interrupted one; nothing reads it, so it may be deleted while no coffer command runs`, { file: path });
+        found = isFolder
+          ? issue('leftover-file', `${path}: a folder; nothing reads it, so it may be deleted while no coffer command runs`, { file: path })
+          : issue('leftover-file', `${path}: a temporary file (${size} ${plural(size, 'byte')}) of a write in progress or an interrupted one; nothing reads it, so it may be deleted while no coffer command runs`, { file: path });
       } else if (type === 'lock') {
-        found = issue('leftover-file', `${path}: not a lock file name, so no command reads it; it may be deleted`, { file: path });
+        found = issue('leftover-file', `${path}: not a lock file${isFolder ? '' : ' name'}, so no command reads it; it may be deleted`, { file: path });
+      } else if (isFolder) {
+        found = issue('stray-file', `${path}: a folder that is not part of the repository layout, so coffer ignores it; move it out of the repository`, { file: path });
       } else {
         const what = type === 'data' ? 'a pack' : type === 'index' ? 'an index' : `a ${type}`;
         found = isValidName(type, name)

@@ -10,9 +10,9 @@ import type { BlobType } from '../repo/index.ts';
 export type CheckIssueKind =
   /** A key file whose content does not match its name, that is not a key file, or whose info does not open. */
   | 'corrupt-key'
-  /** A file in keys/, data/, index/ or snapshots/ with a name not valid there, or a pack in the wrong data/ folder. */
+  /** A file in keys/, data/, index/ or snapshots/ with a name not valid there, a pack in the wrong data/ folder, or an empty sub-folder the layout does not have. */
   | 'stray-file'
-  /** A file in tmp/ (a write in progress or an interrupted one), or one with an invalid name in locks/ (warning). */
+  /** A file or empty folder in tmp/ (a write in progress or an interrupted one), or one with an invalid name in locks/ (warning). */
   | 'leftover-file'
   /** An index file cannot be loaded, decrypted or decoded. */
   | 'corrupt-index'
@@ -69,7 +69,7 @@ export interface CheckIssue {
   readonly index?: Id;
   /** The key file concerned. */
   readonly key?: Id;
-  /** A stray or leftover file, relative to the repository root (`data/06/notes.txt`). */
+  /** A stray or leftover file, relative to the repository root (`data/06/notes.txt`); an empty folder ends with `/`. */
   readonly file?: string;
   /** A path (from the snapshot root) where the object is used. */
   readonly path?: string;

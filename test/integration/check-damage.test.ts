@@ -362,6 +362,8 @@ test('stray files: errors in keys/, data/, index/ and snapshots/, warnings in tm
 
     // Only leftovers: warnings, no error.
     for (const rel of ['data/06/garbage', 'data/loose', `data/zz/${hex}`, 'index/README', 'keys/junk', 'snapshots/notes.txt', `data/${wrongSub}/${pack.id}`]) await rm(path.join(root, rel));
+    // Left empty, data/zz/ would be a stray folder.
+    await rm(path.join(root, 'data', 'zz'), { recursive: true });
     const leftovers = await run(f);
     assert.deepEqual(leftovers.issues.map((i) => i.kind), ['leftover-file', 'leftover-file']);
     assert.equal(leftovers.errors, 0);
