@@ -24,7 +24,9 @@ import {
   checkHandle,
   checkRange,
   errnoCode,
+  oversize,
   pastEnd,
+  tooLarge,
 } from './backend.ts';
 import { makeFolders, mapLimit } from '../model/index.ts';
 
@@ -118,14 +120,7 @@ export class LocalBackend implements Backend {
     this.#counts.get++;
     const rel = filePath(handle);
     const file = path.join(this.root, rel);
-    if (range === undefined) {
-      try {
-        return new Uint8Array(await fs.readFile(file));
-      } catch (err) {
-        throw this.#error(err, rel);
-      }
-    }
-    checkRange(this.location, handle, range);
+    if (range !== undefined) checkRange(this.location, handle, range);
     let fh: fs.FileHandle;
     try {
       fh = await fs.open(file, 'r');
@@ -133,6 +128,12 @@ export class LocalBackend implements Backend {
       throw this.#error(err, rel);
     }
     try {
+      if (range === undefined) {
+        // The size first: a file too large to be one coffer wrote is not read into memory.
+        const reason = oversize(handle.type, (await fh.stat()).size);
+        if (reason !== undefined) throw tooLarge(this.location, handle, reason);
+        return new Uint8Array(await fh.readFile());
+      }
       const buf = new Uint8Array(range.length);
       let filled = 0;
       while (filled < range.length) {

@@ -2,9 +2,8 @@
  * An open repository: its backend, config and keys. The only place that knows how structured files are
  * encrypted and named (docs/design.md).
  */
-import { filePath, staleTemporaryFileAgeMs, typeFolder, type Backend, type FileInfo, type FileType, type Handle } from '../backend/backend.ts';
+import { damagedFileHint, filePath, oversize, staleTemporaryFileAgeMs, typeFolder, type Backend, type FileInfo, type FileType, type Handle } from '../backend/backend.ts';
 import { isCacheAware } from '../backend/cache.ts';
-import { damagedFileHint } from '../backend/verify.ts';
 import { deriveKeySet, makeCrypto, newMasterSecret, type Crypto, type KdfParams, kdfParamsForNewKey, AeadKey, defaultAeadAlgorithm } from '../crypto/index.ts';
 import {
   AppError,
@@ -369,6 +368,8 @@ export class Repository {
   async readKey({ name, size }: FileInfo): Promise<KeyListing> {
     const what = `keys/${shortId(name)}`;
     try {
+      const tooLarge = oversize('key', size);
+      if (tooLarge !== undefined) throw new IntegrityError(`${what}: ${tooLarge}`);
       // A ranged load, so that a verifying backend leaves the hash to this check, which says more.
       const bytes = await this.backend.load({ type: 'key', name }, { offset: 0, length: size });
       const hash = storageName(bytes);
