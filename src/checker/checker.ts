@@ -177,7 +177,7 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
 
 /** A missing or damaged object found while walking trees, reported once the walk is complete. */
 interface TreeProblem {
-  readonly kind: 'missing-tree' | 'corrupt-tree' | 'missing-blob';
+  readonly kind: 'missing-tree' | 'corrupt-tree' | 'unreadable-file' | 'missing-blob';
   readonly id: Uint8Array;
   readonly type: BlobType;
   readonly reason: string;
@@ -205,6 +205,8 @@ class Checker {
   #snapshots: StoredSnapshot[] = [];
   #keysChecked = 0;
   #indexFileCount = 0;
+  /** Index files the storage failed to deliver: the packs they list look unreferenced, but may not be. */
+  #unreadableIndexFiles = 0;
   #treesChecked = 0;
   #packsVerified = 0;
   #blobsVerified = 0;
@@ -284,16 +286,18 @@ class Checker {
       const what = `keys/${shortId(file.name)}`;
       try {
         const key = await this.#repo.readKey(file);
-        return key.damaged && reasonOf(key.damaged, what);
+        return key.damaged && { reason: reasonOf(key.damaged, what), storage: false };
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        return reasonOf(err, what);
+        return { reason: reasonOf(err, what), storage: isStorageFailure(err) };
       }
     });
-    problems.forEach((reason, i) => {
-      if (reason === undefined) return;
-      const short = shortId(keys[i].name);
-      this.#report(issue('corrupt-key', `key ${short}: ${reason}; it cannot open the repository, \`coffer key remove ${short}\` removes it`, { key: keys[i].name }));
+    problems.forEach((problem, i) => {
+      if (problem === undefined) return;
+      const name = keys[i].name;
+      const short = shortId(name);
+      if (problem.storage) this.#report(unreadable(`key ${short}`, problem.reason, { key: name, file: filePath({ type: 'key', name }) }));
+      else this.#report(issue('corrupt-key', `key ${short}: ${problem.reason}; it cannot open the repository, \`coffer key remove ${short}\` removes it`, { key: name }));
     });
   }
 
@@ -311,7 +315,9 @@ class Checker {
         return await this.#repo.loadSnapshot(name);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reasonOf(err, describe('snapshot', name))}`, { snapshot: name }));
+        const reason = reasonOf(err, describe('snapshot', name));
+        if (isStorageFailure(err)) this.#report(unreadable(`snapshot ${shortId(name)}`, reason, { snapshot: name, file: filePath({ type: 'snapshot', name }) }));
+        else this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reason}`, { snapshot: name }));
         return undefined;
       } finally {
         done++;
@@ -338,7 +344,10 @@ class Checker {
         return decodeIndex(await this.#repo.loadStructured('index', name), what);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
+        if (isStorageFailure(err)) {
+          this.#unreadableIndexFiles++;
+          this.#report(unreadable(`index ${shortId(name)}`, reasonOf(err, what), { index: name, file: filePath({ type: 'index', name }) }));
+        } else this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
         return undefined;
       } finally {
         done++;
@@ -403,7 +412,11 @@ class Checker {
     }
     const unreferenced = [...stored.entries()].filter(([id]) => !this.#indexed.has(id)).sort(([a], [b]) => (a < b ? -1 : 1));
     for (const [id, size] of unreferenced) {
-      this.#report(issue('unreferenced-pack', `pack ${shortId(id)}: not referenced in any index (${size} bytes); \`coffer prune\` removes it, \`coffer repair index\` indexes it`, { pack: id }));
+      const message =
+        this.#unreadableIndexFiles > 0
+          ? `pack ${shortId(id)}: not referenced in any index that could be read (${size} bytes); an index file that cannot be read may list it`
+          : `pack ${shortId(id)}: not referenced in any index (${size} bytes); \`coffer prune\` removes it, \`coffer repair index\` indexes it`;
+      this.#report(issue('unreferenced-pack', message, { pack: id }));
     }
     // Blobs stored in the same packs make one finding: two backups of the same data at once leave
     // thousands, and a line each would bury everything else.
@@ -577,10 +590,14 @@ class Checker {
         nodes = decodeTree(plain, what);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        // A tree that does not verify is damaged in its pack (`repair packs` salvages the rest of it); one the
-        // storage failed to deliver may be intact, and one that verifies but does not decode was written so.
-        const damagedPack = opened || isStorageFailure(err) ? undefined : at.where.pack;
-        problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}`, damagedPack);
+        // One the storage failed to deliver may be intact: not damage, and nothing to repair.
+        if (isStorageFailure(err)) {
+          problem('unreadable-file', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}${storageFailureNote}`, at.where.pack);
+          return;
+        }
+        // A tree that does not verify is damaged in its pack (`repair packs` salvages the rest of it); one
+        // that verifies but does not decode was written so.
+        problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}`, opened ? undefined : at.where.pack);
         return;
       } finally {
         this.#treesChecked++;
@@ -643,6 +660,7 @@ class Checker {
           blob: hex,
           blobType: p.type,
           ...(p.pack ? { pack: p.pack } : {}),
+          ...(p.kind === 'unreadable-file' && p.pack ? { file: filePath({ type: 'data', name: p.pack }) } : {}),
           ...(snapshots.length > 0 ? { snapshot: snapshots[0] } : {}),
           snapshots,
           path: p.path,
@@ -687,7 +705,8 @@ class Checker {
           bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
         } catch (err) {
           if (err instanceof CancelledError) throw err;
-          this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
+          if (isStorageFailure(err)) this.#report(unreadable(`pack ${shortId(pack.id)}`, reasonOf(err), { pack: pack.id, file: filePath({ type: 'data', name: pack.id }) }));
+          else this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
         }
         if (bytes) result = await this.#verification(pack.id, bytes, compact, info.type, hash, pool);
       }
@@ -763,6 +782,13 @@ class Checker {
 
 // ---- helpers ----
 
+const storageFailureNote = ' (a storage failure: the file may be intact)';
+
+/** A file the storage failed to deliver: it may be intact, so the finding says so and suggests no repair. */
+function unreadable(what: string, reason: string, details: Omit<CheckIssue, 'kind' | 'severity' | 'message'>): CheckIssue {
+  return issue('unreadable-file', `${what}: cannot be read: ${reason}${storageFailureNote}`, details);
+}
+
 function blobKey(type: BlobType, id: Uint8Array): string {
   return `${type === 'data' ? 0 : 1}${toHex(id)}`;
 }
@@ -772,7 +798,7 @@ function plural(n: number, word: string): string {
 }
 
 function kindOrder(kind: TreeProblem['kind']): number {
-  return kind === 'missing-tree' ? 0 : kind === 'corrupt-tree' ? 1 : 2;
+  return kind === 'missing-tree' ? 0 : kind === 'corrupt-tree' || kind === 'unreadable-file' ? 1 : 2;
 }
 
 function snapshotList(ids: readonly Id[]): string {

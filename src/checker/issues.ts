@@ -39,7 +39,12 @@ export type CheckIssueKind =
   /** A blob in a pack does not decrypt or does not match its id. */
   | 'corrupt-blob'
   /** A pack's header and the index disagree about a blob. */
-  | 'index-header-mismatch';
+  | 'index-header-mismatch'
+  /**
+   * A file the storage failed to deliver (permission denied, an I/O or network error): what it holds is
+   * unknown, it may well be intact, so it is not called damaged and no repair is suggested for it.
+   */
+  | 'unreadable-file';
 
 export type CheckSeverity = 'error' | 'warning';
 

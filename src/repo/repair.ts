@@ -167,8 +167,11 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
   const oldContents = await mapLimit(oldIndexFiles, backend.connections, async (name): Promise<IndexContent | undefined> => {
     try {
       return decodeIndex(await repo.loadStructured('index', name), describe('index', name));
-    } catch {
-      return undefined; // unreadable: it is replaced all the same
+    } catch (err) {
+      // One the storage fails to deliver may be intact and may place blobs of packs whose headers are damaged.
+      if (err instanceof CancelledError) throw err;
+      if (isStorageFailure(err)) throw storageStop(err, describe('index', name), 'the index was not changed');
+      return undefined; // damaged: it is replaced all the same
     }
   });
   const oldRecords = mergePackRecords(oldContents.filter((c): c is IndexContent => c !== undefined));

@@ -5,13 +5,13 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { access, chmod, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, chmod, chown, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LocalBackend } from '../../src/backend/index.ts';
 import { Repository } from '../../src/repo/index.ts';
-import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
-import { addEmptyPacks } from '../support/damage-fixture.ts';
+import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
+import { addEmptyPacks, packsOf } from '../support/damage-fixture.ts';
 import { flipByte, largestPack, packFiles } from '../support/disk-damage.ts';
 import { testPassword } from '../support/test-repo.ts';
 
@@ -293,3 +293,78 @@ test('a pack cut short by a few bytes: repair index keeps its blobs, check then 
   await assertCheckPasses(repo);
   assert.deepEqual(await restoreDiffers(repo, src), []);
 });
+
+/** Every file below `dir` but locks/ and tmp/ (which commands change as they run), with a hash of its bytes. */
+async function contentsOf(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const rel of await filesUnder(dir)) {
+    if (rel.startsWith('locks') || rel.startsWith('tmp')) continue;
+    out.push(`${rel} ${createHash('sha256').update(await readFile(path.join(dir, rel))).digest('hex')}`);
+  }
+  return out;
+}
+
+test(
+  'packs and index files the storage does not deliver (permission denied): check calls them unreadable and hints no repair; every repair stops, changing nothing',
+  { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' },
+  async () => {
+    const { repo, src } = await repository();
+    const cache = await makeTempDir('coffer-repair-cache-');
+    for (const dir of [path.dirname(repo), cache]) await chownTree(dir, 65534);
+    const asNobody = (args: string[]) => runCoffer(args, { repo, unprivileged: true, env: { COFFER_CACHE_DIR: cache } });
+    const opened = await Repository.open(new LocalBackend(repo), testPassword);
+    const [trees] = await packsOf(opened, 'tree');
+    const [data] = await packsOf(opened, 'data');
+    const file = (pack: string) => path.join(repo, 'data', pack.slice(0, 2), pack);
+    await chmod(file(trees.id), 0o000);
+    await chmod(file(data.id), 0o000);
+    const before = await contentsOf(repo);
+    const storageHint = /^hint: make the 2 files that cannot be read readable again \(check their permissions, the disk or the network: they may be intact\), then run `coffer check` again before any repair$/m;
+
+    const checked = await asNobody(['check']);
+    assert.equal(checked.code, 1, checked.stdout + checked.stderr);
+    assert.match(checked.stdout + checked.stderr, new RegExp(`^error: tree [0-9a-f]{8}: cannot be read: .*data/${trees.id.slice(0, 2)}/${trees.id}: permission denied \\(a storage failure: the file may be intact\\); at / in snapshot [0-9a-f]{8}$`, 'm'));
+    assert.match(checked.stderr, /^hint: make the file that cannot be read readable again \(check its permissions, the disk or the network: it may be intact\), then run `coffer check` again before any repair$/m);
+
+    const full = await asNobody(['check', '--read-data']);
+    assert.equal(full.code, 1);
+    const output = full.stdout + full.stderr;
+    assert.match(output, new RegExp(`^error: pack ${data.id.slice(0, 8)}: cannot be read: .*permission denied \\(a storage failure: the file may be intact\\)$`, 'm'));
+    assert.match(output, new RegExp(`^error: pack ${trees.id.slice(0, 8)}: cannot be read: `, 'm'));
+    assert.doesNotMatch(output, /coffer repair|corrupt|damaged/);
+    assert.match(full.stderr, storageHint);
+    const json = await asNobody(['check', '--read-data', '--json']);
+    const kinds = `${json.stdout}\n${json.stderr}`.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { kind?: string }).kind).filter((k) => k !== undefined);
+    assert.deepEqual([...new Set(kinds)], ['unreadable-file']);
+
+    for (const args of [['repair', 'index'], ['repair', 'index', '--read-all-packs'], ['repair', 'snapshots', '--forget'], ['repair', 'snapshots'], ['repair', 'packs', data.id.slice(0, 8)], ['repair', 'packs', trees.id.slice(0, 8)], ['prune']]) {
+      const r = await asNobody(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /permission denied/, args.join(' '));
+    }
+    assert.deepEqual(await contentsOf(repo), before, 'nothing was changed');
+
+    // The same for an index file: repair index does not replace one it cannot read.
+    const [index] = await readdir(path.join(repo, 'index'));
+    await chmod(file(trees.id), 0o444);
+    await chmod(file(data.id), 0o444);
+    await chmod(path.join(repo, 'index', index), 0o000);
+    const noIndex = await asNobody(['check']);
+    assert.match(noIndex.stdout + noIndex.stderr, new RegExp(`^error: index ${index.slice(0, 8)}: cannot be read: .*permission denied`, 'm'));
+    assert.match(noIndex.stdout + noIndex.stderr, /^warning: pack [0-9a-f]{8}: not referenced in any index that could be read \(\d+ bytes\); an index file that cannot be read may list it$/m);
+    assert.doesNotMatch(noIndex.stdout + noIndex.stderr, /coffer prune/);
+    const rebuilt = await asNobody(['repair', 'index']);
+    assert.equal(rebuilt.code, 1);
+    assert.match(rebuilt.stderr, new RegExp(`^error: index ${index.slice(0, 8)} cannot be read: .*permission denied; the index was not changed$`, 'm'));
+    assert.deepEqual(await readdir(path.join(repo, 'index')), [index]);
+
+    await chmod(path.join(repo, 'index', index), 0o444);
+    assertOk(await asNobody(['check', '--read-data']));
+    assert.deepEqual(await restoreDiffers(repo, src), []);
+  },
+);
+
+async function chownTree(dir: string, uid: number): Promise<void> {
+  await chown(dir, uid, uid);
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) await chown(path.join(e.parentPath, e.name), uid, uid);
+}

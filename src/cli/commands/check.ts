@@ -61,7 +61,9 @@ export function issueJson(i: CheckIssue): Record<string, unknown> {
 function warningAdvice(issues: readonly CheckIssue[]): string {
   const kinds = new Set(issues.filter((i) => i.severity === 'warning').map((i) => i.kind));
   const advice: string[] = [];
-  if (kinds.has('unreferenced-pack') || kinds.has('duplicate-blob')) advice.push('`coffer prune` tidies unreferenced packs and duplicate blobs');
+  // With files that cannot be read, what looks unused may be used by them: nothing to tidy yet.
+  if (issues.some((i) => i.kind === 'unreadable-file')) advice.push('check again once every file can be read');
+  else if (kinds.has('unreferenced-pack') || kinds.has('duplicate-blob')) advice.push('`coffer prune` tidies unreferenced packs and duplicate blobs');
   if (kinds.has('leftover-file')) advice.push('leftover files may be deleted while no coffer command runs');
   return advice.join('; ');
 }
@@ -79,6 +81,15 @@ export function repairHint(issues: readonly CheckIssue[]): string {
     ...(all.some((i) => i.kind === 'stray-file') ? ['move the files named as not belonging out of the repository'] : []),
     ...(all.some((i) => i.kind === 'corrupt-key') ? ['remove each damaged key with `coffer key remove ID` (or restore its file from a copy)'] : []),
   ];
+  // Files the storage failed to deliver may be intact: repairs would take them for damaged (they stop at
+  // such a file anyway); what the check could not see through them shows once they can be read.
+  const unreadable = new Set(all.filter((i) => i.kind === 'unreadable-file').map((i) => i.file ?? i.message)).size;
+  if (unreadable > 0) {
+    aside.push(
+      `make the ${unreadable === 1 ? 'file' : `${unreadable} files`} that cannot be read readable again (check ${unreadable === 1 ? 'its' : 'their'} permissions, the disk or the network: ${unreadable === 1 ? 'it' : 'they'} may be intact), then run \`coffer check\` again before any repair`,
+    );
+    return aside.join('; ');
+  }
   const errors = all.filter((i) => i.kind !== 'stray-file' && i.kind !== 'corrupt-key');
   if (errors.length === 0) return aside.join('; ');
   const data = dataRepairHint(errors, issues.some((i) => i.kind === 'unreferenced-pack'));
