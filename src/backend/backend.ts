@@ -237,6 +237,16 @@ export function pastEnd(location: string, handle: Handle, range: ByteRange, size
   return new PastEndError(`${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file${sizeText}`, { cause });
 }
 
+/**
+ * The name of the pack a stray file is, when it is a pack file outside the `data/xx` folder its name
+ * belongs in (a botched copy or sync): no command reads it there, but it may hold data the snapshots use.
+ */
+export function misplacedPackName(stray: StrayFile): string | undefined {
+  if (!stray.path.startsWith('data/') || stray.path.endsWith('/')) return undefined;
+  const name = stray.path.slice(stray.path.lastIndexOf('/') + 1);
+  return isValidName('data', name) ? name : undefined;
+}
+
 /** True when `name` is a valid stored-file name for `type`. */
 export function isValidName(type: FileType, name: string): boolean {
   return type === 'config' ? name === 'config' : hexName.test(name);

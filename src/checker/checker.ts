@@ -21,7 +21,7 @@
  *    authenticated encryption already proves every byte, see verify.ts) — on worker threads, one per core.
  */
 import { availableParallelism } from 'node:os';
-import { fileTypes, filePath, isValidName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
+import { fileTypes, filePath, isValidName, misplacedPackName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
 import { CancelledError, isStorageFailure, reasonOf, UsageError } from '../errors/index.ts';
 import { fromHex, isSafeName, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
@@ -200,6 +200,8 @@ class Checker {
   /** Extra packs (besides the first) that hold a blob: key = type code ‖ hex id. */
   readonly #copies = new Map<string, Id[]>();
   #stored = new Map<Id, number>();
+  /** Pack files outside the data/ folder of their name (a botched copy or sync), by name: where each is. */
+  readonly #misplaced = new Map<Id, string>();
   /** Stored packs shorter than the index says, with their stored sizes. */
   readonly #cut = new Map<Id, number>();
   #snapshots: StoredSnapshot[] = [];
@@ -239,8 +241,13 @@ class Checker {
       await this.#checkKeys();
       await this.#loadSnapshots();
       await this.#loadIndexFiles();
+      const strayFiles = await strays;
+      for (const stray of strayFiles) {
+        const pack = misplacedPackName(stray);
+        if (pack !== undefined && !this.#misplaced.has(pack)) this.#misplaced.set(pack, stray.path);
+      }
       await this.#checkPacks(listing);
-      this.#checkStrays(await strays);
+      this.#checkStrays(strayFiles);
       this.#checkIndexConsistency();
       // Trees are checked on this thread while the workers read data: the two need nothing of each other.
       const settled = await Promise.allSettled([this.#checkTrees(), readData ? this.#readData(pool) : undefined]);
@@ -391,8 +398,10 @@ class Checker {
       const entries = distinctEntries(info.blobs);
       const count = entries.length;
       if (size === undefined) {
+        const elsewhere = this.#misplaced.get(id);
+        const where = elsewhere === undefined ? 'missing from the repository' : `in a wrong folder, at ${elsewhere}`;
         this.#report(
-          issue('missing-pack', `pack ${shortId(id)}: listed in index ${shortId(info.index)} but missing from the repository (${count} ${info.type} ${plural(count, 'blob')})`, {
+          issue('missing-pack', `pack ${shortId(id)}: listed in index ${shortId(info.index)} but ${where} (${count} ${info.type} ${plural(count, 'blob')})`, {
             pack: id,
             index: info.index,
           }),
@@ -475,9 +484,16 @@ class Checker {
         found = issue('stray-file', `${path}: a folder that is not part of the repository layout, so coffer ignores it; move it out of the repository`, { file: path });
       } else {
         const what = type === 'data' ? 'a pack' : type === 'index' ? 'an index' : `a ${type}`;
-        found = isValidName(type, name)
-          ? issue('stray-file', `${path}: ${what} file in the wrong folder, where coffer does not look for it; it belongs at ${filePath({ type, name })}`, { file: path })
-          : issue('stray-file', `${path}: not ${what} file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository`, { file: path });
+        const belongs = filePath({ type, name });
+        if (!isValidName(type, name)) {
+          found = issue('stray-file', `${path}: not ${what} file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository`, { file: path });
+        } else if (type === 'data' && this.#stored.has(name)) {
+          found = issue('stray-file', `${path}: a second copy of pack ${shortId(name)}, which is stored where it belongs (${belongs}); coffer does not read this one: move it out of the repository`, { file: path, pack: name });
+        } else if (type === 'data') {
+          found = issue('misplaced-pack', `${path}: a pack file in the wrong folder, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: name });
+        } else {
+          found = issue('stray-file', `${path}: ${what} file in the wrong folder, where coffer does not look for it; it belongs at ${belongs}`, { file: path });
+        }
       }
       this.#report(found);
     }
@@ -526,7 +542,7 @@ class Checker {
     if (this.#copies.has(blobKey(type, id))) for (const copy of this.#index.copies(id, type)) if (this.#readable(copy)) return { where: copy };
     const pack = shortId(first.pack);
     const size = this.#cut.get(first.pack);
-    if (size === undefined) return { pack: first.pack, reason: `its pack ${pack} is missing` };
+    if (size === undefined) return { pack: first.pack, reason: this.#misplaced.has(first.pack) ? `its pack ${pack} is in a wrong folder` : `its pack ${pack} is missing` };
     return { pack: first.pack, reason: `its pack ${pack} is truncated (the ${type === 'tree' ? 'tree' : 'blob'} is at bytes ${first.offset}–${first.offset + first.length}, the pack has ${size})` };
   }
 

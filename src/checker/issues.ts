@@ -10,8 +10,13 @@ import type { BlobType } from '../repo/index.ts';
 export type CheckIssueKind =
   /** A key file whose content does not match its name, that is not a key file, or whose info does not open. */
   | 'corrupt-key'
-  /** A file in keys/, data/, index/ or snapshots/ with a name not valid there, a pack in the wrong data/ folder, or an empty sub-folder the layout does not have. */
+  /** A file in keys/, data/, index/ or snapshots/ with a name not valid there (a second copy of a pack in the wrong data/ folder too), or an empty sub-folder the layout does not have. */
   | 'stray-file'
+  /**
+   * A pack file outside the data/ folder of its name, and not also stored where it belongs: nothing reads
+   * it there, so the data in it looks missing until it is moved back.
+   */
+  | 'misplaced-pack'
   /** A file or empty folder in tmp/ (a write in progress or an interrupted one), or one with an invalid name in locks/ (warning). */
   | 'leftover-file'
   /** An index file cannot be loaded, decrypted or decoded. */

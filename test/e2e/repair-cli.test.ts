@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { access, chmod, chown, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, copyFile, mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LocalBackend } from '../../src/backend/index.ts';
 import { Repository } from '../../src/repo/index.ts';
@@ -368,3 +368,48 @@ async function chownTree(dir: string, uid: number): Promise<void> {
   await chown(dir, uid, uid);
   for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) await chown(path.join(e.parentPath, e.name), uid, uid);
 }
+
+test('a pack in a wrong data/ folder: check says where to move it; repair index, repair snapshots and prune refuse, changing nothing; moved back, nothing is lost', async () => {
+  const { repo, src } = await repository();
+  const pack = await largestPack(repo);
+  const wrong = pack.name.startsWith('00') ? '01' : '00';
+  const misplaced = path.join(repo, 'data', wrong, pack.name);
+  await rename(pack.file, misplaced);
+  const before = await contentsOf(repo);
+  const wrongPath = `data/${wrong}/${pack.name}`;
+  const rightPath = `data/${pack.name.slice(0, 2)}/${pack.name}`;
+
+  const checked = await runCoffer(['check'], { repo });
+  assert.equal(checked.code, 1);
+  const output = checked.stdout + checked.stderr;
+  assert.match(output, new RegExp(`^error: ${wrongPath}: a pack file in the wrong folder, where coffer does not look for it; move it to ${rightPath}, where it belongs$`, 'm'));
+  assert.match(output, new RegExp(`^error: pack ${pack.name.slice(0, 8)}: listed in index [0-9a-f]{8} but in a wrong folder, at ${wrongPath} \\(\\d+ data blobs?\\)$`, 'm'));
+  assert.match(output, new RegExp(`^error: data blob [0-9a-f]{8}: its pack ${pack.name.slice(0, 8)} is in a wrong folder; used by file `, 'm'));
+  assert.equal(lines(checked.stderr, 'hint: ')[0], `hint: move ${wrongPath} to ${rightPath}, then run \`coffer check\` again before any repair`);
+  const json = await runCoffer(['check', '--json'], { repo });
+  const found = `${json.stdout}\n${json.stderr}`.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(found.some((l) => l.kind === 'misplaced-pack' && l.file === wrongPath && l.pack === pack.name), JSON.stringify(found));
+
+  const refusal = new RegExp(`^error: a pack file is in a wrong folder, where coffer does not read it: ${wrongPath} belongs at ${rightPath}; nothing was changed\nhint: move it to where it belongs, then run \`coffer check\` again: a repair now would take the data in it for lost$`, 'm');
+  for (const args of [['repair', 'index'], ['repair', 'index', '--read-all-packs'], ['repair', 'index', '--dry-run'], ['repair', 'snapshots', '--forget'], ['repair', 'snapshots']]) {
+    const r = await runCoffer(args, { repo });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, refusal, args.join(' '));
+    assert.doesNotMatch(r.stdout, /empty file/, 'no damage is announced');
+  }
+  // prune cannot see the pack either, and stops rather than drop its data.
+  const pruned = await runCoffer(['prune'], { repo });
+  assert.equal(pruned.code, 1);
+  assert.match(pruned.stderr, new RegExp(`pack ${pack.name.slice(0, 8)} is listed in the index and holds used data, but is missing from the store`));
+  assert.deepEqual(await contentsOf(repo), before, 'nothing was changed');
+
+  // A second copy in a wrong folder, the pack being where it belongs, is only a file to move out.
+  await copyFile(misplaced, pack.file);
+  const copy = await runCoffer(['check'], { repo });
+  assert.equal(copy.code, 1);
+  assert.match(copy.stdout + copy.stderr, new RegExp(`^error: ${wrongPath}: a second copy of pack ${pack.name.slice(0, 8)}, which is stored where it belongs \\(${rightPath}\\); coffer does not read this one: move it out of the repository$`, 'm'));
+  assert.equal(lines(copy.stderr, 'hint: ')[0], 'hint: move the files named as not belonging out of the repository');
+  await rm(misplaced);
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+});

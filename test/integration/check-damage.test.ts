@@ -341,7 +341,7 @@ test('stray files: errors in keys/, data/, index/ and snapshots/, warnings in tm
     assert.deepEqual(found, [
       ...(wrongSub === '06' ? [['stray-file', 'error', `data/06/${pack.id}`], ['stray-file', 'error', 'data/06/garbage']] : [['stray-file', 'error', 'data/06/garbage'], ['stray-file', 'error', `data/07/${pack.id}`]]),
       ['stray-file', 'error', 'data/loose'],
-      ['stray-file', 'error', `data/zz/${hex}`],
+      ['misplaced-pack', 'error', `data/zz/${hex}`],
       ['stray-file', 'error', 'index/README'],
       ['stray-file', 'error', 'keys/junk'],
       ['leftover-file', 'warning', 'locks/junk'],
@@ -349,7 +349,11 @@ test('stray files: errors in keys/, data/, index/ and snapshots/, warnings in tm
       ['leftover-file', 'warning', 'tmp/leftover'],
     ]);
     const message = (file: string) => result.issues.find((i) => i.file === file)!.message;
-    assert.equal(message(`data/${wrongSub}/${pack.id}`), `data/${wrongSub}/${pack.id}: a pack file in the wrong folder, where coffer does not look for it; it belongs at data/${pack.id.slice(0, 2)}/${pack.id}`);
+    assert.equal(
+      message(`data/${wrongSub}/${pack.id}`),
+      `data/${wrongSub}/${pack.id}: a second copy of pack ${pack.id.slice(0, 8)}, which is stored where it belongs (data/${pack.id.slice(0, 2)}/${pack.id}); coffer does not read this one: move it out of the repository`,
+    );
+    assert.equal(message(`data/zz/${hex}`), `data/zz/${hex}: a pack file in the wrong folder, where coffer does not look for it; move it to data/ab/${hex}, where it belongs`);
     assert.equal(message('index/README'), 'index/README: not an index file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository');
     assert.equal(message('keys/junk'), 'keys/junk: not a key file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository');
     assert.match(message('tmp/leftover'), /^tmp\/leftover: a temporary file \(6 bytes\) of a write in progress or an interrupted one; /);
