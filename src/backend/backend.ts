@@ -1,4 +1,4 @@
-import { BackendError, BugError, PastEndError } from '../errors/index.ts';
+import { BackendError, BugError, IntegrityError, PastEndError } from '../errors/index.ts';
 
 export { errnoCode } from '../errors/index.ts';
 
@@ -25,7 +25,10 @@ export interface FileInfo {
 
 /** A file inside a repository's folders that is not a stored file: {@link Backend.list} skips it. */
 export interface StrayFile {
-  /** Relative to the repository root, folders separated by `/`: `data/06/notes.txt`, `tmp/…`. */
+  /**
+   * Relative to the repository root, folders separated by `/`: `data/06/notes.txt`, `tmp/…`; a folder
+   * with no file below it ends with `/` (`keys/old/`).
+   */
   readonly path: string;
   readonly size: number;
 }
@@ -83,8 +86,8 @@ export interface Backend {
   /**
    * Yields every file in the repository's folders (`keys`, `data`, `index`, `snapshots`, `locks`, and
    * `tmp` where there is one) that no `list` yields: names not valid for their folder, packs outside the
-   * `data/xx` folder their name belongs in, and everything in `tmp`. For `check`; absent where no such
-   * file can exist.
+   * `data/xx` folder their name belongs in, everything in `tmp`, and sub-folders with no file below them
+   * where a backend has folders. For `check`; absent where no such file can exist.
    */
   strays?(): AsyncIterable<StrayFile>;
 
@@ -158,6 +161,60 @@ export function typeFolder(type: FileType): string {
   }
 }
 
+/**
+ * The largest file of each type that coffer writes, but packs (read in ranges). A full load of a larger file
+ * is refused before it is read, as a damaged file (see {@link oversize}): a junk file under a valid name
+ * would otherwise be read whole into memory, and Node cannot read one over 2 GiB at all.
+ *
+ * Index and snapshot files are structured files, whose body readers decompress to at most 512 MiB
+ * (docs/design.md §Structured files) and writers store compressed only when that is smaller: with the
+ * envelope and the encoding byte (43 bytes) they stay under 512 MiB + 64 KiB. Real ones are far smaller:
+ * an index file lists about 50 000 blobs, some 2 MB at 33 to 65 bytes a blob, and one that lists a whole
+ * 512 MiB pack of the smallest blobs (84 bytes each with its header entry) some 280 MB. Keys, the config and
+ * locks hold a few short fields (under 1 KiB); 64 KiB leaves room for long host and user names.
+ */
+export const maxFileSizes: Readonly<Record<Exclude<FileType, 'data'>, number>> = {
+  config: 64 * 1024,
+  key: 64 * 1024,
+  lock: 64 * 1024,
+  index: 512 * 1024 * 1024 + 64 * 1024,
+  snapshot: 512 * 1024 * 1024 + 64 * 1024,
+};
+
+/** Why a file of `size` bytes cannot be a `type` file that coffer wrote; undefined when it can be. */
+export function oversize(type: FileType, size: number): string | undefined {
+  if (type === 'data' || size <= maxFileSizes[type]) return undefined;
+  const limit = maxFileSizes[type] >= 1024 * 1024 ? '512 MiB' : '64 KiB';
+  return `${size} bytes, more than any ${type} file coffer writes (${limit} at most): damaged, or not a coffer file`;
+}
+
+/** The error for a full load of a file too large to be one coffer wrote: treated as damaged, not read. */
+export function tooLarge(location: string, handle: Handle, reason: string): IntegrityError {
+  return new IntegrityError(`${location}: ${filePath(handle)}: ${reason}`, { hint: damagedFileHint(handle), data: { type: handle.type, name: handle.name } });
+}
+
+/**
+ * What to do about a damaged stored file, by its type. `check` reports a damaged index, key or config
+ * just as the command that met it did, so only data (whose damage `check --read-data` locates) is sent
+ * there; the others name what does repair them.
+ */
+export function damagedFileHint(handle: Handle): string {
+  switch (handle.type) {
+    case 'index':
+      return 'the index file is damaged; `coffer repair index` rebuilds the index from the packs';
+    case 'snapshot':
+      return `the snapshot file is damaged; restore it from a copy of the repository, or remove it with \`coffer forget ${handle.name.slice(0, 8)}\``;
+    case 'key':
+      return `the key file is damaged; restore ${filePath(handle)} from a copy of the repository, or open the repository with the password of another key`;
+    case 'config':
+      return 'the config file is damaged; restore it from a copy of the repository (it cannot be made again)';
+    case 'lock':
+      return 'the lock file is damaged; `coffer unlock` removes it';
+    case 'data':
+      return 'the repository is damaged or was tampered with; run `coffer check --read-data`';
+  }
+}
+
 const hexName = /^[0-9a-f]{64}$/;
 
 /** Refuses a handle whose name is not a stored-file name: a bug, and a guard against `../` paths. */
@@ -178,6 +235,16 @@ export function checkRange(location: string, handle: Handle, range: ByteRange): 
 export function pastEnd(location: string, handle: Handle, range: ByteRange, size: number | undefined, cause?: unknown): PastEndError {
   const sizeText = size === undefined ? '' : ` (${size} bytes)`;
   return new PastEndError(`${location}: ${filePath(handle)}: range ${range.offset}+${range.length} reaches past the end of the file${sizeText}`, { cause });
+}
+
+/**
+ * The name of the pack a stray file is, when it is a pack file outside the `data/xx` folder its name
+ * belongs in (a botched copy or sync): no command reads it there, but it may hold data the snapshots use.
+ */
+export function misplacedPackName(stray: StrayFile): string | undefined {
+  if (!stray.path.startsWith('data/') || stray.path.endsWith('/')) return undefined;
+  const name = stray.path.slice(stray.path.lastIndexOf('/') + 1);
+  return isValidName('data', name) ? name : undefined;
 }
 
 /** True when `name` is a valid stored-file name for `type`. */

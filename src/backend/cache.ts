@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { BackendError, errnoCode, PastEndError } from '../errors/index.ts';
 import { makeFolders, processAlive } from '../model/index.ts';
-import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath, isValidName, typeFolder } from './backend.ts';
+import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath, isValidName, oversize, typeFolder } from './backend.ts';
 import { matchesName } from './verify.ts';
 
 /** A backend that can be told which data packs are worth caching whole (the repository's tree packs). */
@@ -259,15 +259,24 @@ export class CachingBackend implements Backend, CacheAware {
 
   /** The cached copy when it exists and matches its name; a damaged copy is removed. */
   async #readChecked(handle: Handle): Promise<Uint8Array | undefined> {
-    let data: Uint8Array;
+    let data: Uint8Array | undefined;
+    let damage = 'content does not match its name';
     try {
-      data = await readFile(this.#path(handle));
+      const fh = await open(this.#path(handle), 'r');
+      try {
+        // A file too large to be one coffer wrote is not read into memory.
+        const reason = oversize(handle.type, (await fh.stat()).size);
+        if (reason === undefined) data = await fh.readFile();
+        else damage = reason;
+      } finally {
+        await fh.close();
+      }
     } catch (err) {
       if (errnoCode(err) !== 'ENOENT') this.#report(err, `cannot read ${this.#path(handle)}`);
       return undefined;
     }
-    if (matchesName(handle.name, data)) return data;
-    this.#report(new Error('content does not match its name'), `damaged cache file ${this.#path(handle)} discarded`);
+    if (data !== undefined && matchesName(handle.name, data)) return data;
+    this.#report(new Error(damage), `damaged cache file ${this.#path(handle)} discarded`);
     await this.#discard(handle);
     return undefined;
   }

@@ -24,7 +24,9 @@ import {
   checkHandle,
   checkRange,
   errnoCode,
+  oversize,
   pastEnd,
+  tooLarge,
 } from './backend.ts';
 import { makeFolders, mapLimit } from '../model/index.ts';
 
@@ -118,14 +120,7 @@ export class LocalBackend implements Backend {
     this.#counts.get++;
     const rel = filePath(handle);
     const file = path.join(this.root, rel);
-    if (range === undefined) {
-      try {
-        return new Uint8Array(await fs.readFile(file));
-      } catch (err) {
-        throw this.#error(err, rel);
-      }
-    }
-    checkRange(this.location, handle, range);
+    if (range !== undefined) checkRange(this.location, handle, range);
     let fh: fs.FileHandle;
     try {
       fh = await fs.open(file, 'r');
@@ -133,6 +128,12 @@ export class LocalBackend implements Backend {
       throw this.#error(err, rel);
     }
     try {
+      if (range === undefined) {
+        // The size first: a file too large to be one coffer wrote is not read into memory.
+        const reason = oversize(handle.type, (await fh.stat()).size);
+        if (reason !== undefined) throw tooLarge(this.location, handle, reason);
+        return new Uint8Array(await fh.readFile());
+      }
       const buf = new Uint8Array(range.length);
       let filled = 0;
       while (filled < range.length) {
@@ -308,8 +309,9 @@ export class LocalBackend implements Backend {
 
   /**
    * The files in folder `rel` and below, but for the files directly in it whose names `belongs` accepts
-   * and its sub-folders named in `walked` (the caller's business). Symbolic links count as what they point
-   * to, as in `list`, but are not followed into folders.
+   * and its sub-folders named in `walked` (the caller's business). A sub-folder with no file below it is
+   * itself a stray, named with a trailing `/`, so that an empty one is not passed over in silence. Symbolic
+   * links count as what they point to, as in `list`, but are not followed into folders.
    */
   async #straysIn(rel: string, belongs: (name: string) => boolean, walked: ReadonlySet<string> = new Set()): Promise<StrayFile[]> {
     const found: StrayFile[] = [];
@@ -317,7 +319,9 @@ export class LocalBackend implements Backend {
       const child = `${rel}/${entry.name}`;
       if (entry.isFile() && belongs(entry.name)) continue;
       if (entry.isDirectory()) {
-        if (!walked.has(entry.name)) found.push(...(await this.#straysIn(child, () => false)));
+        if (walked.has(entry.name)) continue;
+        const inside = await this.#straysIn(child, () => false);
+        found.push(...(inside.length > 0 ? inside : [{ path: `${child}/`, size: 0 }]));
         continue;
       }
       // Removed meanwhile, or a dangling link: no file.

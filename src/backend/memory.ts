@@ -14,7 +14,9 @@ import {
   newRequestCounts,
   checkHandle,
   checkRange,
+  oversize,
   pastEnd,
+  tooLarge,
 } from './backend.ts';
 
 /** Options of {@link MemoryBackend}. */
@@ -49,7 +51,11 @@ export class MemoryBackend implements Backend {
     checkHandle(this.location, handle);
     this.#counts.get++;
     const data = this.#get(handle);
-    if (range === undefined) return Uint8Array.from(data);
+    if (range === undefined) {
+      const reason = oversize(handle.type, data.length);
+      if (reason !== undefined) throw tooLarge(this.location, handle, reason);
+      return Uint8Array.from(data);
+    }
     checkRange(this.location, handle, range);
     if (range.offset + range.length > data.length) {
       throw pastEnd(this.location, handle, range, data.length);

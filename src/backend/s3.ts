@@ -32,7 +32,9 @@ import {
   checkHandle,
   checkRange,
   errnoCode,
+  oversize,
   pastEnd,
+  tooLarge,
 } from './backend.ts';
 
 /** Options of {@link S3Backend}. */
@@ -179,6 +181,12 @@ export class S3Backend implements Backend {
             Range: range === undefined ? undefined : `bytes=${range.offset}-${range.offset + range.length - 1}`,
           }),
         );
+        // The size first: a file too large to be one coffer wrote is not read into memory.
+        const reason = range === undefined && out.ContentLength !== undefined ? oversize(handle.type, out.ContentLength) : undefined;
+        if (reason !== undefined) {
+          (out.Body as { destroy?: () => void } | undefined)?.destroy?.();
+          throw tooLarge(this.location, handle, reason);
+        }
         // Read the body inside the slot: its socket stays busy until then.
         return out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray();
       });
@@ -245,7 +253,8 @@ export class S3Backend implements Backend {
       }
       for (const object of page.Contents ?? []) {
         const key = object.Key;
-        if (key === undefined) continue;
+        // A key ending in `/` is a folder marker (the AWS console's "Create folder", sync tools), not a file.
+        if (key === undefined || key.endsWith('/')) continue;
         const name = key.slice(key.lastIndexOf('/') + 1);
         yield { key, name, size: object.Size ?? 0, valid: isValidName(type, name) && key === this.#key({ type, name }) };
       }

@@ -4,33 +4,11 @@
  */
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../errors/index.ts';
-import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath } from './backend.ts';
+import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, damagedFileHint, filePath } from './backend.ts';
 
 /** True when `data` hashes (SHA-256, lowercase hex) to `name`. */
 export function matchesName(name: string, data: Uint8Array): boolean {
   return createHash('sha256').update(data).digest('hex') === name;
-}
-
-/**
- * What to do about a damaged stored file, by its type. `check` reports a damaged index, key or config
- * just as the command that met it did, so only data (whose damage `check --read-data` locates) is sent
- * there; the others name what does repair them.
- */
-export function damagedFileHint(handle: Handle): string {
-  switch (handle.type) {
-    case 'index':
-      return 'the index file is damaged; `coffer repair index` rebuilds the index from the packs';
-    case 'snapshot':
-      return `the snapshot file is damaged; restore it from a copy of the repository, or remove it with \`coffer forget ${handle.name.slice(0, 8)}\``;
-    case 'key':
-      return `the key file is damaged; restore ${filePath(handle)} from a copy of the repository, or open the repository with the password of another key`;
-    case 'config':
-      return 'the config file is damaged; restore it from a copy of the repository (it cannot be made again)';
-    case 'lock':
-      return 'the lock file is damaged; `coffer unlock` removes it';
-    case 'data':
-      return 'the repository is damaged or was tampered with; run `coffer check --read-data`';
-  }
 }
 
 /**

@@ -21,7 +21,7 @@
  *    authenticated encryption already proves every byte, see verify.ts) — on worker threads, one per core.
  */
 import { availableParallelism } from 'node:os';
-import { fileTypes, filePath, isValidName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
+import { fileTypes, filePath, isValidName, misplacedPackName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
 import { CancelledError, isStorageFailure, reasonOf, UsageError } from '../errors/index.ts';
 import { fromHex, isSafeName, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
@@ -177,7 +177,7 @@ export async function check(repo: Repository, options: CheckOptions = {}): Promi
 
 /** A missing or damaged object found while walking trees, reported once the walk is complete. */
 interface TreeProblem {
-  readonly kind: 'missing-tree' | 'corrupt-tree' | 'missing-blob';
+  readonly kind: 'missing-tree' | 'corrupt-tree' | 'unreadable-file' | 'missing-blob';
   readonly id: Uint8Array;
   readonly type: BlobType;
   readonly reason: string;
@@ -200,11 +200,15 @@ class Checker {
   /** Extra packs (besides the first) that hold a blob: key = type code ‖ hex id. */
   readonly #copies = new Map<string, Id[]>();
   #stored = new Map<Id, number>();
+  /** Pack files outside the data/ folder of their name (a botched copy or sync), by name: where each is. */
+  readonly #misplaced = new Map<Id, string>();
   /** Stored packs shorter than the index says, with their stored sizes. */
   readonly #cut = new Map<Id, number>();
   #snapshots: StoredSnapshot[] = [];
   #keysChecked = 0;
   #indexFileCount = 0;
+  /** Index files the storage failed to deliver: the packs they list look unreferenced, but may not be. */
+  #unreadableIndexFiles = 0;
   #treesChecked = 0;
   #packsVerified = 0;
   #blobsVerified = 0;
@@ -237,8 +241,13 @@ class Checker {
       await this.#checkKeys();
       await this.#loadSnapshots();
       await this.#loadIndexFiles();
+      const strayFiles = await strays;
+      for (const stray of strayFiles) {
+        const pack = misplacedPackName(stray);
+        if (pack !== undefined && !this.#misplaced.has(pack)) this.#misplaced.set(pack, stray.path);
+      }
       await this.#checkPacks(listing);
-      this.#checkStrays(await strays);
+      this.#checkStrays(strayFiles);
       this.#checkIndexConsistency();
       // Trees are checked on this thread while the workers read data: the two need nothing of each other.
       const settled = await Promise.allSettled([this.#checkTrees(), readData ? this.#readData(pool) : undefined]);
@@ -284,16 +293,18 @@ class Checker {
       const what = `keys/${shortId(file.name)}`;
       try {
         const key = await this.#repo.readKey(file);
-        return key.damaged && reasonOf(key.damaged, what);
+        return key.damaged && { reason: reasonOf(key.damaged, what), storage: false };
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        return reasonOf(err, what);
+        return { reason: reasonOf(err, what), storage: isStorageFailure(err) };
       }
     });
-    problems.forEach((reason, i) => {
-      if (reason === undefined) return;
-      const short = shortId(keys[i].name);
-      this.#report(issue('corrupt-key', `key ${short}: ${reason}; it cannot open the repository, \`coffer key remove ${short}\` removes it`, { key: keys[i].name }));
+    problems.forEach((problem, i) => {
+      if (problem === undefined) return;
+      const name = keys[i].name;
+      const short = shortId(name);
+      if (problem.storage) this.#report(unreadable(`key ${short}`, problem.reason, { key: name, file: filePath({ type: 'key', name }) }));
+      else this.#report(issue('corrupt-key', `key ${short}: ${problem.reason}; it cannot open the repository, \`coffer key remove ${short}\` removes it`, { key: name }));
     });
   }
 
@@ -311,7 +322,9 @@ class Checker {
         return await this.#repo.loadSnapshot(name);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reasonOf(err, describe('snapshot', name))}`, { snapshot: name }));
+        const reason = reasonOf(err, describe('snapshot', name));
+        if (isStorageFailure(err)) this.#report(unreadable(`snapshot ${shortId(name)}`, reason, { snapshot: name, file: filePath({ type: 'snapshot', name }) }));
+        else this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reason}`, { snapshot: name }));
         return undefined;
       } finally {
         done++;
@@ -338,7 +351,10 @@ class Checker {
         return decodeIndex(await this.#repo.loadStructured('index', name), what);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
+        if (isStorageFailure(err)) {
+          this.#unreadableIndexFiles++;
+          this.#report(unreadable(`index ${shortId(name)}`, reasonOf(err, what), { index: name, file: filePath({ type: 'index', name }) }));
+        } else this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
         return undefined;
       } finally {
         done++;
@@ -382,8 +398,10 @@ class Checker {
       const entries = distinctEntries(info.blobs);
       const count = entries.length;
       if (size === undefined) {
+        const elsewhere = this.#misplaced.get(id);
+        const where = elsewhere === undefined ? 'missing from the repository' : `in a wrong folder, at ${elsewhere}`;
         this.#report(
-          issue('missing-pack', `pack ${shortId(id)}: listed in index ${shortId(info.index)} but missing from the repository (${count} ${info.type} ${plural(count, 'blob')})`, {
+          issue('missing-pack', `pack ${shortId(id)}: listed in index ${shortId(info.index)} but ${where} (${count} ${info.type} ${plural(count, 'blob')})`, {
             pack: id,
             index: info.index,
           }),
@@ -403,7 +421,11 @@ class Checker {
     }
     const unreferenced = [...stored.entries()].filter(([id]) => !this.#indexed.has(id)).sort(([a], [b]) => (a < b ? -1 : 1));
     for (const [id, size] of unreferenced) {
-      this.#report(issue('unreferenced-pack', `pack ${shortId(id)}: not referenced in any index (${size} bytes); \`coffer prune\` removes it, \`coffer repair index\` indexes it`, { pack: id }));
+      const message =
+        this.#unreadableIndexFiles > 0
+          ? `pack ${shortId(id)}: not referenced in any index that could be read (${size} bytes); an index file that cannot be read may list it`
+          : `pack ${shortId(id)}: not referenced in any index (${size} bytes); \`coffer prune\` removes it, \`coffer repair index\` indexes it`;
+      this.#report(issue('unreferenced-pack', message, { pack: id }));
     }
     // Blobs stored in the same packs make one finding: two backups of the same data at once leave
     // thousands, and a line each would bury everything else.
@@ -449,16 +471,29 @@ class Checker {
       const folder = path.slice(0, path.indexOf('/'));
       const name = path.slice(path.lastIndexOf('/') + 1);
       const type = fileTypes.find((t) => t !== 'config' && typeFolder(t) === folder);
+      // A sub-folder with nothing in it (a folder with files is reported by its files).
+      const isFolder = path.endsWith('/');
       let found: CheckIssue;
       if (type === undefined) {
-        found = issue('leftover-file', `${path}: a temporary file (${size} ${plural(size, 'byte')}) of a write in progress or an interrupted one; nothing reads it, so it may be deleted while no coffer command runs`, { file: path });
+        found = isFolder
+          ? issue('leftover-file', `${path}: a folder; nothing reads it, so it may be deleted while no coffer command runs`, { file: path })
+          : issue('leftover-file', `${path}: a temporary file (${size} ${plural(size, 'byte')}) of a write in progress or an interrupted one; nothing reads it, so it may be deleted while no coffer command runs`, { file: path });
       } else if (type === 'lock') {
-        found = issue('leftover-file', `${path}: not a lock file name, so no command reads it; it may be deleted`, { file: path });
+        found = issue('leftover-file', `${path}: not a lock file${isFolder ? '' : ' name'}, so no command reads it; it may be deleted`, { file: path });
+      } else if (isFolder) {
+        found = issue('stray-file', `${path}: a folder that is not part of the repository layout, so coffer ignores it; move it out of the repository`, { file: path });
       } else {
         const what = type === 'data' ? 'a pack' : type === 'index' ? 'an index' : `a ${type}`;
-        found = isValidName(type, name)
-          ? issue('stray-file', `${path}: ${what} file in the wrong folder, where coffer does not look for it; it belongs at ${filePath({ type, name })}`, { file: path })
-          : issue('stray-file', `${path}: not ${what} file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository`, { file: path });
+        const belongs = filePath({ type, name });
+        if (!isValidName(type, name)) {
+          found = issue('stray-file', `${path}: not ${what} file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository`, { file: path });
+        } else if (type === 'data' && this.#stored.has(name)) {
+          found = issue('stray-file', `${path}: a second copy of pack ${shortId(name)}, which is stored where it belongs (${belongs}); coffer does not read this one: move it out of the repository`, { file: path, pack: name });
+        } else if (type === 'data') {
+          found = issue('misplaced-pack', `${path}: a pack file in the wrong folder, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: name });
+        } else {
+          found = issue('stray-file', `${path}: ${what} file in the wrong folder, where coffer does not look for it; it belongs at ${belongs}`, { file: path });
+        }
       }
       this.#report(found);
     }
@@ -507,7 +542,7 @@ class Checker {
     if (this.#copies.has(blobKey(type, id))) for (const copy of this.#index.copies(id, type)) if (this.#readable(copy)) return { where: copy };
     const pack = shortId(first.pack);
     const size = this.#cut.get(first.pack);
-    if (size === undefined) return { pack: first.pack, reason: `its pack ${pack} is missing` };
+    if (size === undefined) return { pack: first.pack, reason: this.#misplaced.has(first.pack) ? `its pack ${pack} is in a wrong folder` : `its pack ${pack} is missing` };
     return { pack: first.pack, reason: `its pack ${pack} is truncated (the ${type === 'tree' ? 'tree' : 'blob'} is at bytes ${first.offset}–${first.offset + first.length}, the pack has ${size})` };
   }
 
@@ -571,10 +606,14 @@ class Checker {
         nodes = decodeTree(plain, what);
       } catch (err) {
         if (err instanceof CancelledError) throw err;
-        // A tree that does not verify is damaged in its pack (`repair packs` salvages the rest of it); one the
-        // storage failed to deliver may be intact, and one that verifies but does not decode was written so.
-        const damagedPack = opened || isStorageFailure(err) ? undefined : at.where.pack;
-        problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}`, damagedPack);
+        // One the storage failed to deliver may be intact: not damage, and nothing to repair.
+        if (isStorageFailure(err)) {
+          problem('unreadable-file', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}${storageFailureNote}`, at.where.pack);
+          return;
+        }
+        // A tree that does not verify is damaged in its pack (`repair packs` salvages the rest of it); one
+        // that verifies but does not decode was written so.
+        problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}`, opened ? undefined : at.where.pack);
         return;
       } finally {
         this.#treesChecked++;
@@ -637,6 +676,7 @@ class Checker {
           blob: hex,
           blobType: p.type,
           ...(p.pack ? { pack: p.pack } : {}),
+          ...(p.kind === 'unreadable-file' && p.pack ? { file: filePath({ type: 'data', name: p.pack }) } : {}),
           ...(snapshots.length > 0 ? { snapshot: snapshots[0] } : {}),
           snapshots,
           path: p.path,
@@ -681,7 +721,8 @@ class Checker {
           bytes = await this.#backend.load({ type: 'data', name: pack.id }, { offset: 0, length: pack.size });
         } catch (err) {
           if (err instanceof CancelledError) throw err;
-          this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
+          if (isStorageFailure(err)) this.#report(unreadable(`pack ${shortId(pack.id)}`, reasonOf(err), { pack: pack.id, file: filePath({ type: 'data', name: pack.id }) }));
+          else this.#report(issue('corrupt-pack', `pack ${shortId(pack.id)}: cannot be downloaded: ${reasonOf(err)}`, { pack: pack.id }));
         }
         if (bytes) result = await this.#verification(pack.id, bytes, compact, info.type, hash, pool);
       }
@@ -757,6 +798,13 @@ class Checker {
 
 // ---- helpers ----
 
+const storageFailureNote = ' (a storage failure: the file may be intact)';
+
+/** A file the storage failed to deliver: it may be intact, so the finding says so and suggests no repair. */
+function unreadable(what: string, reason: string, details: Omit<CheckIssue, 'kind' | 'severity' | 'message'>): CheckIssue {
+  return issue('unreadable-file', `${what}: cannot be read: ${reason}${storageFailureNote}`, details);
+}
+
 function blobKey(type: BlobType, id: Uint8Array): string {
   return `${type === 'data' ? 0 : 1}${toHex(id)}`;
 }
@@ -766,7 +814,7 @@ function plural(n: number, word: string): string {
 }
 
 function kindOrder(kind: TreeProblem['kind']): number {
-  return kind === 'missing-tree' ? 0 : kind === 'corrupt-tree' ? 1 : 2;
+  return kind === 'missing-tree' ? 0 : kind === 'corrupt-tree' || kind === 'unreadable-file' ? 1 : 2;
 }
 
 function snapshotList(ids: readonly Id[]): string {

@@ -10,9 +10,14 @@ import type { BlobType } from '../repo/index.ts';
 export type CheckIssueKind =
   /** A key file whose content does not match its name, that is not a key file, or whose info does not open. */
   | 'corrupt-key'
-  /** A file in keys/, data/, index/ or snapshots/ with a name not valid there, or a pack in the wrong data/ folder. */
+  /** A file in keys/, data/, index/ or snapshots/ with a name not valid there (a second copy of a pack in the wrong data/ folder too), or an empty sub-folder the layout does not have. */
   | 'stray-file'
-  /** A file in tmp/ (a write in progress or an interrupted one), or one with an invalid name in locks/ (warning). */
+  /**
+   * A pack file outside the data/ folder of its name, and not also stored where it belongs: nothing reads
+   * it there, so the data in it looks missing until it is moved back.
+   */
+  | 'misplaced-pack'
+  /** A file or empty folder in tmp/ (a write in progress or an interrupted one), or one with an invalid name in locks/ (warning). */
   | 'leftover-file'
   /** An index file cannot be loaded, decrypted or decoded. */
   | 'corrupt-index'
@@ -39,7 +44,12 @@ export type CheckIssueKind =
   /** A blob in a pack does not decrypt or does not match its id. */
   | 'corrupt-blob'
   /** A pack's header and the index disagree about a blob. */
-  | 'index-header-mismatch';
+  | 'index-header-mismatch'
+  /**
+   * A file the storage failed to deliver (permission denied, an I/O or network error): what it holds is
+   * unknown, it may well be intact, so it is not called damaged and no repair is suggested for it.
+   */
+  | 'unreadable-file';
 
 export type CheckSeverity = 'error' | 'warning';
 
@@ -69,7 +79,7 @@ export interface CheckIssue {
   readonly index?: Id;
   /** The key file concerned. */
   readonly key?: Id;
-  /** A stray or leftover file, relative to the repository root (`data/06/notes.txt`). */
+  /** A stray or leftover file, relative to the repository root (`data/06/notes.txt`); an empty folder ends with `/`. */
   readonly file?: string;
   /** A path (from the snapshot root) where the object is used. */
   readonly path?: string;

@@ -7,7 +7,7 @@
  * collide only if two random 128-bit session ids do.
  */
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
-import { ConfigError, IntegrityError } from '../errors/index.ts';
+import { AuthenticationError, ConfigError, IntegrityError } from '../errors/index.ts';
 import { discard } from '../model/discard.ts';
 
 export const envelopeVersion = 1;
@@ -107,7 +107,7 @@ export class AeadKey {
       const rest = decipher.final();
       if (rest.length > 0) out = Buffer.concat([out, rest]);
     } catch {
-      throw new IntegrityError(`${what}: authentication failed (damaged, tampered with, or a different key)`, {
+      throw new AuthenticationError(`${what}: authentication failed (damaged, tampered with, or a different key)`, {
         data: { object: what },
       });
     }

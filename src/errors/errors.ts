@@ -107,6 +107,9 @@ export class IntegrityError extends AppError {
   }
 }
 
+/** An encrypted object fails authentication: damaged, tampered with, or opened with the wrong key. */
+export class AuthenticationError extends IntegrityError {}
+
 /** A storage operation failed (network, permissions, missing bucket, …). */
 export class BackendError extends AppError {
   readonly retryable: boolean;

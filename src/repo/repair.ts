@@ -13,6 +13,7 @@
  *   a file with missing data becomes an empty file, a missing or unreadable folder an empty folder. The
  *   new snapshot keeps every field of the original and gets the tags `repaired` and `original:<id>`.
  */
+import { filePath, misplacedPackName } from '../backend/backend.ts';
 import { BackendError, CancelledError, IntegrityError, isStorageFailure } from '../errors/index.ts';
 import { discard, fromHex, mapLimit, nodeName, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
@@ -22,6 +23,42 @@ import { decodeIndex, mergePackRecords, type IndexContent, type PackRecord } fro
 import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from './pack.ts';
 import { describe, type Repository } from './repository.ts';
 import { decodeTree, encodeTree } from './tree.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// packs in a wrong folder
+
+/** A pack file outside the `data/xx` folder its name belongs in. */
+export interface MisplacedPack {
+  readonly pack: Id;
+  /** Where it is, relative to the repository root. */
+  readonly path: string;
+}
+
+/**
+ * Pack files in a wrong folder (a botched copy or sync) that are not also stored where they belong
+ * (`stored`: the packs listed there). No command reads them, but they may hold data the index and the
+ * snapshots need: the repairs refuse to run while there are any, rather than count that data as lost.
+ */
+export async function misplacedPacks(repo: Repository, stored: { has(pack: Id): boolean }): Promise<MisplacedPack[]> {
+  const found: MisplacedPack[] = [];
+  if (repo.backend.strays === undefined) return found;
+  for await (const stray of repo.backend.strays()) {
+    const pack = misplacedPackName(stray);
+    if (pack !== undefined && !stored.has(pack)) found.push({ pack, path: stray.path });
+  }
+  return found.sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+/** The refusal of a repair while packs are in a wrong folder: each is named with where it belongs. */
+function misplacedStop(found: readonly MisplacedPack[]): IntegrityError {
+  const one = found.length === 1;
+  const named = found.slice(0, 3).map((m) => `${m.path} belongs at ${filePath({ type: 'data', name: m.pack })}`);
+  const more = found.length > 3 ? ` and ${found.length - 3} more` : '';
+  return new IntegrityError(`${one ? 'a pack file is' : `${found.length} pack files are`} in a wrong folder, where coffer does not read ${one ? 'it' : 'them'}: ${named.join('; ')}${more}; nothing was changed`, {
+    hint: `move ${one ? 'it' : 'each'} to where it belongs, then run \`coffer check\` again: a repair now would take the data in ${one ? 'it' : 'them'} for lost`,
+    data: { packs: found.map((m) => m.pack) },
+  });
+}
 
 // ---------------------------------------------------------------------------------------------------
 // repair index
@@ -167,8 +204,11 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
   const oldContents = await mapLimit(oldIndexFiles, backend.connections, async (name): Promise<IndexContent | undefined> => {
     try {
       return decodeIndex(await repo.loadStructured('index', name), describe('index', name));
-    } catch {
-      return undefined; // unreadable: it is replaced all the same
+    } catch (err) {
+      // One the storage fails to deliver may be intact and may place blobs of packs whose headers are damaged.
+      if (err instanceof CancelledError) throw err;
+      if (isStorageFailure(err)) throw storageStop(err, describe('index', name), 'the index was not changed');
+      return undefined; // damaged: it is replaced all the same
     }
   });
   const oldRecords = mergePackRecords(oldContents.filter((c): c is IndexContent => c !== undefined));
@@ -176,6 +216,9 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
   const packs: Array<{ id: Id; size: number }> = [];
   for await (const { name, size } of backend.list('data')) packs.push({ id: name, size });
   packs.sort((a, b) => (a.id < b.id ? -1 : 1));
+  // A pack in a wrong folder would be left out of the new index, and the snapshots' data in it taken for lost.
+  const misplaced = await misplacedPacks(repo, new Set(packs.map((p) => p.id)));
+  if (misplaced.length > 0) throw misplacedStop(misplaced);
   reporter?.phase?.(options.readAllPacks ? 'read packs' : 'read pack headers', packs.length);
   const totalBytes = options.readAllPacks ? packs.reduce((n, p) => n + p.size, 0) : 0;
   let bytesDone = 0;
@@ -424,6 +467,9 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   const snapshots = options.snapshots ?? (await loadReadableSnapshots(repo)).snapshots;
   const index = await repo.loadIndex();
   const stored = await repo.storedPacks();
+  // Packs in a wrong folder may hold what looks lost, and nothing reads them until they are moved back.
+  const misplaced = await misplacedPacks(repo, stored);
+  if (misplaced.length > 0) throw misplacedStop(misplaced);
   const copies = extraCopies(index);
 
   const available = (id: Uint8Array, type: BlobType): boolean => {

@@ -2,12 +2,12 @@
  * An open repository: its backend, config and keys. The only place that knows how structured files are
  * encrypted and named (docs/design.md).
  */
-import { staleTemporaryFileAgeMs, typeFolder, type Backend, type FileInfo, type FileType, type Handle } from '../backend/backend.ts';
+import { damagedFileHint, filePath, oversize, staleTemporaryFileAgeMs, typeFolder, type Backend, type FileInfo, type FileType, type Handle } from '../backend/backend.ts';
 import { isCacheAware } from '../backend/cache.ts';
-import { damagedFileHint } from '../backend/verify.ts';
 import { deriveKeySet, makeCrypto, newMasterSecret, type Crypto, type KdfParams, kdfParamsForNewKey, AeadKey, defaultAeadAlgorithm } from '../crypto/index.ts';
 import {
   AppError,
+  AuthenticationError,
   IntegrityError,
   NotFoundError,
   reasonOf,
@@ -118,6 +118,8 @@ export class Repository {
       throw err;
     }
     let damaged: AppError | undefined;
+    /** Keys that open with this password but do not open the config, and why. */
+    const mismatched: Array<{ name: Id; error: AuthenticationError }> = [];
     const names: Id[] = [];
     for await (const file of backend.list('key')) names.push(file.name);
     names.sort();
@@ -142,10 +144,15 @@ export class Repository {
       try {
         config = parseConfig(openStructured(new AeadKey(keys.metadata, defaultAeadAlgorithm), 'config', sealedConfig, 'config'));
       } catch (err) {
-        throw withDamageHint(err, configHandle);
+        if (!(err instanceof AuthenticationError)) throw withDamageHint(err, configHandle);
+        // A key of another repository with the same password (a botched copy or sync) opens too, and fails
+        // here as every key does when the config is damaged: another key may still open this config.
+        mismatched.push({ name, error: err });
+        continue;
       }
       return new Repository(backend, config, master, makeCrypto(keys, config.aead), name);
     }
+    if (mismatched.length > 0) throw configMismatch(backend, mismatched);
     if (damaged) throw damaged;
     if (names.length === 0) {
       throw new IntegrityError(`${backend.location}: the repository has no key files`, {
@@ -361,6 +368,8 @@ export class Repository {
   async readKey({ name, size }: FileInfo): Promise<KeyListing> {
     const what = `keys/${shortId(name)}`;
     try {
+      const tooLarge = oversize('key', size);
+      if (tooLarge !== undefined) throw new IntegrityError(`${what}: ${tooLarge}`);
       // A ranged load, so that a verifying backend leaves the hash to this check, which says more.
       const bytes = await this.backend.load({ type: 'key', name }, { offset: 0, length: size });
       const hash = storageName(bytes);
@@ -437,6 +446,23 @@ export class Repository {
       hint: 'the password no longer opens the repository; run the command again with the password of a remaining key',
     });
   }
+}
+
+/**
+ * The config does not open with any key that this password opens: either those keys belong to another
+ * repository (the config is intact) or the config is damaged. Nothing here tells the two apart.
+ */
+function configMismatch(backend: Backend, keys: ReadonlyArray<{ name: Id; error: AuthenticationError }>): IntegrityError {
+  const one = keys.length === 1;
+  const short = keys.map((k) => `keys/${shortId(k.name)}`).join(', ');
+  const full = keys.map((k) => filePath({ type: 'key', name: k.name })).join(', ');
+  return new IntegrityError(
+    `${backend.location}: config: authentication failed with ${one ? 'key' : 'keys'} ${short} (which this password opens): ${one ? 'that key' : 'those keys'} may belong to another repository, or the config is damaged`,
+    {
+      hint: `compare keys/ and config with a copy of this repository: if ${full} ${one ? 'comes' : 'come'} from another repository with the same password, put back this repository's own key files; if the config is damaged, restore it from the copy (it cannot be made again)`,
+      cause: keys[0].error,
+    },
+  );
 }
 
 /** An IntegrityError about the stored file `handle`, with the hint that fits a damaged file of its type. */

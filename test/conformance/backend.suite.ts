@@ -10,9 +10,12 @@ import {
   type FileInfo,
   type FileType,
   type Handle,
+  damagedFileHint,
+  filePath,
   fileTypes,
+  maxFileSizes,
 } from '../../src/backend/backend.ts';
-import { BackendError, NotFoundError } from '../../src/errors/index.ts';
+import { BackendError, IntegrityError, NotFoundError } from '../../src/errors/index.ts';
 
 /** Lowercase hex SHA-256. */
 export function sha256(data: Uint8Array): string {
@@ -101,6 +104,28 @@ export function describeBackend(name: string, factory: () => Promise<Backend>): 
         assert.deepEqual(await backend.load(handle), data, type);
         assert.deepEqual(await backend.stat(handle), { name: handle.name, size: 300 }, type);
       }
+    });
+
+    it('refuses, as damaged, a full load of a key, config, lock, index or snapshot larger than any coffer writes; ranges and packs are read', async () => {
+      for (const type of ['key', 'config', 'lock'] as const) {
+        const data = bytesFor(`too large ${type}`, maxFileSizes[type] + 1);
+        const handle = handleFor(type, data);
+        await backend.save(handle, data);
+        await assert.rejects(backend.load(handle), (err: unknown) => {
+          assert.ok(err instanceof IntegrityError, `expected IntegrityError, got ${String(err)}`);
+          assert.ok(err.message.includes(filePath(handle)), err.message);
+          assert.match(err.message, new RegExp(`${data.length} bytes, more than any ${type} file coffer writes \\(64 KiB at most\\): damaged, or not a coffer file`));
+          assert.equal(err.hint, damagedFileHint(handle));
+          return true;
+        });
+        assert.equal((await backend.load(handle, { offset: 0, length: data.length })).length, data.length);
+        const fits = bytesFor(`fits ${type}`, maxFileSizes[type]);
+        await backend.save(handleFor(type, fits), fits);
+        assert.deepEqual(await backend.load(handleFor(type, fits)), fits);
+      }
+      const pack = bytesFor('a pack may be large', maxFileSizes.key + 1);
+      await backend.save(handleFor('data', pack), pack);
+      assert.deepEqual(await backend.load(handleFor('data', pack)), pack);
     });
 
     it('stores an empty file', async () => {

@@ -206,3 +206,27 @@ test('a damaged second key file and stray files: check names each, goes on, exit
   assert.equal(leftover.code, 0, leftover.stdout);
   assert.match(leftover.stdout, /no errors were found\n$/);
 });
+
+test('junk sub-folders are reported as junk files there are: errors where stored files belong, warnings in locks/ and tmp/', async () => {
+  const { repo } = await repository();
+  const folders = ['keys/sub', 'index/sub', 'snapshots/sub', 'data/6f/sub', 'data/subdir', 'data/ab/deeper/empty', 'locks/sub', 'tmp/sub'];
+  for (const folder of folders) await mkdir(path.join(repo, folder), { recursive: true, mode: 0o755 });
+  // A folder with a file in it is reported by that file, once.
+  await writeFile(path.join(repo, 'data', 'ab', 'deeper', 'note'), 'x');
+
+  const r = await runCoffer(['check'], { repo });
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  const output = r.stdout + r.stderr;
+  for (const folder of ['keys/sub', 'index/sub', 'snapshots/sub', 'data/6f/sub', 'data/subdir', 'data/ab/deeper/empty']) {
+    assert.match(output, new RegExp(`^error: ${folder}/: a folder that is not part of the repository layout, so coffer ignores it; move it out of the repository$`, 'm'));
+  }
+  assert.match(output, /^error: data\/ab\/deeper\/note: not a pack file name/m);
+  assert.doesNotMatch(output, /data\/ab\/deeper\/:/);
+  assert.match(output, /^warning: locks\/sub\/: not a lock file, so no command reads it; it may be deleted$/m);
+  assert.match(output, /^warning: tmp\/sub\/: a folder; nothing reads it, so it may be deleted while no coffer command runs$/m);
+  assert.match(output, /^7 errors found$/m);
+  const run = await runCoffer(['check', '--json'], { repo });
+  // Findings may go to either stream: take every JSON line.
+  const json = jsonLines(`${run.stdout}\n${run.stderr}`.split('\n').filter((l) => l.startsWith('{')).join('\n')) as Array<Record<string, unknown>>;
+  assert.ok(json.some((l) => l.kind === 'stray-file' && l.file === 'keys/sub/'), JSON.stringify(json));
+});

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
@@ -179,6 +179,36 @@ describe('an unreadable snapshot file', () => {
     assert.match(forget.stdout, new RegExp(`^removed snapshot ${shortId(name)} \\(unreadable\\)$`, 'm'));
     assertOk(await run(['--no-cache', 'prune']));
     assert.deepEqual(await readdir(path.join(repo, 'snapshots')), [snapshots[1]]);
+  });
+});
+
+describe('a junk file larger than any coffer writes, under a valid name', () => {
+  it('is refused before it is read, as damaged: a snapshot is left out with a warning, an index fails with its hint, a key is named by check', async () => {
+    const { repo, run } = await copyRepo();
+    // Sparse files: nothing is written, and a read of them would take seconds and gigabytes.
+    const junk = async (rel: string, size: number) => {
+      await writeFile(path.join(repo, rel), '');
+      await truncate(path.join(repo, rel), size);
+    };
+    await junk(`snapshots/${planted}`, 1024 ** 3);
+    const list = await run(['snapshots']);
+    assertOk(list);
+    assert.match(list.stdout, /^2 snapshots$/m);
+    assert.match(list.stderr, new RegExp(`^warning: .*snapshots/${planted}: 1073741824 bytes, more than any snapshot file coffer writes \\(512 MiB at most\\): damaged, or not a coffer file; snapshot ${shortId(planted)} is left out`, 'm'));
+
+    await junk(`index/${planted}`, 3 * 1024 ** 3);
+    const ls = await run(['ls', 'latest']);
+    assert.equal(ls.code, 1, ls.stderr);
+    assert.match(ls.stderr, new RegExp(`^error: .*index/${planted}: 3221225472 bytes, more than any index file coffer writes \\(512 MiB at most\\): damaged, or not a coffer file$`, 'm'));
+    assert.match(ls.stderr, /^hint: the index file is damaged; `coffer repair index` rebuilds the index from the packs$/m);
+
+    await junk(`keys/${planted}`, 100 * 1024);
+    const check = await run(['check']);
+    assert.equal(check.code, 1);
+    const output = check.stdout + check.stderr;
+    assert.match(output, new RegExp(`^error: key ${shortId(planted)}: 102400 bytes, more than any key file coffer writes \\(64 KiB at most\\)`, 'm'));
+    assert.match(output, new RegExp(`^error: snapshot ${shortId(planted)}: .*1073741824 bytes`, 'm'));
+    assert.match(output, new RegExp(`^error: index ${shortId(planted)}: .*3221225472 bytes`, 'm'));
   });
 });
 

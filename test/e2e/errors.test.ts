@@ -207,12 +207,12 @@ describe('errors', () => {
   });
 
   describe('tampering', () => {
-    it('a damaged config: integrity error naming the config, exit 1, hint to restore it (check cannot help)', async () => {
+    it('a damaged config: integrity error naming the config and the key that opens, exit 1, hint to restore it or the key (check cannot help)', async () => {
       const { repo, env } = await copyRepo();
       await flipByte(path.join(repo, 'config'));
       const r = await coffer(['-r', repo, 'snapshots'], { env });
-      assertFails(r, 1, /config: authentication failed/);
-      assert.match(r.stderr, /hint: the config file is damaged; restore it from a copy of the repository/);
+      assertFails(r, 1, /config: authentication failed with key keys\/[0-9a-f]{8} \(which this password opens\): that key may belong to another repository, or the config is damaged/);
+      assert.match(r.stderr, /hint: compare keys\/ and config with a copy of this repository: .*; if the config is damaged, restore it from the copy \(it cannot be made again\)/);
       assertFails(await coffer(['-r', repo, 'cat', 'config'], { env }), 1, /config: authentication failed/);
     });
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
@@ -279,6 +279,34 @@ describe('key', () => {
     const after = await coffer(['-r', repo, 'key', 'list'], 'pw two');
     assertOk(after);
     assert.equal(after.stderr, '');
+  });
+
+  it('a key of another repository with the same password: the error names that key and says the config may be intact', async () => {
+    const a = await makeRepoDir();
+    const b = await makeRepoDir();
+    assertOk(await coffer(['-r', a, 'init'], 'same pw'));
+    assertOk(await coffer(['-r', b, 'init'], 'same pw'));
+    const [own] = await readdir(path.join(a, 'keys'));
+    // b gets a key of that password that sorts before a's own, so it is the first one tried.
+    const dir = await makeTempDir();
+    await writeFile(path.join(dir, 'pw'), 'same pw\n');
+    let foreign = (await readdir(path.join(b, 'keys')))[0];
+    while (foreign > own) {
+      assertOk(await coffer(['-r', b, 'key', 'add', '--new-password-file', path.join(dir, 'pw')], 'same pw'));
+      foreign = (await readdir(path.join(b, 'keys'))).sort()[0];
+    }
+    await copyFile(path.join(b, 'keys', foreign), path.join(a, 'keys', foreign));
+
+    // Beside a's own key, the foreign one does not stop the password from opening the repository.
+    assertOk(await coffer(['-r', a, 'snapshots'], 'same pw'));
+
+    // In place of it: every command names the foreign key, and the hint covers a foreign key and a damaged config.
+    await rm(path.join(a, 'keys', own));
+    for (const command of [['snapshots'], ['check'], ['key', 'list']]) {
+      const r = await coffer(['-r', a, ...command], 'same pw');
+      assertFails(r, 1, new RegExp(`config: authentication failed with key keys/${foreign.slice(0, 8)} \\(which this password opens\\): that key may belong to another repository, or the config is damaged`));
+      assert.match(r.stderr, new RegExp(`hint: compare keys/ and config with a copy of this repository: if keys/${foreign} comes from another repository with the same password, put back this repository's own key files; if the config is damaged, restore it`));
+    }
   });
 
   it('key --json output', async () => {

@@ -5,13 +5,13 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { access, chmod, mkdir, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, chmod, chown, copyFile, mkdir, readFile, readdir, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { LocalBackend } from '../../src/backend/index.ts';
 import { Repository } from '../../src/repo/index.ts';
-import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
-import { addEmptyPacks } from '../support/damage-fixture.ts';
+import { assertOk, canDropPrivileges, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
+import { addEmptyPacks, packsOf } from '../support/damage-fixture.ts';
 import { flipByte, largestPack, packFiles } from '../support/disk-damage.ts';
 import { testPassword } from '../support/test-repo.ts';
 
@@ -291,6 +291,126 @@ test('a pack cut short by a few bytes: repair index keeps its blobs, check then 
   assert.match(after.stderr, new RegExp(`^hint: run \`coffer repair packs ${id.slice(0, 8)}\``, 'm'));
 
   assertOk(await runCoffer(['repair', 'packs', id.slice(0, 8)], { repo }));
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+});
+
+/** Every file below `dir` but locks/ and tmp/ (which commands change as they run), with a hash of its bytes. */
+async function contentsOf(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const rel of await filesUnder(dir)) {
+    if (rel.startsWith('locks') || rel.startsWith('tmp')) continue;
+    out.push(`${rel} ${createHash('sha256').update(await readFile(path.join(dir, rel))).digest('hex')}`);
+  }
+  return out;
+}
+
+test(
+  'packs and index files the storage does not deliver (permission denied): check calls them unreadable and hints no repair; every repair stops, changing nothing',
+  { skip: !canDropPrivileges && 'needs root and setpriv to run as an unprivileged user' },
+  async () => {
+    const { repo, src } = await repository();
+    const cache = await makeTempDir('coffer-repair-cache-');
+    for (const dir of [path.dirname(repo), cache]) await chownTree(dir, 65534);
+    const asNobody = (args: string[]) => runCoffer(args, { repo, unprivileged: true, env: { COFFER_CACHE_DIR: cache } });
+    const opened = await Repository.open(new LocalBackend(repo), testPassword);
+    const [trees] = await packsOf(opened, 'tree');
+    const [data] = await packsOf(opened, 'data');
+    const file = (pack: string) => path.join(repo, 'data', pack.slice(0, 2), pack);
+    await chmod(file(trees.id), 0o000);
+    await chmod(file(data.id), 0o000);
+    const before = await contentsOf(repo);
+    const storageHint = /^hint: make the 2 files that cannot be read readable again \(check their permissions, the disk or the network: they may be intact\), then run `coffer check` again before any repair$/m;
+
+    const checked = await asNobody(['check']);
+    assert.equal(checked.code, 1, checked.stdout + checked.stderr);
+    assert.match(checked.stdout + checked.stderr, new RegExp(`^error: tree [0-9a-f]{8}: cannot be read: .*data/${trees.id.slice(0, 2)}/${trees.id}: permission denied \\(a storage failure: the file may be intact\\); at / in snapshot [0-9a-f]{8}$`, 'm'));
+    assert.match(checked.stderr, /^hint: make the file that cannot be read readable again \(check its permissions, the disk or the network: it may be intact\), then run `coffer check` again before any repair$/m);
+
+    const full = await asNobody(['check', '--read-data']);
+    assert.equal(full.code, 1);
+    const output = full.stdout + full.stderr;
+    assert.match(output, new RegExp(`^error: pack ${data.id.slice(0, 8)}: cannot be read: .*permission denied \\(a storage failure: the file may be intact\\)$`, 'm'));
+    assert.match(output, new RegExp(`^error: pack ${trees.id.slice(0, 8)}: cannot be read: `, 'm'));
+    assert.doesNotMatch(output, /coffer repair|corrupt|damaged/);
+    assert.match(full.stderr, storageHint);
+    const json = await asNobody(['check', '--read-data', '--json']);
+    const kinds = `${json.stdout}\n${json.stderr}`.split('\n').filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { kind?: string }).kind).filter((k) => k !== undefined);
+    assert.deepEqual([...new Set(kinds)], ['unreadable-file']);
+
+    for (const args of [['repair', 'index'], ['repair', 'index', '--read-all-packs'], ['repair', 'snapshots', '--forget'], ['repair', 'snapshots'], ['repair', 'packs', data.id.slice(0, 8)], ['repair', 'packs', trees.id.slice(0, 8)], ['prune']]) {
+      const r = await asNobody(args);
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /permission denied/, args.join(' '));
+    }
+    assert.deepEqual(await contentsOf(repo), before, 'nothing was changed');
+
+    // The same for an index file: repair index does not replace one it cannot read.
+    const [index] = await readdir(path.join(repo, 'index'));
+    await chmod(file(trees.id), 0o444);
+    await chmod(file(data.id), 0o444);
+    await chmod(path.join(repo, 'index', index), 0o000);
+    const noIndex = await asNobody(['check']);
+    assert.match(noIndex.stdout + noIndex.stderr, new RegExp(`^error: index ${index.slice(0, 8)}: cannot be read: .*permission denied`, 'm'));
+    assert.match(noIndex.stdout + noIndex.stderr, /^warning: pack [0-9a-f]{8}: not referenced in any index that could be read \(\d+ bytes\); an index file that cannot be read may list it$/m);
+    assert.doesNotMatch(noIndex.stdout + noIndex.stderr, /coffer prune/);
+    const rebuilt = await asNobody(['repair', 'index']);
+    assert.equal(rebuilt.code, 1);
+    assert.match(rebuilt.stderr, new RegExp(`^error: index ${index.slice(0, 8)} cannot be read: .*permission denied; the index was not changed$`, 'm'));
+    assert.deepEqual(await readdir(path.join(repo, 'index')), [index]);
+
+    await chmod(path.join(repo, 'index', index), 0o444);
+    assertOk(await asNobody(['check', '--read-data']));
+    assert.deepEqual(await restoreDiffers(repo, src), []);
+  },
+);
+
+async function chownTree(dir: string, uid: number): Promise<void> {
+  await chown(dir, uid, uid);
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) await chown(path.join(e.parentPath, e.name), uid, uid);
+}
+
+test('a pack in a wrong data/ folder: check says where to move it; repair index, repair snapshots and prune refuse, changing nothing; moved back, nothing is lost', async () => {
+  const { repo, src } = await repository();
+  const pack = await largestPack(repo);
+  const wrong = pack.name.startsWith('00') ? '01' : '00';
+  const misplaced = path.join(repo, 'data', wrong, pack.name);
+  await rename(pack.file, misplaced);
+  const before = await contentsOf(repo);
+  const wrongPath = `data/${wrong}/${pack.name}`;
+  const rightPath = `data/${pack.name.slice(0, 2)}/${pack.name}`;
+
+  const checked = await runCoffer(['check'], { repo });
+  assert.equal(checked.code, 1);
+  const output = checked.stdout + checked.stderr;
+  assert.match(output, new RegExp(`^error: ${wrongPath}: a pack file in the wrong folder, where coffer does not look for it; move it to ${rightPath}, where it belongs$`, 'm'));
+  assert.match(output, new RegExp(`^error: pack ${pack.name.slice(0, 8)}: listed in index [0-9a-f]{8} but in a wrong folder, at ${wrongPath} \\(\\d+ data blobs?\\)$`, 'm'));
+  assert.match(output, new RegExp(`^error: data blob [0-9a-f]{8}: its pack ${pack.name.slice(0, 8)} is in a wrong folder; used by file `, 'm'));
+  assert.equal(lines(checked.stderr, 'hint: ')[0], `hint: move ${wrongPath} to ${rightPath}, then run \`coffer check\` again before any repair`);
+  const json = await runCoffer(['check', '--json'], { repo });
+  const found = `${json.stdout}\n${json.stderr}`.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.ok(found.some((l) => l.kind === 'misplaced-pack' && l.file === wrongPath && l.pack === pack.name), JSON.stringify(found));
+
+  const refusal = new RegExp(`^error: a pack file is in a wrong folder, where coffer does not read it: ${wrongPath} belongs at ${rightPath}; nothing was changed\nhint: move it to where it belongs, then run \`coffer check\` again: a repair now would take the data in it for lost$`, 'm');
+  for (const args of [['repair', 'index'], ['repair', 'index', '--read-all-packs'], ['repair', 'index', '--dry-run'], ['repair', 'snapshots', '--forget'], ['repair', 'snapshots']]) {
+    const r = await runCoffer(args, { repo });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, refusal, args.join(' '));
+    assert.doesNotMatch(r.stdout, /empty file/, 'no damage is announced');
+  }
+  // prune cannot see the pack either, and stops rather than drop its data.
+  const pruned = await runCoffer(['prune'], { repo });
+  assert.equal(pruned.code, 1);
+  assert.match(pruned.stderr, new RegExp(`pack ${pack.name.slice(0, 8)} is listed in the index and holds used data, but is missing from the store`));
+  assert.deepEqual(await contentsOf(repo), before, 'nothing was changed');
+
+  // A second copy in a wrong folder, the pack being where it belongs, is only a file to move out.
+  await copyFile(misplaced, pack.file);
+  const copy = await runCoffer(['check'], { repo });
+  assert.equal(copy.code, 1);
+  assert.match(copy.stdout + copy.stderr, new RegExp(`^error: ${wrongPath}: a second copy of pack ${pack.name.slice(0, 8)}, which is stored where it belongs \\(${rightPath}\\); coffer does not read this one: move it out of the repository$`, 'm'));
+  assert.equal(lines(copy.stderr, 'hint: ')[0], 'hint: move the files named as not belonging out of the repository');
+  await rm(misplaced);
   await assertCheckPasses(repo);
   assert.deepEqual(await restoreDiffers(repo, src), []);
 });

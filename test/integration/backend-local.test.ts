@@ -175,7 +175,7 @@ describe('local backend', () => {
     assert.deepEqual(await collect(backend.list('data')), []);
   });
 
-  it('yields as strays what its listings skip: bad names, packs in the wrong folder, folders in place of files, anything in tmp/', async () => {
+  it('yields as strays what its listings skip: bad names, packs in the wrong folder, folders in place of files, empty sub-folders, anything in tmp/', async () => {
     const backend = new LocalBackend(freshRoot());
     await backend.create();
     const strays = async () => (await collect<StrayFile>(backend.strays())).sort((a, b) => a.path.localeCompare(b.path));
@@ -202,6 +202,11 @@ describe('local backend', () => {
       { path: 'tmp/leftover', size: 10 },
     ];
     for (const { path: rel, size } of expected) await put(rel, 'x'.repeat(size));
+    // Sub-folders with no file below them are strays too, named with a trailing `/`.
+    for (const rel of ['keys/empty', 'data/3b/sub/deeper', 'data/nothex', 'locks/sub']) {
+      await mkdir(path.join(backend.root, rel), { recursive: true });
+      expected.push({ path: `${rel}/`, size: 0 });
+    }
     // A link to a stored file counts as that file, as in `list`.
     await symlink(path.join(backend.root, 'keys', handleFor('key', data).name), path.join(backend.root, 'keys', handleFor('key', bytesFor('linked')).name));
     assert.deepEqual(await strays(), expected.sort((a, b) => a.path.localeCompare(b.path)));

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { openBackend } from '../../src/backend/open.ts';
 import { S3Backend } from '../../src/backend/s3.ts';
 import { BackendError, NotFoundError, RepoNotFoundError } from '../../src/errors/index.ts';
@@ -248,6 +249,27 @@ describe('s3 backend', () => {
       assert.deepEqual(await collect(inData.strays()), []);
     } finally {
       await Promise.all([repo.close(), inData.close(), inKeys.close()]);
+    }
+  });
+
+  it('skips folder markers (keys ending in /, as the AWS console and sync tools make) in listings and strays', async () => {
+    const repo = s3Backend('markers');
+    const client = new S3Client({ endpoint: server.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3Credentials });
+    try {
+      const data = bytesFor('marked');
+      await repo.save(handleFor('data', data), data);
+      await repo.save(handleFor('index', data), data);
+      for (const folder of ['', 'data/', 'data/3b/', 'keys/', 'index/', 'snapshots/', 'locks/', 'config/']) {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: `markers/${folder}`, Body: new Uint8Array(0), ContentLength: 0 }));
+      }
+      assert.deepEqual(await collect(repo.strays()), []);
+      assert.deepEqual((await collect(repo.list('data'))).map((f) => f.name), [handleFor('data', data).name]);
+      assert.deepEqual((await collect(repo.list('index'))).map((f) => f.name), [handleFor('index', data).name]);
+      assert.deepEqual(await collect(repo.list('key')), []);
+      assert.deepEqual(await collect(repo.list('config')), []);
+    } finally {
+      client.destroy();
+      await repo.close();
     }
   });
 

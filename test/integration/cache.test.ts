@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -210,6 +210,23 @@ describe('CachingBackend', () => {
     // A third run finds a sound cache again.
     const third = await openCached(dir);
     assert.equal(await loadsDuring(third.fault, () => browse(third.repo)), 0);
+  });
+
+  it('discards, without reading it, a cached file larger than any coffer writes, and refetches it', async () => {
+    const dir = path.join(scratch, 'c4-large', 'repo');
+    const seen = await browse((await openCached(dir)).repo);
+    const snapshot = (await filesBelow(dir)).find((f) => f.startsWith(`snapshots${path.sep}`))!;
+    await truncate(path.join(dir, snapshot), 1024 ** 3);
+    const fault = new FaultBackend(memory);
+    const errors: Error[] = [];
+    const cache = new CachingBackend(fault, undefined, { onError: (e) => errors.push(e) });
+    const repo = await Repository.open(cache, testPassword);
+    await cache.attach(dir);
+    let again: string[] = [];
+    assert.equal(await loadsDuring(fault, async () => (again = await browse(repo))), 1);
+    assert.deepEqual(again, seen);
+    assert.match(errors.map((e) => e.message).join('\n'), /1073741824 bytes, more than any snapshot file coffer writes/);
+    assert.equal(createHash('sha256').update(await readFile(path.join(dir, snapshot))).digest('hex'), path.basename(snapshot));
   });
 
   it('is inactive until attached', async () => {

@@ -9,7 +9,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type Handle } from '../../src/backend/index.ts';
+import { FaultBackend, LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type Handle } from '../../src/backend/index.ts';
 import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
 import { insecureTestKdfParams } from '../../src/crypto/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
@@ -17,7 +17,7 @@ import { Repository, buildPack, decodeIndex, sealBlob, walkTree } from '../../sr
 import { executePrune, planPrune } from '../../src/prune/index.ts';
 import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
-import { reopen, smallChunks } from '../support/test-repo.ts';
+import { reopen, smallChunks, testPassword } from '../support/test-repo.ts';
 
 interface Fixture {
   repo: Repository;
@@ -341,7 +341,7 @@ test('stray files: errors in keys/, data/, index/ and snapshots/, warnings in tm
     assert.deepEqual(found, [
       ...(wrongSub === '06' ? [['stray-file', 'error', `data/06/${pack.id}`], ['stray-file', 'error', 'data/06/garbage']] : [['stray-file', 'error', 'data/06/garbage'], ['stray-file', 'error', `data/07/${pack.id}`]]),
       ['stray-file', 'error', 'data/loose'],
-      ['stray-file', 'error', `data/zz/${hex}`],
+      ['misplaced-pack', 'error', `data/zz/${hex}`],
       ['stray-file', 'error', 'index/README'],
       ['stray-file', 'error', 'keys/junk'],
       ['leftover-file', 'warning', 'locks/junk'],
@@ -349,7 +349,11 @@ test('stray files: errors in keys/, data/, index/ and snapshots/, warnings in tm
       ['leftover-file', 'warning', 'tmp/leftover'],
     ]);
     const message = (file: string) => result.issues.find((i) => i.file === file)!.message;
-    assert.equal(message(`data/${wrongSub}/${pack.id}`), `data/${wrongSub}/${pack.id}: a pack file in the wrong folder, where coffer does not look for it; it belongs at data/${pack.id.slice(0, 2)}/${pack.id}`);
+    assert.equal(
+      message(`data/${wrongSub}/${pack.id}`),
+      `data/${wrongSub}/${pack.id}: a second copy of pack ${pack.id.slice(0, 8)}, which is stored where it belongs (data/${pack.id.slice(0, 2)}/${pack.id}); coffer does not read this one: move it out of the repository`,
+    );
+    assert.equal(message(`data/zz/${hex}`), `data/zz/${hex}: a pack file in the wrong folder, where coffer does not look for it; move it to data/ab/${hex}, where it belongs`);
     assert.equal(message('index/README'), 'index/README: not an index file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository');
     assert.equal(message('keys/junk'), 'keys/junk: not a key file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository');
     assert.match(message('tmp/leftover'), /^tmp\/leftover: a temporary file \(6 bytes\) of a write in progress or an interrupted one; /);
@@ -362,6 +366,8 @@ test('stray files: errors in keys/, data/, index/ and snapshots/, warnings in tm
 
     // Only leftovers: warnings, no error.
     for (const rel of ['data/06/garbage', 'data/loose', `data/zz/${hex}`, 'index/README', 'keys/junk', 'snapshots/notes.txt', `data/${wrongSub}/${pack.id}`]) await rm(path.join(root, rel));
+    // Left empty, data/zz/ would be a stray folder.
+    await rm(path.join(root, 'data', 'zz'), { recursive: true });
     const leftovers = await run(f);
     assert.deepEqual(leftovers.issues.map((i) => i.kind), ['leftover-file', 'leftover-file']);
     assert.equal(leftovers.errors, 0);
@@ -574,6 +580,35 @@ test('a corrupted index file: corrupt-index, and what it listed becomes unrefere
     assert.match(bad.message, new RegExp(`^index ${names[0].slice(0, 8)}: .*content does not match its name`));
     assert.ok(count(result.issues, 'unreferenced-pack') > 0);
     assert.ok(count(result.issues, 'unreferenced-pack') <= packs.length - (names.length > 1 ? listed.length : 0));
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('files the storage fails to deliver: unreadable-file, never called damaged nor pointed at a pack to repair', async () => {
+  const f = await fixture();
+  try {
+    const [trees] = await packsOf(f.repo, 'tree');
+    const [data] = await packsOf(f.repo, 'data');
+    const { names } = await indexRecords(f.repo);
+    const through = async (...handles: Handle[]) => {
+      const fault = new FaultBackend(f.backend);
+      for (const h of handles) fault.unreadable(h);
+      return Repository.open(fault, testPassword);
+    };
+    const packs = await check(await through({ type: 'data', name: trees.id }, { type: 'data', name: data.id }), { readData: true, workers: 0 });
+    assert.deepEqual(kinds(packs.issues), ['unreadable-file']);
+    const files = packs.issues.map((i) => i.file).sort();
+    assert.deepEqual([...new Set(files)], [`data/${data.id.slice(0, 2)}/${data.id}`, `data/${trees.id.slice(0, 2)}/${trees.id}`].sort());
+    for (const i of packs.issues) assert.match(i.message, /cannot be read: .*\(a storage failure: the file may be intact\)/);
+
+    const files2 = await check(await through({ type: 'snapshot', name: f.snapshots[0] }, { type: 'index', name: names[0] }));
+    assert.deepEqual(
+      files2.issues.filter((i) => i.kind === 'unreadable-file').map((i) => i.file).sort(),
+      [`index/${names[0]}`, `snapshots/${f.snapshots[0]}`],
+    );
+    assert.equal(count(files2.issues, 'corrupt-snapshot') + count(files2.issues, 'corrupt-index'), 0);
+    for (const i of files2.issues.filter((i) => i.kind === 'unreferenced-pack')) assert.match(i.message, /not referenced in any index that could be read .*; an index file that cannot be read may list it$/);
   } finally {
     await cleanup(f);
   }

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import { FaultBackend, MemoryBackend, VerifyingBackend, type Backend, type FileType } from '../../src/backend/index.ts';
-import { BackendError } from '../../src/errors/index.ts';
+import { S3Backend } from '../../src/backend/s3.ts';
+import { BackendError, IntegrityError } from '../../src/errors/index.ts';
 import { check } from '../../src/checker/index.ts';
 import { executePrune, planPrune, repairPacks } from '../../src/prune/index.ts';
 import { toHex, type Id } from '../../src/model/index.ts';
@@ -14,6 +15,7 @@ import { decodeIndex, loadReadableSnapshots, repairIndex, repairSnapshots, Repos
 import { addEmptyPacks, backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
 import { reopen, testPassword } from '../support/test-repo.ts';
+import { s3Credentials, startS3Server } from '../support/s3-server.ts';
 
 interface Fixture {
   repo: Repository;
@@ -467,5 +469,40 @@ test('repair snapshots skips a snapshot file that cannot be read, and loadReadab
     assert.deepEqual(result.intact, [f.snapshots[1]]);
   } finally {
     await cleanup(f);
+  }
+});
+
+test('on S3, a pack stored under a wrong key stops repair index and repair snapshots, changing nothing; moved back, check passes', async () => {
+  const server = await startS3Server({ buckets: ['misplaced'] });
+  const s3 = (prefix: string) => new S3Backend({ location: server.url('misplaced', prefix), endpoint: server.endpoint, bucket: 'misplaced', prefix, credentials: s3Credentials });
+  const backend = s3('repo');
+  // A backend on a deeper prefix puts a pack where the repository's listings do not look: repo/data/00/data/xx/<name>.
+  const wrong = s3('repo/data/00');
+  let source: string | undefined;
+  try {
+    const made = await backUpTwice(backend, 'coffer-repair-s3-');
+    source = made.source;
+    const [pack] = await packsOf(made.repo, 'data');
+    const handle = { type: 'data' as const, name: pack.id };
+    const bytes = await backend.load(handle);
+    await wrong.save(handle, bytes);
+    await backend.remove(handle);
+    const indexFiles = await names(backend, 'index');
+
+    const refused = (err: unknown) => err instanceof IntegrityError && err.message.includes(`data/00/data/${pack.id.slice(0, 2)}/${pack.id} belongs at data/${pack.id.slice(0, 2)}/${pack.id}; nothing was changed`);
+    await assert.rejects(repairIndex(await reopen(made.repo)), refused);
+    await assert.rejects(repairSnapshots(await reopen(made.repo), { forget: true }), refused);
+    assert.deepEqual(await names(backend, 'index'), indexFiles);
+    assert.deepEqual(await names(backend, 'snapshot'), [...made.snapshots].sort());
+    const found = await check(await reopen(made.repo));
+    assert.deepEqual(found.issues.filter((i) => i.kind === 'misplaced-pack').map((i) => i.file), [`data/00/data/${pack.id.slice(0, 2)}/${pack.id}`]);
+
+    await backend.save(handle, bytes);
+    await wrong.remove(handle);
+    assert.deepEqual(await errorsOf(made.repo, true), []);
+  } finally {
+    if (source) await rm(source, { recursive: true, force: true });
+    await Promise.all([backend.close(), wrong.close()]);
+    await server.stop();
   }
 });

@@ -7,6 +7,7 @@
  */
 import type { Command } from 'commander';
 import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type CheckIssueKind, type ReadDataSubset } from '../../checker/index.ts';
+import { filePath } from '../../backend/index.ts';
 import { shortId } from '../../model/index.ts';
 import { IntegrityError } from '../../errors/index.ts';
 import type { CliContext } from '../context.ts';
@@ -60,7 +61,9 @@ export function issueJson(i: CheckIssue): Record<string, unknown> {
 function warningAdvice(issues: readonly CheckIssue[]): string {
   const kinds = new Set(issues.filter((i) => i.severity === 'warning').map((i) => i.kind));
   const advice: string[] = [];
-  if (kinds.has('unreferenced-pack') || kinds.has('duplicate-blob')) advice.push('`coffer prune` tidies unreferenced packs and duplicate blobs');
+  // With files that cannot be read, what looks unused may be used by them: nothing to tidy yet.
+  if (issues.some((i) => i.kind === 'unreadable-file')) advice.push('check again once every file can be read');
+  else if (kinds.has('unreferenced-pack') || kinds.has('duplicate-blob')) advice.push('`coffer prune` tidies unreferenced packs and duplicate blobs');
   if (kinds.has('leftover-file')) advice.push('leftover files may be deleted while no coffer command runs');
   return advice.join('; ');
 }
@@ -78,6 +81,23 @@ export function repairHint(issues: readonly CheckIssue[]): string {
     ...(all.some((i) => i.kind === 'stray-file') ? ['move the files named as not belonging out of the repository'] : []),
     ...(all.some((i) => i.kind === 'corrupt-key') ? ['remove each damaged key with `coffer key remove ID` (or restore its file from a copy)'] : []),
   ];
+  // A pack in a wrong folder holds data that looks missing until it is moved back: the repairs would take
+  // that data for lost (they refuse while such a pack exists), so the move comes first, on its own.
+  const misplaced = all.filter((i) => i.kind === 'misplaced-pack' && i.file && i.pack);
+  if (misplaced.length > 0) {
+    const moves = misplaced.slice(0, 3).map((i) => `${i.file} to ${filePath({ type: 'data', name: i.pack! })}`);
+    const more = misplaced.length > 3 ? ` and ${misplaced.length - 3} more pack files named above to where they belong` : '';
+    aside.push(`move ${moves.join(', ')}${more}`);
+  }
+  // Files the storage failed to deliver may be intact: repairs would take them for damaged (they stop at
+  // such a file anyway); what the check could not see through them shows once they can be read.
+  const unreadable = new Set(all.filter((i) => i.kind === 'unreadable-file').map((i) => i.file ?? i.message)).size;
+  if (unreadable > 0) {
+    aside.push(
+      `make the ${unreadable === 1 ? 'file' : `${unreadable} files`} that cannot be read readable again (check ${unreadable === 1 ? 'its' : 'their'} permissions, the disk or the network: ${unreadable === 1 ? 'it' : 'they'} may be intact)`,
+    );
+  }
+  if (misplaced.length > 0 || unreadable > 0) return `${aside.join('; ')}, then run \`coffer check\` again before any repair`;
   const errors = all.filter((i) => i.kind !== 'stray-file' && i.kind !== 'corrupt-key');
   if (errors.length === 0) return aside.join('; ');
   const data = dataRepairHint(errors, issues.some((i) => i.kind === 'unreferenced-pack'));
