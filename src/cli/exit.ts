@@ -66,7 +66,7 @@ export function exitStatusHelp(command?: string): string {
   const outputClosed = command === undefined || command === 'dump';
   return `Exit status:
   ${ExitCode.ok}    success
-  ${ExitCode.failure}    failure (integrity problem, storage error, …)
+  ${ExitCode.failure}    failure (no such snapshot or path, integrity problem, storage error, …)
   ${ExitCode.usage}    usage error (bad flag or argument)
 ${partial ? `  ${ExitCode.partialBackup}    backup saved, but some source files could not be read\n` : ''}  ${ExitCode.repoNotFound}   repository does not exist
   ${ExitCode.repoLocked}   repository is locked by another process

@@ -50,6 +50,16 @@ export class UsageError extends AppError {
   }
 }
 
+/**
+ * A snapshot or a path in one that the repository does not have: a fact about the repository, not a bad
+ * argument (a script's `restore latest` before the first backup), so exit 1, as restic.
+ */
+export class NoSuchSnapshotError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('NO_SUCH_SNAPSHOT', ExitCode.failure, message, { hint: 'list them with `coffer snapshots`', ...options });
+  }
+}
+
 /** The snapshot was saved but some source files could not be read. */
 export class PartialBackupError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {

@@ -166,7 +166,7 @@ describe('coffer read commands', { concurrency: 4 }, () => {
     assert.equal(file.code, 2);
     assert.match(file.stderr, new RegExp(`^error: ${src}/a.txt: not a folder in snapshot ${shortId(s1.id)}\nhint: `));
     const missing = await coffer(['dump', `${shortId(s1.id)}:${src}/nope`, '/x']);
-    assert.equal(missing.code, 2);
+    assert.equal(missing.code, 1, 'what the snapshot lacks is not a usage error');
     assert.match(missing.stderr, new RegExp(`^error: ${src}/nope: not found in snapshot ${shortId(s1.id)}`));
   });
 
@@ -200,12 +200,12 @@ describe('coffer read commands', { concurrency: 4 }, () => {
     assert.equal(nodes[2].type, 'symlink');
   });
 
-  test('ls: a missing path and a bad snapshot id are usage errors with hints', async () => {
+  test('ls: a missing path and an unknown snapshot id fail (exit 1, as restic), a malformed id is a usage error; each with a hint', async () => {
     const missing = await coffer(['ls', shortId(s1.id), `${src}/nope`]);
-    assert.equal(missing.code, 2);
+    assert.equal(missing.code, 1);
     assert.match(missing.stderr, new RegExp(`^error: ${src}/nope: not found in snapshot ${shortId(s1.id)}\nhint: `));
     const unknown = await coffer(['ls', 'ffffffff']);
-    assert.equal(unknown.code, 2);
+    assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /^error: no snapshot with id ffffffff\nhint: list them with `coffer snapshots`/);
     const bad = await coffer(['ls', 'zz']);
     assert.equal(bad.code, 2);
@@ -335,7 +335,7 @@ describe('coffer read commands', { concurrency: 4 }, () => {
 
   test('dump: errors for a missing path and an unknown archive format', async () => {
     const missing = await coffer(['dump', shortId(s1.id), `${src}/nope`]);
-    assert.equal(missing.code, 2);
+    assert.equal(missing.code, 1);
     assert.match(missing.stderr, new RegExp(`error: ${src}/nope: not found in snapshot ${shortId(s1.id)}`));
     const zip = await coffer(['dump', '--archive', 'zip', shortId(s1.id), src]);
     assert.equal(zip.code, 2);

@@ -364,6 +364,15 @@ describe('errors', () => {
   });
 });
 
+test('no snapshot to restore (before the first backup, or a filter nothing matches) fails with exit 1, as restic, not as a usage error', async () => {
+  const repo = await makeRepoDir();
+  assertOk(await coffer(['-r', repo, 'init']));
+  const target = await makeTempDir('coffer-target-');
+  assertFails(await coffer(['-r', repo, 'restore', 'latest', '--target', target]), 1, /^error: no snapshot matches$/);
+  assertFails(await coffer(['-r', repo, 'restore', 'deadbeef', '--target', target]), 1, /^error: no snapshot with id deadbeef$/);
+  assert.deepEqual(await readdir(target), []);
+});
+
 test('a cache folder that cannot be made: one warning in words naming it, and the command works', async () => {
   const repo = await makeRepoDir();
   assertOk(await runCoffer(['init'], { repo }));

@@ -399,8 +399,8 @@ describe('restore', () => {
       assert.equal(await readFile(join(target, 'small.txt'), 'utf8'), 'hello, coffer\n');
     });
 
-    it('names a missing path with a usage error', async () => {
-      await assert.rejects(run({ target: freshDir(), path: `${src}/no-such` }), (err: AppError) => err.code === 'USAGE' && /no-such/.test(err.message));
+    it('names a missing path as not in the snapshot', async () => {
+      await assert.rejects(run({ target: freshDir(), path: `${src}/no-such` }), (err: AppError) => err.code === 'NO_SUCH_SNAPSHOT' && /no-such/.test(err.message));
     });
   });
 
