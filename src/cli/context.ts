@@ -156,6 +156,11 @@ export class CliContext {
     return named.length === 1 ? named[0][1] : err;
   }
 
+  /** A line of what the command is doing, on stdout unless --quiet or --json (restic's default verbosity). */
+  info(line: string): void {
+    if (!this.quiet && !this.json) this.#line(this.dataOnStdout ? 'stderr' : 'stdout', `${displayMessage(line)}\n`);
+  }
+
   /** Set by commands whose stdout is their data (dump, cat): verbose lines then go to stderr. */
   dataOnStdout = false;
 

@@ -163,6 +163,24 @@ test('a stdin backup waiting for input stops at once on SIGTERM: exit 130, no sn
   assert.deepEqual(await readdir(join(repo, 'locks')), []);
 });
 
+test('a backup names its parent snapshot on stdout, as restic does, unless --quiet or --json', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'a.txt'), 'a');
+  assertOk(await runCoffer(['init'], { repo }));
+  const first = await runCoffer(['backup', src], { repo });
+  assertOk(first);
+  assert.doesNotMatch(first.stdout, /parent/, 'the first backup has none');
+  const [snapshot] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as { short_id: string }[];
+  const second = await runCoffer(['backup', src], { repo });
+  assertOk(second);
+  assert.match(second.stdout, new RegExp(`^using parent snapshot ${snapshot.short_id}$`, 'm'));
+  assert.equal((await runCoffer(['backup', '-q', src], { repo })).stdout, '');
+  for (const line of (await runCoffer(['backup', '--json', src], { repo })).stdout.trim().split('\n')) JSON.parse(line);
+});
+
 test('bad backup arguments are usage errors', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');

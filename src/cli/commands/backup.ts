@@ -181,10 +181,10 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
         const parent = flags.parent ? selectSnapshot(snapshots, flags.parent) : undefined;
         await repo.loadIndex();
-        if (parent) ctx.verbose(`using parent snapshot ${shortId(parent.id)}`);
+        if (parent) ctx.info(`using parent snapshot ${shortId(parent.id)}`);
         const findParent = flags.parent || flags.force || flags.stdin ? undefined : (existing: readonly string[]) => {
           const found = chooseParent(snapshots, host, existing);
-          if (found) ctx.verbose(`using parent snapshot ${shortId(found.id)}`);
+          if (found) ctx.info(`using parent snapshot ${shortId(found.id)}`);
           return found;
         };
 
