@@ -434,7 +434,13 @@ test('a pack in a wrong data/ folder: check says where to move it; repair index,
   // prune cannot see the pack either, and stops rather than drop its data.
   const pruned = await runCoffer(['prune'], { repo });
   assert.equal(pruned.code, 1);
-  assert.match(pruned.stderr, new RegExp(`pack ${pack.name.slice(0, 8)} is listed in the index and holds used data, but is missing from the store`));
+  assert.match(
+    pruned.stderr,
+    new RegExp(
+      `^error: pack ${pack.name.slice(0, 8)} is listed in the index and holds used data, but is in a wrong folder, at ${wrongPath}\nhint: nothing was deleted; move ${wrongPath} to ${rightPath}, where it belongs, then run \`coffer check\` again$`,
+      'm',
+    ),
+  );
   assert.deepEqual(await contentsOf(repo), before, 'nothing was changed');
 
   // A second copy in a wrong folder, the pack being where it belongs, is only a file to move out.
