@@ -182,10 +182,12 @@ interface TreeProblem {
   readonly type: BlobType;
   readonly reason: string;
   readonly pack?: Id;
-  readonly path: string;
-  /** Trees that reference (missing blob) or are (missing/corrupt tree) the object. */
-  readonly trees: Set<number>;
+  /** Where the object is used: a tree that is it (no name), or a tree holding it as the file `name`; keys `tree/name`. */
+  readonly uses: Map<string, { readonly tree: number; readonly name?: string }>;
 }
+
+/** Snapshots named, each with its path, in a finding: the earliest ones, so that a finding stays one line. */
+const shownSnapshots = 5;
 
 class Checker {
   readonly #repo: Repository;
@@ -560,9 +562,10 @@ class Checker {
     /** Edges child → parent, as two parallel lists of tree numbers. */
     const edgeChild: number[] = [];
     const edgeParent: number[] = [];
+    const edgeName: string[] = [];
     const roots = new Map<number, Id[]>();
     const problems = new Map<string, TreeProblem>();
-    const queue: Array<{ n: number; path: string }> = [];
+    const queue: number[] = [];
 
     const numberOf = (id: Uint8Array): { n: number; fresh: boolean } => {
       const key = Buffer.from(id.buffer, id.byteOffset, id.length).toString('latin1');
@@ -573,11 +576,12 @@ class Checker {
       numbers.set(key, n);
       return { n, fresh: true };
     };
-    const problem = (kind: TreeProblem['kind'], type: BlobType, id: Uint8Array, tree: number, path: string, reason: string, pack?: Id) => {
+    /** `name`: the file in `tree` that uses a missing blob; none when the problem is the tree itself. */
+    const problem = (kind: TreeProblem['kind'], type: BlobType, id: Uint8Array, tree: number, name: string | undefined, reason: string, pack?: Id) => {
       const key = `${kind}:${blobKey(type, id)}`;
-      const known = problems.get(key);
-      if (known) known.trees.add(tree);
-      else problems.set(key, { kind, id: Uint8Array.from(id), type, reason, pack, path, trees: new Set([tree]) });
+      let known = problems.get(key);
+      if (!known) problems.set(key, (known = { kind, id: Uint8Array.from(id), type, reason, pack, uses: new Map() }));
+      known.uses.set(name === undefined ? `${tree}` : `${tree}/${name}`, { tree, name });
     };
 
     for (const s of this.#snapshots) {
@@ -585,16 +589,16 @@ class Checker {
       const list = roots.get(n);
       if (list) list.push(s.id);
       else roots.set(n, [s.id]);
-      if (fresh) queue.push({ n, path: '/' });
+      if (fresh) queue.push(n);
     }
     this.#options.reporter?.phase?.('check trees', 0);
 
-    const visit = async ({ n, path }: { n: number; path: string }): Promise<void> => {
+    const visit = async (n: number): Promise<void> => {
       this.#throwIfAborted();
       const id = ids[n];
       const at = this.#locate(id, 'tree');
       if (at.where === undefined) {
-        problem('missing-tree', 'tree', id, n, path, at.reason, at.pack);
+        problem('missing-tree', 'tree', id, n, undefined, at.reason, at.pack);
         return;
       }
       const what = `tree ${shortId(toHex(id))}`;
@@ -608,12 +612,12 @@ class Checker {
         if (err instanceof CancelledError) throw err;
         // One the storage failed to deliver may be intact: not damage, and nothing to repair.
         if (isStorageFailure(err)) {
-          problem('unreadable-file', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}${storageFailureNote}`, at.where.pack);
+          problem('unreadable-file', 'tree', id, n, undefined, `cannot be read: ${reasonOf(err, what)}${storageFailureNote}`, at.where.pack);
           return;
         }
         // A tree that does not verify is damaged in its pack (`repair packs` salvages the rest of it); one
         // that verifies but does not decode was written so.
-        problem('corrupt-tree', 'tree', id, n, path, `cannot be read: ${reasonOf(err, what)}`, opened ? undefined : at.where.pack);
+        problem('corrupt-tree', 'tree', id, n, undefined, `cannot be read: ${reasonOf(err, what)}`, opened ? undefined : at.where.pack);
         return;
       } finally {
         this.#treesChecked++;
@@ -621,19 +625,19 @@ class Checker {
       }
       for (const [i, node] of nodes.entries()) {
         if (!isSafeName(node.name)) {
-          problem('corrupt-tree', 'tree', id, n, path, `node ${i} has an unsafe name ${JSON.stringify(nodeName(node))}`);
+          problem('corrupt-tree', 'tree', id, n, undefined, `node ${i} has an unsafe name ${JSON.stringify(nodeName(node))}`);
           continue;
         }
-        const child = path === '/' ? `/${nodeName(node)}` : `${path}/${nodeName(node)}`;
         if (node.type === 'dir' && node.subtree) {
           const sub = numberOf(node.subtree);
           edgeChild.push(sub.n);
           edgeParent.push(n);
-          if (sub.fresh) queue.push({ n: sub.n, path: child });
+          edgeName.push(nodeName(node));
+          if (sub.fresh) queue.push(sub.n);
         } else if (node.type === 'file') {
           for (const blob of node.content ?? []) {
             const at = this.#locate(blob, 'data');
-            if (at.where === undefined) problem('missing-blob', 'data', blob, n, child, at.reason, at.pack);
+            if (at.where === undefined) problem('missing-blob', 'data', blob, n, nodeName(node), at.reason, at.pack);
           }
         }
       }
@@ -642,11 +646,12 @@ class Checker {
 
     if (problems.size === 0) return;
     // Which snapshots reach each damaged tree: follow parent edges up to the roots.
-    const parents = new Map<number, number[]>();
+    const parents = new Map<number, Array<{ tree: number; name: string }>>();
     for (let i = 0; i < edgeChild.length; i++) {
+      const edge = { tree: edgeParent[i], name: edgeName[i] };
       const list = parents.get(edgeChild[i]);
-      if (list) list.push(edgeParent[i]);
-      else parents.set(edgeChild[i], [edgeParent[i]]);
+      if (list) list.push(edge);
+      else parents.set(edgeChild[i], [edge]);
     }
     const memo = new Map<number, Set<Id>>();
     const snapshotsOf = (tree: number): Set<Id> => {
@@ -658,19 +663,45 @@ class Checker {
       while (stack.length > 0) {
         const t = stack.pop()!;
         for (const s of roots.get(t) ?? []) found.add(s);
-        for (const p of parents.get(t) ?? []) if (!seen.has(p)) (seen.add(p), stack.push(p));
+        for (const { tree: p } of parents.get(t) ?? []) if (!seen.has(p)) (seen.add(p), stack.push(p));
       }
       memo.set(tree, found);
       return found;
     };
     const order = new Map(this.#snapshots.map((s, i) => [s.id, i]));
-    const sorted = [...problems.values()].sort((a, b) => a.path.localeCompare(b.path) || kindOrder(a.kind) - kindOrder(b.kind) || Buffer.compare(a.id, b.id));
-    for (const p of sorted) {
+    const byOrder = (a: Id, b: Id) => (order.get(a) ?? 0) - (order.get(b) ?? 0);
+    // A tree is walked once, but may sit at other paths in other snapshots: each snapshot named gets its own
+    // path, the smallest one there. Only the earliest snapshots reaching a tree are needed: a parent reaches
+    // a subset of its child's snapshots, so the earliest of the child's are among the earliest of the parents'.
+    const pathMemo = new Map<number, ReadonlyMap<Id, string>>();
+    const pathsOf = (tree: number): ReadonlyMap<Id, string> => {
+      const cached = pathMemo.get(tree);
+      if (cached) return cached;
+      pathMemo.set(tree, new Map()); // a cycle (impossible for trees named by their hash) ends here
+      const found = new Map<Id, string>();
+      for (const s of roots.get(tree) ?? []) found.set(s, '/');
+      for (const edge of parents.get(tree) ?? []) {
+        for (const [s, above] of pathsOf(edge.tree)) smallestPath(found, s, childPath(above, edge.name));
+      }
+      const earliest = new Map([...found].sort(([a], [b]) => byOrder(a, b)).slice(0, shownSnapshots));
+      pathMemo.set(tree, earliest);
+      return earliest;
+    };
+    const reports = [...problems.values()].map((p) => {
       const users = new Set<Id>();
-      for (const t of p.trees) for (const s of snapshotsOf(t)) users.add(s);
-      const snapshots = [...users].sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0));
+      const paths = new Map<Id, string>();
+      for (const use of p.uses.values()) {
+        for (const s of snapshotsOf(use.tree)) users.add(s);
+        for (const [s, path] of pathsOf(use.tree)) smallestPath(paths, s, use.name === undefined ? path : childPath(path, use.name));
+      }
+      const snapshots = [...users].sort(byOrder);
+      const shown = snapshots.slice(0, shownSnapshots).map((snapshot) => ({ snapshot, path: paths.get(snapshot) ?? '/' }));
+      return { p, snapshots, shown, path: shown[0]?.path ?? '/' };
+    });
+    reports.sort((a, b) => a.path.localeCompare(b.path) || kindOrder(a.p.kind) - kindOrder(b.p.kind) || Buffer.compare(a.p.id, b.p.id));
+    for (const { p, snapshots, shown, path } of reports) {
       const hex = toHex(p.id);
-      const where = `${p.kind === 'missing-blob' ? 'used by file' : 'at'} ${p.path} in ${snapshotList(snapshots)}`;
+      const where = usesText(p.kind === 'missing-blob' ? 'used by file' : 'at', shown, snapshots.length);
       this.#report(
         issue(p.kind, `${p.type} blob ${shortId(hex)}: ${p.reason}; ${where}`.replace(/^tree blob/, 'tree'), {
           blob: hex,
@@ -679,7 +710,8 @@ class Checker {
           ...(p.kind === 'unreadable-file' && p.pack ? { file: filePath({ type: 'data', name: p.pack }) } : {}),
           ...(snapshots.length > 0 ? { snapshot: snapshots[0] } : {}),
           snapshots,
-          path: p.path,
+          path,
+          paths: shown,
         }),
       );
     }
@@ -817,10 +849,30 @@ function kindOrder(kind: TreeProblem['kind']): number {
   return kind === 'missing-tree' ? 0 : kind === 'corrupt-tree' || kind === 'unreadable-file' ? 1 : 2;
 }
 
-function snapshotList(ids: readonly Id[]): string {
-  if (ids.length === 0) return 'no snapshot';
-  const shown = ids.slice(0, 5).map(shortId).join(', ');
-  return `${ids.length === 1 ? 'snapshot' : 'snapshots'} ${shown}${ids.length > 5 ? ` and ${ids.length - 5} more` : ''}`;
+function childPath(parent: string, name: string): string {
+  return parent === '/' ? `/${name}` : `${parent}/${name}`;
+}
+
+/** Keeps the smallest path (by code units, so the same on every run) found for snapshot `s`. */
+function smallestPath(paths: Map<Id, string>, s: Id, path: string): void {
+  const known = paths.get(s);
+  if (known === undefined || path < known) paths.set(s, path);
+}
+
+/**
+ * Where an object is used: `used by file /a in snapshots 1f…, 2e…, used by file /b in snapshot 3d…` with
+ * each path given once, for the snapshots shown (`total` counts them all).
+ */
+function usesText(lead: string, shown: ReadonlyArray<{ snapshot: Id; path: string }>, total: number): string {
+  if (shown.length === 0) return `${lead} no snapshot`;
+  const byPath = new Map<string, Id[]>();
+  for (const { snapshot, path } of shown) {
+    const list = byPath.get(path);
+    if (list) list.push(snapshot);
+    else byPath.set(path, [snapshot]);
+  }
+  const groups = [...byPath].map(([path, ids]) => `${lead} ${path} in ${plural(ids.length, 'snapshot')} ${ids.map(shortId).join(', ')}`);
+  return `${groups.join(', ')}${total > shown.length ? ` and ${total - shown.length} more ${plural(total - shown.length, 'snapshot')}` : ''}`;
 }
 
 /** The distinct entries of every listing of one pack. */

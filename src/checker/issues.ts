@@ -81,8 +81,10 @@ export interface CheckIssue {
   readonly key?: Id;
   /** A stray or leftover file, relative to the repository root (`data/06/notes.txt`); an empty folder ends with `/`. */
   readonly file?: string;
-  /** A path (from the snapshot root) where the object is used. */
+  /** A path (from the snapshot root) where the object is used: its path in `snapshot`. */
   readonly path?: string;
+  /** For missing blobs and trees: the earliest `snapshots` (at most five), each with the object's path in it. */
+  readonly paths?: ReadonlyArray<{ readonly snapshot: Id; readonly path: string }>;
 }
 
 /** Builds an issue with the severity its kind implies. */

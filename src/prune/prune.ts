@@ -11,7 +11,9 @@
  */
 import { IntegrityError, throwIfAborted } from '../errors/index.ts';
 import { discard, fromHex, mapLimit, shortId, storageName, toHex, type Id, type StoredSnapshot } from '../model/index.ts';
+import { filePath } from '../backend/index.ts';
 import {
+  misplacedPacks,
   openBlob,
   type BlobIndex,
   type BlobType,
@@ -159,12 +161,7 @@ async function markUsed(repo: Repository, index: BlobIndex, stored: ReadonlyMap<
     });
     const trees = await mapLimit(batch, Math.max(2, repo.backend.connections), async (id) => {
       const pack = index.lookup(id, 'tree')!.pack;
-      if (!stored.has(pack)) {
-        throw new IntegrityError(`pack ${shortId(pack)} is listed in the index and holds used data (tree ${shortId(toHex(id))}), but is missing from the store`, {
-          hint: 'nothing was deleted; run `coffer check`, then `coffer repair index` and `coffer repair snapshots`',
-          data: { pack },
-        });
-      }
+      if (!stored.has(pack)) throw await usedPackMissing(repo, stored, pack, ` (tree ${shortId(toHex(id))})`);
       try {
         return await repo.loadTree(id);
       } catch (err) {
@@ -192,6 +189,25 @@ async function markUsed(repo: Repository, index: BlobIndex, stored: ReadonlyMap<
     options.onProgress?.('mark', done, done + pending.length);
   }
   return used;
+}
+
+/**
+ * The stop when an indexed pack holding used data is not where it belongs. A copy in a wrong data/ folder
+ * (a botched copy or sync) is named with where to move it, as check does: `repair index` refuses then.
+ */
+async function usedPackMissing(repo: Repository, stored: ReadonlyMap<Id, number>, pack: Id, what = ''): Promise<IntegrityError> {
+  const misplaced = (await misplacedPacks(repo, stored)).find((m) => m.pack === pack);
+  if (misplaced !== undefined) {
+    const home = filePath({ type: 'data', name: pack });
+    return new IntegrityError(`pack ${shortId(pack)} is listed in the index and holds used data${what}, but is in a wrong folder, at ${misplaced.path}`, {
+      hint: `nothing was deleted; move ${misplaced.path} to ${home}, where it belongs, then run \`coffer check\` again`,
+      data: { pack, file: misplaced.path },
+    });
+  }
+  return new IntegrityError(`pack ${shortId(pack)} is listed in the index and holds used data${what}, but is missing from the store`, {
+    hint: 'nothing was deleted; run `coffer check`, then `coffer repair index` and `coffer repair snapshots`',
+    data: { pack },
+  });
 }
 
 /**
@@ -251,12 +267,7 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
     const size = stored.get(record.id);
     const holdsUsed = record.entries.some((e) => used[positionOf(e)] === 1);
     if (size === undefined) {
-      if (holdsUsed) {
-        throw new IntegrityError(`pack ${shortId(record.id)} is listed in the index and holds used data, but is missing from the store`, {
-          hint: 'nothing was deleted; run `coffer check`, then `coffer repair index` and `coffer repair snapshots`',
-          data: { pack: record.id },
-        });
-      }
+      if (holdsUsed) throw await usedPackMissing(repo, stored, record.id);
       missingUnused.push(record.id);
       continue;
     }

@@ -4,9 +4,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
 import { flipByte, largestPack, packFiles } from '../support/disk-damage.ts';
 
 after(removeTempDirs);
@@ -137,6 +137,49 @@ test('a deleted pack: check names it as missing and lists the files that lose da
   assert.match(r.stderr, /^error: data blob [0-9a-f]{8}: its pack [0-9a-f]{8} is missing; used by file .*\/big\.bin in snapshot [0-9a-f]{8}$/m);
 });
 
+test('a blob shared by files at different paths: check names each snapshot with its own path, the earliest five, sorted', async () => {
+  const repo = await makeRepoDir();
+  const src = await makeTempDir('coffer-check-paths-');
+  const content = randomBytes(300_000);
+  await mkdir(path.join(src, 'a'));
+  await mkdir(path.join(src, 'b'));
+  await writeFile(path.join(src, 'a', 'f'), content);
+  await writeFile(path.join(src, 'b', 'g'), content);
+  assertOk(await runCoffer(['init'], { repo }));
+  assertOk(await runCoffer(['backup', path.join(src, 'a')], { repo }));
+  assertOk(await runCoffer(['backup', path.join(src, 'b')], { repo }));
+  // The folder moved: the same tree now sits at another path.
+  await rename(path.join(src, 'a'), path.join(src, 'c'));
+  for (let i = 0; i < 5; i++) assertOk(await runCoffer(['backup', path.join(src, 'c')], { repo }));
+  const listed = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ id: string; time: string }>;
+  const ids = listed.sort((x, y) => x.time.localeCompare(y.time) || x.id.localeCompare(y.id)).map((s) => s.id);
+  assert.equal(ids.length, 7);
+  // The one data pack holds the file's only blob.
+  const [pack] = await packFiles(repo);
+  await chmod(path.dirname(pack.file), 0o755);
+  await rm(pack.file, { force: true });
+
+  const s = (i: number) => ids[i].slice(0, 8);
+  const uses =
+    `used by file ${src}/a/f in snapshot ${s(0)}, used by file ${src}/b/g in snapshot ${s(1)}, ` +
+    `used by file ${src}/c/f in snapshots ${s(2)}, ${s(3)}, ${s(4)} and 2 more snapshots`;
+  const text = await runCoffer(['check'], { repo });
+  assert.equal(text.code, 1);
+  assert.match(text.stderr, new RegExp(`^error: data blob [0-9a-f]{8}: its pack ${pack.name.slice(0, 8)} is missing; ${uses.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+
+  const json = await runCoffer(['check', '--json'], { repo });
+  const [blob] = (jsonLines(json.stderr) as Array<Record<string, unknown>>).filter((l) => l.kind === 'missing-blob');
+  assert.match(String(blob.message), new RegExp(`; ${uses.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+  assert.equal(blob.snapshot, ids[0]);
+  assert.equal(blob.path, `${src}/a/f`);
+  assert.deepEqual(blob.snapshots, ids);
+  assert.deepEqual(blob.paths, [
+    { snapshot: ids[0], path: `${src}/a/f` },
+    { snapshot: ids[1], path: `${src}/b/g` },
+    ...ids.slice(2, 5).map((snapshot) => ({ snapshot, path: `${src}/c/f` })),
+  ]);
+});
+
 test('a damaged snapshot file: check names it; repair snapshots --forget removes it', async () => {
   const { repo, src } = await repository();
   assert.equal((await runCoffer(['backup', src], { repo })).code, 0);
@@ -150,7 +193,7 @@ test('a damaged snapshot file: check names it; repair snapshots --forget removes
   const fixed = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
   assert.equal(fixed.code, 0, fixed.stderr);
   assert.match(fixed.stderr, new RegExp(`warning: snapshot ${name.slice(0, 8)}: .*; removed`));
-  assert.match(fixed.stdout, /no snapshot needs repair \(1 snapshot checked\)/);
+  assert.match(fixed.stdout, /^removed 1 unreadable snapshot; no other snapshot needs repair \(1 snapshot checked\)$/m);
   assert.equal((await runCoffer(['check'], { repo })).code, 0);
 });
 

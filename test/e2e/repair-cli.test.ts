@@ -220,6 +220,39 @@ test('a damaged blob after repair index --read-all-packs, repair snapshots and p
   assert.deepEqual(await restoreDiffers(repo, src), [file]);
 });
 
+test('repair snapshots counts the snapshot files it cannot read in its summary: left without --forget, removed with it', async () => {
+  const repo = await makeRepoDir();
+  const src = await makeTempDir('coffer-repair-junk-');
+  await writeFile(path.join(src, 'a'), 'a\n');
+  assertOk(await runCoffer(['init'], { repo }));
+  assertOk(await runCoffer(['backup', src], { repo }));
+  // Junk under valid names: they cannot be decrypted, so they cannot be repaired, only removed.
+  const junk = [randomBytes(32).toString('hex'), randomBytes(32).toString('hex')].sort();
+  for (const name of junk) await writeFile(path.join(repo, 'snapshots', name), randomBytes(200));
+  const summary = (r: RunResult) => (jsonLines(r.stdout) as Array<Record<string, unknown>>).find((l) => l.message_type === 'summary');
+
+  const kept = await runCoffer(['repair', 'snapshots'], { repo });
+  assertOk(kept);
+  assert.equal(kept.stdout.trim().split('\n').at(-1), '2 unreadable snapshots left; no other snapshot needs repair (1 snapshot checked)');
+  const dry = await runCoffer(['repair', 'snapshots', '--forget', '--dry-run', '--json'], { repo });
+  assertOk(dry);
+  assert.deepEqual(summary(dry), { message_type: 'summary', dry_run: true, snapshots_repaired: 0, snapshots_intact: 1, snapshots_unreadable: 2, unreadable_removed: 0, trees_written: 0 });
+  assert.equal((await readdir(path.join(repo, 'snapshots'))).length, 3);
+
+  const removed = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
+  assertOk(removed);
+  for (const name of junk) assert.match(removed.stderr, new RegExp(`^warning: snapshot ${name.slice(0, 8)}: .*; removed$`, 'm'));
+  assert.equal(removed.stdout.trim().split('\n').at(-1), 'removed 2 unreadable snapshots; no other snapshot needs repair (1 snapshot checked)');
+  assert.equal((await readdir(path.join(repo, 'snapshots'))).length, 1);
+
+  for (const name of junk) await writeFile(path.join(repo, 'snapshots', name), randomBytes(200));
+  const json = await runCoffer(['repair', 'snapshots', '--forget', '--json'], { repo });
+  assertOk(json);
+  assert.deepEqual(summary(json), { message_type: 'summary', dry_run: false, snapshots_repaired: 0, snapshots_intact: 1, snapshots_unreadable: 2, unreadable_removed: 2, trees_written: 0 });
+  const clean = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
+  assert.equal(clean.stdout.trim().split('\n').at(-1), 'no snapshot needs repair (1 snapshot checked)');
+});
+
 test('repair packs refuses an unknown pack id and a pack the store has lost, changing nothing', async () => {
   const { repo } = await repository();
   const unknown = await runCoffer(['repair', 'packs', 'ffffffffff'], { repo });
@@ -401,7 +434,13 @@ test('a pack in a wrong data/ folder: check says where to move it; repair index,
   // prune cannot see the pack either, and stops rather than drop its data.
   const pruned = await runCoffer(['prune'], { repo });
   assert.equal(pruned.code, 1);
-  assert.match(pruned.stderr, new RegExp(`pack ${pack.name.slice(0, 8)} is listed in the index and holds used data, but is missing from the store`));
+  assert.match(
+    pruned.stderr,
+    new RegExp(
+      `^error: pack ${pack.name.slice(0, 8)} is listed in the index and holds used data, but is in a wrong folder, at ${wrongPath}\nhint: nothing was deleted; move ${wrongPath} to ${rightPath}, where it belongs, then run \`coffer check\` again$`,
+      'm',
+    ),
+  );
   assert.deepEqual(await contentsOf(repo), before, 'nothing was changed');
 
   // A second copy in a wrong folder, the pack being where it belongs, is only a file to move out.

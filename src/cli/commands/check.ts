@@ -54,6 +54,7 @@ export function issueJson(i: CheckIssue): Record<string, unknown> {
     ...(i.key ? { key: i.key } : {}),
     ...(i.file ? { file: i.file } : {}),
     ...(i.path ? { path: i.path } : {}),
+    ...(i.paths && i.paths.length > 1 ? { paths: i.paths } : {}),
   };
 }
 

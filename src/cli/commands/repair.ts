@@ -200,9 +200,10 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         // Snapshots before the index (design §Ordering); repairSnapshots loads the index.
         const { snapshots: all, unreadable } = await loadReadableSnapshots(repo);
         // A snapshot file that cannot be read cannot be repaired; --forget (with no selection) removes it.
-        const dropUnreadable = flags.forget === true && !flags.dryRun && ids.length === 0 && !flags.host?.length && !flags.tag?.length && !flags.path?.length;
+        const dropsUnreadable = flags.forget === true && ids.length === 0 && !flags.host?.length && !flags.tag?.length && !flags.path?.length;
+        const dropUnreadable = dropsUnreadable && !flags.dryRun;
         for (const u of unreadable) {
-          const action = dropUnreadable ? 'removed' : 'cannot be repaired; `coffer repair snapshots --forget` removes it';
+          const action = dropUnreadable ? 'removed' : dropsUnreadable ? 'would be removed' : 'cannot be repaired; `coffer repair snapshots --forget` removes it';
           if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', kind: 'corrupt-snapshot', snapshot: u.id, message: u.message, removed: dropUnreadable });
           else ctx.warn(`warning: ${u.message}; ${action}`);
         }
@@ -228,16 +229,26 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           for (const r of result.repaired) {
             ctx.printJson({ message_type: 'repaired', snapshot: r.original, ...(r.repaired ? { repaired: r.repaired } : {}), forgotten: r.forgotten, damage: r.damage });
           }
-          ctx.printJson({ message_type: 'summary', dry_run: flags.dryRun === true, snapshots_repaired: result.repaired.length, snapshots_intact: result.intact.length, trees_written: result.treesWritten });
+          ctx.printJson({
+            message_type: 'summary',
+            dry_run: flags.dryRun === true,
+            snapshots_repaired: result.repaired.length,
+            snapshots_intact: result.intact.length,
+            snapshots_unreadable: unreadable.length,
+            unreadable_removed: dropUnreadable ? unreadable.length : 0,
+            trees_written: result.treesWritten,
+          });
           return;
         }
         for (const r of result.repaired) {
           if (r.repaired) ctx.say(`snapshot ${shortId(r.original)} → repaired snapshot ${shortId(r.repaired)} saved${r.forgotten ? `, original removed` : ''}`);
         }
-        if (result.repaired.length === 0) ctx.say(`no snapshot needs repair (${plural(result.intact.length, 'snapshot')} checked)`);
-        else if (flags.dryRun) ctx.say(`dry run: would repair ${plural(result.repaired.length, 'snapshot')}; ${result.intact.length} intact`);
+        // Snapshot files that cannot be read count in the summary too: removed, or left for --forget.
+        const unreadableText = unreadable.length === 0 ? '' : `${dropUnreadable ? 'removed ' : dropsUnreadable ? 'would remove ' : ''}${plural(unreadable.length, 'unreadable snapshot')}${dropsUnreadable ? '' : ' left'}; `;
+        if (result.repaired.length === 0) ctx.say(`${unreadableText}no ${unreadable.length > 0 ? 'other ' : ''}snapshot needs repair (${plural(result.intact.length, 'snapshot')} checked)`);
+        else if (flags.dryRun) ctx.say(`dry run: ${unreadableText}would repair ${plural(result.repaired.length, 'snapshot')}; ${result.intact.length} intact`);
         else {
-          ctx.say(`repaired ${plural(result.repaired.length, 'snapshot')} (tagged "repaired"); ${result.intact.length} intact`);
+          ctx.say(`${unreadableText}repaired ${plural(result.repaired.length, 'snapshot')} (tagged "repaired"); ${result.intact.length} intact`);
           if (!flags.forget) ctx.say('the damaged originals remain; remove them with `coffer forget` or run again with --forget');
         }
       });
