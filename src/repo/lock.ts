@@ -24,6 +24,13 @@ export const lockTimings = {
   expireAfterMs: 10 * 60_000,
   /** After writing a lock, wait this long and look again for a competitor that wrote at the same time. */
   settleMs: 200,
+  /**
+   * A waiter (--retry-lock) looks again after `retryFirstMs`, doubling up to `retryMaxMs`: a few seconds,
+   * so it takes a lock freed only for a while. Each wait is a random part of that (from half to all of it),
+   * so waiters started together (cron jobs) do not look in lockstep.
+   */
+  retryFirstMs: 1000,
+  retryMaxMs: 5000,
 };
 
 export interface LockInfo {
@@ -147,7 +154,7 @@ export class RepoLock {
       holder: randomBytes(16).toString('hex'),
     };
     const deadline = Date.now() + (options.retryMs ?? 0);
-    let delay = 1000;
+    let delay = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);
     for (;;) {
       const conflict = await findConflict(repo, kind, info.holder);
       if (!conflict) {
@@ -176,8 +183,9 @@ export class RepoLock {
       } else if (Date.now() >= deadline) {
         throw lockedError(conflict, options.retryMs ?? 0);
       }
-      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())) + Math.random() * 200, options.signal);
-      delay = Math.min(delay * 2, 30_000);
+      // The last wait ends at the deadline, for a last try.
+      await sleep(Math.min(delay * (0.5 + Math.random() / 2), Math.max(0, deadline - Date.now())), options.signal);
+      delay = Math.min(delay * 2, lockTimings.retryMaxMs);
     }
   }
 
