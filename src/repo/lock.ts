@@ -155,6 +155,7 @@ export class RepoLock {
     };
     const deadline = Date.now() + (options.retryMs ?? 0);
     let delay = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);
+    let tieBreakMs = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);
     for (;;) {
       const conflict = await findConflict(repo, kind, info.holder);
       if (!conflict) {
@@ -177,12 +178,16 @@ export class RepoLock {
         await sleep(lockTimings.settleMs, options.signal);
         const late = await findConflict(repo, kind, info.holder);
         if (!late) return new RepoLock(repo, kind, info, id);
-        // Someone locked at the same moment: both back off; the retry loop sorts it out.
+        // Someone locked at the same moment, and may be giving up its lock too, so `late` may be gone.
         await repo.backend.remove({ type: 'lock', name: id });
-        if (Date.now() >= deadline) throw lockedError(late, options.retryMs ?? 0);
-      } else if (Date.now() >= deadline) {
-        throw lockedError(conflict, options.retryMs ?? 0);
+        if (!options.retryMs) throw lockedError(late, 0);
+        // A waiter tries again, even once its time has run out: after a random pause, longer each time,
+        // one of the two locks first and the other sees its lock, which then still exists.
+        await sleep(Math.random() * tieBreakMs, options.signal);
+        tieBreakMs = Math.min(tieBreakMs * 2, lockTimings.retryMaxMs);
+        continue;
       }
+      if (Date.now() >= deadline) throw lockedError(conflict, options.retryMs ?? 0);
       // The last wait ends at the deadline, for a last try.
       await sleep(Math.min(delay * (0.5 + Math.random() / 2), Math.max(0, deadline - Date.now())), options.signal);
       delay = Math.min(delay * 2, lockTimings.retryMaxMs);
