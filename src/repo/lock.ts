@@ -24,6 +24,13 @@ export const lockTimings = {
   expireAfterMs: 10 * 60_000,
   /** After writing a lock, wait this long and look again for a competitor that wrote at the same time. */
   settleMs: 200,
+  /**
+   * A waiter (--retry-lock) looks again after `retryFirstMs`, doubling up to `retryMaxMs`: a few seconds,
+   * so it takes a lock freed only for a while. Each wait is a random part of that (from half to all of it),
+   * so waiters started together (cron jobs) do not look in lockstep.
+   */
+  retryFirstMs: 1000,
+  retryMaxMs: 5000,
 };
 
 export interface LockInfo {
@@ -147,7 +154,8 @@ export class RepoLock {
       holder: randomBytes(16).toString('hex'),
     };
     const deadline = Date.now() + (options.retryMs ?? 0);
-    let delay = 1000;
+    let delay = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);
+    let tieBreakMs = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);
     for (;;) {
       const conflict = await findConflict(repo, kind, info.holder);
       if (!conflict) {
@@ -170,14 +178,19 @@ export class RepoLock {
         await sleep(lockTimings.settleMs, options.signal);
         const late = await findConflict(repo, kind, info.holder);
         if (!late) return new RepoLock(repo, kind, info, id);
-        // Someone locked at the same moment: both back off; the retry loop sorts it out.
+        // Someone locked at the same moment, and may be giving up its lock too, so `late` may be gone.
         await repo.backend.remove({ type: 'lock', name: id });
-        if (Date.now() >= deadline) throw lockedError(late, options.retryMs ?? 0);
-      } else if (Date.now() >= deadline) {
-        throw lockedError(conflict, options.retryMs ?? 0);
+        if (!options.retryMs) throw lockedError(late, 0);
+        // A waiter tries again, even once its time has run out: after a random pause, longer each time,
+        // one of the two locks first and the other sees its lock, which then still exists.
+        await sleep(Math.random() * tieBreakMs, options.signal);
+        tieBreakMs = Math.min(tieBreakMs * 2, lockTimings.retryMaxMs);
+        continue;
       }
-      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())) + Math.random() * 200, options.signal);
-      delay = Math.min(delay * 2, 30_000);
+      if (Date.now() >= deadline) throw lockedError(conflict, options.retryMs ?? 0);
+      // The last wait ends at the deadline, for a last try.
+      await sleep(Math.min(delay * (0.5 + Math.random() / 2), Math.max(0, deadline - Date.now())), options.signal);
+      delay = Math.min(delay * 2, lockTimings.retryMaxMs);
     }
   }
 
