@@ -211,11 +211,11 @@ describe('restore (local repository)', () => {
     }
   });
 
-  it('fails cleanly on a bad snapshot id (exit 2, one error line and a hint)', async () => {
+  it('fails cleanly on an unknown snapshot id (exit 1) and a malformed one (exit 2), with one error line and a hint', async () => {
     const target = await makeTempDir();
-    for (const spec of ['0123abcd', 'not-an-id']) {
+    for (const [spec, code] of [['0123abcd', 1], ['not-an-id', 2]] as const) {
       const r = await coffer(['restore', spec, '--target', target], repo);
-      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.code, code, r.stderr);
       // One message per error or hint (a file name may hold a newline).
     const lines = r.stderr.trimEnd().split(/\n(?=(?:error|hint): )/);
       assert.equal(lines.length, 2, r.stderr);
