@@ -3,7 +3,7 @@
  * way to open the repository. Commands stay thin: parse, call core, print.
  */
 import { openBackend, type Backend, type RetryEvent } from '../backend/index.ts';
-import { FileError, NoSuchSnapshotError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
+import { FileError, NotInRepositoryError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { shortId, type Id } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { Repository } from '../repo/index.ts';
@@ -150,7 +150,7 @@ export class CliContext {
    * read (the file is damaged), instead of claiming there is no such snapshot.
    */
   explainMissingSnapshot(err: unknown): unknown {
-    const spec = err instanceof NoSuchSnapshotError ? err.data?.snapshot : undefined;
+    const spec = err instanceof NotInRepositoryError ? err.data?.snapshot : undefined;
     if (typeof spec !== 'string') return err;
     const named = [...this.#unreadableSnapshots].filter(([id]) => id.startsWith(spec));
     return named.length === 1 ? named[0][1] : err;

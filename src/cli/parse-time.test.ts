@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../errors/index.ts';
 import { localTime } from './commands/snapshots.ts';
-import { parseSnapshotTime, parseTime } from './parse.ts';
+import { parseSnapshotTime, parseTime, parseTimeout } from './parse.ts';
 
 function inZone<T>(zone: string, run: () => T): T {
   const before = process.env.TZ;
@@ -100,5 +100,16 @@ test('local times print with four-digit years, in the zone\'s offset of the day'
   // What parseTime reads is what localTime prints, to the second, old local mean times included.
   for (const text of ['0000-01-01 00:00:00', '1800-07-01 12:00:00', '2023-03-26 03:30:00', '9999-12-31 23:59:59']) {
     assert.equal(inZone('Europe/Berlin', () => localTime(parseTime(text, '--time'))), text);
+  }
+});
+
+test('--retry-lock durations: Go syntax as restic reads it (compound, fractional), or plain seconds', () => {
+  const cases: [string, number][] = [
+    ['30', 30_000], ['500ms', 500], ['90s', 90_000], ['5m', 300_000], ['1h30m', 5_400_000], ['1.5h', 5_400_000],
+    ['2h45m30.5s', 9_930_500], ['.5m', 30_000], ['1m30s', 90_000], ['0s', 0],
+  ];
+  for (const [text, ms] of cases) assert.equal(parseTimeout(text, '--retry-lock'), ms, text);
+  for (const text of ['', 'abc', '5x', '1h 30m', 'h', '-5m', '5m!', '1d']) {
+    assert.throws(() => parseTimeout(text, '--retry-lock'), (err: Error) => err instanceof UsageError && err.message === `--retry-lock: "${text}" is not a duration`, text);
   }
 });

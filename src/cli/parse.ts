@@ -71,8 +71,13 @@ export function parseSnapshotTime(text: string, flag: string): Date {
 
 /** Parses durations like `30s`, `5m`, `2h` for timeouts. */
 export function parseTimeout(text: string, flag: string): number {
-  const m = /^(\d+)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new UsageError(`${flag}: "${text}" is not a duration`, { hint: 'write durations like 30s, 5m or 1h' });
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
-  return Number(m[1]) * factor;
+  const trimmed = text.trim();
+  // Go's duration syntax, as restic reads it (`1h30m`, `1.5h`, `90s`, `500ms`), or plain seconds.
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...trimmed.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== trimmed) {
+    throw new UsageError(`${flag}: "${text}" is not a duration`, { hint: 'write durations like 30s, 5m, 1h30m or 1.5h' });
+  }
+  return Math.round(parts.reduce((ms, [, amount, unit]) => ms + Number(amount) * units[unit], 0));
 }

@@ -51,12 +51,13 @@ export class UsageError extends AppError {
 }
 
 /**
- * A snapshot or a path in one that the repository does not have: a fact about the repository, not a bad
- * argument (a script's `restore latest` before the first backup), so exit 1, as restic.
+ * A snapshot, key, pack or blob, or a path in a snapshot, that the repository does not have: a fact about
+ * the repository, not a bad argument (a script's `restore latest` before the first backup), so exit 1, as
+ * restic.
  */
-export class NoSuchSnapshotError extends AppError {
+export class NotInRepositoryError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {
-    super('NO_SUCH_SNAPSHOT', ExitCode.failure, message, { hint: 'list them with `coffer snapshots`', ...options });
+    super('NOT_IN_REPOSITORY', ExitCode.failure, message, { hint: 'list them with `coffer snapshots`', ...options });
   }
 }
 

@@ -13,6 +13,7 @@ import {
   reasonOf,
   RepoExistsError,
   RepoNotFoundError,
+  NotInRepositoryError,
   UsageError,
   WrongPasswordError,
 } from '../errors/index.ts';
@@ -507,7 +508,7 @@ async function exists(backend: Backend, handle: Handle): Promise<boolean> {
 export function resolvePrefix(names: Iterable<Id>, prefix: string, what: string): Id {
   if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw new UsageError(`"${prefix}" is not a ${what} id`);
   const matches = [...names].filter((n) => n.startsWith(prefix));
-  if (matches.length === 0) throw new UsageError(`no ${what} with id ${prefix}`, { hint: `list them with \`coffer ${what === 'key' ? 'key list' : `${what}s`}\`` });
+  if (matches.length === 0) throw new NotInRepositoryError(`no ${what} with id ${prefix}`, { hint: `list them with \`coffer ${what === 'key' ? 'key list' : `${what}s`}\`` });
   if (matches.length > 1) throw new UsageError(`${what} id prefix ${prefix} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
   return matches[0];
 }

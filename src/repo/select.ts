@@ -2,7 +2,7 @@
  * Choosing snapshots and finding paths in them: `latest`, unique id prefixes, `--host/--tag/--path`
  * filters (restic's meaning), and `SNAPSHOT:PATH` subfolders.
  */
-import { IntegrityError, NoSuchSnapshotError, UsageError } from '../errors/index.ts';
+import { IntegrityError, NotInRepositoryError, UsageError } from '../errors/index.ts';
 import { fromHex, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
@@ -40,13 +40,13 @@ export function isEmptyFilter(f: SnapshotFilter): boolean {
 export function selectSnapshot(snapshots: readonly StoredSnapshot[], spec: string, filter: SnapshotFilter = {}): StoredSnapshot {
   if (spec === 'latest') {
     const latest = snapshots.filter((s) => matchesFilter(s, filter)).reduce<StoredSnapshot | undefined>((best, s) => (!best || s.time > best.time || (s.time === best.time && s.id > best.id) ? s : best), undefined);
-    if (!latest) throw new NoSuchSnapshotError('no snapshot matches', { hint: 'list them with `coffer snapshots`; check --host, --tag and --path' });
+    if (!latest) throw new NotInRepositoryError('no snapshot matches', { hint: 'list them with `coffer snapshots`; check --host, --tag and --path' });
     return latest;
   }
   if (!/^[0-9a-f]{1,64}$/.test(spec)) throw new UsageError(`"${spec}" is not a snapshot id`, { hint: 'give an id, a unique prefix of one, or `latest`' });
   const matches = snapshots.filter((s) => s.id.startsWith(spec));
   // `data.snapshot` lets the cli tell a snapshot left out as unreadable from one that does not exist.
-  if (matches.length === 0) throw new NoSuchSnapshotError(`no snapshot with id ${spec}`, { data: { snapshot: spec } });
+  if (matches.length === 0) throw new NotInRepositoryError(`no snapshot with id ${spec}`, { data: { snapshot: spec } });
   if (matches.length > 1) throw new UsageError(`snapshot id prefix ${spec} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
   return matches[0];
 }
@@ -107,18 +107,18 @@ export function nameBytes(part: string): Buffer {
 
 /**
  * Finds the node at `path` below the tree `root`, matching each component's bytes exactly (see
- * {@link nameBytes}). Returns the root folder itself (as a synthetic dir node) for `/`. Throws NoSuchSnapshotError
+ * {@link nameBytes}). Returns the root folder itself (as a synthetic dir node) for `/`. Throws NotInRepositoryError
  * when the path does not exist in the snapshot. `base` is where `root` is in the snapshot, for the hint.
  */
 export async function findNode(repo: Repository, root: Id, path: string, snapshotId: Id, base = '/'): Promise<TreeNode> {
   let node: TreeNode = rootNode(root);
   const parts = pathParts(path);
   for (const [i, part] of parts.entries()) {
-    if (node.type !== 'dir' || !node.subtree) throw new NoSuchSnapshotError(`${path}: not found in snapshot ${shortId(snapshotId)}`, { hint: notFoundHint(cleanPath(`${base}/${parts.slice(0, i - 1).join('/')}`), parts[i - 1] ?? '', snapshotId) });
+    if (node.type !== 'dir' || !node.subtree) throw new NotInRepositoryError(`${path}: not found in snapshot ${shortId(snapshotId)}`, { hint: notFoundHint(cleanPath(`${base}/${parts.slice(0, i - 1).join('/')}`), parts[i - 1] ?? '', snapshotId) });
     const children = await repo.loadTree(node.subtree);
     const wanted = nameBytes(part);
     const next = children.find((c) => wanted.equals(c.name));
-    if (!next) throw new NoSuchSnapshotError(`${path}: not found in snapshot ${shortId(snapshotId)}`, { hint: notFoundHint(cleanPath(`${base}/${parts.slice(0, i).join('/')}`), part, snapshotId) });
+    if (!next) throw new NotInRepositoryError(`${path}: not found in snapshot ${shortId(snapshotId)}`, { hint: notFoundHint(cleanPath(`${base}/${parts.slice(0, i).join('/')}`), part, snapshotId) });
     node = next;
   }
   return node;

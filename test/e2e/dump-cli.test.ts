@@ -90,6 +90,14 @@ describe('dump --target through symlinks', { concurrency: 4 }, () => {
     }
   });
 
+  test('a --target that runs out of space (/dev/full) is one error line with a hint, not a bug report', async () => {
+    for (const what of [path.join(src, 'f.txt'), src]) {
+      const r = await runCoffer(['dump', 'latest', what, '--target', '/dev/full'], { repo });
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, 'error: /dev/full: cannot write: no space left on the device\nhint: free some space where --target is, then run the command again\n');
+    }
+  });
+
   test('a chain of symlinks to a regular file replaces that file, keeping its mode and the links', async () => {
     const dir = await makeTempDir();
     await mkdir(path.join(dir, 'real'));

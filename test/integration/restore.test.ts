@@ -400,7 +400,7 @@ describe('restore', () => {
     });
 
     it('names a missing path as not in the snapshot', async () => {
-      await assert.rejects(run({ target: freshDir(), path: `${src}/no-such` }), (err: AppError) => err.code === 'NO_SUCH_SNAPSHOT' && /no-such/.test(err.message));
+      await assert.rejects(run({ target: freshDir(), path: `${src}/no-such` }), (err: AppError) => err.code === 'NOT_IN_REPOSITORY' && /no-such/.test(err.message));
     });
   });
 

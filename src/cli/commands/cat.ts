@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UsageError } from '../../errors/index.ts';
+import { NotInRepositoryError, UsageError } from '../../errors/index.ts';
 import { fromHex, shortId, toHex, type Id, type TreeNode } from '../../model/index.ts';
 import {
   decodeIndex,
@@ -37,6 +37,7 @@ function resolve(names: Iterable<Id>, prefix: string, what: string, hint: string
   try {
     return resolvePrefix(names, prefix, what);
   } catch (err) {
+    if (err instanceof NotInRepositoryError) throw new NotInRepositoryError(err.message, { hint });
     if (err instanceof UsageError) throw new UsageError(err.message, { hint });
     throw err;
   }

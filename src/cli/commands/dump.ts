@@ -119,7 +119,10 @@ async function destination(target: string): Promise<Destination> {
  * temporary one. An existing file keeps its mode; see {@link destination} for symlinks and devices.
  */
 async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, stdout: NodeJS.WritableStream): Promise<void> {
-  const cannot = (what: string, err: unknown) => new FileError(`${target}: ${what}: ${fileErrorText(err)}`, { hint: 'check the --target path and that its folder is writable' });
+  const cannot = (what: string, err: unknown) =>
+    new FileError(`${target}: ${what}: ${fileErrorText(err)}`, {
+      hint: errnoCode(err) === 'ENOSPC' ? 'free some space where --target is, then run the command again' : 'check the --target path and that its folder is writable',
+    });
   let to: Destination;
   try {
     to = await destination(target);
@@ -141,7 +144,14 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, stdo
       for await (const chunk of chunks) {
         // A pipe or FIFO may take part of a chunk (its reader left, or took less): write the rest, which
         // then fails with EPIPE rather than being lost silently.
-        for (let done = 0; done < chunk.length; ) done += (await handle.write(chunk, done, chunk.length - done)).bytesWritten;
+        for (let done = 0; done < chunk.length; ) {
+          done += (
+            await handle.write(chunk, done, chunk.length - done).catch((err: unknown) => {
+              // EPIPE stays as it is: a reader that left is not a failure to write (see OutputClosedError).
+              throw errnoCode(err) === 'EPIPE' ? err : cannot('cannot write', err);
+            })
+          ).bytesWritten;
+        }
       }
     } finally {
       await handle.close();
