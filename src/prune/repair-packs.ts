@@ -6,9 +6,10 @@
  *
  * Blobs that verify nowhere are lost; `repair snapshots --forget` then removes them from the snapshots.
  */
-import { IntegrityError, UsageError, throwIfAborted } from '../errors/index.ts';
+import { IntegrityError, NotInRepositoryError, throwIfAborted } from '../errors/index.ts';
+import { filePath } from '../backend/index.ts';
 import { shortId, toHex, type Id } from '../model/index.ts';
-import { examinePack, resolvePrefix, type BlobType, type PackEntry, type PackRecord, type Repository } from '../repo/index.ts';
+import { examinePack, misplacedPacks, resolvePrefix, type BlobType, type PackEntry, type PackRecord, type Repository } from '../repo/index.ts';
 import { deletePacks, repackBlobs, replaceIndex, type RepackSource, type RewriteOptions } from './prune.ts';
 
 export interface RepairPacksOptions extends RewriteOptions {
@@ -48,22 +49,29 @@ export interface RepairPacksResult {
 
 /**
  * Resolves pack ids (unique prefixes are enough) among the packs in the store. A pack the index lists
- * but the store lacks holds nothing to salvage: that is `repair index`'s business.
+ * but the store lacks holds nothing to salvage: that is `repair index`'s business, unless it sits in a
+ * wrong data/ folder, which is named with where to move it, as check does.
  */
-function resolvePacks(specs: readonly string[], stored: ReadonlyMap<Id, number>, indexed: ReadonlyMap<Id, PackRecord>): Id[] {
+async function resolvePacks(repo: Repository, specs: readonly string[], stored: ReadonlyMap<Id, number>, indexed: ReadonlyMap<Id, PackRecord>): Promise<Id[]> {
   const out = new Set<Id>();
   for (const spec of specs) {
     try {
       out.add(resolvePrefix(stored.keys(), spec, 'pack'));
     } catch (err) {
-      if (!(err instanceof UsageError)) throw err;
+      if (!(err instanceof NotInRepositoryError)) throw err;
       const known = [...indexed.keys()].filter((id) => !stored.has(id) && id.startsWith(spec));
       if (known.length === 1) {
-        throw new UsageError(`pack ${shortId(known[0])} is listed in the index but missing from the repository: nothing to salvage`, {
+        const misplaced = (await misplacedPacks(repo, stored)).find((m) => m.pack === known[0]);
+        if (misplaced !== undefined) {
+          throw new IntegrityError(`pack ${shortId(known[0])} is in a wrong folder, at ${misplaced.path}`, {
+            hint: `nothing was changed; move ${misplaced.path} to ${filePath({ type: 'data', name: known[0] })}, where it belongs, then run \`coffer check\` again`,
+          });
+        }
+        throw new NotInRepositoryError(`pack ${shortId(known[0])} is listed in the index but missing from the repository: nothing to salvage`, {
           hint: '`coffer repair index` drops missing packs from the index, then `coffer repair snapshots --forget` removes their data from the snapshots',
         });
       }
-      throw new UsageError(err.message, { hint: 'give the id of a pack in the repository (`coffer check --read-data` names the damaged ones); a unique prefix is enough' });
+      throw new NotInRepositoryError(err.message, { hint: 'give the id of a pack in the repository (`coffer check --read-data` names the damaged ones); a unique prefix is enough' });
     }
   }
   return [...out].sort();
@@ -75,7 +83,7 @@ export async function repairPacks(repo: Repository, specs: readonly string[], op
   await repo.loadIndex();
   const { files: indexFiles, records } = await repo.indexRecords();
   const stored = await repo.storedPacks();
-  const ids = resolvePacks(specs, stored, records);
+  const ids = await resolvePacks(repo, specs, stored, records);
   const repaired = new Set(ids);
 
   // Blobs with a copy in a stored pack that stays.

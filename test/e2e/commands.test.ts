@@ -402,7 +402,7 @@ describe('coffer read commands', { concurrency: 4 }, () => {
     assert.equal(wrongType.code, 2);
     assert.match(wrongType.stderr, /is a tree blob\nhint: print it with `coffer cat tree/);
     const none = await coffer(['cat', 'index', 'abcdef']);
-    assert.equal(none.code, 2);
+    assert.equal(none.code, 1);
     assert.match(none.stderr, /no index with id abcdef/);
   });
 });

@@ -256,13 +256,13 @@ test('repair snapshots counts the snapshot files it cannot read in its summary: 
 test('repair packs refuses an unknown pack id and a pack the store has lost, changing nothing', async () => {
   const { repo } = await repository();
   const unknown = await runCoffer(['repair', 'packs', 'ffffffffff'], { repo });
-  assert.equal(unknown.code, 2);
+  assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /^error: no pack with id ffffffffff\nhint: give the id of a pack in the repository/);
   const pack = await largestPack(repo);
   await chmod(path.dirname(pack.file), 0o755);
   await rm(pack.file);
   const gone = await runCoffer(['repair', 'packs', pack.name.slice(0, 8)], { repo });
-  assert.equal(gone.code, 2);
+  assert.equal(gone.code, 1);
   assert.match(gone.stderr, new RegExp(`^error: pack ${pack.name.slice(0, 8)} is listed in the index but missing from the repository: nothing to salvage\nhint: \`coffer repair index\``));
 });
 
@@ -440,6 +440,13 @@ test('a pack in a wrong data/ folder: check says where to move it; repair index,
       `^error: pack ${pack.name.slice(0, 8)} is listed in the index and holds used data, but is in a wrong folder, at ${wrongPath}\nhint: nothing was deleted; move ${wrongPath} to ${rightPath}, where it belongs, then run \`coffer check\` again$`,
       'm',
     ),
+  );
+  // repair packs names it too, instead of calling it missing and pointing at the repairs that forget data.
+  const salvage = await runCoffer(['repair', 'packs', pack.name.slice(0, 8)], { repo });
+  assert.equal(salvage.code, 1);
+  assert.equal(
+    salvage.stderr,
+    `error: pack ${pack.name.slice(0, 8)} is in a wrong folder, at ${wrongPath}\nhint: nothing was changed; move ${wrongPath} to ${rightPath}, where it belongs, then run \`coffer check\` again\n`,
   );
   assert.deepEqual(await contentsOf(repo), before, 'nothing was changed');
 
