@@ -60,10 +60,10 @@ function stackLines(stack: string, head: string): string {
   return [...first, ...(frames === '' ? [] : frames.split('\n'))].map(displayMessage).join('\n');
 }
 
-/** The exit statuses, for `--help` of `command` (of the program when undefined): 3 is backup's alone, 141 dump's. */
+/** The exit statuses, for `--help` of `command` (of the program when undefined): 3 is backup's alone, 141 dump's and cat's. */
 export function exitStatusHelp(command?: string): string {
   const partial = command === undefined || command === 'backup';
-  const outputClosed = command === undefined || command === 'dump';
+  const outputClosed = command === undefined || command === 'dump' || command === 'cat';
   return `Exit status:
   ${ExitCode.ok}    success
   ${ExitCode.failure}    failure (no such snapshot or path, integrity problem, storage error, …)
@@ -71,5 +71,5 @@ export function exitStatusHelp(command?: string): string {
 ${partial ? `  ${ExitCode.partialBackup}    backup saved, but some source files could not be read\n` : ''}  ${ExitCode.repoNotFound}   repository does not exist
   ${ExitCode.repoLocked}   repository is locked by another process
   ${ExitCode.wrongPassword}   wrong password
-  ${ExitCode.interrupted}  interrupted${outputClosed ? `\n  ${ExitCode.outputClosed}  ${command === undefined ? 'dump: ' : ''}the reader of the output went away before the end` : ''}`;
+  ${ExitCode.interrupted}  interrupted${outputClosed ? `\n  ${ExitCode.outputClosed}  ${command === undefined ? 'dump, cat: ' : ''}the reader of the output went away before the end` : ''}`;
 }

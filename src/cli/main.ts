@@ -39,6 +39,7 @@ export function buildProgram(ctx: CliContext): Command {
     ctx.options = action.optsWithGlobals();
     // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
+    if (ctx.options.quiet && ctx.options.verbose) throw new UsageError('--quiet and --verbose cannot be given together', { hint: 'choose one' });
     checkNoLock(ctx, action);
   });
   for (const register of commands) register(program, ctx);
@@ -74,7 +75,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     // A failed write to stdout is reported as an event, possibly after the command's last write.
     await new Promise((resolve) => setImmediate(resolve));
     if (ctx.stdoutFailure) throw ctx.stdoutFailure;
-    return ExitCode.ok;
+    return ctx.stdoutClosed && ctx.dataOnStdout ? ExitCode.outputClosed : ExitCode.ok;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return ExitCode.ok;
@@ -85,8 +86,9 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     }
     // Output cut short where it matters (dump): the exit status alone says so, as SIGPIPE's would.
     if (err instanceof OutputClosedError) return err.exitCode;
-    // A reader that stopped reading (`| head`) is not an error: it got what it wanted.
-    if (ctx.stdoutClosed) return ExitCode.ok;
+    // A reader that stopped reading (`| head`) is not an error: it got what it wanted. Data cut short
+    // (`cat pack … | head -c 10`) says so by the exit status alone, as dump's does.
+    if (ctx.stdoutClosed) return ctx.dataOnStdout ? ExitCode.outputClosed : ExitCode.ok;
     if (ctx.stdoutFailure) err = outputFailure(ctx.stdoutFailure, err);
     else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
     else err = ctx.explainMissingSnapshot(err);

@@ -367,6 +367,11 @@ describe('errors', () => {
   });
 });
 
+test('--quiet and --verbose together are a usage error, as in restic', async () => {
+  const r = await coffer(['-r', await makeRepoDir(), '-q', '-v', 'snapshots']);
+  assertFails(r, 2, /^error: --quiet and --verbose cannot be given together$/);
+});
+
 test('no snapshot to restore (before the first backup, or a filter nothing matches) fails with exit 1, as restic, not as a usage error', async () => {
   const repo = await makeRepoDir();
   assertOk(await coffer(['-r', repo, 'init']));
