@@ -44,13 +44,18 @@ export function reportError(err: unknown, verbose: boolean): ErrorReport {
  * runs to its end. `outcome` is how the command ended: `failure` itself when it succeeded, its own error
  * when it failed on its own (e.g. a backup that could not read some files), else stopped by the write.
  */
+/** What an interrupted command says of where it stopped, when it says more than "run it again" (forget --prune). */
+function stoppedAt(outcome: unknown): string {
+  return outcome instanceof CancelledError && outcome.hint !== undefined && outcome.hint !== new CancelledError().hint ? ` (${outcome.hint})` : '';
+}
+
 export function outputFailure(failure: AppError, outcome: unknown): AppError {
   const where = 'check where the output went (free space, permissions)';
   const ownError = outcome !== failure && outcome instanceof AppError && !(outcome instanceof CancelledError) && !(outcome instanceof BugError);
   const hint =
     outcome === failure || ownError
       ? `the command was not stopped: it ran to its end${ownError ? ` (${outcome.message})` : ''}, so its work is done and only its output is incomplete; ${where}`
-      : `the output is incomplete and the command stopped there, as if interrupted; ${where}`;
+      : `the output is incomplete and the command stopped there, as if interrupted${stoppedAt(outcome)}; ${where}`;
   return new FileError(failure.message, { hint, cause: failure.cause });
 }
 

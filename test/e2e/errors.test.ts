@@ -116,6 +116,13 @@ describe('errors', () => {
       assert.match(forget.stderr, ranToEnd);
       assert.equal(await snapshots(), 1, 'forget removed the snapshots');
       assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+
+      // forget --prune whose output fails after the forget step: the hint says the forget is done.
+      assertOk(await coffer(['-r', repo, 'backup', '-q', source], { env }));
+      const pruning = await coffer(['-r', repo, 'forget', '--keep-last', '1', '--group-by', '', '--prune'], { env, stdoutFile: '/dev/full' });
+      assertFails(pruning, 1, /^error: cannot write to standard output: no space left on the device$/);
+      assert.match(pruning.stderr, /^hint: the output is incomplete and the command stopped there, as if interrupted \(forget removed 1 snapshot; .*run `coffer prune`/m);
+      assert.equal(await snapshots(), 1);
     });
   });
 
