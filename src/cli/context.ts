@@ -51,10 +51,17 @@ export class CliContext {
       else {
         // Its hint depends on whether the command ran to its end (see outputFailure in exit.ts).
         this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, { cause: err });
+        if (this.finishDespiteOutputFailure) return;
       }
       this.#abort.abort();
     });
   }
+
+  /**
+   * Set by backup: a stdout that cannot be written (a full log disk) does not stop it, as a backup not
+   * taken for want of its log would cost more than the log; it fails at its end, its snapshot saved.
+   */
+  finishDespiteOutputFailure = false;
 
   /** True once the reader of stdout has gone away. */
   get stdoutClosed(): boolean {

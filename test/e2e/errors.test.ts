@@ -102,11 +102,9 @@ describe('errors', () => {
       assert.match(backup.stderr, ranToEnd);
       assert.equal(await snapshots(), 2, 'the backup saved its snapshot');
 
-      // A backup that fails on its own after saving: its own outcome is named. (A source never backed up
-      // before, as a parent would be named on stdout at the start, and that failed write would stop it.)
-      const other = await makeTempDir('coffer-full-');
-      await writeFile(path.join(other, 'c.txt'), 'c\n');
-      const partial = await coffer(['-r', repo, 'backup', other, path.join(other, 'missing')], { env, stdoutFile: '/dev/full' });
+      // A backup that fails on its own after saving: its own outcome is named. Its first line (the parent
+      // snapshot) fails to be written already: a backup goes on regardless, as its data matters more.
+      const partial = await coffer(['-r', repo, 'backup', source, path.join(source, 'missing')], { env, stdoutFile: '/dev/full' });
       assert.equal(partial.code, 1, partial.stderr);
       assert.match(partial.stderr, /^hint: the command was not stopped: it ran to its end \(1 source file was unreadable; snapshot [0-9a-f]{8} saved without it\), so its work is done/m);
       assert.equal(await snapshots(), 3);

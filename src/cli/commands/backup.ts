@@ -159,6 +159,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--stdin', 'back up what comes on standard input as one file')
     .option('--stdin-filename <name>', 'file name for --stdin (a plain name, without /)', 'stdin')
     .action(async (args: string[], flags: BackupFlags) => {
+      ctx.finishDespiteOutputFailure = true;
       const paths = flags.stdin ? [] : sourcePaths(args, flags, (message) => ctx.warn(message));
       if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
       const name = flags.stdinFilename ?? '';
