@@ -129,7 +129,7 @@ export class CliContext {
 
   /** A warning as one JSON object on stderr, for --json (stdout stays parseable). */
   #warnJson(fields: Record<string, unknown>): void {
-    this.io.stderr.write(`${JSON.stringify({ message_type: 'warning', ...fields })}\n`);
+    this.printJsonProblem({ message_type: 'warning', ...fields });
   }
 
   /**
@@ -165,7 +165,7 @@ export class CliContext {
 
   /** A line of what the command is doing, on stdout unless --quiet or --json (restic's default verbosity). */
   info(line: string): void {
-    if (!this.quiet && !this.json) this.#line(this.dataOnStdout ? 'stderr' : 'stdout', `${displayMessage(line)}\n`);
+    if (!this.quiet && !this.json) this.#detail(line);
   }
 
   /** Set by commands whose stdout is their data (dump, cat): verbose lines then go to stderr. */
@@ -173,7 +173,12 @@ export class CliContext {
 
   /** Details shown only with --verbose, on stdout as restic shows them, one line each as {@link warn}'s. */
   verbose(line: string): void {
-    if (this.options.verbose && !this.json) this.#line(this.dataOnStdout ? 'stderr' : 'stdout', `${displayMessage(line)}\n`);
+    if (this.options.verbose && !this.json) this.#detail(line);
+  }
+
+  /** A line about the command's doing: on stdout, unless stdout is the command's data. */
+  #detail(line: string): void {
+    this.#line(this.dataOnStdout ? 'stderr' : 'stdout', `${displayMessage(line)}\n`);
   }
 
   repoLocation(): string {

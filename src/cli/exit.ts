@@ -37,18 +37,18 @@ export function reportError(err: unknown, verbose: boolean): ErrorReport {
   };
 }
 
-/**
- * The error to report for stdout that could not be written (a full disk, an I/O error), with a hint saying
- * what became of the command. The failed write stops a command as an interrupt would (the cli aborts its
- * signal), but one whose work was done by then (a backup's snapshot saved, forget's snapshots removed)
- * runs to its end. `outcome` is how the command ended: `failure` itself when it succeeded, its own error
- * when it failed on its own (e.g. a backup that could not read some files), else stopped by the write.
- */
 /** What an interrupted command says of where it stopped, when it says more than "run it again" (forget --prune). */
 function stoppedAt(outcome: unknown): string {
   return outcome instanceof CancelledError && outcome.hint !== undefined && outcome.hint !== new CancelledError().hint ? ` (${outcome.hint})` : '';
 }
 
+/**
+ * The error to report for stdout that could not be written (a full disk, an I/O error), with a hint saying
+ * what became of the command. The failed write stops a command as an interrupt would (the cli aborts its
+ * signal; backup alone goes on), but one whose work was done by then (a backup's snapshot saved, forget's snapshots removed)
+ * runs to its end. `outcome` is how the command ended: `failure` itself when it succeeded, its own error
+ * when it failed on its own (e.g. a backup that could not read some files), else stopped by the write.
+ */
 export function outputFailure(failure: AppError, outcome: unknown): AppError {
   const where = 'check where the output went (free space, permissions)';
   const ownError = outcome !== failure && outcome instanceof AppError && !(outcome instanceof CancelledError) && !(outcome instanceof BugError);

@@ -93,7 +93,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
     else err = ctx.explainMissingSnapshot(err);
     const report = reportError(err, ctx.options.verbose === true);
-    if (ctx.json) io.stderr.write(`${JSON.stringify(report.json)}\n`);
+    if (ctx.json) ctx.printJsonProblem(report.json);
     else io.stderr.write(`${report.lines.join('\n')}\n`);
     return report.exitCode;
   } finally {

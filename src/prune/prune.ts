@@ -11,9 +11,9 @@
  */
 import { IntegrityError, throwIfAborted } from '../errors/index.ts';
 import { discard, fromHex, mapLimit, shortId, storageName, toHex, type Id, type StoredSnapshot } from '../model/index.ts';
-import { filePath } from '../backend/index.ts';
 import {
-  misplacedPacks,
+  findMisplacedPack,
+  moveMisplacedHint,
   openBlob,
   type BlobIndex,
   type BlobType,
@@ -196,11 +196,10 @@ async function markUsed(repo: Repository, index: BlobIndex, stored: ReadonlyMap<
  * (a botched copy or sync) is named with where to move it, as check does: `repair index` refuses then.
  */
 async function usedPackMissing(repo: Repository, stored: ReadonlyMap<Id, number>, pack: Id, what = ''): Promise<IntegrityError> {
-  const misplaced = (await misplacedPacks(repo, stored)).find((m) => m.pack === pack);
+  const misplaced = await findMisplacedPack(repo, stored, pack);
   if (misplaced !== undefined) {
-    const home = filePath({ type: 'data', name: pack });
     return new IntegrityError(`pack ${shortId(pack)} is listed in the index and holds used data${what}, but is in a wrong folder, at ${misplaced.path}`, {
-      hint: `nothing was deleted; move ${misplaced.path} to ${home}, where it belongs, then run \`coffer check\` again`,
+      hint: moveMisplacedHint(misplaced, 'nothing was deleted'),
       data: { pack, file: misplaced.path },
     });
   }

@@ -7,9 +7,8 @@
  * Blobs that verify nowhere are lost; `repair snapshots --forget` then removes them from the snapshots.
  */
 import { IntegrityError, NotInRepositoryError, throwIfAborted } from '../errors/index.ts';
-import { filePath } from '../backend/index.ts';
 import { shortId, toHex, type Id } from '../model/index.ts';
-import { examinePack, misplacedPacks, resolvePrefix, type BlobType, type PackEntry, type PackRecord, type Repository } from '../repo/index.ts';
+import { examinePack, findMisplacedPack, moveMisplacedHint, resolvePrefix, type BlobType, type PackEntry, type PackRecord, type Repository } from '../repo/index.ts';
 import { deletePacks, repackBlobs, replaceIndex, type RepackSource, type RewriteOptions } from './prune.ts';
 
 export interface RepairPacksOptions extends RewriteOptions {
@@ -61,11 +60,9 @@ async function resolvePacks(repo: Repository, specs: readonly string[], stored: 
       if (!(err instanceof NotInRepositoryError)) throw err;
       const known = [...indexed.keys()].filter((id) => !stored.has(id) && id.startsWith(spec));
       if (known.length === 1) {
-        const misplaced = (await misplacedPacks(repo, stored)).find((m) => m.pack === known[0]);
+        const misplaced = await findMisplacedPack(repo, stored, known[0]);
         if (misplaced !== undefined) {
-          throw new IntegrityError(`pack ${shortId(known[0])} is in a wrong folder, at ${misplaced.path}`, {
-            hint: `nothing was changed; move ${misplaced.path} to ${filePath({ type: 'data', name: known[0] })}, where it belongs, then run \`coffer check\` again`,
-          });
+          throw new IntegrityError(`pack ${shortId(known[0])} is in a wrong folder, at ${misplaced.path}`, { hint: moveMisplacedHint(misplaced, 'nothing was changed') });
         }
         throw new NotInRepositoryError(`pack ${shortId(known[0])} is listed in the index but missing from the repository: nothing to salvage`, {
           hint: '`coffer repair index` drops missing packs from the index, then `coffer repair snapshots --forget` removes their data from the snapshots',

@@ -49,6 +49,16 @@ export async function misplacedPacks(repo: Repository, stored: { has(pack: Id): 
   return found.sort((a, b) => (a.path < b.path ? -1 : 1));
 }
 
+/** Where `pack` sits in a wrong folder, if it does (see {@link misplacedPacks}). */
+export async function findMisplacedPack(repo: Repository, stored: { has(pack: Id): boolean }, pack: Id): Promise<MisplacedPack | undefined> {
+  return (await misplacedPacks(repo, stored)).find((m) => m.pack === pack);
+}
+
+/** The hint for a command stopped by one misplaced pack: `done` (what it did not do), then where to move it. */
+export function moveMisplacedHint(misplaced: MisplacedPack, done: string): string {
+  return `${done}; move ${misplaced.path} to ${filePath({ type: 'data', name: misplaced.pack })}, where it belongs, then run \`coffer check\` again`;
+}
+
 /** The refusal of a repair while packs are in a wrong folder: each is named with where it belongs. */
 function misplacedStop(found: readonly MisplacedPack[]): IntegrityError {
   const one = found.length === 1;

@@ -201,9 +201,9 @@ export function registerDump(program: Command, ctx: CliContext): void {
           if (flags.target) await writeFile(flags.target, chunks, ctx.io.stdout);
           else await writeAll(ctx.io.stdout, chunks);
         } catch (err) {
-          // The reader went away before the end (`coffer dump … | head -c 10`, a pipe as --target): what it
-          // got is cut short, which the exit status says, as `cat`'s and restic's do (SIGPIPE).
-          if (errnoCode(err) === 'EPIPE' || ctx.stdoutClosed) throw new OutputClosedError();
+          // The reader of a pipe as --target went away before the end: what it got is cut short, which the
+          // exit status says, as `cat`'s and restic's do (SIGPIPE); for stdout, main sees to it.
+          if (errnoCode(err) === 'EPIPE') throw new OutputClosedError();
           throw err;
         }
       });
