@@ -132,6 +132,12 @@ export class CliContext {
     this.printJsonProblem({ message_type: 'warning', ...fields });
   }
 
+  /** A warning on stderr: a `warning: …` line, or with --json an object with `message` and `fields`. */
+  warning(message: string, fields: Record<string, unknown> = {}): void {
+    if (this.json) this.#warnJson({ message, ...fields });
+    else this.warn(`warning: ${message}`);
+  }
+
   /**
    * Told by snapshot listings about files they leave out: one warning line on stderr per file and run
    * (a JSON object with --json, so that stdout stays parseable).
@@ -231,7 +237,7 @@ export class CliContext {
       if (dir !== undefined) this.verbose(`using cache ${dir}`);
     } catch (err) {
       const where = (err as NodeJS.ErrnoException).path;
-      this.warn(`warning: not using a local cache: ${where === undefined ? '' : `${where}: `}${fileErrorText(err)}`);
+      this.warning(`not using a local cache: ${where === undefined ? '' : `${where}: `}${fileErrorText(err)}`);
     }
     return repo;
   }

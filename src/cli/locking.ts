@@ -65,6 +65,6 @@ async function locked<T>(ctx: CliContext, repo: Repository, kind: LockKind, read
     await lock.confirmed();
     return result;
   } finally {
-    await lock.release().catch((err) => ctx.warn(`warning: could not remove lock: ${(err as Error).message}`));
+    await lock.release().catch((err) => ctx.warning(`could not remove lock: ${(err as Error).message}`));
   }
 }

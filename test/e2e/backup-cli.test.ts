@@ -452,6 +452,17 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assert.match(globbed.stderr, /pattern ".*\/\*\.none" does not match any files, skipping/);
   assert.match(globbed.stderr, /pattern ".*\/missing" does not match any files, skipping/);
   assert.deepEqual(await files(), ['[x].txt', 'keep.txt', 'other.txt', 'x.txt']);
+  // With --json the warnings are JSON objects on stderr too, so a script parses every line of both streams.
+  const globbedJson = await runCoffer(['backup', '--json', '--files-from', join(dir, 'from')], { repo });
+  assertOk(globbedJson);
+  const warnings = jsonLines(globbedJson.stderr);
+  assert.deepEqual(
+    warnings.map((w) => [w.message_type, String(w.message).replace(src, 'SRC')]),
+    [
+      ['warning', '--files-from: pattern "SRC/*.none" does not match any files, skipping'],
+      ['warning', '--files-from: pattern "SRC/missing" does not match any files, skipping'],
+    ],
+  );
 
   // A backslash escapes a glob character: \[x\] names the file [x].txt, \* a literal *.
   await writeFile(join(src, 'a*b'), 'star');

@@ -66,7 +66,7 @@ function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string)
   for (const f of flags.filesFrom ?? []) {
     for (const pattern of patternLines(f, '--files-from')) {
       const found = expandGlob(pattern);
-      if (found.length === 0) warn(`warning: --files-from: pattern "${pattern}" does not match any files, skipping`);
+      if (found.length === 0) warn(`--files-from: pattern "${pattern}" does not match any files, skipping`);
       paths.push(...found);
     }
   }
@@ -160,7 +160,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--stdin-filename <name>', 'file name for --stdin (a plain name, without /)', 'stdin')
     .action(async (args: string[], flags: BackupFlags) => {
       ctx.finishDespiteOutputFailure = true;
-      const paths = flags.stdin ? [] : sourcePaths(args, flags, (message) => ctx.warn(message));
+      const paths = flags.stdin ? [] : sourcePaths(args, flags, (message) => ctx.warning(message));
       if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
       const name = flags.stdinFilename ?? '';
       if (flags.stdin && (name === '' || name === '.' || name === '..' || /[/\0]/.test(name))) {
@@ -235,7 +235,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                 if (ctx.json) ctx.printJsonProblem({ message_type: 'error', error: { message: error.message }, during: 'archival', item: path });
                 else ctx.warn(`error: ${error.message}`);
               },
-              warning: (message) => ctx.warn(`warning: ${message}`),
+              warning: (message) => ctx.warning(message),
               // Only with -v: an unchanged re-backup is little more than these calls.
               itemDone: !ctx.options.verbose
                 ? undefined

@@ -192,7 +192,7 @@ export function registerDump(program: Command, ctx: CliContext): void {
         else if (node.type === 'dir') {
           chunks = tarArchive(repo, node, parts, {
             signal: ctx.signal,
-            onSkip: (p) => ctx.warn(`warning: ${p}: sockets cannot be stored in tar, skipped`),
+            onSkip: (p) => ctx.warning(`${p}: sockets cannot be stored in tar, skipped`),
           });
         } else {
           throw new UsageError(`${path}: is a ${node.type} in snapshot ${shortId(snapshot.id)}`, { hint: 'dump writes files, or folders as tar archives' });

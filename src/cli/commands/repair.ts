@@ -81,8 +81,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           await sink.stop();
         }
         for (const p of problems) {
-          if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', kind: p.kind, message: p.message, pack: p.pack, ...(p.blob ? { blob: p.blob, blob_type: p.blobType } : {}) });
-          else ctx.warn(`warning: ${p.message}`);
+          ctx.warning(p.message, { kind: p.kind, pack: p.pack, ...(p.blob ? { blob: p.blob, blob_type: p.blobType } : {}) });
         }
         const unreadable = result.problems.filter((p) => p.kind === 'unreadable-pack');
         const damaged = result.problems.filter((p) => p.kind === 'damaged-pack');

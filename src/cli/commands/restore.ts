@@ -133,10 +133,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
                   if (newHint) ctx.warn(`hint: ${error.hint}`);
                 }
               },
-              warning: (message) => {
-                if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', message });
-                else ctx.warn(`warning: ${message}`);
-              },
+              warning: (message) => ctx.warning(message),
               fileDone: (p, action) => {
                 if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p });
                 else ctx.verbose(`${(flags.dryRun ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}`);
