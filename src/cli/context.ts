@@ -48,20 +48,25 @@ export class CliContext {
     const stdout = io.stdout as NodeJS.WritableStream & { on?: NodeJS.WritableStream['on'] };
     stdout.on?.('error', (err: unknown) => {
       if (errnoCode(err) === 'EPIPE') this.#stdoutClosed = true;
-      else {
-        // Its hint depends on whether the command ran to its end (see outputFailure in exit.ts).
-        this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, { cause: err });
-        if (this.finishDespiteOutputFailure) return;
-      }
-      this.#abort.abort();
+      // Its hint depends on whether the command ran to its end (see outputFailure in exit.ts).
+      else this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, { cause: err });
+      if (!this.finishDespiteOutputFailure) this.#abort.abort();
     });
   }
 
   /**
-   * Set by backup: a stdout that cannot be written (a full log disk) does not stop it, as a backup not
-   * taken for want of its log would cost more than the log; it fails at its end, its snapshot saved.
+   * Set by backup: a stdout that cannot be written (a full log disk) or whose reader went away (`| head`, a
+   * restarted log daemon) does not stop it, as a backup not taken for want of its log would cost more than
+   * the log. It saves its snapshot; a failed write then makes it exit 1, a reader gone does not.
    */
   finishDespiteOutputFailure = false;
+
+  /**
+   * Set by commands whose only work is what they print (snapshots, ls, find, diff, stats, key list): a
+   * reader that stops reading (`coffer ls … | head`) got what it wanted, and the command exits 0. Any other
+   * command stopped that way exits 141, so that a script does not take the cut-short run for success.
+   */
+  listing = false;
 
   /** True once the reader of stdout has gone away. */
   get stdoutClosed(): boolean {

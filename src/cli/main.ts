@@ -86,9 +86,10 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     }
     // Output cut short where it matters (dump): the exit status alone says so, as SIGPIPE's would.
     if (err instanceof OutputClosedError) return err.exitCode;
-    // A reader that stopped reading (`| head`) is not an error: it got what it wanted. Data cut short
-    // (`cat pack … | head -c 10`) says so by the exit status alone, as dump's does.
-    if (ctx.stdoutClosed) return ctx.dataOnStdout ? ExitCode.outputClosed : ExitCode.ok;
+    // A command stopped because the reader of its output went away (`| head`) says so by the exit status
+    // alone, as one killed by SIGPIPE would; a listing's reader got what it wanted (see ctx.listing).
+    // Any other error is reported (stderr still works).
+    if (ctx.stdoutClosed && (err instanceof CancelledError || ctx.signal.aborted)) return ctx.listing ? ExitCode.ok : ExitCode.outputClosed;
     if (ctx.stdoutFailure) err = outputFailure(ctx.stdoutFailure, err);
     else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
     else err = ctx.explainMissingSnapshot(err);
