@@ -46,7 +46,10 @@ async function locked<T>(ctx: CliContext, repo: Repository, kind: LockKind, read
   const retryMs = ctx.options.retryLock ? parseTimeout(ctx.options.retryLock, '--retry-lock') : 0;
   let lock: RepoLock;
   try {
-    lock = await RepoLock.acquire(repo, kind, { retryMs, signal: ctx.signal, deferConfirmation: true });
+    // A shared lock is confirmed in the background (commands that read first save 200 ms). An exclusive
+    // one is confirmed before the command starts, so that two taken at the same moment step back and one
+    // gets its lock, instead of both failing later.
+    lock = await RepoLock.acquire(repo, kind, { retryMs, signal: ctx.signal, deferConfirmation: kind === 'shared' });
   } catch (err) {
     // A read-only copy of a repository (a mount, a snapshot of a disk, read-only credentials) can still be read.
     if (readOnly && err instanceof AppError && err.code === 'ACCESS_DENIED') {

@@ -33,6 +33,9 @@ export const lockTimings = {
   retryMaxMs: 5000,
 };
 
+/** Tries after a lock taken at the same moment as another, past a waiter's time (see acquire). */
+const maxTies = 4;
+
 export interface LockInfo {
   readonly time: string;
   readonly exclusive: boolean;
@@ -156,6 +159,7 @@ export class RepoLock {
     const deadline = Date.now() + (options.retryMs ?? 0);
     let delay = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);
     let tieBreakMs = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);
+    let ties = 0;
     for (;;) {
       const conflict = await findConflict(repo, kind, info.holder);
       if (!conflict) {
@@ -180,10 +184,12 @@ export class RepoLock {
         if (!late) return new RepoLock(repo, kind, info, id);
         // Someone locked at the same moment, and may be giving up its lock too, so `late` may be gone.
         await repo.backend.remove({ type: 'lock', name: id });
-        if (!options.retryMs) throw lockedError(late, 0);
-        // A waiter tries again, even once its time has run out: after a random pause, longer each time,
-        // one of the two locks first and the other sees its lock, which then still exists.
-        await sleep(Math.random() * tieBreakMs, options.signal);
+        // Both try again, even without --retry-lock or once their time has run out (two cron jobs started
+        // at the same minute): after a random pause, longer each time, one locks first and the other sees
+        // its lock, which then still exists, instead of both giving up.
+        if (Date.now() >= deadline && ++ties > maxTies) throw lockedError(late, options.retryMs ?? 0);
+        // At least a tenth of the pause, so that the other has removed its lock when this one looks again.
+        await sleep(tieBreakMs * (0.1 + 0.9 * Math.random()), options.signal);
         tieBreakMs = Math.min(tieBreakMs * 2, lockTimings.retryMaxMs);
         continue;
       }

@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { watch } from 'node:fs';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, cofferBin, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv, type RunOptions, type RunResult } from '../support/cli.ts';
-import { writeLock } from '../support/repo-inspect.ts';
+import { lockWriter, writeLock } from '../support/repo-inspect.ts';
 
 after(removeTempDirs);
 
@@ -121,6 +122,35 @@ describe('locked repositories and unlock', () => {
     assertLocked(r, 'key add');
     assert.match(r.stderr, /^hint: the wait of 1s ran out; wait longer with `--retry-lock 5m`; .*process \d+ on this host is known not to run/m);
     assert.doesNotMatch(r.stderr, /retry with/);
+  });
+
+  it('an exclusive lock taken at the same moment as another, without --retry-lock: it steps back and runs once the other stepped back', async () => {
+    const { repo } = await twoKeys();
+    const locks = path.join(repo, 'locks');
+    const writeOther = await lockWriter(repo, Buffer.from(pwA));
+    // Plays the other command: writes its lock just after coffer's (inside coffer's 200 ms re-check), and
+    // steps back, removing it, once coffer has removed its own.
+    let ours: string | undefined;
+    let other: Promise<string> | undefined;
+    const watcher = watch(locks, () => {
+      void readdir(locks).then(async (names) => {
+        if (ours === undefined && names.length > 0 && other === undefined) {
+          ours = names[0];
+          other = writeOther({ pid: process.pid, exclusive: true });
+        } else if (ours !== undefined && other !== undefined && !names.includes(ours)) {
+          await rm(path.join(locks, await other), { force: true });
+        }
+      });
+    });
+    try {
+      const r = await coffer(['key', 'add', '--new-password-file', path.join(dir, 'c')], repo);
+      assertOk(r, 'key add');
+    } finally {
+      watcher.close();
+    }
+    assert.ok(other, 'the other lock was written');
+    assert.deepEqual(await readdir(locks), []);
+    assert.equal((await readdir(path.join(repo, 'keys'))).length, 3);
   });
 });
 

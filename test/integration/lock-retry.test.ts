@@ -1,8 +1,8 @@
 /**
  * Waiting for a locked repository (`--retry-lock`), with real local repositories and lock files: a waiter
  * polls often enough to take a lock freed for a short while, and waiters that lock at the same moment (each
- * sees the other's fresh lock and removes its own) do not both give up: one runs, and the other's message
- * names a lock that still exists.
+ * sees the other's fresh lock and removes its own) do not both give up, with or without --retry-lock: one
+ * runs, and the other's message names a lock that still exists.
  */
 import assert from 'node:assert/strict';
 import { readdir, rm } from 'node:fs/promises';
@@ -61,34 +61,36 @@ describe('--retry-lock', () => {
     }
   });
 
-  it('two waiters that lock at the same moment when their time has run out: one gets the lock, the other names it', async () => {
-    const repo = await createTestRepo(new SlowLockWrites(await makeRepoDir()));
-    // Both list the (empty) locks folder, both write, and each then sees the other's fresh lock: the
-    // settle delay is made long enough for both writes to be durable before either looks again.
-    const saved = { ...lockTimings };
-    Object.assign(lockTimings, { settleMs: 1000 });
-    let results: PromiseSettledResult<RepoLock>[];
-    try {
-      results = await Promise.allSettled([RepoLock.acquire(repo, 'exclusive', { retryMs: 1 }), RepoLock.acquire(repo, 'exclusive', { retryMs: 1 })]);
-    } finally {
-      Object.assign(lockTimings, saved);
-    }
-    const won = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
-    const lost = results.filter((r) => r.status === 'rejected').map((r) => r.reason as unknown);
-    assert.equal(won.length, 1, `exactly one waiter got the lock: ${lost.map(String).join('; ')}`);
-    assert.equal(lost.length, 1);
-    const [winner] = won;
-    const [error] = lost;
-    assert.ok(error instanceof RepoLockedError);
-    assert.equal(error.data?.lock, winner!.id, 'the message names the lock that is held');
-    assert.match(error.message, new RegExp(`exclusive lock ${winner!.id.slice(0, 8)}`));
-    assert.deepEqual(
-      (await listLocks(repo)).locks.map((l) => l.id),
-      [winner!.id],
-      'the lock named still exists',
-    );
-    await winner!.release();
-  });
+  for (const retryMs of [1, undefined]) {
+    it(`two ${retryMs ? 'waiters that lock at the same moment when their time has run out' : 'commands that lock at the same moment, without --retry-lock'}: one gets the lock, the other names it`, async () => {
+      const repo = await createTestRepo(new SlowLockWrites(await makeRepoDir()));
+      // Both list the (empty) locks folder, both write, and each then sees the other's fresh lock: the
+      // settle delay is made long enough for both writes to be durable before either looks again.
+      const saved = { ...lockTimings };
+      Object.assign(lockTimings, { settleMs: 1000 });
+      let results: PromiseSettledResult<RepoLock>[];
+      try {
+        results = await Promise.allSettled([RepoLock.acquire(repo, 'exclusive', { retryMs }), RepoLock.acquire(repo, 'exclusive', { retryMs })]);
+      } finally {
+        Object.assign(lockTimings, saved);
+      }
+      const won = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+      const lost = results.filter((r) => r.status === 'rejected').map((r) => r.reason as unknown);
+      assert.equal(won.length, 1, `exactly one waiter got the lock: ${lost.map(String).join('; ')}`);
+      assert.equal(lost.length, 1);
+      const [winner] = won;
+      const [error] = lost;
+      assert.ok(error instanceof RepoLockedError);
+      assert.equal(error.data?.lock, winner!.id, 'the message names the lock that is held');
+      assert.match(error.message, new RegExp(`exclusive lock ${winner!.id.slice(0, 8)}`));
+      assert.deepEqual(
+        (await listLocks(repo)).locks.map((l) => l.id),
+        [winner!.id],
+        'the lock named still exists',
+      );
+      await winner!.release();
+    });
+  }
 
   it('two commands waiting for the same holder both run, one after the other', async () => {
     const repo = await makeRepoDir();

@@ -31,21 +31,34 @@ export async function snapshotFiles(repo: Repository, snapshotId: Id): Promise<M
  */
 export async function writeLock(
   repoDir: string,
-  fields: { pid: number; exclusive: boolean; time?: Date; host?: string },
+  fields: LockFields,
   password: Uint8Array = testPassword,
 ): Promise<Id> {
+  return (await lockWriter(repoDir, password))(fields);
+}
+
+export interface LockFields {
+  pid: number;
+  exclusive: boolean;
+  time?: Date;
+  host?: string;
+}
+
+/** Opens the repository once and returns a writer of lock files, for tests that must lock quickly. */
+export async function lockWriter(repoDir: string, password: Uint8Array = testPassword): Promise<(fields: LockFields) => Promise<Id>> {
   const repo = await Repository.open(new LocalBackend(repoDir), password);
   const user = userInfo();
-  return repo.saveStructured('lock', {
-    time: (fields.time ?? new Date()).toISOString(),
-    exclusive: fields.exclusive,
-    hostname: fields.host ?? hostname(),
-    username: user.username,
-    pid: fields.pid,
-    uid: user.uid,
-    gid: user.gid,
-    holder: randomBytes(16).toString('hex'),
-  });
+  return (fields) =>
+    repo.saveStructured('lock', {
+      time: (fields.time ?? new Date()).toISOString(),
+      exclusive: fields.exclusive,
+      hostname: fields.host ?? hostname(),
+      username: user.username,
+      pid: fields.pid,
+      uid: user.uid,
+      gid: user.gid,
+      holder: randomBytes(16).toString('hex'),
+    });
 }
 
 /** Inverts one byte in the middle of a stored file on disk (stored files are read-only: 0444). */
