@@ -155,6 +155,15 @@ describe('locked repositories and unlock', () => {
 });
 
 describe('password sources', () => {
+  it('a password file gives its first line exactly, spaces at its ends too: the same password as typed or set in COFFER_PASSWORD', async () => {
+    const repo = await makeRepoDir();
+    const file = path.join(await makeTempDir(), 'pw');
+    await writeFile(file, ' spaced out  \nsecond line\n');
+    assertOk(await coffer(['--password-file', file, 'init'], repo, null));
+    assertOk(await coffer(['snapshots'], repo, ' spaced out  '));
+    assert.equal((await coffer(['snapshots'], repo, 'spaced out')).code, 12);
+  });
+
   it('--password-file and --password-command together: a usage error', async () => {
     const repo = await makeRepoDir();
     assertOk(await coffer(['init'], repo));
