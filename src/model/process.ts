@@ -1,12 +1,29 @@
 /** Facts about processes on this machine. */
+import { readFileSync } from 'node:fs';
 import { errnoCode } from '../errors/index.ts';
 
-/** Is process `pid` alive on this host (or in this pid namespace)? A process we may not signal is alive. */
+/**
+ * Is process `pid` alive on this host (or in this pid namespace)? A process we may not signal is alive. A
+ * zombie is not: it has ended, and only waits for its parent (a shell that killed it with -9) to reap it.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return errnoCode(err) === 'EPERM';
   }
+  return !zombie(pid);
+}
+
+/** True when /proc says `pid` has ended (state Z or X); false where there is no /proc. */
+function zombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false;
+  }
+  // "pid (command) state …": the command may hold spaces and parentheses, the state follows the last ")".
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }

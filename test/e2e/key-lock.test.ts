@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { watch } from 'node:fs';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, cofferBin, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv, type RunOptions, type RunResult } from '../support/cli.ts';
@@ -122,6 +122,23 @@ describe('locked repositories and unlock', () => {
     assertLocked(r, 'key add');
     assert.match(r.stderr, /^hint: the wait of 1s ran out; wait longer with `--retry-lock 5m`; .*process \d+ on this host is known not to run/m);
     assert.doesNotMatch(r.stderr, /retry with/);
+  });
+
+  it('a lock of a process killed on this host but not yet reaped by its parent (a zombie) is stale: unlock removes it', async () => {
+    const { repo } = await twoKeys();
+    // A child of a process that never reaps it (exec sleep): once it ends, it stays a zombie.
+    const parent = spawn('bash', ['-c', 'sleep 0.05 & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const pid = Number((await new Promise<Buffer>((resolve) => parent.stdout.once('data', resolve))).toString().trim());
+      const stat = () => readFile(`/proc/${pid}/stat`, 'latin1').catch(() => '');
+      while (!/\) Z /.test(await stat())) await new Promise((resolve) => setTimeout(resolve, 20));
+      await writeLock(repo, { pid, exclusive: true }, Buffer.from(pwA));
+      const r = await coffer(['unlock'], repo);
+      assertOk(r);
+      assert.match(r.stdout, /^removed 1 lock: \w+\n$/);
+    } finally {
+      parent.kill();
+    }
   });
 
   it('an exclusive lock taken at the same moment as another, without --retry-lock: it steps back and runs once the other stepped back', async () => {

@@ -7,7 +7,7 @@ import { temporaryFilesRemoved } from './prune.ts';
 export function registerUnlock(program: Command, ctx: CliContext): void {
   program
     .command('unlock')
-    .description('remove stale locks (of crashed processes, or not refreshed for 15 minutes) and temporary files of interrupted writes')
+    .description('remove stale locks (of ended processes on this host, or not refreshed for 15 minutes) and temporary files of interrupted writes')
     .option('--remove-all', 'remove all locks, even live ones (only when no other coffer process runs)')
     .action(async (opts: { removeAll?: boolean }) => {
       const repo = await ctx.openRepository();
