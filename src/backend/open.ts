@@ -7,6 +7,8 @@
  * - `s3:bucket/prefix` — Amazon S3, virtual-hosted requests, region from AWS_REGION / AWS_DEFAULT_REGION;
  * - `s3:s3.amazonaws.com/bucket/prefix` — restic's form of the same: an Amazon host first (a region in it,
  *   as in `s3.eu-west-1.amazonaws.com`, is used), so migrated scripts reach the bucket they meant;
+ * - `s3:host[:port]/bucket/prefix` — restic's form for another server: a first part with a dot or a colon
+ *   is a host, reached over HTTPS, as restic reads it (never an Amazon bucket of that name);
  * - `s3:http://host:port/bucket/prefix` or `s3:https://…` — any S3-compatible server, path-style requests.
  */
 import * as path from 'node:path';
@@ -45,7 +47,7 @@ export interface OpenBackendOptions {
 }
 
 const formsHint =
-  'write the repository as local:/path, a plain path, s3:bucket/prefix (Amazon S3) or s3:https://host:port/bucket/prefix (S3-compatible server)';
+  'write the repository as local:/path, a plain path, s3:bucket/prefix (Amazon S3; a bucket with dots in its name: s3:s3.amazonaws.com/my.bucket/prefix) or s3:https://host:port/bucket/prefix (S3-compatible server)';
 const schemePattern = /^([A-Za-z][A-Za-z0-9+.-]+):(.*)$/s;
 // Amazon's rules for bucket names; S3-compatible servers get the looser check below.
 const awsBucketPattern = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -103,6 +105,10 @@ function parseS3(text: string, rest: string): Location {
   }
   const [first, ...after] = rest.split('/');
   const amazon = amazonHost(first);
+  // restic reads the first part as a server always; here only one that cannot be a bare bucket name
+  // (a dot or a port), so that s3:bucket/prefix stays Amazon's. A script from restic naming its own
+  // server then reaches it, not an Amazon bucket someone else may own.
+  if (!amazon && /[.:]/.test(first)) return parseS3Url(text, `https://${rest}`, `no bucket after the host ${first}`);
   const [bucket, ...parts] = amazon ? after : [first, ...after];
   if (bucket === undefined || bucket === '') throw new UsageError(`${text}: no bucket after the host ${first}`, { hint: formsHint });
   if (!awsBucketPattern.test(bucket)) {
@@ -123,7 +129,7 @@ function amazonHost(part: string): { region?: string } | undefined {
   return region ? { region: region.toLowerCase() } : {};
 }
 
-function parseS3Url(text: string, rest: string): Location {
+function parseS3Url(text: string, rest: string, noBucket = 'no bucket in the URL'): Location {
   let url: URL;
   try {
     url = new URL(rest);
@@ -140,7 +146,7 @@ function parseS3Url(text: string, rest: string): Location {
     throw new UsageError(`${text}: unexpected "?" or "#" in the location`, { hint: formsHint });
   }
   const [bucket, ...parts] = url.pathname.replace(/^\/+/, '').split('/');
-  if (bucket === '') throw new UsageError(`${text}: no bucket in the URL`, { hint: formsHint });
+  if (bucket === '') throw new UsageError(`${text}: ${noBucket}`, { hint: formsHint });
   const decoded = decodeURIComponent(bucket);
   if (!bucketPattern.test(decoded)) {
     throw new UsageError(`${text}: "${decoded}" is not a valid bucket name`, { hint: formsHint });

@@ -374,9 +374,17 @@ describe('parseLocation and openBackend', () => {
     assert.deepEqual(parseLocation('s3:s3-us-gov-west-1.amazonaws.com/b.example/x/y'), { kind: 's3', bucket: 'b.example', prefix: 'x/y', region: 'us-gov-west-1' });
     assert.deepEqual(parseLocation('s3:s3.dualstack.ap-southeast-2.amazonaws.com/my-bucket'), { kind: 's3', bucket: 'my-bucket', prefix: '', region: 'ap-southeast-2' });
     assert.deepEqual(parseLocation('s3:s3.cn-north-1.amazonaws.com.cn/my-bucket'), { kind: 's3', bucket: 'my-bucket', prefix: '', region: 'cn-north-1' });
-    // A bucket with dots in its name is still a bucket.
-    assert.deepEqual(parseLocation('s3:backups.example.com/laptop'), { kind: 's3', bucket: 'backups.example.com', prefix: 'laptop' });
+    // A bucket with dots in its name follows an Amazon host.
+    assert.deepEqual(parseLocation('s3:s3.amazonaws.com/backups.example.com/laptop'), { kind: 's3', bucket: 'backups.example.com', prefix: 'laptop' });
     assert.throws(() => parseLocation('s3:s3.amazonaws.com'), (err: unknown) => err instanceof UsageError && /no bucket after the host s3\.amazonaws\.com/.test(err.message));
+  });
+
+  it("reads restic's s3:HOST[:PORT]/bucket/prefix as a server reached over HTTPS, never as an Amazon bucket named HOST", () => {
+    assert.deepEqual(parseLocation('s3:minio.example.com/backups/laptop'), { kind: 's3', bucket: 'backups', prefix: 'laptop', endpoint: 'https://minio.example.com' });
+    assert.deepEqual(parseLocation('s3:127.0.0.1:9000/backups'), { kind: 's3', bucket: 'backups', prefix: '', endpoint: 'https://127.0.0.1:9000' });
+    assert.deepEqual(parseLocation('s3:nas:9000/b/x/y/'), { kind: 's3', bucket: 'b', prefix: 'x/y', endpoint: 'https://nas:9000' });
+    assert.throws(() => parseLocation('s3:minio.example.com'), (err: unknown) => err instanceof UsageError && /no bucket after the host minio\.example\.com/.test(err.message));
+    assert.throws(() => parseLocation('s3:minio.example.com/'), (err: unknown) => err instanceof UsageError && /no bucket after the host/.test(err.message));
   });
 
   it('rejects bad forms with a UsageError whose hint shows the accepted forms', () => {
