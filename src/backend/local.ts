@@ -61,25 +61,19 @@ export class LocalBackend implements Backend {
     this.connections = options.connections ?? 4;
   }
 
-  /** Makes the root (its parent must exist) and its folders, including `data/00` … `data/ff`. */
+  /** Makes the root, and its parents as restic does, and its folders, including `data/00` … `data/ff`. */
   async create(): Promise<void> {
     try {
-      await fs.mkdir(this.root);
+      await makeFolders(this.root);
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') {
-        if (await fs.stat(path.dirname(this.root)).then((st) => st.isDirectory(), () => false)) {
-          // /proc and the like: the parent is there, but nothing can be made in it.
-          throw new BackendError(`${this.location}: cannot create a folder in ${path.dirname(this.root)}`, {
-            hint: 'choose a location on a file system where folders can be made',
-            cause: err,
-          });
-        }
-        throw new RepoNotFoundError(`${this.location}: parent folder ${path.dirname(this.root)} does not exist`, {
-          hint: 'create the parent folder first, or check the repository location',
+        // /proc and the like: the parent is there, but nothing can be made in it.
+        throw new BackendError(`${this.location}: cannot create a folder in ${path.dirname(this.root)}`, {
+          hint: 'choose a location on a file system where folders can be made',
           cause: err,
         });
       }
-      if (errnoCode(err) !== 'EEXIST') throw this.#error(err, '');
+      throw this.#error(err, '');
     }
     try {
       for (const folder of folders) await makeFolders(path.join(this.root, folder));

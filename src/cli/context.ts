@@ -235,8 +235,7 @@ export class CliContext {
       // A warning, shown only with --verbose: the cache is an optimization the command works without.
       if (this.options.verbose && !this.json) this.warn(`warning: ${err.message}`);
     });
-    const password = await this.password('open', options.stdinBusy);
-    const repo = await Repository.open(backend, password);
+    const repo = await Repository.open(backend, () => this.password('open', options.stdinBusy));
     try {
       const dir = await attachCache(backend, repo.config.id, settings, this.io.env);
       if (dir !== undefined) this.verbose(`using cache ${dir}`);

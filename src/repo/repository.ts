@@ -78,7 +78,8 @@ export class Repository {
   }
 
   /** Creates a new repository. Refuses, changing nothing, when a repository already exists there. */
-  static async init(backend: Backend, password: Uint8Array, options: InitOptions): Promise<Repository> {
+  /** `password` may be a function that asks for it: called once the location is known to be free (see open). */
+  static async init(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>), options: InitOptions): Promise<Repository> {
     if (await exists(backend, configHandle)) {
       throw new RepoExistsError(`${backend.location}: a repository already exists here`);
     }
@@ -90,6 +91,7 @@ export class Repository {
       });
     }
     const config = newConfig(options.chunker, { packSize: options.packSize });
+    if (typeof password === 'function') password = await password();
     await backend.create();
     const master = newMasterSecret();
     const crypto = makeCrypto(deriveKeySet(master), config.aead);
@@ -102,7 +104,11 @@ export class Repository {
   }
 
   /** Opens a repository with a password. Throws RepoNotFoundError, WrongPasswordError or IntegrityError. */
-  static async open(backend: Backend, password: Uint8Array): Promise<Repository> {
+  /**
+   * `password` may be a function that asks for it: it is called once the config was found, so that a
+   * missing repository is said before anyone is asked for a password.
+   */
+  static async open(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>)): Promise<Repository> {
     let sealedConfig: Uint8Array;
     try {
       sealedConfig = await backend.load(configHandle);
@@ -118,6 +124,7 @@ export class Repository {
       }
       throw err;
     }
+    if (typeof password === 'function') password = await password();
     let damaged: AppError | undefined;
     /** Keys that open with this password but do not open the config, and why. */
     const mismatched: Array<{ name: Id; error: AuthenticationError }> = [];

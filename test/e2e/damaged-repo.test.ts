@@ -235,7 +235,8 @@ describe('a repository without its config', () => {
     await writeFile(path.join(dir, 'photos', 'cat.jpg'), 'meow');
     await writeFile(path.join(dir, 'notes.txt'), 'mine');
     assertOk(await runCoffer(['-r', dir, 'init']));
-    const again = await runCoffer(['-r', dir, 'init']);
+    // Said before a password is asked for (here none is given, as from cron).
+    const again = await runCoffer(['-r', dir, 'init'], { env: { COFFER_PASSWORD: undefined }, input: '' });
     assert.equal(again.code, 1);
     assert.match(again.stderr, /^error: .*: a repository already exists here\nhint: use the repository that is there, or choose another location; nothing was changed\n$/);
     assert.doesNotMatch(again.stderr, /empty location/);

@@ -160,6 +160,8 @@ describe('errors', () => {
       const missing = path.join(await makeTempDir(), 'no', 'such', 'repo');
       assertFails(await coffer(['-r', missing, 'snapshots']), 10, new RegExp(escape(missing)));
       assertFails(await coffer(['-r', missing, 'key', 'list']), 10, new RegExp(escape(missing)));
+      // Said before a password is asked for: none given (cron) is not the problem.
+      assertFails(await coffer(['-r', missing, 'snapshots'], { env: { COFFER_PASSWORD: undefined }, input: '' }), 10, new RegExp(`${escape(missing)}: no repository here`));
     });
 
     it('a file where the repository should be: exit 10 saying it is not a folder, for init too', async () => {

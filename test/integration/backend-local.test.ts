@@ -136,14 +136,11 @@ describe('local backend', () => {
     assert.deepEqual(await readdir(path.join(backend.root, 'tmp')), []);
   });
 
-  it('create() fails with RepoNotFoundError when the parent folder is missing', async () => {
-    const root = path.join(base, 'no-such-parent', 'repo');
+  it('create() makes missing parent folders, as restic does', async () => {
+    const root = path.join(base, 'no-such-parent', 'deeper', 'repo');
     const backend = new LocalBackend(root, { location: `local:${root}` });
-    await assert.rejects(backend.create(), (err: unknown) => {
-      assert.ok(err instanceof RepoNotFoundError);
-      assert.ok(err.message.startsWith(`local:${root}: `), err.message);
-      return true;
-    });
+    await backend.create();
+    assert.ok((await readdir(path.join(root, 'data'))).includes('ff'));
   });
 
   it('a location that was never created lists nothing, and saving there is RepoNotFoundError', async () => {

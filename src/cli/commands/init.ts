@@ -25,8 +25,7 @@ export function registerInit(program: Command, ctx: CliContext): void {
       const packSize = opts.packSize ? parseSize(opts.packSize, '--pack-size', 'M') : undefined;
       if (packSize !== undefined) flagCheck(() => validatePackSize(packSize));
       const backend = await ctx.backend();
-      const password = await ctx.password('new');
-      const repo = await Repository.init(backend, password, {
+      const repo = await Repository.init(backend, () => ctx.password('new'), {
         chunker: { algorithm: chunkerAlgorithm, ...chunker },
         packSize,
       });
