@@ -2,6 +2,7 @@
  * What every command gets: the global options, output helpers that honour --json and --quiet, and the
  * way to open the repository. Commands stay thin: parse, call core, print.
  */
+import type { Command } from 'commander';
 import { openBackend, type Backend, type RetryEvent } from '../backend/index.ts';
 import { FileError, NotInRepositoryError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { shortId, type Id } from '../model/index.ts';
@@ -35,6 +36,8 @@ export interface Io {
 export class CliContext {
   readonly io: Io;
   options: GlobalOptions = {};
+  /** The command being run, set before its action: a usage error without a hint of its own points at its help. */
+  command: Command | undefined;
   readonly #cleanups: Array<() => Promise<void>> = [];
   readonly #abort = new AbortController();
 

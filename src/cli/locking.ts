@@ -16,8 +16,8 @@ export function readsOnly(command: Command): Command {
   return command;
 }
 
-/** The full name of a command, `key list` for a subcommand. */
-function commandName(command: Command): string {
+/** The full name of a command, `key list` for a subcommand (empty for the program). */
+export function commandName(command: Command): string {
   const names: string[] = [];
   for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
   return names.join(' ');

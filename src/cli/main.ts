@@ -2,17 +2,77 @@
  * The coffer command line: builds the commander program, runs one command, and turns its outcome into an
  * exit status. The only layer that reads argv and env, prints, or decides exit codes.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, Option, type HelpContext } from 'commander';
 import { CancelledError, ExitCode, OutputClosedError, UsageError } from '../errors/index.ts';
 import { CliContext, type Io } from './context.ts';
 import { exitStatusHelp, outputFailure, reportError } from './exit.ts';
 import { commands } from './commands/index.ts';
-import { checkNoLock } from './locking.ts';
+import { checkNoLock, commandName, readsOnly } from './locking.ts';
 import { parseTimeout } from './parse.ts';
 import { version } from './version.ts';
 
+/** The hint of a usage error met in `command`: its own help. */
+function helpHint(command: Command): string {
+  return `see \`${['coffer', commandName(command)].filter(Boolean).join(' ')} --help\``;
+}
+
+/** The hint UsageError has when its thrower gave none. */
+const genericUsageHint = new UsageError('').hint;
+
+/** A usage error without a hint of its own points at the help of the command it was met in. */
+function pointAtHelp(err: unknown, command: Command): unknown {
+  if (!(err instanceof UsageError) || err.hint !== genericUsageHint) return err;
+  return new UsageError(err.message, { hint: helpHint(command), cause: err.cause, data: err.data });
+}
+
+/** commander's own failure (a bad flag, a missing argument, an unknown command) in `command`, as a usage error. */
+function commanderUsageError(err: CommanderError, command: Command): UsageError {
+  // commander puts its suggestion on a second line, e.g. "(Did you mean ls?)": it becomes the hint.
+  const [message, ...more] = err.message.replace(/^error: /, '').split('\n');
+  const suggestion = more.join(' ').trim().replace(/^\((.*)\)$/, '$1');
+  return new UsageError(message, { hint: suggestion ? suggestion.replace(/^Did you mean/, 'did you mean') : helpHint(command) });
+}
+
+/**
+ * commander shows the help of a command with subcommands called without one as an error ("(outputHelp)",
+ * exit 1). `coffer` alone is none: its help on stdout, exit 0, as restic. `coffer key` alone is a usage error.
+ */
+class CofferCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new CofferCommand(name);
+  }
+
+  override help(context?: HelpContext | ((text: string) => string)): never {
+    // Help asked for (--help, `coffer help`) is no error; a callback, which coffer never passes, goes through as given.
+    if (typeof context !== 'object' || !context.error) return super.help(context as HelpContext);
+    if (!this.parent) return super.help();
+    this.outputHelp(context);
+    throw new UsageError(`coffer ${commandName(this)} needs a subcommand`, { hint: helpHint(this) });
+  }
+}
+
+/** `coffer help key list`: commander's own help command looks one name deep only. */
+function addHelpCommand(group: Command): void {
+  group.helpCommand(false);
+  readsOnly(group.command('help'))
+    .description('display help for command')
+    .argument('[command...]')
+    .action((names: string[]) => {
+      let target = group;
+      for (const name of names) {
+        const sub = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
+        if (!sub) throw new UsageError(`unknown command '${name}'`, { hint: `\`${['coffer help', commandName(target)].filter(Boolean).join(' ')}\` lists the commands` });
+        target = sub;
+      }
+      target.help();
+    });
+}
+
+/** A command and all below it. */
+const withSubcommands = (command: Command): Command[] => [command, ...command.commands.flatMap(withSubcommands)];
+
 export function buildProgram(ctx: CliContext): Command {
-  const program = new Command('coffer')
+  const program = new CofferCommand('coffer')
     .description('Encrypted, deduplicating backups to S3 or a local folder')
     .version(version, '-V, --version')
     .addOption(new Option('-r, --repo <location>', 'repository: a folder, local:/path, s3:https://host/bucket/prefix or s3:bucket/prefix').env('COFFER_REPOSITORY'))
@@ -21,21 +81,21 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--json', 'print machine-readable JSON')
     .option('-q, --quiet', 'print only errors')
     .option('-v, --verbose', 'print more details')
-    .addOption(new Option('--cache-dir <dir>', 'local metadata cache folder (default: $XDG_CACHE_HOME/coffer)').env('COFFER_CACHE_DIR'))
+    .addOption(new Option('--cache-dir <dir>', 'local metadata cache folder (default: $XDG_CACHE_HOME/coffer, or ~/.cache/coffer)').env('COFFER_CACHE_DIR'))
     .option('--no-cache', 'do not use a local metadata cache')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
     .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
     .addHelpText('after', `\n${exitStatusHelp()}`)
     .showSuggestionAfterError(true)
-    .exitOverride()
     .configureOutput({
       writeOut: (text) => ctx.io.stdout.write(text),
-      // commander's own error text is replaced by ours (see toUsageError)
+      // commander's own error text is replaced by ours (see commanderUsageError)
       writeErr: (text) => {
         if (!text.startsWith('error:')) ctx.io.stderr.write(text);
       },
     });
   program.hook('preAction', (_program, action) => {
+    ctx.command = action;
     ctx.options = action.optsWithGlobals();
     // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
@@ -43,7 +103,13 @@ export function buildProgram(ctx: CliContext): Command {
     checkNoLock(ctx, action);
   });
   for (const register of commands) register(program, ctx);
-  for (const command of program.commands) command.exitOverride().addHelpText('after', `\n${exitStatusHelp(command.name())}`);
+  for (const group of withSubcommands(program).filter((c) => c.commands.length > 0)) addHelpCommand(group);
+  for (const command of withSubcommands(program)) {
+    command.exitOverride((err) => {
+      throw err.exitCode === 0 ? err : commanderUsageError(err, command); // exit 0: --help, --version
+    });
+    if (command !== program) command.addHelpText('after', `\n${exitStatusHelp(commandName(command))}`);
+  }
   return program;
 }
 
@@ -79,10 +145,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return ExitCode.ok;
-      // commander puts its suggestion on a second line, e.g. "(Did you mean ls?)": it becomes the hint.
-      const [message, ...more] = err.message.replace(/^error: /, '').split('\n');
-      const suggestion = more.join(' ').trim().replace(/^\((.*)\)$/, '$1');
-      err = new UsageError(message, suggestion ? { hint: suggestion.replace(/^Did you mean/, 'did you mean') } : {});
+      err = commanderUsageError(err, program);
     }
     // Output cut short where it matters (dump): the exit status alone says so, as SIGPIPE's would.
     if (err instanceof OutputClosedError) return err.exitCode;
@@ -92,7 +155,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     if (ctx.stdoutClosed && (err instanceof CancelledError || ctx.signal.aborted)) return ctx.listing ? ExitCode.ok : ExitCode.outputClosed;
     if (ctx.stdoutFailure) err = outputFailure(ctx.stdoutFailure, err);
     else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
-    else err = ctx.explainMissingSnapshot(err);
+    else err = pointAtHelp(ctx.explainMissingSnapshot(err), ctx.command ?? program);
     const report = reportError(err, ctx.options.verbose === true);
     if (ctx.json) ctx.printJsonProblem(report.json);
     else io.stderr.write(`${report.lines.join('\n')}\n`);

@@ -23,7 +23,15 @@ export function parseCount(text: string, flag: string): number {
 }
 
 /** The forms parseTime accepts, for hints. */
-const timeForms = '"2026-01-02 15:04:05" (local time) or RFC 3339 with a zone ("2026-01-02T15:04:05Z", "2026-01-02T15:04:05.5+01:00")';
+const timeForms = (shortForms: boolean) =>
+  `"2026-01-02 15:04:05"${shortForms ? ', "2026-01-02 15:04" or "2026-01-02"' : ''} (local time) or RFC 3339 with a zone ("2026-01-02T15:04:05Z", "2026-01-02T15:04:05.5+01:00")`;
+
+/** A local time without seconds, or a date alone (its start), in the full local form. */
+function completeTime(text: string): string {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(text)) return `${text} 00:00:00`;
+  if (/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(text)) return `${text}:00`;
+  return text;
+}
 
 /**
  * Parses a point in time: "2006-01-02 15:04:05" in local time, the one form restic's `backup --time` takes
@@ -33,11 +41,12 @@ const timeForms = '"2026-01-02 15:04:05" (local time) or RFC 3339 with a zone ("
  * A local time that occurs twice, when clocks go back, is the later one (standard time), and one skipped
  * when they go forward is read in the earlier offset, both as Go's time.Date does. The instant may fall
  * outside years 0000–9999 in UTC (0000-01-01 00:00:00 in Berlin is in year -1 in UTC); see
- * {@link parseSnapshotTime} for times that are stored.
+ * {@link parseSnapshotTime} for times that are stored. With `shortForms`, as restic's find, a local time
+ * without seconds and a date alone (its start) are taken too.
  */
-export function parseTime(text: string, flag: string): Date {
-  const hint = `write it as ${timeForms}, with a year from 0000 to 9999`;
-  const m = /^(\d{4,})-(\d{2})-(\d{2})([ T])(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|([+-])(\d{2}):(\d{2}))?$/.exec(text);
+export function parseTime(text: string, flag: string, shortForms = false): Date {
+  const hint = `write it as ${timeForms(shortForms)}, with a year from 0000 to 9999`;
+  const m = /^(\d{4,})-(\d{2})-(\d{2})([ T])(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|([+-])(\d{2}):(\d{2}))?$/.exec(shortForms ? completeTime(text) : text);
   // The local form has a space and no zone; RFC 3339 has a T and a zone.
   if (!m || (m[4] === 'T') !== (m[9] !== undefined)) throw new UsageError(`${flag}: "${text}" is not a date`, { hint });
   const [year, month, day, , hour, minute, second] = m.slice(1, 8).map(Number);

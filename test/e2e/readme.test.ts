@@ -6,9 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, symlink, utimes } from 'node:fs/promises';
+import { access, constants, mkdir, readFile, symlink, utimes } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { answeredBudget } from '../../src/backend/index.ts';
 import { makeTempDir, projectRoot, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
 import { s3Credentials, s3Env, startS3Server } from '../support/s3-server.ts';
 import { writeFiles } from '../support/repo-inspect.ts';
@@ -94,5 +95,28 @@ describe('the README, run as written', () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('the README, as text', () => {
+  const readme = async () => (await readFile(path.join(projectRoot, 'README.md'), 'utf8')).replace(/\s+/g, ' ');
+
+  it('gives a retry warning a real run could print: a wait below the doubling ceiling of the try it precedes', async () => {
+    const m = /retrying in (\d+(?:\.\d)?) (m?s) \(attempt (\d+) of (\d+)\)/.exec(await readme());
+    assert.ok(m, 'README shows a retry warning');
+    const [delayMs, attempt, attempts] = [Number(m[1]) * (m[2] === 's' ? 1000 : 1), Number(m[3]), Number(m[4])];
+    assert.equal(m[2], delayMs < 1000 ? 'ms' : 's', 'a wait under a second is shown in ms');
+    assert.equal(attempts, answeredBudget.attempts);
+    // The wait before try n is random below base·2^(n-2), at most maxDelayMs (see RetryBackend).
+    const ceiling = Math.min(answeredBudget.maxDelayMs, answeredBudget.baseDelayMs * 2 ** (attempt - 2));
+    assert.ok(attempt >= 2 && attempt <= attempts && delayMs < ceiling, `${m[0]}: the wait before try ${attempt} is below ${ceiling} ms`);
+  });
+
+  it('says where `npx coffer` works and that `npm link` gives a `coffer` command, which package.json provides', async () => {
+    assert.match(await readme(), /Run `npx coffer` inside the project folder .*`npm link` there once to get a `coffer` command anywhere/);
+    const pkg = JSON.parse(await readFile(path.join(projectRoot, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    const bin = path.join(projectRoot, pkg.bin.coffer);
+    await access(bin, constants.X_OK);
+    assert.match(await readFile(bin, 'utf8'), /^#!\/usr\/bin\/env node\n/);
   });
 });

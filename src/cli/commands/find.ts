@@ -48,13 +48,6 @@ interface Match {
   readonly parts: readonly Uint8Array[];
 }
 
-/** restic's find also takes a time without seconds, or a date alone (its start): the full local form. */
-function findTime(text: string): string {
-  if (/^\d{4}-\d{2}-\d{2}$/.test(text)) return `${text} 00:00:00`;
-  if (/^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/.test(text)) return `${text}:00`;
-  return text;
-}
-
 export function registerFind(program: Command, ctx: CliContext): void {
   addFilterOptions(
     readsOnly(program.command('find'))
@@ -72,7 +65,7 @@ export function registerFind(program: Command, ctx: CliContext): void {
       ctx.listing = true;
       const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);
       // Whole milliseconds, as the flags give them; modification times compare at nanoseconds.
-      const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : BigInt(parseTime(findTime(text), flag).getTime()) * 1_000_000n);
+      const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : BigInt(parseTime(text, flag, true).getTime()) * 1_000_000n);
       const oldest = bound(flags.oldest, '--oldest');
       const newest = bound(flags.newest, '--newest');
       const inTime = (node: TreeNode) => {

@@ -16,7 +16,7 @@ export function registerUnlock(program: Command, ctx: CliContext): void {
       if (ctx.json) {
         ctx.printJson({ message_type: 'unlock', removed, kept: kept.map((l) => l.id), temporary_files_removed: temporaryFiles });
       } else {
-        ctx.say(removed.length === 0 ? 'no stale locks' : `removed ${removed.length} ${removed.length === 1 ? 'lock' : 'locks'}: ${removed.map(shortId).join(' ')}`);
+        ctx.say(removed.length === 0 ? (kept.length === 0 ? 'no locks' : 'no stale locks') : `removed ${removed.length} ${removed.length === 1 ? 'lock' : 'locks'}: ${removed.map(shortId).join(' ')}`);
         // A live-looking lock stays, even one whose holder crashed on another host, until it becomes stale.
         if (kept.length > 0) {
           ctx.say(`left ${kept.length} ${kept.length === 1 ? 'lock that looks' : 'locks that look'} live:`);

@@ -31,7 +31,7 @@ function delayText(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
-/** The terminal line, e.g. `warning: loading data/55/55ee…: cannot reach the server (ECONNREFUSED); retrying in 2.1 s (attempt 3 of 10)`. */
+/** The terminal line, e.g. `warning: loading data/55/55ee…: cannot reach the server (ECONNREFUSED); retrying in 1.4 s (attempt 4 of 10)`. */
 export function retryWarning(event: RetryEvent, location: string): string {
   return `warning: ${retriedCall(event)}: ${reason(event, location)}; retrying in ${delayText(event.delayMs)} (attempt ${event.attempt + 1} of ${event.attempts})`;
 }
