@@ -65,9 +65,9 @@ export class CliContext {
   finishDespiteOutputFailure = false;
 
   /**
-   * Set by commands whose only work is what they print (snapshots, ls, find, diff, stats, key list): a
-   * reader that stops reading (`coffer ls … | head`) got what it wanted, and the command exits 0. Any other
-   * command stopped that way exits 141, so that a script does not take the cut-short run for success.
+   * Set for commands whose only work is what they print (listingCommands in exit.ts): a reader that stops
+   * reading (`coffer ls … | head`) got what it wanted, and the command exits 0. Any other command stopped
+   * that way exits 141, so that a script does not take the cut-short run for success.
    */
   listing = false;
 

@@ -65,10 +65,16 @@ function stackLines(stack: string, head: string): string {
   return [...first, ...(frames === '' ? [] : frames.split('\n'))].map(displayMessage).join('\n');
 }
 
-/** The exit statuses, for `--help` of `command` (of the program when undefined): 3 is backup's alone, 141 dump's and cat's. */
+/**
+ * Commands whose only work is what they print: a reader that stops reading (`coffer ls … | head`) got what
+ * it wanted, and they exit 0. Any other command stopped that way exits 141 (backup is not stopped).
+ */
+export const listingCommands: ReadonlySet<string> = new Set(['snapshots', 'ls', 'find', 'diff', 'stats', 'key list']);
+
+/** The exit statuses, for `--help` of `command` (of the program when undefined): 3 is backup's alone. */
 export function exitStatusHelp(command?: string): string {
   const partial = command === undefined || command === 'backup';
-  const outputClosed = command === undefined || command === 'dump' || command === 'cat';
+  const outputClosed = command === undefined || (command !== 'backup' && !listingCommands.has(command));
   return `Exit status:
   ${ExitCode.ok}    success
   ${ExitCode.failure}    failure (no such snapshot or path, integrity problem, storage error, …)
@@ -76,5 +82,5 @@ export function exitStatusHelp(command?: string): string {
 ${partial ? `  ${ExitCode.partialBackup}    backup saved, but some source files could not be read\n` : ''}  ${ExitCode.repoNotFound}   repository does not exist
   ${ExitCode.repoLocked}   repository is locked by another process
   ${ExitCode.wrongPassword}   wrong password
-  ${ExitCode.interrupted}  interrupted${outputClosed ? `\n  ${ExitCode.outputClosed}  ${command === undefined ? 'dump, cat: ' : ''}the reader of the output went away before the end` : ''}`;
+  ${ExitCode.interrupted}  interrupted${outputClosed ? `\n  ${ExitCode.outputClosed}  the reader of the output went away before the end${command === undefined ? ' (listings exit 0)' : ''}` : ''}`;
 }

@@ -5,7 +5,7 @@
 import { Command, CommanderError, Option, type HelpContext } from 'commander';
 import { CancelledError, ExitCode, OutputClosedError, UsageError } from '../errors/index.ts';
 import { CliContext, type Io } from './context.ts';
-import { exitStatusHelp, outputFailure, reportError } from './exit.ts';
+import { exitStatusHelp, listingCommands, outputFailure, reportError } from './exit.ts';
 import { commands } from './commands/index.ts';
 import { checkNoLock, commandName, readsOnly } from './locking.ts';
 import { parseTimeout } from './parse.ts';
@@ -96,6 +96,7 @@ export function buildProgram(ctx: CliContext): Command {
     });
   program.hook('preAction', (_program, action) => {
     ctx.command = action;
+    ctx.listing = listingCommands.has(commandName(action));
     ctx.options = action.optsWithGlobals();
     // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');

@@ -17,7 +17,6 @@ export function registerDiff(program: Command, ctx: CliContext): void {
     .argument('<snapshot2>', 'snapshot id, prefix or `latest`, optionally with `:subfolder`')
     .option('--metadata', 'also show metadata changes (U)')
     .action(async (first: string, second: string, flags: { metadata?: boolean }) => {
-      ctx.listing = true;
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
         const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);

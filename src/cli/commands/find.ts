@@ -62,7 +62,6 @@ export function registerFind(program: Command, ctx: CliContext): void {
     .option('-O, --oldest <time>', 'only entries modified at or after this time ("2026-01-02 15:04:05", "2026-01-02 15:04" or "2026-01-02" in local time, or RFC 3339 with a zone)')
     .option('-N, --newest <time>', 'only entries modified at or before this time')
     .action(async (patterns: string[], flags: FindFlags) => {
-      ctx.listing = true;
       const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);
       // Whole milliseconds, as the flags give them; modification times compare at nanoseconds.
       const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : BigInt(parseTime(text, flag, true).getTime()) * 1_000_000n);

@@ -13,7 +13,6 @@ export function registerKey(program: Command, ctx: CliContext): void {
   readsOnly(key.command('list'))
     .description('list the keys')
     .action(async () => {
-      ctx.listing = true;
       const repo = await ctx.openRepository();
       const keys = await withReadLock(ctx, repo, () => repo.listKeys());
       for (const k of keys) {

@@ -69,7 +69,6 @@ export function registerLs(program: Command, ctx: CliContext): void {
     .option('--recursive', 'with folders given, list everything below them, not only their entries')
     .option('--human-readable', 'sizes like 1.5 MiB in --long')
     .action(async (spec: string, dirArgs: string[], flags: LsFlags) => {
-      ctx.listing = true;
       const dirs = dirArgs.map(checkAbsolute);
       const dirParts = dirs.map((d) => pathParts(d).map(nameBytes));
       const repo = await ctx.openRepository();

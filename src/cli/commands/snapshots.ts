@@ -119,7 +119,6 @@ export function registerSnapshots(program: Command, ctx: CliContext): void {
     .option('-c, --compact', 'use compact output format (no paths)')
     .option('-g, --group-by <group>', 'group snapshots by host, paths and/or tags, separated by commas')
     .action(async (specs: string[], flags: SnapshotsFlags) => {
-      ctx.listing = true;
       const latest = flags.latest === undefined ? undefined : parseCount(flags.latest, '--latest');
       if (latest === 0) throw new UsageError('--latest: must be at least 1');
       const groupBy = parseGroupBy(flags.groupBy ?? '');

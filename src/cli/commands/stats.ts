@@ -33,7 +33,6 @@ export function registerStats(program: Command, ctx: CliContext): void {
   )
     .option('--mode <mode>', 'restore-size, files-by-contents, blobs-per-file or raw-data', 'restore-size')
     .action(async (specs: string[], flags: StatsFlags) => {
-      ctx.listing = true;
       const mode = parseStatsMode(flags.mode);
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
