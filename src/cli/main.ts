@@ -9,6 +9,7 @@ import { exitStatusHelp, listingCommands, outputFailure, reportError } from './e
 import { commands } from './commands/index.ts';
 import { checkNoLock, commandName, readsOnly } from './locking.ts';
 import { parseTimeout } from './parse.ts';
+import { waitForSlowReaders } from './stdio.ts';
 import { version } from './version.ts';
 
 /** The hint of a usage error met in `command`: its own help. */
@@ -116,6 +117,7 @@ export function buildProgram(ctx: CliContext): Command {
 
 /** Runs coffer with `args` (argv without node and script); returns the exit status. */
 export async function main(args: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  for (const stream of [process.stdout, process.stderr]) if (io.stdout === stream || io.stderr === stream) waitForSlowReaders(stream);
   const ctx = new CliContext(io);
   const program = buildProgram(ctx);
   // SIGHUP: a closed terminal or a dropped ssh session stops cleanly (locks, temporary files) too. The
