@@ -177,27 +177,42 @@ function sourceError(path: string, err: unknown, isSource: boolean): FileError {
 async function* untilAborted<T>(stream: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncIterable<T> {
   if (!signal) return yield* stream;
   const items = stream[Symbol.asyncIterator]();
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(new CancelledError());
-  });
-  aborted.catch(() => {});
-  signal.addEventListener('abort', onAbort, { once: true });
   try {
     throwIfAborted(signal);
     for (;;) {
-      const next = await Promise.race([items.next(), aborted]);
+      const next = await nextUntilAborted(items, signal);
       if (next.done) return;
       yield next.value;
     }
   } finally {
-    signal.removeEventListener('abort', onAbort);
     // An async generator queues return() behind the read still pending, which may never end: a stream
     // that can be destroyed (stdin) is, so that its handle no longer keeps the process alive.
     const destroy = (stream as { destroy?: () => void }).destroy;
     if (signal.aborted && typeof destroy === 'function') destroy.call(stream);
     else void Promise.resolve(items.return?.()).catch(() => {});
   }
+}
+
+/**
+ * The next item, or CancelledError once `signal` fires. Not a race with one promise for the whole stream:
+ * each race would stay subscribed to it, holding every item read (a stdin backup held all it read).
+ */
+function nextUntilAborted<T>(items: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T>> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new CancelledError());
+    const onAbort = () => reject(new CancelledError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    items.next().then(
+      (next) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(next);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 export class Archiver {
