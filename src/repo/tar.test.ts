@@ -302,3 +302,27 @@ test('the archive of the snapshot root holds every path from the top', async () 
   assert.equal(listing[0], `${source.slice(1).split('/')[0]}/`);
   assert.ok(listing.includes(`${source.slice(1)}/hello.txt`));
 });
+
+test('folders nested thousands deep make a whole archive, not a stack overflow', async () => {
+  const { encodeTree } = await import('./tree.ts');
+  const { sealBlob } = await import('./blob.ts');
+  const { toHex } = await import('../model/index.ts');
+  const top = await findNode(repo, snapshot.tree, source, snapshot.id);
+  const [hello] = (await repo.loadTree(toHex(top.subtree!))).filter((n) => Buffer.from(n.name).toString() === 'hello.txt');
+  const depth = 3000;
+  const packer = repo.newPacker('tree', () => undefined);
+  let nodes = [hello];
+  let folder = top;
+  for (let level = 0; level < depth; level++) {
+    const plain = encodeTree(nodes);
+    const id = repo.crypto.blobId(plain);
+    await packer.add(sealBlob(repo.crypto, 'tree', id, plain), toHex(id));
+    folder = { ...top, name: Buffer.from('d'), subtree: id };
+    nodes = [folder];
+  }
+  await packer.flush();
+  const archive = await collect(tarArchive(repo, folder, [Buffer.from('d')]));
+  const listing = execFileSync('tar', ['-t', '-f', '-'], { input: archive, maxBuffer: 1 << 30 }).toString('latin1').trim().split('\n');
+  assert.equal(listing.length, depth + 1);
+  assert.equal(listing.at(-1), `${'d/'.repeat(depth)}hello.txt`);
+});

@@ -313,7 +313,8 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
   const out = new Batcher();
   const links = new Map<string, Uint8Array>();
 
-  async function* member(n: TreeNode, path: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
+  /** Writes the member for `n`; returns a folder's entries, which the caller visits next. */
+  async function* member(n: TreeNode, path: readonly Uint8Array[]): AsyncGenerator<Uint8Array, TreeNode[] | undefined> {
     options.signal?.throwIfAborted();
     const text = `/${path.map((p) => Buffer.from(p).toString('utf8')).join('/')}`;
     for (const p of path) {
@@ -325,10 +326,9 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
       case 'dir': {
         if (path.length > 0) out.add(tarHeader({ ...common, name: Buffer.concat([name, Buffer.from('/')]), type: tarType.dir }));
         if (!n.subtree) throw new IntegrityError(`${text}: folder without a subtree`);
-        for (const child of await repo.loadTree(toHex(n.subtree))) {
-          yield* member(child, [...path, child.name]);
-        }
-        return;
+        const children = await repo.loadTree(toHex(n.subtree));
+        if (out.full) yield out.take()!;
+        return children;
       }
       case 'file': {
         const key = n.links > 1 && n.inode !== 0 ? `${n.device}:${n.inode}` : undefined;
@@ -365,9 +365,26 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
         break;
     }
     if (out.full) yield out.take()!;
+    return undefined;
   }
 
-  yield* member(node, parts);
+  // Folders are walked with a stack of their entries left, not by recursion: a snapshot may nest folders
+  // thousands deep, more than nested generators can resume without overflowing the call stack.
+  const folders: Array<{ path: readonly Uint8Array[]; entries: TreeNode[]; next: number }> = [];
+  let visit: { n: TreeNode; path: readonly Uint8Array[] } | undefined = { n: node, path: parts };
+  while (visit) {
+    const entries = yield* member(visit.n, visit.path);
+    if (entries) folders.push({ path: visit.path, entries, next: 0 });
+    visit = undefined;
+    while (!visit && folders.length > 0) {
+      const folder = folders[folders.length - 1];
+      if (folder.next === folder.entries.length) folders.pop();
+      else {
+        const child = folder.entries[folder.next++];
+        visit = { n: child, path: [...folder.path, child.name] };
+      }
+    }
+  }
   out.add(tarTrailer());
   const rest = out.take();
   if (rest) yield rest;
