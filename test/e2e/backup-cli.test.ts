@@ -474,6 +474,11 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assert.match(globbed.stderr, /pattern ".*\/\*\.none" does not match any files, skipping/);
   assert.match(globbed.stderr, /pattern ".*\/missing" does not match any files, skipping/);
   assert.deepEqual(await files(), ['[x].txt', 'keep.txt', 'other.txt', 'x.txt']);
+  // A list that gives no path is no misuse (exit 1, as restic), and the hint is about the list.
+  await writeFile(join(dir, 'none'), `# nothing today\n\n${src}/*.none\n`);
+  const none = await runCoffer(['backup', '--files-from', join(dir, 'none')], { repo });
+  assert.equal(none.code, 1, none.stderr);
+  assert.match(none.stderr, new RegExp(`^error: nothing to back up: ${join(dir, 'none')} gave no paths\nhint: check the list: `, 'm'));
   // With --json the warnings are JSON objects on stderr too, so a script parses every line of both streams.
   const globbedJson = await runCoffer(['backup', '--json', '--files-from', join(dir, 'from')], { repo });
   assertOk(globbedJson);

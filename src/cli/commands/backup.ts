@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { backup, cacheDirTag, chooseParent, compileFilterRules, expandEnv, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
-import { PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
+import { FileError, PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { BackupItem, BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
@@ -166,7 +166,16 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       if (flags.stdin && (name === '' || name === '.' || name === '..' || /[/\0]/.test(name))) {
         throw new UsageError(`--stdin-filename: "${name}" is not a plain file name`, { hint: 'give a name without slashes, e.g. --stdin-filename db.sql' });
       }
-      if (!flags.stdin && paths.length === 0) throw new UsageError('nothing to back up', { hint: 'give paths, or --files-from FILE, or --stdin' });
+      if (!flags.stdin && paths.length === 0) {
+        const lists = [...(flags.filesFrom ?? []), ...(flags.filesFromVerbatim ?? []), ...(flags.filesFromRaw ?? [])];
+        // A list that names nothing (a generated one, today empty) is no misuse: exit 1, as restic does.
+        if (lists.length > 0) {
+          throw new FileError(`nothing to back up: ${lists.join(', ')} gave no paths`, {
+            hint: 'check the list: empty lines, comments and globs that match nothing give none; no snapshot was saved',
+          });
+        }
+        throw new UsageError('nothing to back up', { hint: 'give paths, or --files-from FILE, or --stdin' });
+      }
       const time = flags.time ? parseSnapshotTime(flags.time, '--time') : undefined;
       const excludeLargerThan = flags.excludeLargerThan ? parseSize(flags.excludeLargerThan, '--exclude-larger-than') : undefined;
       const { rules, patterns } = excludeRules(flags, ctx.io.env);

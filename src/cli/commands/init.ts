@@ -10,10 +10,10 @@ export function registerInit(program: Command, ctx: CliContext): void {
   program
     .command('init')
     .description('create a new encrypted repository')
-    .option('--pack-size <size>', 'target pack file size (default 16M)')
-    .option('--chunk-min <size>', 'smallest chunk (default 512K)')
-    .option('--chunk-avg <size>', 'average chunk, a power of two (default 1M)')
-    .option('--chunk-max <size>', 'largest chunk (default 8M)')
+    .option('--pack-size <size>', 'target pack file size, e.g. 16M (the default); a plain number is MiB, as restic reads --pack-size')
+    .option('--chunk-min <size>', 'smallest chunk, e.g. 512K (the default); a plain number is bytes')
+    .option('--chunk-avg <size>', 'average chunk, a power of two (default 1M); a plain number is bytes')
+    .option('--chunk-max <size>', 'largest chunk (default 8M); a plain number is bytes')
     .action(async (opts: { packSize?: string; chunkMin?: string; chunkAvg?: string; chunkMax?: string }) => {
       const chunker = flagCheck(() =>
         validateChunkerParams({
