@@ -77,8 +77,10 @@ export class Repository {
     this.#master = master;
   }
 
-  /** Creates a new repository. Refuses, changing nothing, when a repository already exists there. */
-  /** `password` may be a function that asks for it: called once the location is known to be free (see open). */
+  /**
+   * Creates a new repository. Refuses, changing nothing, when a repository already exists there.
+   * `password` may be a function that asks for it: called once the location is known to be free.
+   */
   static async init(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>), options: InitOptions): Promise<Repository> {
     if (await exists(backend, configHandle)) {
       throw new RepoExistsError(`${backend.location}: a repository already exists here`);
@@ -103,8 +105,8 @@ export class Repository {
     return new Repository(backend, config, master, crypto, keyName);
   }
 
-  /** Opens a repository with a password. Throws RepoNotFoundError, WrongPasswordError or IntegrityError. */
   /**
+   * Opens a repository with a password. Throws RepoNotFoundError, WrongPasswordError or IntegrityError.
    * `password` may be a function that asks for it: it is called once the config was found, so that a
    * missing repository is said before anyone is asked for a password.
    */
