@@ -30,7 +30,10 @@ const { enableCompileCache } = await import('node:module');
 const cache = enableCompileCache?.();
 if (cache?.directory && process.env.NODE_COMPILE_CACHE === undefined) process.env.NODE_COMPILE_CACHE = cache.directory;
 const { main } = await import(useBundle ? bundle.href : '../src/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+const status = await main(process.argv.slice(2));
+// Interrupted: end now, also while output waits for a reader that stopped reading (a pager left open).
+if (status === 130) process.exit(status);
+process.exitCode = status;
 
 /** True when `file` exists and no TypeScript source under `dir` (tests aside) was changed after it. */
 function isFresh(file, dir) {

@@ -55,6 +55,9 @@ export class CliContext {
       else this.#stdoutFailure ??= new FileError(`cannot write to standard output: ${fileErrorText(err)}`, { cause: err });
       if (!this.finishDespiteOutputFailure) this.#abort.abort();
     });
+    // A warning that cannot be written (stderr closed or on a full disk) has nowhere to go: it must not end
+    // the command, least of all a backup, as an unhandled 'error' event would.
+    (io.stderr as NodeJS.WritableStream & { on?: NodeJS.WritableStream['on'] }).on?.('error', () => undefined);
   }
 
   /**
@@ -81,8 +84,35 @@ export class CliContext {
     return this.#stdoutFailure;
   }
 
+  /**
+   * Output for a pipe or a file, handed to stdout in pieces of at least 64 KiB (or at the next turn of the
+   * event loop): Node queues each write to a pipe, and past about a million queued writes (a listing of a
+   * folder of a million files into a slower reader) libuv's writev fails with EINVAL, cutting the output.
+   */
+  #unwritten = '';
+  #flushPending = false;
+
   #write(text: string): void {
-    if (!this.#stdoutClosed && !this.#stdoutFailure) this.io.stdout.write(text);
+    if (this.#stdoutClosed || this.#stdoutFailure) return;
+    if (this.io.stdout.isTTY) {
+      this.flushOutput();
+      this.io.stdout.write(text);
+      return;
+    }
+    this.#unwritten += text;
+    if (this.#unwritten.length >= 64 * 1024) this.flushOutput();
+    else if (!this.#flushPending) {
+      this.#flushPending = true;
+      setImmediate(() => this.flushOutput());
+    }
+  }
+
+  /** Hands the output collected so far to stdout: before anything goes to stderr, so lines stay in order. */
+  flushOutput(): void {
+    this.#flushPending = false;
+    const text = this.#unwritten;
+    this.#unwritten = '';
+    if (text !== '' && !this.#stdoutClosed && !this.#stdoutFailure) this.io.stdout.write(text);
   }
 
   get json(): boolean {
@@ -124,7 +154,10 @@ export class CliContext {
     if (stream === 'stdout' && (this.#stdoutClosed || this.#stdoutFailure)) return;
     if (this.linesAbove) this.linesAbove(stream, text);
     else if (stream === 'stdout') this.#write(text);
-    else this.io.stderr.write(text);
+    else {
+      this.flushOutput();
+      this.io.stderr.write(text);
+    }
   }
 
   /**
@@ -132,6 +165,7 @@ export class CliContext {
    * prints them; stdout keeps the results.
    */
   printJsonProblem(value: Record<string, unknown>): void {
+    this.flushOutput();
     this.io.stderr.write(`${JSON.stringify(value)}\n`);
   }
 
@@ -263,6 +297,7 @@ export class CliContext {
   }
 
   async close(): Promise<void> {
+    this.flushOutput();
     for (const cleanup of this.#cleanups.splice(0).reverse()) {
       await cleanup().catch(() => undefined);
     }

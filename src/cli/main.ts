@@ -9,7 +9,6 @@ import { exitStatusHelp, listingCommands, outputFailure, reportError } from './e
 import { commands } from './commands/index.ts';
 import { checkNoLock, commandName, readsOnly } from './locking.ts';
 import { parseTimeout } from './parse.ts';
-import { waitForSlowReaders } from './stdio.ts';
 import { version } from './version.ts';
 
 /** The hint of a usage error met in `command`: its own help. */
@@ -117,7 +116,6 @@ export function buildProgram(ctx: CliContext): Command {
 
 /** Runs coffer with `args` (argv without node and script); returns the exit status. */
 export async function main(args: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  for (const stream of [process.stdout, process.stderr]) if (io.stdout === stream || io.stderr === stream) waitForSlowReaders(stream);
   const ctx = new CliContext(io);
   const program = buildProgram(ctx);
   // SIGHUP: a closed terminal or a dropped ssh session stops cleanly (locks, temporary files) too. The
@@ -141,11 +139,13 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
   for (const signal of signals) process.on(signal, interrupted);
   try {
     await program.parseAsync(args, { from: 'user' });
+    ctx.flushOutput();
     // A failed write to stdout is reported as an event, possibly after the command's last write.
     await new Promise((resolve) => setImmediate(resolve));
     if (ctx.stdoutFailure) throw ctx.stdoutFailure;
     return ctx.stdoutClosed && ctx.dataOnStdout ? ExitCode.outputClosed : ExitCode.ok;
   } catch (err) {
+    ctx.flushOutput();
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return ExitCode.ok;
       err = commanderUsageError(err, program);

@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -248,5 +249,38 @@ test('a reader that leaves early does not cost a backup: it saves its snapshot a
   const target = await makeTempDir();
   const restore = pipeline(['restore', 'latest', '--target', target, '-v']);
   assert.equal(restore.status, 141, restore.stderr);
+  assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+});
+
+test('a stderr that cannot be written (a full disk) costs no backup: the snapshot is saved, exit 3 for the missing path, no lock left', async () => {
+  const repo = await makeRepoDir();
+  const source = await makeTempDir();
+  await writeFile(path.join(source, 'a'), 'a');
+  assertOk(await runCoffer(['init'], { repo }));
+  const full = openSync('/dev/full', 'w');
+  try {
+    const r = spawnSync(process.execPath, [cofferBin, 'backup', source, path.join(source, 'missing')], { env: testEnv({ COFFER_REPOSITORY: repo }), stdio: ['ignore', 'pipe', full], encoding: 'utf8' });
+    assert.equal(r.status, 3, r.stdout);
+  } finally {
+    closeSync(full);
+  }
+  assert.equal((JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as unknown[]).length, 1);
+  assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+});
+
+test('Ctrl-C stops a command whose output waits for a reader that stopped reading (a pager left open)', { timeout: 60_000 }, async () => {
+  const repo = await makeRepoDir();
+  const source = await makeTempDir();
+  for (let i = 0; i < 3000; i++) await writeFile(path.join(source, `f${i}-${'x'.repeat(100)}`), '');
+  assertOk(await runCoffer(['init'], { repo }));
+  assertOk(await runCoffer(['backup', '-q', source], { repo }));
+  // Its stdout is a pipe this test does not read: the listing fills it, and the rest waits.
+  const child = spawn(process.execPath, [cofferBin, 'ls', 'latest', '--long'], { env: testEnv({ COFFER_REPOSITORY: repo }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<string>((resolve) => child.on('exit', (code, signal) => resolve(String(code ?? signal))));
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  child.kill('SIGINT');
+  // Stopped by its handler (130), or by the signal itself once the listing was done and only output waited.
+  assert.match(await exited, /^(130|SIGINT)$/);
+  child.stdout.destroy();
   assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
 });
