@@ -345,6 +345,13 @@ export class S3Backend implements Backend {
         cause: err,
       });
     }
+    // restic's s3:host:port/bucket form means HTTPS; a server without TLS answers the handshake in plain HTTP.
+    if (code === 'EPROTO' || /wrong version number|packet length too long/i.test(message)) {
+      return new BackendError(`${what}: the TLS handshake failed: the server may not speak HTTPS`, {
+        hint: 'for a server without TLS write the location as s3:http://host:port/bucket/prefix',
+        cause: err,
+      });
+    }
     if (code === 'ENOTFOUND') {
       return new BackendError(`${what}: unknown host`, {
         hint: 'check the host name in the repository location',

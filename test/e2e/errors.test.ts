@@ -323,6 +323,13 @@ describe('errors', () => {
       assertFails(await coffer(['-r', url, 'snapshots'], { env: { ...s3Env, COFFER_PASSWORD: 'wrong' } }), 12, new RegExp(`${escape(url)}: wrong password`));
     });
 
+    it("restic's s3:host:port/bucket form (HTTPS) against a server without TLS: the hint names s3:http://", async () => {
+      const location = server.url('errors', 'repo').replace(/^s3:http:\/\//, 's3:');
+      const r = await coffer(['-r', location, 'snapshots'], { env: s3Env });
+      assertFails(r, 1, new RegExp(`${escape(location)}: config: the TLS handshake failed: the server may not speak HTTPS`));
+      assert.match(r.stderr, /^hint: for a server without TLS write the location as s3:http:\/\/host:port\/bucket\/prefix$/m);
+    });
+
     it('empty prefix: exit 10', async () => {
       const url = server.url('errors', 'nothing-here');
       assertFails(await coffer(['-r', url, 'snapshots'], { env: s3Env }), 10, new RegExp(`${escape(url)}: no repository here`));
