@@ -73,6 +73,13 @@ export class LocalBackend implements Backend {
           cause: err,
         });
       }
+      if (errnoCode(err) === 'EEXIST') {
+        // Something that is not a folder where one must be made: a file, or a link to nothing.
+        throw new BackendError(`${this.location}: cannot create the folder ${(err as NodeJS.ErrnoException).path ?? this.root}: something else is in the way`, {
+          hint: 'remove it (a file or a link to nothing), or choose another location',
+          cause: err,
+        });
+      }
       throw this.#error(err, '');
     }
     try {

@@ -136,6 +136,18 @@ describe('local backend', () => {
     assert.deepEqual(await readdir(path.join(backend.root, 'tmp')), []);
   });
 
+  it('create() through a link to nothing names what is in the way', async () => {
+    const link = path.join(base, 'dangling');
+    await symlink(path.join(base, 'no-such-target'), link);
+    const backend = new LocalBackend(path.join(link, 'repo'));
+    await assert.rejects(backend.create(), (err: unknown) => {
+      assert.ok(err instanceof BackendError);
+      assert.equal(err.message, `${path.join(link, 'repo')}: cannot create the folder ${link}: something else is in the way`);
+      assert.match(err.hint ?? '', /a link to nothing/);
+      return true;
+    });
+  });
+
   it('create() makes missing parent folders, as restic does', async () => {
     const root = path.join(base, 'no-such-parent', 'deeper', 'repo');
     const backend = new LocalBackend(root, { location: `local:${root}` });
