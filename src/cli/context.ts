@@ -67,13 +67,6 @@ export class CliContext {
    */
   finishDespiteOutputFailure = false;
 
-  /**
-   * Set for commands whose only work is what they print (listingCommands in exit.ts): a reader that stops
-   * reading (`coffer ls … | head`) got what it wanted, and the command exits 0. Any other command stopped
-   * that way exits 141, so that a script does not take the cut-short run for success.
-   */
-  listing = false;
-
   /** True once the reader of stdout has gone away. */
   get stdoutClosed(): boolean {
     return this.#stdoutClosed;

@@ -11,9 +11,14 @@ import { checkNoLock, commandName, readsOnly } from './locking.ts';
 import { parseTimeout } from './parse.ts';
 import { version } from './version.ts';
 
+/** How `command` is typed: `coffer`, `coffer key list`. */
+function invocation(command: Command): string {
+  return ['coffer', commandName(command)].filter(Boolean).join(' ');
+}
+
 /** The hint of a usage error met in `command`: its own help. */
 function helpHint(command: Command): string {
-  return `see \`${['coffer', commandName(command)].filter(Boolean).join(' ')} --help\``;
+  return `see \`${invocation(command)} --help\``;
 }
 
 /** The hint UsageError has when its thrower gave none. */
@@ -47,7 +52,7 @@ class CofferCommand extends Command {
     if (typeof context !== 'object' || !context.error) return super.help(context as HelpContext);
     if (!this.parent) return super.help();
     this.outputHelp(context);
-    throw new UsageError(`coffer ${commandName(this)} needs a subcommand`, { hint: helpHint(this) });
+    throw new UsageError(`${invocation(this)} needs a subcommand`, { hint: helpHint(this) });
   }
 }
 
@@ -96,7 +101,6 @@ export function buildProgram(ctx: CliContext): Command {
     });
   program.hook('preAction', (_program, action) => {
     ctx.command = action;
-    ctx.listing = listingCommands.has(commandName(action));
     ctx.options = action.optsWithGlobals();
     // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
@@ -153,9 +157,11 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     // Output cut short where it matters (dump): the exit status alone says so, as SIGPIPE's would.
     if (err instanceof OutputClosedError) return err.exitCode;
     // A command stopped because the reader of its output went away (`| head`) says so by the exit status
-    // alone, as one killed by SIGPIPE would; a listing's reader got what it wanted (see ctx.listing).
+    // alone, as one killed by SIGPIPE would; a listing's reader got what it wanted (see listingCommands).
     // Any other error is reported (stderr still works).
-    if (ctx.stdoutClosed && (err instanceof CancelledError || ctx.signal.aborted)) return ctx.listing ? ExitCode.ok : ExitCode.outputClosed;
+    if (ctx.stdoutClosed && (err instanceof CancelledError || ctx.signal.aborted)) {
+      return ctx.command !== undefined && listingCommands.has(commandName(ctx.command)) ? ExitCode.ok : ExitCode.outputClosed;
+    }
     if (ctx.stdoutFailure) err = outputFailure(ctx.stdoutFailure, err);
     else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
     else err = pointAtHelp(ctx.explainMissingSnapshot(err), ctx.command ?? program);

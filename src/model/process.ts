@@ -24,6 +24,6 @@ function zombie(pid: number): boolean {
     return false;
   }
   // "pid (command) state …": the command may hold spaces and parentheses, the state follows the last ")".
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  const state = stat[stat.lastIndexOf(')') + 2];
   return state === 'Z' || state === 'X';
 }
