@@ -7,14 +7,17 @@
  * ArrayBuffer per chunk instead made V8 run a full collection of the main heap every 64 MiB of chunks
  * (about a seventh of a backup's CPU time).
  *
+ * Files smaller than a chunk's minimum are read by the workers too, in batches: for folders of small files
+ * the open, read, close and attribute calls are most of the work.
+ *
  * There is one worker per core, below the main thread's priority (model/worker-priority.ts).
  */
 import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
-import { envelopeOverhead, type Crypto } from '../crypto/index.ts';
-import type { BlobType } from '../repo/index.ts';
-import { copyBytes, prestartWorkers, siblingScript, WorkerPool } from '../model/index.ts';
-import type { SealInit, SealRequest, SlotNotice } from './seal-worker.ts';
+import { cryptoSpec, type Crypto } from '../crypto/index.ts';
+import { sealOverhead, type BlobType } from '../repo/index.ts';
+import { copyBytes, prestartWorkers, Semaphore, siblingScript, WorkerPool, type Xattr } from '../model/index.ts';
+import type { ReadAnswer, ReadFailure, ReadRequest, SealRequest, SlotNotice } from './seal-worker.ts';
 
 const script = siblingScript('seal-worker', import.meta.url);
 
@@ -28,8 +31,22 @@ function slotSize(need: number): number {
   return Math.ceil(need / (1 << 20)) * (1 << 20);
 }
 
-/** Room a sealed blob may need beyond its plaintext: the encoding byte and the envelope (its payload is never larger than the plaintext). */
-const sealOverhead = 1 + envelopeOverhead;
+/**
+ * Small files are read in batches, each in a slot of its own of this size: one message per batch instead
+ * of one per file, as each message wakes the thread it goes to (tens of microseconds, more than reading a
+ * small file takes). Two per worker, so each has the next batch waiting.
+ */
+const batchBytes = 1 << 20;
+const batchSlotsPerWorker = 2;
+/** The most files in one batch: small enough that the files in flight make batches for every worker. */
+const batchFiles = 16;
+
+interface PendingRead {
+  readonly path: Uint8Array;
+  readonly room: number;
+  readonly resolve: (file: ReadFile) => void;
+  readonly reject: (err: unknown) => void;
+}
 
 interface Slot {
   readonly index: number;
@@ -42,16 +59,33 @@ export interface Sealed {
   release(): void;
 }
 
+/** What {@link SealPool.readFile} found: a failure, a file too long, or its contents (no blob when empty). */
+export type ReadFile =
+  | { readonly failure: ReadFailure }
+  | { readonly tooLong: true }
+  | { readonly id: Uint8Array; readonly rawLength: number; readonly xattrs: Xattr[]; readonly sealed?: Sealed };
+
 export class SealPool {
-  readonly #pool: WorkerPool<SealRequest, number, SlotNotice>;
+  readonly #pool: WorkerPool<SealRequest | ReadRequest, number | ReadAnswer, SlotNotice>;
   readonly #slots: Slot[] = [];
   readonly #free: Slot[] = [];
+  readonly #batchSlots: Slot[] = [];
+  readonly #batchSlotsFree: Semaphore;
+  #batch: PendingRead[] = [];
+  #batchBytes = 0;
+  #batchScheduled = false;
 
-  /** `slots`: blobs in flight at most; shared memory stays below slots × (max chunk + overhead). */
+  /**
+   * `slots`: blobs in flight at most; shared memory stays below slots × (max chunk + overhead), plus
+   * 2 MiB per worker for batches of small files.
+   */
   constructor(crypto: Crypto, slots: number, size = availableParallelism()) {
     for (let i = 0; i < slots; i++) this.#slots.push({ index: i, view: new Uint8Array(0) });
     this.#free.push(...this.#slots);
-    this.#pool = new WorkerPool('seal', script, { contentKey: crypto.keys.content, algorithm: crypto.content.algorithm } satisfies SealInit, size);
+    this.#pool = new WorkerPool('seal', script, cryptoSpec(crypto), size);
+    const batchSlots = batchSlotsPerWorker * Math.max(1, size);
+    for (let i = 0; i < batchSlots; i++) this.#batchSlots.push({ index: slots + i, view: new Uint8Array(0) });
+    this.#batchSlotsFree = new Semaphore(batchSlots);
   }
 
   /**
@@ -59,7 +93,85 @@ export class SealPool {
    * caller may reuse its buffer at once. Callers keep at most `slots` blobs unreleased.
    */
   async seal(type: BlobType, id: Uint8Array, plain: Uint8Array): Promise<Sealed> {
-    const need = plain.length + sealOverhead;
+    const slot = this.#slot(plain.length + sealOverhead);
+    copyBytes(slot.view, plain);
+    const length = (await this.#request(slot, { kind: 'seal', slot: slot.index, type, id, length: plain.length })) as number;
+    return { bytes: slot.view.subarray(0, length), release: () => this.#release(slot) };
+  }
+
+  /** The largest file {@link readFile} takes. */
+  static readonly readLimit = batchBytes - 1 - sealOverhead;
+
+  /**
+   * Has a worker read the file at `path`, of `size` bytes when listed (at most {@link readLimit}), with
+   * its extended attributes, and seal its contents as one data blob. Filesystem errors are answers, not
+   * rejections; so is a file that turns out longer than `size` (it grew: read it another way). Files
+   * asked for in the same turn of the event loop go to a worker together.
+   */
+  readFile(path: Uint8Array, size: number): Promise<ReadFile> {
+    if (size > SealPool.readLimit) throw new BugError(`a file of ${size} bytes is too large to read in a batch`);
+    const room = size + 1;
+    if (this.#batch.length >= batchFiles || this.#batchBytes + room + sealOverhead > batchBytes) this.#sendBatch();
+    return new Promise((resolve, reject) => {
+      // A copy of its own: a view into a pooled Buffer would take the whole pool across threads.
+      this.#batch.push({ path: new Uint8Array(path), room, resolve, reject });
+      this.#batchBytes += room + sealOverhead;
+      if (!this.#batchScheduled) {
+        this.#batchScheduled = true;
+        setImmediate(() => {
+          this.#batchScheduled = false;
+          this.#sendBatch();
+        });
+      }
+    });
+  }
+
+  #sendBatch(): void {
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    this.#batchBytes = 0;
+    this.#readBatch(batch).catch((err: unknown) => {
+      for (const file of batch) file.reject(err);
+    });
+  }
+
+  async #readBatch(batch: readonly PendingRead[]): Promise<void> {
+    await this.#batchSlotsFree.acquire();
+    const slot = this.#batchSlots.pop()!;
+    let unreleased = 1;
+    const release = () => {
+      if (--unreleased > 0) return;
+      this.#batchSlots.push(slot);
+      this.#batchSlotsFree.release();
+    };
+    try {
+      if (slot.view.length === 0) {
+        slot.view = new Uint8Array(new SharedArrayBuffer(batchBytes));
+        this.#pool.notify({ slot: slot.index, buffer: slot.view });
+      }
+      let offset = 0;
+      const files = batch.map(({ path, room }) => {
+        const file = { path, offset, room };
+        offset += room + sealOverhead;
+        return file;
+      });
+      const answer = (await this.#pool.request({ kind: 'read', slot: slot.index, files })) as ReadAnswer;
+      answer.files.forEach((read, i) => {
+        if (!('rawLength' in read)) return batch[i].resolve(read);
+        const id = answer.ids.slice(32 * i, 32 * i + 32);
+        if (read.sealedLength === 0) return batch[i].resolve({ id, rawLength: 0, xattrs: read.xattrs });
+        unreleased++;
+        const bytes = slot.view.subarray(files[i].offset, files[i].offset + read.sealedLength);
+        batch[i].resolve({ id, rawLength: read.rawLength, xattrs: read.xattrs, sealed: { bytes, release } });
+      });
+    } finally {
+      release();
+    }
+  }
+
+  /** A free slot of at least `need` bytes. */
+  #slot(need: number): Slot {
     const slot = this.#takeSlot(need);
     if (!slot) throw new BugError('more blobs in flight than seal slots');
     if (slot.view.length < need) {
@@ -67,15 +179,17 @@ export class SealPool {
       slot.view = new Uint8Array(new SharedArrayBuffer(slotSize(need)));
       this.#pool.notify({ slot: slot.index, buffer: slot.view });
     }
-    copyBytes(slot.view, plain);
-    let length: number;
+    return slot;
+  }
+
+  /** Sends a request about `slot`; the slot is released when it fails. */
+  async #request(slot: Slot, request: SealRequest | ReadRequest): Promise<number | ReadAnswer> {
     try {
-      length = await this.#pool.request({ slot: slot.index, type, id, length: plain.length });
+      return await this.#pool.request(request);
     } catch (err) {
       this.#release(slot);
       throw err;
     }
-    return { bytes: slot.view.subarray(0, length), release: () => this.#release(slot) };
   }
 
   /**

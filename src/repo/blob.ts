@@ -4,7 +4,7 @@
  * authenticated alongside, so a blob cannot be passed off as another.
  */
 import { compressSmaller, decompressKnown } from '../compress/index.ts';
-import { contextOf, type AeadKey, type Crypto } from '../crypto/index.ts';
+import { contextOf, envelopeOverhead, type AeadKey, type Crypto } from '../crypto/index.ts';
 import { IntegrityError } from '../errors/index.ts';
 import { discard } from '../model/index.ts';
 import type { BlobType, SealedBlob } from './pack.ts';
@@ -21,6 +21,9 @@ export function sealBlobBody(key: AeadKey, plain: Uint8Array, context: Uint8Arra
   const compressed = plain.length >= minCompressible ? compressSmaller(plain, plain.length - 1) : undefined;
   return compressed ? key.seal(compressed, context, encodingZstd) : key.seal(plain, context, encodingRaw);
 }
+
+/** Room a sealed body may need beyond its plaintext: the encoding byte and the envelope (its payload is never larger than the plaintext). */
+export const sealOverhead = 1 + envelopeOverhead;
 
 /** Below this, a zstd frame's overhead outweighs any saving. */
 const minCompressible = 64;
