@@ -387,8 +387,12 @@ function defaultWorkers(): number {
   return Math.min(4, availableParallelism());
 }
 
-/** Restores smaller than this open blobs on the main thread: starting workers would cost more. */
-const workerThreshold = 32 * 1024 * 1024;
+/**
+ * Restores with fewer bytes and files than this open blobs on the main thread: starting workers would cost
+ * more. Many small files are worth them for the calls that create and write each (100 000 files: 4.2 s
+ * with workers, 7.1 s without; 1 000 files take as long either way).
+ */
+const workerThreshold = { bytes: 32 * 1024 * 1024, files: 1000 };
 
 /** Restores `snapshot` (or `options.path` inside it) into `options.target`. */
 export async function restore(repo: Repository, snapshot: StoredSnapshot, options: RestoreOptions): Promise<RestoreSummary> {
@@ -455,7 +459,8 @@ class Restorer {
       await this.#plan();
       this.#refuseProtected();
       // Workers start now: they load their modules while folders and files are prepared.
-      const workers = this.#o.workers ?? (this.#summary.bytesTotal >= workerThreshold ? defaultWorkers() : 0);
+      const big = this.#summary.bytesTotal >= workerThreshold.bytes || this.#summary.filesTotal >= workerThreshold.files;
+      const workers = this.#o.workers ?? (big ? defaultWorkers() : 0);
       if (!this.#dry && workers > 0) this.#pool = new OpenPool(this.#repo.crypto, workers);
       await this.#prepareTarget();
       await this.#makeFolders();
@@ -1204,7 +1209,9 @@ class Restorer {
       at: need.location.offset - range.offset,
       length: need.location.length,
       rawLength: need.location.rawLength,
-      id: need.id,
+      // Copies of their own: a view takes the whole buffer behind it across threads (an id, the tree it
+      // was decoded from; a path, a pool of Buffers).
+      id: new Uint8Array(need.id),
       what: what(need),
       writes: targets[i].map((t) => this.#chunkWrite(t)),
     }));
@@ -1253,7 +1260,7 @@ class Restorer {
       job.single && !node.xattrs?.length
         ? { ...(this.#owners ? this.#ownerOf(node) : {}), mode: node.mode & 0o7777, atime: timeArg(node.atime), mtime: timeArg(node.mtime) }
         : undefined;
-    return { path: job.abs, offset: t.offset, length: t.length, create: job.single, fresh: job.fresh, finish };
+    return { path: new Uint8Array(job.abs), offset: t.offset, length: t.length, create: job.single, fresh: job.fresh, finish };
   }
 
   /**
