@@ -4,9 +4,9 @@
  * the index before the snapshot, so a backup killed at any moment leaves a valid repository; indexes are
  * flushed every few minutes so a rerun reuses what was uploaded.
  */
-import { lstat, open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { hostname as osHostname, userInfo } from 'node:os';
-import { closeSync, constants, lstatSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
 import { Chunker } from '../chunker/index.ts';
 import { AppError, CancelledError, FileError, errnoCode, fileErrorText, throwIfAborted } from '../errors/index.ts';
 import {
@@ -14,6 +14,7 @@ import {
   capacityFor,
   Semaphore,
   compareNames,
+  fromFailure,
   toHex,
   type Id,
   type NodeType,
@@ -36,7 +37,7 @@ import {
 } from '../repo/index.ts';
 import { childPath, excludedByTags, isExcluded, tagsMarking, type ExcludeRule, type ExcludeTag } from './exclude.ts';
 import { SealPool } from './seal-pool.ts';
-import { openSourceSync, sourceOpenFlags } from './source-file.ts';
+import { openSource, openSourceSync } from './source-file.ts';
 import { SourceDevices, type DeviceBounds } from './devices.ts';
 import { groupName, userName } from './owners.ts';
 import { readXattrs } from '../xattr/index.ts';
@@ -804,7 +805,7 @@ export class Archiver {
    */
   async #saveSmallFile(path: SourcePath, size: number): Promise<SavedFile | undefined> {
     const file = await this.#pool.readFile(path.bytes, size);
-    if ('failure' in file) throw Object.assign(new Error(file.failure.message), { code: file.failure.code });
+    if ('failure' in file) throw fromFailure(file.failure);
     if ('tooLong' in file) return undefined;
     const { id, rawLength, xattrs, sealed } = file;
     this.stats.bytesDone += rawLength;
@@ -980,16 +981,7 @@ async function openReader(path: Buffer, size: number): Promise<SourceReader> {
     const fd = openSourceSync(path);
     return { read: (buffer, offset, length) => readSync(fd, buffer, offset, length, null), close: () => closeSync(fd) };
   }
-  let handle: FileHandle | undefined;
-  for (const flags of sourceOpenFlags) {
-    try {
-      handle = await open(path, flags);
-      break;
-    } catch (err) {
-      if (errnoCode(err) !== 'EPERM' || flags === constants.O_RDONLY) throw err;
-    }
-  }
-  const h = handle!;
+  const h = await openSource(path);
   return { read: async (buffer, offset, length) => (await h.read(buffer, offset, length, null)).bytesRead, close: () => h.close() };
 }
 

@@ -16,8 +16,8 @@ import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { sealOverhead, type BlobType } from '../repo/index.ts';
-import { copyBytes, prestartWorkers, Semaphore, siblingScript, WorkerPool, type Xattr } from '../model/index.ts';
-import type { ReadAnswer, ReadFailure, ReadRequest, SealRequest, SlotNotice } from './seal-worker.ts';
+import { copyBytes, prestartWorkers, Semaphore, siblingScript, WorkerPool, type Failure, type Xattr } from '../model/index.ts';
+import type { ReadAnswer, ReadRequest, SealRequest, SlotNotice } from './seal-worker.ts';
 
 const script = siblingScript('seal-worker', import.meta.url);
 
@@ -61,7 +61,7 @@ export interface Sealed {
 
 /** What {@link SealPool.readFile} found: a failure, a file too long, or its contents (no blob when empty). */
 export type ReadFile =
-  | { readonly failure: ReadFailure }
+  | { readonly failure: Failure }
   | { readonly tooLong: true }
   | { readonly id: Uint8Array; readonly rawLength: number; readonly xattrs: Xattr[]; readonly sealed?: Sealed };
 
@@ -95,7 +95,13 @@ export class SealPool {
   async seal(type: BlobType, id: Uint8Array, plain: Uint8Array): Promise<Sealed> {
     const slot = this.#slot(plain.length + sealOverhead);
     copyBytes(slot.view, plain);
-    const length = (await this.#request(slot, { kind: 'seal', slot: slot.index, type, id, length: plain.length })) as number;
+    let length: number;
+    try {
+      length = (await this.#pool.request({ kind: 'seal', slot: slot.index, type, id, length: plain.length })) as number;
+    } catch (err) {
+      this.#release(slot);
+      throw err;
+    }
     return { bytes: slot.view.subarray(0, length), release: () => this.#release(slot) };
   }
 
@@ -180,16 +186,6 @@ export class SealPool {
       this.#pool.notify({ slot: slot.index, buffer: slot.view });
     }
     return slot;
-  }
-
-  /** Sends a request about `slot`; the slot is released when it fails. */
-  async #request(slot: Slot, request: SealRequest | ReadRequest): Promise<number | ReadAnswer> {
-    try {
-      return await this.#pool.request(request);
-    } catch (err) {
-      this.#release(slot);
-      throw err;
-    }
   }
 
   /**

@@ -7,9 +7,8 @@
  * read, close and attribute calls are most of the work, and the main thread has plenty besides.
  */
 import { contextOf, makeCrypto, type Crypto, type CryptoSpec } from '../crypto/index.ts';
-import { AppError, errnoCode } from '../errors/index.ts';
 import { sealBlobBody, sealOverhead } from '../repo/blob.ts';
-import { copyBytes, discard, lowerWorkerPriority, serveRequests, type Xattr } from '../model/index.ts';
+import { copyBytes, discard, lowerWorkerPriority, serveRequests, toFailure, type Failure, type Xattr } from '../model/index.ts';
 import { readXattrs } from '../xattr/index.ts';
 import { readWholeSync } from './source-file.ts';
 
@@ -39,14 +38,8 @@ export interface ReadRequest {
   readonly files: ReadonlyArray<{ readonly path: Uint8Array; readonly offset: number; readonly room: number }>;
 }
 
-/** A filesystem error, as it crosses threads. */
-export interface ReadFailure {
-  readonly message: string;
-  readonly code?: string;
-}
-
 export type FileRead =
-  | { readonly failure: ReadFailure }
+  | { readonly failure: Failure }
   /** The file holds more than its room (it grew since its size was taken): nothing was sealed. */
   | { readonly tooLong: true }
   /** The file's blob, sealed at its offset (`sealedLength` 0 for an empty file: no blob); its id is in `ids`. */
@@ -91,7 +84,7 @@ function read(crypto: Crypto, slot: Uint8Array, request: ReadRequest): ReadAnswe
     try {
       rawLength = readWholeSync(path, place.subarray(0, file.room));
     } catch (err) {
-      return { failure: { message: (err as Error).message, code: err instanceof AppError ? undefined : errnoCode(err) } };
+      return { failure: toFailure(err) };
     }
     if (rawLength < 0) return { tooLong: true };
     const xattrs = readXattrs(path);

@@ -1,29 +1,43 @@
 /**
- * Opening and reading source files with synchronous calls, on the main thread (small files) and on the
- * seal workers (files of one chunk, read, hashed and sealed there in one go).
+ * Opening and reading source files: synchronously on the main thread (files up to a few MiB) and on the
+ * seal workers (files of one chunk, read, hashed and sealed there in one go), asynchronously for the rest.
  */
 import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { errnoCode } from '../errors/index.ts';
 
-const noAtime = constants.O_NOATIME === undefined ? [] : [constants.O_RDONLY | constants.O_NOATIME];
-
 /**
- * Opens a source file for reading without touching its access time where the kernel allows it (we own
- * the file or run as root), so backups neither disturb atimes nor make the next backup see changed metadata.
+ * Source files are opened without touching their access time where the kernel allows it (we own the file
+ * or run as root), so backups neither disturb atimes nor make the next backup see changed metadata;
+ * elsewhere (EPERM) plainly.
  */
+const noAtime = constants.O_NOATIME === undefined ? undefined : constants.O_RDONLY | constants.O_NOATIME;
+
+function refusedNoAtime(err: unknown): boolean {
+  return errnoCode(err) === 'EPERM';
+}
+
 export function openSourceSync(path: Buffer): number {
-  for (const flags of noAtime) {
+  if (noAtime !== undefined) {
     try {
-      return openSync(path, flags);
+      return openSync(path, noAtime);
     } catch (err) {
-      if (errnoCode(err) !== 'EPERM') throw err;
+      if (!refusedNoAtime(err)) throw err;
     }
   }
   return openSync(path, constants.O_RDONLY);
 }
 
-/** The flags {@link openSourceSync} tries, in order, for callers that open asynchronously. */
-export const sourceOpenFlags: readonly number[] = [...noAtime, constants.O_RDONLY];
+export async function openSource(path: Buffer): Promise<FileHandle> {
+  if (noAtime !== undefined) {
+    try {
+      return await open(path, noAtime);
+    } catch (err) {
+      if (!refusedNoAtime(err)) throw err;
+    }
+  }
+  return open(path, constants.O_RDONLY);
+}
 
 /**
  * Reads a whole source file into `into`: returns its length, or -1 when it fills `into` (give one byte

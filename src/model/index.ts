@@ -12,6 +12,7 @@ export * from './sleep.ts';
 export * from './worker-priority.ts';
 export * from './worker-start.ts';
 export * from './worker-pool.ts';
+export * from './worker-failure.ts';
 export * from './folders.ts';
 export * from './path-rules.ts';
 export * from './time.ts';

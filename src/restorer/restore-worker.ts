@@ -5,8 +5,7 @@
  */
 import { RangeReader } from '../backend/local.ts';
 import { makeCrypto, type Crypto, type CryptoSpec } from '../crypto/index.ts';
-import { AppError, errnoCode } from '../errors/index.ts';
-import { discard, lowerWorkerPriority, serveRequests } from '../model/index.ts';
+import { discard, lowerWorkerPriority, serveRequests, toFailure, type Failure } from '../model/index.ts';
 import { openBlob } from '../repo/index.ts';
 import { isZero, writeChunkSync, type ChunkWrite } from './safe-path.ts';
 
@@ -27,13 +26,6 @@ export type OpenRequest = RangeSource & {
   readonly items: readonly OpenItem[];
 };
 
-/** A failure, as it crosses threads: the message, and the errno code of a filesystem error. */
-export interface Failure {
-  readonly message: string;
-  readonly hint?: string;
-  readonly code?: string;
-}
-
 export interface OpenResponse {
   /** Set when the worker could not read the file range (then nothing was opened). */
   readonly unread?: Failure;
@@ -50,14 +42,6 @@ serveRequests<CryptoSpec, OpenRequest, OpenResponse>(({ keys, algorithm }) => {
   return { answer: (request) => open(crypto, reader, request) };
 });
 
-function failure(err: unknown): Failure {
-  return {
-    message: (err as Error).message,
-    hint: err instanceof AppError ? err.hint : undefined,
-    code: err instanceof AppError ? undefined : errnoCode(err),
-  };
-}
-
 function open(crypto: Crypto, reader: RangeReader, request: OpenRequest): OpenResponse {
   let range: Uint8Array;
   if ('data' in request) range = request.data;
@@ -65,7 +49,7 @@ function open(crypto: Crypto, reader: RangeReader, request: OpenRequest): OpenRe
     try {
       range = reader.read(request.file, request.offset, request.length);
     } catch (err) {
-      return { unread: failure(err), errors: [], writeErrors: [] };
+      return { unread: toFailure(err), errors: [], writeErrors: [] };
     }
   }
   const errors: OpenResponse['errors'][number][] = [];
@@ -75,7 +59,7 @@ function open(crypto: Crypto, reader: RangeReader, request: OpenRequest): OpenRe
     try {
       plain = openBlob(crypto, 'data', item.id, range.subarray(item.at, item.at + item.length), item.rawLength, item.what);
     } catch (err) {
-      errors.push(failure(err));
+      errors.push(toFailure(err));
       writeErrors.push([]);
       continue;
     }
@@ -87,7 +71,7 @@ function open(crypto: Crypto, reader: RangeReader, request: OpenRequest): OpenRe
           writeChunkSync(w, plain, zero);
           return undefined;
         } catch (err) {
-          return failure(err);
+          return toFailure(err);
         }
       }),
     );

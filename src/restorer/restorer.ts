@@ -32,7 +32,7 @@ import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, UsageError, errnoCode, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, WorkerPool, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, processAlive, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, WorkerPool, fromFailure, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, processAlive, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -58,7 +58,7 @@ import {
   isZero,
   type ChunkWrite,
 } from './safe-path.ts';
-import type { Failure, OpenItem, OpenRequest, OpenResponse, RangeSource } from './restore-worker.ts';
+import type { OpenItem, OpenRequest, OpenResponse, RangeSource } from './restore-worker.ts';
 
 const run = promisify(execFile);
 
@@ -346,11 +346,6 @@ function majorMinor(rdev: number): [string, string] {
 }
 
 // ---- decryption workers ----
-
-/** A failed write from a worker as an error again: filesystem errors keep their code, for `targetError`. */
-function writeFailure(f: Failure): Error {
-  return Object.assign(new Error(f.message), { code: f.code });
-}
 
 const script = siblingScript('restore-worker', import.meta.url);
 
@@ -1233,7 +1228,7 @@ class Restorer {
         const job = t.job;
         const failure = response.writeErrors[i][j];
         if (failure) {
-          this.#jobFailed(job, writeFailure(failure));
+          this.#jobFailed(job, fromFailure(failure));
           continue;
         }
         this.stats.bytesDone += t.length;
