@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, openSync, readSync, statSync, type Dirent, type Stats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { AppError, BackendError, NotFoundError, RepoNotFoundError, fileErrorText } from '../errors/index.ts';
+import { AppError, BackendError, NotFoundError, RepoExistsError, RepoNotFoundError, fileErrorText } from '../errors/index.ts';
 import {
   type Backend,
   type ByteRange,
@@ -61,8 +61,17 @@ export class LocalBackend implements Backend {
     this.connections = options.connections ?? 4;
   }
 
-  /** Makes the root, and its parents as restic does, and its folders, including `data/00` … `data/ff`. */
+  /**
+   * Makes the root, and its parents as restic does, and its folders, including `data/00` … `data/ff`.
+   * Refuses a root inside another repository: that one's check would take the new files for damage.
+   */
   async create(): Promise<void> {
+    const outer = await enclosingRepository(this.root);
+    if (outer !== undefined) {
+      throw new RepoExistsError(`${this.location}: this location is inside the repository at ${outer}`, {
+        hint: 'choose a location outside that repository; nothing was changed',
+      });
+    }
     try {
       await makeFolders(this.root);
     } catch (err) {
@@ -474,5 +483,16 @@ export class RangeReader {
       closeSync(fd);
     }
     return this.#buffer.subarray(0, length);
+  }
+}
+
+/** The nearest folder above `dir` that holds a repository (a config file beside keys/ and data/), if any. */
+async function enclosingRepository(dir: string): Promise<string | undefined> {
+  for (let above = path.dirname(dir); ; above = path.dirname(above)) {
+    const kinds = await Promise.all(
+      ['config', 'keys', 'data'].map((name) => fs.stat(path.join(above, name)).then((st) => (st.isDirectory() ? 'dir' : 'file'), () => undefined)),
+    );
+    if (kinds[0] === 'file' && kinds[1] === 'dir' && kinds[2] === 'dir') return above;
+    if (path.dirname(above) === above) return undefined;
   }
 }

@@ -80,6 +80,21 @@ describe('init', () => {
     assertFails(await coffer(['-r', repo, 'cat', 'config'], 'another pw'), 12);
   });
 
+  it('refuses a location inside another repository, creating nothing there', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['-r', repo, 'init']));
+    const backend = await openBackend(repo);
+    const before = await storeListing(backend);
+    for (const inner of [path.join(repo, 'data', 'inner'), path.join(repo, 'snapshots', 'a', 'b')]) {
+      const r = await coffer(['-r', inner, 'init'], 'other pw');
+      assertFails(r, 1, new RegExp(`inside the repository at ${repo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+      assert.match(r.stderr, /hint: choose a location outside that repository; nothing was changed/);
+      await assert.rejects(stat(inner), { code: 'ENOENT' });
+    }
+    assert.deepEqual(await storeListing(backend), before);
+    assertOk(await coffer(['-r', repo, 'check']));
+  });
+
   it('prints JSON with --json', async () => {
     const repo = await makeRepoDir();
     const r = await coffer(['-r', repo, '--json', 'init']);
