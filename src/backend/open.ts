@@ -145,6 +145,10 @@ function parseS3Url(text: string, rest: string, noBucket = 'no bucket in the URL
   if (url.search !== '' || url.hash !== '') {
     throw new UsageError(`${text}: unexpected "?" or "#" in the location`, { hint: formsHint });
   }
+  // The URL parser takes "host:" for the default port, and port 0 is no port a server listens on.
+  if (rest.replace(/^https?:\/\//i, '').split('/')[0].endsWith(':') || url.port === '0') {
+    throw new UsageError(`${redact(text)}: no port number after the host's ":"`, { hint: 'write the port (host:9000), or leave out the ":" for the default one' });
+  }
   const [bucket, ...parts] = url.pathname.replace(/^\/+/, '').split('/');
   if (bucket === '') throw new UsageError(`${text}: ${noBucket}`, { hint: formsHint });
   const decoded = decodeURIComponent(bucket);

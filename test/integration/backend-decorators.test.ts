@@ -387,6 +387,17 @@ describe('parseLocation and openBackend', () => {
     assert.throws(() => parseLocation('s3:minio.example.com/'), (err: unknown) => err instanceof UsageError && /no bucket after the host/.test(err.message));
   });
 
+  it('rejects an empty port and port 0, which no server listens on, naming the port', () => {
+    for (const bad of ['s3:nas:/b', 's3:http://127.0.0.1:/b', 's3:https://[::1]:/b/p', 's3:nas:0/b', 's3:http://127.0.0.1:0/b']) {
+      assert.throws(
+        () => parseLocation(bad),
+        (err: unknown) => err instanceof UsageError && /no port number after the host's ":"/.test(err.message) && /host:9000/.test(err.hint ?? ''),
+        bad,
+      );
+    }
+    assert.equal(parseLocation('s3:https://[::1]:9000/b').kind, 's3');
+  });
+
   it('rejects bad forms with a UsageError whose hint shows the accepted forms', () => {
     for (const bad of ['', 's3:', 's3:http://127.0.0.1:9000', 's3:http://127.0.0.1:9000/', 'ftp://host/dir', 's3://bucket/x', 's3:Bad_Bucket/x', 'local:']) {
       assert.throws(
