@@ -478,7 +478,11 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   await writeFile(join(dir, 'none'), `# nothing today\n\n${src}/*.none\n`);
   const none = await runCoffer(['backup', '--files-from', join(dir, 'none')], { repo });
   assert.equal(none.code, 1, none.stderr);
-  assert.match(none.stderr, new RegExp(`^error: nothing to back up: ${join(dir, 'none')} gave no paths\nhint: check the list: `, 'm'));
+  assert.match(none.stderr, new RegExp(`^error: nothing to back up: ${join(dir, 'none')} gave no paths\nhint: check the list: empty lines, comments and globs`, 'm'));
+  // A list on standard input is named so, and the hint of a verbatim list speaks of no globs or comments.
+  const noneIn = await runCoffer(['backup', '--files-from-verbatim', '-'], { repo, input: '\n\n' });
+  assert.equal(noneIn.code, 1, noneIn.stderr);
+  assert.match(noneIn.stderr, /^error: nothing to back up: standard input gave no paths\nhint: check the list: it holds only empty lines; no snapshot was saved$/m);
   // With --json the warnings are JSON objects on stderr too, so a script parses every line of both streams.
   const globbedJson = await runCoffer(['backup', '--json', '--files-from', join(dir, 'from')], { repo });
   assertOk(globbedJson);

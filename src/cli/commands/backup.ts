@@ -170,9 +170,10 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         const lists = [...(flags.filesFrom ?? []), ...(flags.filesFromVerbatim ?? []), ...(flags.filesFromRaw ?? [])];
         // A list that names nothing (a generated one, today empty) is no misuse: exit 1, as restic does.
         if (lists.length > 0) {
-          throw new FileError(`nothing to back up: ${lists.join(', ')} gave no paths`, {
-            hint: 'check the list: empty lines, comments and globs that match nothing give none; no snapshot was saved',
-          });
+          const named = lists.map((f) => (f === '-' ? 'standard input' : f));
+          // Only --files-from lines are trimmed, commented and expanded: the other forms are paths as they are.
+          const why = flags.filesFrom?.length ? 'empty lines, comments and globs that match nothing give none' : 'it holds only empty lines';
+          throw new FileError(`nothing to back up: ${named.join(', ')} gave no paths`, { hint: `check the list: ${why}; no snapshot was saved` });
         }
         throw new UsageError('nothing to back up', { hint: 'give paths, or --files-from FILE, or --stdin' });
       }
