@@ -66,7 +66,14 @@ function addHelpCommand(group: Command): void {
       let target = group;
       for (const name of names) {
         const sub = target.commands.find((c) => c.name() === name || c.aliases().includes(name));
-        if (!sub) throw new UsageError(`unknown command '${name}'`, { hint: `\`${['coffer help', commandName(target)].filter(Boolean).join(' ')}\` lists the commands` });
+        if (!sub) {
+          const help = ['coffer help', commandName(target)].filter(Boolean).join(' ');
+          // A command without subcommands takes no more names: point at its own help instead of a list.
+          if (target !== group && target.commands.length === 0) {
+            throw new UsageError(`\`${commandName(target)}\` has no subcommand '${name}'`, { hint: `\`${help}\` shows its usage` });
+          }
+          throw new UsageError(`unknown command '${name}'`, { hint: `\`${help}\` lists the commands` });
+        }
         target = sub;
       }
       target.help();

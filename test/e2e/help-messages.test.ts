@@ -62,6 +62,10 @@ describe('help', () => {
     const unknown = await runCoffer(['help', 'key', 'bogus']);
     assert.equal(unknown.code, 2);
     assert.deepEqual(errorLines(unknown.stderr), ["error: unknown command 'bogus'", 'hint: `coffer help key` lists the commands']);
+    // A command with no subcommands has no list to point at: the hint names its own help.
+    const extra = await runCoffer(['help', 'backup', 'extra']);
+    assert.equal(extra.code, 2);
+    assert.deepEqual(errorLines(extra.stderr), ["error: `backup` has no subcommand 'extra'", 'hint: `coffer help backup` shows its usage']);
   });
 
   it('--cache-dir gives both defaults: $XDG_CACHE_HOME/coffer, or ~/.cache/coffer', async () => {
