@@ -117,6 +117,9 @@ export interface LockOptions {
 const lostLockHint =
   'nothing more was written once the lock was lost; run the command again (a backup uploads again the data it stored since its last index file; `coffer prune` removes the copies left behind)';
 
+/** What a command whose lock was found to tie with another one after it started left behind. */
+const lostTieNote = 'data this command stored before it saw the other lock is in no index: `coffer prune` removes it';
+
 /** A held lock. Call `refresh()` periodically (the cli does) and `release()` when done. */
 export class RepoLock {
   readonly kind: LockKind;
@@ -173,7 +176,9 @@ export class RepoLock {
             const late = await findConflict(repo, kind, info.holder);
             if (late) {
               await repo.backend.remove({ type: 'lock', name: lock.#id });
-              throw lockedError(late, 0);
+              const err = lockedError(late, 0);
+              // The command ran meanwhile: a backup may have stored packs, which no index will list.
+              throw new RepoLockedError(err.message, { hint: `${err.hint}; ${lostTieNote}`, data: err.data, cause: err });
             }
           })();
           lock.#confirmation.catch(() => undefined); // observed through confirmed()

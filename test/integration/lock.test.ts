@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
@@ -61,4 +61,20 @@ test('a backup whose lock was removed commits nothing, and its hint is true: a r
   } finally {
     await rm(source, { recursive: true, force: true });
   }
+});
+
+test('a shared lock that finds, after the command started, an exclusive one taken at the same moment gives way, and its hint says what the command stored is left for prune', async () => {
+  const repo = await createTestRepo();
+  const lock = await RepoLock.acquire(repo, 'shared', { deferConfirmation: true });
+  // Another process's exclusive lock, written inside the settle delay (a live process on this host).
+  const exclusive = await repo.saveStructured('lock', {
+    time: new Date().toISOString(), exclusive: true, hostname: hostname(), username: 'other', pid: process.pid, uid: 0, gid: 0, holder: 'other-holder',
+  });
+  await assert.rejects(lock.assertFresh(), (err: unknown) => {
+    assert.ok(err instanceof RepoLockedError);
+    assert.match(err.message, /^repository is locked: exclusive lock [0-9a-f]{8} held by other@/);
+    assert.match(err.hint ?? '', /; data this command stored before it saw the other lock is in no index: `coffer prune` removes it$/);
+    return true;
+  });
+  assert.deepEqual((await listLocks(repo)).locks.map((l) => l.id), [exclusive], 'the shared lock was removed, the exclusive one kept');
 });
