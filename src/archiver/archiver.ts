@@ -721,10 +721,13 @@ export class Archiver {
     entries.sort((a, b) => compareNames(a.name, b.name));
     const parentChildren = parentNode?.type === 'dir' && parentNode.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
     const children: TreeNode[] = [];
-    const pending: Array<Promise<void>> = [];
+    // Only the files in flight: a folder of a million files must not hold a settled promise for each.
+    const pending = new Set<Promise<void>>();
     const errors: unknown[] = [];
-    for (const entry of entries) {
-      if (errors.length > 0) break;
+    for (let i = 0; i < entries.length && errors.length === 0; i++) {
+      const entry = entries[i];
+      // Done with here: a node keeps a copy of its name, so a large folder's listing is freed as it goes.
+      (entries as unknown[])[i] = undefined;
       const childName = entry.name;
       const child = join(path, childName);
       const previous = parentChildren?.get(childName.toString('latin1'));
@@ -734,11 +737,17 @@ export class Archiver {
       };
       // Folders go one at a time, depth first, holding no file slot (so nesting cannot deadlock); files overlap.
       if (entry.isDirectory()) {
-        await Promise.all(pending.splice(0));
+        await Promise.all(pending);
         await task();
       } else {
         await this.#fileLimit.acquire();
-        pending.push(task().catch((err) => void errors.push(err)).finally(() => this.#fileLimit.release()));
+        const running: Promise<void> = task()
+          .catch((err) => void errors.push(err))
+          .finally(() => {
+            this.#fileLimit.release();
+            pending.delete(running);
+          });
+        pending.add(running);
       }
     }
     await Promise.all(pending);
