@@ -67,6 +67,9 @@ async function locked<T>(ctx: CliContext, repo: Repository, kind: LockKind, read
     // Commands that commit checked this already (assertFresh); read-only ones learn of a lost race here.
     await lock.confirmed();
     return result;
+  } catch (err) {
+    // A command stopped because its lock gave way (`lock.lost`) reports the lock, not the stop.
+    throw (await lock.confirmed().then(() => undefined, (lost: unknown) => lost)) ?? err;
   } finally {
     await lock.release().catch((err) => ctx.warning(`could not remove lock: ${(err as Error).message}`));
   }

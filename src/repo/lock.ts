@@ -130,6 +130,7 @@ export class RepoLock {
   #timer: NodeJS.Timeout | undefined;
   #refreshError: unknown;
   #confirmation: Promise<void> = Promise.resolve();
+  readonly #lost = new AbortController();
 
   private constructor(repo: Repository, kind: LockKind, info: Omit<LockInfo, 'time'>, id: Id) {
     this.#repo = repo;
@@ -178,7 +179,9 @@ export class RepoLock {
               await repo.backend.remove({ type: 'lock', name: lock.#id });
               const err = lockedError(late, 0);
               // The command ran meanwhile: a backup may have stored packs, which no index will list.
-              throw new RepoLockedError(err.message, { hint: `${err.hint}; ${lostTieNote}`, data: err.data, cause: err });
+              const lost = new RepoLockedError(err.message, { hint: `${err.hint}; ${lostTieNote}`, data: err.data, cause: err });
+              lock.#lost.abort(lost);
+              throw lost;
             }
           })();
           lock.#confirmation.catch(() => undefined); // observed through confirmed()
@@ -244,6 +247,14 @@ export class RepoLock {
         cause: err,
       });
     }
+  }
+
+  /**
+   * Aborted (with the RepoLockedError) when the deferred confirmation finds a competitor: a command that
+   * writes stops then, instead of storing more until its next commit refuses.
+   */
+  get lost(): AbortSignal {
+    return this.#lost.signal;
   }
 
   /** Resolves once no competitor took a conflicting lock at the same moment; rejects with RepoLockedError otherwise. */

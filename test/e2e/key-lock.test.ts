@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { watch } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -168,6 +169,49 @@ describe('locked repositories and unlock', () => {
     assert.ok(other, 'the other lock was written');
     assert.deepEqual(await readdir(locks), []);
     assert.equal((await readdir(path.join(repo, 'keys'))).length, 3);
+  });
+});
+
+describe('a backup that ties with an exclusive lock', () => {
+  it('stops at once, exits 11 naming the other lock, and says that what it stored is left for prune; it saved no index or snapshot', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['init'], repo));
+    const locks = path.join(repo, 'locks');
+    const writeOther = await lockWriter(repo, Buffer.from(pwA));
+    // Plays a prune that locked at the same moment: its exclusive lock appears inside the backup's re-check.
+    let other: Promise<string> | undefined;
+    const watcher = watch(locks, () => {
+      other ??= writeOther({ pid: process.pid, exclusive: true });
+    });
+    // A backup of standard input that is never closed: it ends only by stopping on its own.
+    const child = spawn(process.execPath, [cofferBin, 'backup', '--stdin', '--stdin-filename', 'endless'], {
+      env: testEnv({ COFFER_REPOSITORY: repo, COFFER_PASSWORD: pwA }),
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.on('error', () => undefined);
+    child.stdin.write(randomBytes(4 * 1024 * 1024));
+    let closedByTest = false;
+    const stuck = setTimeout(() => {
+      closedByTest = true;
+      child.stdin.end();
+    }, 20_000);
+    let code: number | null;
+    try {
+      code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    } finally {
+      clearTimeout(stuck);
+      watcher.close();
+    }
+    assert.ok(other, 'the other lock was written');
+    assert.ok(!closedByTest, 'the backup stopped on its own, not when its input ended');
+    assert.equal(code, 11, stderr);
+    assert.match(stderr, /^error: repository is locked: exclusive lock [0-9a-f]{8} held by /m);
+    assert.match(stderr, /^hint: .*; data this command stored before it saw the other lock is in no index: `coffer prune` removes it$/m);
+    assert.deepEqual(await readdir(locks), [await other], 'only the other lock is left');
+    assert.deepEqual(await readdir(path.join(repo, 'index')), []);
+    assert.deepEqual(await readdir(path.join(repo, 'snapshots')), []);
   });
 });
 

@@ -10,7 +10,8 @@ import { hostname, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
-import { RepoLockedError } from '../../src/errors/index.ts';
+import { CancelledError, RepoLockedError } from '../../src/errors/index.ts';
+import { FaultBackend, MemoryBackend } from '../../src/backend/index.ts';
 import { executePrune, planPrune } from '../../src/prune/index.ts';
 import { RepoLock, listLocks } from '../../src/repo/index.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
@@ -77,4 +78,32 @@ test('a shared lock that finds, after the command started, an exclusive one take
     return true;
   });
   assert.deepEqual((await listLocks(repo)).locks.map((l) => l.id), [exclusive], 'the shared lock was removed, the exclusive one kept');
+});
+
+test('a backup whose shared lock gives way after it started stops at once: no index or snapshot, and only the packs stored before then', async () => {
+  const fault = new FaultBackend(new MemoryBackend());
+  const repo = await createTestRepo(fault);
+  const source = await mkdtemp(path.join(tmpdir(), 'coffer-lost-tie-'));
+  try {
+    // 24 MiB of new data in 1 MiB packs, each save taking 100 ms: over a second of uploads in all.
+    for (let i = 0; i < 24; i++) await writeFile(path.join(source, `f${i}`), randomBytes(1024 * 1024));
+    fault.delay(100, 'save');
+    const lock = await RepoLock.acquire(repo, 'shared', { deferConfirmation: true });
+    await repo.saveStructured('lock', {
+      time: new Date().toISOString(), exclusive: true, hostname: hostname(), username: 'other', pid: process.pid, uid: 0, gid: 0, holder: 'other-holder',
+    });
+    await assert.rejects(backup(repo, { paths: [source], programVersion: 'test', signal: lock.lost, beforeCommit: () => lock.assertFresh() }), CancelledError);
+    assert.ok(lock.lost.reason instanceof RepoLockedError);
+    await assert.rejects(lock.confirmed(), RepoLockedError);
+    const stored = async (type: 'data' | 'index' | 'snapshot') => {
+      let count = 0;
+      for await (const _ of repo.backend.list(type)) count++;
+      return count;
+    };
+    assert.equal(await stored('index'), 0, 'no index file');
+    assert.equal(await stored('snapshot'), 0, 'no snapshot');
+    assert.ok((await stored('data')) <= 12, `${await stored('data')} packs stored, of about 24`);
+  } finally {
+    await rm(source, { recursive: true, force: true });
+  }
 });

@@ -222,7 +222,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             scan: !ctx.quiet,
             stdin: flags.stdin ? { stream: process.stdin, filename: flags.stdinFilename ?? 'stdin' } : undefined,
             programVersion: `coffer ${version}`,
-            signal: ctx.signal,
+            // Stops as soon as the lock gives way to one taken at the same moment, storing nothing more.
+            signal: AbortSignal.any([ctx.signal, lock.lost]),
             beforeCommit: () => lock.assertFresh(),
             reporter: {
               progress: (stats) => {
