@@ -402,7 +402,7 @@ export class LocalBackend implements Backend {
     // A file where the repository folder should be (the config is what every command reads first).
     if (code === 'ENOTDIR' && (rel === '' || rel === 'config')) {
       return new RepoNotFoundError(`${this.location}: not a folder, so not a repository`, {
-        hint: 'a file is in the way: give the path of a repository folder (`coffer init` creates a new one)',
+        hint: 'a file is in the way: give the path of a folder (a repository, or for `coffer init` a new or empty one)',
         cause: err,
       });
     }
