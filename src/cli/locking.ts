@@ -3,7 +3,7 @@
  * it meanwhile, and --no-lock for the commands that only read.
  */
 import type { Command } from 'commander';
-import { AppError, BackendError, UsageError } from '../errors/index.ts';
+import { AppError, BackendError, RepoLockedError, UsageError } from '../errors/index.ts';
 import { RepoLock, type LockKind, type Repository } from '../repo/index.ts';
 import type { CliContext } from './context.ts';
 import { parseTimeout } from './parse.ts';
@@ -69,7 +69,8 @@ async function locked<T>(ctx: CliContext, repo: Repository, kind: LockKind, read
     return result;
   } catch (err) {
     // A command stopped because its lock gave way (`lock.lost`) reports the lock, not the stop.
-    throw (await lock.confirmed().then(() => undefined, (lost: unknown) => lost)) ?? err;
+    const lost = await lock.confirmed().then(() => undefined, (e: unknown) => e);
+    throw lost instanceof RepoLockedError ? lost : err;
   } finally {
     await lock.release().catch((err) => ctx.warning(`could not remove lock: ${(err as Error).message}`));
   }
