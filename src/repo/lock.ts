@@ -177,9 +177,8 @@ export class RepoLock {
             const late = await findConflict(repo, kind, info.holder);
             if (late) {
               await repo.backend.remove({ type: 'lock', name: lock.#id });
-              const err = lockedError(late, 0);
               // The command ran meanwhile: a backup may have stored packs, which no index will list.
-              const lost = new RepoLockedError(err.message, { hint: `${err.hint}; ${lostTieNote}`, data: err.data, cause: err });
+              const lost = lockedError(late, 0, lostTieNote);
               lock.#lost.abort(lost);
               throw lost;
             }
@@ -294,9 +293,10 @@ export function describeLiveLock(lock: StoredLock, now: number = Date.now()): st
 /**
  * The conflict found, with what to do: wait (longer, when a wait already ran out), or remove the lock.
  * A conflicting lock is never stale, so `coffer unlock` alone would leave it: the hint says when it
- * becomes stale and names --remove-all for a holder known not to run.
+ * becomes stale and names --remove-all for a holder known not to run. `note`, if given, ends the hint
+ * with what the command left behind.
  */
-function lockedError(lock: StoredLock, waitedMs: number): RepoLockedError {
+function lockedError(lock: StoredLock, waitedMs: number, note?: string): RepoLockedError {
   const now = Date.now();
   const wait =
     waitedMs > 0
@@ -304,7 +304,7 @@ function lockedError(lock: StoredLock, waitedMs: number): RepoLockedError {
       : 'wait for the other process, or retry with `--retry-lock 5m`';
   const holder = lock.hostname === osHostname() ? `process ${lock.pid} on this host` : `the process on ${lock.hostname}`;
   return new RepoLockedError(`repository is locked: ${describeLock(lock, now)}`, {
-    hint: `${wait}; the lock becomes stale ${staleIn(lock, now)} if not refreshed; if ${holder} is known not to run (and no other uses the repository), \`coffer unlock --remove-all\` removes the lock now`,
+    hint: `${wait}; the lock becomes stale ${staleIn(lock, now)} if not refreshed; if ${holder} is known not to run (and no other uses the repository), \`coffer unlock --remove-all\` removes the lock now${note === undefined ? '' : `; ${note}`}`,
     data: { lock: lock.id },
   });
 }

@@ -6,15 +6,23 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
 import { CancelledError, RepoLockedError } from '../../src/errors/index.ts';
 import { FaultBackend, MemoryBackend } from '../../src/backend/index.ts';
 import { executePrune, planPrune } from '../../src/prune/index.ts';
-import { RepoLock, listLocks } from '../../src/repo/index.ts';
+import { RepoLock, listLocks, type Repository } from '../../src/repo/index.ts';
+import { saveLock } from '../support/repo-inspect.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
+
+/** How many files of `type` the repository stores. */
+async function storedCount(repo: Repository, type: 'data' | 'index' | 'snapshot'): Promise<number> {
+  let count = 0;
+  for await (const _ of repo.backend.list(type)) count++;
+  return count;
+}
 
 test('an interrupt during the deferred settle check still lets the commit that follows it go ahead', async () => {
   const repo = await createTestRepo();
@@ -42,23 +50,18 @@ test('a backup whose lock was removed commits nothing, and its hint is true: a r
       assert.match(err.hint ?? '', /^nothing more was written once the lock was lost; run the command again \(a backup uploads again the data it stored since its last index file; `coffer prune` removes the copies left behind\)$/);
       return true;
     });
-    const stored = async (type: 'data' | 'index' | 'snapshot') => {
-      let count = 0;
-      for await (const _ of repo.backend.list(type)) count++;
-      return count;
-    };
-    const packsLeft = await stored('data');
+    const packsLeft = await storedCount(repo, 'data');
     assert.ok(packsLeft > 0);
-    assert.equal(await stored('index'), 0, 'no index file');
-    assert.equal(await stored('snapshot'), 0, 'no snapshot');
+    assert.equal(await storedCount(repo, 'index'), 0, 'no index file');
+    assert.equal(await storedCount(repo, 'snapshot'), 0, 'no snapshot');
 
     const again = await reopen(repo);
     await backup(again, { paths: [source], programVersion: 'test' });
-    assert.equal(await stored('data'), 2 * packsLeft, 'the rerun uploaded the data again');
+    assert.equal(await storedCount(repo, 'data'), 2 * packsLeft, 'the rerun uploaded the data again');
     const plan = await planPrune(again);
     assert.equal(plan.unreferenced.length, packsLeft);
     await executePrune(again, plan);
-    assert.equal(await stored('data'), packsLeft, 'prune removed the copies left behind');
+    assert.equal(await storedCount(repo, 'data'), packsLeft, 'prune removed the copies left behind');
   } finally {
     await rm(source, { recursive: true, force: true });
   }
@@ -68,12 +71,11 @@ test('a shared lock that finds, after the command started, an exclusive one take
   const repo = await createTestRepo();
   const lock = await RepoLock.acquire(repo, 'shared', { deferConfirmation: true });
   // Another process's exclusive lock, written inside the settle delay (a live process on this host).
-  const exclusive = await repo.saveStructured('lock', {
-    time: new Date().toISOString(), exclusive: true, hostname: hostname(), username: 'other', pid: process.pid, uid: 0, gid: 0, holder: 'other-holder',
-  });
+  const exclusive = await saveLock(repo, { pid: process.pid, exclusive: true });
   await assert.rejects(lock.assertFresh(), (err: unknown) => {
     assert.ok(err instanceof RepoLockedError);
-    assert.match(err.message, /^repository is locked: exclusive lock [0-9a-f]{8} held by other@/);
+    const holder = userInfo().username.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    assert.match(err.message, new RegExp(`^repository is locked: exclusive lock [0-9a-f]{8} held by ${holder}@`));
     assert.match(err.hint ?? '', /; data this command stored before it saw the other lock is in no index: `coffer prune` removes it$/);
     return true;
   });
@@ -89,20 +91,14 @@ test('a backup whose shared lock gives way after it started stops at once: no in
     for (let i = 0; i < 24; i++) await writeFile(path.join(source, `f${i}`), randomBytes(1024 * 1024));
     fault.delay(100, 'save');
     const lock = await RepoLock.acquire(repo, 'shared', { deferConfirmation: true });
-    await repo.saveStructured('lock', {
-      time: new Date().toISOString(), exclusive: true, hostname: hostname(), username: 'other', pid: process.pid, uid: 0, gid: 0, holder: 'other-holder',
-    });
+    await saveLock(repo, { pid: process.pid, exclusive: true });
     await assert.rejects(backup(repo, { paths: [source], programVersion: 'test', signal: lock.lost, beforeCommit: () => lock.assertFresh() }), CancelledError);
     assert.ok(lock.lost.reason instanceof RepoLockedError);
     await assert.rejects(lock.confirmed(), RepoLockedError);
-    const stored = async (type: 'data' | 'index' | 'snapshot') => {
-      let count = 0;
-      for await (const _ of repo.backend.list(type)) count++;
-      return count;
-    };
-    assert.equal(await stored('index'), 0, 'no index file');
-    assert.equal(await stored('snapshot'), 0, 'no snapshot');
-    assert.ok((await stored('data')) <= 12, `${await stored('data')} packs stored, of about 24`);
+    assert.equal(await storedCount(repo, 'index'), 0, 'no index file');
+    assert.equal(await storedCount(repo, 'snapshot'), 0, 'no snapshot');
+    const packs = await storedCount(repo, 'data');
+    assert.ok(packs <= 12, `${packs} packs stored, of about 24`);
   } finally {
     await rm(source, { recursive: true, force: true });
   }

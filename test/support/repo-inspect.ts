@@ -47,18 +47,22 @@ export interface LockFields {
 /** Opens the repository once and returns a writer of lock files, for tests that must lock quickly. */
 export async function lockWriter(repoDir: string, password: Uint8Array = testPassword): Promise<(fields: LockFields) => Promise<Id>> {
   const repo = await Repository.open(new LocalBackend(repoDir), password);
+  return (fields) => saveLock(repo, fields);
+}
+
+/** Writes a lock file into an open repository, as another process would: by `fields.pid`, of this user. */
+export function saveLock(repo: Repository, fields: LockFields): Promise<Id> {
   const user = userInfo();
-  return (fields) =>
-    repo.saveStructured('lock', {
-      time: (fields.time ?? new Date()).toISOString(),
-      exclusive: fields.exclusive,
-      hostname: fields.host ?? hostname(),
-      username: user.username,
-      pid: fields.pid,
-      uid: user.uid,
-      gid: user.gid,
-      holder: randomBytes(16).toString('hex'),
-    });
+  return repo.saveStructured('lock', {
+    time: (fields.time ?? new Date()).toISOString(),
+    exclusive: fields.exclusive,
+    hostname: fields.host ?? hostname(),
+    username: user.username,
+    pid: fields.pid,
+    uid: user.uid,
+    gid: user.gid,
+    holder: randomBytes(16).toString('hex'),
+  });
 }
 
 /** Inverts one byte in the middle of a stored file on disk (stored files are read-only: 0444). */
