@@ -126,6 +126,34 @@ describe('restore (local repository)', () => {
     assert.deepEqual(await readdir(path.join(excluded, 'a')), ['mine']);
   });
 
+  it('reads include and exclude patterns from files, as restic 0.17 does: comments skipped, $VAR expanded', async () => {
+    const lists = await makeTempDir();
+    const includeFile = path.join(lists, 'include');
+    await writeFile(includeFile, '# what to restore\n\n  /$WHICH  \n');
+    const included = await makeTempDir();
+    assertOk(await coffer(['restore', `latest:${src}/nested`, '--target', included, '--include-file', includeFile], repo, { env: { WHICH: 'a' } }));
+    assert.deepEqual(await readdir(included), ['a']);
+    assert.equal(await readFile(path.join(included, 'a/file'), 'utf8'), 'nested\n');
+
+    // The case-insensitive form, and patterns from the flag and the file together.
+    const iexcludeFile = path.join(lists, 'iexclude');
+    await writeFile(iexcludeFile, '/SMALL.TXT\r\n');
+    const excluded = await makeTempDir();
+    assertOk(await coffer(['restore', `latest:${src}`, '--target', excluded, '--iexclude-file', iexcludeFile, '--exclude', '/nested/a'], repo));
+    const top = await readdir(excluded);
+    assert.ok(top.includes('empty') && top.includes('nested'));
+    assert.ok(!top.includes('small.txt'));
+    assert.deepEqual(await readdir(path.join(excluded, 'nested')), ['link-non-utf8']);
+
+    const both = await coffer(['restore', 'latest', '--target', await makeTempDir(), '--include-file', includeFile, '--exclude', '/x'], repo);
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /^error: include and exclude patterns cannot be combined\nhint: /);
+
+    const missing = await coffer(['restore', 'latest', '--target', await makeTempDir(), '--exclude-file', path.join(lists, 'none')], repo);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^error: --exclude-file: cannot read .*none: no such file/m);
+  });
+
   it('restores again with --overwrite if-changed, skipping every unchanged file', async () => {
     const target = await makeTempDir();
     assertOk(await coffer(['restore', 'latest', '--target', target, '--include', `${src}/dir with spaces`], repo));

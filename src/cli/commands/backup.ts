@@ -1,15 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { backup, cacheDirTag, chooseParent, compileFilterRules, expandEnv, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
-import { FileError, PartialBackupError, UsageError, fileErrorText } from '../../errors/index.ts';
+import { backup, cacheDirTag, chooseParent, compileFilterRules, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
+import { FileError, PartialBackupError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { BackupItem, BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
 import { parseSize, parseSnapshotTime, collect } from '../parse.ts';
+import { flagPatterns, patternLines, readLines } from '../pattern-files.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
@@ -41,21 +41,6 @@ interface BackupFlags {
   stdinFilename?: string;
 }
 
-function readLines(file: string, flag: string, separator: RegExp | string): string[] {
-  let text: string;
-  try {
-    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`${flag}: cannot read ${file}: ${fileErrorText(err)}`, { hint: `check the path given to ${flag}` });
-  }
-  return text.split(separator);
-}
-
-/** The lines of a pattern file that hold a pattern: trimmed, without empty and `#` comment lines (restic's reading). */
-function patternLines(file: string, flag: string): string[] {
-  return readLines(file, flag, /\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
-}
-
 /**
  * Source paths from the arguments and the --files-from flags. `--files-from` lines are globs, and one that
  * names nothing (a plain path that does not exist too) is skipped with a warning, as in restic; the
@@ -75,12 +60,10 @@ function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string)
   return [...new Set(paths.map((p) => resolve(p)))];
 }
 
-/** Exclude rules; exclude-file lines have $VAR and ${VAR} expanded ($$ is a literal $), as in restic. */
+/** Exclude rules, and the patterns they came from (recorded in the snapshot). */
 function excludeRules(flags: BackupFlags, env: NodeJS.ProcessEnv) {
-  const patterns = [...(flags.exclude ?? [])];
-  const ipatterns = [...(flags.iexclude ?? [])];
-  for (const f of flags.excludeFile ?? []) patterns.push(...patternLines(f, '--exclude-file').map((l) => expandEnv(l, env)));
-  for (const f of flags.iexcludeFile ?? []) ipatterns.push(...patternLines(f, '--iexclude-file').map((l) => expandEnv(l, env)));
+  const patterns = flagPatterns(flags.exclude, flags.excludeFile, '--exclude-file', env);
+  const ipatterns = flagPatterns(flags.iexclude, flags.iexcludeFile, '--iexclude-file', env);
   return {
     rules: [...compileFilterRules(patterns), ...compileFilterRules(ipatterns, true)],
     patterns: [...patterns, ...ipatterns].map((p) => p.trim()).filter((p) => p && !p.startsWith('#')),

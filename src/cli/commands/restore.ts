@@ -9,6 +9,7 @@ import { prestartRestoreWorkers, restore, type OverwriteMode, type ProtectedPath
 import { cacheRoot } from '../cache.ts';
 import type { CliContext } from '../context.ts';
 import { collect } from '../parse.ts';
+import { flagPatterns } from '../pattern-files.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
@@ -21,6 +22,10 @@ interface RestoreFlags extends FilterFlags {
   iinclude?: string[];
   exclude?: string[];
   iexclude?: string[];
+  includeFile?: string[];
+  iincludeFile?: string[];
+  excludeFile?: string[];
+  iexcludeFile?: string[];
   overwrite: string;
   delete?: boolean;
   dryRun?: boolean;
@@ -65,6 +70,10 @@ export function registerRestore(program: Command, ctx: CliContext): void {
     .option('--iinclude <pattern>', 'like --include, ignoring case', collect)
     .option('-e, --exclude <pattern>', 'do not restore paths matching this pattern (repeatable)', collect)
     .option('--iexclude <pattern>', 'like --exclude, ignoring case', collect)
+    .option('--include-file <file>', 'read include patterns from a file (repeatable)', collect)
+    .option('--iinclude-file <file>', 'like --include-file, ignoring case', collect)
+    .option('--exclude-file <file>', 'read exclude patterns from a file (repeatable)', collect)
+    .option('--iexclude-file <file>', 'like --exclude-file, ignoring case', collect)
     .option('--overwrite <mode>', 'existing files: always, if-changed (compare content) or never', 'always')
     .option('--delete', 'delete files in the target that are not in the snapshot')
     .option('-n, --dry-run', 'show what would be done, write nothing')
@@ -75,10 +84,17 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       if (!overwriteModes.includes(overwrite)) {
         throw new UsageError(`--overwrite: "${flags.overwrite}" is not a mode`, { hint: 'use always, if-changed or never' });
       }
-      const include = [...compileFilterRules(flags.include ?? []), ...compileFilterRules(flags.iinclude ?? [], true)];
-      const exclude = [...compileFilterRules(flags.exclude ?? []), ...compileFilterRules(flags.iexclude ?? [], true)];
+      const env = ctx.io.env;
+      const include = [
+        ...compileFilterRules(flagPatterns(flags.include, flags.includeFile, '--include-file', env)),
+        ...compileFilterRules(flagPatterns(flags.iinclude, flags.iincludeFile, '--iinclude-file', env), true),
+      ];
+      const exclude = [
+        ...compileFilterRules(flagPatterns(flags.exclude, flags.excludeFile, '--exclude-file', env)),
+        ...compileFilterRules(flagPatterns(flags.iexclude, flags.iexcludeFile, '--iexclude-file', env), true),
+      ];
       if (include.length > 0 && exclude.length > 0) {
-        throw new UsageError('--include and --exclude cannot be combined', { hint: 'restrict the restore with one of them (as restic)' });
+        throw new UsageError('include and exclude patterns cannot be combined', { hint: 'restrict the restore with --include or --exclude (and their file forms), not both, as restic does' });
       }
       const { spec, path } = splitSnapshotPath(arg);
 
