@@ -219,7 +219,8 @@ const fileErrorWords: Readonly<Record<string, string>> = {
   ENOTDIR: 'a part of the path is not a folder',
   ENOSPC: 'no space left on the device',
   EROFS: 'read-only filesystem',
-  ENAMETOOLONG: 'name too long for this filesystem',
+  // A name over the file system's limit (often 255 bytes), or a whole path over the system's (4096 on Linux).
+  ENAMETOOLONG: 'name or path too long for this system',
   EIO: 'input/output error (the disk or its connection failed)',
   EEXIST: 'a file of that name is in the way',
   ELOOP: 'too many levels of symbolic links',

@@ -323,7 +323,7 @@ describe('restore', () => {
       const summary = await restore(await reopen(local), snap, { target, path: dir, workers, reporter });
       assert.equal(summary.errors, 1);
       assert.equal(errors.length, 1);
-      assert.match(errors[0].error.message, /cannot write: name too long for this filesystem/);
+      assert.match(errors[0].error.message, /cannot write: name or path too long for this system/);
       assert.ok(errors[0].error.hint);
       assert.deepEqual(await readFile(join(target, 'good')), pseudoRandom(70_000, 3));
     });
