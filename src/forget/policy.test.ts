@@ -270,6 +270,27 @@ describe('within rules', () => {
     assert.deepEqual(keptIds({ within: D('24h') }, list, now), ['x1', 'x2', 'x3']);
   });
 
+  test('snapshots taken here (their offset is the local one) count days on the local calendar across DST, as restic does', () => {
+    const zoned = (id: string, iso: string) => {
+      const s = snap(id, iso);
+      return { ...s, utcOffset: s.writtenOffset };
+    };
+    const now = new Date('2021-11-02T00:00:00Z');
+    // Fall back: 2d before Nov 1 12:00 CET is Oct 30 12:00 CEST, 49 hours earlier.
+    const autumn = [zoned('l', '2021-11-01T12:00:00+01:00'), zoned('in', '2021-10-30T12:30:00+02:00'), zoned('out', '2021-10-30T11:30:00+02:00')];
+    assert.deepEqual(keptIds({ within: D('2d') }, autumn, now), ['l', 'in']);
+    assert.deepEqual(keptIds({ withinDaily: D('2d') }, autumn, now), ['l', 'in']);
+    // Spring forward: 2d before Mar 29 12:00 CEST is Mar 27 12:00 CET, 47 hours earlier.
+    const spring = [zoned('l', '2021-03-29T12:00:00+02:00'), zoned('in', '2021-03-27T12:30:00+01:00'), zoned('out', '2021-03-27T11:30:00+01:00')];
+    assert.deepEqual(keptIds({ within: D('2d') }, spring, new Date('2021-04-01T00:00:00Z')), ['l', 'in']);
+    // Taken in another zone (New York's offset is not Berlin's): 2d is 48 hours on that fixed offset.
+    const elsewhere = [zoned('l', '2021-11-01T07:00:00-05:00'), zoned('a', '2021-10-30T07:30:00-05:00'), zoned('b', '2021-10-30T06:30:00-05:00')];
+    assert.deepEqual(keptIds({ within: D('2d') }, elsewhere, now), ['l', 'a']);
+    // In UTC (`Z`, offset 0) Go counts in UTC, whatever the local zone.
+    const utc = [zoned('l', '2021-11-01T00:30:00+00:00'), zoned('a', '2021-10-30T00:40:00+00:00'), zoned('b', '2021-10-30T00:20:00+00:00')];
+    assert.deepEqual(keptIds({ within: D('2d') }, utc, now), ['l', 'a']);
+  });
+
   test('threshold in a DST overlap resolves like Go (the later 02:30 in Berlin)', () => {
     const list = [
       snap('y1', '2024-10-28T02:30:00+01:00'), // latest; minus 1d = 2024-10-27 02:30, ambiguous -> 01:30Z

@@ -269,12 +269,16 @@ function latestSnapshot(list: readonly PolicySnapshot[], now: number): PolicySna
 }
 
 /**
- * The `within` threshold counted back from `latest`: on its wall clock in its own fixed offset (as Go
- * does for a time read with an offset), or in local time with its DST rules for a snapshot without one.
+ * The `within` threshold counted back from `latest`, on the calendar restic would use. Go reads a time
+ * written with an offset into the local zone when that offset is the local one at that instant (and not
+ * UTC's `Z`), so its days and months follow the local DST rules: across a change, `2d` is 47 or 49 hours.
+ * Otherwise (a snapshot taken in another zone, or in UTC) it counts on that fixed offset's wall clock. A
+ * snapshot without an offset is in local time.
  */
 function thresholdFrom(latest: PolicySnapshot | undefined, d: Duration): number {
   if (latest === undefined) return subtractDuration(GO_ZERO_TIME, d, true);
-  if (latest.utcOffset === undefined) return subtractDuration(latest.time, d);
+  const offset = latest.utcOffset;
+  if (offset === undefined || (offset !== 0 && offset === -latest.time.getTimezoneOffset())) return subtractDuration(latest.time, d);
   const offsetMs = latest.utcOffset * 60_000;
   return subtractDuration(new Date(latest.time.getTime() + offsetMs), d, true) - offsetMs;
 }
