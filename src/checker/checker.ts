@@ -33,6 +33,7 @@ import {
   describe,
   headerEntrySize,
   openBlob,
+  readHeader,
   type BlobLocation,
   type BlobType,
   type Repository,
@@ -422,12 +423,29 @@ class Checker {
       }
     }
     const unreferenced = [...stored.entries()].filter(([id]) => !this.#indexed.has(id)).sort(([a], [b]) => (a < b ? -1 : 1));
-    for (const [id, size] of unreferenced) {
-      const message =
-        this.#unreadableIndexFiles > 0
-          ? `pack ${shortId(id)}: not referenced in any index that could be read (${size} bytes); an index file that cannot be read may list it`
-          : `pack ${shortId(id)}: not referenced in any index (${size} bytes); \`coffer prune\` removes it, \`coffer repair index\` indexes it`;
-      this.#report(issue('unreferenced-pack', message, { pack: id }));
+    if (this.#unreadableIndexFiles > 0) {
+      for (const [id, size] of unreferenced) {
+        this.#report(issue('unreferenced-pack', `pack ${shortId(id)}: not referenced in any index that could be read (${size} bytes); an index file that cannot be read may list it`, { pack: id }));
+      }
+    } else {
+      // Such packs are rare (an interrupted backup leaves some): their headers say whether `repair index`
+      // can take them in, so that the repair hint does not send the user round in circles.
+      const headers = await mapLimit(unreferenced, this.#backend.connections, ([id, size]) => this.#unreferencedHeader(id, size));
+      unreferenced.forEach(([id, size], i) => {
+        const header = headers[i];
+        const what = `pack ${shortId(id)}: not referenced in any index (${size} bytes`;
+        if (header.reason === undefined) {
+          const blobs = header.blobs === undefined ? '' : `, ${header.blobs} ${plural(header.blobs, 'blob')}`;
+          this.#report(issue('unreferenced-pack', `${what}${blobs}); \`coffer prune\` removes it, \`coffer repair index\` indexes it`, { pack: id }));
+        } else {
+          this.#report(
+            issue('unreferenced-pack', `${what}), and its header cannot be read (${header.reason}): \`coffer repair index\` cannot index it, \`coffer prune\` removes it`, {
+              pack: id,
+              indexable: false,
+            }),
+          );
+        }
+      });
     }
     // Blobs stored in the same packs make one finding: two backups of the same data at once leave
     // thousands, and a line each would bury everything else.
@@ -498,6 +516,17 @@ class Checker {
         }
       }
       this.#report(found);
+    }
+  }
+
+  /** The blob count of an unreferenced pack's header, or why the header cannot be read (nothing when the storage failed). */
+  async #unreferencedHeader(id: Id, size: number): Promise<{ blobs?: number; reason?: string }> {
+    const what = `pack ${shortId(id)}`;
+    try {
+      return { blobs: (await readHeader(this.#repo, id, size, what)).length };
+    } catch (err) {
+      if (err instanceof CancelledError) throw err;
+      return isStorageFailure(err) ? {} : { reason: reasonOf(reasonOf(err, what), 'header') };
     }
   }
 

@@ -25,7 +25,7 @@ export type CheckIssueKind =
   | 'missing-pack'
   /** A pack's stored size differs from the size the index records. */
   | 'pack-size-mismatch'
-  /** A stored pack no index lists (warning: `prune` removes it, `repair index` indexes it). */
+  /** A stored pack no index lists (warning: `prune` removes it, `repair index` indexes it if its header can be read). */
   | 'unreferenced-pack'
   /** The same blob is indexed in more than one pack (warning: the extra copies are unused space, which `prune` reclaims). */
   | 'duplicate-blob'
@@ -81,6 +81,8 @@ export interface CheckIssue {
   readonly key?: Id;
   /** A stray or leftover file, relative to the repository root (`data/06/notes.txt`); an empty folder ends with `/`. */
   readonly file?: string;
+  /** For an unreferenced pack: false when its header cannot be read, so `repair index` cannot index it. */
+  readonly indexable?: boolean;
   /** A path (from the snapshot root) where the object is used: its path in `snapshot`. */
   readonly path?: string;
   /** For missing blobs and trees: the earliest `snapshots` (at most five), each with the object's path in it. */

@@ -279,7 +279,7 @@ function thresholdFrom(latest: PolicySnapshot | undefined, d: Duration): number 
   if (latest === undefined) return subtractDuration(GO_ZERO_TIME, d, true);
   const offset = latest.utcOffset;
   if (offset === undefined || (offset !== 0 && offset === -latest.time.getTimezoneOffset())) return subtractDuration(latest.time, d);
-  const offsetMs = latest.utcOffset * 60_000;
+  const offsetMs = offset * 60_000;
   return subtractDuration(new Date(latest.time.getTime() + offsetMs), d, true) - offsetMs;
 }
 

@@ -360,6 +360,7 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
 
 /** Reads a pack's header from its tail: one request usually, two when the header is large. */
 export async function readHeader(repo: Repository, pack: Id, size: number, what = `pack ${shortId(pack)}`): Promise<PackEntry[]> {
+  if (size < 4) throw new IntegrityError(`${what}: too short to be a pack`);
   let length = headerReadLength(size);
   for (let attempt = 0; attempt < 2; attempt++) {
     const tail = await repo.backend.load({ type: 'data', name: pack }, { offset: size - length, length });

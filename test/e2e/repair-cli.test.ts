@@ -328,6 +328,29 @@ test('a pack cut short by a few bytes: repair index keeps its blobs, check then 
   assert.deepEqual(await restoreDiffers(repo, src), []);
 });
 
+test('an emptied pack: once repair index has left it out, check says repair index cannot take it in and hints repair snapshots --forget, which ends the loop', async () => {
+  const { repo, src } = await repository();
+  const { file, name: id } = await largestPack(repo);
+  await chmod(file, 0o644);
+  await truncate(file, 0);
+
+  assertOk(await runCoffer(['repair', 'index'], { repo }));
+  const after = await runCoffer(['check'], { repo });
+  assert.equal(after.code, 1);
+  assert.match(
+    after.stderr,
+    new RegExp(`^warning: pack ${id.slice(0, 8)}: not referenced in any index \\(0 bytes\\), and its header cannot be read \\(too short to be a pack\\): \`coffer repair index\` cannot index it, \`coffer prune\` removes it$`, 'm'),
+  );
+  assert.match(after.stderr, /^hint: run `coffer repair snapshots --forget`/m);
+
+  assertOk(await runCoffer(['repair', 'snapshots', '--forget'], { repo }));
+  assertOk(await runCoffer(['prune'], { repo }));
+  await assertCheckPasses(repo);
+  // Only the files whose data was in the emptied pack differ (they were restored empty).
+  const differ = await restoreDiffers(repo, src);
+  assert.ok(differ.length > 0 && differ.every((f) => /^f\d$/.test(f)), differ.join(' '));
+});
+
 /** Every file below `dir` but locks/ and tmp/ (which commands change as they run), with a hash of its bytes. */
 async function contentsOf(dir: string): Promise<string[]> {
   const out: string[] = [];

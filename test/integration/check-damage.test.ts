@@ -398,6 +398,12 @@ test('a pack left out of the index: unreferenced-pack (a warning) and missing bl
     assert.deepEqual(kinds(result.issues), ['missing-blob', 'unreferenced-pack']);
     assert.equal(result.warnings, 1);
     assert.equal(result.errors, pack.entries.length);
+    const unref = result.issues.find((i) => i.kind === 'unreferenced-pack')!;
+    assert.equal(
+      unref.message,
+      `pack ${pack.id.slice(0, 8)}: not referenced in any index (${pack.size} bytes, ${pack.entries.length} ${pack.entries.length === 1 ? 'blob' : 'blobs'}); \`coffer prune\` removes it, \`coffer repair index\` indexes it`,
+    );
+    assert.equal(unref.indexable, undefined);
     for (const i of result.issues.filter((x) => x.kind === 'missing-blob')) assert.match(i.message, /: not in any index; used by file /);
   } finally {
     await cleanup(f);
@@ -543,6 +549,21 @@ test('an extra valid pack no index lists: unreferenced-pack only', async () => {
     const result = await run(f, { readData: true });
     assert.deepEqual(result.issues.map((i) => [i.kind, i.pack]), [['unreferenced-pack', built.name]]);
     assert.equal(result.errors, 0);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a pack no index lists whose header cannot be read: unreferenced-pack that repair index cannot index', async () => {
+  const f = await fixture();
+  try {
+    const repo = await reopen(f.repo);
+    const junk = randomBytes(3000);
+    const name = storageName(junk);
+    await repo.backend.save({ type: 'data', name }, junk);
+    const result = await run(f);
+    assert.deepEqual(result.issues.map((i) => [i.kind, i.pack, i.indexable]), [['unreferenced-pack', name, false]]);
+    assert.match(result.issues[0].message, new RegExp(`^pack ${name.slice(0, 8)}: not referenced in any index \\(3000 bytes\\), and its header cannot be read \\(header length \\d+ is impossible for a pack of 3000 bytes\\): \`coffer repair index\` cannot index it`));
   } finally {
     await cleanup(f);
   }

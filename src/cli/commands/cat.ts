@@ -4,8 +4,7 @@ import { fromHex, shortId, toHex, type Id, type TreeNode } from '../../model/ind
 import {
   decodeIndex,
   findNode,
-  headerReadLength,
-  parsePackHeader,
+  readHeader,
   resolvePrefix,
   selectSnapshot,
   splitSnapshotPath,
@@ -97,16 +96,8 @@ catHandlers.set('pack', (ctx, arg) => {
   const prefix = needId(arg, 'pack');
   return async (repo) => {
     const name = resolve(await listNames(repo, 'data'), prefix, 'pack', 'the packs are in the data/ folder of the repository');
-    const handle = { type: 'data' as const, name };
-    const { size } = await repo.backend.stat(handle);
-    const what = `pack ${shortId(name)}`;
-    let length = headerReadLength(size);
-    let entries = parsePackHeader(await repo.backend.load(handle, { offset: size - length, length }), size, repo.crypto.metadata, what);
-    if (!Array.isArray(entries)) {
-      length = entries.need;
-      entries = parsePackHeader(await repo.backend.load(handle, { offset: size - length, length }), size, repo.crypto.metadata, what);
-    }
-    if (!Array.isArray(entries)) throw new UsageError(`${what}: header could not be read`);
+    const { size } = await repo.backend.stat({ type: 'data', name });
+    const entries = await readHeader(repo, name, size);
     print(ctx, {
       id: name,
       size,

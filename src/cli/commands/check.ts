@@ -101,7 +101,7 @@ export function repairHint(issues: readonly CheckIssue[]): string {
   if (misplaced.length > 0 || unreadable > 0) return `${aside.join('; ')}, then run \`coffer check\` again before any repair`;
   const errors = all.filter((i) => i.kind !== 'stray-file' && i.kind !== 'corrupt-key');
   if (errors.length === 0) return aside.join('; ');
-  const data = dataRepairHint(errors, issues.some((i) => i.kind === 'unreferenced-pack'));
+  const data = dataRepairHint(errors, issues.some((i) => i.kind === 'unreferenced-pack' && i.indexable !== false));
   return aside.length === 0 ? data : `${aside.join('; ')}; ${data}`;
 }
 
