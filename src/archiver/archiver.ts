@@ -130,8 +130,32 @@ function sortedPaths(paths: readonly string[]): string[] {
   return [...paths].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 }
 
-function sourcePath(text: string): SourcePath {
-  return { bytes: Buffer.from(text), text };
+/** A name on the way from the filesystem root to the sources; `source` when it is one of them. */
+interface SourceLevel {
+  readonly name: Buffer;
+  /** Keyed by name bytes as latin1, as parent trees are. */
+  readonly children: Map<string, SourceLevel>;
+  source?: boolean;
+}
+
+function childLevel(level: SourceLevel, name: Buffer): SourceLevel {
+  const key = name.toString('latin1');
+  let child = level.children.get(key);
+  if (child === undefined) level.children.set(key, (child = { name, children: new Map() }));
+  return child;
+}
+
+/** The names of an absolute path's components. */
+function splitPath(path: Buffer): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i <= path.length; i++) {
+    if (i === path.length || path[i] === 0x2f) {
+      if (i > start) parts.push(path.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return parts;
 }
 
 
@@ -293,12 +317,13 @@ export class Archiver {
     const discard = this.#options.dryRun === true;
     this.#data = repo.newPacker('data', saved, { discard });
     this.#trees = repo.newPacker('tree', saved, { discard });
-    const scanning = this.#options.scan && !this.#options.stdin ? this.#scan() : Promise.resolve();
+    const sources = this.#options.stdin ? undefined : this.#sourceLevels();
+    const scanning = this.#options.scan && sources ? this.#scan(sources) : Promise.resolve();
     const ticker = setInterval(() => this.#report(), 250);
     this.#pool = new SealPool(repo.crypto, chunkUnits);
     this.#workerReadLimit = Math.min(repo.config.chunker.minSize, SealPool.readLimit);
     try {
-      const rootNodes = this.#options.stdin ? [await this.#saveStdin(this.#options.stdin)] : await this.#saveRoots();
+      const rootNodes = sources ? await this.#saveRoots(sources) : [await this.#saveStdin(this.#options.stdin!)];
       const { id: rootId } = await this.#saveTree(rootNodes);
       await this.#data.flush();
       await this.#trees.flush();
@@ -537,37 +562,68 @@ export class Archiver {
     this.#options.reporter?.warning?.(message);
   }
 
-  /** The source paths not inside another one (sorted): a nested one is saved, and counted, with the outer. */
-  #outermostSources(): string[] {
-    const paths = sortedPaths(this.#paths);
-    return paths.filter((p, i) => !paths.slice(0, i).some((q) => q === p || p.startsWith(q === '/' ? q : `${q}/`)));
+  /**
+   * True when walking `dir` reaches every source below `level`: `dir`, and each folder between it and those
+   * sources, is a real folder (not a symlink to one, which the walk saves as a symlink).
+   */
+  #walkReaches(dir: Buffer, level: SourceLevel): boolean {
+    try {
+      if (!lstatSync(dir).isDirectory()) return false;
+    } catch {
+      return false;
+    }
+    for (const child of level.children.values()) {
+      if (child.children.size > 0 && !this.#walkReaches(childPath(dir, child.name), child)) return false;
+    }
+    return true;
   }
 
-  async #saveRoots(): Promise<TreeNode[]> {
-    // Sources become a tree from the filesystem root down, as restic does: /home/a/docs → home/a/docs.
-    const kept = this.#outermostSources();
-    interface Level { children: Map<string, Level>; source?: string }
-    const root: Level = { children: new Map() };
-    for (const p of kept) {
+  /**
+   * The sources as a tree from the filesystem root down (/home/a/docs → home/a/docs, as restic does). A
+   * source inside another is saved with it, when the walk of the outer one gets there. When a symlink on
+   * the way stops it (the outer source, or a folder inside it), the outer source becomes a folder on the
+   * way, as in restic, whose entries are sources.
+   */
+  #sourceLevels(): SourceLevel {
+    const root: SourceLevel = { name: Buffer.from('/'), children: new Map() };
+    for (const p of sortedPaths(this.#paths)) {
       let level = root;
-      for (const part of p.split('/').filter(Boolean)) {
-        let next = level.children.get(part);
-        if (!next) {
-          next = { children: new Map() };
-          level.children.set(part, next);
-        }
-        level = next;
-      }
-      level.source = p;
+      for (const part of splitPath(Buffer.from(p))) level = childLevel(level, part);
+      level.source = true;
     }
+    const unroll = (level: SourceLevel, dir: Buffer) => {
+      for (const [key, child] of level.children) {
+        const bytes = childPath(dir, child.name);
+        if (child.source) {
+          if (child.children.size === 0 || this.#taggedSource(bytes.toString('utf8'), () => {}) || this.#walkReaches(bytes, child)) continue;
+          try {
+            for (const name of readdirSync(bytes, { encoding: 'buffer' })) {
+              if (!child.children.has(name.toString('latin1'))) childLevel(child, name).source = true;
+            }
+          } catch (err) {
+            this.#sourceError(bytes.toString('utf8'), err);
+            level.children.delete(key);
+            continue;
+          }
+          child.source = false;
+        }
+        unroll(child, bytes);
+      }
+    };
+    unroll(root, root.name);
+    return root;
+  }
+
+  async #saveRoots(root: SourceLevel): Promise<TreeNode[]> {
     const parentRoot = this.#parent ? await this.#loadParentTree(this.#parent.tree) : undefined;
-    const build = async (level: Level, dirPath: string, parentNodes: Map<string, TreeNode> | undefined): Promise<TreeNode[]> => {
+    const build = async (level: SourceLevel, dir: Buffer, parentNodes: Map<string, TreeNode> | undefined): Promise<TreeNode[]> => {
       const nodes: TreeNode[] = [];
-      for (const [name, child] of level.children) {
-        const path = dirPath === '/' ? `/${name}` : `${dirPath}/${name}`;
-        const parentNode = parentNodes?.get(name);
-        if (child.source !== undefined) {
-          const node = this.#taggedSource(path) ? undefined : await this.#saveEntry(sourcePath(path), parentNode);
+      for (const child of level.children.values()) {
+        const bytes = childPath(dir, child.name);
+        const path = bytes.toString('utf8');
+        const parentNode = parentNodes?.get(child.name.toString('latin1'));
+        if (child.source) {
+          const node = this.#taggedSource(path) ? undefined : await this.#saveEntry({ bytes, text: path }, parentNode);
           if (node) {
             nodes.push(node);
             this.#sourcesSaved++;
@@ -580,20 +636,20 @@ export class Archiver {
         const started = performance.now();
         let st: BigIntStats;
         try {
-          st = await stat(path, { bigint: true });
+          st = await stat(bytes, { bigint: true });
         } catch (err) {
           this.#sourceError(path, err);
           continue;
         }
         const subParent = parentNode?.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
-        const children = await build(child, path, subParent);
+        const children = await build(child, bytes, subParent);
         const subtree = await this.#saveTree(children);
         this.#dirSaved(path, parentNode?.type === 'dir' ? parentNode : undefined, subtree, started);
-        nodes.push(this.#node(Buffer.from(name), 'dir', st, { subtree: subtree.id }));
+        nodes.push(this.#node(Buffer.from(child.name), 'dir', st, { subtree: subtree.id }));
       }
       return nodes;
     };
-    const nodes = await build(root, '/', parentRoot);
+    const nodes = await build(root, root.name, parentRoot);
     if (this.#sourcesSaved === 0) {
       throw new FileError('nothing to back up: none of the given paths could be read (or all were excluded)', {
         hint: 'check the paths; no snapshot was saved',
@@ -953,7 +1009,7 @@ export class Archiver {
    * Counts the files and bytes the walk will save, for progress totals, deciding as the walk does but
    * with asynchronous calls, so the backup goes on meanwhile (tag warnings are the walk's to give).
    */
-  async #scan(): Promise<void> {
+  async #scan(sources: SourceLevel): Promise<void> {
     const o = this.#options;
     const walk = async (path: SourcePath, bounds: DeviceBounds | undefined): Promise<void> => {
       if (o.signal?.aborted) return;
@@ -970,7 +1026,15 @@ export class Archiver {
       const entries = await readdir(path.bytes, { encoding: 'buffer', withFileTypes: true }).catch(() => []);
       for (const e of this.#untagged(path.bytes, entries, () => {})) await walk(join(path, e.name), admitted.bounds);
     };
-    for (const p of this.#outermostSources()) if (!this.#taggedSource(p, () => {})) await walk(sourcePath(p), undefined);
+    const scanLevel = async (level: SourceLevel, dir: Buffer): Promise<void> => {
+      for (const child of level.children.values()) {
+        const bytes = childPath(dir, child.name);
+        const text = bytes.toString('utf8');
+        if (!child.source) await scanLevel(child, bytes);
+        else if (!this.#taggedSource(text, () => {})) await walk({ bytes, text }, undefined);
+      }
+    };
+    await scanLevel(sources, sources.name);
     this.stats.scanDone = true;
   }
 }

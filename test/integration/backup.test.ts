@@ -151,6 +151,56 @@ test('excludes, exclude-if-present and exclude-larger-than leave the right files
   assert.deepEqual([stats.filesDone, stats.bytesDone], [2, 1]);
 });
 
+test('a source below a symlink inside another source is saved: the outer one becomes a folder on the way, as in restic', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'elsewhere', 'sub'), { recursive: true });
+  await writeFile(join(dir, 'elsewhere', 'sub', 'f'), 'through the link');
+  await writeFile(join(dir, 'elsewhere', 'g'), 'beside');
+  await mkdir(join(dir, 'outer', 'real'), { recursive: true });
+  await writeFile(join(dir, 'outer', 'real', 'y'), 'y');
+  await symlink(join(dir, 'elsewhere'), join(dir, 'outer', 'link'));
+  await symlink(join(dir, 'elsewhere'), join(dir, 'top-link'));
+  const repo = await createTestRepo();
+
+  const { snapshot, stats } = await backup(repo, {
+    paths: [join(dir, 'outer'), join(dir, 'outer', 'link', 'sub', 'f'), join(dir, 'top-link'), join(dir, 'top-link', 'sub')],
+    scan: true,
+    programVersion: 'test',
+  });
+
+  const types = new Map<string, string>();
+  await walkTree(repo, snapshot.tree, ({ path, node }) => void types.set(path.slice(dir.length), node.type));
+  assert.deepEqual(
+    [...types].filter(([p]) => p.startsWith('/')).sort(),
+    [
+      ['/outer', 'dir'],
+      ['/outer/link', 'dir'],
+      ['/outer/link/sub', 'dir'],
+      ['/outer/link/sub/f', 'file'],
+      ['/outer/real', 'dir'],
+      ['/outer/real/y', 'file'],
+      ['/top-link', 'dir'],
+      ['/top-link/g', 'file'],
+      ['/top-link/sub', 'dir'],
+      ['/top-link/sub/f', 'file'],
+    ],
+  );
+  const files = await filesOf(repo, snapshot.tree);
+  assert.equal(files.get(join(dir, 'top-link', 'sub', 'f'))!.toString(), 'through the link');
+  assert.deepEqual([stats.filesTotal, stats.filesDone], [4, 4]);
+});
+
+test('an unchanged file below a source folder with a non-ASCII name is not read again', async (t) => {
+  const dir = join(await tempDir(t), 'dóc ✓');
+  await mkdir(join(dir, 'in'), { recursive: true });
+  await writeFile(join(dir, 'in', 'f'), randomData('non-ascii', 5000));
+  const repo = await createTestRepo();
+  const first = await backup(repo, { paths: [join(dir, 'in')], programVersion: 'test' });
+  const second = await backup(repo, { paths: [join(dir, 'in')], programVersion: 'test', parent: { ...first.snapshot, id: first.snapshotId! } });
+  assert.equal(second.snapshot.summary!.filesUnmodified, 1);
+  assert.equal(second.snapshot.summary!.filesNew, 0);
+});
+
 test('content from a stream is stored as one file named as asked', async () => {
   const repo = await createTestRepo();
   const data = randomData('stdin', 500_000);
