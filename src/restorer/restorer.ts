@@ -989,15 +989,15 @@ class Restorer {
   }
 
   /**
-   * Owner (as root), mode and times, in that order (chown clears setuid). Operations whose result is in
-   * place already are left out, so an untouched file keeps its ctime. Files and folders go through a
-   * descriptor; other entries by path after an lstat check, never following a symlink.
+   * Owner (as root), extended attributes, mode and times, in that order: a chown clears setuid and the
+   * file capabilities (`security.capability`), and setting attributes moves the times. Operations whose
+   * result is in place already are left out, so an untouched file keeps its ctime. Files and folders go
+   * through a descriptor; other entries by path after an lstat check, never following a symlink.
    */
   async #setMetadata(e: Entry, abs: Buffer, n: number | undefined, fresh = false): Promise<void> {
     const node = e.node;
     let chowned = false;
     if (n !== undefined) {
-      this.#setXattrs(abs, node);
       // Something we just created has our owner, mode 0600/0700 and the current time: no need to look.
       const st = fresh ? undefined : await fd.stat(n);
       if (this.#owners) {
@@ -1007,6 +1007,7 @@ class Restorer {
           chowned = true;
         }
       }
+      this.#setXattrs(abs, node);
       // A chown clears setuid/setgid (for root too, since Linux 2.2.13): set the mode after one.
       if (!st || chowned || (Number(st.mode) & 0o7777) !== (node.mode & 0o7777)) await fd.chmod(n, node.mode & 0o7777);
       if (!st || !sameTime(st.mtimeNs, node.mtime) || !sameTime(st.atimeNs, node.atime)) await fd.utimes(n, timeArg(node.atime), timeArg(node.mtime));
@@ -1021,16 +1022,18 @@ class Restorer {
         chowned = true;
       }
     }
+    // The backup records none for symlinks (user attributes are not allowed on them); other nodes were just
+    // checked not to be links, so the path names this node.
+    if (node.type !== 'symlink') this.#setXattrs(abs, node);
     // Linux has no lchmod: a symlink's mode is always 0777. Other nodes were just checked not to be links.
     if (node.type !== 'symlink' && (chowned || (Number(st.mode) & 0o7777) !== (node.mode & 0o7777))) await chmod(abs, node.mode & 0o7777);
     if (!sameTime(st.mtimeNs, node.mtime) || !sameTime(st.atimeNs, node.atime)) await lutimes(abs, timeArg(node.atime), timeArg(node.mtime));
   }
 
   /**
-   * Extended attributes of files and folders (the backup records none for other entries), before the
-   * times. Only missing or different ones are written; attributes the target lacks support or permission
-   * for are counted in a note, not an error (restic warns likewise). The xattr module works by path: the
-   * caller holds a descriptor of the checked file, so the path names that file.
+   * Extended attributes, after the owner and before the times. Only missing or different ones are written;
+   * attributes the target lacks support or permission for are counted in a note, not an error (restic
+   * warns likewise). The xattr module works by path: the caller has checked what the path names.
    */
   #setXattrs(abs: Buffer, node: TreeNode): void {
     if (!node.xattrs?.length) return;

@@ -4,6 +4,7 @@
  * the precision Node can set, see `timeArg`).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { appendFile, lstat, mkdir, mkdtemp, open, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { LocalBackend, filePath, type ByteRange, type Handle } from '../../src/b
 import { restore, type RestoreOptions, type RestoreSummary } from '../../src/restorer/index.ts';
 import { rewriteIndex } from '../support/damage-fixture.ts';
 import { createTestRepo, reopen } from '../support/test-repo.ts';
+import { readXattrs, writeXattrs } from '../../src/xattr/index.ts';
 import { assertSameTree, buildSourceTree, captureTree, pseudoRandom, restoredTimeToleranceNs, type BuiltTree, type TreeState } from '../support/tree-builder.ts';
 
 const isRoot = process.getuid?.() === 0;
@@ -723,6 +725,30 @@ describe('restore', () => {
   });
 
   describe('ownership', () => {
+    it('keeps file capabilities and the attributes of special files (set after the owner, which clears capabilities)', { skip: !isRoot && 'needs root' }, async () => {
+      const dir = join(base, 'capabilities');
+      await mkdir(dir);
+      await writeFile(join(dir, 'ping'), 'a program\n');
+      // VFS_CAP_REVISION_2, CAP_NET_RAW permitted and effective.
+      const capability = Buffer.alloc(20);
+      capability.writeUInt32LE(0x02000001, 0);
+      capability.writeUInt32LE(1 << 13, 4);
+      execFileSync('mkfifo', [join(dir, 'pipe')]);
+      if (writeXattrs(Buffer.from(join(dir, 'ping')), [{ name: 'security.capability', value: capability }]).length > 0) return;
+      if (writeXattrs(Buffer.from(join(dir, 'pipe')), [{ name: 'trusted.coffer', value: Buffer.from('on a fifo') }]).length > 0) return;
+      const local = await createTestRepo();
+      await backup(local, { paths: [dir], programVersion: 'test' });
+      const [snap] = await local.listSnapshots();
+      for (const overwrite of ['always', 'always', 'if-changed'] as const) {
+        const target = join(base, 'capabilities-target');
+        await restore(await reopen(local), snap, { target, path: dir, overwrite });
+        const caps = readXattrs(Buffer.from(join(target, 'ping'))).find((x) => x.name === 'security.capability');
+        assert.deepEqual(caps && Buffer.from(caps.value), capability, overwrite);
+        const fifo = readXattrs(Buffer.from(join(target, 'pipe'))).find((x) => x.name === 'trusted.coffer');
+        assert.equal(fifo && Buffer.from(fifo.value).toString(), 'on a fifo', overwrite);
+      }
+    });
+
     for (const workers of [0, 2]) it(`restores owners by name when the name exists here (${workers} workers)`, { skip: !isRoot && 'needs root' }, async () => {
       const target = freshDir();
       const names = { userId: (n: string) => (n === 'root' ? 4242 : undefined), groupId: (n: string) => (n === 'root' ? 4343 : undefined) };
