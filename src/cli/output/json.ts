@@ -46,13 +46,14 @@ export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
     ...(s.parent !== undefined ? { parent: s.parent } : {}),
     tree: s.tree,
     paths: [...s.paths],
-    hostname: s.hostname,
-    username: s.username,
-    uid: s.uid,
-    gid: s.gid,
-    excludes: [...s.excludes],
-    tags: [...s.tags],
-    program_version: s.programVersion,
+    // Empty values are left out, as restic's `omitempty` fields are: scripts test `.tags == null`.
+    ...(s.hostname !== '' ? { hostname: s.hostname } : {}),
+    ...(s.username !== '' ? { username: s.username } : {}),
+    ...(s.uid !== 0 ? { uid: s.uid } : {}),
+    ...(s.gid !== 0 ? { gid: s.gid } : {}),
+    ...(s.excludes.length > 0 ? { excludes: [...s.excludes] } : {}),
+    ...(s.tags.length > 0 ? { tags: [...s.tags] } : {}),
+    ...(s.programVersion !== '' ? { program_version: s.programVersion } : {}),
   };
   const m = s.summary;
   if (m) {
