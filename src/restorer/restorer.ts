@@ -145,11 +145,13 @@ export interface RestoreSummary {
   bytesSkipped: number;
   /** Entries removed by `--delete`. */
   deleted: number;
-  /** Entries that could not be restored (each reported through `targetError`). */
+  /** Entries that could not be restored, or verified (each reported through `targetError`). */
   errors: number;
   filesVerified: number;
   /** Files whose content differed from the snapshot on `--verify`. */
   verifyErrors: number;
+  /** Restored files `--verify` could not read back (counted in `errors` too). */
+  verifyUnreadable: number;
   /** Things not restored by design (sockets, devices without root, xattrs). */
   readonly notes: string[];
   durationMs: number;
@@ -440,7 +442,7 @@ class Restorer {
     this.#summary = {
       snapshot: snapshot.id, target: this.#target, dryRun: this.#dry, filesTotal: 0, filesRestored: 0, filesUpdated: 0, filesSkipped: 0,
       dirsTotal: 0, dirsCreated: 0, bytesTotal: 0, bytesRestored: 0, bytesSkipped: 0, deleted: 0, errors: 0, filesVerified: 0,
-      verifyErrors: 0, notes: [], durationMs: 0,
+      verifyErrors: 0, verifyUnreadable: 0, notes: [], durationMs: 0,
     };
   }
 
@@ -1586,6 +1588,7 @@ class Restorer {
           this.#fail(undefined, shown, new FileError(`${shown}: ${problem}`, { hint: 'the target may have been changed meanwhile, or the disk is failing; restore this file again' }));
         }
       } catch (err) {
+        this.#summary.verifyUnreadable++;
         this.#fail(undefined, shown, err, 'cannot verify');
       }
     });

@@ -279,6 +279,27 @@ describe('restore (local repository)', () => {
     assert.equal((await stat(restored)).mode & 0o7777, 0o555, 'the folder is read-only again');
   });
 
+  it('--verify that cannot read a restored file back (a folder of mode 000, not root) says the restore itself succeeded', { skip: asRoot && !canDropPrivileges && 'needs setpriv to run as an unprivileged user' }, async () => {
+    const base = await makeTempDir();
+    const closed = path.join(base, 'src', 'closed');
+    await mkdir(closed, { recursive: true });
+    await writeFile(path.join(closed, 'f'), 'inside\n');
+    await chmod(closed, 0o000);
+    const closedRepo = await makeRepoDir();
+    assertOk(await coffer(['init'], closedRepo));
+    assertOk(await coffer(['backup', path.join(base, 'src')], closedRepo));
+    const target = await makeTempDir();
+    await chmod(target, 0o777);
+    await chmod(path.dirname(closedRepo), 0o755);
+    await chmodTree(closedRepo, 0o777);
+    const r = await coffer(['--no-cache', 'restore', 'latest', '--target', target, '--verify'], closedRepo, { unprivileged: asRoot, env: { HOME: target } });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: .*closed\/f: cannot verify: permission denied/m);
+    assert.match(r.stderr, /^error: restore finished, but 1 restored file could not be read back for --verify\nhint: .*the restore itself succeeded/m);
+    await chmod(path.join(target, closed), 0o700);
+    assert.equal(await readFile(path.join(target, closed, 'f'), 'utf8'), 'inside\n');
+  });
+
   it('reports entries it cannot restore on stderr, restores the rest, and exits 1', async () => {
     const target = await makeTempDir();
     await mkdir(path.join(target, src), { recursive: true });

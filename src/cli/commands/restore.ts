@@ -191,6 +191,12 @@ export function registerRestore(program: Command, ctx: CliContext): void {
             hint: 'see the errors above; restore those files again, and check the target disk',
           });
         }
+        if (s.verifyUnreadable > 0 && s.errors === s.verifyUnreadable) {
+          const n = s.verifyUnreadable;
+          throw new FileError(`restore finished, but ${n} restored ${n === 1 ? 'file' : 'files'} could not be read back for --verify`, {
+            hint: 'see the errors above; the restore itself succeeded: make those files readable (a folder mode may forbid it) and run it again with --verify',
+          });
+        }
         if (s.errors > 0) {
           // The errors' own hints were shown with them (e.g. what --overwrite never left in place): no general
           // advice that could contradict them.
