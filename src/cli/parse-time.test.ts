@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../errors/index.ts';
 import { localTime } from './commands/snapshots.ts';
-import { parseSnapshotTime, parseTime, parseTimeout } from './parse.ts';
+import { parseSnapshotTime, parseTime, parseTimeNs, parseTimeout } from './parse.ts';
 
 function inZone<T>(zone: string, run: () => T): T {
   const before = process.env.TZ;
@@ -83,6 +83,18 @@ test('refused: any other form, a field out of range, and a snapshot time outside
   assert.equal(parsed('America/New_York', '9999-12-31 23:59:59', parseSnapshotTime), 'refused: --time: "9999-12-31 23:59:59" is after year 9999 in UTC');
   assert.equal(parsed('Europe/Berlin', '0000-01-01 00:53:28', parseSnapshotTime), '0000-01-01T00:00:00.000Z');
   assert.equal(parsed('America/New_York', '9999-12-31 18:59:59', parseSnapshotTime), '9999-12-31T23:59:59.000Z');
+});
+
+test('find bounds keep nanoseconds: fractions to the ninth digit, before and after the epoch, local and zoned', () => {
+  const ns = (zone: string, text: string) => inZone(zone, () => parseTimeNs(text, '--newest', true));
+  assert.equal(ns('UTC', '2001-02-03T04:05:06.123456789Z'), 981173106_123456789n);
+  assert.equal(ns('UTC', '2001-02-03T04:05:06.1234567891Z'), 981173106_123456789n);
+  assert.equal(ns('UTC', '2001-02-03T04:05:06.5+01:00'), 981169506_500000000n);
+  assert.equal(ns('Europe/Berlin', '2001-02-03 05:05:06.000000001'), 981173106_000000001n);
+  assert.equal(ns('UTC', '1969-12-31T23:59:59.999999999Z'), -1n);
+  assert.equal(ns('UTC', '2001-02-03'), 981158400_000000000n);
+  // parseTime is the same instant, cut to the millisecond.
+  assert.equal(inZone('UTC', () => parseTime('1969-12-31T23:59:59.9999Z', '--time').getTime()), -1);
 });
 
 test('local times print with four-digit years, in the zone\'s offset of the day', () => {

@@ -38,13 +38,25 @@ function completeTime(text: string): string {
  * and the one its `find --oldest/--newest` documents (fractional seconds may follow, as Go allows), or
  * RFC 3339 with a zone (`Z` or ±hh:mm). Nothing else is guessed at. The fields are checked as typed:
  * a year from 0000 to 9999, and no field carried into the next (no 2026-02-30, no 24:00:00, no +25:00).
- * A local time that occurs twice, when clocks go back, is the later one (standard time), and one skipped
- * when they go forward is read in the earlier offset, both as Go's time.Date does. The instant may fall
+ * A local time that occurs twice, when clocks go back, and one skipped when they go forward are resolved
+ * as Go's time.Date does (of two, the later east of UTC and the earlier west of it). The instant may fall
  * outside years 0000–9999 in UTC (0000-01-01 00:00:00 in Berlin is in year -1 in UTC); see
  * {@link parseSnapshotTime} for times that are stored. With `shortForms`, as restic's find, a local time
  * without seconds and a date alone (its start) are taken too.
  */
 export function parseTime(text: string, flag: string, shortForms = false): Date {
+  const { ms, ns } = parseInstant(text, flag, shortForms);
+  return new Date(ms + Math.floor(ns / 1e6));
+}
+
+/** {@link parseTime} to the nanosecond (digits beyond the ninth are dropped, as Go does): nanoseconds since the epoch. */
+export function parseTimeNs(text: string, flag: string, shortForms = false): bigint {
+  const { ms, ns } = parseInstant(text, flag, shortForms);
+  return BigInt(ms) * 1_000_000n + BigInt(ns);
+}
+
+/** The instant of a time as parseTime reads it: its whole second (epoch ms) and the nanoseconds after it. */
+function parseInstant(text: string, flag: string, shortForms: boolean): { ms: number; ns: number } {
   const hint = `write it as ${timeForms(shortForms)}, with a year from 0000 to 9999`;
   const m = /^(\d{4,})-(\d{2})-(\d{2})([ T])(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|([+-])(\d{2}):(\d{2}))?$/.exec(shortForms ? completeTime(text) : text);
   // The local form has a space and no zone; RFC 3339 has a T and a zone.
@@ -59,9 +71,10 @@ export function parseTime(text: string, flag: string, shortForms = false): Date 
   ];
   const bad = ranges.find(([, value, min, max]) => value < min || value > max);
   if (bad) throw new UsageError(`${flag}: "${text}": ${bad[0]} out of range`, { hint });
-  const wall = utcMs(year, month - 1, day, hour, minute, second, Math.floor(Number(m[8] ?? 0) * 1000));
-  if (m[9] === undefined) return new Date(localWallToInstant(wall));
-  return new Date(wall - (m[10] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000);
+  const ns = Number((m[8] ?? '.').slice(1, 10).padEnd(9, '0'));
+  const wall = utcMs(year, month - 1, day, hour, minute, second);
+  if (m[9] === undefined) return { ms: localWallToInstant(wall), ns };
+  return { ms: wall - (m[10] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000, ns };
 }
 
 /**

@@ -4,7 +4,7 @@ import { BugError, UsageError } from '../../errors/index.ts';
 import { shortId, type TreeNode } from '../../model/index.ts';
 import { walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
-import { collect, parseTime } from '../parse.ts';
+import { collect, parseTimeNs } from '../parse.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { findNodeJson } from '../output/json.ts';
 import { displayPath } from '../display.ts';
@@ -63,8 +63,8 @@ export function registerFind(program: Command, ctx: CliContext): void {
     .option('-N, --newest <time>', 'only entries modified at or before this time')
     .action(async (patterns: string[], flags: FindFlags) => {
       const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);
-      // Whole milliseconds, as the flags give them; modification times compare at nanoseconds.
-      const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : BigInt(parseTime(text, flag, true).getTime()) * 1_000_000n);
+      // Nanoseconds, as modification times have them.
+      const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : parseTimeNs(text, flag, true));
       const oldest = bound(flags.oldest, '--oldest');
       const newest = bound(flags.newest, '--newest');
       const inTime = (node: TreeNode) => {
