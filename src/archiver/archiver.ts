@@ -43,8 +43,8 @@ import { groupName, userName } from './owners.ts';
 import { readXattrs } from '../xattr/index.ts';
 
 export interface BackupOptions {
-  /** Absolute source paths. */
-  readonly paths: readonly string[];
+  /** Absolute source paths: text, or bytes (names need not be UTF-8). */
+  readonly paths: ReadonlyArray<string | Uint8Array>;
   readonly tags?: readonly string[];
   readonly hostname?: string;
   readonly time?: Date;
@@ -291,7 +291,9 @@ export class Archiver {
   #dirsChanged = 0;
   #dirsUnmodified = 0;
   #sourcesSaved = 0;
-  /** The source paths that exist. */
+  /** The source paths that exist, sorted by their bytes. */
+  #sources: readonly SourcePath[] = [];
+  /** The same as text, as the snapshot lists them (a byte that is not UTF-8 becomes U+FFFD, as in restic's JSON). */
   #paths: readonly string[] = [];
   /** With --one-file-system: the devices of the source paths. */
   #sourceDevices: SourceDevices | undefined;
@@ -310,7 +312,8 @@ export class Archiver {
     const start = new Date();
     const repo = this.#repo;
     this.#index = await repo.index();
-    this.#paths = this.#options.stdin ? [] : this.#existingSources();
+    this.#sources = this.#options.stdin ? [] : this.#existingSources();
+    this.#paths = this.#sources.map((source) => source.text);
     if (this.#options.oneFileSystem) this.#noteSourceDevices();
     this.#parent = this.#options.parent ?? this.#options.findParent?.(this.#paths);
     const saved = (pack: PackRecord) => this.#packSaved(pack);
@@ -521,24 +524,30 @@ export class Archiver {
    * The source paths that exist. Each missing one is reported and left out, so the snapshot does not list
    * it and the parent is found by the paths it does hold, as restic does.
    */
-  #existingSources(): string[] {
-    return this.#options.paths.filter((path) => {
-      try {
-        lstatSync(path);
-        return true;
-      } catch (err) {
-        if (errnoCode(err) !== 'ENOENT') return true; // reported when the walk reaches it
-        this.#sourceError(path, err);
-        return false;
-      }
+  #existingSources(): SourcePath[] {
+    const sources = this.#options.paths.map((path) => {
+      const bytes = typeof path === 'string' ? Buffer.from(path) : Buffer.from(path.buffer, path.byteOffset, path.byteLength);
+      return { bytes, text: bytes.toString('utf8') };
     });
+    return sources
+      .filter((source) => {
+        try {
+          lstatSync(source.bytes);
+          return true;
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') return true; // reported when the walk reaches it
+          this.#sourceError(source.text, err, true);
+          return false;
+        }
+      })
+      .sort((a, b) => Buffer.compare(a.bytes, b.bytes));
   }
 
   #noteSourceDevices(): void {
     this.#sourceDevices = new SourceDevices();
-    for (const path of this.#paths) {
+    for (const { bytes } of this.#sources) {
       try {
-        this.#sourceDevices.add(Buffer.from(path).toString('latin1'), Number(lstatSync(path, { bigint: true }).dev));
+        this.#sourceDevices.add(bytes.toString('latin1'), Number(lstatSync(bytes, { bigint: true }).dev));
       } catch {
         // reported when the walk reaches it
       }
@@ -586,9 +595,9 @@ export class Archiver {
    */
   #sourceLevels(): SourceLevel {
     const root: SourceLevel = { name: Buffer.from('/'), children: new Map() };
-    for (const p of sortedPaths(this.#paths)) {
+    for (const { bytes } of this.#sources) {
       let level = root;
-      for (const part of splitPath(Buffer.from(p))) level = childLevel(level, part);
+      for (const part of splitPath(bytes)) level = childLevel(level, part);
       level.source = true;
     }
     const unroll = (level: SourceLevel, dir: Buffer) => {
@@ -673,10 +682,10 @@ export class Archiver {
    * with a system error; an AppError comes from the repository, its workers or an interruption, and ends
    * the backup once instead of being blamed on each file in turn.
    */
-  #sourceError(path: string, err: unknown): void {
+  #sourceError(path: string, err: unknown, isSource = this.#paths.includes(path)): void {
     if (err instanceof AppError) throw err;
     this.stats.errors++;
-    this.#options.reporter?.sourceError?.(path, sourceError(path, err, this.#options.paths.includes(path)));
+    this.#options.reporter?.sourceError?.(path, sourceError(path, err, isSource));
   }
 
   #node(name: Buffer, type: NodeType, st: BigIntStats, extra: Partial<TreeNode> = {}): TreeNode {

@@ -165,6 +165,9 @@ test('exclude-file lines expand environment variables as Go os.Expand with resti
   for (const [line, expected] of cases) assert.equal(expandEnv(line, env), expected, line);
 });
 
+/** The paths a glob names, as text. */
+const glob = (pattern: string) => expandGlob(pattern).map((p) => p.toString('utf8'));
+
 test('files-from globs expand as Go filepath.Glob: per component, sorted, ** is *', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'coffer-glob-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -172,13 +175,13 @@ test('files-from globs expand as Go filepath.Glob: per component, sorted, ** is 
     mkdirSync(join(dir, f, '..'), { recursive: true });
     writeFileSync(join(dir, f), f);
   }
-  assert.deepEqual(expandGlob(`${dir}/*.txt`), ['.hidden.txt', 'a.txt', 'b.txt'].map((f) => join(dir, f)));
-  assert.deepEqual(expandGlob(`${dir}/*/*.txt`), [join(dir, 'sub/d.txt')]);
-  assert.deepEqual(expandGlob(`${dir}/s?b/[d-e].txt`), [join(dir, 'sub/d.txt')]);
-  assert.deepEqual(expandGlob(`${dir}/**/*.txt`), [join(dir, 'sub/d.txt')], '** is not recursive');
-  assert.deepEqual(expandGlob(`${dir}/*.none`), []);
-  assert.deepEqual(expandGlob(`${dir}/a.txt`), [`${dir}/a.txt`]);
-  assert.deepEqual(expandGlob(`${dir}/missing`), [], 'a plain path that does not exist names nothing, as in filepath.Glob');
+  assert.deepEqual(glob(`${dir}/*.txt`), ['.hidden.txt', 'a.txt', 'b.txt'].map((f) => join(dir, f)));
+  assert.deepEqual(glob(`${dir}/*/*.txt`), [join(dir, 'sub/d.txt')]);
+  assert.deepEqual(glob(`${dir}/s?b/[d-e].txt`), [join(dir, 'sub/d.txt')]);
+  assert.deepEqual(glob(`${dir}/**/*.txt`), [join(dir, 'sub/d.txt')], '** is not recursive');
+  assert.deepEqual(glob(`${dir}/*.none`), []);
+  assert.deepEqual(glob(`${dir}/a.txt`), [`${dir}/a.txt`]);
+  assert.deepEqual(glob(`${dir}/missing`), [], 'a plain path that does not exist names nothing, as in filepath.Glob');
 });
 
 test('files-from globs: \\ escapes, [^...] negates, a dangling symlink counts, a malformed glob is a usage error', (t) => {
@@ -186,12 +189,22 @@ test('files-from globs: \\ escapes, [^...] negates, a dangling symlink counts, a
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   for (const f of ['a*b', 'ab', 'aab', 'x?y', 'xy', 'V', 'W', '!']) writeFileSync(join(dir, f), f);
   symlinkSync('nowhere', join(dir, 'dangling'));
-  assert.deepEqual(expandGlob(`${dir}/a\\*b`), [join(dir, 'a*b')]);
-  assert.deepEqual(expandGlob(`${dir}/x\\?y`), [join(dir, 'x?y')]);
-  assert.deepEqual(expandGlob(`${dir}/[!V]`), ['!', 'V'].map((f) => join(dir, f)));
-  assert.deepEqual(expandGlob(`${dir}/[^!V]`), [join(dir, 'W')]);
-  assert.deepEqual(expandGlob(`${dir}/dangling`), [`${dir}/dangling`]);
+  assert.deepEqual(glob(`${dir}/a\\*b`), [join(dir, 'a*b')]);
+  assert.deepEqual(glob(`${dir}/x\\?y`), [join(dir, 'x?y')]);
+  assert.deepEqual(glob(`${dir}/[!V]`), ['!', 'V'].map((f) => join(dir, f)));
+  assert.deepEqual(glob(`${dir}/[^!V]`), [join(dir, 'W')]);
+  assert.deepEqual(glob(`${dir}/dangling`), [`${dir}/dangling`]);
   assert.throws(() => expandGlob(`${dir}/[a`), /is not valid: unclosed \[/);
+});
+
+test('files-from globs name entries whose names are not UTF-8 by their bytes', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'coffer-glob-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const odd = Buffer.concat([Buffer.from(`${dir}/bad`), Buffer.from([0xff]), Buffer.from('name')]);
+  writeFileSync(odd, 'x');
+  writeFileSync(join(dir, 'other'), 'y');
+  assert.deepEqual(expandGlob(`${dir}/b*`), [odd]);
+  assert.deepEqual(expandGlob(`${dir}/bad?name`), [odd], 'a byte that is not UTF-8 is one character');
 });
 
 test("--exclude-if-present takes restic's NAME[:HEADER]: the first colon ends the name", () => {

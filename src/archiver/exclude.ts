@@ -8,7 +8,7 @@
  * starting with `!` cancels an earlier match. `--files-from` lines are globs as Go's filepath.Glob reads them.
  */
 import { closeSync, lstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
-import { join, posix } from 'node:path';
+import { posix } from 'node:path';
 import { UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { matchesRules, type PathRule } from '../model/index.ts';
 
@@ -155,11 +155,11 @@ const globMeta = /[*?[\\]/;
  * escapes, results are sorted per folder. A line without those characters is the path itself when it
  * exists (a symlink counts, even a dangling one). A line that names nothing gives no paths.
  */
-export function expandGlob(pattern: string): string[] {
+export function expandGlob(pattern: string): Buffer[] {
   if (!globMeta.test(pattern)) {
     try {
       lstatSync(pattern);
-      return [pattern];
+      return [Buffer.from(pattern)];
     } catch {
       return [];
     }
@@ -167,11 +167,13 @@ export function expandGlob(pattern: string): string[] {
   const slash = pattern.lastIndexOf('/');
   const dir = slash < 0 ? '.' : slash === 0 ? '/' : pattern.slice(0, slash);
   const name = new RegExp(`^${globToRegex(pattern.slice(slash + 1), pattern)}$`, 'u');
-  const dirs = globMeta.test(dir) ? expandGlob(dir) : [dir];
+  const dirs = globMeta.test(dir) ? expandGlob(dir) : [Buffer.from(dir)];
+  // Names are matched as text (a byte that is not UTF-8 is one character, U+FFFD) and kept as bytes.
   return dirs.flatMap((d) => {
     try {
       if (!statSync(d).isDirectory()) return [];
-      return readdirSync(d).sort().filter((n) => name.test(n)).map((n) => join(d, n));
+      const names = readdirSync(d, { encoding: 'buffer' }).sort(Buffer.compare);
+      return names.filter((n) => name.test(n.toString('utf8'))).map((n) => childPath(d, n));
     } catch {
       return []; // an unreadable folder matches nothing, as in Go
     }

@@ -3,20 +3,18 @@ import { readFileSync } from 'node:fs';
 import { expandEnv } from '../archiver/index.ts';
 import { UsageError, fileErrorText } from '../errors/index.ts';
 
-/** The parts of a file (`-`: standard input) split at `separator`; an unreadable file is a usage error naming `flag`. */
-export function readLines(file: string, flag: string, separator: RegExp | string): string[] {
-  let text: string;
+/** The bytes of a file (`-`: standard input); an unreadable file is a usage error naming `flag`. */
+export function readBytes(file: string, flag: string): Buffer {
   try {
-    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    return file === '-' ? readFileSync(0) : readFileSync(file);
   } catch (err) {
     throw new UsageError(`${flag}: cannot read ${file}: ${fileErrorText(err)}`, { hint: `check the path given to ${flag}` });
   }
-  return text.split(separator);
 }
 
 /** The lines of a pattern file that hold a pattern: trimmed, without empty and `#` comment lines (restic's reading). */
 export function patternLines(file: string, flag: string): string[] {
-  return readLines(file, flag, /\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return readBytes(file, flag).toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /**

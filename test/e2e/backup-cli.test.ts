@@ -516,6 +516,29 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assert.deepEqual(await files(), ['[x].txt']);
 });
 
+test('paths from lists and globs may have names that are not UTF-8: saved under their bytes and restored so', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(src);
+  const name = (stem: string) => Buffer.concat([Buffer.from(stem), Buffer.from([0xff, 0xfe]), Buffer.from('.bin')]);
+  const at = (stem: string) => Buffer.concat([Buffer.from(`${src}/`), name(stem)]);
+  for (const stem of ['glob', 'raw', 'verbatim']) await writeFile(at(stem), stem);
+  await writeFile(join(src, 'other'), 'not listed');
+  await runCoffer(['init'], { repo });
+
+  await writeFile(join(dir, 'glob'), `${src}/glob*\n`);
+  await writeFile(join(dir, 'raw'), Buffer.concat([at('raw'), Buffer.from([0])]));
+  await writeFile(join(dir, 'verbatim'), Buffer.concat([at('verbatim'), Buffer.from('\r\n')]));
+  for (const [flag, stem] of [['--files-from', 'glob'], ['--files-from-raw', 'raw'], ['--files-from-verbatim', 'verbatim']]) {
+    assertOk(await runCoffer(['backup', flag, join(dir, stem)], { repo }), flag);
+    const target = join(dir, `restored-${stem}`);
+    assertOk(await runCoffer(['restore', 'latest', '--target', target], { repo }));
+    assert.deepEqual(await readdir(Buffer.from(join(target, src)), { encoding: 'buffer' }), [name(stem)], flag);
+    assert.equal(await readFile(Buffer.concat([Buffer.from(join(target, src)), Buffer.from('/'), name(stem)]), 'utf8'), stem);
+  }
+});
+
 test('access times are stored only with --with-atime, so a folder whose atimes changed keeps its tree', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');

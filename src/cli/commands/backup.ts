@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { posix } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { backup, cacheDirTag, chooseParent, compileFilterRules, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
@@ -9,7 +9,7 @@ import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
 import { parseSize, parseSnapshotTime, collect } from '../parse.ts';
-import { flagPatterns, patternLines, readLines } from '../pattern-files.ts';
+import { flagPatterns, patternLines, readBytes } from '../pattern-files.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
@@ -42,12 +42,13 @@ interface BackupFlags {
 }
 
 /**
- * Source paths from the arguments and the --files-from flags. `--files-from` lines are globs, and one that
- * names nothing (a plain path that does not exist too) is skipped with a warning, as in restic; the
- * verbatim and raw lines are paths, reported by the backup when missing.
+ * Source paths from the arguments and the --files-from flags, absolute. `--files-from` lines are globs, and
+ * one that names nothing (a plain path that does not exist too) is skipped with a warning, as in restic;
+ * the verbatim and raw lines are paths, reported by the backup when missing. Paths from globs and lists
+ * are bytes, as names need not be UTF-8; arguments are text (Node decodes them).
  */
-function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string) => void): string[] {
-  const paths = [...args];
+function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string) => void): Buffer[] {
+  const paths: Buffer[] = args.map((a) => Buffer.from(a));
   for (const f of flags.filesFrom ?? []) {
     for (const pattern of patternLines(f, '--files-from')) {
       const found = expandGlob(pattern);
@@ -55,9 +56,34 @@ function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string)
       paths.push(...found);
     }
   }
-  for (const f of flags.filesFromVerbatim ?? []) paths.push(...readLines(f, '--files-from-verbatim', /\r?\n/).filter((l) => l !== ''));
-  for (const f of flags.filesFromRaw ?? []) paths.push(...readLines(f, '--files-from-raw', '\0').filter((l) => l !== ''));
-  return [...new Set(paths.map((p) => resolve(p)))];
+  for (const f of flags.filesFromVerbatim ?? []) {
+    paths.push(...splitBytes(readBytes(f, '--files-from-verbatim'), 0x0a).map((l) => (l.at(-1) === 0x0d ? l.subarray(0, -1) : l)).filter((l) => l.length > 0));
+  }
+  for (const f of flags.filesFromRaw ?? []) paths.push(...splitBytes(readBytes(f, '--files-from-raw'), 0).filter((l) => l.length > 0));
+  const unique = new Map<string, Buffer>();
+  for (const p of paths) {
+    const absolute = absolutePath(p);
+    unique.set(absolute.toString('latin1'), absolute);
+  }
+  return [...unique.values()];
+}
+
+/** `path` made absolute and normal as path.resolve does, in bytes (latin1 keeps each byte as one character). */
+function absolutePath(path: Buffer): Buffer {
+  const joined = path[0] === 0x2f ? path : Buffer.concat([Buffer.from(`${process.cwd()}/`), path]);
+  const normal = posix.normalize(joined.toString('latin1'));
+  return Buffer.from(normal.length > 1 && normal.endsWith('/') ? normal.slice(0, -1) : normal, 'latin1');
+}
+
+function splitBytes(bytes: Buffer, separator: number): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let at = bytes.indexOf(separator); at >= 0; at = bytes.indexOf(separator, start)) {
+    parts.push(bytes.subarray(start, at));
+    start = at + 1;
+  }
+  parts.push(bytes.subarray(start));
+  return parts;
 }
 
 /** Exclude rules, and the patterns they came from (recorded in the snapshot). */
