@@ -257,47 +257,46 @@ describe('restore (local repository)', () => {
 
   // Root writes into any folder, so as root this runs as nobody; another user runs it as itself.
   const asRoot = process.getuid?.() === 0;
-  it('restores again over its own read-only (0555) folder when not root', { skip: asRoot && !canDropPrivileges && 'needs setpriv to run as an unprivileged user' }, async () => {
+  const asUser = { skip: asRoot && !canDropPrivileges && 'needs setpriv to run as an unprivileged user' };
+
+  /**
+   * A snapshot of a folder `name` of mode `mode` holding a file `f` (with `content`), in a repository the
+   * restore's user may read, and a target it may write; `restore` runs it as that user.
+   */
+  async function folderOfMode(name: string, mode: number, content: string) {
     const base = await makeTempDir();
-    const ro = path.join(base, 'src', 'ro');
-    await mkdir(ro, { recursive: true });
-    await writeFile(path.join(ro, 'f'), 'first\n');
-    await chmod(ro, 0o555);
-    const roRepo = await makeRepoDir();
-    assertOk(await coffer(['init'], roRepo));
-    assertOk(await coffer(['backup', path.join(base, 'src')], roRepo));
+    const folder = path.join(base, 'src', name);
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 'f'), content);
+    await chmod(folder, mode);
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['init'], repo));
+    assertOk(await coffer(['backup', path.join(base, 'src')], repo));
     const target = await makeTempDir();
     for (const dir of [base, target]) await chmod(dir, 0o777);
-    await chmod(path.dirname(roRepo), 0o755);
-    await chmodTree(roRepo, 0o777);
-    const again = () => coffer(['--no-cache', 'restore', 'latest', '--target', target], roRepo, { unprivileged: asRoot, env: { HOME: target } });
-    assertOk(await again());
-    const restored = path.join(target, ro);
+    await chmod(path.dirname(repo), 0o755);
+    await chmodTree(repo, 0o777);
+    const restore = (...flags: string[]) => coffer(['--no-cache', 'restore', 'latest', '--target', target, ...flags], repo, { unprivileged: asRoot, env: { HOME: target } });
+    return { restored: path.join(target, folder), restore };
+  }
+
+  it('restores again over its own read-only (0555) folder when not root', asUser, async () => {
+    const { restored, restore } = await folderOfMode('ro', 0o555, 'first\n');
+    assertOk(await restore());
     assert.equal((await stat(restored)).mode & 0o7777, 0o555);
-    assertOk(await again(), 'the second restore');
+    assertOk(await restore(), 'the second restore');
     assert.equal(await readFile(path.join(restored, 'f'), 'utf8'), 'first\n');
     assert.equal((await stat(restored)).mode & 0o7777, 0o555, 'the folder is read-only again');
   });
 
-  it('--verify that cannot read a restored file back (a folder of mode 000, not root) says the restore itself succeeded', { skip: asRoot && !canDropPrivileges && 'needs setpriv to run as an unprivileged user' }, async () => {
-    const base = await makeTempDir();
-    const closed = path.join(base, 'src', 'closed');
-    await mkdir(closed, { recursive: true });
-    await writeFile(path.join(closed, 'f'), 'inside\n');
-    await chmod(closed, 0o000);
-    const closedRepo = await makeRepoDir();
-    assertOk(await coffer(['init'], closedRepo));
-    assertOk(await coffer(['backup', path.join(base, 'src')], closedRepo));
-    const target = await makeTempDir();
-    await chmod(target, 0o777);
-    await chmod(path.dirname(closedRepo), 0o755);
-    await chmodTree(closedRepo, 0o777);
-    const r = await coffer(['--no-cache', 'restore', 'latest', '--target', target, '--verify'], closedRepo, { unprivileged: asRoot, env: { HOME: target } });
+  it('--verify that cannot read a restored file back (a folder of mode 000, not root) says the restore itself succeeded', asUser, async () => {
+    const { restored, restore } = await folderOfMode('closed', 0o000, 'inside\n');
+    const r = await restore('--verify');
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^error: .*closed\/f: cannot verify: permission denied/m);
     assert.match(r.stderr, /^error: restore finished, but 1 restored file could not be read back for --verify\nhint: .*the restore itself succeeded/m);
-    await chmod(path.join(target, closed), 0o700);
-    assert.equal(await readFile(path.join(target, closed, 'f'), 'utf8'), 'inside\n');
+    await chmod(restored, 0o700);
+    assert.equal(await readFile(path.join(restored, 'f'), 'utf8'), 'inside\n');
   });
 
   it('reports entries it cannot restore on stderr, restores the rest, and exits 1', async () => {
