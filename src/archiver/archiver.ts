@@ -6,7 +6,7 @@
  */
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { hostname as osHostname, userInfo } from 'node:os';
-import { closeSync, lstatSync, readdirSync, readlinkSync, readSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, readdirSync, readlinkSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import { Chunker } from '../chunker/index.ts';
 import { AppError, CancelledError, FileError, errnoCode, fileErrorText, throwIfAborted } from '../errors/index.ts';
 import {
@@ -136,6 +136,8 @@ interface SourceLevel {
   /** Keyed by name bytes as latin1, as parent trees are. */
   readonly children: Map<string, SourceLevel>;
   source?: boolean;
+  /** With --one-file-system, for an entry of a source folder listed entry by entry: that folder's bounds. */
+  bounds?: DeviceBounds;
 }
 
 function childLevel(level: SourceLevel, name: Buffer): SourceLevel {
@@ -590,8 +592,9 @@ export class Archiver {
   /**
    * The sources as a tree from the filesystem root down (/home/a/docs → home/a/docs, as restic does). A
    * source inside another is saved with it, when the walk of the outer one gets there. When a symlink on
-   * the way stops it (the outer source, or a folder inside it), the outer source becomes a folder on the
-   * way, as in restic, whose entries are sources.
+   * the way stops it (the outer source, or a folder inside it), the outer source is listed instead, as in
+   * restic: it becomes a folder on the way, and each of its entries a source. `/` is always listed so, as
+   * it has no name to be saved under: the snapshot's root holds its entries.
    */
   #sourceLevels(): SourceLevel {
     const root: SourceLevel = { name: Buffer.from('/'), children: new Map() };
@@ -600,25 +603,34 @@ export class Archiver {
       for (const part of splitPath(bytes)) level = childLevel(level, part);
       level.source = true;
     }
+    /** Makes each entry of source `level` (at `dir`) a source; false when the folder cannot be listed (reported). */
+    const list = (level: SourceLevel, dir: Buffer): boolean => {
+      const devices = this.#sourceDevices;
+      try {
+        const names = readdirSync(dir, { encoding: 'buffer' });
+        // Entries stay on the file system of the source they belong to (a mount point is kept empty).
+        const sourceDevice = devices && (devices.deviceOf(dir.toString('latin1')) ?? level.bounds?.sourceDevice ?? Number(statSync(dir).dev));
+        for (const name of names) {
+          const entry = childLevel(level, name);
+          entry.source = true;
+          if (sourceDevice !== undefined) entry.bounds = { sourceDevice, parentAllowed: true };
+        }
+      } catch (err) {
+        this.#sourceError(dir.toString('utf8'), err);
+        return false;
+      }
+      level.source = false;
+      return true;
+    };
     const unroll = (level: SourceLevel, dir: Buffer) => {
       for (const [key, child] of level.children) {
         const bytes = childPath(dir, child.name);
-        if (child.source) {
-          if (child.children.size === 0 || this.#taggedSource(bytes.toString('utf8'), () => {}) || this.#walkReaches(bytes, child)) continue;
-          try {
-            for (const name of readdirSync(bytes, { encoding: 'buffer' })) {
-              if (!child.children.has(name.toString('latin1'))) childLevel(child, name).source = true;
-            }
-          } catch (err) {
-            this.#sourceError(bytes.toString('utf8'), err);
-            level.children.delete(key);
-            continue;
-          }
-          child.source = false;
-        }
-        unroll(child, bytes);
+        const reached = !child.source || child.children.size === 0 || this.#taggedSource(bytes.toString('utf8'), () => {}) || this.#walkReaches(bytes, child);
+        if (!reached && !list(child, bytes)) level.children.delete(key);
+        else if (!child.source) unroll(child, bytes);
       }
     };
+    if (root.source) list(root, root.name);
     unroll(root, root.name);
     return root;
   }
@@ -632,7 +644,7 @@ export class Archiver {
         const path = bytes.toString('utf8');
         const parentNode = parentNodes?.get(child.name.toString('latin1'));
         if (child.source) {
-          const node = this.#taggedSource(path) ? undefined : await this.#saveEntry({ bytes, text: path }, parentNode);
+          const node = this.#taggedSource(path) ? undefined : await this.#saveEntry({ bytes, text: path }, parentNode, child.bounds);
           if (node) {
             nodes.push(node);
             this.#sourcesSaved++;
@@ -1040,7 +1052,7 @@ export class Archiver {
         const bytes = childPath(dir, child.name);
         const text = bytes.toString('utf8');
         if (!child.source) await scanLevel(child, bytes);
-        else if (!this.#taggedSource(text, () => {})) await walk({ bytes, text }, undefined);
+        else if (!this.#taggedSource(text, () => {})) await walk({ bytes, text }, child.bounds);
       }
     };
     await scanLevel(sources, sources.name);

@@ -29,6 +29,11 @@ export class SourceDevices {
     for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) this.#ancestors.add(path.slice(0, slash));
   }
 
+  /** The device of source path `path`, if it is one. */
+  deviceOf(path: string): number | undefined {
+    return this.#devices.get(path);
+  }
+
   /** What to do with entry `path` on `device`; `bounds` are its folder's (none for a source path). */
   judge(path: string, device: number, isDir: boolean, bounds: DeviceBounds | undefined): DeviceVerdict {
     const sourceDevice = this.#devices.get(path) ?? bounds?.sourceDevice ?? device;

@@ -516,6 +516,28 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assert.deepEqual(await files(), ['[x].txt']);
 });
 
+test('backup / saves the entries of / at the snapshot root; with -x another file system (/proc) is kept as an empty folder', async (t) => {
+  const dir = await tempDir(t, 'coffer-e2e-');
+  const repo = join(dir, 'repo');
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await writeFile(join(src, 'sub', 'f'), 'from the root');
+  await runCoffer(['init'], { repo });
+  // Everything but /proc and the source folder is excluded: each folder on the way is let in, its other entries not.
+  const parts = src.split('/').filter(Boolean);
+  const excludes = ['/*', '!/proc', ...parts.flatMap((_, i) => [`!/${parts.slice(0, i + 1).join('/')}`, `/${parts.slice(0, i + 1).join('/')}/*`])];
+  excludes.pop();
+  const r = await runCoffer(['backup', '-x', '/', ...excludes.flatMap((e) => ['--exclude', e])], { repo });
+  assertOk(r);
+  const ls = await runCoffer(['ls', 'latest', '--json'], { repo });
+  const paths = ls.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { path?: string; type?: string }).filter((l) => l.path !== undefined);
+  assert.deepEqual(paths.filter((p) => p.path!.startsWith('/proc')).map((p) => [p.path, p.type]), [['/proc', 'dir']]);
+  assert.ok(paths.some((p) => p.path === join(src, 'sub', 'f') && p.type === 'file'), ls.stdout);
+  const target = join(dir, 'restored');
+  assertOk(await runCoffer(['restore', 'latest', '--target', target, '--include', join(src, 'sub')], { repo }));
+  assert.equal(await readFile(join(target, src, 'sub', 'f'), 'utf8'), 'from the root');
+});
+
 test('paths from lists and globs may have names that are not UTF-8: saved under their bytes and restored so', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');
