@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname, userInfo } from 'node:os';
-import { AppError, IntegrityError, RepoLockedError } from '../errors/index.ts';
+import { AppError, IntegrityError, NotFoundError, RepoLockedError } from '../errors/index.ts';
 import { asBoolean, asInteger, asObject, asString, processAlive, shortId, sleep, type Id } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
@@ -233,7 +233,8 @@ export class RepoLock {
     await this.#confirmation;
     const age = performance.now() - this.#lastRefresh;
     if (age > lockTimings.expireAfterMs) {
-      throw new RepoLockedError(`lock ${shortId(this.#id)} could not be refreshed for ${Math.round(age / 60_000)} minutes and may have been removed`, {
+      const why = this.#refreshError instanceof Error ? ` (${this.#refreshError.message})` : '';
+      throw new RepoLockedError(`lock ${shortId(this.#id)} could not be refreshed for ${Math.round(age / 60_000)} minutes${why} and may have been removed as stale`, {
         hint: lostLockHint,
         cause: this.#refreshError,
       });
@@ -241,6 +242,8 @@ export class RepoLock {
     try {
       await this.#repo.backend.stat({ type: 'lock', name: this.#id });
     } catch (err) {
+      // Only a lock file that is gone was removed: a storage failure is reported as what it is.
+      if (!(err instanceof NotFoundError)) throw err;
       throw new RepoLockedError(`lock ${shortId(this.#id)} was removed by another process`, {
         hint: lostLockHint,
         cause: err,

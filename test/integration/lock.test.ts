@@ -10,7 +10,7 @@ import { tmpdir, userInfo } from 'node:os';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { backup } from '../../src/archiver/index.ts';
-import { CancelledError, RepoLockedError } from '../../src/errors/index.ts';
+import { BackendError, CancelledError, RepoLockedError } from '../../src/errors/index.ts';
 import { FaultBackend, MemoryBackend } from '../../src/backend/index.ts';
 import { executePrune, planPrune } from '../../src/prune/index.ts';
 import { RepoLock, listLocks, type Repository } from '../../src/repo/index.ts';
@@ -80,6 +80,19 @@ test('a shared lock that finds, after the command started, an exclusive one take
     return true;
   });
   assert.deepEqual((await listLocks(repo)).locks.map((l) => l.id), [exclusive], 'the shared lock was removed, the exclusive one kept');
+});
+
+test('a lock that cannot be checked because the storage fails is a storage error, not a lock another process removed', async () => {
+  const fault = new FaultBackend(new MemoryBackend());
+  const repo = await createTestRepo(fault);
+  const lock = await RepoLock.acquire(repo, 'shared');
+  fault.failNext('stat', 1);
+  await assert.rejects(lock.assertFresh(), (err: unknown) => {
+    assert.ok(err instanceof BackendError && !(err instanceof RepoLockedError), String(err));
+    return true;
+  });
+  await lock.assertFresh();
+  await lock.release();
 });
 
 test('a backup whose shared lock gives way after it started stops at once: no index or snapshot, and only the packs stored before then', async () => {
