@@ -58,6 +58,8 @@ export interface S3BackendOptions {
   connectTimeoutMs?: number;
   /** Time a socket may stay silent mid-request; default 30 s. */
   idleTimeoutMs?: number;
+  /** Time a request may wait for an answer until the server has answered once (a wrong host or port); default 5 s. */
+  firstAnswerTimeoutMs?: number;
 }
 
 type RequestKind = keyof RequestCounts;
@@ -96,6 +98,9 @@ export class S3Backend implements Backend {
   readonly #slots: Semaphore;
   readonly #counts: RequestCounts = newRequestCounts();
   readonly #maxKeys: number | undefined;
+  readonly #firstAnswerTimeoutMs: number;
+  /** Set once the server has answered a request (with anything, an error status too). */
+  #answered = false;
 
   constructor(options: S3BackendOptions) {
     this.location = options.location;
@@ -104,6 +109,7 @@ export class S3Backend implements Backend {
     this.connections = options.connections ?? 5;
     this.#slots = new Semaphore(this.connections);
     this.#maxKeys = options.maxKeys;
+    this.#firstAnswerTimeoutMs = options.firstAnswerTimeoutMs ?? 5_000;
     const config: S3ClientConfig = {
       region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       maxAttempts: 1,
@@ -129,7 +135,7 @@ export class S3Backend implements Backend {
   /** Checks that the bucket exists and is reachable; S3 has no folders to make. */
   async create(): Promise<void> {
     try {
-      await this.#send('head', () => this.#client.send(new HeadBucketCommand({ Bucket: this.bucket })));
+      await this.#send('head', (options) => this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }), options));
     } catch (err) {
       // HeadBucket has no body, so a missing bucket is a bare 404.
       if (statusOf(err) === 404 || nameOf(err) === 'NoSuchBucket') throw this.#noBucket(err);
@@ -141,7 +147,7 @@ export class S3Backend implements Backend {
     checkHandle(this.location, handle);
     const what = this.#what(handle);
     try {
-      await this.#send('put', () =>
+      await this.#send('put', (options) =>
         this.#client.send(
           new PutObjectCommand({
             Bucket: this.bucket,
@@ -152,6 +158,7 @@ export class S3Backend implements Backend {
             ContentMD5: createHash('md5').update(data).digest('base64'),
             ContentType: 'application/octet-stream',
           }),
+          options,
         ),
       );
     } catch (err) {
@@ -173,13 +180,14 @@ export class S3Backend implements Backend {
     }
     let bytes: Uint8Array;
     try {
-      bytes = await this.#send('get', async () => {
+      bytes = await this.#send('get', async (options) => {
         const out = await this.#client.send(
           new GetObjectCommand({
             Bucket: this.bucket,
             Key: this.#key(handle),
             Range: range === undefined ? undefined : `bytes=${range.offset}-${range.offset + range.length - 1}`,
           }),
+          options,
         );
         // The size first: a file too large to be one coffer wrote is not read into memory.
         const reason = range === undefined && out.ContentLength !== undefined ? oversize(handle.type, out.ContentLength) : undefined;
@@ -206,8 +214,8 @@ export class S3Backend implements Backend {
   async stat(handle: Handle): Promise<FileInfo> {
     checkHandle(this.location, handle);
     try {
-      const out = await this.#send('head', () =>
-        this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) })),
+      const out = await this.#send('head', (options) =>
+        this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options),
       );
       return { name: handle.name, size: out.ContentLength ?? 0 };
     } catch (err) {
@@ -238,7 +246,7 @@ export class S3Backend implements Backend {
     do {
       let page;
       try {
-        page = await this.#send('list', () =>
+        page = await this.#send('list', (options) =>
           this.#client.send(
             new ListObjectsV2Command({
               Bucket: this.bucket,
@@ -246,6 +254,7 @@ export class S3Backend implements Backend {
               ContinuationToken: token,
               MaxKeys: this.#maxKeys,
             }),
+            options,
           ),
         );
       } catch (err) {
@@ -266,8 +275,8 @@ export class S3Backend implements Backend {
   async remove(handle: Handle): Promise<void> {
     checkHandle(this.location, handle);
     try {
-      await this.#send('delete', () =>
-        this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) })),
+      await this.#send('delete', (options) =>
+        this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options),
       );
     } catch (err) {
       // S3 itself answers 204 for a missing key; some compatible servers answer 404.
@@ -294,10 +303,27 @@ export class S3Backend implements Backend {
   }
 
   /** Runs one request in a connection slot, counted by kind (counted even when it fails: S3 bills it). */
-  #send<T>(kind: RequestKind, request: () => Promise<T>): Promise<T> {
-    return this.#slots.run(() => {
+  /**
+   * Runs a request in a connection slot. Until the server has answered once, a request that gets no answer
+   * within the first-answer timeout fails (as a TimeoutError, which is retried), instead of after the idle
+   * timeout: a silent server then is more likely a wrong host or port than a slow one.
+   */
+  #send<T>(kind: RequestKind, request: (options: { abortSignal?: AbortSignal }) => Promise<T>): Promise<T> {
+    return this.#slots.run(async () => {
       this.#counts[kind]++;
-      return request();
+      if (this.#answered) return request({});
+      const signal = AbortSignal.timeout(this.#firstAnswerTimeoutMs);
+      try {
+        const result = await request({ abortSignal: signal });
+        this.#answered = true;
+        return result;
+      } catch (err) {
+        if (statusOf(err) !== undefined) this.#answered = true;
+        else if (signal.aborted) {
+          throw Object.assign(new Error(`no answer within ${this.#firstAnswerTimeoutMs / 1000} s`, { cause: err }), { name: 'TimeoutError' });
+        }
+        throw err;
+      }
     });
   }
 

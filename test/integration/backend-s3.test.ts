@@ -127,6 +127,41 @@ describe('s3 backend', () => {
     }
   });
 
+  it('a server that never answered gets the first-answer timeout, not the idle timeout; once it answered, a slow answer is waited for', async () => {
+    let delayMs = Infinity;
+    const slow = await fakeS3((_req, res) => {
+      if (delayMs === Infinity) return; // never responds
+      setTimeout(() => res.writeHead(404).end(), delayMs);
+    });
+    const backend = new S3Backend({
+      location: `s3:${slow.endpoint}/${bucket}`,
+      endpoint: slow.endpoint,
+      bucket,
+      credentials: s3Credentials,
+      idleTimeoutMs: 60_000,
+      firstAnswerTimeoutMs: 300,
+    });
+    const handle = handleFor('data', bytesFor('slow'));
+    try {
+      const started = Date.now();
+      await assert.rejects(backend.stat(handle), (err: unknown) => {
+        assert.ok(err instanceof BackendError && err.retryable, String(err));
+        assert.match(err.message, /cannot reach the server \(TimeoutError\)$/);
+        return true;
+      });
+      assert.ok(Date.now() - started < 5_000, 'within the first-answer timeout, not the idle one');
+      // An answer (a 404 here), then one slower than the first-answer timeout: it is waited for.
+      delayMs = 0;
+      await assert.rejects(backend.stat(handle), NotFoundError);
+      delayMs = 600;
+      await assert.rejects(backend.stat(handle), NotFoundError);
+    } finally {
+      await backend.close();
+      slow.server.closeAllConnections();
+      slow.server.close();
+    }
+  });
+
   it('maps throttling and 5xx to retryable errors, and access denied to a non-retryable one with a credentials hint', async () => {
     const answers: [number, string, boolean][] = [
       [503, 'SlowDown', true],
