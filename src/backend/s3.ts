@@ -14,7 +14,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { AppError, BackendError, NotFoundError, RepoNotFoundError } from '../errors/index.ts';
+import { AppError, BackendError, NotFoundError, RepoExistsError, RepoNotFoundError } from '../errors/index.ts';
 import { Semaphore } from '../model/index.ts';
 import {
   type Backend,
@@ -132,7 +132,10 @@ export class S3Backend implements Backend {
     this.#client = new S3Client(config);
   }
 
-  /** Checks that the bucket exists and is reachable; S3 has no folders to make. */
+  /**
+   * Checks that the bucket exists and is reachable (S3 has no folders to make), and refuses a prefix inside
+   * another repository: that one's check would take the new objects for damage.
+   */
   async create(): Promise<void> {
     try {
       await this.#send('head', (options) => this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }), options));
@@ -141,6 +144,29 @@ export class S3Backend implements Backend {
       if (statusOf(err) === 404 || nameOf(err) === 'NoSuchBucket') throw this.#noBucket(err);
       throw this.#error(err, this.location);
     }
+    const outer = await this.#enclosingRepository();
+    if (outer !== undefined) {
+      throw new RepoExistsError(`${this.location}: this location is inside the repository at ${outer === '' ? 'the root' : `prefix "${outer}"`} of bucket "${this.bucket}"`, {
+        hint: 'choose a prefix outside that repository; nothing was changed',
+      });
+    }
+  }
+
+  /** The prefix above this one (`''` for the bucket's root) that holds a repository: a config and a key. */
+  async #enclosingRepository(): Promise<string | undefined> {
+    const parts = this.prefix === '' ? [] : this.prefix.split('/');
+    for (let depth = parts.length - 1; depth >= 0; depth--) {
+      const above = parts.slice(0, depth).join('/');
+      const at = (name: string) => (above === '' ? name : `${above}/${name}`);
+      try {
+        await this.#send('head', (options) => this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: at('config') }), options));
+        const keys = await this.#send('list', (options) => this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: at('keys/'), MaxKeys: 1 }), options));
+        if ((keys.KeyCount ?? keys.Contents?.length ?? 0) > 0) return above;
+      } catch (err) {
+        if (statusOf(err) !== 404 && nameOf(err) !== 'NotFound') throw this.#error(err, this.location);
+      }
+    }
+    return undefined;
   }
 
   async save(handle: Handle, data: Uint8Array): Promise<void> {

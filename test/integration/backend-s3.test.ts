@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { openBackend } from '../../src/backend/open.ts';
 import { S3Backend } from '../../src/backend/s3.ts';
-import { BackendError, NotFoundError, RepoNotFoundError } from '../../src/errors/index.ts';
+import { BackendError, NotFoundError, RepoExistsError, RepoNotFoundError } from '../../src/errors/index.ts';
 import { bytesFor, collect, describeBackend, handleFor } from '../conformance/backend.suite.ts';
 import { s3Credentials, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
@@ -78,6 +78,32 @@ describe('s3 backend', () => {
       await assert.rejects(backend.load(handleFor('data', data)), RepoNotFoundError);
     } finally {
       await backend.close();
+    }
+  });
+
+  it('create() refuses a prefix inside another repository (a config and a key above it), as the local backend does', async () => {
+    const outer = s3Backend();
+    const client = new S3Client({ endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: s3Credentials });
+    try {
+      for (const key of [`${outer.prefix}/config`, `${outer.prefix}/keys/${'a'.repeat(64)}`]) {
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: 'x' }));
+      }
+      for (const inner of [`${outer.prefix}/data/ab`, `${outer.prefix}/x`]) {
+        const backend = s3Backend(inner);
+        await assert.rejects(backend.create(), (err: unknown) => {
+          assert.ok(err instanceof RepoExistsError, String(err));
+          assert.match(err.message, new RegExp(`inside the repository at prefix "${outer.prefix}" of bucket "${bucket}"$`));
+          return true;
+        });
+        await backend.close();
+      }
+      // Beside it, and above it, is fine; so is a prefix below a config without keys (not a repository).
+      for (const other of [`${outer.prefix}-2/inner`, outer.prefix.split('-')[0]]) await s3Backend(other).create();
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: `lonely-${counter}/config`, Body: 'x' }));
+      await s3Backend(`lonely-${counter}/inner`).create();
+    } finally {
+      client.destroy();
+      await outer.close();
     }
   });
 
@@ -221,7 +247,8 @@ describe('s3 backend', () => {
       await backend.stat(handle);
       await collect(backend.list('data'));
       await backend.remove(handle);
-      assert.deepEqual(backend.requestCounts(), { get: 2, put: 1, head: 2, list: 1, delete: 1 });
+      // create() heads the bucket, and the config above the prefix (the bucket's root): no repository there.
+      assert.deepEqual(backend.requestCounts(), { get: 2, put: 1, head: 3, list: 1, delete: 1 });
     } finally {
       await backend.close();
     }
