@@ -284,6 +284,8 @@ export class S3Backend implements Backend {
           ),
         );
       } catch (err) {
+        // A listing answers even where nothing is stored: a bare 404 means no such bucket, or no S3 server.
+        if (statusOf(err) === 404 && nameOf(err) !== 'NoSuchKey') throw this.#noBucket(err);
         throw this.#error(err, type === 'config' ? `${this.location}: config` : `${this.location}: ${folder}/`);
       }
       for (const object of page.Contents ?? []) {
@@ -354,8 +356,10 @@ export class S3Backend implements Backend {
   }
 
   #noBucket(err: unknown): RepoNotFoundError {
-    return new RepoNotFoundError(`${this.location}: bucket "${this.bucket}" does not exist`, {
-      hint: `create the bucket "${this.bucket}" first (e.g. in the provider's console or with \`aws s3 mb\`), or check the location`,
+    // An S3 server names the missing bucket; another web server at that address answers a bare 404.
+    const s3Said = nameOf(err) === 'NoSuchBucket';
+    return new RepoNotFoundError(`${this.location}: bucket "${this.bucket}" does not exist${s3Said ? '' : ', or the endpoint is not an S3 server'}`, {
+      hint: `create the bucket "${this.bucket}" first (e.g. in the provider's console or with \`aws s3 mb\`), or check the location${s3Said ? '' : ' and its host and port'}`,
       cause: err,
     });
   }

@@ -81,6 +81,23 @@ describe('s3 backend', () => {
     }
   });
 
+  it('an endpoint that is a web server, not S3 (a bare 404 for everything), is no repository, not a damaged one', async () => {
+    const web = await fakeS3((_req, res) => res.writeHead(404).end());
+    const backend = new S3Backend({ location: `s3:${web.endpoint}/${bucket}/x`, endpoint: web.endpoint, bucket, prefix: 'x', credentials: s3Credentials });
+    try {
+      await assert.rejects(collect(backend.list('key')), (err: unknown) => {
+        assert.ok(err instanceof RepoNotFoundError, String(err));
+        assert.match(err.message, /: bucket "coffer-test" does not exist, or the endpoint is not an S3 server$/);
+        assert.match(err.hint ?? '', /check the location and its host and port$/);
+        return true;
+      });
+    } finally {
+      await backend.close();
+      web.server.closeAllConnections();
+      web.server.close();
+    }
+  });
+
   it('create() refuses a prefix inside another repository (a config and a key above it), as the local backend does', async () => {
     const outer = s3Backend();
     const client = new S3Client({ endpoint: server.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: s3Credentials });
