@@ -161,6 +161,10 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
       if (err.exitCode === 0) return ExitCode.ok;
       err = commanderUsageError(err, program);
     }
+    // The arguments did not parse, so no options were set: --json among them still asks for a JSON error.
+    if (ctx.command === undefined && args.slice(0, args.includes('--') ? args.indexOf('--') : undefined).includes('--json')) {
+      ctx.options = { ...ctx.options, json: true };
+    }
     // Output cut short where it matters (dump): the exit status alone says so, as SIGPIPE's would.
     if (err instanceof OutputClosedError) return err.exitCode;
     // A command stopped because the reader of its output went away (`| head`) says so by the exit status

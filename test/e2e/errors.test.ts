@@ -149,6 +149,19 @@ describe('errors', () => {
       const u = JSON.parse(usage.stderr) as Record<string, unknown>;
       assert.equal(u.code, 'USAGE');
       assert.match(u.hint as string, /COFFER_REPOSITORY/);
+
+      // Arguments that do not parse (no command ran) give a JSON error too.
+      for (const [args, message] of [
+        [['--json', 'frob'], "unknown command 'frob'"],
+        [['--json', 'backup', '--bogus'], "unknown option '--bogus'"],
+        [['ls', '--json'], "missing required argument 'snapshot'"],
+      ] as const) {
+        const bad = await coffer([...args]);
+        assert.equal(bad.code, 2, bad.stderr);
+        assert.equal(bad.stdout, '');
+        assert.deepEqual(JSON.parse(bad.stderr), { message_type: 'error', code: 'USAGE', message, hint: JSON.parse(bad.stderr).hint });
+        assert.match(JSON.parse(bad.stderr).hint as string, /^see `coffer .*--help`$/);
+      }
     });
 
     it('empty folder: exit 10', async () => {
