@@ -133,6 +133,13 @@ test('stdin backups store one file under the given name', async (t) => {
   const dump = await runCoffer(['dump', 'latest', '/pool.zfs'], { repo });
   assert.equal(dump.code, 0, dump.stderr);
   assert.deepEqual(dump.stdoutBytes, data);
+
+  // JSON status lines never give totals below what is done (standard input has no size until it ends).
+  const json = await runCoffer(['backup', '--json', '--stdin', '--stdin-filename', 'again'], { repo, input: data });
+  assert.equal(json.code, 0, json.stderr);
+  const statuses = json.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number | string>).filter((l) => l.message_type === 'status');
+  assert.ok(statuses.length > 0);
+  for (const s of statuses) assert.ok(s.total_files >= s.files_done && s.total_bytes >= s.bytes_done, JSON.stringify(s));
 });
 
 test('a stdin backup keeps its memory flat whatever the length of the stream (a database or disk image dump)', { timeout: 120_000 }, async (t) => {

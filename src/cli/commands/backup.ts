@@ -108,9 +108,10 @@ function statusJson(stats: BackupStats, startedMs: number) {
     seconds_elapsed: Math.floor(elapsedMs / 1000),
     ...(fraction > 0 && fraction < 1 ? { seconds_remaining: Math.round((elapsedMs / 1000 / fraction) * (1 - fraction)) } : {}),
     percent_done: fraction,
-    total_files: stats.filesTotal,
+    // Totals never below what is done: standard input has none until it ends, and files grow meanwhile.
+    total_files: Math.max(stats.filesTotal, stats.filesDone),
     files_done: stats.filesDone,
-    total_bytes: stats.bytesTotal,
+    total_bytes: Math.max(stats.bytesTotal, stats.bytesDone),
     bytes_done: stats.bytesDone,
     error_count: stats.errors,
     current_files: stats.currentFiles.slice(0, 4),

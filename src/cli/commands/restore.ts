@@ -14,7 +14,7 @@ import { readsOnly, withReadLock } from '../locking.ts';
 import { progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { displayText } from '../display.ts';
-import { addFilterOptions, snapshotFilter, type FilterFlags } from './snapshots.ts';
+import { addFilterOptions, localTime, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
 interface RestoreFlags extends FilterFlags {
   target?: string;
@@ -106,7 +106,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
         // Snapshots are listed before the index is loaded (design §Read and write ordering).
         const snapshot = selectSnapshot(await repo.listSnapshots(ctx.snapshotWarnings), spec, snapshotFilter(ctx, flags, [spec]));
         await repo.loadIndex();
-        ctx.verbose(`restoring snapshot ${shortId(snapshot.id)} of [${snapshot.paths.map(displayText).join(', ')}] at ${snapshot.time} to ${flags.target}`);
+        ctx.verbose(`restoring snapshot ${shortId(snapshot.id)} of [${snapshot.paths.map(displayText).join(' ')}] at ${localTime(snapshot.time)} to ${flags.target}`);
         const started = Date.now();
         const sink = await progressSink(ctx, flags.dryRun ? 'restore (dry run)' : 'restore');
         let summary;
