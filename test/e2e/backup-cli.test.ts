@@ -523,13 +523,19 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assert.deepEqual(await files(), ['[x].txt']);
 });
 
-test('backup / saves the entries of / at the snapshot root; with -x another file system (/proc) is kept as an empty folder', async (t) => {
+/** A repository and a source folder holding `sub/<name>` with `content`, in a temporary folder. */
+async function repoAndSource(t: TestContext, name: string, content: string): Promise<{ dir: string; repo: string; src: string }> {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');
   const src = join(dir, 'src');
   await mkdir(join(src, 'sub'), { recursive: true });
-  await writeFile(join(src, 'sub', 'f'), 'from the root');
+  await writeFile(join(src, 'sub', name), content);
   await runCoffer(['init'], { repo });
+  return { dir, repo, src };
+}
+
+test('backup / saves the entries of / at the snapshot root; with -x another file system (/proc) is kept as an empty folder', async (t) => {
+  const { dir, repo, src } = await repoAndSource(t, 'f', 'from the root');
   // Everything but /proc and the source folder is excluded: each folder on the way is let in, its other entries not.
   const parts = src.split('/').filter(Boolean);
   const excludes = ['/*', '!/proc', ...parts.flatMap((_, i) => [`!/${parts.slice(0, i + 1).join('/')}`, `/${parts.slice(0, i + 1).join('/')}/*`])];
@@ -569,12 +575,7 @@ test('paths from lists and globs may have names that are not UTF-8: saved under 
 });
 
 test('access times are stored only with --with-atime, so a folder whose atimes changed keeps its tree', async (t) => {
-  const dir = await tempDir(t, 'coffer-e2e-');
-  const repo = join(dir, 'repo');
-  const src = join(dir, 'src');
-  await mkdir(join(src, 'sub'), { recursive: true });
-  await writeFile(join(src, 'sub', 'f.txt'), 'content');
-  await runCoffer(['init'], { repo });
+  const { dir, repo, src } = await repoAndSource(t, 'f.txt', 'content');
   const old = new Date(Date.now() - 3 * 86_400_000);
   /** Backs up twice; between the runs the atimes move while nothing else (ctime included) changes. */
   const treesOfTwoBackups = async (flags: string[]): Promise<string[]> => {

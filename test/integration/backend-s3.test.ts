@@ -41,14 +41,25 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** A stand-in S3 endpoint that answers every request with `handler`. */
-async function fakeS3(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ endpoint: string; server: Server }> {
+/** A stand-in S3 endpoint that answers every request with `handler`; `stop` closes it, requests in flight too. */
+async function fakeS3(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ endpoint: string; server: Server; stop: () => void }> {
   const fake = createServer((req, res) => {
     req.resume();
     req.on('end', () => handler(req, res));
   });
   await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
-  return { endpoint: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, server: fake };
+  const stop = () => {
+    fake.closeAllConnections();
+    fake.close();
+  };
+  return { endpoint: `http://127.0.0.1:${(fake.address() as AddressInfo).port}`, server: fake, stop };
+}
+
+/** A backend on the fake endpoint `fake`: the test bucket and no prefix, unless `options` say otherwise. */
+function fakeBackend(fake: { endpoint: string }, options: Partial<ConstructorParameters<typeof S3Backend>[0]> = {}): S3Backend {
+  const name = options.bucket ?? bucket;
+  const location = `s3:${fake.endpoint}/${name}${options.prefix ? `/${options.prefix}` : ''}`;
+  return new S3Backend({ location, endpoint: fake.endpoint, bucket: name, credentials: s3Credentials, ...options });
 }
 
 function s3ErrorXml(code: string, message: string): string {
@@ -83,7 +94,7 @@ describe('s3 backend', () => {
 
   it('an endpoint that is a web server, not S3 (a bare 404 for everything), is no repository, not a damaged one', async () => {
     const web = await fakeS3((_req, res) => res.writeHead(404).end());
-    const backend = new S3Backend({ location: `s3:${web.endpoint}/${bucket}/x`, endpoint: web.endpoint, bucket, prefix: 'x', credentials: s3Credentials });
+    const backend = fakeBackend(web, { prefix: 'x' });
     try {
       await assert.rejects(collect(backend.list('key')), (err: unknown) => {
         assert.ok(err instanceof RepoNotFoundError, String(err));
@@ -93,8 +104,7 @@ describe('s3 backend', () => {
       });
     } finally {
       await backend.close();
-      web.server.closeAllConnections();
-      web.server.close();
+      web.stop();
     }
   });
 
@@ -149,13 +159,7 @@ describe('s3 backend', () => {
 
   it('a server that stops answering times out with a retryable BackendError', async () => {
     const silent = await fakeS3(() => {}); // never responds
-    const backend = new S3Backend({
-      location: `s3:${silent.endpoint}/${bucket}`,
-      endpoint: silent.endpoint,
-      bucket,
-      credentials: s3Credentials,
-      idleTimeoutMs: 200,
-    });
+    const backend = fakeBackend(silent, { idleTimeoutMs: 200 });
     try {
       const data = bytesFor('slow');
       await assert.rejects(backend.stat(handleFor('data', data)), (err: unknown) => {
@@ -165,8 +169,7 @@ describe('s3 backend', () => {
       });
     } finally {
       await backend.close();
-      silent.server.closeAllConnections();
-      silent.server.close();
+      silent.stop();
     }
   });
 
@@ -176,14 +179,7 @@ describe('s3 backend', () => {
       if (delayMs === Infinity) return; // never responds
       setTimeout(() => res.writeHead(404).end(), delayMs);
     });
-    const backend = new S3Backend({
-      location: `s3:${slow.endpoint}/${bucket}`,
-      endpoint: slow.endpoint,
-      bucket,
-      credentials: s3Credentials,
-      idleTimeoutMs: 60_000,
-      firstAnswerTimeoutMs: 300,
-    });
+    const backend = fakeBackend(slow, { idleTimeoutMs: 60_000, firstAnswerTimeoutMs: 300 });
     const handle = handleFor('data', bytesFor('slow'));
     try {
       const started = Date.now();
@@ -200,8 +196,7 @@ describe('s3 backend', () => {
       await assert.rejects(backend.stat(handle), NotFoundError);
     } finally {
       await backend.close();
-      slow.server.closeAllConnections();
-      slow.server.close();
+      slow.stop();
     }
   });
 
@@ -216,7 +211,7 @@ describe('s3 backend', () => {
       const fake = await fakeS3((_req, res) => {
         res.writeHead(status, { 'content-type': 'application/xml' }).end(s3ErrorXml(code, 'from the fake server'));
       });
-      const backend = new S3Backend({ location: `s3:${fake.endpoint}/b/p`, endpoint: fake.endpoint, bucket: 'b', prefix: 'p', credentials: s3Credentials });
+      const backend = fakeBackend(fake, { bucket: 'b', prefix: 'p' });
       try {
         const data = bytesFor(code);
         await assert.rejects(backend.load(handleFor('index', data)), (err: unknown) => {
@@ -362,7 +357,7 @@ describe('s3 backend', () => {
         res.writeHead(200).end();
       }, 15);
     });
-    const backend = new S3Backend({ location: `s3:${fake.endpoint}/b`, endpoint: fake.endpoint, bucket: 'b', credentials: s3Credentials, connections: 3 });
+    const backend = fakeBackend(fake, { bucket: 'b', connections: 3 });
     try {
       const files = Array.from({ length: 12 }, (_, i) => bytesFor(`slot ${i}`));
       await Promise.all(files.map((f) => backend.save(handleFor('data', f), f)));
