@@ -15,6 +15,7 @@ import {
   Semaphore,
   compareNames,
   fromFailure,
+  splitBytes,
   toHex,
   type Id,
   type NodeType,
@@ -147,18 +148,6 @@ function childLevel(level: SourceLevel, name: Buffer): SourceLevel {
   return child;
 }
 
-/** The names of an absolute path's components. */
-function splitPath(path: Buffer): Buffer[] {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i <= path.length; i++) {
-    if (i === path.length || path[i] === 0x2f) {
-      if (i > start) parts.push(path.subarray(start, i));
-      start = i + 1;
-    }
-  }
-  return parts;
-}
 
 
 function timestamp(ns: bigint): Timestamp {
@@ -600,7 +589,7 @@ export class Archiver {
     const root: SourceLevel = { name: Buffer.from('/'), children: new Map() };
     for (const { bytes } of this.#sources) {
       let level = root;
-      for (const part of splitPath(bytes)) level = childLevel(level, part);
+      for (const part of splitBytes(bytes, 0x2f)) if (part.length > 0) level = childLevel(level, part);
       level.source = true;
     }
     /** Makes each entry of source `level` (at `dir`) a source; false when the folder cannot be listed (reported). */

@@ -330,11 +330,11 @@ export class S3Backend implements Backend {
     return `${this.location}: ${filePath(handle)}`;
   }
 
-  /** Runs one request in a connection slot, counted by kind (counted even when it fails: S3 bills it). */
   /**
-   * Runs a request in a connection slot. Until the server has answered once, a request that gets no answer
-   * within the first-answer timeout fails (as a TimeoutError, which is retried), instead of after the idle
-   * timeout: a silent server then is more likely a wrong host or port than a slow one.
+   * Runs one request in a connection slot, counted by kind (counted even when it fails: S3 bills it).
+   * Until the server has answered once, a request that gets no answer within the first-answer timeout
+   * fails (as a TimeoutError, which is retried), instead of after the idle timeout: a silent server then
+   * is more likely a wrong host or port than a slow one.
    */
   #send<T>(kind: RequestKind, request: (options: { abortSignal?: AbortSignal }) => Promise<T>): Promise<T> {
     return this.#slots.run(async () => {

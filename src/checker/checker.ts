@@ -432,18 +432,14 @@ class Checker {
       // can take them in, so that the repair hint does not send the user round in circles.
       const headers = await mapLimit(unreferenced, this.#backend.connections, ([id, size]) => this.#unreferencedHeader(id, size));
       unreferenced.forEach(([id, size], i) => {
-        const header = headers[i];
-        const what = `pack ${shortId(id)}: not referenced in any index (${size} bytes`;
-        if (header.reason === undefined) {
-          const blobs = header.blobs === undefined ? '' : `, ${header.blobs} ${plural(header.blobs, 'blob')}`;
-          this.#report(issue('unreferenced-pack', `${what}${blobs}); \`coffer prune\` removes it, \`coffer repair index\` indexes it`, { pack: id }));
+        const { blobs, reason } = headers[i];
+        const what = `pack ${shortId(id)}: not referenced in any index`;
+        if (reason === undefined) {
+          const count = blobs === undefined ? '' : `, ${blobs} ${plural(blobs, 'blob')}`;
+          this.#report(issue('unreferenced-pack', `${what} (${size} bytes${count}); \`coffer prune\` removes it, \`coffer repair index\` indexes it`, { pack: id }));
         } else {
-          this.#report(
-            issue('unreferenced-pack', `${what}), and its header cannot be read (${header.reason}): \`coffer repair index\` cannot index it, \`coffer prune\` removes it`, {
-              pack: id,
-              indexable: false,
-            }),
-          );
+          const message = `${what} (${size} bytes), and its header cannot be read (${reason}): \`coffer repair index\` cannot index it, \`coffer prune\` removes it`;
+          this.#report(issue('unreferenced-pack', message, { pack: id, indexable: false }));
         }
       });
     }

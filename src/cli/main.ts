@@ -162,7 +162,8 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
       err = commanderUsageError(err, program);
     }
     // The arguments did not parse, so no options were set: --json among them still asks for a JSON error.
-    if (ctx.command === undefined && args.slice(0, args.includes('--') ? args.indexOf('--') : undefined).includes('--json')) {
+    const optionsEnd = args.indexOf('--');
+    if (ctx.command === undefined && args.slice(0, optionsEnd < 0 ? undefined : optionsEnd).includes('--json')) {
       ctx.options = { ...ctx.options, json: true };
     }
     // Output cut short where it matters (dump): the exit status alone says so, as SIGPIPE's would.

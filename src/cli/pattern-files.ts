@@ -1,6 +1,6 @@
 /** Lists read from files named by flags: backup's sources and exclude patterns, restore's include and exclude patterns. */
 import { readFileSync } from 'node:fs';
-import { expandEnv } from '../archiver/index.ts';
+import { compileFilterRules, expandEnv } from '../archiver/index.ts';
 import { UsageError, fileErrorText } from '../errors/index.ts';
 
 /** The bytes of a file (`-`: standard input); an unreadable file is a usage error naming `flag`. */
@@ -21,6 +21,17 @@ export function patternLines(file: string, flag: string): string[] {
  * The patterns of a flag (`--exclude`) followed by those of its file flag (`--exclude-file`), whose lines
  * have $VAR and ${VAR} expanded ($$ is a literal $), as in restic.
  */
-export function flagPatterns(patterns: readonly string[] | undefined, files: readonly string[] | undefined, fileFlag: string, env: NodeJS.ProcessEnv): string[] {
+function flagPatterns(patterns: readonly string[] | undefined, files: readonly string[] | undefined, fileFlag: string, env: NodeJS.ProcessEnv): string[] {
   return [...(patterns ?? []), ...(files ?? []).flatMap((f) => patternLines(f, fileFlag).map((l) => expandEnv(l, env)))];
+}
+
+/** A command's flags for patterns of `kind`: `--exclude`, `--exclude-file` and their `--i…` forms (ignoring case), as commander names them. */
+type PatternFlags<K extends string> = { readonly [F in K | `${K}File` | `i${K}` | `i${K}File`]?: readonly string[] };
+
+/** The rules of `kind` (`exclude`, `include`) from its flags, and the patterns they came from. */
+export function patternRules<K extends 'exclude' | 'include'>(kind: K, flags: PatternFlags<K>, env: NodeJS.ProcessEnv) {
+  const f = flags as PatternFlags<string>;
+  const patterns = flagPatterns(f[kind], f[`${kind}File`], `--${kind}-file`, env);
+  const ignoringCase = flagPatterns(f[`i${kind}`], f[`i${kind}File`], `--i${kind}-file`, env);
+  return { rules: [...compileFilterRules(patterns), ...compileFilterRules(ignoringCase, true)], patterns: [...patterns, ...ignoringCase] };
 }

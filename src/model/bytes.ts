@@ -20,3 +20,15 @@ export function transferable(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
   return whole ? (bytes as Uint8Array<ArrayBuffer>) : Uint8Array.from(bytes);
 }
+
+/** The parts of `bytes` between occurrences of byte `separator` (empty parts included, as String.split gives). */
+export function splitBytes(bytes: Buffer, separator: number): Buffer[] {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let at = bytes.indexOf(separator); at >= 0; at = bytes.indexOf(separator, start)) {
+    parts.push(bytes.subarray(start, at));
+    start = at + 1;
+  }
+  parts.push(bytes.subarray(start));
+  return parts;
+}

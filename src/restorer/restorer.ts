@@ -1024,8 +1024,8 @@ class Restorer {
         chowned = true;
       }
     }
-    // The backup records none for symlinks (user attributes are not allowed on them); other nodes were just
-    // checked not to be links, so the path names this node.
+    // Never on a symlink: the attribute calls would follow it (the backup records none for links). Other
+    // nodes were just checked not to be links, so the path names this node.
     if (node.type !== 'symlink') this.#setXattrs(abs, node);
     // Linux has no lchmod: a symlink's mode is always 0777. Other nodes were just checked not to be links.
     if (node.type !== 'symlink' && (chowned || (Number(st.mode) & 0o7777) !== (node.mode & 0o7777))) await chmod(abs, node.mode & 0o7777);

@@ -1,15 +1,15 @@
 import { posix } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { backup, cacheDirTag, chooseParent, compileFilterRules, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
+import { backup, cacheDirTag, chooseParent, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
 import { FileError, PartialBackupError, UsageError } from '../../errors/index.ts';
-import { shortId } from '../../model/index.ts';
+import { shortId, splitBytes } from '../../model/index.ts';
 import type { BackupItem, BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
 import { parseSize, parseSnapshotTime, collect } from '../parse.ts';
-import { flagPatterns, patternLines, readBytes } from '../pattern-files.ts';
+import { patternLines, patternRules, readBytes } from '../pattern-files.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
@@ -75,25 +75,10 @@ function absolutePath(path: Buffer): Buffer {
   return Buffer.from(normal.length > 1 && normal.endsWith('/') ? normal.slice(0, -1) : normal, 'latin1');
 }
 
-function splitBytes(bytes: Buffer, separator: number): Buffer[] {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let at = bytes.indexOf(separator); at >= 0; at = bytes.indexOf(separator, start)) {
-    parts.push(bytes.subarray(start, at));
-    start = at + 1;
-  }
-  parts.push(bytes.subarray(start));
-  return parts;
-}
-
 /** Exclude rules, and the patterns they came from (recorded in the snapshot). */
 function excludeRules(flags: BackupFlags, env: NodeJS.ProcessEnv) {
-  const patterns = flagPatterns(flags.exclude, flags.excludeFile, '--exclude-file', env);
-  const ipatterns = flagPatterns(flags.iexclude, flags.iexcludeFile, '--iexclude-file', env);
-  return {
-    rules: [...compileFilterRules(patterns), ...compileFilterRules(ipatterns, true)],
-    patterns: [...patterns, ...ipatterns].map((p) => p.trim()).filter((p) => p && !p.startsWith('#')),
-  };
+  const { rules, patterns } = patternRules('exclude', flags, env);
+  return { rules, patterns: patterns.map((p) => p.trim()).filter((p) => p && !p.startsWith('#')) };
 }
 
 function rate(bytes: number, ms: number): string {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { parseLocation } from '../../backend/index.ts';
-import { compileFilterRules, groupId, userId } from '../../archiver/index.ts';
+import { groupId, userId } from '../../archiver/index.ts';
 import { FileError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { RestoreStats } from '../../progress/index.ts';
@@ -9,7 +9,7 @@ import { prestartRestoreWorkers, restore, type OverwriteMode, type ProtectedPath
 import { cacheRoot } from '../cache.ts';
 import type { CliContext } from '../context.ts';
 import { collect } from '../parse.ts';
-import { flagPatterns } from '../pattern-files.ts';
+import { patternRules } from '../pattern-files.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
@@ -84,15 +84,8 @@ export function registerRestore(program: Command, ctx: CliContext): void {
       if (!overwriteModes.includes(overwrite)) {
         throw new UsageError(`--overwrite: "${flags.overwrite}" is not a mode`, { hint: 'use always, if-changed or never' });
       }
-      const env = ctx.io.env;
-      const include = [
-        ...compileFilterRules(flagPatterns(flags.include, flags.includeFile, '--include-file', env)),
-        ...compileFilterRules(flagPatterns(flags.iinclude, flags.iincludeFile, '--iinclude-file', env), true),
-      ];
-      const exclude = [
-        ...compileFilterRules(flagPatterns(flags.exclude, flags.excludeFile, '--exclude-file', env)),
-        ...compileFilterRules(flagPatterns(flags.iexclude, flags.iexcludeFile, '--iexclude-file', env), true),
-      ];
+      const include = patternRules('include', flags, ctx.io.env).rules;
+      const exclude = patternRules('exclude', flags, ctx.io.env).rules;
       if (include.length > 0 && exclude.length > 0) {
         throw new UsageError('include and exclude patterns cannot be combined', { hint: 'restrict the restore with --include or --exclude (and their file forms), not both, as restic does' });
       }
