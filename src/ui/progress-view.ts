@@ -107,7 +107,9 @@ export function startProgressView(title: string, streams: Record<OutputStream, N
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
-  const app = render(h(Frame, { title, store, started: Date.now(), terminal: streams.stdout }), {
+  const started = Date.now();
+  const frame = () => h(Frame, { title, store, started, terminal: streams.stdout });
+  const app = render(frame(), {
     stdout: endless,
     stderr: streams.stderr,
     patchConsole: false,
@@ -145,6 +147,9 @@ export function startProgressView(title: string, streams: Record<OutputStream, N
     },
     async stop() {
       stopped = true;
+      // React may not have rendered the last update yet (it can schedule one for later): render it now, so
+      // that the frame left on screen shows how the command ended.
+      app.rerender(frame());
       flush();
       // The frame is drawn once more, in full, before Ink leaves it: what the terminal itself wrote under it
       // meanwhile (`^C` when Ctrl-C is typed) is cleared, and the next line starts below the frame.
