@@ -17,7 +17,7 @@ describe('progress view', () => {
     const { stream, written } = terminal();
     const view = startProgressView('backup', { stdout: stream, stderr: stream });
     await new Promise((resolve) => setTimeout(resolve, 20));
-    view.update({ fraction: 1, counts: '300 / 300 files 1.2 KiB / 1.2 KiB' }, () => ({}));
+    view.update({ fraction: 1, counts: '300 / 300 files 1.2 KiB / 1.2 KiB', errors: 0 }, () => ({}));
     await view.stop();
     const last = written().slice(written().lastIndexOf('backup'));
     assert.match(last, /^backup.* 100\.0%/, written());
@@ -27,9 +27,9 @@ describe('progress view', () => {
   it('lines printed just before the end stay above the last frame', async () => {
     const { stream, written } = terminal();
     const view = startProgressView('restore', { stdout: stream, stderr: stream });
-    view.update({ fraction: 0.5, counts: 'half' }, () => ({}));
+    view.update({ fraction: 0.5, counts: 'half', errors: 0 }, () => ({}));
     view.print('stdout', 'restored  /a\n');
-    view.update({ fraction: 1, counts: 'all' }, () => ({}));
+    view.update({ fraction: 1, counts: 'all', errors: 0 }, () => ({}));
     await view.stop();
     const out = written();
     assert.ok(out.lastIndexOf('restored  /a') < out.lastIndexOf('restore '), out);
