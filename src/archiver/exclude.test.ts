@@ -122,10 +122,19 @@ test('a ** component matches any number of components, and * exactly one', () =>
   );
 });
 
-test('iexclude ignores case; comments and blank lines are skipped', () => {
+test('iexclude ignores case', () => {
   assert.equal(isExcluded(compileExcludes(['*.JPG'], true), '/p/photo.jpg'), true);
   assert.equal(isExcluded(compileExcludes(['*.JPG']), '/p/photo.jpg'), false);
-  assert.deepEqual(compileExcludes(['# comment', '', '  ']), []);
+});
+
+test('patterns are taken as given: spaces and a leading # are part of them; an empty one names nothing', () => {
+  assert.equal(compileExcludes(['']).length, 0);
+  assert.equal(isExcluded(compileExcludes(['#hash']), '/d/#hash'), true);
+  assert.equal(isExcluded(compileExcludes(['trail ']), '/d/trail '), true);
+  assert.equal(isExcluded(compileExcludes(['trail ']), '/d/trail'), false);
+  assert.equal(isExcluded(compileExcludes([' ']), '/d/ '), true);
+  assert.equal(isExcluded(compileExcludes([' lead']), '/d/lead'), false);
+  assert.equal(isExcluded(compileFilterRules(['*', '! lead']), '/d/ lead'), false);
 });
 
 test('in backup, !pattern cancels an earlier match; the last matching rule decides', () => {

@@ -107,8 +107,12 @@ function patternRegex(pattern: string, caseInsensitive: boolean): RegExp {
   return new RegExp(`${anchor}${body}(?:/.*)?$`, caseInsensitive ? 'iu' : 'u');
 }
 
+/**
+ * Patterns are taken exactly as given, spaces and a leading `#` included (as restic takes them from the
+ * command line; pattern files drop blank and comment lines as they are read); an empty one names nothing.
+ */
 function usefulPatterns(patterns: readonly string[]): string[] {
-  return patterns.map((p) => p.trim()).filter((p) => p !== '' && !p.startsWith('#'));
+  return patterns.filter((p) => p !== '');
 }
 
 export function compileExcludes(patterns: readonly string[], caseInsensitive = false): ExcludeRule[] {
@@ -124,7 +128,7 @@ export function compileFilterRules(patterns: readonly string[], caseInsensitive 
   return usefulPatterns(patterns).map((pattern) => {
     if (!pattern.startsWith('!')) return { pattern, regex: patternRegex(pattern, caseInsensitive) };
     const kept = pattern.slice(1);
-    if (kept.trim() === '') throw new UsageError(`pattern "${pattern}" names nothing to keep`, { hint: 'write !PATTERN, e.g. --exclude "!keep.txt"' });
+    if (kept === '') throw new UsageError(`pattern "${pattern}" names nothing to keep`, { hint: 'write !PATTERN, e.g. --exclude "!keep.txt"' });
     return { pattern, regex: patternRegex(kept, caseInsensitive), negated: true };
   });
 }

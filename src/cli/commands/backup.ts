@@ -78,7 +78,7 @@ function absolutePath(path: Buffer): Buffer {
 /** Exclude rules, and the patterns they came from (recorded in the snapshot). */
 function excludeRules(flags: BackupFlags, env: NodeJS.ProcessEnv) {
   const { rules, patterns } = patternRules('exclude', flags, env);
-  return { rules, patterns: patterns.map((p) => p.trim()).filter((p) => p && !p.startsWith('#')) };
+  return { rules, patterns: patterns.filter((p) => p !== '') };
 }
 
 function rate(bytes: number, ms: number): string {
