@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, lstat, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { writeXattrs } from '../../src/xattr/index.ts';
-import { assertOk, cofferBin, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
+import { assertOk, canDropPrivileges, cofferBin, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
 
 let repo: string;
 let src: string;
@@ -144,6 +144,88 @@ describe('dump --target through symlinks', { concurrency: 4 }, () => {
     assert.equal(loop.code, 1, loop.stderr);
     assert.match(loop.stderr, /a: cannot open: too many levels of symbolic links/);
     assert.deepEqual((await readdir(dir)).sort(), ['a', 'b', 'null']);
+  });
+});
+
+describe('dump --target onto an existing file', { concurrency: 4 }, () => {
+  const asRoot = process.getuid?.() === 0;
+
+  test('a file with another hard link is written in place: both names show the new contents', async () => {
+    const dir = await makeTempDir();
+    const file = path.join(dir, 'file.txt');
+    await writeFile(file, 'old contents\n');
+    await link(file, path.join(dir, 'other.txt'));
+    const inode = (await stat(file)).ino;
+    assertOk(await dumpTo(file));
+    assert.equal(await readFile(path.join(dir, 'other.txt'), 'utf8'), 'new contents\n');
+    assert.equal((await stat(file)).ino, inode);
+    assert.deepEqual((await readdir(dir)).sort(), ['file.txt', 'other.txt']);
+  });
+
+  test('a file of another user replaced by root keeps its owner, group and mode', { skip: !asRoot && 'needs root' }, async () => {
+    const dir = await makeTempDir();
+    const file = path.join(dir, 'theirs.txt');
+    await writeFile(file, 'old contents\n', { mode: 0o640 });
+    await chown(file, 65534, 65534);
+    assertOk(await dumpTo(file));
+    const after = await stat(file);
+    assert.equal(await readFile(file, 'utf8'), 'new contents\n');
+    assert.deepEqual([after.uid, after.gid, after.mode & 0o7777], [65534, 65534, 0o640]);
+  });
+
+  test('a target inside the repository being read, or inside the cache folder, is refused and nothing is written', async () => {
+    const config = path.join(repo, 'config');
+    const before = await readFile(config);
+    const r = await dumpTo(config);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^error: --target .*config: is inside the repository being read .*\nhint: /);
+    assert.deepEqual(await readFile(config), before);
+    const cache = await makeTempDir();
+    const inCache = await runCoffer([...dumpArgs(path.join(cache, 'x')), '--cache-dir', cache], { repo });
+    assert.equal(inCache.code, 2, inCache.stderr);
+    assert.match(inCache.stderr, /is inside the local cache folder/);
+  });
+
+  describe('as a user who is not root', { skip: asRoot && !canDropPrivileges && 'needs setpriv to run as an unprivileged user' }, () => {
+    /** A folder `dir` holding `file` (old contents, of `mode`), both owned by the dumping user; `run` dumps onto it as that user. */
+    async function setUp(mode: number) {
+      const base = await makeTempDir();
+      const own = makeRepoDir();
+      const userRepo = await own;
+      assertOk(await runCoffer(['init'], { repo: userRepo }));
+      assertOk(await runCoffer(['backup', '-q', src], { repo: userRepo }));
+      execFileSync('chmod', ['-R', 'a+rwX', userRepo]);
+      await chmod(path.dirname(userRepo), 0o755);
+      await chmod(base, 0o755);
+      const dir = path.join(base, 'dir');
+      await mkdir(dir);
+      const file = path.join(dir, 'file.txt');
+      await writeFile(file, 'old contents\n');
+      await chmod(file, mode);
+      if (asRoot) {
+        await chown(dir, 65534, 65534);
+        await chown(file, 65534, 65534);
+      }
+      const run = () => runCoffer(['--no-cache', ...dumpArgs(file)], { repo: userRepo, unprivileged: asRoot, env: { HOME: dir } });
+      return { dir, file, run };
+    }
+
+    test('a read-only file is refused, as `>` refuses it, and kept', async () => {
+      const { file, run } = await setUp(0o444);
+      const r = await run();
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^error: .*file\.txt: cannot open: permission denied\nhint: /);
+      assert.equal(await readFile(file, 'utf8'), 'old contents\n');
+    });
+
+    test('a writable file in a folder the user cannot write to is written in place', async () => {
+      const { dir, file, run } = await setUp(0o644);
+      await chmod(dir, 0o555);
+      const r = await run();
+      assertOk(r);
+      assert.equal(await readFile(file, 'utf8'), 'new contents\n');
+      assert.deepEqual(await readdir(dir), ['file.txt']);
+    });
   });
 });
 

@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { fstatSync, type Stats } from 'node:fs';
-import { lstat, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, lstat, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative } from 'node:path';
 import type { Command } from 'commander';
 import { FileError, OutputClosedError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import { fileContent, findNode, nameBytes, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
+import { protectedPaths } from './restore.ts';
 import { addFilterOptions, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
 interface DumpFlags extends FilterFlags {
@@ -113,12 +115,39 @@ async function destination(target: string): Promise<Destination> {
   return { direct: true };
 }
 
+/** The file's path with its folder's links resolved (the file itself may not exist yet). */
+async function resolvedPath(file: string): Promise<string> {
+  return join(await realpath(dirname(file)), basename(file));
+}
+
+/** Refuses a target inside the repository being read or the cache folder, as restore does. */
+async function refuseProtected(target: string, file: string, ctx: CliContext): Promise<void> {
+  const resolved = await resolvedPath(file).catch(() => file);
+  for (const { path, what } of protectedPaths(ctx)) {
+    const root = await realpath(path).catch(() => path);
+    const rel = relative(root, resolved);
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+      throw new UsageError(`--target ${target}: is inside ${what} (${path})`, { hint: 'write the file somewhere outside the repository and the cache folder' });
+    }
+  }
+}
+
+/**
+ * Replacing an existing file by renaming a new one over it would break its hard links, or give it to the
+ * user who dumps (only root can give a file away): such a file is written in place, as `>` would, and so is
+ * one in a folder where no new file can be created.
+ */
+function writesInPlace(existing: Stats): boolean {
+  return existing.nlink > 1 || (process.geteuid?.() !== 0 && (existing.uid !== process.geteuid?.() || existing.gid !== process.getegid?.()));
+}
+
 /**
  * Writes chunks to the file `target` through a temporary file in its folder, renamed over it only when
  * complete: a dump that fails or is interrupted leaves an existing file as it was, and removes the
- * temporary one. An existing file keeps its mode; see {@link destination} for symlinks and devices.
+ * temporary one. A replaced file keeps its mode and owner, and must be writable; see {@link writesInPlace}
+ * for the files written in place, and {@link destination} for symlinks and devices.
  */
-async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, stdout: NodeJS.WritableStream): Promise<void> {
+async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, ctx: CliContext): Promise<void> {
   const cannot = (what: string, err: unknown) =>
     new FileError(`${target}: ${what}: ${fileErrorText(err)}`, {
       hint: errnoCode(err) === 'ENOSPC' ? 'free some space where --target is, then run the command again' : 'check the --target path and that its folder is writable',
@@ -129,18 +158,36 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, stdo
   } catch (err) {
     throw cannot('cannot open', err);
   }
-  if ('stdout' in to) return writeAll(stdout, chunks);
-  const out = to.direct ? target : join(dirname(to.file), `.coffer-dump-${process.pid}-${randomBytes(6).toString('hex')}`);
+  if ('stdout' in to) return writeAll(ctx.io.stdout, chunks);
+  await refuseProtected(target, to.direct ? target : to.file, ctx);
+  if (!to.direct && to.existing) {
+    await access(to.file, constants.W_OK).catch((err: unknown) => {
+      throw cannot('cannot open', err);
+    });
+    if (writesInPlace(to.existing)) to = { direct: true };
+  }
   let handle;
+  let out = to.direct ? target : join(dirname(to.file), `.coffer-dump-${process.pid}-${randomBytes(6).toString('hex')}`);
   try {
     handle = await open(out, to.direct ? 'w' : 'wx', 0o666);
   } catch (err) {
-    throw cannot(to.direct ? 'cannot open' : 'cannot create', err);
+    const denied = ['EACCES', 'EPERM', 'EROFS'].includes(errnoCode(err) ?? '');
+    if (to.direct || !to.existing || !denied) throw cannot(to.direct ? 'cannot open' : 'cannot create', err);
+    // No new file in that folder, but the file itself is writable.
+    to = { direct: true };
+    out = target;
+    handle = await open(out, 'w').catch((err2: unknown) => {
+      throw cannot('cannot open', err2);
+    });
   }
   try {
     try {
-      // The creation mode passes through the umask; an existing file's mode is kept whole.
-      if (!to.direct && to.existing) await handle.chmod(to.existing.mode & 0o7777);
+      // The creation mode passes through the umask; an existing file's mode is kept whole (after the
+      // owner: a chown clears the set-id bits).
+      if (!to.direct && to.existing) {
+        if (to.existing.uid !== process.geteuid?.() || to.existing.gid !== process.getegid?.()) await handle.chown(to.existing.uid, to.existing.gid);
+        await handle.chmod(to.existing.mode & 0o7777);
+      }
       for await (const chunk of chunks) {
         // A pipe or FIFO may take part of a chunk (its reader left, or took less): write the rest, which
         // then fails with EPIPE rather than being lost silently.
@@ -198,7 +245,7 @@ export function registerDump(program: Command, ctx: CliContext): void {
           throw new UsageError(`${path}: is a ${node.type} in snapshot ${shortId(snapshot.id)}`, { hint: 'dump writes files, or folders as tar archives' });
         }
         try {
-          if (flags.target) await writeFile(flags.target, chunks, ctx.io.stdout);
+          if (flags.target) await writeFile(flags.target, chunks, ctx);
           else await writeAll(ctx.io.stdout, chunks);
         } catch (err) {
           // The reader of a pipe as --target went away before the end: what it got is cut short, which the

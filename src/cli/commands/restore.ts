@@ -34,8 +34,8 @@ interface RestoreFlags extends FilterFlags {
 
 const overwriteModes: readonly OverwriteMode[] = ['always', 'if-changed', 'never'];
 
-/** What the restore must never write into nor delete: a local repository it reads, and the cache folder. */
-function protectedPaths(ctx: CliContext): ProtectedPath[] {
+/** What restore and dump must never write into nor delete: a local repository they read, and the cache folder. */
+export function protectedPaths(ctx: CliContext): ProtectedPath[] {
   const paths: ProtectedPath[] = [];
   const location = parseLocation(ctx.repoLocation());
   if (location.kind === 'local') paths.push({ path: location.path, what: 'the repository being read' });
