@@ -9,7 +9,7 @@ import { backup } from '../archiver/index.ts';
 import { createTestRepo } from '../../test/support/test-repo.ts';
 import type { Repository } from './repository.ts';
 import { findNode, pathParts } from './select.ts';
-import { fileContent, posixAclText, tarArchive, tarHeader, tarType, deviceNumbers } from './tar.ts';
+import { fileContent, posixAclText, ReadAhead, tarArchive, tarHeader, tarType, deviceNumbers } from './tar.ts';
 import type { StoredSnapshot } from '../model/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
 
@@ -325,4 +325,63 @@ test('folders nested thousands deep make a whole archive, not a stack overflow',
   const listing = execFileSync('tar', ['-t', '-f', '-'], { input: archive, maxBuffer: 1 << 30 }).toString('latin1').trim().split('\n');
   assert.equal(listing.length, depth + 1);
   assert.equal(listing.at(-1), `${'d/'.repeat(depth)}hello.txt`);
+});
+
+/** A snapshot of a folder of `files` small files, every tenth with a second hard link; its folder node and the instrumented repository. */
+async function manySmallFiles(files: number) {
+  const dir = path.join(base, `many-${files}`);
+  await mkdir(dir);
+  for (let i = 0; i < files; i++) {
+    await writeFile(path.join(dir, `f${String(i).padStart(4, '0')}`), `file ${i}\n`);
+    if (i % 10 === 0) await link(path.join(dir, `f${String(i).padStart(4, '0')}`), path.join(dir, `h${String(i).padStart(4, '0')}`));
+  }
+  const r = await createTestRepo();
+  const result = await backup(r, { paths: [dir], programVersion: 'test' });
+  const node = await findNode(r, result.snapshot.tree, dir, result.snapshotId!);
+  const stats = { inFlight: 0, most: 0, loads: new Map<string, number>() };
+  const load = r.loadBlob.bind(r);
+  r.loadBlob = async (type, id, failed) => {
+    if (type === 'data') {
+      const hex = Buffer.from(id).toString('hex');
+      stats.loads.set(hex, (stats.loads.get(hex) ?? 0) + 1);
+      stats.most = Math.max(stats.most, ++stats.inFlight);
+    }
+    try {
+      return await load(type, id, failed);
+    } finally {
+      if (type === 'data') stats.inFlight--;
+    }
+  };
+  const fileNode = (name: string) => findNode(r, result.snapshot.tree, `${dir}/${name}`, result.snapshotId!);
+  return { dir, node, repo: r, stats, fileNode };
+}
+
+test('a folder of small files is dumped with blob loads overlapping, at most ReadAhead.maxLoads at once, each blob once; tar extracts it exactly', async () => {
+  const { dir, node, repo: r, stats } = await manySmallFiles(300);
+  const archive = await collect(tarArchive(r, node, pathParts(dir).map((p) => Buffer.from(p))));
+  assert.ok(stats.most > 1, 'loads overlap');
+  assert.ok(stats.most <= ReadAhead.maxLoads, `at most ${ReadAhead.maxLoads} loads at once, saw ${stats.most}`);
+  assert.equal(stats.loads.size, 300);
+  assert.deepEqual([...new Set(stats.loads.values())], [1], 'no blob loaded twice, none for a second hard link');
+  const target = await mkdtemp(path.join(base, 'many-out-'));
+  execFileSync('tar', ['-x', '-f', '-', '-C', target], { input: archive });
+  const out = path.join(target, dir);
+  assert.equal((await readdir(out)).length, 330);
+  for (const i of [0, 1, 150, 299]) assert.equal(await readFile(path.join(out, `f${String(i).padStart(4, '0')}`), 'utf8'), `file ${i}\n`);
+  assert.equal((await lstat(path.join(out, 'h0100'))).ino, (await lstat(path.join(out, 'f0100'))).ino);
+});
+
+test('a blob that fails to load ahead fails the dump when its file is written, with that error', async () => {
+  const { dir, node, repo: r, fileNode } = await manySmallFiles(50);
+  const bad = (await fileNode('f0040')).content![0];
+  const load = r.loadBlob.bind(r);
+  r.loadBlob = (type, id, failed) => (Buffer.from(id).equals(Buffer.from(bad)) ? Promise.reject(new Error('blob f0040 is damaged')) : load(type, id, failed));
+  const seen: string[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of tarArchive(r, node, pathParts(dir).map((p) => Buffer.from(p)))) seen.push(Buffer.from(chunk).toString('latin1'));
+    })(),
+    /blob f0040 is damaged/,
+  );
+  assert.ok(seen.join('').includes('file 39\n'), 'the files before it were written');
 });

@@ -3,7 +3,7 @@
  * extended headers whenever a value does not fit ustar (long or non-ASCII names and link targets, sizes of
  * 8 GiB and more, big ids, long owner names, nanosecond or negative mtimes), and for extended attributes
  * (`SCHILY.xattr.<name>` records, as restic and GNU tar write them; POSIX ACLs as `SCHILY.acl.*` text). Streams blob by blob, so
- * memory stays bounded by the largest blob, whatever the size of the files.
+ * memory stays bounded by the read-ahead's bytes and the largest blob, whatever the size of the files.
  */
 import { IntegrityError } from '../errors/index.ts';
 import { isSafeName, toHex, type Timestamp, type TreeNode, type Xattr } from '../model/index.ts';
@@ -247,14 +247,67 @@ export function deviceNumbers(rdev: number): { major: number; minor: number } {
 }
 
 /**
- * The content of a file node, blob by blob. Throws IntegrityError when the blobs do not add up to the
- * size the node records (a tar member must be exactly as long as its header says).
+ * Data blobs loaded ahead of the one being written, so that their reads overlap: one at a time, each blob
+ * costs a round trip to the storage, which for folders of small files was most of a dump's time. Bounded
+ * in blobs and in bytes (blobs loaded and not yet taken).
  */
-export async function* fileContent(repo: Repository, node: TreeNode, what: string, signal?: AbortSignal): AsyncGenerator<Uint8Array> {
+export class ReadAhead {
+  static readonly maxLoads = 32;
+  static readonly maxBytes = 32 * 1024 * 1024;
+  readonly #repo: Repository;
+  readonly #loads = new Map<string, { readonly load: Promise<Uint8Array>; readonly size: number }>();
+  #bytes = 0;
+
+  constructor(repo: Repository) {
+    this.#repo = repo;
+  }
+
+  /** Starts loading blob `id` (of about `size` bytes) unless the bounds are reached; false when they are. */
+  offer(id: Uint8Array, size: number): boolean {
+    const key = toHex(id);
+    if (this.#loads.has(key)) return true;
+    if (this.#loads.size >= ReadAhead.maxLoads || (this.#loads.size > 0 && this.#bytes + size > ReadAhead.maxBytes)) return false;
+    const load = this.#repo.loadBlob('data', id);
+    // A failure is reported to the one who takes the blob; one never taken (the dump stopped) is dropped.
+    load.catch(() => undefined);
+    this.#loads.set(key, { load, size });
+    this.#bytes += size;
+    return true;
+  }
+
+  /** Blob `id`: loaded ahead, or now. */
+  take(id: Uint8Array): Promise<Uint8Array> {
+    const key = toHex(id);
+    const ahead = this.#loads.get(key);
+    if (!ahead) return this.#repo.loadBlob('data', id);
+    this.#loads.delete(key);
+    this.#bytes -= ahead.size;
+    return ahead.load;
+  }
+
+  /** Offers the blobs of `node` (a file) from its `from`-th on; returns the first not offered (the bounds were reached). */
+  offerFile(node: TreeNode, from = 0): number {
+    const content = node.content ?? [];
+    const size = content.length > 0 ? node.size / content.length : 0;
+    let i = from;
+    while (i < content.length && this.offer(content[i], size)) i++;
+    return i;
+  }
+}
+
+/**
+ * The content of a file node, blob by blob, with its next blobs loaded ahead (through `readAhead`, which
+ * may hold blobs of later files too). Throws IntegrityError when the blobs do not add up to the size the
+ * node records (a tar member must be exactly as long as its header says).
+ */
+export async function* fileContent(repo: Repository, node: TreeNode, what: string, signal?: AbortSignal, readAhead = new ReadAhead(repo)): AsyncGenerator<Uint8Array> {
   let total = 0;
-  for (const id of node.content ?? []) {
+  const content = node.content ?? [];
+  let offered = 0;
+  for (const [i, id] of content.entries()) {
     signal?.throwIfAborted();
-    const data = await repo.loadBlob('data', id);
+    offered = readAhead.offerFile(node, Math.max(offered, i));
+    const data = await readAhead.take(id);
     total += data.length;
     if (total > node.size) break;
     yield data;
@@ -312,6 +365,8 @@ function joinPath(parts: readonly Uint8Array[]): Uint8Array {
 export async function* tarArchive(repo: Repository, node: TreeNode, parts: readonly Uint8Array[], options: TarOptions = {}): AsyncGenerator<Uint8Array> {
   const out = new Batcher();
   const links = new Map<string, Uint8Array>();
+  const readAhead = new ReadAhead(repo);
+  const linkKey = (n: TreeNode) => (n.links > 1 && n.inode !== 0 ? `${n.device}:${n.inode}` : undefined);
 
   /** Writes the member for `n`; returns a folder's entries, which the caller visits next. */
   async function* member(n: TreeNode, path: readonly Uint8Array[]): AsyncGenerator<Uint8Array, TreeNode[] | undefined> {
@@ -331,7 +386,7 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
         return children;
       }
       case 'file': {
-        const key = n.links > 1 && n.inode !== 0 ? `${n.device}:${n.inode}` : undefined;
+        const key = linkKey(n);
         const first = key === undefined ? undefined : links.get(key);
         if (first) {
           out.add(tarHeader({ ...common, name, type: tarType.hardlink, linkName: first }));
@@ -339,7 +394,7 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
         }
         if (key !== undefined) links.set(key, name);
         out.add(tarHeader({ ...common, name, type: tarType.file, size: n.size }));
-        for await (const data of fileContent(repo, n, text, options.signal)) {
+        for await (const data of fileContent(repo, n, text, options.signal, readAhead)) {
           const pending = out.take();
           if (pending) yield pending;
           yield data;
@@ -370,17 +425,37 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
 
   // Folders are walked with a stack of their entries left, not by recursion: a snapshot may nest folders
   // thousands deep, more than nested generators can resume without overflowing the call stack.
-  const folders: Array<{ path: readonly Uint8Array[]; entries: TreeNode[]; next: number }> = [];
+  // `ahead`: the first entry whose blobs are not all offered to the read-ahead yet, and how many of its are.
+  const folders: Array<{ path: readonly Uint8Array[]; entries: TreeNode[]; next: number; ahead: number; aheadBlob: number }> = [];
+  const linksAhead = new Set<string>();
+  /** Offers the blobs of the folder's next files, from the entry being visited on, until the read-ahead is full. */
+  const readFilesAhead = (folder: (typeof folders)[number]) => {
+    if (folder.ahead < folder.next - 1) [folder.ahead, folder.aheadBlob] = [folder.next - 1, 0];
+    for (; folder.ahead < folder.entries.length; folder.ahead++, folder.aheadBlob = 0) {
+      const n = folder.entries[folder.ahead];
+      if (n.type !== 'file') continue;
+      // Only the first of a file's hard links has its content in the archive.
+      const key = linkKey(n);
+      if (key !== undefined && folder.aheadBlob === 0) {
+        if (links.has(key) || linksAhead.has(key)) continue;
+        linksAhead.add(key);
+      }
+      const content = n.content ?? [];
+      folder.aheadBlob = readAhead.offerFile(n, folder.aheadBlob);
+      if (folder.aheadBlob < content.length) return;
+    }
+  };
   let visit: { n: TreeNode; path: readonly Uint8Array[] } | undefined = { n: node, path: parts };
   while (visit) {
     const entries = yield* member(visit.n, visit.path);
-    if (entries) folders.push({ path: visit.path, entries, next: 0 });
+    if (entries) folders.push({ path: visit.path, entries, next: 0, ahead: 0, aheadBlob: 0 });
     visit = undefined;
     while (!visit && folders.length > 0) {
       const folder = folders[folders.length - 1];
       if (folder.next === folder.entries.length) folders.pop();
       else {
         const child = folder.entries[folder.next++];
+        readFilesAhead(folder);
         visit = { n: child, path: [...folder.path, child.name] };
       }
     }
