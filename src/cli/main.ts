@@ -125,6 +125,27 @@ export function buildProgram(ctx: CliContext): Command {
   return program;
 }
 
+/**
+ * `args` without `--help`/`-h` when its command is unknown (`coffer tag --help`): commander would show the
+ * main help and exit 0, and a script probing for the command would take it as there; without the flag, the
+ * unknown command is the usage error it is.
+ */
+function helpOfUnknownCommand(program: Command, args: string[]): string[] {
+  const end = args.indexOf('--');
+  const options = end < 0 ? args : args.slice(0, end);
+  if (!options.includes('--help') && !options.includes('-h')) return args;
+  for (let i = 0; i < options.length; i++) {
+    const arg = options[i];
+    if (!arg.startsWith('-')) {
+      const known = program.commands.some((c) => c.name() === arg || c.aliases().includes(arg));
+      return known ? args : args.filter((a, k) => (end >= 0 && k >= end) || (a !== '--help' && a !== '-h'));
+    }
+    const option = program.options.find((o) => o.long === arg || o.short === arg);
+    if (option && (option.required || option.optional)) i++;
+  }
+  return args;
+}
+
 /** Runs coffer with `args` (argv without node and script); returns the exit status. */
 export async function main(args: string[], io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
   const ctx = new CliContext(io);
@@ -149,7 +170,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
   }
   for (const signal of signals) process.on(signal, interrupted);
   try {
-    await program.parseAsync(args, { from: 'user' });
+    await program.parseAsync(helpOfUnknownCommand(program, args), { from: 'user' });
     ctx.flushOutput();
     // A failed write to stdout is reported as an event, possibly after the command's last write.
     await new Promise((resolve) => setImmediate(resolve));

@@ -216,6 +216,13 @@ describe('errors', () => {
       const typo = await coffer(['-r', pristine, 'list']);
       assertFails(typo, 2, /^error: unknown command 'list'$/);
       assert.match(typo.stderr, /^hint: did you mean ls\?$/m);
+      // --help with an unknown command is the same error, not the main help and exit 0 (a script probing
+      // for `coffer tag` must not take it as there); with a known command it is that command's help.
+      assertFails(await coffer(['-r', pristine, 'tag', '--help']), 2, /^error: unknown command 'tag'$/);
+      assertFails(await coffer(['--cache-dir', '/tmp', 'rewrite', '-h']), 2, /^error: unknown command 'rewrite'$/);
+      const known = await coffer(['--cache-dir', '/tmp', 'ls', '--help']);
+      assert.equal(known.code, 0, known.stderr);
+      assert.match(known.stdout, /^Usage: coffer ls /);
       assertFails(await coffer(['-r', pristine, 'snapshots', '--lates', '1']), 2, /^error: unknown option '--lates'$/);
       assertFails(await coffer(['-r', pristine, 'key', 'remove']), 2, /missing required argument/);
       assertFails(await coffer(['-r', pristine, 'init', '--pack-size', 'huge']), 2, /pack-size/);
