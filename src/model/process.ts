@@ -1,5 +1,5 @@
 /** Facts about processes on this machine. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { errnoCode } from '../errors/index.ts';
 
 /**
@@ -26,4 +26,23 @@ function zombie(pid: number): boolean {
   // "pid (command) state …": the command may hold spaces and parentheses, the state follows the last ")".
   const state = stat[stat.lastIndexOf(')') + 2];
   return state === 'Z' || state === 'X';
+}
+
+let table: string | undefined | null = null;
+
+/**
+ * Which process table this process's pid belongs to: this boot of this kernel and this pid namespace, as
+ * `<boot id>:<pid namespace>`. Two containers, or two cloned machines, may share a host name: only for a
+ * lock written from the same process table does a pid say whether its holder runs. Undefined where /proc
+ * does not tell (not Linux).
+ */
+export function processTable(): string | undefined {
+  if (table === null) {
+    try {
+      table = `${readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}:${readlinkSync('/proc/self/ns/pid')}`;
+    } catch {
+      table = undefined;
+    }
+  }
+  return table;
 }

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname, userInfo } from 'node:os';
 import { AppError, IntegrityError, NotFoundError, RepoLockedError } from '../errors/index.ts';
-import { asBoolean, asInteger, asObject, asString, processAlive, shortId, sleep, type Id } from '../model/index.ts';
+import { asBoolean, asInteger, asObject, asString, processAlive, processTable, shortId, sleep, type Id } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
 export type LockKind = 'shared' | 'exclusive';
@@ -46,14 +46,18 @@ export interface LockInfo {
   readonly gid: number;
   /** Random per holder, so a holder recognizes its refreshed files. */
   readonly holder: string;
+  /** The holder's process table ({@link processTable}), where the system tells it. */
+  readonly processTable?: string;
 }
 
 export interface StoredLock extends LockInfo {
   readonly id: Id;
 }
 
-export function isStale(lock: LockInfo, now: number = Date.now(), host: string = osHostname()): boolean {
-  if (lock.hostname === host && !processAlive(lock.pid)) return true;
+export function isStale(lock: LockInfo, now: number = Date.now(), host: string = osHostname(), table: string | undefined = processTable()): boolean {
+  // A pid tells only within its own process table: a holder in another container or on a cloned machine
+  // of the same host name is judged by its lock's time alone, as one on another host is.
+  if (lock.hostname === host && lock.processTable === table && !processAlive(lock.pid)) return true;
   const time = Date.parse(lock.time);
   return Number.isNaN(time) || now - time > lockTimings.staleAfterMs;
 }
@@ -71,6 +75,7 @@ function decodeLock(id: Id, value: unknown): StoredLock {
     uid: asInteger(o.uid, `${what}: uid`),
     gid: asInteger(o.gid, `${what}: gid`),
     holder: asString(o.holder, `${what}: holder`),
+    ...(o.processTable === undefined ? {} : { processTable: asString(o.processTable, `${what}: processTable`) }),
   };
 }
 
@@ -117,6 +122,10 @@ export interface LockOptions {
 const lostLockHint =
   'nothing more was written once the lock was lost; run the command again (a backup uploads again the data it stored since its last index file; `coffer prune` removes the copies left behind)';
 
+function removedError(id: Id, cause: unknown): RepoLockedError {
+  return new RepoLockedError(`lock ${shortId(id)} was removed by another process`, { hint: lostLockHint, cause });
+}
+
 /** What a command whose lock was found to tie with another one after it started left behind. */
 const lostTieNote = 'data this command stored before it saw the other lock is in no index: `coffer prune` removes it';
 
@@ -131,6 +140,8 @@ export class RepoLock {
   #refreshError: unknown;
   #confirmation: Promise<void> = Promise.resolve();
   readonly #lost = new AbortController();
+  /** Set once a refresh found the lock file removed. */
+  #removed: RepoLockedError | undefined;
 
   private constructor(repo: Repository, kind: LockKind, info: Omit<LockInfo, 'time'>, id: Id) {
     this.#repo = repo;
@@ -159,6 +170,7 @@ export class RepoLock {
       uid: user.uid,
       gid: user.gid,
       holder: randomBytes(16).toString('hex'),
+      ...(processTable() === undefined ? {} : { processTable: processTable() }),
     };
     const deadline = Date.now() + (options.retryMs ?? 0);
     let delay = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);
@@ -167,6 +179,10 @@ export class RepoLock {
     for (;;) {
       const conflict = await findConflict(repo, kind, info.holder);
       if (!conflict) {
+        // Stale locks are removed before an exclusive lock is taken over them: should a holder judged
+        // stale still run, it then finds its lock gone and stops before it commits anything that
+        // references data this command may delete.
+        if (kind === 'exclusive') await removeLocks(repo, false);
         const id = await repo.saveStructured('lock', { time: new Date().toISOString(), ...info });
         if (options.deferConfirmation && !options.retryMs) {
           const lock = new RepoLock(repo, kind, info, id);
@@ -217,9 +233,21 @@ export class RepoLock {
     this.#timer.unref();
   }
 
-  /** Writes a fresh lock file and removes the previous one. */
+  /**
+   * Writes a fresh lock file and removes the previous one. A previous one that is gone was removed as
+   * stale: the lock is lost for good (a fresh file would hide that from {@link assertFresh}).
+   */
   async refresh(): Promise<void> {
     const old = this.#id;
+    if (this.#removed) throw this.#removed;
+    try {
+      await this.#repo.backend.stat({ type: 'lock', name: old });
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      this.#removed = removedError(old, err);
+      this.#lost.abort(this.#removed);
+      throw this.#removed;
+    }
     this.#id = await this.#repo.saveStructured('lock', { time: new Date().toISOString(), ...this.#info });
     this.#lastRefresh = performance.now();
     await this.#repo.backend.remove({ type: 'lock', name: old });
@@ -231,6 +259,7 @@ export class RepoLock {
    */
   async assertFresh(): Promise<void> {
     await this.#confirmation;
+    if (this.#removed) throw this.#removed;
     const age = performance.now() - this.#lastRefresh;
     if (age > lockTimings.expireAfterMs) {
       const why = this.#refreshError instanceof Error ? ` (${this.#refreshError.message})` : '';
@@ -244,10 +273,7 @@ export class RepoLock {
     } catch (err) {
       // Only a lock file that is gone was removed: a storage failure is reported as what it is.
       if (!(err instanceof NotFoundError)) throw err;
-      throw new RepoLockedError(`lock ${shortId(this.#id)} was removed by another process`, {
-        hint: lostLockHint,
-        cause: err,
-      });
+      throw removedError(this.#id, err);
     }
   }
 
@@ -305,7 +331,7 @@ function lockedError(lock: StoredLock, waitedMs: number, note?: string): RepoLoc
     waitedMs > 0
       ? `the wait of ${formatWait(waitedMs)} ran out; wait longer with \`--retry-lock ${formatWait(Math.max(5 * 60_000, 2 * waitedMs))}\``
       : 'wait for the other process, or retry with `--retry-lock 5m`';
-  const holder = lock.hostname === osHostname() ? `process ${lock.pid} on this host` : `the process on ${lock.hostname}`;
+  const holder = lock.hostname === osHostname() && lock.processTable === processTable() ? `process ${lock.pid} on this host` : `the process on ${lock.hostname}`;
   return new RepoLockedError(`repository is locked: ${describeLock(lock, now)}`, {
     hint: `${wait}; the lock becomes stale ${staleIn(lock, now)} if not refreshed; if ${holder} is known not to run (and no other uses the repository), \`coffer unlock --remove-all\` removes the lock now${note === undefined ? '' : `; ${note}`}`,
     data: { lock: lock.id },

@@ -4,10 +4,11 @@
  * `unlock` say when a live-looking lock becomes stale and name --remove-all; the password sources.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { watch } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { assertOk, cofferBin, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv, type RunOptions, type RunResult } from '../support/cli.ts';
@@ -114,6 +115,26 @@ describe('locked repositories and unlock', () => {
     assertOk(all);
     assert.match(all.stdout, /^removed 1 lock: \w+\n$/);
     assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
+  });
+
+  it('a lock from another process table (another container or a cloned machine of the same host name) is not judged by its pid: prune waits for it', async () => {
+    const { repo } = await twoKeys();
+    // A pid that is certainly not running here.
+    const dead = spawnSync('true').pid!;
+    await writeLock(repo, { pid: dead, exclusive: false, processTable: 'another-boot:pid:[4026530000]' }, Buffer.from(pwA));
+    const r = await coffer(['prune'], repo);
+    assert.equal(r.code, 11, r.stderr);
+    assert.match(r.stderr, /^error: repository is locked: shared lock \w+ held by .* \(pid \d+\), refreshed \d+s ago\n/);
+    assert.match(r.stderr, new RegExp(`if the process on ${os.hostname()} is known not to run`));
+    const unlock = await coffer(['unlock'], repo);
+    assert.match(unlock.stdout, /^no stale locks\nleft 1 lock that looks live/);
+
+    // The same dead pid from this process table, or from one that recorded none (older versions) on
+    // another host, is judged as before: stale here, by its time there.
+    const mine = await twoKeys();
+    await writeLock(mine.repo, { pid: dead, exclusive: false }, Buffer.from(pwA));
+    assertOk(await coffer(['prune'], mine.repo));
+    assert.deepEqual(await readdir(path.join(mine.repo, 'locks')), [], 'prune removed the stale lock it took its lock over');
   });
 
   it('once --retry-lock ran out, the hint says so and suggests a longer wait', async () => {

@@ -67,6 +67,17 @@ test('a backup whose lock was removed commits nothing, and its hint is true: a r
   }
 });
 
+test('a holder whose lock file was removed as stale stops: its refresh does not write a new one, and its commit is refused', async () => {
+  const repo = await createTestRepo();
+  const lock = await RepoLock.acquire(repo, 'shared');
+  await lock.refresh();
+  await repo.backend.remove({ type: 'lock', name: lock.id });
+  await assert.rejects(lock.refresh(), /was removed by another process/);
+  assert.equal((await listLocks(repo)).locks.length, 0, 'no fresh lock file hides the removal');
+  assert.ok(lock.lost.aborted, 'the command is told to stop');
+  await assert.rejects(lock.assertFresh(), (err: unknown) => err instanceof RepoLockedError && /was removed by another process/.test(err.message));
+});
+
 test('a shared lock that finds, after the command started, an exclusive one taken at the same moment gives way, and its hint says what the command stored is left for prune', async () => {
   const repo = await createTestRepo();
   const lock = await RepoLock.acquire(repo, 'shared', { deferConfirmation: true });

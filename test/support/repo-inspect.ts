@@ -8,7 +8,7 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { LocalBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
-import { fromHex, nodeName, shortId, storageName, toHex, type Id } from '../../src/model/index.ts';
+import { fromHex, nodeName, processTable, shortId, storageName, toHex, type Id } from '../../src/model/index.ts';
 import { Repository, decodeIndex, describe, openBlob, walkTree, type PackRecord } from '../../src/repo/index.ts';
 import { testPassword } from './test-repo.ts';
 
@@ -42,6 +42,8 @@ export interface LockFields {
   exclusive: boolean;
   time?: Date;
   host?: string;
+  /** The holder's process table; default this process's (another container or machine: any other value; null: none recorded, as older versions wrote). */
+  processTable?: string | null;
 }
 
 /** Opens the repository once and returns a writer of lock files, for tests that must lock quickly. */
@@ -62,6 +64,7 @@ export function saveLock(repo: Repository, fields: LockFields): Promise<Id> {
     uid: user.uid,
     gid: user.gid,
     holder: randomBytes(16).toString('hex'),
+    ...(fields.processTable === null ? {} : { processTable: fields.processTable ?? processTable() }),
   });
 }
 
