@@ -25,7 +25,7 @@ import {
 
 export type UnusedLimit = { readonly kind: 'percent'; readonly value: number } | { readonly kind: 'bytes'; readonly value: number } | { readonly kind: 'unlimited' };
 
-export type PrunePhase = 'mark' | 'delete unreferenced packs' | 'repack' | 'write index' | 'delete index files' | 'delete packs';
+export type PrunePhase = 'mark' | 'delete unreferenced packs' | 'verify kept copies' | 'repack' | 'write index' | 'delete index files' | 'delete packs';
 
 export interface PruneOptions {
   /** How much unused space may remain after pruning (default 5 % of the used size, as restic). */
@@ -559,6 +559,78 @@ export async function replaceIndex(repo: Repository, records: readonly PackRecor
   return written;
 }
 
+/**
+ * A blob stored more than once whose copies in removed or repacked packs go away while a copy in a kept
+ * pack stays (concurrent backups, an interrupted prune) is read there and verified first: the kept copy is
+ * never read otherwise, and a damaged one would be left as the only copy. When no kept copy is intact, a
+ * copy from a pack that goes is copied instead (repacking a pack that was to be removed), verified as every
+ * repacked blob is. Returns the packs to repack and to remove.
+ */
+async function keepIntactCopies(repo: Repository, plan: PrunePlan, options: RewriteOptions): Promise<{ repack: PackPlan[]; remove: PackPlan[] }> {
+  const key = (e: PackEntry) => `${e.type}${toHex(e.id)}`;
+  const used = new Set<string>();
+  const copied = new Set<string>();
+  for (const p of [...plan.keep, ...plan.remove, ...plan.repack]) for (const e of p.used) used.add(key(e));
+  for (const p of plan.repack) for (const e of p.copy) copied.add(key(e));
+  // Copies in packs that go, of used blobs no repacked copy carries over.
+  const going = new Map<string, Array<{ pack: PackPlan; entry: PackEntry }>>();
+  for (const pack of [...plan.remove, ...plan.repack]) {
+    const copying = new Set(pack.copy.map(key));
+    for (const entry of pack.record.entries) {
+      const k = key(entry);
+      if (!used.has(k) || copied.has(k) || copying.has(k)) continue;
+      let list = going.get(k);
+      if (!list) going.set(k, (list = []));
+      list.push({ pack, entry });
+    }
+  }
+  const kept = new Map<string, Array<{ pack: Id; entry: PackEntry }>>();
+  for (const p of plan.keep) {
+    for (const entry of p.record.entries) {
+      const k = key(entry);
+      if (!going.has(k)) continue;
+      let list = kept.get(k);
+      if (!list) kept.set(k, (list = []));
+      list.push({ pack: p.record.id, entry });
+    }
+  }
+  const repack = [...plan.repack];
+  const remove = [...plan.remove];
+  if (kept.size === 0) return { repack, remove };
+  await checkpoint(options);
+  let step = 0;
+  const rescued = new Map<PackPlan, PackEntry[]>();
+  await mapLimit([...kept], Math.max(2, repo.backend.connections), async ([k, copies]) => {
+    let intact = false;
+    for (const { pack, entry } of copies) {
+      const what = `${entry.type} blob ${shortId(toHex(entry.id))} in pack ${shortId(pack)}`;
+      const sealed = await repo.backend.load({ type: 'data', name: pack }, { offset: entry.offset, length: entry.length });
+      try {
+        discard(openBlob(repo.crypto, entry.type, entry.id, sealed, entry.rawLength, what).buffer);
+        intact = true;
+        break;
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+      }
+    }
+    if (!intact) {
+      const { pack, entry } = going.get(k)![0];
+      rescued.set(pack, [...(rescued.get(pack) ?? []), entry]);
+    }
+    options.onProgress?.('verify kept copies', ++step, kept.size);
+  });
+  for (const [pack, entries] of rescued) {
+    if (remove.includes(pack)) {
+      remove.splice(remove.indexOf(pack), 1);
+      repack.push({ ...pack, copy: entries });
+    } else {
+      const at = repack.indexOf(pack);
+      repack[at] = { ...pack, copy: [...pack.copy, ...entries] };
+    }
+  }
+  return { repack, remove };
+}
+
 /** Deletes pack files (that no index lists any more); returns the bytes deleted. */
 export async function deletePacks(
   repo: Repository,
@@ -594,8 +666,9 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
   const rewriteIndex = plan.remove.length > 0 || plan.repack.length > 0 || plan.missingUnused.length > 0;
   if (!rewriteIndex) return { ...none, packsDeleted, bytesDeleted };
 
-  // (2) Copy the blobs of repacked packs.
-  const newPacks = await repackBlobs(repo, plan.repack, options);
+  // (2) Copy the blobs of repacked packs, and a copy of each blob that would otherwise keep only a damaged one.
+  const { repack, remove } = await keepIntactCopies(repo, plan, options);
+  const newPacks = await repackBlobs(repo, repack, options);
   const bytesWritten = newPacks.reduce((a, p) => a + p.size, 0);
 
   // (3), (4) The new index lists every pack that stays, complete (unused blobs of kept packs included),
@@ -603,7 +676,7 @@ export async function executePrune(repo: Repository, plan: PrunePlan, options: P
   const indexFilesWritten = await replaceIndex(repo, [...plan.keep.map((p) => p.record), ...newPacks], plan.indexFiles, options);
 
   // (5) Packs no index lists any more.
-  const doomed = [...plan.remove, ...plan.repack].map((p) => ({ id: p.record.id, size: p.storedSize }));
+  const doomed = [...remove, ...repack].map((p) => ({ id: p.record.id, size: p.storedSize }));
   bytesDeleted += await deletePacks(repo, doomed, options);
   packsDeleted += doomed.length;
   return {

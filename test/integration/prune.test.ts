@@ -226,6 +226,47 @@ describe('prune', () => {
     await assertNoWaste(backend);
   });
 
+  it('verifies the kept copy of a duplicated blob before the other copy goes: a damaged kept copy is not left the only one', async () => {
+    const backend = new MemoryBackend();
+    const repo = await createTestRepo(backend);
+    const a = await sourceDir({ 'a.bin': randomBytes(300 * KiB), 'b.bin': randomBytes(200 * KiB) });
+    const id = await snap(repo, a.dir, '2026-01-01T00:00:00Z');
+    // A second copy of every pack, as two racing backups leave.
+    await repo.loadIndex();
+    const records: PackRecord[] = [];
+    for (const name of repo.indexFiles.keys()) records.push(...decodeIndex(await repo.loadStructured('index', name), describeFile('index', name)).packs);
+    const copies: PackRecord[] = [];
+    for (const r of records) {
+      const bytes = await backend.load({ type: 'data', name: r.id });
+      const pack = buildPack(r.entries.map((e) => ({ type: e.type, id: e.id, sealed: bytes.slice(e.offset, e.offset + e.length), rawLength: e.rawLength })), repo.crypto.metadata);
+      await backend.save({ type: 'data', name: pack.name }, pack.bytes);
+      copies.push({ id: pack.name, type: r.type, size: pack.bytes.length, entries: pack.entries });
+    }
+    await repo.saveIndex(copies);
+    // Bit rot in a data blob of the pack prune keeps; the copy that prune would delete is intact.
+    const planned = await planPrune(await Repository.open(backend, testPassword), noUnused);
+    const kept = planned.keep.find((p) => p.record.type === 'data')!;
+    const entry = kept.record.entries[0];
+    const damaged = new Uint8Array(await backend.load({ type: 'data', name: kept.record.id }));
+    damaged[entry.offset + Math.floor(entry.length / 2)] ^= 0x01;
+    await backend.save({ type: 'data', name: kept.record.id }, damaged);
+
+    const phases = new Set<string>();
+    const reopened = await Repository.open(backend, testPassword);
+    const plan = await planPrune(reopened, noUnused);
+    await executePrune(reopened, plan, { ...noUnused, onProgress: (phase) => phases.add(phase) });
+    assert.ok(phases.has('verify kept copies'));
+    // Every file still reads back: the intact copy was copied into a new pack before its pack went.
+    const after = await Repository.open(backend, testPassword);
+    const files = await snapshotFiles(after, id);
+    for (const [path, bytes] of a.files) assert.ok(files.get(path)!.equals(bytes), path);
+    // check --read-data names the damaged copy, which repair packs can then drop; nothing is missing.
+    const checked = await check(await Repository.open(backend, testPassword), { readData: true });
+    const errors = checked.issues.filter((i) => i.severity === 'error');
+    assert.ok(errors.length >= 1 && errors.every((i) => i.message.includes(kept.record.id.slice(0, 8))), errors.map((i) => i.message).join('\n'));
+    assert.ok(!errors.some((i) => /missing|not in the index/.test(i.message)), errors.map((i) => i.message).join('\n'));
+  });
+
   it('does not copy a blob whose other copy stays in a kept pack', async () => {
     const backend = new MemoryBackend();
     const repo = await createTestRepo(backend);

@@ -153,6 +153,7 @@ export function pruneJson(plan: PrunePlan, dryRun: boolean, result: PruneResult 
 const phaseTitles: Record<PrunePhase, string> = {
   mark: 'trees',
   'delete unreferenced packs': 'unreferenced packs deleted',
+  'verify kept copies': 'kept copies of duplicate blobs verified',
   repack: 'packs repacked',
   'write index': 'index files written',
   'delete index files': 'old index files deleted',
