@@ -244,7 +244,8 @@ export function pastEnd(location: string, handle: Handle, range: ByteRange, size
 export function misplacedPackName(stray: StrayFile): string | undefined {
   if (!stray.path.startsWith('data/') || stray.path.endsWith('/')) return undefined;
   const name = stray.path.slice(stray.path.lastIndexOf('/') + 1);
-  return isValidName('data', name) ? name : undefined;
+  // One at the path its name belongs at is a stray for another reason (not a regular file: a FIFO, a device).
+  return isValidName('data', name) && stray.path !== filePath({ type: 'data', name }) ? name : undefined;
 }
 
 /** True when `name` is a valid stored-file name for `type`. */

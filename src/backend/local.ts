@@ -48,27 +48,12 @@ const temporaryName = /^([0-9a-f]{64}|config)-[0-9a-f]{12}\.tmp$/;
 // Errors a later attempt may not meet (busy file, descriptor exhaustion, a flaky network mount).
 const transientCodes = new Set(['EAGAIN', 'EBUSY', 'EMFILE', 'ENFILE', 'EINTR', 'ETIMEDOUT', 'ESTALE']);
 
-/**
- * Packs kept open after a range read, for the next: listing trees or dumping small files reads many blobs
- * from few packs, and opening and closing the pack for each was a third of the time. Packs never change
- * under their name (it is their hash), so a kept descriptor reads what a new one would.
- */
-const openPacksKept = 8;
-
-interface OpenPack {
-  readonly handle: Promise<fs.FileHandle>;
-  /** Reads in progress. */
-  users: number;
-}
-
 /** A {@link Backend} that stores files under a folder `root`. */
 export class LocalBackend implements Backend {
   readonly location: string;
   readonly connections: number;
   readonly root: string;
   readonly #counts: RequestCounts = newRequestCounts();
-  /** Open packs, least recently used first. */
-  readonly #packs = new Map<string, OpenPack>();
 
   constructor(root: string, options: LocalBackendOptions = {}) {
     this.root = path.resolve(root);
@@ -146,13 +131,6 @@ export class LocalBackend implements Backend {
     const rel = filePath(handle);
     const file = path.join(this.root, rel);
     if (range !== undefined) checkRange(this.location, handle, range);
-    if (range !== undefined && handle.type === 'data') {
-      try {
-        return await this.#withPack(file, (fh) => this.#readRange(fh, handle, range));
-      } catch (err) {
-        throw this.#error(err, rel);
-      }
-    }
     let fh: fs.FileHandle;
     try {
       fh = await fs.open(file, 'r');
@@ -166,57 +144,22 @@ export class LocalBackend implements Backend {
         if (reason !== undefined) throw tooLarge(this.location, handle, reason);
         return new Uint8Array(await fh.readFile());
       }
-      return await this.#readRange(fh, handle, range);
+      const buf = new Uint8Array(range.length);
+      let filled = 0;
+      while (filled < range.length) {
+        const { bytesRead } = await fh.read(buf, filled, range.length - filled, range.offset + filled);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      // A zero-length range reads nothing, so only the size tells whether its offset is past the end.
+      if (filled < range.length || (range.length === 0 && range.offset > (await fh.stat()).size)) {
+        throw pastEnd(this.location, handle, range, (await fh.stat()).size);
+      }
+      return buf;
     } catch (err) {
       throw this.#error(err, rel);
     } finally {
       await fh.close();
-    }
-  }
-
-  async #readRange(fh: fs.FileHandle, handle: Handle, range: ByteRange): Promise<Uint8Array> {
-    const buf = new Uint8Array(range.length);
-    let filled = 0;
-    while (filled < range.length) {
-      const { bytesRead } = await fh.read(buf, filled, range.length - filled, range.offset + filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    // A zero-length range reads nothing, so only the size tells whether its offset is past the end.
-    if (filled < range.length || (range.length === 0 && range.offset > (await fh.stat()).size)) {
-      throw pastEnd(this.location, handle, range, (await fh.stat()).size);
-    }
-    return buf;
-  }
-
-  /** Runs `use` with the pack at `file` open, kept open afterwards among the {@link openPacksKept} last used. */
-  async #withPack<T>(file: string, use: (fh: fs.FileHandle) => Promise<T>): Promise<T> {
-    let pack = this.#packs.get(file);
-    if (pack) this.#packs.delete(file);
-    else {
-      const opened: OpenPack = { handle: fs.open(file, 'r'), users: 0 };
-      opened.handle.catch(() => {
-        if (this.#packs.get(file) === opened) this.#packs.delete(file);
-      });
-      pack = opened;
-    }
-    this.#packs.set(file, pack);
-    pack.users++;
-    try {
-      return await use(await pack.handle);
-    } finally {
-      pack.users--;
-      this.#closePacks(openPacksKept);
-    }
-  }
-
-  /** Closes the least recently used packs no read uses, until at most `keep` are open. */
-  #closePacks(keep: number, only?: string): void {
-    for (const [file, pack] of this.#packs) {
-      if (this.#packs.size <= keep && only === undefined) break;
-      if (pack.users > 0 || (only !== undefined && file !== only)) continue;
-      this.#packs.delete(file);
-      pack.handle.then((fh) => fh.close()).catch(() => undefined);
     }
   }
 
@@ -284,7 +227,6 @@ export class LocalBackend implements Backend {
   async remove(handle: Handle): Promise<void> {
     checkHandle(this.location, handle);
     this.#counts.delete++;
-    if (handle.type === 'data') this.#closePacks(0, path.join(this.root, filePath(handle)));
     await this.#unlink(filePath(handle));
   }
 
@@ -305,9 +247,7 @@ export class LocalBackend implements Backend {
     return { ...this.#counts };
   }
 
-  async close(): Promise<void> {
-    this.#closePacks(0);
-  }
+  async close(): Promise<void> {}
 
   /** Removes the file `rel`; false when it was already gone. */
   async #unlink(rel: string): Promise<boolean> {

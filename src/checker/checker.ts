@@ -32,6 +32,7 @@ import {
   decodeTree,
   describe,
   headerEntrySize,
+  isForeignFile,
   openBlob,
   readHeader,
   type BlobLocation,
@@ -205,6 +206,8 @@ class Checker {
   #stored = new Map<Id, number>();
   /** Pack files outside the data/ folder of their name (a botched copy or sync), by name: where each is. */
   readonly #misplaced = new Map<Id, string>();
+  /** Files in index/ or snapshots/ that are intact but no file of that type of this repository (repo/repair.ts isForeignFile). */
+  readonly #foreign: Array<{ type: 'index' | 'snapshot'; name: Id }> = [];
   /** Stored packs shorter than the index says, with their stored sizes. */
   readonly #cut = new Map<Id, number>();
   #snapshots: StoredSnapshot[] = [];
@@ -327,7 +330,7 @@ class Checker {
         if (err instanceof CancelledError) throw err;
         const reason = reasonOf(err, describe('snapshot', name));
         if (isStorageFailure(err)) this.#report(unreadable(`snapshot ${shortId(name)}`, reason, { snapshot: name, file: filePath({ type: 'snapshot', name }) }));
-        else this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reason}`, { snapshot: name }));
+        else if (!(await this.#isForeign('snapshot', name))) this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reason}`, { snapshot: name }));
         return undefined;
       } finally {
         done++;
@@ -357,7 +360,7 @@ class Checker {
         if (isStorageFailure(err)) {
           this.#unreadableIndexFiles++;
           this.#report(unreadable(`index ${shortId(name)}`, reasonOf(err, what), { index: name, file: filePath({ type: 'index', name }) }));
-        } else this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
+        } else if (!(await this.#isForeign('index', name))) this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
         return undefined;
       } finally {
         done++;
@@ -380,6 +383,30 @@ class Checker {
       const copies = this.#copies.get(key);
       if (copies === undefined) this.#copies.set(key, [d.pack]);
       else if (!copies.includes(d.pack)) copies.push(d.pack);
+    }
+  }
+
+  /** Notes the file, which did not open, when it is intact all the same (reported with the packs, see #reportForeign). */
+  async #isForeign(type: 'index' | 'snapshot', name: Id): Promise<boolean> {
+    const foreign = await isForeignFile(this.#repo, type, name).catch(() => false);
+    if (foreign) {
+      this.#foreign.push({ type, name });
+      if (!this.#misplaced.has(name)) this.#misplaced.set(name, filePath({ type, name }));
+    }
+    return foreign;
+  }
+
+  /** Intact files in index/ or snapshots/ that are none of this repository: a pack the index lists, in a wrong folder, or a stray. */
+  #reportForeign(): void {
+    for (const { type, name } of this.#foreign) {
+      const path = filePath({ type, name });
+      const what = type === 'index' ? 'an index' : 'a snapshot';
+      if (this.#indexed.has(name) && !this.#stored.has(name)) {
+        const belongs = filePath({ type: 'data', name });
+        this.#report(issue('misplaced-pack', `${path}: pack ${shortId(name)}, which the index lists, in the wrong folder, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: name }));
+      } else {
+        this.#report(issue('stray-file', `${path}: not ${what} of this repository, though intact (its content matches its name): a file of another kind or of another repository, put here by mistake or on purpose; move it out of the repository`, { file: path }));
+      }
     }
   }
 
@@ -443,6 +470,7 @@ class Checker {
         }
       });
     }
+    this.#reportForeign();
     // Blobs stored in the same packs make one finding: two backups of the same data at once leave
     // thousands, and a line each would bury everything else.
     const groups = new Map<string, { type: BlobType; packs: Id[]; blobs: Id[]; extraBytes: number }>();
@@ -503,6 +531,8 @@ class Checker {
         const belongs = filePath({ type, name });
         if (!isValidName(type, name)) {
           found = issue('stray-file', `${path}: not ${what} file name (64 lowercase hex digits), so coffer ignores it; move it out of the repository`, { file: path });
+        } else if (path === belongs) {
+          found = issue('stray-file', `${path}: not a regular file, so coffer ignores it; move it out of the repository`, { file: path });
         } else if (type === 'data' && this.#stored.has(name)) {
           found = issue('stray-file', `${path}: a second copy of pack ${shortId(name)}, which is stored where it belongs (${belongs}); coffer does not read this one: move it out of the repository`, { file: path, pack: name });
         } else if (type === 'data') {

@@ -21,7 +21,7 @@ import { openBlob, sealBlob } from './blob.ts';
 import type { BlobIndex } from './blob-index.ts';
 import { decodeIndex, mergePackRecords, type IndexContent, type PackRecord } from './index-file.ts';
 import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from './pack.ts';
-import { describe, type Repository } from './repository.ts';
+import { describe, isForeignFile, type Repository } from './repository.ts';
 import { decodeTree, encodeTree } from './tree.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -68,6 +68,11 @@ function misplacedStop(found: readonly MisplacedPack[]): IntegrityError {
     hint: `move ${one ? 'it' : 'each'} to where it belongs, then run \`coffer check\` again: a repair now would take the data in ${one ? 'it' : 'them'} for lost`,
     data: { packs: found.map((m) => m.pack) },
   });
+}
+
+/** Foreign files ({@link isForeignFile}) in index/ or snapshots/ named as a pack the index lists and the store lacks: packs in a wrong folder. */
+function foreignPacks(foreign: ReadonlyArray<{ type: 'index' | 'snapshot'; name: Id }>, indexed: { has(pack: Id): boolean }, stored: { has(pack: Id): boolean }): MisplacedPack[] {
+  return foreign.filter((f) => indexed.has(f.name) && !stored.has(f.name)).map((f) => ({ pack: f.name, path: filePath({ type: f.type, name: f.name }) }));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -123,6 +128,8 @@ export interface RepairIndexResult {
   /** Empty in a dry run. */
   readonly indexFilesWritten: readonly Id[];
   readonly indexFilesRemoved: readonly Id[];
+  /** Files in index/ that are intact but no index of this repository ({@link isForeignFile}): left in place. */
+  readonly foreignFiles: readonly Id[];
 }
 
 export const defaultBlobsPerIndex = 50_000;
@@ -222,12 +229,15 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
     }
   });
   const oldRecords = mergePackRecords(oldContents.filter((c): c is IndexContent => c !== undefined));
+  const foreignFiles: Id[] = [];
+  for (const [i, name] of oldIndexFiles.entries()) if (oldContents[i] === undefined && (await isForeignFile(repo, 'index', name))) foreignFiles.push(name);
 
   const packs: Array<{ id: Id; size: number }> = [];
   for await (const { name, size } of backend.list('data')) packs.push({ id: name, size });
   packs.sort((a, b) => (a.id < b.id ? -1 : 1));
   // A pack in a wrong folder would be left out of the new index, and the snapshots' data in it taken for lost.
-  const misplaced = await misplacedPacks(repo, new Set(packs.map((p) => p.id)));
+  const storedPacks = new Set(packs.map((p) => p.id));
+  const misplaced = [...(await misplacedPacks(repo, storedPacks)), ...foreignPacks(foreignFiles.map((name) => ({ type: 'index' as const, name })), oldRecords, storedPacks)];
   if (misplaced.length > 0) throw misplacedStop(misplaced);
   reporter?.phase?.(options.readAllPacks ? 'read packs' : 'read pack headers', packs.length);
   const totalBytes = options.readAllPacks ? packs.reduce((n, p) => n + p.size, 0) : 0;
@@ -332,13 +342,14 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
     await options.beforeCommit?.();
     // Every new file supersedes every old one; all are written before any old one is deleted.
     for (const group of groups) written.push(await repo.saveIndex(group, oldIndexFiles));
-    const keep = new Set(written);
+    const keep = new Set([...written, ...foreignFiles]);
     for (const name of oldIndexFiles) {
       if (keep.has(name)) continue;
       await backend.remove({ type: 'index', name });
       removed.push(name);
     }
-    await repo.loadIndex();
+    // The foreign files left in place still stop every load of the index until they are moved out.
+    if (foreignFiles.length === 0) await repo.loadIndex();
   }
   const nowIndexed = new Set(indexed.map((r) => r.id));
   const stored = new Set(packs.map((p) => p.id));
@@ -355,6 +366,7 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
     oldIndexFiles,
     indexFilesWritten: written,
     indexFilesRemoved: removed,
+    foreignFiles,
   };
 }
 
@@ -468,9 +480,17 @@ export async function loadReadableSnapshots(repo: Repository): Promise<{ snapsho
   return { snapshots, unreadable: unreadable.map((u) => ({ id: u.id, message: `snapshot ${shortId(u.id)}: ${messageOf(u.error, describe('snapshot', u.id))}` })) };
 }
 
-/** Removes snapshot files that cannot be read (they can never be repaired nor used). */
-export async function removeUnreadableSnapshots(repo: Repository, ids: readonly Id[]): Promise<void> {
-  for (const name of ids) await repo.backend.remove({ type: 'snapshot', name });
+/**
+ * Removes snapshot files that cannot be read (they can never be repaired nor used), but not one that is
+ * intact and only no snapshot of this repository ({@link isForeignFile}); returns those left in place.
+ */
+export async function removeUnreadableSnapshots(repo: Repository, ids: readonly Id[]): Promise<Id[]> {
+  const foreign: Id[] = [];
+  for (const name of ids) {
+    if (await isForeignFile(repo, 'snapshot', name)) foreign.push(name);
+    else await repo.backend.remove({ type: 'snapshot', name });
+  }
+  return foreign;
 }
 
 /** Rewrites damaged snapshots; see the module comment. Call after listing the snapshots (design §Ordering). */
@@ -479,7 +499,11 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   const index = await repo.loadIndex();
   const stored = await repo.storedPacks();
   // Packs in a wrong folder may hold what looks lost, and nothing reads them until they are moved back.
-  const misplaced = await misplacedPacks(repo, stored);
+  const foreign: Array<{ type: 'index' | 'snapshot'; name: Id }> = [];
+  for (const type of ['index', 'snapshot'] as const) {
+    for await (const { name } of repo.backend.list(type)) if (index.hasPack(name) && !stored.has(name)) foreign.push({ type, name });
+  }
+  const misplaced = [...(await misplacedPacks(repo, stored)), ...foreignPacks(foreign, { has: (pack) => index.hasPack(pack) }, stored)];
   if (misplaced.length > 0) throw misplacedStop(misplaced);
   const copies = extraCopies(index);
 

@@ -194,6 +194,7 @@ export class Repository {
     try {
       return openStructured(this.crypto.metadata, kindOf(type), bytes, describe(type, name));
     } catch (err) {
+      if (err instanceof IntegrityError && type !== 'config' && storageName(bytes) === name) throw foreignFileError({ type, name }, err);
       throw withDamageHint(err, { type, name });
     }
   }
@@ -476,6 +477,30 @@ function configMismatch(backend: Backend, keys: ReadonlyArray<{ name: Id; error:
 }
 
 /** An IntegrityError about the stored file `handle`, with the hint that fits a damaged file of its type. */
+/**
+ * True when the stored file `type/name`, which does not open as a file of its type, is intact all the same
+ * (its content hashes to its name): then it is no file of this repository of that type, but one of another
+ * kind (a pack, a snapshot) or of another repository put in the wrong folder. Such a file is not damaged,
+ * and no repair deletes it. Storage failures are thrown.
+ */
+export async function isForeignFile(repo: Repository, type: 'index' | 'snapshot', name: Id): Promise<boolean> {
+  try {
+    return storageName(await repo.backend.load({ type, name })) === name;
+  } catch (err) {
+    if (err instanceof IntegrityError) return false;
+    throw err;
+  }
+}
+
+function foreignFileError(handle: Handle, cause: IntegrityError): IntegrityError {
+  const path = filePath(handle);
+  return new IntegrityError(`${path}: not ${handle.type === 'index' ? 'an' : 'a'} ${handle.type} file of this repository, though intact (its content matches its name): a file of another kind or of another repository, put here by mistake or on purpose`, {
+    hint: `move ${path} out of the repository (a pack of this repository belongs at ${filePath({ type: 'data', name: handle.name })}), then run \`coffer check\``,
+    data: { ...cause.data, file: path, foreign: true },
+    cause,
+  });
+}
+
 function withDamageHint(err: unknown, handle: Handle): unknown {
   if (!(err instanceof IntegrityError)) return err;
   return new IntegrityError(err.message, { hint: damagedFileHint(handle), data: err.data, cause: err.cause ?? err });

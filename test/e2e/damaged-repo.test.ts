@@ -173,7 +173,7 @@ describe('an unreadable snapshot file', () => {
     await writeFile(path.join(repo, 'snapshots', name), forged);
     const prune = await run(['--no-cache', 'prune']);
     assert.equal(prune.code, 1);
-    assert.match(prune.stderr, new RegExp(`^error: cannot prune: snapshot ${shortId(name)} cannot be read \\(snapshot ${shortId(name)}: authentication failed`, 'm'));
+    assert.match(prune.stderr, new RegExp(`^error: cannot prune: snapshot ${shortId(name)} cannot be read \\(snapshots/${name}: not a snapshot file of this repository, though intact`, 'm'));
     const forget = await run(['--no-cache', 'forget', shortId(name)]);
     assertOk(forget);
     assert.match(forget.stdout, new RegExp(`^removed snapshot ${shortId(name)} \\(unreadable\\)$`, 'm'));

@@ -483,3 +483,43 @@ test('a pack in a wrong data/ folder: check says where to move it; repair index,
   await assertCheckPasses(repo);
   assert.deepEqual(await restoreDiffers(repo, src), []);
 });
+
+test('a pack or a snapshot file put into index/ (intact, but no index): check names it, the repairs never delete it, and moved out, nothing is lost', async () => {
+  const { repo, src } = await repository();
+  const pack = await largestPack(repo);
+  const inIndex = path.join(repo, 'index', pack.name);
+  await rename(pack.file, inIndex);
+  const wrongPath = `index/${pack.name}`;
+  const rightPath = `data/${pack.name.slice(0, 2)}/${pack.name}`;
+
+  const checked = await runCoffer(['check'], { repo });
+  assert.equal(checked.code, 1);
+  const output = checked.stdout + checked.stderr;
+  assert.match(output, new RegExp(`^error: ${wrongPath}: pack ${pack.name.slice(0, 8)}, which the index lists, in the wrong folder, where coffer does not look for it; move it to ${rightPath}, where it belongs$`, 'm'));
+  assert.doesNotMatch(output, /authentication failed/, 'an intact file is not called damaged');
+  assert.equal(lines(checked.stderr, 'hint: ')[0], `hint: move ${wrongPath} to ${rightPath}, then run \`coffer check\` again before any repair`);
+  for (const args of [['repair', 'index'], ['repair', 'snapshots', '--forget']]) {
+    const r = await runCoffer(args, { repo });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${wrongPath}`), args.join(' '));
+  }
+  await stat(inIndex);
+  await rename(inIndex, pack.file);
+  await assertCheckPasses(repo);
+
+  // A snapshot file in index/: every command that loads the index says what it is; repair index leaves it.
+  const snapshot = (await readdir(path.join(repo, 'snapshots')))[0];
+  await copyFile(path.join(repo, 'snapshots', snapshot), path.join(repo, 'index', snapshot));
+  const listed = await runCoffer(['ls', 'latest'], { repo });
+  assert.equal(listed.code, 1);
+  assert.match(listed.stderr, new RegExp(`^error: index/${snapshot}: not an index file of this repository, though intact \\(its content matches its name\\)`, 'm'));
+  const again = await runCoffer(['check'], { repo });
+  assert.match(again.stdout + again.stderr, new RegExp(`^error: index/${snapshot}: not an index of this repository, though intact .*; move it out of the repository$`, 'm'));
+  const rebuilt = await runCoffer(['repair', 'index'], { repo });
+  assertOk(rebuilt);
+  assert.match(rebuilt.stderr, new RegExp(`^warning: index/${snapshot} left in place`, 'm'));
+  await stat(path.join(repo, 'index', snapshot));
+  await rm(path.join(repo, 'index', snapshot));
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+});

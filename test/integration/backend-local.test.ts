@@ -66,22 +66,6 @@ describe('local backend', () => {
     assert.throws(() => backend.localPath!({ type: 'data', name: 'nothex' }));
   });
 
-  it('keeps packs open between range reads, yet a pack it removed is gone for its next read, and reads from many packs stay right', async () => {
-    const backend = new LocalBackend(freshRoot());
-    await backend.create();
-    const packs = Array.from({ length: 12 }, (_, i) => bytesFor(`pack ${i} `.repeat(50)));
-    const handles = packs.map((bytes) => handleFor('data', bytes));
-    for (const [i, bytes] of packs.entries()) await backend.save(handles[i], bytes);
-    // Interleaved reads across more packs than are kept open, some at once.
-    for (let round = 0; round < 3; round++) {
-      await Promise.all(handles.map(async (handle, i) => assert.deepEqual(await backend.load(handle, { offset: 7, length: 20 }), packs[i].subarray(7, 27))));
-    }
-    await backend.remove(handles[11]);
-    await assert.rejects(backend.load(handles[11], { offset: 0, length: 4 }), NotFoundError);
-    assert.deepEqual(await backend.load(handles[10], { offset: 0, length: 4 }), packs[10].subarray(0, 4));
-    await backend.close();
-  });
-
   it('makes saved files read-only, and can still remove them', { skip: process.platform === 'win32' }, async () => {
     const backend = new LocalBackend(freshRoot());
     await backend.create();

@@ -4,6 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { FaultBackend, LocalBackend, MemoryBackend, VerifyingBackend, type Backe
 import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
 import { insecureTestKdfParams } from '../../src/crypto/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
-import { Repository, buildPack, decodeIndex, sealBlob, walkTree } from '../../src/repo/index.ts';
+import { Repository, buildPack, decodeIndex, repairIndex, sealBlob, walkTree } from '../../src/repo/index.ts';
 import { executePrune, planPrune } from '../../src/prune/index.ts';
 import { backUpTwice, indexRecords, packsOf, rewriteIndex, subtreeAt } from '../support/damage-fixture.ts';
 import { largestBlob } from '../support/repo-inspect.ts';
@@ -688,6 +689,22 @@ test('issues reach the callback as they are found, in the order of the result', 
     const seen: CheckIssue[] = [];
     const result = await run(f, { onIssue: (i) => seen.push(i) });
     assert.deepEqual(seen, result.issues);
+  } finally {
+    await cleanup(f);
+  }
+});
+
+test('a FIFO with a pack name, in the folder that name belongs in: not a regular file to move out; no repair refuses because of it', async () => {
+  const f = await fixture({ local: LocalBackend });
+  try {
+    const hex = `c8${'aa'.repeat(31)}`;
+    const rel = `data/c8/${hex}`;
+    await mkdir(path.join(f.folder!, 'data', 'c8'), { recursive: true });
+    execFileSync('mkfifo', [path.join(f.folder!, rel)]);
+    const result = await run(f);
+    assert.deepEqual(result.issues.map((i) => [i.kind, i.file, i.message]), [['stray-file', rel, `${rel}: not a regular file, so coffer ignores it; move it out of the repository`]]);
+    const repaired = await repairIndex(await reopen(f.repo));
+    assert.equal(repaired.packsIndexed, (await packsOf(f.repo, 'data')).length + (await packsOf(f.repo, 'tree')).length);
   } finally {
     await cleanup(f);
   }

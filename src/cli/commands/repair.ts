@@ -102,6 +102,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
             empty_packs: result.emptyPacks,
             index_files_written: result.indexFilesWritten,
             index_files_removed: result.indexFilesRemoved,
+            foreign_files: result.foreignFiles,
             total_duration: (Date.now() - started) / 1000,
           });
           return;
@@ -120,6 +121,9 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         if (result.emptyPacks.length > 0) ctx.say(`${plural(result.emptyPacks.length, 'empty pack')} not indexed (\`coffer prune\` removes them)`);
         if (flags.dryRun) ctx.say(`dry run: would write the new index and remove ${plural(result.oldIndexFiles.length, 'old index file')}`);
         else ctx.say(`wrote ${plural(result.indexFilesWritten.length, 'index file')}, removed ${plural(result.indexFilesRemoved.length, 'old index file')} in ${elapsed(Date.now() - started)}`);
+        for (const name of result.foreignFiles) {
+          ctx.warn(`warning: index/${name} left in place: it is intact (its content matches its name) but no index of this repository, so a file of another kind or of another repository, put here by mistake or on purpose; move it out of the repository`);
+        }
         if (damaged.length > 0) {
           ctx.say(`run \`coffer repair packs ${damaged.map((p) => shortId(p.pack)).join(' ')}\` to move the intact blobs of the damaged ${damaged.length === 1 ? 'pack' : 'packs'} into new packs`);
         }
@@ -201,14 +205,18 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         // A snapshot file that cannot be read cannot be repaired; --forget (with no selection) removes it.
         const dropsUnreadable = flags.forget === true && ids.length === 0 && !flags.host?.length && !flags.tag?.length && !flags.path?.length;
         const dropUnreadable = dropsUnreadable && !flags.dryRun;
-        for (const u of unreadable) {
-          const action = dropUnreadable ? 'removed' : dropsUnreadable ? 'would be removed' : 'cannot be repaired; `coffer repair snapshots --forget` removes it';
-          if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', kind: 'corrupt-snapshot', snapshot: u.id, message: u.message, removed: dropUnreadable });
-          else ctx.warn(`warning: ${u.message}; ${action}`);
-        }
+        let foreign = new Set<string>();
         if (dropUnreadable && unreadable.length > 0) {
           await lock.assertFresh();
-          await removeUnreadableSnapshots(repo, unreadable.map((u) => u.id));
+          foreign = new Set(await removeUnreadableSnapshots(repo, unreadable.map((u) => u.id)));
+        }
+        for (const u of unreadable) {
+          const removed = dropUnreadable && !foreign.has(u.id);
+          const action = foreign.has(u.id)
+            ? `left in place: it is intact (its content matches its name), so it is a file of another kind or of another repository, put here by mistake or on purpose; move it out of the repository`
+            : removed ? 'removed' : dropsUnreadable ? 'would be removed' : 'cannot be repaired; `coffer repair snapshots --forget` removes it';
+          if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', kind: 'corrupt-snapshot', snapshot: u.id, message: u.message, removed });
+          else ctx.warn(`warning: ${u.message}; ${action}`);
         }
         const filter = snapshotFilter(ctx, flags, ids);
         const chosen = ids.length > 0 ? [...new Map(ids.map((id) => selectSnapshot(all, id, filter)).map((s) => [s.id, s])).values()] : all.filter((s) => matchesFilter(s, filter));
