@@ -23,7 +23,7 @@
 import { availableParallelism } from 'node:os';
 import { fileTypes, filePath, isValidName, misplacedPackName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
-import { CancelledError, isStorageFailure, reasonOf, UsageError } from '../errors/index.ts';
+import { CancelledError, isStorageFailure, NotFoundError, reasonOf, UsageError } from '../errors/index.ts';
 import { fromHex, isSafeName, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import {
@@ -206,6 +206,8 @@ class Checker {
   #stored = new Map<Id, number>();
   /** Pack files outside the data/ folder of their name (a botched copy or sync), by name: where each is. */
   readonly #misplaced = new Map<Id, string>();
+  /** Packs that could be neither listed nor looked up (see #statIndexedPacks): not read with --read-data. */
+  readonly #unlisted = new Set<Id>();
   /** Files in index/ or snapshots/ that are intact but no file of that type of this repository (repo/repair.ts isForeignFile). */
   readonly #foreign: Array<{ type: 'index' | 'snapshot'; name: Id }> = [];
   /** Stored packs shorter than the index says, with their stored sizes. */
@@ -247,7 +249,11 @@ class Checker {
       await this.#checkKeys();
       await this.#loadSnapshots();
       await this.#loadIndexFiles();
-      const strayFiles = await strays;
+      // A folder that cannot be listed is reported with the packs (#checkPacks); the check goes on.
+      const strayFiles = await strays.catch((err: unknown) => {
+        if (!isStorageFailure(err)) throw err;
+        return [];
+      });
       for (const stray of strayFiles) {
         const pack = misplacedPackName(stray);
         if (pack !== undefined && !this.#misplaced.has(pack)) this.#misplaced.set(pack, stray.path);
@@ -418,9 +424,41 @@ class Checker {
     return stored;
   }
 
+  /**
+   * The indexed packs, each looked up on its own: when the packs cannot be listed (a data/ folder that
+   * cannot be read), the check goes on with those. One the storage fails to deliver is reported as
+   * unreadable and counted as stored, so its data is not called missing; packs no index lists go unseen.
+   */
+  async #statIndexedPacks(): Promise<Map<Id, number>> {
+    const stored = new Map<Id, number>();
+    const ids = [...this.#indexed.keys()].sort();
+    await mapLimit(ids, this.#backend.connections, async (id) => {
+      try {
+        stored.set(id, (await this.#backend.stat({ type: 'data', name: id })).size);
+      } catch (err) {
+        if (err instanceof NotFoundError) return;
+        if (!isStorageFailure(err)) throw err;
+        const file = filePath({ type: 'data', name: id });
+        this.#report(unreadable(`pack ${shortId(id)}`, reasonOf(err, file), { pack: id, file }));
+        stored.set(id, this.#indexed.get(id)!.size);
+        this.#unlisted.add(id);
+      }
+    });
+    return stored;
+  }
+
   async #checkPacks(listing: Promise<Map<Id, number>>): Promise<void> {
     this.#options.reporter?.phase?.('list packs', 0);
-    const stored = await listing;
+    let stored: Map<Id, number>;
+    let listed = true;
+    try {
+      stored = await listing;
+    } catch (err) {
+      if (!isStorageFailure(err)) throw err;
+      this.#report(unreadable('the list of packs', `${reasonOf(err, 'data/')}; packs no index lists are not checked`, { file: 'data/' }));
+      stored = await this.#statIndexedPacks();
+      listed = false;
+    }
     this.#stored = stored;
     const indexed = [...this.#indexed.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
     for (const [id, info] of indexed) {
@@ -449,7 +487,7 @@ class Checker {
         );
       }
     }
-    const unreferenced = [...stored.entries()].filter(([id]) => !this.#indexed.has(id)).sort(([a], [b]) => (a < b ? -1 : 1));
+    const unreferenced = listed ? [...stored.entries()].filter(([id]) => !this.#indexed.has(id)).sort(([a], [b]) => (a < b ? -1 : 1)) : [];
     if (this.#unreadableIndexFiles > 0) {
       for (const [id, size] of unreferenced) {
         this.#report(issue('unreferenced-pack', `pack ${shortId(id)}: not referenced in any index that could be read (${size} bytes); an index file that cannot be read may list it`, { pack: id }));
@@ -781,7 +819,7 @@ class Checker {
   // ---- 6. read data ----
 
   async #readData(pool: VerifyPool | undefined): Promise<void> {
-    const candidates = [...this.#indexed.keys()].filter((id) => this.#stored.has(id)).map((id) => ({ id, size: this.#stored.get(id)! }));
+    const candidates = [...this.#indexed.keys()].filter((id) => this.#stored.has(id) && !this.#unlisted.has(id)).map((id) => ({ id, size: this.#stored.get(id)! }));
     const packs = selectPacks(candidates, this.#options.readDataSubset, this.#options.random);
     const totalBytes = packs.reduce((sum, p) => sum + p.size, 0);
     const reporter = this.#options.reporter;

@@ -10,7 +10,8 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { FaultBackend, LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type Handle } from '../../src/backend/index.ts';
+import { FaultBackend, LocalBackend, MemoryBackend, VerifyingBackend, type Backend, type FileInfo, type FileType, type Handle } from '../../src/backend/index.ts';
+import { BackendError } from '../../src/errors/index.ts';
 import { bucketOf, check, parseReadDataSubset, selectPacks, type CheckIssue, type CheckOptions, type CheckResult } from '../../src/checker/index.ts';
 import { insecureTestKdfParams } from '../../src/crypto/index.ts';
 import { storageName, toHex, type Id } from '../../src/model/index.ts';
@@ -706,6 +707,40 @@ test('a FIFO with a pack name, in the folder that name belongs in: not a regular
     const repaired = await repairIndex(await reopen(f.repo));
     assert.equal(repaired.packsIndexed, (await packsOf(f.repo, 'data')).length + (await packsOf(f.repo, 'tree')).length);
   } finally {
+    await cleanup(f);
+  }
+});
+
+/** A local folder one of whose data/ sub-folders cannot be read: listing the packs and looking up a pack in it fail as the storage does. */
+class OneFolderDeniedBackend extends LocalBackend {
+  static denied = '';
+  #denied(handle?: Handle): BackendError {
+    return new BackendError(`${this.location}: ${handle ? `data/${handle.name.slice(0, 2)}/${handle.name}` : `data/${OneFolderDeniedBackend.denied}`}: permission denied`);
+  }
+  override async *list(type: FileType): AsyncIterable<FileInfo> {
+    if (type === 'data' && OneFolderDeniedBackend.denied !== '') throw this.#denied();
+    yield* super.list(type);
+  }
+  override async stat(handle: Handle): Promise<FileInfo> {
+    if (handle.type === 'data' && handle.name.startsWith(OneFolderDeniedBackend.denied) && OneFolderDeniedBackend.denied !== '') throw this.#denied(handle);
+    return super.stat(handle);
+  }
+}
+
+test('a data/ folder that cannot be listed does not stop check: it is reported, the packs in it are unreadable, not missing, and a deleted pack elsewhere is still found', async () => {
+  const f = await fixture({ local: OneFolderDeniedBackend });
+  try {
+    const [kept, gone] = [...(await packsOf(f.repo, 'data')), ...(await packsOf(f.repo, 'tree'))].filter((p, i, all) => all.findIndex((q) => q.id.slice(0, 2) === p.id.slice(0, 2)) === i);
+    await rm(path.join(f.folder!, 'data', gone.id.slice(0, 2), gone.id));
+    OneFolderDeniedBackend.denied = kept.id.slice(0, 2);
+    const result = await run(f);
+    const kinds = result.issues.map((i) => [i.kind, i.pack]);
+    assert.deepEqual(kinds.slice(0, 3), [['unreadable-file', undefined], ['unreadable-file', kept.id], ['missing-pack', gone.id]], JSON.stringify(result.issues, null, 1));
+    assert.match(result.issues[0].message, /^the list of packs: cannot be read: .*permission denied; packs no index lists are not checked/);
+    assert.ok(!result.issues.some((i) => i.kind === 'missing-pack' && i.pack === kept.id), 'a pack that cannot be looked up is not called missing');
+    assert.equal(result.snapshotsChecked, 2, 'the check went on to the snapshots');
+  } finally {
+    OneFolderDeniedBackend.denied = '';
     await cleanup(f);
   }
 });
