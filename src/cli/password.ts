@@ -4,7 +4,7 @@
  * (asked twice for a new password), else the first line of standard input.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { CancelledError, UsageError, fileErrorText } from '../errors/index.ts';
 
 export interface PasswordSources {
@@ -24,7 +24,7 @@ export async function readPassword(sources: PasswordSources, env: NodeJS.Process
       hint: 'give only one of them (COFFER_PASSWORD_FILE and COFFER_PASSWORD_COMMAND set them too)',
     });
   }
-  let password: string | undefined;
+  let password: Uint8Array | string | undefined;
   // commander fills passwordFile from COFFER_PASSWORD_FILE too, so either may have named the file.
   if (file) password = fromFile(file, '--password-file or COFFER_PASSWORD_FILE');
   else if (command) password = await fromCommand(command, sources.signal);
@@ -43,10 +43,7 @@ export async function readPassword(sources: PasswordSources, env: NodeJS.Process
       hint: 'use --password-file, --password-command or COFFER_PASSWORD when data comes on standard input',
     });
   }
-  if (password === '') {
-    throw new UsageError('an empty password is not allowed', { hint: 'choose a non-empty password' });
-  }
-  return Buffer.from(password, 'utf8');
+  return nonEmpty(password);
 }
 
 /** Reads a new password from `--new-password-file` or, on a terminal, a prompt asked twice. */
@@ -57,52 +54,103 @@ export async function readNewPassword(newPasswordFile: string | undefined, env: 
   throw new UsageError('no new password given', { hint: 'use --new-password-file FILE, or run on a terminal to be asked' });
 }
 
-function nonEmpty(password: string): Uint8Array {
-  if (password === '') throw new UsageError('an empty password is not allowed', { hint: 'choose a non-empty password' });
-  return Buffer.from(password, 'utf8');
+/**
+ * The password's bytes, as given: a file or a command may give bytes that are not UTF-8, and each must
+ * count (decoded, different bytes would open the same key). A prompt's or a variable's text is UTF-8.
+ */
+function nonEmpty(password: Uint8Array | string): Uint8Array {
+  if (password.length === 0) throw new UsageError('an empty password is not allowed', { hint: 'choose a non-empty password' });
+  return typeof password === 'string' ? Buffer.from(password, 'utf8') : password;
 }
 
-/** The first line of the file `source` (the flag or variable that named it, for the hint) gives. */
-function fromFile(path: string, source: string): string {
+/** How far a password's first line is looked for: a source that gives more without a line break (`/dev/zero`) is refused, not read until memory runs out. */
+const maxPasswordLine = 64 * 1024;
+
+function tooLong(what: string): UsageError {
+  return new UsageError(`${what} gives no line break within its first ${maxPasswordLine / 1024} KiB`, { hint: 'the password is the first line of what it gives; check that it names a password, not a device or a large file' });
+}
+
+/** The first line of the file `source` (the flag or variable that named it, for the hint) gives, as bytes. */
+function fromFile(path: string, source: string): Uint8Array {
+  let fd: number;
   try {
-    return firstLine(readFileSync(path, 'utf8'));
+    fd = openSync(path, 'r');
   } catch (err) {
-    throw new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, {
-      hint: `check the path given to ${source}`,
-    });
+    throw new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, { hint: `check the path given to ${source}` });
+  }
+  try {
+    const buffer = Buffer.alloc(maxPasswordLine + 1);
+    let end = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, end, buffer.length - end, null);
+      if (n === 0) break;
+      end += n;
+      if (buffer.subarray(0, end).includes(10) || end === buffer.length) break;
+    }
+    const line = firstLine(buffer.subarray(0, end));
+    if (line === undefined) throw tooLong(`password file ${path}`);
+    return line;
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, { hint: `check the path given to ${source}` });
+  } finally {
+    closeSync(fd);
   }
 }
 
-/** The first line the command prints; its errors go to our stderr, and Ctrl-C stops it. */
-function fromCommand(command: string, signal: AbortSignal | undefined): Promise<string> {
+/** The first line the command prints, as bytes; its errors go to our stderr, and Ctrl-C stops it. */
+function fromCommand(command: string, signal: AbortSignal | undefined): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'], signal });
     const output: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => output.push(chunk));
+    let size = 0;
+    let overflow = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      if (overflow) return;
+      output.push(chunk);
+      size += chunk.length;
+      if (size > maxPasswordLine && firstLine(Buffer.concat(output)) === undefined) {
+        overflow = true;
+        // Closing the pipe stops what the shell started too (it gets SIGPIPE), not only the shell.
+        child.stdout.destroy();
+        child.kill('SIGKILL');
+      }
+    });
     const failed = () => {
       // Ctrl-C on a terminal reaches the command too, which may end before this process sees the signal.
       if (signal?.aborted || child.signalCode === 'SIGINT') reject(new CancelledError());
+      else if (overflow) reject(tooLong(`password command ${command}`));
       else reject(new UsageError(`password command failed: ${command}`, { hint: 'run the command by hand to see why' }));
     };
     child.on('error', failed);
-    child.on('close', (code) => (code === 0 ? resolve(firstLine(Buffer.concat(output).toString('utf8'))) : failed()));
+    child.on('close', (code) => {
+      if (code !== 0 || overflow) return failed();
+      const all = Buffer.concat(output);
+      resolve(firstLine(all) ?? all);
+    });
   });
 }
 
-function firstLine(text: string): string {
-  const end = text.search(/\r?\n/);
-  return end === -1 ? text : text.slice(0, end);
+/** The bytes before the first line break (`\n` or `\r\n`); the whole of `bytes` when it holds none and is within bounds; undefined when it is longer. */
+function firstLine(bytes: Uint8Array): Uint8Array | undefined {
+  const end = bytes.indexOf(10);
+  if (end === -1) return bytes.length > maxPasswordLine ? undefined : bytes;
+  return bytes.subarray(0, end > 0 && bytes[end - 1] === 13 ? end - 1 : end);
 }
 
 /** The first line of standard input; undefined when it carries nothing at all. */
-async function firstLineOfStdin(): Promise<string | undefined> {
+async function firstLineOfStdin(): Promise<Uint8Array | undefined> {
   const chunks: Buffer[] = [];
+  let size = 0;
   for await (const chunk of process.stdin) {
     chunks.push(chunk as Buffer);
-    if ((chunk as Buffer).includes(10)) break;
+    size += (chunk as Buffer).length;
+    if ((chunk as Buffer).includes(10) || size > maxPasswordLine) break;
   }
   if (chunks.length === 0) return undefined;
-  return firstLine(Buffer.concat(chunks).toString('utf8'));
+  const line = firstLine(Buffer.concat(chunks));
+  if (line === undefined) throw tooLong('standard input');
+  return line;
 }
 
 async function prompt(purpose: 'open' | 'new'): Promise<string> {
@@ -133,8 +181,13 @@ function ask(question: string): Promise<string> {
       for (const ch of data.toString('utf8')) {
         if (ch === '\r' || ch === '\n') return done(typed);
         if (ch === '\u0003') return done(new CancelledError('password prompt interrupted'));
-        if (ch === '\u007f' || ch === '\b') typed = typed.slice(0, -1);
-        else typed += ch;
+        // Ctrl-D on an empty line ends the input, as at a shell's prompt: no password was given.
+        if (ch === '\u0004' && typed === '') return done(new UsageError('no password given', { hint: 'type the password, then Enter' }));
+        // Backspace erases a character and Ctrl-U the line, as a terminal in line mode does.
+        if (ch === '\u007f' || ch === '\b') typed = [...typed].slice(0, -1).join('');
+        else if (ch === '\u0015') typed = '';
+        // Other control characters (Ctrl-D on a non-empty line, Ctrl-W, Escape) are not part of a password anyone could type again.
+        else if (ch >= ' ' || ch === '\t') typed += ch;
       }
     };
     stdin.on('data', onData);

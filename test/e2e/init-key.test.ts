@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { openBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
 import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
 import { flipByte } from '../support/repo-inspect.ts';
+import { canUseTerminal, runOnTerminal } from '../support/terminal.ts';
 import { s3Credentials, s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
 let cacheHome: string;
@@ -135,6 +136,42 @@ describe('init', () => {
     assertFails(await coffer(['-r', repo, '--password-command', 'echo wrong', 'cat', 'config'], null), 12);
     assertFails(await coffer(['-r', repo, '--password-command', 'exit 3', 'cat', 'config'], null), 2, /password command failed/);
     assertFails(await coffer(['-r', repo, '--password-file', path.join(dir, 'missing'), 'cat', 'config'], null), 2, /cannot read password file/);
+  });
+
+  it('a password file or command gives bytes: bytes that are not UTF-8 count as they are, and a source without a line break in 64 KiB is refused at once', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    const first = path.join(dir, 'ff');
+    const other = path.join(dir, '80');
+    await writeFile(first, Buffer.from([0x70, 0xff, 0xfe, 0x0d, 0x0a]));
+    // Decoded as UTF-8, both would read as "p\ufffd\ufffd" and open the same key.
+    await writeFile(other, Buffer.from([0x70, 0x80, 0x80, 0x0a]));
+    assertOk(await coffer(['-r', repo, '--password-file', first, 'init'], null));
+    assertOk(await coffer(['-r', repo, '--password-file', first, 'cat', 'config'], null));
+    assertOk(await coffer(['-r', repo, '--password-command', "printf 'p\\377\\376'", 'cat', 'config'], null));
+    assertFails(await coffer(['-r', repo, '--password-file', other, 'cat', 'config'], null), 12);
+    assertFails(await coffer(['-r', repo, '--password-command', "printf 'p\\200\\200'", 'cat', 'config'], null), 12);
+
+    const started = Date.now();
+    assertFails(await coffer(['-r', repo, '--password-file', '/dev/zero', 'cat', 'config'], null), 2, /^error: password file \/dev\/zero gives no line break within its first 64 KiB$/);
+    assertFails(await coffer(['-r', repo, '--password-command', 'cat /dev/zero 2>/dev/null', 'cat', 'config'], null), 2, /^error: password command cat \/dev\/zero 2>\/dev\/null gives no line break within its first 64 KiB$/);
+    assert.ok(Date.now() - started < 20_000, 'refused at once, not read until memory runs out');
+  });
+
+  it('the password prompt on a terminal: Ctrl-U erases the line and Backspace a character, as a terminal does; Ctrl-D on an empty line gives none', { skip: !canUseTerminal && 'no `script` to run a terminal' }, async () => {
+    const repo = await makeRepoDir();
+    const init = runOnTerminal(['init'], { repo, env: { COFFER_PASSWORD: undefined } });
+    await init.waitFor(/enter new password: /);
+    init.type('typo\x15right!\x7f\r');
+    await init.waitFor(/enter the password again: /);
+    init.type('right\r');
+    assert.equal(await init.exited, 0, init.output());
+    assertOk(await coffer(['-r', repo, 'cat', 'config'], 'right'));
+    const open = runOnTerminal(['cat', 'config'], { repo, env: { COFFER_PASSWORD: undefined } });
+    await open.waitFor(/enter password for repository: /);
+    open.type('\x04');
+    assert.equal(await open.exited, 2, open.output());
+    assert.match(open.output(), /error: no password given/);
   });
 
   it('--password-command works for init too', async () => {
