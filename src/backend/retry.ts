@@ -98,6 +98,13 @@ export class RetryBackend implements Backend {
   readonly #sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
   /** Set once any call succeeded or the storage answered "not found": the long budget applies from then. */
   #answered = false;
+  /**
+   * Set when a call used up its whole budget, cleared by the next call that succeeds: meanwhile each call
+   * gets one try. A storage that stayed down through a full budget is down: the calls that follow (a lock
+   * refresh and release after a failed backup, the other packs of a restore) then fail at once instead of
+   * each waiting through a budget of its own, which made a backup against a frozen server take 17 minutes.
+   */
+  #down = false;
 
   constructor(inner: Backend, options: RetryOptions = {}) {
     this.#inner = inner;
@@ -155,9 +162,11 @@ export class RetryBackend implements Backend {
         for await (const item of listing()) {
           yielded = true;
           this.#answered = true;
+          this.#down = false;
           yield item;
         }
         this.#answered = true;
+        this.#down = false;
         return;
       } catch (err) {
         if (yielded) throw err;
@@ -187,6 +196,7 @@ export class RetryBackend implements Backend {
       try {
         const result = await fn();
         this.#answered = true;
+        this.#down = false;
         return result;
       } catch (err) {
         await this.#afterFailure(call, attempt, err);
@@ -202,8 +212,12 @@ export class RetryBackend implements Backend {
    */
   async #afterFailure(call: Call, attempt: number, err: unknown): Promise<void> {
     if (isAnswer(err)) this.#answered = true;
-    const budget = this.#answered ? this.#budget : this.#firstContact;
-    if (!isRetryable(err) || attempt >= budget.attempts) throw err;
+    const budget = this.#down ? { ...this.#budget, attempts: 1 } : this.#answered ? this.#budget : this.#firstContact;
+    if (!isRetryable(err)) throw err;
+    if (attempt >= budget.attempts) {
+      this.#down = true;
+      throw err;
+    }
     // No "retrying" line after an interrupt: the failure is likely the interrupt's own doing (a closed connection).
     if (this.#signal?.aborted) throw new CancelledError();
     const ceiling = Math.min(budget.maxDelayMs, budget.baseDelayMs * 2 ** (attempt - 1));

@@ -58,6 +58,30 @@ describe('RetryBackend', () => {
     assert.equal(fault.calls('stat'), 4);
   });
 
+  it('once a call used up its budget, the storage counts as down: later calls get one try each, until one succeeds', async () => {
+    const fault = new FaultBackend(new MemoryBackend());
+    const backend = new RetryBackend(fault, { ...fast, budget: { ...tiny, attempts: 4 } });
+    await backend.create();
+    const data = bytesFor('kept');
+    const handle = handleFor('data', data);
+    await backend.save(handle, data);
+    fault.failNext('load', Infinity);
+    fault.failNext('remove', Infinity);
+    await assert.rejects(backend.load(handle), /injected load failure/);
+    assert.equal(fault.calls('load'), 4, 'the first call waits through its budget');
+    // A lock release after the failed command, another pack of a restore: one try each.
+    await assert.rejects(backend.remove(handleFor('lock', bytesFor('lock'))), /injected remove failure/);
+    assert.equal(fault.calls('remove'), 1);
+    await assert.rejects(backend.load(handle), /injected load failure/);
+    assert.equal(fault.calls('load'), 5);
+    // The storage is back: the first success restores the full budget.
+    fault.clear();
+    assert.deepEqual(await backend.load(handle), data);
+    fault.failNext('stat', 3);
+    await backend.stat(handle);
+    assert.equal(fault.calls('stat'), 4, 'retried again');
+  });
+
   it('never retries NotFoundError, RepoNotFoundError or non-retryable errors', async () => {
     const fault = new FaultBackend(new MemoryBackend());
     const backend = new RetryBackend(fault, fast);
