@@ -88,6 +88,18 @@ const accessCodes = new Set([
 const credentialsHint =
   'check the credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) and that they may use the bucket';
 
+/**
+ * Keys set in the environment come first, before a profile (AWS_PROFILE) or any other source, as restic
+ * takes them; the SDK's own chain would take the profile and print a warning of several lines. Without
+ * them, the SDK's chain applies (profile, SSO, instance role).
+ */
+function environmentKeys(env: NodeJS.ProcessEnv): S3BackendOptions['credentials'] {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey) return undefined;
+  return { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
+}
+
 /** A {@link Backend} that stores each file as one object `<prefix>/<filePath(handle)>` in a bucket. */
 export class S3Backend implements Backend {
   readonly location: string;
@@ -128,7 +140,8 @@ export class S3Backend implements Backend {
       config.endpoint = options.endpoint;
       config.forcePathStyle = true;
     }
-    if (options.credentials !== undefined) config.credentials = options.credentials;
+    const credentials = options.credentials ?? environmentKeys(process.env);
+    if (credentials !== undefined) config.credentials = credentials;
     this.#client = new S3Client(config);
   }
 

@@ -343,6 +343,19 @@ describe('errors', () => {
       assertFails(await coffer(['-r', url, 'snapshots'], { env: { ...s3Env, COFFER_PASSWORD: 'wrong' } }), 12, new RegExp(`${escape(url)}: wrong password`));
     });
 
+    it('keys in the environment come before AWS_PROFILE, as in restic, and no SDK warning is printed', async () => {
+      const url = server.url('errors', 'repo');
+      const home = await makeTempDir('coffer-aws-home-');
+      await mkdir(path.join(home, '.aws'));
+      await writeFile(path.join(home, '.aws', 'credentials'), '[other]\naws_access_key_id = OTHERKEY\naws_secret_access_key = wrong\n');
+      for (const profile of ['other', 'no-such-profile']) {
+        const r = await coffer(['-r', url, 'snapshots', '--json'], { env: { ...s3Env, AWS_PROFILE: profile, HOME: home } });
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stderr, '', 'no warning from the SDK');
+        assert.deepEqual(JSON.parse(r.stdout), []);
+      }
+    });
+
     it("restic's s3:host:port/bucket form (HTTPS) against a server without TLS: the hint names s3:http://", async () => {
       const location = server.url('errors', 'repo').replace(/^s3:http:\/\//, 's3:');
       const r = await coffer(['-r', location, 'snapshots'], { env: s3Env });
