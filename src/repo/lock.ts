@@ -99,8 +99,10 @@ export async function listLocks(repo: Repository): Promise<{ locks: StoredLock[]
 }
 
 function describeLock(lock: StoredLock, now: number): string {
-  const age = Math.max(0, Math.round((now - Date.parse(lock.time)) / 1000));
-  return `${lock.exclusive ? 'exclusive' : 'shared'} lock ${shortId(lock.id)} held by ${lock.username}@${lock.hostname} (pid ${lock.pid}), refreshed ${age}s ago`;
+  const age = Math.round((now - Date.parse(lock.time)) / 1000);
+  // A time ahead of this clock by more than a few seconds: the holder's clock is ahead of this one's.
+  const refreshed = age >= -5 ? `refreshed ${Math.max(0, age)}s ago` : `its time is ${formatWait(-age * 1000)} ahead of this machine's clock (the clocks disagree)`;
+  return `${lock.exclusive ? 'exclusive' : 'shared'} lock ${shortId(lock.id)} held by ${lock.username}@${lock.hostname} (pid ${lock.pid}), ${refreshed}`;
 }
 
 export interface LockOptions {

@@ -137,6 +137,14 @@ describe('locked repositories and unlock', () => {
     assert.deepEqual(await readdir(path.join(mine.repo, 'locks')), [], 'prune removed the stale lock it took its lock over');
   });
 
+  it('a lock whose time is ahead of this clock says so, instead of "refreshed 0s ago"', async () => {
+    const { repo } = await twoKeys();
+    await writeLock(repo, { pid: 4242, exclusive: true, host: 'elsewhere', time: new Date(Date.now() + 3_600_000) }, Buffer.from(pwA));
+    const r = await coffer(['prune'], repo);
+    assert.equal(r.code, 11, r.stderr);
+    assert.match(r.stderr, /^error: repository is locked: exclusive lock \w+ held by .*@elsewhere \(pid 4242\), its time is 60m ahead of this machine's clock \(the clocks disagree\)$/m);
+  });
+
   it('once --retry-lock ran out, the hint says so and suggests a longer wait', async () => {
     const { repo } = await twoKeys();
     await writeLock(repo, { pid: process.pid, exclusive: true }, Buffer.from(pwA));
