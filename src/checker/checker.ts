@@ -206,6 +206,8 @@ class Checker {
   #stored = new Map<Id, number>();
   /** Pack files outside the data/ folder of their name (a botched copy or sync), by name: where each is. */
   readonly #misplaced = new Map<Id, string>();
+  /** Data blobs that failed verification with --read-data, reported at the end with a file that uses each. */
+  readonly #damagedData: CheckIssue[] = [];
   /** Packs that could be neither listed nor looked up (see #statIndexedPacks): not read with --read-data. */
   readonly #unlisted = new Set<Id>();
   /** Files in index/ or snapshots/ that are intact but no file of that type of this repository (repo/repair.ts isForeignFile). */
@@ -251,7 +253,7 @@ class Checker {
       await this.#loadIndexFiles();
       // A folder that cannot be listed is reported with the packs (#checkPacks); the check goes on.
       const strayFiles = await strays.catch((err: unknown) => {
-        if (!isStorageFailure(err)) throw err;
+        if (!unlistable(err)) throw err;
         return [];
       });
       for (const stray of strayFiles) {
@@ -264,6 +266,7 @@ class Checker {
       // Trees are checked on this thread while the workers read data: the two need nothing of each other.
       const settled = await Promise.allSettled([this.#checkTrees(), readData ? this.#readData(pool) : undefined]);
       for (const r of settled) if (r.status === 'rejected') throw r.reason;
+      await this.#reportDamagedData();
     } finally {
       await pool?.close();
     }
@@ -416,6 +419,50 @@ class Checker {
     }
   }
 
+  /**
+   * Reports the damaged data blobs, each with the first file that uses it (in the oldest snapshot that
+   * does) and how many files use it in all, so that what the damage costs is known before any repair. The
+   * trees are walked again for that, each once, only when there is damage.
+   */
+  async #reportDamagedData(): Promise<void> {
+    if (this.#damagedData.length === 0) return;
+    const wanted = new Map<string, { first?: { path: string; snapshot: Id }; paths: Set<string> }>();
+    for (const found of this.#damagedData) wanted.set(found.blob!, { paths: new Set() });
+    const seen = new Set<string>();
+    for (const snapshot of this.#snapshots) {
+      const stack: Array<{ tree: Uint8Array; path: string }> = [{ tree: fromHex(snapshot.tree), path: '' }];
+      while (stack.length > 0) {
+        this.#throwIfAborted();
+        const { tree, path } = stack.pop()!;
+        const hex = toHex(tree);
+        if (seen.has(hex)) continue;
+        seen.add(hex);
+        let nodes: TreeNode[];
+        try {
+          nodes = await this.#repo.loadTree(hex);
+        } catch {
+          continue; // reported by the tree walk
+        }
+        for (const node of nodes) {
+          const at = `${path}/${nodeName(node)}`;
+          if (node.type === 'dir' && node.subtree) stack.push({ tree: node.subtree, path: at });
+          if (node.type !== 'file') continue;
+          for (const blob of new Set((node.content ?? []).map(toHex))) {
+            const use = wanted.get(blob);
+            if (use === undefined) continue;
+            use.paths.add(at);
+            use.first ??= { path: at, snapshot: snapshot.id };
+          }
+        }
+      }
+    }
+    for (const found of this.#damagedData) {
+      const use = wanted.get(found.blob!)!;
+      const users = use.first === undefined ? '; no snapshot uses it' : `; used by file ${use.first.path} in snapshot ${shortId(use.first.snapshot)}${use.paths.size > 1 ? ` and ${use.paths.size - 1} more ${plural(use.paths.size - 1, 'file')}` : ''}`;
+      this.#report({ ...found, message: `${found.message}${users}` });
+    }
+  }
+
   // ---- 3. packs ----
 
   async #listPacks(): Promise<Map<Id, number>> {
@@ -454,7 +501,7 @@ class Checker {
     try {
       stored = await listing;
     } catch (err) {
-      if (!isStorageFailure(err)) throw err;
+      if (!unlistable(err)) throw err;
       this.#report(unreadable('the list of packs', `${reasonOf(err, 'data/')}; packs no index lists are not checked`, { file: 'data/' }));
       stored = await this.#statIndexedPacks();
       listed = false;
@@ -915,13 +962,21 @@ class Checker {
     for (const f of result.failures) {
       if (lost?.has(blobKey(f.type, f.id))) continue;
       const hex = toHex(f.id);
-      this.#report(issue('corrupt-blob', `${f.type} blob ${shortId(hex)} in pack ${short}: ${f.message}`, { pack: id, blob: hex, blobType: f.type }));
+      const found = issue('corrupt-blob', `${f.type} blob ${shortId(hex)} in pack ${short}: ${f.message}`, { pack: id, blob: hex, blobType: f.type });
+      // A damaged data blob is reported once the tree walk is done, with a file that uses it (#reportDamagedData).
+      if (f.type === 'data') this.#damagedData.push(found);
+      else this.#report(found);
     }
     this.#blobsVerified += result.blobsChecked;
   }
 }
 
 // ---- helpers ----
+
+/** A listing that failed because a folder cannot be read (permissions, a passing failure): check goes on without it. */
+function unlistable(err: unknown): boolean {
+  return isStorageFailure(err) && (err.code === 'ACCESS_DENIED' || err.retryable);
+}
 
 const storageFailureNote = ' (a storage failure: the file may be intact)';
 

@@ -156,6 +156,9 @@ test('a flipped byte inside a blob: no finding without --read-data; with it the 
     assert.equal(blobIssue.blob, toHex(victim.id));
     assert.equal(blobIssue.pack, pack.id);
     assert.match(blobIssue.message, new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${pack.id.slice(0, 8)}: authentication failed`));
+    // It names a file that uses the blob, in the oldest snapshot that has it, so that what the damage costs is known.
+    const users = f.blobSnapshots.get(toHex(victim.id))!;
+    assert.ok(blobIssue.message.endsWith(`; used by file ${f.blobPaths.get(toHex(victim.id))} in snapshot ${users[0].slice(0, 8)}`), blobIssue.message);
   } finally {
     await cleanup(f);
   }
@@ -715,7 +718,7 @@ test('a FIFO with a pack name, in the folder that name belongs in: not a regular
 class OneFolderDeniedBackend extends LocalBackend {
   static denied = '';
   #denied(handle?: Handle): BackendError {
-    return new BackendError(`${this.location}: ${handle ? `data/${handle.name.slice(0, 2)}/${handle.name}` : `data/${OneFolderDeniedBackend.denied}`}: permission denied`);
+    return new BackendError(`${this.location}: ${handle ? `data/${handle.name.slice(0, 2)}/${handle.name}` : `data/${OneFolderDeniedBackend.denied}`}: permission denied`, { code: 'ACCESS_DENIED' });
   }
   override async *list(type: FileType): AsyncIterable<FileInfo> {
     if (type === 'data' && OneFolderDeniedBackend.denied !== '') throw this.#denied();
