@@ -88,6 +88,24 @@ async function prune(backend: Backend, options: PruneOptions = noUnused) {
   return { plan, result };
 }
 
+/**
+ * Copies every blob of every pack into a second pack, indexed in an index file of its own, as an
+ * interrupted prune or two racing backups leave; returns the original packs.
+ */
+async function duplicateEveryPack(repo: Repository, backend: Backend): Promise<PackRecord[]> {
+  const records: PackRecord[] = [];
+  for (const name of repo.indexFiles.keys()) records.push(...decodeIndex(await repo.loadStructured('index', name), describeFile('index', name)).packs);
+  const copies: PackRecord[] = [];
+  for (const r of records) {
+    const bytes = await backend.load({ type: 'data', name: r.id });
+    const pack = buildPack(r.entries.map((e) => ({ type: e.type, id: e.id, sealed: bytes.slice(e.offset, e.offset + e.length), rawLength: e.rawLength })), repo.crypto.metadata);
+    await backend.save({ type: 'data', name: pack.name }, pack.bytes);
+    copies.push({ id: pack.name, type: r.type, size: pack.bytes.length, entries: pack.entries });
+  }
+  await repo.saveIndex(copies);
+  return records;
+}
+
 /** A repository with a forgotten snapshot sharing half its data with a kept one, and one sharing nothing. */
 async function mixedRepository(backend: Backend = new MemoryBackend()) {
   const repo = await createTestRepo(backend);
@@ -199,21 +217,9 @@ describe('prune', () => {
     const repo = await createTestRepo(backend);
     const a = await sourceDir({ 'a.bin': randomBytes(900 * KiB) });
     const id = await snap(repo, a.dir, '2026-01-01T00:00:00Z');
-    // Copy every blob of every pack into a second pack, as an interrupted prune or two racing backups would.
     const index = await repo.loadIndex();
-    const records: PackRecord[] = [];
-    for (const name of repo.indexFiles.keys()) records.push(...decodeIndex(await repo.loadStructured('index', name), describeFile('index', name)).packs);
-    const copies: PackRecord[] = [];
-    let duplicated = 0;
-    for (const r of records) {
-      const bytes = await backend.load({ type: 'data', name: r.id });
-      const blobs = r.entries.map((e) => ({ type: e.type, id: e.id, sealed: bytes.slice(e.offset, e.offset + e.length), rawLength: e.rawLength }));
-      const pack = buildPack(blobs, repo.crypto.metadata);
-      await backend.save({ type: 'data', name: pack.name }, pack.bytes);
-      copies.push({ id: pack.name, type: r.type, size: pack.bytes.length, entries: pack.entries });
-      duplicated += blobs.length;
-    }
-    await repo.saveIndex(copies);
+    const records = await duplicateEveryPack(repo, backend);
+    const duplicated = records.reduce((n, r) => n + r.entries.length, 0);
     assert.ok(index.size > 0);
 
     const reopened = await Repository.open(backend, testPassword);
@@ -231,18 +237,8 @@ describe('prune', () => {
     const repo = await createTestRepo(backend);
     const a = await sourceDir({ 'a.bin': randomBytes(300 * KiB), 'b.bin': randomBytes(200 * KiB) });
     const id = await snap(repo, a.dir, '2026-01-01T00:00:00Z');
-    // A second copy of every pack, as two racing backups leave.
     await repo.loadIndex();
-    const records: PackRecord[] = [];
-    for (const name of repo.indexFiles.keys()) records.push(...decodeIndex(await repo.loadStructured('index', name), describeFile('index', name)).packs);
-    const copies: PackRecord[] = [];
-    for (const r of records) {
-      const bytes = await backend.load({ type: 'data', name: r.id });
-      const pack = buildPack(r.entries.map((e) => ({ type: e.type, id: e.id, sealed: bytes.slice(e.offset, e.offset + e.length), rawLength: e.rawLength })), repo.crypto.metadata);
-      await backend.save({ type: 'data', name: pack.name }, pack.bytes);
-      copies.push({ id: pack.name, type: r.type, size: pack.bytes.length, entries: pack.entries });
-    }
-    await repo.saveIndex(copies);
+    await duplicateEveryPack(repo, backend);
     // Bit rot in a data blob of the pack prune keeps; the copy that prune would delete is intact.
     const planned = await planPrune(await Repository.open(backend, testPassword), noUnused);
     const kept = planned.keep.find((p) => p.record.type === 'data')!;
