@@ -68,8 +68,9 @@ async function locked<T>(ctx: CliContext, repo: Repository, kind: LockKind, read
     await lock.confirmed();
     return result;
   } catch (err) {
-    // A command stopped because its lock gave way (`lock.lost`) reports the lock, not the stop.
-    const lost = await lock.confirmed().then(() => undefined, (e: unknown) => e);
+    // A command stopped because its lock gave way (`lock.lost`: a competitor at the same moment, or a
+    // refresh that found the lock removed) reports the lock, not the stop.
+    const lost = await lock.confirmed().then(() => (lock.lost.aborted ? lock.lost.reason : undefined), (e: unknown) => e);
     throw lost instanceof RepoLockedError ? lost : err;
   } finally {
     await lock.release().catch((err) => ctx.warning(`could not remove lock: ${(err as Error).message}`));
