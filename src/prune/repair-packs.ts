@@ -68,7 +68,9 @@ async function resolvePacks(repo: Repository, specs: readonly string[], stored: 
           hint: '`coffer repair index` drops missing packs from the index, then `coffer repair snapshots --forget` removes their data from the snapshots',
         });
       }
-      throw new NotInRepositoryError(err.message, { hint: 'give the id of a pack in the repository (`coffer check --read-data` names the damaged ones); a unique prefix is enough' });
+      throw new NotInRepositoryError(err.message, {
+        hint: 'give the id of a pack in the repository (`coffer check --read-data` names the damaged ones; a unique prefix is enough); a pack that an interrupted `repair packs` removed already needs nothing more: `coffer check` tells',
+      });
     }
   }
   return [...out].sort();
