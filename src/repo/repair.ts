@@ -442,6 +442,8 @@ export interface RepairedSnapshot {
   readonly damage: readonly SnapshotDamage[];
   /** True when the original was removed (`forget`). */
   readonly forgotten: boolean;
+  /** True when the repaired snapshot was there already (a repair run before, without --forget): none was saved. */
+  readonly existing?: boolean;
 }
 
 export interface RepairSnapshotsResult {
@@ -664,11 +666,16 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     await options.beforeCommit?.();
     await repo.saveIndex(records);
   }
+  // A repair run before without --forget left the originals, and saved what this run would save again:
+  // repaired trees are deterministic, so the same fields mean the same snapshot.
+  const fieldsOf = (x: Snapshot) => JSON.stringify([x.tree, x.time, x.hostname, x.username, x.paths, x.tags, x.parent ?? null]);
+  const saved = new Map((await loadReadableSnapshots(repo)).snapshots.filter((x) => x.tags.includes(repairedTag)).map((x) => [fieldsOf(x), x.id]));
   for (const p of plans) {
     await options.beforeCommit?.();
-    const id = await repo.saveSnapshot(p.snapshot);
+    const before = saved.get(fieldsOf(p.snapshot));
+    const id = before ?? (await repo.saveSnapshot(p.snapshot));
     if (options.forget) await repo.backend.remove({ type: 'snapshot', name: p.original.id });
-    repaired.push({ original: p.original.id, repaired: id, damage: p.damage, forgotten: options.forget === true });
+    repaired.push({ original: p.original.id, repaired: id, damage: p.damage, forgotten: options.forget === true, ...(before ? { existing: true } : {}) });
   }
   return { repaired, intact, treesWritten };
 }

@@ -173,6 +173,15 @@ test('repair snapshots alone: the repaired snapshots reference nothing missing; 
       assert.ok(i.snapshots!.every((s) => f.snapshots.includes(s) && !repairedIds.has(s)));
     }
     assert.equal((await names(f.backend, 'snapshot')).length, 4);
+
+    // Run again, the originals still damaged: the repaired snapshots are there already, none is added.
+    const again = await repairSnapshots(await reopen(f.repo));
+    assert.deepEqual(again.repaired.map((r) => [r.repaired, r.existing]).sort(), result.repaired.map((r) => [r.repaired, true]).sort());
+    assert.equal((await names(f.backend, 'snapshot')).length, 4);
+    // With --forget, the originals go and the repaired snapshots stay as they are.
+    const forgotten = await repairSnapshots(await reopen(f.repo), { forget: true });
+    assert.ok(forgotten.repaired.every((r) => r.existing && r.forgotten));
+    assert.deepEqual((await names(f.backend, 'snapshot')).sort(), [...repairedIds].sort());
   } finally {
     await cleanup(f);
   }

@@ -234,7 +234,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         });
         if (ctx.json) {
           for (const r of result.repaired) {
-            ctx.printJson({ message_type: 'repaired', snapshot: r.original, ...(r.repaired ? { repaired: r.repaired } : {}), forgotten: r.forgotten, damage: r.damage });
+            ctx.printJson({ message_type: 'repaired', snapshot: r.original, ...(r.repaired ? { repaired: r.repaired } : {}), ...(r.existing ? { existing: true } : {}), forgotten: r.forgotten, damage: r.damage });
           }
           ctx.printJson({
             message_type: 'summary',
@@ -248,7 +248,10 @@ export function registerRepair(program: Command, ctx: CliContext): void {
           return;
         }
         for (const r of result.repaired) {
-          if (r.repaired) ctx.say(`snapshot ${shortId(r.original)} → repaired snapshot ${shortId(r.repaired)} saved${r.forgotten ? `, original removed` : ''}`);
+          if (r.repaired) {
+            const saved = r.existing ? `was repaired before, as snapshot ${shortId(r.repaired)}` : `→ repaired snapshot ${shortId(r.repaired)} saved`;
+            ctx.say(`snapshot ${shortId(r.original)} ${saved}${r.forgotten ? `, original removed` : ''}`);
+          }
         }
         // Snapshot files that cannot be read count in the summary too: removed, or left for --forget.
         const unreadableText = unreadable.length === 0 ? '' : `${dropUnreadable ? 'removed ' : dropsUnreadable ? 'would remove ' : ''}${plural(unreadable.length, 'unreadable snapshot')}${dropsUnreadable ? '' : ' left'}; `;
