@@ -242,6 +242,8 @@ export function pastEnd(location: string, handle: Handle, range: ByteRange, size
  * belongs in (a botched copy or sync): no command reads it there, but it may hold data the snapshots use.
  */
 export function misplacedPackName(stray: StrayFile): string | undefined {
+  // One at the repository's root, named as a pack: a copy put it a level too high.
+  if (isValidName('data', stray.path)) return stray.path;
   if (!stray.path.startsWith('data/') || stray.path.endsWith('/')) return undefined;
   const name = stray.path.slice(stray.path.lastIndexOf('/') + 1);
   // One at the path its name belongs at is a stray for another reason (not a regular file: a FIFO, a device).

@@ -216,6 +216,11 @@ export class LocalBackend implements Backend {
     const misplaced = await this.#fileForFolder('tmp');
     if (misplaced) yield misplaced;
     else yield* await this.#straysIn('tmp', () => false);
+    // Other files at the root may be anyone's (init accepts a folder that holds some), but one named as a
+    // pack is most likely one that a copy put a level too high.
+    for (const entry of await this.#entries('')) {
+      if (entry.isFile() && isValidName('data', entry.name)) yield { path: entry.name, size: (await this.#statOrUndefined(entry.name))?.size ?? 0 };
+    }
   }
 
   /** A file where the folder `rel` belongs: itself the stray (list refuses to go on; check names it). */

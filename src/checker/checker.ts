@@ -591,6 +591,15 @@ class Checker {
   /** Files no command reads: an error where stored files belong, a warning in tmp/ and locks/. */
   #checkStrays(strays: readonly StrayFile[]): void {
     for (const { path, size } of strays) {
+      if (misplacedPackName({ path, size }) === path) {
+        const belongs = filePath({ type: 'data', name: path });
+        this.#report(
+          this.#stored.has(path)
+            ? issue('stray-file', `${path}: a second copy of pack ${shortId(path)}, which is stored where it belongs (${belongs}); coffer does not read this one: move it out of the repository`, { file: path, pack: path })
+            : issue('misplaced-pack', `${path}: a pack file in the repository's root, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: path }),
+        );
+        continue;
+      }
       if (!path.includes('/')) {
         // A file where a folder belongs: stored files are unreachable there; locks and tmp only stop writes.
         const code = path === 'locks' || path === 'tmp' ? 'leftover-file' : 'stray-file';

@@ -524,3 +524,21 @@ test('a pack or a snapshot file put into index/ (intact, but no index): check na
   await assertCheckPasses(repo);
   assert.deepEqual(await restoreDiffers(repo, src), []);
 });
+
+test("a pack moved to the repository's root: check says where it belongs, repair index refuses, and moved back nothing is lost", async () => {
+  const { repo, src } = await repository();
+  const pack = await largestPack(repo);
+  const atRoot = path.join(repo, pack.name);
+  await rename(pack.file, atRoot);
+  const rightPath = `data/${pack.name.slice(0, 2)}/${pack.name}`;
+  const checked = await runCoffer(['check'], { repo });
+  assert.equal(checked.code, 1);
+  assert.match(checked.stdout + checked.stderr, new RegExp(`^error: ${pack.name}: a pack file in the repository's root, where coffer does not look for it; move it to ${rightPath}, where it belongs$`, 'm'));
+  assert.equal(lines(checked.stderr, 'hint: ')[0], `hint: move ${pack.name} to ${rightPath}, then run \`coffer check\` again before any repair`);
+  const repaired = await runCoffer(['repair', 'index'], { repo });
+  assert.equal(repaired.code, 1);
+  assert.match(repaired.stderr, new RegExp(`^error: a pack file is in a wrong folder, where coffer does not read it: ${pack.name} belongs at ${rightPath}; nothing was changed`, 'm'));
+  await rename(atRoot, pack.file);
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+});
