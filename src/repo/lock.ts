@@ -62,7 +62,7 @@ export function isStale(lock: LockInfo, now: number = Date.now(), host: string =
   return Number.isNaN(time) || now - time > lockTimings.staleAfterMs;
 }
 
-function decodeLock(id: Id, value: unknown): StoredLock {
+export function decodeLock(id: Id, value: unknown): StoredLock {
   const what = `lock ${shortId(id)}`;
   const o = asObject(value, what);
   return {

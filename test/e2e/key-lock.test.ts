@@ -145,6 +145,19 @@ describe('locked repositories and unlock', () => {
     assert.match(r.stderr, /^error: repository is locked: exclusive lock \w+ held by .*@elsewhere \(pid 4242\), its time is 60m ahead of this machine's clock \(the clocks disagree\)$/m);
   });
 
+  it('cat lock prints a lock with restic\'s field names', async () => {
+    const { repo } = await twoKeys();
+    const id = await writeLock(repo, { pid: 4242, exclusive: true, host: 'elsewhere', time: new Date('2026-01-02T03:04:05Z') }, Buffer.from(pwA));
+    const r = await coffer(['--no-lock', 'cat', 'lock', id.slice(0, 8)], repo);
+    assertOk(r);
+    const lock = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(lock).slice(0, 7), ['time', 'exclusive', 'hostname', 'username', 'pid', 'uid', 'gid']);
+    assert.deepEqual([lock.time, lock.exclusive, lock.hostname, lock.pid], ['2026-01-02T03:04:05.000Z', true, 'elsewhere', 4242]);
+    const none = await coffer(['--no-lock', 'cat', 'lock', 'ffff'], repo);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /^error: no lock with id ffff\nhint: the locks are in the locks\/ folder/);
+  });
+
   it('once --retry-lock ran out, the hint says so and suggests a longer wait', async () => {
     const { repo } = await twoKeys();
     await writeLock(repo, { pid: process.pid, exclusive: true }, Buffer.from(pwA));

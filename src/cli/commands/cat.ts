@@ -3,6 +3,7 @@ import { NotInRepositoryError, UsageError } from '../../errors/index.ts';
 import { fromHex, shortId, toHex, type Id, type TreeNode } from '../../model/index.ts';
 import {
   decodeIndex,
+  decodeLock,
   findNode,
   readHeader,
   resolvePrefix,
@@ -120,6 +121,16 @@ catHandlers.set('blob', (ctx, arg) => {
   };
 });
 
+catHandlers.set('lock', (ctx, arg) => {
+  const prefix = needId(arg, 'lock');
+  return async (repo) => {
+    const name = resolve(await listNames(repo, 'lock'), prefix, 'lock', 'the locks are in the locks/ folder of the repository; `coffer unlock` lists those that look live');
+    // Fields in restic's order and names; `holder` and `processTable` are coffer's own.
+    const { time, exclusive, hostname, username, pid, uid, gid, holder, processTable } = decodeLock(name, await repo.loadStructured('lock', name));
+    print(ctx, { time, exclusive, hostname, username, pid, uid, gid, holder, ...(processTable === undefined ? {} : { processTable }) });
+  };
+});
+
 /** A tree node as restic prints it in `cat tree`: names and link targets decoded, ids in hex. */
 function treeNodeJson(n: TreeNode): Record<string, unknown> {
   return {
@@ -169,7 +180,7 @@ catHandlers.set('tree', (ctx, arg) => {
 export function registerCat(program: Command, ctx: CliContext): void {
   readsOnly(program.command('cat'))
     .description('print a decrypted repository object, for debugging (never key material)')
-    .argument('<type>', 'config, snapshot, index, pack, blob or tree')
+    .argument('<type>', 'config, snapshot, index, pack, blob, tree or lock')
     .argument('[id]', 'object id or unique prefix')
     .action(async (type: string, id: string | undefined) => {
       ctx.dataOnStdout = true;
