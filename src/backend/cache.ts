@@ -32,12 +32,19 @@ export interface CacheAware {
    * list, such as those a prune elsewhere deleted. Never fails: cache errors are reported.
    */
   removeUnindexedPacks(isIndexed: (packId: string) => boolean): Promise<void>;
+  /** Loads from the store itself, never from the cache: for a command that must judge what is stored (prune before it deletes a copy). */
+  loadStored(handle: Handle, range?: ByteRange): Promise<Uint8Array>;
 }
 
 /** True when `backend` has the {@link CacheAware} methods (duck-typed: decorators need not know). */
 export function isCacheAware(backend: unknown): backend is CacheAware {
   const candidate = backend as Partial<CacheAware> | null;
-  return typeof candidate?.setCacheable === 'function' && typeof candidate.keep === 'function' && typeof candidate.removeUnindexedPacks === 'function';
+  return (
+    typeof candidate?.setCacheable === 'function' &&
+    typeof candidate.keep === 'function' &&
+    typeof candidate.removeUnindexedPacks === 'function' &&
+    typeof candidate.loadStored === 'function'
+  );
 }
 
 /** The standard cache directory tag (https://bford.info/cachedir/); backup tools skip folders holding it. */
@@ -187,6 +194,10 @@ export class CachingBackend implements Backend, CacheAware {
     if (this.#dir === undefined) return this.#inner.load(handle, range);
     if (metadataTypes.has(handle.type) && range === undefined) return this.#loadWhole(handle);
     if (handle.type === 'data' && this.#isCacheable(handle.name)) return this.#loadFromPack(handle, range);
+    return this.#inner.load(handle, range);
+  }
+
+  loadStored(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
     return this.#inner.load(handle, range);
   }
 

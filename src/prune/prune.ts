@@ -9,6 +9,7 @@
  * a pack holding used blobs that is missing or has another size than the index says) aborts before
  * anything is deleted; repacked blobs are verified before the pack they came from is deleted.
  */
+import { isCacheAware, type ByteRange, type Handle } from '../backend/index.ts';
 import { IntegrityError, throwIfAborted } from '../errors/index.ts';
 import { discard, fromHex, mapLimit, shortId, storageName, toHex, type Id, type StoredSnapshot } from '../model/index.ts';
 import {
@@ -38,6 +39,11 @@ export interface PruneOptions {
   readonly ignoreSnapshots?: ReadonlySet<Id>;
   readonly signal?: AbortSignal;
   readonly onProgress?: (phase: PrunePhase, done: number, total: number) => void;
+  /**
+   * Told of each damaged copy of a blob found in a pack that stays (when prune verifies a kept copy before
+   * the others go): the blob is safe in another copy, and `repair packs` drops the damaged one.
+   */
+  readonly onDamagedCopy?: (damage: { readonly blob: Id; readonly type: BlobType; readonly pack: Id }) => void;
   /**
    * Called before each step that changes the repository; throws to stop. The cli passes the lock's
    * `assertFresh`, so a prune whose exclusive lock may have been taken for stale deletes nothing more.
@@ -456,7 +462,7 @@ export interface PruneResult {
 }
 
 /** The options of the steps that prune and `repair packs` share. */
-export type RewriteOptions = Pick<PruneOptions, 'signal' | 'onProgress' | 'beforeChange'>;
+export type RewriteOptions = Pick<PruneOptions, 'signal' | 'onProgress' | 'beforeChange' | 'onDamagedCopy'>;
 
 /** One pack whose blobs {@link repackBlobs} copies into new packs. */
 export interface RepackSource {
@@ -600,23 +606,29 @@ async function keepIntactCopies(repo: Repository, plan: PrunePlan, options: Rewr
   await checkpoint(options);
   let step = 0;
   const rescued = new Map<PackPlan, PackEntry[]>();
+  // The stored copy is what other machines read: a local cache's copy of a tree pack would hide its damage.
+  const backend = repo.backend;
+  const loadStored = isCacheAware(backend) ? (h: Handle, r: ByteRange) => backend.loadStored(h, r) : (h: Handle, r: ByteRange) => backend.load(h, r);
   await mapLimit([...kept], Math.max(2, repo.backend.connections), async ([k, copies]) => {
     let intact = false;
+    const damaged: string[] = [];
     for (const { pack, entry } of copies) {
       const what = `${entry.type} blob ${shortId(toHex(entry.id))} in pack ${shortId(pack)}`;
-      const sealed = await repo.backend.load({ type: 'data', name: pack }, { offset: entry.offset, length: entry.length });
+      const sealed = await loadStored({ type: 'data', name: pack }, { offset: entry.offset, length: entry.length });
       try {
         discard(openBlob(repo.crypto, entry.type, entry.id, sealed, entry.rawLength, what).buffer);
         intact = true;
         break;
       } catch (err) {
         if (!(err instanceof IntegrityError)) throw err;
+        damaged.push(pack);
       }
     }
     if (!intact) {
       const { pack, entry } = going.get(k)![0];
       rescued.set(pack, [...(rescued.get(pack) ?? []), entry]);
     }
+    for (const pack of damaged) options.onDamagedCopy?.({ blob: toHex(copies[0].entry.id), type: copies[0].entry.type, pack });
     options.onProgress?.('verify kept copies', ++step, kept.size);
   });
   for (const [pack, entries] of rescued) {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.ts';
-import type { Id } from '../../model/index.ts';
+import { shortId, type Id } from '../../model/index.ts';
 import { executePrune, planIsEmpty, planPrune, type PrunePhase, type PrunePlan, type PruneResult, type UnusedLimit } from '../../prune/index.ts';
 import type { RepoLock, Repository } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
@@ -188,6 +188,8 @@ export async function runPrune(
     signal: ctx.signal,
     onProgress,
     beforeChange: () => lock.assertFresh(),
+    onDamagedCopy: ({ blob, type, pack }: { blob: Id; type: string; pack: Id }) =>
+      ctx.warning(`${type} blob ${shortId(blob)} in pack ${shortId(pack)} is damaged; an intact copy is kept elsewhere: \`coffer repair packs ${shortId(pack)}\` drops the damaged one`),
   };
   ctx.verbose('loading index and snapshots, finding the data still in use');
   let plan: PrunePlan;
