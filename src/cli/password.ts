@@ -109,7 +109,8 @@ function fromCommand(command: string, signal: AbortSignal | undefined): Promise<
       if (overflow) return;
       output.push(chunk);
       size += chunk.length;
-      if (size > maxPasswordLine && firstLine(Buffer.concat(output)) === undefined) {
+      // More than a password could need (`yes`, `cat /dev/zero`): refused rather than read until memory runs out.
+      if (size > maxPasswordLine) {
         overflow = true;
         // Closing the pipe stops what the shell started too (it gets SIGPIPE), not only the shell.
         child.stdout.destroy();
@@ -119,7 +120,9 @@ function fromCommand(command: string, signal: AbortSignal | undefined): Promise<
     const failed = () => {
       // Ctrl-C on a terminal reaches the command too, which may end before this process sees the signal.
       if (signal?.aborted || child.signalCode === 'SIGINT') reject(new CancelledError());
-      else if (overflow) reject(tooLong(`password command ${command}`));
+      else if (overflow) {
+        reject(new UsageError(`password command ${command} prints more than ${maxPasswordLine / 1024} KiB`, { hint: 'the password is the first line the command prints; make it print just that' }));
+      }
       else reject(new UsageError(`password command failed: ${command}`, { hint: 'run the command by hand to see why' }));
     };
     child.on('error', failed);

@@ -154,7 +154,9 @@ describe('init', () => {
 
     const started = Date.now();
     assertFails(await coffer(['-r', repo, '--password-file', '/dev/zero', 'cat', 'config'], null), 2, /^error: password file \/dev\/zero gives no line break within its first 64 KiB$/);
-    assertFails(await coffer(['-r', repo, '--password-command', 'cat /dev/zero 2>/dev/null', 'cat', 'config'], null), 2, /^error: password command cat \/dev\/zero 2>\/dev\/null gives no line break within its first 64 KiB$/);
+    assertFails(await coffer(['-r', repo, '--password-command', 'cat /dev/zero 2>/dev/null', 'cat', 'config'], null), 2, /^error: password command cat \/dev\/zero 2>\/dev\/null prints more than 64 KiB$/);
+    // Lines without end, too.
+    assertFails(await coffer(['-r', repo, '--password-command', 'yes 2>/dev/null', 'cat', 'config'], null), 2, /^error: password command yes 2>\/dev\/null prints more than 64 KiB$/);
     assert.ok(Date.now() - started < 20_000, 'refused at once, not read until memory runs out');
   });
 
