@@ -32,7 +32,6 @@ import {
   decodeTree,
   describe,
   headerEntrySize,
-  isForeignFile,
   openBlob,
   readHeader,
   type BlobLocation,
@@ -210,8 +209,8 @@ class Checker {
   readonly #damagedData: CheckIssue[] = [];
   /** Packs that could be neither listed nor looked up (see #statIndexedPacks): not read with --read-data. */
   readonly #unlisted = new Set<Id>();
-  /** Files in index/ or snapshots/ that are intact but no file of that type of this repository (repo/repair.ts isForeignFile). */
-  readonly #foreign: Array<{ type: 'index' | 'snapshot'; name: Id }> = [];
+  /** Files in index/ or snapshots/ that are intact but no file of that type of this repository (Repository.foreignFile). */
+  readonly #foreign: Array<{ type: 'index' | 'snapshot'; name: Id; belongs?: string }> = [];
   /** Stored packs shorter than the index says, with their stored sizes. */
   readonly #cut = new Map<Id, number>();
   #snapshots: StoredSnapshot[] = [];
@@ -397,20 +396,22 @@ class Checker {
 
   /** Notes the file, which did not open, when it is intact all the same (reported with the packs, see #reportForeign). */
   async #isForeign(type: 'index' | 'snapshot', name: Id): Promise<boolean> {
-    const foreign = await isForeignFile(this.#repo, type, name).catch(() => false);
-    if (foreign) {
-      this.#foreign.push({ type, name });
-      if (!this.#misplaced.has(name)) this.#misplaced.set(name, filePath({ type, name }));
-    }
-    return foreign;
+    const foreign = await this.#repo.foreignFile(type, name).catch(() => undefined);
+    if (foreign === undefined) return false;
+    this.#foreign.push({ type, name, ...(foreign.belongs ? { belongs: filePath(foreign.belongs) } : {}) });
+    if (!foreign.belongs && !this.#misplaced.has(name)) this.#misplaced.set(name, filePath({ type, name }));
+    return true;
   }
 
   /** Intact files in index/ or snapshots/ that are none of this repository: a pack the index lists, in a wrong folder, or a stray. */
   #reportForeign(): void {
-    for (const { type, name } of this.#foreign) {
+    for (const { type, name, belongs: other } of this.#foreign) {
       const path = filePath({ type, name });
       const what = type === 'index' ? 'an index' : 'a snapshot';
-      if (this.#indexed.has(name) && !this.#stored.has(name)) {
+      if (other !== undefined) {
+        const kind = other.startsWith('index/') ? 'an index' : 'a snapshot';
+        this.#report(issue('misplaced-file', `${path}: ${kind} file of this repository in the wrong folder, where coffer does not look for it; move it to ${other}, where it belongs`, { file: path, belongs: other }));
+      } else if (this.#indexed.has(name) && !this.#stored.has(name)) {
         const belongs = filePath({ type: 'data', name });
         this.#report(issue('misplaced-pack', `${path}: pack ${shortId(name)}, which the index lists, in the wrong folder, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: name }));
       } else {

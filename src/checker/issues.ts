@@ -17,6 +17,8 @@ export type CheckIssueKind =
    * it there, so the data in it looks missing until it is moved back.
    */
   | 'misplaced-pack'
+  /** An index or snapshot file of this repository in the other one's folder (a botched copy or sync): `belongs` says where to move it. */
+  | 'misplaced-file'
   /** A file or empty folder in tmp/ (a write in progress or an interrupted one), or one with an invalid name in locks/ (warning). */
   | 'leftover-file'
   /** An index file cannot be loaded, decrypted or decoded. */
@@ -81,6 +83,8 @@ export interface CheckIssue {
   readonly key?: Id;
   /** A stray or leftover file, relative to the repository root (`data/06/notes.txt`); an empty folder ends with `/`. */
   readonly file?: string;
+  /** For a misplaced file: the path it belongs at. */
+  readonly belongs?: string;
   /** For an unreferenced pack: false when its header cannot be read, so `repair index` cannot index it. */
   readonly indexable?: boolean;
   /** A path (from the snapshot root) where the object is used: its path in `snapshot`. */

@@ -21,7 +21,7 @@ import { openBlob, sealBlob } from './blob.ts';
 import type { BlobIndex } from './blob-index.ts';
 import { decodeIndex, mergePackRecords, type IndexContent, type PackRecord } from './index-file.ts';
 import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from './pack.ts';
-import { describe, isForeignFile, type Repository } from './repository.ts';
+import { describe, type Repository } from './repository.ts';
 import { decodeTree, encodeTree } from './tree.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ function misplacedStop(found: readonly MisplacedPack[]): IntegrityError {
   });
 }
 
-/** Foreign files ({@link isForeignFile}) in index/ or snapshots/ named as a pack the index lists and the store lacks: packs in a wrong folder. */
+/** Foreign files ({@link Repository.foreignFile}) in index/ or snapshots/ named as a pack the index lists and the store lacks: packs in a wrong folder. */
 function foreignPacks(foreign: ReadonlyArray<{ type: 'index' | 'snapshot'; name: Id }>, indexed: { has(pack: Id): boolean }, stored: { has(pack: Id): boolean }): MisplacedPack[] {
   return foreign.filter((f) => indexed.has(f.name) && !stored.has(f.name)).map((f) => ({ pack: f.name, path: filePath({ type: f.type, name: f.name }) }));
 }
@@ -128,7 +128,7 @@ export interface RepairIndexResult {
   /** Empty in a dry run. */
   readonly indexFilesWritten: readonly Id[];
   readonly indexFilesRemoved: readonly Id[];
-  /** Files in index/ that are intact but no index of this repository ({@link isForeignFile}): left in place. */
+  /** Files in index/ that are intact but no index of this repository ({@link Repository.foreignFile}): left in place. */
   readonly foreignFiles: readonly Id[];
 }
 
@@ -230,7 +230,7 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
   });
   const oldRecords = mergePackRecords(oldContents.filter((c): c is IndexContent => c !== undefined));
   const foreignFiles: Id[] = [];
-  for (const [i, name] of oldIndexFiles.entries()) if (oldContents[i] === undefined && (await isForeignFile(repo, 'index', name))) foreignFiles.push(name);
+  for (const [i, name] of oldIndexFiles.entries()) if (oldContents[i] === undefined && (await repo.foreignFile('index', name)) !== undefined) foreignFiles.push(name);
 
   const packs: Array<{ id: Id; size: number }> = [];
   for await (const { name, size } of backend.list('data')) packs.push({ id: name, size });
@@ -484,12 +484,12 @@ export async function loadReadableSnapshots(repo: Repository): Promise<{ snapsho
 
 /**
  * Removes snapshot files that cannot be read (they can never be repaired nor used), but not one that is
- * intact and only no snapshot of this repository ({@link isForeignFile}); returns those left in place.
+ * intact and only no snapshot of this repository ({@link Repository.foreignFile}); returns those left in place.
  */
 export async function removeUnreadableSnapshots(repo: Repository, ids: readonly Id[]): Promise<Id[]> {
   const foreign: Id[] = [];
   for (const name of ids) {
-    if (await isForeignFile(repo, 'snapshot', name)) foreign.push(name);
+    if ((await repo.foreignFile('snapshot', name)) !== undefined) foreign.push(name);
     else await repo.backend.remove({ type: 'snapshot', name });
   }
   return foreign;

@@ -194,9 +194,43 @@ export class Repository {
     try {
       return openStructured(this.crypto.metadata, kindOf(type), bytes, describe(type, name));
     } catch (err) {
-      if (err instanceof IntegrityError && type !== 'config' && storageName(bytes) === name) throw foreignFileError({ type, name }, err);
+      if (err instanceof IntegrityError && type !== 'config' && storageName(bytes) === name) throw foreignFileError({ type, name }, this.#otherKind(type, bytes), err);
       throw withDamageHint(err, { type, name });
     }
+  }
+
+  /** The other kind of structured file of this repository (index or snapshot) that `bytes`, stored as `type`, open as. */
+  #otherKind(type: FileType, bytes: Uint8Array): 'index' | 'snapshot' | undefined {
+    for (const other of ['index', 'snapshot'] as const) {
+      if (other === type) continue;
+      try {
+        openStructured(this.crypto.metadata, kindOf(other), bytes, describe(other, ''));
+        return other;
+      } catch {
+        // not that kind
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * For the stored file `type/name`, which does not open as a file of its type: undefined when it is
+   * damaged; otherwise it is intact (its content hashes to its name), so no file of this repository of
+   * that type, but one of another kind or of another repository put in the wrong folder, and `belongs`
+   * names where it goes when it is an index or snapshot file of this repository. Such a file is not
+   * damaged, and no repair deletes it. Storage failures are thrown.
+   */
+  async foreignFile(type: 'index' | 'snapshot', name: Id): Promise<{ belongs?: Handle } | undefined> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.backend.load({ type, name });
+    } catch (err) {
+      if (err instanceof IntegrityError) return undefined;
+      throw err;
+    }
+    if (storageName(bytes) !== name) return undefined;
+    const other = this.#otherKind(type, bytes);
+    return other === undefined ? {} : { belongs: { type: other, name } };
   }
 
   /** Loads every index file into the in-memory index (call after listing snapshots: see design §Ordering). */
@@ -477,25 +511,19 @@ function configMismatch(backend: Backend, keys: ReadonlyArray<{ name: Id; error:
 }
 
 /** An IntegrityError about the stored file `handle`, with the hint that fits a damaged file of its type. */
-/**
- * True when the stored file `type/name`, which does not open as a file of its type, is intact all the same
- * (its content hashes to its name): then it is no file of this repository of that type, but one of another
- * kind (a pack, a snapshot) or of another repository put in the wrong folder. Such a file is not damaged,
- * and no repair deletes it. Storage failures are thrown.
- */
-export async function isForeignFile(repo: Repository, type: 'index' | 'snapshot', name: Id): Promise<boolean> {
-  try {
-    return storageName(await repo.backend.load({ type, name })) === name;
-  } catch (err) {
-    if (err instanceof IntegrityError) return false;
-    throw err;
-  }
-}
-
-function foreignFileError(handle: Handle, cause: IntegrityError): IntegrityError {
+function foreignFileError(handle: Handle, other: 'index' | 'snapshot' | undefined, cause: IntegrityError): IntegrityError {
   const path = filePath(handle);
-  return new IntegrityError(`${path}: not ${handle.type === 'index' ? 'an' : 'a'} ${handle.type} file of this repository, though intact (its content matches its name): a file of another kind or of another repository, put here by mistake or on purpose`, {
-    hint: `move ${path} out of the repository (a pack of this repository belongs at ${filePath({ type: 'data', name: handle.name })}), then run \`coffer check\``,
+  const what = handle.type === 'index' ? 'an index' : 'a snapshot';
+  if (other !== undefined) {
+    const belongs = filePath({ type: other, name: handle.name });
+    return new IntegrityError(`${path}: ${other === 'index' ? 'an index' : 'a snapshot'} file of this repository in the ${handle.type === 'index' ? 'index' : 'snapshots'} folder`, {
+      hint: `move it to ${belongs}, where it belongs, then run \`coffer check\``,
+      data: { ...cause.data, file: path, belongs, foreign: true },
+      cause,
+    });
+  }
+  return new IntegrityError(`${path}: not ${what} file of this repository, though intact (its content matches its name): a file of another kind or of another repository, put here by mistake or on purpose`, {
+    hint: `move ${path} out of the repository (\`coffer check\` says where a pack of this repository belongs), then run \`coffer check\``,
     data: { ...cause.data, file: path, foreign: true },
     cause,
   });

@@ -508,14 +508,16 @@ test('a pack or a snapshot file put into index/ (intact, but no index): check na
   await rename(inIndex, pack.file);
   await assertCheckPasses(repo);
 
-  // A snapshot file in index/: every command that loads the index says what it is; repair index leaves it.
+  // A snapshot file copied into index/: every command that loads the index says what it is and where it
+  // belongs; repair index leaves it.
   const snapshot = (await readdir(path.join(repo, 'snapshots')))[0];
   await copyFile(path.join(repo, 'snapshots', snapshot), path.join(repo, 'index', snapshot));
   const listed = await runCoffer(['ls', 'latest'], { repo });
   assert.equal(listed.code, 1);
-  assert.match(listed.stderr, new RegExp(`^error: index/${snapshot}: not an index file of this repository, though intact \\(its content matches its name\\)`, 'm'));
+  assert.match(listed.stderr, new RegExp(`^error: index/${snapshot}: a snapshot file of this repository in the index folder\nhint: move it to snapshots/${snapshot}, where it belongs`, 'm'));
   const again = await runCoffer(['check'], { repo });
-  assert.match(again.stdout + again.stderr, new RegExp(`^error: index/${snapshot}: not an index of this repository, though intact .*; move it out of the repository$`, 'm'));
+  assert.match(again.stdout + again.stderr, new RegExp(`^error: index/${snapshot}: a snapshot file of this repository in the wrong folder, where coffer does not look for it; move it to snapshots/${snapshot}, where it belongs$`, 'm'));
+  assert.equal(lines(again.stderr, 'hint: ')[0], `hint: move index/${snapshot} to snapshots/${snapshot}, then run \`coffer check\` again before any repair`);
   const rebuilt = await runCoffer(['repair', 'index'], { repo });
   assertOk(rebuilt);
   assert.match(rebuilt.stderr, new RegExp(`^warning: index/${snapshot} left in place`, 'm'));
@@ -539,6 +541,27 @@ test("a pack moved to the repository's root: check says where it belongs, repair
   assert.equal(repaired.code, 1);
   assert.match(repaired.stderr, new RegExp(`^error: a pack file is in a wrong folder, where coffer does not read it: ${pack.name} belongs at ${rightPath}; nothing was changed`, 'm'));
   await rename(atRoot, pack.file);
+  await assertCheckPasses(repo);
+  assert.deepEqual(await restoreDiffers(repo, src), []);
+});
+
+test('a snapshot file and an index file swapped between their folders: check says where each belongs; moved back as told, nothing is lost', async () => {
+  const { repo, src } = await repository();
+  const [snapshot] = await readdir(path.join(repo, 'snapshots'));
+  const [index] = await readdir(path.join(repo, 'index'));
+  await rename(path.join(repo, 'snapshots', snapshot), path.join(repo, 'index', snapshot));
+  await rename(path.join(repo, 'index', index), path.join(repo, 'snapshots', index));
+  const checked = await runCoffer(['check'], { repo });
+  assert.equal(checked.code, 1);
+  const output = checked.stdout + checked.stderr;
+  assert.match(output, new RegExp(`^error: index/${snapshot}: a snapshot file of this repository in the wrong folder, where coffer does not look for it; move it to snapshots/${snapshot}, where it belongs$`, 'm'));
+  assert.match(output, new RegExp(`^error: snapshots/${index}: an index file of this repository in the wrong folder, where coffer does not look for it; move it to index/${index}, where it belongs$`, 'm'));
+  const hint = lines(checked.stderr, 'hint: ')[0];
+  assert.match(hint, /^hint: move .* then run `coffer check` again before any repair$/);
+  for (const [from, to] of [[`index/${snapshot}`, `snapshots/${snapshot}`], [`snapshots/${index}`, `index/${index}`]]) {
+    assert.ok(hint.includes(`${from} to ${to}`), hint);
+    await rename(path.join(repo, from), path.join(repo, to));
+  }
   await assertCheckPasses(repo);
   assert.deepEqual(await restoreDiffers(repo, src), []);
 });

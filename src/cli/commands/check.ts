@@ -84,10 +84,10 @@ export function repairHint(issues: readonly CheckIssue[]): string {
   ];
   // A pack in a wrong folder holds data that looks missing until it is moved back: the repairs would take
   // that data for lost (they refuse while such a pack exists), so the move comes first, on its own.
-  const misplaced = all.filter((i) => i.kind === 'misplaced-pack' && i.file && i.pack);
+  const misplaced = all.filter((i) => (i.kind === 'misplaced-pack' && i.file && i.pack) || (i.kind === 'misplaced-file' && i.file && i.belongs));
   if (misplaced.length > 0) {
-    const moves = misplaced.slice(0, 3).map((i) => `${i.file} to ${filePath({ type: 'data', name: i.pack! })}`);
-    const more = misplaced.length > 3 ? ` and ${misplaced.length - 3} more pack files named above to where they belong` : '';
+    const moves = misplaced.slice(0, 3).map((i) => `${i.file} to ${i.belongs ?? filePath({ type: 'data', name: i.pack! })}`);
+    const more = misplaced.length > 3 ? ` and ${misplaced.length - 3} more files named above to where they belong` : '';
     aside.push(`move ${moves.join(', ')}${more}`);
   }
   // Files the storage failed to deliver may be intact: repairs would take them for damaged (they stop at
