@@ -31,6 +31,8 @@ import {
   decodeIndex,
   decodeTree,
   describe,
+  foreignFileNote,
+  foreignFileOf,
   headerEntrySize,
   openBlob,
   readHeader,
@@ -209,7 +211,7 @@ class Checker {
   readonly #damagedData: CheckIssue[] = [];
   /** Packs that could be neither listed nor looked up (see #statIndexedPacks): not read with --read-data. */
   readonly #unlisted = new Set<Id>();
-  /** Files in index/ or snapshots/ that are intact but no file of that type of this repository (Repository.foreignFile). */
+  /** Files in index/ or snapshots/ that are intact but no file of that type of this repository ({@link foreignFileOf}). */
   readonly #foreign: Array<{ type: 'index' | 'snapshot'; name: Id; belongs?: string }> = [];
   /** Stored packs shorter than the index says, with their stored sizes. */
   readonly #cut = new Map<Id, number>();
@@ -338,7 +340,7 @@ class Checker {
         if (err instanceof CancelledError) throw err;
         const reason = reasonOf(err, describe('snapshot', name));
         if (isStorageFailure(err)) this.#report(unreadable(`snapshot ${shortId(name)}`, reason, { snapshot: name, file: filePath({ type: 'snapshot', name }) }));
-        else if (!(await this.#isForeign('snapshot', name))) this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reason}`, { snapshot: name }));
+        else if (!this.#isForeign('snapshot', name, err)) this.#report(issue('corrupt-snapshot', `snapshot ${shortId(name)}: ${reason}`, { snapshot: name }));
         return undefined;
       } finally {
         done++;
@@ -368,7 +370,7 @@ class Checker {
         if (isStorageFailure(err)) {
           this.#unreadableIndexFiles++;
           this.#report(unreadable(`index ${shortId(name)}`, reasonOf(err, what), { index: name, file: filePath({ type: 'index', name }) }));
-        } else if (!(await this.#isForeign('index', name))) this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
+        } else if (!this.#isForeign('index', name, err)) this.#report(issue('corrupt-index', `index ${shortId(name)}: ${reasonOf(err, what)}`, { index: name }));
         return undefined;
       } finally {
         done++;
@@ -394,11 +396,11 @@ class Checker {
     }
   }
 
-  /** Notes the file, which did not open, when it is intact all the same (reported with the packs, see #reportForeign). */
-  async #isForeign(type: 'index' | 'snapshot', name: Id): Promise<boolean> {
-    const foreign = await this.#repo.foreignFile(type, name).catch(() => undefined);
+  /** Notes the file, which did not open (`err`), when it is intact all the same (reported with the packs, see #reportForeign). */
+  #isForeign(type: 'index' | 'snapshot', name: Id, err: unknown): boolean {
+    const foreign = foreignFileOf(err);
     if (foreign === undefined) return false;
-    this.#foreign.push({ type, name, ...(foreign.belongs ? { belongs: filePath(foreign.belongs) } : {}) });
+    this.#foreign.push({ type, name, ...(foreign.belongs ? { belongs: foreign.belongs } : {}) });
     if (!foreign.belongs && !this.#misplaced.has(name)) this.#misplaced.set(name, filePath({ type, name }));
     return true;
   }
@@ -415,7 +417,7 @@ class Checker {
         const belongs = filePath({ type: 'data', name });
         this.#report(issue('misplaced-pack', `${path}: pack ${shortId(name)}, which the index lists, in the wrong folder, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: name }));
       } else {
-        this.#report(issue('stray-file', `${path}: not ${what} of this repository, though intact (its content matches its name): a file of another kind or of another repository, put here by mistake or on purpose; move it out of the repository`, { file: path }));
+        this.#report(issue('stray-file', `${path}: not ${what} of this repository, though intact (its content matches its name): ${foreignFileNote}; move it out of the repository`, { file: path }));
       }
     }
   }

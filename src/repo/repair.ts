@@ -21,7 +21,7 @@ import { openBlob, sealBlob } from './blob.ts';
 import type { BlobIndex } from './blob-index.ts';
 import { decodeIndex, mergePackRecords, type IndexContent, type PackRecord } from './index-file.ts';
 import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from './pack.ts';
-import { describe, type Repository } from './repository.ts';
+import { describe, foreignFileOf, type Repository } from './repository.ts';
 import { decodeTree, encodeTree } from './tree.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ function misplacedStop(found: readonly MisplacedPack[]): IntegrityError {
   });
 }
 
-/** Foreign files ({@link Repository.foreignFile}) in index/ or snapshots/ named as a pack the index lists and the store lacks: packs in a wrong folder. */
+/** Foreign files ({@link foreignFileOf}) in index/ or snapshots/ named as a pack the index lists and the store lacks: packs in a wrong folder. */
 function foreignPacks(foreign: ReadonlyArray<{ type: 'index' | 'snapshot'; name: Id }>, indexed: { has(pack: Id): boolean }, stored: { has(pack: Id): boolean }): MisplacedPack[] {
   return foreign.filter((f) => indexed.has(f.name) && !stored.has(f.name)).map((f) => ({ pack: f.name, path: filePath({ type: f.type, name: f.name }) }));
 }
@@ -128,7 +128,7 @@ export interface RepairIndexResult {
   /** Empty in a dry run. */
   readonly indexFilesWritten: readonly Id[];
   readonly indexFilesRemoved: readonly Id[];
-  /** Files in index/ that are intact but no index of this repository ({@link Repository.foreignFile}): left in place. */
+  /** Files in index/ that are intact but no index of this repository ({@link foreignFileOf}): left in place. */
   readonly foreignFiles: readonly Id[];
 }
 
@@ -218,6 +218,7 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
   const oldIndexFiles: Id[] = [];
   for await (const { name } of backend.list('index')) oldIndexFiles.push(name);
   oldIndexFiles.sort();
+  const foreignFiles: Id[] = [];
   const oldContents = await mapLimit(oldIndexFiles, backend.connections, async (name): Promise<IndexContent | undefined> => {
     try {
       return decodeIndex(await repo.loadStructured('index', name), describe('index', name));
@@ -225,12 +226,13 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
       // One the storage fails to deliver may be intact and may place blobs of packs whose headers are damaged.
       if (err instanceof CancelledError) throw err;
       if (isStorageFailure(err)) throw storageStop(err, describe('index', name), 'the index was not changed');
-      return undefined; // damaged: it is replaced all the same
+      // An intact file of another kind or repository stays; a damaged one is replaced all the same.
+      if (foreignFileOf(err) !== undefined) foreignFiles.push(name);
+      return undefined;
     }
   });
+  foreignFiles.sort();
   const oldRecords = mergePackRecords(oldContents.filter((c): c is IndexContent => c !== undefined));
-  const foreignFiles: Id[] = [];
-  for (const [i, name] of oldIndexFiles.entries()) if (oldContents[i] === undefined && (await repo.foreignFile('index', name)) !== undefined) foreignFiles.push(name);
 
   const packs: Array<{ id: Id; size: number }> = [];
   for await (const { name, size } of backend.list('data')) packs.push({ id: name, size });
@@ -477,22 +479,24 @@ class UnreadableTree extends Error {
  * file cannot be repaired: only removed). Any other failure (the store cannot be reached) throws: a
  * snapshot is never taken for unreadable, and then removed, because of it.
  */
-export async function loadReadableSnapshots(repo: Repository): Promise<{ snapshots: StoredSnapshot[]; unreadable: Array<{ id: Id; message: string }> }> {
+export async function loadReadableSnapshots(repo: Repository): Promise<{ snapshots: StoredSnapshot[]; unreadable: UnreadableSnapshotFile[] }> {
   const { snapshots, unreadable } = await repo.loadSnapshots();
-  return { snapshots, unreadable: unreadable.map((u) => ({ id: u.id, message: `snapshot ${shortId(u.id)}: ${messageOf(u.error, describe('snapshot', u.id))}` })) };
+  return {
+    snapshots,
+    unreadable: unreadable.map((u) => ({ id: u.id, message: `snapshot ${shortId(u.id)}: ${messageOf(u.error, describe('snapshot', u.id))}`, foreign: foreignFileOf(u.error) !== undefined })),
+  };
 }
 
-/**
- * Removes snapshot files that cannot be read (they can never be repaired nor used), but not one that is
- * intact and only no snapshot of this repository ({@link Repository.foreignFile}); returns those left in place.
- */
-export async function removeUnreadableSnapshots(repo: Repository, ids: readonly Id[]): Promise<Id[]> {
-  const foreign: Id[] = [];
-  for (const name of ids) {
-    if ((await repo.foreignFile('snapshot', name)) !== undefined) foreign.push(name);
-    else await repo.backend.remove({ type: 'snapshot', name });
-  }
-  return foreign;
+/** A snapshot file that cannot be read: damaged, or (`foreign`) intact but no snapshot of this repository ({@link foreignFileOf}). */
+export interface UnreadableSnapshotFile {
+  readonly id: Id;
+  readonly message: string;
+  readonly foreign: boolean;
+}
+
+/** Removes the damaged snapshot files among `files` (they can never be repaired nor used); foreign ones stay. */
+export async function removeUnreadableSnapshots(repo: Repository, files: readonly UnreadableSnapshotFile[]): Promise<void> {
+  for (const { id, foreign } of files) if (!foreign) await repo.backend.remove({ type: 'snapshot', name: id });
 }
 
 /** Rewrites damaged snapshots; see the module comment. Call after listing the snapshots (design §Ordering). */

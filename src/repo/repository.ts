@@ -194,7 +194,7 @@ export class Repository {
     try {
       return openStructured(this.crypto.metadata, kindOf(type), bytes, describe(type, name));
     } catch (err) {
-      if (err instanceof IntegrityError && type !== 'config' && storageName(bytes) === name) throw foreignFileError({ type, name }, this.#otherKind(type, bytes), err);
+      if (err instanceof IntegrityError && (type === 'index' || type === 'snapshot') && storageName(bytes) === name) throw foreignFileError({ type, name }, this.#otherKind(type, bytes), err);
       throw withDamageHint(err, { type, name });
     }
   }
@@ -211,26 +211,6 @@ export class Repository {
       }
     }
     return undefined;
-  }
-
-  /**
-   * For the stored file `type/name`, which does not open as a file of its type: undefined when it is
-   * damaged; otherwise it is intact (its content hashes to its name), so no file of this repository of
-   * that type, but one of another kind or of another repository put in the wrong folder, and `belongs`
-   * names where it goes when it is an index or snapshot file of this repository. Such a file is not
-   * damaged, and no repair deletes it. Storage failures are thrown.
-   */
-  async foreignFile(type: 'index' | 'snapshot', name: Id): Promise<{ belongs?: Handle } | undefined> {
-    let bytes: Uint8Array;
-    try {
-      bytes = await this.backend.load({ type, name });
-    } catch (err) {
-      if (err instanceof IntegrityError) return undefined;
-      throw err;
-    }
-    if (storageName(bytes) !== name) return undefined;
-    const other = this.#otherKind(type, bytes);
-    return other === undefined ? {} : { belongs: { type: other, name } };
   }
 
   /** Loads every index file into the in-memory index (call after listing snapshots: see design §Ordering). */
@@ -510,25 +490,49 @@ function configMismatch(backend: Backend, keys: ReadonlyArray<{ name: Id; error:
   );
 }
 
-/** An IntegrityError about the stored file `handle`, with the hint that fits a damaged file of its type. */
-function foreignFileError(handle: Handle, other: 'index' | 'snapshot' | undefined, cause: IntegrityError): IntegrityError {
+/**
+ * What a stored file is that does not open as a file of its type although its content hashes to its name:
+ * no damage, but a file put in the wrong folder (the words every command and check use for it).
+ */
+export const foreignFileNote = 'a file of another kind or of another repository, put here by mistake or on purpose';
+
+function articled(type: 'index' | 'snapshot'): string {
+  return type === 'index' ? 'an index' : 'a snapshot';
+}
+
+/**
+ * The error for the stored file `handle`, which does not open as a file of its type although its content
+ * hashes to its name; `other`: the kind of file of this repository it opens as. Such a file is not damaged,
+ * and no repair deletes it: {@link foreignFileOf} tells it from damage.
+ */
+function foreignFileError(handle: Handle & { type: 'index' | 'snapshot' }, other: 'index' | 'snapshot' | undefined, cause: IntegrityError): IntegrityError {
   const path = filePath(handle);
-  const what = handle.type === 'index' ? 'an index' : 'a snapshot';
   if (other !== undefined) {
     const belongs = filePath({ type: other, name: handle.name });
-    return new IntegrityError(`${path}: ${other === 'index' ? 'an index' : 'a snapshot'} file of this repository in the ${handle.type === 'index' ? 'index' : 'snapshots'} folder`, {
+    return new IntegrityError(`${path}: ${articled(other)} file of this repository in the ${typeFolder(handle.type)} folder`, {
       hint: `move it to ${belongs}, where it belongs, then run \`coffer check\``,
       data: { ...cause.data, file: path, belongs, foreign: true },
       cause,
     });
   }
-  return new IntegrityError(`${path}: not ${what} file of this repository, though intact (its content matches its name): a file of another kind or of another repository, put here by mistake or on purpose`, {
+  return new IntegrityError(`${path}: not ${articled(handle.type)} file of this repository, though intact (its content matches its name): ${foreignFileNote}`, {
     hint: `move ${path} out of the repository (\`coffer check\` says where a pack of this repository belongs), then run \`coffer check\``,
     data: { ...cause.data, file: path, foreign: true },
     cause,
   });
 }
 
+/**
+ * When `err` is {@link loadStructured}'s error for an intact file that is no file of its type of this
+ * repository: where it belongs when it is an index or snapshot file of this repository; undefined for any
+ * other error (damage included).
+ */
+export function foreignFileOf(err: unknown): { belongs?: string } | undefined {
+  if (!(err instanceof IntegrityError) || err.data?.foreign !== true) return undefined;
+  return typeof err.data.belongs === 'string' ? { belongs: err.data.belongs } : {};
+}
+
+/** An IntegrityError about the stored file `handle`, with the hint that fits a damaged file of its type. */
 function withDamageHint(err: unknown, handle: Handle): unknown {
   if (!(err instanceof IntegrityError)) return err;
   return new IntegrityError(err.message, { hint: damagedFileHint(handle), data: err.data, cause: err.cause ?? err });

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { shortId } from '../../model/index.ts';
 import { repairPacks } from '../../prune/index.ts';
-import { loadReadableSnapshots, matchesFilter, removeUnreadableSnapshots, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
+import { foreignFileNote, loadReadableSnapshots, matchesFilter, removeUnreadableSnapshots, repairIndex, repairSnapshots, selectSnapshot, type RepairProblem } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { withLock } from '../locking.ts';
 import { addFilterOptions, snapshotFilter } from './snapshots.ts';
@@ -122,7 +122,7 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         if (flags.dryRun) ctx.say(`dry run: would write the new index and remove ${plural(result.oldIndexFiles.length, 'old index file')}`);
         else ctx.say(`wrote ${plural(result.indexFilesWritten.length, 'index file')}, removed ${plural(result.indexFilesRemoved.length, 'old index file')} in ${elapsed(Date.now() - started)}`);
         for (const name of result.foreignFiles) {
-          ctx.warn(`warning: index/${name} left in place: it is intact (its content matches its name) but no index of this repository, so a file of another kind or of another repository, put here by mistake or on purpose; move it out of the repository`);
+          ctx.warn(`warning: index/${name} left in place: it is intact (its content matches its name) but no index of this repository, so ${foreignFileNote}; move it out of the repository`);
         }
         if (damaged.length > 0) {
           ctx.say(`run \`coffer repair packs ${damaged.map((p) => shortId(p.pack)).join(' ')}\` to move the intact blobs of the damaged ${damaged.length === 1 ? 'pack' : 'packs'} into new packs`);
@@ -205,15 +205,14 @@ export function registerRepair(program: Command, ctx: CliContext): void {
         // A snapshot file that cannot be read cannot be repaired; --forget (with no selection) removes it.
         const dropsUnreadable = flags.forget === true && ids.length === 0 && !flags.host?.length && !flags.tag?.length && !flags.path?.length;
         const dropUnreadable = dropsUnreadable && !flags.dryRun;
-        let foreign = new Set<string>();
         if (dropUnreadable && unreadable.length > 0) {
           await lock.assertFresh();
-          foreign = new Set(await removeUnreadableSnapshots(repo, unreadable.map((u) => u.id)));
+          await removeUnreadableSnapshots(repo, unreadable);
         }
         for (const u of unreadable) {
-          const removed = dropUnreadable && !foreign.has(u.id);
-          const action = foreign.has(u.id)
-            ? `left in place: it is intact (its content matches its name), so it is a file of another kind or of another repository, put here by mistake or on purpose; move it out of the repository`
+          const removed = dropUnreadable && !u.foreign;
+          const action = u.foreign
+            ? `left in place: it is intact (its content matches its name), so it is ${foreignFileNote}; move it out of the repository`
             : removed ? 'removed' : dropsUnreadable ? 'would be removed' : 'cannot be repaired; `coffer repair snapshots --forget` removes it';
           if (ctx.json) ctx.printJsonProblem({ message_type: 'warning', kind: 'corrupt-snapshot', snapshot: u.id, message: u.message, removed });
           else ctx.warn(`warning: ${u.message}; ${action}`);
