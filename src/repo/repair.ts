@@ -70,9 +70,16 @@ function misplacedStop(found: readonly MisplacedPack[]): IntegrityError {
   });
 }
 
-/** Foreign files ({@link foreignFileOf}) in index/ or snapshots/ named as a pack the index lists and the store lacks: packs in a wrong folder. */
-function foreignPacks(foreign: ReadonlyArray<{ type: 'index' | 'snapshot'; name: Id }>, indexed: { has(pack: Id): boolean }, stored: { has(pack: Id): boolean }): MisplacedPack[] {
-  return foreign.filter((f) => indexed.has(f.name) && !stored.has(f.name)).map((f) => ({ pack: f.name, path: filePath({ type: f.type, name: f.name }) }));
+/** The files among `files` (in index/ or snapshots/) named as a pack the index lists and the store lacks: packs in a wrong folder. */
+function packsAmong(files: ReadonlyArray<{ type: 'index' | 'snapshot'; name: Id }>, indexed: { has(pack: Id): boolean }, stored: { has(pack: Id): boolean }): MisplacedPack[] {
+  return files.filter((f) => indexed.has(f.name) && !stored.has(f.name)).map((f) => ({ pack: f.name, path: filePath({ type: f.type, name: f.name }) }));
+}
+
+/** The names of the files in `type`'s folder, as {@link packsAmong} takes them. */
+async function filesOf(repo: Repository, type: 'index' | 'snapshot'): Promise<Array<{ type: 'index' | 'snapshot'; name: Id }>> {
+  const files: Array<{ type: 'index' | 'snapshot'; name: Id }> = [];
+  for await (const { name } of repo.backend.list(type)) files.push({ type, name });
+  return files;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -239,7 +246,8 @@ export async function repairIndex(repo: Repository, options: RepairIndexOptions 
   packs.sort((a, b) => (a.id < b.id ? -1 : 1));
   // A pack in a wrong folder would be left out of the new index, and the snapshots' data in it taken for lost.
   const storedPacks = new Set(packs.map((p) => p.id));
-  const misplaced = [...(await misplacedPacks(repo, storedPacks)), ...foreignPacks(foreignFiles.map((name) => ({ type: 'index' as const, name })), oldRecords, storedPacks)];
+  const inOtherFolders = [...oldIndexFiles.map((name) => ({ type: 'index' as const, name })), ...(await filesOf(repo, 'snapshot'))];
+  const misplaced = [...(await misplacedPacks(repo, storedPacks)), ...packsAmong(inOtherFolders, oldRecords, storedPacks)];
   if (misplaced.length > 0) throw misplacedStop(misplaced);
   reporter?.phase?.(options.readAllPacks ? 'read packs' : 'read pack headers', packs.length);
   const totalBytes = options.readAllPacks ? packs.reduce((n, p) => n + p.size, 0) : 0;
@@ -505,11 +513,8 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   const index = await repo.loadIndex();
   const stored = await repo.storedPacks();
   // Packs in a wrong folder may hold what looks lost, and nothing reads them until they are moved back.
-  const foreign: Array<{ type: 'index' | 'snapshot'; name: Id }> = [];
-  for (const type of ['index', 'snapshot'] as const) {
-    for await (const { name } of repo.backend.list(type)) if (index.hasPack(name) && !stored.has(name)) foreign.push({ type, name });
-  }
-  const misplaced = [...(await misplacedPacks(repo, stored)), ...foreignPacks(foreign, { has: (pack) => index.hasPack(pack) }, stored)];
+  const inOtherFolders = [...(await filesOf(repo, 'index')), ...(await filesOf(repo, 'snapshot'))];
+  const misplaced = [...(await misplacedPacks(repo, stored)), ...packsAmong(inOtherFolders, { has: (pack) => index.hasPack(pack) }, stored)];
   if (misplaced.length > 0) throw misplacedStop(misplaced);
   const copies = extraCopies(index);
 

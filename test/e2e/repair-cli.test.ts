@@ -505,7 +505,15 @@ test('a pack or a snapshot file put into index/ (intact, but no index): check na
     assert.match(r.stderr, new RegExp(`${wrongPath}`), args.join(' '));
   }
   await stat(inIndex);
-  await rename(inIndex, pack.file);
+  // In snapshots/ too: repair index, which rebuilds the index from data/ alone, refuses rather than drop it.
+  const inSnapshots = path.join(repo, 'snapshots', pack.name);
+  await rename(inIndex, inSnapshots);
+  for (const args of [['repair', 'index'], ['repair', 'snapshots', '--forget']]) {
+    const r = await runCoffer(args, { repo });
+    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^error: a pack file is in a wrong folder, where coffer does not read it: snapshots/${pack.name} belongs at ${rightPath}; nothing was changed$`, 'm'), args.join(' '));
+  }
+  await rename(inSnapshots, pack.file);
   await assertCheckPasses(repo);
 
   // A snapshot file copied into index/: every command that loads the index says what it is and where it
