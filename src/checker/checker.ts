@@ -594,22 +594,15 @@ class Checker {
   /** Files no command reads: an error where stored files belong, a warning in tmp/ and locks/. */
   #checkStrays(strays: readonly StrayFile[]): void {
     for (const { path, size } of strays) {
-      if (misplacedPackName({ path, size }) === path) {
-        const belongs = filePath({ type: 'data', name: path });
-        this.#report(
-          this.#stored.has(path)
-            ? issue('stray-file', `${path}: a second copy of pack ${shortId(path)}, which is stored where it belongs (${belongs}); coffer does not read this one: move it out of the repository`, { file: path, pack: path })
-            : issue('misplaced-pack', `${path}: a pack file in the repository's root, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: path }),
-        );
-        continue;
-      }
-      if (!path.includes('/')) {
+      // A file named as a pack at the root is taken as a pack in a wrong folder, as one in a wrong data/xx is.
+      const atRoot = misplacedPackName({ path, size }) === path;
+      if (!path.includes('/') && !atRoot) {
         // A file where a folder belongs: stored files are unreachable there; locks and tmp only stop writes.
         const code = path === 'locks' || path === 'tmp' ? 'leftover-file' : 'stray-file';
         this.#report(issue(code, `${path}: a file where the ${path} folder belongs; move it out of the repository`, { file: path }));
         continue;
       }
-      const folder = path.slice(0, path.indexOf('/'));
+      const folder = atRoot ? 'data' : path.slice(0, path.indexOf('/'));
       const name = path.slice(path.lastIndexOf('/') + 1);
       const type = fileTypes.find((t) => t !== 'config' && typeFolder(t) === folder);
       // A sub-folder with nothing in it (a folder with files is reported by its files).
@@ -633,7 +626,7 @@ class Checker {
         } else if (type === 'data' && this.#stored.has(name)) {
           found = issue('stray-file', `${path}: a second copy of pack ${shortId(name)}, which is stored where it belongs (${belongs}); coffer does not read this one: move it out of the repository`, { file: path, pack: name });
         } else if (type === 'data') {
-          found = issue('misplaced-pack', `${path}: a pack file in the wrong folder, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: name });
+          found = issue('misplaced-pack', `${path}: a pack file in ${atRoot ? "the repository's root" : 'the wrong folder'}, where coffer does not look for it; move it to ${belongs}, where it belongs`, { file: path, pack: name });
         } else {
           found = issue('stray-file', `${path}: ${what} file in the wrong folder, where coffer does not look for it; it belongs at ${belongs}`, { file: path });
         }

@@ -72,11 +72,12 @@ function tooLong(what: string): UsageError {
 
 /** The first line of the file `source` (the flag or variable that named it, for the hint) gives, as bytes. */
 function fromFile(path: string, source: string): Uint8Array {
+  const cannotRead = (err: unknown) => new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, { hint: `check the path given to ${source}` });
   let fd: number;
   try {
     fd = openSync(path, 'r');
   } catch (err) {
-    throw new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, { hint: `check the path given to ${source}` });
+    throw cannotRead(err);
   }
   try {
     const buffer = Buffer.alloc(maxPasswordLine + 1);
@@ -91,8 +92,7 @@ function fromFile(path: string, source: string): Uint8Array {
     if (line === undefined) throw tooLong(`password file ${path}`);
     return line;
   } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, { hint: `check the path given to ${source}` });
+    throw err instanceof UsageError ? err : cannotRead(err);
   } finally {
     closeSync(fd);
   }
