@@ -138,7 +138,12 @@ async function refuseProtected(target: string, file: string, ctx: CliContext): P
  * one in a folder where no new file can be created.
  */
 function writesInPlace(existing: Stats): boolean {
-  return existing.nlink > 1 || (process.geteuid?.() !== 0 && (existing.uid !== process.geteuid?.() || existing.gid !== process.getegid?.()));
+  return existing.nlink > 1 || (process.geteuid?.() !== 0 && ownedByOther(existing));
+}
+
+/** True when the file's owner or group is not the dumping user's. */
+function ownedByOther(existing: Stats): boolean {
+  return existing.uid !== process.geteuid?.() || existing.gid !== process.getegid?.();
 }
 
 /**
@@ -185,7 +190,7 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, ctx:
       // The creation mode passes through the umask; an existing file's mode is kept whole (after the
       // owner: a chown clears the set-id bits).
       if (!to.direct && to.existing) {
-        if (to.existing.uid !== process.geteuid?.() || to.existing.gid !== process.getegid?.()) await handle.chown(to.existing.uid, to.existing.gid);
+        if (ownedByOther(to.existing)) await handle.chown(to.existing.uid, to.existing.gid);
         await handle.chmod(to.existing.mode & 0o7777);
       }
       for await (const chunk of chunks) {
