@@ -168,24 +168,29 @@ async function prompt(purpose: 'open' | 'new'): Promise<string> {
 function ask(question: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const stdin = process.stdin;
-    process.stderr.write(question);
+    // No echo before the question shows: what is typed at once after it is neither shown nor read by the
+    // terminal's line editing (Ctrl-D there would end the input unseen).
     stdin.setRawMode(true);
     stdin.resume();
+    process.stderr.write(question);
     let typed = '';
+    const noPassword = () => new UsageError('no password given', { hint: 'type the password, then Enter' });
     const done = (result: string | Error) => {
       stdin.setRawMode(false);
       stdin.pause();
       stdin.off('data', onData);
+      stdin.off('end', onEnd);
       process.stderr.write('\n');
       if (result instanceof Error) reject(result);
       else resolve(result);
     };
+    const onEnd = () => done(noPassword());
     const onData = (data: Buffer) => {
       for (const ch of data.toString('utf8')) {
         if (ch === '\r' || ch === '\n') return done(typed);
         if (ch === '\u0003') return done(new CancelledError('password prompt interrupted'));
         // Ctrl-D on an empty line ends the input, as at a shell's prompt: no password was given.
-        if (ch === '\u0004' && typed === '') return done(new UsageError('no password given', { hint: 'type the password, then Enter' }));
+        if (ch === '\u0004' && typed === '') return done(noPassword());
         // Backspace erases a character and Ctrl-U the line, as a terminal in line mode does.
         if (ch === '\u007f' || ch === '\b') typed = [...typed].slice(0, -1).join('');
         else if (ch === '\u0015') typed = '';
@@ -194,5 +199,6 @@ function ask(question: string): Promise<string> {
       }
     };
     stdin.on('data', onData);
+    stdin.once('end', onEnd);
   });
 }
