@@ -29,6 +29,7 @@ import {
 import type { BackupItem, BackupReporter, BackupStats } from '../progress/index.ts';
 import {
   encodeTree,
+  sameMetadata,
   sealBlob,
   type BlobIndex,
   type BlobType,
@@ -486,15 +487,16 @@ export class Archiver {
 
   /**
    * Counts a saved folder as new, changed or unmodified against its node in the parent snapshot, as the
-   * summary does, and reports it.
+   * summary does, and reports it. As in restic, a folder whose own metadata changed (its mode, its time) is
+   * changed, even with the same entries.
    */
-  #dirSaved(path: string, parentNode: TreeNode | undefined, tree: { id: Uint8Array; added: Added }, started: number): void {
+  #dirSaved(path: string, parentNode: TreeNode | undefined, node: TreeNode, tree: { id: Uint8Array; added: Added }, started: number): TreeNode {
     this.stats.dirsDone++;
     let status: BackupItem['status'];
     if (!parentNode) {
       status = 'new';
       this.#dirsNew++;
-    } else if (parentNode.subtree && Buffer.from(parentNode.subtree).equals(tree.id)) {
+    } else if (parentNode.subtree && Buffer.from(parentNode.subtree).equals(tree.id) && sameMetadata(parentNode, node)) {
       status = 'unmodified';
       this.#dirsUnmodified++;
     } else {
@@ -502,6 +504,7 @@ export class Archiver {
       this.#dirsChanged++;
     }
     this.#itemDone(path, 'dir', status, started, tree.added);
+    return node;
   }
 
   #itemDone(path: string, type: BackupItem['type'], status: BackupItem['status'], started: number, added: Added): void {
@@ -654,8 +657,8 @@ export class Archiver {
         const subParent = parentNode?.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
         const children = await build(child, bytes, subParent);
         const subtree = await this.#saveTree(children);
-        this.#dirSaved(path, parentNode?.type === 'dir' ? parentNode : undefined, subtree, started);
-        nodes.push(this.#node(Buffer.from(child.name), 'dir', st, { subtree: subtree.id }));
+        const node = this.#node(Buffer.from(child.name), 'dir', st, { subtree: subtree.id });
+        nodes.push(this.#dirSaved(path, parentNode?.type === 'dir' ? parentNode : undefined, node, subtree, started));
       }
       return nodes;
     };
@@ -819,8 +822,7 @@ export class Archiver {
     await Promise.all(pending);
     if (errors.length > 0) throw errors[0];
     const subtree = await this.#saveTree(children);
-    this.#dirSaved(path.text, parentNode, subtree, started);
-    return this.#node(name, 'dir', st, { subtree: subtree.id, ...extra });
+    return this.#dirSaved(path.text, parentNode, this.#node(name, 'dir', st, { subtree: subtree.id, ...extra }), subtree, started);
   }
 
   #unchanged(st: BigIntStats, previous: TreeNode | undefined): previous is TreeNode & { content: readonly Uint8Array[] } {

@@ -5,7 +5,11 @@ import { displayMessage } from './display.ts';
 export interface ErrorReport {
   readonly exitCode: number;
   readonly lines: string[];
-  readonly json: { message_type: 'error'; code: string; message: string; hint?: string; data?: unknown };
+  /**
+   * restic's `exit_error` message (its `code` is the exit status), plus coffer's stable error code as
+   * `error_code`, the hint and any details.
+   */
+  readonly json: { message_type: 'exit_error'; code: number; message: string; error_code: string; hint?: string; data?: unknown };
 }
 
 export function toAppError(err: unknown): AppError {
@@ -33,7 +37,7 @@ export function reportError(err: unknown, verbose: boolean): ErrorReport {
   return {
     exitCode: e.exitCode,
     lines,
-    json: { message_type: 'error', code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...(e.data ? { data: e.data } : {}) },
+    json: { message_type: 'exit_error', code: e.exitCode, message: e.message, error_code: e.code, ...(e.hint ? { hint: e.hint } : {}), ...(e.data ? { data: e.data } : {}) },
   };
 }
 

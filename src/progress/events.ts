@@ -60,11 +60,16 @@ export interface RestoreStats {
   errors: number;
 }
 
+export type RestoreAction = 'restored' | 'unchanged' | 'updated' | 'deleted' | 'removed';
+
 export interface RestoreReporter {
   progress?(stats: Readonly<RestoreStats>): void;
   targetError?(path: string, error: AppError): void;
-  /** `removed`: a leftover of an interrupted restore (a hidden file of the restorer's own). */
-  fileDone?(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted' | 'removed'): void;
+  /**
+   * An entry is done: `size` is a file's size (0 for other entries). The actions are restic's; `removed`
+   * is coffer's own: a leftover of an interrupted restore (a hidden file of the restorer's own).
+   */
+  fileDone?(path: string, action: RestoreAction, size: number): void;
   /** Something the user should know that is no error (e.g. a folder --delete left in place). */
   warning?(message: string): void;
 }

@@ -33,7 +33,7 @@ import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, UsageError, errnoCode, throwIfAborted } from '../errors/index.ts';
 import { Semaphore, WorkerPool, fromFailure, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, processAlive, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
-import type { RestoreReporter, RestoreStats } from '../progress/index.ts';
+import type { RestoreAction, RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
 import {
@@ -501,8 +501,8 @@ class Restorer {
     this.#o.reporter?.targetError?.(path, targetError(path, err, doing));
   }
 
-  #done(path: string, action: 'restored' | 'skipped' | 'updated' | 'deleted' | 'removed'): void {
-    this.#o.reporter?.fileDone?.(path, action);
+  #done(path: string, action: RestoreAction, size = 0): void {
+    this.#o.reporter?.fileDone?.(path, action, size);
   }
 
   #abs(entry: Entry): Buffer {
@@ -823,7 +823,7 @@ class Restorer {
     this.stats.bytesDone += bytes;
     this.stats.bytesSkipped += bytes;
     this.#summary.bytesSkipped += bytes;
-    this.#done(e.path, 'skipped');
+    this.#done(e.path, 'unchanged', e.node.size);
   }
 
   /** Blob offsets and lengths of a file's content; an IntegrityError when the index lacks a blob. */
@@ -979,7 +979,7 @@ class Restorer {
     this.#summary.filesRestored++;
     if (action === 'updated') this.#summary.filesUpdated++;
     this.#summary.bytesRestored += bytes;
-    this.#done(e.path, action);
+    this.#done(e.path, action, e.node.size);
   }
 
   // ---- metadata ----

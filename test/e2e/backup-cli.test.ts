@@ -140,6 +140,10 @@ test('stdin backups store one file under the given name', async (t) => {
   const statuses = json.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number | string>).filter((l) => l.message_type === 'status');
   assert.ok(statuses.length > 0);
   for (const s of statuses) assert.ok(s.total_files >= s.files_done && s.total_bytes >= s.bytes_done, JSON.stringify(s));
+  // As in restic, the last status line, just before the summary, says 100 %: the stream's end is its total.
+  const messages = json.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, number | string>);
+  assert.deepEqual(messages.slice(-2).map((m) => m.message_type), ['status', 'summary']);
+  assert.deepEqual([messages.at(-2)!.percent_done, messages.at(-2)!.bytes_done, messages.at(-2)!.total_bytes], [1, data.length, data.length]);
 });
 
 test('a stdin backup keeps its memory flat whatever the length of the stream (a database or disk image dump)', { timeout: 120_000 }, async (t) => {

@@ -201,6 +201,10 @@ describe('coffer read commands', { concurrency: 4 }, () => {
     assert.equal(nodes[0].mode, 2 ** 31 + 0o755); // Go's os.ModeDir, as restic prints it
     assert.equal('size' in nodes[0], false);
     assert.equal(nodes[2].type, 'symlink');
+    // Times are in the local zone with the instant's offset, as restic prints them (summer time: output/json.test.ts).
+    const berlin = jsonLines((await coffer(['--json', 'ls', shortId(s1.id), src], { env: { TZ: 'Europe/Berlin' } })).stdout) as Array<Record<string, unknown>>;
+    assert.equal(berlin[2].mtime, '2026-01-02T04:04:05+01:00');
+    assert.equal(Date.parse(berlin[2].ctime as string), Date.parse(file.ctime as string));
   });
 
   test('ls: a missing path and an unknown snapshot id fail (exit 1, as restic), a malformed id is a usage error; each with a hint', async () => {

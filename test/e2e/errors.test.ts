@@ -132,22 +132,24 @@ describe('errors', () => {
       assert.equal(r.stdout, '');
     });
 
-    it('--json errors: one JSON object with code, message and hint on stderr', async () => {
+    it("--json errors: one JSON object on stderr, restic's exit_error (code = exit status) with coffer's error_code and hint", async () => {
       const r = await coffer(['-r', pristine, '--json', 'snapshots'], { env: { COFFER_PASSWORD: 'wrong' } });
       assert.equal(r.code, 12);
       assert.equal(r.stdout, '');
       const lines = r.stderr.trimEnd().split('\n');
       assert.equal(lines.length, 1, r.stderr);
       const error = JSON.parse(lines[0]) as Record<string, unknown>;
-      assert.equal(error.message_type, 'error');
-      assert.equal(error.code, 'WRONG_PASSWORD');
+      assert.equal(error.message_type, 'exit_error');
+      assert.equal(error.code, 12);
+      assert.equal(error.error_code, 'WRONG_PASSWORD');
       assert.match(error.message as string, /wrong password/);
       assert.equal(typeof error.hint, 'string');
 
       const usage = await coffer(['--json', 'snapshots']);
       assert.equal(usage.code, 2);
       const u = JSON.parse(usage.stderr) as Record<string, unknown>;
-      assert.equal(u.code, 'USAGE');
+      assert.equal(u.code, 2);
+      assert.equal(u.error_code, 'USAGE');
       assert.match(u.hint as string, /COFFER_REPOSITORY/);
 
       // Arguments that do not parse (no command ran) give a JSON error too.
@@ -159,7 +161,7 @@ describe('errors', () => {
         const bad = await coffer([...args]);
         assert.equal(bad.code, 2, bad.stderr);
         assert.equal(bad.stdout, '');
-        assert.deepEqual(JSON.parse(bad.stderr), { message_type: 'error', code: 'USAGE', message, hint: JSON.parse(bad.stderr).hint });
+        assert.deepEqual(JSON.parse(bad.stderr), { message_type: 'exit_error', code: 2, message, error_code: 'USAGE', hint: JSON.parse(bad.stderr).hint });
         assert.match(JSON.parse(bad.stderr).hint as string, /^see `coffer .*--help`$/);
       }
     });
@@ -407,7 +409,7 @@ describe('errors', () => {
           max_attempts: 6,
         })),
       );
-      assert.equal(messages.at(-1)?.message_type, 'error');
+      assert.equal(messages.at(-1)?.message_type, 'exit_error');
       // Six tries with full-jitter backoff (200 ms doubling): at most 6.2 s of waiting.
       assert.ok(seconds < 20, `took ${seconds} s`);
     });

@@ -203,6 +203,28 @@ test('an unchanged file below a source folder with a non-ASCII name is not read 
   assert.equal(second.snapshot.summary!.filesNew, 0);
 });
 
+test("a folder whose own time or mode changed counts as changed, as in restic, though its entries did not", async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'a', 'b'), { recursive: true });
+  await mkdir(join(dir, 'c'));
+  await writeFile(join(dir, 'a', 'b', 'f'), 'x');
+  const repo = await createTestRepo();
+  const first = await backup(repo, { paths: [dir], programVersion: 'test' });
+  const parent = { ...first.snapshot, id: first.snapshotId! };
+  /** The status of each folder from the source down (those above it, /tmp, change as other tests run). */
+  const statuses = async () => {
+    const seen = new Map<string, string>();
+    const run = await backup(repo, { paths: [dir], programVersion: 'test', parent, reporter: { itemDone: (item) => item.type === 'dir' && item.path.startsWith(dir) && seen.set(item.path.slice(dir.length), item.status) } });
+    const summary = run.snapshot.summary!;
+    assert.equal(summary.dirsChanged + summary.dirsUnmodified, first.snapshot.summary!.dirsNew);
+    return Object.fromEntries([...seen].sort());
+  };
+  assert.deepEqual(await statuses(), { '': 'unmodified', '/a': 'unmodified', '/a/b': 'unmodified', '/c': 'unmodified' });
+  // a/b's time changes: a/b itself, then a and the source folder (their entries changed), and nothing else.
+  await utimes(join(dir, 'a', 'b'), new Date(2020, 0, 1), new Date(2020, 0, 1));
+  assert.deepEqual(await statuses(), { '': 'changed', '/a': 'changed', '/a/b': 'changed', '/c': 'unmodified' });
+});
+
 test('content from a stream is stored as one file named as asked', async () => {
   const repo = await createTestRepo();
   const data = randomData('stdin', 500_000);

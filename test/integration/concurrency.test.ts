@@ -110,7 +110,8 @@ describe('concurrent processes', () => {
     }
     const json = await coffer(['--json', 'prune'], repo);
     assert.equal(json.code, 11);
-    assert.equal((JSON.parse(json.stderr.trim().split('\n').pop()!) as { code: string }).code, 'REPO_LOCKED');
+    const fatal = JSON.parse(json.stderr.trim().split('\n').pop()!) as { message_type: string; code: number; error_code: string };
+    assert.deepEqual([fatal.message_type, fatal.code, fatal.error_code], ['exit_error', 11, 'REPO_LOCKED']);
     assert.deepEqual(await readdir(path.join(repo, 'snapshots')), before);
 
     // A shared lock does not block another shared one.

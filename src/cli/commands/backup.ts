@@ -87,16 +87,17 @@ function rate(bytes: number, ms: number): string {
 
 function statusJson(stats: BackupStats, startedMs: number) {
   const elapsedMs = Date.now() - startedMs;
-  const fraction = stats.scanDone && stats.bytesTotal > 0 ? Math.min(1, stats.bytesDone / stats.bytesTotal) : 0;
+  // Totals never below what is done: standard input has none until it ends, and files grow meanwhile.
+  const totalBytes = Math.max(stats.bytesTotal, stats.bytesDone);
+  const fraction = !stats.scanDone ? 0 : totalBytes > 0 ? stats.bytesDone / totalBytes : 1;
   return {
     message_type: 'status',
     seconds_elapsed: Math.floor(elapsedMs / 1000),
     ...(fraction > 0 && fraction < 1 ? { seconds_remaining: Math.round((elapsedMs / 1000 / fraction) * (1 - fraction)) } : {}),
     percent_done: fraction,
-    // Totals never below what is done: standard input has none until it ends, and files grow meanwhile.
     total_files: Math.max(stats.filesTotal, stats.filesDone),
     files_done: stats.filesDone,
-    total_bytes: Math.max(stats.bytesTotal, stats.bytesDone),
+    total_bytes: totalBytes,
     bytes_done: stats.bytesDone,
     error_count: stats.errors,
     current_files: stats.currentFiles.slice(0, 4),

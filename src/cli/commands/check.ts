@@ -105,7 +105,8 @@ export function repairHint(issues: readonly CheckIssue[]): string {
   return aside.length === 0 ? data : `${aside.join('; ')}; ${data}`;
 }
 
-function dataRepairHint(errors: readonly CheckIssue[], unindexed: boolean): string {
+/** The damaged packs among the errors, and whether the index needs rebuilding. */
+function repairNeeds(errors: readonly CheckIssue[], unindexed: boolean): { damaged: string[]; index: boolean } {
   const damaged = [...new Set(errors.filter((i) => (i.kind === 'corrupt-pack' || i.kind === 'corrupt-blob' || i.kind === 'corrupt-tree') && i.pack).map((i) => i.pack!))].sort();
   // A header that disagrees with the index: the index is wrong, unless the pack itself is damaged. Missing
   // trees or blobs while packs exist that no index lists: those packs may hold them (a lost index file),
@@ -113,6 +114,19 @@ function dataRepairHint(errors: readonly CheckIssue[], unindexed: boolean): stri
   const index = errors.some(
     (i) => indexKinds.has(i.kind) || (i.kind === 'index-header-mismatch' && !damaged.includes(i.pack!)) || (unindexed && (i.kind === 'missing-tree' || i.kind === 'missing-blob')),
   );
+  return { damaged, index };
+}
+
+/** restic's summary fields: `broken_packs`, `suggest_repair_index`, `suggest_prune`. */
+export function resticSummaryFields(issues: readonly CheckIssue[]): { broken_packs: string[]; suggest_repair_index: boolean; suggest_prune: boolean } {
+  const errors = issues.filter((i) => i.severity === 'error');
+  const { damaged, index } = repairNeeds(errors, issues.some((i) => i.kind === 'unreferenced-pack' && i.indexable !== false));
+  const tidy = issues.some((i) => i.kind === 'unreferenced-pack' || i.kind === 'duplicate-blob') && !issues.some((i) => i.kind === 'unreadable-file');
+  return { broken_packs: damaged, suggest_repair_index: index, suggest_prune: tidy };
+}
+
+function dataRepairHint(errors: readonly CheckIssue[], unindexed: boolean): string {
+  const { damaged, index } = repairNeeds(errors, unindexed);
   const steps = [...(index ? ['`coffer repair index`'] : []), ...(damaged.length > 0 ? [`\`coffer repair packs ${damaged.map(shortId).join(' ')}\``] : [])];
   if (steps.length === 0) {
     return 'run `coffer repair snapshots --forget`: files whose data is missing become empty, missing folders empty folders, and unreadable snapshots are removed';
@@ -144,7 +158,9 @@ export function registerCheck(program: Command, ctx: CliContext): void {
       await withReadLock(ctx, repo, async () => {
         const live = !ctx.json && !ctx.quiet && ctx.io.stdout.isTTY === true && ctx.io.env.TERM !== 'dumb';
         const state: Progress = { phase: '', total: 0, done: 0, bytesDone: 0, bytesTotal: 0, errors: 0, started: Date.now(), phaseStarted: Date.now() };
-        let sink: ProgressSink = await progressSink(ctx, 'check');
+        // With --json, stdout holds the summary alone, as restic's does: scripts parse it as one document.
+        const newSink = async (): Promise<ProgressSink> => (ctx.json ? { update() {}, async stop() {} } : progressSink(ctx, 'check'));
+        let sink = await newSink();
         // Findings go to stderr, as restic's do (stdout keeps the summary). A live view owns the terminal: it
         // is stopped for each line printed and started again after.
         let printing: Promise<void> = Promise.resolve();
@@ -153,7 +169,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
           printing = printing.then(async () => {
             await sink.stop();
             ctx.warn(line);
-            sink = await progressSink(ctx, 'check');
+            sink = await newSink();
           });
         };
         let lastUpdate = 0;
@@ -234,6 +250,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
             blobs_verified: result.blobsVerified,
             bytes_read: result.bytesRead,
             total_duration: durationMs / 1000,
+            ...resticSummaryFields(result.issues),
           });
         } else {
           const n = (count: number, word: string) => `${count} ${count === 1 ? word : `${word}s`}`;

@@ -5,11 +5,25 @@
  */
 import { shortId, type NodeType, type StoredSnapshot, type Timestamp, type TreeNode } from '../../model/index.ts';
 
-/** RFC 3339 in UTC with the nanoseconds Go's RFC3339Nano would print (trailing zeros trimmed). */
+/**
+ * A file's time as restic prints it: RFC 3339 with the nanoseconds Go's RFC3339Nano would print (trailing
+ * zeros trimmed), in the local time zone with that instant's offset (restic shows the offset of the machine
+ * that made the backup; trees here store instants, so the zone `ls` runs in stands for it). `Z` when the
+ * offset is zero, as Go prints it, and for years RFC 3339 cannot write in local time.
+ */
 export function rfc3339(t: Timestamp): string {
-  const base = new Date(t.sec * 1000).toISOString().slice(0, 19);
   const frac = t.nsec === 0 ? '' : `.${String(t.nsec).padStart(9, '0').replace(/0+$/, '')}`;
-  return `${base}${frac}Z`;
+  const ms = t.sec * 1000;
+  const offset = -new Date(ms).getTimezoneOffset();
+  const local = new Date(ms + offset * 60_000).toISOString();
+  if (offset === 0 || local.length !== 24) return `${new Date(ms).toISOString().slice(0, 19)}${frac}Z`;
+  return `${local.slice(0, 19)}${frac}${zoneOf(offset)}`;
+}
+
+/** `+hh:mm` or `-hh:mm` for an offset in minutes east of UTC. */
+function zoneOf(offset: number): string {
+  const abs = Math.abs(offset);
+  return `${offset < 0 ? '-' : '+'}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
 }
 
 /**
@@ -23,9 +37,7 @@ export function snapshotTime(s: Pick<StoredSnapshot, 'time' | 'utcOffset'>): str
   const local = new Date(ms + offset * 60_000).toISOString();
   // A day's shift may leave RFC 3339's four-digit years (toISOString then writes six digits and a sign).
   if (local.length !== 24) return s.time;
-  const abs = Math.abs(offset);
-  const zone = offset === 0 ? 'Z' : `${offset < 0 ? '-' : '+'}${pad2(Math.floor(abs / 60))}:${pad2(abs % 60)}`;
-  return `${local.slice(0, 19)}${fraction ? `.${fraction}` : ''}${zone}`;
+  return `${local.slice(0, 19)}${fraction ? `.${fraction}` : ''}${offset === 0 ? 'Z' : zoneOf(offset)}`;
 }
 
 /** A time of a snapshot's backup summary (its start, its end), in the zone of the snapshot's time, as restic prints them. */

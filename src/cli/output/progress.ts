@@ -20,14 +20,23 @@ export async function progressSink(ctx: CliContext, title: string): Promise<Prog
   if (ctx.quiet) return { update() {}, async stop() {} };
   if (ctx.json) {
     let last = 0;
+    let unprinted: (() => unknown) | undefined;
     return {
       update(_line, json) {
         const now = Date.now();
-        if (now - last < 1000) return;
+        if (now - last < 1000) {
+          unprinted = json;
+          return;
+        }
         last = now;
+        unprinted = undefined;
         ctx.printJson(json());
       },
-      async stop() {},
+      // The final state is always printed, as restic ends with a status line at 100 % before the summary.
+      async stop() {
+        if (unprinted) ctx.printJson(unprinted());
+        unprinted = undefined;
+      },
     };
   }
   // A terminal must say its size, and have room for a frame above the cursor's line: serial consoles and
