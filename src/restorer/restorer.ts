@@ -530,7 +530,7 @@ class Restorer {
     const includes = (this.#o.include?.length ?? 0) > 0;
     let failed = false;
 
-    const walk = async (tree: Uint8Array | string, path: string, rel: Buffer, parent: number, forced: boolean): Promise<void> => {
+    const walk = async (tree: Uint8Array | string, path: string, rel: Buffer, parent: number): Promise<void> => {
       if (failed) return;
       throwIfAborted(this.#o.signal);
       const nodes = await limit.run(() => this.#repo.loadTree(typeof tree === 'string' ? tree : toHex(tree)));
@@ -544,12 +544,13 @@ class Restorer {
           this.#partial.add(parent);
           continue;
         }
-        const included = forced || !includes || matchesRules(this.#o.include!, childPathText);
+        // Every entry is tested, below an included folder too: a later `!pattern` may leave it out (a pattern
+        // that matches a folder matches everything below it).
+        const included = !includes || matchesRules(this.#o.include!, childPathText);
         const index = this.#entries.push({ parent, path: childPathText, rel: childPath(rel, node.name), node, selected: included, state: 'pending', fresh: false }) - 1;
         if (node.type === 'dir') {
           if (!node.subtree) throw new IntegrityError(`snapshot ${snap}: ${childPathText}: folder without a subtree`);
-          // Below an included folder everything is included: no more pattern tests.
-          children.push(walk(node.subtree, childPathText, childPath(rel, node.name), index, includes && included));
+          children.push(walk(node.subtree, childPathText, childPath(rel, node.name), index));
         }
       }
       // Wait for every branch (nothing may keep running after a failure), then report the first error.
@@ -561,10 +562,10 @@ class Restorer {
       if (rejected) throw rejected.reason;
     };
 
-    if (!start) await walk(this.#snapshot.tree, '', Buffer.alloc(0), -1, false);
+    if (!start) await walk(this.#snapshot.tree, '', Buffer.alloc(0), -1);
     else if (start.type === 'dir') {
       if (!start.subtree) throw new IntegrityError(`snapshot ${snap}: ${this.#o.path}: folder without a subtree`);
-      await walk(start.subtree, '', Buffer.alloc(0), -1, false);
+      await walk(start.subtree, '', Buffer.alloc(0), -1);
     } else {
       checkName(start.name, this.#o.path ?? '', snap);
       this.#partial.add(-1);

@@ -116,6 +116,11 @@ describe('restore (local repository)', () => {
     assertOk(await coffer(['restore', `latest:${src}/nested`, '--target', negated, '--exclude', '*', '--exclude', '!/a'], repo));
     assert.deepEqual(await readdir(negated), ['a']);
     assert.equal(await readFile(path.join(negated, 'a/file'), 'utf8'), 'nested\n');
+    // Below an included folder too: every entry is matched against every pattern, as in restic.
+    const narrowed = await makeTempDir();
+    assertOk(await coffer(['restore', `latest:${src}/nested`, '--target', narrowed, '--include', '/a', '--include', '!hard-*'], repo));
+    assert.deepEqual(await readdir(narrowed), ['a']);
+    assert.deepEqual((await readdir(path.join(narrowed, 'a'))).sort(), ['b', 'file']);
 
     // --delete removes what the folder does not hold, and leaves what the exclude pattern protects.
     await writeFile(path.join(excluded, 'extra'), 'not in the snapshot');
