@@ -127,6 +127,26 @@ test('iexclude ignores case', () => {
   assert.equal(isExcluded(compileExcludes(['*.JPG']), '/p/photo.jpg'), false);
 });
 
+test("iexclude folds case as restic does (Go's strings.ToLower on pattern and path), not by Unicode case folding", () => {
+  const excluded = (pattern: string, path: string) => isExcluded(compileExcludes([pattern], true), path);
+  // Each character lowered on its own: Σ and σ match each other, the final form ς is another letter.
+  assert.equal(excluded('σ', '/d/Σ'), true);
+  assert.equal(excluded('Σ', '/d/σ'), true);
+  assert.equal(excluded('Σ', '/d/ς'), false);
+  assert.equal(excluded('σίσυφοσ', '/d/Σίσυφος'), false);
+  // İ lowers to i; ſ (long s) has no lower case of its own and stays apart from s.
+  assert.equal(excluded('ix', '/d/İx'), true);
+  assert.equal(excluded('s', '/d/ſ'), false);
+  // Classes are lowered with the pattern: [A-Z] matches upper and lower case letters.
+  assert.equal(excluded('[A-Z]1', '/d/q1'), true);
+  assert.equal(excluded('[A-Z]1', '/d/Q1'), true);
+  // K (Kelvin sign) lowers to k, Ä to ä.
+  assert.equal(excluded('k', '/d/\u212a'), true);
+  assert.equal(excluded('Ä', '/d/ä'), true);
+  // A negation keeps its case-insensitivity.
+  assert.equal(isExcluded(compileFilterRules(['*', '!KEEP'], true), '/d/keep'), false);
+});
+
 test('patterns are taken as given: spaces and a leading # are part of them; an empty one names nothing', () => {
   assert.equal(compileExcludes(['']).length, 0);
   assert.equal(isExcluded(compileExcludes(['#hash']), '/d/#hash'), true);

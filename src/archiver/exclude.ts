@@ -10,7 +10,7 @@
 import { closeSync, lstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { posix } from 'node:path';
 import { UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
-import { matchesRules, type PathRule } from '../model/index.ts';
+import { lowerCase, matchesRules, type PathRule } from '../model/index.ts';
 
 export type ExcludeRule = PathRule;
 
@@ -92,7 +92,9 @@ function patternComponents(pattern: string): string[] {
   return components.filter((p, i) => !(p === '**' && components[i - 1] === '**'));
 }
 
-function patternRegex(pattern: string, caseInsensitive: boolean): RegExp {
+/** A rule's regex; a case-insensitive one is compiled from the pattern in lower case, as restic does. */
+function patternRegex(text: string, caseInsensitive: boolean): RegExp {
+  const pattern = caseInsensitive ? lowerCase(text) : text;
   const rooted = pattern.startsWith('/');
   const components = patternComponents(pattern);
   // An unanchored pattern already matches at any depth, so a leading `**` adds nothing; `**` alone is `*`.
@@ -104,7 +106,7 @@ function patternRegex(pattern: string, caseInsensitive: boolean): RegExp {
   }
   const anchor = rooted ? '^' : '(?:^|/)';
   // A match on a folder excludes everything below it too.
-  return new RegExp(`${anchor}${body}(?:/.*)?$`, caseInsensitive ? 'iu' : 'u');
+  return new RegExp(`${anchor}${body}(?:/.*)?$`, 'u');
 }
 
 /**
@@ -116,7 +118,7 @@ function usefulPatterns(patterns: readonly string[]): string[] {
 }
 
 export function compileExcludes(patterns: readonly string[], caseInsensitive = false): ExcludeRule[] {
-  return usefulPatterns(patterns).map((pattern) => ({ pattern, regex: patternRegex(pattern, caseInsensitive) }));
+  return usefulPatterns(patterns).map((pattern) => ({ pattern, regex: patternRegex(pattern, caseInsensitive), ...(caseInsensitive ? { ignoreCase: true } : {}) }));
 }
 
 /**
@@ -126,10 +128,11 @@ export function compileExcludes(patterns: readonly string[], caseInsensitive = f
  */
 export function compileFilterRules(patterns: readonly string[], caseInsensitive = false): ExcludeRule[] {
   return usefulPatterns(patterns).map((pattern) => {
-    if (!pattern.startsWith('!')) return { pattern, regex: patternRegex(pattern, caseInsensitive) };
+    const folding = caseInsensitive ? { ignoreCase: true } : {};
+    if (!pattern.startsWith('!')) return { pattern, regex: patternRegex(pattern, caseInsensitive), ...folding };
     const kept = pattern.slice(1);
     if (kept === '') throw new UsageError(`pattern "${pattern}" names nothing to keep`, { hint: 'write !PATTERN, e.g. --exclude "!keep.txt"' });
-    return { pattern, regex: patternRegex(kept, caseInsensitive), negated: true };
+    return { pattern, regex: patternRegex(kept, caseInsensitive), negated: true, ...folding };
   });
 }
 

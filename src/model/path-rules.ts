@@ -5,9 +5,12 @@
 
 export interface PathRule {
   readonly pattern: string;
+  /** For a case-insensitive rule, compiled from the pattern in lower case: it is tested on paths in lower case ({@link lowerCase}). */
   readonly regex: RegExp;
   /** A `!pattern`: a match cancels the match of an earlier rule. */
   readonly negated?: boolean;
+  /** Case-insensitive (--iexclude, --iinclude, find -i). */
+  readonly ignoreCase?: boolean;
 }
 
 /**
@@ -17,10 +20,23 @@ export interface PathRule {
 export function matchesRules(rules: readonly PathRule[], path: string): boolean {
   let matched = false;
   let matchedIgnoringCase = false;
+  let lower: string | undefined;
   for (const rule of rules) {
-    if (!rule.regex.test(path)) continue;
-    if (rule.regex.ignoreCase) matchedIgnoringCase = rule.negated !== true;
+    if (!rule.regex.test(rule.ignoreCase ? (lower ??= lowerCase(path)) : path)) continue;
+    if (rule.ignoreCase) matchedIgnoringCase = rule.negated !== true;
     else matched = rule.negated !== true;
   }
   return matched || matchedIgnoringCase;
+}
+
+/**
+ * Lower case as Go's strings.ToLower gives it, which restic applies to case-insensitive patterns and to
+ * the paths they are tested on: each character on its own (a final Σ is σ, not ς), İ becomes i, and
+ * characters with no lower case (ſ) stay.
+ */
+export function lowerCase(text: string): string {
+  if (/^[\x00-\x7f]*$/.test(text)) return text.toLowerCase();
+  let out = '';
+  for (const c of text) out += c === '\u0130' ? 'i' : c.toLowerCase();
+  return out;
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { compileExcludes } from '../../archiver/index.ts';
 import { BugError, UsageError } from '../../errors/index.ts';
-import { shortId, type TreeNode } from '../../model/index.ts';
+import { lowerCase, shortId, type TreeNode } from '../../model/index.ts';
 import { walkTree } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect, parseTimeNs } from '../parse.ts';
@@ -22,14 +22,21 @@ interface Matcher {
  */
 export function compileFindPatterns(patterns: readonly string[], ignoreCase: boolean): Matcher {
   const rules = compileExcludes(patterns, ignoreCase).map((rule) => {
-    if (!rule.pattern.replace(/\/+$/, '').includes('/')) return { byName: true, regex: rule.regex };
+    const ignoreCase = rule.ignoreCase === true;
+    if (!rule.pattern.replace(/\/+$/, '').includes('/')) return { byName: true, regex: rule.regex, ignoreCase };
     // Exclude rules also match everything below a match (`(?:/.*)?$`); find wants the node itself only.
     const source = rule.regex.source.replace(/\(\?:\\?\/\.\*\)\?\$$/, '$');
     if (source === rule.regex.source) throw new BugError(`find: unexpected exclude rule ${rule.regex.source}`);
-    return { byName: false, regex: new RegExp(source, rule.regex.flags) };
+    return { byName: false, regex: new RegExp(source, rule.regex.flags), ignoreCase };
   });
   if (rules.length === 0) throw new UsageError('find: no pattern given', { hint: 'e.g. `coffer find "*.txt"`' });
-  return { test: (name, path) => rules.some((r) => r.regex.test(r.byName ? name : path)) };
+  return {
+    test: (name, path) =>
+      rules.some((r) => {
+        const text = r.byName ? name : path;
+        return r.regex.test(r.ignoreCase ? lowerCase(text) : text);
+      }),
+  };
 }
 
 interface FindFlags extends FilterFlags {
