@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { compileFilterRules, expandEnv } from '../archiver/index.ts';
 import { UsageError, fileErrorText } from '../errors/index.ts';
+import { splitBytes } from '../model/index.ts';
 
 /** The bytes of a file (`-`: standard input); an unreadable file is a usage error naming `flag`. */
 export function readBytes(file: string, flag: string): Buffer {
@@ -14,7 +15,36 @@ export function readBytes(file: string, flag: string): Buffer {
 
 /** The lines of a pattern file that hold a pattern: trimmed, without empty and `#` comment lines (restic's reading). */
 export function patternLines(file: string, flag: string): string[] {
-  return readBytes(file, flag).toString('utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return listLines(file, flag).map((l) => (typeof l === 'string' ? l : l.toString('utf8')));
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * As {@link patternLines}, but a line that is not valid UTF-8 is kept as its bytes (trimmed of ASCII spaces),
+ * not decoded: as a path, it must name the very file (`--files-from` lines).
+ */
+export function listLines(file: string, flag: string): Array<string | Buffer> {
+  const out: Array<string | Buffer> = [];
+  for (const raw of splitBytes(readBytes(file, flag), 0x0a)) {
+    let line: string | Buffer;
+    try {
+      line = strictUtf8.decode(raw).trim();
+    } catch {
+      line = trimAsciiSpace(raw);
+    }
+    if (line.length > 0 && line[0] !== '#' && line[0] !== 0x23) out.push(line);
+  }
+  return out;
+}
+
+function trimAsciiSpace(bytes: Buffer): Buffer {
+  const space = (b: number) => b === 0x20 || (b >= 0x09 && b <= 0x0d);
+  let start = 0;
+  let end = bytes.length;
+  while (start < end && space(bytes[start])) start++;
+  while (end > start && space(bytes[end - 1])) end--;
+  return bytes.subarray(start, end);
 }
 
 /**

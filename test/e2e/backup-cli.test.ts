@@ -525,6 +525,16 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assert.deepEqual(await files(), ['x.txt']);
   assertOk(await runCoffer(['backup', '--files-from-verbatim', join(dir, 'class')], { repo }));
   assert.deepEqual(await files(), ['[x].txt']);
+
+  // A --files-from line that is not UTF-8 names the file with those very bytes (it is no glob then), as in
+  // restic; it used to be decoded, named nothing, and was skipped with a warning.
+  const raw = Buffer.concat([Buffer.from(`${src}/bad`), Buffer.from([0xff]), Buffer.from('.bin')]);
+  await writeFile(raw, 'raw');
+  await writeFile(join(dir, 'raw-list'), Buffer.concat([Buffer.from('  '), raw, Buffer.from(' \n')]));
+  const rawBackup = await runCoffer(['backup', '--files-from', join(dir, 'raw-list')], { repo });
+  assert.equal(rawBackup.code, 0, rawBackup.stderr);
+  assert.equal(rawBackup.stderr, '');
+  assert.deepEqual(await files(), ['bad\ufffd.bin']);
 });
 
 /** A repository and a source folder holding `sub/<name>` with `content`, in a temporary folder. */

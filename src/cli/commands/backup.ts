@@ -1,3 +1,4 @@
+import { lstatSync } from 'node:fs';
 import { posix } from 'node:path';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
@@ -9,7 +10,7 @@ import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
 import { parseSize, parseSnapshotTime, collect } from '../parse.ts';
-import { patternLines, patternRules, readBytes } from '../pattern-files.ts';
+import { listLines, patternRules, readBytes } from '../pattern-files.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
@@ -41,6 +42,16 @@ interface BackupFlags {
   stdinFilename?: string;
 }
 
+/** True when something (a dangling symlink too) is at `path`. */
+function existsAsIs(path: Buffer): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Source paths from the arguments and the --files-from flags, absolute. `--files-from` lines are globs, and
  * one that names nothing (a plain path that does not exist too) is skipped with a warning, as in restic;
@@ -50,9 +61,10 @@ interface BackupFlags {
 function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string) => void): Buffer[] {
   const paths: Buffer[] = args.map((a) => Buffer.from(a));
   for (const f of flags.filesFrom ?? []) {
-    for (const pattern of patternLines(f, '--files-from')) {
-      const found = expandGlob(pattern);
-      if (found.length === 0) warn(`--files-from: pattern "${pattern}" does not match any files, skipping`);
+    for (const line of listLines(f, '--files-from')) {
+      // A line that is not UTF-8 cannot be matched as a glob without changing its bytes: it is a path.
+      const found = typeof line === 'string' ? expandGlob(line) : existsAsIs(line) ? [line] : [];
+      if (found.length === 0) warn(`--files-from: pattern "${typeof line === 'string' ? line : line.toString('utf8')}" does not match any files, skipping`);
       paths.push(...found);
     }
   }
