@@ -242,6 +242,9 @@ test("--exclude-if-present takes restic's NAME[:HEADER]: the first colon ends th
   assert.deepEqual(parseExcludeTag('TAG:'), { name: Buffer.from('TAG'), header: Buffer.alloc(0) });
   assert.throws(() => parseExcludeTag(''), /names no tag file/);
   assert.throws(() => parseExcludeTag(':header'), /names no tag file/);
+  // A path would mark no folder (the tag is a file in the folder it marks): refused rather than ignored.
+  assert.throws(() => parseExcludeTag('inner/.nobackup'), /"inner\/\.nobackup" is a path, not a file name/);
+  assert.deepEqual(parseExcludeTag('TAG:a/b'), { name: Buffer.from('TAG'), header: Buffer.from('a/b') });
 });
 
 test('a tag file that cannot be read, or lacks its header, marks nothing and is named in a warning', (t) => {
