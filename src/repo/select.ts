@@ -9,8 +9,8 @@ import type { Repository } from './repository.ts';
 export interface SnapshotFilter {
   readonly hosts?: readonly string[];
   /**
-   * Each entry is one `--tag a,b` list: a snapshot matches when it has all tags of any list. An empty list
-   * (`--tag ''`) matches snapshots without tags, as in restic.
+   * Each entry is one `--tag a,b` list: a snapshot matches when it has all tags of any list. An empty tag
+   * (`--tag ''`) matches snapshots without tags, as in restic (see {@link hasTags}).
    */
   readonly tags?: readonly (readonly string[])[];
   readonly paths?: readonly string[];
@@ -18,14 +18,27 @@ export interface SnapshotFilter {
 
 export function matchesFilter(s: StoredSnapshot, f: SnapshotFilter): boolean {
   if (f.hosts?.length && !f.hosts.includes(s.hostname)) return false;
-  if (f.tags?.length && !f.tags.some((list) => (list.length === 0 ? s.tags.length === 0 : list.every((t) => s.tags.includes(t))))) return false;
+  if (f.tags?.length && !f.tags.some((list) => hasTags(s, list))) return false;
   if (f.paths?.length && !f.paths.every((p) => s.paths.includes(p))) return false;
   return true;
 }
 
-/** Parses repeated `--tag a,b` flags into tag lists; `--tag ''` gives the empty list (untagged snapshots). */
+/**
+ * restic's test of one tag list, read in order: an empty tag matches a snapshot without tags at once,
+ * any other tag the snapshot lacks fails it. So `x,` matches nothing (a tagged snapshot lacks the empty
+ * tag) and `,x` the snapshots without tags.
+ */
+function hasTags(s: StoredSnapshot, list: readonly string[]): boolean {
+  for (const tag of list) {
+    if (tag === '' && s.tags.length === 0) return true;
+    if (!s.tags.includes(tag)) return false;
+  }
+  return true;
+}
+
+/** Parses repeated `--tag a,b` flags into tag lists, empty tags kept as restic keeps them (`--tag ''`: untagged snapshots). */
 export function parseTagLists(flags: readonly string[] | undefined): string[][] {
-  return (flags ?? []).map((f) => f.split(',').map((t) => t.trim()).filter(Boolean));
+  return (flags ?? []).map((f) => f.split(',').map((t) => t.trim()));
 }
 
 /** True when the filter selects every snapshot. */
