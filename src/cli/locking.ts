@@ -9,10 +9,17 @@ import type { CliContext } from './context.ts';
 import { parseTimeout } from './parse.ts';
 
 const readOnlyCommands = new WeakSet<Command>();
+const readOnlyDryRuns = new WeakSet<Command>();
 
 /** Marks a command that never changes the repository: it may run without a lock (--no-lock). */
 export function readsOnly(command: Command): Command {
   readOnlyCommands.add(command);
+  return command;
+}
+
+/** Marks a command that changes nothing with --dry-run: it may then run without a lock (--no-lock), as in restic. */
+export function readsOnlyWithDryRun(command: Command): Command {
+  readOnlyDryRuns.add(command);
   return command;
 }
 
@@ -26,14 +33,25 @@ export function commandName(command: Command): string {
 /** Refuses --no-lock for a command that writes: done before the command opens anything. */
 export function checkNoLock(ctx: CliContext, command: Command): void {
   if (ctx.options.lock !== false || readOnlyCommands.has(command)) return;
+  if (readOnlyDryRuns.has(command) && command.opts().dryRun === true) return;
   throw new UsageError(`--no-lock: \`coffer ${commandName(command)}\` changes the repository, so it cannot run without a lock`, {
-    hint: 'drop --no-lock; only commands that just read run without a lock: snapshots, ls, find, diff, dump, stats, cat, restore, check, key list',
+    hint: `drop --no-lock${readOnlyDryRuns.has(command) ? ', or add --dry-run' : ''}; only commands that just read run without a lock: snapshots, ls, find, diff, dump, stats, cat, restore, check, key list, and forget and prune with --dry-run`,
   });
 }
 
 /** Runs `body` under a lock of `kind`, for commands that change the repository. */
 export async function withLock<T>(ctx: CliContext, repo: Repository, kind: LockKind, body: (lock: RepoLock) => Promise<T>): Promise<T> {
   return locked(ctx, repo, kind, false, body);
+}
+
+/**
+ * For commands that change the repository unless `dryRun`: runs `body` under an exclusive lock; a dry run
+ * under a shared one (dry runs and backups may run side by side), or none with --no-lock.
+ */
+export async function withWriteLock<T>(ctx: CliContext, repo: Repository, dryRun: boolean, body: (lock: RepoLock | undefined) => Promise<T>): Promise<T> {
+  if (!dryRun) return locked(ctx, repo, 'exclusive', false, body);
+  if (ctx.options.lock === false) return body(undefined);
+  return locked(ctx, repo, 'shared', true, body);
 }
 
 /** Runs `body` under a shared lock, or without one with --no-lock: for commands that only read. */

@@ -18,6 +18,8 @@ before(async () => {
   await writeFile(path.join(source, 'a.txt'), 'alpha\n');
   assertOk(await runCoffer(['init'], { repo: pristine }));
   assertOk(await runCoffer(['backup', source], { repo: pristine }));
+  // Two snapshots, so that a dry-run forget has one to remove.
+  assertOk(await runCoffer(['backup', '--force', source], { repo: pristine }));
 });
 
 after(removeTempDirs);
@@ -43,7 +45,7 @@ describe('--no-lock', () => {
       const r = await runCoffer(['--no-lock', ...args], { repo });
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       const name = args[0] === 'key' || args[0] === 'repair' ? `${args[0]} ${args[1]}` : args[0];
-      assert.match(r.stderr, new RegExp(`^error: --no-lock: \`coffer ${name}\` changes the repository, so it cannot run without a lock\\nhint: drop --no-lock; `));
+      assert.match(r.stderr, new RegExp(`^error: --no-lock: \`coffer ${name}\` changes the repository, so it cannot run without a lock\\nhint: drop --no-lock(, or add --dry-run)?; `));
     }
     const fresh = await makeRepoDir();
     assert.equal((await runCoffer(['--no-lock', 'init'], { repo: fresh })).code, 2);
@@ -62,6 +64,18 @@ describe('--no-lock', () => {
     for (const args of [['check', '--read-data'], ['snapshots'], ['ls', 'latest'], ['find', 'a.txt'], ['stats'], ['dump', 'latest', path.join(source, 'a.txt')], ['diff', 'latest', 'latest'], ['cat', 'config'], ['key', 'list']]) {
       assertOk(await runCoffer(['--no-lock', ...args], { repo }), args.join(' '));
     }
+    // forget and prune change nothing with --dry-run: they run without a lock then, as in restic (a
+    // monitoring job's `forget --dry-run`), and say what they would do.
+    const before = await listing(repo);
+    const forget = await runCoffer(['--no-lock', 'forget', '--keep-last', '1', '--dry-run', '--prune'], { repo });
+    assertOk(forget);
+    assert.match(forget.stdout, /would have removed snapshot [0-9a-f]{8}/);
+    assert.match(forget.stdout, /dry run: nothing was changed/);
+    assertOk(await runCoffer(['--no-lock', 'prune', '--dry-run'], { repo }));
+    assert.deepEqual(await listing(repo), before);
+    const refused = await runCoffer(['--no-lock', 'forget', '--keep-last', '1'], { repo });
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /hint: drop --no-lock, or add --dry-run;/);
     const locked = await runCoffer(['restore', 'latest', '--target', target], { repo });
     assert.equal(locked.code, 1);
     assert.match(locked.stderr, /^error: .*: locks is a file where a folder belongs\nhint: move the file locks out of the repository/);

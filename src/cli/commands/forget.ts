@@ -21,7 +21,7 @@ import { mapLimit, shortId, type Id, type StoredSnapshot } from '../../model/ind
 import { isEmptyFilter, matchesFilter, resolvePrefix, selectSnapshot, type SnapshotFilter } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect } from '../parse.ts';
-import { withLock } from '../locking.ts';
+import { readsOnlyWithDryRun, withWriteLock } from '../locking.ts';
 import { snapshotJson } from '../output/json.ts';
 import { table } from '../table.ts';
 import { addPruneOptions, pruneSettings, runPrune, type PruneFlags } from './prune.ts';
@@ -131,8 +131,7 @@ export function forgetThenPruneHint(removed: number, pruneHint: string | undefin
 }
 
 export function registerForget(program: Command, ctx: CliContext): void {
-  const command = program
-    .command('forget')
+  const command = readsOnlyWithDryRun(program.command('forget'))
     .description('remove snapshots by id or by a retention policy (then run `prune`, or pass --prune, to free space)')
     .argument('[snapshot...]', 'snapshot ids (or unique prefixes, or `latest`) to remove; cannot be combined with --keep-*')
     .option('-l, --keep-last <n>', 'keep the last n snapshots ("unlimited" for all)')
@@ -154,7 +153,7 @@ export function registerForget(program: Command, ctx: CliContext): void {
     .option('--path <path>', 'only consider snapshots that include this path (repeatable: all of them)', collect)
     .option('-c, --compact', 'use compact output format')
     .option('-g, --group-by <group>', 'group snapshots by host, paths and/or tags, separated by commas ("" for no grouping)', 'host,paths')
-    .option('-n, --dry-run', 'print what would be removed, remove nothing')
+    .option('-n, --dry-run', 'print what would be removed, remove nothing (under a shared lock; --no-lock allowed)')
     .option('--prune', 'run prune afterwards (in the same lock) when snapshots were removed')
     .addHelpText(
       'after',
@@ -186,7 +185,7 @@ or --keep-within-* duration could keep, its oldest snapshot is kept too (as in r
     }
 
     const repo = await ctx.openRepository();
-    await withLock(ctx, repo, 'exclusive', async (lock) => {
+    await withWriteLock(ctx, repo, dryRun, async (lock) => {
       const { snapshots: all, unreadable } = await repo.loadSnapshots();
       let remove: StoredSnapshot[];
       // Snapshot files that cannot be read are removed only by id: a policy cannot judge them.
@@ -232,7 +231,7 @@ or --keep-within-* duration could keep, its oldest snapshot is kept too (as in r
         if (dryRun) {
           for (const id of removeIds) ctx.say(`would have removed ${label(id)}`);
         } else {
-          await lock.assertFresh();
+          await lock!.assertFresh();
           await mapLimit(removeIds, Math.max(2, repo.backend.connections), (name) => repo.backend.remove({ type: 'snapshot', name }));
           for (const id of removeIds) ctx.say(`removed ${label(id)}`);
         }

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { UsageError } from '../../errors/index.ts';
+import { BugError, UsageError } from '../../errors/index.ts';
 import { shortId, type Id } from '../../model/index.ts';
 import { executePrune, planIsEmpty, planPrune, type PrunePhase, type PrunePlan, type PruneResult, type UnusedLimit } from '../../prune/index.ts';
 import type { RepoLock, Repository } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
-import { withLock } from '../locking.ts';
+import { readsOnlyWithDryRun, withWriteLock } from '../locking.ts';
 import { progressSink } from '../output/progress.ts';
 import { parseSize } from '../parse.ts';
 import { formatBytes } from '../table.ts';
@@ -167,7 +167,8 @@ const phaseTitles: Record<PrunePhase, string> = {
 export async function runPrune(
   ctx: CliContext,
   repo: Repository,
-  lock: RepoLock,
+  /** Undefined only for a dry run with --no-lock. */
+  lock: RepoLock | undefined,
   settings: PruneSettings,
   options: { dryRun: boolean; ignoreSnapshots?: ReadonlySet<Id> },
 ): Promise<void> {
@@ -187,7 +188,10 @@ export async function runPrune(
     ignoreSnapshots: options.ignoreSnapshots,
     signal: ctx.signal,
     onProgress,
-    beforeChange: () => lock.assertFresh(),
+    beforeChange: async () => {
+      if (!lock) throw new BugError('prune would change the repository without a lock');
+      await lock.assertFresh();
+    },
     onDamagedCopy: ({ blob, type, pack }: { blob: Id; type: string; pack: Id }) =>
       ctx.warning(`${type} blob ${shortId(blob)} in pack ${shortId(pack)} is damaged; an intact copy is kept elsewhere: \`coffer repair packs ${shortId(pack)}\` drops the damaged one`),
   };
@@ -230,13 +234,16 @@ export function temporaryFilesRemoved(count: number): string {
 
 export function registerPrune(program: Command, ctx: CliContext): void {
   addPruneOptions(
-    program
-      .command('prune')
-      .description('remove data no snapshot uses any more')
-      .option('-n, --dry-run', 'print what would be done, change nothing'),
+    readsOnlyWithDryRun(
+      program
+        .command('prune')
+        .description('remove data no snapshot uses any more')
+        .option('-n, --dry-run', 'print what would be done, change nothing (under a shared lock; --no-lock allowed)'),
+    ),
   ).action(async (flags: PruneFlags & { dryRun?: boolean }) => {
     const settings = pruneSettings(flags);
+    const dryRun = flags.dryRun === true;
     const repo = await ctx.openRepository();
-    await withLock(ctx, repo, 'exclusive', (lock) => runPrune(ctx, repo, lock, settings, { dryRun: flags.dryRun === true }));
+    await withWriteLock(ctx, repo, dryRun, (lock) => runPrune(ctx, repo, lock, settings, { dryRun }));
   });
 }
