@@ -125,6 +125,9 @@ export class S3Backend implements Backend {
     const config: S3ClientConfig = {
       region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       maxAttempts: 1,
+      // Without a logger of its own the SDK prints some warnings itself (one for a failed request with a
+      // streamed body): coffer's core never prints; failures reach the user as this backend's errors.
+      logger: silentLogger,
       // S3-compatible servers often reject the newer default checksums (CRC32 trailers, checksum headers).
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
@@ -448,6 +451,4 @@ function firstLine(err: unknown): string {
   return message.split('\n')[0].trim() || 'unknown error';
 }
 
-
-
-
+const silentLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
