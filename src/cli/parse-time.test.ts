@@ -7,17 +7,7 @@ import assert from 'node:assert/strict';
 import { UsageError } from '../errors/index.ts';
 import { localTime } from './commands/snapshots.ts';
 import { parseSnapshotTime, parseTime, parseTimeNs, parseTimeout } from './parse.ts';
-
-function inZone<T>(zone: string, run: () => T): T {
-  const before = process.env.TZ;
-  process.env.TZ = zone;
-  try {
-    return run();
-  } finally {
-    if (before === undefined) delete process.env.TZ;
-    else process.env.TZ = before;
-  }
-}
+import { inZone } from '../../test/support/time-zone.ts';
 
 /** The UTC instant a flag value means, as stored (toISOString), or the refusal's message. */
 function parsed(zone: string, text: string, parse = parseTime): string {

@@ -1,18 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rfc3339 } from './json.ts';
-
-/** Runs `fn` with the process in time zone `tz` (Node reads TZ again when it changes). */
-function inZone<T>(tz: string, fn: () => T): T {
-  const before = process.env.TZ;
-  process.env.TZ = tz;
-  try {
-    return fn();
-  } finally {
-    if (before === undefined) delete process.env.TZ;
-    else process.env.TZ = before;
-  }
-}
+import { inZone } from '../../../test/support/time-zone.ts';
 
 test('file times print as restic prints them: local time with the offset of that instant, nanoseconds trimmed', () => {
   const winter = { sec: Date.UTC(2026, 0, 2, 3, 4, 5) / 1000, nsec: 120_000_000 };
