@@ -244,6 +244,9 @@ test("--exclude-if-present takes restic's NAME[:HEADER]: the first colon ends th
   assert.throws(() => parseExcludeTag(':header'), /names no tag file/);
   // A path would mark no folder (the tag is a file in the folder it marks): refused rather than ignored.
   assert.throws(() => parseExcludeTag('inner/.nobackup'), /"inner\/\.nobackup" is a path, not a file name/);
+  // Every folder has . and ..: they would leave out everything.
+  assert.throws(() => parseExcludeTag('.'), /"\." is a path, not a file name/);
+  assert.throws(() => parseExcludeTag('..:x'), /"\.\." is a path, not a file name/);
   assert.deepEqual(parseExcludeTag('TAG:a/b'), { name: Buffer.from('TAG'), header: Buffer.from('a/b') });
 });
 

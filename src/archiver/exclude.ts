@@ -212,7 +212,7 @@ export function parseExcludeTag(spec: string): ExcludeTag {
     throw new UsageError(`--exclude-if-present: "${spec}" names no tag file`, { hint: 'give NAME or NAME:HEADER, e.g. --exclude-if-present .nobackup' });
   }
   // A tag is a file in the folder it marks (restic's "filename"): a path would mark nothing, silently.
-  if (name.includes('/')) {
+  if (name.includes('/') || name === '.' || name === '..') {
     throw new UsageError(`--exclude-if-present: "${name}" is a path, not a file name`, { hint: 'give the name of the tag file in the folders it marks, e.g. --exclude-if-present .nobackup' });
   }
   return { name: Buffer.from(name), ...(colon < 0 ? {} : { header: Buffer.from(spec.slice(colon + 1)) }) };

@@ -51,7 +51,8 @@ class CofferCommand extends Command {
     // Help asked for (--help, `coffer help`) is no error; a callback, which coffer never passes, goes through as given.
     if (typeof context !== 'object' || !context.error) return super.help(context as HelpContext);
     if (!this.parent) return super.help();
-    this.outputHelp(context);
+    // With --json, stderr holds JSON alone: the error line, no help text.
+    if (this.optsWithGlobals().json !== true) this.outputHelp(context);
     throw new UsageError(`${invocation(this)} needs a subcommand`, { hint: helpHint(this) });
   }
 }

@@ -535,6 +535,11 @@ test('restic exclude and files-from syntax: !negation, $VARS in exclude files, g
   assert.equal(rawBackup.code, 0, rawBackup.stderr);
   assert.equal(rawBackup.stderr, '');
   assert.deepEqual(await files(), ['bad\ufffd.bin']);
+  // One that names nothing is named in the warning with its bytes shown as \xNN.
+  await writeFile(join(dir, 'raw-missing'), Buffer.concat([raw, Buffer.from('.gone\n'), Buffer.from(`${src}/keep.txt\n`)]));
+  const rawMissing = await runCoffer(['backup', '--files-from', join(dir, 'raw-missing')], { repo });
+  assertOk(rawMissing);
+  assert.match(rawMissing.stderr, /pattern ".*\/bad\\xff\.bin\.gone" does not match any files, skipping/);
 });
 
 /** A repository and a source folder holding `sub/<name>` with `content`, in a temporary folder. */

@@ -157,6 +157,9 @@ describe('errors', () => {
         [['--json', 'frob'], "unknown command 'frob'"],
         [['--json', 'backup', '--bogus'], "unknown option '--bogus'"],
         [['ls', '--json'], "missing required argument 'snapshot'"],
+        // A command group without its subcommand: the error alone, without the help text it prints otherwise.
+        [['--json', 'key'], 'coffer key needs a subcommand'],
+        [['repair', '--json'], 'coffer repair needs a subcommand'],
       ] as const) {
         const bad = await coffer([...args]);
         assert.equal(bad.code, 2, bad.stderr);

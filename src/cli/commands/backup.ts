@@ -14,7 +14,7 @@ import { listLines, patternRules, readBytes } from '../pattern-files.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
-import { displayText } from '../display.ts';
+import { displayName, displayText } from '../display.ts';
 import { summaryTime } from '../output/json.ts';
 
 interface BackupFlags {
@@ -64,7 +64,7 @@ function sourcePaths(args: string[], flags: BackupFlags, warn: (message: string)
     for (const line of listLines(f, '--files-from')) {
       // A line that is not UTF-8 cannot be matched as a glob without changing its bytes: it is a path.
       const found = typeof line === 'string' ? expandGlob(line) : existsAsIs(line) ? [line] : [];
-      if (found.length === 0) warn(`--files-from: pattern "${typeof line === 'string' ? line : line.toString('utf8')}" does not match any files, skipping`);
+      if (found.length === 0) warn(`--files-from: pattern "${typeof line === 'string' ? line : displayName(line)}" does not match any files, skipping`);
       paths.push(...found);
     }
   }

@@ -25,4 +25,10 @@ test("check --json's restic fields agree with the repair hint: damaged packs, in
   // With files that cannot be read, what looks unused may be used by them: no prune suggested.
   assert.equal(resticSummaryFields([warning('unreferenced-pack', { pack: a }), error('unreadable-file', { file: 'index/x' })]).suggest_prune, false);
   assert.deepEqual(resticSummaryFields([]), { broken_packs: [], suggest_repair_index: false, suggest_prune: false });
+  // An index file that cannot be read may be intact: no index rebuild is suggested until it can be read.
+  const unreadableIndex = [error('unreadable-file', { file: 'index/x' }), error('missing-blob')];
+  assert.equal(resticSummaryFields(unreadableIndex).suggest_repair_index, false);
+  assert.match(repairHint(unreadableIndex), /before any repair/);
+  // A pack of the wrong size (truncated) is broken, found without --read-data.
+  assert.deepEqual(resticSummaryFields([error('pack-size-mismatch', { pack: b }), error('corrupt-blob', { pack: a })]).broken_packs, [a, b]);
 });

@@ -121,8 +121,12 @@ function repairNeeds(errors: readonly CheckIssue[], unindexed: boolean): { damag
 export function resticSummaryFields(issues: readonly CheckIssue[]): { broken_packs: string[]; suggest_repair_index: boolean; suggest_prune: boolean } {
   const errors = issues.filter((i) => i.severity === 'error');
   const { damaged, index } = repairNeeds(errors, issues.some((i) => i.kind === 'unreferenced-pack' && i.indexable !== false));
-  const tidy = issues.some((i) => i.kind === 'unreferenced-pack' || i.kind === 'duplicate-blob') && !issues.some((i) => i.kind === 'unreadable-file');
-  return { broken_packs: damaged, suggest_repair_index: index, suggest_prune: tidy };
+  // A pack whose size is not the indexed one is damaged too (truncated, or with bytes appended).
+  const broken = [...new Set([...damaged, ...errors.filter((i) => i.kind === 'pack-size-mismatch' && i.pack).map((i) => i.pack!)])].sort();
+  // Files that cannot be read may be intact: no repair and no prune until they can be (as repairHint says).
+  const unreadable = issues.some((i) => i.kind === 'unreadable-file');
+  const tidy = issues.some((i) => i.kind === 'unreferenced-pack' || i.kind === 'duplicate-blob');
+  return { broken_packs: broken, suggest_repair_index: index && !unreadable, suggest_prune: tidy && !unreadable };
 }
 
 function dataRepairHint(errors: readonly CheckIssue[], unindexed: boolean): string {
