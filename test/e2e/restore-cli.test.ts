@@ -218,6 +218,10 @@ describe('restore (local repository)', () => {
     assertOk(r);
     assert.match(r.stdout, new RegExp(`^deleted +${src}/small\\.txt$`, 'm'));
     assert.equal(await readFile(folder, 'utf8'), 'hello, coffer\n');
+    // What is in place already is `unchanged`, in a dry run as in a restore.
+    const again = await coffer(['restore', 'latest', '--target', target, '-v', '--dry-run', '--overwrite', 'if-changed', ...only], repo);
+    assertOk(again);
+    assert.match(again.stdout, new RegExp(`^unchanged ${src}/small\\.txt$`, 'm'));
   });
 
   it('replaces a file where the snapshot has a folder (--overwrite always and if-changed)', async () => {

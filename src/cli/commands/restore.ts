@@ -145,7 +145,7 @@ export function registerRestore(program: Command, ctx: CliContext): void {
               warning: (message) => ctx.warning(message),
               fileDone: (p, action, size) => {
                 if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p, size });
-                else ctx.verbose(`${(flags.dryRun ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}`);
+                else ctx.verbose(`${(flags.dryRun && action !== 'unchanged' ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}`);
               },
             },
           });
