@@ -22,19 +22,19 @@ interface Matcher {
  */
 export function compileFindPatterns(patterns: readonly string[], ignoreCase: boolean): Matcher {
   const rules = compileExcludes(patterns, ignoreCase).map((rule) => {
-    const ignoreCase = rule.ignoreCase === true;
-    if (!rule.pattern.replace(/\/+$/, '').includes('/')) return { byName: true, regex: rule.regex, ignoreCase };
+    const lowered = rule.ignoreCase === true;
+    if (!rule.pattern.replace(/\/+$/, '').includes('/')) return { byName: true, regex: rule.regex, lowered };
     // Exclude rules also match everything below a match (`(?:/.*)?$`); find wants the node itself only.
     const source = rule.regex.source.replace(/\(\?:\\?\/\.\*\)\?\$$/, '$');
     if (source === rule.regex.source) throw new BugError(`find: unexpected exclude rule ${rule.regex.source}`);
-    return { byName: false, regex: new RegExp(source, rule.regex.flags), ignoreCase };
+    return { byName: false, regex: new RegExp(source, rule.regex.flags), lowered };
   });
   if (rules.length === 0) throw new UsageError('find: no pattern given', { hint: 'e.g. `coffer find "*.txt"`' });
   return {
     test: (name, path) =>
       rules.some((r) => {
         const text = r.byName ? name : path;
-        return r.regex.test(r.ignoreCase ? lowerCase(text) : text);
+        return r.regex.test(r.lowered ? lowerCase(text) : text);
       }),
   };
 }
