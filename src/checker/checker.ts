@@ -220,6 +220,8 @@ class Checker {
   #indexFileCount = 0;
   /** Index files the storage failed to deliver: the packs they list look unreferenced, but may not be. */
   #unreadableIndexFiles = 0;
+  /** snapshots/ could not be listed: no snapshot is checked, and what uses a blob is not known. */
+  #snapshotsUnlisted = false;
   #treesChecked = 0;
   #packsVerified = 0;
   #blobsVerified = 0;
@@ -251,7 +253,10 @@ class Checker {
     try {
       await this.#checkKeys();
       await this.#loadSnapshots();
-      await this.#loadIndexFiles();
+      // Without the index, every pack would look unindexed and every blob missing: the check stops there.
+      if (!(await this.#loadIndexFiles())) {
+        return this.#result();
+      }
       // A folder that cannot be listed is reported with the packs (#checkPacks); the check goes on.
       const strayFiles = await strays.catch((err: unknown) => {
         if (!unlistable(err)) throw err;
@@ -271,6 +276,10 @@ class Checker {
     } finally {
       await pool?.close();
     }
+    return this.#result();
+  }
+
+  #result(): CheckResult {
     return {
       issues: this.#issues,
       errors: this.#errors,
@@ -327,8 +336,15 @@ class Checker {
   // ---- 1. snapshots ----
 
   async #loadSnapshots(): Promise<void> {
-    const names: Id[] = [];
-    for await (const { name } of this.#backend.list('snapshot')) names.push(name);
+    let names: Id[] = [];
+    try {
+      for await (const { name } of this.#backend.list('snapshot')) names.push(name);
+    } catch (err) {
+      if (!unlistable(err)) throw err;
+      this.#report(unreadable('the list of snapshots', `${reasonOf(err, 'snapshots/')}; no snapshot, and none of their trees, is checked`, { file: 'snapshots/' }));
+      this.#snapshotsUnlisted = true;
+      names = [];
+    }
     names.sort();
     this.#options.reporter?.phase?.('load snapshots', names.length);
     let done = 0;
@@ -352,9 +368,16 @@ class Checker {
 
   // ---- 2. index files ----
 
-  async #loadIndexFiles(): Promise<void> {
+  /** Loads every index file; false when index/ cannot be listed (reported). */
+  async #loadIndexFiles(): Promise<boolean> {
     const names: Id[] = [];
-    for await (const { name } of this.#backend.list('index')) names.push(name);
+    try {
+      for await (const { name } of this.#backend.list('index')) names.push(name);
+    } catch (err) {
+      if (!unlistable(err)) throw err;
+      this.#report(unreadable('the list of index files', `${reasonOf(err, 'index/')}; packs, trees and data are not checked without the index`, { file: 'index/' }));
+      return false;
+    }
     names.sort();
     this.#indexFileCount = names.length;
     this.#options.reporter?.phase?.('load index files', names.length);
@@ -394,6 +417,7 @@ class Checker {
       if (copies === undefined) this.#copies.set(key, [d.pack]);
       else if (!copies.includes(d.pack)) copies.push(d.pack);
     }
+    return true;
   }
 
   /** Notes the file, which did not open (`err`), when it is intact all the same (reported with the packs, see #reportForeign). */
@@ -461,7 +485,7 @@ class Checker {
     }
     for (const found of this.#damagedData) {
       const use = wanted.get(found.blob!)!;
-      const users = use.first === undefined ? '; no snapshot uses it' : `; used by file ${use.first.path} in snapshot ${shortId(use.first.snapshot)}${use.paths.size > 1 ? ` and ${use.paths.size - 1} more ${plural(use.paths.size - 1, 'file')}` : ''}`;
+      const users = this.#snapshotsUnlisted ? '; which files use it is not known (the snapshots cannot be listed)' : use.first === undefined ? '; no snapshot uses it' : `; used by file ${use.first.path} in snapshot ${shortId(use.first.snapshot)}${use.paths.size > 1 ? ` and ${use.paths.size - 1} more ${plural(use.paths.size - 1, 'file')}` : ''}`;
       this.#report({ ...found, message: `${found.message}${users}` });
     }
   }
