@@ -32,3 +32,10 @@ export function splitBytes(bytes: Buffer, separator: number): Buffer[] {
   parts.push(bytes.subarray(start));
   return parts;
 }
+
+/** Path `path` relative to `base` (both as bytes, `/`-separated) when it is `base` (an empty path) or inside it; else undefined. */
+export function relativeTo(base: Buffer, path: Buffer): Buffer | undefined {
+  const prefix = base.length > 0 && base[base.length - 1] === 0x2f ? base : Buffer.concat([base, Buffer.from('/')]);
+  if (path.equals(base) || path.equals(prefix.subarray(0, -1))) return Buffer.alloc(0);
+  return path.length > prefix.length && path.subarray(0, prefix.length).equals(prefix) ? path.subarray(prefix.length) : undefined;
+}

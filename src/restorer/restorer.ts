@@ -32,7 +32,7 @@ import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, UsageError, errnoCode, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, WorkerPool, fromFailure, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, processAlive, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, WorkerPool, fromFailure, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, processAlive, relativeTo, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreAction, RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -1635,13 +1635,6 @@ function nonZeroBlocks(data: Uint8Array, offset: number): Ranges {
     at = next;
   }
   return ranges;
-}
-
-/** `path` relative to `base` when it is `base` (an empty path) or inside it; else undefined. */
-function relativeTo(base: Buffer, path: Buffer): Buffer | undefined {
-  const prefix = base.length > 0 && base[base.length - 1] === 0x2f ? base : Buffer.concat([base, Buffer.from('/')]);
-  if (path.equals(base) || path.equals(prefix.subarray(0, -1))) return Buffer.alloc(0);
-  return path.length > prefix.length && path.subarray(0, prefix.length).equals(prefix) ? path.subarray(prefix.length) : undefined;
 }
 
 function distinct(paths: ReadonlyArray<Buffer | undefined>): Buffer[] {

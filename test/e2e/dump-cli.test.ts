@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, link, lstat, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { chmod, chown, link, lstat, mkdir, readdir, readFile, readlink, rm, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { writeXattrs } from '../../src/xattr/index.ts';
@@ -184,6 +184,12 @@ describe('dump --target onto an existing file', { concurrency: 4 }, () => {
     const inCache = await runCoffer([...dumpArgs(path.join(cache, 'x')), '--cache-dir', cache], { repo });
     assert.equal(inCache.code, 2, inCache.stderr);
     assert.match(inCache.stderr, /is inside the local cache folder/);
+    // A folder in the repository whose name starts with two dots is inside it all the same.
+    await mkdir(path.join(repo, '..dots'), { recursive: true });
+    const dotted = await dumpTo(path.join(repo, '..dots', 'x'));
+    await rm(path.join(repo, '..dots'), { recursive: true });
+    assert.equal(dotted.code, 2, dotted.stderr);
+    assert.match(dotted.stderr, /is inside the repository being read/);
   });
 
   describe('as a user who is not root', { skip: asRoot && !canDropPrivileges && 'needs setpriv to run as an unprivileged user' }, () => {

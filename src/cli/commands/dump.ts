@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { fstatSync, type Stats } from 'node:fs';
 import { constants } from 'node:fs';
 import { access, lstat, open, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FileError, OutputClosedError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
-import { shortId } from '../../model/index.ts';
+import { relativeTo, shortId } from '../../model/index.ts';
 import { fileContent, findNode, nameBytes, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
@@ -122,11 +122,10 @@ async function resolvedPath(file: string): Promise<string> {
 
 /** Refuses a target inside the repository being read or the cache folder, as restore does. */
 async function refuseProtected(target: string, file: string, ctx: CliContext): Promise<void> {
-  const resolved = await resolvedPath(file).catch(() => file);
+  const resolved = await resolvedPath(file).catch(() => resolve(file));
   for (const { path, what } of protectedPaths(ctx)) {
-    const root = await realpath(path).catch(() => path);
-    const rel = relative(root, resolved);
-    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+    const root = await realpath(path).catch(() => resolve(path));
+    if (relativeTo(Buffer.from(root), Buffer.from(resolved)) !== undefined) {
       throw new UsageError(`--target ${target}: is inside ${what} (${path})`, { hint: 'write the file somewhere outside the repository and the cache folder' });
     }
   }
