@@ -164,6 +164,7 @@ export class RepoLock {
     } catch {
       // no passwd entry
     }
+    const table = processTable();
     const info = {
       exclusive: kind === 'exclusive',
       hostname: osHostname(),
@@ -172,7 +173,7 @@ export class RepoLock {
       uid: user.uid,
       gid: user.gid,
       holder: randomBytes(16).toString('hex'),
-      ...(processTable() === undefined ? {} : { processTable: processTable() }),
+      ...(table === undefined ? {} : { processTable: table }),
     };
     const deadline = Date.now() + (options.retryMs ?? 0);
     let delay = Math.min(lockTimings.retryFirstMs, lockTimings.retryMaxMs);

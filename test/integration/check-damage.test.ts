@@ -739,34 +739,36 @@ class ListDeniedBackend extends LocalBackend {
   }
 }
 
-test('a snapshots/ folder that cannot be listed does not stop check: it is reported, the packs are still checked, and a damaged blob is not called unused', async () => {
+/** Checks the fixture's repository while `type`'s folder cannot be listed, after `prepare` damaged it. */
+async function checkListDenied(type: FileType, prepare: (f: Fixture) => Promise<void> = async () => undefined): Promise<CheckResult> {
   const f = await fixture({ local: ListDeniedBackend });
   try {
-    const [pack] = await packsOf(f.repo, 'data');
-    await rm(path.join(f.folder!, 'data', pack.id.slice(0, 2), pack.id));
-    ListDeniedBackend.denied = 'snapshot';
-    const result = await run(f);
-    assert.deepEqual(result.issues.map((i) => [i.kind, i.file ?? i.pack]), [['unreadable-file', 'snapshots/'], ['missing-pack', pack.id]], JSON.stringify(result.issues, null, 1));
-    assert.match(result.issues[0].message, /^the list of snapshots: cannot be read: .*permission denied; no snapshot, and none of their trees, is checked/);
-    assert.equal(result.snapshotsChecked, 0);
+    await prepare(f);
+    ListDeniedBackend.denied = type;
+    return await run(f);
   } finally {
     ListDeniedBackend.denied = undefined;
     await cleanup(f);
   }
+}
+
+test('a snapshots/ folder that cannot be listed does not stop check: it is reported, the packs are still checked, and a damaged blob is not called unused', async () => {
+  let gone = '';
+  const result = await checkListDenied('snapshot', async (f) => {
+    const [pack] = await packsOf(f.repo, 'data');
+    gone = pack.id;
+    await rm(path.join(f.folder!, 'data', pack.id.slice(0, 2), pack.id));
+  });
+  assert.deepEqual(result.issues.map((i) => [i.kind, i.file ?? i.pack]), [['unreadable-file', 'snapshots/'], ['missing-pack', gone]], JSON.stringify(result.issues, null, 1));
+  assert.match(result.issues[0].message, /^the list of snapshots: cannot be read: .*permission denied; no snapshot, and none of their trees, is checked/);
+  assert.equal(result.snapshotsChecked, 0);
 });
 
 test('an index/ folder that cannot be listed is reported, and check stops there rather than call every pack unindexed and every blob missing', async () => {
-  const f = await fixture({ local: ListDeniedBackend });
-  try {
-    ListDeniedBackend.denied = 'index';
-    const result = await run(f);
-    assert.deepEqual(result.issues.map((i) => [i.kind, i.file]), [['unreadable-file', 'index/']], JSON.stringify(result.issues, null, 1));
-    assert.match(result.issues[0].message, /^the list of index files: cannot be read: .*permission denied; packs, trees and data are not checked without the index/);
-    assert.equal(result.snapshotsChecked, 2, 'the snapshots were loaded');
-  } finally {
-    ListDeniedBackend.denied = undefined;
-    await cleanup(f);
-  }
+  const result = await checkListDenied('index');
+  assert.deepEqual(result.issues.map((i) => [i.kind, i.file]), [['unreadable-file', 'index/']], JSON.stringify(result.issues, null, 1));
+  assert.match(result.issues[0].message, /^the list of index files: cannot be read: .*permission denied; packs, trees and data are not checked without the index/);
+  assert.equal(result.snapshotsChecked, 2, 'the snapshots were loaded');
 });
 
 test('a data/ folder that cannot be listed does not stop check: it is reported, the packs in it are unreadable, not missing, and a deleted pack elsewhere is still found', async () => {
