@@ -29,6 +29,7 @@ import {
   tooLarge,
 } from './backend.ts';
 import { makeFolders, mapLimit } from '../model/index.ts';
+import { Descriptors, readAt, sizeOf } from './descriptors.ts';
 
 /** Options of {@link LocalBackend}. */
 export interface LocalBackendOptions {
@@ -54,6 +55,8 @@ export class LocalBackend implements Backend {
   readonly connections: number;
   readonly root: string;
   readonly #counts: RequestCounts = newRequestCounts();
+  /** Packs read by range stay open for the next read (descriptors.ts). */
+  readonly #descriptors = new Descriptors(64);
 
   constructor(root: string, options: LocalBackendOptions = {}) {
     this.root = path.resolve(root);
@@ -130,7 +133,14 @@ export class LocalBackend implements Backend {
     this.#counts.get++;
     const rel = filePath(handle);
     const file = path.join(this.root, rel);
-    if (range !== undefined) checkRange(this.location, handle, range);
+    if (range !== undefined) {
+      checkRange(this.location, handle, range);
+      try {
+        return await this.#descriptors.use(file, (fd) => this.#readRange(fd, handle, range));
+      } catch (err) {
+        throw this.#error(err, rel);
+      }
+    }
     let fh: fs.FileHandle;
     try {
       fh = await fs.open(file, 'r');
@@ -138,29 +148,30 @@ export class LocalBackend implements Backend {
       throw this.#error(err, rel);
     }
     try {
-      if (range === undefined) {
-        // The size first: a file too large to be one coffer wrote is not read into memory.
-        const reason = oversize(handle.type, (await fh.stat()).size);
-        if (reason !== undefined) throw tooLarge(this.location, handle, reason);
-        return new Uint8Array(await fh.readFile());
-      }
-      const buf = new Uint8Array(range.length);
-      let filled = 0;
-      while (filled < range.length) {
-        const { bytesRead } = await fh.read(buf, filled, range.length - filled, range.offset + filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      // A zero-length range reads nothing, so only the size tells whether its offset is past the end.
-      if (filled < range.length || (range.length === 0 && range.offset > (await fh.stat()).size)) {
-        throw pastEnd(this.location, handle, range, (await fh.stat()).size);
-      }
-      return buf;
+      // The size first: a file too large to be one coffer wrote is not read into memory.
+      const reason = oversize(handle.type, (await fh.stat()).size);
+      if (reason !== undefined) throw tooLarge(this.location, handle, reason);
+      return new Uint8Array(await fh.readFile());
     } catch (err) {
       throw this.#error(err, rel);
     } finally {
       await fh.close();
     }
+  }
+
+  async #readRange(fd: number, handle: Handle, range: ByteRange): Promise<Uint8Array> {
+    const buf = new Uint8Array(range.length);
+    let filled = 0;
+    while (filled < range.length) {
+      const bytesRead = await readAt(fd, buf, filled, range.length - filled, range.offset + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    // A zero-length range reads nothing, so only the size tells whether its offset is past the end.
+    if (filled < range.length || (range.length === 0 && range.offset > (await sizeOf(fd)))) {
+      throw pastEnd(this.location, handle, range, await sizeOf(fd));
+    }
+    return buf;
   }
 
   async stat(handle: Handle): Promise<FileInfo> {
@@ -232,7 +243,9 @@ export class LocalBackend implements Backend {
   async remove(handle: Handle): Promise<void> {
     checkHandle(this.location, handle);
     this.#counts.delete++;
-    await this.#unlink(filePath(handle));
+    const rel = filePath(handle);
+    this.#descriptors.forget(path.join(this.root, rel));
+    await this.#unlink(rel);
   }
 
   /** Removes the files in `tmp/` that {@link save} names and that have not changed for `olderThanMs`. */
@@ -252,7 +265,9 @@ export class LocalBackend implements Backend {
     return { ...this.#counts };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#descriptors.closeAll();
+  }
 
   /** Removes the file `rel`; false when it was already gone. */
   async #unlink(rel: string): Promise<boolean> {

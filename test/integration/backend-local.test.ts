@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, open, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -43,6 +43,38 @@ async function withFileHandlePatch<T>(
 }
 
 describe('local backend', () => {
+  it('keeps at most 64 packs open between range loads, the latest read, and closes a pack when it is removed and every pack when closed', async () => {
+    const root = freshRoot();
+    const backend = new LocalBackend(root);
+    await backend.create();
+    const dataFolder = path.join(root, 'data') + path.sep;
+    const openPacks = async () => {
+      const links = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+      return links.filter((link) => link.startsWith(dataFolder));
+    };
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
+    const packs = Array.from({ length: 100 }, (_, i) => bytesFor(`pack ${i}`, 2000));
+    const handles = packs.map((bytes) => handleFor('data', bytes));
+    for (const [i, h] of handles.entries()) await backend.save(h, packs[i]);
+    for (const [i, h] of handles.entries()) {
+      for (const offset of [0, 1000]) assert.deepEqual(await backend.load(h, { offset, length: 500 }), packs[i].subarray(offset, offset + 500));
+    }
+    await settle();
+    const held = await openPacks();
+    assert.ok(held.length > 0 && held.length <= 64, `${held.length} packs open`);
+    const last = handles[99];
+    assert.ok(held.includes(backend.localPath(last)), 'the pack read last stays open');
+
+    await backend.remove(last);
+    await settle();
+    assert.ok(!(await openPacks()).some((link) => link.includes(last.name)), 'a removed pack is not held open (its space is freed)');
+    await assert.rejects(backend.load(last, { offset: 0, length: 10 }), NotFoundError);
+
+    await backend.close();
+    await settle();
+    assert.deepEqual(await openPacks(), []);
+  });
+
   it('names the file a load reads, through verify and retry too; a RangeReader reads ranges of it like load', async () => {
     const root = freshRoot();
     const backend = await openBackend(`local:${root}`);
