@@ -24,7 +24,7 @@ describeBackend('local via openBackend (verify + retry)', async () => openBacken
 
 /** Runs `fn` with FileHandle's `method` replaced; the fake gets the original as its first argument. */
 async function withFileHandlePatch<T>(
-  method: 'writeFile' | 'sync',
+  method: 'write' | 'sync',
   fake: (original: (...args: unknown[]) => Promise<unknown>, ...args: unknown[]) => Promise<unknown>,
   fn: () => Promise<T>,
 ): Promise<T> {
@@ -129,7 +129,7 @@ describe('local backend', () => {
     const handle = handleFor('data', data);
     const noSpace = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     await withFileHandlePatch(
-      'writeFile',
+      'write',
       async function (this: unknown, original, bytes) {
         // Write half, then fail as a full disk would.
         await original((bytes as Uint8Array).subarray(0, 2048));
