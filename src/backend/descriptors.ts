@@ -2,13 +2,15 @@
  * Descriptors of files read by range, kept open between reads: a dump or a listing reads many small blobs
  * from the same packs, and opening and closing the pack around each read took two thirds of the time.
  * Stored files never change once written (their names are hashes of their bytes), so a descriptor stays
- * good until the file is removed; {@link Descriptors.forget} closes it then, so a removed pack's space is
- * freed.
+ * good until the file is removed: {@link Descriptors.forget} closes it then, so a removed pack's space is
+ * freed, and a descriptor whose file was removed by anyone else is replaced by a new one at its next use.
  */
-import { close, fstat, open, read } from 'node:fs';
+import { close, fstat, fstatSync, open, read } from 'node:fs';
 
 interface Entry {
   readonly fd: Promise<number>;
+  /** The descriptor, once open. */
+  opened?: number;
   users: number;
   /** Forgotten while in use: closed by its last user. */
   stale: boolean;
@@ -26,8 +28,12 @@ export class Descriptors {
   /** Runs `fn` with a descriptor of `file` open for reading; a failure closes the descriptor, so a retry opens the file anew. */
   async use<T>(file: string, fn: (fd: number) => Promise<T>): Promise<T> {
     let entry = this.#open.get(file);
+    if (entry && isUnlinked(entry)) {
+      this.forget(file);
+      entry = undefined;
+    }
     if (entry) this.#open.delete(file);
-    else entry = { fd: openForReading(file), users: 0, stale: false };
+    else entry = openEntry(file);
     this.#open.set(file, entry);
     entry.users++;
     this.#trim();
@@ -65,11 +71,30 @@ export class Descriptors {
   }
 }
 
-function openForReading(file: string): Promise<number> {
-  const fd = new Promise<number>((resolve, reject) => open(file, 'r', (err, fd) => (err ? reject(err) : resolve(fd))));
-  // Its users get the failure; an entry whose open failed is dropped by them.
-  fd.catch(() => undefined);
-  return fd;
+/**
+ * True when the file behind an open descriptor was removed since: replaced by a copy with the same name
+ * (a pack put back from elsewhere, damage simulated in tests), whose bytes the next read must see. An
+ * fstat of an open descriptor never waits for the disk.
+ */
+function isUnlinked(entry: Entry): boolean {
+  if (entry.opened === undefined) return false;
+  try {
+    return fstatSync(entry.opened).nlink === 0;
+  } catch {
+    return true;
+  }
+}
+
+function openEntry(file: string): Entry {
+  const entry: Entry = { fd: new Promise((resolve, reject) => open(file, 'r', (err, fd) => (err ? reject(err) : resolve(fd)))), users: 0, stale: false };
+  // Its users get a failure; an entry whose open failed is dropped by them.
+  entry.fd.then(
+    (fd) => {
+      entry.opened = fd;
+    },
+    () => undefined,
+  );
+  return entry;
 }
 
 function closeEntry(entry: Entry): void {

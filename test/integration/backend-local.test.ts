@@ -43,7 +43,7 @@ async function withFileHandlePatch<T>(
 }
 
 describe('local backend', () => {
-  it('keeps at most 64 packs open between range loads, the latest read, and closes a pack when it is removed and every pack when closed', async () => {
+  it('keeps at most 64 packs open between range loads, the latest read, reads a pack replaced meanwhile anew, and closes a pack when it is removed and every pack when closed', async () => {
     const root = freshRoot();
     const backend = new LocalBackend(root);
     await backend.create();
@@ -64,6 +64,12 @@ describe('local backend', () => {
     assert.ok(held.length > 0 && held.length <= 64, `${held.length} packs open`);
     const last = handles[99];
     assert.ok(held.includes(backend.localPath(last)), 'the pack read last stays open');
+
+    // Replaced by someone else (removed, then written anew): the next load reads the new file.
+    const replaced = handles[98];
+    await rm(backend.localPath(replaced));
+    await writeFile(backend.localPath(replaced), Buffer.alloc(2000, 7));
+    assert.deepEqual(Buffer.from(await backend.load(replaced, { offset: 0, length: 4 })), Buffer.alloc(4, 7));
 
     await backend.remove(last);
     await settle();
