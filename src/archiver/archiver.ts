@@ -1000,6 +1000,12 @@ export class Archiver {
   async #saveStdin(stdin: { stream: AsyncIterable<Uint8Array>; filename: string }): Promise<TreeNode> {
     const started = performance.now();
     const { content, read, added } = await this.#saveChunks(this.#streamChunks(stdin.stream));
+    if (read === 0) {
+      // An empty stream is most often a producer that failed (`pg_dump … | coffer backup --stdin`).
+      throw new FileError(`nothing to back up: standard input was empty`, {
+        hint: 'check the command that writes into the pipe; no snapshot was saved',
+      });
+    }
     this.stats.filesNew++;
     this.stats.filesDone++;
     this.#itemDone(`/${stdin.filename}`, 'file', 'new', started, added);
@@ -1070,13 +1076,17 @@ async function openReader(path: Buffer, size: number): Promise<SourceReader> {
   return { read: async (buffer, offset, length) => (await h.read(buffer, offset, length, null)).bytesRead, close: () => h.close() };
 }
 
-/** Finds the parent snapshot restic would: the newest with the same host and the same paths. */
-export function chooseParent(snapshots: readonly StoredSnapshot[], hostname: string, paths: readonly string[]): StoredSnapshot | undefined {
+/**
+ * Finds the parent snapshot restic would: the newest with the same host and the same paths that is not
+ * newer than the new snapshot's time (`--time` dates a snapshot in the past; a clock set wrong once may
+ * have dated one in the future).
+ */
+export function chooseParent(snapshots: readonly StoredSnapshot[], hostname: string, paths: readonly string[], notAfter: Date): StoredSnapshot | undefined {
   const key = [...paths].sort().join('\0');
   let best: StoredSnapshot | undefined;
   for (const s of snapshots) {
-    if (s.hostname !== hostname || [...s.paths].sort().join('\0') !== key) continue;
-    if (!best || s.time > best.time) best = s;
+    if (s.hostname !== hostname || [...s.paths].sort().join('\0') !== key || Date.parse(s.time) > notAfter.getTime()) continue;
+    if (!best || Date.parse(s.time) > Date.parse(best.time)) best = s;
   }
   return best;
 }

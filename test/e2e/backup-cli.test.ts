@@ -416,7 +416,7 @@ test('a missing source path is named; with no readable source, no snapshot is sa
   const dry = await runCoffer(['backup', '--dry-run', src, join(dir, 'nope')], { repo });
   assert.equal(dry.code, 3, dry.stderr);
   assert.match(dry.stdout, /^Would add to the repository: /m);
-  assert.match(dry.stderr, /^error: 1 source file was unreadable; a snapshot would be saved without it \(dry run\)$/m);
+  assert.match(dry.stderr, /^error: 1 source file was missing or unreadable; a snapshot would be saved without it \(dry run\)$/m);
   assert.equal((JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as unknown[]).length, 2);
 });
 

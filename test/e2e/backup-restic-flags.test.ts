@@ -142,3 +142,61 @@ test("--host '' records this machine's host name, as restic does", async () => {
   const [snap] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout);
   assert.equal(snap.hostname, hostname());
 });
+
+test('--force reads every file even with --parent: a file changed in place with its size and times put back is saved anew', async () => {
+  const { dir: base, repo } = await newRepo();
+  const dir = join(base, 'src');
+  await mkdir(dir);
+  const file = join(dir, 'f');
+  await writeFile(file, 'version-1');
+  await utimes(file, 1_700_000_000, 1_700_000_000);
+  const first = await runCoffer(['backup', '--json', dir], { repo });
+  assertOk(first);
+  const parent = String(summaryOf(first.stdout).snapshot_id);
+  await writeFile(file, 'version-2');
+  await utimes(file, 1_700_000_000, 1_700_000_000);
+
+  const trusting = await runCoffer(['backup', '--json', '--parent', parent, '--ignore-ctime', dir], { repo });
+  assertOk(trusting);
+  assert.equal(summaryOf(trusting.stdout).files_unmodified, 1, 'without --force the parent is trusted');
+  const forced = await runCoffer(['backup', '--json', '--force', '--parent', parent, '--ignore-ctime', dir], { repo });
+  assertOk(forced);
+  assert.equal(summaryOf(forced.stdout).files_new, 1);
+  const dumped = await runCoffer(['dump', 'latest', file], { repo });
+  assertOk(dumped);
+  assert.equal(dumped.stdout, 'version-2');
+  const [, , latest] = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout);
+  assert.equal(latest.parent, undefined, 'a forced backup has no parent');
+});
+
+test('the parent is the newest snapshot of the paths that is not newer than the new one (now, or --time)', async () => {
+  const { dir: base, repo } = await newRepo();
+  const dir = join(base, 'src');
+  await mkdir(dir);
+  await writeFile(join(dir, 'f'), 'x');
+  const at = async (time: string) => {
+    const r = await runCoffer(['backup', '--json', '--time', time, dir], { repo });
+    assertOk(r);
+    return String(summaryOf(r.stdout).snapshot_id);
+  };
+  const parentOf = async (...flags: string[]) => {
+    const r = await runCoffer(['backup', '--json', ...flags, dir], { repo });
+    assertOk(r);
+    const id = String(summaryOf(r.stdout).snapshot_id);
+    const snap = (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ id: string; parent?: string }>).find((s) => s.id === id)!;
+    return snap.parent;
+  };
+  const past = await at('2020-01-01 00:00:00');
+  await at('2099-01-01 00:00:00');
+  assert.equal(await parentOf(), past, 'a snapshot dated in the future is not the parent of one taken now');
+  assert.equal(await parentOf('--time', '2019-06-01 00:00:00'), undefined, 'nor is a later one the parent of one dated before it');
+});
+
+test('empty standard input is an error and saves no snapshot: the command writing into the pipe most likely failed', async () => {
+  const { repo } = await newRepo();
+  const r = await runCoffer(['backup', '--stdin', '--stdin-filename', 'db.sql'], { repo, input: Buffer.alloc(0) });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^error: nothing to back up: standard input was empty$/m);
+  assert.match(r.stderr, /^hint: check the command that writes into the pipe; no snapshot was saved$/m);
+  assert.deepEqual(JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout), []);
+});

@@ -106,7 +106,7 @@ describe('errors', () => {
       // snapshot) fails to be written already: a backup goes on regardless, as its data matters more.
       const partial = await coffer(['-r', repo, 'backup', source, path.join(source, 'missing')], { env, stdoutFile: '/dev/full' });
       assert.equal(partial.code, 1, partial.stderr);
-      assert.match(partial.stderr, /^hint: the command was not stopped: it ran to its end \(1 source file was unreadable; snapshot [0-9a-f]{8} saved without it\), so its work is done/m);
+      assert.match(partial.stderr, /^hint: the command was not stopped: it ran to its end \(1 source file was missing or unreadable; snapshot [0-9a-f]{8} saved without it\), so its work is done/m);
       assert.equal(await snapshots(), 3);
 
       const forget = await coffer(['-r', repo, 'forget', '--keep-last', '1', '--group-by', ''], { env, stdoutFile: '/dev/full' });

@@ -198,11 +198,12 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
         const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
-        const parent = flags.parent ? selectSnapshot(snapshots, flags.parent) : undefined;
+        // --force reads every file: no parent, not even one given with --parent (as in restic).
+        const parent = flags.parent && !flags.force ? selectSnapshot(snapshots, flags.parent) : undefined;
         await repo.loadIndex();
         if (parent) ctx.info(`using parent snapshot ${shortId(parent.id)}`);
         const findParent = flags.parent || flags.force || flags.stdin ? undefined : (existing: readonly string[]) => {
-          const found = chooseParent(snapshots, host, existing);
+          const found = chooseParent(snapshots, host, existing, time ?? new Date());
           if (found) ctx.info(`using parent snapshot ${shortId(found.id)}`);
           return found;
         };
@@ -303,7 +304,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         }
         if (s.errors > 0) {
           const outcome = result.snapshotId ? `snapshot ${shortId(result.snapshotId)} saved without ${s.errors === 1 ? 'it' : 'them'}` : `a snapshot would be saved without ${s.errors === 1 ? 'it' : 'them'} (dry run)`;
-          throw new PartialBackupError(`${s.errors} source ${s.errors === 1 ? 'file was' : 'files were'} unreadable; ${outcome}`, {
+          throw new PartialBackupError(`${s.errors} source ${s.errors === 1 ? 'file was' : 'files were'} missing or unreadable; ${outcome}`, {
             hint: 'see the errors above; fix permissions or exclude those paths',
           });
         }
