@@ -60,7 +60,8 @@ export function selectSnapshot(snapshots: readonly StoredSnapshot[], spec: strin
   const matches = snapshots.filter((s) => s.id.startsWith(spec));
   // `data.snapshot` lets the cli tell a snapshot left out as unreadable from one that does not exist.
   if (matches.length === 0) throw new NotInRepositoryError(`no snapshot with id ${spec}`, { data: { snapshot: spec } });
-  if (matches.length > 1) throw new UsageError(`snapshot id prefix ${spec} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
+  // A lookup that failed, as restic has it (exit 1), not a bad argument.
+  if (matches.length > 1) throw new NotInRepositoryError(`snapshot id prefix ${spec} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
   return matches[0];
 }
 

@@ -89,7 +89,7 @@ describe('usage errors hint at the help of the command they were met in', () => 
     [['key', 'bogus'], "error: unknown command 'bogus'", 'hint: see `coffer key --help`'],
     [['key', 'list', '--bogus'], "error: unknown option '--bogus'", 'hint: see `coffer key list --help`'],
     // a command's own usage error without a hint of its own
-    [['snapshots', '--latest', '0'], 'error: --latest: must be at least 1', 'hint: see `coffer snapshots --help`'],
+    [['snapshots', '--latest', 'abc'], 'error: --latest: "abc" is not a whole number', 'hint: see `coffer snapshots --help`'],
     // an id that cannot be one: where to find the ids
     [['key', 'remove', 'zzzz'], 'error: "zzzz" is not a key id', 'hint: list them with `coffer key list`'],
     [['forget', 'zzzz'], 'error: "zzzz" is not a snapshot id', 'hint: list them with `coffer snapshots`'],

@@ -80,7 +80,7 @@ export function registerFind(program: Command, ctx: CliContext): void {
       };
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
-        const snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), flags.snapshot ?? [], snapshotFilter(ctx, flags, flags.snapshot));
+        const snapshots = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), flags.snapshot ?? [], snapshotFilter(ctx, flags, flags.snapshot));
         if (!flags.reverse) snapshots.reverse();
         const results: unknown[] = [];
         let printed = 0;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UsageError } from '../../errors/index.ts';
+import { NotInRepositoryError, UsageError } from '../../errors/index.ts';
 import { groupKeyJson, groupSnapshots, parseGroupBy, type GroupKey } from '../../forget/index.ts';
 import { shortId, type StoredSnapshot } from '../../model/index.ts';
 import { isEmptyFilter, matchesFilter, parseTagLists, selectSnapshot, splitSnapshotPath, type SnapshotFilter } from '../../repo/index.ts';
@@ -48,13 +48,22 @@ export function localTime(time: string | Date | number): string {
 
 /**
  * The snapshots named by `specs` (ids, prefixes or `latest`), or all matching the filter when none are
- * given; oldest first, no duplicates.
+ * given; oldest first, no duplicates. As in restic, a spec that names no snapshot (or more than one) is
+ * left out with a warning, so one stale id in a script's list does not hide the others, and a script
+ * asking for `latest` of a host that has none gets an empty list rather than a failure.
  */
-export function selectSnapshots(all: readonly StoredSnapshot[], specs: readonly string[], filter: SnapshotFilter): StoredSnapshot[] {
+export function selectSnapshots(ctx: CliContext, all: readonly StoredSnapshot[], specs: readonly string[], filter: SnapshotFilter): StoredSnapshot[] {
   if (specs.length === 0) return all.filter((s) => matchesFilter(s, filter));
   const chosen = new Map<string, StoredSnapshot>();
   for (const spec of specs) {
-    const s = selectSnapshot(all, spec, filter);
+    let s: StoredSnapshot;
+    try {
+      s = selectSnapshot(all, spec, filter);
+    } catch (err) {
+      if (!(err instanceof NotInRepositoryError)) throw err;
+      ctx.warning(`ignoring "${spec}": ${err.message}`, { kind: 'ignored-snapshot', snapshot: spec });
+      continue;
+    }
     chosen.set(s.id, s);
   }
   return [...chosen.values()].sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
@@ -119,12 +128,12 @@ export function registerSnapshots(program: Command, ctx: CliContext): void {
     .option('-c, --compact', 'use compact output format (no paths)')
     .option('-g, --group-by <group>', 'group snapshots by host, paths and/or tags, separated by commas')
     .action(async (specs: string[], flags: SnapshotsFlags) => {
-      const latest = flags.latest === undefined ? undefined : parseCount(flags.latest, '--latest');
-      if (latest === 0) throw new UsageError('--latest: must be at least 1');
+      // 0 means no limit, as in restic (scripts pass `--latest "${N:-0}"`).
+      const latest = flags.latest === undefined ? undefined : parseCount(flags.latest, '--latest') || undefined;
       const groupBy = parseGroupBy(flags.groupBy ?? '');
       const grouped = groupBy.host || groupBy.paths || groupBy.tags;
       const repo = await ctx.openRepository();
-      const selected = selectSnapshots(await withReadLock(ctx, repo, () => repo.listSnapshots(ctx.snapshotWarnings)), specs, snapshotFilter(ctx, flags, specs));
+      const selected = selectSnapshots(ctx, await withReadLock(ctx, repo, () => repo.listSnapshots(ctx.snapshotWarnings)), specs, snapshotFilter(ctx, flags, specs));
       // As in restic, --latest counts within each group.
       const groups = groupSnapshots(selected, groupBy).map((g) => ({
         key: g.key,

@@ -36,7 +36,7 @@ export function registerStats(program: Command, ctx: CliContext): void {
       const mode = parseStatsMode(flags.mode);
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
-        const snapshots = selectSnapshots(await repo.listSnapshots(ctx.snapshotWarnings), specs, snapshotFilter(ctx, flags, specs));
+        const snapshots = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), specs, snapshotFilter(ctx, flags, specs));
         await repo.loadIndex();
         ctx.say('scanning...');
         const s = await computeStats(repo, snapshots, mode, { signal: ctx.signal });
