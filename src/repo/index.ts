@@ -19,3 +19,4 @@ export * from './repair.ts';
 export * from './diff.ts';
 export * from './stats.ts';
 export * from './tar.ts';
+export * from './find-objects.ts';

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { compileExcludes } from '../../archiver/index.ts';
 import { BugError, UsageError } from '../../errors/index.ts';
-import { lowerCase, shortId, type TreeNode } from '../../model/index.ts';
-import { walkTree } from '../../repo/index.ts';
+import { fromHex, lowerCase, shortId, type TreeNode } from '../../model/index.ts';
+import { blobsInPacks, IdSet, ObjectFinder, walkTree, type ObjectHit } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect, parseTimeNs } from '../parse.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
-import { findNodeJson } from '../output/json.ts';
+import { findNodeJson, snapshotTime } from '../output/json.ts';
 import { displayPath } from '../display.ts';
 import { formatLong } from './ls.ts';
 import { addFilterOptions, localTime, selectSnapshots, snapshotFilter, type FilterFlags } from './snapshots.ts';
@@ -41,6 +41,10 @@ export function compileFindPatterns(patterns: readonly string[], ignoreCase: boo
 
 interface FindFlags extends FilterFlags {
   snapshot?: string[];
+  blob?: boolean;
+  tree?: boolean;
+  pack?: boolean;
+  showPackId?: boolean;
   ignoreCase?: boolean;
   long?: boolean;
   humanReadable?: boolean;
@@ -68,7 +72,13 @@ export function registerFind(program: Command, ctx: CliContext): void {
     .option('-R, --reverse', 'oldest snapshot first (default: newest first)')
     .option('-O, --oldest <time>', 'only entries modified at or after this time ("2026-01-02 15:04:05", "2026-01-02 15:04" or "2026-01-02" in local time, or RFC 3339 with a zone)')
     .option('-N, --newest <time>', 'only entries modified at or before this time')
+    .option('--blob', 'the patterns are data blob ids (or prefixes): find the files that hold them')
+    .option('--tree', 'the patterns are tree ids (or prefixes): find the folders they describe')
+    .option('--pack', 'the patterns are pack ids (or prefixes): find the files and folders whose blobs they hold')
+    .option('--show-pack-id', 'with --blob, --tree or --pack: name the pack of each blob found')
     .action(async (patterns: string[], flags: FindFlags) => {
+      if (flags.blob || flags.tree || flags.pack) return findObjects(ctx, patterns, flags);
+      if (flags.showPackId) throw new UsageError('--show-pack-id goes with --blob, --tree or --pack');
       const matcher = compileFindPatterns(patterns, flags.ignoreCase === true);
       // Nanoseconds, as modification times have them.
       const bound = (text: string | undefined, flag: string) => (text === undefined ? undefined : parseTimeNs(text, flag, true));
@@ -102,4 +112,51 @@ export function registerFind(program: Command, ctx: CliContext): void {
         if (ctx.json) ctx.printJson(results);
       });
     });
+}
+
+/** `find --blob/--tree/--pack`: the files and folders, in each snapshot, that use the objects named. */
+async function findObjects(ctx: CliContext, patterns: readonly string[], flags: FindFlags): Promise<void> {
+  const kinds = [flags.blob && '--blob', flags.tree && '--tree', flags.pack && '--pack'].filter(Boolean);
+  if (kinds.length > 1) throw new UsageError(`${kinds.join(' and ')} cannot be combined`, { hint: 'look for one kind of id at a time' });
+  if (flags.ignoreCase || flags.oldest || flags.newest || flags.long) throw new UsageError('-i, --oldest, --newest and --long go with name patterns, not with ids');
+  const ids = patterns.map((p) => p.toLowerCase());
+  const bad = ids.find((id) => !/^[0-9a-f]{1,64}$/.test(id));
+  if (bad !== undefined) throw new UsageError(`"${bad}" is not an id`, { hint: 'give ids, or unique prefixes of them, in hex (`coffer check` and `coffer cat` show them)' });
+  const repo = await ctx.openRepository();
+  await withReadLock(ctx, repo, async () => {
+    const snapshots = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), flags.snapshot ?? [], snapshotFilter(ctx, flags, flags.snapshot));
+    if (!flags.reverse) snapshots.reverse();
+    const index = await repo.loadIndex();
+    let wanted = { blobs: new IdSet(), trees: new IdSet() };
+    if (flags.pack) wanted = await blobsInPacks(repo, ids);
+    else for (const id of ids) (flags.blob ? wanted.blobs : wanted.trees).add(id);
+    const finder = new ObjectFinder(repo, wanted);
+    const packOf = (hit: ObjectHit) => index.lookup(fromHex(hit.id), hit.kind === 'blob' ? 'data' : 'tree')?.pack;
+    const results: unknown[] = [];
+    let printed = 0;
+    for (const snapshot of snapshots) {
+      for (const hit of await finder.find(snapshot.tree, ctx.signal)) {
+        const pack = flags.showPackId ? packOf(hit) : undefined;
+        if (ctx.json) {
+          results.push({
+            object_type: hit.kind, id: hit.id, path: `/${hit.parts.map((p) => Buffer.from(p).toString('utf8')).join('/')}`,
+            ...(hit.parentTree ? { parent_tree: hit.parentTree } : {}), snapshot: snapshot.id, time: snapshotTime(snapshot),
+            ...(flags.showPackId ? { pack_id: pack ?? null } : {}),
+          });
+          continue;
+        }
+        if (printed++ > 0) ctx.out('');
+        ctx.out(`Found ${hit.kind} ${hit.id}`);
+        if (hit.kind === 'blob') {
+          ctx.out(` ... in file ${displayPath(hit.parts)}`);
+          ctx.out(`     (tree ${hit.parentTree})`);
+        } else {
+          ctx.out(` ... path ${displayPath(hit.parts)}`);
+        }
+        ctx.out(` ... in snapshot ${shortId(snapshot.id)} (${localTime(snapshot.time)})`);
+        if (flags.showPackId) ctx.out(` ... in pack ${pack ?? '(not in the index)'}`);
+      }
+    }
+    if (ctx.json) ctx.printJson(results);
+  });
 }
