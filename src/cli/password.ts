@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { CancelledError, UsageError, fileErrorText } from '../errors/index.ts';
+import { CancelledError, PasswordSourceError, UsageError, fileErrorText } from '../errors/index.ts';
 
 export interface PasswordSources {
   passwordFile?: string;
@@ -24,12 +24,12 @@ export async function readPassword(sources: PasswordSources, env: NodeJS.Process
       hint: 'give only one of them (COFFER_PASSWORD_FILE and COFFER_PASSWORD_COMMAND set them too)',
     });
   }
-  let password: Uint8Array | string | undefined;
   // commander fills passwordFile from COFFER_PASSWORD_FILE too, so either may have named the file.
-  if (file) password = fromFile(file, '--password-file or COFFER_PASSWORD_FILE');
-  else if (command) password = await fromCommand(command, sources.signal);
-  else if (env.COFFER_PASSWORD !== undefined) password = env.COFFER_PASSWORD;
-  else if (process.stdin.isTTY) password = await prompt(purpose);
+  if (file) return nonEmpty(fromFile(file, '--password-file or COFFER_PASSWORD_FILE'), `password file ${file}`);
+  if (command) return nonEmpty(await fromCommand(command, sources), `password command ${command}`);
+  if (env.COFFER_PASSWORD !== undefined) return nonEmpty(env.COFFER_PASSWORD, 'COFFER_PASSWORD');
+  let password: Uint8Array | string | undefined;
+  if (process.stdin.isTTY) password = await prompt(purpose);
   else if (!sources.stdinBusy) {
     password = await firstLineOfStdin();
     // Nothing at all on standard input (cron, </dev/null): no password was given, not an empty one.
@@ -48,8 +48,8 @@ export async function readPassword(sources: PasswordSources, env: NodeJS.Process
 
 /** Reads a new password from `--new-password-file` or, on a terminal, a prompt asked twice. */
 export async function readNewPassword(newPasswordFile: string | undefined, env: NodeJS.ProcessEnv): Promise<Uint8Array> {
-  if (newPasswordFile) return nonEmpty(fromFile(newPasswordFile, '--new-password-file'));
-  if (env.COFFER_NEW_PASSWORD !== undefined) return nonEmpty(env.COFFER_NEW_PASSWORD);
+  if (newPasswordFile) return nonEmpty(fromFile(newPasswordFile, '--new-password-file'), `password file ${newPasswordFile}`);
+  if (env.COFFER_NEW_PASSWORD !== undefined) return nonEmpty(env.COFFER_NEW_PASSWORD, 'COFFER_NEW_PASSWORD');
   if (process.stdin.isTTY) return nonEmpty(await prompt('new'));
   throw new UsageError('no new password given', { hint: 'use --new-password-file FILE, or run on a terminal to be asked' });
 }
@@ -58,8 +58,11 @@ export async function readNewPassword(newPasswordFile: string | undefined, env: 
  * The password's bytes, as given: a file or a command may give bytes that are not UTF-8, and each must
  * count (decoded, different bytes would open the same key). A prompt's or a variable's text is UTF-8.
  */
-function nonEmpty(password: Uint8Array | string): Uint8Array {
-  if (password.length === 0) throw new UsageError('an empty password is not allowed', { hint: 'choose a non-empty password' });
+function nonEmpty(password: Uint8Array | string, source?: string): Uint8Array {
+  if (password.length === 0) {
+    if (source === undefined) throw new UsageError('an empty password is not allowed', { hint: 'choose a non-empty password' });
+    throw new PasswordSourceError(`${source} gives an empty password`, { hint: 'an empty password is not allowed: check what it gives (its first line is the password)' });
+  }
   return typeof password === 'string' ? Buffer.from(password, 'utf8') : password;
 }
 
@@ -98,10 +101,13 @@ function fromFile(path: string, source: string): Uint8Array {
   }
 }
 
-/** The first line the command prints, as bytes; its errors go to our stderr, and Ctrl-C stops it. */
-function fromCommand(command: string, signal: AbortSignal | undefined): Promise<Uint8Array> {
+/**
+ * The first line the command prints, as bytes; it gets our standard input (as in restic: a command may ask
+ * on the terminal or read a pipe) unless data comes there, its errors go to our stderr, and Ctrl-C stops it.
+ */
+function fromCommand(command: string, { signal, stdinBusy }: PasswordSources): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'], signal });
+    const child = spawn('/bin/sh', ['-c', command], { stdio: [stdinBusy ? 'ignore' : 'inherit', 'pipe', 'inherit'], signal });
     const output: Buffer[] = [];
     let size = 0;
     let overflow = false;
@@ -121,9 +127,9 @@ function fromCommand(command: string, signal: AbortSignal | undefined): Promise<
       // Ctrl-C on a terminal reaches the command too, which may end before this process sees the signal.
       if (signal?.aborted || child.signalCode === 'SIGINT') reject(new CancelledError());
       else if (overflow) {
-        reject(new UsageError(`password command ${command} prints more than ${maxPasswordLine / 1024} KiB`, { hint: 'the password is the first line the command prints; make it print just that' }));
+        reject(new PasswordSourceError(`password command ${command} prints more than ${maxPasswordLine / 1024} KiB`, { hint: 'the password is the first line the command prints; make it print just that' }));
       }
-      else reject(new UsageError(`password command failed: ${command}`, { hint: 'run the command by hand to see why' }));
+      else reject(new PasswordSourceError(`password command failed: ${command}`, { hint: 'run the command by hand to see why' }));
     };
     child.on('error', failed);
     child.on('close', (code) => {

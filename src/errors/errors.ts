@@ -61,6 +61,13 @@ export class NotInRepositoryError extends AppError {
   }
 }
 
+/** A password file or command that gave no password (unreadable, failed, empty): a failure, not a bad flag. */
+export class PasswordSourceError extends AppError {
+  constructor(message: string, options: AppErrorOptions = {}) {
+    super('PASSWORD_SOURCE', ExitCode.failure, message, options);
+  }
+}
+
 /** The snapshot was saved but some source files could not be read. */
 export class PartialBackupError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {

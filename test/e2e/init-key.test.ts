@@ -112,13 +112,22 @@ describe('init', () => {
     assertOk(await coffer(['cat', 'config'], 'first pw', { repo }));
   });
 
-  it('refuses an empty password (exit 2) and creates nothing', async () => {
+  it('refuses an empty password (exit 1), naming where it came from, and creates nothing', async () => {
     const repo = await makeRepoDir();
-    assertFails(await coffer(['-r', repo, 'init'], ''), 2, /empty password/);
+    assertFails(await coffer(['-r', repo, 'init'], ''), 1, /^error: COFFER_PASSWORD gives an empty password$/);
     const file = path.join(await makeTempDir(), 'empty');
     await writeFile(file, '\n');
-    assertFails(await coffer(['-r', repo, '--password-file', file, 'init'], null), 2, /empty password/);
+    assertFails(await coffer(['-r', repo, '--password-file', file, 'init'], null), 1, new RegExp(`^error: password file ${file} gives an empty password$`));
+    assertFails(await coffer(['-r', repo, '--password-command', 'true', 'init'], null), 1, /^error: password command true gives an empty password$/);
     await assert.rejects(stat(repo), { code: 'ENOENT' });
+  });
+
+  it('the password command reads this process\'s standard input, as in restic, unless data comes there', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['-r', repo, 'init'], 'piped pw'));
+    assertOk(await coffer(['-r', repo, '--password-command', 'head -n1', 'cat', 'config'], null, { input: 'piped pw\n' }));
+    const busy = await coffer(['-r', repo, '--password-command', 'head -n1', 'backup', '--stdin', '--stdin-filename', 'x'], null, { input: 'piped pw\n' });
+    assertFails(busy, 1, /^error: password command head -n1 gives an empty password$/);
   });
 
   it('reads the password from --password-file, --password-command, COFFER_PASSWORD_FILE or standard input', async () => {
@@ -134,7 +143,8 @@ describe('init', () => {
     // The file wins over COFFER_PASSWORD, as in restic.
     assertOk(await coffer(['-r', repo, '--password-file', file, 'cat', 'config'], 'wrong'));
     assertFails(await coffer(['-r', repo, '--password-command', 'echo wrong', 'cat', 'config'], null), 12);
-    assertFails(await coffer(['-r', repo, '--password-command', 'exit 3', 'cat', 'config'], null), 2, /password command failed/);
+    // A command that fails is a failure (exit 1, as a secret store that is down), not a bad flag.
+    assertFails(await coffer(['-r', repo, '--password-command', 'exit 3', 'cat', 'config'], null), 1, /password command failed/);
     assertFails(await coffer(['-r', repo, '--password-file', path.join(dir, 'missing'), 'cat', 'config'], null), 2, /cannot read password file/);
   });
 
@@ -154,9 +164,9 @@ describe('init', () => {
 
     const started = Date.now();
     assertFails(await coffer(['-r', repo, '--password-file', '/dev/zero', 'cat', 'config'], null), 2, /^error: password file \/dev\/zero gives no line break within its first 64 KiB$/);
-    assertFails(await coffer(['-r', repo, '--password-command', 'cat /dev/zero 2>/dev/null', 'cat', 'config'], null), 2, /^error: password command cat \/dev\/zero 2>\/dev\/null prints more than 64 KiB$/);
+    assertFails(await coffer(['-r', repo, '--password-command', 'cat /dev/zero 2>/dev/null', 'cat', 'config'], null), 1, /^error: password command cat \/dev\/zero 2>\/dev\/null prints more than 64 KiB$/);
     // Lines without end, too.
-    assertFails(await coffer(['-r', repo, '--password-command', 'yes 2>/dev/null', 'cat', 'config'], null), 2, /^error: password command yes 2>\/dev\/null prints more than 64 KiB$/);
+    assertFails(await coffer(['-r', repo, '--password-command', 'yes 2>/dev/null', 'cat', 'config'], null), 1, /^error: password command yes 2>\/dev\/null prints more than 64 KiB$/);
     assert.ok(Date.now() - started < 20_000, 'refused at once, not read until memory runs out');
   });
 
@@ -288,7 +298,7 @@ describe('key', () => {
     const dir = await makeTempDir();
     assertOk(await coffer(['-r', repo, 'init']));
     await writeFile(path.join(dir, 'empty'), '');
-    assertFails(await coffer(['-r', repo, 'key', 'add', '--new-password-file', path.join(dir, 'empty')]), 2, /empty password/);
+    assertFails(await coffer(['-r', repo, 'key', 'add', '--new-password-file', path.join(dir, 'empty')]), 1, /^error: password file .*empty gives an empty password$/);
     assertFails(await coffer(['-r', repo, 'key', 'passwd']), 2, /no new password/);
     assert.equal((await readdir(path.join(repo, 'keys'))).length, 1);
   });
