@@ -133,13 +133,17 @@ export class Repository {
     const names: Id[] = [];
     for await (const file of backend.list('key')) names.push(file.name);
     names.sort();
+    let resticKeys = 0;
     for (const name of names) {
       const what = `keys/${shortId(name)}`;
       let file: KeyFile;
+      let bytes: Uint8Array | undefined;
       try {
-        file = parseKeyFile(await backend.load({ type: 'key', name }), what);
+        bytes = await backend.load({ type: 'key', name });
+        file = parseKeyFile(bytes, what);
       } catch (err) {
         if (err instanceof IntegrityError) {
+          if (bytes && isResticKey(bytes)) resticKeys++;
           // Perhaps the key of this password: said only if no other key opens with it.
           damaged ??= withDamageHint(err, { type: 'key', name }) as IntegrityError;
           continue;
@@ -163,6 +167,11 @@ export class Repository {
       return new Repository(backend, config, master, makeCrypto(keys, config.aead), name);
     }
     if (mismatched.length > 0) throw configMismatch(backend, mismatched);
+    if (resticKeys > 0 && resticKeys === names.length) {
+      throw new RepoNotFoundError(`${backend.location}: a restic repository, not a coffer one (its key files are restic's)`, {
+        hint: 'coffer reads only its own format: use restic with this one, or `coffer init` a new repository elsewhere and back up into it',
+      });
+    }
     if (damaged) throw damaged;
     if (names.length === 0) {
       throw new IntegrityError(`${backend.location}: the repository has no key files`, {
@@ -579,4 +588,15 @@ export function resolvePrefix(names: Iterable<Id>, prefix: string, what: string)
   if (matches.length === 0) throw new NotInRepositoryError(`no ${what} with id ${prefix}`, { hint: listHint });
   if (matches.length > 1) throw new UsageError(`${what} id prefix ${prefix} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
   return matches[0];
+}
+
+/** True for a restic key file: a JSON object with its `kdf` name and wrapped `data` (coffer's are binary). */
+function isResticKey(bytes: Uint8Array): boolean {
+  if (bytes[0] !== 0x7b) return false;
+  try {
+    const o = JSON.parse(Buffer.from(bytes).toString('utf8')) as { kdf?: unknown; data?: unknown } | null;
+    return typeof o?.kdf === 'string' && typeof o.data === 'string';
+  } catch {
+    return false;
+  }
 }

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
@@ -262,6 +262,19 @@ describe('errors', () => {
       // `check` fails the same way, so the hint must not send the user there.
       assert.match(r.stderr, new RegExp(`hint: the key file is damaged; restore keys/${key} from a copy of the repository, or open the repository with the password of another key`));
       assert.doesNotMatch(r.stderr, /coffer check/);
+    });
+
+    it('a repository whose key files are restic\'s is named a restic repository, exit 10, not a damaged coffer key', async () => {
+      const { repo, env } = await copyRepo();
+      const keys = path.join(repo, 'keys');
+      const [key] = await readdir(keys);
+      await rm(path.join(keys, key));
+      // The shape of a restic key file (its fields; the values do not matter here).
+      const restic = Buffer.from(JSON.stringify({ created: '2026-01-01T00:00:00Z', username: 'u', hostname: 'h', kdf: 'scrypt', N: 32768, r: 8, p: 1, salt: 'c2FsdA==', data: 'ZGF0YQ==' }));
+      await writeFile(path.join(keys, createHash('sha256').update(restic).digest('hex')), restic);
+      const r = await coffer(['-r', repo, 'snapshots'], { env });
+      assertFails(r, 10, /: a restic repository, not a coffer one \(its key files are restic's\)$/);
+      assert.doesNotMatch(r.stderr, /damaged|restore/);
     });
 
     it('a damaged snapshot file: snapshots warns naming it and goes on; cat snapshot fails naming it, exit 1', async () => {
