@@ -215,13 +215,14 @@ describe('forget (binary, fixed snapshot times)', { concurrency: 4 }, () => {
     assert.equal(r.code, 2, r.stderr);
     assert.deepEqual(await storedNames(repo), sorted(all));
   });
-  it('refuses an empty policy with restic\'s message as a usage error (status 2) with a hint', async () => {
+  it('an empty policy removes nothing and, as in restic, is not a failure: restic\'s message as a warning, exit 0', async () => {
     const repo = await copyOfFixture();
-    const r = await coffer(['forget'], repo);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /^error: no policy was specified, no snapshots will be removed\nhint: give --keep-\* options/);
-    const zero = await coffer(['forget', '--keep-last', '0', '--keep-within', '0d'], repo);
-    assert.equal(zero.code, 2);
+    const r = await coffer(['forget', '--prune'], repo);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^warning: no policy was specified, no snapshots will be removed \(give --keep-\* options/);
+    const zero = await coffer(['forget', '--json', '--keep-last', '0', '--keep-within', '0d'], repo);
+    assert.equal(zero.code, 0, zero.stderr);
+    assert.deepEqual(JSON.parse(zero.stdout), []);
     assert.deepEqual(await storedNames(repo), sorted(all));
   });
   it('refuses a policy that would empty a group', async () => {

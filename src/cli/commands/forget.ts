@@ -173,9 +173,10 @@ or --keep-within-* duration could keep, its oldest snapshot is kept too (as in r
     }
     if (specs.length === 0 && isEmptyPolicy(policy)) {
       if (!flags.unsafeAllowRemoveAll) {
-        throw new UsageError(EMPTY_POLICY_MESSAGE, {
-          hint: 'give --keep-* options with counts above 0 (e.g. --keep-last 7), or snapshot ids to remove; nothing was removed',
-        });
+        // As in restic: nothing to do is not a failure (a script whose keep counts are all 0 still runs).
+        ctx.warning(`${EMPTY_POLICY_MESSAGE} (give --keep-* options with counts above 0, e.g. --keep-last 7, or snapshot ids)`, { kind: 'empty-policy' });
+        if (ctx.json) ctx.printJson([]);
+        return;
       }
       if (isEmptyFilter(filter)) {
         throw new UsageError('--unsafe-allow-remove-all is not allowed unless a snapshot filter option is specified', {
