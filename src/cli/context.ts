@@ -11,10 +11,12 @@ import { Repository } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
 import { displayMessage } from './display.ts';
 import { retryWarning, retryWarningJson } from './output/retry.ts';
-import { readPassword } from './password.ts';
+import { fromFile, readPassword } from './password.ts';
 
 export interface GlobalOptions {
   repo?: string;
+  repositoryFile?: string;
+  keyHint?: string;
   passwordFile?: string;
   passwordCommand?: string;
   json?: boolean;
@@ -224,8 +226,15 @@ export class CliContext {
 
   repoLocation(): string {
     const location = this.options.repo ?? this.io.env.COFFER_REPOSITORY;
+    const file = this.options.repositoryFile ?? this.io.env.COFFER_REPOSITORY_FILE;
+    if (location && file) {
+      throw new UsageError('-r/--repo and --repository-file are mutually exclusive', {
+        hint: 'give only one of them (COFFER_REPOSITORY and COFFER_REPOSITORY_FILE set them too)',
+      });
+    }
+    if (file) return locationFromFile(file);
     if (!location) {
-      throw new UsageError('no repository given', { hint: 'pass -r/--repo LOCATION or set COFFER_REPOSITORY' });
+      throw new UsageError('no repository given', { hint: 'pass -r/--repo LOCATION or --repository-file FILE, or set COFFER_REPOSITORY' });
     }
     return location;
   }
@@ -265,7 +274,7 @@ export class CliContext {
       // A warning, shown only with --verbose: the cache is an optimization the command works without.
       if (this.options.verbose && !this.json) this.warn(`warning: ${err.message}`);
     });
-    const repo = await Repository.open(backend, () => this.password('open', options.stdinBusy));
+    const repo = await Repository.open(backend, () => this.password('open', options.stdinBusy), { keyHint: this.options.keyHint ?? this.io.env.COFFER_KEY_HINT });
     try {
       const dir = await attachCache(backend, repo.config.id, settings, this.io.env);
       if (dir !== undefined) this.verbose(`using cache ${dir}`);
@@ -295,4 +304,11 @@ export class CliContext {
       await cleanup().catch(() => undefined);
     }
   }
+}
+
+/** The repository location on the first line of `file`, without the spaces around it (as restic reads it). */
+function locationFromFile(file: string): string {
+  const location = Buffer.from(fromFile(file, '--repository-file or COFFER_REPOSITORY_FILE', 'repository file')).toString('utf8').trim();
+  if (!location) throw new UsageError(`repository file ${file} is empty`, { hint: 'write the repository location on its first line' });
+  return location;
 }

@@ -89,11 +89,13 @@ export function buildProgram(ctx: CliContext): Command {
     .description('Encrypted, deduplicating backups to S3 or a local folder')
     .version(version, '-V, --version')
     .addOption(new Option('-r, --repo <location>', 'repository: a folder, local:/path, s3:https://host/bucket/prefix or s3:bucket/prefix').env('COFFER_REPOSITORY'))
-    .addOption(new Option('--password-file <file>', 'read the password from the first line of a file').env('COFFER_PASSWORD_FILE'))
+    .addOption(new Option('--repository-file <file>', 'read the repository location from the first line of a file').env('COFFER_REPOSITORY_FILE'))
+    .addOption(new Option('-p, --password-file <file>', 'read the password from the first line of a file').env('COFFER_PASSWORD_FILE'))
+    .addOption(new Option('--key-hint <id>', 'the key to try first (an id or prefix, as `key list` shows them): the others are tried after it').env('COFFER_KEY_HINT'))
     .addOption(new Option('--password-command <command>', 'run a shell command and use the first line it prints as password').env('COFFER_PASSWORD_COMMAND'))
     .option('--json', 'print machine-readable JSON')
     .option('-q, --quiet', 'print only errors')
-    .option('-v, --verbose', 'print more details')
+    .option('-v, --verbose', 'print more details (--verbose=N as in restic: 0 is off, 1 or more on)')
     .addOption(new Option('--cache-dir <dir>', 'local metadata cache folder (default: $XDG_CACHE_HOME/coffer, or ~/.cache/coffer)').env('COFFER_CACHE_DIR'))
     .option('--no-cache', 'do not use a local metadata cache')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
@@ -124,6 +126,19 @@ export function buildProgram(ctx: CliContext): Command {
     if (command !== program) command.addHelpText('after', `\n${exitStatusHelp(commandName(command))}`);
   }
   return program;
+}
+
+/**
+ * restic's `--verbose=N` (scripts pass a level) as coffer's flag: `--verbose` for 1 and more, nothing for 0.
+ * Arguments after `--` are left as they are.
+ */
+function verboseLevels(args: string[]): string[] {
+  const end = args.indexOf('--');
+  return args.flatMap((arg, i) => {
+    const level = (end < 0 || i < end) && /^--verbose=(\d+)$/.exec(arg);
+    if (!level) return [arg];
+    return Number(level[1]) > 0 ? ['--verbose'] : [];
+  });
 }
 
 /**
@@ -171,7 +186,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
   }
   for (const signal of signals) process.on(signal, interrupted);
   try {
-    await program.parseAsync(helpOfUnknownCommand(program, args), { from: 'user' });
+    await program.parseAsync(helpOfUnknownCommand(program, verboseLevels(args)), { from: 'user' });
     ctx.flushOutput();
     // A failed write to stdout is reported as an event, possibly after the command's last write.
     await new Promise((resolve) => setImmediate(resolve));

@@ -70,12 +70,15 @@ function nonEmpty(password: Uint8Array | string, source?: string): Uint8Array {
 const maxPasswordLine = 64 * 1024;
 
 function tooLong(what: string): UsageError {
-  return new UsageError(`${what} gives no line break within its first ${maxPasswordLine / 1024} KiB`, { hint: 'the password is the first line of what it gives; check that it names a password, not a device or a large file' });
+  return new UsageError(`${what} gives no line break within its first ${maxPasswordLine / 1024} KiB`, { hint: 'only its first line is read; check that it names the right file, not a device or a large file' });
 }
 
-/** The first line of the file `source` (the flag or variable that named it, for the hint) gives, as bytes. */
-function fromFile(path: string, source: string): Uint8Array {
-  const cannotRead = (err: unknown) => new UsageError(`cannot read password file ${path}: ${fileErrorText(err)}`, { hint: `check the path given to ${source}` });
+/**
+ * The first line of the file `source` (the flag or variable that named it, for the hint) gives, as bytes;
+ * `kind` names what the file holds in messages.
+ */
+export function fromFile(path: string, source: string, kind = 'password file'): Uint8Array {
+  const cannotRead = (err: unknown) => new UsageError(`cannot read ${kind} ${path}: ${fileErrorText(err)}`, { hint: `check the path given to ${source}` });
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -92,7 +95,7 @@ function fromFile(path: string, source: string): Uint8Array {
       if (buffer.subarray(0, end).includes(10) || end === buffer.length) break;
     }
     const line = firstLine(buffer.subarray(0, end));
-    if (line === undefined) throw tooLong(`password file ${path}`);
+    if (line === undefined) throw tooLong(`${kind} ${path}`);
     return line;
   } catch (err) {
     throw err instanceof UsageError ? err : cannotRead(err);

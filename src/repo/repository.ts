@@ -110,7 +110,8 @@ export class Repository {
    * `password` may be a function that asks for it: it is called once the config was found, so that a
    * missing repository is said before anyone is asked for a password.
    */
-  static async open(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>)): Promise<Repository> {
+  /** `keyHint`: an id or prefix of the key to try first (each try costs a key derivation). */
+  static async open(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>), options: { keyHint?: string } = {}): Promise<Repository> {
     let sealedConfig: Uint8Array;
     try {
       sealedConfig = await backend.load(configHandle);
@@ -132,7 +133,9 @@ export class Repository {
     const mismatched: Array<{ name: Id; error: AuthenticationError }> = [];
     const names: Id[] = [];
     for await (const file of backend.list('key')) names.push(file.name);
-    names.sort();
+    const hint = options.keyHint?.toLowerCase();
+    const hinted = (name: Id) => (hint && name.startsWith(hint) ? 0 : 1);
+    names.sort((a, b) => hinted(a) - hinted(b) || (a < b ? -1 : a > b ? 1 : 0));
     let resticKeys = 0;
     for (const name of names) {
       const what = `keys/${shortId(name)}`;

@@ -239,6 +239,49 @@ describe('init', () => {
   });
 });
 
+describe('restic\'s global options', () => {
+  it('-p reads the password file, --repository-file (or COFFER_REPOSITORY_FILE) the location, --verbose=N is -v for N > 0', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    const pw = path.join(dir, 'pw');
+    await writeFile(pw, 'file pw\n');
+    const where = path.join(dir, 'where');
+    await writeFile(where, `  ${repo}  \nignored\n`);
+    assertOk(await coffer(['--repository-file', where, '-p', pw, 'init'], null));
+    assertOk(await coffer(['-r', repo, '-p', pw, 'cat', 'config'], null));
+    assertOk(await coffer(['cat', 'config'], 'file pw', { env: { COFFER_REPOSITORY_FILE: where } }));
+    assertFails(await coffer(['-r', repo, '--repository-file', where, 'snapshots'], 'file pw'), 2, /^error: -r\/--repo and --repository-file are mutually exclusive$/);
+    assertFails(await coffer(['--repository-file', path.join(dir, 'none'), 'snapshots'], 'file pw'), 2, /^error: cannot read repository file .*none: no such file$/);
+    await writeFile(path.join(dir, 'blank'), '\n');
+    assertFails(await coffer(['--repository-file', path.join(dir, 'blank'), 'snapshots'], 'file pw'), 2, /^error: repository file .*blank is empty$/);
+
+    const verbose = await coffer(['-r', repo, '--verbose=2', 'snapshots'], 'file pw');
+    assertOk(verbose);
+    assert.match(verbose.stdout, /^using cache /m);
+    const quiet = await coffer(['-r', repo, '--verbose=0', 'snapshots'], 'file pw');
+    assertOk(quiet);
+    assert.doesNotMatch(quiet.stdout, /using cache/);
+  });
+
+  it('--key-hint (or COFFER_KEY_HINT) picks the key tried first: of two keys with one password, the hinted one opens', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    assertOk(await coffer(['-r', repo, 'init']));
+    await writeFile(path.join(dir, 'same'), 'first pw\n');
+    assertOk(await coffer(['-r', repo, 'key', 'add', '--new-password-file', path.join(dir, 'same')]));
+    const current = async (...args: string[]) => {
+      const r = await coffer(['-r', repo, ...args, 'key', 'list', '--json']);
+      assertOk(r);
+      return (JSON.parse(r.stdout) as Array<{ id: string; current: boolean }>).find((k) => k.current)!.id;
+    };
+    const ids = (await readdir(path.join(repo, 'keys'))).sort();
+    assert.equal(await current(), ids[0], 'without a hint, keys are tried in name order');
+    assert.equal(await current('--key-hint', ids[1].slice(0, 8)), ids[1]);
+    const fromEnv = await coffer(['-r', repo, 'key', 'list', '--json'], 'first pw', { env: { COFFER_KEY_HINT: ids[1] } });
+    assert.equal((JSON.parse(fromEnv.stdout) as Array<{ id: string; current: boolean }>).find((k) => k.current)!.id, ids[1]);
+  });
+});
+
 describe('key', () => {
   it('add, list, passwd and remove, with the refusals restic has', async () => {
     const repo = await makeRepoDir();
