@@ -74,6 +74,11 @@ export interface CheckOptions {
    * pack stored under another pack's name); false skips the hash in that case.
    */
   readonly alwaysHashPacks?: boolean;
+  /**
+   * Other processes holding a lock now, as `user@host (pid N)`: a backup among them writes packs it indexes
+   * only later, so packs outside every index are then named as perhaps its own.
+   */
+  readonly otherLockHolders?: readonly string[];
 }
 
 export interface CheckResult {
@@ -575,7 +580,11 @@ class Checker {
         const what = `pack ${shortId(id)}: not referenced in any index`;
         if (reason === undefined) {
           const count = blobs === undefined ? '' : `, ${blobs} ${plural(blobs, 'blob')}`;
-          this.#report(issue('unreferenced-pack', `${what} (${size} bytes${count}); \`coffer prune\` removes it, \`coffer repair index\` indexes it`, { pack: id }));
+          const holders = this.#options.otherLockHolders ?? [];
+          const advice = holders.length > 0
+            ? `a backup running now (lock of ${holders.join(', ')}) indexes its packs when it ends, so check again after it; if none runs, \`coffer prune\` removes it, \`coffer repair index\` indexes it`
+            : '`coffer prune` removes it, `coffer repair index` indexes it';
+          this.#report(issue('unreferenced-pack', `${what} (${size} bytes${count}); ${advice}`, { pack: id }));
         } else {
           const message = `${what} (${size} bytes), and its header cannot be read (${reason}): \`coffer repair index\` cannot index it, \`coffer prune\` removes it`;
           this.#report(issue('unreferenced-pack', message, { pack: id, indexable: false }));

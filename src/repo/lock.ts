@@ -105,6 +105,14 @@ function describeLock(lock: StoredLock, now: number): string {
   return `${lock.exclusive ? 'exclusive' : 'shared'} lock ${shortId(lock.id)} held by ${lock.username}@${lock.hostname} (pid ${lock.pid}), ${refreshed}`;
 }
 
+/** The locks that look live and are held by other processes than this one, as `user@host (pid N)`. */
+export async function otherLockHolders(repo: Repository): Promise<string[]> {
+  const { locks } = await listLocks(repo);
+  const table = processTable();
+  const own = (lock: StoredLock) => lock.pid === process.pid && lock.hostname === osHostname() && lock.processTable === table;
+  return locks.filter((lock) => !own(lock) && !isStale(lock)).map((lock) => `${lock.username}@${lock.hostname} (pid ${lock.pid})`);
+}
+
 export interface LockOptions {
   /** How long to keep retrying while the repository is locked (0: fail at once). */
   readonly retryMs?: number;

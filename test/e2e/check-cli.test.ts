@@ -3,10 +3,11 @@
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
+import { assertOk, cofferBin, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
 import { flipByte, largestPack, packFiles } from '../support/disk-damage.ts';
 
 after(removeTempDirs);
@@ -273,4 +274,34 @@ test('junk sub-folders are reported as junk files there are: errors where stored
   // Findings may go to either stream: take every JSON line.
   const json = jsonLines(`${run.stdout}\n${run.stderr}`.split('\n').filter((l) => l.startsWith('{')).join('\n')) as Array<Record<string, unknown>>;
   assert.ok(json.some((l) => l.kind === 'stray-file' && l.file === 'keys/sub/'), JSON.stringify(json));
+});
+
+test('check while a backup runs names the packs outside every index as perhaps that backup\'s, and the holder of its lock', async () => {
+  const repo = await makeRepoDir();
+  assertOk(await runCoffer(['init'], { repo }));
+  // A backup of standard input that has stored a pack and waits for more input.
+  const child = spawn(process.execPath, [cofferBin, 'backup', '-q', '--stdin', '--stdin-filename', 'stream'], {
+    env: testEnv({ COFFER_REPOSITORY: repo }),
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  try {
+    child.stdin.write(randomBytes(24 * 1024 * 1024));
+    const packs = async () => (await readdir(path.join(repo, 'data'), { recursive: true })).filter((f) => /[0-9a-f]{64}$/.test(f));
+    for (let waited = 0; (await packs()).length === 0; waited += 50) {
+      assert.ok(waited < 30_000, `no pack stored within 30 s: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const during = await runCoffer(['check'], { repo });
+    assert.equal(during.code, 0, during.stderr);
+    assert.match(during.stderr, new RegExp(`^warning: pack [0-9a-f]{8}: not referenced in any index \\(\\d+ bytes, \\d+ blobs\\); a backup running now \\(lock of [^@]+@[^ ]+ \\(pid ${child.pid}\\)\\) indexes its packs when it ends, so check again after it; if none runs, `, 'm'));
+  } finally {
+    child.stdin.end();
+  }
+  assert.equal(await exited, 0, stderr);
+  const after = await runCoffer(['check'], { repo });
+  assert.equal(after.code, 0, after.stderr);
+  assert.equal(after.stderr, '');
 });

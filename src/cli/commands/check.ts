@@ -8,6 +8,7 @@
 import type { Command } from 'commander';
 import { check, parseReadDataSubset, prestartVerifyWorkers, type CheckIssue, type CheckIssueKind, type ReadDataSubset } from '../../checker/index.ts';
 import { filePath } from '../../backend/index.ts';
+import { otherLockHolders } from '../../repo/index.ts';
 import { shortId } from '../../model/index.ts';
 import { IntegrityError } from '../../errors/index.ts';
 import type { CliContext } from '../context.ts';
@@ -160,6 +161,8 @@ export function registerCheck(program: Command, ctx: CliContext): void {
       if (readData) prestartVerifyWorkers();
       const repo = await ctx.openRepository();
       await withReadLock(ctx, repo, async () => {
+        // A backup running now writes packs it indexes only when it ends: check names them as perhaps its own.
+        const holders = await otherLockHolders(repo).catch(() => []);
         const live = !ctx.json && !ctx.quiet && ctx.io.stdout.isTTY === true && ctx.io.env.TERM !== 'dumb';
         const state: Progress = { phase: '', total: 0, done: 0, bytesDone: 0, bytesTotal: 0, errors: 0, started: Date.now(), phaseStarted: Date.now() };
         // With --json, stdout holds the summary alone, as restic's does: scripts parse it as one document.
@@ -212,6 +215,7 @@ export function registerCheck(program: Command, ctx: CliContext): void {
         try {
           result = await check(repo, {
             readData,
+            otherLockHolders: holders,
             readDataSubset: subset,
             signal: ctx.signal,
             onIssue: (found) => {
