@@ -55,6 +55,8 @@ export class LocalBackend implements Backend {
   readonly connections: number;
   readonly root: string;
   readonly #counts: RequestCounts = newRequestCounts();
+  /** Temporary files of saves in progress. */
+  readonly #writing = new Set<string>();
   /** Packs read by range stay open for the next read (descriptors.ts). */
   readonly #descriptors = new Descriptors(64);
 
@@ -112,6 +114,7 @@ export class LocalBackend implements Backend {
     const final = path.join(this.root, rel);
     const tmp = path.join(this.root, 'tmp', `${handle.name}-${randomBytes(6).toString('hex')}.tmp`);
     let renamed = false;
+    this.#writing.add(tmp);
     try {
       await this.#writeTemp(tmp, data);
       await this.#renameIntoPlace(tmp, final);
@@ -120,6 +123,8 @@ export class LocalBackend implements Backend {
     } catch (err) {
       if (!renamed) await fs.rm(tmp, { force: true }).catch(() => {});
       throw this.#error(err, rel);
+    } finally {
+      this.#writing.delete(tmp);
     }
   }
 
@@ -265,8 +270,13 @@ export class LocalBackend implements Backend {
     return { ...this.#counts };
   }
 
+  /**
+   * Also removes the temporary files of saves still running (a command interrupted while it writes): the
+   * process is about to end, and left behind they would be leftovers for `check` to warn about for an hour.
+   */
   async close(): Promise<void> {
     this.#descriptors.closeAll();
+    await Promise.all([...this.#writing].map((tmp) => fs.rm(tmp, { force: true }).catch(() => undefined)));
   }
 
   /** Removes the file `rel`; false when it was already gone. */

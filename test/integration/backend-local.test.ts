@@ -157,6 +157,36 @@ describe('local backend', () => {
     assert.deepEqual(await backend.load(handle), data);
   });
 
+  it('closing while a save writes (an interrupted command) removes its temporary file; the save then fails, storing nothing', async () => {
+    const backend = new LocalBackend(freshRoot());
+    await backend.create();
+    const data = bytesFor('interrupted', 4096);
+    const handle = handleFor('data', data);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let writing!: () => void;
+    const started = new Promise<void>((resolve) => (writing = resolve));
+    await withFileHandlePatch(
+      'write',
+      async (original, ...args) => {
+        writing();
+        await gate;
+        return original(...args);
+      },
+      async () => {
+        const saving = backend.save(handle, data);
+        await started;
+        assert.equal((await readdir(path.join(backend.root, 'tmp'))).length, 1);
+        await backend.close();
+        assert.deepEqual(await readdir(path.join(backend.root, 'tmp')), []);
+        release();
+        await assert.rejects(saving);
+      },
+    );
+    await assert.rejects(backend.stat(handle), NotFoundError);
+    assert.deepEqual(await readdir(path.join(backend.root, 'tmp')), []);
+  });
+
   it('a save whose fsync fails is reported and leaves no final file', async () => {
     const backend = new LocalBackend(freshRoot());
     await backend.create();
