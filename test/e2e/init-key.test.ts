@@ -122,6 +122,14 @@ describe('init', () => {
     await assert.rejects(stat(repo), { code: 'ENOENT' });
   });
 
+  it('a list of paths on standard input (--files-from -) leaves none for a password: the error says so', async () => {
+    const repo = await makeRepoDir();
+    assertOk(await coffer(['-r', repo, 'init']));
+    const r = await coffer(['-r', repo, 'backup', '--files-from', '-'], null, { input: `${repo}\n` });
+    assertFails(r, 2, /^error: no password given$/);
+    assert.match(r.stderr, /^hint: use --password-file, --password-command or COFFER_PASSWORD when data comes on standard input$/m);
+  });
+
   it('the password command reads this process\'s standard input, as in restic, unless data comes there', async () => {
     const repo = await makeRepoDir();
     assertOk(await coffer(['-r', repo, 'init'], 'piped pw'));

@@ -194,7 +194,9 @@ export function registerBackup(program: Command, ctx: CliContext): void {
 
       // Worker threads start while the password's key is derived, which leaves a core idle.
       prestartSealWorkers();
-      const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true });
+      // A list read from standard input (`--files-from -`) leaves nothing there for a password.
+      const listOnStdin = [...(flags.filesFrom ?? []), ...(flags.filesFromVerbatim ?? []), ...(flags.filesFromRaw ?? [])].includes('-');
+      const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true || listOnStdin });
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
         const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
