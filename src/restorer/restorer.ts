@@ -211,6 +211,8 @@ interface FileJob {
   finished: boolean;
   /** The file this one replaces, moved aside until the new content is complete (see #moveAside). */
   aside?: Buffer;
+  /** Set once this job created its file (a failed creation may have met someone else's). */
+  made?: boolean;
 }
 
 /**
@@ -413,6 +415,8 @@ class Restorer {
   readonly #jobs: FileJob[] = [];
   /** Jobs whose file replaces one moved aside, until they finish. */
   readonly #replaced = new Set<FileJob>();
+  /** New files that failed: removed after the writes (see #removeIncomplete). */
+  readonly #incomplete = new Set<FileJob>();
   /** Hardlink groups: key → entries, the first is written, the others linked to it. */
   readonly #links = new Map<string, Entry[]>();
   /** Folders (by entry index; -1: the target) of which the snapshot has entries this restore leaves out. */
@@ -463,6 +467,7 @@ class Restorer {
       await this.#makeFolders();
       await this.#prepareEntries();
       await this.#writeContents();
+      await this.#removeIncomplete();
       await this.#putBackReplaced();
       await this.#linkHardlinks();
       await this.#fixKept();
@@ -1363,14 +1368,34 @@ class Restorer {
 
   /** Creates a new file at its final size, once: unwritten ranges stay holes (sparse files). */
   #created(job: FileJob): Promise<void> {
-    job.created ??= withFd(createExclusive(job.abs), (n) => fd.truncate(n, job.entry.node.size));
+    job.created ??= withFd(createExclusive(job.abs), (n) => {
+      job.made = true;
+      return fd.truncate(n, job.entry.node.size);
+    });
     return job.created;
   }
 
   #jobFailed(job: FileJob, err: unknown): void {
     if (job.failed) return;
     job.failed = true;
+    if (job.fresh && !job.aside) this.#incomplete.add(job);
     this.#fail(job.entry, job.shown, err);
+  }
+
+  /**
+   * Removes the new files whose content could not all be read: at their full size, mostly holes, they would
+   * look restored. (A killed or interrupted restore leaves them for the next one to complete; a file that
+   * was to be replaced is put back instead, see #putBackReplaced.) Called once no write is in flight.
+   */
+  async #removeIncomplete(): Promise<void> {
+    for (const job of this.#incomplete) {
+      await job.created?.catch(() => undefined);
+      if (!job.made) continue;
+      await unlink(job.abs).catch((err: unknown) => {
+        if (errnoCode(err) !== 'ENOENT') this.#fail(undefined, job.shown, err, 'cannot remove the file left incomplete');
+      });
+    }
+    this.#incomplete.clear();
   }
 
   /** Sets a completed file's metadata (through `n` when the caller has the file open). */

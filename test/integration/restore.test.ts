@@ -290,6 +290,39 @@ describe('restore', () => {
     });
   }
 
+  for (const workers of [0, 1]) {
+    it(`a new file of several chunks whose data cannot all be read is removed, not left at its full size to look restored (${workers} workers)`, async () => {
+      const dir = join(base, `incomplete-${workers}`);
+      await mkdir(dir);
+      await writeFile(join(dir, 'big'), pseudoRandom(400_000, 60));
+      const folder = join(base, `incomplete-repo-${workers}`);
+      const local = await createTestRepo(new LocalBackend(folder));
+      await backup(local, { paths: [dir], programVersion: 'test' });
+      const [snap] = await local.listSnapshots();
+      const index = await local.loadIndex();
+      const blobs = (await findNode(local, snap.tree, `${dir}/big`, snap.id)).content!.map((id) => index.lookup(id, 'data')!);
+      assert.ok(blobs.length > 4 && new Set(blobs.map((b) => b.pack)).size === 1, 'several chunks, in one pack');
+      const packFile = join(folder, filePath({ type: 'data', name: blobs[0].pack }));
+      const bytes = await readFile(packFile);
+      // Cut the pack through the middle of the file's blobs: some of its chunks are written, the rest lost.
+      const ends = blobs.map((b) => b.offset + b.length).sort((x, y) => x - y);
+      await writeFile(packFile, bytes.subarray(0, ends[Math.floor(ends.length / 2)]));
+
+      const target = freshDir();
+      const { reporter, errors } = recorder();
+      await restore(await reopen(local), snap, { target, workers, reporter });
+      assert.deepEqual(errors.map((e) => e.path), [join(target, dir, 'big')]);
+      await assert.rejects(lstat(join(target, dir, 'big')), { code: 'ENOENT' });
+
+      // With the pack whole again, the same restore completes it.
+      await writeFile(packFile, bytes);
+      const again = recorder();
+      await restore(await reopen(local), snap, { target, workers, reporter: again.reporter });
+      assert.deepEqual(again.errors, []);
+      assert.deepEqual(await readFile(join(target, dir, 'big')), pseudoRandom(400_000, 60));
+    });
+  }
+
   it('a file whose blob no index lists: one error naming the file in the target', async () => {
     const dir = join(base, 'unindexed');
     await mkdir(dir);
