@@ -92,6 +92,21 @@ export class Repository {
         hint: 'restore the config file from a copy of the repository; to start a new repository, choose another location (nothing was changed)',
       });
     }
+    // Files in the repository's folders that are no repository file: often another repository below this
+    // location (a prefix named data/ or keys/), whose files this one's check would take for damage.
+    const foreign: string[] = [];
+    if (backend.strays) {
+      for await (const stray of backend.strays()) {
+        foreign.push(stray.path);
+        if (foreign.length === 3) break;
+      }
+    }
+    if (foreign.length > 0) {
+      const nested = foreign.find((p) => p.endsWith('/config'));
+      throw new RepoExistsError(`${backend.location}: the repository's folders already hold files that are not a repository's (${foreign.join(', ')}${foreign.length === 3 ? ', …' : ''})`, {
+        hint: `${nested ? `${nested} looks like the config of another repository below this location; ` : ''}choose an empty location for the new repository (nothing was changed)`,
+      });
+    }
     const config = newConfig(options.chunker, { packSize: options.packSize });
     if (typeof password === 'function') password = await password();
     await backend.create();

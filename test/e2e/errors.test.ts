@@ -381,6 +381,15 @@ describe('errors', () => {
       assert.match(r.stderr, /^hint: for a server without TLS write the location as s3:http:\/\/host:port\/bucket\/prefix$/m);
     });
 
+    it('init above a repository that sits below a prefix named like a repository folder is refused, changing nothing', async () => {
+      assertOk(await coffer(['-r', server.url('errors', 'outer/data'), 'init'], { env: s3Env }));
+      const r = await coffer(['-r', server.url('errors', 'outer'), 'init'], { env: s3Env });
+      assertFails(r, 1, /: the repository's folders already hold files that are not a repository's \(data\/config, /);
+      assert.match(r.stderr, /^hint: data\/config looks like the config of another repository below this location; choose an empty location/m);
+      assertFails(await coffer(['-r', server.url('errors', 'outer'), 'snapshots'], { env: s3Env }), 10, /no repository here/);
+      assertOk(await coffer(['-r', server.url('errors', 'outer/data'), 'check'], { env: s3Env }));
+    });
+
     it('empty prefix: exit 10', async () => {
       const url = server.url('errors', 'nothing-here');
       assertFails(await coffer(['-r', url, 'snapshots'], { env: s3Env }), 10, new RegExp(`${escape(url)}: no repository here`));

@@ -106,6 +106,15 @@ describe('init', () => {
     assert.equal(out.repository, repo);
   });
 
+  it('refuses a location whose repository folders hold other files, such as a repository in its data/ (exit 1), creating nothing', async () => {
+    const dir = await makeTempDir();
+    assertOk(await coffer(['-r', path.join(dir, 'data'), 'init']));
+    const r = await coffer(['-r', dir, 'init']);
+    assertFails(r, 1, /: the repository's folders already hold files that are not a repository's \(data\/config, /);
+    assert.deepEqual((await readdir(dir)).sort(), ['data']);
+    assertOk(await coffer(['-r', path.join(dir, 'data'), 'snapshots']));
+  });
+
   it('takes the repository from COFFER_REPOSITORY', async () => {
     const repo = await makeRepoDir();
     assertOk(await coffer(['init'], 'first pw', { repo }));
