@@ -214,18 +214,25 @@ export class RetryBackend implements Backend {
     if (isAnswer(err)) this.#answered = true;
     const budget = this.#down ? { ...this.#budget, attempts: 1 } : this.#answered ? this.#budget : this.#firstContact;
     if (!isRetryable(err)) throw err;
-    if (attempt >= budget.attempts) {
-      this.#down = true;
+    // A lock left behind goes stale by itself (at once for a process of this host that ended): removing one
+    // is not worth minutes of a command whose work is done, against a storage that stopped answering.
+    const attempts = call.operation === 'remove' && call.handle?.type === 'lock' ? Math.min(budget.attempts, lockRemovalAttempts) : budget.attempts;
+    if (attempt >= attempts) {
+      // Only a whole budget used up shows the storage down.
+      if (attempts === budget.attempts) this.#down = true;
       throw err;
     }
     // No "retrying" line after an interrupt: the failure is likely the interrupt's own doing (a closed connection).
     if (this.#signal?.aborted) throw new CancelledError();
     const ceiling = Math.min(budget.maxDelayMs, budget.baseDelayMs * 2 ** (attempt - 1));
     const delayMs = Math.floor(this.#random() * ceiling);
-    this.#onRetry?.({ ...call, attempt, attempts: budget.attempts, delayMs, error: err });
+    this.#onRetry?.({ ...call, attempt, attempts, delayMs, error: err });
     await this.#sleep(delayMs, this.#signal);
   }
 }
+
+/** Tries in all to remove a lock file. */
+const lockRemovalAttempts = 2;
 
 /** What a retried call is, for {@link RetryEvent}. */
 type Call = Pick<RetryEvent, 'operation' | 'handle' | 'type'>;

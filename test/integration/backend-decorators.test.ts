@@ -45,6 +45,20 @@ describe('RetryBackend', () => {
     assert.deepEqual(await backend.load(handle), data);
   });
 
+  it('removing a lock gets two tries at most: a lock left behind goes stale by itself, a finished command need not wait', async () => {
+    const fault = new FaultBackend(new MemoryBackend());
+    const events: RetryEvent[] = [];
+    const backend = new RetryBackend(fault, { ...fast, onRetry: (e) => events.push(e) });
+    await backend.create();
+    fault.failNext('remove', Infinity);
+    await assert.rejects(backend.remove(handleFor('lock', bytesFor('lock'))), /injected remove failure/);
+    assert.equal(fault.calls('remove'), 2);
+    assert.deepEqual(events.map((e) => [e.attempt, e.attempts]), [[1, 2]]);
+    fault.clear().failNext('remove', 3);
+    await backend.remove(handleFor('data', bytesFor('pack')));
+    assert.equal(fault.calls('remove') - 2, 4, 'other removals keep the whole budget');
+  });
+
   it('gives up after the budget\'s attempts with the last error', async () => {
     const fault = new FaultBackend(new MemoryBackend());
     const backend = new RetryBackend(fault, { ...fast, budget: { ...tiny, attempts: 4 } });
