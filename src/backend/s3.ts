@@ -304,6 +304,13 @@ export class S3Backend implements Backend {
         if (statusOf(err) === 404 && nameOf(err) !== 'NoSuchKey') throw this.#noBucket(err);
         throw this.#error(err, type === 'config' ? `${this.location}: config` : `${this.location}: ${folder}/`);
       }
+      // Every S3 listing names its bucket: an answer without that is some other server's (a web page on a
+      // wrong port), whose "empty listing" would make a repository look damaged.
+      if (page.Name === undefined) {
+        throw new BackendError(`${this.location}: the endpoint did not answer a listing as an S3 server does`, {
+          hint: 'check the host and port of the location: they may lead to a web server or a proxy, not to S3',
+        });
+      }
       for (const object of page.Contents ?? []) {
         const key = object.Key;
         // A key ending in `/` is a folder marker (the AWS console's "Create folder", sync tools), not a file.

@@ -82,6 +82,9 @@ export class Repository {
    * `password` may be a function that asks for it: called once the location is known to be free.
    */
   static async init(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>), options: InitOptions): Promise<Repository> {
+    // A listing first: a server that is no storage (a web page answering every request) fails it, where
+    // it would answer the config's stat as if a repository were there.
+    for await (const _ of backend.list('key')) break;
     if (await exists(backend, configHandle)) {
       throw new RepoExistsError(`${backend.location}: a repository already exists here`);
     }

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it, test } from 'node:test';
 import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunOptions, type RunResult } from '../support/cli.ts';
@@ -388,6 +389,24 @@ describe('errors', () => {
       assert.match(r.stderr, /^hint: data\/config looks like the config of another repository below this location; choose an empty location/m);
       assertFails(await coffer(['-r', server.url('errors', 'outer'), 'snapshots'], { env: s3Env }), 10, /no repository here/);
       assertOk(await coffer(['-r', server.url('errors', 'outer/data'), 'check'], { env: s3Env }));
+    });
+
+    it('an endpoint that answers every request with a web page: the listing is not taken for an empty repository', async () => {
+      const web = createHttpServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<html><body>Welcome</body></html>');
+      });
+      await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = `s3:http://127.0.0.1:${(web.address() as AddressInfo).port}/bucket/repo`;
+        for (const command of [['snapshots'], ['init']]) {
+          const r = await coffer(['-r', url, ...command], { env: s3Env });
+          assertFails(r, 1, new RegExp(`${escape(url)}: the endpoint did not answer a listing as an S3 server does$`));
+          assert.match(r.stderr, /^hint: check the host and port of the location: they may lead to a web server or a proxy, not to S3$/m);
+        }
+      } finally {
+        web.close();
+      }
     });
 
     it('empty prefix: exit 10', async () => {
