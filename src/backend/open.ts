@@ -100,6 +100,11 @@ export async function openBackend(location: string, options: OpenBackendOptions 
 function parseS3(text: string, rest: string): Location {
   if (rest === '') throw new UsageError(`${text}: no bucket after "s3:"`, { hint: formsHint });
   if (/^https?:\/\//i.test(rest)) return parseS3Url(text, rest);
+  const scheme = /^([a-z][a-z0-9+.-]*):(\/\/)?/i.exec(rest);
+  if (scheme && /^https?$/i.test(scheme[1])) {
+    throw new UsageError(`${redact(text)}: write ${scheme[1]}:// with two slashes`, { hint: formsHint });
+  }
+  if (scheme?.[2]) throw new UsageError(`${redact(text)}: S3 servers are reached over http:// or https://, not ${scheme[1]}://`, { hint: formsHint });
   if (rest.startsWith('/')) {
     throw new UsageError(`${redact(text)}: write s3:bucket/prefix, without slashes before the bucket`, { hint: formsHint });
   }

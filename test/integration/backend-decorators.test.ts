@@ -425,6 +425,16 @@ describe('parseLocation and openBackend', () => {
     assert.throws(() => parseLocation('s3:minio.example.com/'), (err: unknown) => err instanceof UsageError && /no bucket after the host/.test(err.message));
   });
 
+  it('names a scheme typed wrong: one slash after http:, or a scheme S3 is not reached by', () => {
+    for (const [bad, message] of [
+      ['s3:http:/127.0.0.1:9000/b', /: write http:\/\/ with two slashes$/],
+      ['s3:HTTPS:127.0.0.1/b', /: write HTTPS:\/\/ with two slashes$/],
+      ['s3:ftp://127.0.0.1:9000/b', /: S3 servers are reached over http:\/\/ or https:\/\/, not ftp:\/\/$/],
+    ] as const) {
+      assert.throws(() => parseLocation(bad), (err: unknown) => err instanceof UsageError && message.test(err.message), bad);
+    }
+  });
+
   it('rejects an empty port and port 0, which no server listens on, naming the port', () => {
     for (const bad of ['s3:nas:/b', 's3:http://127.0.0.1:/b', 's3:https://[::1]:/b/p', 's3:nas:0/b', 's3:http://127.0.0.1:0/b']) {
       assert.throws(
