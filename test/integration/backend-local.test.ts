@@ -24,7 +24,7 @@ describeBackend('local via openBackend (verify + retry)', async () => openBacken
 
 /** Runs `fn` with FileHandle's `method` replaced; the fake gets the original as its first argument. */
 async function withFileHandlePatch<T>(
-  method: 'write' | 'sync',
+  method: 'writeFile' | 'sync',
   fake: (original: (...args: unknown[]) => Promise<unknown>, ...args: unknown[]) => Promise<unknown>,
   fn: () => Promise<T>,
 ): Promise<T> {
@@ -135,7 +135,7 @@ describe('local backend', () => {
     const handle = handleFor('data', data);
     const noSpace = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     await withFileHandlePatch(
-      'write',
+      'writeFile',
       async function (this: unknown, original, bytes) {
         // Write half, then fail as a full disk would.
         await original((bytes as Uint8Array).subarray(0, 2048));
@@ -167,7 +167,7 @@ describe('local backend', () => {
     let writing!: () => void;
     const started = new Promise<void>((resolve) => (writing = resolve));
     await withFileHandlePatch(
-      'write',
+      'writeFile',
       async (original, ...args) => {
         writing();
         await gate;
