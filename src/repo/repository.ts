@@ -19,7 +19,7 @@ import {
 } from '../errors/index.ts';
 import { fromHex, mapLimit, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
-import { BlobIndex } from './blob-index.ts';
+import { BlobIndex, type BlobLocation } from './blob-index.ts';
 import { openBlob } from './blob.ts';
 import { decodeIndex, encodeIndex, loadIndexInto, mergePackRecords, type PackRecord } from './index-file.ts';
 import { Packer } from './packer.ts';
@@ -342,6 +342,16 @@ export class Repository {
       }
     }
     throw failure;
+  }
+
+  /**
+   * Opens the blob at `where` from the bytes of its whole pack, read once for many of its blobs (see
+   * ReadAhead in tar.ts); throws as {@link loadBlob} does for a damaged copy.
+   */
+  openBlobInPack(pack: Uint8Array, type: BlobType, id: Uint8Array, where: BlobLocation): Uint8Array {
+    const what = `${type} blob ${toHex(id).slice(0, 8)} in pack ${shortId(where.pack)}`;
+    if (where.offset + where.length > pack.length) throw new IntegrityError(`${what}: past the end of the pack`);
+    return openBlob(this.crypto, type, id, pack.subarray(where.offset, where.offset + where.length), where.rawLength, what);
   }
 
   /** Loads a tree; recently used trees are kept in memory. */

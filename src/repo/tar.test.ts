@@ -352,17 +352,26 @@ async function manySmallFiles(files: number) {
       if (type === 'data') stats.inFlight--;
     }
   };
+  // Reads of whole packs, by pack.
+  const wholePacks = new Map<string, number>();
+  const backendLoad = r.backend.load.bind(r.backend);
+  r.backend.load = async (handle, range) => {
+    if (handle.type === 'data' && range?.offset === 0 && range.length === (await r.index()).pack(handle.name)?.size) wholePacks.set(handle.name, (wholePacks.get(handle.name) ?? 0) + 1);
+    return backendLoad(handle, range);
+  };
   const fileNode = (name: string) => findNode(r, result.snapshot.tree, `${dir}/${name}`, result.snapshotId!);
-  return { dir, node, repo: r, stats, fileNode };
+  return { dir, node, repo: r, stats, wholePacks, fileNode };
 }
 
-test('a folder of small files is dumped with blob loads overlapping, at most ReadAhead.maxLoads at once, each blob once; tar extracts it exactly', async () => {
-  const { dir, node, repo: r, stats } = await manySmallFiles(300);
+test('a folder of small files is dumped with blob loads overlapping, at most ReadAhead.maxLoads at once, each blob once, the most from one read of their pack; tar extracts it exactly', async () => {
+  const { dir, node, repo: r, stats, wholePacks } = await manySmallFiles(300);
   const archive = await collect(tarArchive(r, node, pathParts(dir).map((p) => Buffer.from(p))));
   assert.ok(stats.most > 1, 'loads overlap');
   assert.ok(stats.most <= ReadAhead.maxLoads, `at most ${ReadAhead.maxLoads} loads at once, saw ${stats.most}`);
-  assert.equal(stats.loads.size, 300);
+  // The files' blobs share one pack: the first are read alone, the rest from one read of the pack.
+  assert.equal(stats.loads.size, ReadAhead.packAfter);
   assert.deepEqual([...new Set(stats.loads.values())], [1], 'no blob loaded twice, none for a second hard link');
+  assert.deepEqual([...wholePacks.values()], [1]);
   const target = await mkdtemp(path.join(base, 'many-out-'));
   execFileSync('tar', ['-x', '-f', '-', '-C', target], { input: archive });
   const out = path.join(target, dir);
@@ -371,11 +380,21 @@ test('a folder of small files is dumped with blob loads overlapping, at most Rea
   assert.equal((await lstat(path.join(out, 'h0100'))).ino, (await lstat(path.join(out, 'f0100'))).ino);
 });
 
-test('a blob that fails to load ahead fails the dump when its file is written, with that error', async () => {
+test('a blob that fails to load ahead fails the dump when its file is written, with that error, also when its pack cannot be read whole', async () => {
   const { dir, node, repo: r, fileNode } = await manySmallFiles(50);
   const bad = (await fileNode('f0040')).content![0];
   const load = r.loadBlob.bind(r);
   r.loadBlob = (type, id, failed) => (Buffer.from(id).equals(Buffer.from(bad)) ? Promise.reject(new Error('blob f0040 is damaged')) : load(type, id, failed));
+  // The pack cannot be read whole either: its blobs are then read alone, and f0040's fails.
+  const backendLoad = r.backend.load.bind(r.backend);
+  let wholeTried = 0;
+  r.backend.load = async (handle, range) => {
+    if (handle.type === 'data' && range?.offset === 0 && range.length === (await r.index()).pack(handle.name)?.size) {
+      wholeTried++;
+      throw new Error('pack unreadable');
+    }
+    return backendLoad(handle, range);
+  };
   const seen: string[] = [];
   await assert.rejects(
     (async () => {
@@ -384,4 +403,5 @@ test('a blob that fails to load ahead fails the dump when its file is written, w
     /blob f0040 is damaged/,
   );
   assert.ok(seen.join('').includes('file 39\n'), 'the files before it were written');
+  assert.equal(wholeTried, 1, 'a pack that failed to be read whole is not tried whole again');
 });

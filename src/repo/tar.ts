@@ -5,8 +5,8 @@
  * (`SCHILY.xattr.<name>` records, as restic and GNU tar write them; POSIX ACLs as `SCHILY.acl.*` text). Streams blob by blob, so
  * memory stays bounded by the read-ahead's bytes and the largest blob, whatever the size of the files.
  */
-import { IntegrityError } from '../errors/index.ts';
-import { isSafeName, toHex, type Timestamp, type TreeNode, type Xattr } from '../model/index.ts';
+import { AppError, IntegrityError } from '../errors/index.ts';
+import { isSafeName, toHex, type Id, type Timestamp, type TreeNode, type Xattr } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
 const block = 512;
@@ -252,13 +252,30 @@ export function deviceNumbers(rdev: number): { major: number; minor: number } {
  * Data blobs loaded ahead of the one being written, so that their reads overlap: one at a time, each blob
  * costs a round trip to the storage, which for folders of small files was most of a dump's time. Bounded
  * in blobs and in bytes (blobs loaded and not yet taken).
+ *
+ * Small blobs that keep coming from the same pack (a folder of small files backed up together) are read
+ * from one read of the whole pack instead, once {@link ReadAhead.packAfter} of them were read alone: a
+ * request per blob made a dump of 50 000 small files take twice as long as restic's.
  */
 export class ReadAhead {
   static readonly maxLoads = 32;
   static readonly maxBytes = 32 * 1024 * 1024;
+  /** Blobs below this size count towards reading their pack whole. */
+  static readonly smallBlob = 64 * 1024;
+  /** Small blobs read alone from a pack before the rest come from one read of it. */
+  static readonly packAfter = 16;
+  /** Packs read whole: at most this many held, and none larger than {@link maxPackBytes}. */
+  static readonly packsHeld = 2;
+  static readonly maxPackBytes = 64 * 1024 * 1024;
   readonly #repo: Repository;
   readonly #loads = new Map<string, { readonly load: Promise<Uint8Array>; readonly size: number }>();
   #bytes = 0;
+  /** Small blobs read so far, by pack. */
+  readonly #smallReads = new Map<Id, number>();
+  /** Packs read whole and held, the latest used last. */
+  readonly #packs = new Map<Id, Promise<Uint8Array>>();
+  /** Every pack read whole so far. */
+  readonly #readWhole = new Set<Id>();
 
   constructor(repo: Repository) {
     this.#repo = repo;
@@ -269,7 +286,7 @@ export class ReadAhead {
     const key = toHex(id);
     if (this.#loads.has(key)) return true;
     if (this.#loads.size >= ReadAhead.maxLoads || (this.#loads.size > 0 && this.#bytes + size > ReadAhead.maxBytes)) return false;
-    const load = this.#repo.loadBlob('data', id);
+    const load = this.#load(id);
     // A failure is reported to the one who takes the blob; one never taken (the dump stopped) is dropped.
     load.catch(() => undefined);
     this.#loads.set(key, { load, size });
@@ -281,10 +298,45 @@ export class ReadAhead {
   take(id: Uint8Array): Promise<Uint8Array> {
     const key = toHex(id);
     const ahead = this.#loads.get(key);
-    if (!ahead) return this.#repo.loadBlob('data', id);
+    if (!ahead) return this.#load(id);
     this.#loads.delete(key);
     this.#bytes -= ahead.size;
     return ahead.load;
+  }
+
+  async #load(id: Uint8Array): Promise<Uint8Array> {
+    const index = await this.#repo.index();
+    const where = index.lookup(id, 'data');
+    const size = where && index.pack(where.pack)?.size;
+    if (!where || size === undefined || where.length >= ReadAhead.smallBlob || size > ReadAhead.maxPackBytes) return this.#repo.loadBlob('data', id);
+    const read = (this.#smallReads.get(where.pack) ?? 0) + 1;
+    this.#smallReads.set(where.pack, read);
+    if (read <= ReadAhead.packAfter) return this.#repo.loadBlob('data', id);
+    let pack = this.#packs.get(where.pack);
+    if (pack) {
+      // Used last: kept longest.
+      this.#packs.delete(where.pack);
+      this.#packs.set(where.pack, pack);
+    } else {
+      // Each pack is read whole once at most: files whose blobs alternate between more packs than are held
+      // would otherwise read a whole pack for each blob.
+      if (this.#readWhole.has(where.pack)) return this.#repo.loadBlob('data', id);
+      this.#readWhole.add(where.pack);
+      pack = this.#repo.backend.load({ type: 'data', name: where.pack }, { offset: 0, length: size });
+      pack.catch(() => undefined);
+      this.#packs.set(where.pack, pack);
+      for (const held of this.#packs.keys()) if (this.#packs.size > ReadAhead.packsHeld) this.#packs.delete(held);
+    }
+    try {
+      return this.#repo.openBlobInPack(await pack, 'data', id, where);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'CANCELLED') throw err;
+      // The pack cannot be read whole, or this copy is damaged: read the blob as any other, which tries its
+      // other copies and reports what is wrong.
+      this.#packs.delete(where.pack);
+      this.#smallReads.set(where.pack, -Infinity);
+      return this.#repo.loadBlob('data', id);
+    }
   }
 
   /** Offers the blobs of `node` (a file) from its `from`-th on; returns the first not offered (the bounds were reached). */
