@@ -82,10 +82,17 @@ export class Repository {
    * `password` may be a function that asks for it: called once the location is known to be free.
    */
   static async init(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>), options: InitOptions): Promise<Repository> {
-    // A listing first: a server that is no storage (a web page answering every request) fails it, where
-    // it would answer the config's stat as if a repository were there.
-    for await (const _ of backend.list('key')) break;
+    // A listing too: a server that is no storage (a web page answering every request) fails it, where it
+    // answers the config's stat as if a repository were there. Its failure is told only then: for a
+    // location that is a file, say, the stat's own error says more.
+    let listing: unknown;
+    try {
+      for await (const _ of backend.list('key')) break;
+    } catch (err) {
+      listing = err;
+    }
     if (await exists(backend, configHandle)) {
+      if (listing !== undefined) throw listing;
       throw new RepoExistsError(`${backend.location}: a repository already exists here`);
     }
     const leftovers = await repositoryFolders(backend);
