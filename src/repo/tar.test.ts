@@ -6,8 +6,11 @@ import { chmod, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, sy
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { backup } from '../archiver/index.ts';
-import { createTestRepo } from '../../test/support/test-repo.ts';
-import type { Repository } from './repository.ts';
+import { createTestRepo, testPassword } from '../../test/support/test-repo.ts';
+import { Repository } from './repository.ts';
+import { MemoryBackend } from '../backend/index.ts';
+import { chunkerAlgorithm } from '../chunker/index.ts';
+import { insecureTestKdfParams } from '../crypto/index.ts';
 import { findNode, pathParts } from './select.ts';
 import { fileContent, posixAclText, ReadAhead, tarArchive, tarHeader, tarType, deviceNumbers } from './tar.ts';
 import type { StoredSnapshot } from '../model/index.ts';
@@ -404,4 +407,32 @@ test('a blob that fails to load ahead fails the dump when its file is written, w
   );
   assert.ok(seen.join('').includes('file 39\n'), 'the files before it were written');
   assert.equal(wholeTried, 1, 'a pack that failed to be read whole is not tried whole again');
+});
+
+test('small files in a pack mostly of large chunks are read alone: the pack is not read whole for them', async () => {
+  const dir = path.join(base, 'mixed-pack');
+  await mkdir(dir);
+  await writeFile(path.join(dir, 'big'), randomBytes(3 * 1024 * 1024));
+  for (let i = 0; i < 100; i++) await writeFile(path.join(dir, `s${String(i).padStart(3, '0')}`), `small ${i}\n`);
+  // Chunks of the default sizes (the test repositories' are all small).
+  const r = await Repository.init(new MemoryBackend(), testPassword, {
+    chunker: { algorithm: chunkerAlgorithm, minSize: 256 * 1024, avgSize: 512 * 1024, maxSize: 1024 * 1024 },
+    kdf: insecureTestKdfParams,
+    packSize: 8 * 1024 * 1024,
+  });
+  const result = await backup(r, { paths: [dir], programVersion: 'test' });
+  const index = await r.loadIndex();
+  assert.equal(index.packs().filter((p) => p.type === 'data').length, 1, 'the chunks of big and the small files share one pack');
+  const node = await findNode(r, result.snapshot.tree, dir, result.snapshotId!);
+  // Only the small files: the big file's chunks are there, but not wanted.
+  const entries = (await r.loadTree(Buffer.from(node.subtree!).toString('hex'))).filter((n) => n.name[0] === 0x73);
+  const wholeReads: number[] = [];
+  const backendLoad = r.backend.load.bind(r.backend);
+  r.backend.load = async (handle, range) => {
+    if (handle.type === 'data' && range?.offset === 0 && range.length === index.pack(handle.name)?.size) wholeReads.push(range.length);
+    return backendLoad(handle, range);
+  };
+  const readAhead = new ReadAhead(r);
+  for (const n of entries) for await (const data of fileContent(r, n, 'x', undefined, readAhead)) assert.equal(Buffer.from(data).toString(), `small ${Buffer.from(n.name).toString().slice(1).replace(/^0+(?=\d)/, '')}\n`);
+  assert.deepEqual(wholeReads, [], 'no read of the whole pack');
 });

@@ -7,6 +7,7 @@
  */
 import { AppError, IntegrityError } from '../errors/index.ts';
 import { isSafeName, toHex, type Id, type Timestamp, type TreeNode, type Xattr } from '../model/index.ts';
+import type { BlobIndex } from './blob-index.ts';
 import type { Repository } from './repository.ts';
 
 const block = 512;
@@ -253,9 +254,11 @@ export function deviceNumbers(rdev: number): { major: number; minor: number } {
  * costs a round trip to the storage, which for folders of small files was most of a dump's time. Bounded
  * in blobs and in bytes (blobs loaded and not yet taken).
  *
- * Small blobs that keep coming from the same pack (a folder of small files backed up together) are read
- * from one read of the whole pack instead, once {@link ReadAhead.packAfter} of them were read alone: a
- * request per blob made a dump of 50 000 small files take twice as long as restic's.
+ * Small blobs that keep coming from the same pack of small blobs (a folder of small files backed up
+ * together) are read from one read of the whole pack instead, once {@link ReadAhead.packAfter} of them were
+ * read alone: a request per blob made a dump of 50 000 small files take twice as long as restic's. Only
+ * packs mostly of small blobs qualify (reading a pack of large file chunks for a few small files wasted
+ * gigabytes), each once, one at a time, and at most {@link ReadAhead.packsHeld} are kept.
  */
 export class ReadAhead {
   static readonly maxLoads = 32;
@@ -266,7 +269,7 @@ export class ReadAhead {
   static readonly packAfter = 16;
   /** Packs read whole: at most this many held, and none larger than {@link maxPackBytes}. */
   static readonly packsHeld = 2;
-  static readonly maxPackBytes = 64 * 1024 * 1024;
+  static readonly maxPackBytes = 32 * 1024 * 1024;
   readonly #repo: Repository;
   readonly #loads = new Map<string, { readonly load: Promise<Uint8Array>; readonly size: number }>();
   #bytes = 0;
@@ -276,6 +279,10 @@ export class ReadAhead {
   readonly #packs = new Map<Id, Promise<Uint8Array>>();
   /** Every pack read whole so far. */
   readonly #readWhole = new Set<Id>();
+  /** A read of a whole pack in progress. */
+  #reading = false;
+  /** Bytes of small data blobs in each pack, counted once the first pack qualifies by its reads. */
+  #smallBytes: Map<Id, number> | undefined;
 
   constructor(repo: Repository) {
     this.#repo = repo;
@@ -318,12 +325,16 @@ export class ReadAhead {
       this.#packs.delete(where.pack);
       this.#packs.set(where.pack, pack);
     } else {
-      // Each pack is read whole once at most: files whose blobs alternate between more packs than are held
-      // would otherwise read a whole pack for each blob.
-      if (this.#readWhole.has(where.pack)) return this.#repo.loadBlob('data', id);
+      // Each pack is read whole once at most (files whose blobs alternate between more packs than are held
+      // would otherwise read a whole pack for each blob), one at a time, and only one mostly of small blobs.
+      if (this.#readWhole.has(where.pack) || this.#reading || this.#smallBytesIn(index, where.pack) * 2 < size) return this.#repo.loadBlob('data', id);
       this.#readWhole.add(where.pack);
+      this.#reading = true;
       pack = this.#repo.backend.load({ type: 'data', name: where.pack }, { offset: 0, length: size });
-      pack.catch(() => undefined);
+      pack.then(
+        () => (this.#reading = false),
+        () => (this.#reading = false),
+      );
       this.#packs.set(where.pack, pack);
       for (const held of this.#packs.keys()) if (this.#packs.size > ReadAhead.packsHeld) this.#packs.delete(held);
     }
@@ -337,6 +348,16 @@ export class ReadAhead {
       this.#smallReads.set(where.pack, -Infinity);
       return this.#repo.loadBlob('data', id);
     }
+  }
+
+  #smallBytesIn(index: BlobIndex, pack: Id): number {
+    if (!this.#smallBytes) {
+      this.#smallBytes = new Map();
+      for (const e of index.entries()) {
+        if (e.type === 'data' && e.length < ReadAhead.smallBlob) this.#smallBytes.set(e.pack, (this.#smallBytes.get(e.pack) ?? 0) + e.length);
+      }
+    }
+    return this.#smallBytes.get(pack) ?? 0;
   }
 
   /** Offers the blobs of `node` (a file) from its `from`-th on; returns the first not offered (the bounds were reached). */
