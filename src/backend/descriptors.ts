@@ -5,7 +5,7 @@
  * good until the file is removed: {@link Descriptors.forget} closes it then, so a removed pack's space is
  * freed, and a descriptor whose file was removed by anyone else is replaced by a new one at its next use.
  */
-import { close, fstat, fstatSync, open, read } from 'node:fs';
+import { close, closeSync, fstat, fstatSync, open, read } from 'node:fs';
 
 interface Entry {
   readonly fd: Promise<number>;
@@ -17,7 +17,7 @@ interface Entry {
 }
 
 export class Descriptors {
-  readonly #limit: number;
+  #limit: number;
   /** Least recently used first (a Map keeps insertion order). */
   readonly #open = new Map<string, Entry>();
 
@@ -25,8 +25,25 @@ export class Descriptors {
     this.#limit = limit;
   }
 
-  /** Runs `fn` with a descriptor of `file` open for reading; a failure closes the descriptor, so a retry opens the file anew. */
+  /**
+   * Runs `fn` with a descriptor of `file` open for reading; a failure closes the descriptor, so a retry
+   * opens the file anew. Out of descriptors (a low `ulimit -n`), it closes the idle ones, keeps half as
+   * many from then on, and tries again.
+   */
   async use<T>(file: string, fn: (fd: number) => Promise<T>): Promise<T> {
+    try {
+      return await this.#use(file, fn);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EMFILE' && code !== 'ENFILE') throw err;
+      this.#shrink();
+      // Reads of other files may end meanwhile and give their descriptors back.
+      await new Promise((resolve) => setImmediate(resolve));
+      return this.#use(file, fn);
+    }
+  }
+
+  async #use<T>(file: string, fn: (fd: number) => Promise<T>): Promise<T> {
     let entry = this.#open.get(file);
     if (entry && isUnlinked(entry)) {
       this.forget(file);
@@ -60,6 +77,21 @@ export class Descriptors {
   /** Closes every descriptor not in use, and the others once their readers are done. */
   closeAll(): void {
     for (const file of [...this.#open.keys()]) this.forget(file);
+  }
+
+  /** Closes the idle descriptors at once and halves the limit. */
+  #shrink(): void {
+    this.#limit = Math.max(1, Math.min(this.#limit, Math.floor(this.#open.size / 2)));
+    for (const [file, entry] of this.#open) {
+      if (entry.users > 0 || entry.opened === undefined) continue;
+      this.#open.delete(file);
+      entry.stale = true;
+      try {
+        closeSync(entry.opened);
+      } catch {
+        // Closed is closed.
+      }
+    }
   }
 
   /** Closes the least recently used descriptors not in use while more than the limit are open. */

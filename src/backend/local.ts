@@ -58,7 +58,7 @@ export class LocalBackend implements Backend {
   /** Temporary files of saves in progress. */
   readonly #writing = new Set<string>();
   /** Packs read by range stay open for the next read (descriptors.ts). */
-  readonly #descriptors = new Descriptors(64);
+  readonly #descriptors = new Descriptors(32);
 
   constructor(root: string, options: LocalBackendOptions = {}) {
     this.root = path.resolve(root);
