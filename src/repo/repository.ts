@@ -618,13 +618,15 @@ async function exists(backend: Backend, handle: Handle): Promise<boolean> {
 }
 
 /** Resolves a unique id prefix among `names`; `latest`-style words are the caller's business. */
-export function resolvePrefix(names: Iterable<Id>, prefix: string, what: string): Id {
+export function resolvePrefix(names: Iterable<Id>, given: string, what: string): Id {
   const listHint = `list them with \`coffer ${what === 'key' ? 'key list' : `${what}s`}\``;
   // Packs and other files have no listing command: a caller that knows better gives the hint.
-  if (!/^[0-9a-f]{1,64}$/.test(prefix)) throw new UsageError(`"${prefix}" is not a ${what} id`, what === 'key' || what === 'snapshot' ? { hint: listHint } : {});
+  if (!/^[0-9a-f]{1,64}$/i.test(given)) throw new UsageError(`"${given}" is not a ${what} id`, what === 'key' || what === 'snapshot' ? { hint: listHint } : {});
+  const prefix = given.toLowerCase();
   const matches = [...names].filter((n) => n.startsWith(prefix));
   if (matches.length === 0) throw new NotInRepositoryError(`no ${what} with id ${prefix}`, { hint: listHint });
-  if (matches.length > 1) throw new UsageError(`${what} id prefix ${prefix} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
+  // A lookup that failed (exit 1, as restic), not a bad argument.
+  if (matches.length > 1) throw new NotInRepositoryError(`${what} id prefix ${prefix} is ambiguous (${matches.length} match)`, { hint: 'give more characters', data: { ambiguous: prefix } });
   return matches[0];
 }
 

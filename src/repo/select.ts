@@ -56,7 +56,8 @@ export function selectSnapshot(snapshots: readonly StoredSnapshot[], spec: strin
     if (!latest) throw new NotInRepositoryError('no snapshot matches', { hint: 'list them with `coffer snapshots`; check --host, --tag and --path' });
     return latest;
   }
-  if (!/^[0-9a-f]{1,64}$/.test(spec)) throw new UsageError(`"${spec}" is not a snapshot id`, { hint: 'give an id, a unique prefix of one, or `latest`' });
+  if (!/^[0-9a-f]{1,64}$/i.test(spec)) throw new UsageError(`"${spec}" is not a snapshot id`, { hint: 'give an id, a unique prefix of one, or `latest`' });
+  spec = spec.toLowerCase();
   const matches = snapshots.filter((s) => s.id.startsWith(spec));
   // `data.snapshot` lets the cli tell a snapshot left out as unreadable from one that does not exist.
   if (matches.length === 0) throw new NotInRepositoryError(`no snapshot with id ${spec}`, { data: { snapshot: spec } });

@@ -75,9 +75,20 @@ describe('snapshot ids that name no snapshot', { concurrency: 4 }, () => {
     assert.equal(listed.code, 0, listed.stderr);
     assert.deepEqual((JSON.parse(listed.stdout) as Array<{ id: string }>).map((s) => s.id), unique[0] === ambiguous ? [] : [unique]);
     assert.match(listed.stderr, new RegExp(`ignoring \\\\"${ambiguous}\\\\": snapshot id prefix ${ambiguous} is ambiguous \\(\\d+ match\\)`));
-    const ls = await coffer(['ls', ambiguous]);
-    assert.equal(ls.code, 1, ls.stderr);
-    assert.match(ls.stderr, new RegExp(`^error: snapshot id prefix ${ambiguous} is ambiguous \\(\\d+ match\\)\\nhint: give more characters$`, 'm'));
+    for (const command of [['ls', ambiguous], ['cat', 'snapshot', ambiguous], ['forget', ambiguous, '--dry-run']]) {
+      const r = await coffer(command);
+      assert.equal(r.code, 1, `${command[0]}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`^error: snapshot id prefix ${ambiguous} is ambiguous \\(\\d+ match\\)\\nhint: give more characters$`, 'm'), command[0]);
+    }
+  });
+
+  test('a spec that cannot be an id is left out with a warning by snapshots; ids are taken in upper case too', async () => {
+    const listed = await coffer(['snapshots', '--json', 'zzzz', ids[0].slice(0, 8).toUpperCase()]);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.deepEqual((JSON.parse(listed.stdout) as Array<{ id: string }>).map((s) => s.id), [ids[0]]);
+    assert.match(listed.stderr, /"message":"ignoring \\"zzzz\\": \\"zzzz\\" is not a snapshot id"/);
+    const ls = await coffer(['ls', 'zzzz']);
+    assert.equal(ls.code, 2, 'a command of one snapshot still calls it a usage error');
   });
 
   test('snapshots --latest 0 means no limit, as in restic', async () => {

@@ -32,12 +32,12 @@ function needId(id: string | undefined, kind: string): string {
   return id;
 }
 
-/** Resolves a unique prefix, with a hint that fits `cat`. */
+/** Resolves a unique prefix, with a hint that fits `cat` (an ambiguous prefix keeps its own: give more characters). */
 function resolve(names: Iterable<Id>, prefix: string, what: string, hint: string): Id {
   try {
     return resolvePrefix(names, prefix, what);
   } catch (err) {
-    if (err instanceof NotInRepositoryError) throw new NotInRepositoryError(err.message, { hint });
+    if (err instanceof NotInRepositoryError) throw err.data?.ambiguous !== undefined ? err : new NotInRepositoryError(err.message, { hint });
     if (err instanceof UsageError) throw new UsageError(err.message, { hint });
     throw err;
   }

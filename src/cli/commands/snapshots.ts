@@ -60,7 +60,8 @@ export function selectSnapshots(ctx: CliContext, all: readonly StoredSnapshot[],
     try {
       s = selectSnapshot(all, spec, filter);
     } catch (err) {
-      if (!(err instanceof NotInRepositoryError)) throw err;
+      // A spec that cannot be an id is left out too, as restic does (it names no snapshot either).
+      if (!(err instanceof NotInRepositoryError) && !(err instanceof UsageError)) throw err;
       ctx.warning(`ignoring "${spec}": ${err.message}`, { kind: 'ignored-snapshot', snapshot: spec });
       continue;
     }
