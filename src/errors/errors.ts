@@ -61,7 +61,10 @@ export class NotInRepositoryError extends AppError {
   }
 }
 
-/** A password file or command that gave no password (unreadable, failed, empty): a failure, not a bad flag. */
+/**
+ * A password command that failed or printed too much, or a source that gave an empty password: a failure,
+ * not a bad flag. (A password file that cannot be read is a bad argument, as any file a flag names.)
+ */
 export class PasswordSourceError extends AppError {
   constructor(message: string, options: AppErrorOptions = {}) {
     super('PASSWORD_SOURCE', ExitCode.failure, message, options);
