@@ -406,6 +406,7 @@ test('a blob that fails to load ahead fails the dump when its file is written, w
     /blob f0040 is damaged/,
   );
   assert.ok(seen.join('').includes('file 39\n'), 'the files before it were written');
+  assert.ok(!seen.join('').includes('/f0040'), 'and not the header of the file that failed (tar would extract it empty)');
   assert.equal(wholeTried, 1, 'a pack that failed to be read whole is not tried whole again');
 });
 

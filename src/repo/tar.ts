@@ -415,6 +415,15 @@ class Batcher {
   get full(): boolean {
     return this.#size >= 256 * 1024;
   }
+  /** Where the batch ends now, for {@link rollback}. */
+  mark(): { readonly parts: number; readonly size: number } {
+    return { parts: this.#parts.length, size: this.#size };
+  }
+  /** Drops what was added since `mark` (nothing was taken meanwhile). */
+  rollback(mark: { readonly parts: number; readonly size: number }): void {
+    this.#parts.length = mark.parts;
+    this.#size = mark.size;
+  }
   take(): Uint8Array | undefined {
     if (this.#size === 0) return undefined;
     const out = this.#parts.length === 1 ? this.#parts[0] : Buffer.concat(this.#parts, this.#size);
@@ -470,17 +479,30 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
           break;
         }
         if (key !== undefined) links.set(key, name);
+        const beforeHeader = out.mark();
         out.add(tarHeader({ ...common, name, type: tarType.file, size: n.size }));
-        for await (const data of fileContent(repo, n, text, options.signal, readAhead)) {
-          if (data.length < Batcher.smallPart) {
-            // Small files travel with their headers: a write per file was a tenth of a dump of small files.
-            out.add(data);
-            if (out.full) yield out.take()!;
-            continue;
+        let sent = false;
+        try {
+          for await (const data of fileContent(repo, n, text, options.signal, readAhead)) {
+            if (data.length < Batcher.smallPart) {
+              // Small files travel with their headers: a write per file was a tenth of a dump of small files.
+              out.add(data);
+              if (out.full) {
+                sent = true;
+                yield out.take()!;
+              }
+              continue;
+            }
+            const pending = out.take();
+            sent = true;
+            if (pending) yield pending;
+            yield data;
           }
-          const pending = out.take();
-          if (pending) yield pending;
-          yield data;
+        } catch (err) {
+          // Nothing of this file went out yet: its header is taken back too, so that what was written is
+          // whole members only (a header without its data extracts as an empty file).
+          if (!sent) out.rollback(beforeHeader);
+          throw err;
         }
         out.add(zeroBlock.subarray(0, tarPadding(n.size)));
         break;
