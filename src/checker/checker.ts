@@ -582,7 +582,7 @@ class Checker {
           const count = blobs === undefined ? '' : `, ${blobs} ${plural(blobs, 'blob')}`;
           const holders = this.#options.otherLockHolders ?? [];
           const advice = holders.length > 0
-            ? `a backup running now (lock of ${holders.join(', ')}) indexes its packs when it ends, so check again after it; if none runs, \`coffer prune\` removes it, \`coffer repair index\` indexes it`
+            ? `a lock is held (${holders.join(', ')}): a backup running now indexes its packs when it ends, so check again after it; if no backup runs, \`coffer prune\` removes it, \`coffer repair index\` indexes it`
             : '`coffer prune` removes it, `coffer repair index` indexes it';
           this.#report(issue('unreferenced-pack', `${what} (${size} bytes${count}); ${advice}`, { pack: id }));
         } else {

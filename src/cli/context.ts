@@ -309,6 +309,6 @@ export class CliContext {
 /** The repository location on the first line of `file`, without the spaces around it (as restic reads it). */
 function locationFromFile(file: string): string {
   const location = Buffer.from(fromFile(file, '--repository-file or COFFER_REPOSITORY_FILE', 'repository file')).toString('utf8').trim();
-  if (!location) throw new UsageError(`repository file ${file} is empty`, { hint: 'write the repository location on its first line' });
+  if (!location) throw new UsageError(`the first line of repository file ${file} is empty`, { hint: 'write the repository location on its first line' });
   return location;
 }

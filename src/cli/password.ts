@@ -61,7 +61,8 @@ export async function readNewPassword(newPasswordFile: string | undefined, env: 
 function nonEmpty(password: Uint8Array | string, source?: string): Uint8Array {
   if (password.length === 0) {
     if (source === undefined) throw new UsageError('an empty password is not allowed', { hint: 'choose a non-empty password' });
-    throw new PasswordSourceError(`${source} gives an empty password`, { hint: 'an empty password is not allowed: check what it gives (its first line is the password)' });
+    const hint = source.startsWith('password ') ? 'an empty password is not allowed: check what it gives (its first line is the password)' : `an empty password is not allowed: set ${source} to the password, or unset it`;
+    throw new PasswordSourceError(`${source} gives an empty password`, { hint });
   }
   return typeof password === 'string' ? Buffer.from(password, 'utf8') : password;
 }

@@ -296,7 +296,7 @@ test('check while a backup runs names the packs outside every index as perhaps t
     }
     const during = await runCoffer(['check'], { repo });
     assert.equal(during.code, 0, during.stderr);
-    assert.match(during.stderr, new RegExp(`^warning: pack [0-9a-f]{8}: not referenced in any index \\(\\d+ bytes, \\d+ blobs\\); a backup running now \\(lock of [^@]+@[^ ]+ \\(pid ${child.pid}\\)\\) indexes its packs when it ends, so check again after it; if none runs, `, 'm'));
+    assert.match(during.stderr, new RegExp(`^warning: pack [0-9a-f]{8}: not referenced in any index \\(\\d+ bytes, \\d+ blobs\\); a lock is held \\([^@]+@[^ ]+ \\(pid ${child.pid}\\)\\): a backup running now indexes its packs when it ends, so check again after it; if no backup runs, `, 'm'));
   } finally {
     child.stdin.end();
   }

@@ -270,7 +270,7 @@ describe('restic\'s global options', () => {
     assertFails(await coffer(['-r', repo, '--repository-file', where, 'snapshots'], 'file pw'), 2, /^error: -r\/--repo and --repository-file are mutually exclusive$/);
     assertFails(await coffer(['--repository-file', path.join(dir, 'none'), 'snapshots'], 'file pw'), 2, /^error: cannot read repository file .*none: no such file$/);
     await writeFile(path.join(dir, 'blank'), '\n');
-    assertFails(await coffer(['--repository-file', path.join(dir, 'blank'), 'snapshots'], 'file pw'), 2, /^error: repository file .*blank is empty$/);
+    assertFails(await coffer(['--repository-file', path.join(dir, 'blank'), 'snapshots'], 'file pw'), 2, /^error: the first line of repository file .*blank is empty$/);
 
     const verbose = await coffer(['-r', repo, '--verbose=2', 'snapshots'], 'file pw');
     assertOk(verbose);
