@@ -93,7 +93,8 @@ export class Repository {
     }
     if (await exists(backend, configHandle)) {
       if (listing !== undefined) throw listing;
-      throw new RepoExistsError(`${backend.location}: a repository already exists here`);
+      const restic = await hasResticKey(backend).catch(() => false);
+      throw new RepoExistsError(`${backend.location}: a ${restic ? 'restic ' : ''}repository already exists here`);
     }
     const leftovers = await repositoryFolders(backend);
     if (leftovers.length > 0) {
@@ -628,6 +629,12 @@ export function resolvePrefix(names: Iterable<Id>, given: string, what: string):
   // A lookup that failed (exit 1, as restic), not a bad argument.
   if (matches.length > 1) throw new NotInRepositoryError(`${what} id prefix ${prefix} is ambiguous (${matches.length} match)`, { hint: 'give more characters', data: { ambiguous: prefix } });
   return matches[0];
+}
+
+/** True when the first key file of the location is restic's. */
+async function hasResticKey(backend: Backend): Promise<boolean> {
+  for await (const { name } of backend.list('key')) return isResticKey(await backend.load({ type: 'key', name }));
+  return false;
 }
 
 /** True for a restic key file: a JSON object with its `kdf` name and wrapped `data` (coffer's are binary). */

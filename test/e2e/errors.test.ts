@@ -276,6 +276,7 @@ describe('errors', () => {
       const r = await coffer(['-r', repo, 'snapshots'], { env });
       assertFails(r, 10, /: a restic repository, not a coffer one \(its key files are restic's\)$/);
       assert.doesNotMatch(r.stderr, /damaged|restore/);
+      assertFails(await coffer(['-r', repo, 'init'], { env }), 1, /: a restic repository already exists here$/);
     });
 
     it('a damaged snapshot file: snapshots warns naming it and goes on; cat snapshot fails naming it, exit 1', async () => {
