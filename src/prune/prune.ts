@@ -35,6 +35,8 @@ export interface PruneOptions {
   readonly maxRepackSize?: number;
   /** Also repack full packs below 80 % of the target pack size (by default: below 4 %), when there are at least 10. */
   readonly repackSmall?: boolean;
+  /** Repack only tree packs (the ones caches keep), as restic's `--repack-cacheable-only`; unused packs still go. */
+  readonly repackCacheableOnly?: boolean;
   /** Snapshots to treat as already removed (`forget --prune --dry-run` plans as if they were gone). */
   readonly ignoreSnapshots?: ReadonlySet<Id>;
   readonly signal?: AbortSignal;
@@ -400,7 +402,7 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   const repack: PackPlan[] = [];
   for (const p of candidates) {
     const size = p.record.size;
-    if (repackBytes + size > maxRepack) keep.push(p);
+    if (repackBytes + size > maxRepack || (options.repackCacheableOnly && p.record.type !== 'tree')) keep.push(p);
     else if (p.record.type === 'tree' || size < smallLimit || remainingUnused > allowed) {
       repack.push(p);
       repackBytes += size;

@@ -209,6 +209,15 @@ describe('forget (binary, fixed snapshot times)', { concurrency: 4 }, () => {
     assertOk(r);
     assert.deepEqual(await storedNames(repo), sorted(except(all, ['s1', 'o2'])));
   });
+  it('takes restic\'s --repack-cacheable-only and --repack-uncompressed, for prune and forget --prune', async () => {
+    const repo = await copyOfFixture();
+    for (const args of [['prune'], ['forget', '--keep-last', '3', '--prune']]) {
+      const r = await coffer([...args, '--dry-run', '--repack-cacheable-only', '--repack-uncompressed'], repo);
+      assert.equal(r.code, 0, `${args[0]}: ${r.stderr}`);
+    }
+    assert.deepEqual(await storedNames(repo), sorted(all));
+  });
+
   it('refuses ids together with a policy', async () => {
     const repo = await copyOfFixture();
     const r = await coffer(['forget', '--keep-last', '1', ids.get('s1')!], repo);

@@ -473,6 +473,17 @@ describe('prune', () => {
     assert.ok(limited.repack.length >= 1 && limited.repack.length < full.repack.length);
   });
 
+  it('--repack-cacheable-only repacks tree packs only; packs with nothing used still go', async () => {
+    const { repo } = await mixedRepository();
+    const full = await planPrune(repo, noUnused);
+    const dataRepacked = full.repack.filter((p) => p.record.type === 'data').map((p) => p.record.id);
+    assert.ok(dataRepacked.length > 0, 'without it, partly used data packs are repacked');
+    const trees = await planPrune(repo, { ...noUnused, repackCacheableOnly: true });
+    assert.ok(trees.repack.every((p) => p.record.type === 'tree'));
+    for (const id of dataRepacked) assert.ok(trees.keep.some((p) => p.record.id === id), 'with it, they are kept as they are');
+    assert.deepEqual(trees.remove.map((p) => p.record.id).sort(), full.remove.map((p) => p.record.id).sort());
+  });
+
   it('merges ten or more small packs with --repack-small', async () => {
     const backend = new MemoryBackend();
     const repo = await createTestRepo(backend);

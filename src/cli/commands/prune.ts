@@ -14,6 +14,8 @@ export interface PruneFlags {
   maxUnused?: string;
   maxRepackSize?: string;
   repackSmall?: boolean;
+  repackCacheableOnly?: boolean;
+  repackUncompressed?: boolean;
 }
 
 /** Adds prune's tuning flags to a command (restic's `addPruneOptions`). */
@@ -21,7 +23,9 @@ export function addPruneOptions(command: Command): Command {
   return command
     .option('--max-unused <limit>', 'tolerate this much unused data: a size (e.g. 200M), a percentage of the used data (e.g. 5%) or "unlimited"', '5%')
     .option('--max-repack-size <size>', 'repack at most this much data in total (e.g. 2G)')
-    .option('--repack-small', 'also repack full packs below 80% of the target pack size');
+    .option('--repack-small', 'also repack full packs below 80% of the target pack size')
+    .option('--repack-cacheable-only', 'repack only tree packs (packs with no data used still go)')
+    .option('--repack-uncompressed', 'accepted for restic scripts: every blob is stored compressed whenever that makes it smaller, so this repacks nothing more');
 }
 
 /** Parses `--max-unused` as restic does: `unlimited`, `P%` (0 ≤ P < 100) or a size. */
@@ -43,6 +47,7 @@ export interface PruneSettings {
   readonly maxUnused: UnusedLimit;
   readonly maxRepackSize?: number;
   readonly repackSmall: boolean;
+  readonly repackCacheableOnly: boolean;
 }
 
 export function pruneSettings(flags: PruneFlags): PruneSettings {
@@ -50,6 +55,7 @@ export function pruneSettings(flags: PruneFlags): PruneSettings {
     maxUnused: parseMaxUnused(flags.maxUnused ?? '5%'),
     maxRepackSize: flags.maxRepackSize === undefined ? undefined : parseSize(flags.maxRepackSize, '--max-repack-size'),
     repackSmall: flags.repackSmall === true,
+    repackCacheableOnly: flags.repackCacheableOnly === true,
   };
 }
 
