@@ -34,6 +34,8 @@ import {
   foreignFileNote,
   foreignFileOf,
   headerEntrySize,
+  IdSet,
+  ObjectFinder,
   openBlob,
   readHeader,
   type BlobLocation,
@@ -453,44 +455,36 @@ class Checker {
 
   /**
    * Reports the damaged data blobs, each with the first file that uses it (in the oldest snapshot that
-   * does) and how many files use it in all, so that what the damage costs is known before any repair. The
-   * trees are walked again for that, each once, only when there is damage.
+   * does) and how many more snapshots and files do, so that what the damage costs is known before any
+   * repair. The trees are searched again for that, each once, only when there is damage.
    */
   async #reportDamagedData(): Promise<void> {
     if (this.#damagedData.length === 0) return;
-    const wanted = new Map<string, { first?: { path: string; snapshot: Id }; paths: Set<string> }>();
-    for (const found of this.#damagedData) wanted.set(found.blob!, { paths: new Set() });
-    const seen = new Set<string>();
+    const wanted = new Map<string, { first?: { path: string; snapshot: Id }; paths: Set<string>; snapshots: Set<Id> }>();
+    const blobs = new IdSet();
+    for (const found of this.#damagedData) {
+      wanted.set(found.blob!, { paths: new Set(), snapshots: new Set() });
+      blobs.add(found.blob!);
+    }
+    const finder = new ObjectFinder(this.#repo, { blobs, trees: new IdSet() }, { skipUnreadable: true });
     for (const snapshot of this.#snapshots) {
-      const stack: Array<{ tree: Uint8Array; path: string }> = [{ tree: fromHex(snapshot.tree), path: '' }];
-      while (stack.length > 0) {
-        this.#throwIfAborted();
-        const { tree, path } = stack.pop()!;
-        const hex = toHex(tree);
-        if (seen.has(hex)) continue;
-        seen.add(hex);
-        let nodes: TreeNode[];
-        try {
-          nodes = await this.#repo.loadTree(hex);
-        } catch {
-          continue; // reported by the tree walk
-        }
-        for (const node of nodes) {
-          const at = `${path}/${nodeName(node)}`;
-          if (node.type === 'dir' && node.subtree) stack.push({ tree: node.subtree, path: at });
-          if (node.type !== 'file') continue;
-          for (const blob of new Set((node.content ?? []).map(toHex))) {
-            const use = wanted.get(blob);
-            if (use === undefined) continue;
-            use.paths.add(at);
-            use.first ??= { path: at, snapshot: snapshot.id };
-          }
-        }
+      this.#throwIfAborted();
+      for (const hit of await finder.find(snapshot.tree, this.#options.signal)) {
+        const use = wanted.get(hit.id)!;
+        const path = `/${hit.parts.map((p) => nodeName({ name: p })).join('/')}`;
+        use.paths.add(path);
+        use.snapshots.add(snapshot.id);
+        use.first ??= { path, snapshot: snapshot.id };
       }
     }
     for (const found of this.#damagedData) {
       const use = wanted.get(found.blob!)!;
-      const users = this.#snapshotsUnlisted ? '; which files use it is not known (the snapshots cannot be listed)' : use.first === undefined ? '; no snapshot uses it' : `; used by file ${use.first.path} in snapshot ${shortId(use.first.snapshot)}${use.paths.size > 1 ? ` and ${use.paths.size - 1} more ${plural(use.paths.size - 1, 'file')}` : ''}`;
+      const more = (n: number, what: string) => (n > 0 ? ` and ${n} more ${plural(n, what)}` : '');
+      const users = this.#snapshotsUnlisted
+        ? '; which files use it is not known (the snapshots cannot be listed)'
+        : use.first === undefined
+          ? '; no snapshot uses it'
+          : `; used by file ${use.first.path} in snapshot ${shortId(use.first.snapshot)}${more(use.snapshots.size - 1, 'snapshot')}${use.paths.size > 1 ? `, and by ${use.paths.size - 1} more ${plural(use.paths.size - 1, 'file')}` : ''}`;
       this.#report({ ...found, message: `${found.message}${users}` });
     }
   }

@@ -3,8 +3,8 @@
  * damaged blob or pack costs, and which snapshots to repair or forget. Snapshots share most of their trees,
  * so each tree is searched once and its hits are kept for the next snapshot that holds it.
  */
-import { IntegrityError, NotInRepositoryError } from '../errors/index.ts';
-import { shortId, toHex, type Id } from '../model/index.ts';
+import { AppError, IntegrityError, NotInRepositoryError } from '../errors/index.ts';
+import { shortId, toHex, type Id, type TreeNode } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
 /** Full ids and id prefixes (lowercase hex) to look for. */
@@ -43,10 +43,14 @@ export class ObjectFinder {
   /** Hits below each tree searched, with paths relative to it. */
   readonly #searched = new Map<Id, readonly ObjectHit[]>();
 
-  constructor(repo: Repository, wanted: { blobs: IdSet; trees: IdSet }) {
+  /** With `skipUnreadable`, a tree that cannot be loaded counts as holding nothing (check reports it on its own). */
+  readonly #skipUnreadable: boolean;
+
+  constructor(repo: Repository, wanted: { blobs: IdSet; trees: IdSet }, options: { skipUnreadable?: boolean } = {}) {
     this.#repo = repo;
     this.#blobs = wanted.blobs;
     this.#trees = wanted.trees;
+    this.#skipUnreadable = options.skipUnreadable === true;
   }
 
   /** Every file holding a wanted data blob and every folder whose tree is wanted, below the root tree `root`, in tree order. */
@@ -60,7 +64,14 @@ export class ObjectFinder {
     if (known) return known;
     signal?.throwIfAborted();
     const hits: ObjectHit[] = [];
-    for (const node of await this.#repo.loadTree(tree)) {
+    let nodes: TreeNode[];
+    try {
+      nodes = await this.#repo.loadTree(tree);
+    } catch (err) {
+      if (!this.#skipUnreadable || (err instanceof AppError && err.code === 'CANCELLED')) throw err;
+      nodes = [];
+    }
+    for (const node of nodes) {
       if (node.type === 'file') {
         // A file holding a blob twice is one hit for it.
         for (const id of new Set((node.content ?? []).map(toHex))) {

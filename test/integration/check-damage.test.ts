@@ -156,9 +156,12 @@ test('a flipped byte inside a blob: no finding without --read-data; with it the 
     assert.equal(blobIssue.blob, toHex(victim.id));
     assert.equal(blobIssue.pack, pack.id);
     assert.match(blobIssue.message, new RegExp(`^data blob ${toHex(victim.id).slice(0, 8)} in pack ${pack.id.slice(0, 8)}: authentication failed`));
-    // It names a file that uses the blob, in the oldest snapshot that has it, so that what the damage costs is known.
+    // It names a file that uses the blob, in the oldest snapshot that has it, and how many more snapshots
+    // use it, so that what the damage costs is known.
     const users = f.blobSnapshots.get(toHex(victim.id))!;
-    assert.ok(blobIssue.message.endsWith(`; used by file ${f.blobPaths.get(toHex(victim.id))} in snapshot ${users[0].slice(0, 8)}`), blobIssue.message);
+    const others = users.length - 1;
+    const more = others > 0 ? ` and ${others} more snapshot${others === 1 ? '' : 's'}` : '';
+    assert.ok(blobIssue.message.endsWith(`; used by file ${f.blobPaths.get(toHex(victim.id))} in snapshot ${users[0].slice(0, 8)}${more}`), blobIssue.message);
   } finally {
     await cleanup(f);
   }
