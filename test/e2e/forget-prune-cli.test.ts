@@ -374,6 +374,22 @@ describe('prune (binary)', { concurrency: 2 }, () => {
     assert.equal(again.remove_packs + again.repack_packs, 0);
   });
 
+  it('prune -v names each pack it would remove or repack, and the prune that follows deletes exactly those', async () => {
+    const repo = await makeRepoDir();
+    await twoVersions(repo);
+    const first = (await Repository.open(new LocalBackend(repo), testPassword).then((r) => r.listSnapshots()))[0];
+    assertOk(await coffer(['forget', first.id], repo));
+    const packs = async () => (await readdir(path.join(repo, 'data'), { recursive: true })).filter((f) => /[0-9a-f]{64}$/.test(f)).map((f) => path.basename(f));
+    const dry = await coffer(['prune', '--dry-run', '-v', '--max-unused', '0'], repo);
+    assertOk(dry);
+    const named = [...dry.stdout.matchAll(/^would (?:remove|repack (?:data|tree)) pack ([0-9a-f]{64}): /gm)].map((m) => m[1]).sort();
+    assert.ok(named.length > 0, dry.stdout);
+    const before = await packs();
+    assertOk(await coffer(['prune', '--max-unused', '0'], repo));
+    const after = new Set(await packs());
+    assert.deepEqual(before.filter((p) => !after.has(p)).sort(), named);
+  });
+
   it('forget --prune removes and prunes in one exclusive lock; --dry-run plans as if the snapshots were gone', async () => {
     const repo = await makeRepoDir();
     const { files } = await twoVersions(repo);

@@ -209,6 +209,7 @@ export async function runPrune(
     await sink.stop();
   }
   printPlan(ctx, plan);
+  listPacks(ctx, plan, options.dryRun);
   let result: PruneResult | undefined;
   let temporaryFiles = 0;
   if (options.dryRun) ctx.say('dry run: nothing was changed');
@@ -231,6 +232,17 @@ export async function runPrune(
     if (temporaryFiles > 0) ctx.say(temporaryFilesRemoved(temporaryFiles));
   }
   if (ctx.json) ctx.printJson({ ...pruneJson(plan, options.dryRun, result), ...(options.dryRun ? {} : { temporary_files_removed: temporaryFiles }) });
+}
+
+/** With -v, each pack the plan removes or repacks, and why (restic names them too). */
+function listPacks(ctx: CliContext, plan: PrunePlan, dryRun: boolean): void {
+  const will = dryRun ? 'would' : 'will';
+  for (const p of plan.unreferenced) ctx.verbose(`${will} remove pack ${p.id}: no index lists it (${formatBytes(p.size)})`);
+  for (const p of plan.remove) ctx.verbose(`${will} remove pack ${p.record.id}: nothing in it is used (${formatBytes(p.record.size)})`);
+  for (const p of plan.repack) {
+    const unused = p.usedBytes + p.unusedBytes > 0 ? Math.round((100 * p.unusedBytes) / (p.usedBytes + p.unusedBytes)) : 0;
+    ctx.verbose(`${will} repack ${p.record.type} pack ${p.record.id}: ${unused}% unused (${formatBytes(p.record.size)})`);
+  }
 }
 
 /** What `prune` and `unlock` say when they removed the temporary files of killed processes. */
