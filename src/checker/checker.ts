@@ -24,7 +24,7 @@ import { availableParallelism } from 'node:os';
 import { fileTypes, filePath, isValidName, misplacedPackName, typeFolder, type Backend, type FileInfo, type StrayFile } from '../backend/index.ts';
 import { envelopeOverhead } from '../crypto/index.ts';
 import { CancelledError, isStorageFailure, NotFoundError, reasonOf, UsageError } from '../errors/index.ts';
-import { fromHex, isSafeName, mapLimit, nodeName, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { fromHex, isSafeName, mapLimit, nodeName, pathText, shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
 import {
   BlobIndex,
@@ -471,7 +471,7 @@ class Checker {
       this.#throwIfAborted();
       for (const hit of await finder.find(snapshot.tree, this.#options.signal)) {
         const use = wanted.get(hit.id)!;
-        const path = `/${hit.parts.map((p) => nodeName({ name: p })).join('/')}`;
+        const path = pathText(hit.parts);
         use.paths.add(path);
         use.snapshots.add(snapshot.id);
         use.first ??= { path, snapshot: snapshot.id };

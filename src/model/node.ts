@@ -51,6 +51,11 @@ export function nodeName(node: Pick<TreeNode, 'name'>): string {
   return Buffer.from(node.name).toString('utf8');
 }
 
+/** The path of raw names from a snapshot's root as text: `/a/b`, and `/` for none. */
+export function pathText(parts: readonly Uint8Array[]): string {
+  return `/${parts.map((name) => nodeName({ name })).join('/')}`;
+}
+
 /** Orders nodes by the bytes of their names, as trees store them. */
 export function compareNames(a: Uint8Array, b: Uint8Array): number {
   return Buffer.compare(a, b);

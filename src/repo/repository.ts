@@ -86,14 +86,18 @@ export class Repository {
     // answers the config's stat as if a repository were there. Its failure is told only then: for a
     // location that is a file, say, the stat's own error says more.
     let listing: unknown;
+    let firstKey: Id | undefined;
     try {
-      for await (const _ of backend.list('key')) break;
+      for await (const { name } of backend.list('key')) {
+        firstKey = name;
+        break;
+      }
     } catch (err) {
       listing = err;
     }
     if (await exists(backend, configHandle)) {
       if (listing !== undefined) throw listing;
-      const restic = await hasResticKey(backend).catch(() => false);
+      const restic = firstKey !== undefined && (await backend.load({ type: 'key', name: firstKey }).then(isResticKey, () => false));
       throw new RepoExistsError(`${backend.location}: a ${restic ? 'restic ' : ''}repository already exists here`);
     }
     const leftovers = await repositoryFolders(backend);
@@ -629,12 +633,6 @@ export function resolvePrefix(names: Iterable<Id>, given: string, what: string):
   // A lookup that failed (exit 1, as restic), not a bad argument.
   if (matches.length > 1) throw new NotInRepositoryError(`${what} id prefix ${prefix} is ambiguous (${matches.length} match)`, { hint: 'give more characters', data: { ambiguous: prefix } });
   return matches[0];
-}
-
-/** True when the first key file of the location is restic's. */
-async function hasResticKey(backend: Backend): Promise<boolean> {
-  for await (const { name } of backend.list('key')) return isResticKey(await backend.load({ type: 'key', name }));
-  return false;
 }
 
 /** True for a restic key file: a JSON object with its `kdf` name and wrapped `data` (coffer's are binary). */

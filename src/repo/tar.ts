@@ -6,7 +6,7 @@
  * memory stays bounded by the read-ahead's bytes and the largest blob, whatever the size of the files.
  */
 import { AppError, IntegrityError } from '../errors/index.ts';
-import { isSafeName, toHex, type Id, type Timestamp, type TreeNode, type Xattr } from '../model/index.ts';
+import { isSafeName, pathText, toHex, type Id, type Timestamp, type TreeNode, type Xattr } from '../model/index.ts';
 import type { BlobIndex } from './blob-index.ts';
 import type { Repository } from './repository.ts';
 
@@ -344,8 +344,8 @@ export class ReadAhead {
       if (err instanceof AppError && err.code === 'CANCELLED') throw err;
       // The pack cannot be read whole, or this copy is damaged: read the blob as any other, which tries its
       // other copies and reports what is wrong.
+      // (It is not read whole again: #readWhole holds it.)
       this.#packs.delete(where.pack);
-      this.#smallReads.set(where.pack, -Infinity);
       return this.#repo.loadBlob('data', id);
     }
   }
@@ -457,7 +457,7 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
   /** Writes the member for `n`; returns a folder's entries, which the caller visits next. */
   async function* member(n: TreeNode, path: readonly Uint8Array[]): AsyncGenerator<Uint8Array, TreeNode[] | undefined> {
     options.signal?.throwIfAborted();
-    const text = `/${path.map((p) => Buffer.from(p).toString('utf8')).join('/')}`;
+    const text = pathText(path);
     for (const p of path) {
       if (!isSafeName(p)) throw new IntegrityError(`${text}: unsafe name in tree`, { hint: 'the snapshot holds a name with "/" or ".."; run `coffer check`' });
     }

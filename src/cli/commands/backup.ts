@@ -174,8 +174,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       if (flags.stdin && (name === '' || name === '.' || name === '..' || /[/\0]/.test(name))) {
         throw new UsageError(`--stdin-filename: "${name}" is not a plain file name`, { hint: 'give a name without slashes, e.g. --stdin-filename db.sql' });
       }
+      const lists = [...(flags.filesFrom ?? []), ...(flags.filesFromVerbatim ?? []), ...(flags.filesFromRaw ?? [])];
       if (!flags.stdin && paths.length === 0) {
-        const lists = [...(flags.filesFrom ?? []), ...(flags.filesFromVerbatim ?? []), ...(flags.filesFromRaw ?? [])];
         // A list that names nothing (a generated one, today empty) is no misuse: exit 1, as restic does.
         if (lists.length > 0) {
           const named = lists.map((f) => (f === '-' ? 'standard input' : f));
@@ -195,8 +195,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       // Worker threads start while the password's key is derived, which leaves a core idle.
       prestartSealWorkers();
       // A list read from standard input (`--files-from -`) leaves nothing there for a password.
-      const listOnStdin = [...(flags.filesFrom ?? []), ...(flags.filesFromVerbatim ?? []), ...(flags.filesFromRaw ?? [])].includes('-');
-      const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true || listOnStdin });
+      const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true || lists.includes('-') });
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
         const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);

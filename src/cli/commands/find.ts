@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { compileExcludes } from '../../archiver/index.ts';
 import { BugError, UsageError } from '../../errors/index.ts';
-import { fromHex, lowerCase, shortId, type TreeNode } from '../../model/index.ts';
+import { fromHex, lowerCase, pathText, shortId, type TreeNode } from '../../model/index.ts';
 import { blobsInPacks, IdSet, ObjectFinder, walkTree, type ObjectHit } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { collect, parseTimeNs } from '../parse.ts';
@@ -139,7 +139,7 @@ async function findObjects(ctx: CliContext, patterns: readonly string[], flags: 
         const pack = flags.showPackId ? packOf(hit) : undefined;
         if (ctx.json) {
           results.push({
-            object_type: hit.kind, id: hit.id, path: `/${hit.parts.map((p) => Buffer.from(p).toString('utf8')).join('/')}`,
+            object_type: hit.kind, id: hit.id, path: pathText(hit.parts),
             ...(hit.parentTree ? { parent_tree: hit.parentTree } : {}), snapshot: snapshot.id, time: snapshotTime(snapshot),
             ...(flags.showPackId ? { pack_id: pack ?? null } : {}),
           });
