@@ -103,17 +103,22 @@ test('--exclude-if-present NAME:HEADER and --exclude-caches exclude only where t
   assert.match(empty.stderr, /names no tag file/);
 });
 
-test('--ignore-inode takes a copy with the same size and time as unchanged; --ignore-ctime ignores a changed ctime', async () => {
+/** A new repository and a folder `src` of one file with fixed times, backed up once (the snapshot's id). */
+async function oneFileBackedUp(name: string, content: string): Promise<{ repo: string; src: string; file: string; snapshot: string }> {
   const { dir, repo } = await newRepo();
   const src = join(dir, 'src');
   await mkdir(src);
-  const file = join(src, 'f.txt');
-  await writeFile(file, 'content\n');
+  const file = join(src, name);
+  await writeFile(file, content);
   await utimes(file, 1_700_000_000, 1_700_000_000);
   const first = await runCoffer(['backup', '--json', src], { repo });
   assertOk(first);
+  return { repo, src, file, snapshot: String(summaryOf(first.stdout).snapshot_id) };
+}
+
+test('--ignore-inode takes a copy with the same size and time as unchanged; --ignore-ctime ignores a changed ctime', async () => {
   // Each run compares with the first snapshot (a later one records the new inode and ctime).
-  const parent = String(summaryOf(first.stdout).snapshot_id);
+  const { repo, src, file, snapshot: parent } = await oneFileBackedUp('f.txt', 'content\n');
   const unmodified = async (...flags: string[]) => {
     const r = await runCoffer(['backup', '--json', '--parent', parent, ...flags, src], { repo });
     assertOk(r);
@@ -144,15 +149,7 @@ test("--host '' records this machine's host name, as restic does", async () => {
 });
 
 test('--force reads every file even with --parent: a file changed in place with its size and times put back is saved anew', async () => {
-  const { dir: base, repo } = await newRepo();
-  const dir = join(base, 'src');
-  await mkdir(dir);
-  const file = join(dir, 'f');
-  await writeFile(file, 'version-1');
-  await utimes(file, 1_700_000_000, 1_700_000_000);
-  const first = await runCoffer(['backup', '--json', dir], { repo });
-  assertOk(first);
-  const parent = String(summaryOf(first.stdout).snapshot_id);
+  const { repo, src: dir, file, snapshot: parent } = await oneFileBackedUp('f', 'version-1');
   await writeFile(file, 'version-2');
   await utimes(file, 1_700_000_000, 1_700_000_000);
 
