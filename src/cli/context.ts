@@ -21,7 +21,8 @@ export interface GlobalOptions {
   passwordCommand?: string;
   json?: boolean;
   quiet?: boolean;
-  verbose?: boolean;
+  /** How many times -v was given (restic's --verbose=N): 1 for details, 2 also for each file. */
+  verbose?: number;
   cacheDir?: string;
   cache?: boolean;
   retryLock?: string;
@@ -214,9 +215,17 @@ export class CliContext {
   /** Set by commands whose stdout is their data (dump, cat): verbose lines then go to stderr. */
   dataOnStdout = false;
 
-  /** Details shown only with --verbose, on stdout as restic shows them, one line each as {@link warn}'s. */
-  verbose(line: string): void {
-    if (this.options.verbose && !this.json) this.#detail(line);
+  /**
+   * Details shown only with --verbose at `level` or above (2 for a line each file), on stdout as restic
+   * shows them, one line each as {@link warn}'s.
+   */
+  verbose(line: string, level = 1): void {
+    if (this.verbosity >= level && !this.json) this.#detail(line);
+  }
+
+  /** How many times -v was given; 0 with --quiet. */
+  get verbosity(): number {
+    return this.options.verbose ?? 0;
   }
 
   /** A line about the command's doing: on stdout, unless stdout is the command's data. */
@@ -272,7 +281,7 @@ export class CliContext {
     const settings = options.cache === false ? { cache: false } : this.options;
     const backend = withCache(await this.backend(), settings, this.io.env, (err) => {
       // A warning, shown only with --verbose: the cache is an optimization the command works without.
-      if (this.options.verbose && !this.json) this.warn(`warning: ${err.message}`);
+      if (this.verbosity > 0 && !this.json) this.warn(`warning: ${err.message}`);
     });
     const repo = await Repository.open(backend, () => this.password('open', options.stdinBusy), { keyHint: this.options.keyHint ?? this.io.env.COFFER_KEY_HINT });
     try {

@@ -95,7 +95,7 @@ export function buildProgram(ctx: CliContext): Command {
     .addOption(new Option('--password-command <command>', 'run a shell command and use the first line it prints as password').env('COFFER_PASSWORD_COMMAND'))
     .option('--json', 'print machine-readable JSON')
     .option('-q, --quiet', 'print only errors')
-    .option('-v, --verbose', 'print more details (--verbose=N as in restic: 0 is off, 1 or more on)')
+    .option('-v, --verbose', 'print more details; -vv (or --verbose=2) also names each file backed up or restored, as in restic', (_value, level: number) => level + 1, 0)
     .addOption(new Option('--cache-dir <dir>', 'local metadata cache folder (default: $XDG_CACHE_HOME/coffer, or ~/.cache/coffer)').env('COFFER_CACHE_DIR'))
     .option('--no-cache', 'do not use a local metadata cache')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
@@ -129,7 +129,7 @@ export function buildProgram(ctx: CliContext): Command {
 }
 
 /**
- * restic's `--verbose=N` (scripts pass a level) as coffer's flag: `--verbose` for 1 and more, nothing for 0.
+ * restic's `--verbose=N` (scripts pass a level) as N times `--verbose`: `-v` counts up, so `-vv` is level 2.
  * Arguments after `--` are left as they are.
  */
 function verboseLevels(args: string[]): string[] {
@@ -137,7 +137,7 @@ function verboseLevels(args: string[]): string[] {
   return args.flatMap((arg, i) => {
     const level = (end < 0 || i < end) && /^--verbose=(\d+)$/.exec(arg);
     if (!level) return [arg];
-    return Number(level[1]) > 0 ? ['--verbose'] : [];
+    return Array<string>(Math.min(Number(level[1]), 9)).fill('--verbose');
   });
 }
 
@@ -214,7 +214,7 @@ export async function main(args: string[], io: Io = { stdout: process.stdout, st
     if (ctx.stdoutFailure) err = outputFailure(ctx.stdoutFailure, err);
     else if (ctx.signal.aborted && !(err instanceof CancelledError)) err = new CancelledError();
     else err = pointAtHelp(ctx.explainMissingSnapshot(err), ctx.command ?? program);
-    const report = reportError(err, ctx.options.verbose === true);
+    const report = reportError(err, ctx.verbosity > 0);
     if (ctx.json) ctx.printJsonProblem(report.json);
     else io.stderr.write(`${report.lines.join('\n')}\n`);
     return report.exitCode;

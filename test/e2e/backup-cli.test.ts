@@ -71,7 +71,7 @@ test('backup_start and backup_end are printed in the zone of the snapshot time, 
   }
 });
 
-test('backup --json -v prints a verbose_status line per file and folder, as restic 0.14 does', async (t) => {
+test('backup --json -vv prints a verbose_status line per file and folder, as restic does', async (t) => {
   const dir = await tempDir(t, 'coffer-e2e-');
   const repo = join(dir, 'repo');
   const src = join(dir, 'src');
@@ -91,7 +91,7 @@ test('backup --json -v prints a verbose_status line per file and folder, as rest
   // The folders above the source path are items too, as in restic; folders end in a slash.
   const above = dir.split('/').filter(Boolean).map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}/`);
 
-  const first = await verbose('-v');
+  const first = await verbose('-vv');
   assert.deepEqual([...first.keys()].sort(), [...above, `${src}/`, `${src}/a.txt`, `${src}/empty/`, `${src}/sub/`, `${src}/sub/b.txt`].sort());
   for (const l of first.values()) assert.equal(l.action, 'new');
   const a = first.get(`${src}/a.txt`)!;
@@ -104,13 +104,14 @@ test('backup --json -v prints a verbose_status line per file and folder, as rest
   assert.ok(Number(sub.metadata_size) > 0 && Number(sub.metadata_size_in_repo) > 0);
   assert.equal(sub.total_files, 0);
 
-  // Only with -v.
+  // Only with -vv (or --verbose=2), as in restic.
   assert.equal((await verbose()).size, 0);
+  assert.equal((await verbose('-v')).size, 0);
 
   // A changed file is modified, a copy of stored content new but adds nothing, the rest unchanged with zeros.
   await writeFile(join(src, 'a.txt'), 'hello again\n');
   await writeFile(join(src, 'c.txt'), 'world\n');
-  const second = await verbose('-v');
+  const second = await verbose('--verbose=2');
   const actions = Object.fromEntries([...second].filter(([item]) => item.startsWith(`${src}/`)).map(([item, l]) => [item.slice(src.length), l.action]));
   assert.deepEqual(actions, { '/': 'modified', '/a.txt': 'modified', '/c.txt': 'new', '/empty/': 'unchanged', '/sub/': 'unchanged', '/sub/b.txt': 'unchanged' });
   assert.deepEqual([...second.keys()].filter((item) => !item.startsWith(`${src}/`)).sort(), above.sort());

@@ -319,14 +319,14 @@ test('a reader that leaves before the end of a dump or cat makes it exit 141 sil
 test('a reader that leaves early does not cost a backup: it saves its snapshot and exits 0; a restore it stops exits 141, not 0', async () => {
   const repo = await makeRepoDir();
   const source = await makeTempDir();
-  // Far more -v output than a pipe holds, so that the command still writes after the reader left.
+  // Far more -vv output than a pipe holds, so that the command still writes after the reader left.
   for (let i = 0; i < 1500; i++) await writeFile(path.join(source, `f${String(i).padStart(4, '0')}-${'x'.repeat(100)}`), String(i));
   assertOk(await runCoffer(['init'], { repo }));
   const env = testEnv({ COFFER_REPOSITORY: repo });
   const pipeline = (args: string[]) =>
     spawnSync('bash', ['-c', 'set -o pipefail; "$@" | head -n 2 >/dev/null', 'bash', process.execPath, cofferBin, ...args], { env, encoding: 'utf8' });
 
-  const backup = pipeline(['backup', '-v', source]);
+  const backup = pipeline(['backup', '-vv', source]);
   assert.equal(backup.status, 0, backup.stderr);
   const snapshots = JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as { summary: { total_files_processed: number } }[];
   assert.equal(snapshots.length, 1);
@@ -335,7 +335,7 @@ test('a reader that leaves early does not cost a backup: it saves its snapshot a
 
   // A restore stopped by its reader leaving is cut short: its status must not say it succeeded.
   const target = await makeTempDir();
-  const restore = pipeline(['restore', 'latest', '--target', target, '-v']);
+  const restore = pipeline(['restore', 'latest', '--target', target, '-vv']);
   assert.equal(restore.status, 141, restore.stderr);
   assert.deepEqual(await readdir(path.join(repo, 'locks')), []);
 });

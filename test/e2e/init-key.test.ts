@@ -257,7 +257,7 @@ describe('init', () => {
 });
 
 describe('restic\'s global options', () => {
-  it('-p reads the password file, --repository-file (or COFFER_REPOSITORY_FILE) the location, --verbose=N is -v for N > 0', async () => {
+  it('-p reads the password file, --repository-file (or COFFER_REPOSITORY_FILE) the location, --verbose=N is -v given N times', async () => {
     const repo = await makeRepoDir();
     const dir = await makeTempDir();
     const pw = path.join(dir, 'pw');

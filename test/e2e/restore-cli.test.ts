@@ -181,10 +181,10 @@ describe('restore (local repository)', () => {
       assert.ok(status.bytes_skipped <= second.bytes_skipped);
     }
     assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
-    // With -v, each entry gets restic's verbose_status line: action `unchanged` for what was in place (`restored` for a small
+    // With -vv, each entry gets restic's verbose_status line: action `unchanged` for what was in place (`restored` for a small
     // file written anew, `updated` for one rewritten in part), and the file's size.
     await writeFile(path.join(target, src, 'dir with spaces', 'file with  spaces .txt'), 'changed again');
-    const verbose = await coffer(['--json', '-v', 'restore', 'latest', '--target', target, '--overwrite', 'if-changed'], repo);
+    const verbose = await coffer(['--json', '-vv', 'restore', 'latest', '--target', target, '--overwrite', 'if-changed'], repo);
     assertOk(verbose);
     const lines = jsonLines(verbose.stdout).filter((m) => (m as { message_type: string }).message_type === 'verbose_status') as Array<{ action: string; item: string; size: number }>;
     const byItem = new Map(lines.map((l) => [l.item, l]));
@@ -196,7 +196,7 @@ describe('restore (local repository)', () => {
     assert.ok(unchanged.every((l) => Number.isInteger(l.size)) && unchanged.some((l) => l.size > 0));
   });
 
-  it('never deletes a folder with contents in the way of a file without --delete (exit 1); with it, -v and --dry-run -v say so', async () => {
+  it('never deletes a folder with contents in the way of a file without --delete (exit 1); with it, -vv and --dry-run -vv say so', async () => {
     const target = await makeTempDir();
     const only = ['--include', `${src}/small.txt`];
     const folder = path.join(target, src, 'small.txt');
@@ -209,17 +209,17 @@ describe('restore (local repository)', () => {
       assert.doesNotMatch(r.stderr, /deleted/);
       assert.equal(await readFile(path.join(folder, 'sub', 'mine'), 'utf8'), 'mine');
     }
-    const dry = await coffer(['restore', 'latest', '--target', target, '-v', '--delete', '--dry-run', ...only], repo);
+    const dry = await coffer(['restore', 'latest', '--target', target, '-vv', '--delete', '--dry-run', ...only], repo);
     assertOk(dry);
     assert.match(dry.stdout, new RegExp(`^would be deleted ${src}/small\\.txt$`, 'm'));
     assert.match(dry.stdout, /would delete 1$/m);
     assert.equal(await readFile(path.join(folder, 'sub', 'mine'), 'utf8'), 'mine');
-    const r = await coffer(['restore', 'latest', '--target', target, '-v', '--delete', ...only], repo);
+    const r = await coffer(['restore', 'latest', '--target', target, '-vv', '--delete', ...only], repo);
     assertOk(r);
     assert.match(r.stdout, new RegExp(`^deleted +${src}/small\\.txt$`, 'm'));
     assert.equal(await readFile(folder, 'utf8'), 'hello, coffer\n');
     // What is in place already is `unchanged`, in a dry run as in a restore.
-    const again = await coffer(['restore', 'latest', '--target', target, '-v', '--dry-run', '--overwrite', 'if-changed', ...only], repo);
+    const again = await coffer(['restore', 'latest', '--target', target, '-vv', '--dry-run', '--overwrite', 'if-changed', ...only], repo);
     assertOk(again);
     assert.match(again.stdout, new RegExp(`^unchanged ${src}/small\\.txt$`, 'm'));
   });
@@ -480,7 +480,7 @@ describe('restore after a killed restore', () => {
     const exists = (file: string) => stat(file).then(() => true, () => false);
     const leaveOutY = ['--exclude', `${data}/part/y`];
 
-    const dry = await coffer(['restore', 'latest', '--target', target, '--dry-run', '-v', ...leaveOutY], repo);
+    const dry = await coffer(['restore', 'latest', '--target', target, '--dry-run', '-vv', ...leaveOutY], repo);
     assertOk(dry);
     const listed = dry.stdout.split('\n').filter((l) => l.startsWith('would be removed '));
     assert.deepEqual(listed.sort(), [leftovers.aside, leftovers.inSub, leftovers.node].map((f) => `would be removed ${shown(f)}`).sort(), dry.stdout);
@@ -495,7 +495,7 @@ describe('restore after a killed restore', () => {
     assert.ok(await exists(leftovers.aside));
 
     // A folder with an entry left out (or one that fails) keeps them: one may hold that entry's only old copy.
-    const r = await coffer(['restore', 'latest', '--target', target, '-v', ...leaveOutY], repo);
+    const r = await coffer(['restore', 'latest', '--target', target, '-vv', ...leaveOutY], repo);
     assertOk(r);
     const removed = r.stdout.split('\n').filter((l) => l.startsWith('removed '));
     assert.deepEqual(removed, [`removed   ${shown(leftovers.aside)}`], r.stdout);

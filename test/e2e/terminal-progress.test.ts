@@ -59,7 +59,7 @@ describe('interrupted while the progress view is drawn', { skip: !canUseTerminal
 });
 
 describe('lines printed while the progress view is drawn', { skip: !canUseTerminal && 'no `script` to run a terminal' }, () => {
-  it('backup -v and restore -v: every verbose line and warning stays on screen; only the last frame is left, below them', async () => {
+  it('backup -vv and restore -vv: every verbose line and warning stays on screen; only the last frame is left, below them', async () => {
     const repo = await newRepo();
     const src = path.join(await makeTempDir('coffer-e2e-terminal-'), 'src');
     await mkdir(path.join(src, 'tagged'), { recursive: true });
@@ -69,7 +69,7 @@ describe('lines printed while the progress view is drawn', { skip: !canUseTermin
     await writeFile(path.join(src, 'tagged', 'TAG'), 'no header');
 
     const columns = 200;
-    const backup = runOnTerminal(['backup', '-v', '--exclude-if-present', 'TAG:Signature', src], { repo, columns });
+    const backup = runOnTerminal(['backup', '-vv', '--exclude-if-present', 'TAG:Signature', src], { repo, columns });
     assert.equal(await backup.exited, 0, backup.output());
     const screen = screenText(backup.output(), columns);
     assert.equal(screen.filter((l) => /^new {8}\//.test(l)).length, files + 1, screen.join('\n'));
@@ -80,7 +80,7 @@ describe('lines printed while the progress view is drawn', { skip: !canUseTermin
     assert.match(screen[frames[0] + 1], /^Files: /);
 
     const target = await makeTempDir('coffer-e2e-terminal-target-');
-    const restore = runOnTerminal(['restore', 'latest', '--target', target, '-v'], { repo, columns });
+    const restore = runOnTerminal(['restore', 'latest', '--target', target, '-vv'], { repo, columns });
     assert.equal(await restore.exited, 0, restore.output());
     const restored = screenText(restore.output(), columns);
     assert.equal(restored.filter((l) => /^restored {2}\/.*\/src\/(f\d+|tagged\/TAG)$/.test(l)).length, files + 1, restored.join('\n'));

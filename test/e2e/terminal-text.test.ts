@@ -36,15 +36,22 @@ before(async () => {
 
 after(removeTempDirs);
 
-it('backup -v and restore -v show names escaped as ls does, one line each, on stdout as restic does', async () => {
-  const backup = await coffer(['backup', '-v', src]);
+it('backup -vv and restore -vv show names escaped as ls does, one line each, on stdout as restic does; -v shows no file', async () => {
+  const once = await coffer(['backup', '-v', src]);
+  assertOk(once);
+  const onceLines = plainLines(once.stdout);
+  assert.ok(onceLines.includes(`start backup on [${src}]`), once.stdout);
+  assert.ok(onceLines.some((l) => /^scan finished in \S+: 3 files, 3 B$/.test(l)), once.stdout);
+  assert.ok(!onceLines.some((l) => l.startsWith('new ')), once.stdout);
+
+  const backup = await coffer(['backup', '-vv', '--force', src]);
   assertOk(backup);
   const backupLines = plainLines(backup.stdout);
   for (const name of ['se\\x0acret\\x1b', 'c1\\xc2\\x9bx', 'back\\\\slash']) assert.ok(backupLines.includes(`new        ${src}/${name}`), backup.stdout);
   assert.equal(backup.stderr, '');
 
   const target = await makeTempDir('coffer-e2e-text-target-');
-  const restore = await coffer(['restore', 'latest', '--target', target, '-v']);
+  const restore = await coffer(['restore', 'latest', '--target', target, '-vv']);
   assertOk(restore);
   const restoreLines = plainLines(restore.stdout);
   for (const name of ['se\\x0acret\\x1b', 'c1\\xc2\\x9bx', 'back\\\\slash']) assert.ok(restoreLines.includes(`restored  ${src}/${name}`), restore.stdout);

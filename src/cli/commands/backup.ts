@@ -210,7 +210,9 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         };
 
         const started = Date.now();
+        ctx.verbose(`start backup on [${flags.stdin ? (flags.stdinFilename ?? 'stdin') : paths.map(displayName).join(' ')}]`);
         const sink = await progressSink(ctx, flags.dryRun ? 'backup (dry run)' : 'backup');
+        let scanReported = false;
         let result;
         try {
           result = await backup(repo, {
@@ -238,6 +240,10 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             reporter: {
               progress: (stats) => {
                 const ms = Date.now() - started;
+                if (stats.scanDone && !scanReported && !flags.stdin) {
+                  scanReported = true;
+                  ctx.verbose(`scan finished in ${elapsed(ms)}: ${stats.filesTotal} files, ${formatBytes(stats.bytesTotal)}`);
+                }
                 const fraction = stats.scanDone && stats.bytesTotal > 0 ? Math.min(1, stats.bytesDone / stats.bytesTotal) : undefined;
                 const eta = fraction && fraction > 0.01 && fraction < 1 ? elapsed((ms / fraction) * (1 - fraction)) : undefined;
                 sink.update(
@@ -257,13 +263,14 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                 else ctx.warn(`error: ${error.message}`);
               },
               warning: (message) => ctx.warning(message),
-              // Only with -v: an unchanged re-backup is little more than these calls.
-              itemDone: !ctx.options.verbose
-                ? undefined
-                : (item) => {
-                    if (ctx.json) ctx.printJson(verboseStatusJson(item));
-                    else if (item.type === 'file') ctx.verbose(`${item.status.padEnd(10)} ${displayText(item.path)}`);
-                  },
+              // Only with -vv, as in restic: an unchanged re-backup is little more than these calls.
+              itemDone:
+                ctx.verbosity < 2
+                  ? undefined
+                  : (item) => {
+                      if (ctx.json) ctx.printJson(verboseStatusJson(item));
+                      else if (item.type === 'file') ctx.verbose(`${item.status.padEnd(10)} ${displayText(item.path)}`, 2);
+                    },
             },
           });
         } finally {

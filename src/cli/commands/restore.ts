@@ -143,9 +143,11 @@ export function registerRestore(program: Command, ctx: CliContext): void {
                 }
               },
               warning: (message) => ctx.warning(message),
+              // A line each file with -vv, as in restic.
               fileDone: (p, action, size) => {
-                if (ctx.json && ctx.options.verbose) ctx.printJson({ message_type: 'verbose_status', action, item: p, size });
-                else ctx.verbose(`${(flags.dryRun && action !== 'unchanged' ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}`);
+                if (ctx.verbosity < 2) return;
+                if (ctx.json) ctx.printJson({ message_type: 'verbose_status', action, item: p, size });
+                else ctx.verbose(`${(flags.dryRun && action !== 'unchanged' ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}`, 2);
               },
             },
           });
