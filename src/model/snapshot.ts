@@ -38,6 +38,8 @@ export interface Snapshot {
   readonly tags: readonly string[];
   readonly excludes: readonly string[];
   readonly parent?: Id;
+  /** The snapshot this one replaced when `tag` rewrote it, kept through later rewrites (restic's `original`). */
+  readonly original?: Id;
   readonly programVersion: string;
   readonly summary?: SnapshotSummary;
 }

@@ -16,6 +16,7 @@ export * from './tree.ts';
 export * from './select.ts';
 export * from './lock.ts';
 export * from './repair.ts';
+export * from './retag.ts';
 export * from './diff.ts';
 export * from './stats.ts';
 export * from './tar.ts';

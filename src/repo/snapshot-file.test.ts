@@ -20,12 +20,13 @@ const snapshotArb: fc.Arbitrary<Snapshot> = fc.record(
     tags: fc.array(fc.string()),
     excludes: fc.array(fc.string()),
     parent: hex,
+    original: hex,
     programVersion: fc.string(),
   },
   { requiredKeys: ['time', 'tree', 'paths', 'hostname', 'username', 'uid', 'gid', 'tags', 'excludes', 'programVersion'], noNullPrototype: true },
 );
 
-test('a snapshot survives encoding, with or without its UTC offset and parent', () => {
+test('a snapshot survives encoding, with or without its UTC offset, parent and original', () => {
   fc.assert(
     fc.property(snapshotArb, (s) => {
       assert.deepEqual(decodeSnapshot(decode(encode(encodeSnapshot(s)), 'snapshot'), 'snapshot'), s);

@@ -37,6 +37,7 @@ export function encodeSnapshot(s: Snapshot): unknown {
     tags: [...s.tags],
     excludes: [...s.excludes],
     ...(s.parent !== undefined ? { parent: fromHex(s.parent) } : {}),
+    ...(s.original !== undefined ? { original: fromHex(s.original) } : {}),
     programVersion: s.programVersion,
     ...(s.summary !== undefined ? { summary: { ...s.summary } } : {}),
   };
@@ -71,6 +72,7 @@ export function decodeSnapshot(value: unknown, what: string): Snapshot {
     tags: asStringArray(o.tags, `${what}: tags`),
     excludes: asStringArray(asArray(o.excludes ?? [], `${what}: excludes`), `${what}: excludes`),
     ...(o.parent !== undefined ? { parent: toHex(asBytes(o.parent, `${what}: parent`, 32)) } : {}),
+    ...(o.original !== undefined ? { original: toHex(asBytes(o.original, `${what}: original`, 32)) } : {}),
     programVersion: asString(o.programVersion, `${what}: programVersion`),
     ...(summary ? { summary } : {}),
   };

@@ -10,6 +10,7 @@ import { registerFind } from './find.ts';
 import { registerDump } from './dump.ts';
 import { registerRestore } from './restore.ts';
 import { registerForget } from './forget.ts';
+import { registerTag } from './tag.ts';
 import { registerPrune } from './prune.ts';
 import { registerCheck } from './check.ts';
 import { registerRepair } from './repair.ts';
@@ -20,5 +21,5 @@ import { registerCat } from './cat.ts';
 
 export const commands: Array<(program: Command, ctx: CliContext) => void> = [
   registerInit, registerBackup, registerSnapshots, registerLs, registerDiff, registerFind, registerDump, registerRestore,
-  registerForget, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat,
+  registerForget, registerTag, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat,
 ];

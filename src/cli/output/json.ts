@@ -65,6 +65,7 @@ export function snapshotJson(s: StoredSnapshot): Record<string, unknown> {
     ...(s.gid !== 0 ? { gid: s.gid } : {}),
     ...(s.excludes.length > 0 ? { excludes: [...s.excludes] } : {}),
     ...(s.tags.length > 0 ? { tags: [...s.tags] } : {}),
+    ...(s.original !== undefined ? { original: s.original } : {}),
     ...(s.programVersion !== '' ? { program_version: s.programVersion } : {}),
   };
   const m = s.summary;
