@@ -18,8 +18,9 @@ import { registerKey } from './key.ts';
 import { registerUnlock } from './unlock.ts';
 import { registerStats } from './stats.ts';
 import { registerCat } from './cat.ts';
+import { registerList } from './list.ts';
 
 export const commands: Array<(program: Command, ctx: CliContext) => void> = [
   registerInit, registerBackup, registerSnapshots, registerLs, registerDiff, registerFind, registerDump, registerRestore,
-  registerForget, registerTag, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat,
+  registerForget, registerTag, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat, registerList,
 ];
