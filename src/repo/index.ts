@@ -21,3 +21,4 @@ export * from './diff.ts';
 export * from './stats.ts';
 export * from './tar.ts';
 export * from './find-objects.ts';
+export * from './rewrite.ts';

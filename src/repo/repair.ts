@@ -17,12 +17,13 @@ import { filePath, misplacedPackName } from '../backend/backend.ts';
 import { BackendError, CancelledError, IntegrityError, isStorageFailure } from '../errors/index.ts';
 import { discard, fromHex, mapLimit, nodeName, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { CheckReporter } from '../progress/index.ts';
-import { openBlob, sealBlob } from './blob.ts';
+import { openBlob } from './blob.ts';
 import type { BlobIndex } from './blob-index.ts';
 import { decodeIndex, mergePackRecords, type IndexContent, type PackRecord } from './index-file.ts';
 import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from './pack.ts';
 import { describe, foreignFileOf, type Repository } from './repository.ts';
-import { decodeTree, encodeTree } from './tree.ts';
+import { decodeTree } from './tree.ts';
+import { TreeWriter } from './tree-writer.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // packs in a wrong folder
@@ -525,22 +526,8 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     return (copies.get(`${type}${toHex(id)}`) ?? []).some((p) => stored.has(p));
   };
 
-  const records: PackRecord[] = [];
-  const packer = options.dryRun ? undefined : repo.newPacker('tree', (p) => records.push(p));
-  const pendingTrees = new Set<string>();
-  let treesWritten = 0;
-  const storeTree = async (nodes: TreeNode[]): Promise<Uint8Array> => {
-    const plain = encodeTree(nodes);
-    const id = repo.crypto.blobId(plain);
-    const hex = toHex(id);
-    if (available(id, 'tree') || pendingTrees.has(hex)) return id;
-    pendingTrees.add(hex);
-    if (packer) {
-      await packer.add(await sealBlob(repo.crypto, 'tree', id, plain), hex);
-      treesWritten++;
-    }
-    return id;
-  };
+  const trees = new TreeWriter(repo, (id) => available(id, 'tree'), { dryRun: options.dryRun });
+  const storeTree = (nodes: TreeNode[]): Promise<Uint8Array> => trees.store(nodes);
 
   const loadTree = async (id: Uint8Array): Promise<TreeNode[]> => {
     const what = `tree ${shortId(toHex(id))}`;
@@ -665,16 +652,12 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   }
 
   const repaired: RepairedSnapshot[] = [];
-  if (options.dryRun || !packer) {
+  if (options.dryRun) {
     for (const p of plans) repaired.push({ original: p.original.id, damage: p.damage, forgotten: false });
     return { repaired, intact, treesWritten: 0 };
   }
   // Order: tree packs, the index listing them, then snapshots, then (forget) removal of the originals.
-  await packer.flush();
-  if (records.length > 0) {
-    await options.beforeCommit?.();
-    await repo.saveIndex(records);
-  }
+  await trees.commit(options.beforeCommit);
   // A repair run before without --forget left the originals, and saved what this run would save again:
   // repaired trees are deterministic, so the same fields mean the same snapshot.
   const fieldsOf = (x: Snapshot) => JSON.stringify([x.tree, x.time, x.hostname, x.username, x.paths, x.tags, x.parent ?? null]);
@@ -686,7 +669,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     if (options.forget) await repo.backend.remove({ type: 'snapshot', name: p.original.id });
     repaired.push({ original: p.original.id, repaired: id, damage: p.damage, forgotten: options.forget === true, ...(before ? { existing: true } : {}) });
   }
-  return { repaired, intact, treesWritten };
+  return { repaired, intact, treesWritten: trees.written };
 }
 
 /** Packs holding further copies of a blob: key `type ‖ hex id`. */

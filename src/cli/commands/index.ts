@@ -11,6 +11,7 @@ import { registerDump } from './dump.ts';
 import { registerRestore } from './restore.ts';
 import { registerForget } from './forget.ts';
 import { registerTag } from './tag.ts';
+import { registerRewrite } from './rewrite.ts';
 import { registerPrune } from './prune.ts';
 import { registerCheck } from './check.ts';
 import { registerRepair } from './repair.ts';
@@ -22,5 +23,5 @@ import { registerList } from './list.ts';
 
 export const commands: Array<(program: Command, ctx: CliContext) => void> = [
   registerInit, registerBackup, registerSnapshots, registerLs, registerDiff, registerFind, registerDump, registerRestore,
-  registerForget, registerTag, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat, registerList,
+  registerForget, registerTag, registerRewrite, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat, registerList,
 ];

@@ -1,0 +1,146 @@
+/**
+ * `rewrite` through the real binary: a file backed up by mistake is left out of the snapshots, the rest
+ * restores byte for byte, a dry run writes nothing, `--forget` and then `prune` remove the file's data for
+ * good, and `--new-host`/`--new-time` set what they say.
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
+import { LocalBackend } from '../../src/backend/index.ts';
+import { storeDigest } from '../support/repo-inspect.ts';
+
+after(removeTempDirs);
+
+interface SnapshotJson {
+  id: string;
+  short_id: string;
+  time: string;
+  tree: string;
+  paths: string[];
+  hostname: string;
+  tags?: string[];
+  original?: string;
+  summary?: { total_files_processed: number; total_bytes_processed: number };
+}
+
+describe('rewrite', () => {
+  let repo: string;
+  let src: string;
+  const coffer = (args: string[]): Promise<RunResult> => runCoffer(args, { repo });
+  const snapshots = async (): Promise<SnapshotJson[]> => JSON.parse((await coffer(['snapshots', '--json'])).stdout) as SnapshotJson[];
+  const listed = async (id: string) => {
+    const r = await coffer(['ls', id]);
+    assertOk(r);
+    return r.stdout.split('\n').filter((l) => l.startsWith('/'));
+  };
+  const contentOf = async (snapshot: string, file: string): Promise<string[]> => {
+    const tree = JSON.parse((await coffer(['cat', 'tree', `${snapshot}:${path.dirname(file)}`])).stdout) as { nodes: Array<{ name: string; content?: string[] }> };
+    return tree.nodes.find((n) => n.name === path.basename(file))!.content!;
+  };
+
+  before(async () => {
+    repo = await makeRepoDir();
+    src = path.join(await makeTempDir(), 'src');
+    await mkdir(path.join(src, 'sub'), { recursive: true });
+    await mkdir(path.join(src, 'keep'), { recursive: true });
+    await writeFile(path.join(src, '.env'), 'PASSWORD=hunter2\n');
+    await writeFile(path.join(src, 'a.txt'), 'a'.repeat(1000));
+    await writeFile(path.join(src, 'sub', 'debug.LOG'), 'log line\n');
+    await writeFile(path.join(src, 'sub', 'c.txt'), 'c');
+    await writeFile(path.join(src, 'keep', 'k.txt'), 'k');
+    assertOk(await coffer(['init']));
+    assertOk(await coffer(['backup', '-q', '--tag', 'first', src]));
+    await writeFile(path.join(src, 'a.txt'), 'b'.repeat(500));
+    assertOk(await coffer(['backup', '-q', src]));
+  });
+
+  it('a dry run names what it would leave out and writes nothing', async () => {
+    const before = await storeDigest(new LocalBackend(repo));
+    const r = await coffer(['rewrite', '--dry-run', '-vv', '--exclude', '.env', '--iexclude', '*.log']);
+    assertOk(r);
+    assert.equal(r.stdout.split('\n').filter((l) => l.endsWith(`would leave out ${src}/.env`)).length, 2, r.stdout);
+    assert.equal(r.stdout.split('\n').filter((l) => l.endsWith(`would leave out ${src}/sub/debug.LOG`)).length, 2, r.stdout);
+    assert.match(r.stdout, /^would modify 2 snapshots$/m);
+    assert.deepEqual(await storeDigest(new LocalBackend(repo)), before);
+  });
+
+  it('leaves the matching entries out of new snapshots that keep the rest, restorable byte for byte; the originals stay', async () => {
+    const originals = await snapshots();
+    const r = await coffer(['rewrite', '--exclude', '.env', '--iexclude', '*.log']);
+    assertOk(r);
+    assert.match(r.stdout, /^modified 2 snapshots$/m);
+    const now = await snapshots();
+    assert.equal(now.length, 4);
+    for (const original of originals) {
+      const rewritten = now.find((s) => s.original === original.id)!;
+      assert.ok(rewritten, `no rewrite of ${original.short_id}`);
+      assert.deepEqual(rewritten.tags, [...(original.tags ?? []), 'rewrite']);
+      assert.equal(rewritten.time, original.time);
+      assert.equal(rewritten.hostname, original.hostname);
+      assert.deepEqual(rewritten.paths, original.paths);
+      const before = await listed(original.id);
+      const after = await listed(rewritten.id);
+      assert.deepEqual(after, before.filter((p) => p !== `${src}/.env` && p !== `${src}/sub/debug.LOG`));
+      assert.equal(rewritten.summary!.total_files_processed, original.summary!.total_files_processed - 2);
+      // An unchanged folder keeps its tree.
+      assert.deepEqual(
+        JSON.parse((await coffer(['cat', 'tree', `${rewritten.id}:${src}/keep`])).stdout).id,
+        JSON.parse((await coffer(['cat', 'tree', `${original.id}:${src}/keep`])).stdout).id,
+      );
+    }
+    const latest = now.find((s) => s.original === originals[1].id)!;
+    assert.equal(latest.summary!.total_bytes_processed, 500 + 1 + 1);
+    const target = await makeTempDir();
+    assertOk(await coffer(['restore', latest.id, '--target', target]));
+    const restored = path.join(target, src);
+    assert.deepEqual((await readdir(restored)).sort(), ['a.txt', 'keep', 'sub']);
+    assert.deepEqual(await readdir(path.join(restored, 'sub')), ['c.txt']);
+    assert.equal(await readFile(path.join(restored, 'a.txt'), 'utf8'), 'b'.repeat(500));
+    assertOk(await coffer(['check', '--read-data']));
+
+    // Nothing is left to leave out: the rewritten snapshots stay as they are.
+    const again = await coffer(['rewrite', '--exclude', '.env', ...now.filter((s) => s.original).map((s) => s.short_id)]);
+    assertOk(again);
+    assert.match(again.stdout, /^no snapshots were modified$/m);
+  });
+
+  it('--forget removes the originals, and prune then the data only they held', async () => {
+    const withSecret = (await snapshots()).filter((s) => !s.original);
+    const blob = (await contentOf(withSecret[0].id, `${src}/.env`))[0];
+    assertOk(await coffer(['cat', 'blob', blob]));
+
+    const existing = new Set((await snapshots()).map((s) => s.id));
+    const r = await coffer(['rewrite', '--forget', '--exclude', '.env', ...withSecret.map((s) => s.id)]);
+    assertOk(r);
+    const now = await snapshots();
+    assert.deepEqual(now.filter((s) => withSecret.some((w) => w.id === s.id)), []);
+    // With --forget the new snapshots take the place of the old ones: no `rewrite` tag.
+    const added = now.filter((s) => !existing.has(s.id));
+    assert.equal(added.length, 2);
+    for (const w of withSecret) assert.deepEqual(added.find((s) => s.original === w.id)?.tags, w.tags);
+    assertOk(await coffer(['prune', '--max-unused', '0']));
+    assert.ok(!(await coffer(['list', 'blobs'])).stdout.includes(blob));
+    const gone = await coffer(['cat', 'blob', blob]);
+    assert.notEqual(gone.code, 0);
+    assertOk(await coffer(['check', '--read-data']));
+  });
+
+  it('--new-host and --new-time set the host and time; nothing to do and --no-lock without --dry-run are refused', async () => {
+    const latest = (await snapshots()).at(-1)!;
+    const r = await coffer(['rewrite', '--new-host', 'laptop', '--new-time', '2020-02-03 04:05:06', latest.id]);
+    assertOk(r);
+    const rewritten = (await snapshots()).find((s) => s.original === latest.id)!;
+    assert.equal(rewritten.hostname, 'laptop');
+    assert.equal(rewritten.time, '2020-02-03T04:05:06Z');
+    assert.equal(rewritten.tree, latest.tree);
+
+    for (const args of [['rewrite'], ['--no-lock', 'rewrite', '--exclude', 'x'], ['rewrite', '--new-time', 'yesterday-ish']]) {
+      const bad = await coffer(args);
+      assert.equal(bad.code, 2, `${args.join(' ')}: ${bad.stderr}`);
+      assert.match(bad.stderr, /^error: .+\nhint: /);
+    }
+    assertOk(await coffer(['--no-lock', 'rewrite', '--dry-run', '--exclude', 'x']));
+  });
+});
