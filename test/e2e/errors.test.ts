@@ -219,13 +219,13 @@ describe('errors', () => {
       assertFails(await coffer(['-r', pristine, 'snapshots', '--bogus']), 2, /unknown option '--bogus'/);
       assertFails(await coffer(['-r', pristine, 'frobnicate']), 2, /unknown command 'frobnicate'$/);
       // A near miss: the suggestion is the hint, not a second line of the error.
-      const typo = await coffer(['-r', pristine, 'list']);
-      assertFails(typo, 2, /^error: unknown command 'list'$/);
+      const typo = await coffer(['-r', pristine, 'lss']);
+      assertFails(typo, 2, /^error: unknown command 'lss'$/);
       assert.match(typo.stderr, /^hint: did you mean ls\?$/m);
       // --help with an unknown command is the same error, not the main help and exit 0 (a script probing
-      // for `coffer tag` must not take it as there); with a known command it is that command's help.
-      assertFails(await coffer(['-r', pristine, 'tag', '--help']), 2, /^error: unknown command 'tag'$/);
-      assertFails(await coffer(['--cache-dir', '/tmp', 'rewrite', '-h']), 2, /^error: unknown command 'rewrite'$/);
+      // for `coffer copy` must not take it as there); with a known command it is that command's help.
+      assertFails(await coffer(['-r', pristine, 'copy', '--help']), 2, /^error: unknown command 'copy'$/);
+      assertFails(await coffer(['--cache-dir', '/tmp', 'mount', '-h']), 2, /^error: unknown command 'mount'$/);
       const known = await coffer(['--cache-dir', '/tmp', 'ls', '--help']);
       assert.equal(known.code, 0, known.stderr);
       assert.match(known.stdout, /^Usage: coffer ls /);
