@@ -142,7 +142,7 @@ function verboseLevels(args: string[]): string[] {
 }
 
 /**
- * `args` without `--help`/`-h` when its command is unknown (`coffer tag --help`): commander would show the
+ * `args` without `--help`/`-h` when its command is unknown (`coffer copy --help`): commander would show the
  * main help and exit 0, and a script probing for the command would take it as there; without the flag, the
  * unknown command is the usage error it is.
  */

@@ -33,6 +33,9 @@ export interface KeyInfo {
   readonly created: string;
 }
 
+/** The host and user a new key names, where they are not this machine's and this user's (restic's key add --host/--user). */
+export type KeyOwner = Partial<Pick<KeyInfo, 'hostname' | 'username'>>;
+
 /** What a key grants: `full` holds the master secret. Other kinds (write-only) are reserved. */
 interface KeyPayload {
   readonly kind: 'full';

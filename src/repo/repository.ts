@@ -28,7 +28,7 @@ import { decodeSnapshot, encodeSnapshot } from './snapshot-file.ts';
 import { decodeTree } from './tree.ts';
 import { newConfig, parseConfig, type ChunkerConfig, type RepoConfig } from './config.ts';
 import { openStructured, sealStructured } from './files.ts';
-import { makeKeyFile, parseKeyFile, readKeyInfo, unwrapMaster, type KeyFile, type KeyInfo } from './key-file.ts';
+import { currentKeyInfo, makeKeyFile, parseKeyFile, readKeyInfo, unwrapMaster, type KeyFile, type KeyInfo, type KeyOwner } from './key-file.ts';
 
 const configHandle: Handle = { type: 'config', name: 'config' };
 
@@ -467,9 +467,9 @@ export class Repository {
   }
 
   /** Adds a key file for another password; returns its name. Run under an exclusive lock. */
-  async addKey(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey()): Promise<Id> {
+  async addKey(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey(), owner: KeyOwner = {}): Promise<Id> {
     await this.#assertKeyInUseStored();
-    return this.#saveKey(password, kdf);
+    return this.#saveKey(password, kdf, owner);
   }
 
   /**
@@ -494,15 +494,15 @@ export class Repository {
   }
 
   /** Replaces the key in use by one for a new password; returns the new key's name. Run under an exclusive lock. */
-  async changePassword(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey()): Promise<Id> {
+  async changePassword(password: Uint8Array, kdf: KdfParams = kdfParamsForNewKey(), owner: KeyOwner = {}): Promise<Id> {
     await this.#assertKeyInUseStored();
-    const name = await this.#saveKey(password, kdf);
+    const name = await this.#saveKey(password, kdf, owner);
     await this.backend.remove({ type: 'key', name: this.keyName });
     return name;
   }
 
-  async #saveKey(password: Uint8Array, kdf: KdfParams): Promise<Id> {
-    const bytes = await makeKeyFile(password, this.#master, kdf, this.crypto.metadata);
+  async #saveKey(password: Uint8Array, kdf: KdfParams, owner: KeyOwner): Promise<Id> {
+    const bytes = await makeKeyFile(password, this.#master, kdf, this.crypto.metadata, { ...currentKeyInfo(), ...owner });
     const name = storageName(bytes);
     await this.backend.save({ type: 'key', name }, bytes);
     return name;

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { copyFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openBackend, fileTypes, type Backend } from '../../src/backend/index.ts';
@@ -52,6 +53,8 @@ async function storeListing(backend: Backend): Promise<string[]> {
 interface KeyJson {
   current: boolean;
   id: string;
+  userName: string;
+  hostName: string;
   kdf: { algorithm: string; memory: number; iterations: number; parallelism: number };
 }
 
@@ -351,6 +354,23 @@ describe('key', () => {
     assertFails(await coffer(['-r', repo, 'key', 'remove', last[0].id], 'pw three'), 2);
     assert.equal((await readdir(path.join(repo, 'keys'))).length, 1);
     assertOk(await coffer(['-r', repo, 'cat', 'config'], 'pw three'));
+  });
+
+  it('key add and key passwd name the --host and --user given (restic\'s), this machine\'s and user\'s otherwise', async () => {
+    const repo = await makeRepoDir();
+    const dir = await makeTempDir();
+    assertOk(await coffer(['-r', repo, 'init'], 'pw one'));
+    const [first] = await keyList(repo, 'pw one');
+    assert.equal(first.hostName, hostname());
+    await writeFile(path.join(dir, 'two'), 'pw two\n');
+    assertOk(await coffer(['-r', repo, 'key', 'add', '--host', 'nas', '--user', 'backup', '--new-password-file', path.join(dir, 'two')], 'pw one'));
+    const added = (await keyList(repo, 'pw two')).find((k) => k.current)!;
+    assert.deepEqual([added.hostName, added.userName], ['nas', 'backup']);
+    await writeFile(path.join(dir, 'three'), 'pw three\n');
+    assertOk(await coffer(['-r', repo, 'key', 'passwd', '--host', 'laptop', '--new-password-file', path.join(dir, 'three')], 'pw two'));
+    const changed = (await keyList(repo, 'pw three')).find((k) => k.current)!;
+    assert.deepEqual([changed.hostName, changed.userName], ['laptop', first.userName]);
+    assertFails(await coffer(['-r', repo, 'key', 'add', '--user', '', '--new-password-file', path.join(dir, 'two')], 'pw three'), 2, /^error: --user cannot be empty$/);
   });
 
   it('key add and passwd refuse an empty or missing new password', async () => {

@@ -1,10 +1,25 @@
 import type { Command } from 'commander';
+import { UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
+import type { KeyOwner } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withLock, withReadLock } from '../locking.ts';
 import { readNewPassword } from '../password.ts';
 import { table } from '../table.ts';
 import { localTime } from './snapshots.ts';
+
+interface OwnerFlags {
+  host?: string;
+  user?: string;
+}
+
+/** `--host` and `--user` of key add and key passwd, as restic's: what `key list` shows for the new key. */
+function keyOwner(flags: OwnerFlags): KeyOwner {
+  for (const [flag, value] of [['--host', flags.host], ['--user', flags.user]] as const) {
+    if (value === '') throw new UsageError(`${flag} cannot be empty`, { hint: `leave ${flag} out to name this machine's (or this user's)` });
+  }
+  return { ...(flags.host !== undefined ? { hostname: flags.host } : {}), ...(flags.user !== undefined ? { username: flags.user } : {}) };
+}
 
 /** Adding, removing and changing keys take the exclusive lock, as in restic: two removals at once could otherwise remove every key. */
 export function registerKey(program: Command, ctx: CliContext): void {
@@ -45,10 +60,13 @@ export function registerKey(program: Command, ctx: CliContext): void {
     .command('add')
     .description('add a key for another password')
     .option('--new-password-file <file>', 'read the new password from a file')
-    .action(async (opts: { newPasswordFile?: string }) => {
+    .option('--host <host>', 'the host name the new key names (default: this one)')
+    .option('--user <user>', 'the user name the new key names (default: this one)')
+    .action(async (opts: OwnerFlags & { newPasswordFile?: string }) => {
+      const owner = keyOwner(opts);
       const repo = await ctx.openRepository();
       const password = await readNewPassword(opts.newPasswordFile, ctx.io.env);
-      const name = await withLock(ctx, repo, 'exclusive', () => repo.addKey(password));
+      const name = await withLock(ctx, repo, 'exclusive', () => repo.addKey(password, undefined, owner));
       if (ctx.json) ctx.printJson({ message_type: 'key_added', id: name });
       else ctx.say(`saved new key ${shortId(name)}`);
     });
@@ -68,10 +86,13 @@ export function registerKey(program: Command, ctx: CliContext): void {
     .command('passwd')
     .description('change the password of the key in use')
     .option('--new-password-file <file>', 'read the new password from a file')
-    .action(async (opts: { newPasswordFile?: string }) => {
+    .option('--host <host>', 'the host name the new key names (default: this one)')
+    .option('--user <user>', 'the user name the new key names (default: this one)')
+    .action(async (opts: OwnerFlags & { newPasswordFile?: string }) => {
+      const owner = keyOwner(opts);
       const repo = await ctx.openRepository();
       const password = await readNewPassword(opts.newPasswordFile, ctx.io.env);
-      const name = await withLock(ctx, repo, 'exclusive', () => repo.changePassword(password));
+      const name = await withLock(ctx, repo, 'exclusive', () => repo.changePassword(password, undefined, owner));
       if (ctx.json) ctx.printJson({ message_type: 'password_changed', id: name });
       else ctx.say(`saved new password as key ${shortId(name)}, removed key ${shortId(repo.keyName)}`);
     });
