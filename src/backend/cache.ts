@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { open, readFile, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { open, readFile, readdir, rename, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { BackendError, errnoCode, PastEndError } from '../errors/index.ts';
@@ -67,6 +67,50 @@ export async function prepareCacheRoot(root: string): Promise<void> {
   } catch (err) {
     if (errnoCode(err) !== 'EEXIST') throw err;
   }
+}
+
+/** A repository's cache folder, as `coffer cache` lists it. */
+export interface CacheFolder {
+  /** The repository's config id, the folder's name. */
+  readonly id: string;
+  readonly path: string;
+  /** When a command last used it: the folder's modification time, set each time a command attaches it. */
+  readonly lastUsed: Date;
+  /** Bytes of the files in it, when asked for. */
+  readonly size?: number;
+}
+
+/** Sets a cache folder's modification time to now: {@link CacheFolder.lastUsed}. Never fails. */
+async function markUsed(dir: string): Promise<void> {
+  const now = new Date();
+  await utimes(dir, now, now).catch(() => undefined);
+}
+
+/** The repository folders in a cache root, oldest use first; none when the root does not exist. */
+export async function listCacheFolders(root: string, options: { readonly withSize?: boolean } = {}): Promise<CacheFolder[]> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return [];
+    throw err;
+  }
+  const folders: CacheFolder[] = [];
+  for (const id of names.filter((n) => /^[0-9a-f]{64}$/.test(n))) {
+    const dir = path.join(root, id);
+    const info = await stat(dir).catch(() => undefined);
+    if (!info?.isDirectory()) continue;
+    folders.push({ id, path: dir, lastUsed: info.mtime, ...(options.withSize ? { size: await folderSize(dir) } : {}) });
+  }
+  return folders.sort((a, b) => a.lastUsed.getTime() - b.lastUsed.getTime() || a.id.localeCompare(b.id));
+}
+
+async function folderSize(dir: string): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => [])) {
+    if (entry.isFile()) total += (await stat(path.join(entry.parentPath, entry.name)).catch(() => undefined))?.size ?? 0;
+  }
+  return total;
 }
 
 /** Options of {@link CachingBackend}. */
@@ -165,6 +209,7 @@ export class CachingBackend implements Backend, CacheAware {
   /** Activates the cache in `dir` (the repository's own folder, e.g. `~/.cache/coffer/<config id>`), created with mode 0700. */
   async attach(dir: string): Promise<void> {
     await makeFolders(dir, cacheFolderMode);
+    await markUsed(dir);
     this.#dir = dir;
     this.#verifiedPacks.clear();
   }

@@ -20,8 +20,9 @@ import { registerUnlock } from './unlock.ts';
 import { registerStats } from './stats.ts';
 import { registerCat } from './cat.ts';
 import { registerList } from './list.ts';
+import { registerCache } from './cache.ts';
 
 export const commands: Array<(program: Command, ctx: CliContext) => void> = [
   registerInit, registerBackup, registerSnapshots, registerLs, registerDiff, registerFind, registerDump, registerRestore,
-  registerForget, registerTag, registerRewrite, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat, registerList,
+  registerForget, registerTag, registerRewrite, registerPrune, registerCheck, registerRepair, registerKey, registerUnlock, registerStats, registerCat, registerList, registerCache,
 ];

@@ -1,0 +1,65 @@
+/**
+ * `cache` through the real binary: it lists the cache folder of each repository used, with when it was
+ * last used, and `--cleanup` removes only those unused for longer than `--max-age` days.
+ */
+import assert from 'node:assert/strict';
+import { readdir, utimes } from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, it } from 'node:test';
+import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
+
+after(removeTempDirs);
+
+interface CacheJson {
+  id: string;
+  last_used: string;
+  old: boolean;
+  size?: number;
+}
+
+it('cache lists each repository\'s cache folder; --cleanup removes those unused for --max-age days, and using one makes it new', async () => {
+  const cacheDir = await makeTempDir();
+  const env = { COFFER_CACHE_DIR: cacheDir };
+  const repos = [await makeRepoDir(), await makeRepoDir()];
+  const ids: string[] = [];
+  for (const repo of repos) {
+    assertOk(await runCoffer(['init'], { repo, env }));
+    assertOk(await runCoffer(['backup', '-q', repo], { repo, env }));
+    ids.push((JSON.parse((await runCoffer(['cat', 'config'], { repo, env })).stdout) as { id: string }).id);
+  }
+  const list = async (...flags: string[]) => {
+    const r = await runCoffer(['cache', '--json', ...flags], { env });
+    assertOk(r);
+    return JSON.parse(r.stdout) as CacheJson[];
+  };
+  let caches = await list();
+  assert.deepEqual(caches.map((c) => c.id).sort(), [...ids].sort());
+  assert.ok(caches.every((c) => !c.old && (c.size ?? 0) > 0 && Date.now() - Date.parse(c.last_used) < 60_000), JSON.stringify(caches));
+  assert.ok((await list('--no-size')).every((c) => c.size === undefined));
+
+  // The first unused for 40 days: old at the default 30, not at --max-age 50.
+  const longAgo = new Date(Date.now() - 40 * 24 * 3600 * 1000);
+  await utimes(path.join(cacheDir, ids[0]), longAgo, longAgo);
+  caches = await list();
+  assert.deepEqual(caches.map((c) => [c.id, c.old]), [[ids[0], true], [ids[1], false]]);
+  const text = await runCoffer(['cache'], { env });
+  assertOk(text);
+  assert.match(text.stdout, new RegExp(`^${ids[0].slice(0, 8)} +40 days ago +yes +\\S+`, 'm'));
+  assertOk(await runCoffer(['cache', '--cleanup', '--max-age', '50'], { env }));
+  assert.equal((await list()).length, 2);
+
+  // Using the repository again makes its cache new.
+  assertOk(await runCoffer(['snapshots'], { repo: repos[0], env }));
+  assert.ok((await list()).every((c) => !c.old));
+  await utimes(path.join(cacheDir, ids[0]), longAgo, longAgo);
+  const cleanup = await runCoffer(['cache', '--cleanup'], { env });
+  assertOk(cleanup);
+  assert.match(cleanup.stdout, /^removed 1 old cache folder from /m);
+  assert.deepEqual((await readdir(cacheDir)).filter((n) => /^[0-9a-f]{64}$/.test(n)), [ids[1]]);
+  // The repository still works, and its cache comes back.
+  assertOk(await runCoffer(['snapshots'], { repo: repos[0], env }));
+  assert.equal((await list()).length, 2);
+
+  const bad = await runCoffer(['cache', '--max-age', '-1'], { env });
+  assert.equal(bad.code, 2);
+});
