@@ -628,7 +628,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     if (!tags.some((t) => t.startsWith(originalTagPrefix))) tags.push(`${originalTagPrefix}${shortId(s.id)}`);
     // The summary counted the files as backed up; it no longer describes the repaired tree, so it goes.
     const { id: _id, summary: _summary, ...fields } = s;
-    plans.push({ original: s, snapshot: { ...fields, tree: toHex(result.id), tags }, damage });
+    plans.push({ original: s, snapshot: { ...fields, tree: toHex(result.id), tags, original: s.id }, damage });
   }
 
   // Packs the index does not list may hold exactly what looks lost (an index file was lost): emptying

@@ -3,6 +3,7 @@
  * snapshot with new tags is saved and the old one removed, in that order, so an interruption leaves
  * both rather than neither. The new snapshot names the first one of the chain in `original`.
  */
+import { throwIfAborted } from '../errors/index.ts';
 import { mapLimit, type Id, type StoredSnapshot } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 
@@ -38,6 +39,8 @@ export interface Retagged {
 }
 
 export interface RetagOptions {
+  /** Stops before the next snapshot is saved; those done stay done. */
+  readonly signal?: AbortSignal;
   /** Called before anything is written (e.g. to check the lock is still held); throwing stops it all. */
   readonly beforeCommit?: () => Promise<void>;
   /** Told of each replacement once the old snapshot is removed. */
@@ -56,6 +59,7 @@ export async function retagSnapshots(repo: Repository, snapshots: readonly Store
   if (planned.length === 0) return [];
   await options.beforeCommit?.();
   return mapLimit(planned, Math.max(2, repo.backend.connections), async ({ snapshot, tags }) => {
+    throwIfAborted(options.signal);
     const { id, ...fields } = snapshot;
     const saved = await repo.saveSnapshot({ ...fields, tags, original: snapshot.original ?? id });
     await repo.backend.remove({ type: 'snapshot', name: id });

@@ -167,9 +167,13 @@ test('a damaged blob: check hints repair packs; repair packs salvages the rest a
   assert.ok(file, missing.errors[0]);
   assert.equal(missing.hint, 'hint: run `coffer repair snapshots --forget`: files whose data is missing become empty, missing folders empty folders, and unreadable snapshots are removed');
 
+  const ids = async () => (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as Array<{ id: string; original?: string }>);
+  const [damaged] = await ids();
   const repaired = await runCoffer(['repair', 'snapshots', '--forget'], { repo });
   assertOk(repaired);
   assert.match(repaired.stdout, new RegExp(`^  ${src}/${file}: 1 of \\d+ data blobs missing; now an empty file$`, 'm'));
+  // The repaired snapshot names the damaged one it replaced, as restic's `original`.
+  assert.deepEqual((await ids()).map((s) => s.original), [damaged.id]);
   await assertCheckPasses(repo);
   assert.deepEqual(await restoreDiffers(repo, src), [file]);
 });

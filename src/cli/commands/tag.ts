@@ -48,6 +48,7 @@ one removed. The new snapshot names the first one it replaced as \`original\` (J
       await withWriteLock(ctx, repo, false, async (lock) => {
         const chosen = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), specs, filter);
         const changed = await retagSnapshots(repo, chosen, change, {
+          signal: ctx.signal,
           beforeCommit: () => lock!.assertFresh(),
           onRetagged: (r) => {
             if (ctx.json) ctx.printJson({ message_type: 'changed_snapshot', old_snapshot_id: r.old, new_snapshot_id: r.new });
