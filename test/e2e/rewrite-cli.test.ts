@@ -7,23 +7,11 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
+import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult, type SnapshotJson } from '../support/cli.ts';
 import { LocalBackend } from '../../src/backend/index.ts';
 import { storeDigest } from '../support/repo-inspect.ts';
 
 after(removeTempDirs);
-
-interface SnapshotJson {
-  id: string;
-  short_id: string;
-  time: string;
-  tree: string;
-  paths: string[];
-  hostname: string;
-  tags?: string[];
-  original?: string;
-  summary?: { total_files_processed: number; total_bytes_processed: number };
-}
 
 describe('rewrite', () => {
   let repo: string;

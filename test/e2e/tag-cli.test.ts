@@ -7,21 +7,9 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult } from '../support/cli.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult, type SnapshotJson } from '../support/cli.ts';
 
 after(removeTempDirs);
-
-interface SnapshotJson {
-  id: string;
-  short_id: string;
-  time: string;
-  tree: string;
-  paths: string[];
-  hostname: string;
-  tags?: string[];
-  original?: string;
-  summary?: Record<string, unknown>;
-}
 
 describe('tag', () => {
   let repo: string;

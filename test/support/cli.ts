@@ -162,3 +162,16 @@ export function assertOk(r: RunResult, what?: string): void {
 export function jsonLines(text: string): unknown[] {
   return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as unknown);
 }
+
+/** A snapshot as `snapshots --json` prints it: the fields tests read. */
+export interface SnapshotJson {
+  id: string;
+  short_id: string;
+  time: string;
+  tree: string;
+  paths: string[];
+  hostname: string;
+  tags?: string[];
+  original?: string;
+  summary?: { total_files_processed: number; total_bytes_processed: number; [field: string]: unknown };
+}
