@@ -1054,6 +1054,8 @@ export class Archiver {
     };
     await scanLevel(sources, sources.name);
     this.stats.scanDone = true;
+    // Told at once: the totals (and the end of the scan) are news to show.
+    this.#report();
   }
 }
 

@@ -66,10 +66,11 @@ export interface RestoreReporter {
   progress?(stats: Readonly<RestoreStats>): void;
   targetError?(path: string, error: AppError): void;
   /**
-   * An entry is done: `size` is a file's size (0 for other entries). The actions are restic's; `removed`
-   * is coffer's own: a leftover of an interrupted restore (a hidden file of the restorer's own).
+   * An entry is done: `size` is a file's size (0 for other entries), `isFile` whether it is a regular
+   * file. The actions are restic's; `removed` is coffer's own: a leftover of an interrupted restore (a
+   * hidden file of the restorer's own).
    */
-  fileDone?(path: string, action: RestoreAction, size: number): void;
+  fileDone?(path: string, action: RestoreAction, size: number, isFile: boolean): void;
   /** Something the user should know that is no error (e.g. a folder --delete left in place). */
   warning?(message: string): void;
 }

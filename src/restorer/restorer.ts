@@ -506,8 +506,8 @@ class Restorer {
     this.#o.reporter?.targetError?.(path, targetError(path, err, doing));
   }
 
-  #done(path: string, action: RestoreAction, size = 0): void {
-    this.#o.reporter?.fileDone?.(path, action, size);
+  #done(path: string, action: RestoreAction, node?: TreeNode): void {
+    this.#o.reporter?.fileDone?.(path, action, node?.size ?? 0, node?.type === 'file');
   }
 
   #abs(entry: Entry): Buffer {
@@ -829,7 +829,7 @@ class Restorer {
     this.stats.bytesDone += bytes;
     this.stats.bytesSkipped += bytes;
     this.#summary.bytesSkipped += bytes;
-    this.#done(e.path, 'unchanged', e.node.size);
+    this.#done(e.path, 'unchanged', e.node);
   }
 
   /** Blob offsets and lengths of a file's content; an IntegrityError when the index lacks a blob. */
@@ -985,7 +985,7 @@ class Restorer {
     this.#summary.filesRestored++;
     if (action === 'updated') this.#summary.filesUpdated++;
     this.#summary.bytesRestored += bytes;
-    this.#done(e.path, action, e.node.size);
+    this.#done(e.path, action, e.node);
   }
 
   // ---- metadata ----

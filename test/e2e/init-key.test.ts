@@ -370,7 +370,10 @@ describe('key', () => {
     assertOk(await coffer(['-r', repo, 'key', 'passwd', '--host', 'laptop', '--new-password-file', path.join(dir, 'three')], 'pw two'));
     const changed = (await keyList(repo, 'pw three')).find((k) => k.current)!;
     assert.deepEqual([changed.hostName, changed.userName], ['laptop', first.userName]);
-    assertFails(await coffer(['-r', repo, 'key', 'add', '--user', '', '--new-password-file', path.join(dir, 'two')], 'pw three'), 2, /^error: --user cannot be empty$/);
+    // An empty one names this machine's or user's, as in restic.
+    assertOk(await coffer(['-r', repo, 'key', 'add', '--host', '', '--user', '', '--new-password-file', path.join(dir, 'two')], 'pw three'));
+    const defaults = (await keyList(repo, 'pw two')).find((k) => k.current)!;
+    assert.deepEqual([defaults.hostName, defaults.userName], [first.hostName, first.userName]);
   });
 
   it('key add and passwd refuse an empty or missing new password', async () => {

@@ -221,7 +221,7 @@ describe('restore (local repository)', () => {
     // What is in place already is `unchanged`, in a dry run as in a restore.
     const again = await coffer(['restore', 'latest', '--target', target, '-vv', '--dry-run', '--overwrite', 'if-changed', ...only], repo);
     assertOk(again);
-    assert.match(again.stdout, new RegExp(`^unchanged ${src}/small\\.txt$`, 'm'));
+    assert.match(again.stdout, new RegExp(`^unchanged ${src}/small\\.txt with size 14 B$`, 'm'));
   });
 
   it('replaces a file where the snapshot has a folder (--overwrite always and if-changed)', async () => {

@@ -72,7 +72,7 @@ describe('lines printed while the progress view is drawn', { skip: !canUseTermin
     const backup = runOnTerminal(['backup', '-vv', '--exclude-if-present', 'TAG:Signature', src], { repo, columns });
     assert.equal(await backup.exited, 0, backup.output());
     const screen = screenText(backup.output(), columns);
-    assert.equal(screen.filter((l) => /^new {8}\//.test(l)).length, files + 1, screen.join('\n'));
+    assert.equal(screen.filter((l) => /^new {7}\/.*\/src\/(f\d+|tagged\/TAG), saved in \d+\.\d{3}s \(\d+ B added\)$/.test(l)).length, files + 1, screen.join('\n'));
     assert.equal(screen.filter((l) => l.startsWith('warning: exclusion tag file ')).length, 1, screen.join('\n'));
     const frames = screen.flatMap((l, i) => (l.startsWith('backup') ? [i] : []));
     assert.equal(frames.length, 1, screen.join('\n'));
@@ -83,7 +83,7 @@ describe('lines printed while the progress view is drawn', { skip: !canUseTermin
     const restore = runOnTerminal(['restore', 'latest', '--target', target, '-vv'], { repo, columns });
     assert.equal(await restore.exited, 0, restore.output());
     const restored = screenText(restore.output(), columns);
-    assert.equal(restored.filter((l) => /^restored {2}\/.*\/src\/(f\d+|tagged\/TAG)$/.test(l)).length, files + 1, restored.join('\n'));
+    assert.equal(restored.filter((l) => /^restored {2}\/.*\/src\/(f\d+|tagged\/TAG) with size \d+ B$/.test(l)).length, files + 1, restored.join('\n'));
     assert.equal(restored.filter((l) => /^restore[: ]/.test(l)).length, 1, restored.join('\n'));
   });
 });

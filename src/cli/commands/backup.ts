@@ -129,7 +129,7 @@ function verboseStatusJson(item: BackupItem) {
   return {
     message_type: 'verbose_status',
     action: verboseActions[item.status],
-    item: item.type === 'dir' && !item.path.endsWith('/') ? `${item.path}/` : item.path,
+    item: itemPath(item),
     duration: unchanged ? 0 : Math.round(item.durationMs * 1e6) / 1e9,
     data_size: data ? item.added : 0,
     data_size_in_repo: data ? item.addedPacked : 0,
@@ -137,6 +137,18 @@ function verboseStatusJson(item: BackupItem) {
     metadata_size_in_repo: metadata ? item.addedPacked : 0,
     total_files: 0,
   };
+}
+
+/** A folder's path ends in `/`, as restic shows it. */
+function itemPath(item: BackupItem): string {
+  return item.type === 'dir' && !item.path.endsWith('/') ? `${item.path}/` : item.path;
+}
+
+/** The `-vv` line of a file or folder saved, as restic prints it: `new       /a/b, saved in 0.004s (1.2 KiB added)`. */
+function verboseStatusLine(item: BackupItem): string {
+  const head = `${verboseActions[item.status].padEnd(9)} ${displayText(itemPath(item))}`;
+  if (item.status === 'unmodified') return head;
+  return `${head}, saved in ${(item.durationMs / 1000).toFixed(3)}s (${formatBytes(item.added)} ${item.type === 'dir' ? 'metadata ' : ''}added)`;
 }
 
 export function registerBackup(program: Command, ctx: CliContext): void {
@@ -269,7 +281,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
                   ? undefined
                   : (item) => {
                       if (ctx.json) ctx.printJson(verboseStatusJson(item));
-                      else if (item.type === 'file') ctx.verbose(`${item.status.padEnd(10)} ${displayText(item.path)}`, 2);
+                      else ctx.verbose(verboseStatusLine(item), 2);
                     },
             },
           });

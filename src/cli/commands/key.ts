@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { KeyOwner } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
@@ -13,12 +12,12 @@ interface OwnerFlags {
   user?: string;
 }
 
-/** `--host` and `--user` of key add and key passwd, as restic's: what `key list` shows for the new key. */
+/**
+ * `--host` and `--user` of key add and key passwd, as restic's: what `key list` shows for the new key.
+ * An empty one means this machine's (this user's), as in restic and as backup's `--host ""`.
+ */
 function keyOwner(flags: OwnerFlags): KeyOwner {
-  for (const [flag, value] of [['--host', flags.host], ['--user', flags.user]] as const) {
-    if (value === '') throw new UsageError(`${flag} cannot be empty`, { hint: `leave ${flag} out to name this machine's (or this user's)` });
-  }
-  return { ...(flags.host !== undefined ? { hostname: flags.host } : {}), ...(flags.user !== undefined ? { username: flags.user } : {}) };
+  return { ...(flags.host ? { hostname: flags.host } : {}), ...(flags.user ? { username: flags.user } : {}) };
 }
 
 /** Adding, removing and changing keys take the exclusive lock, as in restic: two removals at once could otherwise remove every key. */

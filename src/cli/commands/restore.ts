@@ -144,10 +144,13 @@ export function registerRestore(program: Command, ctx: CliContext): void {
               },
               warning: (message) => ctx.warning(message),
               // A line each file with -vv, as in restic.
-              fileDone: (p, action, size) => {
+              fileDone: (p, action, size, isFile) => {
                 if (ctx.verbosity < 2) return;
                 if (ctx.json) ctx.printJson({ message_type: 'verbose_status', action, item: p, size });
-                else ctx.verbose(`${(flags.dryRun && action !== 'unchanged' ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}`, 2);
+                else {
+                  const withSize = isFile && action !== 'deleted' && action !== 'removed' ? ` with size ${formatBytes(size)}` : '';
+                  ctx.verbose(`${(flags.dryRun && action !== 'unchanged' ? `would be ${action}` : action).padEnd(9)} ${displayText(p)}${withSize}`, 2);
+                }
               },
             },
           });
