@@ -129,16 +129,24 @@ export function buildProgram(ctx: CliContext): Command {
 }
 
 /**
- * restic's `--verbose=N` (scripts pass a level) as N times `--verbose`: `-v` counts up, so `-vv` is level 2.
- * Arguments after `--` are left as they are.
+ * restic's `--verbose=N` (scripts pass a level) as N times `--verbose`, in place of the `-v`, `-vv` and
+ * `--verbose` before it: as in restic, it sets the level (the last one wins) and a `-v` after it counts on
+ * from there. Arguments after `--` are left as they are.
  */
 function verboseLevels(args: string[]): string[] {
   const end = args.indexOf('--');
-  return args.flatMap((arg, i) => {
-    const level = (end < 0 || i < end) && /^--verbose=(\d+)$/.exec(arg);
-    if (!level) return [arg];
-    return Array<string>(Math.min(Number(level[1]), 9)).fill('--verbose');
-  });
+  const out: string[] = [];
+  for (const [i, arg] of args.entries()) {
+    const level = (end < 0 || i < end) && /^--verbose=(.*)$/s.exec(arg);
+    if (!level) {
+      out.push(arg);
+      continue;
+    }
+    if (!/^\d+$/.test(level[1])) throw new UsageError(`--verbose: "${level[1]}" is not a whole number`, { hint: 'give a level: --verbose=1 for details, --verbose=2 also for each file' });
+    for (let j = out.length - 1; j >= 0; j--) if (/^(-v+|--verbose)$/.test(out[j])) out.splice(j, 1);
+    out.push(...Array<string>(Math.min(Number(level[1]), 9)).fill('--verbose'));
+  }
+  return out;
 }
 
 /**

@@ -260,7 +260,7 @@ describe('init', () => {
 });
 
 describe('restic\'s global options', () => {
-  it('-p reads the password file, --repository-file (or COFFER_REPOSITORY_FILE) the location, --verbose=N is -v given N times', async () => {
+  it('-p reads the password file, --repository-file (or COFFER_REPOSITORY_FILE) the location, --verbose=N sets the level', async () => {
     const repo = await makeRepoDir();
     const dir = await makeTempDir();
     const pw = path.join(dir, 'pw');
@@ -281,6 +281,11 @@ describe('restic\'s global options', () => {
     const quiet = await coffer(['-r', repo, '--verbose=0', 'snapshots'], 'file pw');
     assertOk(quiet);
     assert.doesNotMatch(quiet.stdout, /using cache/);
+    // It sets the level, as in restic: the last one wins over a -v before it.
+    const reset = await coffer(['-r', repo, '-v', '--verbose=0', 'snapshots'], 'file pw');
+    assertOk(reset);
+    assert.doesNotMatch(reset.stdout, /using cache/);
+    assertFails(await coffer(['-r', repo, '--verbose=x', 'snapshots'], 'file pw'), 2, /^error: --verbose: "x" is not a whole number$/);
   });
 
   it('--key-hint (or COFFER_KEY_HINT) picks the key tried first: of two keys with one password, the hinted one opens', async () => {
