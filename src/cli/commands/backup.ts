@@ -217,7 +217,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         if (parent) ctx.info(`using parent snapshot ${shortId(parent.id)}`);
         const findParent = flags.parent || flags.force || flags.stdin ? undefined : (existing: readonly string[]) => {
           const found = chooseParent(snapshots, host, existing, time ?? new Date());
-          if (found) ctx.info(`using parent snapshot ${shortId(found.id)}`);
+          ctx.info(found ? `using parent snapshot ${shortId(found.id)}` : 'no parent snapshot found, will read all files');
           return found;
         };
 
