@@ -15,6 +15,7 @@ import {
   Semaphore,
   compareNames,
   fromFailure,
+  matchText,
   splitBytes,
   toHex,
   type Id,
@@ -741,7 +742,7 @@ export class Archiver {
   async #saveEntry(path: SourcePath, parentNode: TreeNode | undefined, bounds?: DeviceBounds): Promise<TreeNode | undefined> {
     throwIfAborted(this.#options.signal);
     const o = this.#options;
-    if (o.excludes && isExcluded(o.excludes, path.text)) return undefined;
+    if (o.excludes && isExcluded(o.excludes, matchText(path.bytes, path.text))) return undefined;
     let st: BigIntStats;
     try {
       // Synchronous metadata calls: microseconds from the inode cache, where a thread-pool round trip costs
@@ -1031,7 +1032,7 @@ export class Archiver {
     const o = this.#options;
     const walk = async (path: SourcePath, bounds: DeviceBounds | undefined): Promise<void> => {
       if (o.signal?.aborted) return;
-      if (o.excludes && isExcluded(o.excludes, path.text)) return;
+      if (o.excludes && isExcluded(o.excludes, matchText(path.bytes, path.text))) return;
       const st = await lstat(path.bytes, { bigint: true }).catch(() => undefined);
       const type = st && nodeTypeOf(st);
       const admitted = type && this.#admit(path, st, type, bounds);

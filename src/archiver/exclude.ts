@@ -106,7 +106,8 @@ function patternRegex(text: string, caseInsensitive: boolean): RegExp {
   }
   const anchor = rooted ? '^' : '(?:^|/)';
   // A match on a folder excludes everything below it too.
-  return new RegExp(`${anchor}${body}(?:/.*)?$`, 'u');
+  // dotAll: what is below a matched folder may have newlines in its names.
+  return new RegExp(`${anchor}${body}(?:/.*)?$`, 'us');
 }
 
 /**

@@ -1,4 +1,5 @@
 /** Names, paths and other text from a repository, made safe to print on one terminal line. */
+import { matchTextBytes } from '../model/index.ts';
 
 /**
  * A name for terminal output: UTF-8 shown as is; bytes that are not valid UTF-8 and control characters
@@ -41,7 +42,8 @@ export function displayPath(parts: readonly Uint8Array[]): string {
 
 /** Text from a snapshot (a path, a host name) for terminal output, escaped as {@link displayName} does. */
 export function displayText(text: string): string {
-  return displayName(Buffer.from(text, 'utf8'));
+  // Text from matchText keeps bytes that are not UTF-8 as lone surrogates: shown as those bytes.
+  return displayName(matchTextBytes(text));
 }
 
 /**

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { compileFilterRules, expandEnv } from '../archiver/index.ts';
 import { UsageError, fileErrorText } from '../errors/index.ts';
-import { splitBytes } from '../model/index.ts';
+import { matchText, splitBytes } from '../model/index.ts';
 
 /** The bytes of a file (`-`: standard input); an unreadable file is a usage error naming `flag`. */
 export function readBytes(file: string, flag: string): Buffer {
@@ -15,7 +15,8 @@ export function readBytes(file: string, flag: string): Buffer {
 
 /** The lines of a pattern file that hold a pattern: trimmed, without empty and `#` comment lines (restic's reading). */
 export function patternLines(file: string, flag: string): string[] {
-  return listLines(file, flag).map((l) => (typeof l === 'string' ? l : l.toString('utf8')));
+  // A line that is not UTF-8 keeps its bytes apart (matchText): it names that one file, not its look-alikes.
+  return listLines(file, flag).map((l) => (typeof l === 'string' ? l : matchText(l)));
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -52,6 +53,15 @@ function trimAsciiSpace(bytes: Buffer): Buffer {
  * have $VAR and ${VAR} expanded ($$ is a literal $), as in restic.
  */
 function flagPatterns(patterns: readonly string[] | undefined, files: readonly string[] | undefined, fileFlag: string, env: NodeJS.ProcessEnv): string[] {
+  for (const p of patterns ?? []) {
+    // Node hands over arguments as text, each byte that is not UTF-8 turned into U+FFFD: such a pattern
+    // would name other files than the one meant (a real U+FFFD name among them).
+    if (p.includes('\ufffd')) {
+      throw new UsageError(`pattern "${p}" holds bytes that are not UTF-8 (shown as \ufffd), which cannot pass on the command line`, {
+        hint: `write the pattern in a file for ${fileFlag} (its bytes are kept as they are), or put ? where such a byte is`,
+      });
+    }
+  }
   return [...(patterns ?? []), ...(files ?? []).flatMap((f) => patternLines(f, fileFlag).map((l) => expandEnv(l, env)))];
 }
 

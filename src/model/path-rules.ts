@@ -40,3 +40,48 @@ export function lowerCase(text: string): string {
   for (const c of text) out += c === '\u0130' ? 'i' : c.toLowerCase();
   return out;
 }
+
+/**
+ * A name or path (raw bytes) as the text patterns are tested on: UTF-8 decoded, and each byte that is not
+ * part of valid UTF-8 as the lone surrogate U+DC00 + byte (Python's surrogateescape). Decoding such bytes
+ * to U+FFFD, as plain decoding does, would make `x\xfd` and `x\xfc` one name, and a pattern naming one of
+ * them would match the other. `decoded` is the plain decoding when the caller has it already.
+ */
+export function matchText(bytes: Uint8Array, decoded?: string): string {
+  const plain = decoded ?? Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  if (!plain.includes('\ufffd')) return plain;
+  let out = '';
+  let i = 0;
+  while (i < bytes.length) {
+    const b = bytes[i];
+    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+    let valid = length > 0 && i + length <= bytes.length;
+    for (let k = 1; valid && k < length; k++) valid = (bytes[i + k] & 0xc0) === 0x80;
+    // Overlong forms and encoded surrogates decode to U+FFFD: invalid bytes too (a real U+FFFD is EF BF BD).
+    const char = valid ? Buffer.from(bytes.subarray(i, i + length)).toString('utf8') : '';
+    if (valid && (!char.includes('\ufffd') || (length === 3 && b === 0xef && bytes[i + 1] === 0xbf && bytes[i + 2] === 0xbd))) {
+      out += char;
+      i += length;
+    } else {
+      out += String.fromCharCode(0xdc00 + b);
+      i += 1;
+    }
+  }
+  return out;
+}
+
+/** The bytes of text made by {@link matchText}: its escaped bytes back as they were, the rest as UTF-8. */
+export function matchTextBytes(text: string): Buffer {
+  if (!/[\udc80-\udcff]/.test(text)) return Buffer.from(text, 'utf8');
+  const parts: Buffer[] = [];
+  let run = '';
+  for (const c of text) {
+    const code = c.charCodeAt(0);
+    if (c.length === 1 && code >= 0xdc80 && code <= 0xdcff) {
+      parts.push(Buffer.from(run, 'utf8'), Buffer.of(code - 0xdc00));
+      run = '';
+    } else run += c;
+  }
+  parts.push(Buffer.from(run, 'utf8'));
+  return Buffer.concat(parts);
+}

@@ -24,6 +24,7 @@ import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from
 import { describe, foreignFileOf, type Repository } from './repository.ts';
 import { decodeTree } from './tree.ts';
 import { TreeWriter } from './tree-writer.ts';
+import { replacementKey } from './snapshot-file.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // packs in a wrong folder
@@ -660,11 +661,10 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   await trees.commit(options.beforeCommit);
   // A repair run before without --forget left the originals, and saved what this run would save again:
   // repaired trees are deterministic, so the same fields mean the same snapshot.
-  const fieldsOf = (x: Snapshot) => JSON.stringify([x.tree, x.time, x.hostname, x.username, x.paths, x.tags, x.parent ?? null]);
-  const saved = new Map((await loadReadableSnapshots(repo)).snapshots.filter((x) => x.tags.includes(repairedTag)).map((x) => [fieldsOf(x), x.id]));
+  const saved = new Map((await loadReadableSnapshots(repo)).snapshots.filter((x) => x.tags.includes(repairedTag)).map((x) => [replacementKey(x), x.id]));
   for (const p of plans) {
     await options.beforeCommit?.();
-    const before = saved.get(fieldsOf(p.snapshot));
+    const before = saved.get(replacementKey(p.snapshot));
     const id = before ?? (await repo.saveSnapshot(p.snapshot));
     if (options.forget) await repo.backend.remove({ type: 'snapshot', name: p.original.id });
     repaired.push({ original: p.original.id, repaired: id, damage: p.damage, forgotten: options.forget === true, ...(before ? { existing: true } : {}) });

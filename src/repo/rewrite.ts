@@ -5,9 +5,10 @@
  * then (with `forget`) is the old snapshot removed: an interruption leaves every old snapshot in place.
  */
 import { CancelledError } from '../errors/index.ts';
-import { fromHex, matchesRules, nodeName, toHex, type Id, type PathRule, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { fromHex, matchesRules, matchText, toHex, type Id, type PathRule, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 import { TreeWriter } from './tree-writer.ts';
+import { replacementKey } from './snapshot-file.ts';
 
 /** The tag a rewritten snapshot gets unless the original is removed (restic's). */
 export const rewriteTag = 'rewrite';
@@ -81,7 +82,8 @@ export async function rewriteSnapshots(repo: Repository, snapshots: readonly Sto
     let bytes = 0;
     let changed = false;
     for (const node of nodes) {
-      const child = `${path === '/' ? '' : path}/${nodeName(node)}`;
+      // Names that are not UTF-8 keep their bytes apart (matchText), so a pattern naming one matches no other.
+      const child = `${path === '/' ? '' : path}/${matchText(node.name)}`;
       if (rules.length > 0 && matchesRules(rules, child)) {
         changed = true;
         excluded.push(child);
@@ -137,11 +139,13 @@ export async function rewriteSnapshots(repo: Repository, snapshots: readonly Sto
     return { rewritten: plans.map((p) => ({ original: p.original, excluded: p.excluded, forgotten: false })), unchanged, treesWritten: 0 };
   }
   await trees.commit(options.beforeCommit);
+  // A run stopped before it removed the originals saved some of these already: they are not saved twice.
+  const saved = plans.length > 0 ? new Map((await repo.loadSnapshots()).snapshots.map((x) => [replacementKey(x), x.id])) : new Map<string, Id>();
   const rewritten: RewrittenSnapshot[] = [];
   for (const p of plans) {
     if (options.signal?.aborted) throw new CancelledError();
     await options.beforeCommit?.();
-    const id = await repo.saveSnapshot(p.snapshot);
+    const id = saved.get(replacementKey(p.snapshot)) ?? (await repo.saveSnapshot(p.snapshot));
     if (options.forget) await repo.backend.remove({ type: 'snapshot', name: p.original.id });
     rewritten.push({ original: p.original, rewritten: id, excluded: p.excluded, forgotten: options.forget === true });
   }

@@ -52,7 +52,7 @@ export function isEmptyFilter(f: SnapshotFilter): boolean {
  */
 export function selectSnapshot(snapshots: readonly StoredSnapshot[], spec: string, filter: SnapshotFilter = {}): StoredSnapshot {
   if (spec === 'latest') {
-    const latest = snapshots.filter((s) => matchesFilter(s, filter)).reduce<StoredSnapshot | undefined>((best, s) => (!best || s.time > best.time || (s.time === best.time && s.id > best.id) ? s : best), undefined);
+    const latest = latestOf(snapshots.filter((s) => matchesFilter(s, filter)));
     if (!latest) throw new NotInRepositoryError('no snapshot matches', { hint: 'list them with `coffer snapshots`; check --host, --tag and --path' });
     return latest;
   }
@@ -64,6 +64,20 @@ export function selectSnapshot(snapshots: readonly StoredSnapshot[], spec: strin
   // A lookup that failed, as restic has it (exit 1), not a bad argument.
   if (matches.length > 1) throw new NotInRepositoryError(`snapshot id prefix ${spec} is ambiguous (${matches.length} match)`, { hint: 'give more characters' });
   return matches[0];
+}
+
+/**
+ * The newest snapshot. Of several with the newest time, one that another of them was made from (by
+ * `rewrite`, which keeps the time) is older than that one: `latest` after a rewrite is the rewritten
+ * snapshot, never the original that still holds what was left out. Further ties go by id.
+ */
+function latestOf(snapshots: readonly StoredSnapshot[]): StoredSnapshot | undefined {
+  let time: string | undefined;
+  for (const s of snapshots) if (time === undefined || s.time > time) time = s.time;
+  const newest = snapshots.filter((s) => s.time === time);
+  const madeFrom = new Set(newest.map((s) => s.original));
+  const last = newest.filter((s) => !madeFrom.has(s.id));
+  return (last.length > 0 ? last : newest).reduce<StoredSnapshot | undefined>((best, s) => (!best || s.id > best.id ? s : best), undefined);
 }
 
 /** Splits `SNAPSHOT:PATH` (restic's subfolder syntax). */

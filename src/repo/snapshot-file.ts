@@ -77,3 +77,12 @@ export function decodeSnapshot(value: unknown, what: string): Snapshot {
     ...(summary ? { summary } : {}),
   };
 }
+
+/**
+ * What makes two snapshots the same for commands that replace snapshots (`tag`, `rewrite`, `repair
+ * snapshots`): a run stopped after saving a new snapshot, and before removing the old one, is run again;
+ * the snapshot it would save is then found among these keys and not saved twice.
+ */
+export function replacementKey(s: Snapshot): string {
+  return JSON.stringify([s.tree, s.time, s.hostname, s.username, s.paths, s.tags, s.parent ?? null, s.original ?? null]);
+}

@@ -32,7 +32,7 @@ import { resolve as resolvePath } from 'node:path';
 import { promisify } from 'node:util';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
 import { AppError, BackendError, CancelledError, FileError, IntegrityError, NotFoundError, UsageError, errnoCode, throwIfAborted } from '../errors/index.ts';
-import { Semaphore, WorkerPool, fromFailure, makeFolders, mapLimit, matchesRules, nodeName, prestartWorkers, processAlive, relativeTo, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
+import { Semaphore, WorkerPool, fromFailure, makeFolders, mapLimit, matchesRules, matchText, nodeName, prestartWorkers, processAlive, relativeTo, shortId, siblingScript, toHex, transferable, type Id, type PathRule, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { RestoreAction, RestoreReporter, RestoreStats } from '../progress/index.ts';
 import { findNode, openBlob, type BlobIndex, type BlobLocation, type Repository } from '../repo/index.ts';
 import { readXattrs, writeXattrs } from '../xattr/index.ts';
@@ -544,7 +544,8 @@ class Restorer {
       checkUnique(nodes, path, snap);
       const children: Array<Promise<void>> = [];
       for (const node of nodes) {
-        const childPathText = `${path}/${nodeName(node)}`;
+        // Names that are not UTF-8 keep their bytes apart (matchText), so a pattern naming one matches no other.
+        const childPathText = `${path}/${matchText(node.name)}`;
         if (this.#o.exclude && matchesRules(this.#o.exclude, childPathText)) {
           this.#partial.add(parent);
           continue;
@@ -574,7 +575,7 @@ class Restorer {
     } else {
       checkName(start.name, this.#o.path ?? '', snap);
       this.#partial.add(-1);
-      const path = `/${nodeName(start)}`;
+      const path = `/${matchText(start.name)}`;
       this.#entries.push({ parent: -1, path, rel: Buffer.from(start.name), node: start, selected: this.#selected(path), state: 'pending', fresh: false });
     }
 
@@ -1508,7 +1509,7 @@ class Restorer {
           if (!st || !(kind === 'replaced' ? st.isFile() : st.isFIFO() || st.isCharacterDevice() || st.isBlockDevice())) continue;
           if (!this.#dry) await unlink(childAbs);
           this.#leftovers.add(childAbs.toString('latin1'));
-          this.#done(`/${childRel.toString('utf8')}`, 'removed');
+          this.#done(`/${matchText(childRel)}`, 'removed');
         } catch (err) {
           if (errnoCode(err) !== 'ENOENT') this.#fail(undefined, display(childAbs), err, 'cannot remove a leftover of an interrupted restore');
         }
@@ -1552,7 +1553,7 @@ class Restorer {
           continue;
         }
         // Entries' paths are their places below the target, with a leading slash (see RestoreOptions.path).
-        const snapshotPath = `/${childRel.toString('utf8')}`;
+        const snapshotPath = `/${matchText(childRel)}`;
         if (!this.#selected(snapshotPath)) continue;
         try {
           const st = await lstatOrUndefined(childAbs);

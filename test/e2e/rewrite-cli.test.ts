@@ -115,6 +115,65 @@ describe('rewrite', () => {
     assertOk(await coffer(['check', '--read-data']));
   });
 
+  it('a run stopped before it removed the originals, run again, saves no second copy; latest is the rewritten snapshot', async () => {
+    const repo2 = await makeRepoDir();
+    const run = (args: string[]) => runCoffer(args, { repo: repo2 });
+    assertOk(await run(['init']));
+    assertOk(await run(['backup', '-q', src]));
+    const [original] = JSON.parse((await run(['snapshots', '--json'])).stdout) as SnapshotJson[];
+    const file = path.join(repo2, 'snapshots', original.id);
+    const saved = await readFile(file);
+    assertOk(await run(['rewrite', '--forget', '--exclude', '.env']));
+    // The state a kill between saving the new snapshot and removing the original leaves.
+    await writeFile(file, saved);
+    const both = JSON.parse((await run(['snapshots', '--json'])).stdout) as SnapshotJson[];
+    assert.equal(both.length, 2);
+    const rewritten = both.find((s) => s.original === original.id)!;
+    // Same time: latest is the rewritten one, not the original that still holds the file.
+    const latest = JSON.parse((await run(['cat', 'snapshot', 'latest'])).stdout) as { original?: string };
+    assert.equal(latest.original, original.id);
+    assertOk(await run(['rewrite', '--forget', '--exclude', '.env']));
+    assert.deepEqual((JSON.parse((await run(['snapshots', '--json'])).stdout) as SnapshotJson[]).map((s) => s.id), [rewritten.id]);
+  });
+
+  it('a pattern naming a name that is not UTF-8 (from a file) leaves out that name only; one on the command line is refused', async () => {
+    const repo2 = await makeRepoDir();
+    const dir = path.join(await makeTempDir(), 'names');
+    await mkdir(dir);
+    const names = [Buffer.from('x\xfd', 'latin1'), Buffer.from('x\xfc', 'latin1'), Buffer.from('x\ufffd', 'utf8')];
+    for (const name of names) await writeFile(Buffer.concat([Buffer.from(`${dir}/`), name]), 'data');
+    const run = (args: string[]) => runCoffer(args, { repo: repo2 });
+    assertOk(await run(['init']));
+    assertOk(await run(['backup', '-q', dir]));
+    const patterns = path.join(await makeTempDir(), 'patterns');
+    await writeFile(patterns, Buffer.concat([Buffer.from(`# the one to leave out\n${dir}/`), names[0], Buffer.from('\n')]));
+    const r = await run(['rewrite', '-vv', '--exclude-file', patterns]);
+    assertOk(r);
+    assert.deepEqual(r.stdout.split('\n').filter((l) => l.includes('leaving out')).map((l) => l.replace(/^.*leaving out /, '')), [`${dir}/x\\xfd`]);
+    const rewritten = (JSON.parse((await run(['snapshots', '--json'])).stdout) as SnapshotJson[]).find((s) => s.original)!;
+    const listed = (await run(['ls', rewritten.id, dir])).stdout.split('\n').filter((l) => l.startsWith(`${dir}/`));
+    // ls shows a real U+FFFD as its bytes too (see README: names print so that different names differ).
+    assert.deepEqual(listed.sort(), [`${dir}/x\\xef\\xbf\\xbd`, `${dir}/x\\xfc`].sort());
+    const typed = await run(['rewrite', '--exclude', `${dir}/x\ufffd`]);
+    assert.equal(typed.code, 2);
+    assert.match(typed.stderr, /^error: pattern ".*" holds bytes that are not UTF-8/m);
+  });
+
+  it('a `!` pattern keeps a folder whose entries have newlines in their names', async () => {
+    const repo2 = await makeRepoDir();
+    const dir = path.join(await makeTempDir(), 'nl');
+    await mkdir(path.join(dir, 'keep'), { recursive: true });
+    await writeFile(path.join(dir, 'keep', 'two\nlines.log'), 'x');
+    await writeFile(path.join(dir, 'drop.log'), 'x');
+    const run = (args: string[]) => runCoffer(args, { repo: repo2 });
+    assertOk(await run(['init']));
+    assertOk(await run(['backup', '-q', dir]));
+    assertOk(await run(['rewrite', '--exclude', '*.log', '--exclude', `!${dir}/keep`]));
+    const rewritten = (JSON.parse((await run(['snapshots', '--json'])).stdout) as SnapshotJson[]).find((s) => s.original)!;
+    const listed = (await run(['ls', '--recursive', rewritten.id, dir])).stdout.split('\n').filter((l) => l.startsWith(`${dir}/`));
+    assert.deepEqual(listed, [`${dir}/keep`, `${dir}/keep/two\\x0alines.log`]);
+  });
+
   it('--new-host and --new-time set the host and time; nothing to do and --no-lock without --dry-run are refused', async () => {
     const latest = (await snapshots()).at(-1)!;
     const r = await coffer(['rewrite', '--new-host', 'laptop', '--new-time', '2020-02-03 04:05:06', latest.id]);
@@ -130,5 +189,11 @@ describe('rewrite', () => {
       assert.match(bad.stderr, /^error: .+\nhint: /);
     }
     assertOk(await coffer(['--no-lock', 'rewrite', '--dry-run', '--exclude', 'x']));
+    // An id that names no snapshot fails the run before anything changes (a script must not take it for done).
+    const files = await storeDigest(new LocalBackend(repo));
+    const unknown = await coffer(['rewrite', '--exclude', 'a.txt', latest.id, 'ffffffff']);
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assert.match(unknown.stderr, /^error: no snapshot with id ffffffff/m);
+    assert.deepEqual(await storeDigest(new LocalBackend(repo)), files);
   });
 });

@@ -117,17 +117,18 @@ describe('tag', () => {
     assert.equal(full.parent, parent.id);
   });
 
-  it('refuses nothing to do, --set with --add, and --no-lock (exit 2), and skips ids that name no snapshot', async () => {
+  it('refuses nothing to do, --set with --add, and --no-lock (exit 2), and an id that names no snapshot (exit 1, nothing changed)', async () => {
     const files = await snapshotFiles();
     for (const args of [['tag', 'latest'], ['tag', '--set', 'a', '--add', 'b'], ['tag', '--set', 'a', '--remove', 'b'], ['--no-lock', 'tag', '--add', 'a']]) {
       const r = await coffer(args);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, /^error: .+\nhint: /);
     }
-    const unknown = await coffer(['tag', '--add', 'z', 'ffffffff']);
-    assertOk(unknown);
-    assert.match(unknown.stderr, /^warning: ignoring "ffffffff": no snapshot with id ffffffff/m);
-    assert.match(unknown.stdout, /^no snapshots were modified$/m);
+    // Unlike restic, an id that names no snapshot fails the run before anything changes.
+    const latest = (await snapshots()).at(-1)!;
+    const unknown = await coffer(['tag', '--add', 'z', latest.id, 'ffffffff']);
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assert.match(unknown.stderr, /^error: no snapshot with id ffffffff/m);
     assert.deepEqual(await snapshotFiles(), files);
   });
 });

@@ -64,12 +64,16 @@ their data stays until \`coffer prune\` removes what no snapshot uses any more.`
         dryRun || options.forget ? withWriteLock(ctx, repo, dryRun, body) : withLock(ctx, repo, 'shared', body);
       await locked(async (lock) => {
         // Snapshots are listed before the index is loaded (design §Read and write ordering).
-        const chosen = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), specs, filter);
+        const chosen = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), specs, filter, { strict: true });
         await repo.loadIndex();
         const result = await rewriteSnapshots(repo, chosen, {
           ...options,
           beforeCommit: lock ? () => lock.assertFresh() : undefined,
-          onExcluded: (s, path) => ctx.verbose(`snapshot ${shortId(s.id)}: ${dryRun ? 'would leave out' : 'leaving out'} ${displayText(path)}`, 2),
+          onExcluded: (s, path) => {
+            if (ctx.verbosity < 2) return;
+            if (ctx.json) ctx.printJson({ message_type: 'verbose_status', action: 'excluded', snapshot: s.id, item: path });
+            else ctx.verbose(`snapshot ${shortId(s.id)}: ${dryRun ? 'would leave out' : 'leaving out'} ${displayText(path)}`, 2);
+          },
         });
         const n = result.rewritten.length;
         if (ctx.json) {

@@ -52,7 +52,7 @@ export function localTime(time: string | Date | number): string {
  * left out with a warning, so one stale id in a script's list does not hide the others, and a script
  * asking for `latest` of a host that has none gets an empty list rather than a failure.
  */
-export function selectSnapshots(ctx: CliContext, all: readonly StoredSnapshot[], specs: readonly string[], filter: SnapshotFilter): StoredSnapshot[] {
+export function selectSnapshots(ctx: CliContext, all: readonly StoredSnapshot[], specs: readonly string[], filter: SnapshotFilter, options: { readonly strict?: boolean } = {}): StoredSnapshot[] {
   if (specs.length === 0) return all.filter((s) => matchesFilter(s, filter));
   const chosen = new Map<string, StoredSnapshot>();
   for (const spec of specs) {
@@ -60,8 +60,9 @@ export function selectSnapshots(ctx: CliContext, all: readonly StoredSnapshot[],
     try {
       s = selectSnapshot(all, spec, filter);
     } catch (err) {
-      // A spec that cannot be an id is left out too, as restic does (it names no snapshot either).
-      if (!(err instanceof NotInRepositoryError) && !(err instanceof UsageError)) throw err;
+      // Commands that change snapshots (`strict`) change none when one given names none: a script must
+      // not take a mistyped id for a secret removed. The others leave it out, as restic does.
+      if (options.strict || (!(err instanceof NotInRepositoryError) && !(err instanceof UsageError))) throw err;
       ctx.warning(`ignoring "${spec}": ${err.message}`, { kind: 'ignored-snapshot', snapshot: spec });
       continue;
     }

@@ -46,7 +46,7 @@ one removed. The new snapshot names the first one it replaced as \`original\` (J
       const filter = snapshotFilter(ctx, flags, specs);
       const repo = await ctx.openRepository();
       await withWriteLock(ctx, repo, false, async (lock) => {
-        const chosen = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), specs, filter);
+        const chosen = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), specs, filter, { strict: true });
         const changed = await retagSnapshots(repo, chosen, change, {
           signal: ctx.signal,
           beforeCommit: () => lock!.assertFresh(),
