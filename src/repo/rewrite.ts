@@ -34,6 +34,8 @@ export interface RewrittenSnapshot {
   readonly rewritten?: Id;
   /** Entries left out (each with what was below it). */
   readonly excluded: number;
+  /** Files left in the new snapshot (none: everything was left out). */
+  readonly files: number;
   readonly forgotten: boolean;
 }
 
@@ -108,7 +110,7 @@ export async function rewriteSnapshots(repo: Repository, snapshots: readonly Sto
     return { id: changed ? await trees.store(out) : id, excluded, files, bytes };
   };
 
-  const plans: Array<{ original: StoredSnapshot; snapshot: Snapshot; excluded: number }> = [];
+  const plans: Array<{ original: StoredSnapshot; snapshot: Snapshot; excluded: number; files: number }> = [];
   const unchanged: Id[] = [];
   for (const s of snapshots) {
     const root = rules.length > 0 ? await rewriteTree(fromHex(s.tree), '/') : undefined;
@@ -132,11 +134,11 @@ export async function rewriteSnapshots(repo: Repository, snapshots: readonly Sto
       original: id,
       ...(summary ? { summary: root ? { ...summary, totalFilesProcessed: root.files, totalBytesProcessed: root.bytes } : summary } : {}),
     };
-    plans.push({ original: s, snapshot, excluded });
+    plans.push({ original: s, snapshot, excluded, files: root?.files ?? s.summary?.totalFilesProcessed ?? 0 });
   }
 
   if (options.dryRun) {
-    return { rewritten: plans.map((p) => ({ original: p.original, excluded: p.excluded, forgotten: false })), unchanged, treesWritten: 0 };
+    return { rewritten: plans.map((p) => ({ original: p.original, excluded: p.excluded, files: p.files, forgotten: false })), unchanged, treesWritten: 0 };
   }
   await trees.commit(options.beforeCommit);
   // A run stopped before it removed the originals saved some of these already: they are not saved twice.
@@ -147,7 +149,7 @@ export async function rewriteSnapshots(repo: Repository, snapshots: readonly Sto
     await options.beforeCommit?.();
     const id = saved.get(replacementKey(p.snapshot)) ?? (await repo.saveSnapshot(p.snapshot));
     if (options.forget) await repo.backend.remove({ type: 'snapshot', name: p.original.id });
-    rewritten.push({ original: p.original, rewritten: id, excluded: p.excluded, forgotten: options.forget === true });
+    rewritten.push({ original: p.original, rewritten: id, excluded: p.excluded, files: p.files, forgotten: options.forget === true });
   }
   return { rewritten, unchanged, treesWritten: trees.written };
 }

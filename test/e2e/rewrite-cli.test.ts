@@ -51,6 +51,11 @@ describe('rewrite', () => {
     assert.equal(r.stdout.split('\n').filter((l) => l.endsWith(`would leave out ${src}/.env`)).length, 2, r.stdout);
     assert.equal(r.stdout.split('\n').filter((l) => l.endsWith(`would leave out ${src}/sub/debug.LOG`)).length, 2, r.stdout);
     assert.match(r.stdout, /^would modify 2 snapshots$/m);
+    assert.doesNotMatch(r.stderr, /every file/);
+    // Leaving out everything is allowed, with a warning for each snapshot it would empty.
+    const all = await coffer(['rewrite', '--dry-run', '--exclude', '*']);
+    assertOk(all);
+    assert.equal(all.stderr.match(/^warning: snapshot [0-9a-f]{8}: every file was left out; its rewrite would be empty$/gm)?.length, 2, all.stderr);
     assert.deepEqual(await storeDigest(new LocalBackend(repo)), before);
   });
 

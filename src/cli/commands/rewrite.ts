@@ -76,6 +76,9 @@ their data stays until \`coffer prune\` removes what no snapshot uses any more.`
           },
         });
         const n = result.rewritten.length;
+        for (const r of result.rewritten) {
+          if (r.excluded > 0 && r.files === 0) ctx.warning(`snapshot ${shortId(r.original.id)}: every file was left out; its ${dryRun ? 'rewrite would be' : 'rewrite is'} empty`, { snapshot: r.original.id });
+        }
         if (ctx.json) {
           ctx.printJson({
             message_type: 'summary',
