@@ -491,7 +491,7 @@ export class Archiver {
    * summary does, and reports it. As in restic, a folder whose own metadata changed (its mode, its time) is
    * changed, even with the same entries.
    */
-  #dirSaved(path: string, parentNode: TreeNode | undefined, node: TreeNode, tree: { id: Uint8Array; added: Added }, started: number): TreeNode {
+  #dirSaved(path: SourcePath, parentNode: TreeNode | undefined, node: TreeNode, tree: { id: Uint8Array; added: Added }, started: number): TreeNode {
     this.stats.dirsDone++;
     let status: BackupItem['status'];
     if (!parentNode) {
@@ -508,9 +508,10 @@ export class Archiver {
     return node;
   }
 
-  #itemDone(path: string, type: BackupItem['type'], status: BackupItem['status'], started: number, added: Added): void {
+  #itemDone(path: SourcePath, type: BackupItem['type'], status: BackupItem['status'], started: number, added: Added): void {
     const reporter = this.#options.reporter;
-    if (reporter?.itemDone) reporter.itemDone({ path, type, status, durationMs: performance.now() - started, added: added.raw, addedPacked: added.packed });
+    // matchText: a name that is not UTF-8 is reported with its bytes, not as U+FFFD (see BackupItem.path).
+    if (reporter?.itemDone) reporter.itemDone({ path: matchText(path.bytes, path.text), type, status, durationMs: performance.now() - started, added: added.raw, addedPacked: added.packed });
   }
 
   // ---- source walking ----
@@ -659,7 +660,7 @@ export class Archiver {
         const children = await build(child, bytes, subParent);
         const subtree = await this.#saveTree(children);
         const node = this.#node(Buffer.from(child.name), 'dir', st, { subtree: subtree.id });
-        nodes.push(this.#dirSaved(path, parentNode?.type === 'dir' ? parentNode : undefined, node, subtree, started));
+        nodes.push(this.#dirSaved({ bytes, text: path }, parentNode?.type === 'dir' ? parentNode : undefined, node, subtree, started));
       }
       return nodes;
     };
@@ -823,7 +824,7 @@ export class Archiver {
     await Promise.all(pending);
     if (errors.length > 0) throw errors[0];
     const subtree = await this.#saveTree(children);
-    return this.#dirSaved(path.text, parentNode, this.#node(name, 'dir', st, { subtree: subtree.id, ...extra }), subtree, started);
+    return this.#dirSaved(path, parentNode, this.#node(name, 'dir', st, { subtree: subtree.id, ...extra }), subtree, started);
   }
 
   #unchanged(st: BigIntStats, previous: TreeNode | undefined): previous is TreeNode & { content: readonly Uint8Array[] } {
@@ -843,7 +844,7 @@ export class Archiver {
       this.stats.filesUnmodified++;
       this.stats.filesDone++;
       this.stats.bytesDone += size;
-      this.#itemDone(path.text, 'file', 'unmodified', performance.now(), nothingAdded);
+      this.#itemDone(path, 'file', 'unmodified', performance.now(), nothingAdded);
       return this.#node(name, 'file', st, { content: previous.content, ...xattrsField(readXattrs(path.bytes)) });
     }
     this.stats.currentFiles.push(path.text);
@@ -854,7 +855,7 @@ export class Archiver {
       if (previous) this.stats.filesChanged++;
       else this.stats.filesNew++;
       this.stats.filesDone++;
-      this.#itemDone(path.text, 'file', status, started, saved.added);
+      this.#itemDone(path, 'file', status, started, saved.added);
       // The node records what was read, so size and content agree even for a file that changed meanwhile.
       const node = this.#node(name, 'file', st, { content: saved.content, ...xattrsField(saved.xattrs) });
       return saved.read === node.size ? node : { ...node, size: saved.read };
@@ -1009,7 +1010,8 @@ export class Archiver {
     }
     this.stats.filesNew++;
     this.stats.filesDone++;
-    this.#itemDone(`/${stdin.filename}`, 'file', 'new', started, added);
+    const name = `/${stdin.filename}`;
+    this.#itemDone({ bytes: Buffer.from(name), text: name }, 'file', 'new', started, added);
     const now = timestamp(BigInt(Date.now()) * 1_000_000n);
     let uid = 0;
     let gid = 0;

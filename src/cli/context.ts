@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { openBackend, type Backend, type RetryEvent } from '../backend/index.ts';
 import { FileError, NotInRepositoryError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
-import { shortId, type Id } from '../model/index.ts';
+import { plainText, shortId, type Id } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { Repository } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
@@ -34,6 +34,15 @@ export interface Io {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
   readonly env: NodeJS.ProcessEnv;
+}
+
+/**
+ * JSON text of `value`. Paths that hold bytes that are not UTF-8 (kept apart by model's matchText) show
+ * each such byte as U+FFFD, as restic's JSON does: JSON carries text, and a lone surrogate is not text
+ * that every reader accepts.
+ */
+function jsonText(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' && /[\udc80-\udcff]/u.test(v) ? plainText(v) : v));
 }
 
 export class CliContext {
@@ -131,7 +140,7 @@ export class CliContext {
 
   /** One JSON document on stdout. */
   printJson(value: unknown): void {
-    this.#write(`${JSON.stringify(value)}\n`);
+    this.#write(`${jsonText(value)}\n`);
   }
 
   /**
@@ -162,7 +171,7 @@ export class CliContext {
    */
   printJsonProblem(value: Record<string, unknown>): void {
     this.flushOutput();
-    this.io.stderr.write(`${JSON.stringify(value)}\n`);
+    this.io.stderr.write(`${jsonText(value)}\n`);
   }
 
   /** A warning as one JSON object on stderr, for --json (stdout stays parseable). */

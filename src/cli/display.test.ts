@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { displayMessage, displayName, displayText } from './display.ts';
 import { reportError } from './exit.ts';
+import { matchText } from '../model/index.ts';
 import { FileError } from '../errors/index.ts';
 import { formatBytes, table } from './table.ts';
 
@@ -37,6 +38,14 @@ test('byte amounts below 1 KiB are whole bytes, speeds too', () => {
   assert.equal(`${formatBytes((10 * 1000) / 290)}/s`, '34 B/s');
   assert.equal(formatBytes(1023.6), '1023 B');
   assert.equal(formatBytes(1536), '1.500 KiB');
+});
+
+test('bytes that are not UTF-8, kept apart by matchText, show as \\xNN in names and messages alike', () => {
+  const name = matchText(Buffer.from('x\xfd', 'latin1'));
+  assert.equal(displayText(name), 'x\\xfd');
+  assert.equal(displayMessage(`error: /t/${name}: not restored`), 'error: /t/x\\xfd: not restored');
+  // A real U+FFFD, and characters beyond the BMP (surrogate pairs), stay as they are in messages.
+  assert.equal(displayMessage('x\ufffd \u{1d080}'), 'x\ufffd \u{1d080}');
 });
 
 test('message lines escape control characters but keep backslashes as typed', () => {

@@ -55,5 +55,6 @@ export function displayText(text: string): string {
  * are already shown with {@link displayName} or {@link displayText} pass through unchanged.
  */
 export function displayMessage(text: string): string {
-  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => [...Buffer.from(c, 'utf8')].map(hexByte).join(''));
+  // Bytes that are not UTF-8 in a quoted path (model's matchText keeps them as U+DC80 to U+DCFF) as `\xNN`.
+  return text.replace(/[\x00-\x1f\x7f-\x9f]|[\udc80-\udcff]/gu, (c) => (c >= '\udc80' ? hexByte(c.charCodeAt(0) - 0xdc00) : [...Buffer.from(c, 'utf8')].map(hexByte).join('')));
 }

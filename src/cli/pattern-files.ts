@@ -62,7 +62,17 @@ function flagPatterns(patterns: readonly string[] | undefined, files: readonly s
       });
     }
   }
-  return [...(patterns ?? []), ...(files ?? []).flatMap((f) => patternLines(f, fileFlag).map((l) => expandEnv(l, env)))];
+  const expand = (line: string, file: string): string => {
+    const expanded = expandEnv(line, env);
+    // An environment variable reaches Node as text too: its bytes that are not UTF-8 are lost the same way.
+    if (expanded.includes('\ufffd') && !line.includes('\ufffd')) {
+      throw new UsageError(`${fileFlag} ${file}: pattern "${line}" expands to bytes that are not UTF-8 (shown as \ufffd), which an environment variable cannot pass`, {
+        hint: 'write those bytes in the pattern file itself, or put ? where such a byte is',
+      });
+    }
+    return expanded;
+  };
+  return [...(patterns ?? []), ...(files ?? []).flatMap((f) => patternLines(f, fileFlag).map((l) => expand(l, f)))];
 }
 
 /** A command's flags for patterns of `kind`: `--exclude`, `--exclude-file` and their `--i…` forms (ignoring case), as commander names them. */

@@ -72,7 +72,7 @@ export function matchText(bytes: Uint8Array, decoded?: string): string {
 
 /** The bytes of text made by {@link matchText}: its escaped bytes back as they were, the rest as UTF-8. */
 export function matchTextBytes(text: string): Buffer {
-  if (!/[\udc80-\udcff]/.test(text)) return Buffer.from(text, 'utf8');
+  if (!/[\udc80-\udcff]/u.test(text)) return Buffer.from(text, 'utf8');
   const parts: Buffer[] = [];
   let run = '';
   for (const c of text) {
@@ -84,4 +84,9 @@ export function matchTextBytes(text: string): Buffer {
   }
   parts.push(Buffer.from(run, 'utf8'));
   return Buffer.concat(parts);
+}
+
+/** Text made by {@link matchText} as plain text: each byte that is not UTF-8 as U+FFFD. */
+export function plainText(text: string): string {
+  return /[\udc80-\udcff]/u.test(text) ? matchTextBytes(text).toString('utf8') : text;
 }

@@ -35,7 +35,7 @@ export interface BackupReporter {
 
 /** A file or folder the backup is done with, with what restic's verbose JSON reports of it. */
 export interface BackupItem {
-  /** Its source path. */
+  /** Its source path; bytes that are not UTF-8 as model's matchText keeps them. */
   readonly path: string;
   readonly type: 'file' | 'dir';
   /** Compared with the parent snapshot: a folder is unmodified when its tree is the same. */

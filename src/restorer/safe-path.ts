@@ -26,7 +26,7 @@ import {
 import { lstat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { AppError, FileError, IntegrityError, errnoCode, fileErrorText } from '../errors/index.ts';
-import { isSafeName, type Timestamp, type TreeNode } from '../model/index.ts';
+import { isSafeName, matchText, type Timestamp, type TreeNode } from '../model/index.ts';
 
 const slash = 0x2f;
 
@@ -86,9 +86,12 @@ export function isInside(rel: Buffer): boolean {
   return true;
 }
 
-/** A path for messages: the bytes as UTF-8 (invalid sequences show as U+FFFD). */
+/**
+ * A path for messages: the bytes as UTF-8, those that are not UTF-8 kept apart (model's matchText), so the
+ * cli shows them as `\xNN` and two failing files never read alike.
+ */
 export function display(path: Buffer): string {
-  return path.toString('utf8');
+  return matchText(path);
 }
 
 /** lstat that answers undefined for a missing path (and for a path whose parent is not a folder). */

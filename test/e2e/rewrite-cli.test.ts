@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult, type SnapshotJson } from '../support/cli.ts';
+import { assertOk, jsonLines, makeRepoDir, makeTempDir, removeTempDirs, runCoffer, type RunResult, type SnapshotJson } from '../support/cli.ts';
 import { LocalBackend } from '../../src/backend/index.ts';
 import { storeDigest } from '../support/repo-inspect.ts';
 
@@ -155,6 +155,10 @@ describe('rewrite', () => {
     const r = await run(['rewrite', '-vv', '--exclude-file', patterns]);
     assertOk(r);
     assert.deepEqual(r.stdout.split('\n').filter((l) => l.includes('leaving out')).map((l) => l.replace(/^.*leaving out /, '')), [`${dir}/x\\xfd`]);
+    // JSON carries text: the byte shows as U+FFFD there, as in restic's JSON.
+    const json = await run(['rewrite', '--dry-run', '--json', '-vv', '--exclude-file', patterns]);
+    assertOk(json);
+    assert.deepEqual(jsonLines(json.stdout).filter((l) => (l as { action?: string }).action === 'excluded').map((l) => (l as { item: string }).item), [`${dir}/x\ufffd`]);
     const rewritten = (JSON.parse((await run(['snapshots', '--json'])).stdout) as SnapshotJson[]).find((s) => s.original)!;
     const listed = (await run(['ls', rewritten.id, dir])).stdout.split('\n').filter((l) => l.startsWith(`${dir}/`));
     // ls shows a real U+FFFD as its bytes too (see README: names print so that different names differ).

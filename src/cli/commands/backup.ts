@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { backup, cacheDirTag, chooseParent, expandGlob, parseExcludeTag, prestartSealWorkers } from '../../archiver/index.ts';
 import { FileError, PartialBackupError, UsageError } from '../../errors/index.ts';
-import { shortId, splitBytes } from '../../model/index.ts';
+import { plainText, shortId, splitBytes } from '../../model/index.ts';
 import type { BackupItem, BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
@@ -90,7 +90,8 @@ function absolutePath(path: Buffer): Buffer {
 /** Exclude rules, and the patterns they came from (recorded in the snapshot). */
 function excludeRules(flags: BackupFlags, env: NodeJS.ProcessEnv) {
   const { rules, patterns } = patternRules('exclude', flags, env);
-  return { rules, patterns: patterns.filter((p) => p !== '') };
+  // The snapshot records them as text: a byte that is not UTF-8 (from a pattern file) as U+FFFD.
+  return { rules, patterns: patterns.filter((p) => p !== '').map(plainText) };
 }
 
 function rate(bytes: number, ms: number): string {
