@@ -1,5 +1,5 @@
 /** Names, paths and other text from a repository, made safe to print on one terminal line. */
-import { matchTextBytes } from '../model/index.ts';
+import { matchTextBytes, utf8SequenceAt } from '../model/index.ts';
 
 /**
  * A name for terminal output: UTF-8 shown as is; bytes that are not valid UTF-8 and control characters
@@ -11,22 +11,16 @@ export function displayName(bytes: Uint8Array): string {
   let i = 0;
   while (i < bytes.length) {
     const b = bytes[i];
-    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
-    let valid = length > 0 && i + length <= bytes.length;
-    for (let k = 1; valid && k < length; k++) valid = (bytes[i + k] & 0xc0) === 0x80;
-    if (valid && length > 1) {
+    const length = utf8SequenceAt(bytes, i);
+    if (length === 1) out += b < 0x20 || b === 0x7f ? hexByte(b) : b === 0x5c ? '\\\\' : String.fromCharCode(b);
+    else if (length > 1) {
       const char = Buffer.from(bytes.subarray(i, i + length)).toString('utf8');
-      // Overlong forms and surrogates decode to U+FFFD: treat them as invalid bytes; C1 controls (U+0080 to
-      // U+009F, e.g. a terminal's CSI) are escaped byte by byte like other control characters.
-      valid = !char.includes('\ufffd') && !(char.charCodeAt(0) >= 0x80 && char.charCodeAt(0) <= 0x9f);
-      if (valid) out += char;
-    } else if (valid) {
-      out += b < 0x20 || b === 0x7f ? hexByte(b) : b === 0x5c ? '\\\\' : String.fromCharCode(b);
-    }
-    if (!valid) {
-      out += hexByte(b);
-      i += 1;
-    } else i += length;
+      // A real U+FFFD is shown as its bytes, so that it never reads like a byte that is not UTF-8; C1
+      // controls (U+0080 to U+009F, e.g. a terminal's CSI) are escaped byte by byte like other controls.
+      const code = char.codePointAt(0)!;
+      out += code === 0xfffd || (code >= 0x80 && code <= 0x9f) ? [...bytes.subarray(i, i + length)].map(hexByte).join('') : char;
+    } else out += hexByte(b);
+    i += Math.max(length, 1);
   }
   return out;
 }

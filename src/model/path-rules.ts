@@ -53,21 +53,34 @@ export function matchText(bytes: Uint8Array, decoded?: string): string {
   let out = '';
   let i = 0;
   while (i < bytes.length) {
-    const b = bytes[i];
-    const length = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
-    let valid = length > 0 && i + length <= bytes.length;
-    for (let k = 1; valid && k < length; k++) valid = (bytes[i + k] & 0xc0) === 0x80;
-    // Overlong forms and encoded surrogates decode to U+FFFD: invalid bytes too (a real U+FFFD is EF BF BD).
-    const char = valid ? Buffer.from(bytes.subarray(i, i + length)).toString('utf8') : '';
-    if (valid && (!char.includes('\ufffd') || (length === 3 && b === 0xef && bytes[i + 1] === 0xbf && bytes[i + 2] === 0xbd))) {
-      out += char;
+    const length = utf8SequenceAt(bytes, i);
+    if (length > 0) {
+      out += Buffer.from(bytes.subarray(i, i + length)).toString('utf8');
       i += length;
     } else {
-      out += String.fromCharCode(0xdc00 + b);
+      out += String.fromCharCode(0xdc00 + bytes[i]);
       i += 1;
     }
   }
   return out;
+}
+
+/**
+ * The length (1 to 4) of the well-formed UTF-8 sequence that starts at `bytes[i]`, or 0 when none does
+ * there: a stray continuation byte, a truncated sequence, an overlong form or an encoded surrogate.
+ */
+export function utf8SequenceAt(bytes: Uint8Array, i: number): number {
+  const b = bytes[i];
+  if (b < 0x80) return 1;
+  const length = b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+  if (length === 0 || i + length > bytes.length) return 0;
+  // The second byte's range excludes overlong forms (E0, F0), surrogates (ED) and code points past U+10FFFF (F4).
+  const second = bytes[i + 1];
+  const low = b === 0xe0 ? 0xa0 : b === 0xf0 ? 0x90 : 0x80;
+  const high = b === 0xed ? 0x9f : b === 0xf4 ? 0x8f : 0xbf;
+  if (second < low || second > high) return 0;
+  for (let k = 2; k < length; k++) if ((bytes[i + k] & 0xc0) !== 0x80) return 0;
+  return length;
 }
 
 /** The bytes of text made by {@link matchText}: its escaped bytes back as they were, the rest as UTF-8. */
