@@ -44,7 +44,7 @@ it('list snapshots, index, packs, keys, locks and blobs name what the repository
   assert.ok(blobs.every((l) => /^(data|tree) [0-9a-f]{64}$/.test(l)), blobs.join('\n'));
   assert.equal(blobs.filter((l) => l.startsWith('data ')).length, summary.data_blobs);
   assert.equal(blobs.filter((l) => l.startsWith('tree ')).length, summary.tree_blobs);
-  const tree = (JSON.parse((await coffer(['cat', 'snapshot', snapshotIds[0]])).stdout) as { tree: string }).tree;
+  const tree = (JSON.parse((await coffer(['cat', 'snapshot', String(summary.snapshot_id)])).stdout) as { tree: string }).tree;
   assert.ok(blobs.includes(`tree ${tree}`));
 
   const bad = await coffer(['list', 'pack']);
