@@ -532,7 +532,7 @@ export class Archiver {
           return true;
         } catch (err) {
           if (errnoCode(err) !== 'ENOENT') return true; // reported when the walk reaches it
-          this.#sourceError(source.text, err, true);
+          this.#sourceError(source, err, true);
           return false;
         }
       })
@@ -610,7 +610,7 @@ export class Archiver {
           if (sourceDevice !== undefined) entry.bounds = { sourceDevice, parentAllowed: true };
         }
       } catch (err) {
-        this.#sourceError(dir.toString('utf8'), err);
+        this.#sourceError({ bytes: dir, text: dir.toString('utf8') }, err);
         return false;
       }
       level.source = false;
@@ -653,7 +653,7 @@ export class Archiver {
         try {
           st = await stat(bytes, { bigint: true });
         } catch (err) {
-          this.#sourceError(path, err);
+          this.#sourceError({ bytes, text: path }, err);
           continue;
         }
         const subParent = parentNode?.subtree ? await this.#loadParentTree(toHex(parentNode.subtree)) : undefined;
@@ -688,10 +688,12 @@ export class Archiver {
    * with a system error; an AppError comes from the repository, its workers or an interruption, and ends
    * the backup once instead of being blamed on each file in turn.
    */
-  #sourceError(path: string, err: unknown, isSource = this.#paths.includes(path)): void {
+  #sourceError(path: SourcePath, err: unknown, isSource = this.#paths.includes(path.text)): void {
     if (err instanceof AppError) throw err;
     this.stats.errors++;
-    this.#options.reporter?.sourceError?.(path, sourceError(path, err, isSource));
+    // matchText: a name that is not UTF-8 is reported with its bytes, so two such files never read alike.
+    const shown = matchText(path.bytes, path.text);
+    this.#options.reporter?.sourceError?.(shown, sourceError(shown, err, isSource));
   }
 
   #node(name: Buffer, type: NodeType, st: BigIntStats, extra: Partial<TreeNode> = {}): TreeNode {
@@ -750,7 +752,7 @@ export class Archiver {
       // tens; an unchanged re-backup is almost nothing but these.
       st = lstatSync(path.bytes, { bigint: true });
     } catch (err) {
-      this.#sourceError(path.text, err);
+      this.#sourceError(path, err);
       return undefined;
     }
     const type = nodeTypeOf(st);
@@ -770,7 +772,7 @@ export class Archiver {
           const target = readlinkSync(path.bytes, { encoding: 'buffer' });
           return this.#node(name, type, st, { linkTarget: target, ...extra });
         } catch (err) {
-          this.#sourceError(path.text, err);
+          this.#sourceError(path, err);
           return undefined;
         }
       }
@@ -785,7 +787,7 @@ export class Archiver {
     try {
       entries = readdirSync(path.bytes, { encoding: 'buffer', withFileTypes: true });
     } catch (err) {
-      this.#sourceError(path.text, err);
+      this.#sourceError(path, err);
       return undefined;
     }
     entries = this.#untagged(path.bytes, entries, (m) => this.#warning(m));
@@ -860,7 +862,7 @@ export class Archiver {
       const node = this.#node(name, 'file', st, { content: saved.content, ...xattrsField(saved.xattrs) });
       return saved.read === node.size ? node : { ...node, size: saved.read };
     } catch (err) {
-      this.#sourceError(path.text, err);
+      this.#sourceError(path, err);
       return undefined;
     } finally {
       this.stats.currentFiles.splice(this.stats.currentFiles.indexOf(path.text), 1);

@@ -299,6 +299,10 @@ test('an unreadable file is reported and skipped; the snapshot is saved; exit 3'
   const { dir, repo, src } = await folderForNobody(t);
   await writeFile(join(src, 'ok.txt'), 'readable');
   await writeFile(join(src, 'secret.txt'), 'not for you');
+  // Two names that are not UTF-8 and differ in that byte only: their errors must not read alike.
+  const lookAlikes = [Buffer.from('x\xfd', 'latin1'), Buffer.from('x\xfc', 'latin1')].map((name) => Buffer.concat([Buffer.from(`${src}/`), name]));
+  for (const file of lookAlikes) await writeFile(file, 'not for you either');
+  for (const file of lookAlikes) await chmod(file, 0o600);
   await chmod(join(src, 'ok.txt'), 0o644);
   await chmod(join(src, 'secret.txt'), 0o600);
   const asNobody = (args: string[]) => runCoffer(args, { repo, unprivileged: true, env: { COFFER_CACHE_DIR: join(dir, 'cache') } });
@@ -308,6 +312,8 @@ test('an unreadable file is reported and skipped; the snapshot is saved; exit 3'
 
   assert.equal(r.code, 3, r.stderr);
   assert.match(r.stderr, /secret\.txt: permission denied/);
+  assert.match(r.stderr, /\/x\\xfd: permission denied/);
+  assert.match(r.stderr, /\/x\\xfc: permission denied/);
   assert.match(r.stderr, /hint: /);
   const ls = await asNobody(['ls', 'latest']);
   assert.match(ls.stdout, /ok\.txt/);
