@@ -696,6 +696,12 @@ export class Archiver {
     this.#options.reporter?.sourceError?.(shown, sourceError(shown, err, isSource));
   }
 
+  /** True when an exclude rule matches `path` (a name that is not UTF-8 by its bytes: see matchText). */
+  #excluded(path: SourcePath): boolean {
+    const rules = this.#options.excludes;
+    return rules !== undefined && isExcluded(rules, matchText(path.bytes, path.text));
+  }
+
   #node(name: Buffer, type: NodeType, st: BigIntStats, extra: Partial<TreeNode> = {}): TreeNode {
     const uid = Number(st.uid);
     const gid = Number(st.gid);
@@ -744,8 +750,7 @@ export class Archiver {
   /** Saves one filesystem entry; returns its node, or undefined when it is excluded or unreadable. */
   async #saveEntry(path: SourcePath, parentNode: TreeNode | undefined, bounds?: DeviceBounds): Promise<TreeNode | undefined> {
     throwIfAborted(this.#options.signal);
-    const o = this.#options;
-    if (o.excludes && isExcluded(o.excludes, matchText(path.bytes, path.text))) return undefined;
+    if (this.#excluded(path)) return undefined;
     let st: BigIntStats;
     try {
       // Synchronous metadata calls: microseconds from the inode cache, where a thread-pool round trip costs
@@ -1036,7 +1041,7 @@ export class Archiver {
     const o = this.#options;
     const walk = async (path: SourcePath, bounds: DeviceBounds | undefined): Promise<void> => {
       if (o.signal?.aborted) return;
-      if (o.excludes && isExcluded(o.excludes, matchText(path.bytes, path.text))) return;
+      if (this.#excluded(path)) return;
       const st = await lstat(path.bytes, { bigint: true }).catch(() => undefined);
       const type = st && nodeTypeOf(st);
       const admitted = type && this.#admit(path, st, type, bounds);

@@ -42,7 +42,7 @@ export interface Io {
  * that every reader accepts.
  */
 function jsonText(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' && /[\udc80-\udcff]/u.test(v) ? plainText(v) : v));
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'string' ? plainText(v) : v));
 }
 
 export class CliContext {

@@ -7,6 +7,11 @@ const sizeUnits: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib:
 /** Collects the values of a repeatable flag. */
 export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
+/** Repeated `tag[,tag…]` values (backup's `--tag`, tag's `--add`…) as one list, empty names dropped (so `--set ''` is no tag). */
+export function tagNames(values: readonly string[] | undefined): string[] | undefined {
+  return values?.flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean);
+}
+
 /** Parses `123`, `512K`, `1.5M`, `2GiB` into bytes (binary units, as restic). */
 export function parseSize(text: string, flag: string, defaultUnit = ''): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);

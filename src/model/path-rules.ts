@@ -83,9 +83,12 @@ export function utf8SequenceAt(bytes: Uint8Array, i: number): number {
   return length;
 }
 
+/** A byte that is not UTF-8 in text made by {@link matchText} (a lone surrogate, never part of a pair). */
+const escapedByte = /[\udc80-\udcff]/u;
+
 /** The bytes of text made by {@link matchText}: its escaped bytes back as they were, the rest as UTF-8. */
 export function matchTextBytes(text: string): Buffer {
-  if (!/[\udc80-\udcff]/u.test(text)) return Buffer.from(text, 'utf8');
+  if (!escapedByte.test(text)) return Buffer.from(text, 'utf8');
   const parts: Buffer[] = [];
   let run = '';
   for (const c of text) {
@@ -101,5 +104,5 @@ export function matchTextBytes(text: string): Buffer {
 
 /** Text made by {@link matchText} as plain text: each byte that is not UTF-8 as U+FFFD. */
 export function plainText(text: string): string {
-  return /[\udc80-\udcff]/u.test(text) ? matchTextBytes(text).toString('utf8') : text;
+  return escapedByte.test(text) ? matchTextBytes(text).toString('utf8') : text;
 }

@@ -38,7 +38,7 @@ export interface Snapshot {
   readonly tags: readonly string[];
   readonly excludes: readonly string[];
   readonly parent?: Id;
-  /** The snapshot this one replaced when `tag` rewrote it, kept through later rewrites (restic's `original`). */
+  /** The snapshot this one was made from by `tag`, `rewrite` or `repair snapshots` (restic's `original`; design §Changing snapshots). */
   readonly original?: Id;
   readonly programVersion: string;
   readonly summary?: SnapshotSummary;

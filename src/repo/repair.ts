@@ -24,7 +24,7 @@ import { headerReadLength, parsePackHeader, type BlobType, type PackEntry } from
 import { describe, foreignFileOf, type Repository } from './repository.ts';
 import { decodeTree } from './tree.ts';
 import { TreeWriter } from './tree-writer.ts';
-import { replacementKey } from './snapshot-file.ts';
+import { byReplacementKey, replacementKey } from './snapshot-file.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // packs in a wrong folder
@@ -528,7 +528,6 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   };
 
   const trees = new TreeWriter(repo, (id) => available(id, 'tree'), { dryRun: options.dryRun });
-  const storeTree = (nodes: TreeNode[]): Promise<Uint8Array> => trees.store(nodes);
 
   const loadTree = async (id: Uint8Array): Promise<TreeNode[]> => {
     const what = `tree ${shortId(toHex(id))}`;
@@ -559,7 +558,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     }
     return result;
   };
-  const emptyTree = async () => storeTree([]);
+  const emptyTree = async () => trees.store([]);
   const repairTreeOnce = async (id: Uint8Array): Promise<TreeRepair> => {
     if (options.signal?.aborted) throw new CancelledError();
     const nodes = await loadTree(id);
@@ -603,7 +602,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
       }
       out.push(node);
     }
-    return { id: changed ? await storeTree(out) : id, changed, damage };
+    return { id: changed ? await trees.store(out) : id, changed, damage };
   };
 
   const plans: Array<{ original: StoredSnapshot; snapshot: Snapshot; damage: SnapshotDamage[] }> = [];
@@ -661,7 +660,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
   await trees.commit(options.beforeCommit);
   // A repair run before without --forget left the originals, and saved what this run would save again:
   // repaired trees are deterministic, so the same fields mean the same snapshot.
-  const saved = new Map((await loadReadableSnapshots(repo)).snapshots.filter((x) => x.tags.includes(repairedTag)).map((x) => [replacementKey(x), x.id]));
+  const saved = byReplacementKey((await loadReadableSnapshots(repo)).snapshots);
   for (const p of plans) {
     await options.beforeCommit?.();
     const before = saved.get(replacementKey(p.snapshot));

@@ -6,7 +6,7 @@
 import { throwIfAborted } from '../errors/index.ts';
 import { mapLimit, type Id, type StoredSnapshot } from '../model/index.ts';
 import type { Repository } from './repository.ts';
-import { replacementKey } from './snapshot-file.ts';
+import { byReplacementKey, replacementKey } from './snapshot-file.ts';
 
 /** What to do to each snapshot's tags: replace them all with `set`, or add and remove some. */
 export interface TagChange {
@@ -60,7 +60,7 @@ export async function retagSnapshots(repo: Repository, snapshots: readonly Store
   if (planned.length === 0) return [];
   await options.beforeCommit?.();
   // A run stopped before it removed the old snapshots saved some of these already: not saved twice.
-  const existing = new Map((await repo.loadSnapshots()).snapshots.map((x) => [replacementKey(x), x.id]));
+  const existing = byReplacementKey((await repo.loadSnapshots()).snapshots);
   return mapLimit(planned, Math.max(2, repo.backend.connections), async ({ snapshot, tags }) => {
     throwIfAborted(options.signal);
     const { id, ...fields } = snapshot;

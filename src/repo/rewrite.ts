@@ -8,7 +8,7 @@ import { CancelledError } from '../errors/index.ts';
 import { fromHex, matchesRules, matchText, toHex, type Id, type PathRule, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { Repository } from './repository.ts';
 import { TreeWriter } from './tree-writer.ts';
-import { replacementKey } from './snapshot-file.ts';
+import { byReplacementKey, replacementKey } from './snapshot-file.ts';
 
 /** The tag a rewritten snapshot gets unless the original is removed (restic's). */
 export const rewriteTag = 'rewrite';
@@ -142,7 +142,7 @@ export async function rewriteSnapshots(repo: Repository, snapshots: readonly Sto
   }
   await trees.commit(options.beforeCommit);
   // A run stopped before it removed the originals saved some of these already: they are not saved twice.
-  const saved = plans.length > 0 ? new Map((await repo.loadSnapshots()).snapshots.map((x) => [replacementKey(x), x.id])) : new Map<string, Id>();
+  const saved = plans.length > 0 ? byReplacementKey((await repo.loadSnapshots()).snapshots) : new Map<string, Id>();
   const rewritten: RewrittenSnapshot[] = [];
   for (const p of plans) {
     if (options.signal?.aborted) throw new CancelledError();

@@ -9,7 +9,9 @@ import {
   asStringArray,
   fromHex,
   toHex,
+  type Id,
   type Snapshot,
+  type StoredSnapshot,
   type SnapshotSummary,
 } from '../model/index.ts';
 
@@ -85,4 +87,9 @@ export function decodeSnapshot(value: unknown, what: string): Snapshot {
  */
 export function replacementKey(s: Snapshot): string {
   return JSON.stringify([s.tree, s.time, s.hostname, s.username, s.paths, s.tags, s.parent ?? null, s.original ?? null]);
+}
+
+/** The ids of `snapshots` by {@link replacementKey}. */
+export function byReplacementKey(snapshots: readonly StoredSnapshot[]): Map<string, Id> {
+  return new Map(snapshots.map((s) => [replacementKey(s), s.id]));
 }

@@ -9,7 +9,7 @@ import type { BackupItem, BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
-import { parseSize, parseSnapshotTime, collect } from '../parse.ts';
+import { parseSize, parseSnapshotTime, collect, tagNames } from '../parse.ts';
 import { listLines, patternRules, readBytes } from '../pattern-files.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
@@ -203,7 +203,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       const { rules, patterns } = excludeRules(flags, ctx.io.env);
       const host = flags.host || hostname();
       const excludeIfPresent = [...(flags.excludeIfPresent ?? []), ...(flags.excludeCaches ? [cacheDirTag] : [])].map(parseExcludeTag);
-      const tags = (flags.tag ?? []).flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
+      const tags = tagNames(flags.tag) ?? [];
 
       // Worker threads start while the password's key is derived, which leaves a core idle.
       prestartSealWorkers();

@@ -24,17 +24,14 @@ export function registerList(program: Command, ctx: CliContext): void {
       if (!kinds.includes(kind)) throw new UsageError(`list: unknown kind "${kind}"`, { hint: `choose one of: ${kinds.join(', ')}` });
       const repo = await ctx.openRepository();
       const type = fileKinds.get(kind);
-      if (type === 'lock') {
-        for await (const { name } of repo.backend.list('lock')) ctx.out(name);
-        return;
-      }
-      await withReadLock(ctx, repo, async () => {
+      const print = async () => {
         if (type !== undefined) {
           for await (const { name } of repo.backend.list(type)) ctx.out(name);
           return;
         }
         const index = await repo.index();
         for (const e of index.entries()) ctx.out(`${e.type} ${toHex(e.id)}`);
-      });
+      };
+      await (type === 'lock' ? print() : withReadLock(ctx, repo, print));
     });
 }

@@ -4,19 +4,14 @@ import { shortId } from '../../model/index.ts';
 import { retagSnapshots, type TagChange } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { displayText } from '../display.ts';
-import { withWriteLock } from '../locking.ts';
-import { collect } from '../parse.ts';
+import { withLock } from '../locking.ts';
+import { collect, tagNames } from '../parse.ts';
 import { addFilterOptions, selectSnapshots, snapshotFilter, type FilterFlags } from './snapshots.ts';
 
 interface TagFlags extends FilterFlags {
   set?: string[];
   add?: string[];
   remove?: string[];
-}
-
-/** Repeated `tag[,tag…]` values as one list, empty names dropped (`--set ''` so clears every tag). */
-function tagNames(values: readonly string[] | undefined): string[] | undefined {
-  return values?.flatMap((v) => v.split(',')).map((t) => t.trim()).filter(Boolean);
 }
 
 export function registerTag(program: Command, ctx: CliContext): void {
@@ -45,11 +40,11 @@ one removed. The new snapshot names the first one it replaced as \`original\` (J
       }
       const filter = snapshotFilter(ctx, flags, specs);
       const repo = await ctx.openRepository();
-      await withWriteLock(ctx, repo, false, async (lock) => {
+      await withLock(ctx, repo, 'exclusive', async (lock) => {
         const chosen = selectSnapshots(ctx, await repo.listSnapshots(ctx.snapshotWarnings), specs, filter, { strict: true });
         const changed = await retagSnapshots(repo, chosen, change, {
           signal: ctx.signal,
-          beforeCommit: () => lock!.assertFresh(),
+          beforeCommit: () => lock.assertFresh(),
           onRetagged: (r) => {
             if (ctx.json) ctx.printJson({ message_type: 'changed_snapshot', old_snapshot_id: r.old, new_snapshot_id: r.new });
             else ctx.verbose(`snapshot ${shortId(r.old)} is now ${shortId(r.new)}, tags [${r.tags.map(displayText).join(', ')}]`);
