@@ -31,7 +31,6 @@ import type { BackupItem, BackupReporter, BackupStats } from '../progress/index.
 import {
   encodeTree,
   sameMetadata,
-  sealBlob,
   type BlobIndex,
   type BlobType,
   type Packer,
@@ -316,7 +315,7 @@ export class Archiver {
     const sources = this.#options.stdin ? undefined : this.#sourceLevels();
     const scanning = this.#options.scan && sources ? this.#scan(sources) : Promise.resolve();
     const ticker = setInterval(() => this.#report(), 250);
-    this.#pool = new SealPool(repo.crypto, chunkUnits);
+    this.#pool = new SealPool(repo.crypto, repo.compression, chunkUnits);
     this.#workerReadLimit = Math.min(repo.config.chunker.minSize, SealPool.readLimit);
     try {
       const rootNodes = sources ? await this.#saveRoots(sources) : [await this.#saveStdin(this.#options.stdin!)];
@@ -477,7 +476,7 @@ export class Archiver {
     const id = crypto.blobId(plain);
     const hex = toHex(id);
     if (this.#known('tree', id, hex)) return { id, added: nothingAdded };
-    const sealed = sealBlob(crypto, 'tree', id, plain);
+    const sealed = this.#repo.sealBlob('tree', id, plain);
     await this.#trees.add(sealed, hex);
     return { id, added: this.#added('tree', plain.length, sealed.sealed.length) };
   }

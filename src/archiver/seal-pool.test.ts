@@ -14,7 +14,7 @@ type TestRepo = Awaited<ReturnType<typeof createTestRepo>>;
 /** Runs `body` with a pool of `slots` slots and `workers` workers over a new test repository, closing it after. */
 async function withPool(slots: number, workers: number, body: (pool: SealPool, repo: TestRepo) => Promise<void>): Promise<void> {
   const repo = await createTestRepo();
-  const pool = new SealPool(repo.crypto, slots, workers);
+  const pool = new SealPool(repo.crypto, 'auto', slots, workers);
   try {
     await body(pool, repo);
   } finally {

@@ -15,9 +15,10 @@
 import { availableParallelism } from 'node:os';
 import { BugError } from '../errors/index.ts';
 import { cryptoSpec, type Crypto } from '../crypto/index.ts';
+import type { CompressionMode } from '../compress/index.ts';
 import { sealOverhead, type BlobType } from '../repo/index.ts';
 import { copyBytes, prestartWorkers, Semaphore, siblingScript, WorkerPool, type Failure, type Xattr } from '../model/index.ts';
-import type { ReadAnswer, ReadRequest, SealRequest, SlotNotice } from './seal-worker.ts';
+import type { ReadAnswer, ReadRequest, SealRequest, SealSetup, SlotNotice } from './seal-worker.ts';
 
 const script = siblingScript('seal-worker', import.meta.url);
 
@@ -77,12 +78,12 @@ export class SealPool {
 
   /**
    * `slots`: blobs in flight at most; shared memory stays below slots × (max chunk + overhead), plus
-   * 2 MiB per worker for batches of small files.
+   * 2 MiB per worker for batches of small files. `compression` says how hard blobs are compressed.
    */
-  constructor(crypto: Crypto, slots: number, size = availableParallelism()) {
+  constructor(crypto: Crypto, compression: CompressionMode, slots: number, size = availableParallelism()) {
     for (let i = 0; i < slots; i++) this.#slots.push({ index: i, view: new Uint8Array(0) });
     this.#free.push(...this.#slots);
-    this.#pool = new WorkerPool('seal', script, cryptoSpec(crypto), size);
+    this.#pool = new WorkerPool('seal', script, { ...cryptoSpec(crypto), compression } satisfies SealSetup, size);
     const batchSlots = batchSlotsPerWorker * Math.max(1, size);
     for (let i = 0; i < batchSlots; i++) this.#batchSlots.push({ index: slots + i, view: new Uint8Array(0) });
     this.#batchSlotsFree = new Semaphore(batchSlots);

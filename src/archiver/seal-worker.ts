@@ -6,11 +6,17 @@
  * A file of one chunk is read here too, hashed and sealed in one go: for folders of small files the open,
  * read, close and attribute calls are most of the work, and the main thread has plenty besides.
  */
+import type { CompressionMode } from '../compress/index.ts';
 import { contextOf, makeCrypto, type Crypto, type CryptoSpec } from '../crypto/index.ts';
 import { sealBlobBody, sealOverhead } from '../repo/blob.ts';
 import { copyBytes, discard, lowerWorkerPriority, serveRequests, toFailure, type Failure, type Xattr } from '../model/index.ts';
 import { readXattrs } from '../xattr/index.ts';
 import { readWholeSync } from './source-file.ts';
+
+/** What a seal worker starts with: the keys, and how hard to compress. */
+export interface SealSetup extends CryptoSpec {
+  readonly compression: CompressionMode;
+}
 
 /** Registers (or replaces) a slot's shared buffer, with every worker. */
 export interface SlotNotice {
@@ -51,20 +57,25 @@ export interface ReadAnswer {
   readonly ids: Uint8Array;
 }
 
-serveRequests<CryptoSpec, SealRequest | ReadRequest, number | ReadAnswer, SlotNotice>(({ keys, algorithm }) => {
+serveRequests<SealSetup, SealRequest | ReadRequest, number | ReadAnswer, SlotNotice>(({ keys, algorithm, compression }) => {
   lowerWorkerPriority();
-  const crypto = makeCrypto(keys, algorithm);
+  const sealer: Sealer = { crypto: makeCrypto(keys, algorithm), compression };
   const slots: Uint8Array[] = [];
   return {
     notice: ({ slot, buffer }) => {
       slots[slot] = buffer;
     },
-    answer: (request) => (request.kind === 'seal' ? seal(crypto, slots[request.slot], request.type, request.id, request.length) : read(crypto, slots[request.slot], request)),
+    answer: (request) => (request.kind === 'seal' ? seal(sealer, slots[request.slot], request.type, request.id, request.length) : read(sealer, slots[request.slot], request)),
   };
 });
 
-function seal(crypto: Crypto, slot: Uint8Array, type: 'data' | 'tree', id: Uint8Array, length: number): number {
-  const sealed = sealBlobBody(crypto.content, slot.subarray(0, length), contextOf(type, id));
+interface Sealer {
+  readonly crypto: Crypto;
+  readonly compression: CompressionMode;
+}
+
+function seal({ crypto, compression }: Sealer, slot: Uint8Array, type: 'data' | 'tree', id: Uint8Array, length: number): number {
+  const sealed = sealBlobBody(crypto.content, slot.subarray(0, length), contextOf(type, id), compression);
   if (sealed.length > slot.length) throw new Error(`sealed blob (${sealed.length} bytes) exceeds its slot (${slot.length})`);
   copyBytes(slot, sealed);
   const sealedLength = sealed.length;
@@ -74,7 +85,7 @@ function seal(crypto: Crypto, slot: Uint8Array, type: 'data' | 'tree', id: Uint8
   return sealedLength;
 }
 
-function read(crypto: Crypto, slot: Uint8Array, request: ReadRequest): ReadAnswer {
+function read(sealer: Sealer, slot: Uint8Array, request: ReadRequest): ReadAnswer {
   const ids = new Uint8Array(32 * request.files.length);
   const files = request.files.map((file, i): FileRead => {
     // Paths arrive as plain byte arrays; node:fs takes bytes only as a Buffer.
@@ -89,9 +100,9 @@ function read(crypto: Crypto, slot: Uint8Array, request: ReadRequest): ReadAnswe
     if (rawLength < 0) return { tooLong: true };
     const xattrs = readXattrs(path);
     if (rawLength === 0) return { rawLength, sealedLength: 0, xattrs };
-    const id = crypto.blobId(place.subarray(0, rawLength));
+    const id = sealer.crypto.blobId(place.subarray(0, rawLength));
     ids.set(id, 32 * i);
-    return { rawLength, sealedLength: seal(crypto, place, 'data', id, rawLength), xattrs };
+    return { rawLength, sealedLength: seal(sealer, place, 'data', id, rawLength), xattrs };
   });
   return { files, ids };
 }

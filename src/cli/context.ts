@@ -7,10 +7,11 @@ import { openBackend, type Backend, type RetryEvent } from '../backend/index.ts'
 import { FileError, NotInRepositoryError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { plainText, shortId, type Id } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
-import { Repository } from '../repo/index.ts';
+import { Repository, type WriteSettings } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
 import { displayMessage } from './display.ts';
 import { retryWarning, retryWarningJson } from './output/retry.ts';
+import { parseCompression, parsePackSize } from './parse.ts';
 import { fromFile, readPassword } from './password.ts';
 
 export interface GlobalOptions {
@@ -28,6 +29,8 @@ export interface GlobalOptions {
   retryLock?: string;
   /** False with --no-lock. */
   lock?: boolean;
+  compression?: string;
+  packSize?: string;
 }
 
 export interface Io {
@@ -292,7 +295,10 @@ export class CliContext {
       // A warning, shown only with --verbose: the cache is an optimization the command works without.
       if (this.verbosity > 0 && !this.json) this.warn(`warning: ${err.message}`);
     });
-    const repo = await Repository.open(backend, () => this.password('open', options.stdinBusy), { keyHint: this.options.keyHint ?? this.io.env.COFFER_KEY_HINT });
+    const repo = await Repository.open(backend, () => this.password('open', options.stdinBusy), {
+      keyHint: this.options.keyHint ?? this.io.env.COFFER_KEY_HINT,
+      ...this.writeSettings(),
+    });
     try {
       const dir = await attachCache(backend, repo.config.id, settings, this.io.env);
       if (dir !== undefined) this.verbose(`using cache ${dir}`);
@@ -301,6 +307,15 @@ export class CliContext {
       this.warning(`not using a local cache: ${where === undefined ? '' : `${where}: `}${fileErrorText(err)}`);
     }
     return repo;
+  }
+
+  /** How new blobs are written: --compression and --pack-size (checked before any command runs). */
+  writeSettings(): WriteSettings {
+    const { compression, packSize } = this.options;
+    return {
+      compression: compression === undefined ? undefined : parseCompression(compression, '--compression'),
+      packSize: packSize === undefined ? undefined : parsePackSize(packSize, '--pack-size'),
+    };
   }
 
   /** Fires on SIGINT/SIGTERM; long operations take it and stop cleanly. */

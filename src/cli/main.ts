@@ -100,6 +100,8 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--no-cache', 'do not use a local metadata cache')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
     .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
+    .addOption(new Option('--compression <mode>', 'how hard new data is compressed: auto (zstd level 3, the default), off, fastest, better or max (slow)').env('COFFER_COMPRESSION'))
+    .addOption(new Option('--pack-size <size>', "target size of new pack files, e.g. 64M; a plain number is MiB, as in restic (default: the repository's, set by init: 16M)").env('COFFER_PACK_SIZE'))
     .addHelpText('after', `\n${exitStatusHelp()}`)
     .showSuggestionAfterError(true)
     .configureOutput({
@@ -114,6 +116,7 @@ export function buildProgram(ctx: CliContext): Command {
     ctx.options = action.optsWithGlobals();
     // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
+    ctx.writeSettings();
     if (ctx.options.quiet && ctx.options.verbose) throw new UsageError('--quiet and --verbose cannot be given together', { hint: 'choose one' });
     checkNoLock(ctx, action);
   });

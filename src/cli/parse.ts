@@ -1,6 +1,8 @@
 /** Parsers for flag values; each bad value is a UsageError naming the flag. */
-import { UsageError } from '../errors/index.ts';
+import { compressionModes, type CompressionMode } from '../compress/index.ts';
+import { ConfigError, UsageError } from '../errors/index.ts';
 import { localWallToInstant, utcMs } from '../model/index.ts';
+import { validatePackSize } from '../repo/index.ts';
 
 const sizeUnits: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4 };
 
@@ -20,6 +22,30 @@ export function parseSize(text: string, flag: string, defaultUnit = ''): number 
     throw new UsageError(`${flag}: "${text}" is not a size`, { hint: 'write sizes like 512K, 16M or 2G' });
   }
   return Math.round(Number(m[1]) * sizeUnits[unit]);
+}
+
+/** A target pack size (a plain number is MiB, as restic reads `--pack-size`), within what a pack may be. */
+export function parsePackSize(text: string, flag: string): number {
+  const size = parseSize(text, flag, 'M');
+  flagCheck(() => validatePackSize(size), flag);
+  return size;
+}
+
+/** Runs a check of repository settings; its ConfigError (a value out of range) is a usage error, named by `flag` when given. */
+export function flagCheck<T>(check: () => T, flag?: string): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(flag ? `${flag}: ${err.message}` : err.message, { hint: err.hint });
+    throw err;
+  }
+}
+
+/** restic's `--compression` modes. */
+export function parseCompression(text: string, flag: string): CompressionMode {
+  const mode = compressionModes.find((m) => m === text.toLowerCase());
+  if (mode === undefined) throw new UsageError(`${flag}: "${text}" is not a compression mode`, { hint: `choose one of ${compressionModes.join(', ')}` });
+  return mode;
 }
 
 export function parseCount(text: string, flag: string): number {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { constants, zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import fc from 'fast-check';
-import { compressSmaller, decompressKnown, decompressSync, frameLength, reuseZstdContexts } from './index.ts';
+import { compressSmaller, compressionModes, decompressKnown, decompressSync, frameLength, reuseZstdContexts, zstdLevel } from './index.ts';
 
 /** Inputs from incompressible to very repetitive, with sizes around zstd's block and table boundaries. */
 const inputs = fc.oneof(
@@ -19,20 +19,22 @@ test('this Node lets each thread reuse its zstd contexts', () => {
 for (const reuse of [true, false]) {
   const label = reuse ? 'with a reused context' : 'with one-shot calls';
 
-  test(`compressSmaller returns exactly zlib's frame when it is below the limit, else nothing (${label})`, () => {
+  test(`compressSmaller returns exactly zlib's frame at each mode's level when it is below the limit, else nothing (${label})`, () => {
     assert.equal(reuseZstdContexts(reuse), reuse);
+    const levels = compressionModes.flatMap((mode) => zstdLevel(mode) ?? []);
     try {
       fc.assert(
-        fc.property(inputs, fc.integer({ min: -2, max: 2 }), (data, slack) => {
-          const expected = zstdCompressSync(data);
+        // Levels interleave: each keeps its own context, none takes another's parameters.
+        fc.property(inputs, fc.integer({ min: -2, max: 2 }), fc.constantFrom(...levels), (data, slack, level) => {
+          const expected = zstdCompressSync(data, { params: { [constants.ZSTD_c_compressionLevel]: level } });
           const limit = Math.max(0, expected.length + slack);
-          const frame = compressSmaller(data, limit);
+          const frame = compressSmaller(data, limit, level);
           if (expected.length < limit) {
             assert.ok(frame, `a ${expected.length}-byte frame fits below ${limit}`);
             assert.deepEqual(Buffer.from(frame), expected);
           } else assert.equal(frame, undefined);
         }),
-        { numRuns: 150 },
+        { numRuns: 200 },
       );
     } finally {
       reuseZstdContexts(true);
@@ -108,7 +110,7 @@ test('a frame that stops short of its end does not spoil the next one', () => {
 });
 
 test('frames keep coming out exactly as zlib makes them, call after call, whatever came before', () => {
-  // The context is reused without a reset after a whole frame, and reset after one cut short (limit hit).
+  // The context is reused without a reset after a whole frame, and replaced after one cut short (limit hit).
   const samples = [Buffer.from('abc '.repeat(30_000)), randomBytes(70_000), Buffer.alloc(0), Buffer.from('x'), randomBytes(300)];
   for (let round = 0; round < 3; round++) {
     for (const data of samples) {

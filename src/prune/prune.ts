@@ -369,7 +369,7 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   const candidates: PackPlan[] = [];
   const small: PackPlan[] = [];
   // Packs below this size are "small": repacked when partly used, merged when there are 10 or more (restic's rule).
-  const smallLimit = options.repackSmall ? 0.8 * repo.config.packSize : repo.config.packSize / 25;
+  const smallLimit = options.repackSmall ? 0.8 * repo.packSize : repo.packSize / 25;
   for (const p of plans) {
     if (p.used.length === 0) {
       stats.packs.unused++;

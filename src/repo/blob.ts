@@ -3,7 +3,7 @@
  * encoding 0 is raw and 1 is zstd; the body is sealed with the content key, the blob's type and id
  * authenticated alongside, so a blob cannot be passed off as another.
  */
-import { compressSmaller, decompressKnown } from '../compress/index.ts';
+import { compressSmaller, decompressKnown, zstdLevel, type CompressionMode } from '../compress/index.ts';
 import { contextOf, envelopeOverhead, type AeadKey, type Crypto } from '../crypto/index.ts';
 import { IntegrityError } from '../errors/index.ts';
 import { discard } from '../model/index.ts';
@@ -12,13 +12,15 @@ import type { BlobType, SealedBlob } from './pack.ts';
 const encodingRaw = 0;
 const encodingZstd = 1;
 /**
- * Seals a blob body: `encoding(1) ‖ payload`, the payload compressed when that makes it smaller.
- * zstd recognizes incompressible input itself (1.7 GB/s on random data here), so every blob is tried:
- * cheaper than guessing from a sample, and never wrong for chunks that mix text and random data.
+ * Seals a blob body: `encoding(1) ‖ payload`, the payload compressed (at the level of `compression`,
+ * never with `off`) when that makes it smaller. zstd recognizes incompressible input itself (1.7 GB/s on
+ * random data here), so every blob is tried: cheaper than guessing from a sample, and never wrong for
+ * chunks that mix text and random data.
  */
-export function sealBlobBody(key: AeadKey, plain: Uint8Array, context: Uint8Array): Uint8Array {
+export function sealBlobBody(key: AeadKey, plain: Uint8Array, context: Uint8Array, compression: CompressionMode = 'auto'): Uint8Array {
+  const level = zstdLevel(compression);
   // Worth it only when the frame and its encoding byte are smaller than the raw bytes and theirs.
-  const compressed = plain.length >= minCompressible ? compressSmaller(plain, plain.length - 1) : undefined;
+  const compressed = level !== undefined && plain.length >= minCompressible ? compressSmaller(plain, plain.length - 1, level) : undefined;
   return compressed ? key.seal(compressed, context, encodingZstd) : key.seal(plain, context, encodingRaw);
 }
 
@@ -29,8 +31,8 @@ export const sealOverhead = 1 + envelopeOverhead;
 const minCompressible = 64;
 
 /** Compresses when it helps and seals, on this thread. `id` is the blob's keyed id. */
-export function sealBlob(crypto: Crypto, type: BlobType, id: Uint8Array, plain: Uint8Array): SealedBlob {
-  return { type, id, sealed: sealBlobBody(crypto.content, plain, contextOf(type, id)), rawLength: plain.length };
+export function sealBlob(crypto: Crypto, type: BlobType, id: Uint8Array, plain: Uint8Array, compression: CompressionMode = 'auto'): SealedBlob {
+  return { type, id, sealed: sealBlobBody(crypto.content, plain, contextOf(type, id), compression), rawLength: plain.length };
 }
 
 /** Opens a sealed blob and checks that its plaintext hashes to `id`. */

@@ -20,10 +20,11 @@ import {
 import { fromHex, mapLimit, shortId, storageName, toHex, type Id, type Snapshot, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { BlobIndex, type BlobLocation } from './blob-index.ts';
-import { openBlob } from './blob.ts';
+import { openBlob, sealBlob } from './blob.ts';
+import type { CompressionMode } from '../compress/index.ts';
 import { decodeIndex, encodeIndex, loadIndexInto, mergePackRecords, type PackRecord } from './index-file.ts';
 import { Packer } from './packer.ts';
-import type { BlobType } from './pack.ts';
+import type { BlobType, SealedBlob } from './pack.ts';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-file.ts';
 import { decodeTree } from './tree.ts';
 import { newConfig, parseConfig, type ChunkerConfig, type RepoConfig } from './config.ts';
@@ -36,6 +37,14 @@ export interface InitOptions {
   readonly chunker: ChunkerConfig;
   readonly packSize?: number;
   readonly kdf?: KdfParams;
+}
+
+/** How this session writes blobs: restic's global `--compression` and `--pack-size`. */
+export interface WriteSettings {
+  /** `auto` unless given. */
+  readonly compression?: CompressionMode;
+  /** The target size of new packs in bytes, instead of the config's. */
+  readonly packSize?: number;
 }
 
 /** A snapshot file that cannot be read, and why. */
@@ -68,13 +77,19 @@ export class Repository {
   /** Index files loaded, with the packs each lists and the files each supersedes. */
   readonly indexFiles = new Map<Id, { packs: Id[]; supersedes: Id[] }>();
   readonly #trees = new Map<string, TreeNode[]>();
+  /** How hard new blobs are compressed. */
+  readonly compression: CompressionMode;
+  /** The target size of new packs, in bytes. */
+  readonly packSize: number;
 
-  private constructor(backend: Backend, config: RepoConfig, master: Uint8Array, crypto: Crypto, keyName: Id) {
+  private constructor(backend: Backend, config: RepoConfig, master: Uint8Array, crypto: Crypto, keyName: Id, settings: WriteSettings = {}) {
     this.backend = backend;
     this.config = config;
     this.crypto = crypto;
     this.keyName = keyName;
     this.#master = master;
+    this.compression = settings.compression ?? 'auto';
+    this.packSize = settings.packSize ?? config.packSize;
   }
 
   /**
@@ -141,7 +156,7 @@ export class Repository {
    * missing repository is said before anyone is asked for a password.
    */
   /** `keyHint`: an id or prefix of the key to try first (each try costs a key derivation). */
-  static async open(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>), options: { keyHint?: string } = {}): Promise<Repository> {
+  static async open(backend: Backend, password: Uint8Array | (() => Promise<Uint8Array>), options: { keyHint?: string } & WriteSettings = {}): Promise<Repository> {
     let sealedConfig: Uint8Array;
     try {
       sealedConfig = await backend.load(configHandle);
@@ -197,7 +212,7 @@ export class Repository {
         mismatched.push({ name, error: err });
         continue;
       }
-      return new Repository(backend, config, master, makeCrypto(keys, config.aead), name);
+      return new Repository(backend, config, master, makeCrypto(keys, config.aead), name, options);
     }
     if (mismatched.length > 0) throw configMismatch(backend, mismatched);
     if (resticKeys > 0 && resticKeys === names.length) {
@@ -307,13 +322,18 @@ export class Repository {
     return this.saveStructured('index', encodeIndex({ packs, supersedes }));
   }
 
+  /** Compresses (as this session's `compression` says, when that helps) and seals a blob, on this thread. */
+  sealBlob(type: BlobType, id: Uint8Array, plain: Uint8Array): SealedBlob {
+    return sealBlob(this.crypto, type, id, plain, this.compression);
+  }
+
   /** A packer for blobs of `type` whose saved packs are added to the in-memory index. */
   newPacker(type: BlobType, onPackSaved: (pack: PackRecord) => void, options: { discard?: boolean } = {}): Packer {
     const backend = this.backend;
     const cache = type === 'tree' && isCacheAware(backend) ? backend : undefined;
     return new Packer(type, this.backend, this.crypto.metadata, {
       discard: options.discard,
-      targetSize: this.config.packSize,
+      targetSize: this.packSize,
       // Two uploads in flight keep a disk or a fast link busy; each costs a pack of memory.
       uploads: 2,
       // Tree packs go into the local cache as they are saved: the next listing needs them.

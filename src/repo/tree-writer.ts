@@ -4,7 +4,6 @@
  * before any snapshot may use them (design §Read and write ordering).
  */
 import { toHex, type TreeNode } from '../model/index.ts';
-import { sealBlob } from './blob.ts';
 import type { PackRecord } from './index-file.ts';
 import type { Packer } from './packer.ts';
 import type { Repository } from './repository.ts';
@@ -35,7 +34,7 @@ export class TreeWriter {
     if (this.#has(id) || this.#added.has(hex)) return id;
     this.#added.add(hex);
     if (this.#packer) {
-      await this.#packer.add(await sealBlob(this.#repo.crypto, 'tree', id, plain), hex);
+      await this.#packer.add(this.#repo.sealBlob('tree', id, plain), hex);
       this.written++;
     }
     return id;

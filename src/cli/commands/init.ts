@@ -1,16 +1,14 @@
 import type { Command } from 'commander';
 import { defaultChunkerParams, chunkerAlgorithm, validateChunkerParams } from '../../chunker/index.ts';
-import { ConfigError, UsageError } from '../../errors/index.ts';
-import { Repository, validatePackSize } from '../../repo/index.ts';
+import { Repository } from '../../repo/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { CliContext } from '../context.ts';
-import { parseSize } from '../parse.ts';
+import { flagCheck, parsePackSize, parseSize } from '../parse.ts';
 
 export function registerInit(program: Command, ctx: CliContext): void {
   program
     .command('init')
     .description('create a new encrypted repository')
-    .option('--pack-size <size>', 'target pack file size, e.g. 16M (the default); a plain number is MiB, as restic reads --pack-size')
     .option('--chunk-min <size>', 'smallest chunk, e.g. 512K (the default); a plain number is bytes')
     .option('--chunk-avg <size>', 'average chunk, a power of two (default 1M); a plain number is bytes')
     .option('--chunk-max <size>', 'largest chunk (default 8M); a plain number is bytes')
@@ -22,8 +20,8 @@ export function registerInit(program: Command, ctx: CliContext): void {
           maxSize: opts.chunkMax ? parseSize(opts.chunkMax, '--chunk-max') : defaultChunkerParams.maxSize,
         }),
       );
-      const packSize = opts.packSize ? parseSize(opts.packSize, '--pack-size', 'M') : undefined;
-      if (packSize !== undefined) flagCheck(() => validatePackSize(packSize));
+      // The global --pack-size (or COFFER_PACK_SIZE) too: a setting for this repository's packs.
+      const packSize = ctx.options.packSize ? parsePackSize(ctx.options.packSize, '--pack-size') : undefined;
       const backend = await ctx.backend();
       const repo = await Repository.init(backend, () => ctx.password('new'), {
         chunker: { algorithm: chunkerAlgorithm, ...chunker },
@@ -40,12 +38,3 @@ export function registerInit(program: Command, ctx: CliContext): void {
     });
 }
 
-/** A setting given as a flag that the repository refuses is a usage error (exit 2), not a damaged config. */
-function flagCheck<T>(check: () => T): T {
-  try {
-    return check();
-  } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(err.message, { hint: err.hint });
-    throw err;
-  }
-}
