@@ -7,7 +7,7 @@ export * from './memory.ts';
 export * from './local.ts';
 // S3Backend itself is imported from './s3.ts' where needed (openBackend loads it on demand), so that
 // importing this module does not load the AWS SDK.
-export type { S3BackendOptions } from './s3.ts';
+export type { S3BackendOptions, TlsOptions } from './s3.ts';
 export * from './retry.ts';
 export * from './verify.ts';
 export * from './fault.ts';

@@ -43,7 +43,7 @@ export interface OpenBackendOptions {
   retry?: RetryOptions;
   signal?: AbortSignal;
   /** S3 settings that do not belong in a location: credentials (default the SDK's chain), region, timeouts. */
-  s3?: Pick<S3BackendOptions, 'credentials' | 'region' | 'connectTimeoutMs' | 'idleTimeoutMs'>;
+  s3?: Pick<S3BackendOptions, 'credentials' | 'region' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'tls'>;
 }
 
 const formsHint =

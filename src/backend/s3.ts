@@ -60,6 +60,15 @@ export interface S3BackendOptions {
   idleTimeoutMs?: number;
   /** Time a request may wait for an answer until the server has answered once (a wrong host or port); default 5 s. */
   firstAnswerTimeoutMs?: number;
+  /** TLS: the only root certificates an HTTPS server's is checked against (PEM; default the system's), or no check at all. */
+  tls?: TlsOptions;
+}
+
+/** restic's `--cacert` and `--insecure-tls`. */
+export interface TlsOptions {
+  /** PEM texts; when given, the system's roots are not used (as in restic). */
+  readonly ca?: readonly string[];
+  readonly insecure?: boolean;
 }
 
 type RequestKind = keyof RequestCounts;
@@ -75,6 +84,19 @@ const networkCodes = new Set([
   'EHOSTUNREACH',
   'ENETDOWN',
   'EHOSTDOWN',
+]);
+/** Node's codes for a server certificate that does not check out. */
+const certificateCodes = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 const throttleCodes = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'TooManyRequests', 'RequestTimeout']);
 const accessCodes = new Set([
@@ -136,7 +158,12 @@ export class S3Backend implements Backend {
         socketTimeout: options.idleTimeoutMs ?? 30_000,
         // One socket per slot, kept alive between requests.
         httpAgent: { keepAlive: true, maxSockets: this.connections },
-        httpsAgent: { keepAlive: true, maxSockets: this.connections },
+        httpsAgent: {
+          keepAlive: true,
+          maxSockets: this.connections,
+          ...(options.tls?.ca ? { ca: [...options.tls.ca] } : {}),
+          ...(options.tls?.insecure ? { rejectUnauthorized: false } : {}),
+        },
       },
     };
     if (options.endpoint !== undefined) {
@@ -428,6 +455,14 @@ export class S3Backend implements Backend {
     if (code === 'EPROTO' || /wrong version number|packet length too long/i.test(message)) {
       return new BackendError(`${what}: the TLS handshake failed: the server may not speak HTTPS`, {
         hint: 'for a server without TLS write the location as s3:http://host:port/bucket/prefix',
+        cause: err,
+      });
+    }
+    if (code !== undefined && certificateCodes.has(code)) {
+      // Node adds advice about its own flags (`--use-system-ca`) that coffer's users cannot pass.
+      return new BackendError(`${what}: the server's TLS certificate is not trusted (${message.replace(/;\s*if the root CA .*$/, '')})`, {
+        code: 'TLS_CERTIFICATE',
+        hint: "give the certificate of the authority that signed it with --cacert FILE (the server's own, when it signed itself); --insecure-tls skips the check",
         cause: err,
       });
     }

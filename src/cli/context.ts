@@ -13,6 +13,7 @@ import { displayMessage } from './display.ts';
 import { retryWarning, retryWarningJson } from './output/retry.ts';
 import { parseCompression, parsePackSize } from './parse.ts';
 import { fromFile, readPassword } from './password.ts';
+import { tlsOptions } from './tls.ts';
 
 export interface GlobalOptions {
   repo?: string;
@@ -31,6 +32,8 @@ export interface GlobalOptions {
   lock?: boolean;
   compression?: string;
   packSize?: string;
+  cacert?: string[];
+  insecureTls?: boolean;
 }
 
 export interface Io {
@@ -263,7 +266,8 @@ export class CliContext {
   async backend(): Promise<Backend> {
     const location = this.repoLocation();
     const onRetry = (event: RetryEvent) => this.#retrying(event, location.trim());
-    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry } });
+    const tls = tlsOptions(this.options.cacert, this.options.insecureTls);
+    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, ...(tls ? { s3: { tls } } : {}) });
     this.onClose(() => backend.close());
     return backend;
   }

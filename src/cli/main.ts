@@ -8,7 +8,7 @@ import { CliContext, type Io } from './context.ts';
 import { exitStatusHelp, listingCommands, outputFailure, reportError } from './exit.ts';
 import { commands } from './commands/index.ts';
 import { checkNoLock, commandName, readsOnly } from './locking.ts';
-import { parseTimeout } from './parse.ts';
+import { collect, parseTimeout } from './parse.ts';
 import { version } from './version.ts';
 
 /** How `command` is typed: `coffer`, `coffer key list`. */
@@ -100,6 +100,8 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--no-cache', 'do not use a local metadata cache')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
     .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
+    .addOption(new Option('--cacert <file>', "root certificates an HTTPS S3 server's certificate is checked against, instead of the system's (repeatable; PEM)").env('COFFER_CACERT').argParser(collect))
+    .option('--insecure-tls', "do not check an HTTPS S3 server's certificate (a test server's only)")
     .addOption(new Option('--compression <mode>', 'how hard new data is compressed: auto (zstd level 3, the default), off, fastest, better or max (slow)').env('COFFER_COMPRESSION'))
     .addOption(new Option('--pack-size <size>', "target size of new pack files, e.g. 64M; a plain number is MiB, as in restic (default: the repository's, set by init: 16M)").env('COFFER_PACK_SIZE'))
     .addHelpText('after', `\n${exitStatusHelp()}`)

@@ -57,8 +57,11 @@ type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstanc
 
 const requireCjs = createRequire(import.meta.url);
 
-/** Starts s3rver on 127.0.0.1 (port 0) in a new temporary folder, with `buckets` created; it logs nothing. */
-export async function startS3Server(options: { buckets?: string[] } = {}): Promise<S3TestServer> {
+/**
+ * Starts s3rver on 127.0.0.1 (port 0) in a new temporary folder, with `buckets` created; it logs nothing.
+ * With `tls` (PEM key and certificate) it speaks HTTPS only.
+ */
+export async function startS3Server(options: { buckets?: string[]; tls?: { key: string; cert: string } } = {}): Promise<S3TestServer> {
   allowS3rverContinuationTokens();
   const S3rver = requireCjs('s3rver') as S3rverConstructor;
   const directory = await mkdtemp(path.join(await scratchRoot(), 'coffer-s3rver-'));
@@ -69,6 +72,7 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
     directory,
     vhostBuckets: false,
     configureBuckets: (options.buckets ?? []).map((name) => ({ name })),
+    ...options.tls,
   });
   let address: { port: number };
   try {
@@ -77,7 +81,7 @@ export async function startS3Server(options: { buckets?: string[] } = {}): Promi
     await rm(directory, { recursive: true, force: true });
     throw err;
   }
-  const endpoint = `http://127.0.0.1:${address.port}`;
+  const endpoint = `${options.tls ? 'https' : 'http'}://127.0.0.1:${address.port}`;
   let stopped = false;
   let listening = true;
   const httpServer = server.httpServer!;
