@@ -13,3 +13,4 @@ export * from './verify.ts';
 export * from './fault.ts';
 export * from './open.ts';
 export * from './cache.ts';
+export * from './rate-limit.ts';

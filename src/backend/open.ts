@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { UsageError } from '../errors/index.ts';
 import type { Backend } from './backend.ts';
 import { LocalBackend } from './local.ts';
+import { PacedBackend, type RateLimits } from './rate-limit.ts';
 import { RetryBackend, type RetryOptions } from './retry.ts';
 import type { S3BackendOptions } from './s3.ts';
 import { VerifyingBackend } from './verify.ts';
@@ -44,6 +45,8 @@ export interface OpenBackendOptions {
   signal?: AbortSignal;
   /** S3 settings that do not belong in a location: credentials (default the SDK's chain), region, timeouts. */
   s3?: Pick<S3BackendOptions, 'credentials' | 'region' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'tls'>;
+  /** restic's --limit-upload and --limit-download. */
+  limits?: RateLimits;
 }
 
 const formsHint =
@@ -80,6 +83,7 @@ export async function openBackend(location: string, options: OpenBackendOptions 
   let inner: Backend;
   if (parsed.kind === 'local') {
     inner = new LocalBackend(parsed.path, { location: written, connections: options.connections });
+    if (options.limits?.uploadBytesPerSecond !== undefined || options.limits?.downloadBytesPerSecond !== undefined) inner = new PacedBackend(inner, options.limits);
   } else {
     // Loaded on demand: the AWS SDK adds tens of milliseconds to every start-up that does not need it.
     const { S3Backend } = await import('./s3.ts');
@@ -91,6 +95,7 @@ export async function openBackend(location: string, options: OpenBackendOptions 
       prefix: parsed.prefix,
       endpoint: parsed.endpoint,
       connections: options.connections,
+      limits: options.limits,
     });
   }
   const retry = new RetryBackend(inner, { signal: options.signal, ...options.retry });

@@ -36,6 +36,7 @@ import {
   pastEnd,
   tooLarge,
 } from './backend.ts';
+import { limiterFor, pacedRead, pacedStream, type RateLimiter, type RateLimits } from './rate-limit.ts';
 
 /** Options of {@link S3Backend}. */
 export interface S3BackendOptions {
@@ -60,6 +61,8 @@ export interface S3BackendOptions {
   idleTimeoutMs?: number;
   /** Time a request may wait for an answer until the server has answered once (a wrong host or port); default 5 s. */
   firstAnswerTimeoutMs?: number;
+  /** Rates to pace request and response bodies to (restic's --limit-upload and --limit-download). */
+  limits?: RateLimits;
   /** TLS: the only root certificates an HTTPS server's is checked against (PEM; default the system's), or no check at all. */
   tls?: TlsOptions;
 }
@@ -133,6 +136,8 @@ export class S3Backend implements Backend {
   readonly #counts: RequestCounts = newRequestCounts();
   readonly #maxKeys: number | undefined;
   readonly #firstAnswerTimeoutMs: number;
+  readonly #upload: RateLimiter | undefined;
+  readonly #download: RateLimiter | undefined;
   /** Set once the server has answered a request (with anything, an error status too). */
   #answered = false;
 
@@ -144,6 +149,8 @@ export class S3Backend implements Backend {
     this.#slots = new Semaphore(this.connections);
     this.#maxKeys = options.maxKeys;
     this.#firstAnswerTimeoutMs = options.firstAnswerTimeoutMs ?? 5_000;
+    this.#upload = limiterFor(options.limits?.uploadBytesPerSecond);
+    this.#download = limiterFor(options.limits?.downloadBytesPerSecond);
     const config: S3ClientConfig = {
       region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       maxAttempts: 1,
@@ -221,7 +228,8 @@ export class S3Backend implements Backend {
           new PutObjectCommand({
             Bucket: this.bucket,
             Key: this.#key(handle),
-            Body: data,
+            // A stream is sent unsigned (UNSIGNED-PAYLOAD): Content-MD5 still guards the bytes.
+            Body: this.#upload ? pacedStream(data, this.#upload) : data,
             ContentLength: data.length,
             // Lets the server reject bytes damaged on the way; cheap next to the upload itself.
             ContentMD5: createHash('md5').update(data).digest('base64'),
@@ -265,7 +273,8 @@ export class S3Backend implements Backend {
           throw tooLarge(this.location, handle, reason);
         }
         // Read the body inside the slot: its socket stays busy until then.
-        return out.Body === undefined ? new Uint8Array(0) : await out.Body.transformToByteArray();
+        if (out.Body === undefined) return new Uint8Array(0);
+        return this.#download ? pacedRead(out.Body as AsyncIterable<Uint8Array>, this.#download) : out.Body.transformToByteArray();
       });
     } catch (err) {
       if (range !== undefined && (statusOf(err) === 416 || nameOf(err) === 'InvalidRange')) {

@@ -3,7 +3,7 @@
  * way to open the repository. Commands stay thin: parse, call core, print.
  */
 import type { Command } from 'commander';
-import { openBackend, type Backend, type RetryEvent } from '../backend/index.ts';
+import { openBackend, type Backend, type RateLimits, type RetryEvent } from '../backend/index.ts';
 import { FileError, NotInRepositoryError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { plainText, shortId, type Id } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
@@ -11,7 +11,7 @@ import { Repository, type WriteSettings } from '../repo/index.ts';
 import { attachCache, withCache } from './cache.ts';
 import { displayMessage } from './display.ts';
 import { retryWarning, retryWarningJson } from './output/retry.ts';
-import { parseCompression, parsePackSize } from './parse.ts';
+import { parseCompression, parsePackSize, parseRate } from './parse.ts';
 import { fromFile, readPassword } from './password.ts';
 import { tlsOptions } from './tls.ts';
 
@@ -34,6 +34,8 @@ export interface GlobalOptions {
   packSize?: string;
   cacert?: string[];
   insecureTls?: boolean;
+  limitUpload?: string;
+  limitDownload?: string;
 }
 
 export interface Io {
@@ -267,7 +269,7 @@ export class CliContext {
     const location = this.repoLocation();
     const onRetry = (event: RetryEvent) => this.#retrying(event, location.trim());
     const tls = tlsOptions(this.options.cacert, this.options.insecureTls);
-    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, ...(tls ? { s3: { tls } } : {}) });
+    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, limits: this.rateLimits(), ...(tls ? { s3: { tls } } : {}) });
     this.onClose(() => backend.close());
     return backend;
   }
@@ -319,6 +321,15 @@ export class CliContext {
     return {
       compression: compression === undefined ? undefined : parseCompression(compression, '--compression'),
       packSize: packSize === undefined ? undefined : parsePackSize(packSize, '--pack-size'),
+    };
+  }
+
+  /** --limit-upload and --limit-download in bytes per second (0 or none: no limit). */
+  rateLimits(): RateLimits {
+    const { limitUpload, limitDownload } = this.options;
+    return {
+      uploadBytesPerSecond: limitUpload === undefined ? undefined : parseRate(limitUpload, '--limit-upload'),
+      downloadBytesPerSecond: limitDownload === undefined ? undefined : parseRate(limitDownload, '--limit-download'),
     };
   }
 

@@ -102,6 +102,8 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
     .addOption(new Option('--cacert <file>', "root certificates an HTTPS S3 server's certificate is checked against, instead of the system's (repeatable; PEM)").env('COFFER_CACERT').argParser(collect))
     .option('--insecure-tls', "do not check an HTTPS S3 server's certificate (a test server's only)")
+    .option('--limit-upload <rate>', 'send to the storage at most this fast: KiB/s, as in restic, or a size per second such as 2M (0: no limit)')
+    .option('--limit-download <rate>', 'receive from the storage at most this fast: KiB/s, as in restic, or a size per second such as 2M (0: no limit)')
     .addOption(new Option('--compression <mode>', 'how hard new data is compressed: auto (zstd level 3, the default), off, fastest, better or max (slow)').env('COFFER_COMPRESSION'))
     .addOption(new Option('--pack-size <size>', "target size of new pack files, e.g. 64M; a plain number is MiB, as in restic (default: the repository's, set by init: 16M)").env('COFFER_PACK_SIZE'))
     .addHelpText('after', `\n${exitStatusHelp()}`)
@@ -119,6 +121,7 @@ export function buildProgram(ctx: CliContext): Command {
     // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
     ctx.writeSettings();
+    ctx.rateLimits();
     if (ctx.options.quiet && ctx.options.verbose) throw new UsageError('--quiet and --verbose cannot be given together', { hint: 'choose one' });
     checkNoLock(ctx, action);
   });

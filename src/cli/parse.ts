@@ -41,6 +41,19 @@ export function flagCheck<T>(check: () => T, flag?: string): T {
   }
 }
 
+/** A rate in bytes per second: KiB/s when a plain number (restic's unit), else a size per second; 0 is none. */
+export function parseRate(text: string, flag: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*?)(?:\/s)?\s*$/.exec(text);
+  const unit = (m?.[2] || 'K').toLowerCase();
+  if (!m || !(unit in sizeUnits)) {
+    throw new UsageError(`${flag}: "${text}" is not a rate`, { hint: 'write KiB per second (500, as restic takes it) or a size per second (2M or 2M/s); 0 means no limit' });
+  }
+  const bytes = Math.round(Number(m[1]) * sizeUnits[unit]);
+  // Slower, a storage server would take a connection for idle before a piece went out.
+  if (bytes > 0 && bytes < 1024) throw new UsageError(`${flag}: ${text} is below 1 KiB/s`, { hint: 'give at least 1 (KiB/s), or 0 for no limit' });
+  return bytes > 0 ? bytes : undefined;
+}
+
 /** restic's `--compression` modes. */
 export function parseCompression(text: string, flag: string): CompressionMode {
   const mode = compressionModes.find((m) => m === text.toLowerCase());
