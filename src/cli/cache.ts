@@ -5,7 +5,19 @@
  */
 import { homedir } from 'node:os';
 import * as path from 'node:path';
-import { CachingBackend, prepareCacheRoot, type Backend } from '../backend/index.ts';
+import { CachingBackend, listCacheFolders, prepareCacheRoot, type Backend, type CacheFolder } from '../backend/index.ts';
+
+const dayMs = 24 * 60 * 60 * 1000;
+
+/** A cache not used for this many days is old (restic's default for `cache --cleanup`). */
+export const defaultMaxCacheAgeDays = 30;
+
+/** The cache folders in `root` (all of them, with `withSize`, their sizes) and which of them are old. */
+export async function cacheFolders(root: string, options: { withSize?: boolean; maxAgeDays?: number; now?: number } = {}): Promise<Array<CacheFolder & { old: boolean }>> {
+  const now = options.now ?? Date.now();
+  const maxAgeMs = (options.maxAgeDays ?? defaultMaxCacheAgeDays) * dayMs;
+  return (await listCacheFolders(root, { withSize: options.withSize })).map((f) => ({ ...f, old: now - f.lastUsed.getTime() > maxAgeMs }));
+}
 
 export interface CacheSettings {
   cacheDir?: string;

@@ -3,12 +3,14 @@
  * way to open the repository. Commands stay thin: parse, call core, print.
  */
 import type { Command } from 'commander';
+import { rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { openBackend, type Backend, type RateLimits, type RetryEvent } from '../backend/index.ts';
 import { FileError, NotInRepositoryError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { plainText, shortId, type Id } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { Repository, type WriteSettings } from '../repo/index.ts';
-import { attachCache, withCache } from './cache.ts';
+import { attachCache, cacheFolders, withCache } from './cache.ts';
 import { displayMessage } from './display.ts';
 import { retryWarning, retryWarningJson } from './output/retry.ts';
 import { parseCompression, parsePackSize, parseRate } from './parse.ts';
@@ -35,6 +37,7 @@ export interface GlobalOptions {
   cacert?: string[];
   insecureTls?: boolean;
   limitUpload?: string;
+  cleanupCache?: boolean;
   limitDownload?: string;
 }
 
@@ -307,7 +310,10 @@ export class CliContext {
     });
     try {
       const dir = await attachCache(backend, repo.config.id, settings, this.io.env);
-      if (dir !== undefined) this.verbose(`using cache ${dir}`);
+      if (dir !== undefined) {
+        this.verbose(`using cache ${dir}`);
+        await this.#oldCaches(dirname(dir));
+      }
     } catch (err) {
       const where = (err as NodeJS.ErrnoException).path;
       this.warning(`not using a local cache: ${where === undefined ? '' : `${where}: `}${fileErrorText(err)}`);
@@ -331,6 +337,22 @@ export class CliContext {
       uploadBytesPerSecond: limitUpload === undefined ? undefined : parseRate(limitUpload, '--limit-upload'),
       downloadBytesPerSecond: limitDownload === undefined ? undefined : parseRate(limitDownload, '--limit-download'),
     };
+  }
+
+  /**
+   * As restic does on opening a repository: old caches of other repositories (unused for 30 days) are
+   * removed with --cleanup-cache, else a note says how many there are. The one in use was just marked used.
+   */
+  async #oldCaches(root: string): Promise<void> {
+    const old = (await cacheFolders(root).catch(() => [])).filter((f) => f.old);
+    if (old.length === 0) return;
+    const folders = `${old.length} old cache ${old.length === 1 ? 'folder' : 'folders'}`;
+    if (this.options.cleanupCache) {
+      for (const f of old) await rm(f.path, { recursive: true, force: true });
+      this.verbose(`removed ${folders} from ${root}`);
+    } else if (!this.quiet && !this.json) {
+      this.warn(`found ${folders} in ${root}; \`coffer cache --cleanup\` (or --cleanup-cache) removes them`);
+    }
   }
 
   /** Fires on SIGINT/SIGTERM; long operations take it and stop cleanly. */

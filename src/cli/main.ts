@@ -98,6 +98,7 @@ export function buildProgram(ctx: CliContext): Command {
     .option('-v, --verbose', 'print more details; -vv (or --verbose=2) also names each file backed up or restored, as in restic', (_value, level: number) => level + 1, 0)
     .addOption(new Option('--cache-dir <dir>', 'local metadata cache folder (default: $XDG_CACHE_HOME/coffer, or ~/.cache/coffer)').env('COFFER_CACHE_DIR'))
     .option('--no-cache', 'do not use a local metadata cache')
+    .option('--cleanup-cache', 'remove the caches of repositories not used for 30 days (see `coffer cache`)')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
     .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
     .addOption(new Option('--cacert <file>', "root certificates an HTTPS S3 server's certificate is checked against, instead of the system's (repeatable; PEM)").env('COFFER_CACERT').argParser(collect))

@@ -63,3 +63,34 @@ it('cache lists each repository\'s cache folder; --cleanup removes those unused 
   const bad = await runCoffer(['cache', '--max-age', '-1'], { env });
   assert.equal(bad.code, 2);
 });
+
+it('a command that opens a repository notes old caches of others, and with --cleanup-cache removes them (not its own, however old)', async () => {
+  const cacheDir = await makeTempDir();
+  const env = { COFFER_CACHE_DIR: cacheDir };
+  const [used, other] = [await makeRepoDir(), await makeRepoDir()];
+  const ids: string[] = [];
+  for (const repo of [used, other]) {
+    assertOk(await runCoffer(['init'], { repo, env }));
+    assertOk(await runCoffer(['snapshots'], { repo, env }));
+    ids.push((JSON.parse((await runCoffer(['cat', 'config'], { repo, env })).stdout) as { id: string }).id);
+  }
+  const longAgo = new Date(Date.now() - 40 * 24 * 3600 * 1000);
+  for (const id of ids) await utimes(path.join(cacheDir, id), longAgo, longAgo);
+  const cached = async () => (await readdir(cacheDir)).filter((n) => /^[0-9a-f]{64}$/.test(n)).sort();
+
+  const noted = await runCoffer(['snapshots'], { repo: used, env });
+  assertOk(noted);
+  assert.equal(noted.stderr, `found 1 old cache folder in ${cacheDir}; \`coffer cache --cleanup\` (or --cleanup-cache) removes them\n`);
+  for (const args of [['-q', 'snapshots'], ['snapshots', '--json']]) {
+    const quiet = await runCoffer(args, { repo: used, env });
+    assertOk(quiet);
+    assert.equal(quiet.stderr, '', args.join(' '));
+  }
+  assert.deepEqual(await cached(), [...ids].sort());
+
+  await utimes(path.join(cacheDir, ids[0]), longAgo, longAgo);
+  const cleaned = await runCoffer(['--cleanup-cache', '-v', 'snapshots'], { repo: used, env });
+  assertOk(cleaned);
+  assert.match(cleaned.stdout, new RegExp(`^removed 1 old cache folder from ${cacheDir}$`, 'm'));
+  assert.deepEqual(await cached(), [ids[0]]);
+});

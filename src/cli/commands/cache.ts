@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
 import { rm } from 'node:fs/promises';
 import { UsageError } from '../../errors/index.ts';
-import { listCacheFolders } from '../../backend/index.ts';
 import { shortId } from '../../model/index.ts';
-import { cacheRoot } from '../cache.ts';
+import { cacheFolders, cacheRoot, defaultMaxCacheAgeDays } from '../cache.ts';
 import type { CliContext } from '../context.ts';
 import { parseCount } from '../parse.ts';
 import { formatBytes, table } from '../table.ts';
@@ -27,32 +26,31 @@ export function registerCache(program: Command, ctx: CliContext): void {
     .command('cache')
     .description('list the local metadata caches of the repositories used here, or remove the old ones (--cleanup); needs no repository')
     .option('--cleanup', 'remove the caches not used for --max-age days')
-    .option('--max-age <days>', 'a cache not used for this many days is old', '30')
+    .option('--max-age <days>', 'a cache not used for this many days is old', String(defaultMaxCacheAgeDays))
     .option('--no-size', 'do not add up the size of each cache (faster)')
     .action(async (flags: CacheFlags) => {
-      const maxAgeDays = parseCount(flags.maxAge ?? '30', '--max-age');
+      const maxAgeDays = parseCount(flags.maxAge ?? String(defaultMaxCacheAgeDays), '--max-age');
       const root = cacheRoot(ctx.options, ctx.io.env);
       if (root === undefined) throw new UsageError('there is no cache: --no-cache was given, or there is no home folder', { hint: 'name the cache folder with --cache-dir or COFFER_CACHE_DIR' });
       const now = Date.now();
-      const folders = await listCacheFolders(root, { withSize: flags.size !== false && !flags.cleanup });
-      const isOld = (lastUsed: Date) => now - lastUsed.getTime() > maxAgeDays * dayMs;
+      const folders = await cacheFolders(root, { withSize: flags.size !== false && !flags.cleanup, maxAgeDays, now });
 
       if (flags.cleanup) {
-        const old = folders.filter((f) => isOld(f.lastUsed));
+        const old = folders.filter((f) => f.old);
         for (const f of old) await rm(f.path, { recursive: true, force: true });
         if (ctx.json) ctx.printJson({ message_type: 'summary', removed: old.map((f) => f.id), kept: folders.length - old.length });
         else ctx.info(old.length === 0 ? `no old cache folders in ${root}` : `removed ${old.length} old cache ${old.length === 1 ? 'folder' : 'folders'} from ${root}`);
         return;
       }
       if (ctx.json) {
-        ctx.printJson(folders.map((f) => ({ id: f.id, path: f.path, last_used: f.lastUsed.toISOString(), old: isOld(f.lastUsed), ...(f.size !== undefined ? { size: f.size } : {}) })));
+        ctx.printJson(folders.map((f) => ({ id: f.id, path: f.path, last_used: f.lastUsed.toISOString(), old: f.old, ...(f.size !== undefined ? { size: f.size } : {}) })));
         return;
       }
       if (folders.length === 0) {
         ctx.out(`no caches in ${root}`);
         return;
       }
-      const rows = folders.map((f) => [shortId(f.id), daysAgo(f.lastUsed, now), isOld(f.lastUsed) ? 'yes' : '', ...(f.size !== undefined ? [formatBytes(f.size)] : [])]);
+      const rows = folders.map((f) => [shortId(f.id), daysAgo(f.lastUsed, now), f.old ? 'yes' : '', ...(f.size !== undefined ? [formatBytes(f.size)] : [])]);
       ctx.out(table(['Repository', 'Last used', 'Old', ...(flags.size !== false ? ['Size'] : [])], rows));
       ctx.out(`${folders.length} ${folders.length === 1 ? 'cache' : 'caches'} in ${root}`);
     });
