@@ -25,7 +25,7 @@ export function addPruneOptions(command: Command): Command {
     .option('--max-repack-size <size>', 'repack at most this much data in total (e.g. 2G)')
     .option('--repack-small', 'also repack full packs below 80% of the target pack size')
     .option('--repack-cacheable-only', 'repack only tree packs (packs with no data used still go)')
-    .option('--repack-uncompressed', 'accepted for restic scripts: every blob is stored compressed whenever that makes it smaller, so this repacks nothing more');
+    .option('--repack-uncompressed', 'accepted for restic scripts, and changes nothing: blobs are compressed when written (unless --compression off was given then), and prune copies them as they are');
 }
 
 /** Parses `--max-unused` as restic does: `unlimited`, `P%` (0 ≤ P < 100) or a size. */
