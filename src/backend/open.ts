@@ -44,7 +44,9 @@ export interface OpenBackendOptions {
   retry?: RetryOptions;
   signal?: AbortSignal;
   /** S3 settings that do not belong in a location: credentials (default the SDK's chain), region, timeouts. */
-  s3?: Pick<S3BackendOptions, 'credentials' | 'region' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'tls'>;
+  s3?: Pick<S3BackendOptions, 'credentials' | 'region' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'tls' | 'storageClass' | 'bucketLookup' | 'connections'>;
+  /** Requests in flight at most on a local folder, over `connections`. */
+  local?: { connections?: number };
   /** restic's --limit-upload and --limit-download. */
   limits?: RateLimits;
 }
@@ -82,19 +84,20 @@ export async function openBackend(location: string, options: OpenBackendOptions 
   const written = location.trim();
   let inner: Backend;
   if (parsed.kind === 'local') {
-    inner = new LocalBackend(parsed.path, { location: written, connections: options.connections });
+    inner = new LocalBackend(parsed.path, { location: written, connections: options.local?.connections ?? options.connections });
     if (options.limits?.uploadBytesPerSecond !== undefined || options.limits?.downloadBytesPerSecond !== undefined) inner = new PacedBackend(inner, options.limits);
   } else {
     // Loaded on demand: the AWS SDK adds tens of milliseconds to every start-up that does not need it.
     const { S3Backend } = await import('./s3.ts');
     inner = new S3Backend({
       ...options.s3,
+      // A region given as an option wins over one the location's Amazon host names.
+      region: options.s3?.region ?? parsed.region,
       location: written,
-      ...(parsed.region ? { region: parsed.region } : {}),
       bucket: parsed.bucket,
       prefix: parsed.prefix,
       endpoint: parsed.endpoint,
-      connections: options.connections,
+      connections: options.s3?.connections ?? options.connections,
       limits: options.limits,
     });
   }

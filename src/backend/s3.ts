@@ -13,6 +13,7 @@ import {
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
+  type StorageClass,
 } from '@aws-sdk/client-s3';
 import { AppError, BackendError, NotFoundError, RepoExistsError, RepoNotFoundError } from '../errors/index.ts';
 import { Semaphore } from '../model/index.ts';
@@ -61,6 +62,10 @@ export interface S3BackendOptions {
   idleTimeoutMs?: number;
   /** Time a request may wait for an answer until the server has answered once (a wrong host or port); default 5 s. */
   firstAnswerTimeoutMs?: number;
+  /** The storage class of new packs (restic's `-o s3.storage-class`); other files keep the bucket's default. */
+  storageClass?: string;
+  /** restic's `-o s3.bucket-lookup`: `path` or `dns` (virtual-hosted) requests; `auto` is path-style with an endpoint, else dns. */
+  bucketLookup?: 'auto' | 'dns' | 'path';
   /** Rates to pace request and response bodies to (restic's --limit-upload and --limit-download). */
   limits?: RateLimits;
   /** TLS: the only root certificates an HTTPS server's is checked against (PEM; default the system's), or no check at all. */
@@ -138,6 +143,7 @@ export class S3Backend implements Backend {
   readonly #firstAnswerTimeoutMs: number;
   readonly #upload: RateLimiter | undefined;
   readonly #download: RateLimiter | undefined;
+  readonly #storageClass: string | undefined;
   /** Set once the server has answered a request (with anything, an error status too). */
   #answered = false;
 
@@ -151,6 +157,7 @@ export class S3Backend implements Backend {
     this.#firstAnswerTimeoutMs = options.firstAnswerTimeoutMs ?? 5_000;
     this.#upload = limiterFor(options.limits?.uploadBytesPerSecond);
     this.#download = limiterFor(options.limits?.downloadBytesPerSecond);
+    this.#storageClass = options.storageClass;
     const config: S3ClientConfig = {
       region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       maxAttempts: 1,
@@ -173,10 +180,9 @@ export class S3Backend implements Backend {
         },
       },
     };
-    if (options.endpoint !== undefined) {
-      config.endpoint = options.endpoint;
-      config.forcePathStyle = true;
-    }
+    if (options.endpoint !== undefined) config.endpoint = options.endpoint;
+    const lookup = options.bucketLookup ?? 'auto';
+    if (lookup === 'path' || (lookup === 'auto' && options.endpoint !== undefined)) config.forcePathStyle = true;
     const credentials = options.credentials ?? environmentKeys(process.env);
     if (credentials !== undefined) config.credentials = credentials;
     this.#client = new S3Client(config);
@@ -234,6 +240,8 @@ export class S3Backend implements Backend {
             // Lets the server reject bytes damaged on the way; cheap next to the upload itself.
             ContentMD5: createHash('md5').update(data).digest('base64'),
             ContentType: 'application/octet-stream',
+            // Packs only: locks, indexes and snapshots are small, and locks are rewritten every few minutes.
+            ...(this.#storageClass !== undefined && handle.type === 'data' ? { StorageClass: this.#storageClass as StorageClass } : {}),
           }),
           options,
         ),

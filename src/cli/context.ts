@@ -16,6 +16,7 @@ import { retryWarning, retryWarningJson } from './output/retry.ts';
 import { parseCompression, parsePackSize, parseRate } from './parse.ts';
 import { fromFile, readPassword } from './password.ts';
 import { tlsOptions } from './tls.ts';
+import { backendOptions } from './backend-options.ts';
 
 export interface GlobalOptions {
   repo?: string;
@@ -38,6 +39,8 @@ export interface GlobalOptions {
   insecureTls?: boolean;
   limitUpload?: string;
   cleanupCache?: boolean;
+  /** restic's `-o key=value`, each given. */
+  option?: string[];
   limitDownload?: string;
 }
 
@@ -272,7 +275,8 @@ export class CliContext {
     const location = this.repoLocation();
     const onRetry = (event: RetryEvent) => this.#retrying(event, location.trim());
     const tls = tlsOptions(this.options.cacert, this.options.insecureTls);
-    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, limits: this.rateLimits(), ...(tls ? { s3: { tls } } : {}) });
+    const { s3, local } = backendOptions(this.options.option);
+    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, limits: this.rateLimits(), s3: { ...s3, ...(tls ? { tls } : {}) }, local });
     this.onClose(() => backend.close());
     return backend;
   }

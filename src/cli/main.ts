@@ -9,6 +9,7 @@ import { exitStatusHelp, listingCommands, outputFailure, reportError } from './e
 import { commands } from './commands/index.ts';
 import { checkNoLock, commandName, readsOnly } from './locking.ts';
 import { collect, parseTimeout } from './parse.ts';
+import { backendOptions } from './backend-options.ts';
 import { version } from './version.ts';
 
 /** How `command` is typed: `coffer`, `coffer key list`. */
@@ -103,6 +104,7 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
     .addOption(new Option('--cacert <file>', "root certificates an HTTPS S3 server's certificate is checked against, instead of the system's (repeatable; PEM)").env('COFFER_CACERT').argParser(collect))
     .option('--insecure-tls', "do not check an HTTPS S3 server's certificate (a test server's only)")
+    .option('-o, --option <key=value>', 'a storage setting, as in restic (repeatable): s3.connections, s3.region, s3.storage-class, s3.bucket-lookup, local.connections', collect)
     .option('--limit-upload <rate>', 'send to the storage at most this fast: KiB/s, as in restic, or a size per second such as 2M (0: no limit)')
     .option('--limit-download <rate>', 'receive from the storage at most this fast: KiB/s, as in restic, or a size per second such as 2M (0: no limit)')
     .addOption(new Option('--compression <mode>', 'how hard new data is compressed: auto (zstd level 3, the default), off, fastest, better or max (slow)').env('COFFER_COMPRESSION'))
@@ -123,6 +125,7 @@ export function buildProgram(ctx: CliContext): Command {
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
     ctx.writeSettings();
     ctx.rateLimits();
+    backendOptions(ctx.options.option);
     if (ctx.options.quiet && ctx.options.verbose) throw new UsageError('--quiet and --verbose cannot be given together', { hint: 'choose one' });
     checkNoLock(ctx, action);
   });

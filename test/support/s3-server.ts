@@ -14,7 +14,7 @@
  *   `Content-Range: bytes a-end/size` (as S3 does), and a range that starts past the end with 416.
  */
 import { constants } from 'node:fs';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -31,6 +31,10 @@ export interface S3TestServer {
   readonly endpoint: string;
   /** The repository location for `prefix` in `bucket`: `s3:http://127.0.0.1:<port>/<bucket>/<prefix>`. */
   url(bucket: string, prefix?: string): string;
+  /** s3rver's folder: `<bucket>/<key>` holds each object. */
+  readonly directory: string;
+  /** The metadata s3rver keeps for an object (the headers it stores, such as `x-amz-storage-class`). */
+  objectMetadata(bucket: string, key: string): Promise<Record<string, string>>;
   /** Creates a bucket (directly in s3rver's store: the backend never creates buckets). */
   createBucket(name: string): Promise<void>;
   /**
@@ -89,7 +93,12 @@ export async function startS3Server(options: { buckets?: string[]; tls?: { key: 
   let closeListeners: Array<(...args: unknown[]) => void> = [];
   return {
     endpoint,
+    directory,
     url: (bucket, prefix = '') => `s3:${endpoint}/${bucket}${prefix === '' ? '' : `/${prefix}`}`,
+    async objectMetadata(bucket, key) {
+      // s3rver's file system store: `<folder>/<bucket>/<key>._S3rver_metadata.json`.
+      return JSON.parse(await readFile(path.join(directory, bucket, `${key}._S3rver_metadata.json`), 'utf8')) as Record<string, string>;
+    },
     async createBucket(name) {
       await server.store.putBucket(name);
     },
