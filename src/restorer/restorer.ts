@@ -133,7 +133,7 @@ export interface RestoreSummary {
   filesTotal: number;
   /** Entries written (new or replaced, including hardlinks and files partly rewritten). */
   filesRestored: number;
-  /** Of those, files only partly rewritten by `--overwrite if-changed`. */
+  /** Of those, files that existed and were rewritten: in part (`--overwrite if-changed`) or whole. */
   filesUpdated: number;
   /** Entries left as they were (identical, or `--overwrite never`, or sockets). */
   filesSkipped: number;
@@ -896,7 +896,8 @@ class Restorer {
     // makes sure nothing took it meanwhile.
     const bytes = chunks ? chunks.reduce((sum, i) => sum + layout.lengths[i], 0) : node.size;
     const job: FileJob = {
-      entry: e, abs, shown: this.#shown(e), fresh: !chunks, single: !chunks && layout.lengths.length === 1, action: chunks ? 'updated' : 'restored',
+      // As restic says it: a file that was there and is written (in part or whole) is updated.
+      entry: e, abs, shown: this.#shown(e), fresh: !chunks, single: !chunks && layout.lengths.length === 1, action: chunks || aside ? 'updated' : 'restored',
       chunks, zeroBlocks, bytes, pending: 0, failed: false, finished: false, aside,
     };
     if (aside) this.#replaced.add(job);

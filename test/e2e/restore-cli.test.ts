@@ -181,15 +181,15 @@ describe('restore (local repository)', () => {
       assert.ok(status.bytes_skipped <= second.bytes_skipped);
     }
     assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
-    // With -vv, each entry gets restic's verbose_status line: action `unchanged` for what was in place (`restored` for a small
-    // file written anew, `updated` for one rewritten in part), and the file's size.
+    // With -vv, each entry gets restic's verbose_status line: action `unchanged` for what was in place, `updated` for a
+    // file that was there and is written (anew or in part), and the file's size.
     await writeFile(path.join(target, src, 'dir with spaces', 'file with  spaces .txt'), 'changed again');
     const verbose = await coffer(['--json', '-vv', 'restore', 'latest', '--target', target, '--overwrite', 'if-changed'], repo);
     assertOk(verbose);
     const lines = jsonLines(verbose.stdout).filter((m) => (m as { message_type: string }).message_type === 'verbose_status') as Array<{ action: string; item: string; size: number }>;
     const byItem = new Map(lines.map((l) => [l.item, l]));
     const changed = byItem.get(`${src}/dir with spaces/file with  spaces .txt`);
-    assert.equal(changed?.action, 'restored', JSON.stringify(lines));
+    assert.equal(changed?.action, 'updated', JSON.stringify(lines));
     assert.equal(changed?.size, source.entries.get('dir with spaces/file with  spaces .txt')?.size);
     const unchanged = lines.filter((l) => l.action === 'unchanged');
     assert.equal(unchanged.length, second.files_skipped - 1);
