@@ -474,6 +474,9 @@ interface TreeRepair {
   readonly id: Uint8Array;
   readonly changed: boolean;
   readonly damage: ReadonlyArray<{ kind: SnapshotDamage['kind']; path: string; message: string }>;
+  /** Files in the repaired tree and their bytes (emptied files count with none). */
+  readonly files: number;
+  readonly bytes: number;
 }
 
 class UnreadableTree extends Error {
@@ -564,9 +567,12 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     const nodes = await loadTree(id);
     const damage: Array<TreeRepair['damage'][number]> = [];
     let changed = false;
+    let files = 0;
+    let bytes = 0;
     const out: TreeNode[] = [];
     for (const node of nodes) {
       const name = nodeName(node);
+      if (node.type === 'file') files++;
       if (node.type === 'file' && node.content !== undefined) {
         const missing = node.content.filter((b) => !available(b, 'data')).length;
         if (missing > 0) {
@@ -575,6 +581,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
           out.push({ ...node, content: [], size: 0 });
           continue;
         }
+        bytes += node.size ?? 0;
       } else if (node.type === 'dir' && node.subtree !== undefined) {
         let sub: TreeRepair | undefined;
         let problem: UnreadableTree | undefined;
@@ -593,6 +600,8 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
           out.push({ ...node, subtree: await emptyTree() });
           continue;
         }
+        files += sub!.files;
+        bytes += sub!.bytes;
         if (sub!.changed) {
           changed = true;
           for (const d of sub!.damage) damage.push({ ...d, path: `${name}/${d.path}` });
@@ -602,7 +611,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
       }
       out.push(node);
     }
-    return { id: changed ? await trees.store(out) : id, changed, damage };
+    return { id: changed ? await trees.store(out) : id, changed, damage, files, bytes };
   };
 
   const plans: Array<{ original: StoredSnapshot; snapshot: Snapshot; damage: SnapshotDamage[] }> = [];
@@ -615,7 +624,7 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
       result = await repairTree(root);
     } catch (err) {
       if (!(err instanceof UnreadableTree)) throw err;
-      result = { id: await emptyTree(), changed: true, damage: [{ kind: err.kind, path: '', message: `root ${err.message}; the snapshot is now empty` }] };
+      result = { id: await emptyTree(), changed: true, damage: [{ kind: err.kind, path: '', message: `root ${err.message}; the snapshot is now empty` }], files: 0, bytes: 0 };
     }
     if (!result.changed) {
       intact.push(s.id);
@@ -626,9 +635,10 @@ export async function repairSnapshots(repo: Repository, options: RepairSnapshots
     const tags = [...s.tags];
     if (!tags.includes(repairedTag)) tags.push(repairedTag);
     if (!tags.some((t) => t.startsWith(originalTagPrefix))) tags.push(`${originalTagPrefix}${shortId(s.id)}`);
-    // The summary counted the files as backed up; it no longer describes the repaired tree, so it goes.
-    const { id: _id, summary: _summary, ...fields } = s;
-    plans.push({ original: s, snapshot: { ...fields, tree: toHex(result.id), tags, original: s.id }, damage });
+    // As rewrite does: the totals describe the repaired tree (emptied files hold no bytes); the rest tells of the backup.
+    const { id: _id, summary, ...fields } = s;
+    const totals = summary && { summary: { ...summary, totalFilesProcessed: result.files, totalBytesProcessed: result.bytes } };
+    plans.push({ original: s, snapshot: { ...fields, tree: toHex(result.id), tags, original: s.id, ...totals }, damage });
   }
 
   // Packs the index does not list may hold exactly what looks lost (an index file was lost): emptying

@@ -129,6 +129,9 @@ test('a deleted data pack: repair index drops it, repair snapshots --forget empt
     assert.ok(missing.length > 0 && missing.every((i) => i.kind === 'missing-blob'));
     const damagedIn = (snapshot: Id) => new Set(missing.filter((i) => i.snapshots!.includes(snapshot)).map((i) => i.path!));
 
+    const before = await reopen(f.repo);
+    const originalBytes = new Map<Id, number>();
+    for (const id of await names(f.backend, 'snapshot')) originalBytes.set(id, (await before.loadSnapshot(id)).summary!.totalBytesProcessed);
     const repaired = await repairSnapshots(await reopen(f.repo), { forget: true });
     assert.equal(repaired.repaired.length, 2);
     for (const r of repaired.repaired) {
@@ -145,9 +148,13 @@ test('a deleted data pack: repair index drops it, repair snapshots --forget empt
       const s = await repo.loadSnapshot(r.repaired!);
       assert.ok(s.tags.includes('repaired'));
       assert.ok(s.tags.includes(`original:${r.original.slice(0, 8)}`));
-      assert.equal(s.summary, undefined, 'the summary described the tree before the repair');
       const damaged = damagedIn(r.original);
-      for (const [p, content] of await readBack(f.repo, r.repaired!)) {
+      const files = await readBack(f.repo, r.repaired!);
+      // The totals describe the repaired tree: every file still there, the emptied ones without their bytes.
+      assert.equal(s.summary?.totalFilesProcessed, files.size);
+      assert.equal(s.summary?.totalBytesProcessed, [...files.values()].reduce((sum, c) => sum + c.length, 0));
+      assert.ok(damaged.size > 0 && s.summary!.totalBytesProcessed < originalBytes.get(r.original)!);
+      for (const [p, content] of files) {
         if (damaged.has(p)) assert.equal(content.length, 0, `${p} is now empty`);
         else if (!p.endsWith('/docs/b.txt')) assert.deepEqual(content, await readFile(p), p);
       }
