@@ -22,3 +22,4 @@ export * from './stats.ts';
 export * from './tar.ts';
 export * from './find-objects.ts';
 export * from './rewrite.ts';
+export * from './zip.ts';

@@ -394,10 +394,27 @@ export async function* fileContent(repo: Repository, node: TreeNode, what: strin
   }
 }
 
-export interface TarOptions {
+export interface ArchiveOptions {
   readonly signal?: AbortSignal;
-  /** Called for members that tar cannot hold (sockets). */
+  /** Called for members the format cannot hold (tar: sockets; zip: sockets, fifos and devices). */
   readonly onSkip?: (path: string, node: TreeNode) => void;
+}
+
+/** What one archive format writes for the members {@link archiveStream} walks through, in order. */
+export interface ArchiveWriter {
+  /** Whether a file whose hard link came before is written as a link to that one (tar), or whole again (zip). */
+  readonly hardlinks: boolean;
+  /**
+   * The bytes before a member's data (its header; none for the snapshot root, whose `name` is empty), or
+   * undefined for a member the format cannot hold. `linkTo`: the archive path of the file's first hard link.
+   */
+  header(n: TreeNode, name: Uint8Array, linkTo?: Uint8Array): Uint8Array | undefined;
+  /** A piece of a file's data as the archive holds it. */
+  data(piece: Uint8Array): Uint8Array;
+  /** The bytes after a file's data. */
+  fileEnd(n: TreeNode): Uint8Array;
+  /** The archive's last bytes. */
+  trailer(): Uint8Array;
 }
 
 /** Collects small pieces into larger chunks so the consumer is not called once per 512-byte header. */
@@ -442,17 +459,64 @@ function joinPath(parts: readonly Uint8Array[]): Uint8Array {
   return Uint8Array.from(out);
 }
 
+/** tar's members: ustar headers (PAX where needed), data padded to whole blocks, hard links as links. */
+class TarWriter implements ArchiveWriter {
+  readonly hardlinks = true;
+
+  header(n: TreeNode, name: Uint8Array, linkTo?: Uint8Array): Uint8Array | undefined {
+    const common = { mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: n.mtime, size: 0, xattrs: n.xattrs, name };
+    switch (n.type) {
+      case 'dir':
+        return name.length === 0 ? new Uint8Array(0) : tarHeader({ ...common, name: Buffer.concat([name, Buffer.from('/')]), type: tarType.dir });
+      case 'file':
+        return linkTo ? tarHeader({ ...common, type: tarType.hardlink, linkName: linkTo }) : tarHeader({ ...common, type: tarType.file, size: n.size });
+      case 'symlink':
+        return tarHeader({ ...common, type: tarType.symlink, linkName: n.linkTarget ?? new Uint8Array(0) });
+      case 'fifo':
+        return tarHeader({ ...common, type: tarType.fifo });
+      case 'chardev':
+      case 'blockdev': {
+        const { major, minor } = deviceNumbers(n.rdev ?? 0);
+        return tarHeader({ ...common, type: n.type === 'chardev' ? tarType.chardev : tarType.blockdev, devMajor: major, devMinor: minor });
+      }
+      case 'socket':
+        // tar has no socket type; GNU tar skips them too.
+        return undefined;
+    }
+  }
+
+  data(piece: Uint8Array): Uint8Array {
+    return piece;
+  }
+
+  fileEnd(n: TreeNode): Uint8Array {
+    return zeroBlock.subarray(0, tarPadding(n.size));
+  }
+
+  trailer(): Uint8Array {
+    return tarTrailer();
+  }
+}
+
 /**
  * A tar archive of `node` (a folder or any other node) found at `parts` (raw path components from the
  * snapshot root). Members are named by their full path in the snapshot without the leading slash, as
  * restic names them; the folder itself comes first, unless it is the snapshot root. Files that are hard
  * links of a file already in the archive become hardlink members.
  */
-export async function* tarArchive(repo: Repository, node: TreeNode, parts: readonly Uint8Array[], options: TarOptions = {}): AsyncGenerator<Uint8Array> {
+export function tarArchive(repo: Repository, node: TreeNode, parts: readonly Uint8Array[], options: ArchiveOptions = {}): AsyncGenerator<Uint8Array> {
+  return archiveStream(repo, node, parts, new TarWriter(), options);
+}
+
+/**
+ * The bytes of an archive of `node` found at `parts`, in the members `writer` makes of it: each folder
+ * before its entries, walked depth first, file data read ahead blob by blob.
+ */
+export async function* archiveStream(repo: Repository, node: TreeNode, parts: readonly Uint8Array[], writer: ArchiveWriter, options: ArchiveOptions = {}): AsyncGenerator<Uint8Array> {
   const out = new Batcher();
   const links = new Map<string, Uint8Array>();
   const readAhead = new ReadAhead(repo);
-  const linkKey = (n: TreeNode) => (n.links > 1 && n.inode !== 0 ? `${n.device}:${n.inode}` : undefined);
+  const linkKey = (n: TreeNode) => (writer.hardlinks && n.links > 1 && n.inode !== 0 ? `${n.device}:${n.inode}` : undefined);
 
   /** Writes the member for `n`; returns a folder's entries, which the caller visits next. */
   async function* member(n: TreeNode, path: readonly Uint8Array[]): AsyncGenerator<Uint8Array, TreeNode[] | undefined> {
@@ -462,31 +526,28 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
       if (!isSafeName(p)) throw new IntegrityError(`${text}: unsafe name in tree`, { hint: 'the snapshot holds a name with "/" or ".."; run `coffer check`' });
     }
     const name = joinPath(path);
-    const common = { mode: n.mode, uid: n.uid, gid: n.gid, user: n.user, group: n.group, mtime: n.mtime, size: 0, xattrs: n.xattrs };
-    switch (n.type) {
-      case 'dir': {
-        if (path.length > 0) out.add(tarHeader({ ...common, name: Buffer.concat([name, Buffer.from('/')]), type: tarType.dir }));
-        if (!n.subtree) throw new IntegrityError(`${text}: folder without a subtree`);
-        const children = await repo.loadTree(toHex(n.subtree));
-        if (out.full) yield out.take()!;
-        return children;
-      }
-      case 'file': {
-        const key = linkKey(n);
-        const first = key === undefined ? undefined : links.get(key);
-        if (first) {
-          out.add(tarHeader({ ...common, name, type: tarType.hardlink, linkName: first }));
-          break;
-        }
+    if (n.type === 'dir') {
+      out.add(writer.header(n, name)!);
+      if (!n.subtree) throw new IntegrityError(`${text}: folder without a subtree`);
+      const children = await repo.loadTree(toHex(n.subtree));
+      if (out.full) yield out.take()!;
+      return children;
+    }
+    if (n.type === 'file') {
+      const key = linkKey(n);
+      const first = key === undefined ? undefined : links.get(key);
+      if (first) out.add(writer.header(n, name, first)!);
+      else {
         if (key !== undefined) links.set(key, name);
         const beforeHeader = out.mark();
-        out.add(tarHeader({ ...common, name, type: tarType.file, size: n.size }));
+        out.add(writer.header(n, name)!);
         let sent = false;
         try {
           for await (const data of fileContent(repo, n, text, options.signal, readAhead)) {
-            if (data.length < Batcher.smallPart) {
+            const piece = writer.data(data);
+            if (piece.length < Batcher.smallPart) {
               // Small files travel with their headers: a write per file was a tenth of a dump of small files.
-              out.add(data);
+              out.add(piece);
               if (out.full) {
                 sent = true;
                 yield out.take()!;
@@ -496,7 +557,7 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
             const pending = out.take();
             sent = true;
             if (pending) yield pending;
-            yield data;
+            yield piece;
           }
         } catch (err) {
           // Nothing of this file went out yet: its header is taken back too, so that what was written is
@@ -504,25 +565,12 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
           if (!sent) out.rollback(beforeHeader);
           throw err;
         }
-        out.add(zeroBlock.subarray(0, tarPadding(n.size)));
-        break;
+        out.add(writer.fileEnd(n));
       }
-      case 'symlink':
-        out.add(tarHeader({ ...common, name, type: tarType.symlink, linkName: n.linkTarget ?? new Uint8Array(0) }));
-        break;
-      case 'fifo':
-        out.add(tarHeader({ ...common, name, type: tarType.fifo }));
-        break;
-      case 'chardev':
-      case 'blockdev': {
-        const { major, minor } = deviceNumbers(n.rdev ?? 0);
-        out.add(tarHeader({ ...common, name, type: n.type === 'chardev' ? tarType.chardev : tarType.blockdev, devMajor: major, devMinor: minor }));
-        break;
-      }
-      case 'socket':
-        // tar has no socket type; GNU tar skips them too.
-        options.onSkip?.(text, n);
-        break;
+    } else {
+      const head = writer.header(n, name);
+      if (head === undefined) options.onSkip?.(text, n);
+      else out.add(head);
     }
     if (out.full) yield out.take()!;
     return undefined;
@@ -572,7 +620,7 @@ export async function* tarArchive(repo: Repository, node: TreeNode, parts: reado
     if (pending) yield pending;
     throw err;
   }
-  out.add(tarTrailer());
+  out.add(writer.trailer());
   const rest = out.take();
   if (rest) yield rest;
 }

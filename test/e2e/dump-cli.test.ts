@@ -251,6 +251,23 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as archive:
   assert.deepEqual(members[inArchive('sub/g.txt')], {});
 });
 
+test('a folder dumped as zip (--archive zip, to stdout or --target) is one unzip extracts; other formats are refused', { skip: spawnSync('unzip', ['-v']).status !== 0 && 'unzip is not installed' }, async () => {
+  const dir = await makeTempDir();
+  const dumped = await runCoffer(['dump', '--archive', 'zip', 'latest', src], { repo });
+  assertOk(dumped);
+  const file = path.join(dir, 'stdout.zip');
+  await writeFile(file, dumped.stdoutBytes);
+  assertOk(await runCoffer(['dump', '-a', 'ZIP', 'latest', path.join(src, 'sub'), '--target', path.join(dir, 'sub.zip')], { repo }));
+  for (const [archive, files] of [[file, ['f.txt', 'sub/g.txt']], [path.join(dir, 'sub.zip'), ['sub/g.txt']]] as const) {
+    const out = path.join(dir, path.basename(archive, '.zip'));
+    execFileSync('unzip', ['-q', archive, '-d', out]);
+    for (const name of files) assert.deepEqual(await readFile(path.join(out, src, name)), await readFile(path.join(src, name)), `${archive}: ${name}`);
+  }
+  const refused = await runCoffer(['dump', '--archive', 'rar', 'latest', src], { repo });
+  assert.equal(refused.code, 2);
+  assert.equal(refused.stderr, 'error: --archive: unsupported format "rar"\nhint: choose tar or zip\n');
+});
+
 test('a hangup during dump --target stops it cleanly: no temporary file, no lock', async () => {
   const repo = await makeRepoDir();
   const source = await makeTempDir();

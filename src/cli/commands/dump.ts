@@ -6,7 +6,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FileError, OutputClosedError, UsageError, errnoCode, fileErrorText } from '../../errors/index.ts';
 import { relativeTo, shortId } from '../../model/index.ts';
-import { fileContent, findNode, nameBytes, pathParts, snapshotTree, tarArchive } from '../../repo/index.ts';
+import { fileContent, findNode, nameBytes, pathParts, snapshotTree, tarArchive, zipArchive } from '../../repo/index.ts';
 import type { CliContext } from '../context.ts';
 import { readsOnly, withReadLock } from '../locking.ts';
 import { protectedPaths } from './restore.ts';
@@ -221,15 +221,16 @@ async function writeFile(target: string, chunks: AsyncIterable<Uint8Array>, ctx:
 export function registerDump(program: Command, ctx: CliContext): void {
   addFilterOptions(
     readsOnly(program.command('dump'))
-      .description('write a file from a snapshot to stdout, or a folder as a tar archive')
+      .description('write a file from a snapshot to stdout, or a folder as a tar or zip archive')
       .argument('<snapshot>', 'snapshot id, unique prefix or `latest`, optionally with `:subfolder`')
       .argument('<path>', 'absolute path of a file or folder in the snapshot (or in the subfolder)'),
   )
-    .option('-a, --archive <format>', 'archive format for folders: tar', 'tar')
+    .option('-a, --archive <format>', 'archive format for folders: tar or zip', 'tar')
     .option('-t, --target <file>', 'write to this file instead of stdout')
     .action(async (spec: string, path: string, flags: DumpFlags) => {
       ctx.dataOnStdout = true;
-      if (flags.archive !== 'tar') throw new UsageError(`--archive: unsupported format "${flags.archive}"`, { hint: 'coffer writes tar archives only' });
+      const format = flags.archive.toLowerCase();
+      if (format !== 'tar' && format !== 'zip') throw new UsageError(`--archive: unsupported format "${flags.archive}"`, { hint: 'choose tar or zip' });
       if (!flags.target && ctx.io.stdout.isTTY) {
         throw new UsageError('dump: stdout is a terminal', { hint: 'redirect the output (`> file`, `| tar -x`) or use --target FILE' });
       }
@@ -241,12 +242,10 @@ export function registerDump(program: Command, ctx: CliContext): void {
         let chunks: AsyncIterable<Uint8Array>;
         if (node.type === 'file') chunks = fileContent(repo, node, `${path} in snapshot ${shortId(snapshot.id)}`, ctx.signal);
         else if (node.type === 'dir') {
-          chunks = tarArchive(repo, node, parts, {
-            signal: ctx.signal,
-            onSkip: (p) => ctx.warning(`${p}: sockets cannot be stored in tar, skipped`),
-          });
+          const options = { signal: ctx.signal, onSkip: (p: string, n: { type: string }) => ctx.warning(`${p}: ${n.type === 'chardev' || n.type === 'blockdev' ? 'devices' : `${n.type}s`} cannot be stored in ${format}, skipped`) };
+          chunks = format === 'zip' ? zipArchive(repo, node, parts, options) : tarArchive(repo, node, parts, options);
         } else {
-          throw new UsageError(`${path}: is a ${node.type} in snapshot ${shortId(snapshot.id)}`, { hint: 'dump writes files, or folders as tar archives' });
+          throw new UsageError(`${path}: is a ${node.type} in snapshot ${shortId(snapshot.id)}`, { hint: 'dump writes files, or folders as tar or zip archives' });
         }
         try {
           if (flags.target) await writeFile(flags.target, chunks, ctx);
