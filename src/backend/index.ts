@@ -14,3 +14,4 @@ export * from './fault.ts';
 export * from './open.ts';
 export * from './cache.ts';
 export * from './rate-limit.ts';
+export * from './forwarding.ts';

@@ -6,7 +6,8 @@
  */
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, ByteRange, FileInfo, FileType, Handle, RequestCounts, StrayFile } from './backend.ts';
+import type { Backend, ByteRange, Handle } from './backend.ts';
+import { ForwardingBackend } from './forwarding.ts';
 
 /** The rates, in bytes per second; a missing one is not limited. */
 export interface RateLimits {
@@ -84,62 +85,30 @@ export async function pacedRead(body: AsyncIterable<Uint8Array>, limiter: RateLi
  * A local backend with limits: each file saved or loaded waits for its bytes' share of time first. It
  * names no local paths, so that readers (check's workers) go through it too.
  */
-export class PacedBackend implements Backend {
-  readonly location: string;
-  readonly connections: number;
-  readonly #inner: Backend;
+export class PacedBackend extends ForwardingBackend {
   readonly #upload: RateLimiter | undefined;
   readonly #download: RateLimiter | undefined;
 
   constructor(inner: Backend, limits: RateLimits) {
-    this.#inner = inner;
-    this.location = inner.location;
-    this.connections = inner.connections;
+    super(inner);
     this.#upload = limiterFor(limits.uploadBytesPerSecond);
     this.#download = limiterFor(limits.downloadBytesPerSecond);
   }
 
-  create(): Promise<void> {
-    return this.#inner.create();
-  }
-
-  async save(handle: Handle, data: Uint8Array): Promise<void> {
+  override async save(handle: Handle, data: Uint8Array): Promise<void> {
     await this.#upload?.take(data.length);
-    return this.#inner.save(handle, data);
+    return this.inner.save(handle, data);
   }
 
-  async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
-    const data = await this.#inner.load(handle, range);
+  override async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
+    const data = await this.inner.load(handle, range);
     await this.#download?.take(data.length);
     return data;
   }
 
-  stat(handle: Handle): Promise<FileInfo> {
-    return this.#inner.stat(handle);
-  }
-
-  list(type: FileType): AsyncIterable<FileInfo> {
-    return this.#inner.list(type);
-  }
-
-  remove(handle: Handle): Promise<void> {
-    return this.#inner.remove(handle);
-  }
-
-  async *strays(): AsyncIterable<StrayFile> {
-    if (this.#inner.strays) yield* this.#inner.strays();
-  }
-
-  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
-    return (await this.#inner.removeStaleTemporaryFiles?.(olderThanMs)) ?? 0;
-  }
-
-  requestCounts(): RequestCounts {
-    return this.#inner.requestCounts();
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
+  /** None: reads through a local path would not be paced. */
+  override localPath(): undefined {
+    return undefined;
   }
 }
 

@@ -4,7 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../errors/index.ts';
-import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, damagedFileHint, filePath } from './backend.ts';
+import { type ByteRange, type Handle, damagedFileHint, filePath } from './backend.ts';
+import { ForwardingBackend } from './forwarding.ts';
 
 /** True when `data` hashes (SHA-256, lowercase hex) to `name`. */
 export function matchesName(name: string, data: Uint8Array): boolean {
@@ -16,27 +17,9 @@ export function matchesName(name: string, data: Uint8Array): boolean {
  * not hash to the file's name. Ranged loads pass through: the repository layer authenticates those blobs
  * with its AEAD.
  */
-export class VerifyingBackend implements Backend {
-  readonly location: string;
-  readonly connections: number;
-  readonly #inner: Backend;
-
-  constructor(inner: Backend) {
-    this.#inner = inner;
-    this.location = inner.location;
-    this.connections = inner.connections;
-  }
-
-  create(): Promise<void> {
-    return this.#inner.create();
-  }
-
-  save(handle: Handle, data: Uint8Array): Promise<void> {
-    return this.#inner.save(handle, data);
-  }
-
-  async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
-    const data = await this.#inner.load(handle, range);
+export class VerifyingBackend extends ForwardingBackend {
+  override async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
+    const data = await this.inner.load(handle, range);
     if (range === undefined && handle.type !== 'config' && !matchesName(handle.name, data)) {
       throw new IntegrityError(`${this.location}: ${filePath(handle)}: content does not match its name`, {
         hint: damagedFileHint(handle),
@@ -44,37 +27,5 @@ export class VerifyingBackend implements Backend {
       });
     }
     return data;
-  }
-
-  stat(handle: Handle): Promise<FileInfo> {
-    return this.#inner.stat(handle);
-  }
-
-  list(type: FileType): AsyncIterable<FileInfo> {
-    return this.#inner.list(type);
-  }
-
-  remove(handle: Handle): Promise<void> {
-    return this.#inner.remove(handle);
-  }
-
-  async *strays(): AsyncIterable<StrayFile> {
-    if (this.#inner.strays) yield* this.#inner.strays();
-  }
-
-  localPath(handle: Handle): string | undefined {
-    return this.#inner.localPath?.(handle);
-  }
-
-  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
-    return (await this.#inner.removeStaleTemporaryFiles?.(olderThanMs)) ?? 0;
-  }
-
-  requestCounts(): RequestCounts {
-    return this.#inner.requestCounts();
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
   }
 }

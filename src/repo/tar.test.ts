@@ -6,7 +6,7 @@ import { chmod, link, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, sy
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { backup } from '../archiver/index.ts';
-import { createTestRepo, testPassword } from '../../test/support/test-repo.ts';
+import { backedUpTestRepo, collectBytes, createTestRepo, testPassword } from '../../test/support/test-repo.ts';
 import { Repository } from './repository.ts';
 import { MemoryBackend } from '../backend/index.ts';
 import { chunkerAlgorithm } from '../chunker/index.ts';
@@ -55,20 +55,12 @@ before(async () => {
   await utimes(path.join(source, 'hello.txt'), 1_600_000_000.5, 1_600_000_000.25);
   await utimes(path.join(source, 'sub', longDir), 1_500_000_000, 1_500_000_000);
   await utimes(path.join(source, 'sub'), 1_400_000_000, 1_400_000_000);
-  repo = await createTestRepo();
-  const result = await backup(repo, { paths: [source], programVersion: 'test' });
-  snapshot = { id: result.snapshotId!, ...result.snapshot };
+  ({ repo, snapshot } = await backedUpTestRepo([source]));
 });
 
 after(async () => {
   await rm(base, { recursive: true, force: true });
 });
-
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const c of chunks) parts.push(c);
-  return Buffer.concat(parts);
-}
 
 function octalField(block: Uint8Array, at: number, width: number): number {
   return parseInt(Buffer.from(block.subarray(at, at + width)).toString('latin1').replace(/\0.*$/, '').trim() || '0', 8);
@@ -207,7 +199,7 @@ test('GNU tar --acls restores the ACLs of a file and a folder from the archive o
     if (failed.length > 0) return; // a filesystem without ACLs: nothing to archive
     const result = await backup(repo, { paths: [src], programVersion: 'test' });
     const node = await findNode(repo, result.snapshot.tree, src, result.snapshotId!);
-    const archive = await collect(tarArchive(repo, node, pathParts(src).map((p) => Buffer.from(p))));
+    const archive = await collectBytes(tarArchive(repo, node, pathParts(src).map((p) => Buffer.from(p))));
     const target = path.join(dir, 'out');
     await mkdir(target);
     execFileSync('tar', ['-x', '--acls', '-f', '-', '-C', target], { input: archive, env: { ...process.env, LC_ALL: 'C' } });
@@ -238,12 +230,12 @@ test('device numbers decode as glibc does', () => {
 test('fileContent streams a file blob by blob', async () => {
   const node = await findNode(repo, snapshot.tree, `${source}/big.bin`, snapshot.id);
   assert.ok((node.content?.length ?? 0) > 1, 'the test file should span several blobs');
-  assert.ok((await collect(fileContent(repo, node, 'big.bin'))).equals(bigContent));
+  assert.ok((await collectBytes(fileContent(repo, node, 'big.bin'))).equals(bigContent));
 });
 
 test('fileContent refuses content that does not add up to the recorded size', async () => {
   const node = await findNode(repo, snapshot.tree, `${source}/hello.txt`, snapshot.id);
-  await assert.rejects(collect(fileContent(repo, { ...node, size: 5 }, 'hello.txt')), /content is 12 bytes, the tree records 5/);
+  await assert.rejects(collectBytes(fileContent(repo, { ...node, size: 5 }, 'hello.txt')), /content is 12 bytes, the tree records 5/);
 });
 
 /** Every entry below `dir`: raw relative name → what GNU tar must reproduce. */
@@ -272,7 +264,7 @@ async function describeTree(dir: string): Promise<Map<string, string>> {
 test('GNU tar extracts the archive of a folder exactly: contents, modes, mtimes, symlinks, hard links, odd names, extended attributes', async () => {
   const parts = pathParts(source).map((p) => Buffer.from(p));
   const node = await findNode(repo, snapshot.tree, source, snapshot.id);
-  const archive = await collect(tarArchive(repo, node, parts));
+  const archive = await collectBytes(tarArchive(repo, node, parts));
   assert.equal(archive.length % 512, 0);
   const target = path.join(base, 'extracted');
   await mkdir(target);
@@ -300,7 +292,7 @@ test('GNU tar extracts the archive of a folder exactly: contents, modes, mtimes,
 });
 
 test('the archive of the snapshot root holds every path from the top', async () => {
-  const archive = await collect(tarArchive(repo, (await findNode(repo, snapshot.tree, '/', snapshot.id)), []));
+  const archive = await collectBytes(tarArchive(repo, (await findNode(repo, snapshot.tree, '/', snapshot.id)), []));
   const listing = execFileSync('tar', ['-t', '-f', '-'], { input: archive }).toString('latin1').split('\n');
   assert.equal(listing[0], `${source.slice(1).split('/')[0]}/`);
   assert.ok(listing.includes(`${source.slice(1)}/hello.txt`));
@@ -324,7 +316,7 @@ test('folders nested thousands deep make a whole archive, not a stack overflow',
     nodes = [folder];
   }
   await packer.flush();
-  const archive = await collect(tarArchive(repo, folder, [Buffer.from('d')]));
+  const archive = await collectBytes(tarArchive(repo, folder, [Buffer.from('d')]));
   const listing = execFileSync('tar', ['-t', '-f', '-'], { input: archive, maxBuffer: 1 << 30 }).toString('latin1').trim().split('\n');
   assert.equal(listing.length, depth + 1);
   assert.equal(listing.at(-1), `${'d/'.repeat(depth)}hello.txt`);
@@ -368,7 +360,7 @@ async function manySmallFiles(files: number) {
 
 test('a folder of small files is dumped with blob loads overlapping, at most ReadAhead.maxLoads at once, each blob once, the most from one read of their pack; tar extracts it exactly', async () => {
   const { dir, node, repo: r, stats, wholePacks } = await manySmallFiles(300);
-  const archive = await collect(tarArchive(r, node, pathParts(dir).map((p) => Buffer.from(p))));
+  const archive = await collectBytes(tarArchive(r, node, pathParts(dir).map((p) => Buffer.from(p))));
   assert.ok(stats.most > 1, 'loads overlap');
   assert.ok(stats.most <= ReadAhead.maxLoads, `at most ${ReadAhead.maxLoads} loads at once, saw ${stats.most}`);
   // The files' blobs share one pack: the first are read alone, the rest from one read of the pack.

@@ -5,8 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, link, lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { backup } from '../archiver/index.ts';
-import { createTestRepo } from '../../test/support/test-repo.ts';
+import { backedUpTestRepo, collectBytes } from '../../test/support/test-repo.ts';
 import type { Repository } from './repository.ts';
 import { findNode } from './select.ts';
 import { zipArchive } from './zip.ts';
@@ -43,27 +42,19 @@ before(async () => {
   execFileSync('mkfifo', [path.join(source, 'fifo')]);
   await utimes(path.join(source, 'hello.txt'), 1_600_000_000, 1_600_000_000);
   await utimes(path.join(source, 'sub', 'text.txt'), 946_684_800, 946_684_800); // 2000-01-01, an even second
-  repo = await createTestRepo();
-  const result = await backup(repo, { paths: [source], programVersion: 'test' });
-  snapshot = { id: result.snapshotId!, ...result.snapshot };
+  ({ repo, snapshot } = await backedUpTestRepo([source]));
 });
 
 after(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
-  const parts: Uint8Array[] = [];
-  for await (const c of chunks) parts.push(c);
-  return Buffer.concat(parts);
-}
-
 /** The archive of the source folder, written to a file, with the members skipped. */
 async function archiveOfSource(name: string, zip64From?: number): Promise<{ file: string; bytes: Buffer; skipped: string[] }> {
   const node = await findNode(repo, snapshot.tree, source, snapshot.id);
   const skipped: string[] = [];
   const parts = source.slice(1).split('/').map((p) => Buffer.from(p));
-  const bytes = await collect(zipArchive(repo, node, parts, { onSkip: (p) => skipped.push(p), zip64From }));
+  const bytes = await collectBytes(zipArchive(repo, node, parts, { onSkip: (p) => skipped.push(p), zip64From }));
   const file = path.join(base, name);
   await writeFile(file, bytes);
   return { file, bytes, skipped };
@@ -132,7 +123,7 @@ test('more than 65 535 members: the zip64 end records hold the count, and unzip 
   const packer = repo.newPacker('tree', () => undefined);
   await packer.add(repo.sealBlob('tree', id, plain), toHex(id));
   await packer.flush();
-  const bytes = await collect(zipArchive(repo, { ...top, subtree: id }, [Buffer.from('many')]));
+  const bytes = await collectBytes(zipArchive(repo, { ...top, subtree: id }, [Buffer.from('many')]));
   const file = path.join(base, 'many.zip');
   await writeFile(file, bytes);
   // The classic end record says "see zip64" (all ones); the zip64 one has the count.
