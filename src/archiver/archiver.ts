@@ -74,8 +74,13 @@ export interface BackupOptions {
   readonly dryRun?: boolean;
   /** Count files ahead of the backup so progress can show totals and an ETA. */
   readonly scan?: boolean;
-  /** Read content from this stream instead of files: one file named `stdinFilename`. */
-  readonly stdin?: { readonly stream: AsyncIterable<Uint8Array>; readonly filename: string };
+  /**
+   * Read content from this stream instead of files: one file named `filename`. `source` names the stream
+   * in messages (default: standard input).
+   */
+  readonly stdin?: { readonly stream: AsyncIterable<Uint8Array>; readonly filename: string; readonly source?: string };
+  /** Save no snapshot when its tree is the parent's (restic's --skip-if-unchanged). */
+  readonly skipIfUnchanged?: boolean;
   readonly programVersion: string;
   readonly signal?: AbortSignal;
   readonly reporter?: BackupReporter;
@@ -91,8 +96,10 @@ export interface BackupOptions {
 }
 
 export interface BackupResult {
-  /** Undefined for a dry run. */
+  /** Undefined for a dry run, and when skipped. */
   readonly snapshotId?: Id;
+  /** No snapshot was saved: `skipIfUnchanged`, and the tree is the parent snapshot's. */
+  readonly skipped?: boolean;
   readonly snapshot: Snapshot;
   readonly stats: BackupStats;
 }
@@ -325,11 +332,13 @@ export class Archiver {
       await this.#flushIndex(true);
       await scanning;
       const snapshot = this.#snapshot(rootId, start);
-      if (!this.#options.dryRun) await this.#options.beforeCommit?.();
-      const snapshotId = this.#options.dryRun ? undefined : await repo.saveSnapshot(snapshot);
+      const skipped = this.#options.skipIfUnchanged === true && this.#parent?.tree === toHex(rootId);
+      const saving = !this.#options.dryRun && !skipped;
+      if (saving) await this.#options.beforeCommit?.();
+      const snapshotId = saving ? await repo.saveSnapshot(snapshot) : undefined;
       this.stats.scanDone = true;
       this.#report();
-      return { snapshotId, snapshot, stats: this.stats };
+      return { snapshotId, snapshot, stats: this.stats, ...(skipped ? { skipped } : {}) };
     } catch (err) {
       if (err instanceof CancelledError && !this.#options.dryRun) {
         // Interrupted: index the packs already stored, so the next run reuses them instead of uploading again.
@@ -1005,12 +1014,12 @@ export class Archiver {
     }
   }
 
-  async #saveStdin(stdin: { stream: AsyncIterable<Uint8Array>; filename: string }): Promise<TreeNode> {
+  async #saveStdin(stdin: NonNullable<BackupOptions['stdin']>): Promise<TreeNode> {
     const started = performance.now();
     const { content, read, added } = await this.#saveChunks(this.#streamChunks(stdin.stream));
     if (read === 0) {
       // An empty stream is most often a producer that failed (`pg_dump … | coffer backup --stdin`).
-      throw new FileError(`nothing to back up: standard input was empty`, {
+      throw new FileError(`nothing to back up: ${stdin.source ?? 'standard input'} was empty`, {
         hint: 'check the command that writes into the pipe; no snapshot was saved',
       });
     }

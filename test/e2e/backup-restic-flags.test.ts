@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, rename, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { assertOk, cofferBin, jsonLines, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
@@ -196,4 +196,64 @@ test('empty standard input is an error and saves no snapshot: the command writin
   assert.match(r.stderr, /^error: nothing to back up: standard input was empty$/m);
   assert.match(r.stderr, /^hint: check the command that writes into the pipe; no snapshot was saved$/m);
   assert.deepEqual(JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout), []);
+});
+
+test('--skip-if-unchanged saves no snapshot when nothing changed since the parent, and one when something did', async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  await mkdir(src);
+  await writeFile(join(src, 'a.txt'), 'a');
+  assertOk(await runCoffer(['backup', '-q', '--skip-if-unchanged', src], { repo }));
+  const again = await runCoffer(['backup', '--skip-if-unchanged', src], { repo });
+  assertOk(again);
+  assert.match(again.stdout, /^nothing changed since snapshot [0-9a-f]{8}: no snapshot saved \(--skip-if-unchanged\)$/m);
+  const json = await runCoffer(['backup', '--json', '--skip-if-unchanged', src], { repo });
+  assertOk(json);
+  assert.equal(summaryOf(json.stdout).snapshot_id, undefined);
+  const count = async () => (JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as unknown[]).length;
+  assert.equal(await count(), 1);
+  // Without the flag a snapshot is saved anyway; with it, a change is saved too.
+  assertOk(await runCoffer(['backup', '-q', src], { repo }));
+  await writeFile(join(src, 'b.txt'), 'b');
+  assertOk(await runCoffer(['backup', '-q', '--skip-if-unchanged', src], { repo }));
+  assert.equal(await count(), 3);
+});
+
+test('--no-scan backs up without counting files first: no scan line with -v', async () => {
+  const { dir, repo } = await newRepo();
+  await writeFile(join(dir, 'a.txt'), 'a');
+  const scanned = await runCoffer(['backup', '-v', join(dir, 'a.txt')], { repo });
+  assertOk(scanned);
+  assert.match(scanned.stdout, /^scan finished in /m);
+  const unscanned = await runCoffer(['backup', '-v', '--no-scan', join(dir, 'a.txt')], { repo });
+  assertOk(unscanned);
+  assert.doesNotMatch(unscanned.stdout, /scan finished/);
+  assert.match(unscanned.stdout, /^snapshot [0-9a-f]{8} saved$/m);
+});
+
+test('--stdin-from-command backs up what a command prints; a command that fails or cannot start saves no snapshot', async () => {
+  const { repo } = await newRepo();
+  const r = await runCoffer(['backup', '-q', '--stdin-from-command', '--stdin-filename', 'numbers.txt', '--', 'seq', '1', '50000'], { repo });
+  assertOk(r);
+  const dumped = await runCoffer(['dump', 'latest', '/numbers.txt'], { repo });
+  assertOk(dumped);
+  assert.equal(dumped.stdout, `${Array.from({ length: 50_000 }, (_, i) => i + 1).join('\n')}\n`);
+
+  for (const [command, message] of [
+    [['sh', '-c', 'echo half a dump; exit 3'], /^error: sh exited with status 3\nhint: its output is not backed up/],
+    [['sh', '-c', 'echo half a dump; kill -9 $$'], /^error: sh was ended by SIGKILL\n/],
+    [['no-such-program-here'], /^error: cannot run no-such-program-here: no such file\n/],
+    [['true'], /^error: nothing to back up: the output of true was empty\n/],
+  ] as const) {
+    const failed = await runCoffer(['backup', '--stdin-from-command', '--', ...command], { repo });
+    assert.equal(failed.code, 1, failed.stderr);
+    assert.match(failed.stderr, message);
+  }
+  assert.equal((JSON.parse((await runCoffer(['snapshots', '--json'], { repo })).stdout) as unknown[]).length, 1);
+  assert.deepEqual(await readdir(join(repo, 'locks')), []);
+
+  for (const args of [['--stdin-from-command'], ['--stdin', '--stdin-from-command', '--', 'true']]) {
+    const misuse = await runCoffer(['backup', ...args], { repo });
+    assert.equal(misuse.code, 2, misuse.stderr);
+  }
 });

@@ -14,6 +14,7 @@ import { listLines, patternRules, readBytes } from '../pattern-files.ts';
 import { elapsed, progressSink } from '../output/progress.ts';
 import { formatBytes } from '../table.ts';
 import { withLock } from '../locking.ts';
+import { commandOutput } from '../command-output.ts';
 import { displayName, displayText } from '../display.ts';
 import { summaryTime } from '../output/json.ts';
 
@@ -40,6 +41,10 @@ interface BackupFlags {
   dryRun?: boolean;
   stdin?: boolean;
   stdinFilename?: string;
+  stdinFromCommand?: boolean;
+  skipIfUnchanged?: boolean;
+  /** False with --no-scan. */
+  scan?: boolean;
 }
 
 /** True when something (a dangling symlink too) is at `path`. */
@@ -179,10 +184,17 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('-n, --dry-run', 'do everything but write to the repository')
     .option('--stdin', 'back up what comes on standard input as one file')
     .option('--stdin-filename <name>', 'file name for --stdin (a plain name, without /)', 'stdin')
+    .option('--stdin-from-command', 'run the command given after the options (after --) and back up what it prints as one file; a command that fails saves no snapshot')
+    .option('--skip-if-unchanged', 'save no snapshot when nothing changed since the parent snapshot')
+    .option('--no-scan', 'do not count files ahead of the backup (progress shows no totals or ETA)')
     .action(async (args: string[], flags: BackupFlags) => {
       ctx.finishDespiteOutputFailure = true;
+      if (flags.stdin && flags.stdinFromCommand) throw new UsageError('--stdin and --stdin-from-command cannot be given together', { hint: 'choose one' });
+      if (flags.stdinFromCommand && args.length === 0) throw new UsageError('--stdin-from-command: no command given', { hint: 'give the command and its arguments after --, e.g. -- pg_dump mydb' });
+      const command = flags.stdinFromCommand ? args : undefined;
+      if (command) flags.stdin = true;
       const paths = flags.stdin ? [] : sourcePaths(args, flags, (message) => ctx.warning(message));
-      if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
+      if (flags.stdin && !command && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
       const name = flags.stdinFilename ?? '';
       if (flags.stdin && (name === '' || name === '.' || name === '..' || /[/\0]/.test(name))) {
         throw new UsageError(`--stdin-filename: "${name}" is not a plain file name`, { hint: 'give a name without slashes, e.g. --stdin-filename db.sql' });
@@ -226,6 +238,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         ctx.verbose(`start backup on [${flags.stdin ? (flags.stdinFilename ?? 'stdin') : paths.map(displayName).join(' ')}]`);
         const sink = await progressSink(ctx, flags.dryRun ? 'backup (dry run)' : 'backup');
         let scanReported = false;
+        const scan = !ctx.quiet && flags.scan !== false;
         let result;
         try {
           result = await backup(repo, {
@@ -244,8 +257,9 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             ignoreCtime: flags.ignoreCtime,
             withAtime: flags.withAtime,
             dryRun: flags.dryRun,
-            scan: !ctx.quiet,
-            stdin: flags.stdin ? { stream: process.stdin, filename: flags.stdinFilename ?? 'stdin' } : undefined,
+            skipIfUnchanged: flags.skipIfUnchanged,
+            scan,
+            stdin: flags.stdin ? { filename: flags.stdinFilename ?? 'stdin', ...(command ? commandOutput(command, ctx.signal) : { stream: process.stdin }) } : undefined,
             programVersion: `coffer ${version}`,
             // Stops as soon as the lock gives way to one taken at the same moment, storing nothing more.
             signal: AbortSignal.any([ctx.signal, lock.lost]),
@@ -253,7 +267,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             reporter: {
               progress: (stats) => {
                 const ms = Date.now() - started;
-                if (stats.scanDone && !scanReported && !flags.stdin) {
+                if (scan && stats.scanDone && !scanReported && !flags.stdin) {
                   scanReported = true;
                   ctx.verbose(`scan finished in ${elapsed(ms)}: ${stats.filesTotal} files, ${formatBytes(stats.bytesTotal)}`);
                 }
@@ -321,6 +335,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
           ctx.say('');
           ctx.say(`processed ${s.totalFilesProcessed} files, ${formatBytes(s.totalBytesProcessed)} in ${elapsed(durationMs)}`);
           if (result.snapshotId) ctx.say(`snapshot ${shortId(result.snapshotId)} saved`);
+          else if (result.skipped) ctx.say(`nothing changed since snapshot ${shortId(result.snapshot.parent!)}: no snapshot saved (--skip-if-unchanged)`);
           else ctx.say('dry run: nothing was written');
         }
         if (s.errors > 0) {
