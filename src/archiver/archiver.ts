@@ -1096,16 +1096,29 @@ async function openReader(path: Buffer, size: number): Promise<SourceReader> {
   return { read: async (buffer, offset, length) => (await h.read(buffer, offset, length, null)).bytesRead, close: () => h.close() };
 }
 
+/** What a parent snapshot must share with the new one: each field given is compared (restic's `--group-by`). */
+export interface ParentCriteria {
+  readonly hostname?: string;
+  readonly paths?: readonly string[];
+  /** Compared as a set: no tags match only snapshots without tags. */
+  readonly tags?: readonly string[];
+}
+
 /**
- * Finds the parent snapshot restic would: the newest with the same host and the same paths that is not
- * newer than the new snapshot's time (`--time` dates a snapshot in the past; a clock set wrong once may
- * have dated one in the future).
+ * The parent restic would choose for a new backup: the newest snapshot that matches `criteria` and is not
+ * newer than `notAfter`, the new snapshot's time (`--time` dates a snapshot in the past; a clock set wrong
+ * once may have dated one in the future).
  */
-export function chooseParent(snapshots: readonly StoredSnapshot[], hostname: string, paths: readonly string[], notAfter: Date): StoredSnapshot | undefined {
-  const key = [...paths].sort().join('\0');
+export function chooseParent(snapshots: readonly StoredSnapshot[], criteria: ParentCriteria, notAfter: Date): StoredSnapshot | undefined {
+  const setKey = (list: readonly string[]) => [...list].sort().join('\0');
+  const paths = criteria.paths && setKey(criteria.paths);
+  const tags = criteria.tags && setKey(criteria.tags);
   let best: StoredSnapshot | undefined;
   for (const s of snapshots) {
-    if (s.hostname !== hostname || [...s.paths].sort().join('\0') !== key || Date.parse(s.time) > notAfter.getTime()) continue;
+    if (Date.parse(s.time) > notAfter.getTime()) continue;
+    if (criteria.hostname !== undefined && s.hostname !== criteria.hostname) continue;
+    if (paths !== undefined && setKey(s.paths) !== paths) continue;
+    if (tags !== undefined && setKey(s.tags) !== tags) continue;
     if (!best || Date.parse(s.time) > Date.parse(best.time)) best = s;
   }
   return best;

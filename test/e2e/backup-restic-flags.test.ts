@@ -257,3 +257,31 @@ test('--stdin-from-command backs up what a command prints; a command that fails 
     assert.equal(misuse.code, 2, misuse.stderr);
   }
 });
+
+test('--group-by chooses the parent among snapshots with the same host, paths and/or tags, as restic does', async () => {
+  const { dir, repo } = await newRepo();
+  const src = join(dir, 'src');
+  await mkdir(join(src, 'sub'), { recursive: true });
+  await writeFile(join(src, 'sub', 'a.txt'), 'a');
+  const ids: Record<string, string> = {};
+  for (const tag of ['a', 'b']) {
+    const r = await runCoffer(['backup', '--json', '--tag', tag, src], { repo });
+    assertOk(r);
+    ids[tag] = (summaryOf(r.stdout).snapshot_id as string).slice(0, 8);
+  }
+  // Dry runs: each names its parent, and none adds a snapshot that the next could take.
+  const parentOf = async (...args: string[]) => {
+    const r = await runCoffer(['backup', '--dry-run', ...args], { repo });
+    assertOk(r);
+    return /^(?:using parent snapshot ([0-9a-f]{8})|no parent snapshot found)/m.exec(r.stdout)?.[1] ?? 'none';
+  };
+  // By host and paths the newest is the parent, whatever its tags; by tags too, the one with the same tags.
+  assert.equal(await parentOf('--tag', 'a', src), ids.b);
+  assert.equal(await parentOf('--tag', 'b', '--group-by', 'host,paths,tags', src), ids.b);
+  assert.equal(await parentOf('--tag', 'c', '--group-by', 'host,paths,tags', src), 'none');
+  // By host alone, another path's snapshot will do.
+  assert.notEqual(await parentOf('--group-by', 'host', join(src, 'sub')), 'none');
+  assert.equal(await parentOf(join(src, 'sub')), 'none');
+  const bad = await runCoffer(['backup', '--group-by', 'color', src], { repo });
+  assert.equal(bad.code, 2, bad.stderr);
+});

@@ -7,6 +7,7 @@ import { FileError, PartialBackupError, UsageError } from '../../errors/index.ts
 import { plainText, shortId, splitBytes } from '../../model/index.ts';
 import type { BackupItem, BackupStats } from '../../progress/index.ts';
 import { selectSnapshot } from '../../repo/index.ts';
+import { DEFAULT_GROUP_BY, parseGroupBy } from '../../forget/index.ts';
 import type { CliContext } from '../context.ts';
 import { version } from '../version.ts';
 import { parseSize, parseSnapshotTime, collect, tagNames } from '../parse.ts';
@@ -43,6 +44,7 @@ interface BackupFlags {
   stdinFilename?: string;
   stdinFromCommand?: boolean;
   skipIfUnchanged?: boolean;
+  groupBy?: string;
   /** False with --no-scan. */
   scan?: boolean;
 }
@@ -166,6 +168,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--host <name>', "hostname recorded in the snapshot (default, and for '': this machine's)")
     .option('--time <time>', 'snapshot time instead of now: "2026-01-02 15:04:05" (local time) or RFC 3339 with a zone')
     .option('--parent <snapshot>', 'compare against this snapshot instead of the latest one of this host and paths')
+    .option('-g, --group-by <group>', 'the parent is the latest snapshot with the same host, paths and/or tags (default host,paths)')
     .option('-f, --force', 'read every file, ignoring the parent snapshot')
     .option('-e, --exclude <pattern>', 'exclude a pattern (repeatable); !PATTERN keeps what an earlier one excluded', collect)
     .option('--iexclude <pattern>', 'like --exclude, ignoring case', collect)
@@ -216,6 +219,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       const host = flags.host || hostname();
       const excludeIfPresent = [...(flags.excludeIfPresent ?? []), ...(flags.excludeCaches ? [cacheDirTag] : [])].map(parseExcludeTag);
       const tags = tagNames(flags.tag) ?? [];
+      const groupBy = flags.groupBy === undefined ? DEFAULT_GROUP_BY : parseGroupBy(flags.groupBy);
 
       // Worker threads start while the password's key is derived, which leaves a core idle.
       prestartSealWorkers();
@@ -229,7 +233,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         await repo.loadIndex();
         if (parent) ctx.info(`using parent snapshot ${shortId(parent.id)}`);
         const findParent = flags.parent || flags.force || flags.stdin ? undefined : (existing: readonly string[]) => {
-          const found = chooseParent(snapshots, host, existing, time ?? new Date());
+          const criteria = { hostname: groupBy.host ? host : undefined, paths: groupBy.paths ? existing : undefined, tags: groupBy.tags ? tags : undefined };
+          const found = chooseParent(snapshots, criteria, time ?? new Date());
           ctx.info(found ? `using parent snapshot ${shortId(found.id)}` : 'no parent snapshot found, will read all files');
           return found;
         };
