@@ -4,6 +4,8 @@
  * decorator is the single retry layer, and the request counts are exact.
  */
 import { createHash } from 'node:crypto';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -170,14 +172,17 @@ export class S3Backend implements Backend {
       requestHandler: {
         connectionTimeout: options.connectTimeoutMs ?? 5_000,
         socketTimeout: options.idleTimeoutMs ?? 30_000,
-        // One socket per slot, kept alive between requests.
-        httpAgent: { keepAlive: true, maxSockets: this.connections },
-        httpsAgent: {
+        // One socket per slot, kept alive between requests. Agents of our own: given only their options, the
+        // SDK makes a fresh agent for each upload it sends with `Expect: 100-continue` (those over 2 MB),
+        // which would lose the TLS settings and open a new connection for every pack.
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: this.connections }),
+        httpsAgent: new HttpsAgent({
           keepAlive: true,
           maxSockets: this.connections,
-          ...(options.tls?.ca ? { ca: [...options.tls.ca] } : {}),
+          // As restic takes its --cacert: any certificate in the files is trusted, an intermediate one too.
+          ...(options.tls?.ca ? { ca: [...options.tls.ca], allowPartialTrustChain: true } : {}),
           ...(options.tls?.insecure ? { rejectUnauthorized: false } : {}),
-        },
+        }),
       },
     };
     if (options.endpoint !== undefined) config.endpoint = options.endpoint;
