@@ -920,8 +920,12 @@ export class Archiver {
 
   /** Stores chunks as they come; returns their ids in order once all are packed, and what they added. */
   async #saveChunks(chunks: AsyncIterable<Uint8Array>): Promise<{ content: Uint8Array[]; read: number; added: Added }> {
-    const ids: Uint8Array[] = [];
-    const pending: Array<Promise<void>> = [];
+    // The ids side by side in one buffer, and a count of chunks in flight rather than a promise per chunk:
+    // a file of millions of chunks (a disk image) would otherwise hold hundreds of bytes per chunk.
+    let ids = new Uint8Array(32 * 64);
+    let count = 0;
+    let inFlight = 0;
+    let drained: (() => void) | undefined;
     let failure: unknown;
     let read = 0;
     const added: Added = { raw: 0, packed: 0 };
@@ -934,21 +938,30 @@ export class Archiver {
         const units = Math.max(1, Math.ceil(chunk.length / chunkUnitBytes));
         await this.#chunkLimit.acquire(units);
         const { id, done } = this.#storeChunk(chunk);
-        ids.push(id);
-        const tracked = done
+        if (32 * (count + 1) > ids.length) {
+          const grown = new Uint8Array(2 * ids.length);
+          grown.set(ids);
+          ids = grown;
+        }
+        ids.set(id, 32 * count++);
+        inFlight++;
+        done
           .then((blob) => {
             added.raw += blob.raw;
             added.packed += blob.packed;
           })
           .catch((err) => void (failure ??= err))
-          .finally(() => this.#chunkLimit.release(units));
-        pending.push(tracked);
+          .finally(() => {
+            this.#chunkLimit.release(units);
+            if (--inFlight === 0) drained?.();
+          });
       }
     } finally {
-      await Promise.all(pending);
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
     }
     if (failure !== undefined) throw failure;
-    return { content: ids, read, added };
+    const content = Array.from({ length: count }, (_, i) => ids.subarray(32 * i, 32 * i + 32));
+    return { content, read, added };
   }
 
   /**

@@ -274,7 +274,7 @@ export class CliContext {
   async backend(): Promise<Backend> {
     const location = this.repoLocation();
     const onRetry = (event: RetryEvent) => this.#retrying(event, location.trim());
-    const tls = tlsOptions(this.options.cacert, this.options.insecureTls);
+    const tls = tlsOptions(this.options.cacert, this.options.insecureTls, this.flagName('cacert', '--cacert'));
     const { s3, local } = backendOptions(this.options.option);
     const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, limits: this.rateLimits(), s3: { ...s3, ...(tls ? { tls } : {}) }, local });
     this.onClose(() => backend.close());
@@ -329,9 +329,22 @@ export class CliContext {
   writeSettings(): WriteSettings {
     const { compression, packSize } = this.options;
     return {
-      compression: compression === undefined ? undefined : parseCompression(compression, '--compression'),
-      packSize: packSize === undefined ? undefined : parsePackSize(packSize, '--pack-size'),
+      compression: compression === undefined ? undefined : parseCompression(compression, this.flagName('compression', '--compression')),
+      packSize: packSize === undefined ? undefined : parsePackSize(packSize, this.flagName('packSize', '--pack-size')),
     };
+  }
+
+  /**
+   * How a message names the setting of option `key`: by its flag, or by its variable when the value came
+   * from the environment (the flag was never typed).
+   */
+  flagName(key: string, flag: string): string {
+    if (this.command?.getOptionValueSourceWithGlobals(key) !== 'env') return flag;
+    for (let c: Command | null = this.command; c; c = c.parent) {
+      const option = c.options.find((o) => o.attributeName() === key);
+      if (option) return option.envVar ?? flag;
+    }
+    return flag;
   }
 
   /** --limit-upload and --limit-download in bytes per second (0 or none: no limit). */

@@ -121,6 +121,11 @@ export function buildProgram(ctx: CliContext): Command {
   program.hook('preAction', (_program, action) => {
     ctx.command = action;
     ctx.options = action.optsWithGlobals();
+    // An empty variable is no setting, as for the other COFFER_ variables (a wrapper's `COFFER_COMPRESSION=$MODE`).
+    for (const key of ['compression', 'packSize', 'cacert'] as const) {
+      const value: unknown = ctx.options[key];
+      if (action.getOptionValueSourceWithGlobals(key) === 'env' && (value === '' || (Array.isArray(value) && value.every((v) => v === '')))) delete ctx.options[key];
+    }
     // Checked now, not when a lock is first taken: a typo must not pass silently on commands that take none.
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
     ctx.writeSettings();

@@ -17,6 +17,11 @@ const headerVersion = 1;
 export const headerEntrySize = 41;
 /** Largest header we accept: 2 M blobs, far beyond any sane pack, so a hostile length cannot exhaust memory. */
 const maxHeaderLength = 2 * 1024 * 1024 * headerEntrySize;
+/**
+ * The most blobs a writer puts in one pack, whatever its target size: tiny chunks would otherwise make
+ * packs whose headers readers refuse (over 2 Mi entries), and keep millions of blobs staged in memory.
+ */
+export const maxPackBlobs = 256 * 1024;
 
 /** A blob as stored: `id` is the keyed hash of its plaintext, `sealed` its encrypted bytes. */
 export interface SealedBlob {

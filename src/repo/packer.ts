@@ -7,12 +7,15 @@
 import type { Backend } from '../backend/backend.ts';
 import type { AeadKey } from '../crypto/index.ts';
 import { BufferPool, copyBytes, discard, storageName } from '../model/index.ts';
-import { packHeaderSize, shuffledOrder, writePackHeader, type BlobType, type PackEntry, type SealedBlob } from './pack.ts';
+import { maxPackBlobs, packHeaderSize, shuffledOrder, writePackHeader, type BlobType, type PackEntry, type SealedBlob } from './pack.ts';
 import type { PackRecord } from './index-file.ts';
 
 export interface PackerOptions {
   readonly targetSize: number;
-  /** Uploads in flight at once; bounds memory to about (uploads + 1) × target size. */
+  /**
+   * Uploads in flight at once. Memory: a pack (target size and a blob) for each upload, for the one being
+   * filled, and for each add that cut one and waits for an upload.
+   */
   readonly uploads: number;
   /** Called once a pack is durable in the backend, before its blobs may be referenced by an index. */
   readonly onPackSaved: (pack: PackRecord) => void;
@@ -69,7 +72,7 @@ export class Packer {
     this.#pending.push({ type: blob.type, id: Uint8Array.from(blob.id), offset: this.#pendingBytes, length, rawLength: blob.rawLength });
     this.#unsaved.add(idHex);
     this.#pendingBytes += length;
-    if (this.#pendingBytes >= this.#options.targetSize) await this.#cut(false);
+    if (this.#full) await this.#cut(false);
   }
 
   /** Waits for the uploads in flight, without cutting a new pack (used when stopping early). */
@@ -84,20 +87,21 @@ export class Packer {
     this.#throwIfFailed();
   }
 
-  /** Cuts a pack of what is staged; unless `all`, only while the staged bytes still reach the target. */
+  /** True when the staged blobs reach the target size, or as many blobs as a pack may hold. */
+  get #full(): boolean {
+    return this.#pendingBytes >= this.#options.targetSize || this.#pending.length >= maxPackBlobs;
+  }
+
+  /**
+   * Cuts a pack of what is staged (unless `all`, only once it is full) and uploads it once an
+   * upload is free. The pack is cut at once, not when an upload is free: blobs that arrive meanwhile go
+   * into the next pack, so no pack outgrows its target by more than its last blob.
+   */
   async #cut(all: boolean): Promise<void> {
-    while (this.#inFlight.size >= this.#options.uploads) {
-      await Promise.race(this.#inFlight);
-      this.#throwIfFailed();
-    }
-    // Adds that reached the target while waiting for a free upload all wait here: the first takes every
-    // staged blob, and the others must not cut what is left (an empty or a small pack).
-    if (this.#pending.length === 0 || (!all && this.#pendingBytes < this.#options.targetSize)) return;
+    if (this.#pending.length === 0 || (!all && !this.#full)) return;
     const staged = this.#pending;
     const size = this.#pendingBytes + packHeaderSize(staged.length);
-    // One capacity for every output buffer, so released buffers are reused: a pack overshoots its target by
-    // one blob, or by what arrived while it waited for an upload slot (rarely more than that capacity:
-    // making adds wait instead cost about 5% of backup speed).
+    // One capacity for every output buffer, so released buffers are reused: the target and a largest blob.
     const out = this.#buffers.acquire(Math.max(size, this.#options.targetSize + 9 * 1024 * 1024));
     const entries: PackEntry[] = [];
     let offset = 0;
@@ -112,6 +116,16 @@ export class Packer {
     this.#pendingBytes = 0;
     const bytes = out.subarray(0, size);
     const name = storageName(bytes);
+    // The adder that cut waits here: the packs waiting are at most the adds in flight.
+    try {
+      while (this.#inFlight.size >= this.#options.uploads) {
+        await Promise.race(this.#inFlight);
+        this.#throwIfFailed();
+      }
+    } catch (err) {
+      this.#buffers.release(out);
+      throw err;
+    }
     const afterSave = this.#options.afterSave;
     const saving = this.#options.discard
       ? Promise.resolve()
