@@ -89,15 +89,21 @@ test('COFFER_COMPRESSION sets the mode as the flag does, the flag wins, and an u
   const first = await storedSizes(repo);
   assert.equal(first.stored, first.plain);
 
-  for (const [args, env] of [
-    [['backup', '--compression', 'maximum', src], {}],
-    [['backup', src], { COFFER_COMPRESSION: 'zstd' }],
-    [['--compression', '', 'snapshots'], {}],
+  // A value from the environment is named by its variable: no flag was typed.
+  for (const [args, env, name] of [
+    [['backup', '--compression', 'maximum', src], {}, '--compression'],
+    [['backup', src], { COFFER_COMPRESSION: 'zstd' }, 'COFFER_COMPRESSION'],
+    [['--compression', '', 'snapshots'], {}, '--compression'],
   ] as const) {
     const r = await runCoffer(args, { repo, env });
     assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /^error: --compression: ".*" is not a compression mode\nhint: choose one of auto, off, fastest, better, max\n$/);
+    assert.match(r.stderr, new RegExp(`^error: ${name}: ".*" is not a compression mode\nhint: choose one of auto, off, fastest, better, max\n$`));
   }
+  // An empty variable is no setting, as for the other COFFER_ variables.
+  for (const variable of ['COFFER_COMPRESSION', 'COFFER_PACK_SIZE', 'COFFER_CACERT']) assertOk(await runCoffer(['snapshots'], { repo, env: { [variable]: '' } }), variable);
+  const badSize = await runCoffer(['snapshots'], { repo, env: { COFFER_PACK_SIZE: 'bogus' } });
+  assert.equal(badSize.code, 2);
+  assert.match(badSize.stderr, /^error: COFFER_PACK_SIZE: "bogus" is not a size\n/);
   const snapshots = await runCoffer(['snapshots', '--json'], { repo });
   assert.equal((JSON.parse(snapshots.stdout) as unknown[]).length, 1);
   assert.deepEqual(await readdir(join(repo, 'locks')), []);
