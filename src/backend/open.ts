@@ -81,11 +81,13 @@ export function parseLocation(location: string, cwd: string = process.cwd()): Lo
  */
 export async function openBackend(location: string, options: OpenBackendOptions = {}): Promise<Backend> {
   const parsed = parseLocation(location, options.cwd);
+  // Waits for a rate limit end when the command is stopped.
+  const limits = { ...options.limits, signal: options.signal };
   const written = location.trim();
   let inner: Backend;
   if (parsed.kind === 'local') {
     inner = new LocalBackend(parsed.path, { location: written, connections: options.local?.connections ?? options.connections });
-    if (options.limits?.uploadBytesPerSecond !== undefined || options.limits?.downloadBytesPerSecond !== undefined) inner = new PacedBackend(inner, options.limits);
+    if (limits.uploadBytesPerSecond !== undefined || limits.downloadBytesPerSecond !== undefined) inner = new PacedBackend(inner, limits);
   } else {
     // Loaded on demand: the AWS SDK adds tens of milliseconds to every start-up that does not need it.
     const { S3Backend } = await import('./s3.ts');
@@ -98,7 +100,7 @@ export async function openBackend(location: string, options: OpenBackendOptions 
       prefix: parsed.prefix,
       endpoint: parsed.endpoint,
       connections: options.s3?.connections ?? options.connections,
-      limits: options.limits,
+      limits,
     });
   }
   const retry = new RetryBackend(inner, { signal: options.signal, ...options.retry });

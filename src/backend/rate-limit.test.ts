@@ -23,7 +23,7 @@ test('bytes never get ahead of the rate by more than the burst, and no take wait
       fc.array(fc.tuple(fc.integer({ min: 0, max: 5_000_000 }), fc.integer({ min: 0, max: 3000 })), { minLength: 1, maxLength: 40 }),
       async (rate, takes) => {
         const clock = fakeClock();
-        const limiter = new RateLimiter(rate, clock);
+        const limiter = new RateLimiter(rate, { clock });
         let sent = 0;
         let idle = 0;
         for (const [bytes, pause] of takes) {
@@ -46,7 +46,7 @@ test('bytes never get ahead of the rate by more than the burst, and no take wait
 test('a paced stream yields the bytes whole, in pieces that go several times a second', async () => {
   for (const rate of [1024, 100_000, 10_000_000]) {
     const clock = fakeClock();
-    const limiter = new RateLimiter(rate, clock);
+    const limiter = new RateLimiter(rate, { clock });
     const data = randomBytes(300_000);
     const pieces: Buffer[] = [];
     for await (const piece of pacedStream(data, limiter)) pieces.push(piece as Buffer);
@@ -58,11 +58,25 @@ test('a paced stream yields the bytes whole, in pieces that go several times a s
 
 test('a paced read returns the body whole, after its time at the rate', async () => {
   const clock = fakeClock();
-  const limiter = new RateLimiter(50_000, clock);
+  const limiter = new RateLimiter(50_000, { clock });
   const parts = [randomBytes(70_000), randomBytes(1), randomBytes(30_000)];
   async function* body() {
     yield* parts;
   }
   assert.deepEqual(Buffer.from(await pacedRead(body(), limiter)), Buffer.concat(parts));
   assert.ok(clock.time >= 2000 - 50, `${clock.time} ms`);
+});
+
+test('lock files are not paced: a lock refresh never waits behind the packs queued before it', async () => {
+  const { MemoryBackend } = await import('./memory.ts');
+  const { PacedBackend } = await import('./rate-limit.ts');
+  const controller = new AbortController();
+  const backend = new PacedBackend(new MemoryBackend(), { uploadBytesPerSecond: 1024, signal: controller.signal });
+  // A pack of 64 KiB takes a minute at 1 KiB/s; the lock written after it must not wait for it.
+  const pack = backend.save({ type: 'data', name: 'a'.repeat(64) }, randomBytes(64 * 1024)).catch((err: unknown) => err);
+  await backend.save({ type: 'lock', name: 'b'.repeat(64) }, randomBytes(300));
+  assert.equal((await backend.stat({ type: 'lock', name: 'b'.repeat(64) })).size, 300);
+  // Stopping the command ends the pack's wait at once, as a cancellation.
+  controller.abort();
+  assert.equal(((await pack) as Error).name, 'CancelledError');
 });

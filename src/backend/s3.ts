@@ -17,7 +17,7 @@ import {
   type S3ClientConfig,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { AppError, BackendError, NotFoundError, RepoExistsError, RepoNotFoundError } from '../errors/index.ts';
+import { AppError, BackendError, CancelledError, NotFoundError, RepoExistsError, RepoNotFoundError } from '../errors/index.ts';
 import { Semaphore } from '../model/index.ts';
 import {
   type Backend,
@@ -39,7 +39,7 @@ import {
   pastEnd,
   tooLarge,
 } from './backend.ts';
-import { limiterFor, pacedRead, pacedStream, type RateLimiter, type RateLimits } from './rate-limit.ts';
+import { limiterFor, limiterOf, pacedRead, pacedStream, type RateLimiter, type RateLimits } from './rate-limit.ts';
 
 /** Options of {@link S3Backend}. */
 export interface S3BackendOptions {
@@ -146,6 +146,8 @@ export class S3Backend implements Backend {
   readonly #upload: RateLimiter | undefined;
   readonly #download: RateLimiter | undefined;
   readonly #storageClass: string | undefined;
+  /** Ends paced transfers when the command stops. */
+  readonly #stop: AbortSignal | undefined;
   /** Set once the server has answered a request (with anything, an error status too). */
   #answered = false;
 
@@ -157,9 +159,10 @@ export class S3Backend implements Backend {
     this.#slots = new Semaphore(this.connections);
     this.#maxKeys = options.maxKeys;
     this.#firstAnswerTimeoutMs = options.firstAnswerTimeoutMs ?? 5_000;
-    this.#upload = limiterFor(options.limits?.uploadBytesPerSecond);
-    this.#download = limiterFor(options.limits?.downloadBytesPerSecond);
+    this.#upload = limiterFor(options.limits?.uploadBytesPerSecond, options.limits?.signal);
+    this.#download = limiterFor(options.limits?.downloadBytesPerSecond, options.limits?.signal);
     this.#storageClass = options.storageClass;
+    this.#stop = options.limits?.signal;
     const config: S3ClientConfig = {
       region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
       maxAttempts: 1,
@@ -233,6 +236,7 @@ export class S3Backend implements Backend {
   async save(handle: Handle, data: Uint8Array): Promise<void> {
     checkHandle(this.location, handle);
     const what = this.#what(handle);
+    const upload = limiterOf(handle, this.#upload);
     try {
       await this.#send('put', (options) =>
         this.#client.send(
@@ -240,7 +244,7 @@ export class S3Backend implements Backend {
             Bucket: this.bucket,
             Key: this.#key(handle),
             // A stream is sent unsigned (UNSIGNED-PAYLOAD): Content-MD5 still guards the bytes.
-            Body: this.#upload ? pacedStream(data, this.#upload) : data,
+            Body: upload ? pacedStream(data, upload) : data,
             ContentLength: data.length,
             // Lets the server reject bytes damaged on the way; cheap next to the upload itself.
             ContentMD5: createHash('md5').update(data).digest('base64'),
@@ -250,6 +254,7 @@ export class S3Backend implements Backend {
           }),
           options,
         ),
+        upload && this.#stop,
       );
     } catch (err) {
       throw this.#error(err, what);
@@ -269,6 +274,7 @@ export class S3Backend implements Backend {
       }
     }
     let bytes: Uint8Array;
+    const download = limiterOf(handle, this.#download);
     try {
       bytes = await this.#send('get', async (options) => {
         const out = await this.#client.send(
@@ -287,8 +293,8 @@ export class S3Backend implements Backend {
         }
         // Read the body inside the slot: its socket stays busy until then.
         if (out.Body === undefined) return new Uint8Array(0);
-        return this.#download ? pacedRead(out.Body as AsyncIterable<Uint8Array>, this.#download) : out.Body.transformToByteArray();
-      });
+        return download ? pacedRead(out.Body as AsyncIterable<Uint8Array>, download) : out.Body.transformToByteArray();
+      }, download && this.#stop);
     } catch (err) {
       if (range !== undefined && (statusOf(err) === 416 || nameOf(err) === 'InvalidRange')) {
         throw pastEnd(this.location, handle, range, undefined, err);
@@ -408,18 +414,24 @@ export class S3Backend implements Backend {
    * fails (as a TimeoutError, which is retried), instead of after the idle timeout: a silent server then
    * is more likely a wrong host or port than a slow one.
    */
-  #send<T>(kind: RequestKind, request: (options: { abortSignal?: AbortSignal }) => Promise<T>): Promise<T> {
+  /**
+   * Sends a request in a free slot. `stop` (a stopped command, for paced transfers, which take long) ends it
+   * at once with CancelledError: a request whose body stops coming would otherwise wait for the socket's
+   * idle timeout.
+   */
+  #send<T>(kind: RequestKind, request: (options: { abortSignal?: AbortSignal }) => Promise<T>, stop?: AbortSignal): Promise<T> {
     return this.#slots.run(async () => {
       this.#counts[kind]++;
-      if (this.#answered) return request({});
-      const signal = AbortSignal.timeout(this.#firstAnswerTimeoutMs);
+      const firstAnswer = this.#answered ? undefined : AbortSignal.timeout(this.#firstAnswerTimeoutMs);
+      const signals = [firstAnswer, stop].filter((x) => x !== undefined);
       try {
-        const result = await request({ abortSignal: signal });
+        const result = await request(signals.length === 0 ? {} : { abortSignal: AbortSignal.any(signals) });
         this.#answered = true;
         return result;
       } catch (err) {
+        if (stop?.aborted) throw new CancelledError();
         if (statusOf(err) !== undefined) this.#answered = true;
-        else if (signal.aborted) {
+        else if (firstAnswer?.aborted) {
           throw Object.assign(new Error(`no answer within ${this.#firstAnswerTimeoutMs / 1000} s`, { cause: err }), { name: 'TimeoutError' });
         }
         throw err;

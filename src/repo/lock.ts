@@ -148,6 +148,8 @@ export class RepoLock {
   #lastRefresh: number;
   #timer: NodeJS.Timeout | undefined;
   #refreshError: unknown;
+  /** The background refresh under way, if any (it never rejects). */
+  #refreshing: Promise<void> | undefined;
   #confirmation: Promise<void> = Promise.resolve();
   readonly #lost = new AbortController();
   /** Set once a refresh found the lock file removed. */
@@ -237,9 +239,15 @@ export class RepoLock {
   /** Starts refreshing in the background every `refreshMs`. */
   startRefreshing(): void {
     this.#timer = setInterval(() => {
-      this.refresh().catch((err) => {
-        this.#refreshError = err;
-      });
+      // One at a time: on slow storage a refresh may outlast the interval.
+      if (this.#refreshing) return;
+      this.#refreshing = this.refresh()
+        .catch((err) => {
+          this.#refreshError = err;
+        })
+        .finally(() => {
+          this.#refreshing = undefined;
+        });
     }, lockTimings.refreshMs);
     this.#timer.unref();
   }
@@ -303,6 +311,8 @@ export class RepoLock {
 
   async release(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
+    // A refresh under way writes a new lock file: removing the old one alone would leave the new one behind.
+    await this.#refreshing;
     await this.#repo.backend.remove({ type: 'lock', name: this.#id });
   }
 }

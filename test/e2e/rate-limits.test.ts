@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertOk, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
+import { spawn } from 'node:child_process';
+import { assertOk, cofferBin, makeTempDir, removeTempDirs, runCoffer, testEnv } from '../support/cli.ts';
 import { s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
 
 describe('--limit-upload and --limit-download', () => {
@@ -46,6 +47,25 @@ describe('--limit-upload and --limit-download', () => {
       assert.deepEqual(await readFile(join(target, src, 'random.bin')), data);
       // 0 is no limit, as in restic.
       assertOk(await runCoffer(['--limit-upload', '0', '--limit-download', '0', 'check', '--read-data'], { repo, env: s3Env }), 'check');
+    });
+  }
+
+  for (const where of ['a local folder', 'S3']) {
+    it(`on ${where}: Ctrl-C stops a paced backup at once (exit 130), leaving no lock and no snapshot`, { timeout: 60_000 }, async () => {
+      const repo = where === 'S3' ? server.url('limits', 'interrupted') : join(dir, 'interrupted');
+      assertOk(await runCoffer(['init'], { repo, env: s3Env }), 'init');
+      // At 1 KiB/s the pack would take over 8 minutes: only a wait that ends on the signal lets this test end.
+      const child = spawn(process.execPath, [cofferBin, '--limit-upload', '1', 'backup', '-q', src], { env: testEnv({ COFFER_REPOSITORY: repo, ...s3Env }) });
+      const stderr: Buffer[] = [];
+      child.stderr.on('data', (b: Buffer) => stderr.push(b));
+      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, Buffer.concat(stderr).toString());
+      const listed = await runCoffer(['list', 'locks'], { repo, env: s3Env });
+      assertOk(listed);
+      assert.equal(listed.stdout, '');
+      assert.equal((JSON.parse((await runCoffer(['snapshots', '--json'], { repo, env: s3Env })).stdout) as unknown[]).length, 0);
     });
   }
 

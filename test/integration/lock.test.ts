@@ -127,3 +127,24 @@ test('a backup whose shared lock gives way after it started stops at once: no in
     await rm(source, { recursive: true, force: true });
   }
 });
+
+test('releasing a lock while its refresh is writing the next lock file leaves no lock file behind', async () => {
+  const { lockTimings } = await import('../../src/repo/index.ts');
+  const backend = new FaultBackend(new MemoryBackend());
+  const repo = await createTestRepo(backend);
+  const refreshMs = lockTimings.refreshMs;
+  lockTimings.refreshMs = 20;
+  try {
+    const lock = await RepoLock.acquire(repo, 'shared');
+    // Slow storage (or a rate limit): a refresh takes a while to write its new file.
+    backend.delay(150, 'save');
+    lock.startRefreshing();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    await lock.release();
+    // Nothing still on its way writes a lock file later.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.deepEqual((await listLocks(repo)).locks, []);
+  } finally {
+    lockTimings.refreshMs = refreshMs;
+  }
+});
