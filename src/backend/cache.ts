@@ -11,10 +11,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { open, readFile, readdir, rename, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, open, readFile, readdir, rename, rm, rmdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { BackendError, errnoCode, PastEndError } from '../errors/index.ts';
+import { BackendError, errnoCode, FileError, fileErrorText, PastEndError } from '../errors/index.ts';
 import { makeFolders, processAlive } from '../model/index.ts';
 import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath, isValidName, oversize, typeFolder } from './backend.ts';
 import { matchesName } from './verify.ts';
@@ -93,12 +93,15 @@ export async function listCacheFolders(root: string, options: { readonly withSiz
     names = await readdir(root);
   } catch (err) {
     if (errnoCode(err) === 'ENOENT') return [];
-    throw err;
+    throw new FileError(`cache folder ${root}: ${errnoCode(err) === 'ENOTDIR' ? 'not a folder' : fileErrorText(err)}`, {
+      hint: 'name another folder with --cache-dir or COFFER_CACHE_DIR, or give --no-cache',
+    });
   }
   const folders: CacheFolder[] = [];
   for (const id of names.filter((n) => /^[0-9a-f]{64}$/.test(n))) {
     const dir = path.join(root, id);
-    const info = await stat(dir).catch(() => undefined);
+    // Folders only: a symlink named like a cache is none of ours.
+    const info = await lstat(dir).catch(() => undefined);
     if (!info?.isDirectory()) continue;
     folders.push({ id, path: dir, lastUsed: info.mtime, ...(options.withSize ? { size: await folderSize(dir) } : {}) });
   }

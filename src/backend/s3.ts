@@ -469,7 +469,7 @@ export class S3Backend implements Backend {
         cause: err,
       });
     }
-    if ((name !== undefined && throttleCodes.has(name)) || status === 429 || (status !== undefined && status >= 500)) {
+    if ((name !== undefined && throttleCodes.has(name)) || status === 408 || status === 429 || (status !== undefined && status >= 500)) {
       return new BackendError(`${what}: server busy or failing (${detail})`, { retryable: true, cause: err });
     }
     const message = firstLine(err);
@@ -493,10 +493,12 @@ export class S3Backend implements Backend {
       });
     }
     if (code !== undefined && certificateCodes.has(code)) {
-      // Node adds advice about its own flags (`--use-system-ca`) that coffer's users cannot pass.
-      return new BackendError(`${what}: the server's TLS certificate is not trusted (${message.replace(/;\s*if the root CA .*$/, '')})`, {
+      // Node adds advice about its own flags (`--use-system-ca`) that coffer's users cannot pass, and an
+      // empty "cert's list:" to a name that does not match.
+      const why = message.replace(/;\s*if the root CA .*$/, '').replace(/\.?\s*cert's list:\s*$/, '');
+      return new BackendError(`${what}: the server's TLS certificate is not trusted (${why})`, {
         code: 'TLS_CERTIFICATE',
-        hint: "give the certificate of the authority that signed it with --cacert FILE (the server's own, when it signed itself); --insecure-tls skips the check",
+        hint: certificateHint(code),
         cause: err,
       });
     }
@@ -508,6 +510,13 @@ export class S3Backend implements Backend {
     }
     return new BackendError(`${what}: ${status !== undefined ? `${detail}: ` : ''}${message}`, { cause: err });
   }
+}
+
+/** What to do about a certificate Node refused, by its code. */
+function certificateHint(code: string): string {
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'the certificate names other hosts: reach the server by a name it holds, or have its certificate made for this one';
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return "renew the server's certificate, and check that this machine's clock is right; --insecure-tls skips the check";
+  return "give the certificate of the authority that signed it with --cacert FILE (the server's own, when it signed itself); --insecure-tls skips the check";
 }
 
 function nameOf(err: unknown): string | undefined {

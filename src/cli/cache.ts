@@ -3,7 +3,9 @@
  * `--cache-dir DIR` / COFFER_CACHE_DIR, else `$XDG_CACHE_HOME/coffer`, else `~/.cache/coffer`; `--no-cache`
  * turns it off. Each repository gets the folder `<root>/<config id>`.
  */
+import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
+import { fileErrorText } from '../errors/index.ts';
 import * as path from 'node:path';
 import { CachingBackend, listCacheFolders, prepareCacheRoot, type Backend, type CacheFolder } from '../backend/index.ts';
 
@@ -11,6 +13,23 @@ const dayMs = 24 * 60 * 60 * 1000;
 
 /** A cache not used for this many days is old (restic's default for `cache --cleanup`). */
 export const defaultMaxCacheAgeDays = 30;
+
+/**
+ * Removes the cache folders given, each on its own: one that cannot be removed (a folder without
+ * permissions) is told to `warn` and the others are still removed. Returns those removed.
+ */
+export async function removeCaches(folders: readonly CacheFolder[], warn: (message: string) => void): Promise<CacheFolder[]> {
+  const removed: CacheFolder[] = [];
+  for (const f of folders) {
+    try {
+      await rm(f.path, { recursive: true, force: true });
+      removed.push(f);
+    } catch (err) {
+      warn(`cannot remove old cache ${f.path}: ${fileErrorText(err)}`);
+    }
+  }
+  return removed;
+}
 
 /** The cache folders in `root` (all of them, with `withSize`, their sizes) and which of them are old. */
 export async function cacheFolders(root: string, options: { withSize?: boolean; maxAgeDays?: number; now?: number } = {}): Promise<Array<CacheFolder & { old: boolean }>> {

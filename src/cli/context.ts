@@ -3,14 +3,13 @@
  * way to open the repository. Commands stay thin: parse, call core, print.
  */
 import type { Command } from 'commander';
-import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { openBackend, type Backend, type RateLimits, type RetryEvent } from '../backend/index.ts';
 import { FileError, NotInRepositoryError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { plainText, shortId, type Id } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
 import { Repository, type WriteSettings } from '../repo/index.ts';
-import { attachCache, cacheFolders, withCache } from './cache.ts';
+import { attachCache, cacheFolders, removeCaches, withCache } from './cache.ts';
 import { displayMessage } from './display.ts';
 import { retryWarning, retryWarningJson } from './output/retry.ts';
 import { parseCompression, parsePackSize, parseRate } from './parse.ts';
@@ -312,16 +311,15 @@ export class CliContext {
       keyHint: this.options.keyHint ?? this.io.env.COFFER_KEY_HINT,
       ...this.writeSettings(),
     });
+    let cacheDir: string | undefined;
     try {
-      const dir = await attachCache(backend, repo.config.id, settings, this.io.env);
-      if (dir !== undefined) {
-        this.verbose(`using cache ${dir}`);
-        await this.#oldCaches(dirname(dir));
-      }
+      cacheDir = await attachCache(backend, repo.config.id, settings, this.io.env);
+      if (cacheDir !== undefined) this.verbose(`using cache ${cacheDir}`);
     } catch (err) {
       const where = (err as NodeJS.ErrnoException).path;
       this.warning(`not using a local cache: ${where === undefined ? '' : `${where}: `}${fileErrorText(err)}`);
     }
+    if (cacheDir !== undefined) await this.#oldCaches(dirname(cacheDir));
     return repo;
   }
 
@@ -363,12 +361,13 @@ export class CliContext {
   async #oldCaches(root: string): Promise<void> {
     const old = (await cacheFolders(root).catch(() => [])).filter((f) => f.old);
     if (old.length === 0) return;
-    const folders = `${old.length} old cache ${old.length === 1 ? 'folder' : 'folders'}`;
+    const count = (n: number) => `${n} old cache ${n === 1 ? 'folder' : 'folders'}`;
     if (this.options.cleanupCache) {
-      for (const f of old) await rm(f.path, { recursive: true, force: true });
-      this.verbose(`removed ${folders} from ${root}`);
+      // A folder that cannot be removed is a warning: the command itself does not depend on it.
+      const removed = await removeCaches(old, (message) => this.warning(message));
+      if (removed.length > 0) this.verbose(`removed ${count(removed.length)} from ${root}`);
     } else if (!this.quiet && !this.json) {
-      this.warn(`found ${folders} in ${root}; \`coffer cache --cleanup\` (or --cleanup-cache) removes them`);
+      this.warn(`found ${count(old.length)} in ${root}; \`coffer cache --cleanup\` (or --cleanup-cache) removes them`);
     }
   }
 

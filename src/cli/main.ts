@@ -102,7 +102,11 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--cleanup-cache', 'remove the caches of repositories not used for 30 days (see `coffer cache`)')
     .option('--retry-lock <duration>', 'wait up to this long for a locked repository, e.g. 5m')
     .option('--no-lock', 'do not lock the repository (only for commands that just read, e.g. on a read-only copy)')
-    .addOption(new Option('--cacert <file>', "root certificates an HTTPS S3 server's certificate is checked against, instead of the system's (repeatable; PEM)").env('COFFER_CACERT').argParser(collect))
+    .addOption(
+      new Option('--cacert <file>', "root certificates an HTTPS S3 server's certificate is checked against, instead of the usual ones (PEM; repeatable, or FILE,FILE as in restic)")
+        .env('COFFER_CACERT')
+        .argParser((value: string, previous?: string[]) => [...(previous ?? []), ...value.split(',').filter(Boolean)]),
+    )
     .option('--insecure-tls', "do not check an HTTPS S3 server's certificate (a test server's only)")
     .option('-o, --option <key=value>', 'a storage setting, as in restic (repeatable): s3.connections, s3.region, s3.storage-class, s3.bucket-lookup, local.connections', collect)
     .option('--limit-upload <rate>', 'send to the storage at most this fast: KiB/s, as in restic, or a size per second such as 2M (0: no limit)')

@@ -48,10 +48,10 @@ export function parseRate(text: string, flag: string): number | undefined {
   if (!m || !(unit in sizeUnits)) {
     throw new UsageError(`${flag}: "${text}" is not a rate`, { hint: 'write KiB per second (500, as restic takes it) or a size per second (2M or 2M/s); 0 means no limit' });
   }
-  const bytes = Math.round(Number(m[1]) * sizeUnits[unit]);
+  const exact = Number(m[1]) * sizeUnits[unit];
   // Slower, a storage server would take a connection for idle before a piece went out.
-  if (bytes > 0 && bytes < 1024) throw new UsageError(`${flag}: ${text} is below 1 KiB/s`, { hint: 'give at least 1 (KiB/s), or 0 for no limit' });
-  return bytes > 0 ? bytes : undefined;
+  if (exact > 0 && exact < 1024) throw new UsageError(`${flag}: ${text} is below 1 KiB/s`, { hint: 'give at least 1 (KiB/s), or 0 for no limit' });
+  return exact > 0 ? Math.round(exact) : undefined;
 }
 
 /** restic's `--compression` modes. */

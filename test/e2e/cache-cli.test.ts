@@ -3,10 +3,10 @@
  * last used, and `--cleanup` removes only those unused for longer than `--max-age` days.
  */
 import assert from 'node:assert/strict';
-import { readdir, utimes } from 'node:fs/promises';
+import { chmod, mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { after, it } from 'node:test';
-import { assertOk, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
+import { assertOk, canDropPrivileges, makeRepoDir, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
 
 after(removeTempDirs);
 
@@ -93,4 +93,36 @@ it('a command that opens a repository notes old caches of others, and with --cle
   assertOk(cleaned);
   assert.match(cleaned.stdout, new RegExp(`^removed 1 old cache folder from ${cacheDir}$`, 'm'));
   assert.deepEqual(await cached(), [ids[0]]);
+});
+
+it('a cache folder that cannot be removed is a warning: the others are still removed, and cache --cleanup then exits 1', { skip: !canDropPrivileges && 'needs root to run as another user' }, async () => {
+  const cacheDir = await makeTempDir();
+  await chmod(cacheDir, 0o777);
+  const longAgo = new Date(Date.now() - 40 * 24 * 3600 * 1000);
+  // Made by root: the empty one any user may remove from the shared folder, the full one not.
+  const [removable, stuck] = ['a'.repeat(64), 'b'.repeat(64)];
+  await mkdir(path.join(cacheDir, removable));
+  await mkdir(path.join(cacheDir, stuck));
+  await writeFile(path.join(cacheDir, stuck, 'index'), 'cached');
+  for (const id of [removable, stuck]) await utimes(path.join(cacheDir, id), longAgo, longAgo);
+  // A symlink named like a cache is none.
+  await symlink(path.join(cacheDir, stuck), path.join(cacheDir, 'c'.repeat(64)));
+
+  const listed = await runCoffer(['cache', '--json'], { env: { COFFER_CACHE_DIR: cacheDir } });
+  assertOk(listed);
+  assert.deepEqual((JSON.parse(listed.stdout) as CacheJson[]).map((c) => c.id).sort(), [removable, stuck]);
+
+  const r = await runCoffer(['cache', '--cleanup'], { env: { COFFER_CACHE_DIR: cacheDir }, unprivileged: true });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`^warning: cannot remove old cache ${cacheDir}/${stuck}: permission denied\\nerror: 1 old cache folder could not be removed\\nhint: `));
+  assert.match(r.stdout, /^removed 1 old cache folder from /);
+  assert.deepEqual((await readdir(cacheDir)).sort(), [stuck, 'c'.repeat(64)]);
+});
+
+it('a cache folder that is a file is a one-line error, not a crash', async () => {
+  const file = path.join(await makeTempDir(), 'file');
+  await writeFile(file, 'x');
+  const r = await runCoffer(['--cache-dir', file, 'cache']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `error: cache folder ${file}: not a folder\nhint: name another folder with --cache-dir or COFFER_CACHE_DIR, or give --no-cache\n`);
 });

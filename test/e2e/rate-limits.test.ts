@@ -75,6 +75,8 @@ describe('--limit-upload and --limit-download', () => {
       ['--limit-upload', 'fast', /^error: --limit-upload: "fast" is not a rate\nhint: write KiB per second/],
       ['--limit-download', '-5', /--limit-download/],
       ['--limit-upload', '100B', /^error: --limit-upload: 100B is below 1 KiB\/s\n/],
+      // Too small to round to a byte is still no "no limit".
+      ['--limit-upload', '0.0001', /^error: --limit-upload: 0\.0001 is below 1 KiB\/s\n/],
     ] as const) {
       const r = await runCoffer([flag, value, 'init'], { repo });
       assert.equal(r.code, 2, r.stderr);

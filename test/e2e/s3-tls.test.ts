@@ -54,7 +54,8 @@ describe('an S3 server with a certificate of its own', () => {
     assertOk(await coffer(['-r', repo, '--cacert', serverCert, 'init']), 'init');
     // Several files: the authority may be in any of them.
     assertOk(await coffer(['-r', repo, '--cacert', otherAuthority, '--cacert', serverCert, 'backup', '-q', src]), 'backup');
-    const snapshots = await coffer(['-r', repo, 'snapshots', '--json'], { COFFER_CACERT: serverCert });
+    // A list with commas, as restic takes it.
+    const snapshots = await coffer(['-r', repo, 'snapshots', '--json'], { COFFER_CACERT: `${otherAuthority},${serverCert}` });
     assertOk(snapshots, 'snapshots');
     assert.equal((JSON.parse(snapshots.stdout) as unknown[]).length, 1);
     const target = join(dir, 'restored');

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { rm } from 'node:fs/promises';
-import { UsageError } from '../../errors/index.ts';
+import { FileError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
-import { cacheFolders, cacheRoot, defaultMaxCacheAgeDays } from '../cache.ts';
+import { cacheFolders, cacheRoot, defaultMaxCacheAgeDays, removeCaches } from '../cache.ts';
 import type { CliContext } from '../context.ts';
 import { parseCount } from '../parse.ts';
 import { formatBytes, table } from '../table.ts';
@@ -37,9 +36,11 @@ export function registerCache(program: Command, ctx: CliContext): void {
 
       if (flags.cleanup) {
         const old = folders.filter((f) => f.old);
-        for (const f of old) await rm(f.path, { recursive: true, force: true });
-        if (ctx.json) ctx.printJson({ message_type: 'summary', removed: old.map((f) => f.id), kept: folders.length - old.length });
-        else ctx.info(old.length === 0 ? `no old cache folders in ${root}` : `removed ${old.length} old cache ${old.length === 1 ? 'folder' : 'folders'} from ${root}`);
+        const removed = await removeCaches(old, (message) => ctx.warning(message));
+        if (ctx.json) ctx.printJson({ message_type: 'summary', removed: removed.map((f) => f.id), kept: folders.length - removed.length });
+        else ctx.info(old.length === 0 ? `no old cache folders in ${root}` : `removed ${removed.length} old cache ${removed.length === 1 ? 'folder' : 'folders'} from ${root}`);
+        const left = old.length - removed.length;
+        if (left > 0) throw new FileError(`${left} old cache ${left === 1 ? 'folder' : 'folders'} could not be removed`, { hint: 'see the warnings above: remove them by hand, or fix their permissions' });
         return;
       }
       if (ctx.json) {
