@@ -8,7 +8,7 @@ import { flagCheck, parsePackSize, parseSize } from '../parse.ts';
 export function registerInit(program: Command, ctx: CliContext): void {
   program
     .command('init')
-    .description('create a new encrypted repository')
+    .description('create a new encrypted repository (the global --pack-size, e.g. 64M, sets its pack size: 16M unless given)')
     .option('--chunk-min <size>', 'smallest chunk, e.g. 512K (the default); a plain number is bytes')
     .option('--chunk-avg <size>', 'average chunk, a power of two (default 1M); a plain number is bytes')
     .option('--chunk-max <size>', 'largest chunk (default 8M); a plain number is bytes')
