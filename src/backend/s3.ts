@@ -469,7 +469,14 @@ export class S3Backend implements Backend {
         cause: err,
       });
     }
-    if ((name !== undefined && throttleCodes.has(name)) || status === 408 || status === 429 || (status !== undefined && status >= 500)) {
+    if (status === 408) {
+      return new BackendError(`${what}: the server ended the request as taking too long (HTTP 408)`, {
+        retryable: true,
+        hint: 'some servers limit how long one upload may take: with --limit-upload, give a higher rate or a smaller --pack-size',
+        cause: err,
+      });
+    }
+    if ((name !== undefined && throttleCodes.has(name)) || status === 429 || (status !== undefined && status >= 500)) {
       return new BackendError(`${what}: server busy or failing (${detail})`, { retryable: true, cause: err });
     }
     const message = firstLine(err);
