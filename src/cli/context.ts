@@ -32,15 +32,15 @@ export interface GlobalOptions {
   retryLock?: string;
   /** False with --no-lock. */
   lock?: boolean;
+  cleanupCache?: boolean;
   compression?: string;
   packSize?: string;
   cacert?: string[];
   insecureTls?: boolean;
   limitUpload?: string;
-  cleanupCache?: boolean;
+  limitDownload?: string;
   /** restic's `-o key=value`, each given. */
   option?: string[];
-  limitDownload?: string;
 }
 
 export interface Io {
