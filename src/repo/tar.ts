@@ -4,6 +4,8 @@
  * 8 GiB and more, big ids, long owner names, nanosecond or negative mtimes), and for extended attributes
  * (`SCHILY.xattr.<name>` records, as restic and GNU tar write them; POSIX ACLs as `SCHILY.acl.*` text). Streams blob by blob, so
  * memory stays bounded by the read-ahead's bytes and the largest blob, whatever the size of the files.
+ * The walk of the snapshot ({@link archiveStream}) and the reading of file content ({@link fileContent})
+ * serve zip archives (zip.ts) too.
  */
 import { AppError, IntegrityError } from '../errors/index.ts';
 import { isSafeName, pathText, toHex, type Id, type Timestamp, type TreeNode, type Xattr } from '../model/index.ts';
