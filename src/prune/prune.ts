@@ -22,6 +22,8 @@ import {
   type PackRecord,
   type Repository,
   type UnreadableSnapshot,
+  sealOverhead,
+  minCompressible,
 } from '../repo/index.ts';
 
 export type UnusedLimit = { readonly kind: 'percent'; readonly value: number } | { readonly kind: 'bytes'; readonly value: number } | { readonly kind: 'unlimited' };
@@ -37,6 +39,11 @@ export interface PruneOptions {
   readonly repackSmall?: boolean;
   /** Repack only tree packs (the ones caches keep), as restic's `--repack-cacheable-only`; unused packs still go. */
   readonly repackCacheableOnly?: boolean;
+  /**
+   * Repack every pack holding a used blob stored without compression, compressing such blobs as the
+   * repository's `compression` says (restic's `--repack-uncompressed`; for data written with `--compression off`).
+   */
+  readonly repackUncompressed?: boolean;
   /** Snapshots to treat as already removed (`forget --prune --dry-run` plans as if they were gone). */
   readonly ignoreSnapshots?: ReadonlySet<Id>;
   readonly signal?: AbortSignal;
@@ -370,13 +377,17 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   const small: PackPlan[] = [];
   // Packs below this size are "small": repacked when partly used, merged when there are 10 or more (restic's rule).
   const smallLimit = options.repackSmall ? 0.8 * repo.packSize : repo.packSize / 25;
+  // Only when compressing is on: blobs stored raw then get another try.
+  const recompress = options.repackUncompressed === true && repo.compression !== 'off';
+  const uncompressed = (p: PackPlan) => recompress && p.used.some(storedRaw);
   for (const p of plans) {
     if (p.used.length === 0) {
       stats.packs.unused++;
       remove.push(p);
     } else if (p.unusedBytes === 0) {
       stats.packs.used++;
-      if (p.record.size < smallLimit) small.push(p);
+      if (uncompressed(p)) candidates.push(p);
+      else if (p.record.size < smallLimit) small.push(p);
       else keep.push(p);
     } else {
       stats.packs.partlyUsed++;
@@ -403,7 +414,7 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   for (const p of candidates) {
     const size = p.record.size;
     if (repackBytes + size > maxRepack || (options.repackCacheableOnly && p.record.type !== 'tree')) keep.push(p);
-    else if (p.record.type === 'tree' || size < smallLimit || remainingUnused > allowed) {
+    else if (p.record.type === 'tree' || size < smallLimit || remainingUnused > allowed || uncompressed(p)) {
       repack.push(p);
       repackBytes += size;
       remainingUnused -= p.unusedBytes;
@@ -464,7 +475,7 @@ export interface PruneResult {
 }
 
 /** The options of the steps that prune and `repair packs` share. */
-export type RewriteOptions = Pick<PruneOptions, 'signal' | 'onProgress' | 'beforeChange' | 'onDamagedCopy'>;
+export type RewriteOptions = Pick<PruneOptions, 'signal' | 'onProgress' | 'beforeChange' | 'onDamagedCopy' | 'repackUncompressed'>;
 
 /** One pack whose blobs {@link repackBlobs} copies into new packs. */
 export interface RepackSource {
@@ -486,12 +497,18 @@ async function checkpoint(options: RewriteOptions): Promise<void> {
   await options.beforeChange?.();
 }
 
+/** True when a blob is stored without compression (its sealed body is its plaintext and the encoding byte). */
+function storedRaw(e: PackEntry): boolean {
+  return e.length === e.rawLength + sealOverhead && e.rawLength >= minCompressible;
+}
+
 /**
  * Copies the `copy` entries of each source pack into new packs, each blob verified first (sealed bytes are
- * copied as they are: blobs are sealed independently of their pack). Returns the new packs, which nothing
- * references until an index lists them.
+ * copied as they are, except that `repackUncompressed` compresses the blobs stored raw). Returns the new
+ * packs, which nothing references until an index lists them.
  */
 export async function repackBlobs(repo: Repository, sources: readonly RepackSource[], options: RewriteOptions = {}): Promise<PackRecord[]> {
+  const recompress = options.repackUncompressed === true && repo.compression !== 'off';
   const newPacks: PackRecord[] = [];
   const packers = new Map<BlobType, ReturnType<Repository['newPacker']>>();
   const packerFor = (type: BlobType) => {
@@ -518,10 +535,14 @@ export async function repackBlobs(repo: Repository, sources: readonly RepackSour
       }
       for (const e of p.copy) {
         const sealed = bytes.subarray(e.offset, e.offset + e.length);
-        // Verify before the only other copy goes away; the plaintext is not needed: free it now.
-        discard(openBlob(repo.crypto, e.type, e.id, sealed, e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in pack ${shortId(id)}`).buffer);
-        // The packer copies the blob before this returns.
-        await packerFor(e.type).add({ type: e.type, id: e.id, sealed, rawLength: e.rawLength }, toHex(e.id));
+        // Verify before the only other copy goes away.
+        const plain = openBlob(repo.crypto, e.type, e.id, sealed, e.rawLength, `${e.type} blob ${shortId(toHex(e.id))} in pack ${shortId(id)}`);
+        // Blobs are sealed independently of their pack: copied as they are, except that one stored raw gets
+        // compressed, into a zstd frame even where that saves nothing, so that no later run tries it again.
+        const blob = recompress && storedRaw(e) ? repo.sealBlob(e.type, e.id, plain, true) : { type: e.type, id: e.id, sealed, rawLength: e.rawLength };
+        // The packer copies the blob before this returns; the plaintext is not needed any more: free it now.
+        await packerFor(e.type).add(blob, toHex(e.id));
+        discard(plain.buffer);
       }
       // Packs are large and read one after another: free each now rather than at a later collection.
       discard(bytes.buffer);

@@ -17,10 +17,12 @@ const encodingZstd = 1;
  * random data here), so every blob is tried: cheaper than guessing from a sample, and never wrong for
  * chunks that mix text and random data.
  */
-export function sealBlobBody(key: AeadKey, plain: Uint8Array, context: Uint8Array, compression: CompressionMode = 'auto'): Uint8Array {
+export function sealBlobBody(key: AeadKey, plain: Uint8Array, context: Uint8Array, compression: CompressionMode = 'auto', always = false): Uint8Array {
   const level = zstdLevel(compression);
-  // Worth it only when the frame and its encoding byte are smaller than the raw bytes and theirs.
-  const compressed = level !== undefined && plain.length >= minCompressible ? compressSmaller(plain, plain.length - 1, level) : undefined;
+  // Worth it only when the frame and its encoding byte are smaller than the raw bytes and theirs; with
+  // `always`, a frame whatever its size (zstd stores what does not compress in raw blocks, a few bytes more).
+  const limit = always ? Number.MAX_SAFE_INTEGER : plain.length - 1;
+  const compressed = level !== undefined && plain.length >= minCompressible ? compressSmaller(plain, limit, level) : undefined;
   return compressed ? key.seal(compressed, context, encodingZstd) : key.seal(plain, context, encodingRaw);
 }
 
@@ -28,11 +30,11 @@ export function sealBlobBody(key: AeadKey, plain: Uint8Array, context: Uint8Arra
 export const sealOverhead = 1 + envelopeOverhead;
 
 /** Below this, a zstd frame's overhead outweighs any saving. */
-const minCompressible = 64;
+export const minCompressible = 64;
 
-/** Compresses when it helps and seals, on this thread. `id` is the blob's keyed id. */
-export function sealBlob(crypto: Crypto, type: BlobType, id: Uint8Array, plain: Uint8Array, compression: CompressionMode = 'auto'): SealedBlob {
-  return { type, id, sealed: sealBlobBody(crypto.content, plain, contextOf(type, id), compression), rawLength: plain.length };
+/** Compresses when it helps (with `always`, whenever compression is on) and seals, on this thread. `id` is the blob's keyed id. */
+export function sealBlob(crypto: Crypto, type: BlobType, id: Uint8Array, plain: Uint8Array, compression: CompressionMode = 'auto', always = false): SealedBlob {
+  return { type, id, sealed: sealBlobBody(crypto.content, plain, contextOf(type, id), compression, always), rawLength: plain.length };
 }
 
 /** Opens a sealed blob and checks that its plaintext hashes to `id`. */

@@ -322,9 +322,12 @@ export class Repository {
     return this.saveStructured('index', encodeIndex({ packs, supersedes }));
   }
 
-  /** Compresses (as this session's `compression` says, when that helps) and seals a blob, on this thread. */
-  sealBlob(type: BlobType, id: Uint8Array, plain: Uint8Array): SealedBlob {
-    return sealBlob(this.crypto, type, id, plain, this.compression);
+  /**
+   * Compresses (as this session's `compression` says, when that helps; with `always`, into a zstd frame
+   * even when that is a few bytes larger) and seals a blob, on this thread.
+   */
+  sealBlob(type: BlobType, id: Uint8Array, plain: Uint8Array, always = false): SealedBlob {
+    return sealBlob(this.crypto, type, id, plain, this.compression, always);
   }
 
   /** A packer for blobs of `type` whose saved packs are added to the in-memory index. */

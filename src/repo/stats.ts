@@ -201,7 +201,9 @@ export async function computeStats(repo: Repository, snapshots: readonly StoredS
       const plainStored = where.rawLength + 1 + envelopeOverhead;
       totalSize += where.length;
       uncompressed += plainStored;
-      if (where.length < plainStored) {
+      // Any other length is a zstd frame: a blob compressed (also one that came out a few bytes larger,
+      // as prune's --repack-uncompressed stores those).
+      if (where.length !== plainStored) {
         compressedStored += where.length;
         compressedUncompressed += plainStored;
       }

@@ -171,3 +171,33 @@ test('--pack-size sets the size new packs grow to for a run, and init stores it 
   }
   assert.equal(jsonLines((await runCoffer(['snapshots', '--json'], { repo: small })).stdout).flat().length, 2);
 });
+
+test('prune --repack-uncompressed compresses what --compression off stored, once: a second run finds nothing to do', async () => {
+  const dir = await makeTempDir('coffer-e2e-recompress-');
+  const src = await source(dir);
+  const expected = await digests(src);
+  const repo = join(dir, 'repo');
+  assertOk(await runCoffer(['init', ...smallChunks], { repo }), 'init');
+  assertOk(await runCoffer(['--compression', 'off', 'backup', '-q', src], { repo }), 'backup');
+  const before = await storedSizes(repo);
+  assert.equal(before.stored, before.plain);
+  // Given --compression off, it has nothing to compress with.
+  const off = await runCoffer(['--compression', 'off', 'prune', '--repack-uncompressed'], { repo });
+  assertOk(off, 'prune off');
+  assert.match(off.stdout, /nothing to do/);
+
+  assertOk(await runCoffer(['prune', '--repack-uncompressed'], { repo }), 'prune');
+  const after = await storedSizes(repo);
+  assert.equal(after.plain, before.plain);
+  assert.ok(after.stored < 0.5 * before.stored, JSON.stringify({ before, after }));
+  const stats = await runCoffer(['stats', '--mode', 'raw-data', '--json'], { repo });
+  assert.equal((JSON.parse(stats.stdout) as { compression_progress: number }).compression_progress, 100);
+  // The random megabyte does not compress: it went into a zstd frame all the same, so it is not tried again.
+  const again = await runCoffer(['prune', '--repack-uncompressed'], { repo });
+  assertOk(again, 'prune again');
+  assert.match(again.stdout, /nothing to do/);
+  assertOk(await runCoffer(['check', '--read-data'], { repo }), 'check');
+  const target = join(dir, 'restored');
+  assertOk(await runCoffer(['restore', `latest:${src}`, '--target', target], { repo }), 'restore');
+  assert.deepEqual(await digests(target), expected);
+});

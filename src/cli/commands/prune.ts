@@ -25,7 +25,7 @@ export function addPruneOptions(command: Command): Command {
     .option('--max-repack-size <size>', 'repack at most this much data in total (e.g. 2G)')
     .option('--repack-small', 'also repack full packs below 80% of the target pack size')
     .option('--repack-cacheable-only', 'repack only tree packs (packs with no data used still go)')
-    .option('--repack-uncompressed', 'accepted for restic scripts, and changes nothing: blobs are compressed when written (unless --compression off was given then), and prune copies them as they are');
+    .option('--repack-uncompressed', 'repack the packs holding blobs stored without compression (written with --compression off), compressing them');
 }
 
 /** Parses `--max-unused` as restic does: `unlimited`, `P%` (0 ≤ P < 100) or a size. */
@@ -48,6 +48,7 @@ export interface PruneSettings {
   readonly maxRepackSize?: number;
   readonly repackSmall: boolean;
   readonly repackCacheableOnly: boolean;
+  readonly repackUncompressed: boolean;
 }
 
 export function pruneSettings(flags: PruneFlags): PruneSettings {
@@ -56,6 +57,7 @@ export function pruneSettings(flags: PruneFlags): PruneSettings {
     maxRepackSize: flags.maxRepackSize === undefined ? undefined : parseSize(flags.maxRepackSize, '--max-repack-size'),
     repackSmall: flags.repackSmall === true,
     repackCacheableOnly: flags.repackCacheableOnly === true,
+    repackUncompressed: flags.repackUncompressed === true,
   };
 }
 
