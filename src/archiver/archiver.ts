@@ -1033,7 +1033,7 @@ export class Archiver {
     if (read === 0) {
       // An empty stream is most often a producer that failed (`pg_dump … | coffer backup --stdin`).
       throw new FileError(`nothing to back up: ${stdin.source ?? 'standard input'} was empty`, {
-        hint: 'check the command that writes into the pipe; no snapshot was saved',
+        hint: `check ${stdin.source ? 'the command' : 'the command that writes into the pipe'}; no snapshot was saved`,
       });
     }
     this.stats.filesNew++;
@@ -1109,11 +1109,12 @@ async function openReader(path: Buffer, size: number): Promise<SourceReader> {
   return { read: async (buffer, offset, length) => (await h.read(buffer, offset, length, null)).bytesRead, close: () => h.close() };
 }
 
-/** What a parent snapshot must share with the new one: each field given is compared (restic's `--group-by`). */
+/** What a parent snapshot must have (restic's `--group-by`): each field given is compared. */
 export interface ParentCriteria {
   readonly hostname?: string;
+  /** The parent holds each of these paths (and maybe more). */
   readonly paths?: readonly string[];
-  /** Compared as a set: no tags match only snapshots without tags. */
+  /** The parent has each of these tags (and maybe more): none given, any snapshot will do. */
   readonly tags?: readonly string[];
 }
 
@@ -1123,15 +1124,12 @@ export interface ParentCriteria {
  * once may have dated one in the future).
  */
 export function chooseParent(snapshots: readonly StoredSnapshot[], criteria: ParentCriteria, notAfter: Date): StoredSnapshot | undefined {
-  const setKey = (list: readonly string[]) => [...list].sort().join('\0');
-  const paths = criteria.paths && setKey(criteria.paths);
-  const tags = criteria.tags && setKey(criteria.tags);
+  const holds = (list: readonly string[], wanted: readonly string[] | undefined) => wanted === undefined || wanted.every((w) => list.includes(w));
   let best: StoredSnapshot | undefined;
   for (const s of snapshots) {
     if (Date.parse(s.time) > notAfter.getTime()) continue;
     if (criteria.hostname !== undefined && s.hostname !== criteria.hostname) continue;
-    if (paths !== undefined && setKey(s.paths) !== paths) continue;
-    if (tags !== undefined && setKey(s.tags) !== tags) continue;
+    if (!holds(s.paths, criteria.paths) || !holds(s.tags, criteria.tags)) continue;
     if (!best || Date.parse(s.time) > Date.parse(best.time)) best = s;
   }
   return best;

@@ -1,26 +1,55 @@
 /**
  * restic's `backup --stdin-from-command`: the output of a command as the stream to back up. The command
- * runs without a shell, with coffer's standard input and error; when it fails (a status other than 0, a
- * signal, or no such program) the stream fails at its end, so the backup saves no snapshot.
+ * runs without a shell, with no standard input (as in restic) and coffer's standard error; when it fails
+ * (a status other than 0, a signal, or no such program) the stream fails at its end, so the backup saves
+ * no snapshot.
+ *
+ * It runs in a process group of its own: a stopped or failed backup ends the whole group (a pipeline's
+ * processes too), with SIGTERM and, for those still there after a grace period or when coffer exits,
+ * SIGKILL. Nothing it started outlives coffer.
  */
 import { spawn } from 'node:child_process';
 import { FileError, fileErrorText } from '../errors/index.ts';
+
+/** How long a stopped command may take to end on SIGTERM before it gets SIGKILL. */
+const graceMs = 3_000;
 
 export function commandOutput(argv: readonly string[], signal: AbortSignal): { stream: AsyncIterable<Uint8Array>; source: string } {
   const program = argv[0];
   const source = `the output of ${program}`;
   async function* stream(): AsyncGenerator<Uint8Array> {
-    const child = spawn(program, argv.slice(1), { stdio: ['inherit', 'pipe', 'inherit'] });
+    const child = spawn(program, argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    let running = true;
     const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (code, sig) => resolve({ code, signal: sig }));
+      child.once('error', (err) => {
+        running = false;
+        reject(err);
+      });
+      child.once('close', (code, sig) => {
+        running = false;
+        resolve({ code, signal: sig });
+      });
     });
     // Told when the output has been read; until then a failure to start must not count as unhandled.
     ended.catch(() => undefined);
-    // A stop (Ctrl-C, a lost lock) or a failed backup ends the command too.
-    const stop = () => child.kill('SIGTERM');
-    signal.addEventListener('abort', stop, { once: true });
+    const group = (sig: NodeJS.Signals) => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, sig);
+      } catch {
+        // already gone
+      }
+    };
+    const killOnExit = () => group('SIGKILL');
+    process.once('exit', killOnExit);
     let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      group('SIGTERM');
+      timer ??= setTimeout(() => group('SIGKILL'), graceMs);
+    };
+    // A stop (Ctrl-C, a lost lock) ends the command too.
+    signal.addEventListener('abort', stop, { once: true });
     try {
       yield* child.stdout;
       let status;
@@ -37,9 +66,13 @@ export function commandOutput(argv: readonly string[], signal: AbortSignal): { s
       finished = true;
     } finally {
       signal.removeEventListener('abort', stop);
-      if (!finished && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      // A program that could not start fails `ended`; that was told above, or the backup failed first.
+      // A backup that stopped or failed before the end: the command goes too, and is waited for.
+      if (!finished && running) stop();
       await ended.catch(() => undefined);
+      // Its own process ended; what it started ends with it.
+      if (!finished) group('SIGKILL');
+      clearTimeout(timer);
+      process.off('exit', killOnExit);
     }
   }
   return { stream: stream(), source };

@@ -42,6 +42,8 @@ before(async () => {
   execFileSync('mkfifo', [path.join(source, 'fifo')]);
   await utimes(path.join(source, 'hello.txt'), 1_600_000_000, 1_600_000_000);
   await utimes(path.join(source, 'sub', 'text.txt'), 946_684_800, 946_684_800); // 2000-01-01, an even second
+  await writeFile(path.join(source, 'future.txt'), 'after 2038');
+  await utimes(path.join(source, 'future.txt'), 2_208_988_801, 2_208_988_801); // 2040-01-01 00:00:01 UTC
   ({ repo, snapshot } = await backedUpTestRepo([source]));
 });
 
@@ -66,7 +68,8 @@ for (const [label, zip64From] of [['classic fields', undefined], ['zip64 fields 
     assert.deepEqual(skipped, [`${source}/fifo`]);
     execFileSync('unzip', ['-t', '-q', file]);
     const out = path.join(base, `out-${zip64From ?? 'plain'}`);
-    execFileSync('unzip', ['-q', file, '-d', out]);
+    // In another time zone than the archive's, so that times come from the UTC field, not the DOS one.
+    execFileSync('unzip', ['-q', file, '-d', out], { env: { ...process.env, TZ: 'Asia/Tokyo' } });
     const root = path.join(out, source);
     assert.equal(await readFile(path.join(root, 'hello.txt'), 'utf8'), 'hello world\n');
     assert.deepEqual(await readFile(path.join(root, 'big.bin')), big);
@@ -80,6 +83,7 @@ for (const [label, zip64From] of [['classic fields', undefined], ['zip64 fields 
     assert.equal((await lstat(path.join(root, 'secret'))).mode & 0o777, 0o600);
     assert.equal((await lstat(path.join(root, 'hello.txt'))).mtimeMs, 1_600_000_000_000);
     assert.equal((await lstat(path.join(root, 'sub', 'text.txt'))).mtimeMs, 946_684_800_000);
+    assert.equal((await lstat(path.join(root, 'future.txt'))).mtimeMs, 2_208_988_801_000);
   });
 }
 

@@ -218,10 +218,12 @@ function zip64Field(member: Member): Uint8Array {
 function commonExtra(n: TreeNode): Buffer {
   const fields: Uint8Array[] = [];
   const sec = n.mtime.sec;
-  if (sec >= -0x80000000 && sec <= 0x7fffffff) {
+  // Signed before 1970; from 2038 to 2106 unsigned, as Go writes it and Info-ZIP's unzip reads it.
+  if (sec >= -0x80000000 && sec <= max32) {
     const value = Buffer.alloc(5);
     value.writeUInt8(1, 0);
-    value.writeInt32LE(sec, 1);
+    if (sec > 0x7fffffff) value.writeUInt32LE(sec, 1);
+    else value.writeInt32LE(sec, 1);
     fields.push(field(0x5455, value));
   }
   if (n.uid >= 0 && n.uid <= max32 && n.gid >= 0 && n.gid <= max32) {

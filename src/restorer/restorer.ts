@@ -886,18 +886,19 @@ class Restorer {
       }
     }
     e.newInode = !chunks;
+    // As restic says it: a file that was there and is written (in part or whole, or emptied) is updated.
+    const action = st?.isFile() ? 'updated' : 'restored';
     if (!chunks && node.size === 0 && !this.#dry) {
       // Nothing to write: done here, on the descriptor that created it.
       await withFd(createExclusive(abs), (n) => this.#setMetadata(e, abs, n, true));
-      this.#restored(e, 0, 'restored');
+      this.#restored(e, 0, action);
       return;
     }
     // New files are created by their first write (see #write): the path is free now and O_EXCL then
     // makes sure nothing took it meanwhile.
     const bytes = chunks ? chunks.reduce((sum, i) => sum + layout.lengths[i], 0) : node.size;
     const job: FileJob = {
-      // As restic says it: a file that was there and is written (in part or whole) is updated.
-      entry: e, abs, shown: this.#shown(e), fresh: !chunks, single: !chunks && layout.lengths.length === 1, action: chunks || aside ? 'updated' : 'restored',
+      entry: e, abs, shown: this.#shown(e), fresh: !chunks, single: !chunks && layout.lengths.length === 1, action,
       chunks, zeroBlocks, bytes, pending: 0, failed: false, finished: false, aside,
     };
     if (aside) this.#replaced.add(job);

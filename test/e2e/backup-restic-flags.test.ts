@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmod, copyFile, mkdir, readdir, rename, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -258,7 +258,7 @@ test('--stdin-from-command backs up what a command prints; a command that fails 
   }
 });
 
-test('--group-by chooses the parent among snapshots with the same host, paths and/or tags, as restic does', async () => {
+test('--group-by chooses the parent among snapshots of the same host, holding the paths and/or having the tags, as restic does', async () => {
   const { dir, repo } = await newRepo();
   const src = join(dir, 'src');
   await mkdir(join(src, 'sub'), { recursive: true });
@@ -279,9 +279,38 @@ test('--group-by chooses the parent among snapshots with the same host, paths an
   assert.equal(await parentOf('--tag', 'a', src), ids.b);
   assert.equal(await parentOf('--tag', 'b', '--group-by', 'host,paths,tags', src), ids.b);
   assert.equal(await parentOf('--tag', 'c', '--group-by', 'host,paths,tags', src), 'none');
+  // As restic: a parent has all the tags given (and maybe more), so with none given any will do.
+  assert.equal(await parentOf('--group-by', 'host,paths,tags', src), ids.b);
+  assert.equal(await parentOf('--tag', 'a', '--group-by', 'tags', src), ids.a);
   // By host alone, another path's snapshot will do.
   assert.notEqual(await parentOf('--group-by', 'host', join(src, 'sub')), 'none');
   assert.equal(await parentOf(join(src, 'sub')), 'none');
   const bad = await runCoffer(['backup', '--group-by', 'color', src], { repo });
   assert.equal(bad.code, 2, bad.stderr);
+});
+
+test('--stdin-from-command gives the command no standard input, refuses lists of files, and ends a command that ignores SIGTERM and what it started', { timeout: 30_000 }, async () => {
+  const { dir, repo } = await newRepo();
+  // No standard input, as in restic: `cat` reads nothing, whatever comes on coffer's.
+  const r = await runCoffer(['backup', '--stdin-from-command', '--', 'cat'], { repo, input: 'not for the command' });
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^error: nothing to back up: the output of cat was empty\nhint: check the command; no snapshot was saved\n/);
+  for (const list of ['--files-from', '--files-from-verbatim', '--files-from-raw']) {
+    await writeFile(join(dir, 'list'), `${dir}\n`);
+    const refused = await runCoffer(['backup', '--stdin-from-command', list, join(dir, 'list'), '--', 'echo', 'x'], { repo });
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`^error: --stdin-from-command and ${list} cannot be given together`));
+  }
+  const empty = await runCoffer(['backup', '--stdin-from-command', '--', ''], { repo });
+  assert.equal(empty.code, 2, empty.stderr);
+
+  // A shell that ignores SIGTERM, with a child of its own; a marker names both.
+  const marker = `coffer-test-${process.pid}-${Date.now()}`;
+  const child = spawn(process.execPath, [cofferBin, 'backup', '-q', '--stdin-from-command', '--', 'sh', '-c', `trap '' TERM INT; echo started; sleep 60 # ${marker}`], { env: testEnv({ COFFER_REPOSITORY: repo }) });
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  child.kill('SIGINT');
+  assert.equal(await exited, 130);
+  const left = spawnSync('pgrep', ['-f', marker]);
+  assert.equal(left.stdout.toString(), '', 'no process of the command is left');
 });

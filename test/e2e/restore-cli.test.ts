@@ -572,3 +572,31 @@ describe('restore (s3rver)', () => {
     assertSameTree(source, await captureTree(path.join(target, src)), { root: true, timeToleranceNs: restoredTimeToleranceNs });
   });
 });
+
+describe('restore -vv names what it overwrites', () => {
+  it('a file that was there is updated, also one emptied and in a dry run; a new one is restored', async () => {
+    const repo = await makeRepoDir();
+    const src = path.join(await makeTempDir(), 'src');
+    await mkdir(src);
+    await writeFile(path.join(src, 'empty'), '');
+    await writeFile(path.join(src, 'full'), 'data\n');
+    assertOk(await runCoffer(['init'], { repo }));
+    assertOk(await runCoffer(['backup', '-q', src], { repo }));
+    const target = await makeTempDir();
+    assertOk(await runCoffer(['restore', '-q', 'latest', '--target', target], { repo }));
+    await writeFile(path.join(target, src, 'empty'), 'junk that the restore empties\n');
+    await rm(path.join(target, src, 'full'));
+    await writeFile(path.join(target, src, 'full'), 'other\n');
+    const actions = async (...flags: string[]) => {
+      const r = await runCoffer(['restore', '--json', '-vv', ...flags, 'latest', '--target', target], { repo });
+      assertOk(r);
+      const lines = jsonLines(r.stdout) as Array<{ message_type: string; action: string; item: string }>;
+      return Object.fromEntries(lines.filter((l) => l.message_type === 'verbose_status' && l.item.startsWith(`${src}/`)).map((l) => [path.basename(l.item), l.action]));
+    };
+    assert.deepEqual(await actions('--dry-run'), { empty: 'updated', full: 'updated' });
+    assert.deepEqual(await actions(), { empty: 'updated', full: 'updated' });
+    assert.equal(await readFile(path.join(target, src, 'empty'), 'utf8'), '');
+    await rm(path.join(target, src, 'empty'));
+    assert.deepEqual(await actions('--overwrite', 'if-changed'), { empty: 'restored', full: 'unchanged' });
+  });
+});

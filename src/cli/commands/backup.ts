@@ -193,7 +193,11 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .action(async (args: string[], flags: BackupFlags) => {
       ctx.finishDespiteOutputFailure = true;
       if (flags.stdin && flags.stdinFromCommand) throw new UsageError('--stdin and --stdin-from-command cannot be given together', { hint: 'choose one' });
-      if (flags.stdinFromCommand && args.length === 0) throw new UsageError('--stdin-from-command: no command given', { hint: 'give the command and its arguments after --, e.g. -- pg_dump mydb' });
+      if (flags.stdinFromCommand && (args.length === 0 || args[0] === '')) throw new UsageError('--stdin-from-command: no command given', { hint: 'give the command and its arguments after --, e.g. -- pg_dump mydb' });
+      const listFlag = flags.filesFrom ? '--files-from' : flags.filesFromVerbatim ? '--files-from-verbatim' : flags.filesFromRaw ? '--files-from-raw' : undefined;
+      if ((flags.stdin || flags.stdinFromCommand) && listFlag) {
+        throw new UsageError(`${flags.stdin ? '--stdin' : '--stdin-from-command'} and ${listFlag} cannot be given together`, { hint: 'back up the files and the stream in two runs' });
+      }
       const command = flags.stdinFromCommand ? args : undefined;
       if (command) flags.stdin = true;
       const paths = flags.stdin ? [] : sourcePaths(args, flags, (message) => ctx.warning(message));
@@ -224,7 +228,8 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       // Worker threads start while the password's key is derived, which leaves a core idle.
       prestartSealWorkers();
       // A list read from standard input (`--files-from -`) leaves nothing there for a password.
-      const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true || lists.includes('-') });
+      // A list or data on standard input leaves nothing there for a password (a command's output does not come there).
+      const repo = await ctx.openRepository({ stdinBusy: (flags.stdin === true && !command) || lists.includes('-') });
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
         const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
@@ -336,7 +341,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
           const col = (n: number) => String(n).padStart(6);
           ctx.say(`Files:     ${col(s.filesNew)} new, ${col(s.filesChanged)} changed, ${col(s.filesUnmodified)} unmodified`);
           ctx.say(`Dirs:      ${col(s.dirsNew)} new, ${col(s.dirsChanged)} changed, ${col(s.dirsUnmodified)} unmodified`);
-          ctx.say(`${result.snapshotId ? 'Added to the repository' : 'Would add to the repository'}: ${formatBytes(s.dataAdded)} (${formatBytes(s.dataAddedPacked)} stored)`);
+          ctx.say(`${flags.dryRun ? 'Would add to the repository' : 'Added to the repository'}: ${formatBytes(s.dataAdded)} (${formatBytes(s.dataAddedPacked)} stored)`);
           ctx.say('');
           ctx.say(`processed ${s.totalFilesProcessed} files, ${formatBytes(s.totalBytesProcessed)} in ${elapsed(durationMs)}`);
           if (result.snapshotId) ctx.say(`snapshot ${shortId(result.snapshotId)} saved`);
