@@ -139,6 +139,7 @@ export class S3Backend implements Backend {
   readonly bucket: string;
   readonly prefix: string;
   readonly #client: S3Client;
+  readonly #lockClient: S3Client;
   readonly #slots: Semaphore;
   readonly #counts: RequestCounts = newRequestCounts();
   readonly #maxKeys: number | undefined;
@@ -163,37 +164,43 @@ export class S3Backend implements Backend {
     this.#download = limiterFor(options.limits?.downloadBytesPerSecond, options.limits?.signal);
     this.#storageClass = options.storageClass;
     this.#stop = options.limits?.signal;
-    const config: S3ClientConfig = {
-      region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
-      maxAttempts: 1,
-      // Without a logger of its own the SDK prints some warnings itself (one for a failed request with a
-      // streamed body): coffer's core never prints; failures reach the user as this backend's errors.
-      logger: silentLogger,
-      // S3-compatible servers often reject the newer default checksums (CRC32 trailers, checksum headers).
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: {
-        connectionTimeout: options.connectTimeoutMs ?? 5_000,
-        socketTimeout: options.idleTimeoutMs ?? 30_000,
-        // One socket per slot, kept alive between requests. Agents of our own: given only their options, the
-        // SDK makes a fresh agent for each upload it sends with `Expect: 100-continue` (those over 2 MB),
-        // which would lose the TLS settings and open a new connection for every pack.
-        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: this.connections }),
-        httpsAgent: new HttpsAgent({
-          keepAlive: true,
-          maxSockets: this.connections,
-          // As restic takes its --cacert: any certificate in the files is trusted, an intermediate one too.
-          ...(options.tls?.ca ? { ca: [...options.tls.ca], allowPartialTrustChain: true } : {}),
-          ...(options.tls?.insecure ? { rejectUnauthorized: false } : {}),
-        }),
-      },
+    // Lock files go through a client of their own, outside the slots: a refresh must never wait behind
+    // transfers that hold every connection (slow ones, under --limit-upload, for minutes).
+    const makeClient = (sockets: number): S3Client => {
+      const config: S3ClientConfig = {
+        region: options.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1',
+        maxAttempts: 1,
+        // Without a logger of its own the SDK prints some warnings itself (one for a failed request with a
+        // streamed body): coffer's core never prints; failures reach the user as this backend's errors.
+        logger: silentLogger,
+        // S3-compatible servers often reject the newer default checksums (CRC32 trailers, checksum headers).
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        requestHandler: {
+          connectionTimeout: options.connectTimeoutMs ?? 5_000,
+          socketTimeout: options.idleTimeoutMs ?? 30_000,
+          // One socket per slot, kept alive between requests. Agents of our own: given only their options, the
+          // SDK makes a fresh agent for each upload it sends with `Expect: 100-continue` (those over 2 MB),
+          // which would lose the TLS settings and open a new connection for every pack.
+          httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),
+          httpsAgent: new HttpsAgent({
+            keepAlive: true,
+            maxSockets: sockets,
+            // As restic takes its --cacert: any certificate in the files is trusted, an intermediate one too.
+            ...(options.tls?.ca ? { ca: [...options.tls.ca], allowPartialTrustChain: true } : {}),
+            ...(options.tls?.insecure ? { rejectUnauthorized: false } : {}),
+          }),
+        },
+      };
+      if (options.endpoint !== undefined) config.endpoint = options.endpoint;
+      const lookup = options.bucketLookup ?? 'auto';
+      if (lookup === 'path' || (lookup === 'auto' && options.endpoint !== undefined)) config.forcePathStyle = true;
+      const credentials = options.credentials ?? environmentKeys(process.env);
+      if (credentials !== undefined) config.credentials = credentials;
+      return new S3Client(config);
     };
-    if (options.endpoint !== undefined) config.endpoint = options.endpoint;
-    const lookup = options.bucketLookup ?? 'auto';
-    if (lookup === 'path' || (lookup === 'auto' && options.endpoint !== undefined)) config.forcePathStyle = true;
-    const credentials = options.credentials ?? environmentKeys(process.env);
-    if (credentials !== undefined) config.credentials = credentials;
-    this.#client = new S3Client(config);
+    this.#client = makeClient(this.connections);
+    this.#lockClient = makeClient(2);
   }
 
   /**
@@ -239,7 +246,7 @@ export class S3Backend implements Backend {
     const upload = limiterOf(handle, this.#upload);
     try {
       await this.#send('put', (options) =>
-        this.#client.send(
+        this.#clientFor(handle).send(
           new PutObjectCommand({
             Bucket: this.bucket,
             Key: this.#key(handle),
@@ -255,6 +262,7 @@ export class S3Backend implements Backend {
           options,
         ),
         upload && this.#stop,
+        handle,
       );
     } catch (err) {
       throw this.#error(err, what);
@@ -277,7 +285,7 @@ export class S3Backend implements Backend {
     const download = limiterOf(handle, this.#download);
     try {
       bytes = await this.#send('get', async (options) => {
-        const out = await this.#client.send(
+        const out = await this.#clientFor(handle).send(
           new GetObjectCommand({
             Bucket: this.bucket,
             Key: this.#key(handle),
@@ -294,7 +302,7 @@ export class S3Backend implements Backend {
         // Read the body inside the slot: its socket stays busy until then.
         if (out.Body === undefined) return new Uint8Array(0);
         return download ? pacedRead(out.Body as AsyncIterable<Uint8Array>, download) : out.Body.transformToByteArray();
-      }, download && this.#stop);
+      }, download && this.#stop, handle);
     } catch (err) {
       if (range !== undefined && (statusOf(err) === 416 || nameOf(err) === 'InvalidRange')) {
         throw pastEnd(this.location, handle, range, undefined, err);
@@ -311,9 +319,7 @@ export class S3Backend implements Backend {
   async stat(handle: Handle): Promise<FileInfo> {
     checkHandle(this.location, handle);
     try {
-      const out = await this.#send('head', (options) =>
-        this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options),
-      );
+      const out = await this.#send('head', (options) => this.#clientFor(handle).send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options), undefined, handle);
       return { name: handle.name, size: out.ContentLength ?? 0 };
     } catch (err) {
       throw this.#error(err, this.#what(handle));
@@ -381,9 +387,7 @@ export class S3Backend implements Backend {
   async remove(handle: Handle): Promise<void> {
     checkHandle(this.location, handle);
     try {
-      await this.#send('delete', (options) =>
-        this.#client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options),
-      );
+      await this.#send('delete', (options) => this.#clientFor(handle).send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options), undefined, handle);
     } catch (err) {
       // S3 itself answers 204 for a missing key; some compatible servers answer 404.
       if (nameOf(err) === 'NoSuchKey' || (statusOf(err) === 404 && nameOf(err) !== 'NoSuchBucket')) return;
@@ -397,6 +401,7 @@ export class S3Backend implements Backend {
 
   async close(): Promise<void> {
     this.#client.destroy();
+    this.#lockClient.destroy();
   }
 
   #key(handle: Handle): string {
@@ -419,8 +424,8 @@ export class S3Backend implements Backend {
    * at once with CancelledError: a request whose body stops coming would otherwise wait for the socket's
    * idle timeout.
    */
-  #send<T>(kind: RequestKind, request: (options: { abortSignal?: AbortSignal }) => Promise<T>, stop?: AbortSignal): Promise<T> {
-    return this.#slots.run(async () => {
+  #send<T>(kind: RequestKind, request: (options: { abortSignal?: AbortSignal }) => Promise<T>, stop?: AbortSignal, handle?: Handle): Promise<T> {
+    const send = async () => {
       this.#counts[kind]++;
       const firstAnswer = this.#answered ? undefined : AbortSignal.timeout(this.#firstAnswerTimeoutMs);
       const signals = [firstAnswer, stop].filter((x) => x !== undefined);
@@ -436,7 +441,13 @@ export class S3Backend implements Backend {
         }
         throw err;
       }
-    });
+    };
+    return handle?.type === 'lock' ? send() : this.#slots.run(send);
+  }
+
+  /** The client for requests about `handle`: lock files have their own (see the constructor). */
+  #clientFor(handle: Handle): S3Client {
+    return handle.type === 'lock' ? this.#lockClient : this.#client;
   }
 
   #noBucket(err: unknown): RepoNotFoundError {

@@ -1,6 +1,6 @@
 /**
  * restic's extended options, `-o key=value` (repeatable): settings of one kind of storage. An option for
- * another kind than the repository's is ignored, as in restic; an unknown one is a usage error.
+ * another kind than the repository's is ignored, as in restic; an unknown one for its kind is a usage error.
  */
 import type { OpenBackendOptions } from '../backend/index.ts';
 import { UsageError } from '../errors/index.ts';
@@ -24,13 +24,17 @@ type Mutable<T> = { -readonly [K in keyof NonNullable<T>]: NonNullable<T>[K] };
 
 const listHint = `known options: ${Object.keys(options).join(', ')} (the README says what each does)`;
 
-/** The storage settings of `-o key=value…`. */
-export function backendOptions(pairs: readonly string[] | undefined): Settings {
+/**
+ * The storage settings of `-o key=value…` for a repository on `kind` of storage. Options for other kinds
+ * are ignored, as restic ignores them (one list of options serves repositories of every kind).
+ */
+export function backendOptions(pairs: readonly string[] | undefined, kind: 'local' | 's3'): Settings {
   const into: Into = { s3: {}, local: {} };
   for (const pair of pairs ?? []) {
     const at = pair.indexOf('=');
     if (at <= 0) throw new UsageError(`-o: "${pair}" is not key=value`, { hint: `write -o key=value; ${listHint}` });
     const key = pair.slice(0, at).trim().toLowerCase();
+    if (!key.startsWith(`${kind}.`)) continue;
     const apply = options[key];
     if (apply === undefined) throw new UsageError(`-o: unknown option "${pair.slice(0, at)}"`, { hint: listHint });
     apply(pair.slice(at + 1).trim(), key, into);

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { dirname } from 'node:path';
-import { openBackend, type Backend, type RateLimits, type RetryEvent } from '../backend/index.ts';
+import { openBackend, parseLocation, type Backend, type RateLimits, type RetryEvent } from '../backend/index.ts';
 import { FileError, NotInRepositoryError, UsageError, errnoCode, fileErrorText } from '../errors/index.ts';
 import { plainText, shortId, type Id } from '../model/index.ts';
 import type { SnapshotListReporter } from '../progress/index.ts';
@@ -274,7 +274,7 @@ export class CliContext {
     const location = this.repoLocation();
     const onRetry = (event: RetryEvent) => this.#retrying(event, location.trim());
     const tls = tlsOptions(this.options.cacert, this.options.insecureTls, this.flagName('cacert', '--cacert'));
-    const { s3, local } = backendOptions(this.options.option);
+    const { s3, local } = backendOptions(this.options.option, parseLocation(location).kind);
     const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, limits: this.rateLimits(), s3: { ...s3, ...(tls ? { tls } : {}) }, local });
     this.onClose(() => backend.close());
     return backend;

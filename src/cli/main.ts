@@ -9,7 +9,6 @@ import { exitStatusHelp, listingCommands, outputFailure, reportError } from './e
 import { commands } from './commands/index.ts';
 import { checkNoLock, commandName, readsOnly } from './locking.ts';
 import { collect, parseTimeout } from './parse.ts';
-import { backendOptions } from './backend-options.ts';
 import { version } from './version.ts';
 
 /** How `command` is typed: `coffer`, `coffer key list`. */
@@ -134,7 +133,6 @@ export function buildProgram(ctx: CliContext): Command {
     if (ctx.options.retryLock !== undefined) parseTimeout(ctx.options.retryLock, '--retry-lock');
     ctx.writeSettings();
     ctx.rateLimits();
-    backendOptions(ctx.options.option);
     if (ctx.options.quiet && ctx.options.verbose) throw new UsageError('--quiet and --verbose cannot be given together', { hint: 'choose one' });
     checkNoLock(ctx, action);
   });

@@ -57,13 +57,13 @@ describe('-o key=value', () => {
 
   it('local.connections works on a local folder, where S3 options are ignored', async () => {
     const repo = join(dir, 'local');
-    assertOk(await coffer(['-r', repo, '-o', 's3.storage-class=STANDARD_IA', 'init']), 'init');
+    assertOk(await coffer(['-r', repo, '-o', 's3.storage-class=GLACIER', 'init']), 'init');
     assertOk(await coffer(['-r', repo, '-o', 'local.connections=1', 'backup', '-q', src]), 'backup');
     assertOk(await coffer(['-r', repo, '-o', 'local.connections=1', 'check', '--read-data']), 'check');
   });
 
-  it('an unknown, malformed or out-of-range option stops before anything runs (exit 2)', async () => {
-    const repo = join(dir, 'bad');
+  it("an unknown, malformed or out-of-range option for the repository's storage stops before anything runs (exit 2); those of other storage are ignored", async () => {
+    const repo = server.url('opts', 'bad');
     for (const [option, message] of [
       ['s3.nonsense=1', /^error: -o: unknown option "s3\.nonsense"\nhint: known options: s3\.connections, /],
       ['s3.connections', /^error: -o: "s3\.connections" is not key=value\n/],
@@ -75,6 +75,12 @@ describe('-o key=value', () => {
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, message);
     }
-    await assert.rejects(readdir(repo), { code: 'ENOENT' });
+    await assert.rejects(readdir(join(server.directory, 'opts', 'bad')), { code: 'ENOENT' });
+    // As in restic, one list of options serves every kind of storage: the others' are not even read.
+    const local = join(dir, 'mixed');
+    assertOk(await coffer(['-r', local, '-o', 's3.nonsense=1', '-o', 'sftp.connections=3', 'init']), 'init');
+    const bad = await coffer(['-r', local, '-o', 'local.connections=x', 'snapshots']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assertOk(await coffer(['-r', repo, '-o', 'local.connections=x', '-o', 'b2.anything=1', 'init']), 'init on S3');
   });
 });

@@ -388,3 +388,32 @@ describe('s3 backend', () => {
     }
   });
 });
+
+describe('lock files beside slow transfers', () => {
+  it('a lock is written, read and removed while paced uploads hold every connection', async () => {
+    const stop = new AbortController();
+    const backend = s3Backend(undefined, { connections: 1, limits: { uploadBytesPerSecond: 16 * 1024, signal: stop.signal } });
+    try {
+      // About 8 s at 16 KiB/s, on the only connection.
+      const data = new Uint8Array(128 * 1024);
+      const upload = backend.save(handleFor('data', data), data).then(
+        () => 'upload',
+        () => 'upload',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const content = bytesFor('a lock');
+      const lock = handleFor('lock', content);
+      const refresh = (async () => {
+        await backend.save(lock, content);
+        assert.equal((await backend.stat(lock)).size, content.length);
+        assert.deepEqual(Buffer.from(await backend.load(lock)), Buffer.from(content));
+        await backend.remove(lock);
+        return 'lock';
+      })();
+      assert.equal(await Promise.race([upload, refresh]), 'lock');
+    } finally {
+      stop.abort();
+      await backend.close();
+    }
+  });
+});
