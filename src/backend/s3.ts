@@ -480,6 +480,12 @@ export class S3Backend implements Backend {
         cause: err,
       });
     }
+    if (name === 'InvalidStorageClass') {
+      return new BackendError(`${what}: the server does not offer the storage class asked for (${this.#storageClass ?? 'none'})`, {
+        hint: 'choose a class the server offers with -o s3.storage-class=CLASS, or leave the option out',
+        cause: err,
+      });
+    }
     if (status === 408) {
       return new BackendError(`${what}: the server ended the request as taking too long (HTTP 408)`, {
         retryable: true,

@@ -53,6 +53,11 @@ describe('-o key=value', () => {
     assertOk(await coffer(['-r', repo, '-o', 'local.connections=1', '-o', 's3.connections=1', '-o', 's3.region=eu-west-1', '-o', 's3.bucket-lookup=path', 'check', '--read-data']), 'check');
     const target = join(dir, 'restored');
     assertOk(await coffer(['-r', repo, '-o', 's3.connections=2', 'restore', 'latest', '--target', target]), 'restore');
+    // A class this server does not offer (s3rver knows no GLACIER_IR): said as such, with a hint.
+    await writeFile(join(src, 'more.txt'), 'more');
+    const refused = await coffer(['-r', repo, '-o', 's3.storage-class=GLACIER_IR', 'backup', '-q', src]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /: the server does not offer the storage class asked for \(GLACIER_IR\)\nhint: choose a class the server offers with -o s3\.storage-class=CLASS/);
   });
 
   it('local.connections works on a local folder, where S3 options are ignored', async () => {
