@@ -1,8 +1,8 @@
 /**
  * restic's `--limit-upload` and `--limit-download`: bytes to and from the storage at most at a given rate,
  * shared by every request in flight. S3 paces its request and response bodies piece by piece (so the link
- * is never used at full speed, not even for one pack); a local folder paces whole files
- * ({@link PacedBackend}).
+ * is never used at full speed, not even for one pack); a local folder lets each file wait for its share of
+ * time, piece by piece, so that transfers take turns ({@link PacedBackend}). Lock files are not paced.
  */
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -107,8 +107,8 @@ export async function pacedRead(body: AsyncIterable<Uint8Array>, limiter: RateLi
 }
 
 /**
- * A local backend with limits: each file saved or loaded waits for its bytes' share of time first. It
- * names no local paths, so that readers (check's workers) go through it too.
+ * A local backend with limits: each file saved or loaded waits for its bytes' share of time, piece by
+ * piece. It names no local paths, so that readers (check's workers) go through it too.
  */
 export class PacedBackend extends ForwardingBackend {
   readonly #upload: RateLimiter | undefined;
