@@ -44,7 +44,7 @@ export interface OpenBackendOptions {
   retry?: RetryOptions;
   signal?: AbortSignal;
   /** S3 settings that do not belong in a location: credentials (default the SDK's chain), region, timeouts. */
-  s3?: Pick<S3BackendOptions, 'credentials' | 'region' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'tls' | 'storageClass' | 'bucketLookup' | 'connections'>;
+  s3?: Pick<S3BackendOptions, 'credentials' | 'region' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'tls' | 'storageClass' | 'bucketLookup' | 'connections' | 'userAgent'>;
   /** Requests in flight at most on a local folder, over `connections`. */
   local?: { connections?: number };
   /** restic's --limit-upload and --limit-download. */

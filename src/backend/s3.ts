@@ -64,6 +64,8 @@ export interface S3BackendOptions {
   idleTimeoutMs?: number;
   /** Time a request may wait for an answer until the server has answered once (a wrong host or port); default 5 s. */
   firstAnswerTimeoutMs?: number;
+  /** The User-Agent of every request instead of the SDK's (restic's `--http-user-agent`). */
+  userAgent?: string;
   /** The storage class of new packs (restic's `-o s3.storage-class`); other files keep the bucket's default. */
   storageClass?: string;
   /** restic's `-o s3.bucket-lookup`: `path` or `dns` (virtual-hosted) requests; `auto` is path-style with an endpoint, else dns. */
@@ -197,7 +199,20 @@ export class S3Backend implements Backend {
       if (lookup === 'path' || (lookup === 'auto' && options.endpoint !== undefined)) config.forcePathStyle = true;
       const credentials = options.credentials ?? environmentKeys(process.env);
       if (credentials !== undefined) config.credentials = credentials;
-      return new S3Client(config);
+      const client = new S3Client(config);
+      const userAgent = options.userAgent;
+      // Set last, after the SDK's own: User-Agent is never signed, so it may change after signing.
+      if (userAgent !== undefined) {
+        client.middlewareStack.add(
+          (next) => (args) => {
+            const request = args.request as { headers?: Record<string, string> };
+            if (request.headers) request.headers['user-agent'] = userAgent;
+            return next(args);
+          },
+          { step: 'finalizeRequest', priority: 'low', name: 'cofferUserAgent' },
+        );
+      }
+      return client;
     };
     this.#client = makeClient(this.connections);
     this.#lockClient = makeClient(2);

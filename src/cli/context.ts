@@ -39,6 +39,7 @@ export interface GlobalOptions {
   insecureTls?: boolean;
   limitUpload?: string;
   limitDownload?: string;
+  httpUserAgent?: string;
   /** restic's `-o key=value`, each given. */
   option?: string[];
 }
@@ -275,7 +276,8 @@ export class CliContext {
     const onRetry = (event: RetryEvent) => this.#retrying(event, location.trim());
     const tls = tlsOptions(this.options.cacert, this.options.insecureTls, this.flagName('cacert', '--cacert'));
     const { s3, local } = backendOptions(this.options.option, parseLocation(location).kind);
-    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, limits: this.rateLimits(), s3: { ...s3, ...(tls ? { tls } : {}) }, local });
+    const userAgent = this.options.httpUserAgent ? { userAgent: this.options.httpUserAgent } : {};
+    const backend = await openBackend(location, { signal: this.signal, retry: { onRetry }, limits: this.rateLimits(), s3: { ...s3, ...userAgent, ...(tls ? { tls } : {}) }, local });
     this.onClose(() => backend.close());
     return backend;
   }

@@ -107,6 +107,7 @@ export function buildProgram(ctx: CliContext): Command {
         .argParser((value: string, previous?: string[]) => [...(previous ?? []), ...value.split(',').filter(Boolean)]),
     )
     .option('--insecure-tls', "do not check an HTTPS S3 server's certificate (a test server's only)")
+    .option('--http-user-agent <agent>', 'the User-Agent of requests to an S3 server, instead of the AWS SDK\'s')
     .option('-o, --option <key=value>', 'a storage setting, as in restic (repeatable): s3.connections, s3.region, s3.storage-class, s3.bucket-lookup, local.connections', collect)
     .option('--limit-upload <rate>', 'send to the storage at most this fast: KiB/s, as in restic, or a size per second such as 2M (0: no limit)')
     .option('--limit-download <rate>', 'receive from the storage at most this fast: KiB/s, as in restic, or a size per second such as 2M (0: no limit)')

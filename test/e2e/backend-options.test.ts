@@ -4,7 +4,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { assertOk, makeTempDir, removeTempDirs, runCoffer } from '../support/cli.ts';
 import { s3Env, startS3Server, type S3TestServer } from '../support/s3-server.ts';
@@ -45,9 +48,11 @@ describe('-o key=value', () => {
   it('s3.storage-class puts new packs in that class, and only packs; everything still reads', async () => {
     const repo = server.url('opts', 'classes');
     assertOk(await coffer(['-r', repo, 'init']), 'init');
-    assertOk(await coffer(['-r', repo, '-o', 's3.storage-class=standard_ia', 'backup', '-q', src]), 'backup');
+    // With a User-Agent of its own too: requests still go through (uploads over 2 MB included).
+    await writeFile(join(src, 'big.bin'), randomBytes(3 << 20));
+    assertOk(await coffer(['-r', repo, '-o', 's3.storage-class=standard_ia', '--http-user-agent', 'backup-bot/2.1', 'backup', '-q', src]), 'backup');
     const seen = await classes('classes');
-    assert.deepEqual(seen.data, ['STANDARD_IA', 'STANDARD_IA'], JSON.stringify(seen));
+    assert.ok(seen.data.length >= 2 && seen.data.every((c) => c === 'STANDARD_IA'), JSON.stringify(seen));
     for (const folder of ['index', 'snapshots', 'keys']) assert.ok(seen[folder]?.every((c) => c === 'default'), JSON.stringify(seen));
     // Options of other storage are ignored, as in restic; the S3 ones work together.
     assertOk(await coffer(['-r', repo, '-o', 'local.connections=1', '-o', 's3.connections=1', '-o', 's3.region=eu-west-1', '-o', 's3.bucket-lookup=path', 'check', '--read-data']), 'check');
@@ -87,5 +92,32 @@ describe('-o key=value', () => {
     const bad = await coffer(['-r', local, '-o', 'local.connections=x', 'snapshots']);
     assert.equal(bad.code, 2, bad.stderr);
     assertOk(await coffer(['-r', repo, '-o', 'local.connections=x', '-o', 'b2.anything=1', 'init']), 'init on S3');
+  });
+});
+
+describe('--http-user-agent', () => {
+  it('is the User-Agent of every request to the S3 server', async () => {
+    const agents: string[] = [];
+    // A stand-in server that records each request's User-Agent and says the bucket is not there.
+    const fake = createServer((req, res) => {
+      agents.push(req.headers['user-agent'] ?? '');
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(404, { 'content-type': 'application/xml' });
+        res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchBucket</Code><Message>none</Message></Error>`);
+      });
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    try {
+      const repo = `s3:http://127.0.0.1:${(fake.address() as AddressInfo).port}/missing/prefix`;
+      const r = await runCoffer(['-r', repo, '--http-user-agent', 'backup-bot/2.1 (nightly)', 'init'], { env: s3Env });
+      assert.equal(r.code, 10, r.stderr);
+      assert.match(r.stderr, /bucket "missing" does not exist/);
+      assert.ok(agents.length > 0);
+      assert.deepEqual([...new Set(agents)], ['backup-bot/2.1 (nightly)']);
+    } finally {
+      fake.closeAllConnections();
+      await new Promise((resolve) => fake.close(resolve));
+    }
   });
 });
