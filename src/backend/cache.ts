@@ -16,7 +16,8 @@ import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { BackendError, errnoCode, FileError, fileErrorText, PastEndError } from '../errors/index.ts';
 import { makeFolders, processAlive } from '../model/index.ts';
-import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, type RequestCounts, type StrayFile, filePath, isValidName, oversize, typeFolder } from './backend.ts';
+import { type Backend, type ByteRange, type FileInfo, type FileType, type Handle, filePath, isValidName, oversize, typeFolder } from './backend.ts';
+import { ForwardingBackend } from './forwarding.ts';
 import { matchesName } from './verify.ts';
 
 /** A backend that can be told which data packs are worth caching whole (the repository's tree packs). */
@@ -179,10 +180,7 @@ export function cacheTempName(file: string, pid = process.pid): string {
  * growing), and the data/xx folders that become empty. Another process may share the folder: files
  * vanishing meanwhile are not errors.
  */
-export class CachingBackend implements Backend, CacheAware {
-  readonly location: string;
-  readonly connections: number;
-  readonly #inner: Backend;
+export class CachingBackend extends ForwardingBackend implements CacheAware {
   readonly #onError: (error: Error) => void;
   #dir: string | undefined;
   #isCacheable: (packId: string) => boolean = () => false;
@@ -197,9 +195,7 @@ export class CachingBackend implements Backend, CacheAware {
   readonly #unindexedPacks = new Set<string>();
 
   constructor(inner: Backend, dir?: string, options: CachingBackendOptions = {}) {
-    this.#inner = inner;
-    this.location = inner.location;
-    this.connections = inner.connections;
+    super(inner);
     this.#dir = dir;
     this.#onError = options.onError ?? (() => undefined);
   }
@@ -229,38 +225,30 @@ export class CachingBackend implements Backend, CacheAware {
     if (await this.#write(handle, data)) this.#verifiedPacks.add(handle.name);
   }
 
-  create(): Promise<void> {
-    return this.#inner.create();
-  }
-
-  async save(handle: Handle, data: Uint8Array): Promise<void> {
-    await this.#inner.save(handle, data);
+  override async save(handle: Handle, data: Uint8Array): Promise<void> {
+    await this.inner.save(handle, data);
     if (this.#dir !== undefined && metadataTypes.has(handle.type)) await this.#write(handle, data);
   }
 
-  async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
-    if (this.#dir === undefined) return this.#inner.load(handle, range);
+  override async load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
+    if (this.#dir === undefined) return this.inner.load(handle, range);
     if (metadataTypes.has(handle.type) && range === undefined) return this.#loadWhole(handle);
     if (handle.type === 'data' && this.#isCacheable(handle.name)) return this.#loadFromPack(handle, range);
-    return this.#inner.load(handle, range);
+    return this.inner.load(handle, range);
   }
 
   loadStored(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
-    return this.#inner.load(handle, range);
+    return this.inner.load(handle, range);
   }
 
-  stat(handle: Handle): Promise<FileInfo> {
-    return this.#inner.stat(handle);
-  }
-
-  async *list(type: FileType): AsyncIterable<FileInfo> {
+  override async *list(type: FileType): AsyncIterable<FileInfo> {
     const dir = this.#dir;
     if (dir === undefined || !(metadataTypes.has(type) || type === 'data')) {
-      yield* this.#inner.list(type);
+      yield* this.inner.list(type);
       return;
     }
     const names = new Set<string>();
-    for await (const info of this.#inner.list(type)) {
+    for await (const info of this.inner.list(type)) {
       names.add(info.name);
       yield info;
     }
@@ -275,32 +263,12 @@ export class CachingBackend implements Backend, CacheAware {
     await this.#removeStale(dir, 'data', (name) => isIndexed(name) || this.#unindexedPacks.has(name));
   }
 
-  async remove(handle: Handle): Promise<void> {
-    await this.#inner.remove(handle);
+  override async remove(handle: Handle): Promise<void> {
+    await this.inner.remove(handle);
     if (this.#dir === undefined || !(metadataTypes.has(handle.type) || handle.type === 'data')) return;
     this.#verifiedPacks.delete(handle.name);
     this.#unindexedPacks.delete(handle.name);
     await this.#discard(handle);
-  }
-
-  async *strays(): AsyncIterable<StrayFile> {
-    if (this.#inner.strays) yield* this.#inner.strays();
-  }
-
-  localPath(handle: Handle): string | undefined {
-    return this.#inner.localPath?.(handle);
-  }
-
-  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
-    return (await this.#inner.removeStaleTemporaryFiles?.(olderThanMs)) ?? 0;
-  }
-
-  requestCounts(): RequestCounts {
-    return this.#inner.requestCounts();
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
   }
 
   /** The cached copy's path: the stored file's path below the cache folder. */
@@ -311,7 +279,7 @@ export class CachingBackend implements Backend, CacheAware {
   async #loadWhole(handle: Handle): Promise<Uint8Array> {
     const cached = await this.#readChecked(handle);
     if (cached !== undefined) return cached;
-    const data = await this.#inner.load(handle);
+    const data = await this.inner.load(handle);
     await this.#write(handle, data);
     return data;
   }
@@ -341,7 +309,7 @@ export class CachingBackend implements Backend, CacheAware {
   }
 
   async #loadFromPack(handle: Handle, range: ByteRange | undefined): Promise<Uint8Array> {
-    if (!(await this.#ensurePack(handle))) return this.#inner.load(handle, range);
+    if (!(await this.#ensurePack(handle))) return this.inner.load(handle, range);
     const file = this.#path(handle);
     try {
       if (range === undefined) {
@@ -350,7 +318,7 @@ export class CachingBackend implements Backend, CacheAware {
         if (matchesName(handle.name, data)) return data;
         this.#verifiedPacks.delete(handle.name);
         await this.#discard(handle);
-        return this.#inner.load(handle);
+        return this.inner.load(handle);
       }
       return await readRange(file, range, `${this.location}: ${filePath(handle)}`);
     } catch (err) {
@@ -358,7 +326,7 @@ export class CachingBackend implements Backend, CacheAware {
       // Removed meanwhile (another process cleaned the cache) or unreadable: ask the store.
       this.#verifiedPacks.delete(handle.name);
       if (errnoCode(err) !== 'ENOENT') this.#report(err, `cannot read ${file}`);
-      return this.#inner.load(handle, range);
+      return this.inner.load(handle, range);
     }
   }
 
@@ -370,7 +338,7 @@ export class CachingBackend implements Backend, CacheAware {
       pending = (async () => {
         try {
           if ((await this.#readChecked(handle)) === undefined) {
-            const data = await this.#inner.load(handle);
+            const data = await this.inner.load(handle);
             if (!(await this.#write(handle, data))) return false;
           }
           this.#verifiedPacks.add(handle.name);

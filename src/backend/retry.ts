@@ -8,7 +8,8 @@
  */
 import { BackendError, CancelledError, NotFoundError, PastEndError, RepoNotFoundError } from '../errors/index.ts';
 import { sleep } from '../model/index.ts';
-import type { Backend, ByteRange, FileInfo, FileType, Handle, RequestCounts, StrayFile } from './backend.ts';
+import type { Backend, ByteRange, FileInfo, FileType, Handle, StrayFile } from './backend.ts';
+import { ForwardingBackend } from './forwarding.ts';
 
 /** How often and how long to retry: `attempts` tries in all, waits growing from `baseDelayMs` up to `maxDelayMs`. */
 export interface RetryBudget {
@@ -86,10 +87,7 @@ function isAnswer(err: unknown): boolean {
  * A {@link Backend} that retries `inner`'s retryable BackendErrors. `list` is retried only when it fails
  * before yielding its first file: restarting later could yield a name twice, which the contract forbids.
  */
-export class RetryBackend implements Backend {
-  readonly location: string;
-  readonly connections: number;
-  readonly #inner: Backend;
+export class RetryBackend extends ForwardingBackend {
   readonly #budget: RetryBudget;
   readonly #firstContact: RetryBudget;
   readonly #signal: AbortSignal | undefined;
@@ -107,9 +105,7 @@ export class RetryBackend implements Backend {
   #down = false;
 
   constructor(inner: Backend, options: RetryOptions = {}) {
-    this.#inner = inner;
-    this.location = inner.location;
-    this.connections = inner.connections;
+    super(inner);
     this.#budget = { ...answeredBudget, ...options.budget };
     this.#firstContact = { ...firstContactBudget, ...options.firstContact };
     this.#signal = options.signal;
@@ -123,32 +119,32 @@ export class RetryBackend implements Backend {
     return this.#answered;
   }
 
-  create(): Promise<void> {
-    return this.#retry({ operation: 'create' }, () => this.#inner.create());
+  override create(): Promise<void> {
+    return this.#retry({ operation: 'create' }, () => this.inner.create());
   }
 
-  save(handle: Handle, data: Uint8Array): Promise<void> {
-    return this.#retry({ operation: 'save', handle }, () => this.#inner.save(handle, data));
+  override save(handle: Handle, data: Uint8Array): Promise<void> {
+    return this.#retry({ operation: 'save', handle }, () => this.inner.save(handle, data));
   }
 
-  load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
-    return this.#retry({ operation: 'load', handle }, () => this.#inner.load(handle, range));
+  override load(handle: Handle, range?: ByteRange): Promise<Uint8Array> {
+    return this.#retry({ operation: 'load', handle }, () => this.inner.load(handle, range));
   }
 
-  stat(handle: Handle): Promise<FileInfo> {
-    return this.#retry({ operation: 'stat', handle }, () => this.#inner.stat(handle));
+  override stat(handle: Handle): Promise<FileInfo> {
+    return this.#retry({ operation: 'stat', handle }, () => this.inner.stat(handle));
   }
 
-  list(type: FileType): AsyncIterable<FileInfo> {
-    return this.#retryListing({ operation: 'list', type }, () => this.#inner.list(type));
+  override list(type: FileType): AsyncIterable<FileInfo> {
+    return this.#retryListing({ operation: 'list', type }, () => this.inner.list(type));
   }
 
-  remove(handle: Handle): Promise<void> {
-    return this.#retry({ operation: 'remove', handle }, () => this.#inner.remove(handle));
+  override remove(handle: Handle): Promise<void> {
+    return this.#retry({ operation: 'remove', handle }, () => this.inner.remove(handle));
   }
 
-  strays(): AsyncIterable<StrayFile> {
-    const inner = this.#inner;
+  override strays(): AsyncIterable<StrayFile> {
+    const inner = this.inner;
     return this.#retryListing({ operation: 'list' }, async function* () {
       if (inner.strays) yield* inner.strays();
     });
@@ -173,22 +169,6 @@ export class RetryBackend implements Backend {
         await this.#afterFailure(call, attempt, err);
       }
     }
-  }
-
-  localPath(handle: Handle): string | undefined {
-    return this.#inner.localPath?.(handle);
-  }
-
-  async removeStaleTemporaryFiles(olderThanMs: number): Promise<number> {
-    return (await this.#inner.removeStaleTemporaryFiles?.(olderThanMs)) ?? 0;
-  }
-
-  requestCounts(): RequestCounts {
-    return this.#inner.requestCounts();
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close();
   }
 
   async #retry<T>(call: Call, fn: () => Promise<T>): Promise<T> {

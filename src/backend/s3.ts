@@ -224,7 +224,7 @@ export class S3Backend implements Backend {
    */
   async create(): Promise<void> {
     try {
-      await this.#send('head', (options) => this.#client.send(new HeadBucketCommand({ Bucket: this.bucket }), options));
+      await this.#send('head', (client, options) => client.send(new HeadBucketCommand({ Bucket: this.bucket }), options));
     } catch (err) {
       // HeadBucket has no body, so a missing bucket is a bare 404.
       if (statusOf(err) === 404 || nameOf(err) === 'NoSuchBucket') throw this.#noBucket(err);
@@ -245,8 +245,8 @@ export class S3Backend implements Backend {
       const above = parts.slice(0, depth).join('/');
       const at = (name: string) => (above === '' ? name : `${above}/${name}`);
       try {
-        await this.#send('head', (options) => this.#client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: at('config') }), options));
-        const keys = await this.#send('list', (options) => this.#client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: at('keys/'), MaxKeys: 1 }), options));
+        await this.#send('head', (client, options) => client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: at('config') }), options));
+        const keys = await this.#send('list', (client, options) => client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: at('keys/'), MaxKeys: 1 }), options));
         if ((keys.KeyCount ?? keys.Contents?.length ?? 0) > 0) return above;
       } catch (err) {
         if (statusOf(err) !== 404 && nameOf(err) !== 'NotFound') throw this.#error(err, this.location);
@@ -260,24 +260,25 @@ export class S3Backend implements Backend {
     const what = this.#what(handle);
     const upload = limiterOf(handle, this.#upload);
     try {
-      await this.#send('put', (options) =>
-        this.#clientFor(handle).send(
-          new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: this.#key(handle),
-            // A stream is sent unsigned (UNSIGNED-PAYLOAD): Content-MD5 still guards the bytes.
-            Body: upload ? pacedStream(data, upload) : data,
-            ContentLength: data.length,
-            // Lets the server reject bytes damaged on the way; cheap next to the upload itself.
-            ContentMD5: createHash('md5').update(data).digest('base64'),
-            ContentType: 'application/octet-stream',
-            // Packs only: locks, indexes and snapshots are small, and locks are rewritten every few minutes.
-            ...(this.#storageClass !== undefined && handle.type === 'data' ? { StorageClass: this.#storageClass as StorageClass } : {}),
-          }),
-          options,
-        ),
-        upload && this.#stop,
-        handle,
+      await this.#send(
+        'put',
+        (client, options) =>
+          client.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key: this.#key(handle),
+              // A stream is sent unsigned (UNSIGNED-PAYLOAD): Content-MD5 still guards the bytes.
+              Body: upload ? pacedStream(data, upload) : data,
+              ContentLength: data.length,
+              // Lets the server reject bytes damaged on the way; cheap next to the upload itself.
+              ContentMD5: createHash('md5').update(data).digest('base64'),
+              ContentType: 'application/octet-stream',
+              // Packs only: locks, indexes and snapshots are small, and locks are rewritten every few minutes.
+              ...(this.#storageClass !== undefined && handle.type === 'data' ? { StorageClass: this.#storageClass as StorageClass } : {}),
+            }),
+            options,
+          ),
+        { handle, stop: upload && this.#stop },
       );
     } catch (err) {
       throw this.#error(err, what);
@@ -299,8 +300,8 @@ export class S3Backend implements Backend {
     let bytes: Uint8Array;
     const download = limiterOf(handle, this.#download);
     try {
-      bytes = await this.#send('get', async (options) => {
-        const out = await this.#clientFor(handle).send(
+      bytes = await this.#send('get', async (client, options) => {
+        const out = await client.send(
           new GetObjectCommand({
             Bucket: this.bucket,
             Key: this.#key(handle),
@@ -317,7 +318,7 @@ export class S3Backend implements Backend {
         // Read the body inside the slot: its socket stays busy until then.
         if (out.Body === undefined) return new Uint8Array(0);
         return download ? pacedRead(out.Body as AsyncIterable<Uint8Array>, download) : out.Body.transformToByteArray();
-      }, download && this.#stop, handle);
+      }, { handle, stop: download && this.#stop });
     } catch (err) {
       if (range !== undefined && (statusOf(err) === 416 || nameOf(err) === 'InvalidRange')) {
         throw pastEnd(this.location, handle, range, undefined, err);
@@ -334,7 +335,7 @@ export class S3Backend implements Backend {
   async stat(handle: Handle): Promise<FileInfo> {
     checkHandle(this.location, handle);
     try {
-      const out = await this.#send('head', (options) => this.#clientFor(handle).send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options), undefined, handle);
+      const out = await this.#send('head', (client, options) => client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options), { handle });
       return { name: handle.name, size: out.ContentLength ?? 0 };
     } catch (err) {
       throw this.#error(err, this.#what(handle));
@@ -364,8 +365,8 @@ export class S3Backend implements Backend {
     do {
       let page;
       try {
-        page = await this.#send('list', (options) =>
-          this.#client.send(
+        page = await this.#send('list', (client, options) =>
+          client.send(
             new ListObjectsV2Command({
               Bucket: this.bucket,
               Prefix: listPrefix,
@@ -402,7 +403,7 @@ export class S3Backend implements Backend {
   async remove(handle: Handle): Promise<void> {
     checkHandle(this.location, handle);
     try {
-      await this.#send('delete', (options) => this.#clientFor(handle).send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options), undefined, handle);
+      await this.#send('delete', (client, options) => client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.#key(handle) }), options), { handle });
     } catch (err) {
       // S3 itself answers 204 for a missing key; some compatible servers answer 404.
       if (nameOf(err) === 'NoSuchKey' || (statusOf(err) === 404 && nameOf(err) !== 'NoSuchBucket')) return;
@@ -429,23 +430,28 @@ export class S3Backend implements Backend {
   }
 
   /**
-   * Runs one request in a connection slot, counted by kind (counted even when it fails: S3 bills it).
+   * Runs one request in a connection slot, counted by kind (counted even when it fails: S3 bills it), with
+   * the client for the file it is `about` (lock files have their own, outside the slots: see the constructor).
    * Until the server has answered once, a request that gets no answer within the first-answer timeout
    * fails (as a TimeoutError, which is retried), instead of after the idle timeout: a silent server then
-   * is more likely a wrong host or port than a slow one.
+   * is more likely a wrong host or port than a slow one. `stop` (a stopped command, given for paced
+   * transfers, which take long) ends it at once with CancelledError: a request whose body stops coming
+   * would otherwise wait for the socket's idle timeout.
    */
-  /**
-   * Sends a request in a free slot. `stop` (a stopped command, for paced transfers, which take long) ends it
-   * at once with CancelledError: a request whose body stops coming would otherwise wait for the socket's
-   * idle timeout.
-   */
-  #send<T>(kind: RequestKind, request: (options: { abortSignal?: AbortSignal }) => Promise<T>, stop?: AbortSignal, handle?: Handle): Promise<T> {
+  #send<T>(
+    kind: RequestKind,
+    request: (client: S3Client, options: { abortSignal?: AbortSignal }) => Promise<T>,
+    about: { readonly handle?: Handle; readonly stop?: AbortSignal } = {},
+  ): Promise<T> {
+    const { handle, stop } = about;
+    const lock = handle?.type === 'lock';
+    const client = lock ? this.#lockClient : this.#client;
     const send = async () => {
       this.#counts[kind]++;
       const firstAnswer = this.#answered ? undefined : AbortSignal.timeout(this.#firstAnswerTimeoutMs);
       const signals = [firstAnswer, stop].filter((x) => x !== undefined);
       try {
-        const result = await request(signals.length === 0 ? {} : { abortSignal: AbortSignal.any(signals) });
+        const result = await request(client, signals.length === 0 ? {} : { abortSignal: AbortSignal.any(signals) });
         this.#answered = true;
         return result;
       } catch (err) {
@@ -457,12 +463,7 @@ export class S3Backend implements Backend {
         throw err;
       }
     };
-    return handle?.type === 'lock' ? send() : this.#slots.run(send);
-  }
-
-  /** The client for requests about `handle`: lock files have their own (see the constructor). */
-  #clientFor(handle: Handle): S3Client {
-    return handle.type === 'lock' ? this.#lockClient : this.#client;
+    return lock ? send() : this.#slots.run(send);
   }
 
   #noBucket(err: unknown): RepoNotFoundError {
