@@ -5,11 +5,11 @@
  */
 import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { fileErrorText } from '../errors/index.ts';
 import * as path from 'node:path';
 import { CachingBackend, listCacheFolders, prepareCacheRoot, type Backend, type CacheFolder } from '../backend/index.ts';
+import { fileErrorText } from '../errors/index.ts';
 
-const dayMs = 24 * 60 * 60 * 1000;
+export const dayMs = 24 * 60 * 60 * 1000;
 
 /** A cache not used for this many days is old (restic's default for `cache --cleanup`). */
 export const defaultMaxCacheAgeDays = 30;

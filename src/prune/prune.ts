@@ -22,7 +22,7 @@ import {
   type PackRecord,
   type Repository,
   type UnreadableSnapshot,
-  sealOverhead,
+  rawSealedLength,
   minCompressible,
 } from '../repo/index.ts';
 
@@ -377,8 +377,7 @@ export async function planPrune(repo: Repository, options: PruneOptions = {}): P
   const small: PackPlan[] = [];
   // Packs below this size are "small": repacked when partly used, merged when there are 10 or more (restic's rule).
   const smallLimit = options.repackSmall ? 0.8 * repo.packSize : repo.packSize / 25;
-  // Only when compressing is on: blobs stored raw then get another try.
-  const recompress = options.repackUncompressed === true && repo.compression !== 'off';
+  const recompress = recompressing(repo, options);
   const uncompressed = (p: PackPlan) => recompress && p.used.some(storedRaw);
   for (const p of plans) {
     if (p.used.length === 0) {
@@ -497,9 +496,14 @@ async function checkpoint(options: RewriteOptions): Promise<void> {
   await options.beforeChange?.();
 }
 
+/** True when `--repack-uncompressed` applies: only when compressing is on do blobs stored raw get another try. */
+function recompressing(repo: Repository, options: Pick<PruneOptions, 'repackUncompressed'>): boolean {
+  return options.repackUncompressed === true && repo.compression !== 'off';
+}
+
 /** True when a blob is stored without compression (its sealed body is its plaintext and the encoding byte). */
 function storedRaw(e: PackEntry): boolean {
-  return e.length === e.rawLength + sealOverhead && e.rawLength >= minCompressible;
+  return e.length === rawSealedLength(e.rawLength) && e.rawLength >= minCompressible;
 }
 
 /**
@@ -508,7 +512,7 @@ function storedRaw(e: PackEntry): boolean {
  * packs, which nothing references until an index lists them.
  */
 export async function repackBlobs(repo: Repository, sources: readonly RepackSource[], options: RewriteOptions = {}): Promise<PackRecord[]> {
-  const recompress = options.repackUncompressed === true && repo.compression !== 'off';
+  const recompress = recompressing(repo, options);
   const newPacks: PackRecord[] = [];
   const packers = new Map<BlobType, ReturnType<Repository['newPacker']>>();
   const packerFor = (type: BlobType) => {

@@ -29,6 +29,14 @@ export function sealBlobBody(key: AeadKey, plain: Uint8Array, context: Uint8Arra
 /** Room a sealed body may need beyond its plaintext: the encoding byte and the envelope (its payload is never larger than the plaintext). */
 export const sealOverhead = 1 + envelopeOverhead;
 
+/**
+ * The sealed length of a blob of `rawLength` bytes stored raw (uncompressed): a blob is raw exactly when
+ * its sealed length is this, any other length being a zstd frame.
+ */
+export function rawSealedLength(rawLength: number): number {
+  return rawLength + sealOverhead;
+}
+
 /** Below this, a zstd frame's overhead outweighs any saving. */
 export const minCompressible = 64;
 

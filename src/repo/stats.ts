@@ -10,7 +10,7 @@
  * Trees are visited once each: a subtree shared by many snapshots costs one load.
  */
 import { createHash } from 'node:crypto';
-import { envelopeOverhead } from '../crypto/index.ts';
+import { rawSealedLength } from './blob.ts';
 import { IntegrityError, UsageError } from '../errors/index.ts';
 import { shortId, toHex, type Id, type StoredSnapshot, type TreeNode } from '../model/index.ts';
 import type { BlobType } from './pack.ts';
@@ -198,7 +198,7 @@ export async function computeStats(repo: Repository, snapshots: readonly StoredS
       const where = index.lookup(id, type);
       if (!where) throw missing(type, key.slice(1));
       // As stored without compression: the raw bytes, the encoding byte and the envelope.
-      const plainStored = where.rawLength + 1 + envelopeOverhead;
+      const plainStored = rawSealedLength(where.rawLength);
       totalSize += where.length;
       uncompressed += plainStored;
       // Any other length is a zstd frame: a blob compressed (also one that came out a few bytes larger,

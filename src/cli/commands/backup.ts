@@ -168,7 +168,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
     .option('--host <name>', "hostname recorded in the snapshot (default, and for '': this machine's)")
     .option('--time <time>', 'snapshot time instead of now: "2026-01-02 15:04:05" (local time) or RFC 3339 with a zone')
     .option('--parent <snapshot>', 'compare against this snapshot instead of the latest one of this host and paths')
-    .option('-g, --group-by <group>', 'the parent is the latest snapshot with the same host, paths and/or tags (default host,paths)')
+    .option('-g, --group-by <group>', 'the parent is the latest snapshot of the same host, holding these paths and/or having these tags (default host,paths)')
     .option('-f, --force', 'read every file, ignoring the parent snapshot')
     .option('-e, --exclude <pattern>', 'exclude a pattern (repeatable); !PATTERN keeps what an earlier one excluded', collect)
     .option('--iexclude <pattern>', 'like --exclude, ignoring case', collect)

@@ -1,12 +1,10 @@
 import type { Command } from 'commander';
 import { FileError, UsageError } from '../../errors/index.ts';
 import { shortId } from '../../model/index.ts';
-import { cacheFolders, cacheRoot, defaultMaxCacheAgeDays, removeCaches } from '../cache.ts';
+import { cacheFolders, cacheRoot, dayMs, defaultMaxCacheAgeDays, removeCaches } from '../cache.ts';
 import type { CliContext } from '../context.ts';
 import { parseCount } from '../parse.ts';
 import { formatBytes, table } from '../table.ts';
-
-const dayMs = 24 * 60 * 60 * 1000;
 
 interface CacheFlags {
   cleanup?: boolean;

@@ -3,7 +3,7 @@ import { defaultChunkerParams, chunkerAlgorithm, validateChunkerParams } from '.
 import { Repository } from '../../repo/index.ts';
 import { shortId } from '../../model/index.ts';
 import type { CliContext } from '../context.ts';
-import { flagCheck, parsePackSize, parseSize } from '../parse.ts';
+import { flagCheck, parseSize } from '../parse.ts';
 
 export function registerInit(program: Command, ctx: CliContext): void {
   program
@@ -20,8 +20,8 @@ export function registerInit(program: Command, ctx: CliContext): void {
           maxSize: opts.chunkMax ? parseSize(opts.chunkMax, '--chunk-max') : defaultChunkerParams.maxSize,
         }),
       );
-      // The global --pack-size (or COFFER_PACK_SIZE) too: a setting for this repository's packs.
-      const packSize = ctx.options.packSize ? parsePackSize(ctx.options.packSize, '--pack-size') : undefined;
+      // The global --pack-size (or COFFER_PACK_SIZE): a setting for this repository's packs.
+      const { packSize } = ctx.writeSettings();
       const backend = await ctx.backend();
       const repo = await Repository.init(backend, () => ctx.password('new'), {
         chunker: { algorithm: chunkerAlgorithm, ...chunker },
