@@ -199,15 +199,16 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         throw new UsageError(`${flags.stdin ? '--stdin' : '--stdin-from-command'} and ${listFlag} cannot be given together`, { hint: 'back up the files and the stream in two runs' });
       }
       const command = flags.stdinFromCommand ? args : undefined;
-      if (command) flags.stdin = true;
-      const paths = flags.stdin ? [] : sourcePaths(args, flags, (message) => ctx.warning(message));
-      if (flags.stdin && !command && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
+      // One file from a stream: standard input, or the command's output.
+      const streamed = flags.stdin === true || command !== undefined;
+      const paths = streamed ? [] : sourcePaths(args, flags, (message) => ctx.warning(message));
+      if (flags.stdin && args.length > 0) throw new UsageError('--stdin takes no paths', { hint: 'name the file with --stdin-filename' });
       const name = flags.stdinFilename ?? '';
-      if (flags.stdin && (name === '' || name === '.' || name === '..' || /[/\0]/.test(name))) {
+      if (streamed && (name === '' || name === '.' || name === '..' || /[/\0]/.test(name))) {
         throw new UsageError(`--stdin-filename: "${name}" is not a plain file name`, { hint: 'give a name without slashes, e.g. --stdin-filename db.sql' });
       }
       const lists = [...(flags.filesFrom ?? []), ...(flags.filesFromVerbatim ?? []), ...(flags.filesFromRaw ?? [])];
-      if (!flags.stdin && paths.length === 0) {
+      if (!streamed && paths.length === 0) {
         // A list that names nothing (a generated one, today empty) is no misuse: exit 1, as restic does.
         if (lists.length > 0) {
           const named = lists.map((f) => (f === '-' ? 'standard input' : f));
@@ -229,7 +230,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
       prestartSealWorkers();
       // A list read from standard input (`--files-from -`) leaves nothing there for a password.
       // A list or data on standard input leaves nothing there for a password (a command's output does not come there).
-      const repo = await ctx.openRepository({ stdinBusy: (flags.stdin === true && !command) || lists.includes('-') });
+      const repo = await ctx.openRepository({ stdinBusy: flags.stdin === true || lists.includes('-') });
       await withLock(ctx, repo, 'shared', async (lock) => {
         // Snapshots are listed before the index is loaded, so a concurrent prune cannot slip between.
         const snapshots = await repo.listSnapshots(ctx.snapshotWarnings);
@@ -237,7 +238,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         const parent = flags.parent && !flags.force ? selectSnapshot(snapshots, flags.parent) : undefined;
         await repo.loadIndex();
         if (parent) ctx.info(`using parent snapshot ${shortId(parent.id)}`);
-        const findParent = flags.parent || flags.force || flags.stdin ? undefined : (existing: readonly string[]) => {
+        const findParent = flags.parent || flags.force || streamed ? undefined : (existing: readonly string[]) => {
           const criteria = { hostname: groupBy.host ? host : undefined, paths: groupBy.paths ? existing : undefined, tags: groupBy.tags ? tags : undefined };
           const found = chooseParent(snapshots, criteria, time ?? new Date());
           ctx.info(found ? `using parent snapshot ${shortId(found.id)}` : 'no parent snapshot found, will read all files');
@@ -245,7 +246,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
         };
 
         const started = Date.now();
-        ctx.verbose(`start backup on [${flags.stdin ? (flags.stdinFilename ?? 'stdin') : paths.map(displayName).join(' ')}]`);
+        ctx.verbose(`start backup on [${streamed ? (flags.stdinFilename ?? 'stdin') : paths.map(displayName).join(' ')}]`);
         const sink = await progressSink(ctx, flags.dryRun ? 'backup (dry run)' : 'backup');
         let scanReported = false;
         const scan = !ctx.quiet && flags.scan !== false;
@@ -269,7 +270,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             dryRun: flags.dryRun,
             skipIfUnchanged: flags.skipIfUnchanged,
             scan,
-            stdin: flags.stdin ? { filename: flags.stdinFilename ?? 'stdin', ...(command ? commandOutput(command, ctx.signal) : { stream: process.stdin }) } : undefined,
+            stdin: streamed ? { filename: flags.stdinFilename ?? 'stdin', ...(command ? commandOutput(command, ctx.signal) : { stream: process.stdin }) } : undefined,
             programVersion: `coffer ${version}`,
             // Stops as soon as the lock gives way to one taken at the same moment, storing nothing more.
             signal: AbortSignal.any([ctx.signal, lock.lost]),
@@ -277,7 +278,7 @@ export function registerBackup(program: Command, ctx: CliContext): void {
             reporter: {
               progress: (stats) => {
                 const ms = Date.now() - started;
-                if (scan && stats.scanDone && !scanReported && !flags.stdin) {
+                if (scan && stats.scanDone && !scanReported && !streamed) {
                   scanReported = true;
                   ctx.verbose(`scan finished in ${elapsed(ms)}: ${stats.filesTotal} files, ${formatBytes(stats.bytesTotal)}`);
                 }
